@@ -1,0 +1,25 @@
+import { errorMessage, InputError, UserError } from './errors.js';
+import { coreIO, type ActionIO } from './io.js';
+import { InvalidReferenceError } from './oci/reference.js';
+import { RetryExhaustedError } from './retry.js';
+
+/** Errors whose message is the whole story (no stack trace in the log). */
+export function isUserFacing(err: unknown): boolean {
+  return (
+    err instanceof InputError ||
+    err instanceof UserError ||
+    err instanceof InvalidReferenceError ||
+    err instanceof RetryExhaustedError
+  );
+}
+
+/**
+ * The entry every `index.ts` calls: runs the hop's `main` against the real runner IO and turns
+ * any failure into `setFailed` with a one-line message (stack in debug for unexpected errors).
+ */
+export function runAction(main: (io: ActionIO) => Promise<void>, io: ActionIO = coreIO()): void {
+  main(io).catch((err: unknown) => {
+    if (!isUserFacing(err) && err instanceof Error && err.stack) io.debug(err.stack);
+    io.setFailed(errorMessage(err));
+  });
+}

@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import os from 'node:os';
+
+/** What a hop needs to know about the run it is part of, read once from the runner's environment. */
+export interface RunContext {
+  eventName: string;
+  /** The parsed event payload (`GITHUB_EVENT_PATH`), `{}` when absent. */
+  event: Record<string, unknown>;
+  runnerTemp: string;
+  workspace: string;
+  repository: string;
+  sha: string;
+  runId: string;
+  serverUrl: string;
+  /** Wall clock, injectable so the release date is testable. */
+  now(): Date;
+}
+
+export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext {
+  let event: Record<string, unknown> = {};
+  const p = env.GITHUB_EVENT_PATH;
+  if (p && fs.existsSync(p)) {
+    try {
+      event = JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, unknown>;
+    } catch {
+      event = {};
+    }
+  }
+  return {
+    eventName: env.GITHUB_EVENT_NAME ?? 'workflow_dispatch',
+    event,
+    runnerTemp: env.RUNNER_TEMP || os.tmpdir(),
+    workspace: env.GITHUB_WORKSPACE || process.cwd(),
+    repository: env.GITHUB_REPOSITORY ?? '',
+    sha: env.GITHUB_SHA ?? '',
+    runId: env.GITHUB_RUN_ID ?? '',
+    serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+    now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+  };
+}

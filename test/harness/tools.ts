@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { processRunner } from '../../actions/lib/exec.js';
+import { OciLayout } from '../../actions/lib/oci/layout.js';
+import { MT } from '../../actions/lib/oci/media.js';
+
+export const runner = processRunner();
+
+/** Runs a command synchronously (argv, no shell) and returns stdout; throws with stderr on failure. */
+export function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    input: opts.input,
+    env: { ...process.env, ...(opts.env ?? {}) },
+    cwd: opts.cwd,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+export function tmpdir(prefix = 'keel-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** `skopeo inspect` digest of a registry image (the independent reference). */
+export function skopeoDigest(ref: string): string {
+  return sh('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]).trim();
+}
+
+/** A deterministic tar with the given files (GNU tar, fixed mtime/owner, sorted). */
+export function makeTar(files: Record<string, string | Buffer>): Buffer {
+  const dir = tmpdir('keel-tar-');
+  for (const [name, content] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+  }
+  const out = spawnSync(
+    'tar',
+    ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', dir, '-cf', '-', '.'],
+    { maxBuffer: 1024 * 1024 * 1024 },
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (out.status !== 0) throw new Error(`tar failed: ${out.stderr}`);
+  return out.stdout;
+}
+
+/**
+ * Writes a small single-image OCI layout: `layers` become gzip layers, plus a config with the
+ * given labels. Returns the layout dir and the manifest digest.
+ */
+export function makeOciImage(
+  dir: string,
+  opts: { tag?: string; layers?: Record<string, string | Buffer>[]; labels?: Record<string, string>; randomBytes?: number } = {},
+): { dir: string; digest: string; manifest: Buffer } {
+  const layout = OciLayout.create(dir);
+  const layers = opts.layers ?? [{ 'hello.txt': `hello ${crypto.randomUUID()}` }];
+  if (opts.randomBytes) layers.push({ 'random.bin': crypto.randomBytes(opts.randomBytes) });
+  const descs = [];
+  const diffIds = [];
+  for (const files of layers) {
+    const tar = makeTar(files);
+    diffIds.push(`sha256:${crypto.createHash('sha256').update(tar).digest('hex')}`);
+    const gz = zlib.gzipSync(tar, { level: 1 });
+    const d = layout.writeBlob(gz);
+    descs.push({ mediaType: MT.ociLayerGzip, digest: d.digest, size: d.size });
+  }
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Labels: opts.labels ?? {} },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+    }),
+  );
+  const c = layout.writeBlob(config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      config: { mediaType: MT.ociConfig, digest: c.digest, size: c.size },
+      layers: descs,
+    }),
+  );
+  const m = layout.writeBlob(manifest);
+  layout.setRef(opts.tag ?? 'latest', { mediaType: MT.ociManifest, digest: m.digest, size: m.size });
+  return { dir, digest: m.digest, manifest };
+}
+
+/** Pushes an OCI layout image to a registry with skopeo (the independent writer). */
+export function skopeoPush(ociRef: string, dest: string): string {
+  const dir = tmpdir('keel-digest-');
+  const df = path.join(dir, 'digest');
+  sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', '--digestfile', df, ociRef, `docker://${dest}`]);
+  const d = fs.readFileSync(df, 'utf8').trim();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return d;
+}

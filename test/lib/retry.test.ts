@@ -1,0 +1,93 @@
+import { describe, expect, it } from '@jest/globals';
+import { HttpError, InputError } from '../../actions/lib/errors.js';
+import { backoffDelay, parseRetryAfter, withRetry, RetryExhaustedError, DEFAULT_RETRY } from '../../actions/lib/retry.js';
+
+describe('retry policy', () => {
+  const policy = { ...DEFAULT_RETRY, attempts: 4, baseMs: 100, maxMs: 1000, jitter: 0 };
+
+  it('backs off exponentially, capped', () => {
+    expect([1, 2, 3, 4, 5].map((a) => backoffDelay(policy, a))).toEqual([100, 200, 400, 800, 1000]);
+  });
+
+  it('full jitter stays within [delay/2, delay]', () => {
+    const p = { ...policy, jitter: 1 };
+    for (let i = 0; i < 50; i++) {
+      const d = backoffDelay(p, 3);
+      expect(d).toBeGreaterThanOrEqual(200);
+      expect(d).toBeLessThanOrEqual(400);
+    }
+  });
+
+  it('retries 5xx and resets, then succeeds', async () => {
+    const waits: number[] = [];
+    let n = 0;
+    const r = await withRetry(
+      async () => {
+        n++;
+        if (n === 1) throw new HttpError(503, 'busy');
+        if (n === 2) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        return 'ok';
+      },
+      policy,
+      { sleep: async (ms) => void waits.push(ms) },
+    );
+    expect(r).toBe('ok');
+    expect(waits).toEqual([100, 200]);
+  });
+
+  it('honours Retry-After over the computed backoff (capped)', async () => {
+    const waits: number[] = [];
+    let n = 0;
+    await withRetry(
+      async () => {
+        if (n++ < 2) throw new HttpError(429, 'slow down', n === 1 ? 7000 : 10 * 60 * 1000);
+        return 1;
+      },
+      { ...policy, maxRetryAfterMs: 60_000 },
+      { sleep: async (ms) => void waits.push(ms) },
+    );
+    expect(waits).toEqual([7000, 60_000]);
+  });
+
+  it('fails at once on 4xx and input errors', async () => {
+    for (const err of [new HttpError(400, 'bad'), new HttpError(401, 'no'), new HttpError(403, 'no'), new InputError('x', 'y', 'z')]) {
+      let calls = 0;
+      await expect(
+        withRetry(async () => {
+          calls++;
+          throw err;
+        }, policy, { sleep: async () => {} }),
+      ).rejects.toBe(err);
+      expect(calls).toBe(1);
+    }
+  });
+
+  it('is bounded', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new HttpError(502, 'bad gateway');
+      }, policy, { sleep: async () => {} }),
+    ).rejects.toBeInstanceOf(RetryExhaustedError);
+    expect(calls).toBe(4);
+  });
+
+  it('stops starting attempts after the deadline', async () => {
+    let now = 0;
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new HttpError(503, 'x');
+      }, { ...policy, attempts: 100, deadline: 1000 }, { sleep: async (ms) => void (now += ms), now: () => now }),
+    ).rejects.toThrow(/wall-clock budget/);
+    expect(calls).toBeLessThan(6);
+  });
+
+  it('parses Retry-After seconds and dates', () => {
+    expect(parseRetryAfter('12')).toBe(12000);
+    expect(parseRetryAfter(new Date(Date.UTC(2030, 0, 1, 0, 0, 30)).toUTCString(), Date.UTC(2030, 0, 1))).toBe(30000);
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+  });
+});
