@@ -29,6 +29,8 @@ export interface FaultRule {
 }
 
 export interface ProxyLogEntry {
+  /** Arrival time (ms since epoch). */
+  at: number;
   method: string;
   path: string;
   status?: number;
@@ -125,7 +127,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number; r
   };
 
   const server = http.createServer((req, res) => {
-    const entry: ProxyLogEntry = { method: req.method ?? '', path: req.url ?? '', bytesUp: 0 };
+    const entry: ProxyLogEntry = { at: Date.now(), method: req.method ?? '', path: req.url ?? '', bytesUp: 0 };
     log.push(entry);
     const rule = pick(req);
     const a = rule?.action;
