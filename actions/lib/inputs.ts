@@ -100,6 +100,19 @@ export function int(opts: { default?: number; min?: number; max?: number; requir
   );
 }
 
+/** A positive decimal number (e.g. megabytes). */
+export function positiveNumber(opts: { default?: number; expected?: string } = {}) {
+  const expected = opts.expected ?? 'a positive number';
+  return def<number>(
+    z
+      .string()
+      .refine((v) => /^\d+(\.\d+)?$/.test(v.trim()) && Number(v) > 0, { message: `expected ${expected}` })
+      .transform((v) => Number(v.trim())),
+    expected,
+    { default: opts.default === undefined ? undefined : String(opts.default) },
+  );
+}
+
 /** An optional integer: empty → undefined. */
 export function optionalInt(opts: { min?: number; max?: number } = {}) {
   const base = int(opts);

@@ -41814,6 +41814,14 @@ function inputs_int(opts) {
         .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
+/** A positive decimal number (e.g. megabytes). */
+function positiveNumber(opts = {}) {
+    const expected = opts.expected ?? 'a positive number';
+    return def(z
+        .string()
+        .refine((v) => /^\d+(\.\d+)?$/.test(v.trim()) && Number(v) > 0, { message: `expected ${expected}` })
+        .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default) });
+}
 /** An optional integer: empty → undefined. */
 function optionalInt(opts = {}) {
     const base = inputs_int(opts);
@@ -42002,7 +42010,13 @@ async function request(req, redirects = 0) {
         headers.expect = '100-continue';
     httpStats.requests++;
     const res = await new Promise((resolve, reject) => {
-        const r = (isHttps ? (external_node_https_default()) : (external_node_http_default())).request(url, { method: req.method, headers, agent: isHttps ? (req.insecureTls ? agents.insecure : agents.https) : agents.http, signal: req.signal }, resolve);
+        const r = (isHttps ? (external_node_https_default()) : (external_node_http_default())).request(url, {
+            method: req.method,
+            headers,
+            agent: req.freshConnection ? false : isHttps ? (req.insecureTls ? agents.insecure : agents.https) : agents.http,
+            ...(req.freshConnection && req.insecureTls ? { rejectUnauthorized: false } : {}),
+            signal: req.signal,
+        }, resolve);
         const idle = req.idleTimeoutMs ?? 120_000;
         r.setTimeout(idle, () => {
             const e = new Error(`no data moved for ${idle} ms (${req.method} ${url.host}${url.pathname})`);
@@ -42031,6 +42045,8 @@ async function request(req, redirects = 0) {
                 req.onUploadProgress?.(sent);
             });
             src.on('error', (e) => r.destroy(e));
+            // An aborted or refused request must not leave the file stream (and its fd) open.
+            r.on('close', () => src.destroy());
             src.pipe(r);
         };
         if (req.expectContinue) {
@@ -42044,7 +42060,15 @@ async function request(req, redirects = 0) {
             r.on('continue', go);
             // A server that ignores Expect must not hang the upload (RFC 9110 §10.1.1).
             const t = setTimeout(go, req.continueTimeoutMs ?? 3000);
-            r.on('response', () => clearTimeout(t));
+            r.on('response', (res) => {
+                clearTimeout(t);
+                if (!started) {
+                    // A final answer before the body (an early 307/503/403): the body is never sent, and
+                    // the half-done request is dropped once the answer is read so its socket cannot linger.
+                    started = true;
+                    res.once('end', () => r.destroy());
+                }
+            });
             r.on('close', () => clearTimeout(t));
         }
         else {

@@ -42,7 +42,7 @@ describe('promote (bundled, real registry)', () => {
     const r = await promote({ 'image-ref': `${reg.host}/keel/os@${digest}`, 'require-tag': 'candidate' });
     expect(errors(r)).toEqual([]);
     expect(r.outputs.digest).toBe(digest);
-    expect(r.outputs.tags.split('\n')).toEqual([`stable.${DATE}`, DATE, 'stable']);
+    expect(r.outputs.tags!.split('\n')).toEqual([`stable.${DATE}`, DATE, 'stable']);
     for (const t of PROMO) expect(skopeoDigest(`${reg.host}/keel/os:${t}`)).toBe(digest);
     expect(skopeoDigest(`${reg.host}/keel/os:candidate`)).toBe(digest);
   });

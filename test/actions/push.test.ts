@@ -38,7 +38,7 @@ describe('push (bundled, real registry)', () => {
     expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(r.outputs.digest).toBe(img.digest);
     expect(r.outputs['image-ref']).toBe(`${reg.host}/keel/os@${img.digest}`);
-    expect(r.outputs.tags.split('\n')).toEqual(['candidate', `candidate.${DATE}`]);
+    expect(r.outputs.tags!.split('\n')).toEqual(['candidate', `candidate.${DATE}`]);
     for (const t of ['candidate', `candidate.${DATE}`]) expect(skopeoDigest(`${reg.host}/keel/os:${t}`)).toBe(img.digest);
     expect(r.summary).toContain(img.digest);
   });

@@ -1,0 +1,137 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import type { CommandRunner } from '../exec.js';
+import type { Logger } from '../log.js';
+import { connect, type RegistryAccess } from '../registry.js';
+import type { RegistryClient } from '../oci/client.js';
+import { OciLayout, parseOciRef } from '../oci/layout.js';
+import { ImageConfigSchema, ImageManifestSchema, IndexSchema, isIndexType, layerCompression, manifestMediaType, type ImageConfig, type ImageManifest } from '../oci/media.js';
+import { parseReference, type ImageReference } from '../oci/reference.js';
+import type { LayerRef } from '../rootfs/layered.js';
+
+/**
+ * Opens an image for reading wherever it is: a registry reference (layers downloaded once into
+ * a content-addressed cache, digests verified), an OCI layout (`oci:DIR[:TAG]`, read in place),
+ * or containers-storage (`containers-storage:REF`, exported through skopeo to a temporary
+ * layout). Multi-arch indexes resolve to the platform asked for (linux/amd64 by default).
+ */
+export type ImageLocation =
+  | { kind: 'registry'; ref: ImageReference }
+  | { kind: 'oci'; dir: string; tag?: string }
+  | { kind: 'containers-storage'; ref: string };
+
+export function parseImageLocation(s: string): ImageLocation {
+  const v = s.trim();
+  if (v.startsWith('oci:')) return { kind: 'oci', ...parseOciRef(v) };
+  if (v.startsWith('containers-storage:')) return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+  return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
+}
+
+export function describeLocation(l: ImageLocation): string {
+  return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+
+export interface OpenedImage {
+  source: string;
+  manifestDigest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  configDigest: string;
+  labels: Record<string, string>;
+  layers: LayerRef[];
+  /** Registry client when the image came from a registry. */
+  client?: RegistryClient;
+  ref?: ImageReference;
+  dispose(): void;
+}
+
+export interface OpenOptions {
+  access?: RegistryAccess;
+  log: Logger;
+  runner: CommandRunner;
+  tmpDir: string;
+  /** Where registry blobs are cached (content-addressed; default <tmpDir>/keel-blobs). */
+  cacheDir?: string;
+  platform?: { os: string; architecture: string };
+}
+
+function pickPlatform(indexBody: Buffer, platform: { os: string; architecture: string }): string {
+  const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
+  const m = idx.manifests.find((d) => d.platform?.os === platform.os && d.platform?.architecture === platform.architecture);
+  if (!m) {
+    const have = idx.manifests.map((d) => `${d.platform?.os}/${d.platform?.architecture}`).join(', ');
+    throw new UserError(`the index has no ${platform.os}/${platform.architecture} image (has: ${have})`);
+  }
+  return m.digest;
+}
+
+export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<OpenedImage> {
+  const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
+  if (loc.kind === 'containers-storage') {
+    const dir = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-read-'));
+    try {
+      await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${loc.ref}`, `oci:${dir}:keel`], { echo: true });
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new UserError(`cannot read containers-storage:${loc.ref}: ${(e as Error).message}`);
+    }
+    const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
+    return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  if (loc.kind === 'oci') {
+    const layout = OciLayout.open(loc.dir);
+    let desc = layout.resolve(loc.tag);
+    let body = layout.readBlob(desc.digest);
+    if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+      const d = pickPlatform(body, platform);
+      body = layout.readBlob(d);
+      desc = { ...desc, digest: d };
+    }
+    const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+    const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
+    return {
+      source: describeLocation(loc),
+      manifestDigest: desc.digest,
+      manifest,
+      config,
+      configDigest: manifest.config.digest,
+      labels: { ...(config.config?.Labels ?? {}) },
+      layers: manifest.layers.map((l) => ({
+        digest: l.digest,
+        compression: layerCompression(l.mediaType),
+        open: () => layout.openBlob(l.digest),
+      })),
+      dispose: () => {},
+    };
+  }
+  const ref = loc.ref;
+  const client = connect(ref, opts.access ?? {}, opts.log);
+  let m = await client.getManifest(ref.repository, ref.reference);
+  if (isIndexType(m.mediaType)) m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+  const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+  const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
+  const cache = opts.cacheDir ?? path.join(opts.tmpDir, 'keel-blobs');
+  const files: string[] = [];
+  for (const l of manifest.layers) {
+    const f = path.join(cache, l.digest.replace(':', '-'));
+    await client.downloadBlob(ref.repository, l.digest, f);
+    files.push(f);
+  }
+  return {
+    source: ref.toString(),
+    manifestDigest: m.digest,
+    manifest,
+    config,
+    configDigest: manifest.config.digest,
+    labels: { ...(config.config?.Labels ?? {}) },
+    layers: manifest.layers.map((l, i) => ({
+      digest: l.digest,
+      compression: layerCompression(l.mediaType),
+      open: () => fs.createReadStream(files[i]!, { highWaterMark: 1 << 20 }),
+    })),
+    client,
+    ref,
+    dispose: () => {},
+  };
+}

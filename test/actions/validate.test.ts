@@ -1,0 +1,117 @@
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { errors, runAction } from '../harness/run-action.js';
+import { makeOciImage, tmpdir } from '../harness/tools.js';
+
+const K = '6.12.0-keel-test';
+
+/** A real newc cpio, optionally zstd-compressed, with the given member paths. */
+function cpio(members: string[], opts: { zstd?: boolean; pad?: number } = {}): Buffer {
+  const dir = tmpdir('keel-cpio-');
+  for (const m of members) {
+    fs.mkdirSync(path.join(dir, path.dirname(m)), { recursive: true });
+    fs.writeFileSync(path.join(dir, m), m);
+  }
+  // Random padding: it must stay large after compression.
+  if (opts.pad) fs.writeFileSync(path.join(dir, 'padding.bin'), crypto.randomBytes(opts.pad));
+  const list = spawnSync('find', ['.', '-mindepth', '1'], { cwd: dir, encoding: 'utf8' }).stdout;
+  const out = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet'], { cwd: dir, input: list, maxBuffer: 1 << 28 });
+  if (out.status !== 0) throw new Error(String(out.stderr));
+  if (!opts.zstd) return out.stdout;
+  return spawnSync('zstd', ['-q', '-c', '-1'], { input: out.stdout, maxBuffer: 1 << 28 }).stdout;
+}
+
+const goodInitramfs = () =>
+  Buffer.concat([
+    cpio(['kernel/x86/microcode/GenuineIntel.bin']), // early, uncompressed
+    cpio([`usr/lib/modules/${K}/kernel/drivers/block/virtio_blk.ko.xz`, `usr/lib/modules/${K}/kernel/fs/ext4/ext4.ko.xz`, 'usr/lib/ostree/ostree-prepare-root', 'init'], { zstd: true, pad: 300_000 }),
+  ]);
+
+function fixture(opts: { files?: Record<string, string | Buffer>; labels?: Record<string, string>; drop?: string[] } = {}) {
+  const files: Record<string, string | Buffer> = {
+    [`usr/lib/modules/${K}/vmlinuz`]: 'kernel image',
+    [`usr/lib/modules/${K}/initramfs.img`]: goodInitramfs(),
+    [`usr/lib/modules/${K}/modules.builtin`]: 'kernel/drivers/virtio/virtio.ko\n',
+    'usr/lib/os-release': 'NAME="Keel Test"\nID=keel-test\n',
+    'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    'usr/bin/ostree': 'ostree',
+    'usr/lib/tmpfiles.d/keel.conf': 'd /var/lib/keel 0755 root root -\n',
+    'usr/lib/tmpfiles.d/var.conf': 'q /var 0755 - - -\nd /var/lib 0755 - - -\n',
+    'var/lib/keel/.keep-dir-marker': '',
+    ...(opts.files ?? {}),
+  };
+  for (const d of opts.drop ?? []) delete files[d];
+  // tar cannot express "an empty directory only" via files: drop the marker, keep the dir.
+  const dir = tmpdir('keel-validate-');
+  const img = makeOciImage(dir, {
+    layers: [files],
+    labels: { 'containers.bootc': '1', 'ostree.linux': K, ...(opts.labels ?? {}) },
+  });
+  return `oci:${img.dir}:latest`;
+}
+
+const validate = (image: string, extra: Record<string, string> = {}) =>
+  runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '0.1', 'var-allow': 'var/lib/keel/.keep-dir-marker', ...extra } });
+
+describe('validate (bundled) on synthetic images', () => {
+  let good: string;
+  beforeAll(() => {
+    good = fixture();
+  });
+
+  it('passes a well-formed image and writes a JSON report with every check', async () => {
+    const r = await validate(good);
+    expect(errors(r)).toEqual([]);
+    expect(r.outputs.passed).toBe('true');
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(12);
+    const byId = Object.fromEntries(report.checks.map((c: { id: string; status: string; evidence: string }) => [c.id, c]));
+    expect(byId['initramfs-size'].evidence).toMatch(/none cpio \(\d+ entries\) \+ zstd cpio \(\d+ entries\)/);
+    expect(byId['initramfs-contents'].evidence).toMatch(/virtio_blk \(module\), ext4 \(module\), ostree-prepare-root/);
+    expect(byId['bootc-lint'].status).toBe('skip');
+    expect(r.summary).toMatch(/\| one-kernel: exactly one kernel/);
+  });
+
+  it.each([
+    ['two kernels', { files: { 'usr/lib/modules/6.13.0-other/vmlinuz': 'k2' } }, 'one-kernel', /2 kernel directories: 6\.12\.0-keel-test, 6\.13\.0-other/],
+    [
+      'initramfs only in /boot',
+      { drop: [`usr/lib/modules/${K}/initramfs.img`], files: { [`boot/initramfs-${K}.img`]: 'x' } },
+      'kernel-files',
+      /initramfs\.img missing; found only in \/boot: boot\/initramfs-6\.12\.0-keel-test\.img/,
+    ],
+    ['a 1 MB initramfs (threshold 2)', { files: { [`usr/lib/modules/${K}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) } }, 'initramfs-size', /1\.0 MB < 2 MB/],
+    ['an unreadable initramfs', { files: { [`usr/lib/modules/${K}/initramfs.img`]: Buffer.alloc(300_000, 9) } }, 'initramfs-size', /not a readable initramfs/],
+    ['a wrong ostree.linux label', { labels: { 'ostree.linux': '6.1.0-base' } }, 'ostree-linux-label', /ostree\.linux="6\.1\.0-base" but the kernel directory is 6\.12\.0-keel-test/],
+    ['a missing bootc label', { labels: { 'containers.bootc': '' } }, 'bootc-label', /containers\.bootc="" \(must be "1"\)/],
+    ['a leftover repo file', { files: { 'etc/yum.repos.d/_copr:copr.fedorainfracloud.org:someone:kernel.repo': '[copr]' } }, 'no-repo-files', /_copr:copr\.fedorainfracloud\.org:someone:kernel\.repo/],
+    ['a leftover apt list', { files: { 'etc/apt/sources.list.d/thirdparty.list': 'deb http://x y main' } }, 'no-repo-files', /thirdparty\.list/],
+    ['a file in /var', { files: { 'var/cache/apt/pkgcache.bin': 'x' } }, 'var-content', /non-directory\/non-symlink files in \/var: \/var\/cache\/apt\/pkgcache\.bin/],
+    ['a missing ostree module', { files: { [`usr/lib/modules/${K}/initramfs.img`]: cpio([`usr/lib/modules/${K}/virtio_blk.ko`, `usr/lib/modules/${K}/ext4.ko`], { zstd: true, pad: 300_000 }) } }, 'initramfs-contents', /missing: ostree-prepare-root \(the image ships ostree\)/],
+    ['no root user', { files: { 'etc/passwd': 'admin:x:0:0::/root:/bin/sh\n' } }, 'passwd', /admin has uid 0; no root user/],
+  ])('fails on %s, naming check %s', async (_what, opts, id, evidence) => {
+    const extra: Record<string, string> = id === 'initramfs-size' && _what.includes('1 MB') ? { 'min-initramfs-mb': '2' } : {};
+    const r = await validate(fixture(opts as Parameters<typeof fixture>[0]), extra);
+    expect(r.code).toBe(1);
+    expect(r.outputs.passed).toBe('false');
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    const failed = report.checks.filter((c: { status: string }) => c.status === 'fail');
+    expect(failed.map((c: { id: string }) => c.id)).toContain(id);
+    expect(failed.find((c: { id: string }) => c.id === id).evidence).toMatch(evidence);
+    expect(errors(r).join('\n')).toMatch(new RegExp(`FAIL ${id}:`));
+  });
+
+  it('runs every check and lists all failures at the end', async () => {
+    const r = await validate(fixture({ labels: { 'ostree.linux': 'wrong', 'containers.bootc': '0' }, files: { 'etc/apt/sources.list.d/x.list': 'deb x' } }));
+    const last = errors(r).at(-1)!;
+    expect(last).toMatch(/^3 check\(s\) failed: ostree-linux-label .*; bootc-label .*; no-repo-files/);
+  });
+
+  it('rejects an unknown check id naming the input', async () => {
+    const r = await validate(good, { checks: 'one-kernel\nno-such-check' });
+    expect(errors(r)[0]).toMatch(/^Input 'checks' has value .*item "no-such-check": expected all or one of one-kernel/);
+  });
+});
