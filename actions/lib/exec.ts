@@ -208,3 +208,8 @@ export function requireTools(tools: Record<string, string>): void {
     );
   }
 }
+
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+export function asRoot(cmd: string, args: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}

@@ -32217,6 +32217,10 @@ function requireTools(tools) {
         throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
     }
 }
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
@@ -42599,7 +42603,7 @@ async function request(req, redirects = 0) {
             if (typeof b === 'string' || Buffer.isBuffer(b)) {
                 const buf = typeof b === 'string' ? Buffer.from(b) : b;
                 httpStats.bytesSent += buf.length;
-                req.onUploadProgress?.(buf.length);
+                req.onUploadProgress?.(buf.length, buf.length);
                 r.end(buf);
                 return;
             }
@@ -42608,7 +42612,7 @@ async function request(req, redirects = 0) {
             src.on('data', (chunk) => {
                 sent += chunk.length;
                 httpStats.bytesSent += chunk.length;
-                req.onUploadProgress?.(sent);
+                req.onUploadProgress?.(sent, chunk.length);
             });
             src.on('error', (e) => r.destroy(e));
             // An aborted or refused request must not leave the file stream (and its fd) open.
@@ -43496,6 +43500,20 @@ function parseImageLocation(s) {
         return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
     return { kind: 'registry', ref: reference_parseReference(v.replace(/^docker:\/\//, '')) };
 }
+/**
+ * `image` as a user writes it: containers-storage:REF or localhost/NAME:TAG (local storage),
+ * oci:DIR[:TAG] or a directory holding an OCI layout, or a registry reference.
+ */
+function locateImage(image) {
+    const v = image.trim();
+    if (/^localhost\/[^:/]/.test(v) && !/^localhost:\d/.test(v))
+        return { kind: 'containers-storage', ref: v };
+    if (!v.includes(':') || v.startsWith('/') || v.startsWith('.')) {
+        if (external_node_fs_default().existsSync(external_node_path_default().join(v, 'oci-layout')))
+            return { kind: 'oci', dir: v };
+    }
+    return parseImageLocation(v);
+}
 function describeLocation(l) {
     return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
 }
@@ -44136,22 +44154,6 @@ class DirectoryRootfs {
 
 
 
-
-
-/**
- * `image` as a user writes it: containers-storage:REF or localhost/NAME:TAG (local storage),
- * oci:DIR[:TAG] or a directory holding an OCI layout, or a registry reference.
- */
-function locate(image) {
-    const v = image.trim();
-    if (/^localhost\/[^:/]/.test(v) && !/^localhost:\d/.test(v))
-        return { kind: 'containers-storage', ref: v };
-    if (!v.includes(':') || v.startsWith('/') || v.startsWith('.')) {
-        if (external_node_fs_default().existsSync(external_node_path_default().join(v, 'oci-layout')))
-            return { kind: 'oci', dir: v };
-    }
-    return parseImageLocation(v);
-}
 /**
  * Opens the image read-only without a second full copy where possible: a local image is
  * mounted (`podman image mount`, root only) and read in place; an OCI layout is read layer by
@@ -44197,6 +44199,7 @@ async function openForChecks(loc, opts) {
 
 
 
+
 const inputs = {
     image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest' }),
     checks: list({
@@ -44216,7 +44219,7 @@ const inputs = {
 async function run(io) {
     const inp = readInputs(io, inputs);
     const which = inp.checks.includes('all') ? [...CHECK_IDS] : inp.checks;
-    const loc = locate(inp.image);
+    const loc = locateImage(inp.image);
     const started = Date.now();
     const runner = processRunner(io);
     const opened = await openForChecks(loc, { runner, log: io, tmpDir: io.context.runnerTemp, access: inp });

@@ -56,7 +56,7 @@ export function makeTar(files: Record<string, string | Buffer>): Buffer {
  */
 export function makeOciImage(
   dir: string,
-  opts: { tag?: string; layers?: Record<string, string | Buffer>[]; labels?: Record<string, string>; randomBytes?: number } = {},
+  opts: { tag?: string; layers?: (Record<string, string | Buffer> | Buffer)[]; labels?: Record<string, string>; randomBytes?: number; created?: string } = {},
 ): { dir: string; digest: string; manifest: Buffer } {
   const layout = OciLayout.create(dir);
   const layers = opts.layers ?? [{ 'hello.txt': `hello ${crypto.randomUUID()}` }];
@@ -64,7 +64,8 @@ export function makeOciImage(
   const descs = [];
   const diffIds = [];
   for (const files of layers) {
-    const tar = makeTar(files);
+    // A Buffer is a ready tar (xattrs, hardlinks, devices); a record is a set of plain files.
+    const tar = Buffer.isBuffer(files) ? files : makeTar(files);
     diffIds.push(`sha256:${crypto.createHash('sha256').update(tar).digest('hex')}`);
     const gz = zlib.gzipSync(tar, { level: 1 });
     const d = layout.writeBlob(gz);
@@ -74,6 +75,7 @@ export function makeOciImage(
     JSON.stringify({
       architecture: 'amd64',
       os: 'linux',
+      ...(opts.created ? { created: opts.created } : {}),
       config: { Labels: opts.labels ?? {} },
       rootfs: { type: 'layers', diff_ids: diffIds },
     }),
@@ -100,4 +102,13 @@ export function skopeoPush(ociRef: string, dest: string): string {
   const d = fs.readFileSync(df, 'utf8').trim();
   fs.rmSync(dir, { recursive: true, force: true });
   return d;
+}
+
+/** A tar of a directory as GNU tar writes it (PAX, xattrs incl. capabilities, numeric owners). */
+export function tarDir(dir: string): Buffer {
+  const out = spawnSync('tar', ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--sort=name', '-C', dir, '-cf', '-', '.'], {
+    maxBuffer: 1024 * 1024 * 1024,
+  });
+  if (out.status !== 0) throw new Error(`tar failed: ${out.stderr}`);
+  return out.stdout;
 }

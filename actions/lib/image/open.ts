@@ -28,6 +28,19 @@ export function parseImageLocation(s: string): ImageLocation {
   return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
 }
 
+/**
+ * `image` as a user writes it: containers-storage:REF or localhost/NAME:TAG (local storage),
+ * oci:DIR[:TAG] or a directory holding an OCI layout, or a registry reference.
+ */
+export function locateImage(image: string): ImageLocation {
+  const v = image.trim();
+  if (/^localhost\/[^:/]/.test(v) && !/^localhost:\d/.test(v)) return { kind: 'containers-storage', ref: v };
+  if (!v.includes(':') || v.startsWith('/') || v.startsWith('.')) {
+    if (fs.existsSync(path.join(v, 'oci-layout'))) return { kind: 'oci', dir: v };
+  }
+  return parseImageLocation(v);
+}
+
 export function describeLocation(l: ImageLocation): string {
   return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
 }

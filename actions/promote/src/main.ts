@@ -3,7 +3,7 @@ import { digestRef, int, list, oneOf, readInputs, registryInputs, releaseDate, s
 import { connect } from '../../lib/registry.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import { promotionTags, releaseDateOf, tagProblem } from '../../lib/tags.js';
-import { checkSignature } from './signature.js';
+import { checkSignature } from '../../lib/signature-gate.js';
 import { promote } from './promote.js';
 
 export const inputs = {

@@ -6,7 +6,8 @@ import type { ActionIO } from '../../lib/io.js';
 import { list, oneOf, positiveNumber, readInputs, registryInputs, str } from '../../lib/inputs.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import { CHECK_IDS, DEFAULT_REPO_GLOBS, runChecks, type CheckId } from './checks.js';
-import { locate, openForChecks } from './open.js';
+import { locateImage } from '../../lib/image/open.js';
+import { openForChecks } from './open.js';
 
 export const inputs = {
   image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest' }),
@@ -28,7 +29,7 @@ export const inputs = {
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
   const which: CheckId[] = inp.checks.includes('all') ? [...CHECK_IDS] : (inp.checks as CheckId[]);
-  const loc = locate(inp.image);
+  const loc = locateImage(inp.image);
   const started = Date.now();
   const runner = processRunner(io);
   const opened = await openForChecks(loc, { runner, log: io, tmpDir: io.context.runnerTemp, access: inp });

@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { errorMessage } from '../../lib/errors.js';
 import type { CommandRunner } from '../../lib/exec.js';
-import { openImage, parseImageLocation, type ImageLocation } from '../../lib/image/open.js';
+import { openImage, type ImageLocation } from '../../lib/image/open.js';
 import type { Logger } from '../../lib/log.js';
 import type { RegistryAccess } from '../../lib/registry.js';
 import { DirectoryRootfs } from '../../lib/rootfs/directory.js';
@@ -16,19 +14,6 @@ export interface OpenedForChecks {
   localRef?: string;
   how: string;
   dispose(): Promise<void>;
-}
-
-/**
- * `image` as a user writes it: containers-storage:REF or localhost/NAME:TAG (local storage),
- * oci:DIR[:TAG] or a directory holding an OCI layout, or a registry reference.
- */
-export function locate(image: string): ImageLocation {
-  const v = image.trim();
-  if (/^localhost\/[^:/]/.test(v) && !/^localhost:\d/.test(v)) return { kind: 'containers-storage', ref: v };
-  if (!v.includes(':') || v.startsWith('/') || v.startsWith('.')) {
-    if (fs.existsSync(path.join(v, 'oci-layout'))) return { kind: 'oci', dir: v };
-  }
-  return parseImageLocation(v);
 }
 
 /**

@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { CommandRunner } from '../exec.js';
+import { which } from '../exec.js';
+import type { Logger } from '../log.js';
+import type { TarHeader } from '../tar/reader.js';
+
+/**
+ * Which component each file belongs to — the unit that changes together:
+ * - `kernel`: everything under /usr/lib/modules/<kver>/ (modules, vmlinuz, initramfs) in one group;
+ * - `pkg:<name>`: the package that owns the file (dpkg info lists; the rpm database via `rpm`);
+ * - `file:<path>`: large unowned files, on their own;
+ * - `dir:<a/b/c>`: other unowned files, grouped by their directory (first three levels).
+ * Hardlinks follow their target. Directories go with the first package that lists them.
+ */
+export interface ComponentOptions {
+  largeFileBytes: number;
+  log: Logger;
+  runner?: CommandRunner;
+  /** Reads regular files out of the image (dpkg lists, rpm db files). */
+  readFiles: (paths: string[]) => Promise<Map<string, Buffer>>;
+}
+
+const DPKG_DIRS = ['usr/lib/sysimage/dpkg', 'var/lib/dpkg'];
+const RPM_DIRS = ['usr/lib/sysimage/rpm', 'var/lib/rpm', 'usr/share/rpm'];
+
+/** path → owning package from dpkg info lists. */
+async function dpkgOwners(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string> | undefined> {
+  const infoDir = DPKG_DIRS.map((d) => `${d}/info`).find((d) => index.get(d)?.type === 'dir');
+  if (!infoDir) return undefined;
+  const lists = [...index.keys()].filter((p) => p.startsWith(`${infoDir}/`) && p.endsWith('.list')).sort();
+  const contents = await opts.readFiles(lists);
+  const owners = new Map<string, string>();
+  for (const l of lists) {
+    const pkg = path.basename(l, '.list').replace(/:[a-z0-9]+$/, '');
+    for (const line of contents.get(l)?.toString('utf8').split('\n') ?? []) {
+      const p = line.trim().replace(/^\/+/, '');
+      if (!p || p === '.') continue;
+      const prev = owners.get(p);
+      if (!prev || pkg < prev) owners.set(p, pkg); // shared directories: stable, alphabetical owner
+    }
+  }
+  // Debian's merged /usr: lists name /bin/x, /lib/x while the files live under usr/.
+  for (const [p, pkg] of [...owners]) {
+    const m = /^(bin|sbin|lib|lib32|lib64|libx32)\/(.*)$/.exec(p);
+    if (m && !owners.has(`usr/${p}`) && index.get(m[1]!)?.type === 'symlink') owners.set(`usr/${p}`, pkg);
+  }
+  opts.log.info(`dpkg: ${lists.length} packages own ${owners.size} paths (${infoDir})`);
+  return owners;
+}
+
+/** path → owning package from an rpm database, through the rpm tool (if present here). */
+async function rpmOwners(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string> | undefined> {
+  const dbDir = RPM_DIRS.find((d) => index.get(d)?.type === 'dir' && [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'));
+  if (!dbDir) return undefined;
+  if (!opts.runner || !which('rpm')) {
+    opts.log.warning(`the image has an rpm database (${dbDir}) but the rpm tool is not installed here: grouping by directory instead of by package`);
+    return undefined;
+  }
+  const files = [...index.keys()].filter((p) => p.startsWith(`${dbDir}/`) && index.get(p)?.type === 'file');
+  const contents = await opts.readFiles(files);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-rpmdb-'));
+  try {
+    for (const [p, buf] of contents) {
+      const dest = path.join(tmp, p.slice(dbDir.length + 1));
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.writeFileSync(dest, buf);
+    }
+    const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{NAME}\t%{FILENAMES}\n]']);
+    const owners = new Map<string, string>();
+    for (const line of r.stdout.toString().split('\n')) {
+      const [pkg, file] = line.split('\t');
+      if (!pkg || !file) continue;
+      const p = file.replace(/^\/+/, '');
+      const prev = owners.get(p);
+      if (!prev || pkg < prev) owners.set(p, pkg);
+    }
+    opts.log.info(`rpm: ${owners.size} paths owned (${dbDir})`);
+    return owners;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export function dirComponent(p: string): string {
+  const parts = p.split('/');
+  parts.pop();
+  return `dir:${parts.slice(0, 3).join('/') || '.'}`;
+}
+
+export async function assignComponents(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string>> {
+  const owners = (await rpmOwners(index, opts)) ?? (await dpkgOwners(index, opts)) ?? new Map<string, string>();
+  if (!owners.size) opts.log.warning('no package database found: grouping every file by directory');
+  const out = new Map<string, string>();
+  const infoFile = new RegExp(`^(?:${DPKG_DIRS.join('|')})/info/([^/:]+)(?::[a-z0-9]+)?\\.[a-z0-9_-]+$`);
+  for (const [p, e] of index) {
+    if (p === '.') continue;
+    if (/^usr\/lib\/modules\/[^/]+(\/|$)/.test(p)) {
+      out.set(p, 'kernel');
+      continue;
+    }
+    // A package's own dpkg bookkeeping (<pkg>.list, .md5sums, scripts) travels with it, so an
+    // upgrade of one package does not re-ship the lists of all the others.
+    const info = infoFile.exec(p);
+    if (info && e.type !== 'dir') {
+      out.set(p, `pkg:${info[1]}`);
+      continue;
+    }
+    const pkg = owners.get(p);
+    if (pkg) out.set(p, `pkg:${pkg}`);
+    else if (e.type === 'file' && e.size >= opts.largeFileBytes) out.set(p, `file:${p}`);
+    else if (e.type === 'dir') out.set(p, `dir:${p.split('/').slice(0, 3).join('/')}`);
+    else out.set(p, dirComponent(p));
+  }
+  // A hardlink must land in the layer of its target (tar extracts it by name).
+  for (const [p, e] of index) {
+    if (e.type === 'hardlink') {
+      const c = out.get(e.linkname);
+      if (c) out.set(p, c);
+    }
+  }
+  return out;
+}

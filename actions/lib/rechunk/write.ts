@@ -1,0 +1,347 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { UserError } from '../errors.js';
+import type { CommandRunner } from '../exec.js';
+import type { OpenedImage } from '../image/open.js';
+import type { Logger } from '../log.js';
+import { OciLayout } from '../oci/layout.js';
+import { MT, type ImageConfig } from '../oci/media.js';
+import { mapLimit } from '../pool.js';
+import { LayeredRootfs, type FsEntry, type LayerRef } from '../rootfs/layered.js';
+import type { TarHeader } from '../tar/reader.js';
+import { writeTar, type WriteEntry } from '../tar/writer.js';
+import { assignComponents } from './components.js';
+import { ANNOTATION_COMPONENTS, ANNOTATION_LAYER, makePlan, type Plan } from './plan.js';
+
+/**
+ * The rechunker: regroups an image's final filesystem into at most `maxLayers` layers by
+ * component, deterministically (sorted entries, clamped mtimes, owners/modes/xattrs/links kept,
+ * fixed gzip settings), writes a plain OCI image layout, and checks the result file by file
+ * against the input before declaring success.
+ */
+export interface RechunkRequest {
+  input: OpenedImage;
+  outputDir: string;
+  tag: string;
+  maxLayers: number;
+  previous?: { plan?: Plan; layerDigests: Set<string>; source: string };
+  extraLabels: Record<string, string>;
+  sourceDateEpoch: number;
+  largeFileBytes: number;
+  workDir: string;
+  log: Logger;
+  runner: CommandRunner;
+  /** gzip level (fixed per run: part of determinism). */
+  level?: number;
+}
+
+export interface LayerReport {
+  id: string;
+  digest: string;
+  diffId: string;
+  size: number;
+  uncompressedSize: number;
+  files: number;
+  components: string[];
+  reused?: boolean;
+}
+
+export interface RechunkResult {
+  manifestDigest: string;
+  layers: LayerReport[];
+  labels: Record<string, string>;
+  kernelVersion?: string;
+  planNotes: string[];
+  fallbackReason?: string;
+  postCheck: { entries: number; mismatches: string[] };
+  update?: { reusedLayers: number; newLayers: number; downloadBytes: number; totalBytes: number };
+}
+
+export type Meta = Omit<FsEntry, 'layer' | 'seq'> & { hash?: string };
+
+const ROOT = '.';
+
+function ancestors(p: string): string[] {
+  const out = [ROOT];
+  const parts = p.split('/');
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
+  return out;
+}
+
+/** Reads the input once: metadata in memory, file contents in a content-addressed store. */
+export async function flattenToStore(input: OpenedImage, store: string, log: Logger): Promise<Map<string, Meta>> {
+  fs.mkdirSync(store, { recursive: true });
+  const rootfs = new LayeredRootfs(input.layers);
+  const meta = new Map<string, Meta>();
+  let bytes = 0;
+  for await (const { entry, body } of rootfs.flatten()) {
+    const { layer: _l, seq: _s, ...m } = entry;
+    const rec: Meta = { ...m };
+    if (entry.type === 'file') {
+      const tmp = path.join(store, `.in-${process.pid}`);
+      const hash = crypto.createHash('sha256');
+      if (body) {
+        await pipeline(
+          Readable.from(body),
+          new Transform({
+            transform(c: Buffer, _e, cb) {
+              hash.update(c);
+              cb(null, c);
+            },
+          }),
+          fs.createWriteStream(tmp),
+        );
+      } else fs.writeFileSync(tmp, '');
+      rec.hash = hash.digest('hex');
+      const dest = path.join(store, rec.hash);
+      if (fs.existsSync(dest)) fs.rmSync(tmp);
+      else fs.renameSync(tmp, dest);
+      bytes += entry.size;
+    }
+    meta.set(entry.path, rec);
+  }
+  log.info(`read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.layers.length} input layer(s)`);
+  return meta;
+}
+
+function kernelOf(meta: Map<string, Meta>): string | undefined {
+  const ks = [...meta.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.split('/')[3]!);
+  return ks.length === 1 ? ks[0] : undefined;
+}
+
+function finalLabels(input: Record<string, string>, extra: Record<string, string>, kver: string | undefined, log: Logger): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...input, ...extra })) {
+    if (v === '' || v === undefined) log.warning(`label ${k} has an empty value: not published`);
+    else labels[k] = v;
+  }
+  labels['containers.bootc'] = '1';
+  if (kver) {
+    if (labels['ostree.linux'] && labels['ostree.linux'] !== kver) {
+      log.warning(`label ostree.linux was ${labels['ostree.linux']}; the image holds kernel ${kver}: recomputed from content`);
+    }
+    labels['ostree.linux'] = kver;
+  } else if (labels['ostree.linux']) {
+    log.warning('the image does not hold exactly one kernel: ostree.linux dropped');
+    delete labels['ostree.linux'];
+  }
+  return labels;
+}
+
+/** Normalised view of one entry for the equality check (hardlink sets compare as sets). */
+function fingerprint(e: TarHeader & { hash?: string }, linkGroup: string | undefined, epoch: number): string {
+  const x = e.xattrs ? [...e.xattrs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v.toString('base64')}`).join(',') : '';
+  const type = e.type === 'hardlink' ? 'file' : e.type;
+  return [type, (e.mode & 0o7777).toString(8), e.uid, e.gid, type === 'file' ? e.hash : '', e.type === 'symlink' ? e.linkname : '', Math.min(Math.floor(e.mtime), epoch), x, linkGroup ?? '', e.devmajor, e.devminor].join('|');
+}
+
+export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
+  const { log } = req;
+  const store = path.join(req.workDir, 'cas');
+  const meta = await flattenToStore(req.input, store, log);
+  const kver = kernelOf(meta);
+
+  // Hardlink sets: canonical member = smallest path, stored as the file; the others link to it.
+  const groups = new Map<string, string[]>();
+  for (const e of meta.values()) if (e.type === 'hardlink') groups.set(e.linkname, [...(groups.get(e.linkname) ?? [e.linkname]), e.path]);
+  const canonicalOf = new Map<string, string>();
+  for (const members of groups.values()) {
+    const c = [...members].sort()[0]!;
+    for (const m of members) canonicalOf.set(m, c);
+  }
+  const bodyOf = (p: string): Meta => {
+    const e = meta.get(p)!;
+    return e.type === 'hardlink' ? meta.get(e.linkname)! : e;
+  };
+
+  const components = await assignComponents(meta, {
+    largeFileBytes: req.largeFileBytes,
+    log,
+    runner: req.runner,
+    readFiles: async (paths) => {
+      const out = new Map<string, Buffer>();
+      for (const p of paths) {
+        const h = meta.get(p)?.hash;
+        if (h) out.set(p, fs.readFileSync(path.join(store, h)));
+      }
+      return out;
+    },
+  });
+  const sizes = new Map<string, number>();
+  for (const [p, c] of components) sizes.set(c, (sizes.get(c) ?? 0) + (meta.get(p)?.type === 'file' ? meta.get(p)!.size : 0));
+  let fallbackReason: string | undefined;
+  if (req.previous && !req.previous.plan) {
+    fallbackReason = `the previous image (${req.previous.source}) carries no Keel layer plan: using a fresh plan (this update re-downloads every layer once)`;
+    log.warning(fallbackReason);
+  }
+  const { plan, notes } = makePlan(sizes, req.maxLayers, req.previous?.plan);
+  for (const n of notes) log.info(n);
+
+  const layout = OciLayout.create(req.outputDir);
+  const epoch = req.sourceDateEpoch;
+  const layerOf = new Map<string, string>();
+  for (const l of plan.layers) for (const c of l.components) layerOf.set(c, l.id);
+  const members = new Map<string, string[]>();
+  for (const [p, c] of components) {
+    const id = layerOf.get(c)!;
+    members.set(id, [...(members.get(id) ?? []), p]);
+  }
+
+  const writeLayer = async (l: { id: string; components: string[] }): Promise<LayerReport> => {
+    const own = members.get(l.id) ?? [];
+    const all = new Set<string>(own);
+    for (const p of own) for (const a of ancestors(p)) all.add(a);
+    const paths = [...all].sort((a, b) => (a === ROOT ? -1 : b === ROOT ? 1 : a < b ? -1 : a > b ? 1 : 0));
+    let files = 0;
+    let raw = 0;
+    async function* entries(): AsyncGenerator<WriteEntry> {
+      for (const p of paths) {
+        const e = meta.get(p);
+        if (!e) continue; // an ancestor the image does not list (tar creates it)
+        const canon = canonicalOf.get(p);
+        const src = canon ? bodyOf(p) : e;
+        const mtime = Math.min(Math.floor(src.mtime), epoch);
+        if (canon && canon !== p) {
+          yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
+          continue;
+        }
+        const isFile = src.type === 'file';
+        if (isFile && own.includes(p)) files++;
+        yield {
+          header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
+          body: isFile && src.size > 0 ? (fs.createReadStream(path.join(store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) : undefined,
+        };
+      }
+    }
+    const tmp = path.join(req.outputDir, 'blobs', 'sha256', `.layer-${process.pid}-${l.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`);
+    const diff = crypto.createHash('sha256');
+    const comp = crypto.createHash('sha256');
+    let size = 0;
+    await pipeline(
+      Readable.from(writeTar(entries())),
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          diff.update(c);
+          raw += c.length;
+          cb(null, c);
+        },
+      }),
+      zlib.createGzip({ level: req.level ?? 6, memLevel: 8, windowBits: 15, chunkSize: 1 << 20 }),
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          comp.update(c);
+          size += c.length;
+          cb(null, c);
+        },
+      }),
+      fs.createWriteStream(tmp),
+    );
+    const digest = `sha256:${comp.digest('hex')}`;
+    layout.adoptFile(tmp, digest);
+    return { id: l.id, digest, diffId: `sha256:${diff.digest('hex')}`, size, uncompressedSize: raw, files, components: l.components };
+  };
+  const t0 = Date.now();
+  const layers = await mapLimit(plan.layers, 4, writeLayer);
+  log.info(`wrote ${layers.length} layers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const labels = finalLabels(req.input.labels, req.extraLabels, kver, log);
+  const inCfg = req.input.config as ImageConfig & Record<string, unknown>;
+  const createdAt = new Date(epoch * 1000).toISOString();
+  const config = {
+    ...inCfg,
+    config: { ...(inCfg.config ?? {}), Labels: labels },
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    history: layers.map((l) => ({ created: createdAt, created_by: `keel rechunk: ${l.id}`, comment: `${l.components.length} component(s)` })),
+  };
+  const cfgDesc = layout.writeBlob(JSON.stringify(config));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      config: { mediaType: MT.ociConfig, digest: cfgDesc.digest, size: cfgDesc.size },
+      layers: layers.map((l) => ({
+        mediaType: MT.ociLayerGzip,
+        digest: l.digest,
+        size: l.size,
+        annotations: { [ANNOTATION_LAYER]: l.id, [ANNOTATION_COMPONENTS]: JSON.stringify(l.components) },
+      })),
+    }),
+  );
+  const m = layout.writeBlob(manifest);
+  layout.setRef(req.tag, { mediaType: MT.ociManifest, digest: m.digest, size: m.size });
+
+  // Post-check: the flattened output must equal the flattened input, file by file.
+  const postCheck = await verifyOutput(layout, layers, meta, canonicalOf, epoch, log);
+  if (layers.length > req.maxLayers) throw new UserError(`post-check: ${layers.length} layers exceed max-layers ${req.maxLayers}`);
+  for (const [k, v] of Object.entries(req.input.labels)) {
+    if (v && k !== 'ostree.linux' && labels[k] !== v && !(k in req.extraLabels)) throw new UserError(`post-check: label ${k} was not preserved`);
+  }
+  if (postCheck.mismatches.length) {
+    throw new UserError(`post-check failed: the rechunked filesystem differs from the input in ${postCheck.mismatches.length} place(s): ${postCheck.mismatches.slice(0, 10).join('; ')}`);
+  }
+
+  let update: RechunkResult['update'];
+  if (req.previous) {
+    for (const l of layers) l.reused = req.previous.layerDigests.has(l.digest);
+    const fresh = layers.filter((l) => !l.reused);
+    update = {
+      reusedLayers: layers.length - fresh.length,
+      newLayers: fresh.length,
+      downloadBytes: fresh.reduce((n, l) => n + l.size, 0),
+      totalBytes: layers.reduce((n, l) => n + l.size, 0),
+    };
+  }
+  return { manifestDigest: m.digest, layers, labels, kernelVersion: kver, planNotes: notes, fallbackReason, postCheck, update };
+}
+
+export async function verifyOutput(
+  layout: OciLayout,
+  layers: LayerReport[],
+  meta: Map<string, Meta>,
+  canonicalOf: Map<string, string>,
+  epoch: number,
+  log: Logger,
+): Promise<{ entries: number; mismatches: string[] }> {
+  const refs: LayerRef[] = layers.map((l) => ({ digest: l.digest, compression: 'gzip', open: () => layout.openBlob(l.digest) }));
+  const out = new LayeredRootfs(refs);
+  const got = new Map<string, string>();
+  const outHash = new Map<string, string>();
+  const outEntries = new Map<string, TarHeader>();
+  for await (const { entry, body } of out.flatten()) {
+    let h: string | undefined;
+    if (entry.type === 'file') {
+      const hash = crypto.createHash('sha256');
+      if (body) for await (const c of body) hash.update(c);
+      h = hash.digest('hex');
+      outHash.set(entry.path, h);
+    }
+    outEntries.set(entry.path, entry);
+  }
+  // In the output every hardlink points at its set's canonical member, so a set is "the
+  // link target" for links and "the path itself" for a file something links to.
+  const linkTargets = new Set([...outEntries.values()].filter((e) => e.type === 'hardlink').map((e) => e.linkname));
+  for (const [p, e] of outEntries) {
+    const isLink = e.type === 'hardlink';
+    const src = isLink ? outEntries.get(e.linkname) ?? e : e;
+    const hash = isLink ? outHash.get(e.linkname) : outHash.get(p);
+    const group = isLink ? e.linkname : linkTargets.has(p) ? p : undefined;
+    got.set(p, fingerprint({ ...src, type: isLink ? 'hardlink' : src.type, hash }, group, epoch));
+  }
+  const mismatches: string[] = [];
+  for (const [p, e] of meta) {
+    const srcE = e.type === 'hardlink' ? meta.get(e.linkname)! : e;
+    const group = canonicalOf.get(p);
+    const want = fingerprint({ ...srcE, type: e.type, hash: srcE.hash }, group, epoch);
+    const have = got.get(p);
+    if (have === undefined) mismatches.push(`${p} missing`);
+    else if (have !== want) mismatches.push(`${p} differs`);
+  }
+  for (const p of got.keys()) if (!meta.has(p)) mismatches.push(`${p} is extra`);
+  log.info(`post-check: ${meta.size} entries compared (content, mode, owner, xattrs, link targets, hardlink sets): ${mismatches.length} mismatch(es)`);
+  return { entries: meta.size, mismatches };
+}
+

@@ -1,0 +1,226 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { onCleanup } from '../cleanup.js';
+import { errorMessage, UserError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { ppmToPng } from './png.js';
+import { qmpCommand } from './qmp.js';
+import { stripAnsi, type VerdictMatcher } from './verdict.js';
+
+/**
+ * Booting a VM and watching its serial console. QEMU runs in its own process group and is
+ * killed and reaped on every exit path: verdict, timeout, QEMU dying, an exception, or the
+ * step being cancelled (the cleanup registry handles SIGINT/SIGTERM).
+ */
+export interface QemuSpec {
+  accel: 'kvm' | 'tcg';
+  memoryMiB: number;
+  cpus: number;
+  machine?: 'q35' | 'pc';
+  uefi?: { code: string; vars: string };
+  kernel?: { path: string; initrd?: string; append: string };
+  drives?: { file: string; format: 'raw' | 'qcow2'; interface: 'virtio' | 'ide' }[];
+  cdrom?: string;
+  /** swtpm control socket to attach as a TPM 2.0 device. */
+  tpmSocket?: string;
+}
+
+export const QEMU = 'qemu-system-x86_64';
+
+export function qemuArgs(spec: QemuSpec, qmpSocket?: string): string[] {
+  const a: string[] = [
+    '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
+    '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
+    '-m', String(spec.memoryMiB),
+    '-smp', String(spec.cpus),
+    '-no-user-config',
+    '-no-reboot',
+    '-display', 'none',
+    '-vga', 'std',
+    '-chardev', 'stdio,id=ser0,signal=off',
+    '-serial', 'chardev:ser0',
+    '-monitor', 'none',
+    '-nic', 'none',
+  ];
+  if (qmpSocket) a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);
+  if (spec.uefi) {
+    a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${spec.uefi.code}`);
+    a.push('-drive', `if=pflash,format=raw,unit=1,file=${spec.uefi.vars}`);
+  }
+  if (spec.kernel) {
+    a.push('-kernel', spec.kernel.path);
+    if (spec.kernel.initrd) a.push('-initrd', spec.kernel.initrd);
+    a.push('-append', spec.kernel.append);
+  }
+  for (const d of spec.drives ?? []) {
+    a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},cache=unsafe,discard=unmap`);
+  }
+  if (spec.cdrom) a.push('-drive', `file=${spec.cdrom},format=raw,media=cdrom,readonly=on`);
+  if (spec.tpmSocket) {
+    a.push('-chardev', `socket,id=chrtpm,path=${spec.tpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-tis,tpmdev=tpm0');
+  }
+  return a;
+}
+
+/** The OVMF code/vars pair installed on this host (Debian/Ubuntu and Fedora layouts). */
+export function findOvmf(): { code: string; vars: string } {
+  const pairs: [string, string][] = [
+    ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'],
+    ['/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_VARS.fd'],
+    ['/usr/share/edk2/ovmf/OVMF_CODE.fd', '/usr/share/edk2/ovmf/OVMF_VARS.fd'],
+    ['/usr/share/edk2/x64/OVMF_CODE.4m.fd', '/usr/share/edk2/x64/OVMF_VARS.4m.fd'],
+  ];
+  for (const [c, v] of pairs) if (fs.existsSync(c) && fs.existsSync(v)) return { code: c, vars: v };
+  throw new UserError(`no OVMF firmware found (looked for ${pairs.map((p) => p[0]).join(', ')}): install the ovmf package`);
+}
+
+export interface WatchOptions {
+  timeoutMs: number;
+  matcher: VerdictMatcher;
+  logFile: string;
+  /** Where to write a PNG of the display at the verdict (best effort). */
+  screenshotFile?: string;
+  log: Logger;
+  onLine?: (line: string) => void;
+  /** Also judge QEMU's own stderr (e.g. "KVM internal error") with the failure patterns. */
+  watchStderr?: boolean;
+  /** Scratch directory for the QMP socket. */
+  workDir: string;
+}
+
+export interface BootResult {
+  passed: boolean;
+  reason: string;
+  seconds: number;
+  tail: string[];
+  screenshot?: string;
+  verdictLine?: string;
+}
+
+export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
+  const qmp = path.join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
+  const args = qemuArgs(spec, qmp);
+  opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
+  const logStream = fs.createWriteStream(opts.logFile);
+  const started = Date.now();
+  const child = spawn(QEMU, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const killGroup = (sig: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, sig);
+    } catch {
+      /* gone */
+    }
+  };
+  const unregister = onCleanup(() => killGroup('SIGKILL'));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('close', (code, signal) => r({ code, signal })),
+  );
+  const tail: string[] = [];
+  let stderr = '';
+
+  const result = await new Promise<Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>>((resolve) => {
+    let partial = '';
+    let settled = false;
+    const settle = (r: Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const timer = setTimeout(
+      () => settle({ passed: false, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }),
+      opts.timeoutMs,
+    );
+    child.stderr.on('data', (d: Buffer) => {
+      const s = d.toString();
+      stderr = (stderr + s).slice(-4000);
+      if (!opts.watchStderr) return;
+      for (const raw of s.split('\n')) {
+        const v = opts.matcher.feed(raw);
+        if (v?.kind === 'fail') settle({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
+      }
+    });
+    child.stdout.on('data', (d: Buffer) => {
+      logStream.write(d);
+      partial += d.toString('utf8');
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const raw of lines) {
+        const clean = stripAnsi(raw);
+        tail.push(clean);
+        if (tail.length > 200) tail.shift();
+        opts.onLine?.(clean);
+        const v = opts.matcher.feed(raw);
+        if (v) settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+      }
+    });
+    child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(e)}` }));
+    void exited.then(({ code, signal }) => {
+      if (partial) {
+        const v = opts.matcher.feed(partial);
+        tail.push(stripAnsi(partial));
+        if (v) return settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+      }
+      const err = stderr.trim().split('\n').slice(-3).join(' ');
+      settle({ passed: false, reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}` });
+    });
+  });
+  const seconds = (Date.now() - started) / 1000;
+
+  let screenshot: string | undefined;
+  if (opts.screenshotFile && child.exitCode === null) {
+    try {
+      const ppm = path.join(opts.workDir, `screen-${process.pid}.ppm`);
+      await qmpCommand(qmp, 'screendump', { filename: ppm }, 5000);
+      fs.writeFileSync(opts.screenshotFile, ppmToPng(fs.readFileSync(ppm)));
+      fs.rmSync(ppm, { force: true });
+      screenshot = opts.screenshotFile;
+    } catch (e) {
+      opts.log.warning(`screenshot failed: ${errorMessage(e)}`);
+    }
+  }
+
+  if (child.exitCode === null && child.signalCode === null) {
+    killGroup('SIGTERM');
+    const t = setTimeout(() => killGroup('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  } else {
+    await exited;
+  }
+  killGroup('SIGKILL'); // anything the leader left behind
+  unregister();
+  await new Promise<void>((r) => logStream.end(r));
+  fs.rmSync(qmp, { force: true });
+  return { ...result, seconds, tail: tail.slice(-40), screenshot };
+}
+
+/** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
+export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: string; stop: () => Promise<void> }> {
+  fs.mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, 'swtpm.sock');
+  const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+  const unregister = onCleanup(() => child.kill('SIGKILL'));
+  const closed = new Promise<void>((r) => child.on('close', () => r()));
+  for (let i = 0; i < 100 && !fs.existsSync(socket); i++) {
+    if (child.exitCode !== null) throw new Error(`swtpm exited: ${err.trim()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!fs.existsSync(socket)) throw new Error(`swtpm did not create ${socket}: ${err.trim()}`);
+  log.debug(`swtpm listening on ${socket}`);
+  return {
+    socket,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
+      child.kill('SIGKILL');
+      unregister();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Deciding a boot from the serial console: ANSI escapes stripped, failure patterns checked
+ * first (they end the run at once with the matching line as the reason), then success.
+ */
+export const DEFAULT_SUCCESS: RegExp[] = [
+  // systemd < 255: "Reached target Multi-User System."; >= 255: "Reached target multi-user.target - Multi-User System."
+  /Reached target (?:multi-user\.target - )?Multi-User System/,
+];
+
+export const DEFAULT_FAILURE: RegExp[] = [
+  /Kernel panic - not syncing[^\n]*/,
+  /VFS: Cannot open root device[^\n]*/,
+  /Cannot open root device[^\n]*/,
+  /Failed to switch root[^\n]*/,
+  /Failed to start [^\n]*Switch Root[^\n]*/,
+  /You are in (?:emergency|rescue) mode[^\n]*/,
+  /Reached target (?:emergency\.target - )?Emergency Mode/,
+  /Reached target (?:rescue\.target - )?Rescue Mode/,
+  /Entering emergency mode[^\n]*/,
+  /Starting [^\n]*Emergency Shell/,
+  /dracut-emergency|Dropping to debug shell/,
+  /No working init found[^\n]*/,
+  /Timed out waiting for device[^\n]*/,
+  /Give root password for maintenance/,
+];
+
+// CSI, OSC and two-character escapes, plus stray carriage returns and NULs.
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r|\0/g;
+
+export function stripAnsi(s: string): string {
+  return s.replace(ANSI, '');
+}
+
+export interface Verdict {
+  kind: 'pass' | 'fail';
+  line: string;
+  pattern: string;
+}
+
+export class VerdictMatcher {
+  constructor(
+    readonly success: RegExp[] = DEFAULT_SUCCESS,
+    readonly failure: RegExp[] = DEFAULT_FAILURE,
+  ) {}
+
+  /** Feeds one line (already split); returns a verdict when the line decides the boot. */
+  feed(rawLine: string): Verdict | undefined {
+    const line = stripAnsi(rawLine).trim();
+    if (!line) return undefined;
+    for (const re of this.failure) if (re.test(line)) return { kind: 'fail', line, pattern: re.source };
+    for (const re of this.success) if (re.test(line)) return { kind: 'pass', line, pattern: re.source };
+    return undefined;
+  }
+}
+
+/** A user pattern: a regular expression (invalid ones are reported with the reason). */
+export function userPattern(src: string): RegExp {
+  return new RegExp(src);
+}

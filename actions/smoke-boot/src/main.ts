@@ -1,0 +1,128 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { onCleanup } from '../../lib/cleanup.js';
+import { errorMessage, UserError } from '../../lib/errors.js';
+import { processRunner } from '../../lib/exec.js';
+import { openImage } from '../../lib/image/open.js';
+import type { ActionIO } from '../../lib/io.js';
+import { imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } from '../../lib/inputs.js';
+import { connect, resolveDigest } from '../../lib/registry.js';
+import { checkSignature } from '../../lib/signature-gate.js';
+import { code, fence, table } from '../../lib/summary.js';
+import { BIB_IMAGE } from '../../lib/vm/bib.js';
+import { removeTree } from '../../lib/vm/unpack.js';
+import { DEFAULT_FAILURE, DEFAULT_SUCCESS, VerdictMatcher } from '../../lib/vm/verdict.js';
+import { uploadArtifact } from '../../lib/artifact.js';
+import { bootImage } from './boot.js';
+
+/** Newline-separated regular expressions; each must compile. */
+function patterns(what: string): InputDef<RegExp[]> {
+  const expected = `newline-separated regular expressions (${what})`;
+  return {
+    schema: z.string().transform((v, ctx) => {
+      const out: RegExp[] = [];
+      for (const line of v.split('\n').map((l) => l.trim()).filter(Boolean)) {
+        try {
+          out.push(new RegExp(line));
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(line)} is not a valid regular expression: ${errorMessage(e)}` });
+          return z.NEVER;
+        }
+      }
+      return out;
+    }),
+    expected,
+  };
+}
+
+export const inputs = {
+  image: imageRef(true),
+  backend: oneOf(['direct', 'uefi', 'bib'] as const, 'direct'),
+  accel: oneOf(['auto', 'kvm', 'tcg'] as const, 'auto'),
+  memory: int({ default: 2048, min: 256, max: 65536 }),
+  cpus: int({ default: 2, min: 1, max: 64 }),
+  timeout: int({ default: 1800, min: 10, max: 86400 }),
+  'success-pattern': patterns('added to the multi-user defaults'),
+  'failure-pattern': patterns('added to the panic/emergency defaults'),
+  'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
+  'public-key': str({ expected: 'a PEM public key or a path to one' }),
+  identity: oneOf(['repository', 'tags'] as const, 'repository'),
+  'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
+  'kvm-probe-timeout': int({ default: 20, min: 1, max: 600 }),
+  'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  ...registryInputs,
+};
+
+/** smoke-boot: resolve once, boot that digest for real, decide from the console, show why. */
+export async function run(io: ActionIO): Promise<void> {
+  const inp = readInputs(io, inputs);
+  const ref = inp.image;
+  const client = connect(ref, inp, io);
+  const digest = await resolveDigest(client, ref);
+  const pinned = ref.withDigest(digest);
+  io.setOutput('digest', digest);
+  io.setOutput('image-ref', pinned.toString());
+  io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
+
+  const signature = inp['public-key']
+    ? await checkSignature(client, pinned, inp['public-key'], inp.identity, io)
+    : 'not checked (no public-key)';
+
+  const runner = processRunner(io);
+  const temp = io.context.runnerTemp;
+  const workDir = fs.mkdtempSync(path.join(temp, 'keel-smoke-'));
+  const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
+  const id = digest.slice(7, 19);
+  const serialLog = path.join(temp, `keel-smoke-${id}-serial.log`);
+  const screenshot = path.join(temp, `keel-smoke-${id}-screen.png`);
+  io.setOutput('serial-log', serialLog);
+  const image = await openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir });
+  let outcome;
+  try {
+    outcome = await bootImage(
+      {
+        image,
+        pinnedRef: pinned.toString(),
+        backend: inp.backend,
+        accel: inp.accel,
+        memoryMiB: inp.memory,
+        cpus: inp.cpus,
+        timeoutMs: inp.timeout * 1000,
+        kernelArgs: inp['kernel-args'],
+        matcher: new VerdictMatcher([...DEFAULT_SUCCESS, ...inp['success-pattern']], [...DEFAULT_FAILURE, ...inp['failure-pattern']]),
+        workDir,
+        serialLog,
+        screenshot,
+        kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
+        bibImage: inp['bib-image'],
+      },
+      runner,
+      io,
+    );
+  } finally {
+    image.dispose();
+    await removeTree(workDir, runner).catch(() => undefined);
+    unregister();
+  }
+
+  io.setOutput('passed', String(outcome.passed));
+  io.setOutput('boot-seconds', outcome.seconds.toFixed(1));
+  io.setOutput('reason', outcome.reason);
+  io.setOutput('accel', outcome.accel);
+  io.setOutput('screenshot', outcome.screenshot ?? '');
+  const evidence = [serialLog, ...(outcome.screenshot ? [outcome.screenshot] : [])];
+  let uploaded = '';
+  if (inp['artifact-name']) uploaded = await uploadArtifact(inp['artifact-name'], evidence, temp, io);
+
+  await io.summary(
+    `### smoke-boot ${outcome.passed ? '✅ passed' : '❌ failed'}\n\n${table(
+      ['image', 'backend', 'accel', 'kernel', 'boot seconds', 'verdict', 'signature'],
+      [[code(pinned.toString()), inp.backend, `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`, code(outcome.kernelVersion), outcome.seconds.toFixed(1), outcome.reason, signature]],
+    )}\nPrepared the disk in ${outcome.prepareSeconds.toFixed(1)} s. Serial log: ${code(serialLog)}${uploaded ? `, uploaded as artifact ${code(uploaded)}` : ''}.\n${
+      outcome.passed ? '' : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`
+    }`,
+  );
+  if (!outcome.passed) throw new UserError(`boot failed: ${outcome.reason}`);
+  io.info(`passed in ${outcome.seconds.toFixed(1)} s: ${outcome.reason}`);
+}
