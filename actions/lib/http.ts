@@ -28,10 +28,12 @@ export interface HttpRequest {
   /** Send `Expect: 100-continue` and wait for it (or `continueTimeoutMs`) before the body. */
   expectContinue?: boolean;
   continueTimeoutMs?: number;
-  /** Called as body bytes are handed to the socket. */
-  onUploadProgress?: (sent: number) => void;
+  /** Called as body bytes are handed to the socket: bytes sent by this hop so far, and this chunk. */
+  onUploadProgress?: (sent: number, chunk: number) => void;
   /** Accept any TLS certificate (registries with tls-verify: false). */
   insecureTls?: boolean;
+  /** Use a new connection, closed afterwards, instead of the keep-alive pool (retry after a stall). */
+  freshConnection?: boolean;
 }
 
 export interface HttpResponse {
@@ -76,7 +78,13 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const r = (isHttps ? https : http).request(
       url,
-      { method: req.method, headers, agent: isHttps ? (req.insecureTls ? agents.insecure : agents.https) : agents.http, signal: req.signal },
+      {
+        method: req.method,
+        headers,
+        agent: req.freshConnection ? false : isHttps ? (req.insecureTls ? agents.insecure : agents.https) : agents.http,
+        ...(req.freshConnection && req.insecureTls ? { rejectUnauthorized: false } : {}),
+        signal: req.signal,
+      },
       resolve,
     );
     const idle = req.idleTimeoutMs ?? 120_000;
@@ -95,7 +103,7 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
       if (typeof b === 'string' || Buffer.isBuffer(b)) {
         const buf = typeof b === 'string' ? Buffer.from(b) : b;
         httpStats.bytesSent += buf.length;
-        req.onUploadProgress?.(buf.length);
+        req.onUploadProgress?.(buf.length, buf.length);
         r.end(buf);
         return;
       }
@@ -104,9 +112,11 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
       src.on('data', (chunk: Buffer) => {
         sent += chunk.length;
         httpStats.bytesSent += chunk.length;
-        req.onUploadProgress?.(sent);
+        req.onUploadProgress?.(sent, chunk.length);
       });
       src.on('error', (e) => r.destroy(e));
+      // An aborted or refused request must not leave the file stream (and its fd) open.
+      r.on('close', () => src.destroy());
       src.pipe(r);
     };
     if (req.expectContinue) {
@@ -120,7 +130,15 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
       r.on('continue', go);
       // A server that ignores Expect must not hang the upload (RFC 9110 §10.1.1).
       const t = setTimeout(go, req.continueTimeoutMs ?? 3000);
-      r.on('response', () => clearTimeout(t));
+      r.on('response', (res: http.IncomingMessage) => {
+        clearTimeout(t);
+        if (!started) {
+          // A final answer before the body (an early 307/503/403): the body is never sent, and
+          // the half-done request is dropped once the answer is read so its socket cannot linger.
+          started = true;
+          res.once('end', () => r.destroy());
+        }
+      });
       r.on('close', () => clearTimeout(t));
     } else {
       send();
