@@ -1,0 +1,89 @@
+import { errorMessage, InputError, UserError } from '../../lib/errors.js';
+import type { ActionIO } from '../../lib/io.js';
+import { bool, digestRef, list, oneOf, readInputs, registryInputs, str } from '../../lib/inputs.js';
+import { connect } from '../../lib/registry.js';
+import type { SignedIdentity } from '../../lib/sign/identity.js';
+import { keyId, readPublicKey } from '../../lib/sign/keys.js';
+import { verifyImage, type VerifyResult } from '../../lib/sign/verify.js';
+import { code, table } from '../../lib/summary.js';
+import { tagProblem } from '../../lib/tags.js';
+
+/**
+ * verify: checks an image's signatures with a public key by containers/image's rules (what a
+ * bootc/rpm-ostree/podman client with Keel's policy enforces). Fails the step when not verified
+ * (verified=false and reason are still set); `fail-on-unverified: false` only reports.
+ */
+export const inputs = {
+  'image-ref': digestRef('verification is of one manifest digest: pass repo@sha256:…'),
+  'public-key': str({ required: true, expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
+  identity: oneOf(['repository', 'tags', 'digest'] as const, 'repository'),
+  tags: list({ item: (s) => tagProblem(s), expected: 'newline-separated tags' }),
+  format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
+  recursive: bool(true),
+  'fail-on-unverified': bool(true),
+  ...registryInputs,
+};
+
+export async function run(io: ActionIO): Promise<void> {
+  let result: VerifyResult | undefined;
+  let failure: string | undefined;
+  let ref = '';
+  const started = Date.now();
+  try {
+    const inp = readInputs(io, inputs);
+    const image = inp['image-ref'];
+    ref = image.toString();
+    let key;
+    try {
+      key = readPublicKey(inp['public-key']).key;
+    } catch (e) {
+      throw new InputError('public-key', undefined, errorMessage(e));
+    }
+    if (inp.identity === 'tags' && inp.tags.length === 0) {
+      throw new InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
+    }
+    const client = connect(image, inp, io);
+    const common = { format: inp.format, recursive: inp.recursive, log: io };
+    const digestRule: SignedIdentity = { type: 'matchRepoDigestOrExact' };
+    if (inp.identity === 'tags') {
+      // One verification per tag, as a client pulling repo:<tag> with the default policy does.
+      const per: { tag: string; r: VerifyResult }[] = [];
+      for (const tag of inp.tags) {
+        const r = await verifyImage(client, image, key, { ...common, identity: digestRule, tag });
+        per.push({ tag, r });
+        if (!r.verified) break;
+      }
+      const bad = per.find((p) => !p.r.verified);
+      result = bad
+        ? { ...bad.r, reason: `pulled as :${bad.tag}: ${bad.r.reason}` }
+        : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0]!.r.details };
+    } else {
+      result = await verifyImage(client, image, key, { ...common, identity: inp.identity === 'digest' ? digestRule : undefined });
+    }
+    io.info(`${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result!.reason}`);
+    if (!result!.verified) {
+      const msg = `${ref} is not verified: ${result!.reason}`;
+      if (inp['fail-on-unverified']) throw new UserError(msg);
+      io.warning(msg);
+    }
+  } catch (e) {
+    failure = errorMessage(e);
+    throw e;
+  } finally {
+    io.setOutput('verified', String(result?.verified ?? false));
+    io.setOutput('reason', result?.reason ?? failure ?? '');
+    io.setOutput('details', JSON.stringify(result?.details ?? []));
+    const rows = (result?.details ?? []).map((d) => [
+      code(d.digest),
+      d.platform ?? (d.digest === result?.details[0]?.digest ? 'image' : ''),
+      d.verified ? 'verified' : 'NOT verified',
+      d.reason,
+    ]);
+    await io.summary(
+      `### verify\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
+        (rows.length ? table(['digest', 'platform', 'result', 'reason'], rows) : '') +
+        `\nverified: **${result?.verified ?? false}**, ${Date.now() - started} ms\n` +
+        (failure ? `\n**Failed:** ${failure}\n` : ''),
+    );
+  }
+}
