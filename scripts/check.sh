@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent generate
-paths=(dist .github/workflows declarations/distro.schema.json)
+paths=(dist .github/workflows workflows-src/actions.generated.ts declarations/distro.schema.json)
 status=$(git status --porcelain --untracked-files=all -- "${paths[@]}")
 if [ -n "$status" ]; then
   echo "generated files differ from what is committed:"

@@ -46704,6 +46704,7 @@ function descriptorOf(t) {
 
 
 
+
 const NO_SIGNATURE = 'A signature was required, but no signature exists';
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** Go's base64.StdEncoding: padding required, \r and \n ignored, nothing else tolerated. */
@@ -46766,6 +46767,8 @@ async function verifyDigest(client, ref, digest, key, opts) {
             sm = await readSignatureManifest(client, ref.repository, digest);
         }
         catch (e) {
+            if (!(e instanceof errors_UserError))
+                throw e;
             legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: e.message });
         }
         for (const layer of sm?.layers ?? []) {
@@ -46777,7 +46780,16 @@ async function verifyDigest(client, ref, digest, key, opts) {
     }
     if (opts.format === 'bundle' || opts.format === 'both') {
         const bundles = [];
-        for (const b of await fetchBundles(client, ref.repository, digest)) {
+        let fetched = [];
+        try {
+            fetched = await fetchBundles(client, ref.repository, digest);
+        }
+        catch (e) {
+            if (!(e instanceof errors_UserError))
+                throw e;
+            bundles.push({ format: 'bundle', source: `${ref.name}:${referrersTag(digest)}`, accepted: false, reason: e.message });
+        }
+        for (const b of fetched) {
             const reason = b.error ?? checkBundle(b.bundle, digest, key);
             bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
         }
@@ -47128,6 +47140,10 @@ const DEFAULT_FAILURE = [
     /Starting [^\n]*Emergency Shell/,
     /dracut-emergency|Dropping to debug shell/,
     /No working init found[^\n]*/,
+    // systemd in the initrd, when the real root has no init: it says so, then freezes silently.
+    /Switch root target contains no usable init[^\n]*/,
+    /Failed to execute [^\n]*init[^\n]*/,
+    /Freezing execution[^\n]*/,
     /Timed out waiting for device[^\n]*/,
     /Give root password for maintenance/,
 ];
@@ -48366,6 +48382,7 @@ const inputs = {
     'success-pattern': patterns('added to the multi-user defaults'),
     'failure-pattern': patterns('added to the panic/emergency defaults'),
     'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
+    'root-wait': inputs_int({ default: 90, min: 0, max: 3600 }),
     'public-key': str({ expected: 'a PEM public key or a path to one' }),
     identity: oneOf(['repository', 'tags'], 'repository'),
     'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
@@ -48405,7 +48422,9 @@ async function run(io) {
             memoryMiB: inp.memory,
             cpus: inp.cpus,
             timeoutMs: inp.timeout * 1000,
-            kernelArgs: inp['kernel-args'],
+            // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
+            // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
+            kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
             matcher: new VerdictMatcher([...DEFAULT_SUCCESS, ...inp['success-pattern']], [...DEFAULT_FAILURE, ...inp['failure-pattern']]),
             workDir,
             serialLog,

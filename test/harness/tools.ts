@@ -59,7 +59,7 @@ export function makeOciImage(
   opts: { tag?: string; layers?: (Record<string, string | Buffer> | Buffer)[]; labels?: Record<string, string>; randomBytes?: number; created?: string } = {},
 ): { dir: string; digest: string; manifest: Buffer } {
   const layout = OciLayout.create(dir);
-  const layers = opts.layers ?? [{ 'hello.txt': `hello ${crypto.randomUUID()}` }];
+  const layers: (Record<string, string | Buffer> | Buffer)[] = opts.layers ?? [{ 'hello.txt': `hello ${crypto.randomUUID()}` }];
   if (opts.randomBytes) layers.push({ 'random.bin': crypto.randomBytes(opts.randomBytes) });
   const descs = [];
   const diffIds = [];

@@ -20,6 +20,10 @@ export const DEFAULT_FAILURE: RegExp[] = [
   /Starting [^\n]*Emergency Shell/,
   /dracut-emergency|Dropping to debug shell/,
   /No working init found[^\n]*/,
+  // systemd in the initrd, when the real root has no init: it says so, then freezes silently.
+  /Switch root target contains no usable init[^\n]*/,
+  /Failed to execute [^\n]*init[^\n]*/,
+  /Freezing execution[^\n]*/,
   /Timed out waiting for device[^\n]*/,
   /Give root password for maintenance/,
 ];

@@ -46,6 +46,7 @@ export const inputs = {
   'success-pattern': patterns('added to the multi-user defaults'),
   'failure-pattern': patterns('added to the panic/emergency defaults'),
   'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
+  'root-wait': int({ default: 90, min: 0, max: 3600 }),
   'public-key': str({ expected: 'a PEM public key or a path to one' }),
   identity: oneOf(['repository', 'tags'] as const, 'repository'),
   'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
@@ -89,7 +90,9 @@ export async function run(io: ActionIO): Promise<void> {
         memoryMiB: inp.memory,
         cpus: inp.cpus,
         timeoutMs: inp.timeout * 1000,
-        kernelArgs: inp['kernel-args'],
+        // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
+        // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
+        kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
         matcher: new VerdictMatcher([...DEFAULT_SUCCESS, ...inp['success-pattern']], [...DEFAULT_FAILURE, ...inp['failure-pattern']]),
         workDir,
         serialLog,

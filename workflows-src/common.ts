@@ -1,0 +1,212 @@
+import { github, input, lit, secret, type Expr } from './expr.js';
+import { actionStep, runStep, type ActionStep, type CallInput, type LocalHint, type RunStep } from './model.js';
+import { pins } from './pins.js';
+
+/**
+ * What the three generators share: the dogfood/reusable switch (`Params`), the steps every job
+ * starts with, and the hand-off between workflows.
+ *
+ * Dogfood workflows (this repository) take every distro value from declarations/distro.yaml at
+ * generation time and run `./actions/<hop>` after checkout. Reusable workflows (`workflow_call`,
+ * for other bootc repositories) take the same values as inputs of the call and run the released
+ * actions (`keel-project/keel/actions/<hop>@v0`); the caller passes its values from its own
+ * declarations (the build hop still reads the caller's declarations file itself for labels,
+ * OS identity and build-args).
+ */
+export type Mode = 'dogfood' | 'reusable';
+
+export interface ParamSpec {
+  description: string;
+  type?: 'string' | 'number' | 'boolean';
+  /** The reusable input's default (generic, never this repository's values). */
+  default?: string | number | boolean;
+  required?: boolean;
+}
+
+export class Params {
+  /** The workflow_call inputs the reusable variant declares, in the order first used. */
+  readonly callInputs: Record<string, CallInput> = {};
+  constructor(readonly mode: Mode) {}
+
+  get reusable(): boolean {
+    return this.mode === 'reusable';
+  }
+
+  /** Dogfood: the declarations value, a constant; reusable: `inputs.<name>`. */
+  v(name: string, dogfood: string | number | boolean, spec: ParamSpec): Expr {
+    if (!this.reusable) return lit(dogfood);
+    return this.input(name, spec);
+  }
+
+  /** A workflow_call input (reusable only). */
+  input(name: string, spec: ParamSpec): Expr {
+    const type = spec.type ?? (typeof spec.default === 'number' ? 'number' : typeof spec.default === 'boolean' ? 'boolean' : 'string');
+    const prev = this.callInputs[name];
+    const next: CallInput = {
+      description: spec.description,
+      required: spec.required ?? false,
+      type,
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+    };
+    if (prev && JSON.stringify(prev) !== JSON.stringify(next)) throw new Error(`input '${name}' declared twice, differently`);
+    this.callInputs[name] = next;
+    return input(name);
+  }
+
+  /** The runner label: ubuntu-24.04, or the caller's choice. */
+  runsOn(): Expr {
+    return this.v('runs-on', RUNNER, { description: 'Runner label for every job (needs sudo, KVM helps).', default: RUNNER });
+  }
+}
+
+export const RUNNER = 'ubuntu-24.04';
+
+/** Registry credentials for GHCR: the run's token, never echoed. */
+export const registryUser = (): Expr => github('actor');
+export const registryToken = (): Expr => secret('GITHUB_TOKEN');
+
+const skip = (reason: string): LocalHint => ({ local: 'skip', reason });
+
+export function checkout(): ActionStep {
+  return actionStep({
+    name: 'Check out',
+    uses: pins.checkout,
+    with: { 'persist-credentials': false },
+    local: skip('a local runner works in the checkout it runs from'),
+  });
+}
+
+/** The run's release date, computed once (UTC YYYYMMDD) and handed to every hop. */
+export function releaseDate(): RunStep<'release-date'> {
+  return runStep({
+    id: 'date',
+    name: 'Release date of this run (UTC, computed once)',
+    run: 'echo "release-date=$(date -u +%Y%m%d)" >> "$GITHUB_OUTPUT"',
+    local: { local: 'release-date' },
+    outputs: ['release-date'],
+  });
+}
+
+/** Lets the runner user open /dev/kvm (GitHub's Linux runners have KVM; TCG is the fallback). */
+export function enableKvm(): RunStep {
+  return runStep({
+    name: 'Let the runner use KVM when the machine has it',
+    run: [
+      'if [ -e /dev/kvm ]; then',
+      `  echo 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' | sudo tee /etc/udev/rules.d/99-keel-kvm.rules >/dev/null`,
+      '  sudo udevadm control --reload-rules',
+      '  sudo udevadm trigger --name-match=kvm',
+      'else',
+      '  echo "no /dev/kvm: the VM hops fall back to TCG"',
+      'fi',
+    ].join('\n'),
+    local: skip('KVM access is the machine owner\'s business; the hops probe it and fall back to TCG'),
+  });
+}
+
+/** Host tools the VM and disk hops call (bounded apt, retried: the archive can hang). */
+export function aptInstall(packages: string[]): RunStep {
+  const list = [...new Set(packages)].sort();
+  for (const p of list) if (!/^[a-z0-9][a-z0-9+.-]*$/.test(p)) throw new Error(`bad package name ${p}`);
+  return runStep({
+    name: 'Install host tools',
+    run: [
+      `packages=(${list.join(' ')})`,
+      'for attempt in 1 2 3; do',
+      '  if sudo timeout 600 apt-get update -qq &&',
+      '    sudo DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends "${packages[@]}"; then',
+      '    exit 0',
+      '  fi',
+      '  echo "apt-get failed (attempt $attempt), retrying"',
+      '  sleep $((attempt * 15))',
+      'done',
+      'exit 1',
+    ].join('\n'),
+    local: { local: 'apt-install', packages: list },
+  });
+}
+
+/** Tools of the smoke-boot hop (direct and uefi backends). */
+export const VM_PACKAGES = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'swtpm', 'swtpm-tools', 'e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'zstd'];
+/** Tools of the build-disk hop (live ISO and disks, plus its boot test). */
+export const DISK_PACKAGES = [...VM_PACKAGES, 'xorriso', 'squashfs-tools', 'grub-common', 'grub-efi-amd64-bin', 'grub-pc-bin', 'dracut', 'cpio'];
+
+// ---------------------------------------------------------------------------------------------
+// build → smoke-boot hand-off: the digest of *that* build run, as an artifact of the run
+
+/** Name of the artifact the build run leaves for smoke-boot. */
+export const IMAGE_ARTIFACT = 'keel-image';
+/** Directory (relative to the workspace) it is written to and read from. */
+export const IMAGE_HANDOFF_DIR = 'keel-image';
+export const IMAGE_REF_PATTERN = '^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$';
+export const DATE_PATTERN = '^[0-9]{8}$';
+
+export function writeHandoff(values: { imageRef: Expr; digest: Expr; releaseDate: Expr }): RunStep {
+  return runStep({
+    name: 'Record the pushed digest for smoke-boot',
+    env: { IMAGE_REF: values.imageRef, DIGEST: values.digest, RELEASE_DATE: values.releaseDate },
+    run: [
+      `mkdir -p ${IMAGE_HANDOFF_DIR}`,
+      `printf '%s\\n' "$IMAGE_REF" > ${IMAGE_HANDOFF_DIR}/image-ref`,
+      `printf '%s\\n' "$DIGEST" > ${IMAGE_HANDOFF_DIR}/digest`,
+      `printf '%s\\n' "$RELEASE_DATE" > ${IMAGE_HANDOFF_DIR}/release-date`,
+    ].join('\n'),
+    local: {
+      local: 'write-files',
+      dir: IMAGE_HANDOFF_DIR,
+      files: { 'image-ref': values.imageRef, digest: values.digest, 'release-date': values.releaseDate },
+    },
+  });
+}
+
+export function uploadHandoff(): ActionStep {
+  return actionStep({
+    name: 'Hand the digest to smoke-boot (artifact of this run)',
+    uses: pins.uploadArtifact,
+    // overwrite: a re-run of the build job replaces its own hand-off instead of failing on the name.
+    with: { name: IMAGE_ARTIFACT, path: `${IMAGE_HANDOFF_DIR}/`, 'retention-days': 7, 'if-no-files-found': 'error', overwrite: true },
+    local: { local: 'artifact-upload', name: lit(IMAGE_ARTIFACT), paths: [lit(`${IMAGE_HANDOFF_DIR}/`)] },
+  });
+}
+
+/** Downloads the hand-off of the build run that triggered this workflow_run. */
+export function downloadHandoff(cond: Expr): ActionStep {
+  const runId = github('event.workflow_run.id');
+  return actionStep({
+    name: 'Take the digest the triggering build run pushed',
+    if: cond,
+    uses: pins.downloadArtifact,
+    with: { name: IMAGE_ARTIFACT, path: IMAGE_HANDOFF_DIR, 'run-id': runId, 'github-token': secret('GITHUB_TOKEN') },
+    local: { local: 'artifact-download', name: lit(IMAGE_ARTIFACT), path: IMAGE_HANDOFF_DIR, runId },
+  });
+}
+
+export function readHandoff(cond: Expr): RunStep<'image-ref' | 'release-date'> {
+  return runStep({
+    id: 'handoff',
+    name: 'Read and check the hand-off',
+    if: cond,
+    run: [
+      `ref=$(head -n1 ${IMAGE_HANDOFF_DIR}/image-ref)`,
+      `date=$(head -n1 ${IMAGE_HANDOFF_DIR}/release-date)`,
+      `if ! [[ $ref =~ ${IMAGE_REF_PATTERN} ]]; then echo "::error::the build run handed over no digest reference"; exit 1; fi`,
+      `if ! [[ $date =~ ${DATE_PATTERN} ]]; then echo "::error::the build run handed over no release date"; exit 1; fi`,
+      'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
+      'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
+    ].join('\n'),
+    local: {
+      local: 'read-files',
+      dir: IMAGE_HANDOFF_DIR,
+      outputs: {
+        'image-ref': { file: 'image-ref', pattern: IMAGE_REF_PATTERN },
+        'release-date': { file: 'release-date', pattern: DATE_PATTERN },
+      },
+    },
+    outputs: ['image-ref', 'release-date'],
+  });
+}
+
+/** POSIX single-quoting for constants written into a script at generation time. */
+export function shq(s: string): string {
+  return /^[A-Za-z0-9_./:=@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,36 @@
+/**
+ * The one place third-party actions are pinned: `owner/repo@<full commit SHA> # vX.Y.Z`. Never a
+ * tag or a branch (a moved tag would run other code with this workflow's secrets).
+ *
+ * Where the SHAs come from (GitHub itself is not reachable from this workplace): each SHA was
+ * found in several unrelated public repositories' workflows and pin lists in the public code
+ * index, always with the same version comment, e.g. a Flutter repository's test asserting
+ * `actions/checkout@11bd7190… # v4.2.2`, `actions/upload-artifact@ea165f8d… # v4.6.2` and
+ * `actions/download-artifact@d3f86a10… # v4.3.0` in its workflow, and a security write-up noting
+ * "These correspond to checkout v4.2.2 and upload-artifact v4.6.2". They are the commits the
+ * v4.2.2 / v4.6.2 / v4.3.0 release tags point at. Renovate/Dependabot can keep them current.
+ */
+export interface Pin {
+  /** owner/repo (or owner/repo/path). */
+  action: string;
+  /** Full 40-hex commit SHA. */
+  sha: string;
+  /** The release the SHA is, written as a trailing comment. */
+  version: string;
+}
+
+export const pins = {
+  checkout: { action: 'actions/checkout', sha: '11bd71901bbe5b1630ceea73d27597364c9af683', version: 'v4.2.2' },
+  uploadArtifact: { action: 'actions/upload-artifact', sha: 'ea165f8d65b6e75b540449e92b4886f43607fa02', version: 'v4.6.2' },
+  // v4.1.0+ has `run-id` + `github-token` (download from another run, e.g. the build that
+  // triggered a workflow_run).
+  downloadArtifact: { action: 'actions/download-artifact', sha: 'd3f86a106a0bac45b974a628896c90dbdf5c8093', version: 'v4.3.0' },
+} as const satisfies Record<string, Pin>;
+
+export const usesText = (p: Pin) => `${p.action}@${p.sha}`;
+
+/** Keel's own released actions, as other repositories' reusable workflows reference them. */
+export const KEEL_REPO = 'keel-project/keel';
+export const KEEL_REF = 'v0';
+export const keelRemoteUses = (hop: string) => `${KEEL_REPO}/actions/${hop}@${KEEL_REF}`;
+export const keelLocalUses = (hop: string) => `./actions/${hop}`;

@@ -1,0 +1,258 @@
+import type { Distro } from '../../actions/lib/declarations.js';
+import {
+  aptInstall,
+  checkout,
+  DISK_PACKAGES,
+  enableKvm,
+  Params,
+  registryToken,
+  registryUser,
+  releaseDate,
+  type Mode,
+} from '../common.js';
+import { callOutput, concat, eq, lines, lit, ne, secret, template, type Expr, type TemplateVars } from '../expr.js';
+import { actionStep, job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
+import { pins } from '../pins.js';
+
+/**
+ * build-disk.yml: pins :stable to a digest once, builds the ISO from that digest and boot-tests
+ * it (the build-disk hop fails unless the boot reached multi-user), then hands ISO + SHA256SUMS
+ * by artifact to a separate `publish` job (re-runnable alone, sized for a slow Internet Archive
+ * ingest) that uploads to the Internet Archive and bumps the download site, with the release
+ * date and file name of the build job. No publish unless the boot test passed.
+ */
+export const DISK_SOURCE = 'workflows-src/workflows/build-disk.ts';
+export const DISK_ARTIFACT = 'keel-disk';
+export const DISK_DIR = 'disk-out';
+
+/** `key:value` metadata lines of ia-upload from the declarations (lists repeat the key). */
+function metadataLines(meta: Record<string, string | string[]>, vars: TemplateVars): Expr {
+  const out: Expr[] = [];
+  for (const [k, v] of Object.entries(meta)) {
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (/[\r\n]/.test(item)) throw new Error(`internet-archive.metadata.${k}: one line per value`);
+      out.push(concat(`${k}:`, template(item, vars)));
+    }
+  }
+  return lines(...out);
+}
+
+/**
+ * Reusable variant only: the templates arrive as inputs, so they are expanded at run time. The
+ * values come in through env (never interpolated into the script).
+ */
+function expandStep<K extends string>(vars: { date: Expr; file: Expr; digest: Expr }, templates: Record<K, Expr>): RunStep<K> {
+  const names = Object.keys(templates) as K[];
+  const envName = (n: string) => `T_${n.toUpperCase().replace(/-/g, '_')}`;
+  return runStep({
+    id: 'expand',
+    name: 'Expand {date}, {file} and {digest} in the publication templates',
+    env: { DATE: vars.date, FILE: vars.file, DIGEST: vars.digest, ...Object.fromEntries(names.map((n) => [envName(n), templates[n]])) },
+    run: [
+      'expand() { local s=$1; s=${s//"{date}"/"$DATE"}; s=${s//"{file}"/"$FILE"}; s=${s//"{digest}"/"$DIGEST"}; printf \'%s\' "$s"; }',
+      'delim="keel_$(od -An -N8 -tx1 /dev/urandom | tr -d \' \\n\')"',
+      ...names.map((n) => `{ echo "${n}<<$delim"; expand "$${envName(n)}"; echo; echo "$delim"; } >> "$GITHUB_OUTPUT"`),
+    ].join('\n'),
+    local: { local: 'expand-templates', vars, templates },
+    outputs: names,
+  });
+}
+
+export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
+  const p = new Params(mode);
+  const file = mode === 'dogfood' ? 'build-disk.yml' : 'reusable-build-disk.yml';
+  const iso = decl.iso;
+  const ia = decl['internet-archive'];
+  const site = decl.site;
+  if (!p.reusable) {
+    if (!iso) throw new Error('build-disk.yml needs declarations iso');
+    if (!iso['boot-test']) throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
+    if (!ia) throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
+  }
+  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, { description: 'Image repository, registry/name (e.g. ghcr.io/my-org/my-os).', required: true });
+  const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word: the media are built from the digest it points at.', default: 'stable' });
+  const isoName = p.v('iso-name', iso?.name ?? '', { description: 'File name stem: <iso-name>-<date>.<type>.', required: true });
+  const runsOn = p.runsOn();
+  const user = registryUser();
+  const token = registryToken();
+
+  const date = releaseDate();
+  // :stable pinned to a digest exactly once; everything after uses the digest.
+  const resolve = keel.resolve('stable', { image: concat(image, ':', stable), username: user, password: token }, { name: 'Pin :stable to its digest' });
+  const disk = keel['build-disk'](
+    'disk',
+    {
+      'image-ref': resolve.outputs['image-ref'],
+      type: p.v('iso-type', iso?.type ?? 'iso', { description: 'iso, qcow2 or raw.', default: 'iso' }),
+      backend: p.v('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.', default: 'live' }),
+      name: concat(isoName, '-', date.outputs['release-date']),
+      ...(p.reusable
+        ? { label: p.input('iso-label', { description: 'ISO volume label; empty: derived from the name.', default: '' }) }
+        : iso?.label
+          ? { label: iso.label }
+          : {}),
+      'boot-test': true,
+      'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, { description: 'Seconds the boot test may take.', default: 1200 }),
+      'release-date': date.outputs['release-date'],
+      'output-dir': DISK_DIR,
+      username: user,
+      password: token,
+    },
+    { name: 'Build and boot-test the media from the pinned digest' },
+  );
+  const diskJob = job('disk', {
+    name: 'Build and boot-test the install media',
+    runsOn,
+    timeoutMinutes: 150,
+    permissions: { contents: 'read', packages: 'read' },
+    outputs: {
+      'image-ref': resolve.outputs['image-ref'],
+      digest: resolve.outputs.digest,
+      'release-date': date.outputs['release-date'],
+      file: disk.outputs.name,
+      sha256: disk.outputs.sha256,
+      'boot-passed': disk.outputs['boot-passed'],
+    },
+    steps: [
+      checkout(),
+      date,
+      enableKvm(),
+      aptInstall(DISK_PACKAGES),
+      resolve,
+      disk,
+      actionStep({
+        name: 'Hand the media to the publish job',
+        uses: pins.uploadArtifact,
+        with: {
+          name: DISK_ARTIFACT,
+          path: lines(disk.outputs.path, disk.outputs.sha256sums),
+          'retention-days': 3,
+          'compression-level': 0,
+          'if-no-files-found': 'error',
+          overwrite: true,
+        },
+        local: { local: 'artifact-upload', name: lit(DISK_ARTIFACT), paths: [disk.outputs.path, disk.outputs.sha256sums] },
+      }),
+    ],
+  });
+
+  // The publish job: only the build job's values (same release date, same file name).
+  const vars = { date: diskJob.refs['release-date'], file: diskJob.refs.file, digest: diskJob.refs.digest };
+  const files = lines(concat(`${DISK_DIR}/`, diskJob.refs.file), `${DISK_DIR}/SHA256SUMS`);
+  const publishSteps = [];
+  publishSteps.push(
+    checkout(),
+    actionStep({
+      name: 'Take the boot-tested media',
+      uses: pins.downloadArtifact,
+      with: { name: DISK_ARTIFACT, path: DISK_DIR },
+      local: { local: 'artifact-download', name: lit(DISK_ARTIFACT), path: DISK_DIR },
+    }),
+  );
+  const iaCommon = {
+    files,
+    sha256sums: `${DISK_DIR}/SHA256SUMS`,
+    'access-key': secret('IA_ACCESS_KEY'),
+    'secret-key': secret('IA_SECRET_KEY'),
+    'torrent-timeout': p.v('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, { description: 'Seconds to wait for the item torrent.', default: 3600 }),
+    'require-torrent': p.v('ia-require-torrent', ia?.['require-torrent'] ?? false, { description: 'Fail when the torrent is not ready in time.', default: false }),
+  };
+  if (!p.reusable) {
+    publishSteps.push(
+      keel['ia-upload'](
+        'ia',
+        { identifier: template(ia!.identifier, vars), metadata: metadataLines(ia!.metadata, vars), ...iaCommon },
+        { name: 'Publish to the Internet Archive' },
+      ),
+    );
+    if (site) {
+      const [first, ...rest] = site.constants;
+      publishSteps.push(
+        keel['site-bump'](
+          'site',
+          {
+            repository: site.repository,
+            constant: first!.name,
+            value: template(first!.value, vars),
+            ...(rest.length ? { 'extra-constants': lines(...rest.map((c) => concat(`${c.name}=`, template(c.value, vars)))) } : {}),
+            token: secret('SITE_BUMP_TOKEN'),
+            ...(site.files.length ? { files: site.files.join('\n') } : {}),
+            base: site.base,
+            'branch-prefix': site['branch-prefix'],
+            'auto-merge': site['auto-merge'],
+          },
+          { name: 'Point the download site at the new media' },
+        ),
+      );
+    }
+  } else {
+    const t = {
+      identifier: p.input('ia-identifier', { description: 'Internet Archive identifier template ({date} = release date), e.g. my-os-live-iso-{date}.', required: true }),
+      metadata: p.input('ia-metadata', { description: 'Item metadata, key:value lines; {date}, {file} and {digest} are expanded.', default: '' }),
+      'site-value': p.input('site-value', { description: 'Value of site-constant; {date} and {file} are expanded.', default: '{date}' }),
+      'site-extra-constants': p.input('site-extra-constants', { description: 'More NAME=value lines moved in the same commit; {date} and {file} are expanded.', default: '' }),
+    };
+    const expand = expandStep(vars, t);
+    const siteRepo = p.input('site-repository', { description: 'Download site repository owner/name; empty: no site bump.', default: '' });
+    publishSteps.push(
+      expand,
+      keel['ia-upload']('ia', { identifier: expand.outputs.identifier, metadata: expand.outputs.metadata, ...iaCommon }, { name: 'Publish to the Internet Archive' }),
+      keel['site-bump'](
+        'site',
+        {
+          repository: siteRepo,
+          constant: p.input('site-constant', { description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.', default: 'LATEST_ISO_DATE' }),
+          value: expand.outputs['site-value'],
+          'extra-constants': expand.outputs['site-extra-constants'],
+          token: secret('SITE_BUMP_TOKEN'),
+          files: p.input('site-files', { description: 'Candidate files defining the constants (newline-separated).', default: '' }),
+          base: p.input('site-base', { description: 'Site branch the pull request targets.', default: 'main' }),
+          'branch-prefix': p.input('site-branch-prefix', { description: 'Prefix of the pull request branch.', default: 'keel/release-' }),
+          'auto-merge': p.input('site-auto-merge', { description: 'Enable auto-merge on the pull request.', default: true }),
+        },
+        { name: 'Point the download site at the new media', if: ne(siteRepo, '') },
+      ),
+    );
+  }
+  const publishJob = job('publish', {
+    name: 'Publish (Internet Archive, then the download site)',
+    needs: [diskJob],
+    // build-disk fails the job when the boot test fails; this says it again, explicitly.
+    if: eq(diskJob.refs['boot-passed'], 'true'),
+    runsOn,
+    // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
+    timeoutMinutes: 360,
+    permissions: { contents: 'read' },
+    outputs: {},
+    steps: publishSteps,
+  });
+
+  const on: Triggers = p.reusable
+    ? {
+        workflow_call: {
+          inputs: p.callInputs,
+          secrets: {
+            IA_ACCESS_KEY: { description: 'Internet Archive S3 access key.', required: true },
+            IA_SECRET_KEY: { description: 'Internet Archive S3 secret key.', required: true },
+            SITE_BUMP_TOKEN: { description: 'Token with contents and pull-requests write on the site repository; absent: the bump is skipped.', required: false },
+          },
+          outputs: {
+            'image-ref': { description: 'The digest the media were built from.', value: callOutput(diskJob.refs['image-ref']) },
+            file: { description: 'File name of the published media.', value: callOutput(diskJob.refs.file) },
+            'release-date': { description: 'Release date of the media (YYYYMMDD).', value: callOutput(diskJob.refs['release-date']) },
+          },
+        },
+      }
+    : { workflow_dispatch: {}, schedule: [{ cron: '0 7 * * 0' }] };
+  return {
+    file,
+    source: DISK_SOURCE,
+    name: p.reusable ? 'Keel build-disk (reusable)' : `Keel build-disk (${decl.image.name})`,
+    on,
+    permissions: {},
+    // One media release at a time; a running publish is never cancelled.
+    concurrency: { group: concat(lit('keel-build-disk-'), p.reusable ? isoName : lit(decl.image.name)), cancelInProgress: false },
+    actions: p.reusable ? 'remote' : 'local',
+    jobs: [diskJob, publishJob],
+  };
+}

@@ -1,0 +1,171 @@
+import type { Distro } from '../../actions/lib/declarations.js';
+import {
+  aptInstall,
+  checkout,
+  downloadHandoff,
+  enableKvm,
+  Params,
+  readHandoff,
+  registryToken,
+  registryUser,
+  VM_PACKAGES,
+  type Mode,
+} from '../common.js';
+import { and, callOutput, concat, eq, github, input, lit, ne, or, startsWith } from '../expr.js';
+import { job, keel, type Triggers, type Workflow } from '../model.js';
+import { buildWorkflowName } from './build.js';
+
+/**
+ * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
+ * the digest *that* build run pushed (its artifact, not a re-resolved tag), verify its signature,
+ * boot it, and promote exactly the booted digest, only if the boot passed and only if it is
+ * still the current candidate (so a pr-N digest is never promoted). Promotions queue in one
+ * group and are never cancelled.
+ */
+export const SMOKE_SOURCE = 'workflows-src/workflows/smoke-boot.ts';
+
+export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
+  const p = new Params(mode);
+  const file = mode === 'dogfood' ? 'smoke-boot.yml' : 'reusable-smoke-boot.yml';
+  if (!p.reusable && !decl.signing) throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
+  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+    description: 'Image repository, registry/name: only a digest of this repository is promoted.',
+    required: true,
+  });
+  const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
+    description: 'Cosign public key (path in your repository, or PEM): the image must verify before it boots and before it is promoted.',
+    required: true,
+  });
+  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', { description: 'Signed identity rule: repository or tags.', default: 'repository' });
+  const candidate = p.v('candidate-tag', decl.tags.candidate, { description: 'Only a digest currently tagged so is promoted.', default: 'candidate' });
+  const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word.', default: 'stable' });
+  const sb = decl['smoke-boot'];
+  const runsOn = p.runsOn();
+  const user = registryUser();
+  const token = registryToken();
+
+  // workflow_dispatch takes an explicit digest (inputs.image-ref); in the reusable variant the
+  // caller passes it through the same-named input.
+  const dispatchRef = p.reusable
+    ? p.input('image-ref', { description: 'registry/repo@sha256:<hex> to test (dispatch); empty on workflow_run: the triggering build run\'s digest.', default: '' })
+    : input('image-ref');
+  const dispatchDate = p.reusable
+    ? p.input('release-date', { description: 'Release date YYYYMMDD for the dated stable tags (dispatch); empty: today.', default: '' })
+    : input('release-date');
+
+  const fromRun = eq(github('event_name'), 'workflow_run');
+  // A build of this repository's main that succeeded, never a pull request's run (a fork can
+  // name its branch main), or a dispatch.
+  const gate = or(
+    ne(github('event_name'), 'workflow_run'),
+    and(
+      eq(github('event.workflow_run.conclusion'), 'success'),
+      ne(github('event.workflow_run.event'), 'pull_request'),
+      eq(github('event.workflow_run.head_repository.full_name'), github('repository')),
+    ),
+  );
+
+  const handoff = readHandoff(fromRun);
+  const imageRef = or(handoff.outputs['image-ref'], dispatchRef);
+  const verify = keel.verify(
+    'verify',
+    { 'image-ref': imageRef, 'public-key': publicKey, identity, username: user, password: token },
+    { name: 'Verify the signature of the digest' },
+  );
+  const boot = keel['smoke-boot'](
+    'boot',
+    {
+      image: imageRef,
+      backend: p.v('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.', default: 'direct' }),
+      memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
+      cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
+      timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+      ...(sb['success-pattern'] ? { 'success-pattern': sb['success-pattern'] } : {}),
+      ...(sb['failure-pattern'] ? { 'failure-pattern': sb['failure-pattern'] } : {}),
+      ...(sb['kernel-args'] ? { 'kernel-args': sb['kernel-args'] } : {}),
+      'public-key': publicKey,
+      identity,
+      'artifact-name': concat(lit('smoke-boot-serial-'), github('run_id'), lit('-'), github('run_attempt')),
+      username: user,
+      password: token,
+    },
+    { name: 'Boot it' },
+  );
+  // Minutes: the boot timeout, plus the disk build, tool install and slack.
+  const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+  const bootJob = job('boot', {
+    name: 'Verify and boot the digest of the build run',
+    if: gate,
+    runsOn,
+    timeoutMinutes: bootMinutes,
+    // actions: read lets download-artifact read the triggering run's artifact.
+    permissions: { actions: 'read', contents: 'read', packages: 'read' },
+    outputs: {
+      'image-ref': boot.outputs['image-ref'],
+      digest: boot.outputs.digest,
+      passed: boot.outputs.passed,
+      'release-date': or(handoff.outputs['release-date'], dispatchDate),
+    },
+    steps: [checkout(), downloadHandoff(fromRun), handoff, enableKvm(), aptInstall(VM_PACKAGES), verify, boot],
+  });
+
+  const promoteJob = job('promote', {
+    name: 'Promote the booted digest',
+    needs: [bootJob],
+    // Only after a passed boot, and only within the image's own repository (a dispatched
+    // digest of another repository is never promoted, whatever it is tagged there).
+    if: and(eq(bootJob.refs.passed, 'true'), startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:'))),
+    runsOn,
+    timeoutMinutes: 15,
+    permissions: { contents: 'read', packages: 'write' },
+    outputs: {},
+    steps: [
+      checkout(),
+      keel.promote(
+        'promote',
+        {
+          'image-ref': bootJob.refs['image-ref'],
+          'require-tag': candidate,
+          'stable-tag': stable,
+          'release-date': bootJob.refs['release-date'],
+          'public-key': publicKey,
+          identity,
+          username: user,
+          password: token,
+        },
+        { name: 'Promote (only the candidate digest that booted)' },
+      ),
+    ],
+  });
+
+  const on: Triggers = p.reusable
+    ? {
+        workflow_call: {
+          inputs: p.callInputs,
+          outputs: {
+            'image-ref': { description: 'The digest that was booted.', value: callOutput(bootJob.refs['image-ref']) },
+            passed: { description: 'true when the boot passed.', value: callOutput(bootJob.refs.passed) },
+          },
+        },
+      }
+    : {
+        workflow_dispatch: {
+          inputs: {
+            'image-ref': { description: 'Digest reference to test and promote: registry/repo@sha256:<hex> (a tag is refused).', required: true, type: 'string' },
+            'release-date': { description: 'Release date YYYYMMDD for stable.<date> and <date> (empty: today, UTC).', required: false, type: 'string', default: '' },
+          },
+        },
+        workflow_run: { workflows: [buildWorkflowName(decl, 'dogfood')], types: ['completed'], branches: ['main'] },
+      };
+  return {
+    file,
+    source: SMOKE_SOURCE,
+    name: p.reusable ? 'Keel smoke-boot (reusable)' : `Keel smoke-boot (${decl.image.name})`,
+    on,
+    permissions: {},
+    // One promotion at a time, never cancelled (a queued run waits).
+    concurrency: { group: concat(lit('keel-promote-'), p.reusable ? github('repository') : lit(decl.image.name)), cancelInProgress: false },
+    actions: p.reusable ? 'remote' : 'local',
+    jobs: [bootJob, promoteJob],
+  };
+}
