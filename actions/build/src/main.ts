@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import { loadDeclarations } from '../../lib/declarations.js';
+import { errorMessage } from '../../lib/errors.js';
+import { processRunner, requireTools } from '../../lib/exec.js';
+import type { ActionIO } from '../../lib/io.js';
+import {
+  bool,
+  existingPath,
+  keyValues,
+  list,
+  oneOf,
+  optionalImageRef,
+  readInputs,
+  registryInputs,
+  releaseDate,
+  str,
+} from '../../lib/inputs.js';
+import { code, esc, seconds, table } from '../../lib/summary.js';
+import { tagProblem } from '../../lib/tags.js';
+import { buildImage, type BuildState } from './build.js';
+import { parseSecretLine, type SecretSource } from './plan.js';
+
+export const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
+
+export const inputs = {
+  containerfile: existingPath('file', { default: 'Containerfile' }),
+  context: existingPath('dir', { default: '.' }),
+  image: str({ expected: 'a local image name such as localhost/my-os or localhost/my-os:candidate' }),
+  tags: list({
+    expected: 'newline-separated extra local tags (tag words or full local names)',
+    item: (t) => (t.includes('/') || t.includes(':') ? undefined : tagProblem(t)),
+  }),
+  'base-image': optionalImageRef(),
+  'build-args': keyValues('='),
+  labels: keyValues('='),
+  secrets: list({
+    expected: 'newline-separated id=path or id=env:VAR lines',
+    item: (line) => {
+      const r = parseSecretLine(line);
+      return typeof r === 'string' ? r : undefined;
+    },
+  }),
+  'storage-driver': str({ default: 'overlay', pattern: /^[a-z0-9]+$/, expected: 'a containers-storage driver name (overlay, vfs, btrfs, ...)' }),
+  'root-storage': bool(true),
+  isolation: oneOf(['chroot', 'oci', 'rootless'] as const, 'chroot'),
+  'release-date': releaseDate(),
+  version: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)' }),
+  declarations: existingPath('file'),
+  ...registryInputs,
+};
+
+/** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */
+export async function run(io: ActionIO): Promise<void> {
+  const inp = readInputs(io, inputs);
+  const declFile = inp.declarations || (fs.existsSync(DEFAULT_DECLARATIONS) ? DEFAULT_DECLARATIONS : '');
+  const declarations = declFile ? loadDeclarations(declFile) : undefined;
+  const secrets: SecretSource[] | undefined = inp.secrets.length
+    ? inp.secrets.map((l) => parseSecretLine(l) as SecretSource)
+    : undefined;
+  requireTools(inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' });
+  if (declFile) io.info(`declarations: ${declFile}`);
+
+  const state: BuildState = { timings: {} };
+  const started = Date.now();
+  let failure: string | undefined;
+  try {
+    await buildImage(
+      {
+        containerfile: inp.containerfile,
+        context: inp.context,
+        image: inp.image,
+        tags: inp.tags,
+        baseImage: inp['base-image']?.toString() ?? '',
+        buildArgs: inp['build-args'],
+        labels: inp.labels,
+        secrets,
+        storageDriver: inp['storage-driver'],
+        rootStorage: inp['root-storage'],
+        isolation: inp.isolation,
+        releaseDate: inp['release-date'],
+        version: inp.version || undefined,
+        declarations,
+        registry: inp,
+      },
+      { runner: processRunner(io), log: io, context: io.context, mask: (v) => io.setSecret(v) },
+      state,
+    );
+  } catch (e) {
+    failure = errorMessage(e);
+    throw e;
+  } finally {
+    // Known outputs are set on every path (a failed kernel check still names the image it built).
+    if (state.imageId) io.setOutput('image-id', state.imageId);
+    if (state.localRef) io.setOutput('local-ref', state.localRef);
+    if (state.kernelVersion) io.setOutput('kernel-version', state.kernelVersion);
+    if (state.labels) io.setOutput('labels', JSON.stringify(state.labels));
+    if (state.digest) io.setOutput('digest', state.digest);
+    if (state.base) io.setOutput('base-digest', state.base.digest);
+    if (state.base) io.setOutput('base-image-ref', state.base.pinned);
+    if (state.created) io.setOutput('created', state.created);
+    if (state.version) io.setOutput('version', state.version);
+    if (state.releaseDate) io.setOutput('release-date', state.releaseDate);
+    await io.summary(summary(state, Date.now() - started, failure));
+  }
+}
+
+function summary(s: BuildState, ms: number, failure?: string): string {
+  const rows: (string | number)[][] = [
+    ['image', s.image ? code(s.image) : '-'],
+    ['image ID', s.imageId ? code(s.imageId) : '-'],
+    ['base', s.base ? `${code(s.base.given)} → ${code(s.base.pinned)}` : '-'],
+    ['kernel (ostree.linux)', s.kernelVersion ? code(s.kernelVersion) : '-'],
+    ['version', s.version ? code(s.version) : '-'],
+    ['created', s.created ?? '-'],
+    ['build inputs', s.inputs ? `${s.inputs.files} files, ${code(s.inputs.digest)}` : '-'],
+    [
+      'time',
+      `${seconds(ms)} (base ${seconds(s.timings.resolve ?? 0)}, build ${seconds(s.timings.build ?? 0)}, kernel ${seconds(s.timings.kernel ?? 0)}, label pass ${seconds(s.timings.label ?? 0)})`,
+    ],
+  ];
+  let md = `### build${failure ? ' — failed' : ''}\n\n`;
+  if (failure) md += `**${esc(failure.split('\n')[0] ?? '')}**\n\n`;
+  md += table(['', ''], rows);
+  if (s.labels) {
+    md += `\n<details><summary>labels (${Object.keys(s.labels).length})</summary>\n\n${table(
+      ['label', 'value'],
+      Object.entries(s.labels).map(([k, v]) => [code(k), v]),
+    )}\n</details>\n`;
+  }
+  return md;
+}
