@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { errors, runAction } from '../harness/run-action.js';
-import { makeOciImage, tmpdir } from '../harness/tools.js';
+import { derivedImage, makeOciImage, tarDir, tmpdir } from '../harness/tools.js';
 
 const K = '6.12.0-keel-test';
 
@@ -114,4 +114,46 @@ describe('validate (bundled) on synthetic images', () => {
     const r = await validate(good, { checks: 'one-kernel\nno-such-check' });
     expect(errors(r)[0]).toMatch(/^Input 'checks' has value .*item "no-such-check": expected all or one of one-kernel/);
   });
+});
+
+describe('validate on the example distro and fixtures derived from it', () => {
+  let img: import('../harness/example-image.js').ExampleImage;
+  beforeAll(async () => {
+    const { ensureExampleImage } = await import('../harness/example-image.js');
+    img = await ensureExampleImage({ oci: true });
+  }, 40 * 60 * 1000);
+
+  it('passes the example image read in place from containers-storage (mounted, no copy) and from its OCI layout', async () => {
+    for (const image of [img.localRef, img.ociRef]) {
+      const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30', 'initramfs-modules': 'virtio_blk\next4\nsquashfs\noverlay' } });
+      expect([image, errors(r)]).toEqual([image, []]);
+      expect(r.outputs.passed).toBe('true');
+    }
+  }, 120_000);
+
+  const layerOf = (files: Record<string, string | Buffer>): Buffer => {
+    const d = tmpdir('keel-neg-');
+    for (const [p, c] of Object.entries(files)) {
+      fs.mkdirSync(path.join(d, path.dirname(p)), { recursive: true });
+      fs.writeFileSync(path.join(d, p), c);
+    }
+    return tarDir(d);
+  };
+
+  it.each([
+    ['two kernels', () => ({ files: { 'usr/lib/modules/6.99.0-extra/vmlinuz': 'k' } }), 'one-kernel', /2 kernel directories/],
+    ['initramfs only in /boot', () => ({ files: { [`usr/lib/modules/${img.kernelVersion}/.wh.initramfs.img`]: '', [`boot/initramfs-${img.kernelVersion}.img`]: 'x' } }), 'kernel-files', /found only in \/boot/],
+    ['a 1 MB initramfs', () => ({ files: { [`usr/lib/modules/${img.kernelVersion}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) } }), 'initramfs-size', /1\.\d MB < 30 MB/],
+    ['a wrong ostree.linux label', () => ({ files: { 'etc/motd': 'hi' }, labels: { 'ostree.linux': '6.1.0-inherited-from-base' } }), 'ostree-linux-label', /6\.1\.0-inherited-from-base" but the kernel directory is/],
+    ['a leftover repo file', () => ({ files: { 'etc/apt/sources.list.d/vendor.list': 'deb http://example.invalid stable main' } }), 'no-repo-files', /vendor\.list/],
+  ])('fails on %s, naming check %s', async (_what, spec, id, evidence) => {
+    const s = spec() as { files: Record<string, string | Buffer>; labels?: Record<string, string> };
+    const image = derivedImage(img.ociDir, 'latest', layerOf(s.files), s.labels);
+    const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30' } });
+    expect(r.code).toBe(1);
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    const failed = report.checks.filter((c: { status: string }) => c.status === 'fail');
+    expect(failed.map((c: { id: string }) => c.id)).toContain(id);
+    expect(failed.find((c: { id: string }) => c.id === id).evidence).toMatch(evidence);
+  }, 120_000);
 });
