@@ -112,3 +112,40 @@ export function tarDir(dir: string): Buffer {
   if (out.status !== 0) throw new Error(`tar failed: ${out.stderr}`);
   return out.stdout;
 }
+
+/**
+ * A new image = the image at `src` (an OCI layout) plus one layer (a tar, e.g. from tarDir),
+ * written as a separate layout (blobs hard-linked, not copied). Whiteouts in the tar apply.
+ */
+export function derivedImage(src: string, srcTag: string, layerTar: Buffer, labels?: Record<string, string>): string {
+  const dest = tmpdir('keel-derived-');
+  spawnSync('cp', ['-al', path.join(src, 'blobs'), path.join(dest, 'blobs')]);
+  const from = OciLayout.open(src);
+  const layout = OciLayout.create(dest);
+  const m = JSON.parse(from.readBlob(from.resolve(srcTag).digest).toString());
+  const cfg = JSON.parse(from.readBlob(m.config.digest).toString());
+  const gz = zlib.gzipSync(layerTar, { level: 1 });
+  const l = layout.writeBlob(gz);
+  cfg.rootfs.diff_ids.push(`sha256:${crypto.createHash('sha256').update(layerTar).digest('hex')}`);
+  if (labels) cfg.config = { ...(cfg.config ?? {}), Labels: { ...(cfg.config?.Labels ?? {}), ...labels } };
+  const c = layout.writeBlob(JSON.stringify(cfg));
+  m.config = { ...m.config, digest: c.digest, size: c.size };
+  m.layers.push({ mediaType: MT.ociLayerGzip, digest: l.digest, size: l.size });
+  const md = layout.writeBlob(JSON.stringify(m));
+  layout.setRef('latest', { mediaType: MT.ociManifest, digest: md.digest, size: md.size });
+  return `oci:${dest}:latest`;
+}
+
+/** Command lines of live processes containing `needle` (to prove nothing was left running). */
+export function processesMatching(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(needle) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
+    } catch {
+      /* exited */
+    }
+  }
+  return out;
+}
