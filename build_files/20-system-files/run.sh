@@ -36,3 +36,19 @@ while IFS= read -r -d '' p; do
 	rel=${p#"$src"/}
 	[ -e "/$rel" ] || die "/$rel is a dangling symlink"
 done < <(find "$src/usr" -type l -print0)
+
+# Signature enforcement from the first boot: containers/image (bootc, podman, skopeo) reads only
+# /etc/containers/policy.json and /etc/containers/registries.d/. The files themselves ship under
+# /usr/share/keel-os/containers/ (owned by the image, updated with it, key included); /etc holds
+# links to them, which a machine owner may replace with a file of their own.
+conf=/usr/share/keel-os/containers
+if [ -f "$conf/policy.json" ]; then
+	mkdir -p /etc/containers/registries.d
+	ln -sfn "../..$conf/policy.json" /etc/containers/policy.json
+	for f in "$conf"/registries.d/*.yaml; do
+		ln -sfn "../../..$f" "/etc/containers/registries.d/${f##*/}"
+	done
+	key=$(sed -n 's/.*"keyPath": *"\([^"]*\)".*/\1/p' "$conf/policy.json" | sort -u)
+	for k in $key; do [ -f "$k" ] || die "policy.json names key $k, which the image does not ship"; done
+	log "signature policy: /etc/containers/policy.json -> $conf/policy.json (keys: $key)"
+fi

@@ -8,7 +8,7 @@ import { freePort, waitFor } from './net.js';
 /**
  * A real CNCF distribution registry (`docker-registry`, 2.8) on a free loopback port with a
  * temporary storage directory, optionally behind htpasswd basic auth or token (Bearer) auth.
- * One per test suite; `stop()` kills it and removes its storage.
+ * One per test suite or local run; `stop()` kills it and removes its storage (unless kept).
  */
 export interface Registry {
   /** host:port, e.g. 127.0.0.1:41234 */

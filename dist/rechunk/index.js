@@ -43942,6 +43942,11 @@ function bucketOf(component, buckets) {
  * @param sizes component → uncompressed bytes
  * @param previous the plan of the previous image (component → layer id), if any
  */
+/** Components that change with every update of the image. */
+const VOLATILE = /^dir:(?:usr\/lib\/sysimage|var\/lib)\/(?:dpkg|rpm)$/;
+function reserveOf(maxLayers) {
+    return Math.ceil(maxLayers / 10);
+}
 function makePlan(sizes, maxLayers, previous) {
     const notes = [];
     const buckets = bucketCount(maxLayers);
@@ -43966,10 +43971,14 @@ function makePlan(sizes, maxLayers, previous) {
     // New components, biggest first: their own layer while the budget allows (room is always
     // kept for every bucket), else their bucket.
     const used = () => new Set(assign.values());
-    const fresh = comps.filter((c) => !assign.has(c)).sort((a, b) => (sizes.get(b) - sizes.get(a)) || (a < b ? -1 : 1));
+    const rank = (c) => (c === 'kernel' ? 0 : VOLATILE.test(c) ? 1 : 2);
+    const fresh = comps
+        .filter((c) => !assign.has(c))
+        .sort((a, b) => rank(a) - rank(b) || sizes.get(b) - sizes.get(a) || (a < b ? -1 : 1));
     const own = new Set([...assign.values()].filter((id) => !id.startsWith('bucket-')));
+    const budget = maxLayers - buckets - (previous ? 0 : reserveOf(maxLayers));
     for (const c of fresh) {
-        const id = c === 'kernel' ? 'kernel' : own.size + buckets < maxLayers ? `c:${c}` : bucketOf(c, buckets);
+        const id = c === 'kernel' ? 'kernel' : own.size < Math.max(1, budget) ? `c:${c}` : bucketOf(c, buckets);
         assign.set(c, id);
         if (!id.startsWith('bucket-'))
             own.add(id);

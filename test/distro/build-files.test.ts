@@ -205,3 +205,15 @@ describe('base bootstrap', () => {
     expect(run(['--image', 'i', '--suite', 'trixie', '--bogus']).stderr).toContain('unknown argument: --bogus');
   });
 });
+
+describe('shipped signature policy', () => {
+  it('the policy ships under /usr, names a key the image ships, and enforces sigstoreSigned for the image repository', () => {
+    const sys = path.join(root, 'build_files/system_files');
+    const policy = JSON.parse(fs.readFileSync(path.join(sys, 'usr/share/keel-os/containers/policy.json'), 'utf8'));
+    expect(policy.default).toEqual([{ type: 'reject' }]);
+    const entry = policy.transports.docker['ghcr.io/keel-project/keel-os'];
+    expect(entry).toEqual([{ type: 'sigstoreSigned', keyPath: '/usr/share/keel-os/cosign.pub', signedIdentity: { type: 'matchRepository' } }]);
+    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/cosign.pub'), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/containers/registries.d/keel-os.yaml'), 'utf8')).toMatch(/ghcr\.io\/keel-project:\n\s+use-sigstore-attachments: true/);
+  });
+});

@@ -5,8 +5,11 @@ import crypto from 'node:crypto';
  * one build to the next (the previous image's plan is read back from its layer annotations),
  * so an update changes only the layers whose components changed.
  *
- * - `kernel` always has its own layer;
- * - components get their own layer ("c:<component>"), biggest first, while slots remain;
+ * - `kernel` always has its own layer, and so do the package databases (small, but they
+ *   change with every package update: sharing a layer would re-ship their neighbours);
+ * - components get their own layer ("c:<component>"), biggest first, while slots remain; a
+ *   fresh plan keeps about a tenth of the slots free, so packages added later get a layer of
+ *   their own instead of changing a shared bucket;
  * - the rest share hash buckets ("bucket-NN"), chosen by the component name, so the bucket of
  *   a component never depends on what else is in the image.
  */
@@ -40,6 +43,13 @@ export interface PlanResult {
  * @param sizes component → uncompressed bytes
  * @param previous the plan of the previous image (component → layer id), if any
  */
+/** Components that change with every update of the image. */
+export const VOLATILE = /^dir:(?:usr\/lib\/sysimage|var\/lib)\/(?:dpkg|rpm)$/;
+
+export function reserveOf(maxLayers: number): number {
+  return Math.ceil(maxLayers / 10);
+}
+
 export function makePlan(sizes: Map<string, number>, maxLayers: number, previous?: Plan): PlanResult {
   const notes: string[] = [];
   const buckets = bucketCount(maxLayers);
@@ -64,10 +74,14 @@ export function makePlan(sizes: Map<string, number>, maxLayers: number, previous
   // New components, biggest first: their own layer while the budget allows (room is always
   // kept for every bucket), else their bucket.
   const used = () => new Set(assign.values());
-  const fresh = comps.filter((c) => !assign.has(c)).sort((a, b) => (sizes.get(b)! - sizes.get(a)!) || (a < b ? -1 : 1));
+  const rank = (c: string) => (c === 'kernel' ? 0 : VOLATILE.test(c) ? 1 : 2);
+  const fresh = comps
+    .filter((c) => !assign.has(c))
+    .sort((a, b) => rank(a) - rank(b) || sizes.get(b)! - sizes.get(a)! || (a < b ? -1 : 1));
   const own = new Set([...assign.values()].filter((id) => !id.startsWith('bucket-')));
+  const budget = maxLayers - buckets - (previous ? 0 : reserveOf(maxLayers));
   for (const c of fresh) {
-    const id = c === 'kernel' ? 'kernel' : own.size + buckets < maxLayers ? `c:${c}` : bucketOf(c, buckets);
+    const id = c === 'kernel' ? 'kernel' : own.size < Math.max(1, budget) ? `c:${c}` : bucketOf(c, buckets);
     assign.set(c, id);
     if (!id.startsWith('bucket-')) own.add(id);
   }

@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { loadDeclarations } from '../actions/lib/declarations.js';
+import { errorMessage } from '../actions/lib/errors.js';
+import { processRunner } from '../actions/lib/exec.js';
+import { workflows } from '../workflows-src/index.js';
+import { keygen } from './commands/keygen.js';
+import { policy } from './commands/policy.js';
+import { demo, localDeclarations, printSummary } from './demo.js';
+import { runWorkflow, type EventName } from './runner.js';
+import { startLocalServices } from './services/index.js';
+import { repoRoot } from './step.js';
+
+const USAGE = `keel — the release pipeline for bootc distributions, on this machine
+
+  keel demo [--verbose] [--keep]        the whole pipeline of the example distro, locally
+  keel run <build|smoke-boot|build-disk> [--event E] [--input k=v ...] [--verbose]
+                                        one generated workflow against local services
+  keel generate                         regenerate .github/workflows and the schemas
+  keel keygen --out-prefix P [--compat] [--force]
+                                        cosign-compatible key pair (password: $COSIGN_PASSWORD)
+  keel policy --image REG/REPO --public-key F --out DIR [--policy existing.json] [--key-path P] [--name N]
+                                        client files: policy.json entry, registries.d, key path
+`;
+
+function flags(argv: string[]): { pos: string[]; f: Record<string, string[]> } {
+  const pos: string[] = [];
+  const f: Record<string, string[]> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+      const next = argv[i + 1];
+      const val = v ?? (next && !next.startsWith('--') ? (i++, next) : 'true');
+      (f[k] ??= []).push(val);
+    } else pos.push(a);
+  }
+  return { pos, f };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const { pos, f } = flags(rest);
+  const one = (k: string) => f[k]?.[f[k]!.length - 1];
+  switch (cmd) {
+    case 'demo':
+      return (await demo({ verbose: one('verbose') === 'true', keep: one('keep') === 'true' })) ? 0 : 1;
+    case 'run': {
+      const name = pos[0];
+      if (!name) throw new Error('keel run: which workflow? build, smoke-boot or build-disk');
+      const event = (one('event') ?? (name === 'build' ? 'push' : 'workflow_dispatch')) as EventName;
+      const inputs = Object.fromEntries((f.input ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
+      const stateDir = path.join(repoRoot, '.keel');
+      const log = (s: string) => console.log(s);
+      const services = await startLocalServices(decl, stateDir, log);
+      try {
+        const local = localDeclarations(decl, services.registry.host);
+        const wf = workflows(local, { mode: 'dogfood' }).find((w) => w.file === `${name}.yml`);
+        if (!wf) throw new Error(`no generated workflow ${name}.yml`);
+        const payload =
+          event === 'pull_request'
+            ? { action: 'labeled', label: { name: decl.tags['pr-label'] }, number: 1, pull_request: { number: 1, labels: [{ name: decl.tags['pr-label'] }], head: { repo: { full_name: 'keel-project/keel' } } } }
+            : {};
+        const r = await runWorkflow({ workflow: wf, event, eventPayload: payload, inputs, services, runsDir: path.join(stateDir, 'runs'), repository: 'keel-project/keel', log, verbose: one('verbose') === 'true' });
+        printSummary([r], log);
+        return r.ok ? 0 : 1;
+      } finally {
+        await services.stop();
+      }
+    }
+    case 'generate':
+      await processRunner().run('npx', ['tsx', 'workflows-src/build.ts'], { cwd: repoRoot, stdout: 'inherit', stderr: 'inherit' });
+      await processRunner().run('npx', ['tsx', 'scripts/gen-schema.ts'], { cwd: repoRoot, stdout: 'inherit', stderr: 'inherit' });
+      return 0;
+    case 'keygen': {
+      const prefix = one('out-prefix');
+      if (!prefix) throw new Error('keel keygen: --out-prefix is required (e.g. --out-prefix cosign → cosign.key, cosign.pub)');
+      const r = await keygen({ outPrefix: prefix, password: process.env.COSIGN_PASSWORD ?? '', compat: one('compat') === 'true', force: one('force') === 'true' });
+      console.log(`wrote ${r.privateKeyPath} (encrypted, ${r.pemType}, scrypt N=${r.scryptN}) and ${r.publicKeyPath}; fingerprint ${r.fingerprint}`);
+      if (!process.env.COSIGN_PASSWORD) console.log('warning: COSIGN_PASSWORD was empty: the private key has an empty password');
+      return 0;
+    }
+    case 'policy': {
+      const image = one('image');
+      const pub = one('public-key');
+      const out = one('out');
+      if (!image || !pub || !out) throw new Error('keel policy: --image, --public-key and --out are required');
+      const r = await policy({ image, publicKeyPath: pub, outDir: out, existingPolicyPath: one('policy'), keyPath: one('key-path'), name: one('name') });
+      console.log(JSON.stringify(r, null, 2));
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`unknown command ${cmd}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`keel: ${errorMessage(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,1 @@
+export { freePort, waitFor } from '../../cli/services/net.js';
