@@ -1,0 +1,173 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../../lib/errors.js';
+import type { CommandRunner } from '../../lib/exec.js';
+import type { Logger } from '../../lib/log.js';
+import type { LayeredRootfs } from '../../lib/rootfs/layered.js';
+import { bibCommands, type BibType } from '../../lib/vm/bib.js';
+import { buildUefiDisk } from '../../lib/vm/disk.js';
+import { buildLiveIso, elToritoPlatforms, liveRequirements } from '../../lib/vm/iso.js';
+import { chooseAccel } from '../../lib/vm/probe.js';
+import { bootAndWatch, findOvmf, type QemuSpec } from '../../lib/vm/qemu.js';
+import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
+import { VerdictMatcher } from '../../lib/vm/verdict.js';
+import { code } from '../../lib/summary.js';
+
+/** Fails early, with the figure, when a directory's filesystem lacks the space a build needs. */
+export function checkSpace(dirs: string[], bytes: number, log: Logger): void {
+  const seen = new Set<number>();
+  let free = Infinity;
+  let where = '';
+  for (const d of dirs) {
+    const st = fs.statfsSync(d);
+    const key = st.type * 1e9 + st.blocks;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const f = st.bavail * st.bsize;
+    if (f < free) {
+      free = f;
+      where = d;
+    }
+  }
+  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (free < bytes) throw new UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
+  log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
+}
+
+export interface BootTest {
+  passed: boolean;
+  seconds: number;
+  reason: string;
+  accel: string;
+  serialLog: string;
+  tail: string[];
+}
+
+interface Common {
+  rootfs: LayeredRootfs;
+  kver: string;
+  index: Map<string, { type: string }>;
+  workDir: string;
+  artefact: string;
+  bootTest: boolean;
+  accel: 'auto' | 'kvm' | 'tcg';
+  memoryMiB: number;
+  bootTimeoutMs: number;
+  temp: string;
+  id: string;
+}
+
+const TEST_CONSOLE = 'console=tty0 console=ttyS0,115200 systemd.show_status=1';
+
+async function bootTest(spec: QemuSpec, kernel: string, c: Common, log: Logger): Promise<BootTest> {
+  const accel = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+  const serialLog = path.join(c.temp, `keel-disk-${c.id}-boot.log`);
+  const r = await bootAndWatch({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
+  return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+}
+
+function ovmfVars(workDir: string): { code: string; vars: string } {
+  const fw = findOvmf();
+  const vars = path.join(workDir, 'OVMF_VARS.fd');
+  fs.copyFileSync(fw.vars, vars);
+  return { code: fw.code, vars };
+}
+
+export async function liveIso(
+  c: Common & { label: string; title: string; compressionLevel: number; kernelArgs: string },
+  runner: CommandRunner,
+  log: Logger,
+): Promise<{ boot?: BootTest; detail: string }> {
+  liveRequirements(c.index);
+  const rootDir = path.join(c.workDir, 'rootfs');
+  await unpackRootfs(c.rootfs, rootDir, runner, log);
+  const iso = await buildLiveIso(
+    { rootfsDir: rootDir, kver: c.kver, label: c.label, title: c.title, out: c.artefact, workDir: c.workDir, compressionLevel: c.compressionLevel, kernelArgs: c.kernelArgs || undefined },
+    runner,
+    log,
+  );
+  await removeTree(rootDir, runner);
+  const platforms = await elToritoPlatforms(c.artefact, runner);
+  if (!platforms.includes('BIOS') || !platforms.includes('UEFI')) throw new Error(`the ISO lacks El Torito boot images for both BIOS and UEFI (has: ${platforms.join(', ')})`);
+  let boot: BootTest | undefined;
+  if (c.bootTest) {
+    // Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
+    // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
+    const k = path.join(c.workDir, 'test-vmlinuz');
+    const i = path.join(c.workDir, 'test-initrd.img');
+    await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+    boot = await bootTest(
+      { accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } },
+      k,
+      c,
+      log,
+    );
+  }
+  return {
+    boot,
+    detail: `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n`,
+  };
+}
+
+export async function liveDisk(
+  c: Common & { format: 'qcow2' | 'raw'; title: string; kernelArgs: string; seed: string },
+  runner: CommandRunner,
+  log: Logger,
+): Promise<{ boot?: BootTest; detail: string }> {
+  const rootDir = path.join(c.workDir, 'rootfs');
+  await unpackRootfs(c.rootfs, rootDir, runner, log);
+  const kernel = path.join(c.workDir, 'vmlinuz');
+  const initrd = path.join(c.workDir, 'initramfs.img');
+  fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'vmlinuz'), kernel);
+  fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
+  const raw = c.format === 'raw' ? c.artefact : path.join(c.workDir, 'disk.raw');
+  const { rootPartUuid } = await buildUefiDisk(
+    { rootfsDir: rootDir, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
+    runner,
+    log,
+  );
+  await removeTree(rootDir, runner);
+  if (c.format === 'qcow2') {
+    await runner.run('qemu-img', ['convert', '-O', 'qcow2', raw, c.artefact]);
+    fs.rmSync(raw, { force: true });
+  }
+  let boot: BootTest | undefined;
+  if (c.bootTest) {
+    boot = await bootTest(
+      {
+        accel: 'tcg',
+        memoryMiB: c.memoryMiB,
+        cpus: 2,
+        uefi: ovmfVars(c.workDir),
+        drives: [{ file: c.artefact, format: c.format, interface: 'virtio' }],
+        kernel: { path: kernel, initrd, append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' ') },
+      },
+      kernel,
+      c,
+      log,
+    );
+  }
+  return { boot, detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n` };
+}
+
+
+
+/** The bib backend: bootc-image-builder on a GitHub runner (privileged podman). */
+export async function bibBuild(
+  r: { ref: string; type: 'iso' | 'qcow2' | 'raw'; outDir: string; artefact: string; config?: string; bibImage: string; workDir: string },
+  runner: CommandRunner,
+  log: Logger,
+): Promise<string> {
+  const type: BibType = r.type === 'iso' ? 'anaconda-iso' : r.type;
+  const out = path.join(r.workDir, 'bib-output');
+  fs.mkdirSync(out, { recursive: true });
+  for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
+    await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
+  }
+  const produced = r.type === 'iso' ? path.join(out, 'bootiso', 'install.iso') : path.join(out, r.type, `disk.${r.type}`);
+  if (!fs.existsSync(produced)) throw new Error(`bootc-image-builder finished but ${produced} is missing`);
+  fs.renameSync(produced, r.artefact);
+  log.info(`bootc-image-builder produced ${r.artefact}`);
+  await removeTree(out, runner);
+  return `bootc-image-builder (${type}) from ${code(r.ref)}.\n`;
+}

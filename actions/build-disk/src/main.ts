@@ -1,0 +1,117 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { onCleanup } from '../../lib/cleanup.js';
+import { UserError } from '../../lib/errors.js';
+import { processRunner } from '../../lib/exec.js';
+import { writeSha256Sums } from '../../lib/checksums.js';
+import { openImage } from '../../lib/image/open.js';
+import type { ActionIO } from '../../lib/io.js';
+import { bool, digestRef, existingPath, int, oneOf, readInputs, registryInputs, releaseDate, str } from '../../lib/inputs.js';
+import { LayeredRootfs } from '../../lib/rootfs/layered.js';
+import { code, fence, table } from '../../lib/summary.js';
+import { releaseDateOf } from '../../lib/tags.js';
+import { BIB_IMAGE } from '../../lib/vm/bib.js';
+import { removeTree } from '../../lib/vm/unpack.js';
+import { bibBuild, checkSpace, liveDisk, liveIso, type BootTest } from './build.js';
+
+export const inputs = {
+  'image-ref': digestRef('install media must come from the exact digest that was tested'),
+  type: oneOf(['iso', 'qcow2', 'raw'] as const, 'iso'),
+  backend: oneOf(['live', 'bib'] as const, 'live'),
+  'output-dir': str({ default: 'disk-out', expected: 'a directory for the artefact and SHA256SUMS' }),
+  name: str({ pattern: /^[A-Za-z0-9._-]*$/, expected: 'a file-name stem of letters, digits, . _ -' }),
+  config: existingPath('file'),
+  'boot-test': bool(true),
+  'release-date': releaseDate(),
+  label: str({ pattern: /^[A-Z0-9_-]{0,32}$/, expected: 'an ISO volume label of A-Z 0-9 _ - (at most 32)' }),
+  title: str({ expected: 'a boot menu title' }),
+  'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
+  'compression-level': int({ default: 15, min: 1, max: 22 }),
+  'boot-timeout': int({ default: 1200, min: 30 }),
+  accel: oneOf(['auto', 'kvm', 'tcg'] as const, 'auto'),
+  memory: int({ default: 2048, min: 512 }),
+  'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  ...registryInputs,
+};
+
+/** build-disk: install media from the pinned digest, boot-tested, with a flat SHA256SUMS. */
+export async function run(io: ActionIO): Promise<void> {
+  const inp = readInputs(io, inputs);
+  const ref = inp['image-ref'];
+  if (inp.backend === 'live' && inp.config) throw new UserError("Input 'config': only the bib backend reads a bootc-image-builder config");
+  const date = inp['release-date'] ?? releaseDateOf(io.context.now());
+  const repoName = ref.repository.split('/').pop()!;
+  const name = inp.name || `${repoName}-${date}`;
+  const ext = inp.type === 'iso' ? 'iso' : inp.type;
+  const outDir = path.resolve(io.context.workspace, inp['output-dir']);
+  fs.mkdirSync(outDir, { recursive: true });
+  const artefact = path.join(outDir, `${name}.${ext}`);
+  const runner = processRunner(io);
+  const temp = io.context.runnerTemp;
+  const workDir = fs.mkdtempSync(path.join(temp, 'keel-disk-'));
+  const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
+  const started = Date.now();
+  let boot: BootTest | undefined;
+  let detail = '';
+  try {
+    if (inp.backend === 'bib') {
+      detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], workDir }, runner, io);
+    } else {
+      const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
+      try {
+        const rootfs = new LayeredRootfs(image.layers);
+        const index = await rootfs.index();
+        const kernels = [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice(16));
+        if (kernels.length !== 1) {
+          throw new UserError(`refusing to build install media: the image must hold exactly one kernel under /usr/lib/modules (found ${kernels.length}: ${kernels.join(', ') || 'none'})`);
+        }
+        const rootBytes = [...index.values()].reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+        checkSpace([workDir, outDir], inp.type === 'iso' ? rootBytes * 2.6 : rootBytes * 3.2, io);
+        const common = { rootfs, kver: kernels[0]!, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
+        if (inp.type === 'iso') {
+          const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
+          const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);
+          boot = r.boot;
+          detail = r.detail;
+        } else {
+          const r = await liveDisk({ ...common, format: inp.type, title: inp.title || repoName, kernelArgs: inp['kernel-args'], seed: ref.toString() }, runner, io);
+          boot = r.boot;
+          detail = r.detail;
+        }
+      } finally {
+        image.dispose();
+      }
+    }
+  } finally {
+    await removeTree(workDir, runner).catch(() => undefined);
+    unregister();
+  }
+  const sums = await writeSha256Sums([artefact], path.join(outDir, 'SHA256SUMS'));
+  const sha256 = sums.entries[0]!.sha256;
+  io.setOutput('path', artefact);
+  io.setOutput('sha256', sha256);
+  io.setOutput('sha256sums', sums.path);
+  io.setOutput('name', path.basename(artefact));
+  if (boot) {
+    io.setOutput('boot-passed', String(boot.passed));
+    io.setOutput('boot-seconds', boot.seconds.toFixed(1));
+    io.setOutput('serial-log', boot.serialLog);
+  }
+  const size = fs.statSync(artefact).size;
+  await io.summary(
+    `### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(
+      ['image', 'artefact', 'size', 'sha256', 'boot test', 'time'],
+      [[
+        code(ref.toString()),
+        code(path.basename(artefact)),
+        `${(size / 1048576).toFixed(0)} MiB`,
+        code(sha256),
+        boot ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}` : 'not run',
+        `${((Date.now() - started) / 1000).toFixed(0)} s`,
+      ]],
+    )}\n${detail}\nSHA256SUMS lists basenames only: \`sha256sum -c SHA256SUMS\` works wherever the two files sit side by side.\n${
+      boot && !boot.passed ? `\nLast lines of the boot test:\n\n${fence(boot.tail.join('\n'))}` : ''
+    }`,
+  );
+  if (boot && !boot.passed) throw new UserError(`the boot test of ${path.basename(artefact)} failed: ${boot.reason}`);
+}
