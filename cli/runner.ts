@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -123,6 +124,34 @@ function topo(jobs: Job[]): Job[] {
   return out;
 }
 
+function gitHead(): string {
+  const r = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+/**
+ * The job's workspace: like GitHub's fresh checkout, a copy of the repository's files (tracked
+ * and untracked-but-not-ignored, so local edits are what runs), isolated from other jobs.
+ */
+function checkout(workspace: string): void {
+  fs.mkdirSync(workspace, { recursive: true });
+  const r = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: repoRoot, encoding: 'buffer', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`git ls-files failed: ${r.stderr.toString()}`);
+  for (const rel of r.stdout.toString('utf8').split('\0').filter(Boolean)) {
+    const src = path.join(repoRoot, rel);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(src);
+    } catch {
+      continue; // deleted in the working tree
+    }
+    const dest = path.join(workspace, rel);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), dest);
+    else if (st.isFile()) fs.copyFileSync(src, dest);
+  }
+}
+
 function copyInto(src: string, destDir: string): void {
   fs.mkdirSync(destDir, { recursive: true });
   const st = fs.statSync(src);
@@ -140,13 +169,7 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
   const record: RunRecord = { id, workflow: wf.file, event: opts.event, dir, jobs: {}, ok: true, ms: 0 };
   const t0 = Date.now();
   const releaseDate = opts.releaseDate ?? releaseDateOf(new Date());
-  const sha = (() => {
-    try {
-      return fs.readFileSync(path.join(repoRoot, '.git', 'HEAD'), 'utf8').trim();
-    } catch {
-      return '';
-    }
-  })();
+  const sha = gitHead();
   const payload = opts.eventPayload ?? {};
   const githubCtx: Record<string, unknown> = {
     event_name: opts.event,
@@ -206,7 +229,7 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     const jobTemp = path.join(dir, 'jobs', job.id, 'temp');
     const workspace = path.join(dir, 'jobs', job.id, 'workspace');
     fs.mkdirSync(jobTemp, { recursive: true });
-    fs.mkdirSync(workspace, { recursive: true });
+    checkout(workspace);
     const inWs = (p: string) => (path.isAbsolute(p) ? p : path.join(workspace, p));
     let status: 'success' | 'failure' = 'success';
     for (const [i, step] of job.steps.entries()) {
@@ -233,11 +256,13 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
             eventName: opts.event,
             event: payload,
             runnerTemp: jobTemp,
+            cwd: workspace,
             env: { GITHUB_WORKSPACE: workspace, GITHUB_REPOSITORY: opts.repository, GITHUB_SHA: sha, GITHUB_RUN_ID: id, KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS },
             onLine: opts.verbose ? (l) => !l.startsWith('::debug') && opts.log(`      | ${l}`) : undefined,
           });
           rec.outputs = r.outputs;
           rec.summary = r.summary;
+          fs.writeFileSync(path.join(dir, 'jobs', job.id, `${sid}.log`), `${r.stdout}\n--- stderr ---\n${r.stderr}`);
           for (const a of r.annotations) if (a.level === 'warning') opts.log(`      ⚠ ${a.message.split('\n')[0]}`);
           if (r.code !== 0) {
             const errs = r.annotations.filter((a) => a.level === 'error').map((a) => a.message);
