@@ -25,6 +25,8 @@ export interface BuildInputs {
   secrets?: Value;
   /** containers-storage driver for every buildah call (must match the storage later hops read). Default: 'overlay'. */
   'storage-driver'?: Value;
+  /** Keep images in root's containers-storage, where the base bootstrap (which needs root) puts the base and where later hops read them: when the runner is not root, every buildah call goes through sudo -n. false: the runner user's own (rootless) storage. Default: 'true'. */
+  'root-storage'?: Value;
   /** buildah RUN isolation: chroot (works in unprivileged CI containers), oci or rootless. Default: 'chroot'. */
   isolation?: Value;
   /** UTC release date YYYYMMDD of this run, used in the version label. Empty: today (UTC), computed once. */
@@ -446,6 +448,7 @@ export const KEEL_ACTIONS = {
       labels: { required: false, default: '' },
       secrets: { required: false, default: '' },
       'storage-driver': { required: false, default: 'overlay' },
+      'root-storage': { required: false, default: 'true' },
       isolation: { required: false, default: 'chroot' },
       'release-date': { required: false, default: '' },
       version: { required: false, default: '' },

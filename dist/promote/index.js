@@ -45989,6 +45989,7 @@ function descriptorOf(t) {
 
 
 
+
 const NO_SIGNATURE = 'A signature was required, but no signature exists';
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** Go's base64.StdEncoding: padding required, \r and \n ignored, nothing else tolerated. */
@@ -46051,6 +46052,8 @@ async function verifyDigest(client, ref, digest, key, opts) {
             sm = await readSignatureManifest(client, ref.repository, digest);
         }
         catch (e) {
+            if (!(e instanceof errors_UserError))
+                throw e;
             legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: e.message });
         }
         for (const layer of sm?.layers ?? []) {
@@ -46062,7 +46065,16 @@ async function verifyDigest(client, ref, digest, key, opts) {
     }
     if (opts.format === 'bundle' || opts.format === 'both') {
         const bundles = [];
-        for (const b of await fetchBundles(client, ref.repository, digest)) {
+        let fetched = [];
+        try {
+            fetched = await fetchBundles(client, ref.repository, digest);
+        }
+        catch (e) {
+            if (!(e instanceof errors_UserError))
+                throw e;
+            bundles.push({ format: 'bundle', source: `${ref.name}:${referrersTag(digest)}`, accepted: false, reason: e.message });
+        }
+        for (const b of fetched) {
             const reason = b.error ?? checkBundle(b.bundle, digest, key);
             bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
         }

@@ -32217,6 +32217,10 @@ function requireTools(tools) {
         throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
     }
 }
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
@@ -42033,7 +42037,7 @@ async function request(req, redirects = 0) {
             if (typeof b === 'string' || Buffer.isBuffer(b)) {
                 const buf = typeof b === 'string' ? Buffer.from(b) : b;
                 httpStats.bytesSent += buf.length;
-                req.onUploadProgress?.(buf.length);
+                req.onUploadProgress?.(buf.length, buf.length);
                 r.end(buf);
                 return;
             }
@@ -42042,7 +42046,7 @@ async function request(req, redirects = 0) {
             src.on('data', (chunk) => {
                 sent += chunk.length;
                 httpStats.bytesSent += chunk.length;
-                req.onUploadProgress?.(sent);
+                req.onUploadProgress?.(sent, chunk.length);
             });
             src.on('error', (e) => r.destroy(e));
             // An aborted or refused request must not leave the file stream (and its fd) open.

@@ -41887,7 +41887,7 @@ async function request(req, redirects = 0) {
             if (typeof b === 'string' || Buffer.isBuffer(b)) {
                 const buf = typeof b === 'string' ? Buffer.from(b) : b;
                 httpStats.bytesSent += buf.length;
-                req.onUploadProgress?.(buf.length);
+                req.onUploadProgress?.(buf.length, buf.length);
                 r.end(buf);
                 return;
             }
@@ -41896,7 +41896,7 @@ async function request(req, redirects = 0) {
             src.on('data', (chunk) => {
                 sent += chunk.length;
                 httpStats.bytesSent += chunk.length;
-                req.onUploadProgress?.(sent);
+                req.onUploadProgress?.(sent, chunk.length);
             });
             src.on('error', (e) => r.destroy(e));
             // An aborted or refused request must not leave the file stream (and its fd) open.
