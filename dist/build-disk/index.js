@@ -44291,6 +44291,8 @@ async function elToritoPlatforms(iso, runner) {
     return [...r.stdout.toString().matchAll(/^El Torito boot img :\s+\d+\s+(\S+)\s+y/gm)].map((m) => m[1]);
 }
 
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 ;// CONCATENATED MODULE: ./actions/lib/vm/png.ts
 
 /** QEMU's screendump writes binary PPM (P6); this turns it into a PNG without extra tools. */
@@ -44467,8 +44469,14 @@ function userPattern(src) {
 
 
 
+
 const QEMU = 'qemu-system-x86_64';
-function qemuArgs(spec, qmpSocket) {
+/**
+ * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
+ * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
+ * file write never back-pressures. The watcher tails the file.
+ */
+function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
     const a = [
         '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
         '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
@@ -44478,7 +44486,7 @@ function qemuArgs(spec, qmpSocket) {
         '-no-reboot',
         '-display', 'none',
         '-vga', 'std',
-        '-chardev', 'stdio,id=ser0,signal=off',
+        '-chardev', `file,id=ser0,path=${serialFile}`,
         '-serial', 'chardev:ser0',
         '-monitor', 'none',
         '-nic', 'none',
@@ -44520,11 +44528,11 @@ function findOvmf() {
 }
 async function bootAndWatch(spec, opts) {
     const qmp = external_node_path_default().join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
-    const args = qemuArgs(spec, qmp);
+    external_node_fs_default().writeFileSync(opts.logFile, '');
+    const args = qemuArgs(spec, qmp, opts.logFile);
     opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
-    const logStream = external_node_fs_default().createWriteStream(opts.logFile);
     const started = Date.now();
-    const child = (0,external_node_child_process_namespaceObject.spawn)(QEMU, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = (0,external_node_child_process_namespaceObject.spawn)(QEMU, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     const killGroup = (sig) => {
         try {
             if (child.pid)
@@ -44538,6 +44546,7 @@ async function bootAndWatch(spec, opts) {
     const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
     const tail = [];
     let stderr = '';
+    let stopTail = () => { };
     const result = await new Promise((resolve) => {
         let partial = '';
         let settled = false;
@@ -44560,24 +44569,48 @@ async function bootAndWatch(spec, opts) {
                     settle({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
             }
         });
-        child.stdout.on('data', (d) => {
-            logStream.write(d);
-            partial += d.toString('utf8');
-            const lines = partial.split('\n');
-            partial = lines.pop() ?? '';
-            for (const raw of lines) {
-                const clean = stripAnsi(raw);
-                tail.push(clean);
-                if (tail.length > 200)
-                    tail.shift();
-                opts.onLine?.(clean);
-                const v = opts.matcher.feed(raw);
-                if (v)
-                    settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+        const feed = (raw) => {
+            const clean = stripAnsi(raw);
+            tail.push(clean);
+            if (tail.length > 200)
+                tail.shift();
+            opts.onLine?.(clean);
+            const v = opts.matcher.feed(raw);
+            if (v)
+                settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+        };
+        // Tail the serial log: read what QEMU appended since the last look.
+        const fd = external_node_fs_default().openSync(opts.logFile, 'r');
+        let offset = 0;
+        const chunk = Buffer.alloc(1 << 16);
+        const decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8'); // a read may end inside a multi-byte character
+        const readNew = () => {
+            for (;;) {
+                const n = external_node_fs_default().readSync(fd, chunk, 0, chunk.length, offset);
+                if (n <= 0)
+                    break;
+                offset += n;
+                partial += decoder.write(chunk.subarray(0, n));
+                const lines = partial.split('\n');
+                partial = lines.pop() ?? '';
+                for (const raw of lines) {
+                    if (settled)
+                        return;
+                    feed(raw);
+                }
             }
-        });
+        };
+        const poll = setInterval(readNew, 100);
+        stopTail = () => {
+            clearInterval(poll);
+            readNew();
+            external_node_fs_default().closeSync(fd);
+        };
         child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(e)}` }));
         void exited.then(({ code, signal }) => {
+            readNew();
+            if (settled)
+                return;
             if (partial) {
                 const v = opts.matcher.feed(partial);
                 tail.push(stripAnsi(partial));
@@ -44613,7 +44646,7 @@ async function bootAndWatch(spec, opts) {
     }
     killGroup('SIGKILL'); // anything the leader left behind
     unregister();
-    await new Promise((r) => logStream.end(r));
+    stopTail();
     external_node_fs_default().rmSync(qmp, { force: true });
     return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }

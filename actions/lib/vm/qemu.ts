@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { onCleanup } from '../cleanup.js';
 import { errorMessage, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -28,7 +29,12 @@ export interface QemuSpec {
 
 export const QEMU = 'qemu-system-x86_64';
 
-export function qemuArgs(spec: QemuSpec, qmpSocket?: string): string[] {
+/**
+ * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
+ * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
+ * file write never back-pressures. The watcher tails the file.
+ */
+export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/null'): string[] {
   const a: string[] = [
     '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
     '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
@@ -38,7 +44,7 @@ export function qemuArgs(spec: QemuSpec, qmpSocket?: string): string[] {
     '-no-reboot',
     '-display', 'none',
     '-vga', 'std',
-    '-chardev', 'stdio,id=ser0,signal=off',
+    '-chardev', `file,id=ser0,path=${serialFile}`,
     '-serial', 'chardev:ser0',
     '-monitor', 'none',
     '-nic', 'none',
@@ -100,11 +106,11 @@ export interface BootResult {
 
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
   const qmp = path.join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
-  const args = qemuArgs(spec, qmp);
+  fs.writeFileSync(opts.logFile, '');
+  const args = qemuArgs(spec, qmp, opts.logFile);
   opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
-  const logStream = fs.createWriteStream(opts.logFile);
   const started = Date.now();
-  const child = spawn(QEMU, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(QEMU, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   const killGroup = (sig: NodeJS.Signals) => {
     try {
       if (child.pid) process.kill(-child.pid, sig);
@@ -118,6 +124,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
   );
   const tail: string[] = [];
   let stderr = '';
+  let stopTail = () => {};
 
   const result = await new Promise<Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>>((resolve) => {
     let partial = '';
@@ -141,22 +148,43 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
         if (v?.kind === 'fail') settle({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
       }
     });
-    child.stdout.on('data', (d: Buffer) => {
-      logStream.write(d);
-      partial += d.toString('utf8');
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const raw of lines) {
-        const clean = stripAnsi(raw);
-        tail.push(clean);
-        if (tail.length > 200) tail.shift();
-        opts.onLine?.(clean);
-        const v = opts.matcher.feed(raw);
-        if (v) settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+    const feed = (raw: string) => {
+      const clean = stripAnsi(raw);
+      tail.push(clean);
+      if (tail.length > 200) tail.shift();
+      opts.onLine?.(clean);
+      const v = opts.matcher.feed(raw);
+      if (v) settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+    };
+    // Tail the serial log: read what QEMU appended since the last look.
+    const fd = fs.openSync(opts.logFile, 'r');
+    let offset = 0;
+    const chunk = Buffer.alloc(1 << 16);
+    const decoder = new StringDecoder('utf8'); // a read may end inside a multi-byte character
+    const readNew = () => {
+      for (;;) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, offset);
+        if (n <= 0) break;
+        offset += n;
+        partial += decoder.write(chunk.subarray(0, n));
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const raw of lines) {
+          if (settled) return;
+          feed(raw);
+        }
       }
-    });
+    };
+    const poll = setInterval(readNew, 100);
+    stopTail = () => {
+      clearInterval(poll);
+      readNew();
+      fs.closeSync(fd);
+    };
     child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(e)}` }));
     void exited.then(({ code, signal }) => {
+      readNew();
+      if (settled) return;
       if (partial) {
         const v = opts.matcher.feed(partial);
         tail.push(stripAnsi(partial));
@@ -191,7 +219,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
   }
   killGroup('SIGKILL'); // anything the leader left behind
   unregister();
-  await new Promise<void>((r) => logStream.end(r));
+  stopTail();
   fs.rmSync(qmp, { force: true });
   return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
