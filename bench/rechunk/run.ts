@@ -73,6 +73,7 @@ async function rechunk(image: string, out: string, previous?: string): Promise<{
   const env: NodeJS.ProcessEnv = { ...process.env, RUNNER_TEMP: temp, GITHUB_OUTPUT: path.join(temp, 'out'), GITHUB_STEP_SUMMARY: path.join(temp, 'sum') };
   for (const [k, v] of Object.entries(inputs)) env[inputEnvName(k)] = v;
   fs.writeFileSync(env.GITHUB_OUTPUT!, '');
+  fs.writeFileSync(env.GITHUB_STEP_SUMMARY!, '');
   const r = spawnSync('/usr/bin/time', ['-f', '%M %e', process.execPath, path.join(repoRoot, 'dist/rechunk/index.js')], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`rechunk failed: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
   const [rss, secs] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startRegistry } from '../../cli/services/registry.js';
+import { stripAnsi } from '../../actions/lib/vm/verdict.js';
 import { ensureExampleImage } from '../../test/harness/example-image.js';
 import { runAction } from '../../test/harness/run-action.js';
 import { sh, skopeoPush, tmpdir } from '../../test/harness/tools.js';
@@ -28,23 +29,27 @@ try {
   fs.copyFileSync(path.join(mount, 'usr/lib/modules', k, 'initramfs.img'), path.join(dir, 'initramfs.img'));
   sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', mount, path.join(dir, 'disk.img'), '1500M']);
   sh('podman', ['image', 'unmount', img.name]);
+  // Serial to a file (as Keel does: a pipe can lose characters), polled, ANSI stripped.
+  const log = path.join(dir, 'serial.log');
   const plain = await new Promise<number>((resolve, reject) => {
     const t = Date.now();
     const q = spawn('qemu-system-x86_64', [
-      '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '2048', '-smp', '2', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-nic', 'none', '-no-reboot',
+      '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '2048', '-smp', '2', '-display', 'none', '-serial', `file:${log}`, '-monitor', 'none', '-nic', 'none', '-no-reboot',
       '-kernel', path.join(dir, 'vmlinuz'), '-initrd', path.join(dir, 'initramfs.img'), '-append', 'root=/dev/vda rw console=ttyS0,115200',
       '-drive', `file=${path.join(dir, 'disk.img')},format=raw,if=virtio`,
-    ], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    q.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/Reached target (multi-user\.target - )?Multi-User System/.test(out)) {
+    ], { stdio: 'ignore' });
+    const poll = setInterval(() => {
+      if (fs.existsSync(log) && /Reached target (multi-user\.target - )?Multi-User System/.test(stripAnsi(fs.readFileSync(log, 'utf8')))) {
+        clearInterval(poll);
         const s = (Date.now() - t) / 1000;
         q.kill('SIGKILL');
         resolve(s);
       }
+    }, 100);
+    q.on('close', () => {
+      clearInterval(poll);
+      reject(new Error('plain QEMU exited before multi-user'));
     });
-    q.on('close', () => reject(new Error('plain QEMU exited before multi-user')));
     setTimeout(() => q.kill('SIGKILL'), 900_000).unref();
   });
   fs.rmSync(dir, { recursive: true, force: true });

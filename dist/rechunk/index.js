@@ -43881,6 +43881,8 @@ async function rpmOwners(index, opts) {
         external_node_fs_default().rmSync(tmp, { recursive: true, force: true });
     }
 }
+/** Build-time files at least this large get their own component instead of `volatile`. */
+const VOLATILE_MAX_FILE = 64 * 1024;
 function dirComponent(p) {
     const parts = p.split('/');
     parts.pop();
@@ -43891,6 +43893,7 @@ async function assignComponents(index, opts) {
     if (!owners.size)
         opts.log.warning('no package database found: grouping every file by directory');
     const out = new Map();
+    const dbDir = new RegExp(`^(${[...DPKG_DIRS, ...RPM_DIRS].join('|')})(?:/|$)`);
     const infoFile = new RegExp(`^(?:${DPKG_DIRS.join('|')})/info/([^/:]+)(?::[a-z0-9]+)?\\.[a-z0-9_-]+$`);
     for (const [p, e] of index) {
         if (p === '.')
@@ -43907,10 +43910,18 @@ async function assignComponents(index, opts) {
             continue;
         }
         const pkg = owners.get(p);
+        const db = dbDir.exec(p);
         if (pkg)
             out.set(p, `pkg:${pkg}`);
+        else if (db)
+            out.set(p, `db:${db[1]}`);
         else if (e.type === 'file' && e.size >= opts.largeFileBytes)
             out.set(p, `file:${p}`);
+        else if (e.type !== 'dir' && opts.volatileSince !== undefined && e.mtime >= opts.volatileSince) {
+            // Big build products (hwdb.bin, the CA bundle) are usually byte-identical from build to
+            // build: alone, their layer is reused. Only the small ones travel together.
+            out.set(p, e.type === 'file' && e.size >= VOLATILE_MAX_FILE ? `file:${p}` : 'volatile');
+        }
         else if (e.type === 'dir')
             out.set(p, `dir:${p.split('/').slice(0, 3).join('/')}`);
         else
@@ -43942,8 +43953,8 @@ function bucketOf(component, buckets) {
  * @param sizes component → uncompressed bytes
  * @param previous the plan of the previous image (component → layer id), if any
  */
-/** Components that change with every update of the image. */
-const VOLATILE = /^dir:(?:usr\/lib\/sysimage|var\/lib)\/(?:dpkg|rpm)$/;
+/** Components that change with (nearly) every update of the image: each gets its own layer. */
+const VOLATILE = /^(?:db:|volatile$)/;
 function reserveOf(maxLayers) {
     return Math.ceil(maxLayers / 10);
 }
@@ -44134,8 +44145,12 @@ async function rechunk(req) {
         const e = meta.get(p);
         return e.type === 'hardlink' ? meta.get(e.linkname) : e;
     };
+    const created = Date.parse(String(req.input.labels['org.opencontainers.image.created'] ?? req.input.config.created ?? ''));
     const components = await assignComponents(meta, {
         largeFileBytes: req.largeFileBytes,
+        // Files written by this build (up to a day before the image's creation time) are the ones that
+        // change from build to build.
+        volatileSince: Number.isNaN(created) ? undefined : Math.floor(created / 1000) - 86_400,
         log,
         runner: req.runner,
         readFiles: async (paths) => {

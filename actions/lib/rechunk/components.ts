@@ -10,12 +10,19 @@ import type { TarHeader } from '../tar/reader.js';
  * Which component each file belongs to — the unit that changes together:
  * - `kernel`: everything under /usr/lib/modules/<kver>/ (modules, vmlinuz, initramfs) in one group;
  * - `pkg:<name>`: the package that owns the file (dpkg info lists; the rpm database via `rpm`);
+ * - `db:<dir>`: the package database (dpkg status, rpmdb), which changes with every update;
  * - `file:<path>`: large unowned files, on their own;
+ * - `volatile`: small unowned files the build itself just wrote (mtime within a day of the
+ *   image's creation time: stamps, caches like ld.so.cache, generated config): they change with
+ *   every build, so they travel together instead of changing the layers of stable neighbours
+ *   (bigger build products get a `file:` component of their own);
  * - `dir:<a/b/c>`: other unowned files, grouped by their directory (first three levels).
  * Hardlinks follow their target. Directories go with the first package that lists them.
  */
 export interface ComponentOptions {
   largeFileBytes: number;
+  /** Unowned files modified at or after this Unix time are build products (`volatile`). */
+  volatileSince?: number;
   log: Logger;
   runner?: CommandRunner;
   /** Reads regular files out of the image (dpkg lists, rpm db files). */
@@ -83,6 +90,9 @@ async function rpmOwners(index: Map<string, TarHeader>, opts: ComponentOptions):
   }
 }
 
+/** Build-time files at least this large get their own component instead of `volatile`. */
+export const VOLATILE_MAX_FILE = 64 * 1024;
+
 export function dirComponent(p: string): string {
   const parts = p.split('/');
   parts.pop();
@@ -93,6 +103,7 @@ export async function assignComponents(index: Map<string, TarHeader>, opts: Comp
   const owners = (await rpmOwners(index, opts)) ?? (await dpkgOwners(index, opts)) ?? new Map<string, string>();
   if (!owners.size) opts.log.warning('no package database found: grouping every file by directory');
   const out = new Map<string, string>();
+  const dbDir = new RegExp(`^(${[...DPKG_DIRS, ...RPM_DIRS].join('|')})(?:/|$)`);
   const infoFile = new RegExp(`^(?:${DPKG_DIRS.join('|')})/info/([^/:]+)(?::[a-z0-9]+)?\\.[a-z0-9_-]+$`);
   for (const [p, e] of index) {
     if (p === '.') continue;
@@ -108,8 +119,15 @@ export async function assignComponents(index: Map<string, TarHeader>, opts: Comp
       continue;
     }
     const pkg = owners.get(p);
+    const db = dbDir.exec(p);
     if (pkg) out.set(p, `pkg:${pkg}`);
+    else if (db) out.set(p, `db:${db[1]}`);
     else if (e.type === 'file' && e.size >= opts.largeFileBytes) out.set(p, `file:${p}`);
+    else if (e.type !== 'dir' && opts.volatileSince !== undefined && e.mtime >= opts.volatileSince) {
+      // Big build products (hwdb.bin, the CA bundle) are usually byte-identical from build to
+      // build: alone, their layer is reused. Only the small ones travel together.
+      out.set(p, e.type === 'file' && e.size >= VOLATILE_MAX_FILE ? `file:${p}` : 'volatile');
+    }
     else if (e.type === 'dir') out.set(p, `dir:${p.split('/').slice(0, 3).join('/')}`);
     else out.set(p, dirComponent(p));
   }

@@ -5,8 +5,9 @@ import crypto from 'node:crypto';
  * one build to the next (the previous image's plan is read back from its layer annotations),
  * so an update changes only the layers whose components changed.
  *
- * - `kernel` always has its own layer, and so do the package databases (small, but they
- *   change with every package update: sharing a layer would re-ship their neighbours);
+ * - `kernel` always has its own layer, and so do the package databases and the build's own
+ *   fresh files (small, but they change with every update: sharing a layer would re-ship their
+ *   neighbours);
  * - components get their own layer ("c:<component>"), biggest first, while slots remain; a
  *   fresh plan keeps about a tenth of the slots free, so packages added later get a layer of
  *   their own instead of changing a shared bucket;
@@ -43,8 +44,8 @@ export interface PlanResult {
  * @param sizes component → uncompressed bytes
  * @param previous the plan of the previous image (component → layer id), if any
  */
-/** Components that change with every update of the image. */
-export const VOLATILE = /^dir:(?:usr\/lib\/sysimage|var\/lib)\/(?:dpkg|rpm)$/;
+/** Components that change with (nearly) every update of the image: each gets its own layer. */
+export const VOLATILE = /^(?:db:|volatile$)/;
 
 export function reserveOf(maxLayers: number): number {
   return Math.ceil(maxLayers / 10);

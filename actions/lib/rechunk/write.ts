@@ -158,8 +158,12 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     return e.type === 'hardlink' ? meta.get(e.linkname)! : e;
   };
 
+  const created = Date.parse(String(req.input.labels['org.opencontainers.image.created'] ?? req.input.config.created ?? ''));
   const components = await assignComponents(meta, {
     largeFileBytes: req.largeFileBytes,
+    // Files written by this build (up to a day before the image's creation time) are the ones that
+    // change from build to build.
+    volatileSince: Number.isNaN(created) ? undefined : Math.floor(created / 1000) - 86_400,
     log,
     runner: req.runner,
     readFiles: async (paths) => {
