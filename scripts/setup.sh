@@ -10,7 +10,7 @@ PKGS=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   mmdebstrap xorriso squashfs-tools mtools dosfstools fdisk e2fsprogs cpio zstd xz-utils kmod file attr libcap2-bin
   grub-efi-amd64-bin grub-pc-bin grub-common systemd-boot-efi
-  internetarchive umoci openssl git ca-certificates curl
+  internetarchive umoci openssl git ca-certificates curl rpm
 )
 missing=()
 for p in "${PKGS[@]}"; do

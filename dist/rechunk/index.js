@@ -43863,7 +43863,11 @@ async function rpmOwners(index, opts) {
             external_node_fs_default().mkdirSync(external_node_path_default().dirname(dest), { recursive: true });
             external_node_fs_default().writeFileSync(dest, buf);
         }
-        const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{NAME}\t%{FILENAMES}\n]']);
+        // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
+        // rpm >= 4.17 refuse the format and print nothing).
+        const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{=NAME}\t%{FILENAMES}\n]']);
+        if (/error:/.test(r.stderr))
+            throw new Error(`rpm query of ${dbDir} failed: ${r.stderr.trim()}`);
         const owners = new Map();
         for (const line of r.stdout.toString().split('\n')) {
             const [pkg, file] = line.split('\t');

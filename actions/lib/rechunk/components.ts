@@ -74,7 +74,10 @@ async function rpmOwners(index: Map<string, TarHeader>, opts: ComponentOptions):
       fs.mkdirSync(path.dirname(dest), { recursive: true });
       fs.writeFileSync(dest, buf);
     }
-    const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{NAME}\t%{FILENAMES}\n]']);
+    // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
+    // rpm >= 4.17 refuse the format and print nothing).
+    const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{=NAME}\t%{FILENAMES}\n]']);
+    if (/error:/.test(r.stderr)) throw new Error(`rpm query of ${dbDir} failed: ${r.stderr.trim()}`);
     const owners = new Map<string, string>();
     for (const line of r.stdout.toString().split('\n')) {
       const [pkg, file] = line.split('\t');
