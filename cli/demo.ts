@@ -28,7 +28,7 @@ export function localDeclarations(decl: Distro, registryHost: string): Distro {
   return { ...decl, image: { ...decl.image, registry: `${registryHost}/${decl.image.registry.split('/').slice(1).join('/') || 'keel'}` } };
 }
 
-export async function demo(opts: { verbose?: boolean; keep?: boolean } = {}): Promise<boolean> {
+export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
   const t0 = Date.now();
   const stamp = () => {
     const s = Math.round((Date.now() - t0) / 1000);
@@ -91,8 +91,7 @@ export async function demo(opts: { verbose?: boolean; keep?: boolean } = {}): Pr
     return ok;
   } finally {
     if (!ok) printSummary(runs, log);
-    if (opts.keep) log(`services kept running: registry ${services.registry.host} (Ctrl-C to stop)`);
-    else await services.stop();
+    await services.stop();
   }
 }
 

@@ -6,15 +6,17 @@ import { workflows } from '../workflows-src/index.js';
 import { keygen } from './commands/keygen.js';
 import { policy } from './commands/policy.js';
 import { demo, localDeclarations, printSummary } from './demo.js';
-import { runWorkflow, type EventName } from './runner.js';
+import { runWorkflow, type EventName, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
 import { repoRoot } from './step.js';
 
 const USAGE = `keel — the release pipeline for bootc distributions, on this machine
 
-  keel demo [--verbose] [--keep]        the whole pipeline of the example distro, locally
-  keel run <build|smoke-boot|build-disk> [--event E] [--input k=v ...] [--verbose]
-                                        one generated workflow against local services
+  keel demo [--verbose]                 the whole pipeline of the example distro, locally
+  keel run <workflow> [<workflow> ...] [--event E] [--input k=v ...] [--verbose]
+                                        generated workflows (build, smoke-boot, build-disk) in
+                                        order, against one set of local services; a smoke-boot
+                                        after a build gets that build's workflow_run event
   keel generate                         regenerate .github/workflows and the schemas
   keel keygen --out-prefix P [--compat] [--force]
                                         cosign-compatible key pair (password: $COSIGN_PASSWORD)
@@ -43,27 +45,42 @@ async function main(argv: string[]): Promise<number> {
   const one = (k: string) => f[k]?.[f[k]!.length - 1];
   switch (cmd) {
     case 'demo':
-      return (await demo({ verbose: one('verbose') === 'true', keep: one('keep') === 'true' })) ? 0 : 1;
+      return (await demo({ verbose: one('verbose') === 'true' })) ? 0 : 1;
     case 'run': {
-      const name = pos[0];
-      if (!name) throw new Error('keel run: which workflow? build, smoke-boot or build-disk');
-      const event = (one('event') ?? (name === 'build' ? 'push' : 'workflow_dispatch')) as EventName;
+      const known = ['build', 'smoke-boot', 'build-disk'];
+      if (!pos.length) throw new Error(`keel run: which workflow(s)? ${known.join(', ')}`);
+      const unknown = pos.filter((p) => !known.includes(p));
+      if (unknown.length) throw new Error(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
       const inputs = Object.fromEntries((f.input ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
       const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
       const stateDir = path.join(repoRoot, '.keel');
       const log = (s: string) => console.log(s);
       const services = await startLocalServices(decl, stateDir, log);
+      const repository = 'keel-project/keel';
+      const runs: RunRecord[] = [];
       try {
         const local = localDeclarations(decl, services.registry.host);
-        const wf = workflows(local, { mode: 'dogfood' }).find((w) => w.file === `${name}.yml`);
-        if (!wf) throw new Error(`no generated workflow ${name}.yml`);
-        const payload =
-          event === 'pull_request'
-            ? { action: 'labeled', label: { name: decl.tags['pr-label'] }, number: 1, pull_request: { number: 1, labels: [{ name: decl.tags['pr-label'] }], head: { repo: { full_name: 'keel-project/keel' } } } }
-            : {};
-        const r = await runWorkflow({ workflow: wf, event, eventPayload: payload, inputs, services, runsDir: path.join(stateDir, 'runs'), repository: 'keel-project/keel', log, verbose: one('verbose') === 'true' });
-        printSummary([r], log);
-        return r.ok ? 0 : 1;
+        const wfs = workflows(local, { mode: 'dogfood' });
+        for (const name of pos) {
+          const wf = wfs.find((w) => w.file === `${name}.yml`);
+          if (!wf) throw new Error(`no generated workflow ${name}.yml (have: ${wfs.filter((w) => !w.file.startsWith('reusable-')).map((w) => w.file.replace(/\.yml$/, '')).join(', ')})`);
+          const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
+          let event = one('event') as EventName | undefined;
+          let payload: Record<string, unknown> = {};
+          if (name === 'smoke-boot' && lastBuild && !event) {
+            event = 'workflow_run';
+            payload = { workflow_run: { id: lastBuild.id, conclusion: 'success', event: lastBuild.event, head_branch: 'main', head_repository: { full_name: repository } } };
+          }
+          event ??= name === 'build' ? 'push' : 'workflow_dispatch';
+          if (event === 'pull_request') {
+            payload = { action: 'labeled', label: { name: decl.tags['pr-label'] }, number: 1, pull_request: { number: 1, labels: [{ name: decl.tags['pr-label'] }], head: { repo: { full_name: repository } } } };
+          }
+          const r = await runWorkflow({ workflow: wf, event, eventPayload: payload, inputs, services, runsDir: path.join(stateDir, 'runs'), repository, log, verbose: one('verbose') === 'true' });
+          runs.push(r);
+          if (!r.ok) break;
+        }
+        printSummary(runs, log);
+        return runs.length === pos.length && runs.every((r) => r.ok) ? 0 : 1;
       } finally {
         await services.stop();
       }
