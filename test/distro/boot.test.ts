@@ -87,6 +87,9 @@ describe('example distro boot (QEMU, TCG, direct kernel boot)', () => {
       const verdict = await new Promise<{ ok: boolean; why: string }>((resolve) => {
         const timer = setTimeout(() => resolve({ ok: false, why: `no multi-user.target within ${TIMEOUT_MS / 1000} s` }), TIMEOUT_MS);
         const onData = (d: Buffer) => {
+          // QEMU may still print between the verdict and its death: nothing is written once the
+          // log is closed.
+          if (out.writableEnded) return;
           out.write(d);
           // systemd colours its status lines: match on the text without ANSI escapes (stripped
           // from the whole output, since an escape sequence can straddle two chunks).
@@ -110,8 +113,10 @@ describe('example distro boot (QEMU, TCG, direct kernel boot)', () => {
         });
       });
       const seconds = (Date.now() - t0) / 1000;
+      qemu.stdout!.removeAllListeners('data');
+      qemu.stderr!.removeAllListeners('data');
       killQemu();
-      out.end();
+      await new Promise<void>((r) => out.end(() => r()));
       process.stderr.write(`example image ${img.name}: ${verdict.why} after ${seconds.toFixed(0)} s (TCG)\n`);
       const tail = serial.split('\n').slice(-40).join('\n');
       expect([verdict.ok, verdict.why, verdict.ok ? '' : tail]).toEqual([true, 'multi-user.target', '']);
