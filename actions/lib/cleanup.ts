@@ -35,8 +35,3 @@ export function onCleanup(fn: () => void): () => void {
   cleanups.add(fn);
   return () => void cleanups.delete(fn);
 }
-
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-export function runCleanups(): void {
-  runAll();
-}

@@ -73,6 +73,8 @@ export class TransientError extends Error {
 /** Is this failure worth repeating? 5xx, 429, 408, resets and timeouts are; 4xx and bugs are not. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true;
+  // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+  if (err instanceof Error && err.name === 'RetryExhaustedError') return false;
   if (err instanceof HttpError) return err.status >= 500 || err.status === 429 || err.status === 408;
   if (err instanceof InputError || err instanceof UserError) return false;
   const code = (err as { code?: unknown } | null)?.code;

@@ -144,7 +144,14 @@ export function processRunner(log?: Logger): CommandRunner {
             /* the tool may exit before reading all input; its exit code tells */
           });
           if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input)) child.stdin.end(opts.input);
-          else if (opts.input) opts.input.pipe(child.stdin);
+          else if (opts.input) {
+            // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+            opts.input.on('error', (e) => {
+              killGroup('SIGKILL');
+              finish(() => reject(e));
+            });
+            opts.input.pipe(child.stdin);
+          }
         }
         const finish = (fn: () => void) => {
           if (settled) return;

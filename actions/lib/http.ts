@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { HttpError } from './errors.js';
 import { parseRetryAfter } from './retry.js';
 
@@ -150,7 +150,17 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
   for (const [k, v] of Object.entries(res.headers)) {
     if (v !== undefined) outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   }
-  res.on('data', (d: Buffer) => void (httpStats.bytesReceived += d.length));
+  // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+  // caller reads, so a body read after an await is never lost to a flowing stream.
+  const counted = res.pipe(
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        httpStats.bytesReceived += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+  );
+  res.on('error', (e) => counted.destroy(e));
 
   const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
   if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
@@ -166,19 +176,19 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
 
   const buffer = async () => {
     const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
+    for await (const c of counted) chunks.push(c as Buffer);
     return Buffer.concat(chunks);
   };
   return {
     status,
     headers: outHeaders,
     url: url.href,
-    stream: res,
+    stream: counted,
     buffer,
     text: async () => (await buffer()).toString('utf8'),
     json: async <T>() => JSON.parse((await buffer()).toString('utf8')) as T,
     drain: async () => {
-      for await (const _ of res) {
+      for await (const _ of counted) {
         /* discard */
       }
     },

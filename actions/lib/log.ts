@@ -17,11 +17,3 @@ export function memoryLogger(): Logger & { lines: { level: string; message: stri
 export const silentLogger: Logger = { info() {}, warning() {}, error() {}, debug() {} };
 
 /** Logger to stderr, for CLIs and benches. */
-export const consoleLogger: Logger = {
-  info: (m) => process.stderr.write(`${m}\n`),
-  warning: (m) => process.stderr.write(`warning: ${m}\n`),
-  error: (m) => process.stderr.write(`error: ${m}\n`),
-  debug: (m) => {
-    if (process.env.KEEL_DEBUG) process.stderr.write(`debug: ${m}\n`);
-  },
-};

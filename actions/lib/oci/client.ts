@@ -480,7 +480,10 @@ export class RegistryClient {
     await res.drain();
     if (res.status !== 204) return undefined;
     const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-    return m ? Number(m[1]) + 1 : 0;
+    // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+    // the caller starts a fresh session rather than resume at a guessed offset.
+    if (!m || m[1] === '0') return undefined;
+    return Number(m[1]) + 1;
   }
 
   /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */

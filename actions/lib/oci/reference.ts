@@ -136,6 +136,3 @@ export function parseRepository(input: string): ImageReference {
   return r;
 }
 
-export function isDigest(s: string): boolean {
-  return DIGEST.test(s);
-}
