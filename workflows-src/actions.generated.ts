@@ -35,6 +35,8 @@ export interface BuildInputs {
   version?: Value;
   /** Path of the distro declarations (image name, base, labels, OS identity, build-args, secrets). Empty: declarations/distro.yaml when it exists. */
   declarations?: Value;
+  /** The registry or repository username/password belong to (e.g. the push target ghcr.io/my-org/my-os). A base image on another registry is then pulled without them (auth file or anonymous), so a token never reaches a third-party registry. Empty: use them for the base wherever it is. */
+  'credentials-for'?: Value;
   /** Registry user name for pulling a registry base. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
   username?: Value;
   /** Registry password or token (masked; handed to buildah in a 0600 auth file, never in argv). */
@@ -60,7 +62,7 @@ export interface BuildDiskInputs {
   name?: Value;
   /** bootc-image-builder config.toml (bib backend only). */
   config?: Value;
-  /** Boot the produced ISO or disk in QEMU under OVMF to multi-user and fail the step otherwise. Default: 'true'. */
+  /** Boot-test the result in QEMU under OVMF and fail the step unless it passes. ISO: first as a user boots it (UEFI firmware, El Torito, GRUB's default entry, nothing added; GRUB errors fail, the pass is the CPU running kernel code), then the shipped kernel, initramfs and command line plus a serial console to multi-user. Disk: its kernel and root partition to multi-user. The bib backend is not boot-tested. Default: 'true'. */
   'boot-test'?: Value;
   /** UTC date YYYYMMDD used in the default name. Empty: today (UTC), computed once. */
   'release-date'?: Value;
@@ -80,6 +82,8 @@ export interface BuildDiskInputs {
   memory?: Value;
   /** bootc-image-builder image for the bib backend, pinned by digest. Default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905'. */
   'bib-image'?: Value;
+  /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
+  'bib-rootfs'?: Value;
   /** Registry user name. Empty: the containers auth file, then anonymous. */
   username?: Value;
   /** Registry password or token (masked). */
@@ -334,6 +338,8 @@ export interface SmokeBootInputs {
   'kvm-probe-timeout'?: Value;
   /** bootc-image-builder image for the bib backend, pinned by digest. Default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905'. */
   'bib-image'?: Value;
+  /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
+  'bib-rootfs'?: Value;
   /** Registry user name. Empty: the containers auth file, then anonymous. */
   username?: Value;
   /** Registry password or token (masked). */
@@ -453,6 +459,7 @@ export const KEEL_ACTIONS = {
       'release-date': { required: false, default: '' },
       version: { required: false, default: '' },
       declarations: { required: false, default: '' },
+      'credentials-for': { required: false, default: '' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
@@ -477,6 +484,7 @@ export const KEEL_ACTIONS = {
       accel: { required: false, default: 'auto' },
       memory: { required: false, default: '2048' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
+      'bib-rootfs': { required: false, default: 'btrfs' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
@@ -616,6 +624,7 @@ export const KEEL_ACTIONS = {
       'artifact-name': { required: false, default: '' },
       'kvm-probe-timeout': { required: false, default: '20' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
+      'bib-rootfs': { required: false, default: 'btrfs' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },

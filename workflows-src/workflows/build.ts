@@ -42,16 +42,12 @@ export function bootstrapStep(decl: Distro): RunStep | undefined {
     name: 'Bootstrap the base image from Debian packages',
     env: { BASE_IMAGE: decl.base.image, STORAGE_DRIVER },
     run: [
-      '# mmdebstrap needs root and the Debian keyring; the build hop then reads the base from the',
-      "# runner user's containers-storage (rootless buildah, overlay driver), so the image is copied over.",
+      "# mmdebstrap needs root and the Debian keyring. The base lands in root's containers-storage,",
+      '# where the build hop (root-storage: true, buildah through sudo) and the later hops read it.',
       'sudo timeout 600 apt-get update -qq',
       'sudo DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends mmdebstrap debian-archive-keyring',
       `sudo ${[script, ...args, '--storage-driver', STORAGE_DRIVER].map(shq).join(' ')}`,
-      'archive="$RUNNER_TEMP/keel-base.tar"',
-      'sudo STORAGE_DRIVER="$STORAGE_DRIVER" skopeo copy --quiet "containers-storage:$BASE_IMAGE" "oci-archive:$archive"',
-      'sudo chown "$(id -u):$(id -g)" "$archive"',
-      'skopeo copy --quiet "oci-archive:$archive" "containers-storage:$BASE_IMAGE"',
-      'rm -f "$archive"',
+      'sudo STORAGE_DRIVER="$STORAGE_DRIVER" buildah images --quiet "$BASE_IMAGE" >/dev/null',
     ].join('\n'),
     local: { local: 'bootstrap-base', script, args, image: decl.base.image },
   });
@@ -101,6 +97,8 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
       'base-image': p.v('base-image', decl.base.image, { description: 'Base image; empty: declarations base.image.', default: '' }),
       declarations,
       'release-date': date.outputs['release-date'],
+      // The token belongs to the push registry: never send it to a base on another registry.
+      'credentials-for': image,
       username: user,
       password: token,
     },

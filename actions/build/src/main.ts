@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { loadDeclarations } from '../../lib/declarations.js';
-import { errorMessage } from '../../lib/errors.js';
+import { errorMessage, InputError } from '../../lib/errors.js';
 import { processRunner, requireTools } from '../../lib/exec.js';
 import type { ActionIO } from '../../lib/io.js';
 import {
@@ -17,6 +17,7 @@ import {
 } from '../../lib/inputs.js';
 import { code, esc, seconds, table } from '../../lib/summary.js';
 import { tagProblem } from '../../lib/tags.js';
+import { parseReference } from '../../lib/oci/reference.js';
 import { buildImage, type BuildState } from './build.js';
 import { parseSecretLine, type SecretSource } from './plan.js';
 
@@ -46,8 +47,27 @@ export const inputs = {
   'release-date': releaseDate(),
   version: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)' }),
   declarations: existingPath('file'),
+  'credentials-for': str({ expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)' }),
   ...registryInputs,
 };
+
+/**
+ * username/password are only sent to the registry they belong to: with `credentials-for` set
+ * (e.g. the push target ghcr.io/my-org/my-os, whose token the workflow passes), a base image on
+ * another registry is pulled without them (auth file or anonymous), so a GITHUB_TOKEN never
+ * reaches quay.io or docker.io.
+ */
+export function credentialsForBase(
+  access: { username: string; password: string; 'tls-verify': boolean },
+  credentialsFor: string | undefined,
+  baseRegistry: string | undefined,
+  log: { info(m: string): void },
+): { username: string; password: string; 'tls-verify': boolean } {
+  if (!credentialsFor || !baseRegistry || !(access.username || access.password)) return access;
+  if (credentialsFor === baseRegistry) return access;
+  log.info(`credentials are for ${credentialsFor}; the base comes from ${baseRegistry}: pulling it without them`);
+  return { username: '', password: '', 'tls-verify': access['tls-verify'] };
+}
 
 /** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */
 export async function run(io: ActionIO): Promise<void> {
@@ -58,6 +78,23 @@ export async function run(io: ActionIO): Promise<void> {
     ? inp.secrets.map((l) => parseSecretLine(l) as SecretSource)
     : undefined;
   requireTools(inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' });
+  const baseGiven = inp['base-image']?.toString() || declarations?.base.image;
+  let baseRegistry: string | undefined;
+  try {
+    baseRegistry = baseGiven ? parseReference(baseGiven).registry : undefined;
+  } catch {
+    baseRegistry = undefined; // a local name without tag: resolved later, never with credentials
+  }
+  let credFor: string | undefined;
+  if (inp['credentials-for']) {
+    const v = inp['credentials-for'];
+    try {
+      credFor = v.includes('/') ? parseReference(v, { requireTagOrDigest: false }).registry : v;
+    } catch (e) {
+      throw new InputError('credentials-for', v, `expected a registry or repository: ${errorMessage(e)}`);
+    }
+  }
+  const access = credentialsForBase(inp, credFor, baseRegistry, io);
   if (declFile) io.info(`declarations: ${declFile}`);
 
   const state: BuildState = { timings: {} };
@@ -80,7 +117,7 @@ export async function run(io: ActionIO): Promise<void> {
         releaseDate: inp['release-date'],
         version: inp.version || undefined,
         declarations,
-        registry: inp,
+        registry: access,
       },
       { runner: processRunner(io), log: io, context: io.context, mask: (v) => io.setSecret(v) },
       state,

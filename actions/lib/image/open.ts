@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../errors.js';
-import type { CommandRunner } from '../exec.js';
+import { errorMessage, InputError, UserError } from '../errors.js';
+import { asRoot, type CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
 import { connect, type RegistryAccess } from '../registry.js';
 import type { RegistryClient } from '../oci/client.js';
@@ -41,8 +41,29 @@ export function locateImage(image: string): ImageLocation {
   return parseImageLocation(v);
 }
 
+/** locateImage for an action input: a reference it cannot read is that input's error. */
+export function locateInput(input: string, value: string): ImageLocation {
+  try {
+    return locateImage(value);
+  } catch (e) {
+    throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+  }
+}
+
 export function describeLocation(l: ImageLocation): string {
   return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+
+/**
+ * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
+ * Images live in root's storage (the build hop puts them there, through sudo on a non-root
+ * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
+ */
+export async function exportFromStorage(ref: string, dir: string, tag: string, runner: CommandRunner): Promise<void> {
+  const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+  await runner.run(cmd, args, { echo: true });
+  const uid = process.getuid?.();
+  if (uid !== undefined && uid !== 0) await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
 }
 
 export interface OpenedImage {
@@ -84,7 +105,7 @@ export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<
   if (loc.kind === 'containers-storage') {
     const dir = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-read-'));
     try {
-      await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${loc.ref}`, `oci:${dir}:keel`], { echo: true });
+      await exportFromStorage(loc.ref, dir, 'keel', opts.runner);
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw new UserError(`cannot read containers-storage:${loc.ref}: ${(e as Error).message}`);

@@ -3,12 +3,14 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import type { CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
+import { exportFromStorage } from '../image/open.js';
 import { OciLayout, parseOciRef } from './layout.js';
 
 /**
  * Where an image to push comes from: an OCI image layout (`oci:DIR[:TAG]`), or what
  * `buildah build` left in containers-storage (`containers-storage:REF`), exported through
- * skopeo to a temporary layout (layers compressed there, so the pushed digest is final).
+ * skopeo (via sudo when not root) to a temporary layout, layers compressed there, so the
+ * pushed digest is final.
  */
 export interface ImageSource {
   layout: OciLayout;
@@ -41,11 +43,7 @@ export async function openSource(
   const dir = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-export-'));
   opts.log.info(`exporting ${ref} from containers-storage to a temporary OCI layout`);
   try {
-    await opts.runner.run(
-      'skopeo',
-      ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:keel-export`],
-      { echo: true },
-    );
+    await exportFromStorage(ref, dir, 'keel-export', opts.runner);
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw new UserError(`cannot export ${source}: ${(e as Error).message}`);

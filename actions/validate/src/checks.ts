@@ -1,5 +1,5 @@
 import { errorMessage } from '../../lib/errors.js';
-import type { CommandRunner } from '../../lib/exec.js';
+import { asRoot, type CommandRunner } from '../../lib/exec.js';
 import { listInitramfs, moduleName, type InitramfsListing } from '../../lib/initramfs.js';
 import type { Logger } from '../../lib/log.js';
 import type { RootfsReader } from '../../lib/rootfs/reader.js';
@@ -273,9 +273,9 @@ const CHECKS: Record<CheckId, CheckFn> = {
     if (!s.index.has('usr/bin/bootc')) return skip('the image does not ship bootc');
     if (!env.opts.localRef) return skip('the image ships bootc but is not in local containers-storage, so the lint cannot run here');
     try {
-      const r = await env.runner.run('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint'], {
-        timeoutMs: 300_000,
-      });
+      // The image is in root's storage (where build puts it): through sudo when not root.
+      const [cmd, args] = asRoot('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint']);
+      const r = await env.runner.run(cmd, args, { timeoutMs: 300_000 });
       return pass((r.stdout.toString() + r.stderr).trim().split('\n').slice(-3).join(' ') || 'passed');
     } catch (e) {
       return fail(errorMessage(e).split('\n').slice(-6).join(' '));

@@ -6,7 +6,7 @@ import type { ActionIO } from '../../lib/io.js';
 import { list, oneOf, positiveNumber, readInputs, registryInputs, str } from '../../lib/inputs.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import { CHECK_IDS, DEFAULT_REPO_GLOBS, runChecks, type CheckId } from './checks.js';
-import { locateImage } from '../../lib/image/open.js';
+import { locateInput } from '../../lib/image/open.js';
 import { openForChecks } from './open.js';
 
 export const inputs = {
@@ -29,7 +29,7 @@ export const inputs = {
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
   const which: CheckId[] = inp.checks.includes('all') ? [...CHECK_IDS] : (inp.checks as CheckId[]);
-  const loc = locateImage(inp.image);
+  const loc = locateInput('image', inp.image);
   const started = Date.now();
   const runner = processRunner(io);
   const opened = await openForChecks(loc, { runner, log: io, tmpDir: io.context.runnerTemp, access: inp });
