@@ -171,6 +171,53 @@ describe('rechunk (bundled)', () => {
     expect(warnings(r).join('\n')).toMatch(/carries no Keel layer plan: using a fresh plan/);
   });
 
+  it('a previous image that does not exist yet gives a fresh plan with a warning (first release)', async () => {
+    const out = tmpdir('keel-rc-out-');
+    const r = await rechunkStep({ image: v1, output: out, 'max-layers': '16', 'previous-image': `oci:${path.join(tmpdir('keel-rc-none-'), 'never-published')}:keel` });
+    expect(errors(r)).toEqual([]);
+    expect(warnings(r).join('\n')).toMatch(/previous image oci:.*never-published:keel does not exist \(first release\?\): using a fresh layer plan/);
+  });
+
+  it('a previous image that exists but cannot be used fails the step instead of silently re-planning', async () => {
+    // An index with only an arm64 child: Keel rechunks linux/amd64 and must not guess.
+    const prev = tmpdir('keel-rc-prev-');
+    const child = makeOciImage(path.join(prev, 'child'));
+    const layout = OciLayout.create(path.join(prev, 'idx'));
+    for (const f of fs.readdirSync(path.join(prev, 'child', 'blobs', 'sha256'))) {
+      fs.copyFileSync(path.join(prev, 'child', 'blobs', 'sha256', f), path.join(prev, 'idx', 'blobs', 'sha256', f));
+    }
+    const idx = layout.writeBlob(
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: child.digest, size: child.manifest.length, platform: { os: 'linux', architecture: 'arm64' } }] })),
+    );
+    fs.writeFileSync(
+      path.join(prev, 'idx', 'index.json'),
+      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: idx.digest, size: idx.size, annotations: { 'org.opencontainers.image.ref.name': 'stable' } }] }),
+    );
+    const out = tmpdir('keel-rc-out-');
+    const r = await rechunkStep({ image: v1, output: out, 'previous-image': `oci:${path.join(prev, 'idx')}:stable` });
+    expect(r.code).toBe(1);
+    expect(errors(r).join('\n')).toMatch(/previous image oci:.*idx:stable is an index without a linux\/amd64 image \(has: linux\/arm64\)/);
+    expect(fs.readdirSync(out)).toEqual([]);
+
+    // A registry that cannot be reached is a failure too, not a "first release".
+    const t0 = Date.now();
+    const u = await rechunkStep({ image: v1, output: out, 'previous-image': '127.0.0.1:9/keel/os:stable', 'tls-verify': 'false' });
+    expect(u.code).toBe(1);
+    expect(errors(u).join('\n')).toMatch(/gave up after 5 attempts: connect ECONNREFUSED 127\.0\.0\.1:9/);
+    expect(warnings(u).join('\n')).not.toMatch(/fresh layer plan/);
+    expect(fs.readdirSync(out)).toEqual([]);
+    process.stderr.write(`unreachable previous registry failed after ${Date.now() - t0} ms\n`);
+
+    // containers-storage holds no plan: named as the input's error.
+    const c = await rechunkStep({ image: v1, output: out, 'previous-image': 'containers-storage:localhost/keel-os:candidate' });
+    expect(errors(c)[0]).toMatch(/^Input 'previous-image'.*containers-storage holds no layer plan/);
+  });
+
+  it('names the input when image cannot be parsed', async () => {
+    const r = await rechunkStep({ image: 'Not A Reference!', output: tmpdir('keel-rc-out-') });
+    expect(errors(r)[0]).toMatch(/^Input 'image'/);
+  });
+
   it('stays within a small max-layers', async () => {
     const out = tmpdir('keel-rc-out-');
     const r = await rechunkStep({ image: v1, output: out, 'max-layers': '3' });

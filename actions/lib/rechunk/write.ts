@@ -192,7 +192,9 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
   const members = new Map<string, string[]>();
   for (const [p, c] of components) {
     const id = layerOf.get(c)!;
-    members.set(id, [...(members.get(id) ?? []), p]);
+    const list = members.get(id);
+    if (list) list.push(p);
+    else members.set(id, [p]);
   }
 
   const writeLayer = async (l: { id: string; components: string[] }): Promise<LayerReport> => {

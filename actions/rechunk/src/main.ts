@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
 import { processRunner } from '../../lib/exec.js';
-import { locateImage, openImage } from '../../lib/image/open.js';
+import { locateInput, openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { int, keyValues, optionalInt, readInputs, registryInputs, str } from '../../lib/inputs.js';
 import { rechunk } from '../../lib/rechunk/write.js';
@@ -24,8 +24,8 @@ export const inputs = {
 /** rechunk: regroup the filesystem into content-grouped, reproducible layers. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
-  const loc = locateImage(inp.image);
-  const prevLoc = inp['previous-image'] ? locateImage(inp['previous-image']) : undefined;
+  const loc = locateInput('image', inp.image);
+  const prevLoc = inp['previous-image'] ? locateInput('previous-image', inp['previous-image']) : undefined;
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
   const epoch = inp['source-date-epoch'] ?? (envEpoch && /^\d+$/.test(envEpoch) ? Number(envEpoch) : 0);
   const temp = io.context.runnerTemp;
