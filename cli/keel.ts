@@ -9,6 +9,7 @@ import { demo, localDeclarations, printSummary } from './demo.js';
 import { runWorkflow, type EventName, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
 import { repoRoot } from './step.js';
+import { flags } from './flags.js';
 
 const USAGE = `keel — the release pipeline for bootc distributions, on this machine
 
@@ -24,21 +25,6 @@ const USAGE = `keel — the release pipeline for bootc distributions, on this ma
                                         client files: policy.json entry, registries.d, key path
 `;
 
-function flags(argv: string[]): { pos: string[]; f: Record<string, string[]> } {
-  const pos: string[] = [];
-  const f: Record<string, string[]> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-      const next = argv[i + 1];
-      const val = v ?? (next && !next.startsWith('--') ? (i++, next) : 'true');
-      (f[k] ??= []).push(val);
-    } else pos.push(a);
-  }
-  return { pos, f };
-}
-
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const { pos, f } = flags(rest);
@@ -51,7 +37,13 @@ async function main(argv: string[]): Promise<number> {
       if (!pos.length) throw new Error(`keel run: which workflow(s)? ${known.join(', ')}`);
       const unknown = pos.filter((p) => !known.includes(p));
       if (unknown.length) throw new Error(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
-      const inputs = Object.fromEntries((f.input ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const inputs = Object.fromEntries(
+        (f.input ?? []).map((kv) => {
+          const eq = kv.indexOf('=');
+          if (eq <= 0) throw new Error(`keel run: --input expects NAME=VALUE (got '${kv}')`);
+          return [kv.slice(0, eq), kv.slice(eq + 1)];
+        }),
+      );
       const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
       const stateDir = path.join(repoRoot, '.keel');
       const log = (s: string) => console.log(s);

@@ -7,6 +7,7 @@ import { releaseDateOf } from '../actions/lib/tags.js';
 import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
+import { Redactor } from './redact.js';
 import { repoRoot, runStep, type StepResult } from './step.js';
 
 /**
@@ -161,7 +162,22 @@ function copyInto(src: string, destDir: string): void {
 
 const elapsed = (ms: number) => (ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`);
 
+/** Runs kept under .keel/runs (each holds its artefacts: ISOs, OCI layouts). */
+export const KEEP_RUNS = 12;
+
+/** Removes all but the newest `keep` run directories (ids sort by start time). */
+export function pruneRuns(runsDir: string, keep = KEEP_RUNS): string[] {
+  if (!fs.existsSync(runsDir)) return [];
+  const ids = fs.readdirSync(runsDir).filter((n) => /^[0-9a-z]+-[0-9a-f]{6}$/.test(n)).sort();
+  const old = ids.slice(0, Math.max(0, ids.length - keep));
+  for (const n of old) fs.rmSync(path.join(runsDir, n), { recursive: true, force: true });
+  return old;
+}
+
 export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
+  // Keep room for this run: the older ones go first, never one started in this invocation
+  // (a later workflow may read an earlier one's artefacts, and KEEP_RUNS exceeds a demo's runs).
+  pruneRuns(opts.runsDir, KEEP_RUNS - 1);
   const id = `${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
   const dir = path.join(opts.runsDir, id);
   fs.mkdirSync(path.join(dir, 'artifacts'), { recursive: true });
@@ -203,7 +219,9 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     IA_SECRET_KEY: opts.services.iaKeys.secret,
     SITE_BUMP_TOKEN: opts.services.githubToken,
   };
-  opts.log(`\n▶ ${wf.name} (${wf.file}) — event ${opts.event}, run ${id}`);
+  const redact = new Redactor(Object.values(secrets));
+  const log = (s: string) => opts.log(redact.apply(s));
+  log(`\n▶ ${wf.name} (${wf.file}) — event ${opts.event}, run ${id}`);
 
   for (const job of topo(wf.jobs)) {
     const jr: JobRecord = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
@@ -222,10 +240,10 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     });
     if (!needsOk || (job.if && !evaluateCondition(job.if, ctx({}, 'success')))) {
       jr.result = 'skipped';
-      opts.log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
+      log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
       continue;
     }
-    opts.log(`  ▶ job ${job.id}: ${job.name}`);
+    log(`  ▶ job ${job.id}: ${job.name}`);
     const jobTemp = path.join(dir, 'jobs', job.id, 'temp');
     const workspace = path.join(dir, 'jobs', job.id, 'workspace');
     fs.mkdirSync(jobTemp, { recursive: true });
@@ -249,7 +267,7 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
           const raw: Record<string, string> = {};
           for (const [k, v] of Object.entries(step.with)) raw[k] = evaluateString(v, c);
           const inputs = localOverrides(step.hop, raw, opts.services, declaredInputs(step.hop));
-          opts.log(`    · ${step.hop}: ${step.name}`);
+          log(`    · ${step.hop}: ${step.name}`);
           const r: StepResult = await runStep({
             action: step.hop,
             inputs,
@@ -258,26 +276,30 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
             runnerTemp: jobTemp,
             cwd: workspace,
             env: { GITHUB_WORKSPACE: workspace, GITHUB_REPOSITORY: opts.repository, GITHUB_SHA: sha, GITHUB_RUN_ID: id, KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS },
-            onLine: opts.verbose ? (l) => !l.startsWith('::debug') && opts.log(`      | ${l}`) : undefined,
+            onLine: (l) => {
+              if (redact.command(l)) return; // a mask applies from the line that declares it on
+              if (opts.verbose && !l.startsWith('::debug')) log(`      | ${l}`);
+            },
           });
+          for (const m of r.masked) redact.add(m);
           rec.outputs = r.outputs;
-          rec.summary = r.summary;
-          fs.writeFileSync(path.join(dir, 'jobs', job.id, `${sid}.log`), `${r.stdout}\n--- stderr ---\n${r.stderr}`);
-          for (const a of r.annotations) if (a.level === 'warning') opts.log(`      ⚠ ${a.message.split('\n')[0]}`);
+          rec.summary = redact.apply(r.summary);
+          fs.writeFileSync(path.join(dir, 'jobs', job.id, `${sid}.log`), redact.apply(`${r.stdout}\n--- stderr ---\n${r.stderr}`));
+          for (const a of r.annotations) if (a.level === 'warning') log(`      ⚠ ${a.message.split('\n')[0]}`);
           if (r.code !== 0) {
             const errs = r.annotations.filter((a) => a.level === 'error').map((a) => a.message);
             throw new Error(errs.join('\n') || `exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' ')}`);
           }
         } else if (HINTED(step)) {
-          rec.outputs = await runHint(step.local, c, { inWs, dir, runsDir: opts.runsDir, releaseDate, log: opts.log, step });
+          rec.outputs = await runHint(step.local, c, { inWs, dir, runsDir: opts.runsDir, releaseDate, log, step });
         }
         rec.ms = Date.now() - ts;
-        if (rec.hop) opts.log(`      ✔ ${elapsed(rec.ms)}`);
+        if (rec.hop) log(`      ✔ ${elapsed(rec.ms)}`);
       } catch (e) {
         rec.ms = Date.now() - ts;
         rec.result = 'failure';
-        rec.error = (e as Error).message;
-        opts.log(`      ✘ ${step.name} failed after ${elapsed(rec.ms)}: ${rec.error.split('\n').slice(0, 4).join(' | ')}`);
+        rec.error = redact.apply((e as Error).message);
+        log(`      ✘ ${step.name} failed after ${elapsed(rec.ms)}: ${rec.error.split('\n').slice(0, 4).join(' | ')}`);
         if (!step.continueOnError) status = 'failure';
       }
     }
@@ -285,11 +307,11 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     const c = ctx(jr.steps, status);
     for (const [k, v] of Object.entries(job.outputs as Record<string, Expr>)) jr.outputs[k] = evaluateString(v, c);
     jr.ms = Date.now() - tj;
-    opts.log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
+    log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
     if (status !== 'success') record.ok = false;
   }
   record.ms = Date.now() - t0;
-  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(record, null, 2));
+  fs.writeFileSync(path.join(dir, 'run.json'), redact.apply(JSON.stringify(record, null, 2)));
   const summaries = Object.values(record.jobs).flatMap((j) => j.order.map((s) => j.steps[s]!.summary).filter(Boolean));
   fs.writeFileSync(path.join(dir, 'summary.md'), summaries.join('\n'));
   return record;
