@@ -7,8 +7,13 @@
  * Pinned by digest (never :latest, a lesson of the anchor pipeline). Override with the
  * `bib-image` input to move the pin.
  */
+import { asRoot } from '../exec.js';
+
 export const BIB_IMAGE =
   'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905';
+
+export const BIB_ROOTFS = ['btrfs', 'ext4', 'xfs'] as const;
+export type BibRootfs = (typeof BIB_ROOTFS)[number];
 
 export type BibType = 'qcow2' | 'raw' | 'anaconda-iso' | 'bootc-installer' | 'iso';
 
@@ -17,7 +22,8 @@ export interface BibRequest {
   imageRef: string;
   type: BibType;
   outputDir: string;
-  rootfs?: 'btrfs' | 'ext4' | 'xfs';
+  /** Root filesystem of the produced disk; bootc images that set one in their install config may ignore it. */
+  rootfs?: BibRootfs;
   configFile?: string;
   bibImage?: string;
   chown?: string;
@@ -38,10 +44,9 @@ export function bibCommands(r: BibRequest): [string, string[]][] {
   run.push(r.bibImage ?? BIB_IMAGE, 'build', '--output', '/output', '--type', r.type, '--rootfs', r.rootfs ?? 'btrfs', '--use-librepo=True');
   if (r.chown) run.push('--chown', r.chown);
   run.push(r.imageRef);
-  return [
-    ['podman', ['pull', r.imageRef]],
-    ['podman', run],
-  ];
+  // BIB reads root's containers-storage and needs a privileged container: both podman calls run
+  // as root (directly when we are root, through `sudo -n` on a non-root runner).
+  return [asRoot('podman', ['pull', r.imageRef]), asRoot('podman', run)];
 }
 
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */

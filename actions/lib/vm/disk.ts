@@ -23,8 +23,20 @@ export function seededUuid(seed: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
-/** Bytes and inodes a directory tree needs (apparent sizes). */
-export function treeUsage(dir: string): { bytes: number; inodes: number } {
+export interface Usage {
+  bytes: number;
+  inodes: number;
+}
+
+/** What a layered image's final filesystem needs (from its index: no root-only walk needed). */
+export function usageOf(index: Map<string, { type: string; size: number }>): Usage {
+  let bytes = 0;
+  for (const e of index.values()) if (e.type === 'file') bytes += e.size;
+  return { bytes, inodes: index.size };
+}
+
+/** Bytes and inodes a directory tree needs (apparent sizes); needs to read every directory. */
+export function treeUsage(dir: string): Usage {
   let bytes = 0;
   let inodes = 0;
   const walk = (p: string) => {
@@ -41,9 +53,11 @@ export async function makeExt4(
   rootDir: string,
   out: string,
   runner: CommandRunner,
-  opts: { label?: string; uuid?: string; headroomMiB?: number } = {},
+  opts: { label?: string; uuid?: string; headroomMiB?: number; usage?: Usage } = {},
 ): Promise<{ size: number }> {
-  const { bytes, inodes } = treeUsage(rootDir);
+  // An unpacked rootfs has root-only directories: callers that are not root pass the usage
+  // computed from the image index.
+  const { bytes, inodes } = opts.usage ?? treeUsage(rootDir);
   // Metadata, journal and free space for the first boot (journald, tmpfiles, machine-id).
   const size = Math.ceil((bytes * 1.25 + (opts.headroomMiB ?? 512) * MiB) / MiB) * MiB;
   fs.rmSync(out, { force: true });
@@ -112,6 +126,7 @@ export async function assembleGpt(out: string, parts: GptPart[], runner: Command
 
 export interface UefiDiskSpec {
   rootfsDir: string;
+  usage?: Usage;
   kernel: string;
   initrd: string;
   /** Kernel command line (root=PARTUUID=… is added). */
@@ -145,7 +160,7 @@ export async function buildUefiDisk(spec: UefiDiskSpec, runner: CommandRunner, l
     ],
     runner,
   );
-  await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`) });
+  await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`), usage: spec.usage });
   await assembleGpt(
     spec.out,
     [

@@ -7,7 +7,7 @@ import { errorMessage, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ppmToPng } from './png.js';
 import { qmpCommand } from './qmp.js';
-import { stripAnsi, type VerdictMatcher } from './verdict.js';
+import { stripAnsi, type Verdict, type VerdictMatcher } from './verdict.js';
 
 /**
  * Booting a VM and watching its serial console. QEMU runs in its own process group and is
@@ -28,6 +28,17 @@ export interface QemuSpec {
 }
 
 export const QEMU = 'qemu-system-x86_64';
+
+/**
+ * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
+ * (last, so /dev/console) feeds the verdict. The sizes are given because nothing answers on the
+ * other end of the serial port: systemd 257 (Debian 13) asks /dev/console for its size with an
+ * ANSI cursor-position query and can hang there for good (systemd#35499, fixed in 260); seen
+ * here as a UEFI boot that printed the query, a login prompt, and never reached multi-user.
+ * With the size configured, systemd never asks.
+ */
+export const TEST_CONSOLE_ARGS =
+  'console=tty0 console=ttyS0,115200 systemd.tty.rows.console=24 systemd.tty.columns.console=80 systemd.tty.rows.ttyS0=24 systemd.tty.columns.ttyS0=80';
 
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
@@ -60,7 +71,10 @@ export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/
     a.push('-append', spec.kernel.append);
   }
   for (const d of spec.drives ?? []) {
-    a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},cache=unsafe,discard=unmap`);
+    // snapshot=on: the guest's writes go to a throw-away overlay. A test boot never changes what
+    // it tests (build-disk boots the artefact it ships: no machine-id or journal baked in), and
+    // a second boot after a stalled one starts from the same bytes.
+    a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},snapshot=on,cache=unsafe,discard=unmap`);
   }
   if (spec.cdrom) a.push('-drive', `file=${spec.cdrom},format=raw,media=cdrom,readonly=on`);
   if (spec.tpmSocket) {
@@ -93,6 +107,30 @@ export interface WatchOptions {
   watchStderr?: boolean;
   /** Scratch directory for the QMP socket. */
   workDir: string;
+  /**
+   * A verdict the serial console cannot give, asked of QEMU's monitor every `everyMs` (e.g. "is
+   * the CPU executing kernel code yet"). Serial lines already written are judged first.
+   */
+  monitor?: { everyMs: number; probe: (hmp: (command: string) => Promise<string>) => Promise<Verdict | undefined> };
+  /**
+   * A stalled guest: console silent and QEMU using (almost) no CPU for this long, i.e. every vCPU
+   * halted with nothing left to wake it. Such a VM never reaches a verdict; reporting it early
+   * (and booting once more, see bootWithRetry) beats waiting for the boot timeout. A guest that is
+   * idle but alive keeps using some CPU for its timers (about 1% here) and is not a stall.
+   * 0 disables. Default 120 s.
+   */
+  stallMs?: number;
+}
+
+/** CPU time (clock ticks, 1/100 s) a process has used, from /proc; undefined when unreadable. */
+function cpuTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  } catch {
+    return undefined;
+  }
 }
 
 export interface BootResult {
@@ -102,6 +140,8 @@ export interface BootResult {
   tail: string[];
   screenshot?: string;
   verdictLine?: string;
+  /** The guest stalled (see WatchOptions.stallMs): a fault of the VM, worth one more boot. */
+  stalled?: boolean;
 }
 
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
@@ -166,6 +206,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
         const n = fs.readSync(fd, chunk, 0, chunk.length, offset);
         if (n <= 0) break;
         offset += n;
+        lastOutput = { at: Date.now(), ticks: child.pid ? cpuTicks(child.pid) : undefined };
         partial += decoder.write(chunk.subarray(0, n));
         const lines = partial.split('\n');
         partial = lines.pop() ?? '';
@@ -175,9 +216,46 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
         }
       }
     };
+    let lastOutput: { at: number; ticks: number | undefined } = { at: Date.now(), ticks: 0 };
     const poll = setInterval(readNew, 100);
+    const stallMs = opts.stallMs ?? 120_000;
+    const stallCheck =
+      stallMs > 0
+        ? setInterval(() => {
+            if (settled || !child.pid || Date.now() - lastOutput.at < stallMs) return;
+            const now = cpuTicks(child.pid);
+            if (now === undefined || lastOutput.ticks === undefined) return;
+            // Under 0.2% of one CPU since the last console output: nothing is running.
+            if (now - lastOutput.ticks < (stallMs / 1000) * 0.2) {
+              settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+            } else {
+              lastOutput = { at: Date.now(), ticks: now }; // busy but quiet: look again later
+            }
+          }, Math.min(5000, stallMs))
+        : undefined;
+    const hmp = async (command: string) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
+    let probing = false;
+    const monitor = opts.monitor
+      ? setInterval(() => {
+          if (probing || settled) return;
+          probing = true;
+          opts.monitor!.probe(hmp).then(
+            (v) => {
+              probing = false;
+              if (!v || settled) return;
+              readNew(); // a failure already on the console outranks the monitor's verdict
+              settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+            },
+            () => {
+              probing = false; // QEMU not listening yet, or going away: the console and the timer decide
+            },
+          );
+        }, opts.monitor.everyMs)
+      : undefined;
     stopTail = () => {
       clearInterval(poll);
+      if (stallCheck) clearInterval(stallCheck);
+      if (monitor) clearInterval(monitor);
       readNew();
       fs.closeSync(fd);
     };
@@ -222,6 +300,25 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
   stopTail();
   fs.rmSync(qmp, { force: true });
   return { ...result, seconds, tail: tail.slice(-40), screenshot };
+}
+
+/**
+ * bootAndWatch, booted again when the guest stalled (a VM fault, not a verdict on the image),
+ * up to `attempts` boots in all. The console of a stalled attempt is kept beside the log.
+ */
+export async function bootWithRetry(
+  spec: QemuSpec,
+  opts: WatchOptions,
+  retry: { attempts?: number; /** Per-boot set-up (e.g. a fresh swtpm, which exits with QEMU). */ before?: (spec: QemuSpec) => Promise<QemuSpec> } = {},
+): Promise<BootResult & { attempts: number }> {
+  const attempts = retry.attempts ?? 2;
+  for (let i = 1; ; i++) {
+    const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, opts);
+    if (!r.stalled || i >= attempts) return { ...r, attempts: i };
+    const kept = `${opts.logFile}.attempt-${i}`;
+    fs.copyFileSync(opts.logFile, kept);
+    opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
+  }
 }
 
 /** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */

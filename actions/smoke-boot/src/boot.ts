@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../../lib/errors.js';
 import type { CommandRunner } from '../../lib/exec.js';
 import type { OpenedImage } from '../../lib/image/open.js';
 import type { Logger } from '../../lib/log.js';
 import { LayeredRootfs } from '../../lib/rootfs/layered.js';
-import { bibCommands, bibConfig } from '../../lib/vm/bib.js';
-import { buildUefiDisk, makeExt4 } from '../../lib/vm/disk.js';
+import { bibCommands, bibConfig, type BibRootfs } from '../../lib/vm/bib.js';
+import { buildUefiDisk, makeExt4, usageOf } from '../../lib/vm/disk.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
-import { bootAndWatch, findOvmf, startSwtpm, type BootResult, type QemuSpec } from '../../lib/vm/qemu.js';
+import { bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, startSwtpm, type BootResult, type QemuSpec } from '../../lib/vm/qemu.js';
 import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import type { VerdictMatcher } from '../../lib/vm/verdict.js';
+import { theKernel } from '../../lib/rootfs/kernel.js';
 
 /**
  * The boot test itself, independent of the runner: from an opened (digest-pinned) image to a
@@ -31,6 +31,7 @@ export interface BootRequest {
   screenshot: string;
   kvmProbeTimeoutMs: number;
   bibImage?: string;
+  bibRootfs?: BibRootfs;
   onLine?: (line: string) => void;
 }
 
@@ -43,18 +44,7 @@ export interface BootOutcome extends BootResult {
 
 /** The single kernel directory of the image and its canonical boot files. */
 export async function kernelOf(rootfs: LayeredRootfs): Promise<string> {
-  const idx = await rootfs.index();
-  const kernels = [...idx.values()]
-    .filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path))
-    .map((e) => e.path.split('/')[3]!);
-  if (kernels.length !== 1) {
-    throw new UserError(`the image must hold exactly one kernel under /usr/lib/modules (found ${kernels.length}: ${kernels.join(', ') || 'none'})`);
-  }
-  const k = kernels[0]!;
-  for (const f of ['vmlinuz', 'initramfs.img']) {
-    if (idx.get(`usr/lib/modules/${k}/${f}`)?.type !== 'file') throw new UserError(`/usr/lib/modules/${k}/${f} is missing from the image`);
-  }
-  return k;
+  return theKernel(await rootfs.index(), { files: ['vmlinuz', 'initramfs.img'] });
 }
 
 export async function bootImage(req: BootRequest, runner: CommandRunner, log: Logger): Promise<BootOutcome> {
@@ -68,17 +58,17 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
   fs.writeFileSync(vmlinuz, files.get(`usr/lib/modules/${kver}/vmlinuz`)!);
   fs.writeFileSync(initrd, files.get(`usr/lib/modules/${kver}/initramfs.img`)!);
 
-  // tty0 feeds the screenshot; ttyS0 (last, so /dev/console) feeds the verdict.
-  const console = 'console=tty0 console=ttyS0,115200';
+  const console = TEST_CONSOLE_ARGS;
   let spec: QemuSpec;
   let stopTpm: (() => Promise<void>) | undefined;
+  let before: ((s: QemuSpec) => Promise<QemuSpec>) | undefined;
   const rootDir = path.join(req.workDir, 'rootfs');
   if (req.backend === 'bib') {
     const out = path.join(req.workDir, 'bib-output');
     fs.mkdirSync(out, { recursive: true });
     const config = path.join(req.workDir, 'config.toml');
     fs.writeFileSync(config, bibConfig({ kernelAppend: `${console} ${req.kernelArgs}`.trim() }));
-    for (const [cmd, args] of bibCommands({ imageRef: req.pinnedRef, type: 'qcow2', outputDir: out, configFile: config, bibImage: req.bibImage })) {
+    for (const [cmd, args] of bibCommands({ imageRef: req.pinnedRef, type: 'qcow2', outputDir: out, configFile: config, bibImage: req.bibImage, rootfs: req.bibRootfs })) {
       await runner.run(cmd, args, { echo: true, timeoutMs: 3600_000 });
     }
     const disk = path.join(out, 'qcow2', 'disk.qcow2');
@@ -89,9 +79,10 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }] };
   } else {
     await unpackRootfs(rootfs, rootDir, runner, log);
+    const usage = usageOf(await rootfs.index());
     const disk = path.join(req.workDir, 'disk.img');
     if (req.backend === 'direct') {
-      await makeExt4(rootDir, disk, runner, { label: 'root' });
+      await makeExt4(rootDir, disk, runner, { label: 'root', usage });
       spec = {
         accel: 'tcg',
         memoryMiB: req.memoryMiB,
@@ -101,16 +92,22 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
       };
     } else {
       await buildUefiDisk(
-        { rootfsDir: rootDir, kernel: vmlinuz, initrd, cmdline: `${console} ${req.kernelArgs}`.trim(), out: disk, workDir: path.join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` },
+        { rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} ${req.kernelArgs}`.trim(), out: disk, workDir: path.join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` },
         runner,
         log,
       );
       const fw = findOvmf();
       const vars = path.join(req.workDir, 'OVMF_VARS.fd');
       fs.copyFileSync(fw.vars, vars);
-      const tpm = await startSwtpm(path.join(req.workDir, 'tpm'), log);
-      stopTpm = tpm.stop;
-      spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'raw', interface: 'virtio' }], tpmSocket: tpm.socket };
+      spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'raw', interface: 'virtio' }] };
+      // swtpm ends with the QEMU it served: every boot (a retried one too) gets a fresh one.
+      let n = 0;
+      before = async (s) => {
+        await stopTpm?.();
+        const tpm = await startSwtpm(path.join(req.workDir, `tpm-${++n}`), log);
+        stopTpm = tpm.stop;
+        return { ...s, tpmSocket: tpm.socket };
+      };
     }
     await removeTree(rootDir, runner); // the disk holds it now; free the space before booting
   }
@@ -119,7 +116,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     spec.accel = accel.accel;
     const prepareSeconds = (Date.now() - t0) / 1000;
     log.info(`booting ${req.pinnedRef} (${req.backend}, ${accel.accel.toUpperCase()}: ${accel.why})`);
-    const r = await bootAndWatch(spec, {
+    const r = await bootWithRetry(spec, {
       timeoutMs: req.timeoutMs,
       matcher: req.matcher,
       logFile: req.serialLog,
@@ -127,7 +124,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
       log,
       onLine: req.onLine,
       workDir: req.workDir,
-    });
+    }, { before });
     return { ...r, accel: accel.accel, accelWhy: accel.why, kernelVersion: kver, prepareSeconds };
   } finally {
     await stopTpm?.();

@@ -10,7 +10,7 @@ import { imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } 
 import { connect, resolveDigest } from '../../lib/registry.js';
 import { checkSignature } from '../../lib/signature-gate.js';
 import { code, fence, table } from '../../lib/summary.js';
-import { BIB_IMAGE } from '../../lib/vm/bib.js';
+import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
 import { removeTree } from '../../lib/vm/unpack.js';
 import { DEFAULT_FAILURE, DEFAULT_SUCCESS, VerdictMatcher } from '../../lib/vm/verdict.js';
 import { uploadArtifact } from '../../lib/artifact.js';
@@ -52,6 +52,7 @@ export const inputs = {
   'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
   'kvm-probe-timeout': int({ default: 20, min: 1, max: 600 }),
   'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
   ...registryInputs,
 };
 
@@ -99,6 +100,7 @@ export async function run(io: ActionIO): Promise<void> {
         screenshot,
         kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
         bibImage: inp['bib-image'],
+        bibRootfs: inp['bib-rootfs'],
       },
       runner,
       io,
