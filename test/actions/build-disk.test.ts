@@ -5,6 +5,7 @@ import path from 'node:path';
 import { verifySha256Sums } from '../../actions/lib/checksums.js';
 import { processRunner } from '../../actions/lib/exec.js';
 import { elToritoPlatforms } from '../../actions/lib/vm/iso.js';
+import { stripAnsi } from '../../actions/lib/vm/verdict.js';
 import { ensureExampleImage, withLock, type ExampleImage } from '../harness/example-image.js';
 import { errors, runAction } from '../harness/run-action.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
@@ -46,6 +47,7 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     const cfg = fs.readFileSync(path.join(x, 'grub.cfg'), 'utf8');
     expect(cfg).toMatch(/root=live:CDLABEL=OS-20261122 rd\.live\.image/);
     expect(cfg).not.toMatch(/console=ttyS/);
+    expect(cfg).toMatch(/^insmod all_video$/m);
     expect(sh('unsquashfs', ['-s', path.join(x, 'sq.img')])).toMatch(/Compression zstd/);
     const list = sh('unsquashfs', ['-l', path.join(x, 'sq.img'), 'usr/lib/modules']);
     const kernels = new Set([...list.matchAll(/squashfs-root\/usr\/lib\/modules\/([^/\n]+)\//g)].map((m) => m[1]));
@@ -58,6 +60,14 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     const log = fs.readFileSync(r.outputs['serial-log']!, 'utf8');
     expect(log).toMatch(/efi: EFI v/);
     expect(log).toMatch(/Reached target/);
+    // Before that, the user's path: UEFI firmware → El Torito → GRUB → its default entry, with
+    // a framebuffer handed over (GRUB said "Booting in blind mode" before all_video was loaded).
+    const fwLog = path.join(path.dirname(r.outputs['serial-log']!), path.basename(r.outputs['serial-log']!).replace(/-boot\.log$/, '-firmware.log'));
+    const fw = stripAnsi(fs.readFileSync(fwLog, 'utf8'));
+    expect(fw).toMatch(/Welcome to GRUB!/);
+    expect(fw).toMatch(/Booting `os \(live\)'/);
+    expect(fw).not.toMatch(/error:|blind mode/);
+    expect(r.summary).toMatch(/UEFI firmware → GRUB → default entry: reached: GRUB booted `os \(live\)'; the kernel is running \(RIP ffff[0-9a-f]{12}\)/);
     expect(processesMatching(temp)).toEqual([]);
     // Intermediates gone: only the run's files, the ISO and SHA256SUMS remain.
     expect(fs.readdirSync(temp).filter((f) => f.startsWith('keel-disk-') && fs.statSync(path.join(temp, f)).isDirectory())).toEqual([]);

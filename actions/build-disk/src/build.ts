@@ -4,11 +4,11 @@ import { UserError } from '../../lib/errors.js';
 import type { CommandRunner } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
 import type { LayeredRootfs } from '../../lib/rootfs/layered.js';
-import { bibCommands, type BibType } from '../../lib/vm/bib.js';
-import { buildUefiDisk } from '../../lib/vm/disk.js';
-import { buildLiveIso, elToritoPlatforms, liveRequirements } from '../../lib/vm/iso.js';
+import { bibCommands, type BibRootfs, type BibType } from '../../lib/vm/bib.js';
+import { buildUefiDisk, usageOf } from '../../lib/vm/disk.js';
+import { buildLiveIso, elToritoPlatforms, GrubBootWatch, liveRequirements } from '../../lib/vm/iso.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
-import { bootAndWatch, findOvmf, type QemuSpec } from '../../lib/vm/qemu.js';
+import { bootAndWatch, bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, type QemuSpec } from '../../lib/vm/qemu.js';
 import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { code } from '../../lib/summary.js';
@@ -57,12 +57,30 @@ interface Common {
   id: string;
 }
 
-const TEST_CONSOLE = 'console=tty0 console=ttyS0,115200 systemd.show_status=1';
+const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 
 async function bootTest(spec: QemuSpec, kernel: string, c: Common, log: Logger): Promise<BootTest> {
   const accel = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
   const serialLog = path.join(c.temp, `keel-disk-${c.id}-boot.log`);
-  const r = await bootAndWatch({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
+  const r = await bootWithRetry({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
+  return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+}
+
+/**
+ * The user's path, judged: UEFI firmware reads the ISO's El Torito image, GRUB shows its menu and
+ * boots its default entry with nothing added. OVMF mirrors the EFI console to the serial port, so
+ * GRUB's messages are judged there; the shipped command line has no serial console, so the pass
+ * is QEMU's monitor showing the CPU in kernel code after GRUB said "Booting" (the kernel's own
+ * boot to multi-user is the second test).
+ */
+async function firmwareCheck(spec: QemuSpec, kernel: string, c: Common, log: Logger): Promise<BootTest> {
+  const accel = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+  const serialLog = path.join(c.temp, `keel-disk-${c.id}-firmware.log`);
+  const watch = new GrubBootWatch();
+  const r = await bootAndWatch(
+    { ...spec, accel: accel.accel },
+    { timeoutMs: Math.min(c.bootTimeoutMs, 600_000), matcher: watch, monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) }, logFile: serialLog, log, workDir: c.workDir },
+  );
   return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
 }
 
@@ -90,12 +108,21 @@ export async function liveIso(
   const platforms = await elToritoPlatforms(c.artefact, runner);
   if (!platforms.includes('BIOS') || !platforms.includes('UEFI')) throw new Error(`the ISO lacks El Torito boot images for both BIOS and UEFI (has: ${platforms.join(', ')})`);
   let boot: BootTest | undefined;
+  let firmware: BootTest | undefined;
   if (c.bootTest) {
-    // Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
-    // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
     const k = path.join(c.workDir, 'test-vmlinuz');
     const i = path.join(c.workDir, 'test-initrd.img');
     await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+    // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
+    firmware = await firmwareCheck({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact }, k, c, log);
+    if (!firmware.passed) {
+      return {
+        boot: { ...firmware, reason: `UEFI firmware → GRUB: ${firmware.reason}` },
+        detail: `Live ISO, kernel ${code(c.kver)}: GRUB did not boot its default entry under UEFI firmware.\n`,
+      };
+    }
+    // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
+    // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
     boot = await bootTest(
       { accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } },
       k,
@@ -105,7 +132,9 @@ export async function liveIso(
   }
   return {
     boot,
-    detail: `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n`,
+    detail:
+      `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n` +
+      (firmware ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n` : ''),
   };
 }
 
@@ -122,7 +151,7 @@ export async function liveDisk(
   fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
   const raw = c.format === 'raw' ? c.artefact : path.join(c.workDir, 'disk.raw');
   const { rootPartUuid } = await buildUefiDisk(
-    { rootfsDir: rootDir, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
+    { rootfsDir: rootDir, usage: usageOf(await c.rootfs.index()), kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
     runner,
     log,
   );
@@ -154,14 +183,14 @@ export async function liveDisk(
 
 /** The bib backend: bootc-image-builder on a GitHub runner (privileged podman). */
 export async function bibBuild(
-  r: { ref: string; type: 'iso' | 'qcow2' | 'raw'; outDir: string; artefact: string; config?: string; bibImage: string; workDir: string },
+  r: { ref: string; type: 'iso' | 'qcow2' | 'raw'; outDir: string; artefact: string; config?: string; bibImage: string; rootfs?: BibRootfs; workDir: string },
   runner: CommandRunner,
   log: Logger,
 ): Promise<string> {
   const type: BibType = r.type === 'iso' ? 'anaconda-iso' : r.type;
   const out = path.join(r.workDir, 'bib-output');
   fs.mkdirSync(out, { recursive: true });
-  for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
+  for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, rootfs: r.rootfs, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
     await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
   }
   const produced = r.type === 'iso' ? path.join(out, 'bootiso', 'install.iso') : path.join(out, r.type, `disk.${r.type}`);

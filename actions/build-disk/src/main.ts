@@ -10,9 +10,10 @@ import { bool, digestRef, existingPath, int, oneOf, readInputs, registryInputs, 
 import { LayeredRootfs } from '../../lib/rootfs/layered.js';
 import { code, fence, table } from '../../lib/summary.js';
 import { releaseDateOf } from '../../lib/tags.js';
-import { BIB_IMAGE } from '../../lib/vm/bib.js';
+import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
 import { removeTree } from '../../lib/vm/unpack.js';
 import { bibBuild, checkSpace, liveDisk, liveIso, type BootTest } from './build.js';
+import { theKernel } from '../../lib/rootfs/kernel.js';
 
 export const inputs = {
   'image-ref': digestRef('install media must come from the exact digest that was tested'),
@@ -31,6 +32,7 @@ export const inputs = {
   accel: oneOf(['auto', 'kvm', 'tcg'] as const, 'auto'),
   memory: int({ default: 2048, min: 512 }),
   'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
   ...registryInputs,
 };
 
@@ -55,19 +57,17 @@ export async function run(io: ActionIO): Promise<void> {
   let detail = '';
   try {
     if (inp.backend === 'bib') {
-      detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], workDir }, runner, io);
+      if (inp['boot-test']) io.warning("Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead");
+      detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], rootfs: inp['bib-rootfs'], workDir }, runner, io);
     } else {
       const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
       try {
         const rootfs = new LayeredRootfs(image.layers);
         const index = await rootfs.index();
-        const kernels = [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice(16));
-        if (kernels.length !== 1) {
-          throw new UserError(`refusing to build install media: the image must hold exactly one kernel under /usr/lib/modules (found ${kernels.length}: ${kernels.join(', ') || 'none'})`);
-        }
+        const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
         const rootBytes = [...index.values()].reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
         checkSpace([workDir, outDir], inp.type === 'iso' ? rootBytes * 2.6 : rootBytes * 3.2, io);
-        const common = { rootfs, kver: kernels[0]!, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
+        const common = { rootfs, kver, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
         if (inp.type === 'iso') {
           const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
           const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { asRoot, type CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
+import { stripAnsi, VerdictMatcher, type Verdict } from './verdict.js';
 
 /**
  * The `live` install-media backend: from an unpacked rootfs, a zstd squashfs (LiveOS/squashfs.img),
@@ -26,9 +27,6 @@ export interface LiveIsoSpec {
 
 export interface LiveIso {
   iso: string;
-  /** The kernel and live initramfs put on the ISO (for a direct-kernel boot test). */
-  kernel: string;
-  initrd: string;
   /** The default entry's command line, as shipped (no serial console). */
   cmdline: string;
   squashfsBytes: number;
@@ -45,6 +43,10 @@ export function liveRequirements(index: Map<string, { type: string }>): void {
 export function grubConfig(spec: { label: string; title: string; kernelArgs?: string }): { cfg: string; cmdline: string } {
   const cmdline = `root=live:CDLABEL=${spec.label} rd.live.image rd.live.overlay.overlayfs=1${spec.kernelArgs ? ` ${spec.kernelArgs}` : ''}`;
   const cfg = [
+    // Without a video driver GRUB hands the kernel no framebuffer ("no suitable video mode
+    // found. Booting in blind mode", seen booting this ISO under OVMF): the screen stays dark
+    // until a KMS driver loads, and forever on hardware without one in the initramfs.
+    'insmod all_video',
     'set default=0',
     'set timeout=5',
     `search --no-floppy --set=root --label ${spec.label}`,
@@ -100,16 +102,41 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
   fs.writeFileSync(path.join(stage, 'boot', 'grub', 'grub.cfg'), cfg);
   fs.rmSync(spec.out, { force: true });
   await runner.run('grub-mkrescue', ['-o', spec.out, stage, '--', '-volid', spec.label], { timeoutMs: 1800_000 });
-  const kernelOut = path.join(spec.workDir, 'vmlinuz');
-  const initrdOut = path.join(spec.workDir, 'initrd.img');
-  fs.renameSync(kernel, kernelOut);
-  fs.renameSync(initrd, initrdOut);
   fs.rmSync(stage, { recursive: true, force: true });
-  return { iso: spec.out, kernel: kernelOut, initrd: initrdOut, cmdline, squashfsBytes };
+  return { iso: spec.out, cmdline, squashfsBytes };
 }
 
 /** El Torito entries of an ISO (platform of each boot image), via xorriso. */
 export async function elToritoPlatforms(iso: string, runner: CommandRunner): Promise<string[]> {
   const r = await runner.run('xorriso', ['-indev', iso, '-report_el_torito', 'plain']);
   return [...r.stdout.toString().matchAll(/^El Torito boot img :\s+\d+\s+(\S+)\s+y/gm)].map((m) => m[1]!);
+}
+
+/**
+ * Watches GRUB boot its default entry under UEFI firmware: GRUB's errors on the console fail
+ * (e.g. "no suitable video mode found", a missing file, the rescue prompt); after "Booting `…'"
+ * the pass comes from QEMU's monitor once the CPU executes kernel code (the x86-64 kernel runs
+ * in the upper half of the address space; GRUB and the EFI stub never do).
+ */
+export class GrubBootWatch extends VerdictMatcher {
+  entry: string | undefined;
+
+  constructor() {
+    super([], [/\berror: .*/, /Booting in blind mode/, /grub rescue>/, /you need to load the kernel first/]);
+  }
+
+  override feed(rawLine: string): Verdict | undefined {
+    const v = super.feed(rawLine);
+    if (v) return { ...v, line: v.line.replace(/^.*?(?=\berror: |Booting in blind|grub rescue>|you need)/, '').slice(0, 200) };
+    const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
+    if (m) this.entry = m[1];
+    return undefined;
+  }
+
+  async probe(hmp: (command: string) => Promise<string>): Promise<Verdict | undefined> {
+    if (this.entry === undefined) return undefined;
+    const rip = /RIP=([0-9a-f]{16})/i.exec(await hmp('info registers'))?.[1];
+    if (!rip || BigInt(`0x${rip}`) < 0xffff800000000000n) return undefined;
+    return { kind: 'pass', line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`, pattern: 'monitor: RIP in kernel space' };
+  }
 }
