@@ -4,6 +4,7 @@ import type { ActionIO } from '../../lib/io.js';
 import { digestRef, list, oneOf, readInputs, registryInputs, secret, str } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
 import { renderClientConfig } from '../../lib/sign/client-config.js';
+import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from '../../lib/sign/keyless.js';
 import { decryptPrivateKey, KeyFormatError, keyId, readPublicKey, samePublicKey, spkiPem, WrongPasswordError } from '../../lib/sign/keys.js';
 import { code, fence, section, table } from '../../lib/summary.js';
 import { signImage, tagItemProblem, tagsOf, verifyWritten, type Target, type Written } from './sign.js';
@@ -13,8 +14,6 @@ import { signImage, tagItemProblem, tagsOf, verifyWritten, type Target, type Wri
  * NOTE on names: the contract gives `password` to the private key (cosign's COSIGN_PASSWORD);
  * the registry password of the shared registry inputs is therefore `registry-password` here.
  */
-const DEFAULT_FULCIO_URL = 'https://fulcio.sigstore.dev';
-const DEFAULT_REKOR_URL = 'https://rekor.sigstore.dev';
 
 export const inputs = {
   'image-ref': digestRef('a signature is bound to one manifest digest: pass the image-ref output of push, never a tag'),

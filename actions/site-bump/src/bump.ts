@@ -10,6 +10,7 @@ import {
   type Definition,
 } from './constants.js';
 import { api, apiFailure, githubMessage, orMissing, statusOf, type Octokit } from './github.js';
+import { mapLimit } from '../../lib/pool.js';
 
 /**
  * The site bump over the GitHub API: locate each constant's single definition at the tip of
@@ -70,19 +71,6 @@ interface TreeEntry {
   type: string;
   sha: string;
   size?: number;
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 const where = (d: Definition) => `${d.path}:${d.line}`;
