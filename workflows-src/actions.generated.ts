@@ -111,7 +111,7 @@ export interface IaUploadInputs {
   's3-endpoint'?: Value;
   /** archive.org endpoint for metadata, tasks and downloads, and the base of the output URLs. Change only to test against an emulator. Default: 'https://archive.org'. */
   'api-endpoint'?: Value;
-  /** Retries per file after a failed PUT (503 SlowDown, 5xx, connection reset, stall). Spam refusals and other 4xx fail at once. Default: '5'. */
+  /** Retries per file after the first PUT fails (503 SlowDown, 5xx, connection reset, stall): 5 means up to six PUTs. Spam refusals and other 4xx fail at once. (push and promote count attempts, the first included.) Default: '5'. */
   retries?: Value;
   /** Seconds to wait after the uploads for IA to list the files and produce a fresh torrent. 0 checks once. Default: '3600'. */
   'torrent-timeout'?: Value;
@@ -156,7 +156,7 @@ export interface PromoteInputs {
   'public-key'?: Value;
   /** Signature identity rule used with public-key: repository (matchRepository) or tags (the payload must name repo:tag or the repository digest). Default: 'repository'. */
   identity?: Value;
-  /** Attempts per registry operation (bounded exponential backoff with jitter; Retry-After honoured). Default: '5'. */
+  /** Attempts per registry operation, the first included (5 = one try and up to four retries; bounded exponential backoff with jitter; Retry-After honoured). Note: ia-upload's retries counts retries after the first PUT. Default: '5'. */
   retries?: Value;
   /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
   username?: Value;
@@ -185,7 +185,7 @@ export interface PushInputs {
   'pr-label'?: Value;
   /** UTC release date YYYYMMDD used in dated tags. Empty: today (UTC), computed once for the run. */
   'release-date'?: Value;
-  /** Attempts per registry operation (bounded exponential backoff with jitter; Retry-After honoured). Default: '5'. */
+  /** Attempts per registry operation, the first included (5 = one try and up to four retries; bounded exponential backoff with jitter; Retry-After honoured). Note: ia-upload's retries counts retries after the first PUT. Default: '5'. */
   retries?: Value;
   /** Repositories on the same registry to mount blobs from instead of uploading them (newline-separated, e.g. the base image repository). */
   'mount-from'?: Value;

@@ -28644,7 +28644,7 @@ var __webpack_exports__ = {};
  * Bad input: raised before any side effect. The message names the input, the value (omitted
  * for secrets) and the problem, phrased as what was expected ("expected a UTC date YYYYMMDD").
  */
-class InputError extends Error {
+class errors_InputError extends Error {
     input;
     value;
     problem;
@@ -28705,9 +28705,12 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof errors_UserError)
+    if (err instanceof errors_InputError || err instanceof errors_UserError)
         return false;
     const code = err?.code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code))
@@ -28720,7 +28723,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -31887,9 +31890,6 @@ function reference_parseRepository(input) {
         throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
 }
-function isDigest(s) {
-    return DIGEST.test(s);
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
 
@@ -31936,14 +31936,14 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
                 throw err;
             const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
             if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
         }
@@ -31967,7 +31967,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
-    return (err instanceof InputError ||
+    return (err instanceof errors_InputError ||
         err instanceof errors_UserError ||
         err instanceof InvalidReferenceError ||
         err instanceof RetryExhaustedError);
@@ -31980,7 +31980,7 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
 }
 
@@ -32023,10 +32023,6 @@ function cleanup_onCleanup(fn) {
     install();
     cleanups.add(fn);
     return () => void cleanups.delete(fn);
-}
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-function runCleanups() {
-    runAll();
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -32146,8 +32142,14 @@ function processRunner(log) {
                     });
                     if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
                         child.stdin.end(opts.input);
-                    else if (opts.input)
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
                         opts.input.pipe(child.stdin);
+                    }
                 }
                 const finish = (fn) => {
                     if (settled)
@@ -32547,7 +32549,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -32564,7 +32574,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -32572,12 +32582,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },
@@ -42663,7 +42673,11 @@ class RegistryClient {
         if (res.status !== 204)
             return undefined;
         const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-        return m ? Number(m[1]) + 1 : 0;
+        // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+        // the caller starts a fresh session rather than resume at a guessed offset.
+        if (!m || m[1] === '0')
+            return undefined;
+        return Number(m[1]) + 1;
     }
     /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */
     async openBlob(repo, digest) {
@@ -42923,6 +42937,7 @@ function layout_parseOciRef(ref) {
 
 
 
+
 function parseImageLocation(s) {
     const v = s.trim();
     if (v.startsWith('oci:'))
@@ -42945,8 +42960,29 @@ function locateImage(image) {
     }
     return parseImageLocation(v);
 }
+/** locateImage for an action input: a reference it cannot read is that input's error. */
+function locateInput(input, value) {
+    try {
+        return locateImage(value);
+    }
+    catch (e) {
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+    }
+}
 function describeLocation(l) {
     return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+/**
+ * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
+ * Images live in root's storage (the build hop puts them there, through sudo on a non-root
+ * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
+ */
+async function exportFromStorage(ref, dir, tag, runner) {
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    await runner.run(cmd, args, { echo: true });
+    const uid = process.getuid?.();
+    if (uid !== undefined && uid !== 0)
+        await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
 }
 function pickPlatform(indexBody, platform) {
     const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
@@ -42962,7 +42998,7 @@ async function openImage(loc, opts) {
     if (loc.kind === 'containers-storage') {
         const dir = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-read-'));
         try {
-            await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${loc.ref}`, `oci:${dir}:keel`], { echo: true });
+            await exportFromStorage(loc.ref, dir, 'keel', opts.runner);
         }
         catch (e) {
             external_node_fs_default().rmSync(dir, { recursive: true, force: true });
@@ -43047,12 +43083,12 @@ function readInputs(io, defs) {
         if (value === '' && def.default !== undefined)
             value = def.default;
         if (value === '' && def.required)
-            throw new InputError(name, undefined, `it is required: expected ${def.expected}`);
+            throw new errors_InputError(name, undefined, `it is required: expected ${def.expected}`);
         const r = def.schema.safeParse(value);
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new errors_InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -43895,7 +43931,9 @@ function checked(tags) {
  * Pinned by digest (never :latest, a lesson of the anchor pipeline). Override with the
  * `bib-image` input to move the pin.
  */
+
 const BIB_IMAGE = 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905';
+const BIB_ROOTFS = ['btrfs', 'ext4', 'xfs'];
 /** The argv list to run, in order: pull the pinned image, then build. */
 function bibCommands(r) {
     if (!/@sha256:[0-9a-f]{64}$/.test(r.imageRef))
@@ -43913,10 +43951,9 @@ function bibCommands(r) {
     if (r.chown)
         run.push('--chown', r.chown);
     run.push(r.imageRef);
-    return [
-        ['podman', ['pull', r.imageRef]],
-        ['podman', run],
-    ];
+    // BIB reads root's containers-storage and needs a privileged container: both podman calls run
+    // as root (directly when we are root, through `sudo -n` on a non-root runner).
+    return [asRoot('podman', ['pull', r.imageRef]), asRoot('podman', run)];
 }
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */
 function bibConfig(opts) {
@@ -44107,7 +44144,15 @@ function seededUuid(seed) {
     const x = h.subarray(0, 16).toString('hex');
     return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
-/** Bytes and inodes a directory tree needs (apparent sizes). */
+/** What a layered image's final filesystem needs (from its index: no root-only walk needed). */
+function usageOf(index) {
+    let bytes = 0;
+    for (const e of index.values())
+        if (e.type === 'file')
+            bytes += e.size;
+    return { bytes, inodes: index.size };
+}
+/** Bytes and inodes a directory tree needs (apparent sizes); needs to read every directory. */
 function treeUsage(dir) {
     let bytes = 0;
     let inodes = 0;
@@ -44124,7 +44169,9 @@ function treeUsage(dir) {
     return { bytes, inodes };
 }
 async function makeExt4(rootDir, out, runner, opts = {}) {
-    const { bytes, inodes } = treeUsage(rootDir);
+    // An unpacked rootfs has root-only directories: callers that are not root pass the usage
+    // computed from the image index.
+    const { bytes, inodes } = opts.usage ?? treeUsage(rootDir);
     // Metadata, journal and free space for the first boot (journald, tmpfiles, machine-id).
     const size = Math.ceil((bytes * 1.25 + (opts.headroomMiB ?? 512) * MiB) / MiB) * MiB;
     external_node_fs_default().rmSync(out, { force: true });
@@ -44198,7 +44245,7 @@ async function buildUefiDisk(spec, runner, log) {
         { src: spec.kernel, dest: 'keel/vmlinuz' },
         { src: spec.initrd, dest: 'keel/initramfs.img' },
     ], runner);
-    await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`) });
+    await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`), usage: spec.usage });
     await assembleGpt(spec.out, [
         { image: esp, type: GPT_ESP, uuid: seededUuid(`${spec.seed}/esp`), name: 'ESP' },
         { image: root, type: GPT_ROOT_X86_64, uuid: rootUuid, name: 'root' },
@@ -44209,7 +44256,65 @@ async function buildUefiDisk(spec, runner, log) {
     return { rootPartUuid: rootUuid };
 }
 
+;// CONCATENATED MODULE: ./actions/lib/vm/verdict.ts
+/**
+ * Deciding a boot from the serial console: ANSI escapes stripped, failure patterns checked
+ * first (they end the run at once with the matching line as the reason), then success.
+ */
+const DEFAULT_SUCCESS = [
+    // systemd < 255: "Reached target Multi-User System."; >= 255: "Reached target multi-user.target - Multi-User System."
+    /Reached target (?:multi-user\.target - )?Multi-User System/,
+];
+const DEFAULT_FAILURE = [
+    /Kernel panic - not syncing[^\n]*/,
+    /VFS: Cannot open root device[^\n]*/,
+    /Cannot open root device[^\n]*/,
+    /Failed to switch root[^\n]*/,
+    /Failed to start [^\n]*Switch Root[^\n]*/,
+    /You are in (?:emergency|rescue) mode[^\n]*/,
+    /Reached target (?:emergency\.target - )?Emergency Mode/,
+    /Reached target (?:rescue\.target - )?Rescue Mode/,
+    /Entering emergency mode[^\n]*/,
+    /Starting [^\n]*Emergency Shell/,
+    /dracut-emergency|Dropping to debug shell/,
+    /No working init found[^\n]*/,
+    // systemd in the initrd, when the real root has no init: it says so, then freezes silently.
+    /Switch root target contains no usable init[^\n]*/,
+    /Failed to execute [^\n]*init[^\n]*/,
+    /Freezing execution[^\n]*/,
+    /Timed out waiting for device[^\n]*/,
+    /Give root password for maintenance/,
+];
+// CSI, OSC and two-character escapes, plus stray carriage returns and NULs.
+// eslint-disable-next-line no-control-regex -- escape characters are what is being stripped
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r|\0/g;
+function stripAnsi(s) {
+    return s.replace(ANSI, '');
+}
+class VerdictMatcher {
+    success;
+    failure;
+    constructor(success = DEFAULT_SUCCESS, failure = DEFAULT_FAILURE) {
+        this.success = success;
+        this.failure = failure;
+    }
+    /** Feeds one line (already split); returns a verdict when the line decides the boot. */
+    feed(rawLine) {
+        const line = stripAnsi(rawLine).trim();
+        if (!line)
+            return undefined;
+        for (const re of this.failure)
+            if (re.test(line))
+                return { kind: 'fail', line, pattern: re.source };
+        for (const re of this.success)
+            if (re.test(line))
+                return { kind: 'pass', line, pattern: re.source };
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/vm/iso.ts
+
 
 
 
@@ -44225,6 +44330,10 @@ function liveRequirements(index) {
 function grubConfig(spec) {
     const cmdline = `root=live:CDLABEL=${spec.label} rd.live.image rd.live.overlay.overlayfs=1${spec.kernelArgs ? ` ${spec.kernelArgs}` : ''}`;
     const cfg = [
+        // Without a video driver GRUB hands the kernel no framebuffer ("no suitable video mode
+        // found. Booting in blind mode", seen booting this ISO under OVMF): the screen stays dark
+        // until a KMS driver loads, and forever on hardware without one in the initramfs.
+        'insmod all_video',
         'set default=0',
         'set timeout=5',
         `search --no-floppy --set=root --label ${spec.label}`,
@@ -44278,17 +44387,42 @@ async function buildLiveIso(spec, runner, log) {
     external_node_fs_default().writeFileSync(external_node_path_default().join(stage, 'boot', 'grub', 'grub.cfg'), cfg);
     external_node_fs_default().rmSync(spec.out, { force: true });
     await runner.run('grub-mkrescue', ['-o', spec.out, stage, '--', '-volid', spec.label], { timeoutMs: 1800_000 });
-    const kernelOut = external_node_path_default().join(spec.workDir, 'vmlinuz');
-    const initrdOut = external_node_path_default().join(spec.workDir, 'initrd.img');
-    external_node_fs_default().renameSync(kernel, kernelOut);
-    external_node_fs_default().renameSync(initrd, initrdOut);
     external_node_fs_default().rmSync(stage, { recursive: true, force: true });
-    return { iso: spec.out, kernel: kernelOut, initrd: initrdOut, cmdline, squashfsBytes };
+    return { iso: spec.out, cmdline, squashfsBytes };
 }
 /** El Torito entries of an ISO (platform of each boot image), via xorriso. */
 async function elToritoPlatforms(iso, runner) {
     const r = await runner.run('xorriso', ['-indev', iso, '-report_el_torito', 'plain']);
     return [...r.stdout.toString().matchAll(/^El Torito boot img :\s+\d+\s+(\S+)\s+y/gm)].map((m) => m[1]);
+}
+/**
+ * Watches GRUB boot its default entry under UEFI firmware: GRUB's errors on the console fail
+ * (e.g. "no suitable video mode found", a missing file, the rescue prompt); after "Booting `…'"
+ * the pass comes from QEMU's monitor once the CPU executes kernel code (the x86-64 kernel runs
+ * in the upper half of the address space; GRUB and the EFI stub never do).
+ */
+class GrubBootWatch extends VerdictMatcher {
+    entry;
+    constructor() {
+        super([], [/\berror: .*/, /Booting in blind mode/, /grub rescue>/, /you need to load the kernel first/]);
+    }
+    feed(rawLine) {
+        const v = super.feed(rawLine);
+        if (v)
+            return { ...v, line: v.line.replace(/^.*?(?=\berror: |Booting in blind|grub rescue>|you need)/, '').slice(0, 200) };
+        const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
+        if (m)
+            this.entry = m[1];
+        return undefined;
+    }
+    async probe(hmp) {
+        if (this.entry === undefined)
+            return undefined;
+        const rip = /RIP=([0-9a-f]{16})/i.exec(await hmp('info registers'))?.[1];
+        if (!rip || BigInt(`0x${rip}`) < 0xffff800000000000n)
+            return undefined;
+        return { kind: 'pass', line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`, pattern: 'monitor: RIP in kernel space' };
+    }
 }
 
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -44400,66 +44534,6 @@ async function qmpCommand(socketPath, command, args, timeoutMs = 10_000) {
     });
 }
 
-;// CONCATENATED MODULE: ./actions/lib/vm/verdict.ts
-/**
- * Deciding a boot from the serial console: ANSI escapes stripped, failure patterns checked
- * first (they end the run at once with the matching line as the reason), then success.
- */
-const DEFAULT_SUCCESS = [
-    // systemd < 255: "Reached target Multi-User System."; >= 255: "Reached target multi-user.target - Multi-User System."
-    /Reached target (?:multi-user\.target - )?Multi-User System/,
-];
-const DEFAULT_FAILURE = [
-    /Kernel panic - not syncing[^\n]*/,
-    /VFS: Cannot open root device[^\n]*/,
-    /Cannot open root device[^\n]*/,
-    /Failed to switch root[^\n]*/,
-    /Failed to start [^\n]*Switch Root[^\n]*/,
-    /You are in (?:emergency|rescue) mode[^\n]*/,
-    /Reached target (?:emergency\.target - )?Emergency Mode/,
-    /Reached target (?:rescue\.target - )?Rescue Mode/,
-    /Entering emergency mode[^\n]*/,
-    /Starting [^\n]*Emergency Shell/,
-    /dracut-emergency|Dropping to debug shell/,
-    /No working init found[^\n]*/,
-    // systemd in the initrd, when the real root has no init: it says so, then freezes silently.
-    /Switch root target contains no usable init[^\n]*/,
-    /Failed to execute [^\n]*init[^\n]*/,
-    /Freezing execution[^\n]*/,
-    /Timed out waiting for device[^\n]*/,
-    /Give root password for maintenance/,
-];
-// CSI, OSC and two-character escapes, plus stray carriage returns and NULs.
-const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r|\0/g;
-function stripAnsi(s) {
-    return s.replace(ANSI, '');
-}
-class VerdictMatcher {
-    success;
-    failure;
-    constructor(success = DEFAULT_SUCCESS, failure = DEFAULT_FAILURE) {
-        this.success = success;
-        this.failure = failure;
-    }
-    /** Feeds one line (already split); returns a verdict when the line decides the boot. */
-    feed(rawLine) {
-        const line = stripAnsi(rawLine).trim();
-        if (!line)
-            return undefined;
-        for (const re of this.failure)
-            if (re.test(line))
-                return { kind: 'fail', line, pattern: re.source };
-        for (const re of this.success)
-            if (re.test(line))
-                return { kind: 'pass', line, pattern: re.source };
-        return undefined;
-    }
-}
-/** A user pattern: a regular expression (invalid ones are reported with the reason). */
-function userPattern(src) {
-    return new RegExp(src);
-}
-
 ;// CONCATENATED MODULE: ./actions/lib/vm/qemu.ts
 
 
@@ -44471,6 +44545,15 @@ function userPattern(src) {
 
 
 const QEMU = 'qemu-system-x86_64';
+/**
+ * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
+ * (last, so /dev/console) feeds the verdict. The sizes are given because nothing answers on the
+ * other end of the serial port: systemd 257 (Debian 13) asks /dev/console for its size with an
+ * ANSI cursor-position query and can hang there for good (systemd#35499, fixed in 260); seen
+ * here as a UEFI boot that printed the query, a login prompt, and never reached multi-user.
+ * With the size configured, systemd never asks.
+ */
+const TEST_CONSOLE_ARGS = 'console=tty0 console=ttyS0,115200 systemd.tty.rows.console=24 systemd.tty.columns.console=80 systemd.tty.rows.ttyS0=24 systemd.tty.columns.ttyS0=80';
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
  * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
@@ -44504,7 +44587,10 @@ function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
         a.push('-append', spec.kernel.append);
     }
     for (const d of spec.drives ?? []) {
-        a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},cache=unsafe,discard=unmap`);
+        // snapshot=on: the guest's writes go to a throw-away overlay. A test boot never changes what
+        // it tests (build-disk boots the artefact it ships: no machine-id or journal baked in), and
+        // a second boot after a stalled one starts from the same bytes.
+        a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},snapshot=on,cache=unsafe,discard=unmap`);
     }
     if (spec.cdrom)
         a.push('-drive', `file=${spec.cdrom},format=raw,media=cdrom,readonly=on`);
@@ -44525,6 +44611,17 @@ function findOvmf() {
         if (external_node_fs_default().existsSync(c) && external_node_fs_default().existsSync(v))
             return { code: c, vars: v };
     throw new errors_UserError(`no OVMF firmware found (looked for ${pairs.map((p) => p[0]).join(', ')}): install the ovmf package`);
+}
+/** CPU time (clock ticks, 1/100 s) a process has used, from /proc; undefined when unreadable. */
+function cpuTicks(pid) {
+    try {
+        const stat = external_node_fs_default().readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    }
+    catch {
+        return undefined;
+    }
 }
 async function bootAndWatch(spec, opts) {
     const qmp = external_node_path_default().join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
@@ -44590,6 +44687,7 @@ async function bootAndWatch(spec, opts) {
                 if (n <= 0)
                     break;
                 offset += n;
+                lastOutput = { at: Date.now(), ticks: child.pid ? cpuTicks(child.pid) : undefined };
                 partial += decoder.write(chunk.subarray(0, n));
                 const lines = partial.split('\n');
                 partial = lines.pop() ?? '';
@@ -44600,13 +44698,53 @@ async function bootAndWatch(spec, opts) {
                 }
             }
         };
+        let lastOutput = { at: Date.now(), ticks: 0 };
         const poll = setInterval(readNew, 100);
+        const stallMs = opts.stallMs ?? 120_000;
+        const stallCheck = stallMs > 0
+            ? setInterval(() => {
+                if (settled || !child.pid || Date.now() - lastOutput.at < stallMs)
+                    return;
+                const now = cpuTicks(child.pid);
+                if (now === undefined || lastOutput.ticks === undefined)
+                    return;
+                // Under 0.2% of one CPU since the last console output: nothing is running.
+                if (now - lastOutput.ticks < (stallMs / 1000) * 0.2) {
+                    settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                }
+                else {
+                    lastOutput = { at: Date.now(), ticks: now }; // busy but quiet: look again later
+                }
+            }, Math.min(5000, stallMs))
+            : undefined;
+        const hmp = async (command) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
+        let probing = false;
+        const monitor = opts.monitor
+            ? setInterval(() => {
+                if (probing || settled)
+                    return;
+                probing = true;
+                opts.monitor.probe(hmp).then((v) => {
+                    probing = false;
+                    if (!v || settled)
+                        return;
+                    readNew(); // a failure already on the console outranks the monitor's verdict
+                    settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                }, () => {
+                    probing = false; // QEMU not listening yet, or going away: the console and the timer decide
+                });
+            }, opts.monitor.everyMs)
+            : undefined;
         stopTail = () => {
             clearInterval(poll);
+            if (stallCheck)
+                clearInterval(stallCheck);
+            if (monitor)
+                clearInterval(monitor);
             readNew();
             external_node_fs_default().closeSync(fd);
         };
-        child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(e)}` }));
+        child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errors_errorMessage(e)}` }));
         void exited.then(({ code, signal }) => {
             readNew();
             if (settled)
@@ -44632,7 +44770,7 @@ async function bootAndWatch(spec, opts) {
             screenshot = opts.screenshotFile;
         }
         catch (e) {
-            opts.log.warning(`screenshot failed: ${errorMessage(e)}`);
+            opts.log.warning(`screenshot failed: ${errors_errorMessage(e)}`);
         }
     }
     if (child.exitCode === null && child.signalCode === null) {
@@ -44649,6 +44787,21 @@ async function bootAndWatch(spec, opts) {
     stopTail();
     external_node_fs_default().rmSync(qmp, { force: true });
     return { ...result, seconds, tail: tail.slice(-40), screenshot };
+}
+/**
+ * bootAndWatch, booted again when the guest stalled (a VM fault, not a verdict on the image),
+ * up to `attempts` boots in all. The console of a stalled attempt is kept beside the log.
+ */
+async function bootWithRetry(spec, opts, retry = {}) {
+    const attempts = retry.attempts ?? 2;
+    for (let i = 1;; i++) {
+        const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, opts);
+        if (!r.stalled || i >= attempts)
+            return { ...r, attempts: i };
+        const kept = `${opts.logFile}.attempt-${i}`;
+        external_node_fs_default().copyFileSync(opts.logFile, kept);
+        opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
+    }
 }
 /** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
 async function startSwtpm(dir, log) {
@@ -44770,11 +44923,25 @@ function checkSpace(dirs, bytes, log) {
         throw new errors_UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
     log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
 }
-const TEST_CONSOLE = 'console=tty0 console=ttyS0,115200 systemd.show_status=1';
+const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 async function bootTest(spec, kernel, c, log) {
     const accel = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
     const serialLog = external_node_path_default().join(c.temp, `keel-disk-${c.id}-boot.log`);
-    const r = await bootAndWatch({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
+    const r = await bootWithRetry({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
+    return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+}
+/**
+ * The user's path, judged: UEFI firmware reads the ISO's El Torito image, GRUB shows its menu and
+ * boots its default entry with nothing added. OVMF mirrors the EFI console to the serial port, so
+ * GRUB's messages are judged there; the shipped command line has no serial console, so the pass
+ * is QEMU's monitor showing the CPU in kernel code after GRUB said "Booting" (the kernel's own
+ * boot to multi-user is the second test).
+ */
+async function firmwareCheck(spec, kernel, c, log) {
+    const accel = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
+    const serialLog = external_node_path_default().join(c.temp, `keel-disk-${c.id}-firmware.log`);
+    const watch = new GrubBootWatch();
+    const r = await bootAndWatch({ ...spec, accel: accel.accel }, { timeoutMs: Math.min(c.bootTimeoutMs, 600_000), matcher: watch, monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) }, logFile: serialLog, log, workDir: c.workDir });
     return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
 }
 function ovmfVars(workDir) {
@@ -44793,17 +44960,27 @@ async function liveIso(c, runner, log) {
     if (!platforms.includes('BIOS') || !platforms.includes('UEFI'))
         throw new Error(`the ISO lacks El Torito boot images for both BIOS and UEFI (has: ${platforms.join(', ')})`);
     let boot;
+    let firmware;
     if (c.bootTest) {
-        // Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
-        // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
         const k = external_node_path_default().join(c.workDir, 'test-vmlinuz');
         const i = external_node_path_default().join(c.workDir, 'test-initrd.img');
         await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+        // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
+        firmware = await firmwareCheck({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact }, k, c, log);
+        if (!firmware.passed) {
+            return {
+                boot: { ...firmware, reason: `UEFI firmware → GRUB: ${firmware.reason}` },
+                detail: `Live ISO, kernel ${code(c.kver)}: GRUB did not boot its default entry under UEFI firmware.\n`,
+            };
+        }
+        // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
+        // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
         boot = await bootTest({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, k, c, log);
     }
     return {
         boot,
-        detail: `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n`,
+        detail: `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n` +
+            (firmware ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n` : ''),
     };
 }
 async function liveDisk(c, runner, log) {
@@ -44814,7 +44991,7 @@ async function liveDisk(c, runner, log) {
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'vmlinuz'), kernel);
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
     const raw = c.format === 'raw' ? c.artefact : external_node_path_default().join(c.workDir, 'disk.raw');
-    const { rootPartUuid } = await buildUefiDisk({ rootfsDir: rootDir, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: external_node_path_default().join(c.workDir, 'esp'), seed: c.seed, title: c.title }, runner, log);
+    const { rootPartUuid } = await buildUefiDisk({ rootfsDir: rootDir, usage: usageOf(await c.rootfs.index()), kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: external_node_path_default().join(c.workDir, 'esp'), seed: c.seed, title: c.title }, runner, log);
     await removeTree(rootDir, runner);
     if (c.format === 'qcow2') {
         await runner.run('qemu-img', ['convert', '-O', 'qcow2', raw, c.artefact]);
@@ -44838,7 +45015,7 @@ async function bibBuild(r, runner, log) {
     const type = r.type === 'iso' ? 'anaconda-iso' : r.type;
     const out = external_node_path_default().join(r.workDir, 'bib-output');
     external_node_fs_default().mkdirSync(out, { recursive: true });
-    for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
+    for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, rootfs: r.rootfs, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
         await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
     }
     const produced = r.type === 'iso' ? external_node_path_default().join(out, 'bootiso', 'install.iso') : external_node_path_default().join(out, r.type, `disk.${r.type}`);
@@ -44850,7 +45027,32 @@ async function bibBuild(r, runner, log) {
     return `bootc-image-builder (${type}) from ${code(r.ref)}.\n`;
 }
 
+;// CONCATENATED MODULE: ./actions/lib/rootfs/kernel.ts
+
+/** Kernel directories (`usr/lib/modules/<kver>`) in a flattened image index. */
+function kernelDirs(index) {
+    return [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice('usr/lib/modules/'.length));
+}
+/**
+ * The one kernel of a bootc image (bootc boots exactly one, from /usr/lib/modules/<kver>/),
+ * with the files the caller needs from it. `refusal` prefixes the error (what is refused).
+ */
+function theKernel(index, opts = {}) {
+    const kernels = kernelDirs(index);
+    const pre = opts.refusal ? `${opts.refusal}: ` : '';
+    if (kernels.length !== 1) {
+        throw new errors_UserError(`${pre}the image must hold exactly one kernel under /usr/lib/modules (found ${kernels.length}: ${kernels.join(', ') || 'none'})`);
+    }
+    const k = kernels[0];
+    for (const f of opts.files ?? []) {
+        if (index.get(`usr/lib/modules/${k}/${f}`)?.type !== 'file')
+            throw new errors_UserError(`${pre}/usr/lib/modules/${k}/${f} is missing from the image`);
+    }
+    return k;
+}
+
 ;// CONCATENATED MODULE: ./actions/build-disk/src/main.ts
+
 
 
 
@@ -44882,6 +45084,7 @@ const inputs = {
     accel: oneOf(['auto', 'kvm', 'tcg'], 'auto'),
     memory: inputs_int({ default: 2048, min: 512 }),
     'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+    'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
     ...registryInputs,
 };
 /** build-disk: install media from the pinned digest, boot-tested, with a flat SHA256SUMS. */
@@ -44906,20 +45109,19 @@ async function run(io) {
     let detail = '';
     try {
         if (inp.backend === 'bib') {
-            detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], workDir }, runner, io);
+            if (inp['boot-test'])
+                io.warning("Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead");
+            detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], rootfs: inp['bib-rootfs'], workDir }, runner, io);
         }
         else {
             const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
             try {
                 const rootfs = new LayeredRootfs(image.layers);
                 const index = await rootfs.index();
-                const kernels = [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice(16));
-                if (kernels.length !== 1) {
-                    throw new errors_UserError(`refusing to build install media: the image must hold exactly one kernel under /usr/lib/modules (found ${kernels.length}: ${kernels.join(', ') || 'none'})`);
-                }
+                const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
                 const rootBytes = [...index.values()].reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
                 checkSpace([workDir, outDir], inp.type === 'iso' ? rootBytes * 2.6 : rootBytes * 3.2, io);
-                const common = { rootfs, kver: kernels[0], index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest.slice(7, 19) };
+                const common = { rootfs, kver, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest.slice(7, 19) };
                 if (inp.type === 'iso') {
                     const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
                     const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);

@@ -37286,6 +37286,9 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
     if (err instanceof InputError || err instanceof errors_UserError)
@@ -40467,9 +40470,6 @@ function reference_parseRepository(input) {
     if (r.tag || r.digest)
         throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
-}
-function isDigest(s) {
-    return DIGEST.test(s);
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
@@ -50614,10 +50614,6 @@ function onCleanup(fn) {
     cleanups.add(fn);
     return () => void cleanups.delete(fn);
 }
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-function runCleanups() {
-    runAll();
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
 
@@ -50734,8 +50730,14 @@ function processRunner(log) {
                     });
                     if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
                         child.stdin.end(opts.input);
-                    else if (opts.input)
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
                         opts.input.pipe(child.stdin);
+                    }
                 }
                 const finish = (fn) => {
                     if (settled)
@@ -51105,7 +51107,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -51122,7 +51132,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -51130,12 +51140,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },
@@ -51686,7 +51696,11 @@ class RegistryClient {
         if (res.status !== 204)
             return undefined;
         const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-        return m ? Number(m[1]) + 1 : 0;
+        // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+        // the caller starts a fresh session rather than resume at a guessed offset.
+        if (!m || m[1] === '0')
+            return undefined;
+        return Number(m[1]) + 1;
     }
     /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */
     async openBlob(repo, digest) {
@@ -52561,6 +52575,7 @@ function sortKeys(r) {
 
 
 
+
 const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
 const inputs = {
     containerfile: existingPath('file', { default: 'Containerfile' }),
@@ -52586,8 +52601,23 @@ const inputs = {
     'release-date': releaseDate(),
     version: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)' }),
     declarations: existingPath('file'),
+    'credentials-for': str({ expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)' }),
     ...registryInputs,
 };
+/**
+ * username/password are only sent to the registry they belong to: with `credentials-for` set
+ * (e.g. the push target ghcr.io/my-org/my-os, whose token the workflow passes), a base image on
+ * another registry is pulled without them (auth file or anonymous), so a GITHUB_TOKEN never
+ * reaches quay.io or docker.io.
+ */
+function credentialsForBase(access, credentialsFor, baseRegistry, log) {
+    if (!credentialsFor || !baseRegistry || !(access.username || access.password))
+        return access;
+    if (credentialsFor === baseRegistry)
+        return access;
+    log.info(`credentials are for ${credentialsFor}; the base comes from ${baseRegistry}: pulling it without them`);
+    return { username: '', password: '', 'tls-verify': access['tls-verify'] };
+}
 /** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */
 async function run(io) {
     const inp = readInputs(io, inputs);
@@ -52597,6 +52627,25 @@ async function run(io) {
         ? inp.secrets.map((l) => parseSecretLine(l))
         : undefined;
     requireTools(inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' });
+    const baseGiven = inp['base-image']?.toString() || declarations?.base.image;
+    let baseRegistry;
+    try {
+        baseRegistry = baseGiven ? parseReference(baseGiven).registry : undefined;
+    }
+    catch {
+        baseRegistry = undefined; // a local name without tag: resolved later, never with credentials
+    }
+    let credFor;
+    if (inp['credentials-for']) {
+        const v = inp['credentials-for'];
+        try {
+            credFor = v.includes('/') ? parseReference(v, { requireTagOrDigest: false }).registry : v;
+        }
+        catch (e) {
+            throw new InputError('credentials-for', v, `expected a registry or repository: ${errorMessage(e)}`);
+        }
+    }
+    const access = credentialsForBase(inp, credFor, baseRegistry, io);
     if (declFile)
         io.info(`declarations: ${declFile}`);
     const state = { timings: {} };
@@ -52618,7 +52667,7 @@ async function run(io) {
             releaseDate: inp['release-date'],
             version: inp.version || undefined,
             declarations,
-            registry: inp,
+            registry: access,
         }, { runner: processRunner(io), log: io, context: io.context, mask: (v) => io.setSecret(v) }, state);
     }
     catch (e) {

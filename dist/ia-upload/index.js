@@ -28705,6 +28705,9 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof errors_HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
     if (err instanceof InputError || err instanceof UserError)
@@ -31886,9 +31889,6 @@ function reference_parseRepository(input) {
     if (r.tag || r.digest)
         throw new reference_InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
-}
-function isDigest(s) {
-    return DIGEST.test(s);
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
@@ -41636,7 +41636,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -41653,7 +41661,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -41661,12 +41669,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },

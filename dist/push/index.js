@@ -28644,7 +28644,7 @@ var __webpack_exports__ = {};
  * Bad input: raised before any side effect. The message names the input, the value (omitted
  * for secrets) and the problem, phrased as what was expected ("expected a UTC date YYYYMMDD").
  */
-class InputError extends Error {
+class errors_InputError extends Error {
     input;
     value;
     problem;
@@ -28705,9 +28705,12 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof errors_UserError)
+    if (err instanceof errors_InputError || err instanceof errors_UserError)
         return false;
     const code = err?.code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code))
@@ -28720,7 +28723,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -31887,9 +31890,6 @@ function parseRepository(input) {
         throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
 }
-function isDigest(s) {
-    return DIGEST.test(s);
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
 
@@ -31936,14 +31936,14 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
                 throw err;
             const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
             if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
         }
@@ -31967,7 +31967,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
-    return (err instanceof InputError ||
+    return (err instanceof errors_InputError ||
         err instanceof errors_UserError ||
         err instanceof InvalidReferenceError ||
         err instanceof RetryExhaustedError);
@@ -31980,7 +31980,7 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
 }
 
@@ -32025,10 +32025,6 @@ function onCleanup(fn) {
     install();
     cleanups.add(fn);
     return () => void cleanups.delete(fn);
-}
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-function runCleanups() {
-    runAll();
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
@@ -32146,8 +32142,14 @@ function processRunner(log) {
                     });
                     if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
                         child.stdin.end(opts.input);
-                    else if (opts.input)
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
                         opts.input.pipe(child.stdin);
+                    }
                 }
                 const finish = (fn) => {
                     if (settled)
@@ -41775,12 +41777,12 @@ function readInputs(io, defs) {
         if (value === '' && def.default !== undefined)
             value = def.default;
         if (value === '' && def.required)
-            throw new InputError(name, undefined, `it is required: expected ${def.expected}`);
+            throw new errors_InputError(name, undefined, `it is required: expected ${def.expected}`);
         const r = def.schema.safeParse(value);
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new errors_InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -41966,13 +41968,96 @@ const registryInputs = {
     'tls-verify': bool(true),
 };
 
+;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
+
+
+
+/**
+ * containers/image's order: REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+ * $XDG_CONFIG_HOME/containers/auth.json, then Docker's ~/.docker/config.json (DOCKER_CONFIG).
+ */
+function authFileCandidates(env = process.env) {
+    const files = [];
+    if (env.REGISTRY_AUTH_FILE)
+        files.push(env.REGISTRY_AUTH_FILE);
+    if (env.XDG_RUNTIME_DIR)
+        files.push(external_node_path_default().join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    const home = env.HOME || external_node_os_default().homedir();
+    files.push(external_node_path_default().join(env.XDG_CONFIG_HOME || external_node_path_default().join(home, '.config'), 'containers', 'auth.json'));
+    files.push(external_node_path_default().join(env.DOCKER_CONFIG || external_node_path_default().join(home, '.docker'), 'config.json'));
+    return files;
+}
+const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
+function normaliseKey(key) {
+    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+}
+/**
+ * Credentials for `registry/repository` from the auth files: the most specific key wins
+ * (`host/ns/repo` before `host/ns` before `host`), as in containers-auth.json(5).
+ */
+function credentialsFromAuthFiles(registry, repository, env = process.env) {
+    const wanted = [];
+    const parts = repository.split('/');
+    for (let i = parts.length; i >= 1; i--)
+        wanted.push(`${registry}/${parts.slice(0, i).join('/')}`);
+    wanted.push(registry);
+    if (registry === 'docker.io')
+        wanted.push(...DOCKER_HUB_KEYS.map(normaliseKey));
+    for (const file of authFileCandidates(env)) {
+        let doc;
+        try {
+            doc = JSON.parse(external_node_fs_default().readFileSync(file, 'utf8'));
+        }
+        catch {
+            continue;
+        }
+        const auths = doc.auths ?? {};
+        const byKey = new Map(Object.entries(auths).map(([k, v]) => [normaliseKey(k), v]));
+        for (const key of wanted) {
+            const entry = byKey.get(key);
+            if (!entry)
+                continue;
+            if (entry.auth) {
+                const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+                const i = decoded.indexOf(':');
+                if (i > 0)
+                    return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source: `${file} (${key})` };
+            }
+            if (entry.username && entry.password) {
+                return { username: entry.username, password: entry.password, source: `${file} (${key})` };
+            }
+        }
+    }
+    return undefined;
+}
+/** Explicit inputs win; then the auth files; then anonymous (undefined). */
+function resolveCredentials(registry, repository, input, env = process.env) {
+    if (input.username || input.password) {
+        return { username: input.username ?? '', password: input.password ?? '', source: 'inputs' };
+    }
+    return credentialsFromAuthFiles(registry, repository, env);
+}
+/** Parses `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` (or Basic). */
+function parseChallenge(header) {
+    if (!header)
+        return undefined;
+    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!m)
+        return undefined;
+    const params = {};
+    for (const p of (m[2] ?? '').matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))/g)) {
+        params[(p[1] ?? '').toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
+    }
+    return { scheme: (m[1] ?? '').toLowerCase(), params };
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 var external_node_crypto_default = /*#__PURE__*/__nccwpck_require__.n(external_node_crypto_);
-;// CONCATENATED MODULE: external "node:stream/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 var external_node_http_default = /*#__PURE__*/__nccwpck_require__.n(external_node_http_);
@@ -42085,7 +42170,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -42102,7 +42195,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -42110,12 +42203,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },
@@ -42165,89 +42258,6 @@ function fileBody(path, size, start = 0) {
     };
 }
 
-;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
-
-
-
-/**
- * containers/image's order: REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
- * $XDG_CONFIG_HOME/containers/auth.json, then Docker's ~/.docker/config.json (DOCKER_CONFIG).
- */
-function authFileCandidates(env = process.env) {
-    const files = [];
-    if (env.REGISTRY_AUTH_FILE)
-        files.push(env.REGISTRY_AUTH_FILE);
-    if (env.XDG_RUNTIME_DIR)
-        files.push(external_node_path_default().join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-    const home = env.HOME || external_node_os_default().homedir();
-    files.push(external_node_path_default().join(env.XDG_CONFIG_HOME || external_node_path_default().join(home, '.config'), 'containers', 'auth.json'));
-    files.push(external_node_path_default().join(env.DOCKER_CONFIG || external_node_path_default().join(home, '.docker'), 'config.json'));
-    return files;
-}
-const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
-function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
-}
-/**
- * Credentials for `registry/repository` from the auth files: the most specific key wins
- * (`host/ns/repo` before `host/ns` before `host`), as in containers-auth.json(5).
- */
-function credentialsFromAuthFiles(registry, repository, env = process.env) {
-    const wanted = [];
-    const parts = repository.split('/');
-    for (let i = parts.length; i >= 1; i--)
-        wanted.push(`${registry}/${parts.slice(0, i).join('/')}`);
-    wanted.push(registry);
-    if (registry === 'docker.io')
-        wanted.push(...DOCKER_HUB_KEYS.map(normaliseKey));
-    for (const file of authFileCandidates(env)) {
-        let doc;
-        try {
-            doc = JSON.parse(external_node_fs_default().readFileSync(file, 'utf8'));
-        }
-        catch {
-            continue;
-        }
-        const auths = doc.auths ?? {};
-        const byKey = new Map(Object.entries(auths).map(([k, v]) => [normaliseKey(k), v]));
-        for (const key of wanted) {
-            const entry = byKey.get(key);
-            if (!entry)
-                continue;
-            if (entry.auth) {
-                const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-                const i = decoded.indexOf(':');
-                if (i > 0)
-                    return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source: `${file} (${key})` };
-            }
-            if (entry.username && entry.password) {
-                return { username: entry.username, password: entry.password, source: `${file} (${key})` };
-            }
-        }
-    }
-    return undefined;
-}
-/** Explicit inputs win; then the auth files; then anonymous (undefined). */
-function resolveCredentials(registry, repository, input, env = process.env) {
-    if (input.username || input.password) {
-        return { username: input.username ?? '', password: input.password ?? '', source: 'inputs' };
-    }
-    return credentialsFromAuthFiles(registry, repository, env);
-}
-/** Parses `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` (or Basic). */
-function parseChallenge(header) {
-    if (!header)
-        return undefined;
-    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
-    if (!m)
-        return undefined;
-    const params = {};
-    for (const p of (m[2] ?? '').matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))/g)) {
-        params[(p[1] ?? '').toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
-    }
-    return { scheme: (m[1] ?? '').toLowerCase(), params };
-}
-
 ;// CONCATENATED MODULE: ./actions/lib/oci/media.ts
 
 const MT = {
@@ -42266,7 +42276,7 @@ const MT = {
 };
 /** What a manifest GET asks for: every single-image and index type Keel understands. */
 const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
-const isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
+const media_isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
 const isManifestType = (mt) => mt === MT.ociManifest || mt === MT.dockerManifest;
 const DescriptorSchema = object({
     mediaType: schemas_string(),
@@ -42279,7 +42289,7 @@ const DescriptorSchema = object({
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
 }).loose();
-const ImageManifestSchema = object({
+const media_ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -42288,7 +42298,7 @@ const ImageManifestSchema = object({
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
 }).loose();
-const IndexSchema = object({
+const media_IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -42296,7 +42306,7 @@ const IndexSchema = object({
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
 }).loose();
-const ImageConfigSchema = object({
+const media_ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
     created: schemas_string().optional(),
@@ -42313,17 +42323,17 @@ const ImageConfigSchema = object({
     history: array(object({}).loose()).optional(),
 }).loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
-function manifestMediaType(body, contentType) {
+function media_manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
     if (j.mediaType)
         return j.mediaType;
     const ct = contentType?.split(';')[0]?.trim();
-    if (ct && (isIndexType(ct) || isManifestType(ct)))
+    if (ct && (media_isIndexType(ct) || isManifestType(ct)))
         return ct;
     return Array.isArray(j.manifests) ? MT.ociIndex : MT.ociManifest;
 }
 /** Layer compression from its media type. */
-function layerCompression(mediaType) {
+function media_layerCompression(mediaType) {
     if (mediaType.endsWith('+zstd') || mediaType.endsWith('.zstd'))
         return 'zstd';
     if (mediaType.endsWith('gzip'))
@@ -42503,7 +42513,7 @@ class RegistryClient {
             if (header && header !== digest) {
                 throw new HttpError(502, `Docker-Content-Digest ${header} does not match the manifest bytes (${digest})`);
             }
-            return { body, digest, mediaType: manifestMediaType(body, res.headers['content-type']) };
+            return { body, digest, mediaType: media_manifestMediaType(body, res.headers['content-type']) };
         }, this.policy, { log: this.opts.log, what: `GET manifest ${repo}:${reference}` });
     }
     /** HEAD a manifest: its digest, or undefined when the tag/digest does not exist. */
@@ -42749,7 +42759,11 @@ class RegistryClient {
         if (res.status !== 204)
             return undefined;
         const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-        return m ? Number(m[1]) + 1 : 0;
+        // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+        // the caller starts a fresh session rather than resume at a guessed offset.
+        if (!m || m[1] === '0')
+            return undefined;
+        return Number(m[1]) + 1;
     }
     /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */
     async openBlob(repo, digest) {
@@ -42828,6 +42842,39 @@ function limit(src, n) {
     return src.pipe(t);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/registry.ts
+
+
+
+
+/**
+ * A client for the registry of `ref`, with credentials from the inputs, else the containers
+ * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ */
+function registry_connect(ref, access, log, opts = {}) {
+    const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
+    log.debug(`registry ${ref.registry}: ${credentials ? `credentials from ${credentials.source}` : 'anonymous access'}`);
+    return new RegistryClient({
+        registry: ref.registry,
+        credentials,
+        tlsVerify: access['tls-verify'] ?? true,
+        retry: retryPolicy(opts.retry),
+        log,
+        chunkSize: opts.chunkSize,
+    });
+}
+/** Resolves a reference to its manifest digest once (a digest reference is checked to exist). */
+async function resolveDigest(client, ref) {
+    const head = await client.headManifest(ref.repository, ref.reference);
+    if (!head) {
+        throw new UserError(`${ref.toString()} does not exist in the registry (manifest unknown)`);
+    }
+    if (ref.digest && head.digest !== ref.digest) {
+        throw new Error(`registry answered ${head.digest} for ${ref.toString()}`);
+    }
+    return head.digest;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/oci/layout.ts
 
 
@@ -42842,7 +42889,7 @@ const REF_ANNOTATION = 'org.opencontainers.image.ref.name';
  * `blobs/sha256/<hex>`. Reading selects one image by its ref-name tag; writing is atomic per
  * blob (temp + rename) so a crash never leaves a half-written blob under its digest.
  */
-class OciLayout {
+class layout_OciLayout {
     dir;
     constructor(dir) {
         this.dir = dir;
@@ -42856,13 +42903,13 @@ class OciLayout {
         if (!external_node_fs_default().existsSync(idx)) {
             external_node_fs_default().writeFileSync(idx, JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] }));
         }
-        return new OciLayout(dir);
+        return new layout_OciLayout(dir);
     }
     static open(dir) {
         if (!external_node_fs_default().existsSync(external_node_path_default().join(dir, 'oci-layout')) || !external_node_fs_default().existsSync(external_node_path_default().join(dir, 'index.json'))) {
             throw new errors_UserError(`${dir} is not an OCI image layout (oci-layout and index.json expected)`);
         }
-        return new OciLayout(dir);
+        return new layout_OciLayout(dir);
     }
     blobPath(digest) {
         const [alg, hex] = digest.split(':');
@@ -42926,7 +42973,7 @@ class OciLayout {
             external_node_fs_default().renameSync(file, p);
     }
     index() {
-        return IndexSchema.parse(JSON.parse(external_node_fs_default().readFileSync(external_node_path_default().join(this.dir, 'index.json'), 'utf8')));
+        return media_IndexSchema.parse(JSON.parse(external_node_fs_default().readFileSync(external_node_path_default().join(this.dir, 'index.json'), 'utf8')));
     }
     /** Points `tag` at `desc` in index.json (replacing a previous entry with that tag). */
     setRef(tag, desc) {
@@ -42957,7 +43004,7 @@ class OciLayout {
     }
 }
 /** Splits `oci:DIR[:TAG]` (the tag is what follows the last ':' after the last '/'). */
-function parseOciRef(ref) {
+function layout_parseOciRef(ref) {
     if (!ref.startsWith('oci:'))
         throw new Error(`not an oci: reference: ${ref}`);
     const rest = ref.slice(4);
@@ -42968,14 +43015,151 @@ function parseOciRef(ref) {
     return { dir: rest };
 }
 
+;// CONCATENATED MODULE: ./actions/lib/image/open.ts
+
+
+
+
+
+
+
+
+function parseImageLocation(s) {
+    const v = s.trim();
+    if (v.startsWith('oci:'))
+        return { kind: 'oci', ...parseOciRef(v) };
+    if (v.startsWith('containers-storage:'))
+        return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+    return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
+}
+/**
+ * `image` as a user writes it: containers-storage:REF or localhost/NAME:TAG (local storage),
+ * oci:DIR[:TAG] or a directory holding an OCI layout, or a registry reference.
+ */
+function locateImage(image) {
+    const v = image.trim();
+    if (/^localhost\/[^:/]/.test(v) && !/^localhost:\d/.test(v))
+        return { kind: 'containers-storage', ref: v };
+    if (!v.includes(':') || v.startsWith('/') || v.startsWith('.')) {
+        if (fs.existsSync(path.join(v, 'oci-layout')))
+            return { kind: 'oci', dir: v };
+    }
+    return parseImageLocation(v);
+}
+/** locateImage for an action input: a reference it cannot read is that input's error. */
+function locateInput(input, value) {
+    try {
+        return locateImage(value);
+    }
+    catch (e) {
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+    }
+}
+function describeLocation(l) {
+    return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+/**
+ * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
+ * Images live in root's storage (the build hop puts them there, through sudo on a non-root
+ * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
+ */
+async function exportFromStorage(ref, dir, tag, runner) {
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    await runner.run(cmd, args, { echo: true });
+    const uid = process.getuid?.();
+    if (uid !== undefined && uid !== 0)
+        await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
+}
+function pickPlatform(indexBody, platform) {
+    const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
+    const m = idx.manifests.find((d) => d.platform?.os === platform.os && d.platform?.architecture === platform.architecture);
+    if (!m) {
+        const have = idx.manifests.map((d) => `${d.platform?.os}/${d.platform?.architecture}`).join(', ');
+        throw new UserError(`the index has no ${platform.os}/${platform.architecture} image (has: ${have})`);
+    }
+    return m.digest;
+}
+async function openImage(loc, opts) {
+    const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
+    if (loc.kind === 'containers-storage') {
+        const dir = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-read-'));
+        try {
+            await exportFromStorage(loc.ref, dir, 'keel', opts.runner);
+        }
+        catch (e) {
+            fs.rmSync(dir, { recursive: true, force: true });
+            throw new UserError(`cannot read containers-storage:${loc.ref}: ${e.message}`);
+        }
+        const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
+        return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    }
+    if (loc.kind === 'oci') {
+        const layout = OciLayout.open(loc.dir);
+        let desc = layout.resolve(loc.tag);
+        let body = layout.readBlob(desc.digest);
+        if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+            const d = pickPlatform(body, platform);
+            body = layout.readBlob(d);
+            desc = { ...desc, digest: d };
+        }
+        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
+        return {
+            source: describeLocation(loc),
+            manifestDigest: desc.digest,
+            manifest,
+            config,
+            configDigest: manifest.config.digest,
+            labels: { ...(config.config?.Labels ?? {}) },
+            layers: manifest.layers.map((l) => ({
+                digest: l.digest,
+                compression: layerCompression(l.mediaType),
+                open: () => layout.openBlob(l.digest),
+            })),
+            dispose: () => { },
+        };
+    }
+    const ref = loc.ref;
+    const client = connect(ref, opts.access ?? {}, opts.log);
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
+    const cache = opts.cacheDir ?? path.join(opts.tmpDir, 'keel-blobs');
+    const files = [];
+    for (const l of manifest.layers) {
+        const f = path.join(cache, l.digest.replace(':', '-'));
+        await client.downloadBlob(ref.repository, l.digest, f);
+        files.push(f);
+    }
+    return {
+        source: ref.toString(),
+        manifestDigest: m.digest,
+        manifest,
+        config,
+        configDigest: manifest.config.digest,
+        labels: { ...(config.config?.Labels ?? {}) },
+        layers: manifest.layers.map((l, i) => ({
+            digest: l.digest,
+            compression: layerCompression(l.mediaType),
+            open: () => fs.createReadStream(files[i], { highWaterMark: 1 << 20 }),
+        })),
+        client,
+        ref,
+        dispose: () => { },
+    };
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/oci/source.ts
+
 
 
 
 
 function sourceProblem(source) {
     if (source.startsWith('oci:')) {
-        const { dir } = parseOciRef(source);
+        const { dir } = layout_parseOciRef(source);
         return dir ? undefined : 'oci: needs a directory (oci:DIR[:TAG])';
     }
     if (source.startsWith('containers-storage:')) {
@@ -42985,21 +43169,21 @@ function sourceProblem(source) {
 }
 async function openSource(source, opts) {
     if (source.startsWith('oci:')) {
-        const { dir, tag } = parseOciRef(source);
-        return { layout: OciLayout.open(dir), tag, dispose: () => { }, describe: source };
+        const { dir, tag } = layout_parseOciRef(source);
+        return { layout: layout_OciLayout.open(dir), tag, dispose: () => { }, describe: source };
     }
     const ref = source.slice('containers-storage:'.length);
     const dir = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-export-'));
     opts.log.info(`exporting ${ref} from containers-storage to a temporary OCI layout`);
     try {
-        await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:keel-export`], { echo: true });
+        await exportFromStorage(ref, dir, 'keel-export', opts.runner);
     }
     catch (e) {
         external_node_fs_default().rmSync(dir, { recursive: true, force: true });
         throw new errors_UserError(`cannot export ${source}: ${e.message}`);
     }
     return {
-        layout: OciLayout.open(dir),
+        layout: layout_OciLayout.open(dir),
         tag: 'keel-export',
         dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }),
         describe: source,
@@ -43040,24 +43224,24 @@ function planFromLayout(layout, tag) {
     const desc = layout.resolve(tag);
     const load = (d) => {
         const body = layout.readBlob(d.digest);
-        const mediaType = d.mediaType || manifestMediaType(body);
-        if (isIndexType(mediaType)) {
-            IndexSchema.parse(JSON.parse(body.toString()));
+        const mediaType = d.mediaType || media_manifestMediaType(body);
+        if (media_isIndexType(mediaType)) {
+            media_IndexSchema.parse(JSON.parse(body.toString()));
             return { digest: d.digest, mediaType, body, blobs: [] };
         }
-        const m = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const m = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
         return { digest: d.digest, mediaType, body, blobs: [m.config, ...m.layers] };
     };
     const root = load(desc);
     const children = [];
-    if (isIndexType(root.mediaType)) {
-        const idx = IndexSchema.parse(JSON.parse(root.body.toString()));
+    if (media_isIndexType(root.mediaType)) {
+        const idx = media_IndexSchema.parse(JSON.parse(root.body.toString()));
         for (const c of idx.manifests) {
             if (!layout.hasBlob(c.digest)) {
                 throw new errors_UserError(`the index ${root.digest} references ${c.digest}, which is missing from ${layout.dir}`);
             }
             const node = load(c);
-            if (isIndexType(node.mediaType))
+            if (media_isIndexType(node.mediaType))
                 throw new errors_UserError('nested indexes are not supported');
             children.push(node);
         }
@@ -43114,39 +43298,6 @@ async function verifyTags(client, repo, tags, digest) {
     if (wrong.length) {
         throw new Error(`after writing, not every tag resolves to ${digest}: ${wrong.join(', ')}`);
     }
-}
-
-;// CONCATENATED MODULE: ./actions/lib/registry.ts
-
-
-
-
-/**
- * A client for the registry of `ref`, with credentials from the inputs, else the containers
- * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
- */
-function connect(ref, access, log, opts = {}) {
-    const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
-    log.debug(`registry ${ref.registry}: ${credentials ? `credentials from ${credentials.source}` : 'anonymous access'}`);
-    return new RegistryClient({
-        registry: ref.registry,
-        credentials,
-        tlsVerify: access['tls-verify'] ?? true,
-        retry: retryPolicy(opts.retry),
-        log,
-        chunkSize: opts.chunkSize,
-    });
-}
-/** Resolves a reference to its manifest digest once (a digest reference is checked to exist). */
-async function resolveDigest(client, ref) {
-    const head = await client.headManifest(ref.repository, ref.reference);
-    if (!head) {
-        throw new UserError(`${ref.toString()} does not exist in the registry (manifest unknown)`);
-    }
-    if (ref.digest && head.digest !== ref.digest) {
-        throw new Error(`registry answered ${head.digest} for ${ref.toString()}`);
-    }
-    return head.digest;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
@@ -43268,7 +43419,7 @@ async function run(io) {
     const inp = readInputs(io, inputs);
     const problem = sourceProblem(inp.source);
     if (problem)
-        throw new InputError('source', inp.source, problem);
+        throw new errors_InputError('source', inp.source, problem);
     const date = inp['release-date'] ?? releaseDateOf(io.context.now());
     const tags = inp.tags.length
         ? inp.tags
@@ -43285,7 +43436,7 @@ async function run(io) {
     const src = await openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io });
     try {
         const plan = planFromLayout(src.layout, src.tag);
-        const client = connect(dest, inp, io, { retry: { attempts: inp.retries } });
+        const client = registry_connect(dest, inp, io, { retry: { attempts: inp.retries } });
         const res = await pushPlan(client, dest.repository, src.layout, plan, {
             tags,
             log: io,

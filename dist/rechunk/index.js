@@ -28705,6 +28705,9 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
     if (err instanceof InputError || err instanceof errors_UserError)
@@ -31887,9 +31890,6 @@ function reference_parseRepository(input) {
         throw new reference_InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
 }
-function isDigest(s) {
-    return DIGEST.test(s);
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
 
@@ -32024,10 +32024,6 @@ function onCleanup(fn) {
     cleanups.add(fn);
     return () => void cleanups.delete(fn);
 }
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-function runCleanups() {
-    runAll();
-}
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
@@ -32146,8 +32142,14 @@ function processRunner(log) {
                     });
                     if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
                         child.stdin.end(opts.input);
-                    else if (opts.input)
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
                         opts.input.pipe(child.stdin);
+                    }
                 }
                 const finish = (fn) => {
                     if (settled)
@@ -32424,7 +32426,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -32441,7 +32451,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -32449,12 +32459,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },
@@ -42540,7 +42550,11 @@ class RegistryClient {
         if (res.status !== 204)
             return undefined;
         const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-        return m ? Number(m[1]) + 1 : 0;
+        // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+        // the caller starts a fresh session rather than resume at a guessed offset.
+        if (!m || m[1] === '0')
+            return undefined;
+        return Number(m[1]) + 1;
     }
     /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */
     async openBlob(repo, digest) {
@@ -42800,6 +42814,7 @@ function parseOciRef(ref) {
 
 
 
+
 function parseImageLocation(s) {
     const v = s.trim();
     if (v.startsWith('oci:'))
@@ -42822,8 +42837,29 @@ function locateImage(image) {
     }
     return parseImageLocation(v);
 }
+/** locateImage for an action input: a reference it cannot read is that input's error. */
+function locateInput(input, value) {
+    try {
+        return locateImage(value);
+    }
+    catch (e) {
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+    }
+}
 function describeLocation(l) {
     return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+/**
+ * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
+ * Images live in root's storage (the build hop puts them there, through sudo on a non-root
+ * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
+ */
+async function exportFromStorage(ref, dir, tag, runner) {
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    await runner.run(cmd, args, { echo: true });
+    const uid = process.getuid?.();
+    if (uid !== undefined && uid !== 0)
+        await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
 }
 function pickPlatform(indexBody, platform) {
     const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
@@ -42839,7 +42875,7 @@ async function openImage(loc, opts) {
     if (loc.kind === 'containers-storage') {
         const dir = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-read-'));
         try {
-            await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${loc.ref}`, `oci:${dir}:keel`], { echo: true });
+            await exportFromStorage(loc.ref, dir, 'keel', opts.runner);
         }
         catch (e) {
             external_node_fs_default().rmSync(dir, { recursive: true, force: true });
@@ -44187,7 +44223,11 @@ async function rechunk(req) {
     const members = new Map();
     for (const [p, c] of components) {
         const id = layerOf.get(c);
-        members.set(id, [...(members.get(id) ?? []), p]);
+        const list = members.get(id);
+        if (list)
+            list.push(p);
+        else
+            members.set(id, [p]);
     }
     const writeLayer = async (l) => {
         const own = members.get(l.id) ?? [];
@@ -44365,51 +44405,69 @@ function seconds(ms) {
 
 
 
+
+
+/** The linux/amd64 child of an index (the platform Keel rechunks); its absence is an error. */
+function amd64Child(body, source) {
+    const idx = IndexSchema.parse(JSON.parse(body.toString()));
+    const m = idx.manifests.find((x) => x.platform?.architecture === 'amd64' && (x.platform.os ?? 'linux') === 'linux');
+    if (!m) {
+        const have = idx.manifests.map((x) => `${x.platform?.os ?? '?'}/${x.platform?.architecture ?? '?'}`).join(', ');
+        throw new errors_UserError(`previous image ${source} is an index without a linux/amd64 image (has: ${have || 'nothing'})`);
+    }
+    return m.digest;
+}
 /**
  * The previous published image: only its manifest is read (its layer plan from the layer
  * annotations, and its layer digests to tell which new layers a client already has).
- * A previous image that does not exist yet (first release) is not an error.
+ * Only a previous image that does not exist yet (first release) gives a fresh plan with a
+ * warning; one that exists but cannot be read (auth, 5xx after retries, a corrupt manifest, no
+ * amd64 child) fails the step, since silently re-planning would make every client re-download
+ * the whole OS.
  */
 async function readPrevious(loc, access, log) {
-    try {
-        let body;
-        let source;
-        if (loc.kind === 'oci') {
-            const layout = OciLayout.open(loc.dir);
-            const d = layout.resolve(loc.tag);
-            body = layout.readBlob(d.digest);
-            if (isIndexType(d.mediaType || manifestMediaType(body))) {
-                const idx = IndexSchema.parse(JSON.parse(body.toString()));
-                body = layout.readBlob(idx.manifests.find((m) => m.platform?.architecture === 'amd64')?.digest ?? idx.manifests[0].digest);
-            }
-            source = `oci:${loc.dir}`;
-        }
-        else if (loc.kind === 'registry') {
-            const client = connect(loc.ref, access, log);
-            const head = await client.headManifest(loc.ref.repository, loc.ref.reference);
-            if (!head) {
-                log.warning(`previous image ${loc.ref.toString()} does not exist (first release?): using a fresh layer plan`);
-                return undefined;
-            }
-            let m = await client.getManifest(loc.ref.repository, loc.ref.reference);
-            if (isIndexType(m.mediaType)) {
-                const idx = IndexSchema.parse(JSON.parse(m.body.toString()));
-                m = await client.getManifest(loc.ref.repository, idx.manifests.find((x) => x.platform?.architecture === 'amd64')?.digest ?? idx.manifests[0].digest);
-            }
-            body = m.body;
-            source = `${loc.ref.toString()} (${m.digest})`;
-        }
-        else {
-            log.warning('previous-image in containers-storage is not supported (push it, or give an oci: layout): using a fresh plan');
+    let body;
+    let source;
+    if (loc.kind === 'oci') {
+        source = `oci:${loc.dir}${loc.tag ? `:${loc.tag}` : ''}`;
+        if (!external_node_fs_default().existsSync(external_node_path_default().join(loc.dir, 'index.json'))) {
+            log.warning(`previous image ${source} does not exist (first release?): using a fresh layer plan`);
             return undefined;
         }
-        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
-        return { plan: planFromAnnotations(manifest.layers), layerDigests: new Set(manifest.layers.map((l) => l.digest)), source };
+        const layout = OciLayout.open(loc.dir);
+        if (loc.tag && !layout.index().manifests.some((d) => d.annotations?.[REF_ANNOTATION] === loc.tag)) {
+            log.warning(`previous image ${source} does not exist (first release?): using a fresh layer plan`);
+            return undefined;
+        }
+        const d = layout.resolve(loc.tag);
+        body = layout.readBlob(d.digest);
+        if (isIndexType(d.mediaType || manifestMediaType(body)))
+            body = layout.readBlob(amd64Child(body, source));
+    }
+    else if (loc.kind === 'registry') {
+        const client = connect(loc.ref, access, log);
+        const head = await client.headManifest(loc.ref.repository, loc.ref.reference);
+        if (!head) {
+            log.warning(`previous image ${loc.ref.toString()} does not exist (first release?): using a fresh layer plan`);
+            return undefined;
+        }
+        let m = await client.getManifest(loc.ref.repository, loc.ref.reference);
+        if (isIndexType(m.mediaType))
+            m = await client.getManifest(loc.ref.repository, amd64Child(m.body, loc.ref.toString()));
+        body = m.body;
+        source = `${loc.ref.toString()} (${m.digest})`;
+    }
+    else {
+        throw new InputError('previous-image', `containers-storage:${loc.ref}`, 'expected the published image (REGISTRY/REPO:TAG) or an oci:DIR[:TAG] layout; containers-storage holds no layer plan');
+    }
+    let manifest;
+    try {
+        manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
     }
     catch (e) {
-        log.warning(`could not read the previous image (${errorMessage(e)}): using a fresh layer plan`);
-        return undefined;
+        throw new errors_UserError(`previous image ${source}: its manifest is not a valid OCI image manifest (${errorMessage(e)})`);
     }
+    return { plan: planFromAnnotations(manifest.layers), layerDigests: new Set(manifest.layers.map((l) => l.digest)), source };
 }
 
 ;// CONCATENATED MODULE: ./actions/rechunk/src/main.ts
@@ -44436,8 +44494,8 @@ const inputs = {
 /** rechunk: regroup the filesystem into content-grouped, reproducible layers. */
 async function run(io) {
     const inp = readInputs(io, inputs);
-    const loc = locateImage(inp.image);
-    const prevLoc = inp['previous-image'] ? locateImage(inp['previous-image']) : undefined;
+    const loc = locateInput('image', inp.image);
+    const prevLoc = inp['previous-image'] ? locateInput('previous-image', inp['previous-image']) : undefined;
     const envEpoch = process.env.SOURCE_DATE_EPOCH;
     const epoch = inp['source-date-epoch'] ?? (envEpoch && /^\d+$/.test(envEpoch) ? Number(envEpoch) : 0);
     const temp = io.context.runnerTemp;

@@ -29546,6 +29546,9 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
     if (err instanceof InputError || err instanceof UserError)
@@ -32727,9 +32730,6 @@ function reference_parseRepository(input) {
     if (r.tag || r.digest)
         throw new reference_InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
-}
-function isDigest(s) {
-    return DIGEST.test(s);
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
@@ -47891,22 +47891,36 @@ async function orMissing(what, fn) {
     }
 }
 
+;// CONCATENATED MODULE: ./actions/lib/pool.ts
+/** Runs `fn` over `items` with at most `limit` in flight; rejects on the first failure. */
+async function mapLimit(items, limit, fn) {
+    const results = new Array(items.length);
+    let next = 0;
+    let failed;
+    const worker = async () => {
+        while (failed === undefined) {
+            const i = next++;
+            if (i >= items.length)
+                return;
+            try {
+                results[i] = await fn(items[i], i);
+            }
+            catch (e) {
+                failed ??= e;
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+    if (failed !== undefined)
+        throw failed;
+    return results;
+}
+
 ;// CONCATENATED MODULE: ./actions/site-bump/src/bump.ts
 
 
 
-async function mapLimit(items, limit, fn) {
-    const out = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const i = next++;
-            out[i] = await fn(items[i]);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return out;
-}
+
 const where = (d) => `${d.path}:${d.line}`;
 async function bump(octokit, req, log) {
     const { owner, repo, base, branch } = req;

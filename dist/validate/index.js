@@ -28705,6 +28705,9 @@ class TransientError extends Error {
 function isTransient(err) {
     if (err instanceof TransientError)
         return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
     if (err instanceof InputError || err instanceof errors_UserError)
@@ -31887,9 +31890,6 @@ function reference_parseRepository(input) {
         throw new reference_InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
 }
-function isDigest(s) {
-    return DIGEST.test(s);
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/retry.ts
 
@@ -32026,10 +32026,6 @@ function onCleanup(fn) {
     cleanups.add(fn);
     return () => void cleanups.delete(fn);
 }
-/** Runs every registered cleanup now (tests use it to assert nothing is left). */
-function runCleanups() {
-    runAll();
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
 
@@ -32146,8 +32142,14 @@ function processRunner(log) {
                     });
                     if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
                         child.stdin.end(opts.input);
-                    else if (opts.input)
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
                         opts.input.pipe(child.stdin);
+                    }
                 }
                 const finish = (fn) => {
                     if (settled)
@@ -42139,6 +42141,7 @@ function moduleName(file) {
 ;// CONCATENATED MODULE: ./actions/validate/src/checks.ts
 
 
+
 const DEFAULT_REPO_GLOBS = [
     'etc/yum.repos.d/_copr*.repo',
     'etc/yum.repos.d/*copr*.repo',
@@ -42378,9 +42381,9 @@ const CHECKS = {
         if (!env.opts.localRef)
             return skip('the image ships bootc but is not in local containers-storage, so the lint cannot run here');
         try {
-            const r = await env.runner.run('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint'], {
-                timeoutMs: 300_000,
-            });
+            // The image is in root's storage (where build puts it): through sudo when not root.
+            const [cmd, args] = asRoot('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint']);
+            const r = await env.runner.run(cmd, args, { timeoutMs: 300_000 });
             return pass((r.stdout.toString() + r.stderr).trim().split('\n').slice(-3).join(' ') || 'passed');
         }
         catch (e) {
@@ -42651,7 +42654,15 @@ async function request(req, redirects = 0) {
         if (v !== undefined)
             outHeaders[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    res.on('data', (d) => void (httpStats.bytesReceived += d.length));
+    // Count received bytes through a pass-through: it buffers (with back-pressure) until the
+    // caller reads, so a body read after an await is never lost to a flowing stream.
+    const counted = res.pipe(new external_node_stream_.Transform({
+        transform(chunk, _enc, cb) {
+            httpStats.bytesReceived += chunk.length;
+            cb(null, chunk);
+        },
+    }));
+    res.on('error', (e) => counted.destroy(e));
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     if (follow && [301, 302, 303, 307, 308].includes(status) && outHeaders.location) {
         res.resume();
@@ -42668,7 +42679,7 @@ async function request(req, redirects = 0) {
     }
     const buffer = async () => {
         const chunks = [];
-        for await (const c of res)
+        for await (const c of counted)
             chunks.push(c);
         return Buffer.concat(chunks);
     };
@@ -42676,12 +42687,12 @@ async function request(req, redirects = 0) {
         status,
         headers: outHeaders,
         url: url.href,
-        stream: res,
+        stream: counted,
         buffer,
         text: async () => (await buffer()).toString('utf8'),
         json: async () => JSON.parse((await buffer()).toString('utf8')),
         drain: async () => {
-            for await (const _ of res) {
+            for await (const _ of counted) {
                 /* discard */
             }
         },
@@ -43232,7 +43243,11 @@ class RegistryClient {
         if (res.status !== 204)
             return undefined;
         const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.range ?? '');
-        return m ? Number(m[1]) + 1 : 0;
+        // distribution answers "0-0" for an empty session as well as for one byte: ambiguous, so
+        // the caller starts a fresh session rather than resume at a guessed offset.
+        if (!m || m[1] === '0')
+            return undefined;
+        return Number(m[1]) + 1;
     }
     /** Streams a blob (redirects followed, auth dropped for other hosts). The caller verifies. */
     async openBlob(repo, digest) {
@@ -43492,6 +43507,7 @@ function parseOciRef(ref) {
 
 
 
+
 function parseImageLocation(s) {
     const v = s.trim();
     if (v.startsWith('oci:'))
@@ -43514,8 +43530,29 @@ function locateImage(image) {
     }
     return parseImageLocation(v);
 }
+/** locateImage for an action input: a reference it cannot read is that input's error. */
+function locateInput(input, value) {
+    try {
+        return locateImage(value);
+    }
+    catch (e) {
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+    }
+}
 function describeLocation(l) {
     return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+}
+/**
+ * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
+ * Images live in root's storage (the build hop puts them there, through sudo on a non-root
+ * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
+ */
+async function exportFromStorage(ref, dir, tag, runner) {
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    await runner.run(cmd, args, { echo: true });
+    const uid = process.getuid?.();
+    if (uid !== undefined && uid !== 0)
+        await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
 }
 function pickPlatform(indexBody, platform) {
     const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
@@ -43531,7 +43568,7 @@ async function openImage(loc, opts) {
     if (loc.kind === 'containers-storage') {
         const dir = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-read-'));
         try {
-            await opts.runner.run('skopeo', ['copy', '--quiet', `containers-storage:${loc.ref}`, `oci:${dir}:keel`], { echo: true });
+            await exportFromStorage(loc.ref, dir, 'keel', opts.runner);
         }
         catch (e) {
             external_node_fs_default().rmSync(dir, { recursive: true, force: true });
@@ -44219,7 +44256,7 @@ const inputs = {
 async function run(io) {
     const inp = readInputs(io, inputs);
     const which = inp.checks.includes('all') ? [...CHECK_IDS] : inp.checks;
-    const loc = locateImage(inp.image);
+    const loc = locateInput('image', inp.image);
     const started = Date.now();
     const runner = processRunner(io);
     const opened = await openForChecks(loc, { runner, log: io, tmpDir: io.context.runnerTemp, access: inp });
