@@ -12,6 +12,7 @@ import {
 } from '@sigstore/sign';
 import { UserError } from '../errors.js';
 import { ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_SIGNATURE } from './payload.js';
+import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from './sigstore-urls.js';
 
 /**
  * Keyless signing (GitHub OIDC token → Fulcio certificate, Rekor v1 transparency log) through
@@ -24,8 +25,7 @@ import { ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_SIGNATURE } from 
  * --certificate-identity …` users; bootc clients need the key-based signature.
  */
 
-export const DEFAULT_FULCIO_URL = 'https://fulcio.sigstore.dev';
-export const DEFAULT_REKOR_URL = 'https://rekor.sigstore.dev';
+export { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL };
 
 export interface KeylessOptions {
   fulcioURL?: string;

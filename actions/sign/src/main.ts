@@ -4,7 +4,7 @@ import type { ActionIO } from '../../lib/io.js';
 import { digestRef, list, oneOf, readInputs, registryInputs, secret, str } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
 import { renderClientConfig } from '../../lib/sign/client-config.js';
-import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from '../../lib/sign/keyless.js';
+import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from '../../lib/sign/sigstore-urls.js';
 import { decryptPrivateKey, KeyFormatError, keyId, readPublicKey, samePublicKey, spkiPem, WrongPasswordError } from '../../lib/sign/keys.js';
 import { code, fence, section, table } from '../../lib/summary.js';
 import { signImage, tagItemProblem, tagsOf, verifyWritten, type Target, type Written } from './sign.js';
