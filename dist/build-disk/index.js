@@ -44549,9 +44549,8 @@ const QEMU = 'qemu-system-x86_64';
  * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
  * (last, so /dev/console) feeds the verdict. The sizes are given because nothing answers on the
  * other end of the serial port: systemd 257 (Debian 13) asks /dev/console for its size with an
- * ANSI cursor-position query and can hang there for good (systemd#35499, fixed in 260); seen
- * here as a UEFI boot that printed the query, a login prompt, and never reached multi-user.
- * With the size configured, systemd never asks.
+ * ANSI cursor-position query and can hang there (systemd#35499, fixed in 260). With the size
+ * configured, systemd never asks.
  */
 const TEST_CONSOLE_ARGS = 'console=tty0 console=ttyS0,115200 systemd.tty.rows.console=24 systemd.tty.columns.console=80 systemd.tty.rows.ttyS0=24 systemd.tty.columns.ttyS0=80';
 /**
