@@ -48476,7 +48476,7 @@ async function bootImage(req, runner, log) {
             // systemd.gpt_auto=0: the ESP is there for the firmware and systemd-boot only. With the
             // generator on, systemd 257 automounts it at /boot, and here (TCG) sandboxed services
             // (logind, e2scrub_reap) intermittently hung on that automount while the ESP's
-            // by-diskseq device never showed up: login prompt, no multi-user, 3 boots in 5.
+            // by-diskseq device never showed up: login prompt, no multi-user (3 of 9 boots this session).
             { rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} systemd.gpt_auto=0 ${req.kernelArgs}`.trim(), out: disk, workDir: external_node_path_default().join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` }, runner, log);
             const fw = findOvmf();
             const vars = external_node_path_default().join(req.workDir, 'OVMF_VARS.fd');
