@@ -44404,12 +44404,13 @@ async function elToritoPlatforms(iso, runner) {
 class GrubBootWatch extends VerdictMatcher {
     entry;
     constructor() {
-        super([], [/\berror: .*/, /Booting in blind mode/, /grub rescue>/, /you need to load the kernel first/]);
+        super([], [/\berror: .*/, /Booting in blind mode.*/, /grub rescue>.*/, /you need to load the kernel first.*/]);
     }
     feed(rawLine) {
         const v = super.feed(rawLine);
+        // GRUB redraws a whole screen as one line: report from the failure to the end of the line.
         if (v)
-            return { ...v, line: v.line.replace(/^.*?(?=\berror: |Booting in blind|grub rescue>|you need)/, '').slice(0, 200) };
+            return { ...v, line: this.failure.find((re) => re.source === v.pattern).exec(v.line)[0].slice(0, 200) };
         const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
         if (m)
             this.entry = m[1];
@@ -44686,7 +44687,6 @@ async function bootAndWatch(spec, opts) {
                 if (n <= 0)
                     break;
                 offset += n;
-                lastOutput = { at: Date.now(), ticks: child.pid ? cpuTicks(child.pid) : undefined };
                 partial += decoder.write(chunk.subarray(0, n));
                 const lines = partial.split('\n');
                 partial = lines.pop() ?? '';
@@ -44697,22 +44697,29 @@ async function bootAndWatch(spec, opts) {
                 }
             }
         };
-        let lastOutput = { at: Date.now(), ticks: 0 };
         const poll = setInterval(readNew, 100);
         const stallMs = opts.stallMs ?? 120_000;
+        // A quiet window: since when the console has not grown, and QEMU's CPU time then. Sampled
+        // here, off the console's read path.
+        let quiet = { offset: -1, at: 0, ticks: 0 };
         const stallCheck = stallMs > 0
             ? setInterval(() => {
-                if (settled || !child.pid || Date.now() - lastOutput.at < stallMs)
+                if (settled || !child.pid)
                     return;
-                const now = cpuTicks(child.pid);
-                if (now === undefined || lastOutput.ticks === undefined)
+                const ticks = cpuTicks(child.pid);
+                if (ticks === undefined)
                     return;
-                // Under 0.2% of one CPU since the last console output: nothing is running.
-                if (now - lastOutput.ticks < (stallMs / 1000) * 0.2) {
-                    settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                if (offset !== quiet.offset) {
+                    quiet = { offset, at: Date.now(), ticks }; // new output: the window starts again
                 }
-                else {
-                    lastOutput = { at: Date.now(), ticks: now }; // busy but quiet: look again later
+                else if (Date.now() - quiet.at >= stallMs) {
+                    // Under 0.2% of one CPU through the whole quiet window: nothing is running.
+                    if (ticks - quiet.ticks < (stallMs / 1000) * 0.2) {
+                        settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                    }
+                    else {
+                        quiet = { offset, at: Date.now(), ticks }; // busy but quiet: look again later
+                    }
                 }
             }, Math.min(5000, stallMs))
             : undefined;
@@ -44923,11 +44930,15 @@ function checkSpace(dirs, bytes, log) {
     log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
 }
 const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
-async function bootTest(spec, kernel, c, log) {
-    const accel = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
+/** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
+async function testVm(c, kernel, log) {
+    const { accel } = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
+    return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir) };
+}
+const outcome = (r, spec, serialLog) => ({ passed: r.passed, seconds: r.seconds, reason: r.reason, accel: spec.accel, serialLog, tail: r.tail });
+async function bootTest(spec, c, log) {
     const serialLog = external_node_path_default().join(c.temp, `keel-disk-${c.id}-boot.log`);
-    const r = await bootWithRetry({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
-    return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+    return outcome(await bootWithRetry(spec, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir }), spec, serialLog);
 }
 /**
  * The user's path, judged: UEFI firmware reads the ISO's El Torito image, GRUB shows its menu and
@@ -44936,12 +44947,18 @@ async function bootTest(spec, kernel, c, log) {
  * is QEMU's monitor showing the CPU in kernel code after GRUB said "Booting" (the kernel's own
  * boot to multi-user is the second test).
  */
-async function firmwareCheck(spec, kernel, c, log) {
-    const accel = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
+async function firmwareCheck(spec, c, log) {
     const serialLog = external_node_path_default().join(c.temp, `keel-disk-${c.id}-firmware.log`);
     const watch = new GrubBootWatch();
-    const r = await bootAndWatch({ ...spec, accel: accel.accel }, { timeoutMs: Math.min(c.bootTimeoutMs, 600_000), matcher: watch, monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) }, logFile: serialLog, log, workDir: c.workDir });
-    return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+    const r = await bootAndWatch(spec, {
+        timeoutMs: Math.min(c.bootTimeoutMs, 600_000),
+        matcher: watch,
+        monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) },
+        logFile: serialLog,
+        log,
+        workDir: c.workDir,
+    });
+    return outcome(r, spec, serialLog);
 }
 function ovmfVars(workDir) {
     const fw = findOvmf();
@@ -44964,8 +44981,9 @@ async function liveIso(c, runner, log) {
         const k = external_node_path_default().join(c.workDir, 'test-vmlinuz');
         const i = external_node_path_default().join(c.workDir, 'test-initrd.img');
         await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+        const vm = await testVm(c, k, log);
         // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
-        firmware = await firmwareCheck({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact }, k, c, log);
+        firmware = await firmwareCheck({ ...vm, cdrom: c.artefact }, c, log);
         if (!firmware.passed) {
             return {
                 boot: { ...firmware, reason: `UEFI firmware → GRUB: ${firmware.reason}` },
@@ -44974,7 +44992,8 @@ async function liveIso(c, runner, log) {
         }
         // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
         // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
-        boot = await bootTest({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, k, c, log);
+        // Fresh OVMF variables: the firmware check's boot wrote to the first copy.
+        boot = await bootTest({ ...vm, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, c, log);
     }
     return {
         boot,
@@ -44990,7 +45009,7 @@ async function liveDisk(c, runner, log) {
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'vmlinuz'), kernel);
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
     const raw = c.format === 'raw' ? c.artefact : external_node_path_default().join(c.workDir, 'disk.raw');
-    const { rootPartUuid } = await buildUefiDisk({ rootfsDir: rootDir, usage: usageOf(await c.rootfs.index()), kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: external_node_path_default().join(c.workDir, 'esp'), seed: c.seed, title: c.title }, runner, log);
+    const { rootPartUuid } = await buildUefiDisk({ rootfsDir: rootDir, usage: c.usage, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: external_node_path_default().join(c.workDir, 'esp'), seed: c.seed, title: c.title }, runner, log);
     await removeTree(rootDir, runner);
     if (c.format === 'qcow2') {
         await runner.run('qemu-img', ['convert', '-O', 'qcow2', raw, c.artefact]);
@@ -44999,13 +45018,10 @@ async function liveDisk(c, runner, log) {
     let boot;
     if (c.bootTest) {
         boot = await bootTest({
-            accel: 'tcg',
-            memoryMiB: c.memoryMiB,
-            cpus: 2,
-            uefi: ovmfVars(c.workDir),
+            ...(await testVm(c, kernel, log)),
             drives: [{ file: c.artefact, format: c.format, interface: 'virtio' }],
             kernel: { path: kernel, initrd, append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' ') },
-        }, kernel, c, log);
+        }, c, log);
     }
     return { boot, detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n` };
 }
@@ -45051,6 +45067,7 @@ function theKernel(index, opts = {}) {
 }
 
 ;// CONCATENATED MODULE: ./actions/build-disk/src/main.ts
+
 
 
 
@@ -45118,9 +45135,9 @@ async function run(io) {
                 const rootfs = new LayeredRootfs(image.layers);
                 const index = await rootfs.index();
                 const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
-                const rootBytes = [...index.values()].reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
-                checkSpace([workDir, outDir], inp.type === 'iso' ? rootBytes * 2.6 : rootBytes * 3.2, io);
-                const common = { rootfs, kver, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest.slice(7, 19) };
+                const usage = usageOf(index);
+                checkSpace([workDir, outDir], inp.type === 'iso' ? usage.bytes * 2.6 : usage.bytes * 3.2, io);
+                const common = { rootfs, kver, index, usage, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest.slice(7, 19) };
                 if (inp.type === 'iso') {
                     const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
                     const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);

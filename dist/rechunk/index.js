@@ -44426,19 +44426,19 @@ function amd64Child(body, source) {
  * the whole OS.
  */
 async function readPrevious(loc, access, log) {
+    const firstRelease = (what) => {
+        log.warning(`previous image ${what} does not exist (first release?): using a fresh layer plan`);
+        return undefined;
+    };
     let body;
     let source;
     if (loc.kind === 'oci') {
         source = `oci:${loc.dir}${loc.tag ? `:${loc.tag}` : ''}`;
-        if (!external_node_fs_default().existsSync(external_node_path_default().join(loc.dir, 'index.json'))) {
-            log.warning(`previous image ${source} does not exist (first release?): using a fresh layer plan`);
-            return undefined;
-        }
+        if (!external_node_fs_default().existsSync(external_node_path_default().join(loc.dir, 'index.json')))
+            return firstRelease(source);
         const layout = OciLayout.open(loc.dir);
-        if (loc.tag && !layout.index().manifests.some((d) => d.annotations?.[REF_ANNOTATION] === loc.tag)) {
-            log.warning(`previous image ${source} does not exist (first release?): using a fresh layer plan`);
-            return undefined;
-        }
+        if (loc.tag && !layout.index().manifests.some((d) => d.annotations?.[REF_ANNOTATION] === loc.tag))
+            return firstRelease(source);
         const d = layout.resolve(loc.tag);
         body = layout.readBlob(d.digest);
         if (isIndexType(d.mediaType || manifestMediaType(body)))
@@ -44447,10 +44447,8 @@ async function readPrevious(loc, access, log) {
     else if (loc.kind === 'registry') {
         const client = connect(loc.ref, access, log);
         const head = await client.headManifest(loc.ref.repository, loc.ref.reference);
-        if (!head) {
-            log.warning(`previous image ${loc.ref.toString()} does not exist (first release?): using a fresh layer plan`);
-            return undefined;
-        }
+        if (!head)
+            return firstRelease(loc.ref.toString());
         let m = await client.getManifest(loc.ref.repository, loc.ref.reference);
         if (isIndexType(m.mediaType))
             m = await client.getManifest(loc.ref.repository, amd64Child(m.body, loc.ref.toString()));

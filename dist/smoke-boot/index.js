@@ -48186,7 +48186,6 @@ async function bootAndWatch(spec, opts) {
                 if (n <= 0)
                     break;
                 offset += n;
-                lastOutput = { at: Date.now(), ticks: child.pid ? cpuTicks(child.pid) : undefined };
                 partial += decoder.write(chunk.subarray(0, n));
                 const lines = partial.split('\n');
                 partial = lines.pop() ?? '';
@@ -48197,22 +48196,29 @@ async function bootAndWatch(spec, opts) {
                 }
             }
         };
-        let lastOutput = { at: Date.now(), ticks: 0 };
         const poll = setInterval(readNew, 100);
         const stallMs = opts.stallMs ?? 120_000;
+        // A quiet window: since when the console has not grown, and QEMU's CPU time then. Sampled
+        // here, off the console's read path.
+        let quiet = { offset: -1, at: 0, ticks: 0 };
         const stallCheck = stallMs > 0
             ? setInterval(() => {
-                if (settled || !child.pid || Date.now() - lastOutput.at < stallMs)
+                if (settled || !child.pid)
                     return;
-                const now = cpuTicks(child.pid);
-                if (now === undefined || lastOutput.ticks === undefined)
+                const ticks = cpuTicks(child.pid);
+                if (ticks === undefined)
                     return;
-                // Under 0.2% of one CPU since the last console output: nothing is running.
-                if (now - lastOutput.ticks < (stallMs / 1000) * 0.2) {
-                    settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                if (offset !== quiet.offset) {
+                    quiet = { offset, at: Date.now(), ticks }; // new output: the window starts again
                 }
-                else {
-                    lastOutput = { at: Date.now(), ticks: now }; // busy but quiet: look again later
+                else if (Date.now() - quiet.at >= stallMs) {
+                    // Under 0.2% of one CPU through the whole quiet window: nothing is running.
+                    if (ticks - quiet.ticks < (stallMs / 1000) * 0.2) {
+                        settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                    }
+                    else {
+                        quiet = { offset, at: Date.now(), ticks }; // busy but quiet: look again later
+                    }
                 }
             }, Math.min(5000, stallMs))
             : undefined;

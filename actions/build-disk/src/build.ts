@@ -5,10 +5,10 @@ import type { CommandRunner } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
 import type { LayeredRootfs } from '../../lib/rootfs/layered.js';
 import { bibCommands, type BibRootfs, type BibType } from '../../lib/vm/bib.js';
-import { buildUefiDisk, usageOf } from '../../lib/vm/disk.js';
+import { buildUefiDisk, type Usage } from '../../lib/vm/disk.js';
 import { buildLiveIso, elToritoPlatforms, GrubBootWatch, liveRequirements } from '../../lib/vm/iso.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
-import { bootAndWatch, bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, type QemuSpec } from '../../lib/vm/qemu.js';
+import { bootAndWatch, bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, type BootResult, type QemuSpec } from '../../lib/vm/qemu.js';
 import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { code } from '../../lib/summary.js';
@@ -47,6 +47,8 @@ interface Common {
   rootfs: LayeredRootfs;
   kver: string;
   index: Map<string, { type: string }>;
+  /** What the final filesystem needs (from the index). */
+  usage: Usage;
   workDir: string;
   artefact: string;
   bootTest: boolean;
@@ -59,11 +61,17 @@ interface Common {
 
 const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 
-async function bootTest(spec: QemuSpec, kernel: string, c: Common, log: Logger): Promise<BootTest> {
-  const accel = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+/** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
+async function testVm(c: Common, kernel: string, log: Logger): Promise<QemuSpec> {
+  const { accel } = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+  return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir) };
+}
+
+const outcome = (r: BootResult, spec: QemuSpec, serialLog: string): BootTest => ({ passed: r.passed, seconds: r.seconds, reason: r.reason, accel: spec.accel, serialLog, tail: r.tail });
+
+async function bootTest(spec: QemuSpec, c: Common, log: Logger): Promise<BootTest> {
   const serialLog = path.join(c.temp, `keel-disk-${c.id}-boot.log`);
-  const r = await bootWithRetry({ ...spec, accel: accel.accel }, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir });
-  return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+  return outcome(await bootWithRetry(spec, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir }), spec, serialLog);
 }
 
 /**
@@ -73,15 +81,18 @@ async function bootTest(spec: QemuSpec, kernel: string, c: Common, log: Logger):
  * is QEMU's monitor showing the CPU in kernel code after GRUB said "Booting" (the kernel's own
  * boot to multi-user is the second test).
  */
-async function firmwareCheck(spec: QemuSpec, kernel: string, c: Common, log: Logger): Promise<BootTest> {
-  const accel = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+async function firmwareCheck(spec: QemuSpec, c: Common, log: Logger): Promise<BootTest> {
   const serialLog = path.join(c.temp, `keel-disk-${c.id}-firmware.log`);
   const watch = new GrubBootWatch();
-  const r = await bootAndWatch(
-    { ...spec, accel: accel.accel },
-    { timeoutMs: Math.min(c.bootTimeoutMs, 600_000), matcher: watch, monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) }, logFile: serialLog, log, workDir: c.workDir },
-  );
-  return { passed: r.passed, seconds: r.seconds, reason: r.reason, accel: accel.accel, serialLog, tail: r.tail };
+  const r = await bootAndWatch(spec, {
+    timeoutMs: Math.min(c.bootTimeoutMs, 600_000),
+    matcher: watch,
+    monitor: { everyMs: 1000, probe: (hmp) => watch.probe(hmp) },
+    logFile: serialLog,
+    log,
+    workDir: c.workDir,
+  });
+  return outcome(r, spec, serialLog);
 }
 
 function ovmfVars(workDir: string): { code: string; vars: string } {
@@ -113,8 +124,9 @@ export async function liveIso(
     const k = path.join(c.workDir, 'test-vmlinuz');
     const i = path.join(c.workDir, 'test-initrd.img');
     await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+    const vm = await testVm(c, k, log);
     // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
-    firmware = await firmwareCheck({ accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact }, k, c, log);
+    firmware = await firmwareCheck({ ...vm, cdrom: c.artefact }, c, log);
     if (!firmware.passed) {
       return {
         boot: { ...firmware, reason: `UEFI firmware → GRUB: ${firmware.reason}` },
@@ -123,12 +135,8 @@ export async function liveIso(
     }
     // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
     // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
-    boot = await bootTest(
-      { accel: 'tcg', memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } },
-      k,
-      c,
-      log,
-    );
+    // Fresh OVMF variables: the firmware check's boot wrote to the first copy.
+    boot = await bootTest({ ...vm, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, c, log);
   }
   return {
     boot,
@@ -151,7 +159,7 @@ export async function liveDisk(
   fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
   const raw = c.format === 'raw' ? c.artefact : path.join(c.workDir, 'disk.raw');
   const { rootPartUuid } = await buildUefiDisk(
-    { rootfsDir: rootDir, usage: usageOf(await c.rootfs.index()), kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
+    { rootfsDir: rootDir, usage: c.usage, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
     runner,
     log,
   );
@@ -164,14 +172,10 @@ export async function liveDisk(
   if (c.bootTest) {
     boot = await bootTest(
       {
-        accel: 'tcg',
-        memoryMiB: c.memoryMiB,
-        cpus: 2,
-        uefi: ovmfVars(c.workDir),
+        ...(await testVm(c, kernel, log)),
         drives: [{ file: c.artefact, format: c.format, interface: 'virtio' }],
         kernel: { path: kernel, initrd, append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' ') },
       },
-      kernel,
       c,
       log,
     );

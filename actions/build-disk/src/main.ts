@@ -14,6 +14,7 @@ import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
 import { removeTree } from '../../lib/vm/unpack.js';
 import { bibBuild, checkSpace, liveDisk, liveIso, type BootTest } from './build.js';
 import { theKernel } from '../../lib/rootfs/kernel.js';
+import { usageOf } from '../../lib/vm/disk.js';
 
 export const inputs = {
   'image-ref': digestRef('install media must come from the exact digest that was tested'),
@@ -65,9 +66,9 @@ export async function run(io: ActionIO): Promise<void> {
         const rootfs = new LayeredRootfs(image.layers);
         const index = await rootfs.index();
         const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
-        const rootBytes = [...index.values()].reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
-        checkSpace([workDir, outDir], inp.type === 'iso' ? rootBytes * 2.6 : rootBytes * 3.2, io);
-        const common = { rootfs, kver, index, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
+        const usage = usageOf(index);
+        checkSpace([workDir, outDir], inp.type === 'iso' ? usage.bytes * 2.6 : usage.bytes * 3.2, io);
+        const common = { rootfs, kver, index, usage, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
         if (inp.type === 'iso') {
           const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
           const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);

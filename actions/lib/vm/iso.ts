@@ -122,12 +122,13 @@ export class GrubBootWatch extends VerdictMatcher {
   entry: string | undefined;
 
   constructor() {
-    super([], [/\berror: .*/, /Booting in blind mode/, /grub rescue>/, /you need to load the kernel first/]);
+    super([], [/\berror: .*/, /Booting in blind mode.*/, /grub rescue>.*/, /you need to load the kernel first.*/]);
   }
 
   override feed(rawLine: string): Verdict | undefined {
     const v = super.feed(rawLine);
-    if (v) return { ...v, line: v.line.replace(/^.*?(?=\berror: |Booting in blind|grub rescue>|you need)/, '').slice(0, 200) };
+    // GRUB redraws a whole screen as one line: report from the failure to the end of the line.
+    if (v) return { ...v, line: this.failure.find((re) => re.source === v.pattern)!.exec(v.line)![0].slice(0, 200) };
     const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
     if (m) this.entry = m[1];
     return undefined;

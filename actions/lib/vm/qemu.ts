@@ -205,7 +205,6 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
         const n = fs.readSync(fd, chunk, 0, chunk.length, offset);
         if (n <= 0) break;
         offset += n;
-        lastOutput = { at: Date.now(), ticks: child.pid ? cpuTicks(child.pid) : undefined };
         partial += decoder.write(chunk.subarray(0, n));
         const lines = partial.split('\n');
         partial = lines.pop() ?? '';
@@ -215,20 +214,26 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
         }
       }
     };
-    let lastOutput: { at: number; ticks: number | undefined } = { at: Date.now(), ticks: 0 };
     const poll = setInterval(readNew, 100);
     const stallMs = opts.stallMs ?? 120_000;
+    // A quiet window: since when the console has not grown, and QEMU's CPU time then. Sampled
+    // here, off the console's read path.
+    let quiet = { offset: -1, at: 0, ticks: 0 };
     const stallCheck =
       stallMs > 0
         ? setInterval(() => {
-            if (settled || !child.pid || Date.now() - lastOutput.at < stallMs) return;
-            const now = cpuTicks(child.pid);
-            if (now === undefined || lastOutput.ticks === undefined) return;
-            // Under 0.2% of one CPU since the last console output: nothing is running.
-            if (now - lastOutput.ticks < (stallMs / 1000) * 0.2) {
-              settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
-            } else {
-              lastOutput = { at: Date.now(), ticks: now }; // busy but quiet: look again later
+            if (settled || !child.pid) return;
+            const ticks = cpuTicks(child.pid);
+            if (ticks === undefined) return;
+            if (offset !== quiet.offset) {
+              quiet = { offset, at: Date.now(), ticks }; // new output: the window starts again
+            } else if (Date.now() - quiet.at >= stallMs) {
+              // Under 0.2% of one CPU through the whole quiet window: nothing is running.
+              if (ticks - quiet.ticks < (stallMs / 1000) * 0.2) {
+                settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+              } else {
+                quiet = { offset, at: Date.now(), ticks }; // busy but quiet: look again later
+              }
             }
           }, Math.min(5000, stallMs))
         : undefined;
