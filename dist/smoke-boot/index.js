@@ -48044,6 +48044,7 @@ async function qmpCommand(socketPath, command, args, timeoutMs = 10_000) {
 
 
 
+
 const QEMU = 'qemu-system-x86_64';
 /**
  * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
@@ -48123,7 +48124,8 @@ function cpuTicks(pid) {
     }
 }
 async function bootAndWatch(spec, opts) {
-    const qmp = external_node_path_default().join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
+    const sockets = socketDir('qmp');
+    const qmp = external_node_path_default().join(sockets, 'qmp.sock');
     external_node_fs_default().writeFileSync(opts.logFile, '');
     const args = qemuArgs(spec, qmp, opts.logFile);
     opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
@@ -48290,7 +48292,7 @@ async function bootAndWatch(spec, opts) {
     killGroup('SIGKILL'); // anything the leader left behind
     unregister();
     stopTail();
-    external_node_fs_default().rmSync(qmp, { force: true });
+    external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
     return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
 /**
@@ -48309,9 +48311,19 @@ async function bootWithRetry(spec, opts, retry = {}) {
     }
 }
 /** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
+/**
+ * A fresh directory for UNIX sockets, under the system temp directory: a socket path holds at
+ * most 107 bytes, and work directories under a long checkout do not fit (seen: the QMP socket
+ * under .keel/runs/<id>/jobs/boot/temp/… of a clone in a mktemp directory, and QEMU refused
+ * to start).
+ */
+function socketDir(kind) {
+    return external_node_fs_default().mkdtempSync(external_node_path_default().join(external_node_os_default().tmpdir(), `keel-${kind}-`));
+}
 async function startSwtpm(dir, log) {
     external_node_fs_default().mkdirSync(dir, { recursive: true });
-    const socket = external_node_path_default().join(dir, 'swtpm.sock');
+    const sockets = socketDir('tpm');
+    const socket = external_node_path_default().join(sockets, 'swtpm.sock');
     const child = (0,external_node_child_process_namespaceObject.spawn)('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
         detached: true,
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -48320,13 +48332,19 @@ async function startSwtpm(dir, log) {
     child.stderr.on('data', (d) => void (err += d.toString()));
     const unregister = onCleanup(() => child.kill('SIGKILL'));
     const closed = new Promise((r) => child.on('close', () => r()));
+    const fail = (why) => {
+        child.kill('SIGKILL');
+        unregister();
+        external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
+        return new Error(why);
+    };
     for (let i = 0; i < 100 && !external_node_fs_default().existsSync(socket); i++) {
         if (child.exitCode !== null)
-            throw new Error(`swtpm exited: ${err.trim()}`);
+            throw fail(`swtpm exited: ${err.trim()}`);
         await new Promise((r) => setTimeout(r, 50));
     }
     if (!external_node_fs_default().existsSync(socket))
-        throw new Error(`swtpm did not create ${socket}: ${err.trim()}`);
+        throw fail(`swtpm did not create ${socket}: ${err.trim()}`);
     log.debug(`swtpm listening on ${socket}`);
     return {
         socket,
@@ -48336,6 +48354,7 @@ async function startSwtpm(dir, log) {
             await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
             child.kill('SIGKILL');
             unregister();
+            external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
         },
     };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { memoryLogger } from '../../actions/lib/log.js';
-import { bootAndWatch, bootWithRetry, type QemuSpec } from '../../actions/lib/vm/qemu.js';
+import { bootAndWatch, bootWithRetry, startSwtpm, type QemuSpec } from '../../actions/lib/vm/qemu.js';
 import { VerdictMatcher } from '../../actions/lib/vm/verdict.js';
 import { processesMatching, tmpdir } from '../harness/tools.js';
 
@@ -21,7 +21,10 @@ const spec = (disk: string): QemuSpec => ({ accel: 'tcg', machine: 'pc', memoryM
 
 describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
   it('cli; hlt (nothing can wake the vCPU) is reported as stalled well before the timeout', async () => {
-    const dir = tmpdir('keel-stall-');
+    // A work directory deeper than a UNIX socket path may be (107 bytes): QEMU must still start.
+    const dir = path.join(tmpdir('keel-stall-'), 'a-long-checkout-path'.repeat(3), 'jobs', 'boot', 'temp', 'keel-smoke-work');
+    fs.mkdirSync(dir, { recursive: true });
+    expect(path.join(dir, 'qmp.sock').length).toBeGreaterThan(108);
     const log = memoryLogger();
     const r = await bootAndWatch(spec(bootSector(dir, 'halt.img', [0xfa, 0xf4, 0xeb, 0xfd])), {
       timeoutMs: 120_000, stallMs: 6000, matcher: new VerdictMatcher(), logFile: path.join(dir, 'serial.log'), log, workDir: dir,
@@ -54,5 +57,17 @@ describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
     expect([r.passed, r.stalled, r.attempts, boots]).toEqual([false, true, 2, 2]);
     expect(fs.existsSync(`${logFile}.attempt-1`)).toBe(true);
     expect(log.lines.map((l) => l.message).join('\n')).toMatch(/boot attempt 1 of 2: the guest stalled.*booting again/);
+  });
+});
+
+describe('startSwtpm', () => {
+  it('starts from a state directory deeper than a socket path may be, and leaves no socket behind', async () => {
+    const dir = path.join(tmpdir('keel-tpm-'), 'a-long-checkout-path'.repeat(4), 'tpm-1');
+    expect(path.join(dir, 'swtpm.sock').length).toBeGreaterThan(108);
+    const tpm = await startSwtpm(dir, memoryLogger());
+    expect(fs.statSync(tpm.socket).isSocket()).toBe(true);
+    await tpm.stop();
+    expect(fs.existsSync(path.dirname(tpm.socket))).toBe(false);
+    expect(processesMatching(dir)).toEqual([]);
   });
 });

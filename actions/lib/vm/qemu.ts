@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { onCleanup } from '../cleanup.js';
@@ -104,7 +105,7 @@ export interface WatchOptions {
   onLine?: (line: string) => void;
   /** Also judge QEMU's own stderr (e.g. "KVM internal error") with the failure patterns. */
   watchStderr?: boolean;
-  /** Scratch directory for the QMP socket. */
+  /** Scratch directory (the screenshot's raw dump). */
   workDir: string;
   /**
    * A verdict the serial console cannot give, asked of QEMU's monitor every `everyMs` (e.g. "is
@@ -144,7 +145,8 @@ export interface BootResult {
 }
 
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
-  const qmp = path.join(opts.workDir, `qmp-${process.pid}-${Date.now()}.sock`);
+  const sockets = socketDir('qmp');
+  const qmp = path.join(sockets, 'qmp.sock');
   fs.writeFileSync(opts.logFile, '');
   const args = qemuArgs(spec, qmp, opts.logFile);
   opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
@@ -302,7 +304,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
   killGroup('SIGKILL'); // anything the leader left behind
   unregister();
   stopTail();
-  fs.rmSync(qmp, { force: true });
+  fs.rmSync(sockets, { recursive: true, force: true });
   return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
 
@@ -326,9 +328,20 @@ export async function bootWithRetry(
 }
 
 /** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
+/**
+ * A fresh directory for UNIX sockets, under the system temp directory: a socket path holds at
+ * most 107 bytes, and work directories under a long checkout do not fit (seen: the QMP socket
+ * under .keel/runs/<id>/jobs/boot/temp/… of a clone in a mktemp directory, and QEMU refused
+ * to start).
+ */
+function socketDir(kind: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `keel-${kind}-`));
+}
+
 export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: string; stop: () => Promise<void> }> {
   fs.mkdirSync(dir, { recursive: true });
-  const socket = path.join(dir, 'swtpm.sock');
+  const sockets = socketDir('tpm');
+  const socket = path.join(sockets, 'swtpm.sock');
   const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -337,11 +350,17 @@ export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: st
   child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
   const unregister = onCleanup(() => child.kill('SIGKILL'));
   const closed = new Promise<void>((r) => child.on('close', () => r()));
+  const fail = (why: string) => {
+    child.kill('SIGKILL');
+    unregister();
+    fs.rmSync(sockets, { recursive: true, force: true });
+    return new Error(why);
+  };
   for (let i = 0; i < 100 && !fs.existsSync(socket); i++) {
-    if (child.exitCode !== null) throw new Error(`swtpm exited: ${err.trim()}`);
+    if (child.exitCode !== null) throw fail(`swtpm exited: ${err.trim()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (!fs.existsSync(socket)) throw new Error(`swtpm did not create ${socket}: ${err.trim()}`);
+  if (!fs.existsSync(socket)) throw fail(`swtpm did not create ${socket}: ${err.trim()}`);
   log.debug(`swtpm listening on ${socket}`);
   return {
     socket,
@@ -350,6 +369,7 @@ export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: st
       await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
       child.kill('SIGKILL');
       unregister();
+      fs.rmSync(sockets, { recursive: true, force: true });
     },
   };
 }
