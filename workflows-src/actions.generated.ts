@@ -318,8 +318,10 @@ export interface SmokeBootInputs {
   memory?: Value;
   /** Guest vCPUs. Default: '2'. */
   cpus?: Value;
-  /** Seconds to wait for the success pattern before failing. Default: '1800'. */
+  /** Seconds to wait for the success pattern before failing, all boots together (a hung or stalled first boot leaves the rest to the second). Default: '1800'. */
   timeout?: Value;
+  /** Seconds without any console output after which a running guest counts as hung: it is booted once more (when at least 60 s of the timeout are left), and a second hang fails the step. 0 disables. Default: '300'. */
+  'quiet-timeout'?: Value;
   /** Extra success regular expressions (newline-separated), added to the defaults that match both systemd formats of "Reached target ... Multi-User System". */
   'success-pattern'?: Value;
   /** Extra failure regular expressions (newline-separated), added to the defaults (kernel panic, cannot open root device, failed to switch root, emergency/rescue mode, dracut emergency shell, no working init found, timed out waiting for device). A match ends the run at once with that line as the reason. */
@@ -349,7 +351,7 @@ export interface SmokeBootInputs {
 }
 
 /** Outputs of `smoke-boot`. */
-export type SmokeBootOutput = 'passed' | 'digest' | 'image-ref' | 'boot-seconds' | 'reason' | 'serial-log' | 'accel' | 'screenshot';
+export type SmokeBootOutput = 'passed' | 'digest' | 'image-ref' | 'boot-seconds' | 'reason' | 'serial-log' | 'accel' | 'screenshot' | 'attempts';
 
 /** Inputs of `validate` (actions/validate/action.yml). */
 export interface ValidateInputs {
@@ -615,6 +617,7 @@ export const KEEL_ACTIONS = {
       memory: { required: false, default: '2048' },
       cpus: { required: false, default: '2' },
       timeout: { required: false, default: '1800' },
+      'quiet-timeout': { required: false, default: '300' },
       'success-pattern': { required: false, default: '' },
       'failure-pattern': { required: false, default: '' },
       'kernel-args': { required: false, default: '' },
@@ -629,7 +632,7 @@ export const KEEL_ACTIONS = {
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
     },
-    outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot'],
+    outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
   },
   validate: {
     inputs: {

@@ -44312,6 +44312,36 @@ class VerdictMatcher {
         return undefined;
     }
 }
+/**
+ * The start jobs still running, from PID 1's log lines on the console (see TEST_CONSOLE_ARGS:
+ * systemd.log_target=kmsg). Said when a boot ends without a verdict, it names what the boot
+ * was waiting for: "timed out …; still starting: foo.service".
+ */
+class StartJobs {
+    running = new Set();
+    feed(rawLine) {
+        const line = stripAnsi(rawLine);
+        const i = line.indexOf('systemd[1]: ');
+        if (i < 0)
+            return;
+        const msg = line.slice(i + 'systemd[1]: '.length).trim();
+        if (/^Switching root\b/.test(msg))
+            return this.running.clear();
+        const started = /^Starting (\S+\.[a-z]+)\b.*\.\.\.$/.exec(msg);
+        if (started)
+            return void this.running.add(started[1]);
+        const done = /^(?:Started|Finished|Failed to start|Stopped|Mounted|Failed to mount|Activated swap|Reached target|Listening on) (\S+\.[a-z]+)\b/.exec(msg);
+        if (done)
+            return void this.running.delete(done[1]);
+        const ended = /^(\S+\.[a-z]+): (?:Failed with result|Deactivated successfully|Start request repeated too quickly)/.exec(msg);
+        if (ended)
+            this.running.delete(ended[1]);
+    }
+    /** Units with a "Starting …" line and no end yet, in the order they started. */
+    pending() {
+        return [...this.running];
+    }
+}
 
 ;// CONCATENATED MODULE: ./actions/lib/vm/iso.ts
 
@@ -44548,13 +44578,32 @@ async function qmpCommand(socketPath, command, args, timeoutMs = 10_000) {
 
 const QEMU = 'qemu-system-x86_64';
 /**
- * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
- * (last, so /dev/console) feeds the verdict. The sizes are given because nothing answers on the
- * other end of the serial port: systemd 257 (Debian 13) asks /dev/console for its size with an
- * ANSI cursor-position query and can hang there (systemd#35499, fixed in 260). With the size
- * configured, systemd never asks.
+ * The console a test boot adds to the kernel command line.
+ *
+ * - tty0 feeds the screenshot, ttyS0 (last, so /dev/console) feeds the verdict.
+ * - systemd.log_target=kmsg, printk.devkmsg=on: PID 1's own log lines ("systemd[1]: Reached
+ *   target multi-user.target - Multi-User System.") go through the kernel log, which the kernel
+ *   prints on every console whatever userspace does. The verdict cannot rest on PID 1's status
+ *   lines alone: PID 1 stops printing them for good once a Type=idle unit that may touch
+ *   /dev/console (serial-getty@ttyS0) gives up waiting for the boot's jobs, after 5 s
+ *   (manager_dispatch_idle_pipe_fd sets no_console_output). A slow boot (TCG on a loaded runner)
+ *   then reaches multi-user in silence. Seen here: the journal said "Reached target
+ *   multi-user.target" at 70 s, the console's status lines had stopped at getty.target at 56 s.
+ *   devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg writers.
+ * - The terminal sizes are given because nothing answers on the other end of the serial port:
+ *   systemd 257 (Debian 13) asks /dev/console for its size with an ANSI cursor-position query
+ *   and can hang there (systemd#35499, fixed in 260). With the size configured, it never asks.
  */
-const TEST_CONSOLE_ARGS = 'console=tty0 console=ttyS0,115200 systemd.tty.rows.console=24 systemd.tty.columns.console=80 systemd.tty.rows.ttyS0=24 systemd.tty.columns.ttyS0=80';
+const TEST_CONSOLE_ARGS = [
+    'console=tty0',
+    'console=ttyS0,115200',
+    'systemd.log_target=kmsg',
+    'printk.devkmsg=on',
+    'systemd.tty.rows.console=24',
+    'systemd.tty.columns.console=80',
+    'systemd.tty.rows.ttyS0=24',
+    'systemd.tty.columns.ttyS0=80',
+].join(' ');
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
  * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
@@ -44644,6 +44693,7 @@ async function bootAndWatch(spec, opts) {
     const unregister = cleanup_onCleanup(() => killGroup('SIGKILL'));
     const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
     const tail = [];
+    const jobs = new StartJobs();
     let stderr = '';
     let stopTail = () => { };
     const result = await new Promise((resolve) => {
@@ -44654,9 +44704,14 @@ async function bootAndWatch(spec, opts) {
                 return;
             settled = true;
             clearTimeout(timer);
-            resolve(r);
+            const pending = jobs.pending();
+            // No verdict line: say what the boot was still waiting for.
+            if (!r.passed && !r.verdictLine && pending.length)
+                resolve({ ...r, pendingJobs: pending, reason: `${r.reason}; still starting: ${pending.join(', ')}` });
+            else
+                resolve(r);
         };
-        const timer = setTimeout(() => settle({ passed: false, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }), opts.timeoutMs);
+        const timer = setTimeout(() => settle({ passed: false, timedOut: true, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }), opts.timeoutMs);
         child.stderr.on('data', (d) => {
             const s = d.toString();
             stderr = (stderr + s).slice(-4000);
@@ -44673,6 +44728,7 @@ async function bootAndWatch(spec, opts) {
             tail.push(clean);
             if (tail.length > 200)
                 tail.shift();
+            jobs.feed(clean);
             opts.onLine?.(clean);
             const v = opts.matcher.feed(raw);
             if (v)
@@ -44701,29 +44757,42 @@ async function bootAndWatch(spec, opts) {
         };
         const poll = setInterval(readNew, 100);
         const stallMs = opts.stallMs ?? 120_000;
-        // A quiet window: since when the console has not grown, and QEMU's CPU time then. Sampled
-        // here, off the console's read path.
-        let quiet = { offset: -1, at: 0, ticks: 0 };
-        const stallCheck = stallMs > 0
+        const quietMs = opts.quietMs ?? 0;
+        // Since when the console has not grown, and QEMU's CPU time at the start of the current
+        // stall window. Sampled here, off the console's read path.
+        let lastGrowth = { offset: 0, at: Date.now() };
+        let window;
+        const silenceCheck = stallMs > 0 || quietMs > 0
             ? setInterval(() => {
                 if (settled || !child.pid)
                     return;
-                const ticks = cpuTicks(child.pid);
-                if (ticks === undefined)
-                    return;
-                if (offset !== quiet.offset) {
-                    quiet = { offset, at: Date.now(), ticks }; // new output: the window starts again
+                const now = Date.now();
+                if (offset !== lastGrowth.offset) {
+                    lastGrowth = { offset, at: now }; // new output: every window starts again
+                    window = undefined;
                 }
-                else if (Date.now() - quiet.at >= stallMs) {
-                    // Under 0.2% of one CPU through the whole quiet window: nothing is running.
-                    if (ticks - quiet.ticks < (stallMs / 1000) * 0.2) {
+                const silent = now - lastGrowth.at;
+                if (quietMs > 0 && silent >= quietMs) {
+                    settle({ passed: false, stalled: true, reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)` });
+                }
+                else if (!window) {
+                    const ticks = cpuTicks(child.pid);
+                    if (ticks !== undefined)
+                        window = { at: now, ticks };
+                }
+                else if (stallMs > 0 && now - window.at >= stallMs) {
+                    const ticks = cpuTicks(child.pid);
+                    if (ticks === undefined)
+                        return;
+                    // Under 0.2% of one CPU through the whole window: nothing is running.
+                    if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
                         settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
                     }
                     else {
-                        quiet = { offset, at: Date.now(), ticks }; // busy but quiet: look again later
+                        window = { at: now, ticks }; // busy but quiet: look again later
                     }
                 }
-            }, Math.min(5000, stallMs))
+            }, Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4))))
             : undefined;
         const hmp = async (command) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
         let probing = false;
@@ -44745,8 +44814,8 @@ async function bootAndWatch(spec, opts) {
             : undefined;
         stopTail = () => {
             clearInterval(poll);
-            if (stallCheck)
-                clearInterval(stallCheck);
+            if (silenceCheck)
+                clearInterval(silenceCheck);
             if (monitor)
                 clearInterval(monitor);
             readNew();
@@ -44797,17 +44866,28 @@ async function bootAndWatch(spec, opts) {
     return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
 /**
- * bootAndWatch, booted again when the guest stalled (a VM fault, not a verdict on the image),
- * up to `attempts` boots in all. The console of a stalled attempt is kept beside the log.
+ * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
+ * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
+ * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
+ * stalled attempt is kept beside the log.
  */
 async function bootWithRetry(spec, opts, retry = {}) {
     const attempts = retry.attempts ?? 2;
+    const minAttemptMs = retry.minAttemptMs ?? 60_000;
+    const deadline = Date.now() + opts.timeoutMs;
+    const retried = [];
     for (let i = 1;; i++) {
-        const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, opts);
-        if (!r.stalled || i >= attempts)
-            return { ...r, attempts: i };
+        const timeoutMs = Math.max(1000, deadline - Date.now());
+        const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
+        if (r.timedOut && i > 1) {
+            const still = r.pendingJobs?.length ? `; still starting: ${r.pendingJobs.join(', ')}` : '';
+            r.reason = `timed out after ${Math.round(opts.timeoutMs / 1000)} s in all (${i} boots) without reaching the success pattern${still}`;
+        }
+        if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs)
+            return { ...r, attempts: i, retried };
         const kept = `${opts.logFile}.attempt-${i}`;
         external_node_fs_default().copyFileSync(opts.logFile, kept);
+        retried.push(`attempt ${i}: ${r.reason} after ${r.seconds.toFixed(0)} s (console kept as ${external_node_path_default().basename(kept)})`);
         opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
     }
 }

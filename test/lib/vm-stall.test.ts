@@ -44,6 +44,34 @@ describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
     expect(r.reason).toMatch(/timed out after 15 s/);
   });
 
+  it('a silent guest that keeps running is reported as hung after quietMs', async () => {
+    const dir = tmpdir('keel-stall-');
+    const r = await bootAndWatch(spec(bootSector(dir, 'spin.img', [0xeb, 0xfe])), {
+      timeoutMs: 60_000, stallMs: 6000, quietMs: 4000, matcher: new VerdictMatcher(), logFile: path.join(dir, 'serial.log'), log: memoryLogger(), workDir: dir,
+    });
+    expect([r.passed, r.stalled, r.timedOut]).toEqual([false, true, undefined]);
+    expect(r.reason).toMatch(/^the guest hung: no console output for [45] s, no verdict/);
+    expect(r.seconds).toBeLessThan(20);
+  });
+
+  it('bootWithRetry: the timeout bounds all boots together', async () => {
+    const dir = tmpdir('keel-stall-');
+    const log = memoryLogger();
+    const logFile = path.join(dir, 'serial.log');
+    const t0 = Date.now();
+    const r = await bootWithRetry(
+      spec(bootSector(dir, 'spin.img', [0xeb, 0xfe])),
+      { timeoutMs: 8000, quietMs: 4000, matcher: new VerdictMatcher(), logFile, log, workDir: dir },
+      { attempts: 3, minAttemptMs: 500 },
+    );
+    // Boot 1 hangs after 4 s; boot 2 gets the 3-4 s left, less than the quiet window: timeout.
+    expect([r.passed, r.attempts, r.timedOut]).toEqual([false, 2, true]);
+    expect(r.reason).toBe('timed out after 8 s in all (2 boots) without reaching the success pattern');
+    expect(r.retried).toEqual([expect.stringMatching(/^attempt 1: the guest hung: .* \(console kept as serial\.log\.attempt-1\)$/)]);
+    expect(Date.now() - t0).toBeLessThan(8000 + 4000);
+    expect(processesMatching(dir)).toEqual([]);
+  });
+
   it('bootWithRetry boots a stalled guest once more, keeps the first console, and says so', async () => {
     const dir = tmpdir('keel-stall-');
     const log = memoryLogger();

@@ -8,7 +8,7 @@ import { errorMessage, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ppmToPng } from './png.js';
 import { qmpCommand } from './qmp.js';
-import { stripAnsi, type Verdict, type VerdictMatcher } from './verdict.js';
+import { StartJobs, stripAnsi, type Verdict, type VerdictMatcher } from './verdict.js';
 
 /**
  * Booting a VM and watching its serial console. QEMU runs in its own process group and is
@@ -31,14 +31,32 @@ export interface QemuSpec {
 export const QEMU = 'qemu-system-x86_64';
 
 /**
- * The console a test boot adds to the kernel command line: tty0 feeds the screenshot, ttyS0
- * (last, so /dev/console) feeds the verdict. The sizes are given because nothing answers on the
- * other end of the serial port: systemd 257 (Debian 13) asks /dev/console for its size with an
- * ANSI cursor-position query and can hang there (systemd#35499, fixed in 260). With the size
- * configured, systemd never asks.
+ * The console a test boot adds to the kernel command line.
+ *
+ * - tty0 feeds the screenshot, ttyS0 (last, so /dev/console) feeds the verdict.
+ * - systemd.log_target=kmsg, printk.devkmsg=on: PID 1's own log lines ("systemd[1]: Reached
+ *   target multi-user.target - Multi-User System.") go through the kernel log, which the kernel
+ *   prints on every console whatever userspace does. The verdict cannot rest on PID 1's status
+ *   lines alone: PID 1 stops printing them for good once a Type=idle unit that may touch
+ *   /dev/console (serial-getty@ttyS0) gives up waiting for the boot's jobs, after 5 s
+ *   (manager_dispatch_idle_pipe_fd sets no_console_output). A slow boot (TCG on a loaded runner)
+ *   then reaches multi-user in silence. Seen here: the journal said "Reached target
+ *   multi-user.target" at 70 s, the console's status lines had stopped at getty.target at 56 s.
+ *   devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg writers.
+ * - The terminal sizes are given because nothing answers on the other end of the serial port:
+ *   systemd 257 (Debian 13) asks /dev/console for its size with an ANSI cursor-position query
+ *   and can hang there (systemd#35499, fixed in 260). With the size configured, it never asks.
  */
-export const TEST_CONSOLE_ARGS =
-  'console=tty0 console=ttyS0,115200 systemd.tty.rows.console=24 systemd.tty.columns.console=80 systemd.tty.rows.ttyS0=24 systemd.tty.columns.ttyS0=80';
+export const TEST_CONSOLE_ARGS = [
+  'console=tty0',
+  'console=ttyS0,115200',
+  'systemd.log_target=kmsg',
+  'printk.devkmsg=on',
+  'systemd.tty.rows.console=24',
+  'systemd.tty.columns.console=80',
+  'systemd.tty.rows.ttyS0=24',
+  'systemd.tty.columns.ttyS0=80',
+].join(' ');
 
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
@@ -120,6 +138,14 @@ export interface WatchOptions {
    * 0 disables. Default 120 s.
    */
   stallMs?: number;
+  /**
+   * A hung guest: console silent this long, whatever the CPU does. With PID 1 logging to the
+   * kernel log (TEST_CONSOLE_ARGS), a booting systemd prints a line per unit as it goes, so
+   * minutes of silence before the verdict mean no progress (a deadlocked job, a spinning
+   * driver). Reported like a stall (stalled: true), so bootWithRetry boots once more within the
+   * same overall timeout. 0 (the default) disables.
+   */
+  quietMs?: number;
 }
 
 /** CPU time (clock ticks, 1/100 s) a process has used, from /proc; undefined when unreadable. */
@@ -140,8 +166,12 @@ export interface BootResult {
   tail: string[];
   screenshot?: string;
   verdictLine?: string;
-  /** The guest stalled (see WatchOptions.stallMs): a fault of the VM, worth one more boot. */
+  /** The guest stalled or hung (WatchOptions.stallMs, quietMs): a fault of the VM, worth one more boot. */
   stalled?: boolean;
+  /** No verdict within the timeout. */
+  timedOut?: boolean;
+  /** Start jobs PID 1 had begun and not ended when the boot ended without a verdict. */
+  pendingJobs?: string[];
 }
 
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
@@ -164,6 +194,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
     child.on('close', (code, signal) => r({ code, signal })),
   );
   const tail: string[] = [];
+  const jobs = new StartJobs();
   let stderr = '';
   let stopTail = () => {};
 
@@ -174,10 +205,13 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve(r);
+      const pending = jobs.pending();
+      // No verdict line: say what the boot was still waiting for.
+      if (!r.passed && !r.verdictLine && pending.length) resolve({ ...r, pendingJobs: pending, reason: `${r.reason}; still starting: ${pending.join(', ')}` });
+      else resolve(r);
     };
     const timer = setTimeout(
-      () => settle({ passed: false, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }),
+      () => settle({ passed: false, timedOut: true, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }),
       opts.timeoutMs,
     );
     child.stderr.on('data', (d: Buffer) => {
@@ -193,6 +227,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       const clean = stripAnsi(raw);
       tail.push(clean);
       if (tail.length > 200) tail.shift();
+      jobs.feed(clean);
       opts.onLine?.(clean);
       const v = opts.matcher.feed(raw);
       if (v) settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
@@ -218,26 +253,40 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
     };
     const poll = setInterval(readNew, 100);
     const stallMs = opts.stallMs ?? 120_000;
-    // A quiet window: since when the console has not grown, and QEMU's CPU time then. Sampled
-    // here, off the console's read path.
-    let quiet = { offset: -1, at: 0, ticks: 0 };
-    const stallCheck =
-      stallMs > 0
-        ? setInterval(() => {
-            if (settled || !child.pid) return;
-            const ticks = cpuTicks(child.pid);
-            if (ticks === undefined) return;
-            if (offset !== quiet.offset) {
-              quiet = { offset, at: Date.now(), ticks }; // new output: the window starts again
-            } else if (Date.now() - quiet.at >= stallMs) {
-              // Under 0.2% of one CPU through the whole quiet window: nothing is running.
-              if (ticks - quiet.ticks < (stallMs / 1000) * 0.2) {
-                settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
-              } else {
-                quiet = { offset, at: Date.now(), ticks }; // busy but quiet: look again later
+    const quietMs = opts.quietMs ?? 0;
+    // Since when the console has not grown, and QEMU's CPU time at the start of the current
+    // stall window. Sampled here, off the console's read path.
+    let lastGrowth = { offset: 0, at: Date.now() };
+    let window: { at: number; ticks: number } | undefined;
+    const silenceCheck =
+      stallMs > 0 || quietMs > 0
+        ? setInterval(
+            () => {
+              if (settled || !child.pid) return;
+              const now = Date.now();
+              if (offset !== lastGrowth.offset) {
+                lastGrowth = { offset, at: now }; // new output: every window starts again
+                window = undefined;
               }
-            }
-          }, Math.min(5000, stallMs))
+              const silent = now - lastGrowth.at;
+              if (quietMs > 0 && silent >= quietMs) {
+                settle({ passed: false, stalled: true, reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)` });
+              } else if (!window) {
+                const ticks = cpuTicks(child.pid);
+                if (ticks !== undefined) window = { at: now, ticks };
+              } else if (stallMs > 0 && now - window.at >= stallMs) {
+                const ticks = cpuTicks(child.pid);
+                if (ticks === undefined) return;
+                // Under 0.2% of one CPU through the whole window: nothing is running.
+                if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
+                  settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                } else {
+                  window = { at: now, ticks }; // busy but quiet: look again later
+                }
+              }
+            },
+            Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4))),
+          )
         : undefined;
     const hmp = async (command: string) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
     let probing = false;
@@ -260,7 +309,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       : undefined;
     stopTail = () => {
       clearInterval(poll);
-      if (stallCheck) clearInterval(stallCheck);
+      if (silenceCheck) clearInterval(silenceCheck);
       if (monitor) clearInterval(monitor);
       readNew();
       fs.closeSync(fd);
@@ -309,20 +358,36 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
 }
 
 /**
- * bootAndWatch, booted again when the guest stalled (a VM fault, not a verdict on the image),
- * up to `attempts` boots in all. The console of a stalled attempt is kept beside the log.
+ * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
+ * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
+ * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
+ * stalled attempt is kept beside the log.
  */
 export async function bootWithRetry(
   spec: QemuSpec,
   opts: WatchOptions,
-  retry: { attempts?: number; /** Per-boot set-up (e.g. a fresh swtpm, which exits with QEMU). */ before?: (spec: QemuSpec) => Promise<QemuSpec> } = {},
-): Promise<BootResult & { attempts: number }> {
+  retry: {
+    attempts?: number;
+    minAttemptMs?: number;
+    /** Per-boot set-up (e.g. a fresh swtpm, which exits with QEMU). */
+    before?: (spec: QemuSpec) => Promise<QemuSpec>;
+  } = {},
+): Promise<BootResult & { attempts: number; retried: string[] }> {
   const attempts = retry.attempts ?? 2;
+  const minAttemptMs = retry.minAttemptMs ?? 60_000;
+  const deadline = Date.now() + opts.timeoutMs;
+  const retried: string[] = [];
   for (let i = 1; ; i++) {
-    const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, opts);
-    if (!r.stalled || i >= attempts) return { ...r, attempts: i };
+    const timeoutMs = Math.max(1000, deadline - Date.now());
+    const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
+    if (r.timedOut && i > 1) {
+      const still = r.pendingJobs?.length ? `; still starting: ${r.pendingJobs.join(', ')}` : '';
+      r.reason = `timed out after ${Math.round(opts.timeoutMs / 1000)} s in all (${i} boots) without reaching the success pattern${still}`;
+    }
+    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs) return { ...r, attempts: i, retried };
     const kept = `${opts.logFile}.attempt-${i}`;
     fs.copyFileSync(opts.logFile, kept);
+    retried.push(`attempt ${i}: ${r.reason} after ${r.seconds.toFixed(0)} s (console kept as ${path.basename(kept)})`);
     opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
   }
 }

@@ -57,3 +57,31 @@ export class VerdictMatcher {
     return undefined;
   }
 }
+
+/**
+ * The start jobs still running, from PID 1's log lines on the console (see TEST_CONSOLE_ARGS:
+ * systemd.log_target=kmsg). Said when a boot ends without a verdict, it names what the boot
+ * was waiting for: "timed out …; still starting: foo.service".
+ */
+export class StartJobs {
+  private readonly running = new Set<string>();
+
+  feed(rawLine: string): void {
+    const line = stripAnsi(rawLine);
+    const i = line.indexOf('systemd[1]: ');
+    if (i < 0) return;
+    const msg = line.slice(i + 'systemd[1]: '.length).trim();
+    if (/^Switching root\b/.test(msg)) return this.running.clear();
+    const started = /^Starting (\S+\.[a-z]+)\b.*\.\.\.$/.exec(msg);
+    if (started) return void this.running.add(started[1]!);
+    const done = /^(?:Started|Finished|Failed to start|Stopped|Mounted|Failed to mount|Activated swap|Reached target|Listening on) (\S+\.[a-z]+)\b/.exec(msg);
+    if (done) return void this.running.delete(done[1]!);
+    const ended = /^(\S+\.[a-z]+): (?:Failed with result|Deactivated successfully|Start request repeated too quickly)/.exec(msg);
+    if (ended) this.running.delete(ended[1]!);
+  }
+
+  /** Units with a "Starting …" line and no end yet, in the order they started. */
+  pending(): string[] {
+    return [...this.running];
+  }
+}

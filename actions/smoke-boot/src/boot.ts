@@ -24,6 +24,8 @@ export interface BootRequest {
   memoryMiB: number;
   cpus: number;
   timeoutMs: number;
+  /** Console silence before a running guest counts as hung (booted once more); 0 disables. */
+  quietMs: number;
   kernelArgs: string;
   matcher: VerdictMatcher;
   workDir: string;
@@ -36,6 +38,8 @@ export interface BootRequest {
 }
 
 export interface BootOutcome extends BootResult {
+  attempts: number;
+  retried: string[];
   accel: 'kvm' | 'tcg';
   accelWhy: string;
   kernelVersion: string;
@@ -92,11 +96,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
       };
     } else {
       await buildUefiDisk(
-        // systemd.gpt_auto=0: the ESP is there for the firmware and systemd-boot only. With the
-        // generator on, systemd 257 automounts it at /boot, and here (TCG) sandboxed services
-        // (logind, e2scrub_reap) intermittently hung on that automount while the ESP's
-        // by-diskseq device never showed up: login prompt, no multi-user (3 of 9 boots this session).
-        { rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} systemd.gpt_auto=0 ${req.kernelArgs}`.trim(), out: disk, workDir: path.join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` },
+        { rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} ${req.kernelArgs}`.trim(), out: disk, workDir: path.join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` },
         runner,
         log,
       );
@@ -122,6 +122,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     log.info(`booting ${req.pinnedRef} (${req.backend}, ${accel.accel.toUpperCase()}: ${accel.why})`);
     const r = await bootWithRetry(spec, {
       timeoutMs: req.timeoutMs,
+      quietMs: req.quietMs,
       matcher: req.matcher,
       logFile: req.serialLog,
       screenshotFile: req.screenshot,

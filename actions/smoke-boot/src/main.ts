@@ -43,6 +43,7 @@ export const inputs = {
   memory: int({ default: 2048, min: 256, max: 65536 }),
   cpus: int({ default: 2, min: 1, max: 64 }),
   timeout: int({ default: 1800, min: 10, max: 86400 }),
+  'quiet-timeout': int({ default: 300, min: 0, max: 86400 }),
   'success-pattern': patterns('added to the multi-user defaults'),
   'failure-pattern': patterns('added to the panic/emergency defaults'),
   'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
@@ -91,6 +92,7 @@ export async function run(io: ActionIO): Promise<void> {
         memoryMiB: inp.memory,
         cpus: inp.cpus,
         timeoutMs: inp.timeout * 1000,
+        quietMs: inp['quiet-timeout'] * 1000,
         // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
         // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
         kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
@@ -116,7 +118,9 @@ export async function run(io: ActionIO): Promise<void> {
   io.setOutput('reason', outcome.reason);
   io.setOutput('accel', outcome.accel);
   io.setOutput('screenshot', outcome.screenshot ?? '');
-  const evidence = [serialLog, ...(outcome.screenshot ? [outcome.screenshot] : [])];
+  io.setOutput('attempts', String(outcome.attempts));
+  const earlier = Array.from({ length: outcome.attempts - 1 }, (_, i) => `${serialLog}.attempt-${i + 1}`).filter((f) => fs.existsSync(f));
+  const evidence = [serialLog, ...earlier, ...(outcome.screenshot ? [outcome.screenshot] : [])];
   let uploaded = '';
   if (inp['artifact-name']) uploaded = await uploadArtifact(inp['artifact-name'], evidence, temp, io);
 
@@ -125,6 +129,10 @@ export async function run(io: ActionIO): Promise<void> {
       ['image', 'backend', 'accel', 'kernel', 'boot seconds', 'verdict', 'signature'],
       [[code(pinned.toString()), inp.backend, `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`, code(outcome.kernelVersion), outcome.seconds.toFixed(1), outcome.reason, signature]],
     )}\nPrepared the disk in ${outcome.prepareSeconds.toFixed(1)} s. Serial log: ${code(serialLog)}${uploaded ? `, uploaded as artifact ${code(uploaded)}` : ''}.\n${
+      outcome.retried.length
+        ? `\n⚠️ Booted ${outcome.attempts} times: the VM failed before a verdict (not a verdict on the image, but worth a look if it recurs):\n${outcome.retried.map((r) => `- ${r}`).join('\n')}\n`
+        : ''
+    }${
       outcome.passed ? '' : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`
     }`,
   );
