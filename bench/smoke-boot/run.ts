@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startRegistry } from '../../cli/services/registry.js';
 import { stripAnsi } from '../../actions/lib/vm/verdict.js';
+import { TEST_CONSOLE_ARGS } from '../../actions/lib/vm/qemu.js';
 import { ensureExampleImage } from '../../test/harness/example-image.js';
 import { runAction } from '../../test/harness/run-action.js';
 import { sh, skopeoPush, tmpdir } from '../../test/harness/tools.js';
@@ -29,13 +30,15 @@ try {
   fs.copyFileSync(path.join(mount, 'usr/lib/modules', k, 'initramfs.img'), path.join(dir, 'initramfs.img'));
   sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', mount, path.join(dir, 'disk.img'), '1500M']);
   sh('podman', ['image', 'unmount', img.name]);
-  // Serial to a file (as Keel does: a pipe can lose characters), polled, ANSI stripped.
+  // Serial to a file (as Keel does: a pipe can lose characters), polled, ANSI stripped. The same
+  // kernel console arguments as Keel's: without systemd.log_target=kmsg a serial getty can
+  // silence PID 1's status lines on a slow boot, and the plain boot would never see multi-user.
   const log = path.join(dir, 'serial.log');
   const plain = await new Promise<number>((resolve, reject) => {
     const t = Date.now();
     const q = spawn('qemu-system-x86_64', [
       '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '2048', '-smp', '2', '-display', 'none', '-serial', `file:${log}`, '-monitor', 'none', '-nic', 'none', '-no-reboot',
-      '-kernel', path.join(dir, 'vmlinuz'), '-initrd', path.join(dir, 'initramfs.img'), '-append', 'root=/dev/vda rw console=ttyS0,115200',
+      '-kernel', path.join(dir, 'vmlinuz'), '-initrd', path.join(dir, 'initramfs.img'), '-append', `root=/dev/vda rw ${TEST_CONSOLE_ARGS}`,
       '-drive', `file=${path.join(dir, 'disk.img')},format=raw,if=virtio`,
     ], { stdio: 'ignore' });
     const poll = setInterval(() => {
