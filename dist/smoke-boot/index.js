@@ -48172,6 +48172,14 @@ function cpuTicks(pid) {
         return undefined;
     }
 }
+/** The reason of a boot (or of all `boots` together) that reached no verdict in `ms`. */
+function timedOutReason(ms, boots) {
+    return `timed out after ${Math.round(ms / 1000)} s${boots > 1 ? ` in all (${boots} boots)` : ''} without reaching the success pattern`;
+}
+/** The reason's suffix naming the start jobs still running, if any. */
+function stillStarting(jobs) {
+    return jobs?.length ? `; still starting: ${jobs.join(', ')}` : '';
+}
 async function bootAndWatch(spec, opts) {
     const sockets = socketDir('qmp');
     const qmp = external_node_path_default().join(sockets, 'qmp.sock');
@@ -48206,11 +48214,11 @@ async function bootAndWatch(spec, opts) {
             const pending = jobs.pending();
             // No verdict line: say what the boot was still waiting for.
             if (!r.passed && !r.verdictLine && pending.length)
-                resolve({ ...r, pendingJobs: pending, reason: `${r.reason}; still starting: ${pending.join(', ')}` });
+                resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
             else
                 resolve(r);
         };
-        const timer = setTimeout(() => settle({ passed: false, timedOut: true, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }), opts.timeoutMs);
+        const timer = setTimeout(() => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }), opts.timeoutMs);
         child.stderr.on('data', (d) => {
             const s = d.toString();
             stderr = (stderr + s).slice(-4000);
@@ -48368,24 +48376,24 @@ async function bootAndWatch(spec, opts) {
  * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
  * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
  * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
- * stalled attempt is kept beside the log.
+ * stalled attempt is kept beside the log (`keptLogs`).
  */
 async function bootWithRetry(spec, opts, retry = {}) {
     const attempts = retry.attempts ?? 2;
     const minAttemptMs = retry.minAttemptMs ?? 60_000;
     const deadline = Date.now() + opts.timeoutMs;
     const retried = [];
+    const keptLogs = [];
     for (let i = 1;; i++) {
         const timeoutMs = Math.max(1000, deadline - Date.now());
         const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
-        if (r.timedOut && i > 1) {
-            const still = r.pendingJobs?.length ? `; still starting: ${r.pendingJobs.join(', ')}` : '';
-            r.reason = `timed out after ${Math.round(opts.timeoutMs / 1000)} s in all (${i} boots) without reaching the success pattern${still}`;
-        }
+        if (r.timedOut && i > 1)
+            r.reason = `${timedOutReason(opts.timeoutMs, i)}${stillStarting(r.pendingJobs)}`;
         if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs)
-            return { ...r, attempts: i, retried };
+            return { ...r, attempts: i, retried, keptLogs };
         const kept = `${opts.logFile}.attempt-${i}`;
         external_node_fs_default().copyFileSync(opts.logFile, kept);
+        keptLogs.push(kept);
         retried.push(`attempt ${i}: ${r.reason} after ${r.seconds.toFixed(0)} s (console kept as ${external_node_path_default().basename(kept)})`);
         opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
     }
@@ -48728,8 +48736,7 @@ async function run(io) {
     io.setOutput('accel', outcome.accel);
     io.setOutput('screenshot', outcome.screenshot ?? '');
     io.setOutput('attempts', String(outcome.attempts));
-    const earlier = Array.from({ length: outcome.attempts - 1 }, (_, i) => `${serialLog}.attempt-${i + 1}`).filter((f) => external_node_fs_default().existsSync(f));
-    const evidence = [serialLog, ...earlier, ...(outcome.screenshot ? [outcome.screenshot] : [])];
+    const evidence = [serialLog, ...outcome.keptLogs, ...(outcome.screenshot ? [outcome.screenshot] : [])];
     let uploaded = '';
     if (inp['artifact-name'])
         uploaded = await uploadArtifact(inp['artifact-name'], evidence, temp, io);

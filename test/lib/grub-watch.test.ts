@@ -1,29 +1,19 @@
 import { describe, expect, it } from '@jest/globals';
-import fs from 'node:fs';
-import path from 'node:path';
 import { GrubBootWatch } from '../../actions/lib/vm/iso.js';
+import { consoleFixture, firstVerdict } from '../harness/console.js';
 
 // Serial consoles captured here: OVMF booting Keel's own ISO from CD-ROM, before (no video
 // driver in grub.cfg) and after `insmod all_video`.
-const fixture = (name: string) => fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures', name), 'utf8').split('\n');
-
-function feedAll(w: GrubBootWatch, lines: string[]) {
-  for (const l of lines) {
-    const v = w.feed(l);
-    if (v) return v;
-  }
-  return undefined;
-}
 
 describe('GrubBootWatch (UEFI firmware → GRUB → default entry)', () => {
   it('fails an ISO whose GRUB boots in blind mode, naming GRUB\'s error', () => {
-    const v = feedAll(new GrubBootWatch(), fixture('grub-ovmf-blind-mode.serial'));
+    const v = firstVerdict(new GrubBootWatch(), consoleFixture('grub-ovmf-blind-mode.serial'));
     expect(v).toMatchObject({ kind: 'fail', line: 'error: no suitable video mode found.' });
   });
 
   it('gives no console verdict for a clean GRUB boot, and remembers the entry it booted', () => {
     const w = new GrubBootWatch();
-    expect(feedAll(w, fixture('grub-ovmf-all-video.serial'))).toBeUndefined();
+    expect(firstVerdict(w, consoleFixture('grub-ovmf-all-video.serial'))).toBeUndefined();
     expect(w.entry).toBe('os (live)');
   });
 
@@ -37,7 +27,7 @@ describe('GrubBootWatch (UEFI firmware → GRUB → default entry)', () => {
     // Before GRUB says "Booting", the monitor is not even asked.
     expect(await w.probe(regs('ffffffff81000000'))).toBeUndefined();
     expect(asked).toEqual([]);
-    feedAll(w, fixture('grub-ovmf-all-video.serial'));
+    firstVerdict(w, consoleFixture('grub-ovmf-all-video.serial'));
     // Firmware / GRUB / EFI stub addresses are not the kernel.
     expect(await w.probe(regs('000000007e5a1234'))).toBeUndefined();
     expect(await w.probe(regs('ffffffff8a2b3c4d'))).toMatchObject({ kind: 'pass', line: "GRUB booted `os (live)'; the kernel is running (RIP ffffffff8a2b3c4d)" });

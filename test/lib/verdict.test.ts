@@ -1,24 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
-import fs from 'node:fs';
-import path from 'node:path';
 import { StartJobs, stripAnsi, VerdictMatcher } from '../../actions/lib/vm/verdict.js';
 import { TEST_CONSOLE_ARGS } from '../../actions/lib/vm/qemu.js';
+import { consoleFixture, firstVerdict } from '../harness/console.js';
 
 // A real serial console (this repo's example distro, UEFI backend, TCG with a second VM running
 // beside it). serial-getty@ttyS0 gave up waiting for the boot's jobs and PID 1 stopped writing
 // status lines: "[  OK  ] Reached target multi-user…" never came. The boot itself was fine, and
 // PID 1's log line, routed through the kernel log, says so. (The capture's command line also
 // has sysrq_always_enabled and a debug shell on ttyS1, used while finding this out.)
-const capture = fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures', 'uefi-getty-silences-status.serial'), 'utf8').split('\n');
-
-function verdictOf(lines: string[]) {
-  const m = new VerdictMatcher();
-  for (const l of lines) {
-    const v = m.feed(l);
-    if (v) return v;
-  }
-  return undefined;
-}
+const capture = consoleFixture('uefi-getty-silences-status.serial');
+const verdictOf = (lines: string[]) => firstVerdict(new VerdictMatcher(), lines);
 
 describe('the verdict survives systemd silencing its console status', () => {
   it('the test boot routes PID 1\'s log through the kernel log, unthrottled', () => {

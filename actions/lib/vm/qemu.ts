@@ -174,6 +174,16 @@ export interface BootResult {
   pendingJobs?: string[];
 }
 
+/** The reason of a boot (or of all `boots` together) that reached no verdict in `ms`. */
+function timedOutReason(ms: number, boots: number): string {
+  return `timed out after ${Math.round(ms / 1000)} s${boots > 1 ? ` in all (${boots} boots)` : ''} without reaching the success pattern`;
+}
+
+/** The reason's suffix naming the start jobs still running, if any. */
+function stillStarting(jobs: string[] | undefined): string {
+  return jobs?.length ? `; still starting: ${jobs.join(', ')}` : '';
+}
+
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
   const sockets = socketDir('qmp');
   const qmp = path.join(sockets, 'qmp.sock');
@@ -207,11 +217,11 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       clearTimeout(timer);
       const pending = jobs.pending();
       // No verdict line: say what the boot was still waiting for.
-      if (!r.passed && !r.verdictLine && pending.length) resolve({ ...r, pendingJobs: pending, reason: `${r.reason}; still starting: ${pending.join(', ')}` });
+      if (!r.passed && !r.verdictLine && pending.length) resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
       else resolve(r);
     };
     const timer = setTimeout(
-      () => settle({ passed: false, timedOut: true, reason: `timed out after ${Math.round(opts.timeoutMs / 1000)} s without reaching the success pattern` }),
+      () => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }),
       opts.timeoutMs,
     );
     child.stderr.on('data', (d: Buffer) => {
@@ -361,7 +371,7 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
  * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
  * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
  * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
- * stalled attempt is kept beside the log.
+ * stalled attempt is kept beside the log (`keptLogs`).
  */
 export async function bootWithRetry(
   spec: QemuSpec,
@@ -372,21 +382,20 @@ export async function bootWithRetry(
     /** Per-boot set-up (e.g. a fresh swtpm, which exits with QEMU). */
     before?: (spec: QemuSpec) => Promise<QemuSpec>;
   } = {},
-): Promise<BootResult & { attempts: number; retried: string[] }> {
+): Promise<BootResult & { attempts: number; retried: string[]; keptLogs: string[] }> {
   const attempts = retry.attempts ?? 2;
   const minAttemptMs = retry.minAttemptMs ?? 60_000;
   const deadline = Date.now() + opts.timeoutMs;
   const retried: string[] = [];
+  const keptLogs: string[] = [];
   for (let i = 1; ; i++) {
     const timeoutMs = Math.max(1000, deadline - Date.now());
     const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
-    if (r.timedOut && i > 1) {
-      const still = r.pendingJobs?.length ? `; still starting: ${r.pendingJobs.join(', ')}` : '';
-      r.reason = `timed out after ${Math.round(opts.timeoutMs / 1000)} s in all (${i} boots) without reaching the success pattern${still}`;
-    }
-    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs) return { ...r, attempts: i, retried };
+    if (r.timedOut && i > 1) r.reason = `${timedOutReason(opts.timeoutMs, i)}${stillStarting(r.pendingJobs)}`;
+    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs) return { ...r, attempts: i, retried, keptLogs };
     const kept = `${opts.logFile}.attempt-${i}`;
     fs.copyFileSync(opts.logFile, kept);
+    keptLogs.push(kept);
     retried.push(`attempt ${i}: ${r.reason} after ${r.seconds.toFixed(0)} s (console kept as ${path.basename(kept)})`);
     opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
   }

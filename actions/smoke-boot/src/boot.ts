@@ -40,6 +40,8 @@ export interface BootRequest {
 export interface BootOutcome extends BootResult {
   attempts: number;
   retried: string[];
+  /** Consoles of the earlier, failed attempts. */
+  keptLogs: string[];
   accel: 'kvm' | 'tcg';
   accelWhy: string;
   kernelVersion: string;

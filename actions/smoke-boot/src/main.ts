@@ -119,8 +119,7 @@ export async function run(io: ActionIO): Promise<void> {
   io.setOutput('accel', outcome.accel);
   io.setOutput('screenshot', outcome.screenshot ?? '');
   io.setOutput('attempts', String(outcome.attempts));
-  const earlier = Array.from({ length: outcome.attempts - 1 }, (_, i) => `${serialLog}.attempt-${i + 1}`).filter((f) => fs.existsSync(f));
-  const evidence = [serialLog, ...earlier, ...(outcome.screenshot ? [outcome.screenshot] : [])];
+  const evidence = [serialLog, ...outcome.keptLogs, ...(outcome.screenshot ? [outcome.screenshot] : [])];
   let uploaded = '';
   if (inp['artifact-name']) uploaded = await uploadArtifact(inp['artifact-name'], evidence, temp, io);
 
