@@ -29,7 +29,9 @@ afterAll(() => {
 
 /** Runs a function of lib/common.sh in bash; returns status, stdout, stderr. */
 function shfn(fn: string, ...args: string[]) {
-  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', `. "$0"; ${fn} "$@"`, common, ...args], { encoding: 'utf8' });
+  const r = spawnSync('bash', ['--norc', '-euo', 'pipefail', '-c', `. "$0"; ${fn} "$@"`, common, ...args], {
+    encoding: 'utf8',
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -44,7 +46,11 @@ function shellScripts(): string[] {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile() && (/\.sh$/.test(e.name) || /^#!.*\b(ba)?sh\b/.test(fs.readFileSync(p, 'utf8').split('\n')[0] ?? ''))) out.push(p);
+      else if (
+        e.isFile() &&
+        (/\.sh$/.test(e.name) || /^#!.*\b(ba)?sh\b/.test(fs.readFileSync(p, 'utf8').split('\n')[0] ?? ''))
+      )
+        out.push(p);
     }
   };
   walk(bf);
@@ -60,13 +66,27 @@ describe('build_files', () => {
       const r = spawnSync(shell, ['-n', s], { encoding: 'utf8' });
       expect([path.relative(root, s), r.status, r.stderr]).toEqual([path.relative(root, s), 0, '']);
     }
-    for (const s of ['build.sh', 'image-info.sh', 'base/bootstrap.sh', 'base/customize.sh', ...fs.readdirSync(bf).filter((d) => /^\d\d-/.test(d)).map((d) => `${d}/run.sh`)]) {
+    for (const s of [
+      'build.sh',
+      'image-info.sh',
+      'base/bootstrap.sh',
+      'base/customize.sh',
+      ...fs
+        .readdirSync(bf)
+        .filter((d) => /^\d\d-/.test(d))
+        .map((d) => `${d}/run.sh`),
+    ]) {
       expect([s, (fs.statSync(path.join(bf, s)).mode & 0o111) !== 0]).toEqual([s, true]);
     }
   });
 
   it('has the numbered stages, one concern each, in order', () => {
-    expect(fs.readdirSync(bf).filter((d) => /^\d\d-/.test(d)).sort()).toEqual(['10-os-identity', '20-system-files', '30-kernel', '90-cleanup']);
+    expect(
+      fs
+        .readdirSync(bf)
+        .filter((d) => /^\d\d-/.test(d))
+        .sort(),
+    ).toEqual(['10-os-identity', '20-system-files', '30-kernel', '90-cleanup']);
   });
 
   it('never swallows a failure with || true (or || :) without a written reason next to it', () => {
@@ -92,7 +112,9 @@ describe('build_files', () => {
       }
     };
     walk(sf);
-    expect(links.map((l) => path.relative(sf, l))).toContain('usr/lib/systemd/user/timers.target.wants/keel-os-staleness.timer');
+    expect(links.map((l) => path.relative(sf, l))).toContain(
+      'usr/lib/systemd/user/timers.target.wants/keel-os-staleness.timer',
+    );
     for (const l of links) expect([l, fs.existsSync(l)]).toEqual([l, true]);
   });
 
@@ -123,7 +145,9 @@ describe('build_files', () => {
 describe('lib/common.sh on fixture trees', () => {
   it('single_kernel names the one kernel and refuses zero, two, or one without vmlinuz', () => {
     const r = tmp();
-    expect(shfn('single_kernel', r).stderr).toMatch(/expected exactly one kernel directory under \/usr\/lib\/modules, found 0/);
+    expect(shfn('single_kernel', r).stderr).toMatch(
+      /expected exactly one kernel directory under \/usr\/lib\/modules, found 0/,
+    );
     write(path.join(r, 'usr/lib/modules/6.1.0-1/vmlinuz'), 'k');
     expect(shfn('single_kernel', r)).toEqual({ code: 0, stdout: '6.1.0-1\n', stderr: '' });
     fs.mkdirSync(path.join(r, 'usr/lib/modules/6.2.0-2'));
@@ -144,7 +168,12 @@ describe('lib/common.sh on fixture trees', () => {
     fs.symlinkSync('boot/vmlinuz-6.1.0-9-amd64', path.join(r, 'vmlinuz'));
     expect(shfn('relocate_kernel', r).code).toBe(0);
     expect(fs.readdirSync(path.join(r, 'boot'))).toEqual([]);
-    expect(fs.readdirSync(path.join(r, 'usr/lib/modules/6.1.0-9-amd64')).sort()).toEqual(['System.map', 'config', 'kernel', 'vmlinuz']);
+    expect(fs.readdirSync(path.join(r, 'usr/lib/modules/6.1.0-9-amd64')).sort()).toEqual([
+      'System.map',
+      'config',
+      'kernel',
+      'vmlinuz',
+    ]);
     expect(fs.existsSync(path.join(r, 'vmlinuz'))).toBe(false);
     expect(shfn('single_kernel', r).stdout).toBe('6.1.0-9-amd64\n');
   });
@@ -162,14 +191,24 @@ describe('lib/common.sh on fixture trees', () => {
     fs.mkdirSync(path.join(r, 'var/spool'), { recursive: true });
     fs.symlinkSync('../mail', path.join(r, 'var/spool/mail'));
     fs.symlinkSync('../run', path.join(r, 'var/run'));
-    write(path.join(r, 'usr/lib/tmpfiles.d/var.conf'), 'q /var 0755 - - -\nL /var/run - - - - ../run\n# L /var/spool/mail - - - - ../mail\n');
+    write(
+      path.join(r, 'usr/lib/tmpfiles.d/var.conf'),
+      'q /var 0755 - - -\nL /var/run - - - - ../run\n# L /var/spool/mail - - - - ../mail\n',
+    );
     const res = shfn('tidy_var', r);
     expect(res.code).toBe(0);
     expect(fs.readlinkSync(path.join(r, 'var/lib/dpkg'))).toBe('../../usr/lib/sysimage/dpkg');
     expect(fs.readFileSync(path.join(r, 'usr/lib/sysimage/dpkg/status'), 'utf8')).toBe('Package: x\n');
     expect(fs.existsSync(path.join(r, 'usr/lib/sysimage/dpkg/status-old'))).toBe(false);
-    expect(fs.readFileSync(path.join(r, 'usr/lib/tmpfiles.d/dpkg-sysimage.conf'), 'utf8')).toContain('L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg');
-    const left = spawnSync('find', [path.join(r, 'var'), '-mindepth', '1', '!', '-type', 'd', '-printf', '%P %y\n'], { encoding: 'utf8' }).stdout.trim().split('\n').sort();
+    expect(fs.readFileSync(path.join(r, 'usr/lib/tmpfiles.d/dpkg-sysimage.conf'), 'utf8')).toContain(
+      'L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg',
+    );
+    const left = spawnSync('find', [path.join(r, 'var'), '-mindepth', '1', '!', '-type', 'd', '-printf', '%P %y\n'], {
+      encoding: 'utf8',
+    })
+      .stdout.trim()
+      .split('\n')
+      .sort();
     // The undeclared spool link went; the declared links stayed; no file is left.
     expect(left).toEqual(['lib/dpkg l', 'run l']);
     expect(fs.existsSync(path.join(r, 'var/cache/apt/archives/partial'))).toBe(true);
@@ -177,7 +216,10 @@ describe('lib/common.sh on fixture trees', () => {
 
   it('tmpfiles_var_paths reads the /var entries of usr/lib and etc tmpfiles.d', () => {
     const r = tmp();
-    write(path.join(r, 'usr/lib/tmpfiles.d/a.conf'), 'd /var/home 0755 root root -\nd /run/x 0755 - - -\n#L /var/nope\n');
+    write(
+      path.join(r, 'usr/lib/tmpfiles.d/a.conf'),
+      'd /var/home 0755 root root -\nd /run/x 0755 - - -\n#L /var/nope\n',
+    );
     expect(shfn('tmpfiles_var_paths', r).stdout).toBe('/var/home\n');
     write(path.join(r, 'etc/tmpfiles.d/b.conf'), 'L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n');
     expect(shfn('tmpfiles_var_paths', r).stdout).toBe('/var/home\n/var/lib/dpkg\n');
@@ -186,13 +228,34 @@ describe('lib/common.sh on fixture trees', () => {
 
 describe('base bootstrap', () => {
   const script = path.join(bf, 'base', 'bootstrap.sh');
-  const args = ['--image', 'localhost/keel-test-bootstrap:x', '--suite', 'trixie', '--package', 'systemd', '--package', 'udev'];
+  const args = [
+    '--image',
+    'localhost/keel-test-bootstrap:x',
+    '--suite',
+    'trixie',
+    '--package',
+    'systemd',
+    '--package',
+    'udev',
+  ];
 
   it('prints an input hash that changes with the package list, not with its order', () => {
-    const hash = (extra: string[]) => spawnSync('bash', [script, ...extra, '--print-hash'], { encoding: 'utf8' }).stdout.trim();
+    const hash = (extra: string[]) =>
+      spawnSync('bash', [script, ...extra, '--print-hash'], { encoding: 'utf8' }).stdout.trim();
     const h1 = hash(args);
     expect(h1).toMatch(/^[0-9a-f]{64}$/);
-    expect(hash(['--image', 'localhost/keel-test-bootstrap:x', '--suite', 'trixie', '--package', 'udev', '--package', 'systemd'])).toBe(h1);
+    expect(
+      hash([
+        '--image',
+        'localhost/keel-test-bootstrap:x',
+        '--suite',
+        'trixie',
+        '--package',
+        'udev',
+        '--package',
+        'systemd',
+      ]),
+    ).toBe(h1);
     expect(hash([...args, '--package', 'zstd'])).not.toBe(h1);
     expect(hash([...args, '--cache-key', '2025-W10'])).not.toBe(h1);
   });
@@ -201,7 +264,9 @@ describe('base bootstrap', () => {
     const run = (a: string[]) => spawnSync('bash', [script, ...a], { encoding: 'utf8' });
     expect(run(['--suite', 'trixie', '--package', 'x']).stderr).toContain('--image is required');
     expect(run(['--image', 'i', '--suite', 'trixie']).stderr).toContain('at least one --package is required');
-    expect(run(['--image', 'i', '--suite', 'trixie', '--package', 'Bad;rm']).stderr).toContain("--package 'Bad;rm' is not a Debian package name");
+    expect(run(['--image', 'i', '--suite', 'trixie', '--package', 'Bad;rm']).stderr).toContain(
+      "--package 'Bad;rm' is not a Debian package name",
+    );
     expect(run(['--image', 'i', '--suite', 'trixie', '--bogus']).stderr).toContain('unknown argument: --bogus');
   });
 });
@@ -212,8 +277,14 @@ describe('shipped signature policy', () => {
     const policy = JSON.parse(fs.readFileSync(path.join(sys, 'usr/share/keel-os/containers/policy.json'), 'utf8'));
     expect(policy.default).toEqual([{ type: 'reject' }]);
     const entry = policy.transports.docker['ghcr.io/keel-project/keel-os'];
-    expect(entry).toEqual([{ type: 'sigstoreSigned', keyPath: '/usr/share/keel-os/cosign.pub', signedIdentity: { type: 'matchRepository' } }]);
-    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/cosign.pub'), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/);
-    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/containers/registries.d/keel-os.yaml'), 'utf8')).toMatch(/ghcr\.io\/keel-project:\n\s+use-sigstore-attachments: true/);
+    expect(entry).toEqual([
+      { type: 'sigstoreSigned', keyPath: '/usr/share/keel-os/cosign.pub', signedIdentity: { type: 'matchRepository' } },
+    ]);
+    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/cosign.pub'), 'utf8')).toMatch(
+      /^-----BEGIN PUBLIC KEY-----/,
+    );
+    expect(fs.readFileSync(path.join(sys, 'usr/share/keel-os/containers/registries.d/keel-os.yaml'), 'utf8')).toMatch(
+      /ghcr\.io\/keel-project:\n\s+use-sigstore-attachments: true/,
+    );
   });
 });
