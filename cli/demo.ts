@@ -19,13 +19,32 @@ import { repoRoot } from './step.js';
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
 export const HOST_TOOLS: Record<string, string> = {
-  buildah: 'buildah', podman: 'podman', skopeo: 'skopeo', 'docker-registry': 'docker-registry', mmdebstrap: 'mmdebstrap',
-  'qemu-system-x86_64': 'qemu-system-x86', 'qemu-img': 'qemu-utils', swtpm: 'swtpm', 'mke2fs': 'e2fsprogs', 'mkfs.vfat': 'dosfstools',
-  mcopy: 'mtools', sfdisk: 'fdisk', mksquashfs: 'squashfs-tools', xorriso: 'xorriso', 'grub-mkrescue': 'grub-common', zstd: 'zstd',
+  buildah: 'buildah',
+  podman: 'podman',
+  skopeo: 'skopeo',
+  'docker-registry': 'docker-registry',
+  mmdebstrap: 'mmdebstrap',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  'qemu-img': 'qemu-utils',
+  swtpm: 'swtpm',
+  mke2fs: 'e2fsprogs',
+  'mkfs.vfat': 'dosfstools',
+  mcopy: 'mtools',
+  sfdisk: 'fdisk',
+  mksquashfs: 'squashfs-tools',
+  xorriso: 'xorriso',
+  'grub-mkrescue': 'grub-common',
+  zstd: 'zstd',
 };
 
 export function localDeclarations(decl: Distro, registryHost: string): Distro {
-  return { ...decl, image: { ...decl.image, registry: `${registryHost}/${decl.image.registry.split('/').slice(1).join('/') || 'keel'}` } };
+  return {
+    ...decl,
+    image: {
+      ...decl.image,
+      registry: `${registryHost}/${decl.image.registry.split('/').slice(1).join('/') || 'keel'}`,
+    },
+  };
 }
 
 export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
@@ -34,8 +53,12 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const s = Math.round((Date.now() - t0) / 1000);
     return `[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}]`;
   };
-  const log = (line: string) => console.log(line.startsWith('\n') ? `\n${stamp()} ${line.slice(1)}` : `${stamp()} ${line}`);
-  if (process.getuid?.() !== 0) throw new Error('the local pipeline builds and boots images with buildah, mmdebstrap and chroot: run it as root (or through sudo)');
+  const log = (line: string) =>
+    console.log(line.startsWith('\n') ? `\n${stamp()} ${line.slice(1)}` : `${stamp()} ${line}`);
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      'the local pipeline builds and boots images with buildah, mmdebstrap and chroot: run it as root (or through sudo)',
+    );
   requireTools(HOST_TOOLS);
   const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
   const stateDir = path.join(repoRoot, '.keel');
@@ -56,14 +79,27 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
   const runs: RunRecord[] = [];
   let ok = false;
   try {
-    const build = await runWorkflow({ ...common, workflow: wf('build.yml'), event: 'push', eventPayload: { ref: 'refs/heads/main', repository: { full_name: repository } } });
+    const build = await runWorkflow({
+      ...common,
+      workflow: wf('build.yml'),
+      event: 'push',
+      eventPayload: { ref: 'refs/heads/main', repository: { full_name: repository } },
+    });
     runs.push(build);
     if (!build.ok) return false;
     const smoke = await runWorkflow({
       ...common,
       workflow: wf('smoke-boot.yml'),
       event: 'workflow_run',
-      eventPayload: { workflow_run: { id: build.id, conclusion: 'success', event: 'push', head_branch: 'main', head_repository: { full_name: repository } } },
+      eventPayload: {
+        workflow_run: {
+          id: build.id,
+          conclusion: 'success',
+          event: 'push',
+          head_branch: 'main',
+          head_repository: { full_name: repository },
+        },
+      },
     });
     runs.push(smoke);
     if (!smoke.ok) return false;
@@ -77,17 +113,28 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const client = new RegistryClient({ registry: stableRef.registry, tlsVerify: false });
     const stable = await client.headManifest(stableRef.repository, stableRef.reference);
     const bootedDigest = booted.split('@')[1];
-    const sig = await verifyImage(client, stableRef.withDigest(stable?.digest ?? bootedDigest ?? ''), readPublicKey(fs.readFileSync(services.keys.publicKeyPath, 'utf8')).key, {
-      identity: { type: 'matchRepository' },
-      log: memoryLogger(),
-    });
+    const sig = await verifyImage(
+      client,
+      stableRef.withDigest(stable?.digest ?? bootedDigest ?? ''),
+      readPublicKey(fs.readFileSync(services.keys.publicKeyPath, 'utf8')).key,
+      {
+        identity: { type: 'matchRepository' },
+        log: memoryLogger(),
+      },
+    );
     log('\n━━ result');
     log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
-    log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
+    log(
+      `  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`,
+    );
     log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
     ok = Boolean(stable?.digest && stable.digest === bootedDigest && sig.verified);
     printSummary(runs, log);
-    log(ok ? `\n✔ local pipeline complete in ${Math.round((Date.now() - t0) / 1000)} s; runs and step summaries under ${runsDir}` : '\n✘ the end state does not hold');
+    log(
+      ok
+        ? `\n✔ local pipeline complete in ${Math.round((Date.now() - t0) / 1000)} s; runs and step summaries under ${runsDir}`
+        : '\n✘ the end state does not hold',
+    );
     return ok;
   } finally {
     if (!ok) printSummary(runs, log);
@@ -96,7 +143,24 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
 }
 
 export function printSummary(runs: RunRecord[], log: (s: string) => void): void {
-  const KEY = ['digest', 'image-ref', 'tags', 'passed', 'reason', 'boot-seconds', 'accel', 'layers', 'path', 'sha256', 'details-url', 'torrent-ready', 'result', 'pr-url', 'verified', 'signature-refs'];
+  const KEY = [
+    'digest',
+    'image-ref',
+    'tags',
+    'passed',
+    'reason',
+    'boot-seconds',
+    'accel',
+    'layers',
+    'path',
+    'sha256',
+    'details-url',
+    'torrent-ready',
+    'result',
+    'pr-url',
+    'verified',
+    'signature-refs',
+  ];
   log('\n━━ summary');
   for (const r of runs) {
     log(`${r.ok ? '✔' : '✘'} ${r.workflow} (${r.event}) ${(r.ms / 1000).toFixed(0)} s`);
@@ -105,8 +169,12 @@ export function printSummary(runs: RunRecord[], log: (s: string) => void): void 
       for (const sid of j.order) {
         const s = j.steps[sid]!;
         if (!s.hop) continue;
-        const outs = KEY.filter((k) => s.outputs[k]).map((k) => `${k}=${s.outputs[k]!.replace(/\n/g, ',').slice(0, 90)}`);
-        log(`      ${s.result === 'success' ? '✔' : s.result === 'skipped' ? '⏭' : '✘'} ${s.hop.padEnd(11)} ${(s.ms / 1000).toFixed(1).padStart(6)} s  ${outs.join('  ')}${s.error ? `  ${s.error.split('\n')[0]}` : ''}`);
+        const outs = KEY.filter((k) => s.outputs[k]).map(
+          (k) => `${k}=${s.outputs[k]!.replace(/\n/g, ',').slice(0, 90)}`,
+        );
+        log(
+          `      ${s.result === 'success' ? '✔' : s.result === 'skipped' ? '⏭' : '✘'} ${s.hop.padEnd(11)} ${(s.ms / 1000).toFixed(1).padStart(6)} s  ${outs.join('  ')}${s.error ? `  ${s.error.split('\n')[0]}` : ''}`,
+        );
       }
     }
   }

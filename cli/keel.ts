@@ -36,7 +36,8 @@ async function main(argv: string[]): Promise<number> {
       const known = ['build', 'smoke-boot', 'build-disk'];
       if (!pos.length) throw new Error(`keel run: which workflow(s)? ${known.join(', ')}`);
       const unknown = pos.filter((p) => !known.includes(p));
-      if (unknown.length) throw new Error(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
+      if (unknown.length)
+        throw new Error(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
       const inputs = Object.fromEntries(
         (f.input ?? []).map((kv) => {
           const eq = kv.indexOf('=');
@@ -55,19 +56,52 @@ async function main(argv: string[]): Promise<number> {
         const wfs = workflows(local, { mode: 'dogfood' });
         for (const name of pos) {
           const wf = wfs.find((w) => w.file === `${name}.yml`);
-          if (!wf) throw new Error(`no generated workflow ${name}.yml (have: ${wfs.filter((w) => !w.file.startsWith('reusable-')).map((w) => w.file.replace(/\.yml$/, '')).join(', ')})`);
+          if (!wf)
+            throw new Error(
+              `no generated workflow ${name}.yml (have: ${wfs
+                .filter((w) => !w.file.startsWith('reusable-'))
+                .map((w) => w.file.replace(/\.yml$/, ''))
+                .join(', ')})`,
+            );
           const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
           let event = one('event') as EventName | undefined;
           let payload: Record<string, unknown> = {};
           if (name === 'smoke-boot' && lastBuild && !event) {
             event = 'workflow_run';
-            payload = { workflow_run: { id: lastBuild.id, conclusion: 'success', event: lastBuild.event, head_branch: 'main', head_repository: { full_name: repository } } };
+            payload = {
+              workflow_run: {
+                id: lastBuild.id,
+                conclusion: 'success',
+                event: lastBuild.event,
+                head_branch: 'main',
+                head_repository: { full_name: repository },
+              },
+            };
           }
           event ??= name === 'build' ? 'push' : 'workflow_dispatch';
           if (event === 'pull_request') {
-            payload = { action: 'labeled', label: { name: decl.tags['pr-label'] }, number: 1, pull_request: { number: 1, labels: [{ name: decl.tags['pr-label'] }], head: { repo: { full_name: repository } } } };
+            payload = {
+              action: 'labeled',
+              label: { name: decl.tags['pr-label'] },
+              number: 1,
+              pull_request: {
+                number: 1,
+                labels: [{ name: decl.tags['pr-label'] }],
+                head: { repo: { full_name: repository } },
+              },
+            };
           }
-          const r = await runWorkflow({ workflow: wf, event, eventPayload: payload, inputs, services, runsDir: path.join(stateDir, 'runs'), repository, log, verbose: one('verbose') === 'true' });
+          const r = await runWorkflow({
+            workflow: wf,
+            event,
+            eventPayload: payload,
+            inputs,
+            services,
+            runsDir: path.join(stateDir, 'runs'),
+            repository,
+            log,
+            verbose: one('verbose') === 'true',
+          });
           runs.push(r);
           if (!r.ok) break;
         }
@@ -78,15 +112,32 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'generate':
-      await processRunner().run('npx', ['tsx', 'workflows-src/build.ts'], { cwd: repoRoot, stdout: 'inherit', stderr: 'inherit' });
-      await processRunner().run('npx', ['tsx', 'scripts/gen-schema.ts'], { cwd: repoRoot, stdout: 'inherit', stderr: 'inherit' });
+      await processRunner().run('npx', ['tsx', 'workflows-src/build.ts'], {
+        cwd: repoRoot,
+        stdout: 'inherit',
+        stderr: 'inherit',
+      });
+      await processRunner().run('npx', ['tsx', 'scripts/gen-schema.ts'], {
+        cwd: repoRoot,
+        stdout: 'inherit',
+        stderr: 'inherit',
+      });
       return 0;
     case 'keygen': {
       const prefix = one('out-prefix');
-      if (!prefix) throw new Error('keel keygen: --out-prefix is required (e.g. --out-prefix cosign → cosign.key, cosign.pub)');
-      const r = await keygen({ outPrefix: prefix, password: process.env.COSIGN_PASSWORD ?? '', compat: one('compat') === 'true', force: one('force') === 'true' });
-      console.log(`wrote ${r.privateKeyPath} (encrypted, ${r.pemType}, scrypt N=${r.scryptN}) and ${r.publicKeyPath}; fingerprint ${r.fingerprint}`);
-      if (!process.env.COSIGN_PASSWORD) console.log('warning: COSIGN_PASSWORD was empty: the private key has an empty password');
+      if (!prefix)
+        throw new Error('keel keygen: --out-prefix is required (e.g. --out-prefix cosign → cosign.key, cosign.pub)');
+      const r = await keygen({
+        outPrefix: prefix,
+        password: process.env.COSIGN_PASSWORD ?? '',
+        compat: one('compat') === 'true',
+        force: one('force') === 'true',
+      });
+      console.log(
+        `wrote ${r.privateKeyPath} (encrypted, ${r.pemType}, scrypt N=${r.scryptN}) and ${r.publicKeyPath}; fingerprint ${r.fingerprint}`,
+      );
+      if (!process.env.COSIGN_PASSWORD)
+        console.log('warning: COSIGN_PASSWORD was empty: the private key has an empty password');
       return 0;
     }
     case 'policy': {
@@ -94,7 +145,14 @@ async function main(argv: string[]): Promise<number> {
       const pub = one('public-key');
       const out = one('out');
       if (!image || !pub || !out) throw new Error('keel policy: --image, --public-key and --out are required');
-      const r = await policy({ image, publicKeyPath: pub, outDir: out, existingPolicyPath: one('policy'), keyPath: one('key-path'), name: one('name') });
+      const r = await policy({
+        image,
+        publicKeyPath: pub,
+        outDir: out,
+        existingPolicyPath: one('policy'),
+        keyPath: one('key-path'),
+        name: one('name'),
+      });
       console.log(JSON.stringify(r, null, 2));
       return 0;
     }

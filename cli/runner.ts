@@ -68,7 +68,12 @@ export interface RunOptions {
 const HINTED = (s: Step): s is Extract<Step, { local: LocalHint }> => s.type !== 'keel';
 
 /** Local stand-ins for what GitHub gives a hop: loopback registry, generated key, emulators. */
-export function localOverrides(hop: string, inputs: Record<string, string>, svc: LocalServices, declared: Set<string>): Record<string, string> {
+export function localOverrides(
+  hop: string,
+  inputs: Record<string, string>,
+  svc: LocalServices,
+  declared: Set<string>,
+): Record<string, string> {
   const o: Record<string, string> = { ...inputs };
   const set = (k: string, v: string) => {
     if (declared.has(k)) o[k] = v;
@@ -136,7 +141,11 @@ function gitHead(): string {
  */
 function checkout(workspace: string): void {
   fs.mkdirSync(workspace, { recursive: true });
-  const r = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: repoRoot, encoding: 'buffer', maxBuffer: 1 << 28 });
+  const r = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
+    cwd: repoRoot,
+    encoding: 'buffer',
+    maxBuffer: 1 << 28,
+  });
   if (r.status !== 0) throw new Error(`git ls-files failed: ${r.stderr.toString()}`);
   for (const rel of r.stdout.toString('utf8').split('\0').filter(Boolean)) {
     const src = path.join(repoRoot, rel);
@@ -160,7 +169,8 @@ function copyInto(src: string, destDir: string): void {
   else fs.copyFileSync(src, path.join(destDir, path.basename(src)));
 }
 
-const elapsed = (ms: number) => (ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`);
+const elapsed = (ms: number) =>
+  ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 
 /** Runs kept under .keel/runs (each holds its artefacts: ISOs, OCI layouts). */
 export const KEEP_RUNS = 12;
@@ -168,7 +178,10 @@ export const KEEP_RUNS = 12;
 /** Removes all but the newest `keep` run directories (ids sort by start time). */
 export function pruneRuns(runsDir: string, keep = KEEP_RUNS): string[] {
   if (!fs.existsSync(runsDir)) return [];
-  const ids = fs.readdirSync(runsDir).filter((n) => /^[0-9a-z]+-[0-9a-f]{6}$/.test(n)).sort();
+  const ids = fs
+    .readdirSync(runsDir)
+    .filter((n) => /^[0-9a-z]+-[0-9a-f]{6}$/.test(n))
+    .sort();
   const old = ids.slice(0, Math.max(0, ids.length - keep));
   for (const n of old) fs.rmSync(path.join(runsDir, n), { recursive: true, force: true });
   return old;
@@ -253,7 +266,13 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     for (const [i, step] of job.steps.entries()) {
       const sid = step.id ?? `step-${i + 1}`;
       jr.order.push(sid);
-      const rec: StepRecord = { name: step.name, hop: step.type === 'keel' ? step.hop : undefined, result: 'success', ms: 0, outputs: {} };
+      const rec: StepRecord = {
+        name: step.name,
+        hop: step.type === 'keel' ? step.hop : undefined,
+        result: 'success',
+        ms: 0,
+        outputs: {},
+      };
       jr.steps[sid] = rec;
       const c = ctx(jr.steps, status);
       const runIt = step.if ? evaluateCondition(step.if, c) : status === 'success';
@@ -275,7 +294,13 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
             event: payload,
             runnerTemp: jobTemp,
             cwd: workspace,
-            env: { GITHUB_WORKSPACE: workspace, GITHUB_REPOSITORY: opts.repository, GITHUB_SHA: sha, GITHUB_RUN_ID: id, KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS },
+            env: {
+              GITHUB_WORKSPACE: workspace,
+              GITHUB_REPOSITORY: opts.repository,
+              GITHUB_SHA: sha,
+              GITHUB_RUN_ID: id,
+              KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS,
+            },
             onLine: (l) => {
               if (redact.command(l)) return; // a mask applies from the line that declares it on
               if (opts.verbose && !l.startsWith('::debug')) log(`      | ${l}`);
@@ -284,11 +309,16 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
           for (const m of r.masked) redact.add(m);
           rec.outputs = r.outputs;
           rec.summary = redact.apply(r.summary);
-          fs.writeFileSync(path.join(dir, 'jobs', job.id, `${sid}.log`), redact.apply(`${r.stdout}\n--- stderr ---\n${r.stderr}`));
+          fs.writeFileSync(
+            path.join(dir, 'jobs', job.id, `${sid}.log`),
+            redact.apply(`${r.stdout}\n--- stderr ---\n${r.stderr}`),
+          );
           for (const a of r.annotations) if (a.level === 'warning') log(`      ⚠ ${a.message.split('\n')[0]}`);
           if (r.code !== 0) {
             const errs = r.annotations.filter((a) => a.level === 'error').map((a) => a.message);
-            throw new Error(errs.join('\n') || `exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' ')}`);
+            throw new Error(
+              errs.join('\n') || `exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' ')}`,
+            );
           }
         } else if (HINTED(step)) {
           rec.outputs = await runHint(step.local, c, { inWs, dir, runsDir: opts.runsDir, releaseDate, log, step });
@@ -337,21 +367,30 @@ async function runHint(h: LocalHint, c: EvalContext, x: HintCtx): Promise<Record
     case 'bootstrap-base': {
       x.log(`    · base image: ${h.script} (cached by its inputs)`);
       const t = Date.now();
-      await processRunner().run('bash', [path.join(repoRoot, h.script), ...h.args], { cwd: repoRoot, stdout: 'ignore', timeoutMs: 3600_000 });
+      await processRunner().run('bash', [path.join(repoRoot, h.script), ...h.args], {
+        cwd: repoRoot,
+        stdout: 'ignore',
+        timeoutMs: 3600_000,
+      });
       x.log(`      ✔ ${h.image} ready in ${elapsed(Date.now() - t)}`);
       return {};
     }
     case 'write-files': {
       const d = x.inWs(h.dir);
       fs.mkdirSync(d, { recursive: true });
-      for (const [name, v] of Object.entries(h.files)) fs.writeFileSync(path.join(d, name), `${evaluateString(v, c)}\n`);
+      for (const [name, v] of Object.entries(h.files))
+        fs.writeFileSync(path.join(d, name), `${evaluateString(v, c)}\n`);
       return {};
     }
     case 'read-files': {
       const out: Record<string, string> = {};
       for (const [name, spec] of Object.entries(h.outputs)) {
-        const v = fs.readFileSync(path.join(x.inWs(h.dir), spec.file), 'utf8').split('\n')[0]!.trim();
-        if (!new RegExp(spec.pattern).test(v)) throw new Error(`hand-off file ${spec.file} holds ${JSON.stringify(v)}, not ${spec.pattern}`);
+        const v = fs
+          .readFileSync(path.join(x.inWs(h.dir), spec.file), 'utf8')
+          .split('\n')[0]!
+          .trim();
+        if (!new RegExp(spec.pattern).test(v))
+          throw new Error(`hand-off file ${spec.file} holds ${JSON.stringify(v)}, not ${spec.pattern}`);
         out[name] = v;
       }
       return out;

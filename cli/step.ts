@@ -123,7 +123,11 @@ export async function runStep(req: StepRequest): Promise<StepResult> {
 
   const t0 = Date.now();
   return new Promise<StepResult>((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle], { cwd: req.cwd ?? repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bundle], {
+      cwd: req.cwd ?? repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let partial = '';

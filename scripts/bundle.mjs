@@ -45,5 +45,7 @@ for (const hop of hops) {
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.writeFileSync(p, asset.source, { mode: asset.permissions });
   }
-  process.stderr.write(`bundled ${hop} → dist/${hop}/index.js (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)\n`);
+  process.stderr.write(
+    `bundled ${hop} → dist/${hop}/index.js (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)\n`,
+  );
 }

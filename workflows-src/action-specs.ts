@@ -54,7 +54,8 @@ export function loadActionSpecs(root = repoRoot): ActionSpec[] {
       };
     }
     const outputs: Record<string, { description: string }> = {};
-    for (const [name, v] of Object.entries(raw.outputs ?? {})) outputs[name] = { description: String(v?.description ?? '') };
+    for (const [name, v] of Object.entries(raw.outputs ?? {}))
+      outputs[name] = { description: String(v?.description ?? '') };
     return { hop, name: String(raw.name ?? hop), description: String(raw.description ?? ''), inputs, outputs };
   });
 }
@@ -110,7 +111,9 @@ export function renderActionTypes(specs: ActionSpec[] = loadActionSpecs()): stri
     out.push(`  ${key(s.hop)}: {`);
     out.push('    inputs: {');
     for (const [name, i] of Object.entries(s.inputs)) {
-      out.push(`      ${key(name)}: { required: ${i.required}${i.default !== undefined ? `, default: ${q(i.default)}` : ''} },`);
+      out.push(
+        `      ${key(name)}: { required: ${i.required}${i.default !== undefined ? `, default: ${q(i.default)}` : ''} },`,
+      );
     }
     out.push('    },');
     out.push(`    outputs: [${Object.keys(s.outputs).map(q).join(', ')}],`);

@@ -40,7 +40,9 @@ export class Params {
 
   /** A workflow_call input (reusable only). */
   input(name: string, spec: ParamSpec): Expr {
-    const type = spec.type ?? (typeof spec.default === 'number' ? 'number' : typeof spec.default === 'boolean' ? 'boolean' : 'string');
+    const type =
+      spec.type ??
+      (typeof spec.default === 'number' ? 'number' : typeof spec.default === 'boolean' ? 'boolean' : 'string');
     const prev = this.callInputs[name];
     const next: CallInput = {
       description: spec.description,
@@ -48,14 +50,18 @@ export class Params {
       type,
       ...(spec.default !== undefined ? { default: spec.default } : {}),
     };
-    if (prev && JSON.stringify(prev) !== JSON.stringify(next)) throw new Error(`input '${name}' declared twice, differently`);
+    if (prev && JSON.stringify(prev) !== JSON.stringify(next))
+      throw new Error(`input '${name}' declared twice, differently`);
     this.callInputs[name] = next;
     return input(name);
   }
 
   /** The runner label: ubuntu-24.04, or the caller's choice. */
   runsOn(): Expr {
-    return this.v('runs-on', RUNNER, { description: 'Runner label for every job (needs sudo, KVM helps).', default: RUNNER });
+    return this.v('runs-on', RUNNER, {
+      description: 'Runner label for every job (needs sudo, KVM helps).',
+      default: RUNNER,
+    });
   }
 }
 
@@ -100,7 +106,7 @@ export function enableKvm(): RunStep {
       '  echo "no /dev/kvm: the VM hops fall back to TCG"',
       'fi',
     ].join('\n'),
-    local: skip('KVM access is the machine owner\'s business; the hops probe it and fall back to TCG'),
+    local: skip("KVM access is the machine owner's business; the hops probe it and fall back to TCG"),
   });
 }
 
@@ -127,9 +133,29 @@ export function aptInstall(packages: string[]): RunStep {
 }
 
 /** Tools of the smoke-boot hop (direct and uefi backends). */
-export const VM_PACKAGES = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'swtpm', 'swtpm-tools', 'e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'zstd'];
+export const VM_PACKAGES = [
+  'qemu-system-x86',
+  'qemu-utils',
+  'ovmf',
+  'swtpm',
+  'swtpm-tools',
+  'e2fsprogs',
+  'fdisk',
+  'dosfstools',
+  'mtools',
+  'zstd',
+];
 /** Tools of the build-disk hop (live ISO and disks, plus its boot test). */
-export const DISK_PACKAGES = [...VM_PACKAGES, 'xorriso', 'squashfs-tools', 'grub-common', 'grub-efi-amd64-bin', 'grub-pc-bin', 'dracut', 'cpio'];
+export const DISK_PACKAGES = [
+  ...VM_PACKAGES,
+  'xorriso',
+  'squashfs-tools',
+  'grub-common',
+  'grub-efi-amd64-bin',
+  'grub-pc-bin',
+  'dracut',
+  'cpio',
+];
 
 // ---------------------------------------------------------------------------------------------
 // build → smoke-boot hand-off: the digest of *that* build run, as an artifact of the run
@@ -164,7 +190,13 @@ export function uploadHandoff(): ActionStep {
     name: 'Hand the digest to smoke-boot (artifact of this run)',
     uses: pins.uploadArtifact,
     // overwrite: a re-run of the build job replaces its own hand-off instead of failing on the name.
-    with: { name: IMAGE_ARTIFACT, path: `${IMAGE_HANDOFF_DIR}/`, 'retention-days': 7, 'if-no-files-found': 'error', overwrite: true },
+    with: {
+      name: IMAGE_ARTIFACT,
+      path: `${IMAGE_HANDOFF_DIR}/`,
+      'retention-days': 7,
+      'if-no-files-found': 'error',
+      overwrite: true,
+    },
     local: { local: 'artifact-upload', name: lit(IMAGE_ARTIFACT), paths: [lit(`${IMAGE_HANDOFF_DIR}/`)] },
   });
 }

@@ -57,7 +57,8 @@ export interface TemplateVars {
 /** What the typed builders accept where an expression is expected: an Expr or a constant. */
 export type Value = Expr | string | number | boolean;
 
-export const isExpr = (v: unknown): v is Expr => typeof v === 'object' && v !== null && typeof (v as { kind?: unknown }).kind === 'string';
+export const isExpr = (v: unknown): v is Expr =>
+  typeof v === 'object' && v !== null && typeof (v as { kind?: unknown }).kind === 'string';
 
 export function toExpr(v: Value): Expr {
   if (isExpr(v)) return v;
@@ -69,7 +70,9 @@ export function toExpr(v: Value): Expr {
 
 export function lit(value: string | number | boolean): Expr {
   if (typeof value === 'string' && value.includes('${{')) {
-    throw new Error(`a literal must not contain an expression (${JSON.stringify(value)}): build it from Expr parts instead`);
+    throw new Error(
+      `a literal must not contain an expression (${JSON.stringify(value)}): build it from Expr parts instead`,
+    );
   }
   return { kind: 'literal', value };
 }
@@ -90,8 +93,16 @@ export const and = (...items: Value[]): Expr => ({ kind: 'and', items: items.map
 export const not = (item: Expr): Expr => ({ kind: 'not', item });
 export const eq = (left: Value, right: Value): Expr => ({ kind: 'eq', left: toExpr(left), right: toExpr(right) });
 export const ne = (left: Value, right: Value): Expr => ({ kind: 'ne', left: toExpr(left), right: toExpr(right) });
-export const contains = (haystack: Value, needle: Value): Expr => ({ kind: 'contains', haystack: toExpr(haystack), needle: toExpr(needle) });
-export const startsWith = (text: Value, prefix: Value): Expr => ({ kind: 'starts-with', text: toExpr(text), prefix: toExpr(prefix) });
+export const contains = (haystack: Value, needle: Value): Expr => ({
+  kind: 'contains',
+  haystack: toExpr(haystack),
+  needle: toExpr(needle),
+});
+export const startsWith = (text: Value, prefix: Value): Expr => ({
+  kind: 'starts-with',
+  text: toExpr(text),
+  prefix: toExpr(prefix),
+});
 export const always = (): Expr => ({ kind: 'status', fn: 'always' });
 export const success = (): Expr => ({ kind: 'status', fn: 'success' });
 
@@ -138,7 +149,8 @@ export function templateParts(e: Extract<Expr, { kind: 'template' }>): Expr[] {
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /** Binding strength of the operators (higher binds tighter): || < && < == != < ! and primaries. */
-const precedence = (e: Expr): number => (e.kind === 'or' ? 1 : e.kind === 'and' ? 2 : e.kind === 'eq' || e.kind === 'ne' ? 3 : 4);
+const precedence = (e: Expr): number =>
+  e.kind === 'or' ? 1 : e.kind === 'and' ? 2 : e.kind === 'eq' || e.kind === 'ne' ? 3 : 4;
 
 /** The expression text (without `${{ }}`). */
 export function exprText(e: Expr): string {
@@ -276,7 +288,8 @@ export interface EvalContext {
 type EvalValue = string | number | boolean | unknown[] | null | undefined;
 
 const truthy = (v: unknown) => !(v === undefined || v === null || v === false || v === '' || v === 0);
-const asString = (v: unknown) => (v === undefined || v === null ? '' : Array.isArray(v) ? JSON.stringify(v) : String(v));
+const asString = (v: unknown) =>
+  v === undefined || v === null ? '' : Array.isArray(v) ? JSON.stringify(v) : String(v);
 
 /** Evaluates an expression with GitHub's semantics for the subset Keel generates. */
 export function evaluate(e: Expr, ctx: EvalContext): EvalValue {
@@ -329,7 +342,10 @@ export function evaluate(e: Expr, ctx: EvalContext): EvalValue {
     case 'ne': {
       const l = evaluate(e.left, ctx);
       const r = evaluate(e.right, ctx);
-      const same = typeof l === 'string' && typeof r === 'string' ? l.toLowerCase() === r.toLowerCase() : asString(l) === asString(r);
+      const same =
+        typeof l === 'string' && typeof r === 'string'
+          ? l.toLowerCase() === r.toLowerCase()
+          : asString(l) === asString(r);
       return e.kind === 'eq' ? same : !same;
     }
     case 'contains': {
@@ -339,7 +355,9 @@ export function evaluate(e: Expr, ctx: EvalContext): EvalValue {
       return asString(h).toLowerCase().includes(n);
     }
     case 'starts-with':
-      return asString(evaluate(e.text, ctx)).toLowerCase().startsWith(asString(evaluate(e.prefix, ctx)).toLowerCase());
+      return asString(evaluate(e.text, ctx))
+        .toLowerCase()
+        .startsWith(asString(evaluate(e.prefix, ctx)).toLowerCase());
     case 'status': {
       const s = ctx.status ?? 'success';
       if (e.fn === 'always') return true;

@@ -19,7 +19,18 @@ import { smokeBootWorkflow } from './workflows/smoke-boot.js';
  *
  * Expressions (`Expr`, expr.ts) are data; `evaluate(expr, ctx)` is their reference semantics.
  */
-export type { Workflow, Job, Step, KeelStep, AnyKeelStep, ActionStep, RunStep, LocalHint, Triggers, Permissions } from './model.js';
+export type {
+  Workflow,
+  Job,
+  Step,
+  KeelStep,
+  AnyKeelStep,
+  ActionStep,
+  RunStep,
+  LocalHint,
+  Triggers,
+  Permissions,
+} from './model.js';
 /** The name the local runner uses for a workflow object. */
 export type { Workflow as WorkflowModel } from './model.js';
 export type { Expr, EvalContext, TemplateVars } from './expr.js';
@@ -44,7 +55,8 @@ export interface WorkflowsOptions {
 export function workflows(decl: Distro = loadRepoDeclarations(), opts: WorkflowsOptions = {}): Workflow[] {
   const modes: Mode[] = opts.mode ? [opts.mode] : ['dogfood', 'reusable'];
   const out: Workflow[] = [];
-  for (const mode of modes) out.push(buildWorkflow(decl, mode), smokeBootWorkflow(decl, mode), buildDiskWorkflow(decl, mode));
+  for (const mode of modes)
+    out.push(buildWorkflow(decl, mode), smokeBootWorkflow(decl, mode), buildDiskWorkflow(decl, mode));
   for (const wf of out) {
     const problems = checkWorkflow(wf);
     if (problems.length) throw new Error(`workflow model is unsound:\n${problems.join('\n')}`);

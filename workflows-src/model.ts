@@ -103,7 +103,11 @@ const mapValues = (r: Record<string, Value | undefined>, what = 'value'): Record
 };
 
 const outputRefs = <O extends string>(step: string, names: readonly O[], hop?: string) =>
-  Object.freeze(Object.fromEntries(names.map((o) => [o, { kind: 'step-output', step, output: o, ...(hop ? { hop } : {}) } as Expr]))) as {
+  Object.freeze(
+    Object.fromEntries(
+      names.map((o) => [o, { kind: 'step-output', step, output: o, ...(hop ? { hop } : {}) } as Expr]),
+    ),
+  ) as {
     readonly [K in O]: Expr;
   };
 
@@ -119,12 +123,18 @@ function common(id: string | undefined, name: string, o: StepOptions): StepCommo
 }
 
 /** A step running a Keel action: only its declared inputs, every required one, typed outputs. */
-export function keelStep<H extends KeelActionName>(hop: H, id: string, inputs: KeelInputs[H], o: StepOptions = {}): KeelStep<H> {
+export function keelStep<H extends KeelActionName>(
+  hop: H,
+  id: string,
+  inputs: KeelInputs[H],
+  o: StepOptions = {},
+): KeelStep<H> {
   const spec = KEEL_ACTIONS[hop] as { inputs: Record<string, { required: boolean }>; outputs: readonly string[] };
   // The types already enforce this; the check keeps hand-built objects honest too.
   for (const k of Object.keys(inputs)) if (!(k in spec.inputs)) throw new Error(`${hop}: unknown input '${k}'`);
   for (const [k, v] of Object.entries(spec.inputs)) {
-    if (v.required && (inputs as Record<string, Value | undefined>)[k] === undefined) throw new Error(`${hop}: missing required input '${k}'`);
+    if (v.required && (inputs as Record<string, Value | undefined>)[k] === undefined)
+      throw new Error(`${hop}: missing required input '${k}'`);
   }
   return {
     type: 'keel',
@@ -140,12 +150,22 @@ type KeelBuilders = { [H in KeelActionName]: (id: string, inputs: KeelInputs[H],
 
 /** `keel.push('push', { source, image, … })`: one typed builder per Keel action. */
 export const keel = Object.fromEntries(
-  (Object.keys(KEEL_ACTIONS) as KeelActionName[]).map((h) => [h, (id: string, inputs: never, o?: StepOptions) => keelStep(h, id, inputs, o)]),
+  (Object.keys(KEEL_ACTIONS) as KeelActionName[]).map((h) => [
+    h,
+    (id: string, inputs: never, o?: StepOptions) => keelStep(h, id, inputs, o),
+  ]),
 ) as unknown as KeelBuilders;
 
 /** A step running a pinned third-party action. */
 export function actionStep<O extends string = never>(
-  spec: { id?: string; name: string; uses: Pin; with?: Record<string, Value>; local: LocalHint; outputs?: readonly O[] } & StepOptions,
+  spec: {
+    id?: string;
+    name: string;
+    uses: Pin;
+    with?: Record<string, Value>;
+    local: LocalHint;
+    outputs?: readonly O[];
+  } & StepOptions,
 ): ActionStep<O> {
   if (spec.outputs?.length && !spec.id) throw new Error(`step '${spec.name}' has outputs but no id`);
   return {
@@ -162,7 +182,8 @@ export function actionStep<O extends string = never>(
 export function runStep<O extends string = never>(
   spec: { id?: string; name: string; run: string; local: LocalHint; outputs?: readonly O[] } & StepOptions,
 ): RunStep<O> {
-  if (spec.run.includes('${{')) throw new Error(`step '${spec.name}': a run script must not interpolate expressions; pass them through env`);
+  if (spec.run.includes('${{'))
+    throw new Error(`step '${spec.name}': a run script must not interpolate expressions; pass them through env`);
   if (spec.outputs?.length && !spec.id) throw new Error(`step '${spec.name}' has outputs but no id`);
   return {
     type: 'run',
@@ -340,10 +361,12 @@ export function checkWorkflow(wf: Workflow): string[] {
     const checkRef = (e: Expr, at: string, stepsSoFar: Map<string, Step>) => {
       if (e.kind === 'step-output') {
         const s = stepsSoFar.get(e.step);
-        if (!s) problems.push(`${at}: reads steps.${e.step}.outputs.${e.output}, but no earlier step has id '${e.step}'`);
+        if (!s)
+          problems.push(`${at}: reads steps.${e.step}.outputs.${e.output}, but no earlier step has id '${e.step}'`);
         else if (!(e.output in s.outputs)) problems.push(`${at}: step '${e.step}' has no output '${e.output}'`);
       } else if (e.kind === 'job-output' || e.kind === 'job-result') {
-        if (!j.needs.includes(e.job)) problems.push(`${at}: reads needs.${e.job}, but the job does not need '${e.job}'`);
+        if (!j.needs.includes(e.job))
+          problems.push(`${at}: reads needs.${e.job}, but the job does not need '${e.job}'`);
         else if (e.kind === 'job-output' && !(e.output in (jobs.get(e.job)?.outputs ?? {}))) {
           problems.push(`${at}: job '${e.job}' has no output '${e.output}'`);
         }
@@ -359,8 +382,10 @@ export function checkWorkflow(wf: Workflow): string[] {
       }
       if (s.type === 'keel') {
         const spec = KEEL_ACTIONS[s.hop] as { inputs: Record<string, { required: boolean }> };
-        for (const k of Object.keys(s.with)) if (!(k in spec.inputs)) problems.push(`${at}: ${s.hop} has no input '${k}'`);
-        for (const [k, v] of Object.entries(spec.inputs)) if (v.required && !(k in s.with)) problems.push(`${at}: ${s.hop} needs input '${k}'`);
+        for (const k of Object.keys(s.with))
+          if (!(k in spec.inputs)) problems.push(`${at}: ${s.hop} has no input '${k}'`);
+        for (const [k, v] of Object.entries(spec.inputs))
+          if (v.required && !(k in s.with)) problems.push(`${at}: ${s.hop} needs input '${k}'`);
       }
     }
     for (const e of jobExprs(j)) for (const x of walkExpr(e)) checkRef(x, `${where} (job level)`, seen);
@@ -368,7 +393,9 @@ export function checkWorkflow(wf: Workflow): string[] {
   for (const [name, o] of Object.entries(wf.on.workflow_call?.outputs ?? {})) {
     for (const x of walkExpr(o.value)) {
       if (x.kind === 'jobs-output' && !(x.output in (jobs.get(x.job)?.outputs ?? {}))) {
-        problems.push(`${wf.file}: workflow output '${name}' reads jobs.${x.job}.outputs.${x.output}, which does not exist`);
+        problems.push(
+          `${wf.file}: workflow output '${name}' reads jobs.${x.job}.outputs.${x.output}, which does not exist`,
+        );
       } else if (x.kind === 'step-output' || x.kind === 'job-output') {
         problems.push(`${wf.file}: workflow output '${name}' must read a job output (jobs.<job>.outputs.<name>)`);
       }

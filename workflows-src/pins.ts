@@ -21,10 +21,18 @@ export interface Pin {
 
 export const pins = {
   checkout: { action: 'actions/checkout', sha: '11bd71901bbe5b1630ceea73d27597364c9af683', version: 'v4.2.2' },
-  uploadArtifact: { action: 'actions/upload-artifact', sha: 'ea165f8d65b6e75b540449e92b4886f43607fa02', version: 'v4.6.2' },
+  uploadArtifact: {
+    action: 'actions/upload-artifact',
+    sha: 'ea165f8d65b6e75b540449e92b4886f43607fa02',
+    version: 'v4.6.2',
+  },
   // v4.1.0+ has `run-id` + `github-token` (download from another run, e.g. the build that
   // triggered a workflow_run).
-  downloadArtifact: { action: 'actions/download-artifact', sha: 'd3f86a106a0bac45b974a628896c90dbdf5c8093', version: 'v4.3.0' },
+  downloadArtifact: {
+    action: 'actions/download-artifact',
+    sha: 'd3f86a106a0bac45b974a628896c90dbdf5c8093',
+    version: 'v4.3.0',
+  },
 } as const satisfies Record<string, Pin>;
 
 export const usesText = (p: Pin) => `${p.action}@${p.sha}`;

@@ -21,7 +21,8 @@ export function header(wf: Workflow): string {
 
 type Plain = string | number | boolean | Plain[] | { [k: string]: Plain };
 
-const sorted = <T>(r: Record<string, T>): [string, T][] => Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const sorted = <T>(r: Record<string, T>): [string, T][] =>
+  Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 function checkLiterals(e: Expr): void {
   for (const x of walkExpr(e)) {
@@ -57,7 +58,14 @@ function obj(entries: [string, Plain | undefined][]): { [k: string]: Plain } {
 }
 
 function stepPlain(s: Step, wf: Workflow): { [k: string]: Plain } {
-  const uses = s.type === 'keel' ? (wf.actions === 'local' ? keelLocalUses(s.hop) : keelRemoteUses(s.hop)) : s.type === 'action' ? usesText(s.uses) : undefined;
+  const uses =
+    s.type === 'keel'
+      ? wf.actions === 'local'
+        ? keelLocalUses(s.hop)
+        : keelRemoteUses(s.hop)
+      : s.type === 'action'
+        ? usesText(s.uses)
+        : undefined;
   return obj([
     ['name', s.name],
     ['id', s.id],
@@ -80,7 +88,12 @@ function jobPlain(j: Job, wf: Workflow): { [k: string]: Plain } {
     ['runs-on', value(j.runsOn)],
     ['timeout-minutes', j.timeoutMinutes],
     ['permissions', permissions(j.permissions)],
-    ['concurrency', j.concurrency ? { group: value(j.concurrency.group), 'cancel-in-progress': j.concurrency.cancelInProgress } : undefined],
+    [
+      'concurrency',
+      j.concurrency
+        ? { group: value(j.concurrency.group), 'cancel-in-progress': j.concurrency.cancelInProgress }
+        : undefined,
+    ],
     ['outputs', valueMap(j.outputs as Record<string, Expr>)],
     ['env', valueMap(j.env)],
     ['steps', j.steps.map((s) => stepPlain(s, wf))],
@@ -90,10 +103,24 @@ function jobPlain(j: Job, wf: Workflow): { [k: string]: Plain } {
 function triggersPlain(wf: Workflow): { [k: string]: Plain } {
   const on = wf.on;
   return obj([
-    ['push', on.push ? obj([['branches', on.push.branches], ['paths', on.push.paths]]) : undefined],
+    [
+      'push',
+      on.push
+        ? obj([
+            ['branches', on.push.branches],
+            ['paths', on.push.paths],
+          ])
+        : undefined,
+    ],
     [
       'pull_request',
-      on.pull_request ? obj([['types', on.pull_request.types], ['branches', on.pull_request.branches], ['paths', on.pull_request.paths]]) : undefined,
+      on.pull_request
+        ? obj([
+            ['types', on.pull_request.types],
+            ['branches', on.pull_request.branches],
+            ['paths', on.pull_request.paths],
+          ])
+        : undefined,
     ],
     ['schedule', on.schedule?.map((s) => ({ cron: s.cron }))],
     [
@@ -106,7 +133,13 @@ function triggersPlain(wf: Workflow): { [k: string]: Plain } {
                 ? Object.fromEntries(
                     Object.entries(on.workflow_dispatch.inputs).map(([k, i]) => [
                       k,
-                      obj([['description', i.description], ['required', i.required], ['type', i.type], ['default', i.default], ['options', i.options]]),
+                      obj([
+                        ['description', i.description],
+                        ['required', i.required],
+                        ['type', i.type],
+                        ['default', i.default],
+                        ['options', i.options],
+                      ]),
                     ]),
                   )
                 : undefined,
@@ -116,7 +149,13 @@ function triggersPlain(wf: Workflow): { [k: string]: Plain } {
     ],
     [
       'workflow_run',
-      on.workflow_run ? obj([['workflows', on.workflow_run.workflows], ['types', on.workflow_run.types], ['branches', on.workflow_run.branches]]) : undefined,
+      on.workflow_run
+        ? obj([
+            ['workflows', on.workflow_run.workflows],
+            ['types', on.workflow_run.types],
+            ['branches', on.workflow_run.branches],
+          ])
+        : undefined,
     ],
     [
       'workflow_call',
@@ -128,7 +167,12 @@ function triggersPlain(wf: Workflow): { [k: string]: Plain } {
                 ? Object.fromEntries(
                     Object.entries(on.workflow_call.inputs).map(([k, i]) => [
                       k,
-                      obj([['description', i.description], ['required', i.required], ['type', i.type], ['default', i.default]]),
+                      obj([
+                        ['description', i.description],
+                        ['required', i.required],
+                        ['type', i.type],
+                        ['default', i.default],
+                      ]),
                     ]),
                   )
                 : undefined,
@@ -136,14 +180,22 @@ function triggersPlain(wf: Workflow): { [k: string]: Plain } {
             [
               'secrets',
               on.workflow_call.secrets
-                ? Object.fromEntries(Object.entries(on.workflow_call.secrets).map(([k, s]) => [k, { description: s.description, required: s.required }]))
+                ? Object.fromEntries(
+                    Object.entries(on.workflow_call.secrets).map(([k, s]) => [
+                      k,
+                      { description: s.description, required: s.required },
+                    ]),
+                  )
                 : undefined,
             ],
             [
               'outputs',
               on.workflow_call.outputs
                 ? Object.fromEntries(
-                    Object.entries(on.workflow_call.outputs).map(([k, o]) => [k, { description: o.description, value: value(o.value) }]),
+                    Object.entries(on.workflow_call.outputs).map(([k, o]) => [
+                      k,
+                      { description: o.description, value: value(o.value) },
+                    ]),
                   )
                 : undefined,
             ],
@@ -159,7 +211,12 @@ export function workflowPlain(wf: Workflow): { [k: string]: Plain } {
     ['name', wf.name],
     ['on', triggersPlain(wf)],
     ['permissions', permissions(wf.permissions)],
-    ['concurrency', wf.concurrency ? { group: value(wf.concurrency.group), 'cancel-in-progress': wf.concurrency.cancelInProgress } : undefined],
+    [
+      'concurrency',
+      wf.concurrency
+        ? { group: value(wf.concurrency.group), 'cancel-in-progress': wf.concurrency.cancelInProgress }
+        : undefined,
+    ],
     ['jobs', Object.fromEntries(wf.jobs.map((j) => [j.id, jobPlain(j, wf)]))],
   ]);
 }
@@ -170,7 +227,8 @@ export function renderWorkflow(wf: Workflow): string {
   doc.commentBefore = header(wf);
   // The version of each pinned third-party action as a trailing comment on its `uses:` line.
   const versions = new Map<string, string>();
-  for (const j of wf.jobs) for (const s of j.steps) if (s.type === 'action') versions.set(usesText(s.uses), s.uses.version);
+  for (const j of wf.jobs)
+    for (const s of j.steps) if (s.type === 'action') versions.set(usesText(s.uses), s.uses.version);
   const jobs = doc.get('jobs', true);
   if (isMap(jobs)) {
     for (const jp of jobs.items) {

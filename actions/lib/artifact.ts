@@ -7,7 +7,13 @@ import type { Logger } from './log.js';
  * it says so and returns '' instead of failing the hop. A failed upload is a warning, never
  * the verdict.
  */
-export async function uploadArtifact(name: string, files: string[], rootDir: string, log: Logger, retentionDays = 7): Promise<string> {
+export async function uploadArtifact(
+  name: string,
+  files: string[],
+  rootDir: string,
+  log: Logger,
+  retentionDays = 7,
+): Promise<string> {
   if (!process.env.ACTIONS_RUNTIME_TOKEN || !process.env.ACTIONS_RESULTS_URL) {
     log.info(`artifact ${name}: not on a GitHub runner, files kept locally: ${files.join(', ')}`);
     return '';

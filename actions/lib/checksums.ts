@@ -67,7 +67,8 @@ export function formatSha256Sums(entries: readonly Sha256Entry[]): string {
     if (!e.name || e.name !== path.basename(e.name) || /[\n\r\\]/.test(e.name)) {
       throw new ChecksumError(`SHA256SUMS entries must be plain basenames; got ${JSON.stringify(e.name)}`);
     }
-    if (!HEX64.test(e.sha256)) throw new ChecksumError(`${e.name}: ${JSON.stringify(e.sha256)} is not a lowercase hex SHA-256`);
+    if (!HEX64.test(e.sha256))
+      throw new ChecksumError(`${e.name}: ${JSON.stringify(e.sha256)} is not a lowercase hex SHA-256`);
     if (seen.has(e.name)) throw new ChecksumError(`SHA256SUMS would list ${e.name} twice`);
     seen.add(e.name);
   }
@@ -79,7 +80,10 @@ export function formatSha256Sums(entries: readonly Sha256Entry[]): string {
  * Hashes `files` and writes `out` (default: SHA256SUMS next to the first file) listing them by
  * basename. Returns the entries written.
  */
-export async function writeSha256Sums(files: readonly string[], out?: string): Promise<{ path: string; entries: Sha256Entry[] }> {
+export async function writeSha256Sums(
+  files: readonly string[],
+  out?: string,
+): Promise<{ path: string; entries: Sha256Entry[] }> {
   if (files.length === 0) throw new ChecksumError('writeSha256Sums: no files to list');
   const entries: Sha256Entry[] = [];
   for (const f of files) entries.push({ name: path.basename(f), sha256: await sha256File(f) });
@@ -101,7 +105,9 @@ export function parseSha256Sums(text: string, source = 'SHA256SUMS'): Sha256Entr
     if (line.trim() === '' || line.startsWith('#')) continue;
     const m = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line);
     if (!m) {
-      throw new ChecksumError(`${source}:${i + 1}: expected "<64 hex digits>  <file name>", got ${JSON.stringify(line.slice(0, 120))}`);
+      throw new ChecksumError(
+        `${source}:${i + 1}: expected "<64 hex digits>  <file name>", got ${JSON.stringify(line.slice(0, 120))}`,
+      );
     }
     out.push({ sha256: m[1]!.toLowerCase(), name: m[2]!.replace(/^\.\//, '') });
   }

@@ -16,7 +16,10 @@ const ImageSpec = z
   .strictObject({
     registry: z
       .string()
-      .regex(/^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)*$/, 'a lowercase registry host with optional namespace, e.g. ghcr.io/my-org')
+      .regex(
+        /^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)*$/,
+        'a lowercase registry host with optional namespace, e.g. ghcr.io/my-org',
+      )
       .describe('Registry and namespace the image is published to, e.g. ghcr.io/my-org. Lowercase.'),
     name: z.string().regex(repoComponent, 'a lowercase image name').describe('Image (package) name, e.g. my-os.'),
     title: z.string().min(1).describe('Human title (org.opencontainers.image.title).'),
@@ -30,7 +33,10 @@ const ImageSpec = z
 
 const OsSpec = z
   .strictObject({
-    id: z.string().regex(/^[a-z0-9._-]+$/, 'os-release ID characters [a-z0-9._-]').describe('os-release ID.'),
+    id: z
+      .string()
+      .regex(/^[a-z0-9._-]+$/, 'os-release ID characters [a-z0-9._-]')
+      .describe('os-release ID.'),
     name: z.string().min(1).describe('os-release NAME.'),
     'pretty-name': z.string().min(1).describe('os-release PRETTY_NAME.'),
     'id-like': z.string().optional().describe('os-release ID_LIKE (e.g. debian, fedora).'),
@@ -41,8 +47,14 @@ const OsSpec = z
 
 const TagsSpec = z
   .strictObject({
-    candidate: z.string().regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word').default('candidate'),
-    stable: z.string().regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word').default('stable'),
+    candidate: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word')
+      .default('candidate'),
+    stable: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word')
+      .default('stable'),
     'pr-label': z.string().min(1).default('vm-test').describe('PR label that allows a pr-<N> build.'),
   })
   .refine((t) => t.candidate !== t.stable, 'candidate and stable must differ')
@@ -51,7 +63,10 @@ const TagsSpec = z
 
 const BaseSpec = z
   .strictObject({
-    image: z.string().min(1).describe('Base image reference the Containerfile builds FROM (resolved to a digest once).'),
+    image: z
+      .string()
+      .min(1)
+      .describe('Base image reference the Containerfile builds FROM (resolved to a digest once).'),
     bootstrap: z
       .strictObject({
         tool: z.literal('mmdebstrap').default('mmdebstrap'),
@@ -66,9 +81,15 @@ const BaseSpec = z
 
 const SecretSpec = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a secret id of [A-Za-z0-9_.-]'),
-  env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+  env: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+    .optional(),
   file: z.string().optional(),
-  'github-secret': z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'a GitHub secret name').optional(),
+  'github-secret': z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'a GitHub secret name')
+    .optional(),
 });
 
 const BuildSpec = z
@@ -112,7 +133,10 @@ const SmokeSpec = z
 
 const IsoSpec = z
   .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a file-name stem').describe('File name stem: <name>-<date>.iso.'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'a file-name stem')
+      .describe('File name stem: <name>-<date>.iso.'),
     label: z.string().regex(/^[A-Z0-9_-]{1,32}$/, 'an ISO volume label (A-Z 0-9 _ -, <= 32)'),
     type: z.enum(['iso', 'qcow2', 'raw']).default('iso'),
     backend: z.enum(['live', 'bib']).default('live'),
@@ -125,10 +149,16 @@ const IaSpec = z
   .strictObject({
     identifier: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*(\{date\})?[A-Za-z0-9._-]*$/, 'IA identifier characters with an optional {date}')
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]*(\{date\})?[A-Za-z0-9._-]*$/,
+        'IA identifier characters with an optional {date}',
+      )
       .describe('Item identifier template; {date} is the release date.'),
     metadata: z
-      .record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a lowercase metadata key'), z.union([z.string(), z.array(z.string())]))
+      .record(
+        z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a lowercase metadata key'),
+        z.union([z.string(), z.array(z.string())]),
+      )
       .default({})
       .describe('Item metadata; {date}, {digest} and {file} are substituted.'),
     'torrent-timeout': z.number().int().min(0).default(3600),
@@ -140,7 +170,9 @@ const SiteSpec = z
   .strictObject({
     repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'owner/name'),
     constants: z
-      .array(z.strictObject({ name: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'an identifier'), value: z.string() }))
+      .array(
+        z.strictObject({ name: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'an identifier'), value: z.string() }),
+      )
       .min(1)
       .describe('Constants to set; values may use {date} and {file}.'),
     files: z.array(z.string()).default([]).describe('Candidate files (searched first).'),
@@ -259,8 +291,12 @@ export function parseDeclarations(text: string, file = 'declarations/distro.yaml
   const offset = node?.range?.[0] ?? 0;
   const pos = lc.linePos(offset);
   let value: unknown = data;
-  for (const k of p) value = value && typeof value === 'object' ? (value as Record<string | number, unknown>)[k] : undefined;
-  const keyPath = p.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('.').replace(/\.\[/g, '[');
+  for (const k of p)
+    value = value && typeof value === 'object' ? (value as Record<string | number, unknown>)[k] : undefined;
+  const keyPath = p
+    .map((k) => (typeof k === 'number' ? `[${k}]` : k))
+    .join('.')
+    .replace(/\.\[/g, '[');
   throw new DeclarationError(file, pos.line, pos.col, keyPath, describeIssue(issue, value));
 }
 
@@ -288,4 +324,3 @@ export function expandTemplate(t: string, vars: { date?: string; file?: string; 
     return v;
   });
 }
-

@@ -46,9 +46,7 @@ export class CommandError extends Error {
     readonly signal?: string | null,
   ) {
     const tail = stderr.trim().split('\n').slice(-15).join('\n');
-    super(
-      `${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`,
-    );
+    super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
     this.name = 'CommandError';
   }
 }
@@ -79,8 +77,7 @@ export function processRunner(log?: Logger): CommandRunner {
           if (v === undefined) delete env[k];
           else env[k] = v;
         }
-        const mode = (m: RunOptions['stdout']) =>
-          m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+        const mode = (m: RunOptions['stdout']) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
         const child = spawn(cmd, args, {
           cwd: opts.cwd,
           env,
@@ -210,9 +207,7 @@ function isExecutable(p: string): boolean {
 export function requireTools(tools: Record<string, string>): void {
   const missing = Object.entries(tools).filter(([t]) => !which(t));
   if (missing.length) {
-    throw new Error(
-      `missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`,
-    );
+    throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
   }
 }
 

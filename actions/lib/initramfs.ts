@@ -57,7 +57,8 @@ export async function listInitramfs(buf: Buffer): Promise<InitramfsListing> {
         continue;
       }
       const kind = sniffCompression(b.subarray(off, off + 8));
-      if (!kind || depth > 2) throw new InitramfsError(`unrecognised data at offset ${off} (neither cpio nor a known compression)`);
+      if (!kind || depth > 2)
+        throw new InitramfsError(`unrecognised data at offset ${off} (neither cpio nor a known compression)`);
       const inner = await toBuffer(decompress(Readable.from([b.subarray(off)]), kind));
       const before = out.segments.length;
       await walk(inner, depth + 1);

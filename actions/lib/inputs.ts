@@ -64,7 +64,9 @@ export function str(opts: { required?: boolean; default?: string; expected?: str
   let s = z.string().transform((v) => v.trim());
   if (opts.pattern) {
     const p = opts.pattern;
-    s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` }) as typeof s;
+    s = s.refine((v) => v === '' || p.test(v), {
+      message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+    }) as typeof s;
   }
   return def<string>(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -93,7 +95,9 @@ export function int(opts: { default?: number; min?: number; max?: number; requir
   return def<number>(
     z
       .string()
-      .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+      .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+      })
       .transform((v) => Number(v.trim())),
     expected,
     { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required },
@@ -136,10 +140,9 @@ export function oneOf<const T extends readonly string[]>(values: T, dflt?: T[num
     z
       .string()
       .transform((v) => v.trim())
-      .refine((v) => (values as readonly string[]).includes(v), { message: `expected ${expected}` }) as unknown as z.ZodType<
-      T[number],
-      string
-    >,
+      .refine((v) => (values as readonly string[]).includes(v), {
+        message: `expected ${expected}`,
+      }) as unknown as z.ZodType<T[number], string>,
     expected,
     { default: dflt },
   );
@@ -199,7 +202,8 @@ function refSchema(parse: (s: string) => ImageReference, expected: string, requi
       } catch (e) {
         ctx.addIssue({
           code: 'custom',
-          message: e instanceof InvalidReferenceError ? `not a valid image reference: ${e.reason}` : `expected ${expected}`,
+          message:
+            e instanceof InvalidReferenceError ? `not a valid image reference: ${e.reason}` : `expected ${expected}`,
         });
         return z.NEVER;
       }
@@ -264,7 +268,10 @@ export function isValidYmd(s: string): boolean {
 }
 
 /** A path that must exist (file or directory as asked). */
-export function existingPath(kind: 'file' | 'dir' | 'any' = 'any', opts: { required?: boolean; default?: string } = {}) {
+export function existingPath(
+  kind: 'file' | 'dir' | 'any' = 'any',
+  opts: { required?: boolean; default?: string } = {},
+) {
   const expected = `an existing ${kind === 'any' ? 'path' : kind === 'dir' ? 'directory' : 'file'}`;
   return def<string>(
     z.string().transform((v, ctx) => {

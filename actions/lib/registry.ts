@@ -27,9 +27,7 @@ export function connect(
     { username: access.username, password: access.password },
     opts.env,
   );
-  log.debug(
-    `registry ${ref.registry}: ${credentials ? `credentials from ${credentials.source}` : 'anonymous access'}`,
-  );
+  log.debug(`registry ${ref.registry}: ${credentials ? `credentials from ${credentials.source}` : 'anonymous access'}`);
   return new RegistryClient({
     registry: ref.registry,
     credentials,
@@ -44,9 +42,7 @@ export function connect(
 export async function resolveDigest(client: RegistryClient, ref: ImageReference): Promise<string> {
   const head = await client.headManifest(ref.repository, ref.reference);
   if (!head) {
-    throw new UserError(
-      `${ref.toString()} does not exist in the registry (manifest unknown)`,
-    );
+    throw new UserError(`${ref.toString()} does not exist in the registry (manifest unknown)`);
   }
   if (ref.digest && head.digest !== ref.digest) {
     throw new Error(`registry answered ${head.digest} for ${ref.toString()}`);

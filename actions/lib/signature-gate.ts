@@ -29,7 +29,8 @@ export async function checkSignature(
     identity: identity === 'tags' ? { type: 'matchRepoDigestOrExact' } : { type: 'matchRepository' },
     log,
   });
-  if (!r.verified) throw new UserError(`refusing ${ref.toString()}: its signature does not verify with public-key: ${r.reason}`);
+  if (!r.verified)
+    throw new UserError(`refusing ${ref.toString()}: its signature does not verify with public-key: ${r.reason}`);
   log.info(`signature of ${ref.toString()} verified: ${r.reason}`);
   return `verified (${r.reason})`;
 }

@@ -51,7 +51,8 @@ export interface PullRequestInfo {
 /** The pull request of a pull_request event payload, if any. */
 export function pullRequestOf(ctx: Pick<RunContext, 'event'>): PullRequestInfo | undefined {
   const pr = ctx.event.pull_request as { number?: unknown; labels?: { name?: unknown }[] } | undefined;
-  const num = typeof pr?.number === 'number' ? pr.number : typeof ctx.event.number === 'number' ? ctx.event.number : undefined;
+  const num =
+    typeof pr?.number === 'number' ? pr.number : typeof ctx.event.number === 'number' ? ctx.event.number : undefined;
   if (num === undefined) return undefined;
   const labels = (pr?.labels ?? []).map((l) => String(l.name ?? '')).filter(Boolean);
   return { number: num, labels };

@@ -53,14 +53,17 @@ function start(cmd: string, argv: string[]): Child {
 }
 
 /** Re-runs this file in a child with the same tsx loader. */
-const child = (role: string, extra: string[]) => start(process.execPath, [...process.execArgv, self, '--role', role, ...extra]);
+const child = (role: string, extra: string[]) =>
+  start(process.execPath, [...process.execArgv, self, '--role', role, ...extra]);
 
 async function roleEmulator() {
   const { startIaEmulator } = await import('../../emulators/ia/index.js');
   const emu = await startIaEmulator({ ingestDelayMs: 0, deriveDelayMs: 0, lifetimeMs: 60 * 60_000 });
   process.stdout.write(`${JSON.stringify({ s3Url: emu.s3Url, apiUrl: emu.apiUrl })}\n`);
   const stop = async () => {
-    const puts = emu.state.journal.filter((e) => e.method === 'PUT').map((e) => ({ path: e.path, bytes: e.bodyBytes, md5: e.md5, status: e.status }));
+    const puts = emu.state.journal
+      .filter((e) => e.method === 'PUT')
+      .map((e) => ({ path: e.path, bytes: e.bodyBytes, md5: e.md5, status: e.status }));
     process.stdout.write(`${JSON.stringify({ puts, maxRssKiB: process.resourceUsage().maxRSS })}\n`);
     await emu.close();
     process.exit(0);
@@ -90,7 +93,11 @@ async function roleKeel() {
     log: silentLogger,
     stall: { minBytesPerSec: 10240, windowMs: 120_000 },
   });
-  const r = await client.putFile(id, { name: path.basename(file), path: file, size: h.size, md5: h.md5! }, { 'x-archive-auto-make-bucket': '1', 'x-archive-queue-derive': '0' });
+  const r = await client.putFile(
+    id,
+    { name: path.basename(file), path: file, size: h.size, md5: h.md5! },
+    { 'x-archive-auto-make-bucket': '1', 'x-archive-queue-derive': '0' },
+  );
   const t2 = Date.now();
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
@@ -103,13 +110,31 @@ async function roleKeel() {
   );
 }
 
-async function runCurl(file: string, s3: string, id: string): Promise<{ putMs: number; maxRssKiB: number; cpuS: number }> {
+async function runCurl(
+  file: string,
+  s3: string,
+  id: string,
+): Promise<{ putMs: number; maxRssKiB: number; cpuS: number }> {
   const timeOut = path.join(os.tmpdir(), `keel-bench-time-${process.pid}-${id}`);
   const t0 = Date.now();
   await start('/usr/bin/time', [
-    '-f', '%M %U %S', '-o', timeOut,
-    'curl', '-sS', '-f', '-o', '/dev/null', '-T', file,
-    '-H', 'authorization: LOW BENCH:BENCHSECRET', '-H', 'x-archive-auto-make-bucket:1', '-H', 'x-archive-queue-derive:0',
+    '-f',
+    '%M %U %S',
+    '-o',
+    timeOut,
+    'curl',
+    '-sS',
+    '-f',
+    '-o',
+    '/dev/null',
+    '-T',
+    file,
+    '-H',
+    'authorization: LOW BENCH:BENCHSECRET',
+    '-H',
+    'x-archive-auto-make-bucket:1',
+    '-H',
+    'x-archive-queue-derive:0',
     `${s3}/${id}/${path.basename(file)}`,
   ]).out;
   const putMs = Date.now() - t0;
@@ -132,31 +157,57 @@ async function main() {
   const emu = child('emulator', []);
   try {
     const { s3Url, apiUrl } = JSON.parse(await emu.firstLine) as { s3Url: string; apiUrl: string };
-    console.log(`ia-upload bench: ${sizeGiB} GiB sparse file (${size} bytes, > 2^32: ${size > 2 ** 32}), ${runs} run(s) each, emulator hashing md5+sha1 in its own process`);
-    const keel: { hashMs: number; putMs: number; maxRssKiB: number; baselineKiB: number; quarters: number[]; cpuS: number }[] = [];
+    console.log(
+      `ia-upload bench: ${sizeGiB} GiB sparse file (${size} bytes, > 2^32: ${size > 2 ** 32}), ${runs} run(s) each, emulator hashing md5+sha1 in its own process`,
+    );
+    const keel: {
+      hashMs: number;
+      putMs: number;
+      maxRssKiB: number;
+      baselineKiB: number;
+      quarters: number[];
+      cpuS: number;
+    }[] = [];
     const curl: { putMs: number; maxRssKiB: number; cpuS: number }[] = [];
     for (let i = 0; i < runs; i++) {
-      const k = JSON.parse((await child('keel', ['--file', file, '--s3', s3Url, '--api', apiUrl, '--id', `bench-keel-${i}`]).out).trim()) as (typeof keel)[number] & { bytes: number };
+      const k = JSON.parse(
+        (await child('keel', ['--file', file, '--s3', s3Url, '--api', apiUrl, '--id', `bench-keel-${i}`]).out).trim(),
+      ) as (typeof keel)[number] & { bytes: number };
       if (k.bytes !== size) throw new Error(`Keel sent ${k.bytes} bytes, expected ${size}`);
       keel.push(k);
-      console.log(`  run ${i + 1} keel: PUT ${fmt(size, k.putMs)} (${(k.putMs / 1000).toFixed(1)} s, ${k.cpuS.toFixed(1)} CPU s), md5 pass ${fmt(size, k.hashMs)}, peak RSS ${(k.maxRssKiB / 1024).toFixed(0)} MiB (${(k.baselineKiB / 1024).toFixed(0)} MiB before reading the file; RSS peak per quarter of the PUT: ${k.quarters.map((x) => (x / 1024).toFixed(0)).join(', ')} MiB)`);
+      console.log(
+        `  run ${i + 1} keel: PUT ${fmt(size, k.putMs)} (${(k.putMs / 1000).toFixed(1)} s, ${k.cpuS.toFixed(1)} CPU s), md5 pass ${fmt(size, k.hashMs)}, peak RSS ${(k.maxRssKiB / 1024).toFixed(0)} MiB (${(k.baselineKiB / 1024).toFixed(0)} MiB before reading the file; RSS peak per quarter of the PUT: ${k.quarters.map((x) => (x / 1024).toFixed(0)).join(', ')} MiB)`,
+      );
       const c = await runCurl(file, s3Url, `bench-curl-${i}`);
       curl.push(c);
-      console.log(`  run ${i + 1} curl: PUT ${fmt(size, c.putMs)} (${(c.putMs / 1000).toFixed(1)} s, ${c.cpuS.toFixed(1)} CPU s), peak RSS ${(c.maxRssKiB / 1024).toFixed(0)} MiB`);
+      console.log(
+        `  run ${i + 1} curl: PUT ${fmt(size, c.putMs)} (${(c.putMs / 1000).toFixed(1)} s, ${c.cpuS.toFixed(1)} CPU s), peak RSS ${(c.maxRssKiB / 1024).toFixed(0)} MiB`,
+      );
     }
     emu.kill();
-    const report = JSON.parse((await emu.out).trim().split('\n').pop()!) as { puts: { path: string; bytes: number; md5?: string; status?: number }[]; maxRssKiB: number };
+    const report = JSON.parse((await emu.out).trim().split('\n').pop()!) as {
+      puts: { path: string; bytes: number; md5?: string; status?: number }[];
+      maxRssKiB: number;
+    };
     const ok = report.puts.filter((p) => p.status === 200 && p.bytes === size);
     const md5s = new Set(ok.map((p) => p.md5));
     const kPut = median(keel.map((k) => k.putMs));
     const cPut = median(curl.map((c) => c.putMs));
     const kE2E = median(keel.map((k) => k.putMs + k.hashMs));
     console.log('');
-    console.log(`emulator received ${ok.length}/${2 * runs} complete PUTs of ${size} bytes, ${md5s.size} distinct md5 (${[...md5s].join(', ')}); emulator peak RSS ${(report.maxRssKiB / 1024).toFixed(0)} MiB`);
-    console.log(`throughput (median PUT): keel ${fmt(size, kPut)}, curl ${fmt(size, cPut)}, ratio keel/curl = ${(cPut / kPut).toFixed(2)}`);
-    console.log(`keel end to end (md5 pass + PUT): ${fmt(size, kE2E)}, ratio vs curl PUT = ${(cPut / kE2E).toFixed(2)}`);
+    console.log(
+      `emulator received ${ok.length}/${2 * runs} complete PUTs of ${size} bytes, ${md5s.size} distinct md5 (${[...md5s].join(', ')}); emulator peak RSS ${(report.maxRssKiB / 1024).toFixed(0)} MiB`,
+    );
+    console.log(
+      `throughput (median PUT): keel ${fmt(size, kPut)}, curl ${fmt(size, cPut)}, ratio keel/curl = ${(cPut / kPut).toFixed(2)}`,
+    );
+    console.log(
+      `keel end to end (md5 pass + PUT): ${fmt(size, kE2E)}, ratio vs curl PUT = ${(cPut / kE2E).toFixed(2)}`,
+    );
     const growth = Math.max(...keel.map((k) => k.maxRssKiB - k.baselineKiB));
-    console.log(`peak RSS: keel ${(Math.max(...keel.map((k) => k.maxRssKiB)) / 1024).toFixed(0)} MiB (+${(growth / 1024).toFixed(0)} MiB over its baseline), curl ${(Math.max(...curl.map((c) => c.maxRssKiB)) / 1024).toFixed(0)} MiB, for a ${sizeGiB} GiB file`);
+    console.log(
+      `peak RSS: keel ${(Math.max(...keel.map((k) => k.maxRssKiB)) / 1024).toFixed(0)} MiB (+${(growth / 1024).toFixed(0)} MiB over its baseline), curl ${(Math.max(...curl.map((c) => c.maxRssKiB)) / 1024).toFixed(0)} MiB, for a ${sizeGiB} GiB file`,
+    );
   } finally {
     emu.kill();
     fs.rmSync(dir, { recursive: true, force: true });

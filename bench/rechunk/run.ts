@@ -31,9 +31,13 @@ function layoutOf(ref: string): { layout: OciLayout; layers: { digest: string; s
 }
 
 /** path → fingerprint (type, mode, owner, content hash) of an image's final filesystem. */
-async function fingerprints(ref: string): Promise<Map<string, { fp: string; entry: WriteEntry['header']; content?: Buffer }>> {
+async function fingerprints(
+  ref: string,
+): Promise<Map<string, { fp: string; entry: WriteEntry['header']; content?: Buffer }>> {
   const { layout, layers } = layoutOf(ref);
-  const fs2 = new LayeredRootfs(layers.map((l) => ({ digest: l.digest, compression: 'gzip' as const, open: () => layout.openBlob(l.digest) })));
+  const fs2 = new LayeredRootfs(
+    layers.map((l) => ({ digest: l.digest, compression: 'gzip' as const, open: () => layout.openBlob(l.digest) })),
+  );
   const out = new Map<string, { fp: string; entry: WriteEntry['header']; content?: Buffer }>();
   for await (const { entry, body } of fs2.flatten()) {
     let content: Buffer | undefined;
@@ -43,7 +47,11 @@ async function fingerprints(ref: string): Promise<Map<string, { fp: string; entr
       content = Buffer.concat(parts);
     }
     const h = content ? crypto.createHash('sha256').update(content).digest('hex') : '';
-    out.set(entry.path, { fp: [entry.type, entry.mode, entry.uid, entry.gid, entry.linkname, h].join('|'), entry, content });
+    out.set(entry.path, {
+      fp: [entry.type, entry.mode, entry.uid, entry.gid, entry.linkname, h].join('|'),
+      entry,
+      content,
+    });
   }
   return out;
 }
@@ -64,20 +72,43 @@ async function idealBytes(v1: string, v2: string): Promise<{ bytes: number; file
 
 const download = (v1: string, v2: string) => {
   const have = new Set(layoutOf(v1).layers.map((l) => l.digest));
-  return layoutOf(v2).layers.filter((l) => !have.has(l.digest)).reduce((n, l) => n + l.size, 0);
+  return layoutOf(v2)
+    .layers.filter((l) => !have.has(l.digest))
+    .reduce((n, l) => n + l.size, 0);
 };
 
-async function rechunk(image: string, out: string, previous?: string): Promise<{ ref: string; seconds: number; rssMiB: number; report: Record<string, unknown> }> {
+async function rechunk(
+  image: string,
+  out: string,
+  previous?: string,
+): Promise<{ ref: string; seconds: number; rssMiB: number; report: Record<string, unknown> }> {
   const temp = tmpdir('keel-bench-rc-');
-  const inputs: Record<string, string> = { image, output: out, 'max-layers': String(decl.rechunk['max-layers']), ...(previous ? { 'previous-image': previous } : {}) };
-  const env: NodeJS.ProcessEnv = { ...process.env, RUNNER_TEMP: temp, GITHUB_OUTPUT: path.join(temp, 'out'), GITHUB_STEP_SUMMARY: path.join(temp, 'sum') };
+  const inputs: Record<string, string> = {
+    image,
+    output: out,
+    'max-layers': String(decl.rechunk['max-layers']),
+    ...(previous ? { 'previous-image': previous } : {}),
+  };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RUNNER_TEMP: temp,
+    GITHUB_OUTPUT: path.join(temp, 'out'),
+    GITHUB_STEP_SUMMARY: path.join(temp, 'sum'),
+  };
   for (const [k, v] of Object.entries(inputs)) env[inputEnvName(k)] = v;
   fs.writeFileSync(env.GITHUB_OUTPUT!, '');
   fs.writeFileSync(env.GITHUB_STEP_SUMMARY!, '');
-  const r = spawnSync('/usr/bin/time', ['-f', '%M %e', process.execPath, path.join(repoRoot, 'dist/rechunk/index.js')], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(
+    '/usr/bin/time',
+    ['-f', '%M %e', process.execPath, path.join(repoRoot, 'dist/rechunk/index.js')],
+    { env, encoding: 'utf8', maxBuffer: 1 << 28 },
+  );
   if (r.status !== 0) throw new Error(`rechunk failed: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
   const [rss, secs] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  const report = JSON.parse(fs.readFileSync(path.join(temp, 'keel-rechunk-report.json'), 'utf8')) as Record<string, unknown>;
+  const report = JSON.parse(fs.readFileSync(path.join(temp, 'keel-rechunk-report.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   return { ref: `oci:${out}:keel`, seconds: secs!, rssMiB: rss! / 1024, report };
 }
 
@@ -91,7 +122,10 @@ const args = bootstrapArgs({ ...decl, base: { ...decl.base, image: base2 } })!;
 console.log(`building base + ${EXTRA} and v2 …`);
 sh('bash', [path.join(repoRoot, 'build_files/base/bootstrap.sh'), ...args, '--package', EXTRA]);
 const v2name = 'localhost/keel-os:bench-plus';
-const b = await runStep({ action: 'build', inputs: { 'base-image': base2, image: v2name, 'release-date': '20261122' } });
+const b = await runStep({
+  action: 'build',
+  inputs: { 'base-image': base2, image: v2name, 'release-date': '20261122' },
+});
 if (b.code !== 0) throw new Error(`build failed: ${b.stdout.slice(-3000)}`);
 const v2dir = tmpdir('keel-bench-v2-');
 sh('skopeo', ['copy', '-q', `containers-storage:${v2name}`, `oci:${v2dir}:latest`]);
@@ -101,15 +135,29 @@ const ideal = await idealBytes(v1.ociRef, v2);
 const plain = download(v1.ociRef, v2);
 const r1 = await rechunk(v1.ociRef, tmpdir('keel-bench-r1-'));
 const r2 = await rechunk(v2, tmpdir('keel-bench-r2-'), r1.ref);
-const rc = (r2.report.update as { downloadBytes: number; reusedLayers: number; newLayers: number; totalBytes: number }) ?? { downloadBytes: NaN };
+const rc = (r2.report.update as {
+  downloadBytes: number;
+  reusedLayers: number;
+  newLayers: number;
+  totalBytes: number;
+}) ?? { downloadBytes: NaN };
 
 const total = (ref: string) => layoutOf(ref).layers.reduce((n, l) => n + l.size, 0);
-console.log(`\nfiles that changed between v1 and v2: ${ideal.files}; ideal update (those files, gzip): ${mb(ideal.bytes)}\n`);
+console.log(
+  `\nfiles that changed between v1 and v2: ${ideal.files}; ideal update (those files, gzip): ${mb(ideal.bytes)}\n`,
+);
 const rows = [
   ['(a) as built (buildah layers)', mb(total(v2)), mb(plain), (plain / ideal.bytes).toFixed(1)],
-  [`(b) Keel rechunk, previous = v1 (${rc.reusedLayers} of ${rc.reusedLayers + rc.newLayers} layers reused)`, mb(rc.totalBytes), mb(rc.downloadBytes), (rc.downloadBytes / ideal.bytes).toFixed(1)],
+  [
+    `(b) Keel rechunk, previous = v1 (${rc.reusedLayers} of ${rc.reusedLayers + rc.newLayers} layers reused)`,
+    mb(rc.totalBytes),
+    mb(rc.downloadBytes),
+    (rc.downloadBytes / ideal.bytes).toFixed(1),
+  ],
 ];
 const header = ['image', 'size', 'client downloads', 'ratio to ideal'];
 const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 for (const r of [header, ...rows]) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  '));
-console.log(`\nrechunk of the example image (v1, fresh plan): ${r1.seconds.toFixed(1)} s, peak RSS ${r1.rssMiB.toFixed(0)} MiB; v2 with previous plan: ${r2.seconds.toFixed(1)} s, peak RSS ${r2.rssMiB.toFixed(0)} MiB`);
+console.log(
+  `\nrechunk of the example image (v1, fresh plan): ${r1.seconds.toFixed(1)} s, peak RSS ${r1.rssMiB.toFixed(0)} MiB; v2 with previous plan: ${r2.seconds.toFixed(1)} s, peak RSS ${r2.rssMiB.toFixed(0)} MiB`,
+);

@@ -17,7 +17,10 @@ const reg = await startRegistry();
 try {
   skopeoPush(img.ociRef, `${reg.host}/bench/os:candidate`);
   const t0 = Date.now();
-  const r = await runAction({ action: 'smoke-boot', inputs: { image: `${reg.host}/bench/os:candidate`, 'tls-verify': 'false', accel: 'auto', timeout: '900' } });
+  const r = await runAction({
+    action: 'smoke-boot',
+    inputs: { image: `${reg.host}/bench/os:candidate`, 'tls-verify': 'false', accel: 'auto', timeout: '900' },
+  });
   const keelTotal = (Date.now() - t0) / 1000;
   if (r.outputs.passed !== 'true') throw new Error(`smoke-boot did not pass: ${r.outputs.reason}`);
   const accel = r.outputs.accel!;
@@ -36,13 +39,42 @@ try {
   const log = path.join(dir, 'serial.log');
   const plain = await new Promise<number>((resolve, reject) => {
     const t = Date.now();
-    const q = spawn('qemu-system-x86_64', [
-      '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '2048', '-smp', '2', '-display', 'none', '-serial', `file:${log}`, '-monitor', 'none', '-nic', 'none', '-no-reboot',
-      '-kernel', path.join(dir, 'vmlinuz'), '-initrd', path.join(dir, 'initramfs.img'), '-append', `root=/dev/vda rw ${TEST_CONSOLE_ARGS}`,
-      '-drive', `file=${path.join(dir, 'disk.img')},format=raw,if=virtio`,
-    ], { stdio: 'ignore' });
+    const q = spawn(
+      'qemu-system-x86_64',
+      [
+        '-machine',
+        `q35,accel=${accel}`,
+        '-cpu',
+        accel === 'kvm' ? 'host' : 'max',
+        '-m',
+        '2048',
+        '-smp',
+        '2',
+        '-display',
+        'none',
+        '-serial',
+        `file:${log}`,
+        '-monitor',
+        'none',
+        '-nic',
+        'none',
+        '-no-reboot',
+        '-kernel',
+        path.join(dir, 'vmlinuz'),
+        '-initrd',
+        path.join(dir, 'initramfs.img'),
+        '-append',
+        `root=/dev/vda rw ${TEST_CONSOLE_ARGS}`,
+        '-drive',
+        `file=${path.join(dir, 'disk.img')},format=raw,if=virtio`,
+      ],
+      { stdio: 'ignore' },
+    );
     const poll = setInterval(() => {
-      if (fs.existsSync(log) && /Reached target (multi-user\.target - )?Multi-User System/.test(stripAnsi(fs.readFileSync(log, 'utf8')))) {
+      if (
+        fs.existsSync(log) &&
+        /Reached target (multi-user\.target - )?Multi-User System/.test(stripAnsi(fs.readFileSync(log, 'utf8')))
+      ) {
         clearInterval(poll);
         const s = (Date.now() - t) / 1000;
         q.kill('SIGKILL');
@@ -57,10 +89,16 @@ try {
   });
   fs.rmSync(dir, { recursive: true, force: true });
   const bootPhase = Number(r.outputs['boot-seconds']);
-  console.log(`\nbench/smoke-boot — example distro, accel ${accel} (KVM probe decided: ${accel === 'tcg' ? 'unusable' : 'usable'})`);
-  console.log(`Keel smoke-boot, tag → verdict:         ${keelTotal.toFixed(1)} s  (of which QEMU boot ${bootPhase.toFixed(1)} s, preparation ${(keelTotal - bootPhase).toFixed(1)} s)`);
+  console.log(
+    `\nbench/smoke-boot — example distro, accel ${accel} (KVM probe decided: ${accel === 'tcg' ? 'unusable' : 'usable'})`,
+  );
+  console.log(
+    `Keel smoke-boot, tag → verdict:         ${keelTotal.toFixed(1)} s  (of which QEMU boot ${bootPhase.toFixed(1)} s, preparation ${(keelTotal - bootPhase).toFixed(1)} s)`,
+  );
   console.log(`plain QEMU boot (disk prepared by hand): ${plain.toFixed(1)} s`);
-  console.log(`overhead ratio: total ${(keelTotal / plain).toFixed(2)}×, boot phase alone ${(bootPhase / plain).toFixed(2)}×`);
+  console.log(
+    `overhead ratio: total ${(keelTotal / plain).toFixed(2)}×, boot phase alone ${(bootPhase / plain).toFixed(2)}×`,
+  );
 } finally {
   await reg.stop();
 }

@@ -31,7 +31,8 @@ export interface KeygenResult {
 }
 
 export async function keygen(opts: KeygenOptions): Promise<KeygenResult> {
-  if (!opts.outPrefix) throw new UserError('keygen: an output prefix is required (e.g. cosign → cosign.key, cosign.pub)');
+  if (!opts.outPrefix)
+    throw new UserError('keygen: an output prefix is required (e.g. cosign → cosign.key, cosign.pub)');
   const privateKeyPath = `${opts.outPrefix}.key`;
   const publicKeyPath = `${opts.outPrefix}.pub`;
   if (!opts.force) {
@@ -46,5 +47,11 @@ export async function keygen(opts: KeygenOptions): Promise<KeygenResult> {
   fs.chmodSync(privateKeyPath, 0o600);
   fs.writeFileSync(publicKeyPath, pair.publicPem, { mode: 0o644, flag });
   const { pemType, envelope } = parseEncryptedKey(pair.privatePem);
-  return { privateKeyPath, publicKeyPath, fingerprint: keyId(parsePublicKey(pair.publicPem)).hex, pemType, scryptN: envelope.kdf.params.N };
+  return {
+    privateKeyPath,
+    publicKeyPath,
+    fingerprint: keyId(parsePublicKey(pair.publicPem)).hex,
+    pemType,
+    scryptN: envelope.kdf.params.N,
+  };
 }

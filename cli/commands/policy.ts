@@ -40,11 +40,13 @@ export interface PolicyResult {
 }
 
 export async function policy(opts: PolicyOptions): Promise<PolicyResult> {
-  if (!fs.existsSync(opts.publicKeyPath)) throw new UserError(`policy: public key ${opts.publicKeyPath} does not exist`);
+  if (!fs.existsSync(opts.publicKeyPath))
+    throw new UserError(`policy: public key ${opts.publicKeyPath} does not exist`);
   const pem = spkiPem(parsePublicKey(fs.readFileSync(opts.publicKeyPath, 'utf8')));
   let existingPolicy: string | undefined;
   if (opts.existingPolicyPath) {
-    if (!fs.existsSync(opts.existingPolicyPath)) throw new UserError(`policy: ${opts.existingPolicyPath} does not exist`);
+    if (!fs.existsSync(opts.existingPolicyPath))
+      throw new UserError(`policy: ${opts.existingPolicyPath} does not exist`);
     existingPolicy = fs.readFileSync(opts.existingPolicyPath, 'utf8');
   }
   const config = renderClientConfig({

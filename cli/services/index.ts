@@ -25,7 +25,11 @@ export interface LocalServices {
 
 export const SITE_SEED_FILE = 'src/lib/release.ts';
 
-export async function startLocalServices(decl: Distro, stateDir: string, log: (s: string) => void): Promise<LocalServices> {
+export async function startLocalServices(
+  decl: Distro,
+  stateDir: string,
+  log: (s: string) => void,
+): Promise<LocalServices> {
   fs.mkdirSync(stateDir, { recursive: true });
   const registry = await startRegistry();
   log(`registry: docker-registry on ${registry.host} (storage ${registry.storage})`);
@@ -37,10 +41,16 @@ export async function startLocalServices(decl: Distro, stateDir: string, log: (s
   const constants = decl.site?.constants ?? [];
   const siteFile = decl.site?.files?.[0] ?? SITE_SEED_FILE;
   const seed = constants.length
-    ? constants.map((c) => `export const ${c.name} = "${c.value.includes('{file}') ? 'keel-os-20260101.iso' : '20260101'}";`).join('\n')
+    ? constants
+        .map((c) => `export const ${c.name} = "${c.value.includes('{file}') ? 'keel-os-20260101.iso' : '20260101'}";`)
+        .join('\n')
     : 'export const LATEST_ISO_DATE = "20260101";';
   const github = await startGithubEmulator({
-    repos: { [siteRepo]: { files: { [siteFile]: `// The download page reads these.\n${seed}\n`, 'README.md': '# download site\n' } } },
+    repos: {
+      [siteRepo]: {
+        files: { [siteFile]: `// The download page reads these.\n${seed}\n`, 'README.md': '# download site\n' },
+      },
+    },
     token: githubToken,
     login: 'keel-local',
   });

@@ -202,7 +202,11 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       committer: c.committer,
       message: c.message,
       tree: { sha: c.tree, url: `${ctx.api}/repos/${r.fullName}/git/trees/${c.tree}` },
-      parents: c.parents.map((p) => ({ sha: p, url: `${ctx.api}/repos/${r.fullName}/git/commits/${p}`, html_url: `${ctx.web}/${r.fullName}/commit/${p}` })),
+      parents: c.parents.map((p) => ({
+        sha: p,
+        url: `${ctx.api}/repos/${r.fullName}/git/commits/${p}`,
+        html_url: `${ctx.web}/${r.fullName}/commit/${p}`,
+      })),
       verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
     };
   };
@@ -254,7 +258,12 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       head: side(p.head, r.resolve(p.head)),
       base: side(p.base, r.resolve(p.base)),
       auto_merge: p.autoMerge
-        ? { enabled_by: { login: p.user }, merge_method: p.autoMerge.mergeMethod.toLowerCase(), commit_title: null, commit_message: null }
+        ? {
+            enabled_by: { login: p.user },
+            merge_method: p.autoMerge.mergeMethod.toLowerCase(),
+            commit_title: null,
+            commit_message: null,
+          }
         : null,
       merged: p.merged,
     };
@@ -266,7 +275,9 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
     const big = size > 1024 * 1024;
     return {
       type,
-      ...(withContent && type === 'file' ? { encoding: big ? 'none' : 'base64', content: big ? '' : base64Lines(blob!.content) } : {}),
+      ...(withContent && type === 'file'
+        ? { encoding: big ? 'none' : 'base64', content: big ? '' : base64Lines(blob!.content) }
+        : {}),
       size,
       name: path.split('/').pop(),
       path,
@@ -306,11 +317,16 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       const ref = str(ctx.body.ref);
       const sha = str(ctx.body.sha);
       if (!ref || !sha) throw invalid('Invalid request.\n\n"ref", "sha" weren\'t supplied.');
-      if (!/^refs\/[^/]+\/.+/.test(ref) || /\.\.|\/\/|\/$|\.lock$|[\s~^:?*[\\]/.test(ref)) throw invalid(`${ref} is not a valid ref name.`);
+      if (!/^refs\/[^/]+\/.+/.test(ref) || /\.\.|\/\/|\/$|\.lock$|[\s~^:?*[\\]/.test(ref))
+        throw invalid(`${ref} is not a valid ref name.`);
       if (!r.commit(sha)) throw invalid('Object does not exist');
       if (r.refs.has(ref)) throw invalid('Reference already exists');
       r.refs.set(ref, sha);
-      return { status: 201, body: refJson(ctx, r, ref), headers: { location: `${ctx.api}/repos/${r.fullName}/git/${ref}` } };
+      return {
+        status: 201,
+        body: refJson(ctx, r, ref),
+        headers: { location: `${ctx.api}/repos/${r.fullName}/git/${ref}` },
+      };
     }
     if ((M === 'PATCH' || M === 'DELETE') && (x = /^git\/refs\/(.+)$/.exec(rest))) {
       requireAuth(ctx);
@@ -323,7 +339,8 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       const sha = str(ctx.body.sha);
       if (!sha) throw invalid('Invalid request.\n\n"sha" wasn\'t supplied.');
       if (!r.commit(sha)) throw invalid('Object does not exist');
-      if (ctx.body.force !== true && !isAncestor(r, r.refs.get(ref)!, sha)) throw invalid('Update is not a fast forward');
+      if (ctx.body.force !== true && !isAncestor(r, r.refs.get(ref)!, sha))
+        throw invalid('Update is not a fast forward');
       r.refs.set(ref, sha);
       return { status: 200, body: refJson(ctx, r, ref) };
     }
@@ -339,9 +356,11 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       const tree = str(ctx.body.tree);
       const parents = ctx.body.parents ?? [];
       if (message === undefined || !tree) throw invalid('Invalid request.\n\n"message", "tree" weren\'t supplied.');
-      if (!Array.isArray(parents) || parents.some((p) => typeof p !== 'string')) throw invalid('Invalid request.\n\nFor \'properties/parents\', is not an array of strings.');
+      if (!Array.isArray(parents) || parents.some((p) => typeof p !== 'string'))
+        throw invalid("Invalid request.\n\nFor 'properties/parents', is not an array of strings.");
       if (!r.tree(tree)) throw invalid('Tree SHA does not exist');
-      for (const p of parents as string[]) if (!r.commit(p)) throw invalid('Parent SHA does not exist or is not a commit object');
+      for (const p of parents as string[])
+        if (!r.commit(p)) throw invalid('Parent SHA does not exist or is not a commit object');
       const person = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, string>) : undefined);
       const sha = r.writeCommit({
         tree,
@@ -371,10 +390,16 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       for (const raw of entries as Record<string, unknown>[]) {
         const path = str(raw.path) ?? '';
         const mode = str(raw.mode);
-        if (!path || path.startsWith('/') || path.endsWith('/') || path.split('/').some((c) => c === '' || c === '.' || c === '..' || c === '.git')) {
+        if (
+          !path ||
+          path.startsWith('/') ||
+          path.endsWith('/') ||
+          path.split('/').some((c) => c === '' || c === '.' || c === '..' || c === '.git')
+        ) {
           throw invalid(`tree.path contains a malformed path component`);
         }
-        if (!mode || !['100644', '100755', '040000', '160000', '120000'].includes(mode)) throw invalid(`Invalid tree info: mode ${String(mode)}`);
+        if (!mode || !['100644', '100755', '040000', '160000', '120000'].includes(mode))
+          throw invalid(`Invalid tree info: mode ${String(mode)}`);
         if ('sha' in raw && 'content' in raw && raw.sha !== undefined && raw.content !== undefined) {
           throw invalid('Invalid tree info: use either tree.sha or content');
         }
@@ -423,7 +448,11 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
 
     // --- contents (read) ---
     if (M === 'GET' && (x = /^contents(?:\/(.*))?$/.exec(rest))) {
-      const path = (x[1] ?? '').split('/').map(decodeURIComponent).join('/').replace(/^\/+|\/+$/g, '');
+      const path = (x[1] ?? '')
+        .split('/')
+        .map(decodeURIComponent)
+        .join('/')
+        .replace(/^\/+|\/+$/g, '');
       const refName = ctx.query.get('ref') ?? r.defaultBranch;
       const commit = r.resolve(refName);
       if (!commit) throw new ApiError(404, `No commit found for the ref ${refName}`);
@@ -439,7 +468,13 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
         if (i < 0) children.set(restPath, contentJson(ctx, r, p, ff, false));
         else {
           const dir = prefix + restPath.slice(0, i);
-          children.set(restPath.slice(0, i), { type: 'dir', name: restPath.slice(0, i), path: dir, size: 0, url: `${ctx.api}/repos/${r.fullName}/contents/${dir}` });
+          children.set(restPath.slice(0, i), {
+            type: 'dir',
+            name: restPath.slice(0, i),
+            path: dir,
+            size: 0,
+            url: `${ctx.api}/repos/${r.fullName}/contents/${dir}`,
+          });
         }
       }
       if (!children.size) throw notFound();
@@ -473,34 +508,61 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       const title = str(ctx.body.title);
       let head = str(ctx.body.head);
       const baseB = str(ctx.body.base);
-      if (!title) throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'title', code: 'missing_field' }]);
+      if (!title)
+        throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'title', code: 'missing_field' }]);
       if (head?.includes(':')) {
         const owner = head.slice(0, head.indexOf(':'));
-        if (owner.toLowerCase() !== r.owner.toLowerCase()) throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'head', code: 'invalid' }]);
+        if (owner.toLowerCase() !== r.owner.toLowerCase())
+          throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'head', code: 'invalid' }]);
         head = head.slice(head.indexOf(':') + 1);
       }
-      if (!head || !r.refs.has(`refs/heads/${head}`)) throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'head', code: 'invalid' }]);
-      if (!baseB || !r.refs.has(`refs/heads/${baseB}`)) throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'base', code: 'invalid' }]);
+      if (!head || !r.refs.has(`refs/heads/${head}`))
+        throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'head', code: 'invalid' }]);
+      if (!baseB || !r.refs.has(`refs/heads/${baseB}`))
+        throw invalid('Validation Failed', [{ resource: 'PullRequest', field: 'base', code: 'invalid' }]);
       if (r.openPulls().some((p) => p.head === head && p.base === baseB)) {
-        throw invalid('Validation Failed', [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${r.owner}:${head}.` }]);
+        throw invalid('Validation Failed', [
+          { resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${r.owner}:${head}.` },
+        ]);
       }
       if (isAncestor(r, r.resolve(head)!, r.resolve(baseB)!)) {
-        throw invalid('Validation Failed', [{ resource: 'PullRequest', code: 'custom', message: `No commits between ${baseB} and ${head}` }]);
+        throw invalid('Validation Failed', [
+          { resource: 'PullRequest', code: 'custom', message: `No commits between ${baseB} and ${head}` },
+        ]);
       }
       const p = r.createPull({ title, body: str(ctx.body.body) ?? '', head, base: baseB, user: login });
-      return { status: 201, body: pullJson(ctx, r, p), headers: { location: `${ctx.api}/repos/${r.fullName}/pulls/${p.number}` } };
+      return {
+        status: 201,
+        body: pullJson(ctx, r, p),
+        headers: { location: `${ctx.api}/repos/${r.fullName}/pulls/${p.number}` },
+      };
     }
     throw notFound();
   };
 
   // ---------- GraphQL ----------
   const graphql = (ctx: Ctx): Answer => {
-    if (!ctx.authorized) return { status: 401, body: { message: 'This endpoint requires you to be authenticated.', documentation_url: 'https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql', status: '401' } };
+    if (!ctx.authorized)
+      return {
+        status: 401,
+        body: {
+          message: 'This endpoint requires you to be authenticated.',
+          documentation_url:
+            'https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql',
+          status: '401',
+        },
+      };
     const query = str(ctx.body.query) ?? '';
-    const vars = (ctx.body.variables && typeof ctx.body.variables === 'object' ? ctx.body.variables : {}) as Record<string, unknown>;
+    const vars = (ctx.body.variables && typeof ctx.body.variables === 'object' ? ctx.body.variables : {}) as Record<
+      string,
+      unknown
+    >;
     const field = 'enablePullRequestAutoMerge';
     if (!query.includes(field)) {
-      return { status: 200, body: { errors: [{ message: 'keel GitHub emulator: only the enablePullRequestAutoMerge mutation is served' }] } };
+      return {
+        status: 200,
+        body: { errors: [{ message: 'keel GitHub emulator: only the enablePullRequestAutoMerge mutation is served' }] },
+      };
     }
     const inputVar = /\binput\s*:\s*\$(\w+)/.exec(query);
     const input = inputVar ? ((vars[inputVar[1]!] ?? {}) as Record<string, unknown>) : {};
@@ -513,26 +575,52 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
     };
     const err = (type: string, message: string) => ({
       status: 200,
-      body: { data: { [field]: null }, errors: [{ type, path: [field], locations: [{ line: 2, column: 3 }], message }] },
+      body: {
+        data: { [field]: null },
+        errors: [{ type, path: [field], locations: [{ line: 2, column: 3 }], message }],
+      },
     });
     const id = arg('pullRequestId');
     const method = arg('mergeMethod') ?? 'MERGE';
-    if (typeof id !== 'string') return { status: 200, body: { errors: [{ message: 'Argument \'pullRequestId\' on InputObject \'EnablePullRequestAutoMergeInput\' is required.' }] } };
+    if (typeof id !== 'string')
+      return {
+        status: 200,
+        body: {
+          errors: [
+            { message: "Argument 'pullRequestId' on InputObject 'EnablePullRequestAutoMergeInput' is required." },
+          ],
+        },
+      };
     if (typeof method !== 'string' || !['MERGE', 'SQUASH', 'REBASE'].includes(method)) {
-      return { status: 200, body: { errors: [{ message: `Variable $mergeMethod of type PullRequestMergeMethod was provided invalid value ${JSON.stringify(method)}` }] } };
+      return {
+        status: 200,
+        body: {
+          errors: [
+            {
+              message: `Variable $mergeMethod of type PullRequestMergeMethod was provided invalid value ${JSON.stringify(method)}`,
+            },
+          ],
+        },
+      };
     }
     for (const r of repos.values()) {
       const p = r.pulls.find((pp) => pp.nodeId === id);
       if (!p) continue;
       if (!r.allowAutoMerge) return err('UNPROCESSABLE', 'Pull request Auto merge is not allowed for this repository');
-      if (p.state !== 'open') return err('UNPROCESSABLE', 'Pull request is not in the correct state to enable auto-merge');
+      if (p.state !== 'open')
+        return err('UNPROCESSABLE', 'Pull request is not in the correct state to enable auto-merge');
       p.autoMerge = { mergeMethod: method as MergeMethod, enabledAt: r.now() };
       return {
         status: 200,
         body: {
           data: {
             [field]: {
-              pullRequest: { id: p.nodeId, number: p.number, url: `${ctx.web}/${r.fullName}/pull/${p.number}`, autoMergeRequest: { ...p.autoMerge } },
+              pullRequest: {
+                id: p.nodeId,
+                number: p.number,
+                url: `${ctx.web}/${r.fullName}/pull/${p.number}`,
+                autoMergeRequest: { ...p.autoMerge },
+              },
             },
           },
         },
@@ -556,7 +644,11 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       return;
     }
     const text = JSON.stringify(a.body);
-    res.writeHead(a.status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+    res.writeHead(a.status, {
+      ...headers,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+    });
     res.end(text);
   };
 
@@ -588,7 +680,10 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
           entry.body = parsed;
           if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
         } catch {
-          return answer({ status: 400, body: { message: 'Problems parsing JSON', documentation_url: DOCS, status: '400' } });
+          return answer({
+            status: 400,
+            body: { message: 'Problems parsing JSON', documentation_url: DOCS, status: '400' },
+          });
         }
       }
 
@@ -604,7 +699,8 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
       if (fault && (fault.when ?? 'before') === 'before') return answer(faultAnswer(fault));
 
       // A bad token is refused everywhere, like GitHub; no token at all only where auth is required.
-      if (auth && !authorized) return answer({ status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } });
+      if (auth && !authorized)
+        return answer({ status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } });
 
       const ctx: Ctx = {
         method,
@@ -625,7 +721,12 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
         } else {
           a = {
             status: e.status,
-            body: { message: e.message, ...(e.errors ? { errors: e.errors } : {}), documentation_url: e.docs, status: String(e.status) },
+            body: {
+              message: e.message,
+              ...(e.errors ? { errors: e.errors } : {}),
+              documentation_url: e.docs,
+              status: String(e.status),
+            },
           };
         }
       }

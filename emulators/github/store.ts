@@ -144,14 +144,22 @@ export class EmulatedRepo {
   writeTree(entries: GitTreeEntry[]): string {
     const sorted = [...entries].sort(treeOrder);
     const body = Buffer.concat(
-      sorted.map((e) => Buffer.concat([Buffer.from(`${e.type === 'tree' ? '40000' : e.mode} ${e.name}\0`), Buffer.from(e.sha, 'hex')])),
+      sorted.map((e) =>
+        Buffer.concat([Buffer.from(`${e.type === 'tree' ? '40000' : e.mode} ${e.name}\0`), Buffer.from(e.sha, 'hex')]),
+      ),
     );
     const sha = hashObject('tree', body);
     this.objects.set(sha, { type: 'tree', entries: sorted });
     return sha;
   }
 
-  writeCommit(c: { tree: string; parents: string[]; message: string; author?: Partial<GitPerson>; committer?: Partial<GitPerson> }): string {
+  writeCommit(c: {
+    tree: string;
+    parents: string[];
+    message: string;
+    author?: Partial<GitPerson>;
+    committer?: Partial<GitPerson>;
+  }): string {
     const date = this.now();
     const author: GitPerson = { ...BOT, date, ...c.author };
     const committer: GitPerson = { ...BOT, date, ...c.committer };
@@ -225,7 +233,8 @@ export class EmulatedRepo {
     const sha = this.resolve(refish);
     if (!sha) throw new Error(`${this.fullName}: no ref ${refish}`);
     const out: Record<string, string> = {};
-    for (const [p, f] of this.flatten(this.commit(sha)!.tree)) out[p] = this.blob(f.sha)?.content.toString('utf8') ?? '';
+    for (const [p, f] of this.flatten(this.commit(sha)!.tree))
+      out[p] = this.blob(f.sha)?.content.toString('utf8') ?? '';
     return out;
   }
 
@@ -254,7 +263,7 @@ export class EmulatedRepo {
   /** Commits from a ref back to the root, newest first (first parents). */
   log(refish: string): { sha: string; message: string; parents: string[] }[] {
     const out: { sha: string; message: string; parents: string[] }[] = [];
-    for (let sha = this.resolve(refish); sha; ) {
+    for (let sha = this.resolve(refish); sha;) {
       const c = this.commit(sha)!;
       out.push({ sha, message: c.message, parents: c.parents });
       sha = c.parents[0];
@@ -263,7 +272,10 @@ export class EmulatedRepo {
   }
 
   branches(): string[] {
-    return [...this.refs.keys()].filter((r) => r.startsWith('refs/heads/')).map((r) => r.slice('refs/heads/'.length)).sort();
+    return [...this.refs.keys()]
+      .filter((r) => r.startsWith('refs/heads/'))
+      .map((r) => r.slice('refs/heads/'.length))
+      .sort();
   }
 
   openPulls(): PullRequest[] {
@@ -310,7 +322,11 @@ export class EmulatedRepo {
       else files.delete(p);
     }
     const parents = method === 'MERGE' ? [baseTip, head] : [baseTip];
-    const sha = this.writeCommit({ tree: this.writeFlatTree(files), parents, message: `${pr.title} (#${pr.number})\n` });
+    const sha = this.writeCommit({
+      tree: this.writeFlatTree(files),
+      parents,
+      message: `${pr.title} (#${pr.number})\n`,
+    });
     this.refs.set(`refs/heads/${pr.base}`, sha);
     pr.state = 'closed';
     pr.merged = true;

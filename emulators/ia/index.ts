@@ -43,7 +43,15 @@ export type FaultAction =
   /** 503 whose Resource says the upload "appears to be spam" (permanent). */
   | { kind: 'spam'; early?: boolean }
   /** Any S3-style error (403 AccessDenied, 500 InternalError, 400 BadDigest, ...). */
-  | { kind: 'error'; status: number; code: string; message?: string; resource?: string; early?: boolean; retryAfter?: string | number }
+  | {
+      kind: 'error';
+      status: number;
+      code: string;
+      message?: string;
+      resource?: string;
+      early?: boolean;
+      retryAfter?: string | number;
+    }
   /** 307 to a data node: `node` (an archive host: same listener), `foreign` (another host: auth must be dropped), or a URL. */
   | { kind: 'redirect'; to?: 'node' | 'foreign' | string; early?: boolean }
   /** Destroys the connection after this many body bytes (default 0). */
@@ -124,7 +132,17 @@ export interface EmulatorState {
   /** PUT requests (optionally of one key), in order. */
   puts(key?: string): JournalEntry[];
   /** Creates an item as if uploaded earlier (ingested, no pending tasks). `torrent: true` derives one now. */
-  seed(id: string, opts: { metadata?: Record<string, string | string[]>; files?: SeedFile[]; torrent?: boolean; owner?: string; createdAt?: number; dark?: boolean }): EmuItem;
+  seed(
+    id: string,
+    opts: {
+      metadata?: Record<string, string | string[]>;
+      files?: SeedFile[];
+      torrent?: boolean;
+      owner?: string;
+      createdAt?: number;
+      dark?: boolean;
+    },
+  ): EmuItem;
   /** Queues an ingest of a file as if a previous run's PUT was still being processed. */
   stagePending(id: string, file: SeedFile, opts?: { delayMs?: number; owner?: string }): void;
 }
@@ -153,7 +171,10 @@ export function decodeMetaValue(v: string): string {
 }
 
 /** Parses `x-(archive|amz)-meta[NN]-<field>` headers into item metadata (lists by number). */
-export function parseMetaHeaders(headers: http.IncomingHttpHeaders, kind: 'meta' | 'filemeta' = 'meta'): Record<string, string | string[]> {
+export function parseMetaHeaders(
+  headers: http.IncomingHttpHeaders,
+  kind: 'meta' | 'filemeta' = 'meta',
+): Record<string, string | string[]> {
   const pat = new RegExp(`^x-(?:archive|amz)-${kind}(\\d*)-(.+)$`);
   const acc = new Map<string, { n: number; v: string }[]>();
   for (const [k, raw] of Object.entries(headers)) {
@@ -173,12 +194,27 @@ export function parseMetaHeaders(headers: http.IncomingHttpHeaders, kind: 'meta'
   return out;
 }
 
-const dateTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+const dateTime = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
 
 export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<IaEmulator> {
-  const opts = { ingestDelayMs: 50, deriveDelayMs: 200, deriveOutcome: 'ok' as DeriveOutcome, expect: 'continue' as const, ...options };
+  const opts = {
+    ingestDelayMs: 50,
+    deriveDelayMs: 200,
+    deriveOutcome: 'ok' as DeriveOutcome,
+    expect: 'continue' as const,
+    ...options,
+  };
   const now = opts.now ?? Date.now;
-  const model = new IaModel({ ingestDelayMs: opts.ingestDelayMs, deriveDelayMs: opts.deriveDelayMs, deriveOutcome: opts.deriveOutcome, now });
+  const model = new IaModel({
+    ingestDelayMs: opts.ingestDelayMs,
+    deriveDelayMs: opts.deriveDelayMs,
+    deriveOutcome: opts.deriveOutcome,
+    now,
+  });
   let expectMode: 'continue' | 'ignore' = opts.expect;
   const collections = new Set(opts.collections ?? ['opensource', 'test_collection']);
   const reserved = new Set(opts.reserved ?? []);
@@ -209,11 +245,26 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
     extra: Record<string, string> = {},
     close = false,
   ) => {
-    const buf = Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
-    const ctype = extra['content-type'] ?? (typeof body === 'object' && !Buffer.isBuffer(body) ? 'application/json' : buf.length && buf[0] === 0x3c ? 'application/xml' : 'text/plain');
+    const buf = Buffer.isBuffer(body)
+      ? body
+      : typeof body === 'string'
+        ? Buffer.from(body)
+        : Buffer.from(JSON.stringify(body));
+    const ctype =
+      extra['content-type'] ??
+      (typeof body === 'object' && !Buffer.isBuffer(body)
+        ? 'application/json'
+        : buf.length && buf[0] === 0x3c
+          ? 'application/xml'
+          : 'text/plain');
     entry.status = status;
     if (res.headersSent) return;
-    res.writeHead(status, { 'content-type': ctype, 'content-length': String(buf.length), ...extra, ...(close ? { connection: 'close' } : {}) });
+    res.writeHead(status, {
+      'content-type': ctype,
+      'content-length': String(buf.length),
+      ...extra,
+      ...(close ? { connection: 'close' } : {}),
+    });
     res.end(buf);
   };
 
@@ -248,7 +299,13 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
 
   // ------------------------------------------------------------------ PUT
 
-  const handlePut = (req: http.IncomingMessage, res: http.ServerResponse, entry: JournalEntry, url: URL, expectPending: boolean) => {
+  const handlePut = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    entry: JournalEntry,
+    url: URL,
+    expectPending: boolean,
+  ) => {
     let p = decodeURIComponent(url.pathname);
     if (p.startsWith('/s3-put/')) p = p.slice('/s3-put'.length);
     const slash = p.indexOf('/', 1);
@@ -263,28 +320,52 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
 
     if (!id || !key) return early(400, xmlError('InvalidURI', 'Could not parse the specified URI.', p));
     if (req.headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
-      return early(400, xmlError('NotImplemented', 'Chunked transfer encoding is not supported; send Content-Length.', resource));
+      return early(
+        400,
+        xmlError('NotImplemented', 'Chunked transfer encoding is not supported; send Content-Length.', resource),
+      );
     }
-    if (req.headers['content-length'] === undefined) return early(411, xmlError('MissingContentLength', 'You must provide the Content-Length HTTP header.', resource));
+    if (req.headers['content-length'] === undefined)
+      return early(411, xmlError('MissingContentLength', 'You must provide the Content-Length HTTP header.', resource));
     const creds = authOf(req);
     if (!creds) return early(403, xmlError('AccessDenied', 'Access Denied: no LOW authorization header.', resource));
     if (opts.keys && (creds.access !== opts.keys.access || creds.secret !== opts.keys.secret)) {
-      return early(403, xmlError('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', resource));
+      return early(
+        403,
+        xmlError('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', resource),
+      );
     }
     model.advance();
     const existing = model.items.get(id);
     if (reserved.has(id) || (existing && existing.owner !== creds.access)) {
-      return early(403, xmlError('AccessDenied', `Access Denied: you do not have permission to write to ${id}.`, resource));
+      return early(
+        403,
+        xmlError('AccessDenied', `Access Denied: you do not have permission to write to ${id}.`, resource),
+      );
     }
 
     const fault = takeFault('put', id, key);
     const answerFault = (): boolean => {
       if (!fault) return false;
-      const ra = 'retryAfter' in fault && fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : undefined;
+      const ra =
+        'retryAfter' in fault && fault.retryAfter !== undefined
+          ? { 'retry-after': String(fault.retryAfter) }
+          : undefined;
       switch (fault.kind) {
         case 'slowdown':
           entry.fault = `slowdown${ra ? ` retry-after ${ra['retry-after']}` : ''}`;
-          send(res, entry, 503, xmlError('SlowDown', 'Please reduce your request rate.', fault.resource ?? 'total_tasks_queued exceeds global_limit'), ra ?? {}, !bodyDone);
+          send(
+            res,
+            entry,
+            503,
+            xmlError(
+              'SlowDown',
+              'Please reduce your request rate.',
+              fault.resource ?? 'total_tasks_queued exceeds global_limit',
+            ),
+            ra ?? {},
+            !bodyDone,
+          );
           return true;
         case 'spam':
           entry.fault = 'spam';
@@ -292,14 +373,25 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
             res,
             entry,
             503,
-            xmlError('SlowDown', 'Please reduce your request rate.', `Your upload of ${id} from username ${creds.access} appears to be spam. If you believe this is a mistake, contact info@archive.org and include this entire message in your email.`),
+            xmlError(
+              'SlowDown',
+              'Please reduce your request rate.',
+              `Your upload of ${id} from username ${creds.access} appears to be spam. If you believe this is a mistake, contact info@archive.org and include this entire message in your email.`,
+            ),
             {},
             !bodyDone,
           );
           return true;
         case 'error':
           entry.fault = `${fault.status} ${fault.code}`;
-          send(res, entry, fault.status, xmlError(fault.code, fault.message ?? fault.code, fault.resource ?? resource), ra ?? {}, !bodyDone);
+          send(
+            res,
+            entry,
+            fault.status,
+            xmlError(fault.code, fault.message ?? fault.code, fault.resource ?? resource),
+            ra ?? {},
+            !bodyDone,
+          );
           return true;
         case 'redirect': {
           const path = `/s3-put/${encodeURIComponent(id)}/${key.split('/').map(encodeURIComponent).join('/')}`;
@@ -370,21 +462,37 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       bodyDone = true;
       const digest = md5.digest('hex');
       entry.md5 = digest;
-      if (got !== declared) return send(res, entry, 400, xmlError('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.', resource));
+      if (got !== declared)
+        return send(
+          res,
+          entry,
+          400,
+          xmlError(
+            'IncompleteBody',
+            'You did not provide the number of bytes specified by the Content-Length HTTP header.',
+            resource,
+          ),
+        );
       if (answerFault()) return;
       const rawMd5 = req.headers['content-md5'];
       const cmd5 = Array.isArray(rawMd5) ? rawMd5[0] : rawMd5;
       if (cmd5) {
         const hex = /^[0-9a-fA-F]{32}$/.test(cmd5) ? cmd5.toLowerCase() : Buffer.from(cmd5, 'base64').toString('hex');
         if (hex !== digest) {
-          return send(res, entry, 400, xmlError('BadDigest', 'The Content-MD5 you specified did not match what we received.', resource));
+          return send(
+            res,
+            entry,
+            400,
+            xmlError('BadDigest', 'The Content-MD5 you specified did not match what we received.', resource),
+          );
         }
       }
       model.advance();
       let item = model.items.get(id);
       if (!item) {
         const auto = req.headers['x-archive-auto-make-bucket'] ?? req.headers['x-amz-auto-make-bucket'];
-        if (auto !== '1') return send(res, entry, 404, xmlError('NoSuchBucket', 'The specified bucket does not exist.', id));
+        if (auto !== '1')
+          return send(res, entry, 404, xmlError('NoSuchBucket', 'The specified bucket does not exist.', id));
         item = model.create(id, creds.access, parseMetaHeaders(req.headers));
       } else if (req.headers['x-archive-ignore-preexisting-bucket'] === '1') {
         item.metadata = parseMetaHeaders(req.headers);
@@ -414,8 +522,10 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
 
   const handleTasks = async (req: http.IncomingMessage, res: http.ServerResponse, entry: JournalEntry, url: URL) => {
     const q = url.searchParams;
-    if (takeFault('tasks', q.get('identifier') ?? undefined)) return send(res, entry, 503, { success: false, error: 'tasks API unavailable (injected)' });
-    if (!authOf(req)) return send(res, entry, 401, { success: false, error: 'authentication required (LOW access:secret)' });
+    if (takeFault('tasks', q.get('identifier') ?? undefined))
+      return send(res, entry, 503, { success: false, error: 'tasks API unavailable (injected)' });
+    if (!authOf(req))
+      return send(res, entry, 401, { success: false, error: 'authentication required (LOW access:secret)' });
     model.advance();
     if (req.method === 'POST') {
       const raw = await readBody(req);
@@ -431,9 +541,13 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       if (j.cmd !== 'derive.php') return send(res, entry, 200, { success: false, error: `cmd ${j.cmd} not emulated` });
       const t = model.queueDerive(item);
       if (!t) return send(res, entry, 200, { success: false, error: 'derive.php task already queued/running' });
-      return send(res, entry, 200, { success: true, value: { task_id: t.task_id, log: `https://catalogd.archive.org/log/${t.task_id}` } });
+      return send(res, entry, 200, {
+        success: true,
+        value: { task_id: t.task_id, log: `https://catalogd.archive.org/log/${t.task_id}` },
+      });
     }
-    if (q.get('task_log')) return send(res, entry, 200, `task ${q.get('task_log')}: emulated log\n`, { 'content-type': 'text/plain' });
+    if (q.get('task_log'))
+      return send(res, entry, 200, `task ${q.get('task_log')}: emulated log\n`, { 'content-type': 'text/plain' });
     const id = q.get('identifier') ?? '';
     const item = model.items.get(id);
     if (q.get('summary') === '1' && q.get('catalog') !== '1' && q.get('history') !== '1') {
@@ -454,16 +568,27 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       ...(t.finished !== undefined && t.status === 'done' ? { finished: dateTime(t.finished) } : {}),
     });
     const tasks = item?.tasks ?? [];
-    const catalog = q.get('catalog') === '0' ? [] : tasks.filter((t) => t.status === 'queued' || t.status === 'running').map(row);
-    const history = q.get('history') === '1' ? tasks.filter((t) => t.status === 'done' || t.status === 'error').map(row) : [];
+    const catalog =
+      q.get('catalog') === '0' ? [] : tasks.filter((t) => t.status === 'queued' || t.status === 'running').map(row);
+    const history =
+      q.get('history') === '1' ? tasks.filter((t) => t.status === 'done' || t.status === 'error').map(row) : [];
     if (q.get('limit') === '0') {
       const lines = [...catalog, ...history].map((r) => JSON.stringify(r)).join('\n');
       return send(res, entry, 200, lines ? `${lines}\n` : '', { 'content-type': 'application/json-l' });
     }
-    return send(res, entry, 200, { success: true, value: { catalog, history, ...(q.get('summary') === '1' ? { summary: model.summary(item) } : {}) } });
+    return send(res, entry, 200, {
+      success: true,
+      value: { catalog, history, ...(q.get('summary') === '1' ? { summary: model.summary(item) } : {}) },
+    });
   };
 
-  const handleGet = async (role: Role, req: http.IncomingMessage, res: http.ServerResponse, entry: JournalEntry, url: URL) => {
+  const handleGet = async (
+    role: Role,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    entry: JournalEntry,
+    url: URL,
+  ) => {
     const p = decodeURIComponent(url.pathname);
     const q = url.searchParams;
     if (role === 's3' && p === '/' && q.get('check_limit')) {
@@ -490,7 +615,8 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
         over_limit: over ? 1 : 0,
       });
     }
-    if (role === 's3') return send(res, entry, 404, xmlError('NoSuchKey', 'The emulator serves only PUT and check_limit on IA-S3.', p));
+    if (role === 's3')
+      return send(res, entry, 404, xmlError('NoSuchKey', 'The emulator serves only PUT and check_limit on IA-S3.', p));
 
     const md = /^\/metadata\/([^/]+)(?:\/(.*))?$/.exec(p);
     if (md && req.method === 'GET') {
@@ -507,7 +633,8 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       if (!sub) return send(res, entry, 200, rec);
       if (!Object.keys(rec).length) return send(res, entry, 200, {});
       let v: unknown = rec;
-      for (const part of sub.split('/')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined;
+      for (const part of sub.split('/'))
+        v = v && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined;
       return send(res, entry, 200, v === undefined ? {} : { result: v });
     }
     if (p === '/services/tasks.php') return handleTasks(req, res, entry, url);
@@ -518,13 +645,20 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       return send(res, entry, 200, {
         type: 'success',
         code: taken ? 'not_available' : 'available',
-        message: taken ? 'The identifier you have chosen is not available' : 'The identifier you have chosen is available',
+        message: taken
+          ? 'The identifier you have chosen is not available'
+          : 'The identifier you have chosen is available',
         identifier: id,
       });
     }
     if (p === '/services/user.php') {
       const c = authOf(req);
-      return send(res, entry, c ? 200 : 401, c ? { success: true, value: { username: c.access, screenname: c.access } } : { success: false });
+      return send(
+        res,
+        entry,
+        c ? 200 : 401,
+        c ? { success: true, value: { username: c.access, screenname: c.access } } : { success: false },
+      );
     }
     const dl = /^\/download\/([^/]+)\/(.+)$/.exec(p);
     if (dl) {
@@ -549,49 +683,61 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
     const details = /^\/details\/([^/]+)\/?$/.exec(p);
     if (details) {
       const item = model.items.get(details[1]!);
-      return send(res, entry, item ? 200 : 404, item ? `<html><body><h1>${item.id}</h1></body></html>` : 'Item not found', { 'content-type': 'text/html' });
+      return send(
+        res,
+        entry,
+        item ? 200 : 404,
+        item ? `<html><body><h1>${item.id}</h1></body></html>` : 'Item not found',
+        { 'content-type': 'text/html' },
+      );
     }
     return send(res, entry, 404, { error: 'not emulated', path: p });
   };
 
-  const handler = (listenerRole: Role) => (req: http.IncomingMessage, res: http.ServerResponse, expectPending = false) => {
-    const hostHeader = req.headers.host ?? `127.0.0.1:${listenerRole === 's3' ? s3Port : apiPort}`;
-    const proxied = /^[a-z]+:\/\//i.test(req.url ?? '');
-    const url = new URL(req.url ?? '/', `http://${hostHeader}`);
-    const role = roleOf(listenerRole, url, proxied);
-    const { headers, accessKey } = redact(req.headers);
-    const entry: JournalEntry = {
-      t: now(),
-      method: req.method ?? '',
-      host: url.host,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      role,
-      proxied,
-      headers,
-      accessKey,
-      expect: (req.headers.expect ?? '').toLowerCase() === '100-continue',
-      remotePort: req.socket.remotePort,
-      bodyBytes: 0,
-    };
-    journal.push(entry);
-    const fail = (e: unknown) => {
-      if (!res.headersSent) send(res, entry, 500, { error: String(e) });
-    };
-    try {
-      if (req.method === 'PUT' && (role === 's3' || role === 'node' || url.pathname.startsWith('/s3-put/'))) {
-        return handlePut(req, res, entry, url, expectPending);
+  const handler =
+    (listenerRole: Role) =>
+    (req: http.IncomingMessage, res: http.ServerResponse, expectPending = false) => {
+      const hostHeader = req.headers.host ?? `127.0.0.1:${listenerRole === 's3' ? s3Port : apiPort}`;
+      const proxied = /^[a-z]+:\/\//i.test(req.url ?? '');
+      const url = new URL(req.url ?? '/', `http://${hostHeader}`);
+      const role = roleOf(listenerRole, url, proxied);
+      const { headers, accessKey } = redact(req.headers);
+      const entry: JournalEntry = {
+        t: now(),
+        method: req.method ?? '',
+        host: url.host,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        role,
+        proxied,
+        headers,
+        accessKey,
+        expect: (req.headers.expect ?? '').toLowerCase() === '100-continue',
+        remotePort: req.socket.remotePort,
+        bodyBytes: 0,
+      };
+      journal.push(entry);
+      const fail = (e: unknown) => {
+        if (!res.headersSent) send(res, entry, 500, { error: String(e) });
+      };
+      try {
+        if (req.method === 'PUT' && (role === 's3' || role === 'node' || url.pathname.startsWith('/s3-put/'))) {
+          return handlePut(req, res, entry, url, expectPending);
+        }
+        if (
+          req.method === 'GET' ||
+          req.method === 'HEAD' ||
+          (req.method === 'POST' && url.pathname === '/services/tasks.php')
+        ) {
+          handleGet(role, req, res, entry, url).catch(fail);
+          return;
+        }
+        req.resume();
+        send(res, entry, 405, xmlError('MethodNotAllowed', `${req.method} is not emulated`, url.pathname));
+      } catch (e) {
+        fail(e);
       }
-      if (req.method === 'GET' || req.method === 'HEAD' || (req.method === 'POST' && url.pathname === '/services/tasks.php')) {
-        handleGet(role, req, res, entry, url).catch(fail);
-        return;
-      }
-      req.resume();
-      send(res, entry, 405, xmlError('MethodNotAllowed', `${req.method} is not emulated`, url.pathname));
-    } catch (e) {
-      fail(e);
-    }
-  };
+    };
 
   const makeServer = (role: Role) => {
     const h = handler(role);
@@ -618,13 +764,17 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
     (closed ??= (async () => {
       clearTimeout(lifetime);
       for (const s of sockets) s.destroy();
-      await Promise.all([new Promise<void>((r) => s3Server.close(() => r())), new Promise<void>((r) => apiServer.close(() => r()))]);
+      await Promise.all([
+        new Promise<void>((r) => s3Server.close(() => r())),
+        new Promise<void>((r) => apiServer.close(() => r())),
+      ]);
     })());
   const lifetime = setTimeout(() => void close(), opts.lifetimeMs ?? 15 * 60_000);
   lifetime.unref();
 
   const fileOf = (f: SeedFile): EmuFile => {
-    const content = f.content === undefined ? undefined : Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content);
+    const content =
+      f.content === undefined ? undefined : Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content);
     return {
       name: f.name,
       source: 'original',
@@ -649,7 +799,10 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
       model.advance();
       return model.items.get(id);
     },
-    puts: (key) => journal.filter((e) => e.method === 'PUT' && (key === undefined || decodeURIComponent(e.path).endsWith(`/${key}`))),
+    puts: (key) =>
+      journal.filter(
+        (e) => e.method === 'PUT' && (key === undefined || decodeURIComponent(e.path).endsWith(`/${key}`)),
+      ),
     seed: (id, o) => {
       const item = model.create(id, o.owner ?? 'TESTACCESS', o.metadata ?? {});
       if (o.createdAt !== undefined) item.created = o.createdAt;

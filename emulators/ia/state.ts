@@ -76,7 +76,9 @@ export class IaModel {
   /** When the last serial task of the item ends (never-ending derives do not block the chain). */
   private chainEnd(item: EmuItem, floor: number = this.now()): number {
     let end = floor;
-    for (const t of item.tasks) if ((t.status === 'queued' || t.status === 'running') && Number.isFinite(t.readyAt)) end = Math.max(end, t.readyAt);
+    for (const t of item.tasks)
+      if ((t.status === 'queued' || t.status === 'running') && Number.isFinite(t.readyAt))
+        end = Math.max(end, t.readyAt);
     return end;
   }
 
@@ -128,7 +130,9 @@ export class IaModel {
         this.complete(item, due);
       }
       // The earliest unfinished task is the running one.
-      const pending = item.tasks.filter((t) => t.status === 'queued' || t.status === 'running').sort((a, b) => a.readyAt - b.readyAt);
+      const pending = item.tasks
+        .filter((t) => t.status === 'queued' || t.status === 'running')
+        .sort((a, b) => a.readyAt - b.readyAt);
       pending.forEach((t, i) => (t.status = i === 0 || !Number.isFinite(t.readyAt) ? 'running' : 'queued'));
     }
   }
@@ -162,7 +166,10 @@ export class IaModel {
   makeTorrent(item: EmuItem, at: number = this.now()): void {
     const listed = [...item.files.values()].filter((f) => f.source === 'original' && !f.name.startsWith('history/'));
     const meta = metaXml(item);
-    const entries = [...listed.map((f) => ({ path: f.name.split('/'), length: f.size })), { path: [`${item.id}_meta.xml`], length: meta.length }];
+    const entries = [
+      ...listed.map((f) => ({ path: f.name.split('/'), length: f.size })),
+      { path: [`${item.id}_meta.xml`], length: meta.length },
+    ];
     const total = entries.reduce((n, e) => n + e.length, 0);
     const pieceLength = 256 * 1024;
     const info = {
@@ -217,7 +224,14 @@ export class IaModel {
     const item = this.items.get(id);
     if (!item) {
       if (opts.collections.has(id)) {
-        return { created: 1, files: [], files_count: 0, item_size: 0, is_collection: true, metadata: { identifier: id, mediatype: 'collection' } };
+        return {
+          created: 1,
+          files: [],
+          files_count: 0,
+          item_size: 0,
+          is_collection: true,
+          metadata: { identifier: id, mediatype: 'collection' },
+        };
       }
       return {};
     }
@@ -260,7 +274,13 @@ export class IaModel {
     const rows = [...item.files.values()].map(row);
     if (item.torrent) rows.push(row(item.torrent.file));
     const meta = metaXml(item);
-    rows.push({ name: `${item.id}_files.xml`, source: 'original', format: 'Metadata', md5: md5(Buffer.from(item.id)), summation: 'md5' });
+    rows.push({
+      name: `${item.id}_files.xml`,
+      source: 'original',
+      format: 'Metadata',
+      md5: md5(Buffer.from(item.id)),
+      summation: 'md5',
+    });
     rows.push({
       name: `${item.id}_meta.xml`,
       source: 'original',
@@ -284,7 +304,8 @@ const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest('hex');
 export function metaXml(item: EmuItem): Buffer {
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const lines = [`  <identifier>${esc(item.id)}</identifier>`];
-  for (const [k, v] of Object.entries(item.metadata)) for (const x of Array.isArray(v) ? v : [v]) lines.push(`  <${k}>${esc(x)}</${k}>`);
+  for (const [k, v] of Object.entries(item.metadata))
+    for (const x of Array.isArray(v) ? v : [v]) lines.push(`  <${k}>${esc(x)}</${k}>`);
   return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<metadata>\n${lines.join('\n')}\n</metadata>\n`);
 }
 
@@ -333,6 +354,15 @@ export function crc32(b: Buffer): string {
 /** The format IA would list for a file name (enough for the emulator's MDAPI). */
 export function formatOf(name: string): string {
   const ext = name.toLowerCase().split('.').pop() ?? '';
-  const map: Record<string, string> = { iso: 'ISO Image', txt: 'Text', torrent: 'Archive BitTorrent', xml: 'Metadata', gz: 'GZIP', zst: 'Zstandard', img: 'Raw Disk Image', qcow2: 'QCOW2' };
+  const map: Record<string, string> = {
+    iso: 'ISO Image',
+    txt: 'Text',
+    torrent: 'Archive BitTorrent',
+    xml: 'Metadata',
+    gz: 'GZIP',
+    zst: 'Zstandard',
+    img: 'Raw Disk Image',
+    qcow2: 'QCOW2',
+  };
   return map[ext] ?? (/^sha\d+sums$/i.test(name.split('/').pop() ?? '') ? 'Text' : 'Data');
 }

@@ -17,19 +17,30 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
   let ref: string;
   let r: Awaited<ReturnType<typeof runAction>>;
   let temp: string;
-  beforeAll(async () => {
-    reg = await startRegistry();
-    img = await ensureExampleImage({ oci: true });
-    ref = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:stable`)}`;
-    temp = tmpdir('keel-disk-run-');
-    r = await withLock('vm', () =>
-      runAction({
-        action: 'build-disk',
-        runnerTemp: temp,
-        inputs: { 'image-ref': ref, 'tls-verify': 'false', 'output-dir': path.join(temp, 'out'), 'release-date': '20261122', 'compression-level': '3', 'boot-timeout': '900', accel: 'tcg' },
-      }),
-    );
-  }, 60 * 60 * 1000);
+  beforeAll(
+    async () => {
+      reg = await startRegistry();
+      img = await ensureExampleImage({ oci: true });
+      ref = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:stable`)}`;
+      temp = tmpdir('keel-disk-run-');
+      r = await withLock('vm', () =>
+        runAction({
+          action: 'build-disk',
+          runnerTemp: temp,
+          inputs: {
+            'image-ref': ref,
+            'tls-verify': 'false',
+            'output-dir': path.join(temp, 'out'),
+            'release-date': '20261122',
+            'compression-level': '3',
+            'boot-timeout': '900',
+            accel: 'tcg',
+          },
+        }),
+      );
+    },
+    60 * 60 * 1000,
+  );
   afterAll(async () => {
     await reg?.stop();
   });
@@ -37,13 +48,26 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
   it('builds a valid ISO 9660 with El Torito boot images for BIOS and UEFI, named after the image and date', async () => {
     expect(errors(r)).toEqual([]);
     expect(path.basename(r.outputs.path!)).toBe('os-20261122.iso');
-    expect(sh('file', ['-b', r.outputs.path!])).toMatch(/ISO 9660 CD-ROM filesystem data .*'OS-20261122'.*\(bootable\)/);
+    expect(sh('file', ['-b', r.outputs.path!])).toMatch(
+      /ISO 9660 CD-ROM filesystem data .*'OS-20261122'.*\(bootable\)/,
+    );
     expect((await elToritoPlatforms(r.outputs.path!, processRunner())).sort()).toEqual(['BIOS', 'UEFI']);
   });
 
   it('ships exactly one kernel, a zstd squashfs, and boot entries without a serial console', () => {
     const x = tmpdir('keel-iso-x-');
-    sh('xorriso', ['-osirrox', 'on', '-indev', r.outputs.path!, '-extract', '/boot/grub/grub.cfg', path.join(x, 'grub.cfg'), '-extract', '/LiveOS/squashfs.img', path.join(x, 'sq.img')]);
+    sh('xorriso', [
+      '-osirrox',
+      'on',
+      '-indev',
+      r.outputs.path!,
+      '-extract',
+      '/boot/grub/grub.cfg',
+      path.join(x, 'grub.cfg'),
+      '-extract',
+      '/LiveOS/squashfs.img',
+      path.join(x, 'sq.img'),
+    ]);
     const cfg = fs.readFileSync(path.join(x, 'grub.cfg'), 'utf8');
     expect(cfg).toMatch(/root=live:CDLABEL=OS-20261122 rd\.live\.image/);
     expect(cfg).not.toMatch(/console=ttyS/);
@@ -62,15 +86,22 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     expect(log).toMatch(/Reached target/);
     // Before that, the user's path: UEFI firmware → El Torito → GRUB → its default entry, with
     // a framebuffer handed over (GRUB said "Booting in blind mode" before all_video was loaded).
-    const fwLog = path.join(path.dirname(r.outputs['serial-log']!), path.basename(r.outputs['serial-log']!).replace(/-boot\.log$/, '-firmware.log'));
+    const fwLog = path.join(
+      path.dirname(r.outputs['serial-log']!),
+      path.basename(r.outputs['serial-log']!).replace(/-boot\.log$/, '-firmware.log'),
+    );
     const fw = stripAnsi(fs.readFileSync(fwLog, 'utf8'));
     expect(fw).toMatch(/Welcome to GRUB!/);
     expect(fw).toMatch(/Booting `os \(live\)'/);
     expect(fw).not.toMatch(/error:|blind mode/);
-    expect(r.summary).toMatch(/UEFI firmware → GRUB → default entry: reached: GRUB booted `os \(live\)'; the kernel is running \(RIP ffff[0-9a-f]{12}\)/);
+    expect(r.summary).toMatch(
+      /UEFI firmware → GRUB → default entry: reached: GRUB booted `os \(live\)'; the kernel is running \(RIP ffff[0-9a-f]{12}\)/,
+    );
     expect(processesMatching(temp)).toEqual([]);
     // Intermediates gone: only the run's files, the ISO and SHA256SUMS remain.
-    expect(fs.readdirSync(temp).filter((f) => f.startsWith('keel-disk-') && fs.statSync(path.join(temp, f)).isDirectory())).toEqual([]);
+    expect(
+      fs.readdirSync(temp).filter((f) => f.startsWith('keel-disk-') && fs.statSync(path.join(temp, f)).isDirectory()),
+    ).toEqual([]);
   });
 
   it('writes a flat SHA256SUMS that verifies side by side, and a corrupted copy fails the transit check clearly', async () => {
@@ -84,7 +115,9 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     const fd = fs.openSync(path.join(flat, 'os-20261122.iso'), 'r+');
     fs.writeSync(fd, Buffer.from([0x42]), 0, 1, 1024 * 1024);
     fs.closeSync(fd);
-    await expect(verifySha256Sums(path.join(flat, 'SHA256SUMS'))).rejects.toThrow(/os-20261122\.iso does not match SHA256SUMS: it says sha256 [0-9a-f]{64}, the file .* has sha256 [0-9a-f]{64}/);
+    await expect(verifySha256Sums(path.join(flat, 'SHA256SUMS'))).rejects.toThrow(
+      /os-20261122\.iso does not match SHA256SUMS: it says sha256 [0-9a-f]{64}, the file .* has sha256 [0-9a-f]{64}/,
+    );
   });
 
   it('refuses an image with two kernels before any ISO work starts', async () => {
@@ -94,9 +127,15 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     const two = `${reg.host}/keel/os@${skopeoPush(derivedImage(img.ociDir, 'latest', tarDir(extra)), `${reg.host}/keel/os:twokernels`)}`;
     const t = tmpdir('keel-disk-run-');
     const t0 = Date.now();
-    const bad = await runAction({ action: 'build-disk', runnerTemp: t, inputs: { 'image-ref': two, 'tls-verify': 'false', 'output-dir': path.join(t, 'out') } });
+    const bad = await runAction({
+      action: 'build-disk',
+      runnerTemp: t,
+      inputs: { 'image-ref': two, 'tls-verify': 'false', 'output-dir': path.join(t, 'out') },
+    });
     expect(bad.code).toBe(1);
-    expect(errors(bad).join('')).toMatch(/refusing to build install media: the image must hold exactly one kernel .*found 2/);
+    expect(errors(bad).join('')).toMatch(
+      /refusing to build install media: the image must hold exactly one kernel .*found 2/,
+    );
     expect(Date.now() - t0).toBeLessThan(60_000);
     expect(fs.readdirSync(path.join(t, 'out'))).toEqual([]);
     expect(fs.readdirSync(t).filter((f) => f.startsWith('keel-disk-'))).toEqual([]);
@@ -104,33 +143,56 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
 
   it('refuses a tag reference and a bib config with the live backend, naming the input', async () => {
     const a = await runAction({ action: 'build-disk', inputs: { 'image-ref': `${reg.host}/keel/os:stable` } });
-    expect(errors(a)[0]).toMatch(/Input 'image-ref' .*not a tag: install media must come from the exact digest that was tested/);
+    expect(errors(a)[0]).toMatch(
+      /Input 'image-ref' .*not a tag: install media must come from the exact digest that was tested/,
+    );
     const cfg = path.join(tmpdir(), 'config.toml');
     fs.writeFileSync(cfg, '[customizations]\n');
-    const b = await runAction({ action: 'build-disk', inputs: { 'image-ref': ref, config: cfg, 'tls-verify': 'false' } });
+    const b = await runAction({
+      action: 'build-disk',
+      inputs: { 'image-ref': ref, config: cfg, 'tls-verify': 'false' },
+    });
     expect(errors(b)[0]).toMatch(/Input 'config': only the bib backend reads/);
   });
 });
 
 describe('build-disk: qcow2 from the same rootfs', () => {
-  it('builds a GPT qcow2 (ESP + root) that qemu-img recognises', async () => {
-    const reg = await startRegistry();
-    try {
-      const img = await ensureExampleImage({ oci: true });
-      const ref = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:stable`)}`;
-      const t = tmpdir('keel-disk-run-');
-      const r = await runAction({ action: 'build-disk', runnerTemp: t, inputs: { 'image-ref': ref, type: 'qcow2', 'tls-verify': 'false', 'output-dir': path.join(t, 'out'), name: 'keel-os-test', 'boot-test': 'false' } });
-      expect(errors(r)).toEqual([]);
-      expect(path.basename(r.outputs.path!)).toBe('keel-os-test.qcow2');
-      const info = JSON.parse(sh('qemu-img', ['info', '--output=json', r.outputs.path!]));
-      expect(info.format).toBe('qcow2');
-      const raw = path.join(t, 'disk.raw');
-      sh('qemu-img', ['convert', '-O', 'raw', r.outputs.path!, raw]);
-      const table = JSON.parse(sh('sfdisk', ['--json', raw])).partitiontable;
-      expect(table.label).toBe('gpt');
-      expect(table.partitions.map((p: { type: string }) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709']);
-    } finally {
-      await reg.stop();
-    }
-  }, 30 * 60 * 1000);
+  it(
+    'builds a GPT qcow2 (ESP + root) that qemu-img recognises',
+    async () => {
+      const reg = await startRegistry();
+      try {
+        const img = await ensureExampleImage({ oci: true });
+        const ref = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:stable`)}`;
+        const t = tmpdir('keel-disk-run-');
+        const r = await runAction({
+          action: 'build-disk',
+          runnerTemp: t,
+          inputs: {
+            'image-ref': ref,
+            type: 'qcow2',
+            'tls-verify': 'false',
+            'output-dir': path.join(t, 'out'),
+            name: 'keel-os-test',
+            'boot-test': 'false',
+          },
+        });
+        expect(errors(r)).toEqual([]);
+        expect(path.basename(r.outputs.path!)).toBe('keel-os-test.qcow2');
+        const info = JSON.parse(sh('qemu-img', ['info', '--output=json', r.outputs.path!]));
+        expect(info.format).toBe('qcow2');
+        const raw = path.join(t, 'disk.raw');
+        sh('qemu-img', ['convert', '-O', 'raw', r.outputs.path!, raw]);
+        const table = JSON.parse(sh('sfdisk', ['--json', raw])).partitiontable;
+        expect(table.label).toBe('gpt');
+        expect(table.partitions.map((p: { type: string }) => p.type)).toEqual([
+          'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+          '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
+        ]);
+      } finally {
+        await reg.stop();
+      }
+    },
+    30 * 60 * 1000,
+  );
 });

@@ -75,7 +75,12 @@ interface Call {
 function fakeBuildah(opts: { rootfs: string; baseExists?: boolean; print?: string; secondPassOtherLayers?: boolean }) {
   const calls: Call[] = [];
   const images = new Map<string, { labels: Record<string, string>; diff: string[]; digest: string }>();
-  if (opts.baseExists ?? true) images.set('localhost/acme-base:trixie', { labels: { 'ostree.linux': 'inherited-kver' }, diff: ['sha256:base'], digest: D_BASE });
+  if (opts.baseExists ?? true)
+    images.set('localhost/acme-base:trixie', {
+      labels: { 'ostree.linux': 'inherited-kver' },
+      diff: ['sha256:base'],
+      digest: D_BASE,
+    });
   let builds = 0;
   const ok = (stdout = ''): RunResult => ({ code: 0, stdout: Buffer.from(stdout), stderr: '' });
   const runner: CommandRunner = {
@@ -168,7 +173,9 @@ describe('build plan', () => {
     expect(localImageName('localhost/x:dev', undefined, undefined).toString()).toBe('localhost/x:dev');
     expect(localImageName('quay.io/o/x', undefined, undefined).toString()).toBe('quay.io/o/x:candidate');
     expect(() => localImageName('', undefined, undefined)).toThrow(InputError);
-    expect(() => localImageName(`localhost/x@sha256:${'0'.repeat(64)}`, DECL, undefined)).toThrow(/cannot carry a digest/);
+    expect(() => localImageName(`localhost/x@sha256:${'0'.repeat(64)}`, DECL, undefined)).toThrow(
+      /cannot carry a digest/,
+    );
     expect(() => localImageName('localhost/x:latest', DECL, undefined)).toThrow(/never writes 'latest'/);
   });
 
@@ -189,14 +196,28 @@ describe('build plan', () => {
     );
     const log = memoryLogger();
     expect(secretsFromDeclarations(decl, { A_SET: 'v' }, log)).toEqual([{ id: 'a', kind: 'env', ref: 'A_SET' }]);
-    expect(log.lines).toEqual([{ level: 'warning', message: "declared build secret 'b': environment variable B_UNSET is not set; building without it" }]);
+    expect(log.lines).toEqual([
+      {
+        level: 'warning',
+        message: "declared build secret 'b': environment variable B_UNSET is not set; building without it",
+      },
+    ]);
   });
 
-  const base: BaseImage = { given: 'localhost/acme-base:trixie', digest: D_BASE, pinned: `localhost/acme-base@${D_BASE}`, source: 'local' };
+  const base: BaseImage = {
+    given: 'localhost/acme-base:trixie',
+    digest: D_BASE,
+    pinned: `localhost/acme-base@${D_BASE}`,
+    source: 'local',
+  };
 
   it('computes the OCI label set, refuses overriding facts, drops empty values with a warning', () => {
     const log = memoryLogger();
-    const labels = computeLabels({ created: 'T', version: 'nightly.20250304', revision: undefined, source: 'https://x', base, decl: DECL }, { extra: 'yes', 'org.opencontainers.image.vendor': '' }, log);
+    const labels = computeLabels(
+      { created: 'T', version: 'nightly.20250304', revision: undefined, source: 'https://x', base, decl: DECL },
+      { extra: 'yes', 'org.opencontainers.image.vendor': '' },
+      log,
+    );
     expect(labels).toEqual({
       'org.opencontainers.image.created': 'T',
       'org.opencontainers.image.version': 'nightly.20250304',
@@ -215,7 +236,9 @@ describe('build plan', () => {
       'labels omitted because their value is empty (never published empty): org.opencontainers.image.revision, org.opencontainers.image.vendor',
     ]);
     for (const k of ['ostree.linux', 'org.opencontainers.image.base.digest', 'org.opencontainers.image.created']) {
-      expect(() => computeLabels({ created: 'T', version: 'v', base }, { [k]: 'x' }, log)).toThrow(/is set by the build itself/);
+      expect(() => computeLabels({ created: 'T', version: 'v', base }, { [k]: 'x' }, log)).toThrow(
+        /is set by the build itself/,
+      );
     }
   });
 
@@ -259,10 +282,32 @@ describe('build plan', () => {
       { 'ostree.linux': 'K' },
     );
     expect(argv).toEqual([
-      'build', '--isolation', 'chroot', '--layers', '--iidfile', '/t/iid', '--file', 'Containerfile',
-      '--tls-verify=false', '--authfile', '/t/auth.json', '--build-arg', 'A=1',
-      '--secret', 'id=f,src=/s/key', '--secret', 'id=e,env=TOKEN', '--annotation', 'an=x',
-      '--label', 'l=v', '--label', 'ostree.linux=K', '--tag', 'localhost/x:1', '.',
+      'build',
+      '--isolation',
+      'chroot',
+      '--layers',
+      '--iidfile',
+      '/t/iid',
+      '--file',
+      'Containerfile',
+      '--tls-verify=false',
+      '--authfile',
+      '/t/auth.json',
+      '--build-arg',
+      'A=1',
+      '--secret',
+      'id=f,src=/s/key',
+      '--secret',
+      'id=e,env=TOKEN',
+      '--annotation',
+      'an=x',
+      '--label',
+      'l=v',
+      '--label',
+      'ostree.linux=K',
+      '--tag',
+      'localhost/x:1',
+      '.',
     ]);
   });
 
@@ -272,8 +317,18 @@ describe('build plan', () => {
         `base:\n  image: localhost/x-base:trixie\n  bootstrap: { suite: trixie, mirror: 'http://mirror.example/debian', packages: [systemd, udev] }\n`,
     );
     expect(bootstrapArgs(d, { cacheKey: '2025-W10' })).toEqual([
-      '--image', 'localhost/x-base:trixie', '--suite', 'trixie', '--mirror', 'http://mirror.example/debian',
-      '--cache-key', '2025-W10', '--package', 'systemd', '--package', 'udev',
+      '--image',
+      'localhost/x-base:trixie',
+      '--suite',
+      'trixie',
+      '--mirror',
+      'http://mirror.example/debian',
+      '--cache-key',
+      '2025-W10',
+      '--package',
+      'systemd',
+      '--package',
+      'udev',
     ]);
     expect(bootstrapArgs(DECL)).toBeUndefined();
   });
@@ -286,9 +341,12 @@ describe('build plan', () => {
   it('demands exactly one kernel directory holding vmlinuz', () => {
     expect(theKernel([{ name: 'k', hasVmlinuz: true, hasInitramfs: true }])).toBe('k');
     expect(() => theKernel([])).toThrow(/has no kernel/);
-    expect(() => theKernel([{ name: 'a', hasVmlinuz: true, hasInitramfs: true }, { name: 'b', hasVmlinuz: false, hasInitramfs: false }])).toThrow(
-      /2 kernel directories under \/usr\/lib\/modules \(a, b\)/,
-    );
+    expect(() =>
+      theKernel([
+        { name: 'a', hasVmlinuz: true, hasInitramfs: true },
+        { name: 'b', hasVmlinuz: false, hasInitramfs: false },
+      ]),
+    ).toThrow(/2 kernel directories under \/usr\/lib\/modules \(a, b\)/);
     expect(() => theKernel([{ name: 'k', hasVmlinuz: false, hasInitramfs: true }])).toThrow(/vmlinuz is missing/);
   });
 });
@@ -323,7 +381,8 @@ describe('reading the kernel as a non-root user', () => {
     const runner: CommandRunner = {
       async run(cmd, args, o = {}) {
         calls.push({ cmd, args });
-        if (cmd === 'sudo' && args[1] === 'sh') return { code: 0, stdout: Buffer.from(`${KVER}\tvmlinuz\tinitramfs\n`), stderr: '' };
+        if (cmd === 'sudo' && args[1] === 'sh')
+          return { code: 0, stdout: Buffer.from(`${KVER}\tvmlinuz\tinitramfs\n`), stderr: '' };
         if (cmd === 'sudo') return fake.runner.run('buildah', args.slice(args.indexOf('buildah') + 1), o);
         return fake.runner.run(cmd, args, o);
       },
@@ -341,9 +400,17 @@ describe('reading the kernel as a non-root user', () => {
     expect(builds).toHaveLength(2);
     for (const b of builds) {
       expect(b.cmd).toBe('sudo');
-      expect(b.args.slice(0, 5)).toEqual(['-n', '--preserve-env=KEEL_TEST_TOKEN', 'buildah', '--storage-driver', 'overlay']);
+      expect(b.args.slice(0, 5)).toEqual([
+        '-n',
+        '--preserve-env=KEEL_TEST_TOKEN',
+        'buildah',
+        '--storage-driver',
+        'overlay',
+      ]);
     }
-    expect(calls.filter((c) => c.cmd !== 'git').map((c) => c.cmd)).toEqual(calls.filter((c) => c.cmd !== 'git').map(() => 'sudo'));
+    expect(calls.filter((c) => c.cmd !== 'git').map((c) => c.cmd)).toEqual(
+      calls.filter((c) => c.cmd !== 'git').map(() => 'sudo'),
+    );
     const list = calls.find((c) => c.args[1] === 'sh')!;
     expect(list.args.slice(0, 3)).toEqual(['-n', 'sh', '-c']);
     expect(list.args.slice(-3)).toEqual(['sh', expect.stringMatching(/^keel-kver-/), 'overlay']);
@@ -392,45 +459,92 @@ describe('buildImage (recorded buildah)', () => {
     fs.writeFileSync(path.join(ctx.workspace, 'build_files', 'x.sh'), 'echo');
     const r = await buildImage(request({ labels: { team: 'os' } }), { uid: 0, runner: fake.runner, log, context: ctx });
 
-    const baseInspects = fake.calls.filter((c) => c.args.includes('inspect') && c.args.includes('localhost/acme-base:trixie'));
+    const baseInspects = fake.calls.filter(
+      (c) => c.args.includes('inspect') && c.args.includes('localhost/acme-base:trixie'),
+    );
     expect(baseInspects).toHaveLength(1);
     const [pass1, pass2] = buildCalls(fake.calls);
     expect(buildCalls(fake.calls)).toHaveLength(2);
     const created = '2025-03-04T05:06:07Z';
     const common = (iid: string) => [
-      '--storage-driver', 'overlay', 'build', '--isolation', 'chroot', '--layers', '--iidfile', iid, '--file', 'Containerfile',
-      '--build-arg', 'OS_ID=acme-os',
-      '--build-arg', 'OS_NAME=Declared Name',
-      '--build-arg', 'OS_PRETTY_NAME=Acme OS (test)',
-      '--build-arg', 'OS_ID_LIKE=debian',
-      '--build-arg', 'OS_VARIANT_ID=acme',
-      '--build-arg', 'STALENESS_WARN_DAYS=9',
-      '--build-arg', `IMAGE_CREATED=${created}`,
-      '--build-arg', 'IMAGE_VERSION=nightly.20250304',
-      '--build-arg', `IMAGE_REVISION=${ctx.sha}`,
-      '--build-arg', 'IMAGE_SOURCE=https://github.com/acme/os',
-      '--build-arg', `BUILD_INPUTS_DIGEST=${r.inputs!.digest}`,
-      '--build-arg', 'EXTRA=declared',
-      '--build-arg', `BASE_IMAGE=localhost/acme-base@${D_BASE}`,
-      '--annotation', 'org.opencontainers.image.base.name=localhost/acme-base:trixie',
-      '--annotation', `org.opencontainers.image.base.digest=${D_BASE}`,
-      '--label', `org.opencontainers.image.created=${created}`,
-      '--label', 'org.opencontainers.image.version=nightly.20250304',
-      '--label', `org.opencontainers.image.revision=${ctx.sha}`,
-      '--label', 'org.opencontainers.image.source=https://github.com/acme/os',
-      '--label', 'org.opencontainers.image.title=Acme OS',
-      '--label', "org.opencontainers.image.description=Acme's OS",
-      '--label', 'org.opencontainers.image.vendor=Acme',
-      '--label', 'org.opencontainers.image.licenses=MIT',
-      '--label', 'org.opencontainers.image.base.name=localhost/acme-base:trixie',
-      '--label', `org.opencontainers.image.base.digest=${D_BASE}`,
-      '--label', 'io.artifacthub.package.keywords=bootc,acme',
-      '--label', 'containers.bootc=1',
-      '--label', 'ostree.bootable=true',
-      '--label', 'team=os',
+      '--storage-driver',
+      'overlay',
+      'build',
+      '--isolation',
+      'chroot',
+      '--layers',
+      '--iidfile',
+      iid,
+      '--file',
+      'Containerfile',
+      '--build-arg',
+      'OS_ID=acme-os',
+      '--build-arg',
+      'OS_NAME=Declared Name',
+      '--build-arg',
+      'OS_PRETTY_NAME=Acme OS (test)',
+      '--build-arg',
+      'OS_ID_LIKE=debian',
+      '--build-arg',
+      'OS_VARIANT_ID=acme',
+      '--build-arg',
+      'STALENESS_WARN_DAYS=9',
+      '--build-arg',
+      `IMAGE_CREATED=${created}`,
+      '--build-arg',
+      'IMAGE_VERSION=nightly.20250304',
+      '--build-arg',
+      `IMAGE_REVISION=${ctx.sha}`,
+      '--build-arg',
+      'IMAGE_SOURCE=https://github.com/acme/os',
+      '--build-arg',
+      `BUILD_INPUTS_DIGEST=${r.inputs!.digest}`,
+      '--build-arg',
+      'EXTRA=declared',
+      '--build-arg',
+      `BASE_IMAGE=localhost/acme-base@${D_BASE}`,
+      '--annotation',
+      'org.opencontainers.image.base.name=localhost/acme-base:trixie',
+      '--annotation',
+      `org.opencontainers.image.base.digest=${D_BASE}`,
+      '--label',
+      `org.opencontainers.image.created=${created}`,
+      '--label',
+      'org.opencontainers.image.version=nightly.20250304',
+      '--label',
+      `org.opencontainers.image.revision=${ctx.sha}`,
+      '--label',
+      'org.opencontainers.image.source=https://github.com/acme/os',
+      '--label',
+      'org.opencontainers.image.title=Acme OS',
+      '--label',
+      "org.opencontainers.image.description=Acme's OS",
+      '--label',
+      'org.opencontainers.image.vendor=Acme',
+      '--label',
+      'org.opencontainers.image.licenses=MIT',
+      '--label',
+      'org.opencontainers.image.base.name=localhost/acme-base:trixie',
+      '--label',
+      `org.opencontainers.image.base.digest=${D_BASE}`,
+      '--label',
+      'io.artifacthub.package.keywords=bootc,acme',
+      '--label',
+      'containers.bootc=1',
+      '--label',
+      'ostree.bootable=true',
+      '--label',
+      'team=os',
     ];
     expect(pass1).toEqual([...common(pass1![pass1!.indexOf('--iidfile') + 1]!), '.']);
-    expect(pass2).toEqual([...common(pass2![pass2!.indexOf('--iidfile') + 1]!), '--label', `ostree.linux=${KVER}`, '--tag', 'localhost/acme-os:nightly', '.']);
+    expect(pass2).toEqual([
+      ...common(pass2![pass2!.indexOf('--iidfile') + 1]!),
+      '--label',
+      `ostree.linux=${KVER}`,
+      '--tag',
+      'localhost/acme-os:nightly',
+      '.',
+    ]);
 
     // The kernel was read from the first pass's image, through a mounted working container.
     const order = fake.calls.map((c) => (c.args[0] === '--storage-driver' ? c.args[2] : c.args[0]));
@@ -445,7 +559,12 @@ describe('buildImage (recorded buildah)', () => {
       version: 'nightly.20250304',
       created,
       digest: D_IMG,
-      base: { given: 'localhost/acme-base:trixie', digest: D_BASE, pinned: `localhost/acme-base@${D_BASE}`, source: 'local' },
+      base: {
+        given: 'localhost/acme-base:trixie',
+        digest: D_BASE,
+        pinned: `localhost/acme-base@${D_BASE}`,
+        source: 'local',
+      },
     });
     expect(r.labels['ostree.linux']).toBe(KVER);
     expect(Object.keys(r.labels)).toEqual([...Object.keys(r.labels)].sort());
@@ -455,7 +574,10 @@ describe('buildImage (recorded buildah)', () => {
     const secretFile = path.join(tmp(), 'mok.key');
     fs.writeFileSync(secretFile, 'FILE-SECRET-4242\nsecond-line-9999\n');
     const env = { ...process.env, KEEL_TEST_TOKEN: 'ENV-SECRET-1717' };
-    const fake = fakeBuildah({ rootfs: rootfsWithKernels(KVER), print: 'RUN printed FILE-SECRET-4242 and ENV-SECRET-1717' });
+    const fake = fakeBuildah({
+      rootfs: rootfsWithKernels(KVER),
+      print: 'RUN printed FILE-SECRET-4242 and ENV-SECRET-1717',
+    });
     const log = memoryLogger();
     const masked: string[] = [];
     await buildImage(
@@ -474,7 +596,9 @@ describe('buildImage (recorded buildah)', () => {
     }
     expect(log.lines.map((l) => l.message)).toContain('RUN printed *** and ***');
     const [pass1] = buildCalls(fake.calls);
-    expect(pass1).toEqual(expect.arrayContaining(['--secret', `id=mok,src=${secretFile}`, '--secret', 'id=tok,env=KEEL_TEST_TOKEN']));
+    expect(pass1).toEqual(
+      expect.arrayContaining(['--secret', `id=mok,src=${secretFile}`, '--secret', 'id=tok,env=KEEL_TEST_TOKEN']),
+    );
     // The env secret reaches buildah through its environment, not its argv.
     const buildCall = fake.calls.find((c) => c.args.includes('build'))!;
     expect(buildCall.opts.env).toEqual({ KEEL_TEST_TOKEN: 'ENV-SECRET-1717' });
@@ -496,7 +620,10 @@ describe('buildImage (recorded buildah)', () => {
     };
     const resolved: string[] = [];
     const r = await buildImage(
-      request({ baseImage: 'registry.example:5000/os/base:stable', registry: { username: 'u', password: 'pw-123', 'tls-verify': false } }),
+      request({
+        baseImage: 'registry.example:5000/os/base:stable',
+        registry: { username: 'u', password: 'pw-123', 'tls-verify': false },
+      }),
       {
         uid: 0,
         runner,
@@ -509,8 +636,15 @@ describe('buildImage (recorded buildah)', () => {
       },
     );
     expect(resolved).toEqual(['registry.example:5000/os/base:stable']);
-    expect(r.base).toEqual({ given: 'registry.example:5000/os/base:stable', digest: D_BASE, pinned: `registry.example:5000/os/base@${D_BASE}`, source: 'registry' });
-    expect(authDuringBuild).toBe(`600 ${JSON.stringify({ auths: { 'registry.example:5000': { auth: Buffer.from('u:pw-123').toString('base64') } } })}`);
+    expect(r.base).toEqual({
+      given: 'registry.example:5000/os/base:stable',
+      digest: D_BASE,
+      pinned: `registry.example:5000/os/base@${D_BASE}`,
+      source: 'registry',
+    });
+    expect(authDuringBuild).toBe(
+      `600 ${JSON.stringify({ auths: { 'registry.example:5000': { auth: Buffer.from('u:pw-123').toString('base64') } } })}`,
+    );
     for (const f of seen) expect(fs.existsSync(f)).toBe(false);
     const [pass1] = buildCalls(fake.calls);
     expect(pass1).toContain('--tls-verify=false');
@@ -521,7 +655,9 @@ describe('buildImage (recorded buildah)', () => {
   it('fails on two kernels after the first pass, reporting the image it built and running no second pass', async () => {
     const fake = fakeBuildah({ rootfs: rootfsWithKernels('6.1-a', '6.2-b') });
     const state: BuildState = { timings: {} };
-    await expect(buildImage(request(), { uid: 0, runner: fake.runner, log: memoryLogger(), context: context() }, state)).rejects.toThrow(
+    await expect(
+      buildImage(request(), { uid: 0, runner: fake.runner, log: memoryLogger(), context: context() }, state),
+    ).rejects.toThrow(
       'the built image has 2 kernel directories under /usr/lib/modules (6.1-a, 6.2-b): a bootc image ships exactly one',
     );
     expect(buildCalls(fake.calls)).toHaveLength(1);
@@ -543,15 +679,22 @@ describe('buildImage (recorded buildah)', () => {
   it('tags pr-<N> and versions pr-<N>.<date> on a pull request; a missing local base fails with the fix', async () => {
     const fake = fakeBuildah({ rootfs: rootfsWithKernels(KVER) });
     const ctx = context({ eventName: 'pull_request', event: { pull_request: { number: 12, labels: [] } } });
-    const r = await buildImage(request({ releaseDate: '20240101' }), { uid: 0, runner: fake.runner, log: memoryLogger(), context: ctx });
+    const r = await buildImage(request({ releaseDate: '20240101' }), {
+      uid: 0,
+      runner: fake.runner,
+      log: memoryLogger(),
+      context: ctx,
+    });
     expect(r.image).toBe('localhost/acme-os:pr-12');
     expect(r.version).toBe('pr-12.20240101');
 
     const missing = fakeBuildah({ rootfs: rootfsWithKernels(KVER), baseExists: false });
-    await expect(buildImage(request(), { uid: 0, runner: missing.runner, log: memoryLogger(), context: context() })).rejects.toThrow(UserError);
-    await expect(buildImage(request(), { uid: 0, runner: missing.runner, log: memoryLogger(), context: context() })).rejects.toThrow(
-      /base image localhost\/acme-base:trixie is not in local containers-storage .*bootstrap\.sh/,
-    );
+    await expect(
+      buildImage(request(), { uid: 0, runner: missing.runner, log: memoryLogger(), context: context() }),
+    ).rejects.toThrow(UserError);
+    await expect(
+      buildImage(request(), { uid: 0, runner: missing.runner, log: memoryLogger(), context: context() }),
+    ).rejects.toThrow(/base image localhost\/acme-base:trixie is not in local containers-storage .*bootstrap\.sh/);
     expect(buildCalls(missing.calls)).toHaveLength(0);
   });
 });

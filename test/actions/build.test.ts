@@ -69,19 +69,23 @@ function runStepsCached(stdout: string): boolean[] {
 /** Every output line a user would see, without the runner's own mask commands. */
 const visible = (r: { stdout: string; stderr: string }) => `${r.stdout.replace(/^::add-mask::.*$/gm, '')}\n${r.stderr}`;
 
-beforeAll(async () => {
-  base = await ensureBaseImage({ oci: false });
-  // Warms buildah's layer cache with the same inputs the first test builds.
-  example = await ensureExampleImage({ oci: false });
-  baseDigest = sh('buildah', ['inspect', '--type', 'image', '--format', '{{.FromImageDigest}}', base.imageId]).trim();
-}, 40 * 60 * 1000);
+beforeAll(
+  async () => {
+    base = await ensureBaseImage({ oci: false });
+    // Warms buildah's layer cache with the same inputs the first test builds.
+    example = await ensureExampleImage({ oci: false });
+    baseDigest = sh('buildah', ['inspect', '--type', 'image', '--format', '{{.FromImageDigest}}', base.imageId]).trim();
+  },
+  40 * 60 * 1000,
+);
 
 afterAll(() => {
   // The images this file made: its tags, and the registry base buildah pulled (untagged, by digest).
   const out = spawnSync('buildah', ['images', '--format', '{{.Name}}:{{.Tag}} {{.ID}}'], { encoding: 'utf8' }).stdout;
   for (const line of out.split('\n')) {
     const [ref, id] = line.trim().split(/\s+/);
-    if (ref?.startsWith(PREFIX) || ref?.includes('/keel-test-build/tiny')) spawnSync('buildah', ['rmi', '-f', id ?? ref!]);
+    if (ref?.startsWith(PREFIX) || ref?.includes('/keel-test-build/tiny'))
+      spawnSync('buildah', ['rmi', '-f', id ?? ref!]);
   }
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -124,7 +128,9 @@ describe('build (bundled, real buildah)', () => {
         'org.opencontainers.image.created': r.outputs.created,
       });
       // The build stamp inside the image carries the same single creation time.
-      expect(readFromImage(r.outputs['image-id']!, 'usr/lib/keel/image-info.env')).toContain(`IMAGE_CREATED=${r.outputs.created}\n`);
+      expect(readFromImage(r.outputs['image-id']!, 'usr/lib/keel/image-info.env')).toContain(
+        `IMAGE_CREATED=${r.outputs.created}\n`,
+      );
       // The manifest annotations agree with the labels about the base.
       const ann = inspect(`${PREFIX}:example`).annotations;
       expect(ann['org.opencontainers.image.base.digest']).toBe(baseDigest);
@@ -140,7 +146,7 @@ describe('build (bundled, real buildah)', () => {
       const fileSecret = `file-secret-${crypto.randomBytes(16).toString('hex')}`;
       const envSecret = `env-secret-${crypto.randomBytes(16).toString('hex')}`;
       const dir = fixture({
-        'Containerfile': [
+        Containerfile: [
           'ARG BASE_IMAGE',
           'FROM ${BASE_IMAGE}',
           // Proves the secrets were there (their hashes land in the image), and prints them to the
@@ -165,7 +171,9 @@ describe('build (bundled, real buildah)', () => {
       expect(errors(r)).toEqual([]);
       expect(r.code).toBe(0);
       const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
-      expect(readFromImage(`${PREFIX}:secrets`, 'usr/share/keel-secret-proof')).toBe(`${sha(fileSecret)}\n${sha(envSecret)}\n`);
+      expect(readFromImage(`${PREFIX}:secrets`, 'usr/share/keel-secret-proof')).toBe(
+        `${sha(fileSecret)}\n${sha(envSecret)}\n`,
+      );
 
       // Log and argv: the echoed buildah command line and the RUN's own output are in stdout.
       expect(r.masked).toEqual(expect.arrayContaining([fileSecret, envSecret]));
@@ -191,8 +199,15 @@ describe('build (bundled, real buildah)', () => {
   it(
     'computes ostree.linux from the built image, never inheriting the base label',
     async () => {
-      const dir = fixture({ Containerfile: 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mv /usr/lib/modules/* /usr/lib/modules/9.9.9-keel-test\n' });
-      const r = await runAction({ action: 'build', inputs: { image: `${PREFIX}:kernel`, 'base-image': decl.base.image }, cwd: dir });
+      const dir = fixture({
+        Containerfile:
+          'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mv /usr/lib/modules/* /usr/lib/modules/9.9.9-keel-test\n',
+      });
+      const r = await runAction({
+        action: 'build',
+        inputs: { image: `${PREFIX}:kernel`, 'base-image': decl.base.image },
+        cwd: dir,
+      });
       expect(errors(r)).toEqual([]);
       expect(base.labels['ostree.linux']).toBe(example.kernelVersion);
       expect(r.outputs['kernel-version']).toBe('9.9.9-keel-test');
@@ -204,8 +219,14 @@ describe('build (bundled, real buildah)', () => {
   it(
     'fails on a second kernel directory, naming both, and still reports the image it built',
     async () => {
-      const dir = fixture({ Containerfile: 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mkdir /usr/lib/modules/0.0.0-stray\n' });
-      const r = await runAction({ action: 'build', inputs: { image: `${PREFIX}:twokernels`, 'base-image': decl.base.image }, cwd: dir });
+      const dir = fixture({
+        Containerfile: 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mkdir /usr/lib/modules/0.0.0-stray\n',
+      });
+      const r = await runAction({
+        action: 'build',
+        inputs: { image: `${PREFIX}:twokernels`, 'base-image': decl.base.image },
+        cwd: dir,
+      });
       expect(r.code).toBe(1);
       expect(errors(r)).toEqual([
         `the built image has 2 kernel directories under /usr/lib/modules (0.0.0-stray, ${example.kernelVersion}): a bootc image ships exactly one`,
@@ -258,7 +279,9 @@ describe('build (bundled, real buildah)', () => {
       const again = await build();
       expect(runStepsCached(again.stdout)).toEqual([true, true]);
 
-      fs.writeFileSync(path.join(dir, 'scripts/make.sh'), '#!/bin/sh\necho v2 > /usr/share/keel-test-version\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, 'scripts/make.sh'), '#!/bin/sh\necho v2 > /usr/share/keel-test-version\n', {
+        mode: 0o755,
+      });
       const r2 = await build();
       expect(errors(r2)).toEqual([]);
       expect(runStepsCached(r2.stdout)).toEqual([false, true]);
@@ -283,7 +306,17 @@ describe('build (bundled, real buildah)', () => {
       sh('buildah', ['config', '--label', 'ostree.linux=inherited-old', ctr]);
       sh('buildah', ['commit', '-q', '--rm', ctr, `${PREFIX}-tinybase:1`]);
       const df = path.join(files, 'pushed.digest');
-      sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', '--dest-creds', 'keel:b4se-pw-secret', '--digestfile', df, `containers-storage:${PREFIX}-tinybase:1`, `docker://${reg.host}/keel-test-build/tiny:1`]);
+      sh('skopeo', [
+        'copy',
+        '-q',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        'keel:b4se-pw-secret',
+        '--digestfile',
+        df,
+        `containers-storage:${PREFIX}-tinybase:1`,
+        `docker://${reg.host}/keel-test-build/tiny:1`,
+      ]);
       sh('buildah', ['rmi', `${PREFIX}-tinybase:1`]);
       digest = fs.readFileSync(df, 'utf8').trim();
     });
@@ -327,7 +360,13 @@ describe('build (bundled, real buildah)', () => {
       const dir = fixture({ Containerfile: 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n' });
       const r = await runAction({
         action: 'build',
-        inputs: { image: `${PREFIX}:denied`, 'base-image': `${reg.host}/keel-test-build/tiny:1`, username: 'keel', password: 'wrong', 'tls-verify': 'false' },
+        inputs: {
+          image: `${PREFIX}:denied`,
+          'base-image': `${reg.host}/keel-test-build/tiny:1`,
+          username: 'keel',
+          password: 'wrong',
+          'tls-verify': 'false',
+        },
         cwd: dir,
       });
       expect(r.code).toBe(1);
@@ -338,18 +377,54 @@ describe('build (bundled, real buildah)', () => {
 
   describe('refuses bad input before any side effect, naming the input', () => {
     const cases: [string, Record<string, string>, RegExp | string][] = [
-      ['isolation', { isolation: 'docker' }, `Input 'isolation' has value "docker": expected one of: chroot, oci, rootless`],
-      ['secrets', { secrets: 'tok=/nonexistent/keel-secret' }, `Input 'secrets' has value "tok=/nonexistent/keel-secret": item "tok=/nonexistent/keel-secret": secret file /nonexistent/keel-secret does not exist`],
-      ['secrets env', { secrets: 'tok=env:KEEL_TEST_UNSET_VAR' }, /environment variable KEEL_TEST_UNSET_VAR is not set/],
-      ['labels', { labels: 'ostree.linux=1.0' }, /^Input 'labels' has value "ostree\.linux=1\.0": ostree\.linux is set by the build itself/],
-      ['build-args', { 'build-args': 'BASE_IMAGE=evil/base:1' }, /^Input 'build-args' has value "BASE_IMAGE=evil\/base:1": BASE_IMAGE is set from the base-image input/],
-      ['release-date', { 'release-date': '2025-01-02' }, `Input 'release-date' has value "2025-01-02": expected a UTC date YYYYMMDD (a real calendar day)`],
-      ['base-image', { 'base-image': 'localhost/keel-test-build-nonexistent:1' }, /base image localhost\/keel-test-build-nonexistent:1 is not in local containers-storage/],
-      ['containerfile', { containerfile: 'Nope.containerfile' }, `Input 'containerfile' has value "Nope.containerfile": expected an existing file`],
+      [
+        'isolation',
+        { isolation: 'docker' },
+        `Input 'isolation' has value "docker": expected one of: chroot, oci, rootless`,
+      ],
+      [
+        'secrets',
+        { secrets: 'tok=/nonexistent/keel-secret' },
+        `Input 'secrets' has value "tok=/nonexistent/keel-secret": item "tok=/nonexistent/keel-secret": secret file /nonexistent/keel-secret does not exist`,
+      ],
+      [
+        'secrets env',
+        { secrets: 'tok=env:KEEL_TEST_UNSET_VAR' },
+        /environment variable KEEL_TEST_UNSET_VAR is not set/,
+      ],
+      [
+        'labels',
+        { labels: 'ostree.linux=1.0' },
+        /^Input 'labels' has value "ostree\.linux=1\.0": ostree\.linux is set by the build itself/,
+      ],
+      [
+        'build-args',
+        { 'build-args': 'BASE_IMAGE=evil/base:1' },
+        /^Input 'build-args' has value "BASE_IMAGE=evil\/base:1": BASE_IMAGE is set from the base-image input/,
+      ],
+      [
+        'release-date',
+        { 'release-date': '2025-01-02' },
+        `Input 'release-date' has value "2025-01-02": expected a UTC date YYYYMMDD (a real calendar day)`,
+      ],
+      [
+        'base-image',
+        { 'base-image': 'localhost/keel-test-build-nonexistent:1' },
+        /base image localhost\/keel-test-build-nonexistent:1 is not in local containers-storage/,
+      ],
+      [
+        'containerfile',
+        { containerfile: 'Nope.containerfile' },
+        `Input 'containerfile' has value "Nope.containerfile": expected an existing file`,
+      ],
     ];
     it.each(cases)('%s', async (_name, inputs, message) => {
       const dir = fixture({ Containerfile: 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n' });
-      const r = await runAction({ action: 'build', inputs: { image: `${PREFIX}:bad`, 'base-image': decl.base.image, ...inputs }, cwd: dir });
+      const r = await runAction({
+        action: 'build',
+        inputs: { image: `${PREFIX}:bad`, 'base-image': decl.base.image, ...inputs },
+        cwd: dir,
+      });
       expect(r.code).toBe(1);
       const errs = errors(r);
       expect(errs).toHaveLength(1);

@@ -64,8 +64,13 @@ function inputs(id: string, rel: Release, extra: Record<string, string> = {}): R
   };
 }
 
-const run = (inp: Record<string, string>, env: Record<string, string> = {}) => runAction({ action: 'ia-upload', inputs: inp, env, timeoutMs: 60_000 });
-const mine = (id: string) => emu.state.journal.filter((e) => e.path.includes(`/${id}/`) || e.path.endsWith(`/${id}`) || e.query.identifier === id || e.query.bucket === id);
+const run = (inp: Record<string, string>, env: Record<string, string> = {}) =>
+  runAction({ action: 'ia-upload', inputs: inp, env, timeoutMs: 60_000 });
+const mine = (id: string) =>
+  emu.state.journal.filter(
+    (e) =>
+      e.path.includes(`/${id}/`) || e.path.endsWith(`/${id}`) || e.query.identifier === id || e.query.bucket === id,
+  );
 const puts = (id: string) => emu.state.journal.filter((e) => e.method === 'PUT' && e.path.includes(`/${id}/`));
 const keyOf = (e: JournalEntry) => decodeURIComponent(e.path.split('/').pop()!);
 
@@ -106,7 +111,13 @@ describe('ia-upload (bundled, against the IA emulator)', () => {
     expect(p.map(keyOf)).toEqual(['os-1.0.iso', 'SHA256SUMS']);
     const sumsSize = fs.statSync(rel.sums).size;
     const [isoPut, sumsPut] = p;
-    expect(isoPut).toMatchObject({ status: 200, bodyBytes: rel.isoSize, md5: rel.isoMd5, expect: true, accessKey: 'TESTACCESS' });
+    expect(isoPut).toMatchObject({
+      status: 200,
+      bodyBytes: rel.isoSize,
+      md5: rel.isoMd5,
+      expect: true,
+      accessKey: 'TESTACCESS',
+    });
     expect(isoPut!.headers).toMatchObject({
       'x-archive-auto-make-bucket': '1',
       'x-archive-queue-derive': '0',
@@ -158,7 +169,12 @@ describe('ia-upload (bundled, against the IA emulator)', () => {
     const after = emu.state.journal.slice(before);
     expect(after.filter((e) => e.method === 'PUT')).toEqual([]);
     expect(after.reduce((s, e) => s + e.bodyBytes, 0)).toBe(0);
-    expect(r.outputs).toMatchObject({ uploaded: '', skipped: 'os-1.0.iso\nSHA256SUMS', 'torrent-ready': 'true', btih: first.outputs.btih });
+    expect(r.outputs).toMatchObject({
+      uploaded: '',
+      skipped: 'os-1.0.iso\nSHA256SUMS',
+      'torrent-ready': 'true',
+      btih: first.outputs.btih,
+    });
     expect(r.summary).toMatch(/os-1\.0\.iso \| .* \| skipped: already on IA with the same size and md5/);
     expect(r.summary).toMatch(/0 B sent; 2 file\(s\) skipped/);
   });
@@ -181,7 +197,9 @@ describe('ia-upload failure handling', () => {
       ['SHA256SUMS', 200],
     ]);
     // The rate-limit probe comes before every PUT, retries included.
-    const seq = mine(id).filter((e) => e.method === 'PUT' || e.query.check_limit).map((e) => (e.method === 'PUT' ? 'PUT' : 'check'));
+    const seq = mine(id)
+      .filter((e) => e.method === 'PUT' || e.query.check_limit)
+      .map((e) => (e.method === 'PUT' ? 'PUT' : 'check'));
     expect(seq).toEqual(['check', 'PUT', 'check', 'PUT', 'check', 'PUT', 'check', 'PUT']);
     expect(warnings(r).filter((w) => /attempt \d\/6 failed .*SlowDown/.test(w))).toHaveLength(2);
     expect(r.outputs['torrent-ready']).toBe('true');
@@ -193,9 +211,15 @@ describe('ia-upload failure handling', () => {
     emu.setFaults([{ on: 'put', identifier: id, times: 9, action: { kind: 'spam' } }]);
     const r = await run(inputs(id, rel));
     expect(r.code).toBe(1);
-    expect(errors(r).join('\n')).toMatch(/IA refused the upload as spam .*appears to be spam.*contact info@archive\.org/);
+    expect(errors(r).join('\n')).toMatch(
+      /IA refused the upload as spam .*appears to be spam.*contact info@archive\.org/,
+    );
     expect(puts(id)).toHaveLength(1);
-    expect(r.outputs).toMatchObject({ 'details-url': `${emu.apiUrl}/details/${id}`, 'torrent-ready': 'false', uploaded: '' });
+    expect(r.outputs).toMatchObject({
+      'details-url': `${emu.apiUrl}/details/${id}`,
+      'torrent-ready': 'false',
+      uploaded: '',
+    });
     expect(r.summary).toMatch(/\*\*Failed:\*\*.*spam/);
     expect(r.summary).toMatch(/os-1\.0\.iso \|.*\| upload failed/);
     expectClean(r);
@@ -257,10 +281,18 @@ describe('ia-upload failure handling', () => {
   it('403: fails at once naming the cause', async () => {
     const id = fresh();
     const rel = await release(64 * 1024);
-    emu.setFaults([{ on: 'put', identifier: id, action: { kind: 'error', status: 403, code: 'AccessDenied', message: 'Access Denied' } }]);
+    emu.setFaults([
+      {
+        on: 'put',
+        identifier: id,
+        action: { kind: 'error', status: 403, code: 'AccessDenied', message: 'Access Denied' },
+      },
+    ]);
     const r = await run(inputs(id, rel));
     expect(r.code).toBe(1);
-    expect(errors(r).join('\n')).toMatch(/access denied \(HTTP 403\) AccessDenied: Access Denied.*Check the access-key\/secret-key/);
+    expect(errors(r).join('\n')).toMatch(
+      /access denied \(HTTP 403\) AccessDenied: Access Denied.*Check the access-key\/secret-key/,
+    );
     expect(puts(id)).toHaveLength(1);
   });
 });
@@ -298,32 +330,51 @@ describe('ia-upload re-runs and pending work', () => {
     expect(errors(r)).toEqual([]);
     expect(r.stdout).not.toMatch(/task\(s\) pending/);
     expect(puts(id).map(keyOf)).toEqual(['os-1.0.iso', 'SHA256SUMS']);
-    await waitFor(async () => emu.state.item(id)!.files.get('os-1.0.iso')!.md5 === rel.isoMd5, 5000, 'the new ISO ingested');
+    await waitFor(
+      async () => emu.state.item(id)!.files.get('os-1.0.iso')!.md5 === rel.isoMd5,
+      5000,
+      'the new ISO ingested',
+    );
   });
 
   it('uploads what differs on an existing item, and warns that metadata is not changed', async () => {
     const id = fresh();
     const rel = await release();
-    emu.state.seed(id, { metadata: { title: 'Old title' }, files: [{ name: 'SHA256SUMS', content: fs.readFileSync(rel.sums) }, { name: 'os-1.0.iso', content: 'old bytes' }] });
+    emu.state.seed(id, {
+      metadata: { title: 'Old title' },
+      files: [
+        { name: 'SHA256SUMS', content: fs.readFileSync(rel.sums) },
+        { name: 'os-1.0.iso', content: 'old bytes' },
+      ],
+    });
     const r = await run(inputs(id, rel));
     expect(errors(r)).toEqual([]);
     expect(puts(id).map(keyOf)).toEqual(['os-1.0.iso']);
     // The only upload is also the last one: it queues the derive.
     expect(puts(id)[0]!.headers['x-archive-queue-derive']).toBe('1');
-    expect(warnings(r).join('\n')).toMatch(/already exists; .* keep their current values: title, mediatype, collection, subject, release_date/);
+    expect(warnings(r).join('\n')).toMatch(
+      /already exists; .* keep their current values: title, mediatype, collection, subject, release_date/,
+    );
     expect(r.outputs).toMatchObject({ uploaded: 'os-1.0.iso', skipped: 'SHA256SUMS', 'torrent-ready': 'true' });
   });
 
   it('all files present but no torrent: submits a derive once and waits for it', async () => {
     const id = fresh();
     const rel = await release();
-    emu.state.seed(id, { files: [{ name: 'os-1.0.iso', content: fs.readFileSync(rel.iso) }, { name: 'SHA256SUMS', content: fs.readFileSync(rel.sums) }] });
+    emu.state.seed(id, {
+      files: [
+        { name: 'os-1.0.iso', content: fs.readFileSync(rel.iso) },
+        { name: 'SHA256SUMS', content: fs.readFileSync(rel.sums) },
+      ],
+    });
     const before = emu.state.journal.length;
     const r = await run(inputs(id, rel));
     expect(errors(r)).toEqual([]);
     expect(puts(id)).toEqual([]);
     // The derive request (its identifier is in the JSON body) was sent exactly once.
-    expect(emu.state.journal.slice(before).filter((e) => e.method === 'POST' && e.path === '/services/tasks.php')).toHaveLength(1);
+    expect(
+      emu.state.journal.slice(before).filter((e) => e.method === 'POST' && e.path === '/services/tasks.php'),
+    ).toHaveLength(1);
     expect(emu.state.item(id)!.tasks.filter((t) => t.cmd === 'derive.php')).toHaveLength(1);
     expect(r.outputs['torrent-ready']).toBe('true');
     expect(r.summary).toMatch(/derive submitted/);
@@ -333,7 +384,15 @@ describe('ia-upload re-runs and pending work', () => {
     const id = fresh();
     const rel = await release();
     // The preflight read passes; the polls then fail 8 times (one poll's 6 attempts exhausted).
-    emu.setFaults([{ on: 'metadata', identifier: id, skip: 1, times: 8, action: { kind: 'error', status: 500, code: 'InternalError' } }]);
+    emu.setFaults([
+      {
+        on: 'metadata',
+        identifier: id,
+        skip: 1,
+        times: 8,
+        action: { kind: 'error', status: 500, code: 'InternalError' },
+      },
+    ]);
     const r = await run(inputs(id, rel));
     expect(errors(r)).toEqual([]);
     const md = mine(id).filter((e) => e.path.startsWith('/metadata/'));
@@ -351,8 +410,15 @@ describe('ia-upload torrent outcomes', () => {
     emu.setOptions({ deriveOutcome: 'never' });
     const r = await run(inputs(id, rel, { 'torrent-timeout': '0.5' }));
     expect(r.code).toBe(0);
-    expect(warnings(r).join('\n')).toMatch(/torrent not ready after 0\.5 s: .*_archive\.torrent does not exist yet\. IA's queue can take hours/);
-    expect(r.outputs).toMatchObject({ 'torrent-ready': 'false', 'torrent-status': 'pending', btih: '', uploaded: 'os-1.0.iso\nSHA256SUMS' });
+    expect(warnings(r).join('\n')).toMatch(
+      /torrent not ready after 0\.5 s: .*_archive\.torrent does not exist yet\. IA's queue can take hours/,
+    );
+    expect(r.outputs).toMatchObject({
+      'torrent-ready': 'false',
+      'torrent-status': 'pending',
+      btih: '',
+      uploaded: 'os-1.0.iso\nSHA256SUMS',
+    });
     expect(r.outputs['torrent-url']).toBe(`${emu.apiUrl}/download/${id}/${id}_archive.torrent`);
   });
 
@@ -402,19 +468,51 @@ describe('ia-upload torrent outcomes', () => {
 
 describe('ia-upload input validation (before any request)', () => {
   const cases: [string, (rel: Release, id: string) => Record<string, string>, RegExp][] = [
-    ['bad identifier', (rel) => inputs('_bad id', rel), /^Input 'identifier' has value "_bad id": not a valid Internet Archive identifier: expected only the characters A-Z a-z 0-9 \. _ - \(found " "\)$/],
+    [
+      'bad identifier',
+      (rel) => inputs('_bad id', rel),
+      /^Input 'identifier' has value "_bad id": not a valid Internet Archive identifier: expected only the characters A-Z a-z 0-9 \. _ - \(found " "\)$/,
+    ],
     ['short identifier', (rel) => inputs('ab', rel), /^Input 'identifier' has value "ab": .*3 to 100 characters/],
-    ['missing file', (rel, id) => inputs(id, rel, { files: `${rel.iso}\n/nonexistent/x.iso` }), /^Input 'files' has value .*item "\/nonexistent\/x\.iso": expected an existing file$/],
-    ['bad metadata', (rel, id) => inputs(id, rel, { metadata: 'title Tëst' }), /^Input 'metadata' has value "title Tëst": expected key:value lines/],
-    ['bad metadata key', (rel, id) => inputs(id, rel, { metadata: 'Title:x' }), /^Input 'metadata' .*key "Title": expected lower-case/],
-    ['missing secret key', (rel, id) => inputs(id, rel, { 'secret-key': '' }), /^Input 'secret-key': it is required to upload/],
-    ['bad endpoint', (rel, id) => inputs(id, rel, { 's3-endpoint': 'ftp://x' }), /^Input 's3-endpoint' has value "ftp:\/\/x": expected an http\(s\) URL/],
-    ['bad retries', (rel, id) => inputs(id, rel, { retries: 'many' }), /^Input 'retries' has value "many": expected an integer >= 0/],
-    ['reserved file name', (rel, id) => {
-      const p = path.join(rel.dir, `${id}_meta.xml`);
-      fs.writeFileSync(p, '<x/>');
-      return inputs(id, rel, { files: `${rel.iso}\n${p}` });
-    }, /^Input 'files' has value ".*_meta\.xml": this name is one of IA's own files/],
+    [
+      'missing file',
+      (rel, id) => inputs(id, rel, { files: `${rel.iso}\n/nonexistent/x.iso` }),
+      /^Input 'files' has value .*item "\/nonexistent\/x\.iso": expected an existing file$/,
+    ],
+    [
+      'bad metadata',
+      (rel, id) => inputs(id, rel, { metadata: 'title Tëst' }),
+      /^Input 'metadata' has value "title Tëst": expected key:value lines/,
+    ],
+    [
+      'bad metadata key',
+      (rel, id) => inputs(id, rel, { metadata: 'Title:x' }),
+      /^Input 'metadata' .*key "Title": expected lower-case/,
+    ],
+    [
+      'missing secret key',
+      (rel, id) => inputs(id, rel, { 'secret-key': '' }),
+      /^Input 'secret-key': it is required to upload/,
+    ],
+    [
+      'bad endpoint',
+      (rel, id) => inputs(id, rel, { 's3-endpoint': 'ftp://x' }),
+      /^Input 's3-endpoint' has value "ftp:\/\/x": expected an http\(s\) URL/,
+    ],
+    [
+      'bad retries',
+      (rel, id) => inputs(id, rel, { retries: 'many' }),
+      /^Input 'retries' has value "many": expected an integer >= 0/,
+    ],
+    [
+      'reserved file name',
+      (rel, id) => {
+        const p = path.join(rel.dir, `${id}_meta.xml`);
+        fs.writeFileSync(p, '<x/>');
+        return inputs(id, rel, { files: `${rel.iso}\n${p}` });
+      },
+      /^Input 'files' has value ".*_meta\.xml": this name is one of IA's own files/,
+    ],
   ];
   it.each(cases)('%s', async (_name, make, message) => {
     const rel = await release(1000);
@@ -436,7 +534,9 @@ describe('ia-upload input validation (before any request)', () => {
     const before = emu.state.journal.length;
     const r = await run(inputs(id, rel));
     expect(r.code).toBe(1);
-    expect(errors(r)).toEqual([`os-1.0.iso does not match SHA256SUMS: it says sha256 ${expected}, the file ${rel.iso} has sha256 ${actual}`]);
+    expect(errors(r)).toEqual([
+      `os-1.0.iso does not match SHA256SUMS: it says sha256 ${expected}, the file ${rel.iso} has sha256 ${actual}`,
+    ]);
     expect(emu.state.journal.length).toBe(before);
     expect(r.outputs).toMatchObject({
       'torrent-ready': 'false',

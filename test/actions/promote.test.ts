@@ -32,7 +32,15 @@ describe('promote (bundled, real registry)', () => {
     const name = `localhost/keel-test-promote:${process.pid}`;
     sh('buildah', ['build', '--quiet', '--isolation', 'chroot', '-t', name, ctx]);
     const df = path.join(ctx, 'digest');
-    sh('buildah', ['push', '--quiet', '--tls-verify=false', '--digestfile', df, name, `docker://${reg.host}/${repo}:candidate`]);
+    sh('buildah', [
+      'push',
+      '--quiet',
+      '--tls-verify=false',
+      '--digestfile',
+      df,
+      name,
+      `docker://${reg.host}/${repo}:candidate`,
+    ]);
     sh('buildah', ['rmi', '-f', name]);
     return fs.readFileSync(df, 'utf8').trim();
   }
@@ -51,12 +59,18 @@ describe('promote (bundled, real registry)', () => {
     const img = makeOciImage(tmpdir(), { randomBytes: 200_000 });
     const digest = skopeoPush(`oci:${img.dir}:latest`, `${reg.host}/keel/noop:candidate`);
     proxy.reset();
-    const first = await runAction({ action: 'promote', inputs: { 'image-ref': `${proxy.host}/keel/noop@${digest}`, 'tls-verify': 'false', 'release-date': DATE } });
+    const first = await runAction({
+      action: 'promote',
+      inputs: { 'image-ref': `${proxy.host}/keel/noop@${digest}`, 'tls-verify': 'false', 'release-date': DATE },
+    });
     expect(errors(first)).toEqual([]);
     expect(proxy.log.filter((e) => e.path.includes('/blobs/'))).toHaveLength(0);
     expect(proxy.log.filter((e) => e.method === 'PUT')).toHaveLength(3);
     proxy.reset();
-    const again = await runAction({ action: 'promote', inputs: { 'image-ref': `${proxy.host}/keel/noop@${digest}`, 'tls-verify': 'false', 'release-date': DATE } });
+    const again = await runAction({
+      action: 'promote',
+      inputs: { 'image-ref': `${proxy.host}/keel/noop@${digest}`, 'tls-verify': 'false', 'release-date': DATE },
+    });
     expect(errors(again)).toEqual([]);
     expect(proxy.log.filter((e) => e.method === 'PUT')).toHaveLength(0);
     expect(again.stdout).toMatch(/all promotion tags already point at .*nothing written/);
@@ -65,9 +79,14 @@ describe('promote (bundled, real registry)', () => {
 
   it('refuses a tag reference, saying why, before any request', async () => {
     proxy.reset();
-    const r = await runAction({ action: 'promote', inputs: { 'image-ref': `${proxy.host}/keel/os:candidate`, 'tls-verify': 'false' } });
+    const r = await runAction({
+      action: 'promote',
+      inputs: { 'image-ref': `${proxy.host}/keel/os:candidate`, 'tls-verify': 'false' },
+    });
     expect(r.code).toBe(1);
-    expect(errors(r).join('')).toMatch(/Input 'image-ref' .*a digest reference .* is required, not a tag: the promoted digest must be the one that was tested/);
+    expect(errors(r).join('')).toMatch(
+      /Input 'image-ref' .*a digest reference .* is required, not a tag: the promoted digest must be the one that was tested/,
+    );
     expect(proxy.log).toHaveLength(0);
   });
 
@@ -79,7 +98,8 @@ describe('promote (bundled, real registry)', () => {
     const r = await promote({ 'image-ref': `${reg.host}/keel/guard@${prDigest}`, 'require-tag': 'candidate' });
     expect(r.code).toBe(1);
     expect(errors(r).join('')).toMatch(new RegExp(`not currently tagged 'candidate' \\(candidate → ${candDigest}\\)`));
-    const tags = JSON.parse(sh('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/keel/guard`])).Tags as string[];
+    const tags = JSON.parse(sh('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/keel/guard`]))
+      .Tags as string[];
     expect(tags.sort()).toEqual(['candidate', 'pr-9']);
   });
 
@@ -91,7 +111,15 @@ describe('promote (bundled, real registry)', () => {
     proxy.reset();
     // The second tag's PUT keeps failing: the run dies after writing one tag.
     proxy.setRules([{ method: 'PUT', path: new RegExp(`/manifests/${DATE}$`), action: { kind: 'reset' } }]);
-    const broken = await runAction({ action: 'promote', inputs: { 'image-ref': `${proxy.host}/keel/half@${digest}`, 'tls-verify': 'false', 'release-date': DATE, retries: '2' } });
+    const broken = await runAction({
+      action: 'promote',
+      inputs: {
+        'image-ref': `${proxy.host}/keel/half@${digest}`,
+        'tls-verify': 'false',
+        'release-date': DATE,
+        retries: '2',
+      },
+    });
     proxy.setRules([]);
     expect(broken.code).toBe(1);
     expect(skopeoDigest(`${reg.host}/keel/half:stable.${DATE}`)).toBe(digest);

@@ -22,7 +22,10 @@ describe('push (bundled, real registry)', () => {
     await reg.stop();
   });
 
-  const push = (inputs: Record<string, string>, extra: { eventName?: string; event?: Record<string, unknown>; timeoutMs?: number } = {}) =>
+  const push = (
+    inputs: Record<string, string>,
+    extra: { eventName?: string; event?: Record<string, unknown>; timeoutMs?: number } = {},
+  ) =>
     runAction({
       action: 'push',
       inputs: { 'tls-verify': 'false', 'release-date': DATE, ...inputs },
@@ -39,7 +42,8 @@ describe('push (bundled, real registry)', () => {
     expect(r.outputs.digest).toBe(img.digest);
     expect(r.outputs['image-ref']).toBe(`${reg.host}/keel/os@${img.digest}`);
     expect(r.outputs.tags!.split('\n')).toEqual(['candidate', `candidate.${DATE}`]);
-    for (const t of ['candidate', `candidate.${DATE}`]) expect(skopeoDigest(`${reg.host}/keel/os:${t}`)).toBe(img.digest);
+    for (const t of ['candidate', `candidate.${DATE}`])
+      expect(skopeoDigest(`${reg.host}/keel/os:${t}`)).toBe(img.digest);
     expect(r.summary).toContain(img.digest);
   });
 
@@ -80,8 +84,18 @@ describe('push (bundled, real registry)', () => {
         schemaVersion: 2,
         mediaType: MT.ociIndex,
         manifests: [
-          { mediaType: MT.ociManifest, digest: a.digest, size: a.manifest.length, platform: { architecture: 'amd64', os: 'linux' } },
-          { mediaType: MT.ociManifest, digest: b.digest, size: b.manifest.length, platform: { architecture: 'arm64', os: 'linux' } },
+          {
+            mediaType: MT.ociManifest,
+            digest: a.digest,
+            size: a.manifest.length,
+            platform: { architecture: 'amd64', os: 'linux' },
+          },
+          {
+            mediaType: MT.ociManifest,
+            digest: b.digest,
+            size: b.manifest.length,
+            platform: { architecture: 'arm64', os: 'linux' },
+          },
         ],
       }),
     );
@@ -90,17 +104,24 @@ describe('push (bundled, real registry)', () => {
     const r = await push({ source: `oci:${dir}:multi`, image: `${reg.host}/keel/multi` });
     expect(errors(r)).toEqual([]);
     expect(r.outputs.digest).toBe(d.digest);
-    const raw = JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/keel/multi:candidate`]));
+    const raw = JSON.parse(
+      sh('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/keel/multi:candidate`]),
+    );
     expect(raw.mediaType).toBe(MT.ociIndex);
     for (const child of [a.digest, b.digest]) {
-      expect(JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/keel/multi@${child}`])).layers.length).toBe(1);
+      expect(
+        JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/keel/multi@${child}`]))
+          .layers.length,
+      ).toBe(1);
     }
   });
 
   it('fails naming the input on a bad source, before any request', async () => {
     proxy.reset();
     const r = await push({ source: 'docker://x/y:z', image: `${proxy.host}/keel/os` });
-    expect(errors(r)).toEqual([`Input 'source' has value "docker://x/y:z": expected oci:DIR[:TAG] or containers-storage:REF`]);
+    expect(errors(r)).toEqual([
+      `Input 'source' has value "docker://x/y:z": expected oci:DIR[:TAG] or containers-storage:REF`,
+    ]);
     expect(proxy.log).toHaveLength(0);
   });
 
@@ -116,10 +137,22 @@ describe('push (bundled, real registry)', () => {
       const r = await push({ source: `oci:${img.dir}`, image: `${reg.host}/keel/interop` });
       const digest = r.outputs.digest!;
       const out = tmpdir();
-      sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/keel/interop:candidate`, `oci:${out}:x`]);
+      sh('skopeo', [
+        'copy',
+        '-q',
+        '--src-tls-verify=false',
+        `docker://${reg.host}/keel/interop:candidate`,
+        `oci:${out}:x`,
+      ]);
       expect(OciLayout.open(out).resolve('x').digest).toBe(digest);
       sh('podman', ['pull', '-q', '--tls-verify=false', `${reg.host}/keel/interop@${digest}`]);
-      const podmanDigest = sh('podman', ['image', 'inspect', '--format', '{{.Digest}}', `${reg.host}/keel/interop@${digest}`]).trim();
+      const podmanDigest = sh('podman', [
+        'image',
+        'inspect',
+        '--format',
+        '{{.Digest}}',
+        `${reg.host}/keel/interop@${digest}`,
+      ]).trim();
       expect(podmanDigest).toBe(digest);
       sh('podman', ['rmi', '-f', `${reg.host}/keel/interop@${digest}`]);
     });
@@ -135,7 +168,13 @@ describe('push (bundled, real registry)', () => {
         expect(errors(r)).toEqual([]);
         expect(skopeoDigest(`${reg.host}/keel/from-storage:candidate`)).toBe(r.outputs.digest);
         const out = tmpdir();
-        sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/keel/from-storage@${r.outputs.digest}`, `dir:${out}`]);
+        sh('skopeo', [
+          'copy',
+          '-q',
+          '--src-tls-verify=false',
+          `docker://${reg.host}/keel/from-storage@${r.outputs.digest}`,
+          `dir:${out}`,
+        ]);
         expect(fs.readdirSync(out).length).toBeGreaterThan(2);
       } finally {
         sh('buildah', ['rmi', '-f', name]);
@@ -145,7 +184,9 @@ describe('push (bundled, real registry)', () => {
 
   describe('reliability (fault proxy)', () => {
     it('completes with 30% of requests answered 503 or reset, every tag on one digest', async () => {
-      const img = makeOciImage(tmpdir(), { layers: [{ a: 'x'.repeat(200_000) }, { b: 'y'.repeat(200_000) }, { c: 'z'.repeat(200_000) }] });
+      const img = makeOciImage(tmpdir(), {
+        layers: [{ a: 'x'.repeat(200_000) }, { b: 'y'.repeat(200_000) }, { c: 'z'.repeat(200_000) }],
+      });
       proxy.reset();
       proxy.setRules([
         { probability: 0.15, action: { kind: 'status', status: 503 } },
@@ -156,13 +197,21 @@ describe('push (bundled, real registry)', () => {
       expect(errors(r)).toEqual([]);
       const faults = proxy.log.filter((e) => e.fault).length;
       expect(faults / proxy.log.length).toBeGreaterThan(0.2);
-      for (const t of ['candidate', `candidate.${DATE}`]) expect(skopeoDigest(`${reg.host}/keel/flaky:${t}`)).toBe(img.digest);
+      for (const t of ['candidate', `candidate.${DATE}`])
+        expect(skopeoDigest(`${reg.host}/keel/flaky:${t}`)).toBe(img.digest);
     });
 
     it('honours 429 Retry-After', async () => {
       const img = makeOciImage(tmpdir());
       proxy.reset();
-      proxy.setRules([{ method: 'PUT', path: /\/manifests\/sha256:/, times: 1, action: { kind: 'status', status: 429, retryAfter: 2 } }]);
+      proxy.setRules([
+        {
+          method: 'PUT',
+          path: /\/manifests\/sha256:/,
+          times: 1,
+          action: { kind: 'status', status: 429, retryAfter: 2 },
+        },
+      ]);
       const r = await push({ source: `oci:${img.dir}`, image: `${proxy.host}/keel/slow` });
       proxy.setRules([]);
       expect(errors(r)).toEqual([]);
@@ -179,7 +228,11 @@ describe('push (bundled, real registry)', () => {
       proxy.reset();
       const message = status === 400 ? 'manifest invalid (injected)' : 'requested access to the resource is denied';
       proxy.setRules([
-        { method: 'PUT', path: /\/manifests\//, action: { kind: 'status', status, body: JSON.stringify({ errors: [{ code, message }] }) } },
+        {
+          method: 'PUT',
+          path: /\/manifests\//,
+          action: { kind: 'status', status, body: JSON.stringify({ errors: [{ code, message }] }) },
+        },
       ]);
       const r = await push({ source: `oci:${img.dir}`, image: `${proxy.host}/keel/perm${status}` });
       proxy.setRules([]);
@@ -191,11 +244,16 @@ describe('push (bundled, real registry)', () => {
     it('a push killed halfway, re-run, uploads only the missing blobs', async () => {
       const layers = [1, 2, 3, 4].map((i) => ({ [`f${i}`]: Buffer.alloc(400_000, i) }));
       const img = makeOciImage(tmpdir(), { layers });
-      const manifest = JSON.parse(img.manifest.toString()) as { layers: { digest: string; size: number }[]; config: { digest: string; size: number } };
+      const manifest = JSON.parse(img.manifest.toString()) as {
+        layers: { digest: string; size: number }[];
+        config: { digest: string; size: number };
+      };
       const victim = manifest.layers[2]!.digest;
       proxy.reset();
       // The third layer's upload stalls forever: the first run is killed while stuck on it.
-      proxy.setRules([{ method: 'PUT', path: new RegExp(`digest=${victim.replace(':', '%3A')}`), action: { kind: 'stall' } }]);
+      proxy.setRules([
+        { method: 'PUT', path: new RegExp(`digest=${victim.replace(':', '%3A')}`), action: { kind: 'stall' } },
+      ]);
       const first = await push({ source: `oci:${img.dir}`, image: `${proxy.host}/keel/resume` }, { timeoutMs: 6000 });
       expect(first.code).not.toBe(0);
       proxy.setRules([]);

@@ -16,10 +16,22 @@ describe('rechunk groups files by rpm package', () => {
     fs.writeFileSync(
       path.join(w, 'rpmbuild/SPECS/keeltest.spec'),
       [
-        'Name: keeltest', 'Version: 1.0', 'Release: 1', 'Summary: test', 'License: MIT', 'BuildArch: noarch',
-        '%description', 'test', '%install', 'mkdir -p %{buildroot}/usr/share/keeltest',
-        'echo hello > %{buildroot}/usr/share/keeltest/hello.txt', 'echo world > %{buildroot}/usr/share/keeltest/world.txt',
-        '%files', '/usr/share/keeltest/hello.txt', '/usr/share/keeltest/world.txt', '',
+        'Name: keeltest',
+        'Version: 1.0',
+        'Release: 1',
+        'Summary: test',
+        'License: MIT',
+        'BuildArch: noarch',
+        '%description',
+        'test',
+        '%install',
+        'mkdir -p %{buildroot}/usr/share/keeltest',
+        'echo hello > %{buildroot}/usr/share/keeltest/hello.txt',
+        'echo world > %{buildroot}/usr/share/keeltest/world.txt',
+        '%files',
+        '/usr/share/keeltest/hello.txt',
+        '/usr/share/keeltest/world.txt',
+        '',
       ].join('\n'),
     );
     sh('rpmbuild', ['--quiet', '--define', `_topdir ${w}/rpmbuild`, '-bb', `${w}/rpmbuild/SPECS/keeltest.spec`]);
@@ -31,12 +43,24 @@ describe('rechunk groups files by rpm package', () => {
     fs.writeFileSync(path.join(root, 'usr/share/unowned/notes'), 'no package\n');
     sh('rpm', ['--root', root, '--dbpath', '/usr/lib/sysimage/rpm', '--initdb']);
     const rpmFile = fs.readdirSync(path.join(w, 'rpmbuild/RPMS/noarch'))[0]!;
-    sh('rpm', ['--root', root, '--dbpath', '/usr/lib/sysimage/rpm', '-i', '--nodeps', '--justdb', path.join(w, 'rpmbuild/RPMS/noarch', rpmFile)]);
+    sh('rpm', [
+      '--root',
+      root,
+      '--dbpath',
+      '/usr/lib/sysimage/rpm',
+      '-i',
+      '--nodeps',
+      '--justdb',
+      path.join(w, 'rpmbuild/RPMS/noarch', rpmFile),
+    ]);
     fs.rmSync(path.join(root, 'usr/lib/sysimage/rpm/.rpm.lock'), { force: true });
     const img = tmpdir('keel-rpm-img-');
     makeOciImage(img, { layers: [tarDir(root)], labels: { 'containers.bootc': '1' } });
     const out = tmpdir('keel-rpm-out-');
-    const r = await runAction({ action: 'rechunk', inputs: { image: `oci:${img}:latest`, output: out, 'max-layers': '8' } });
+    const r = await runAction({
+      action: 'rechunk',
+      inputs: { image: `oci:${img}:latest`, output: out, 'max-layers': '8' },
+    });
     expect(errors(r)).toEqual([]);
     expect(r.stdout).toMatch(/rpm: \d+ paths owned \(usr\/lib\/sysimage\/rpm\)/);
     const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));

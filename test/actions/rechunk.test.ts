@@ -42,7 +42,13 @@ function osTree(version: { foo: string; withBar?: boolean; withBaz?: boolean }):
   fs.linkSync(path.join(d, 'usr/bin/ping'), path.join(d, 'usr/bin/ping6'));
   fs.symlinkSync('usr/lib', path.join(d, 'lib'));
   spawnSync('setcap', ['cap_net_raw+ep', path.join(d, 'usr/bin/ping')]);
-  spawnSync('setfattr', ['-n', 'security.selinux', '-v', 'system_u:object_r:ping_exec_t:s0', path.join(d, 'usr/bin/ping')]);
+  spawnSync('setfattr', [
+    '-n',
+    'security.selinux',
+    '-v',
+    'system_u:object_r:ping_exec_t:s0',
+    path.join(d, 'usr/bin/ping'),
+  ]);
   spawnSync('setfattr', ['-n', 'user.keel', '-v', '0x00ff', path.join(d, 'usr/share/foo/data.txt')]);
   fs.mkdirSync(path.join(d, 'dev'));
   spawnSync('mknod', [path.join(d, 'dev/null'), 'c', '1', '3']);
@@ -52,11 +58,19 @@ function osTree(version: { foo: string; withBar?: boolean; withBaz?: boolean }):
     w(`${info}/${pkg}.list`, `/.\n${files.map((f) => `/${f}`).join('\n')}\n`);
     w(`${info}/${pkg}.md5sums`, files.map((f) => `00  ${f}`).join('\n'));
   }
-  w('usr/lib/sysimage/dpkg/status', Object.keys(pkgs).map((p) => `Package: ${p}\nStatus: install ok installed\n`).join('\n'));
+  w(
+    'usr/lib/sysimage/dpkg/status',
+    Object.keys(pkgs)
+      .map((p) => `Package: ${p}\nStatus: install ok installed\n`)
+      .join('\n'),
+  );
   return d;
 }
 
-function image(version: Parameters<typeof osTree>[0], extra: { whiteout?: boolean; labels?: Record<string, string> } = {}): string {
+function image(
+  version: Parameters<typeof osTree>[0],
+  extra: { whiteout?: boolean; labels?: Record<string, string> } = {},
+): string {
   const layers: Buffer[] = [tarDir(osTree(version))];
   if (extra.whiteout) {
     const up = tmpdir('keel-rc-up-');
@@ -69,7 +83,12 @@ function image(version: Parameters<typeof osTree>[0], extra: { whiteout?: boolea
   makeOciImage(dir, {
     layers,
     created: '2026-11-20T10:00:00Z',
-    labels: { 'containers.bootc': '1', 'ostree.linux': 'stale-inherited', 'org.opencontainers.image.version': 'candidate.20261120', ...(extra.labels ?? {}) },
+    labels: {
+      'containers.bootc': '1',
+      'ostree.linux': 'stale-inherited',
+      'org.opencontainers.image.version': 'candidate.20261120',
+      ...(extra.labels ?? {}),
+    },
   });
   return `oci:${dir}:latest`;
 }
@@ -107,12 +126,24 @@ describe('rechunk (bundled)', () => {
 
   it('keeps capabilities, SELinux labels, xattrs, setuid, hardlinks, owners and device nodes (checked after a real tar extraction)', async () => {
     const { layout, manifest } = manifestOf(out1);
-    const rootfs = new LayeredRootfs(manifest.layers.map((l) => ({ digest: l.digest, compression: 'gzip' as const, open: () => layout.openBlob(l.digest) })));
+    const rootfs = new LayeredRootfs(
+      manifest.layers.map((l) => ({
+        digest: l.digest,
+        compression: 'gzip' as const,
+        open: () => layout.openBlob(l.digest),
+      })),
+    );
     const dest = tmpdir('keel-rc-unpack-');
     await unpackRootfs(rootfs, path.join(dest, 'root'), processRunner(), memoryLogger());
     const root = path.join(dest, 'root');
-    expect(spawnSync('getcap', [path.join(root, 'usr/bin/ping')], { encoding: 'utf8' }).stdout).toMatch(/cap_net_raw[=+]ep/);
-    expect(spawnSync('getfattr', ['-n', 'security.selinux', '--only-values', path.join(root, 'usr/bin/ping')], { encoding: 'utf8' }).stdout).toBe('system_u:object_r:ping_exec_t:s0');
+    expect(spawnSync('getcap', [path.join(root, 'usr/bin/ping')], { encoding: 'utf8' }).stdout).toMatch(
+      /cap_net_raw[=+]ep/,
+    );
+    expect(
+      spawnSync('getfattr', ['-n', 'security.selinux', '--only-values', path.join(root, 'usr/bin/ping')], {
+        encoding: 'utf8',
+      }).stdout,
+    ).toBe('system_u:object_r:ping_exec_t:s0');
     expect(fs.statSync(path.join(root, 'usr/bin/ping')).mode & 0o7777).toBe(0o4755);
     expect(fs.statSync(path.join(root, 'usr/bin/ping')).ino).toBe(fs.statSync(path.join(root, 'usr/bin/ping6')).ino);
     expect(fs.statSync(path.join(root, 'dev/null')).isCharacterDevice()).toBe(true);
@@ -131,7 +162,9 @@ describe('rechunk (bundled)', () => {
     });
     expect(cfg.created).toBe('2026-11-20T10:00:00Z'); // the build's creation time, not the chunker's
     expect(warnings(r1).join('\n')).toMatch(/label org\.example\.empty has an empty value/);
-    expect(warnings(r1).join('\n')).toMatch(/ostree\.linux was stale-inherited; the image holds kernel 6\.12\.0-keel-rc/);
+    expect(warnings(r1).join('\n')).toMatch(
+      /ostree\.linux was stale-inherited; the image holds kernel 6\.12\.0-keel-rc/,
+    );
   });
 
   it('is deterministic: same input, same digests, byte for byte; mtimes clamped', async () => {
@@ -142,14 +175,26 @@ describe('rechunk (bundled)', () => {
     const b = manifestOf(out2).manifest.layers.map((l) => l.digest);
     expect(b).toEqual(a);
     const { layout, manifest } = manifestOf(out2);
-    const rootfs = new LayeredRootfs(manifest.layers.map((l) => ({ digest: l.digest, compression: 'gzip' as const, open: () => layout.openBlob(l.digest) })));
+    const rootfs = new LayeredRootfs(
+      manifest.layers.map((l) => ({
+        digest: l.digest,
+        compression: 'gzip' as const,
+        open: () => layout.openBlob(l.digest),
+      })),
+    );
     for (const e of (await rootfs.index()).values()) expect(e.mtime).toBe(0);
   });
 
   it('with previous-image, unchanged groups are byte-identical; an upgrade, an addition and a removal change only their layers', async () => {
     const v2 = image({ foo: '2.0', withBar: true }, { whiteout: true }); // foo upgraded, bar added, baz removed
     const out2 = tmpdir('keel-rc-out-');
-    const r2 = await rechunkStep({ image: v2, output: out2, 'max-layers': '16', 'large-file-mb': '2', 'previous-image': `oci:${out1}:keel` });
+    const r2 = await rechunkStep({
+      image: v2,
+      output: out2,
+      'max-layers': '16',
+      'large-file-mb': '2',
+      'previous-image': `oci:${out1}:keel`,
+    });
     expect(errors(r2)).toEqual([]);
     const report = JSON.parse(fs.readFileSync(r2.outputs.report!, 'utf8'));
     const byId = Object.fromEntries(report.layers.map((l: { id: string }) => [l.id, l]));
@@ -160,7 +205,11 @@ describe('rechunk (bundled)', () => {
     expect(Object.values(byId).some((l) => (l as { components: string[] }).components.includes('pkg:baz'))).toBe(false);
     expect(Object.values(byId).some((l) => (l as { components: string[] }).components.includes('pkg:bar'))).toBe(true);
     expect(report.update.downloadBytes).toBeLessThan(report.update.totalBytes / 4);
-    expect(report.update.downloadBytes).toBe(report.layers.filter((l: { reused: boolean }) => !l.reused).reduce((n: number, l: { size: number }) => n + l.size, 0));
+    expect(report.update.downloadBytes).toBe(
+      report.layers
+        .filter((l: { reused: boolean }) => !l.reused)
+        .reduce((n: number, l: { size: number }) => n + l.size, 0),
+    );
     expect(r2.summary).toMatch(/layers reused/);
   });
 
@@ -173,9 +222,16 @@ describe('rechunk (bundled)', () => {
 
   it('a previous image that does not exist yet gives a fresh plan with a warning (first release)', async () => {
     const out = tmpdir('keel-rc-out-');
-    const r = await rechunkStep({ image: v1, output: out, 'max-layers': '16', 'previous-image': `oci:${path.join(tmpdir('keel-rc-none-'), 'never-published')}:keel` });
+    const r = await rechunkStep({
+      image: v1,
+      output: out,
+      'max-layers': '16',
+      'previous-image': `oci:${path.join(tmpdir('keel-rc-none-'), 'never-published')}:keel`,
+    });
     expect(errors(r)).toEqual([]);
-    expect(warnings(r).join('\n')).toMatch(/previous image oci:.*never-published:keel does not exist \(first release\?\): using a fresh layer plan/);
+    expect(warnings(r).join('\n')).toMatch(
+      /previous image oci:.*never-published:keel does not exist \(first release\?\): using a fresh layer plan/,
+    );
   });
 
   it('a previous image that exists but cannot be used fails the step instead of silently re-planning', async () => {
@@ -187,21 +243,51 @@ describe('rechunk (bundled)', () => {
       fs.copyFileSync(path.join(prev, 'child', 'blobs', 'sha256', f), path.join(prev, 'idx', 'blobs', 'sha256', f));
     }
     const idx = layout.writeBlob(
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: child.digest, size: child.manifest.length, platform: { os: 'linux', architecture: 'arm64' } }] })),
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [
+            {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: child.digest,
+              size: child.manifest.length,
+              platform: { os: 'linux', architecture: 'arm64' },
+            },
+          ],
+        }),
+      ),
     );
     fs.writeFileSync(
       path.join(prev, 'idx', 'index.json'),
-      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: idx.digest, size: idx.size, annotations: { 'org.opencontainers.image.ref.name': 'stable' } }] }),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.index.v1+json',
+            digest: idx.digest,
+            size: idx.size,
+            annotations: { 'org.opencontainers.image.ref.name': 'stable' },
+          },
+        ],
+      }),
     );
     const out = tmpdir('keel-rc-out-');
     const r = await rechunkStep({ image: v1, output: out, 'previous-image': `oci:${path.join(prev, 'idx')}:stable` });
     expect(r.code).toBe(1);
-    expect(errors(r).join('\n')).toMatch(/previous image oci:.*idx:stable is an index without a linux\/amd64 image \(has: linux\/arm64\)/);
+    expect(errors(r).join('\n')).toMatch(
+      /previous image oci:.*idx:stable is an index without a linux\/amd64 image \(has: linux\/arm64\)/,
+    );
     expect(fs.readdirSync(out)).toEqual([]);
 
     // A registry that cannot be reached is a failure too, not a "first release".
     const t0 = Date.now();
-    const u = await rechunkStep({ image: v1, output: out, 'previous-image': '127.0.0.1:9/keel/os:stable', 'tls-verify': 'false' });
+    const u = await rechunkStep({
+      image: v1,
+      output: out,
+      'previous-image': '127.0.0.1:9/keel/os:stable',
+      'tls-verify': 'false',
+    });
     expect(u.code).toBe(1);
     expect(errors(u).join('\n')).toMatch(/gave up after 5 attempts: connect ECONNREFUSED 127\.0\.0\.1:9/);
     expect(warnings(u).join('\n')).not.toMatch(/fresh layer plan/);
@@ -209,7 +295,11 @@ describe('rechunk (bundled)', () => {
     process.stderr.write(`unreachable previous registry failed after ${Date.now() - t0} ms\n`);
 
     // containers-storage holds no plan: named as the input's error.
-    const c = await rechunkStep({ image: v1, output: out, 'previous-image': 'containers-storage:localhost/keel-os:candidate' });
+    const c = await rechunkStep({
+      image: v1,
+      output: out,
+      'previous-image': 'containers-storage:localhost/keel-os:candidate',
+    });
     expect(errors(c)[0]).toMatch(/^Input 'previous-image'.*containers-storage holds no layer plan/);
   });
 
@@ -234,16 +324,50 @@ describe('rechunk post-check', () => {
     const out = tmpdir('keel-rc-out-');
     const r = await rechunkStep({ image: src, output: out, 'max-layers': '8' });
     expect(errors(r)).toEqual([]);
-    const opened = await openImage(parseImageLocation(src), { log: memoryLogger(), runner: processRunner(), tmpDir: tmpdir() });
+    const opened = await openImage(parseImageLocation(src), {
+      log: memoryLogger(),
+      runner: processRunner(),
+      tmpDir: tmpdir(),
+    });
     const meta = await flattenToStore(opened, tmpdir('keel-rc-cas-'), memoryLogger());
     const { layout, manifest } = manifestOf(out);
-    const layers = manifest.layers.map((l) => ({ id: '', digest: l.digest, diffId: '', size: l.size, uncompressedSize: 0, files: 0, components: [] }));
-    const same = await verifyOutput(layout, layers, meta, new Map([['usr/bin/ping', 'usr/bin/ping'], ['usr/bin/ping6', 'usr/bin/ping']]), 0, memoryLogger());
+    const layers = manifest.layers.map((l) => ({
+      id: '',
+      digest: l.digest,
+      diffId: '',
+      size: l.size,
+      uncompressedSize: 0,
+      files: 0,
+      components: [],
+    }));
+    const same = await verifyOutput(
+      layout,
+      layers,
+      meta,
+      new Map([
+        ['usr/bin/ping', 'usr/bin/ping'],
+        ['usr/bin/ping6', 'usr/bin/ping'],
+      ]),
+      0,
+      memoryLogger(),
+    );
     expect(same.mismatches).toEqual([]);
     meta.get('usr/bin/foo')!.mode = 0o700;
     meta.get('usr/bin/ping')!.xattrs?.delete('security.capability');
     meta.set('usr/bin/ghost', { ...meta.get('usr/bin/foo')!, path: 'usr/bin/ghost' });
-    const bad = await verifyOutput(layout, layers, meta, new Map([['usr/bin/ping', 'usr/bin/ping'], ['usr/bin/ping6', 'usr/bin/ping']]), 0, memoryLogger());
-    expect(bad.mismatches).toEqual(expect.arrayContaining(['usr/bin/foo differs', 'usr/bin/ping differs', 'usr/bin/ghost missing']));
+    const bad = await verifyOutput(
+      layout,
+      layers,
+      meta,
+      new Map([
+        ['usr/bin/ping', 'usr/bin/ping'],
+        ['usr/bin/ping6', 'usr/bin/ping'],
+      ]),
+      0,
+      memoryLogger(),
+    );
+    expect(bad.mismatches).toEqual(
+      expect.arrayContaining(['usr/bin/foo differs', 'usr/bin/ping differs', 'usr/bin/ghost missing']),
+    );
   });
 });

@@ -74,13 +74,21 @@ describe('key and signature interop with cosign 2/3 and skopeo', () => {
     let keyFile: string;
     if (tool === 'skopeo') {
       fs.writeFileSync(path.join(dir, 'pass.txt'), PW);
-      const g = runTool(v.skopeo, ['generate-sigstore-key', '--output-prefix', prefix, '--passphrase-file', path.join(dir, 'pass.txt')]);
+      const g = runTool(v.skopeo, [
+        'generate-sigstore-key',
+        '--output-prefix',
+        prefix,
+        '--passphrase-file',
+        path.join(dir, 'pass.txt'),
+      ]);
       expect(g.stderr + g.stdout).toMatch(/written/i);
       keyFile = `${prefix}.private`;
       expect(parseEncryptedKey(fs.readFileSync(keyFile, 'utf8')).pemType).toBe('ENCRYPTED COSIGN PRIVATE KEY');
     } else {
       const bin = tool === 'cosign' ? v.cosign : v.cosign3!;
-      const g = runTool(bin, ['generate-key-pair', '--output-key-prefix', prefix], { env: { HOME: home, COSIGN_PASSWORD: PW } });
+      const g = runTool(bin, ['generate-key-pair', '--output-key-prefix', prefix], {
+        env: { HOME: home, COSIGN_PASSWORD: PW },
+      });
       expect(g.ok).toBe(true);
       keyFile = `${prefix}.key`;
       expect(parseEncryptedKey(fs.readFileSync(keyFile, 'utf8')).pemType).toBe('ENCRYPTED SIGSTORE PRIVATE KEY');
@@ -89,7 +97,13 @@ describe('key and signature interop with cosign 2/3 and skopeo', () => {
     const { tag, digest } = push();
     const r = await runAction({
       action: 'sign',
-      inputs: { 'image-ref': `${repo}@${digest}`, 'private-key': fs.readFileSync(keyFile, 'utf8'), password: PW, 'public-key': pub, 'tls-verify': 'false' },
+      inputs: {
+        'image-ref': `${repo}@${digest}`,
+        'private-key': fs.readFileSync(keyFile, 'utf8'),
+        password: PW,
+        'public-key': pub,
+        'tls-verify': 'false',
+      },
     });
     expect(errors(r)).toEqual([]);
     expect(r.outputs.verified).toBe('true');
@@ -104,20 +118,26 @@ describe('key and signature interop with cosign 2/3 and skopeo', () => {
     ['compat (COSIGN, N=32768)', 'cosign 2', true, []],
     ['default (SIGSTORE, N=65536)', 'cosign 3 (legacy format)', false, COSIGN3_LEGACY],
     ['compat (COSIGN, N=32768)', 'cosign 3 (legacy format)', true, COSIGN3_LEGACY],
-  ])('a Keel key, %s, signs with %s; Keel verifies cosign’s signature, and so do skopeo and cosign', async (_what, signer, compat, extra) => {
-    const k = await keygen({ outPrefix: path.join(dir, `keel-${++n}`), password: PW, compat: compat as boolean });
-    const { tag, digest } = push();
-    const bin = signer === 'cosign 2' ? v.cosign : v.cosign3!;
-    const s = cosignSign(bin, k.privateKeyPath, `${repo}@${digest}`, extra as string[]);
-    expect([s.ok, s.stderr.slice(-500)]).toEqual([true, expect.anything()]);
-    const r = await keelVerify(`${repo}@${digest}`, k.publicKeyPath);
-    expect(errors(r)).toEqual([]);
-    expect(r.outputs.verified).toBe('true');
-    // cosign wrote the repo-only identity: the default c/image rule refuses it, matchRepository accepts it
-    expect((await keelVerify(`${repo}@${digest}`, k.publicKeyPath, { identity: 'digest', 'fail-on-unverified': 'false' })).outputs.verified).toBe('false');
-    expect(await clientAccepts(`${repo}:${tag}`, k.publicKeyPath)).toEqual([true, true]);
-    expect(cosignVerify(bin, `${repo}@${digest}`, k.publicKeyPath, home).ok).toBe(true);
-  });
+  ])(
+    'a Keel key, %s, signs with %s; Keel verifies cosign’s signature, and so do skopeo and cosign',
+    async (_what, signer, compat, extra) => {
+      const k = await keygen({ outPrefix: path.join(dir, `keel-${++n}`), password: PW, compat: compat as boolean });
+      const { tag, digest } = push();
+      const bin = signer === 'cosign 2' ? v.cosign : v.cosign3!;
+      const s = cosignSign(bin, k.privateKeyPath, `${repo}@${digest}`, extra as string[]);
+      expect([s.ok, s.stderr.slice(-500)]).toEqual([true, expect.anything()]);
+      const r = await keelVerify(`${repo}@${digest}`, k.publicKeyPath);
+      expect(errors(r)).toEqual([]);
+      expect(r.outputs.verified).toBe('true');
+      // cosign wrote the repo-only identity: the default c/image rule refuses it, matchRepository accepts it
+      expect(
+        (await keelVerify(`${repo}@${digest}`, k.publicKeyPath, { identity: 'digest', 'fail-on-unverified': 'false' }))
+          .outputs.verified,
+      ).toBe('false');
+      expect(await clientAccepts(`${repo}:${tag}`, k.publicKeyPath)).toEqual([true, true]);
+      expect(cosignVerify(bin, `${repo}@${digest}`, k.publicKeyPath, home).ok).toBe(true);
+    },
+  );
 
   it("cosign 3's default output (bundle referrer) with a Keel key: Keel verifies the bundle, and like skopeo finds no legacy signature", async () => {
     const k = await keygen({ outPrefix: path.join(dir, `keel-${++n}`), password: PW });
@@ -128,11 +148,17 @@ describe('key and signature interop with cosign 2/3 and skopeo', () => {
     expect(errors(bundle)).toEqual([]);
     expect(bundle.outputs.reason).toBe('1 bundle signature(s) accepted');
     const other = await keygen({ outPrefix: path.join(dir, `keel-${++n}`), password: PW });
-    const wrong = await keelVerify(`${repo}@${digest}`, other.publicKeyPath, { format: 'bundle', 'fail-on-unverified': 'false' });
+    const wrong = await keelVerify(`${repo}@${digest}`, other.publicKeyPath, {
+      format: 'bundle',
+      'fail-on-unverified': 'false',
+    });
     expect(wrong.outputs.verified).toBe('false');
     expect(wrong.outputs.reason).toMatch(/cryptographic signature verification failed/);
     const legacy = await keelVerify(`${repo}@${digest}`, k.publicKeyPath, { 'fail-on-unverified': 'false' });
-    expect(legacy.outputs).toMatchObject({ verified: 'false', reason: 'A signature was required, but no signature exists' });
+    expect(legacy.outputs).toMatchObject({
+      verified: 'false',
+      reason: 'A signature was required, but no signature exists',
+    });
     expect(await clientAccepts(`${repo}:${tag}`, k.publicKeyPath)).toEqual([false, false]);
   });
 });

@@ -87,7 +87,10 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     repo = `${reg.host}/distro/os`;
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    standin = spawn(process.execPath, ['-e', STANDIN, String(port)], { cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..'), stdio: ['ignore', 'ignore', 'inherit'] });
+    standin = spawn(process.execPath, ['-e', STANDIN, String(port)], {
+      cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..'),
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     await waitFor(async () => (await fetch(`${url}/keys`)).ok, 15_000, 'the Fulcio/Rekor stand-in');
     const keys = (await (await fetch(`${url}/keys`)).json()) as { root: string; rekor: string };
     root = path.join(dir, 'fulcio-root.pem');
@@ -105,7 +108,13 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
   const signKeyless = (digest: string, inputs: Record<string, string> = {}) =>
     runAction({
       action: 'sign',
-      inputs: { 'image-ref': `${repo}@${digest}`, 'fulcio-url': url, 'rekor-url': url, 'tls-verify': 'false', ...inputs },
+      inputs: {
+        'image-ref': `${repo}@${digest}`,
+        'fulcio-url': url,
+        'rekor-url': url,
+        'tls-verify': 'false',
+        ...inputs,
+      },
       env: { SIGSTORE_ID_TOKEN: token },
     });
 
@@ -123,17 +132,36 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     const cert = new crypto.X509Certificate(ann[ANNOTATION_CERTIFICATE]!);
     expect(cert.subjectAltName).toBe(`URI:${SUBJECT}`);
     expect(cert.verify(new crypto.X509Certificate(fs.readFileSync(root)).publicKey)).toBe(true);
-    const set = JSON.parse(ann[ANNOTATION_BUNDLE]!) as { SignedEntryTimestamp: string; Payload: { body: string; logID: string } };
-    expect(JSON.parse(Buffer.from(set.Payload.body, 'base64').toString())).toMatchObject({ kind: 'hashedrekord', apiVersion: '0.0.1' });
+    const set = JSON.parse(ann[ANNOTATION_BUNDLE]!) as {
+      SignedEntryTimestamp: string;
+      Payload: { body: string; logID: string };
+    };
+    expect(JSON.parse(Buffer.from(set.Payload.body, 'base64').toString())).toMatchObject({
+      kind: 'hashedrekord',
+      apiVersion: '0.0.1',
+    });
     const cosign = (identity: string) =>
       runTool(
         v.cosign,
-        ['verify', '--allow-http-registry', '--certificate-chain', root, '--insecure-ignore-sct=true', '--certificate-identity', identity, '--certificate-oidc-issuer', ISSUER, `${repo}@${digest}`],
+        [
+          'verify',
+          '--allow-http-registry',
+          '--certificate-chain',
+          root,
+          '--insecure-ignore-sct=true',
+          '--certificate-identity',
+          identity,
+          '--certificate-oidc-issuer',
+          ISSUER,
+          `${repo}@${digest}`,
+        ],
         { env: { HOME: dir, SIGSTORE_REKOR_PUBLIC_KEY: rekorPub } },
       );
     const ok = cosign(SUBJECT);
     expect([ok.ok, ok.stderr.slice(-300)]).toEqual([true, expect.anything()]);
-    expect(ok.stderr).toContain('The code-signing certificate was verified using trusted certificate authority certificates');
+    expect(ok.stderr).toContain(
+      'The code-signing certificate was verified using trusted certificate authority certificates',
+    );
     expect(cosign('https://github.com/evil/fork/.github/workflows/release.yml@refs/heads/main').ok).toBe(false);
 
     // containers/image's fulcio policy matches only subjectEmail: a GitHub URI identity cannot pass.
@@ -143,7 +171,16 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
       JSON.stringify({
         default: [{ type: 'reject' }],
         transports: {
-          docker: { [repo]: [{ type: 'sigstoreSigned', fulcio: { caPath: root, oidcIssuer: ISSUER, subjectEmail: 'release@acme.example' }, rekorPublicKeyPath: rekorPub, signedIdentity: { type: 'matchRepository' } }] },
+          docker: {
+            [repo]: [
+              {
+                type: 'sigstoreSigned',
+                fulcio: { caPath: root, oidcIssuer: ISSUER, subjectEmail: 'release@acme.example' },
+                rekorPublicKeyPath: rekorPub,
+                signedIdentity: { type: 'matchRepository' },
+              },
+            ],
+          },
           dir: { '': [{ type: 'insecureAcceptAnything' }] },
         },
       }),
@@ -151,7 +188,12 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     const rd = path.join(dir, 'rd');
     fs.mkdirSync(rd, { recursive: true });
     fs.writeFileSync(path.join(rd, 'k.yaml'), renderClientConfig({ image: repo }).registriesD);
-    const s = skopeoPolicyCopy(v.skopeo, { policy, registriesD: rd, image: `${repo}:${tag}`, dest: path.join(dir, 'out') });
+    const s = skopeoPolicyCopy(v.skopeo, {
+      policy,
+      registriesD: rd,
+      image: `${repo}:${tag}`,
+      dest: path.join(dir, 'out'),
+    });
     expect(s.ok).toBe(false);
     // CA chain and Rekor SET are fine; only the identity cannot be expressed (the cert has no email).
     expect(s.stderr).toMatch(/Required email \\?"release@acme.example\\?" not found \(got \[\]\)/);
@@ -161,7 +203,12 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     const tag = 'both';
     const digest = skopeoPush(`oci:${makeOciImage(path.join(dir, tag)).dir}:latest`, `${repo}:${tag}`);
     const k = await keygen({ outPrefix: path.join(dir, 'k'), password: 'pw' });
-    const inputs = { mode: 'both', format: 'both', 'private-key': fs.readFileSync(k.privateKeyPath, 'utf8'), password: 'pw' };
+    const inputs = {
+      mode: 'both',
+      format: 'both',
+      'private-key': fs.readFileSync(k.privateKeyPath, 'utf8'),
+      password: 'pw',
+    };
     const r = await signKeyless(digest, inputs);
     expect(errors(r)).toEqual([]);
     expect(r.outputs.verified).toBe('true');
@@ -174,7 +221,9 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     const rd = path.join(dir, 'rd2');
     fs.mkdirSync(rd, { recursive: true });
     fs.writeFileSync(path.join(rd, 'k.yaml'), cfg.registriesD);
-    expect(skopeoPolicyCopy(v.skopeo, { policy, registriesD: rd, image: `${repo}:${tag}`, dest: path.join(dir, 'out') }).ok).toBe(true);
+    expect(
+      skopeoPolicyCopy(v.skopeo, { policy, registriesD: rd, image: `${repo}:${tag}`, dest: path.join(dir, 'out') }).ok,
+    ).toBe(true);
 
     const before = await standinRequests();
     const again = await signKeyless(digest, inputs);
@@ -188,8 +237,18 @@ describe('sign keyless (local Fulcio/Rekor stand-in from @sigstore/mock)', () =>
     const digest = skopeoPush(`oci:${makeOciImage(path.join(dir, 'notoken')).dir}:latest`, `${repo}:notoken`);
     const r = await runAction({
       action: 'sign',
-      inputs: { 'image-ref': `${repo}@${digest}`, mode: 'keyless', 'fulcio-url': url, 'rekor-url': url, 'tls-verify': 'false' },
-      env: { SIGSTORE_ID_TOKEN: undefined, ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined },
+      inputs: {
+        'image-ref': `${repo}@${digest}`,
+        mode: 'keyless',
+        'fulcio-url': url,
+        'rekor-url': url,
+        'tls-verify': 'false',
+      },
+      env: {
+        SIGSTORE_ID_TOKEN: undefined,
+        ACTIONS_ID_TOKEN_REQUEST_URL: undefined,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined,
+      },
     });
     expect(r.code).toBe(1);
     expect(errors(r)[0]).toMatch(/keyless signing needs an OIDC token: give the job 'permissions: id-token: write'/);

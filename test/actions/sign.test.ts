@@ -43,12 +43,21 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     return d;
   };
   const sign = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
-    runAction({ action: 'sign', inputs: { 'tls-verify': 'false', 'private-key': keyPem, password: PW, ...inputs }, env });
+    runAction({
+      action: 'sign',
+      inputs: { 'tls-verify': 'false', 'private-key': keyPem, password: PW, ...inputs },
+      env,
+    });
   /** skopeo 1.18 and 1.22 verdicts under the generated client policy (true = accepted). */
   const clientAccepts = (image: string, policyFile = path.join(clientDir, 'etc/containers/policy.json')) =>
     [v.skopeo, v.skopeoSid!].map(
       (bin) =>
-        skopeoPolicyCopy(bin, { policy: policyFile, registriesD: path.join(clientDir, 'etc/containers/registries.d'), image, dest: path.join(dir, 'out') }).ok,
+        skopeoPolicyCopy(bin, {
+          policy: policyFile,
+          registriesD: path.join(clientDir, 'etc/containers/registries.d'),
+          image,
+          dest: path.join(dir, 'out'),
+        }).ok,
     );
   const layers = async (d: string) => (await readSignatureManifest(client, 'distro/os', d))?.layers ?? [];
 
@@ -98,7 +107,10 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     expect(cosignVerify(v.cosign, `${repo}@${d}`, otherPubPath, dir).ok).toBe(false);
     expect(cosignVerify(v.cosign3!, `${repo}@${d}`, otherPubPath, dir).ok).toBe(false);
     // secrets: masked, never printed
-    const keyLines = keyPem.trim().split('\n').filter((l) => !l.startsWith('-----'));
+    const keyLines = keyPem
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('-----'));
     expect(r.masked).toEqual(expect.arrayContaining([keyPem.trim(), PW, ...keyLines]));
     const printed = r.stdout.replace(/::add-mask::.*\n/g, '') + r.stderr;
     expect(printed).not.toContain(PW);
@@ -127,9 +139,14 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     const d = push('v1', ['candidate.20260101']);
     const r = await sign({ 'image-ref': `${repo}@${d}`, identity: 'tags', tags: `v1\n${repo}:candidate.20260101` });
     expect(errors(r)).toEqual([]);
-    expect((await layers(d)).map((l) => parsePayload(l.payload!).dockerReference)).toEqual([`${repo}:v1`, `${repo}:candidate.20260101`]);
+    expect((await layers(d)).map((l) => parsePayload(l.payload!).dockerReference)).toEqual([
+      `${repo}:v1`,
+      `${repo}:candidate.20260101`,
+    ]);
     // a policy without signedIdentity (the default matchRepoDigestOrExact)
-    const pol = JSON.parse(fs.readFileSync(path.join(clientDir, 'etc/containers/policy.json'), 'utf8')) as { transports: { docker: Record<string, unknown> } };
+    const pol = JSON.parse(fs.readFileSync(path.join(clientDir, 'etc/containers/policy.json'), 'utf8')) as {
+      transports: { docker: Record<string, unknown> };
+    };
     pol.transports.docker[repo] = [{ type: 'sigstoreSigned', keyPath: pubPath }];
     const strict = path.join(dir, 'policy-default.json');
     fs.writeFileSync(strict, JSON.stringify(pol));
@@ -149,7 +166,12 @@ describe('sign (bundled, real registry, real verifiers)', () => {
         platform: { architecture: ['amd64', 'arm64'][i]!, os: 'linux' },
       })),
     );
-    const idx = await client.putManifest('distro/os', 'multi', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests })), MT.ociIndex);
+    const idx = await client.putManifest(
+      'distro/os',
+      'multi',
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests })),
+      MT.ociIndex,
+    );
     const r = await sign({ 'image-ref': `${repo}@${idx}` });
     expect(errors(r)).toEqual([]);
     expect(r.outputs['signed-digests']!.split('\n')).toEqual([idx, c1, c2]);
@@ -160,15 +182,25 @@ describe('sign (bundled, real registry, real verifiers)', () => {
 
   it('format both: legacy for clients plus a cosign 3 bundle referrer (fallback tag on a registry without referrers API)', async () => {
     const d = push('both');
-    const r = await sign({ 'image-ref': `${repo}@${d}`, format: 'both', 'public-key': fs.readFileSync(pubPath, 'utf8') });
+    const r = await sign({
+      'image-ref': `${repo}@${d}`,
+      format: 'both',
+      'public-key': fs.readFileSync(pubPath, 'utf8'),
+    });
     expect(errors(r)).toEqual([]);
     const refs = r.outputs['signature-refs']!.split('\n');
     expect(refs[0]).toBe(`${repo}:${sigTag(d)}`);
     expect(refs[1]).toMatch(new RegExp(`^${repo.replace(/\./g, '\\.')}@sha256:[a-f0-9]{64}$`));
     const fallback = await client.getManifest('distro/os', referrersTag(d));
     expect(fallback.mediaType).toBe(MT.ociIndex);
-    const referrer = JSON.parse((await client.getManifest('distro/os', refs[1]!.split('@')[1]!)).body.toString()) as Record<string, unknown>;
-    expect(referrer).toMatchObject({ artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', subject: { digest: d }, config: { mediaType: MT.ociEmpty } });
+    const referrer = JSON.parse(
+      (await client.getManifest('distro/os', refs[1]!.split('@')[1]!)).body.toString(),
+    ) as Record<string, unknown>;
+    expect(referrer).toMatchObject({
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      subject: { digest: d },
+      config: { mediaType: MT.ociEmpty },
+    });
     expect(cosignVerify(v.cosign3!, `${repo}@${d}`, pubPath, dir).ok).toBe(true);
     expect(cosignVerify(v.cosign, `${repo}@${d}`, pubPath, dir).ok).toBe(true);
     expect(clientAccepts(`${repo}:both`)).toEqual([true, true]);
@@ -206,7 +238,9 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     proxy.reset();
     const r = await sign({ 'image-ref': `${proxy.host}/distro/os:candidate` });
     expect(r.code).toBe(1);
-    expect(errors(r)[0]).toMatch(/^Input 'image-ref' has value ".*\/distro\/os:candidate": not a valid image reference: a digest reference \(repo@sha256:\.\.\.\) is required, not a tag/);
+    expect(errors(r)[0]).toMatch(
+      /^Input 'image-ref' has value ".*\/distro\/os:candidate": not a valid image reference: a digest reference \(repo@sha256:\.\.\.\) is required, not a tag/,
+    );
     expect(proxy.log).toEqual([]);
     expect(r.outputs).toMatchObject({ verified: 'false', 'signature-refs': '' });
   });
@@ -216,14 +250,21 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     const d = push('inputs');
     const ref = `${proxy.host}/distro/os@${d}`;
     const notKey = await sign({ 'image-ref': ref, 'private-key': fs.readFileSync(pubPath, 'utf8') });
-    expect(errors(notKey)).toEqual([`Input 'private-key': not a cosign private key: PEM type "PUBLIC KEY" (expected ENCRYPTED SIGSTORE PRIVATE KEY or ENCRYPTED COSIGN PRIVATE KEY)`]);
+    expect(errors(notKey)).toEqual([
+      `Input 'private-key': not a cosign private key: PEM type "PUBLIC KEY" (expected ENCRYPTED SIGSTORE PRIVATE KEY or ENCRYPTED COSIGN PRIVATE KEY)`,
+    ]);
     const mismatch = await sign({ 'image-ref': ref, 'public-key': otherPubPath });
     expect(errors(mismatch)[0]).toMatch(/^Input 'public-key': it is not the public half of 'private-key'/);
     const noKey = await runAction({ action: 'sign', inputs: { 'image-ref': ref, mode: 'key', 'tls-verify': 'false' } });
-    expect(errors(noKey)).toEqual([`Input 'private-key': mode 'key' needs the cosign private key (contents of cosign.key)`]);
+    expect(errors(noKey)).toEqual([
+      `Input 'private-key': mode 'key' needs the cosign private key (contents of cosign.key)`,
+    ]);
     const noTags = await sign({ 'image-ref': ref, identity: 'tags' });
     expect(errors(noTags)[0]).toMatch(/^Input 'tags' has value "": identity 'tags' signs one identity per tag/);
-    const keylessWithKey = await runAction({ action: 'sign', inputs: { 'image-ref': ref, mode: 'keyless', 'public-key': pubPath, 'tls-verify': 'false' } });
+    const keylessWithKey = await runAction({
+      action: 'sign',
+      inputs: { 'image-ref': ref, mode: 'keyless', 'public-key': pubPath, 'tls-verify': 'false' },
+    });
     expect(errors(keylessWithKey)[0]).toMatch(/^Input 'public-key': mode 'keyless' writes no key-based signature/);
     const foreign = await sign({ 'image-ref': ref, identity: 'tags', tags: 'ghcr.io/else/where:v1' });
     expect(errors(foreign)[0]).toMatch(/names repository ghcr\.io\/else\/where, but image-ref is/);
@@ -237,7 +278,9 @@ describe('sign (bundled, real registry, real verifiers)', () => {
     const r = await sign({ 'image-ref': `${proxy.host}/distro/os@${d}`, 'public-key': pubPath });
     proxy.setRules([]);
     expect(r.code).toBe(1);
-    expect(errors(r)).toEqual(['the signatures just written do not verify: A signature was required, but no signature exists']);
+    expect(errors(r)).toEqual([
+      'the signatures just written do not verify: A signature was required, but no signature exists',
+    ]);
     expect(r.outputs.verified).toBe('false');
     expect(r.outputs['signature-refs']).toBe(`${proxy.host}/distro/os:${sigTag(d)}`);
     expect(r.summary).toContain('**Failed:**');

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { errors, runAction, warnings, type StepResult } from '../harness/run-action.js';
-import { startGithubEmulator, type EmulatedRepo, type GithubEmulator, type RepoSeed } from '../../emulators/github/index.js';
+import {
+  startGithubEmulator,
+  type EmulatedRepo,
+  type GithubEmulator,
+  type RepoSeed,
+} from '../../emulators/github/index.js';
 
 /**
  * site-bump, bundled and driven the runner's way, against the local GitHub API emulator
@@ -56,14 +61,23 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
       token: TOKEN,
       repos: {
         'acme/created': site(),
-        'acme/moved': site({}, { 'src/lib/release.ts': '// nothing here yet\n', 'src/routes/index.tsx': INDEX_TSX_OLD }),
+        'acme/moved': site(
+          {},
+          { 'src/lib/release.ts': '// nothing here yet\n', 'src/routes/index.tsx': INDEX_TSX_OLD },
+        ),
         'acme/stale-files': site(),
         'acme/twice': site({}, { 'src/routes/index.tsx': INDEX_TSX_OLD }),
         'acme/no-automerge': site({ allowAutoMerge: false }),
         'acme/flaky': site(),
         'acme/down': site(),
         'acme/forbidden': site(),
-        'acme/multi': site({}, { 'src/config/iso.yaml': 'iso:\n  LATEST_ISO_FILE: margine-20250301.iso\n', 'src/lib/release.ts': 'export const LATEST_ISO_DATE = "20250301";\n' }),
+        'acme/multi': site(
+          {},
+          {
+            'src/config/iso.yaml': 'iso:\n  LATEST_ISO_FILE: margine-20250301.iso\n',
+            'src/lib/release.ts': 'export const LATEST_ISO_DATE = "20250301";\n',
+          },
+        ),
         'acme/ghes': site(),
         'acme/leftover': site(),
         'acme/search': site(),
@@ -98,7 +112,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     expect(r.code).toBe(0);
     expect(errors(r)).toEqual([]);
     expect(r.outputs).toMatchObject({ result: 'skipped', 'pr-number': '', 'pr-url': '' });
-    expect(warnings(r).join('\n')).toMatch(/no token given, so acme\/created was not bumped to LATEST_ISO_DATE=20250415/);
+    expect(warnings(r).join('\n')).toMatch(
+      /no token given, so acme\/created was not bumped to LATEST_ISO_DATE=20250415/,
+    );
     expect(r.summary).toMatch(/Skipped/);
     expect(requests()).toEqual([]);
   });
@@ -126,7 +142,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     expect(repo.changedFiles(main, tip)).toEqual(['src/lib/release.ts']);
     expect(repo.file(tip, 'src/lib/release.ts')).toBe(RELEASE_TS.replace('"20250301"', '"20250415"'));
     expect(repo.files(tip)['scripts/deploy.sh']).toBe('#!/bin/sh\nexec true\n');
-    expect(repo.commit(tip)!.message).toMatch(/^chore\(release\): bump LATEST_ISO_DATE to 20250415\n\nLATEST_ISO_DATE: 20250301 -> 20250415 \(src\/lib\/release\.ts\)/);
+    expect(repo.commit(tip)!.message).toMatch(
+      /^chore\(release\): bump LATEST_ISO_DATE to 20250415\n\nLATEST_ISO_DATE: 20250301 -> 20250415 \(src\/lib\/release\.ts\)/,
+    );
 
     // The PR names the release, targets main, and auto-merges by squash.
     expect(repo.pulls).toHaveLength(1);
@@ -157,7 +175,12 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     const before = snapshot(repo);
     const r = await bump({ repository: 'acme/created', files: CANDIDATES });
     expect(errors(r)).toEqual([]);
-    expect(r.outputs).toMatchObject({ result: 'exists', 'pr-number': '1', 'pr-url': `${emu.url}/acme/created/pull/1`, 'commit-sha': '' });
+    expect(r.outputs).toMatchObject({
+      result: 'exists',
+      'pr-number': '1',
+      'pr-url': `${emu.url}/acme/created/pull/1`,
+      'commit-sha': '',
+    });
     expect(writes()).toEqual([]);
     unchanged(repo, before);
   });
@@ -178,7 +201,11 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
   it('follows the constant when it moves to another candidate file (the anchor defect: the edit lands in the file that defines it)', async () => {
     const repo = emu.state.repo('acme/moved');
     // Site PR #182: the constants move from the route file to src/lib/release.ts.
-    repo.commitFiles('main', { 'src/lib/release.ts': RELEASE_TS, 'src/routes/index.tsx': INDEX_TSX }, 'Move release constants\n');
+    repo.commitFiles(
+      'main',
+      { 'src/lib/release.ts': RELEASE_TS, 'src/routes/index.tsx': INDEX_TSX },
+      'Move release constants\n',
+    );
     const main = repo.resolve('main')!;
     const r = await bump({
       repository: 'acme/moved',
@@ -201,7 +228,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     const r = await bump({ repository: 'acme/stale-files', files: 'src/routes/index.tsx' });
     expect(errors(r)).toEqual([]);
     expect(r.outputs.result).toBe('created');
-    expect(warnings(r).join('\n')).toMatch(/LATEST_ISO_DATE is defined in src\/lib\/release\.ts:2, which is not in 'files'/);
+    expect(warnings(r).join('\n')).toMatch(
+      /LATEST_ISO_DATE is defined in src\/lib\/release\.ts:2, which is not in 'files'/,
+    );
     expect(repo.changedFiles(main, repo.resolve('keel/release-20250415')!)).toEqual(['src/lib/release.ts']);
   });
 
@@ -214,7 +243,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     expect(repo.changedFiles(main, repo.resolve('keel/release-20250415')!)).toEqual(['src/lib/release.ts']);
     expect(repo.pulls[0]!.autoMerge).toBeNull();
     // Source-like files only: not the PNG, not the README.
-    const byBlob = new Map(Object.entries(repo.files(main)).map(([p]) => [repo.flatten(repo.commit(main)!.tree).get(p)!.sha, p]));
+    const byBlob = new Map(
+      Object.entries(repo.files(main)).map(([p]) => [repo.flatten(repo.commit(main)!.tree).get(p)!.sha, p]),
+    );
     const read = requests()
       .filter((q) => q.method === 'GET' && q.path.includes('/git/blobs/'))
       .map((q) => byBlob.get(q.path.split('/').pop()!));
@@ -243,7 +274,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     expect(r.code).toBe(0);
     expect(errors(r)).toEqual([]);
     expect(r.outputs).toMatchObject({ result: 'created', 'pr-number': '1', 'auto-merge-enabled': 'false' });
-    expect(warnings(r).join('\n')).toMatch(/could not enable auto-merge on #1 \(Pull request Auto merge is not allowed for this repository\); the pull request stays open/);
+    expect(warnings(r).join('\n')).toMatch(
+      /could not enable auto-merge on #1 \(Pull request Auto merge is not allowed for this repository\); the pull request stays open/,
+    );
     expect(repo.pulls[0]).toMatchObject({ state: 'open', autoMerge: null });
     expect(r.summary).toMatch(/refused/);
   });
@@ -279,7 +312,9 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     emu.setFaults([{ path: /^\/repos\/acme\/down$/, status: 500 }]);
     const r = await bump({ repository: 'acme/down' });
     expect(r.code).toBe(1);
-    expect(errors(r).join('\n')).toMatch(/GET \/repos\/\{owner\}\/\{repo\}: gave up after 5 attempts: HTTP 500: Server Error/);
+    expect(errors(r).join('\n')).toMatch(
+      /GET \/repos\/\{owner\}\/\{repo\}: gave up after 5 attempts: HTTP 500: Server Error/,
+    );
     expect(requests().length).toBe(5);
     unchanged(repo, before);
   });
@@ -288,7 +323,12 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
     const repo = emu.state.repo('acme/forbidden');
     const before = snapshot(repo);
     emu.setFaults([
-      { method: 'POST', path: /\/git\/trees$/, status: 403, body: { message: 'Resource not accessible by personal access token', status: '403' } },
+      {
+        method: 'POST',
+        path: /\/git\/trees$/,
+        status: 403,
+        body: { message: 'Resource not accessible by personal access token', status: '403' },
+      },
     ]);
     const r = await bump({ repository: 'acme/forbidden', files: CANDIDATES });
     expect(r.code).toBe(1);
@@ -300,7 +340,10 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
   it('moves several constants in different files together, in one commit', async () => {
     const repo = emu.state.repo('acme/multi');
     const main = repo.resolve('main')!;
-    const r = await bump({ repository: 'acme/multi', 'extra-constants': '# the ISO name moves with the date\nLATEST_ISO_FILE=margine-20250415.iso' });
+    const r = await bump({
+      repository: 'acme/multi',
+      'extra-constants': '# the ISO name moves with the date\nLATEST_ISO_FILE=margine-20250415.iso',
+    });
     expect(errors(r)).toEqual([]);
     expect(r.outputs.result).toBe('created');
     const tip = repo.resolve('keel/release-20250415')!;
@@ -348,13 +391,41 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
 
   describe('bad input fails naming the input, before any side effect', () => {
     it.each([
-      ['repository', { repository: 'acme' }, `Input 'repository' has value "acme": expected owner/name of the site repository on GitHub`],
-      ['repository', { repository: 'acme/site/extra' }, `Input 'repository' has value "acme/site/extra": expected owner/name of the site repository on GitHub`],
-      ['constant', { repository: 'acme/created', constant: 'LATEST-ISO' }, `Input 'constant' has value "LATEST-ISO": expected a constant name (letters, digits, _ and $, not starting with a digit)`],
-      ['api-url', { repository: 'acme/created', 'api-url': 'ftp://x' }, /^Input 'api-url' has value "ftp:\/\/x": expected the http\(s\) URL/],
-      ['extra-constants', { repository: 'acme/created', 'extra-constants': 'LATEST_ISO_FILE' }, /^Input 'extra-constants' has value "LATEST_ISO_FILE": expected newline-separated NAME=value lines/],
-      ['value', { repository: 'acme/created', value: '2025 04 15' }, /^Input 'value' has value "2025 04 15": the branch "keel\/release-2025 04 15" contains a space/],
-      ['auto-merge', { repository: 'acme/created', 'auto-merge': 'yes' }, `Input 'auto-merge' has value "yes": expected true or false`],
+      [
+        'repository',
+        { repository: 'acme' },
+        `Input 'repository' has value "acme": expected owner/name of the site repository on GitHub`,
+      ],
+      [
+        'repository',
+        { repository: 'acme/site/extra' },
+        `Input 'repository' has value "acme/site/extra": expected owner/name of the site repository on GitHub`,
+      ],
+      [
+        'constant',
+        { repository: 'acme/created', constant: 'LATEST-ISO' },
+        `Input 'constant' has value "LATEST-ISO": expected a constant name (letters, digits, _ and $, not starting with a digit)`,
+      ],
+      [
+        'api-url',
+        { repository: 'acme/created', 'api-url': 'ftp://x' },
+        /^Input 'api-url' has value "ftp:\/\/x": expected the http\(s\) URL/,
+      ],
+      [
+        'extra-constants',
+        { repository: 'acme/created', 'extra-constants': 'LATEST_ISO_FILE' },
+        /^Input 'extra-constants' has value "LATEST_ISO_FILE": expected newline-separated NAME=value lines/,
+      ],
+      [
+        'value',
+        { repository: 'acme/created', value: '2025 04 15' },
+        /^Input 'value' has value "2025 04 15": the branch "keel\/release-2025 04 15" contains a space/,
+      ],
+      [
+        'auto-merge',
+        { repository: 'acme/created', 'auto-merge': 'yes' },
+        `Input 'auto-merge' has value "yes": expected true or false`,
+      ],
     ])('%s', async (_name, inputs, message) => {
       const r = await bump(inputs as Record<string, string>);
       expect(r.code).toBe(1);

@@ -27,10 +27,20 @@ function cpio(members: string[], opts: { zstd?: boolean; pad?: number } = {}): B
 const goodInitramfs = () =>
   Buffer.concat([
     cpio(['kernel/x86/microcode/GenuineIntel.bin']), // early, uncompressed
-    cpio([`usr/lib/modules/${K}/kernel/drivers/block/virtio_blk.ko.xz`, `usr/lib/modules/${K}/kernel/fs/ext4/ext4.ko.xz`, 'usr/lib/ostree/ostree-prepare-root', 'init'], { zstd: true, pad: 300_000 }),
+    cpio(
+      [
+        `usr/lib/modules/${K}/kernel/drivers/block/virtio_blk.ko.xz`,
+        `usr/lib/modules/${K}/kernel/fs/ext4/ext4.ko.xz`,
+        'usr/lib/ostree/ostree-prepare-root',
+        'init',
+      ],
+      { zstd: true, pad: 300_000 },
+    ),
   ]);
 
-function fixture(opts: { files?: Record<string, string | Buffer>; labels?: Record<string, string>; drop?: string[] } = {}) {
+function fixture(
+  opts: { files?: Record<string, string | Buffer>; labels?: Record<string, string>; drop?: string[] } = {},
+) {
   const files: Record<string, string | Buffer> = {
     [`usr/lib/modules/${K}/vmlinuz`]: 'kernel image',
     [`usr/lib/modules/${K}/initramfs.img`]: goodInitramfs(),
@@ -54,7 +64,10 @@ function fixture(opts: { files?: Record<string, string | Buffer>; labels?: Recor
 }
 
 const validate = (image: string, extra: Record<string, string> = {}) =>
-  runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '0.1', 'var-allow': 'var/lib/keel/.keep-dir-marker', ...extra } });
+  runAction({
+    action: 'validate',
+    inputs: { image, 'min-initramfs-mb': '0.1', 'var-allow': 'var/lib/keel/.keep-dir-marker', ...extra },
+  });
 
 describe('validate (bundled) on synthetic images', () => {
   let good: string;
@@ -68,7 +81,9 @@ describe('validate (bundled) on synthetic images', () => {
     expect(r.outputs.passed).toBe('true');
     const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
     expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(12);
-    const byId = Object.fromEntries(report.checks.map((c: { id: string; status: string; evidence: string }) => [c.id, c]));
+    const byId = Object.fromEntries(
+      report.checks.map((c: { id: string; status: string; evidence: string }) => [c.id, c]),
+    );
     expect(byId['initramfs-size'].evidence).toMatch(/none cpio \(\d+ entries\) \+ zstd cpio \(\d+ entries\)/);
     expect(byId['initramfs-contents'].evidence).toMatch(/virtio_blk \(module\), ext4 \(module\), ostree-prepare-root/);
     expect(byId['bootc-lint'].status).toBe('skip');
@@ -76,24 +91,82 @@ describe('validate (bundled) on synthetic images', () => {
   });
 
   it.each([
-    ['two kernels', { files: { 'usr/lib/modules/6.13.0-other/vmlinuz': 'k2' } }, 'one-kernel', /2 kernel directories: 6\.12\.0-keel-test, 6\.13\.0-other/],
+    [
+      'two kernels',
+      { files: { 'usr/lib/modules/6.13.0-other/vmlinuz': 'k2' } },
+      'one-kernel',
+      /2 kernel directories: 6\.12\.0-keel-test, 6\.13\.0-other/,
+    ],
     [
       'initramfs only in /boot',
       { drop: [`usr/lib/modules/${K}/initramfs.img`], files: { [`boot/initramfs-${K}.img`]: 'x' } },
       'kernel-files',
       /initramfs\.img missing; found only in \/boot: boot\/initramfs-6\.12\.0-keel-test\.img/,
     ],
-    ['a 1 MB initramfs (threshold 2)', { files: { [`usr/lib/modules/${K}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) } }, 'initramfs-size', /1\.0 MB < 2 MB/],
-    ['an unreadable initramfs', { files: { [`usr/lib/modules/${K}/initramfs.img`]: Buffer.alloc(300_000, 9) } }, 'initramfs-size', /not a readable initramfs/],
-    ['a wrong ostree.linux label', { labels: { 'ostree.linux': '6.1.0-base' } }, 'ostree-linux-label', /ostree\.linux="6\.1\.0-base" but the kernel directory is 6\.12\.0-keel-test/],
-    ['a missing bootc label', { labels: { 'containers.bootc': '' } }, 'bootc-label', /containers\.bootc="" \(must be "1"\)/],
-    ['a leftover repo file', { files: { 'etc/yum.repos.d/_copr:copr.fedorainfracloud.org:someone:kernel.repo': '[copr]' } }, 'no-repo-files', /_copr:copr\.fedorainfracloud\.org:someone:kernel\.repo/],
-    ['a leftover apt list', { files: { 'etc/apt/sources.list.d/thirdparty.list': 'deb http://x y main' } }, 'no-repo-files', /thirdparty\.list/],
-    ['a file in /var', { files: { 'var/cache/apt/pkgcache.bin': 'x' } }, 'var-content', /non-directory\/non-symlink files in \/var: \/var\/cache\/apt\/pkgcache\.bin/],
-    ['a missing ostree module', { files: { [`usr/lib/modules/${K}/initramfs.img`]: cpio([`usr/lib/modules/${K}/virtio_blk.ko`, `usr/lib/modules/${K}/ext4.ko`], { zstd: true, pad: 300_000 }) } }, 'initramfs-contents', /missing: ostree-prepare-root \(the image ships ostree\)/],
-    ['no root user', { files: { 'etc/passwd': 'admin:x:0:0::/root:/bin/sh\n' } }, 'passwd', /admin has uid 0; no root user/],
+    [
+      'a 1 MB initramfs (threshold 2)',
+      { files: { [`usr/lib/modules/${K}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) } },
+      'initramfs-size',
+      /1\.0 MB < 2 MB/,
+    ],
+    [
+      'an unreadable initramfs',
+      { files: { [`usr/lib/modules/${K}/initramfs.img`]: Buffer.alloc(300_000, 9) } },
+      'initramfs-size',
+      /not a readable initramfs/,
+    ],
+    [
+      'a wrong ostree.linux label',
+      { labels: { 'ostree.linux': '6.1.0-base' } },
+      'ostree-linux-label',
+      /ostree\.linux="6\.1\.0-base" but the kernel directory is 6\.12\.0-keel-test/,
+    ],
+    [
+      'a missing bootc label',
+      { labels: { 'containers.bootc': '' } },
+      'bootc-label',
+      /containers\.bootc="" \(must be "1"\)/,
+    ],
+    [
+      'a leftover repo file',
+      { files: { 'etc/yum.repos.d/_copr:copr.fedorainfracloud.org:someone:kernel.repo': '[copr]' } },
+      'no-repo-files',
+      /_copr:copr\.fedorainfracloud\.org:someone:kernel\.repo/,
+    ],
+    [
+      'a leftover apt list',
+      { files: { 'etc/apt/sources.list.d/thirdparty.list': 'deb http://x y main' } },
+      'no-repo-files',
+      /thirdparty\.list/,
+    ],
+    [
+      'a file in /var',
+      { files: { 'var/cache/apt/pkgcache.bin': 'x' } },
+      'var-content',
+      /non-directory\/non-symlink files in \/var: \/var\/cache\/apt\/pkgcache\.bin/,
+    ],
+    [
+      'a missing ostree module',
+      {
+        files: {
+          [`usr/lib/modules/${K}/initramfs.img`]: cpio(
+            [`usr/lib/modules/${K}/virtio_blk.ko`, `usr/lib/modules/${K}/ext4.ko`],
+            { zstd: true, pad: 300_000 },
+          ),
+        },
+      },
+      'initramfs-contents',
+      /missing: ostree-prepare-root \(the image ships ostree\)/,
+    ],
+    [
+      'no root user',
+      { files: { 'etc/passwd': 'admin:x:0:0::/root:/bin/sh\n' } },
+      'passwd',
+      /admin has uid 0; no root user/,
+    ],
   ])('fails on %s, naming check %s', async (_what, opts, id, evidence) => {
-    const extra: Record<string, string> = id === 'initramfs-size' && _what.includes('1 MB') ? { 'min-initramfs-mb': '2' } : {};
+    const extra: Record<string, string> =
+      id === 'initramfs-size' && _what.includes('1 MB') ? { 'min-initramfs-mb': '2' } : {};
     const r = await validate(fixture(opts as Parameters<typeof fixture>[0]), extra);
     expect(r.code).toBe(1);
     expect(r.outputs.passed).toBe('false');
@@ -105,7 +178,12 @@ describe('validate (bundled) on synthetic images', () => {
   });
 
   it('runs every check and lists all failures at the end', async () => {
-    const r = await validate(fixture({ labels: { 'ostree.linux': 'wrong', 'containers.bootc': '0' }, files: { 'etc/apt/sources.list.d/x.list': 'deb x' } }));
+    const r = await validate(
+      fixture({
+        labels: { 'ostree.linux': 'wrong', 'containers.bootc': '0' },
+        files: { 'etc/apt/sources.list.d/x.list': 'deb x' },
+      }),
+    );
     const last = errors(r).at(-1)!;
     expect(last).toMatch(/^3 check\(s\) failed: ostree-linux-label .*; bootc-label .*; no-repo-files/);
   });
@@ -118,14 +196,20 @@ describe('validate (bundled) on synthetic images', () => {
 
 describe('validate on the example distro and fixtures derived from it', () => {
   let img: import('../harness/example-image.js').ExampleImage;
-  beforeAll(async () => {
-    const { ensureExampleImage } = await import('../harness/example-image.js');
-    img = await ensureExampleImage({ oci: true });
-  }, 40 * 60 * 1000);
+  beforeAll(
+    async () => {
+      const { ensureExampleImage } = await import('../harness/example-image.js');
+      img = await ensureExampleImage({ oci: true });
+    },
+    40 * 60 * 1000,
+  );
 
   it('passes the example image read in place from containers-storage (mounted, no copy) and from its OCI layout', async () => {
     for (const image of [img.localRef, img.ociRef]) {
-      const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30', 'initramfs-modules': 'virtio_blk\next4\nsquashfs\noverlay' } });
+      const r = await runAction({
+        action: 'validate',
+        inputs: { image, 'min-initramfs-mb': '30', 'initramfs-modules': 'virtio_blk\next4\nsquashfs\noverlay' },
+      });
       expect([image, errors(r)]).toEqual([image, []]);
       expect(r.outputs.passed).toBe('true');
     }
@@ -141,19 +225,55 @@ describe('validate on the example distro and fixtures derived from it', () => {
   };
 
   it.each([
-    ['two kernels', () => ({ files: { 'usr/lib/modules/6.99.0-extra/vmlinuz': 'k' } }), 'one-kernel', /2 kernel directories/],
-    ['initramfs only in /boot', () => ({ files: { [`usr/lib/modules/${img.kernelVersion}/.wh.initramfs.img`]: '', [`boot/initramfs-${img.kernelVersion}.img`]: 'x' } }), 'kernel-files', /found only in \/boot/],
-    ['a 1 MB initramfs', () => ({ files: { [`usr/lib/modules/${img.kernelVersion}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) } }), 'initramfs-size', /1\.\d MB < 30 MB/],
-    ['a wrong ostree.linux label', () => ({ files: { 'etc/motd': 'hi' }, labels: { 'ostree.linux': '6.1.0-inherited-from-base' } }), 'ostree-linux-label', /6\.1\.0-inherited-from-base" but the kernel directory is/],
-    ['a leftover repo file', () => ({ files: { 'etc/apt/sources.list.d/vendor.list': 'deb http://example.invalid stable main' } }), 'no-repo-files', /vendor\.list/],
-  ])('fails on %s, naming check %s', async (_what, spec, id, evidence) => {
-    const s = spec() as { files: Record<string, string | Buffer>; labels?: Record<string, string> };
-    const image = derivedImage(img.ociDir, 'latest', layerOf(s.files), s.labels);
-    const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30' } });
-    expect(r.code).toBe(1);
-    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
-    const failed = report.checks.filter((c: { status: string }) => c.status === 'fail');
-    expect(failed.map((c: { id: string }) => c.id)).toContain(id);
-    expect(failed.find((c: { id: string }) => c.id === id).evidence).toMatch(evidence);
-  }, 120_000);
+    [
+      'two kernels',
+      () => ({ files: { 'usr/lib/modules/6.99.0-extra/vmlinuz': 'k' } }),
+      'one-kernel',
+      /2 kernel directories/,
+    ],
+    [
+      'initramfs only in /boot',
+      () => ({
+        files: {
+          [`usr/lib/modules/${img.kernelVersion}/.wh.initramfs.img`]: '',
+          [`boot/initramfs-${img.kernelVersion}.img`]: 'x',
+        },
+      }),
+      'kernel-files',
+      /found only in \/boot/,
+    ],
+    [
+      'a 1 MB initramfs',
+      () => ({
+        files: { [`usr/lib/modules/${img.kernelVersion}/initramfs.img`]: cpio(['init'], { pad: 1024 * 1024 }) },
+      }),
+      'initramfs-size',
+      /1\.\d MB < 30 MB/,
+    ],
+    [
+      'a wrong ostree.linux label',
+      () => ({ files: { 'etc/motd': 'hi' }, labels: { 'ostree.linux': '6.1.0-inherited-from-base' } }),
+      'ostree-linux-label',
+      /6\.1\.0-inherited-from-base" but the kernel directory is/,
+    ],
+    [
+      'a leftover repo file',
+      () => ({ files: { 'etc/apt/sources.list.d/vendor.list': 'deb http://example.invalid stable main' } }),
+      'no-repo-files',
+      /vendor\.list/,
+    ],
+  ])(
+    'fails on %s, naming check %s',
+    async (_what, spec, id, evidence) => {
+      const s = spec() as { files: Record<string, string | Buffer>; labels?: Record<string, string> };
+      const image = derivedImage(img.ociDir, 'latest', layerOf(s.files), s.labels);
+      const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30' } });
+      expect(r.code).toBe(1);
+      const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+      const failed = report.checks.filter((c: { status: string }) => c.status === 'fail');
+      expect(failed.map((c: { id: string }) => c.id)).toContain(id);
+      expect(failed.find((c: { id: string }) => c.id === id).evidence).toMatch(evidence);
+    },
+    120_000,
+  );
 });

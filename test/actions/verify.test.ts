@@ -40,7 +40,8 @@ describe('verify (bundled, real registry)', () => {
   let unsigned: string;
 
   const push = (tag: string) => skopeoPush(`oci:${makeOciImage(path.join(dir, tag)).dir}:latest`, `${repo}:${tag}`);
-  const verify = (inputs: Record<string, string>) => runAction({ action: 'verify', inputs: { 'tls-verify': 'false', 'public-key': goodPem, ...inputs } });
+  const verify = (inputs: Record<string, string>) =>
+    runAction({ action: 'verify', inputs: { 'tls-verify': 'false', 'public-key': goodPem, ...inputs } });
   /** skopeo 1.18 under Keel's client policy for `keyPath`: accepted? */
   const skopeoAccepts = (image: string, keyPath: string) => {
     const cfg = renderClientConfig({ image: repo, keyPath });
@@ -67,8 +68,16 @@ describe('verify (bundled, real registry)', () => {
     signed = push('signed');
     tagSigned = push('v7');
     unsigned = push('unsigned');
-    await signImage(client, { ref: parseReference(`${repo}@${signed}`), identities: [repo], legacy: true, bundle: false, key }, silentLogger);
-    await signImage(client, { ref: parseReference(`${repo}@${tagSigned}`), identities: [`${repo}:v7`], legacy: true, bundle: false, key }, silentLogger);
+    await signImage(
+      client,
+      { ref: parseReference(`${repo}@${signed}`), identities: [repo], legacy: true, bundle: false, key },
+      silentLogger,
+    );
+    await signImage(
+      client,
+      { ref: parseReference(`${repo}@${tagSigned}`), identities: [`${repo}:v7`], legacy: true, bundle: false, key },
+      silentLogger,
+    );
   }, 600_000);
 
   afterAll(async () => {
@@ -85,7 +94,11 @@ describe('verify (bundled, real registry)', () => {
       expect(r.outputs.verified).toBe('true');
       expect(r.outputs.reason).toBe('1 legacy signature(s) accepted');
       const details = JSON.parse(r.outputs.details!) as DigestVerification[];
-      expect(details[0]).toMatchObject({ digest: signed, verified: true, checks: [{ format: 'legacy', accepted: true, dockerReference: repo }] });
+      expect(details[0]).toMatchObject({
+        digest: signed,
+        verified: true,
+        checks: [{ format: 'legacy', accepted: true, dockerReference: repo }],
+      });
       expect(r.summary).toContain('### verify');
     }
     expect(skopeoAccepts(`${repo}:signed`, goodPath)).toBe(true);
@@ -120,7 +133,13 @@ describe('verify (bundled, real registry)', () => {
   it('a forged payload (right digest, signature of another payload): rejected by both', async () => {
     const d = push('forged');
     const sig = crypto.sign('sha256', buildPayload(repo, signed), good.privateKey).toString('base64');
-    await appendSignatures(client, 'distro/os', d, [{ payload: buildPayload(repo, d), annotations: { [ANNOTATION_SIGNATURE]: sig } }], () => false);
+    await appendSignatures(
+      client,
+      'distro/os',
+      d,
+      [{ payload: buildPayload(repo, d), annotations: { [ANNOTATION_SIGNATURE]: sig } }],
+      () => false,
+    );
     const r = await verify({ 'image-ref': `${repo}@${d}` });
     expect(r.code).toBe(1);
     expect(r.outputs.reason).toMatch(/^cryptographic signature verification failed/);
@@ -157,11 +176,21 @@ describe('verify (bundled, real registry)', () => {
   it('bad inputs fail naming the input, before any registry request', async () => {
     proxy.reset();
     const tag = await verify({ 'image-ref': `${proxy.host}/distro/os:signed` });
-    expect(errors(tag)[0]).toMatch(/^Input 'image-ref' has value ".*": not a valid image reference: a digest reference \(repo@sha256:\.\.\.\) is required, not a tag/);
+    expect(errors(tag)[0]).toMatch(
+      /^Input 'image-ref' has value ".*": not a valid image reference: a digest reference \(repo@sha256:\.\.\.\) is required, not a tag/,
+    );
     expect(tag.outputs.verified).toBe('false');
-    const badKey = await verify({ 'image-ref': `${proxy.host}/distro/os@${signed}`, 'public-key': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----' });
-    expect(errors(badKey)).toEqual([`Input 'public-key': not a public key: PEM type "CERTIFICATE" (expected PUBLIC KEY, e.g. cosign.pub)`]);
-    const missing = await runAction({ action: 'verify', inputs: { 'image-ref': `${proxy.host}/distro/os@${signed}`, 'tls-verify': 'false' } });
+    const badKey = await verify({
+      'image-ref': `${proxy.host}/distro/os@${signed}`,
+      'public-key': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----',
+    });
+    expect(errors(badKey)).toEqual([
+      `Input 'public-key': not a public key: PEM type "CERTIFICATE" (expected PUBLIC KEY, e.g. cosign.pub)`,
+    ]);
+    const missing = await runAction({
+      action: 'verify',
+      inputs: { 'image-ref': `${proxy.host}/distro/os@${signed}`, 'tls-verify': 'false' },
+    });
     expect(errors(missing)[0]).toMatch(/^Input 'public-key': it is required/);
     expect(proxy.log).toEqual([]);
   });

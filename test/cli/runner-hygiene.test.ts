@@ -9,7 +9,8 @@ import { tmpdir } from '../harness/tools.js';
 
 describe('local runner: masking', () => {
   it('masks secrets, each line of a multi-line secret, their JSON-escaped form, and ::add-mask:: values', () => {
-    const key = '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAbCdEf0123456789\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n';
+    const key =
+      '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAbCdEf0123456789\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n';
     const r = new Redactor(['s3cr3t-password', key, '']);
     expect(r.apply('login with s3cr3t-password ok')).toBe('login with *** ok');
     expect(r.apply('line: AbCdEf0123456789')).toBe('line: ***');
@@ -25,7 +26,10 @@ describe('local runner: masking', () => {
 describe('local runner: old runs are pruned', () => {
   it('keeps the newest runs and leaves other files alone', () => {
     const dir = tmpdir('keel-runs-');
-    const ids = Array.from({ length: 15 }, (_, i) => `${(1_800_000_000_000 + i * 1000).toString(36)}-${i.toString(16).padStart(6, '0')}`);
+    const ids = Array.from(
+      { length: 15 },
+      (_, i) => `${(1_800_000_000_000 + i * 1000).toString(36)}-${i.toString(16).padStart(6, '0')}`,
+    );
     for (const id of [...ids].reverse()) fs.mkdirSync(path.join(dir, id, 'artifacts'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'mine');
     expect(pruneRuns(dir, 12)).toEqual(ids.slice(0, 3));
@@ -34,7 +38,11 @@ describe('local runner: old runs are pruned', () => {
 });
 
 describe('keel CLI flags', () => {
-  const keel = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'keel.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+  const keel = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'keel.js'), ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
 
   it('rejects --input without NAME=VALUE before starting anything', () => {
     const r = keel('run', 'build', '--input', 'novalue');

@@ -31,22 +31,25 @@ function sh(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-beforeAll(async () => {
-  img = await ensureExampleImage({ oci: false });
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-boot-'));
-  const ctr = `keel-test-boot-${crypto.randomUUID().slice(0, 8)}`;
-  sh('buildah', ['from', '--pull=never', '--name', ctr, img.imageId]);
-  try {
-    const root = sh('buildah', ['mount', ctr]).trim();
-    const k = path.join(root, 'usr/lib/modules', img.kernelVersion);
-    fs.copyFileSync(path.join(k, 'vmlinuz'), path.join(work, 'vmlinuz'));
-    fs.copyFileSync(path.join(k, 'initramfs.img'), path.join(work, 'initramfs.img'));
-    sh('mke2fs', ['-q', '-t', 'ext4', '-L', 'keel-root', '-d', root, path.join(work, 'root.img'), '2G']);
-  } finally {
-    spawnSync('buildah', ['umount', ctr]);
-    spawnSync('buildah', ['rm', ctr]);
-  }
-}, 40 * 60 * 1000);
+beforeAll(
+  async () => {
+    img = await ensureExampleImage({ oci: false });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-boot-'));
+    const ctr = `keel-test-boot-${crypto.randomUUID().slice(0, 8)}`;
+    sh('buildah', ['from', '--pull=never', '--name', ctr, img.imageId]);
+    try {
+      const root = sh('buildah', ['mount', ctr]).trim();
+      const k = path.join(root, 'usr/lib/modules', img.kernelVersion);
+      fs.copyFileSync(path.join(k, 'vmlinuz'), path.join(work, 'vmlinuz'));
+      fs.copyFileSync(path.join(k, 'initramfs.img'), path.join(work, 'initramfs.img'));
+      sh('mke2fs', ['-q', '-t', 'ext4', '-L', 'keel-root', '-d', root, path.join(work, 'root.img'), '2G']);
+    } finally {
+      spawnSync('buildah', ['umount', ctr]);
+      spawnSync('buildah', ['rm', ctr]);
+    }
+  },
+  40 * 60 * 1000,
+);
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -62,12 +65,25 @@ describe('example distro boot (QEMU, TCG, direct kernel boot)', () => {
           accel: 'tcg',
           memoryMiB: 2048,
           cpus: 2,
-          kernel: { path: path.join(work, 'vmlinuz'), initrd: path.join(work, 'initramfs.img'), append: `root=/dev/vda rw ${TEST_CONSOLE_ARGS}` },
+          kernel: {
+            path: path.join(work, 'vmlinuz'),
+            initrd: path.join(work, 'initramfs.img'),
+            append: `root=/dev/vda rw ${TEST_CONSOLE_ARGS}`,
+          },
           drives: [{ file: path.join(work, 'root.img'), format: 'raw', interface: 'virtio' }],
         },
-        { timeoutMs: TIMEOUT_MS, quietMs: 300_000, matcher: new VerdictMatcher(), logFile, log: memoryLogger(), workDir: work },
+        {
+          timeoutMs: TIMEOUT_MS,
+          quietMs: 300_000,
+          matcher: new VerdictMatcher(),
+          logFile,
+          log: memoryLogger(),
+          workDir: work,
+        },
       );
-      process.stderr.write(`example image ${img.name}: ${r.reason} after ${r.seconds.toFixed(0)} s (TCG, ${r.attempts} boot(s))\n`);
+      process.stderr.write(
+        `example image ${img.name}: ${r.reason} after ${r.seconds.toFixed(0)} s (TCG, ${r.attempts} boot(s))\n`,
+      );
       expect([r.passed, r.passed ? '' : r.tail.slice(-40).join('\n')]).toEqual([true, '']);
       expect(r.verdictLine).toMatch(/Reached target multi-user\.target/);
       // It booted the distro the declarations describe, not just any Debian.

@@ -25,12 +25,15 @@ function sh(cmd: string, args: string[]): string {
 const p = (rel: string) => path.join(root, rel);
 const read = (rel: string) => fs.readFileSync(p(rel), 'utf8');
 
-beforeAll(async () => {
-  base = await ensureBaseImage({ oci: false });
-  img = await ensureExampleImage({ oci: false });
-  sh('buildah', ['from', '--pull=never', '--name', ctr, img.imageId]);
-  root = sh('buildah', ['mount', ctr]).trim();
-}, 40 * 60 * 1000);
+beforeAll(
+  async () => {
+    base = await ensureBaseImage({ oci: false });
+    img = await ensureExampleImage({ oci: false });
+    sh('buildah', ['from', '--pull=never', '--name', ctr, img.imageId]);
+    root = sh('buildah', ['mount', ctr]).trim();
+  },
+  40 * 60 * 1000,
+);
 
 afterAll(() => {
   spawnSync('buildah', ['umount', ctr]);
@@ -44,7 +47,9 @@ describe('example image: kernel and initramfs the bootc way', () => {
     expect(img.labels['ostree.linux']).toBe(img.kernelVersion);
     const dir = `usr/lib/modules/${img.kernelVersion}`;
     expect(fs.statSync(p(`${dir}/vmlinuz`)).size).toBeGreaterThan(5 * 1024 * 1024);
-    expect(fs.statSync(p(`${dir}/initramfs.img`)).size).toBeGreaterThan(decl.validate['min-initramfs-mb'] * 1024 * 1024);
+    expect(fs.statSync(p(`${dir}/initramfs.img`)).size).toBeGreaterThan(
+      decl.validate['min-initramfs-mb'] * 1024 * 1024,
+    );
     expect(fs.readdirSync(p('boot'))).toEqual([]);
   });
 
@@ -52,7 +57,8 @@ describe('example image: kernel and initramfs the bootc way', () => {
     const listing = sh('chroot', [root, 'lsinitrd', `/usr/lib/modules/${img.kernelVersion}/initramfs.img`]);
     expect(listing).toMatch(/^Arguments: .*--no-hostonly .*--add 'ostree'/m);
     expect(listing).toContain('usr/lib/ostree/ostree-prepare-root');
-    for (const m of decl.validate['initramfs-modules']) expect([m, new RegExp(`/${m}\\.ko`).test(listing)]).toEqual([m, true]);
+    for (const m of decl.validate['initramfs-modules'])
+      expect([m, new RegExp(`/${m}\\.ko`).test(listing)]).toEqual([m, true]);
   });
 
   it('persists the initramfs policy under /usr/lib/dracut/dracut.conf.d for later regenerations', () => {
@@ -82,7 +88,9 @@ describe('example image: identity and shipped files', () => {
     expect(info).toContain(`STALENESS_WARN_DAYS=${decl.staleness['warn-after-days']}\n`);
     expect(fs.statSync(p('usr/bin/keel-os-staleness')).mode & 0o777).toBe(0o755);
     expect(fs.existsSync(p('usr/lib/systemd/user/timers.target.wants/keel-os-staleness.timer'))).toBe(true);
-    expect(fs.realpathSync(p('usr/lib/systemd/user/timers.target.wants/keel-os-staleness.timer'))).toBe(p('usr/lib/systemd/user/keel-os-staleness.timer'));
+    expect(fs.realpathSync(p('usr/lib/systemd/user/timers.target.wants/keel-os-staleness.timer'))).toBe(
+      p('usr/lib/systemd/user/keel-os-staleness.timer'),
+    );
   });
 
   it('runs its staleness check against its own stamp', () => {
@@ -101,16 +109,26 @@ describe('example image: bootc layout and cleanup', () => {
   it('has the ostree root layout and writable locations as links into /var', () => {
     expect(fs.statSync(p('sysroot')).isDirectory()).toBe(true);
     expect(fs.readlinkSync(p('ostree'))).toBe('sysroot/ostree');
-    for (const [l, t] of [['home', 'var/home'], ['root', 'var/roothome'], ['opt', 'var/opt'], ['srv', 'var/srv'], ['mnt', 'var/mnt'], ['usr/local', '../var/usrlocal']]) {
+    for (const [l, t] of [
+      ['home', 'var/home'],
+      ['root', 'var/roothome'],
+      ['opt', 'var/opt'],
+      ['srv', 'var/srv'],
+      ['mnt', 'var/mnt'],
+      ['usr/local', '../var/usrlocal'],
+    ]) {
       expect([l, fs.readlinkSync(p(l!))]).toEqual([l, t]);
     }
     expect(read('usr/lib/ostree/prepare-root.conf')).toMatch(/^\[composefs\]$/m);
-    for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var']) expect([d, fs.statSync(p(d)).isDirectory()]).toEqual([d, true]);
+    for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var'])
+      expect([d, fs.statSync(p(d)).isDirectory()]).toEqual([d, true]);
     expect(fs.existsSync(p('usr/etc'))).toBe(false);
   });
 
   it('has nothing under /var but empty directories and tmpfiles.d-declared links', () => {
-    const entries = sh('find', [p('var'), '-mindepth', '1', '!', '-type', 'd', '-printf', '/var/%P %y %l\n']).trim().split('\n');
+    const entries = sh('find', [p('var'), '-mindepth', '1', '!', '-type', 'd', '-printf', '/var/%P %y %l\n'])
+      .trim()
+      .split('\n');
     const tmpfiles = sh('sh', ['-c', 'cat "$1"/usr/lib/tmpfiles.d/*.conf', 'sh', root]);
     const declared = new Set([...tmpfiles.matchAll(/^\S+\s+(\/var\/\S*)/gm)].map((m) => m[1]));
     for (const e of entries) {
@@ -134,12 +152,30 @@ describe('example image: labels', () => {
     const l = img.labels;
     expect(l['containers.bootc']).toBe('1');
     expect(l['ostree.linux']).toBe(img.kernelVersion);
-    for (const k of ['created', 'version', 'revision', 'source', 'title', 'description', 'vendor', 'licenses', 'base.name', 'base.digest']) {
+    for (const k of [
+      'created',
+      'version',
+      'revision',
+      'source',
+      'title',
+      'description',
+      'vendor',
+      'licenses',
+      'base.name',
+      'base.digest',
+    ]) {
       expect([k, (l[`org.opencontainers.image.${k}`] ?? '').length > 0]).toEqual([k, true]);
     }
     expect(l['org.opencontainers.image.title']).toBe(decl.image.title);
     expect(l['org.opencontainers.image.base.name']).toBe(decl.base.image);
-    const baseDigest = sh('buildah', ['inspect', '--type', 'image', '--format', '{{.FromImageDigest}}', base.imageId]).trim();
+    const baseDigest = sh('buildah', [
+      'inspect',
+      '--type',
+      'image',
+      '--format',
+      '{{.FromImageDigest}}',
+      base.imageId,
+    ]).trim();
     expect(l['org.opencontainers.image.base.digest']).toBe(baseDigest);
     expect(l['org.opencontainers.image.created']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   });

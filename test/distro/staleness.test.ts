@@ -31,12 +31,18 @@ function check(file: string, nowEpoch: number, env: Record<string, string> = {})
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
-const stamp = info('# stamp\nIMAGE_CREATED=2025-01-01T00:00:00Z\nIMAGE_VERSION=candidate.20250101\nSTALENESS_WARN_DAYS=14\n');
+const stamp = info(
+  '# stamp\nIMAGE_CREATED=2025-01-01T00:00:00Z\nIMAGE_VERSION=candidate.20250101\nSTALENESS_WARN_DAYS=14\n',
+);
 
 describe('keel-os-staleness', () => {
   it('is quiet (exit 0) while the image is younger than the policy', () => {
     const r = check(stamp, created + 13 * DAY + 3600);
-    expect(r).toEqual({ code: 0, stdout: 'keel-os-staleness: image built 13 days ago (2025-01-01T00:00:00Z), within the 14-day policy\n', stderr: '' });
+    expect(r).toEqual({
+      code: 0,
+      stdout: 'keel-os-staleness: image built 13 days ago (2025-01-01T00:00:00Z), within the 14-day policy\n',
+      stderr: '',
+    });
   });
 
   it('warns (exit 1) from the declared number of days on, naming the age and the version', () => {
@@ -74,7 +80,9 @@ describe('keel-os-staleness', () => {
     expect(timer).toMatch(/^WantedBy=timers\.target$/m);
     expect(service).toMatch(/^ExecStart=\/usr\/bin\/keel-os-staleness$/m);
     expect(service).toMatch(/^SuccessExitStatus=1$/m);
-    expect(fs.readlinkSync(path.join(userUnits, 'timers.target.wants', 'keel-os-staleness.timer'))).toBe('../keel-os-staleness.timer');
+    expect(fs.readlinkSync(path.join(userUnits, 'timers.target.wants', 'keel-os-staleness.timer'))).toBe(
+      '../keel-os-staleness.timer',
+    );
     expect(fs.statSync(script).mode & 0o111).not.toBe(0);
   });
 });

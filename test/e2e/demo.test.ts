@@ -12,19 +12,41 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
  * (stable digest = booted digest, signature verifies); this test holds it to that.
  */
 describe('npm run demo', () => {
-  it('ships the example distro end to end', async () => {
-    const r = await withLock('vm', async () =>
-      spawnSync(process.execPath, [path.join(root, 'bin/keel.js'), 'demo'], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, timeout: 50 * 60 * 1000 }),
-    );
-    const out = `${r.stdout}\n${r.stderr}`;
-    expect([r.status, out.slice(-4000)]).toEqual([0, expect.any(String)]);
-    expect(out).toMatch(/booted digest\s+sha256:[0-9a-f]{64}\s+\(same: promoted exactly what booted\)/);
-    expect(out).toMatch(/signature\s+verified \(\d+ legacy signature/);
-    for (const hop of ['build', 'validate', 'rechunk', 'push', 'sign', 'verify', 'smoke-boot', 'promote', 'resolve', 'build-disk', 'ia-upload', 'site-bump']) {
-      expect([hop, new RegExp(`✔ ${hop.replace('-', '\\-')}\\s`).test(out)]).toEqual([hop, true]);
-    }
-    expect(out).toMatch(/torrent-ready=true/);
-    expect(out).toMatch(/result=created/);
-    expect(out).toMatch(/✔ local pipeline complete/);
-  }, 60 * 60 * 1000);
+  it(
+    'ships the example distro end to end',
+    async () => {
+      const r = await withLock('vm', async () =>
+        spawnSync(process.execPath, [path.join(root, 'bin/keel.js'), 'demo'], {
+          cwd: root,
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+          timeout: 50 * 60 * 1000,
+        }),
+      );
+      const out = `${r.stdout}\n${r.stderr}`;
+      expect([r.status, out.slice(-4000)]).toEqual([0, expect.any(String)]);
+      expect(out).toMatch(/booted digest\s+sha256:[0-9a-f]{64}\s+\(same: promoted exactly what booted\)/);
+      expect(out).toMatch(/signature\s+verified \(\d+ legacy signature/);
+      for (const hop of [
+        'build',
+        'validate',
+        'rechunk',
+        'push',
+        'sign',
+        'verify',
+        'smoke-boot',
+        'promote',
+        'resolve',
+        'build-disk',
+        'ia-upload',
+        'site-bump',
+      ]) {
+        expect([hop, new RegExp(`✔ ${hop.replace('-', '\\-')}\\s`).test(out)]).toEqual([hop, true]);
+      }
+      expect(out).toMatch(/torrent-ready=true/);
+      expect(out).toMatch(/result=created/);
+      expect(out).toMatch(/✔ local pipeline complete/);
+    },
+    60 * 60 * 1000,
+  );
 });

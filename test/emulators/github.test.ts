@@ -37,7 +37,9 @@ describe('GitHub emulator', () => {
       git('init', '-q');
       for (const [p, spec] of Object.entries(FILES)) {
         fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
-        fs.writeFileSync(path.join(dir, p), typeof spec === 'string' ? spec : spec.content, { mode: typeof spec === 'string' ? 0o644 : 0o755 });
+        fs.writeFileSync(path.join(dir, p), typeof spec === 'string' ? spec : spec.content, {
+          mode: typeof spec === 'string' ? 0o644 : 0o755,
+        });
       }
       git('add', '-A');
       const repo = emu.state.repo('acme/site');
@@ -58,19 +60,38 @@ describe('GitHub emulator', () => {
     expect(ref.data.object.sha).toMatch(/^[0-9a-f]{40}$/);
     const commit = await o.rest.git.getCommit({ owner: 'acme', repo: 'site', commit_sha: ref.data.object.sha });
     expect(commit.data.tree.sha).toBe(emu.state.repo('acme/site').commit(ref.data.object.sha)!.tree);
-    const tree = await o.rest.git.getTree({ owner: 'acme', repo: 'site', tree_sha: commit.data.tree.sha, recursive: 'true' });
+    const tree = await o.rest.git.getTree({
+      owner: 'acme',
+      repo: 'site',
+      tree_sha: commit.data.tree.sha,
+      recursive: 'true',
+    });
     expect(tree.data.truncated).toBe(false);
-    expect(tree.data.tree.filter((e) => e.type === 'blob').map((e) => e.path).sort()).toEqual(Object.keys(FILES).sort());
+    expect(
+      tree.data.tree
+        .filter((e) => e.type === 'blob')
+        .map((e) => e.path)
+        .sort(),
+    ).toEqual(Object.keys(FILES).sort());
     expect(tree.data.tree.find((e) => e.path === 'scripts/deploy.sh')?.mode).toBe('100755');
     expect(tree.data.tree.find((e) => e.path === 'src')?.mode).toBe('040000');
   });
 
   it('answers 404 like GitHub for a missing ref, file, commit or repository', async () => {
     const o = gh();
-    await expect(o.rest.git.getRef({ owner: 'acme', repo: 'site', ref: 'heads/nope' })).rejects.toMatchObject({ status: 404 });
-    await expect(o.rest.repos.getContent({ owner: 'acme', repo: 'site', path: 'src/nope.ts' })).rejects.toMatchObject({ status: 404 });
-    await expect(o.rest.repos.get({ owner: 'acme', repo: 'nope' })).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/^Not Found/) });
-    await expect(o.rest.git.getCommit({ owner: 'acme', repo: 'site', commit_sha: '0'.repeat(40) })).rejects.toMatchObject({ status: 404 });
+    await expect(o.rest.git.getRef({ owner: 'acme', repo: 'site', ref: 'heads/nope' })).rejects.toMatchObject({
+      status: 404,
+    });
+    await expect(o.rest.repos.getContent({ owner: 'acme', repo: 'site', path: 'src/nope.ts' })).rejects.toMatchObject({
+      status: 404,
+    });
+    await expect(o.rest.repos.get({ owner: 'acme', repo: 'nope' })).rejects.toMatchObject({
+      status: 404,
+      message: expect.stringMatching(/^Not Found/),
+    });
+    await expect(
+      o.rest.git.getCommit({ owner: 'acme', repo: 'site', commit_sha: '0'.repeat(40) }),
+    ).rejects.toMatchObject({ status: 404 });
   });
 
   it('returns file contents base64-encoded in 60-column lines, pinned to a ref', async () => {
@@ -97,24 +118,46 @@ describe('GitHub emulator', () => {
       owner: 'acme',
       repo: 'site',
       base_tree: baseTree,
-      tree: [{ path: 'src/lib/release.ts', mode: '100644', type: 'blob', content: 'export const LATEST_ISO_DATE = "20250401";\n' }],
+      tree: [
+        {
+          path: 'src/lib/release.ts',
+          mode: '100644',
+          type: 'blob',
+          content: 'export const LATEST_ISO_DATE = "20250401";\n',
+        },
+      ],
     });
     expect(tree.status).toBe(201);
-    const commit = await o.rest.git.createCommit({ owner: 'acme', repo: 'site', message: 'bump', tree: tree.data.sha, parents: [base] });
+    const commit = await o.rest.git.createCommit({
+      owner: 'acme',
+      repo: 'site',
+      message: 'bump',
+      tree: tree.data.sha,
+      parents: [base],
+    });
     expect(commit.status).toBe(201);
     expect(repo.changedFiles(base, commit.data.sha)).toEqual(['src/lib/release.ts']);
 
-    const created = await o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/keel/test-1', sha: commit.data.sha });
+    const created = await o.rest.git.createRef({
+      owner: 'acme',
+      repo: 'site',
+      ref: 'refs/heads/keel/test-1',
+      sha: commit.data.sha,
+    });
     expect(created.status).toBe(201);
     expect(repo.refs.get('refs/heads/keel/test-1')).toBe(commit.data.sha);
-    await expect(o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/keel/test-1', sha: base })).rejects.toMatchObject({
+    await expect(
+      o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/keel/test-1', sha: base }),
+    ).rejects.toMatchObject({
       status: 422,
       message: expect.stringMatching(/^Reference already exists/),
     });
     // A slash in the branch name survives Octokit's URL encoding.
     const got = await o.rest.git.getRef({ owner: 'acme', repo: 'site', ref: 'heads/keel/test-1' });
     expect(got.data.object.sha).toBe(commit.data.sha);
-    await expect(o.rest.git.updateRef({ owner: 'acme', repo: 'site', ref: 'heads/keel/test-1', sha: base })).rejects.toMatchObject({ status: 422 });
+    await expect(
+      o.rest.git.updateRef({ owner: 'acme', repo: 'site', ref: 'heads/keel/test-1', sha: base }),
+    ).rejects.toMatchObject({ status: 422 });
     await o.rest.git.updateRef({ owner: 'acme', repo: 'site', ref: 'heads/keel/test-1', sha: base, force: true });
     expect(repo.refs.get('refs/heads/keel/test-1')).toBe(base);
     await o.rest.git.deleteRef({ owner: 'acme', repo: 'site', ref: 'heads/keel/test-1' });
@@ -125,25 +168,38 @@ describe('GitHub emulator', () => {
     const o = gh();
     const repo = emu.state.repo('acme/site');
     repo.refs.set('refs/heads/feature', repo.resolve('main')!);
-    await expect(o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 't', head: 'feature', base: 'main' })).rejects.toMatchObject({
+    await expect(
+      o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 't', head: 'feature', base: 'main' }),
+    ).rejects.toMatchObject({
       status: 422,
       message: expect.stringContaining('No commits between main and feature'),
     });
     repo.commitFiles('feature', { 'README.md': '# site v2\n' });
-    const pr = await o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 'Feature', head: 'feature', base: 'main', body: 'b' });
+    const pr = await o.rest.pulls.create({
+      owner: 'acme',
+      repo: 'site',
+      title: 'Feature',
+      head: 'feature',
+      base: 'main',
+      body: 'b',
+    });
     expect(pr.status).toBe(201);
     expect(pr.data.number).toBeGreaterThan(0);
     expect(pr.data.html_url).toBe(`${emu.url}/acme/site/pull/${pr.data.number}`);
     expect(pr.data.node_id).toMatch(/^PR_/);
     expect(pr.data.head.ref).toBe('feature');
-    await expect(o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 'again', head: 'feature', base: 'main' })).rejects.toMatchObject({
+    await expect(
+      o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 'again', head: 'feature', base: 'main' }),
+    ).rejects.toMatchObject({
       status: 422,
       message: expect.stringContaining('A pull request already exists for acme:feature.'),
     });
     const listed = await o.rest.pulls.list({ owner: 'acme', repo: 'site', state: 'open', head: 'acme:feature' });
     expect(listed.data.map((p) => p.number)).toEqual([pr.data.number]);
     expect((await o.rest.pulls.list({ owner: 'acme', repo: 'site', head: 'acme:other' })).data).toEqual([]);
-    await expect(o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 't', head: 'missing', base: 'main' })).rejects.toMatchObject({ status: 422 });
+    await expect(
+      o.rest.pulls.create({ owner: 'acme', repo: 'site', title: 't', head: 'missing', base: 'main' }),
+    ).rejects.toMatchObject({ status: 422 });
 
     // Merging (squash) applies the PR's change onto main as one commit.
     const before = repo.resolve('main')!;
@@ -168,16 +224,26 @@ describe('GitHub emulator', () => {
     repo.allowAutoMerge = false;
     await expect(o.graphql(q, { pullRequestId: pr.data.node_id, mergeMethod: 'SQUASH' })).rejects.toMatchObject({
       name: 'GraphqlResponseError',
-      errors: [expect.objectContaining({ type: 'UNPROCESSABLE', message: 'Pull request Auto merge is not allowed for this repository' })],
+      errors: [
+        expect.objectContaining({
+          type: 'UNPROCESSABLE',
+          message: 'Pull request Auto merge is not allowed for this repository',
+        }),
+      ],
     });
     expect(repo.pulls.find((p) => p.number === pr.data.number)!.autoMerge).toBeNull();
 
     repo.allowAutoMerge = true;
-    const ok = await o.graphql<{ enablePullRequestAutoMerge: { pullRequest: { number: number; autoMergeRequest: { mergeMethod: string } } } }>(q, {
+    const ok = await o.graphql<{
+      enablePullRequestAutoMerge: { pullRequest: { number: number; autoMergeRequest: { mergeMethod: string } } };
+    }>(q, {
       pullRequestId: pr.data.node_id,
       mergeMethod: 'SQUASH',
     });
-    expect(ok.enablePullRequestAutoMerge.pullRequest).toMatchObject({ number: pr.data.number, autoMergeRequest: { mergeMethod: 'SQUASH' } });
+    expect(ok.enablePullRequestAutoMerge.pullRequest).toMatchObject({
+      number: pr.data.number,
+      autoMergeRequest: { mergeMethod: 'SQUASH' },
+    });
     expect(repo.pulls.find((p) => p.number === pr.data.number)!.autoMerge?.mergeMethod).toBe('SQUASH');
     const listed = await o.rest.pulls.list({ owner: 'acme', repo: 'site', head: 'acme:am' });
     expect(listed.data[0]!.auto_merge?.merge_method).toBe('squash');
@@ -186,8 +252,11 @@ describe('GitHub emulator', () => {
       errors: [expect.objectContaining({ type: 'NOT_FOUND' })],
     });
     // The whole input as one variable, and an invalid merge method.
-    const qi = 'mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { clientMutationId } }';
-    await expect(o.graphql(qi, { input: { pullRequestId: pr.data.node_id, mergeMethod: 'FAST' } })).rejects.toMatchObject({
+    const qi =
+      'mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { clientMutationId } }';
+    await expect(
+      o.graphql(qi, { input: { pullRequestId: pr.data.node_id, mergeMethod: 'FAST' } }),
+    ).rejects.toMatchObject({
       errors: [expect.objectContaining({ message: expect.stringContaining('invalid value "FAST"') })],
     });
     await o.graphql(qi, { input: { pullRequestId: pr.data.node_id, mergeMethod: 'REBASE' } });
@@ -199,18 +268,27 @@ describe('GitHub emulator', () => {
     const ref = await o.rest.git.getRef({ owner: 'acme', repo: 'site', ref: 'heads/main' });
     expect(ref.data.url).toBe(`${emu.ghesUrl}/repos/acme/site/git/refs/heads/main`);
     const n = emu.state.requests.length;
-    await expect(o.graphql('mutation { enablePullRequestAutoMerge(input: {pullRequestId: "PR_x", mergeMethod: SQUASH}) { clientMutationId } }')).rejects.toMatchObject({
+    await expect(
+      o.graphql(
+        'mutation { enablePullRequestAutoMerge(input: {pullRequestId: "PR_x", mergeMethod: SQUASH}) { clientMutationId } }',
+      ),
+    ).rejects.toMatchObject({
       errors: [expect.objectContaining({ type: 'NOT_FOUND' })],
     });
     expect(emu.state.requests.slice(n).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /api/graphql']);
   });
 
   it('refuses a bad token (401 Bad credentials) and a write without one', async () => {
-    await expect(getOctokit('wrong', { baseUrl: emu.url }).rest.repos.get({ owner: 'acme', repo: 'site' })).rejects.toMatchObject({
+    await expect(
+      getOctokit('wrong', { baseUrl: emu.url }).rest.repos.get({ owner: 'acme', repo: 'site' }),
+    ).rejects.toMatchObject({
       status: 401,
       message: expect.stringMatching(/^Bad credentials/),
     });
-    const res = await fetch(`${emu.url}/repos/acme/site/git/refs`, { method: 'POST', body: JSON.stringify({ ref: 'refs/heads/x', sha: 'a'.repeat(40) }) });
+    const res = await fetch(`${emu.url}/repos/acme/site/git/refs`, {
+      method: 'POST',
+      body: JSON.stringify({ ref: 'refs/heads/x', sha: 'a'.repeat(40) }),
+    });
     expect(res.status).toBe(401);
     expect(emu.state.repo('acme/site').refs.has('refs/heads/x')).toBe(false);
     expect(emu.state.requests.at(-1)).toMatchObject({ authorized: false, status: 401 });
@@ -221,13 +299,17 @@ describe('GitHub emulator', () => {
     const repo = emu.state.repo('acme/site');
     const main = repo.resolve('main')!;
     emu.setFaults([{ method: 'POST', path: /\/git\/refs$/, times: 1, status: 503, retryAfter: 1 }]);
-    const err = await o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/f1', sha: main }).catch((e: unknown) => e);
+    const err = await o.rest.git
+      .createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/f1', sha: main })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 503, response: { headers: expect.objectContaining({ 'retry-after': '1' }) } });
     expect(repo.refs.has('refs/heads/f1')).toBe(false);
     await o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/f1', sha: main }); // times: 1 — passes now
 
     emu.setFaults([{ method: 'POST', path: /\/git\/refs$/, times: 1, status: 502, when: 'after' }]);
-    await expect(o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/f2', sha: main })).rejects.toMatchObject({ status: 502 });
+    await expect(
+      o.rest.git.createRef({ owner: 'acme', repo: 'site', ref: 'refs/heads/f2', sha: main }),
+    ).rejects.toMatchObject({ status: 502 });
     expect(repo.refs.get('refs/heads/f2')).toBe(main);
     expect(emu.state.requests.at(-1)).toMatchObject({ status: 502, fault: 'status 502 after' });
   });

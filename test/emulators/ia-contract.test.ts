@@ -62,7 +62,9 @@ function normalised(item: EmuItem) {
     .map((f) => ({ name: f.name, size: f.size, md5: f.md5, sha1: f.sha1, crc32: f.crc32, format: f.format }))
     .sort((a, b) => a.name.localeCompare(b.name));
   // The torrent's file list, minus _meta.xml (ia adds a `scanner` field, so its size differs).
-  const torrent = item.torrent ? parseTorrent(item.torrent.bytes).files.filter((f) => f.path !== `${item.id}_meta.xml`) : undefined;
+  const torrent = item.torrent
+    ? parseTorrent(item.torrent.bytes).files.filter((f) => f.path !== `${item.id}_meta.xml`)
+    : undefined;
   return { metadata, files, torrent };
 }
 
@@ -98,7 +100,19 @@ d('the IA emulator against the real ia client', () => {
 
   it('ia upload (one 503, --retries) creates the item with the metadata and files it sent', async () => {
     emu.setFaults([{ on: 'put', identifier: 'IATEST1', action: { kind: 'slowdown' } }]);
-    const r = await ia(['upload', 'IATEST1', path.basename(iso), 'SHA256SUMS', ...META_ARGS, '--retries', '2', '--sleep', '1', '--verify', '--no-backup']);
+    const r = await ia([
+      'upload',
+      'IATEST1',
+      path.basename(iso),
+      'SHA256SUMS',
+      ...META_ARGS,
+      '--retries',
+      '2',
+      '--sleep',
+      '1',
+      '--verify',
+      '--no-backup',
+    ]);
     expect(r.stderr).toMatch(/s3 is overloaded, sleeping for 1 seconds and retrying/);
     const mine = emu.state.journal.filter((e) => e.path.startsWith('/IATEST1/') || e.query.check_limit);
     // Through the proxy: absolute-form targets for the real hosts, routed on the host.
@@ -126,7 +140,10 @@ d('the IA emulator against the real ia client', () => {
 
   it('ia metadata, ia list -a and ia tasks parse the emulator’s MDAPI and Tasks API answers', async () => {
     await waitFor(async () => !!emu.state.item('IATEST1')!.torrent, 5000, 'the derived torrent');
-    const md = JSON.parse((await ia(['metadata', 'IATEST1'])).stdout) as { files: { name: string; md5?: string }[]; metadata: Record<string, unknown> };
+    const md = JSON.parse((await ia(['metadata', 'IATEST1'])).stdout) as {
+      files: { name: string; md5?: string }[];
+      metadata: Record<string, unknown>;
+    };
     expect(md).toEqual(emu.state.record('IATEST1') as unknown as typeof md);
     expect(md.files.find((f) => f.name === 'testos-1.0-amd64.iso')!.md5).toBe(isoMd5);
 
@@ -136,7 +153,10 @@ d('the IA emulator against the real ia client', () => {
     expect(torrentLine).toContain(emu.state.item('IATEST1')!.torrent!.file.btih!);
     expect(list).toMatch(new RegExp(`testos-1\\.0-amd64\\.iso\\t.*${isoMd5}`));
 
-    const tasks = (await ia(['tasks', 'IATEST1'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { cmd: string; identifier: string });
+    const tasks = (await ia(['tasks', 'IATEST1'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { cmd: string; identifier: string });
     expect(tasks.every((t) => t.identifier === 'IATEST1')).toBe(true);
     expect(new Set(tasks.map((t) => t.cmd))).toEqual(new Set(['archive.php', 'derive.php']));
   });

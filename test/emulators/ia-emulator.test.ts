@@ -32,9 +32,23 @@ describe('IA emulator protocol', () => {
     fs.writeFileSync(f, buf);
     const md5 = crypto.createHash('md5').update(buf).digest('hex');
     const r = await runner.run('curl', [
-      '-sS', '-f', '-o', '/dev/null', '-w', '%{http_code}', '-T', f,
-      '-H', 'authorization: LOW TESTACCESS:TESTSECRET', '-H', 'x-archive-auto-make-bucket:1', '-H', `content-md5: ${md5}`,
-      '-H', 'x-archive-meta-title:curl', `${emu.s3Url}/emu-curl/curl.bin`,
+      '-sS',
+      '-f',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-T',
+      f,
+      '-H',
+      'authorization: LOW TESTACCESS:TESTSECRET',
+      '-H',
+      'x-archive-auto-make-bucket:1',
+      '-H',
+      `content-md5: ${md5}`,
+      '-H',
+      'x-archive-meta-title:curl',
+      `${emu.s3Url}/emu-curl/curl.bin`,
     ]);
     expect(r.stdout.toString()).toBe('200');
     const e = emu.state.puts('curl.bin')[0]!;
@@ -47,26 +61,53 @@ describe('IA emulator protocol', () => {
     // Chunked: a raw request, since our client never sends one.
     const chunked = await new Promise<number>((resolve, reject) => {
       const u = new URL(`${emu.s3Url}/emu-x/a.txt`);
-      const r = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'PUT', headers: { ...AUTH, 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const r = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'PUT',
+          headers: { ...AUTH, 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       r.on('error', reject);
       r.end('hello');
     });
     expect(chunked).toBe(400);
-    const noAuth = await request({ method: 'PUT', url: `${emu.s3Url}/emu-x/a.txt`, body: 'x', headers: { 'x-archive-auto-make-bucket': '1' } });
+    const noAuth = await request({
+      method: 'PUT',
+      url: `${emu.s3Url}/emu-x/a.txt`,
+      body: 'x',
+      headers: { 'x-archive-auto-make-bucket': '1' },
+    });
     expect([noAuth.status, await noAuth.text()]).toEqual([403, expect.stringContaining('<Code>AccessDenied</Code>')]);
     const noBucket = await put('/emu-x/a.txt', 'x');
     expect([noBucket.status, await noBucket.text()]).toEqual([404, expect.stringContaining('NoSuchBucket')]);
-    const badDigest = await put('/emu-x/a.txt', 'x', { 'x-archive-auto-make-bucket': '1', 'content-md5': '0'.repeat(32) });
+    const badDigest = await put('/emu-x/a.txt', 'x', {
+      'x-archive-auto-make-bucket': '1',
+      'content-md5': '0'.repeat(32),
+    });
     expect([badDigest.status, await badDigest.text()]).toEqual([400, expect.stringContaining('BadDigest')]);
     const b64 = crypto.createHash('md5').update('x').digest('base64');
-    expect((await put('/emu-x/a.txt', 'x', { 'x-archive-auto-make-bucket': '1', 'content-md5': b64 })).status).toBe(200);
-    const other = await request({ method: 'PUT', url: `${emu.s3Url}/emu-x/b.txt`, body: 'y', headers: { authorization: 'LOW OTHER:KEY' } });
+    expect((await put('/emu-x/a.txt', 'x', { 'x-archive-auto-make-bucket': '1', 'content-md5': b64 })).status).toBe(
+      200,
+    );
+    const other = await request({
+      method: 'PUT',
+      url: `${emu.s3Url}/emu-x/b.txt`,
+      body: 'y',
+      headers: { authorization: 'LOW OTHER:KEY' },
+    });
     expect(other.status).toBe(403);
     expect((await put('/someone-elses/a.txt', 'x', { 'x-archive-auto-make-bucket': '1' })).status).toBe(403);
-    const ci = await request({ method: 'GET', url: `${emu.apiUrl}/services/check_identifier.php?output=json&identifier=someone-elses` });
+    const ci = await request({
+      method: 'GET',
+      url: `${emu.apiUrl}/services/check_identifier.php?output=json&identifier=someone-elses`,
+    });
     expect(await ci.json()).toMatchObject({ code: 'not_available' });
   });
 
@@ -76,7 +117,15 @@ describe('IA emulator protocol', () => {
     emu.state.advance();
     const t1 = parseTorrent(emu.state.item('emu-h')!.torrent!.bytes);
     expect(t1.files).toContainEqual({ path: 'f.txt', length: 3 });
-    expect((await put('/emu-h/f.txt', 'second', { ...H, 'x-archive-meta-title': 'ignored', 'x-archive-keep-old-version': '1' })).status).toBe(200);
+    expect(
+      (
+        await put('/emu-h/f.txt', 'second', {
+          ...H,
+          'x-archive-meta-title': 'ignored',
+          'x-archive-keep-old-version': '1',
+        })
+      ).status,
+    ).toBe(200);
     emu.state.advance();
     const item = emu.state.item('emu-h')!;
     expect(item.metadata).toEqual({ title: 'first' });
@@ -91,7 +140,13 @@ describe('IA emulator protocol', () => {
 
   it('answers early (before 100 Continue) with Connection: close when a fault says so', async () => {
     emu.setFaults([{ on: 'put', identifier: 'emu-e', action: { kind: 'slowdown', early: true, retryAfter: 7 } }]);
-    const r = await request({ method: 'PUT', url: `${emu.s3Url}/emu-e/a.txt`, body: 'x'.repeat(1000), headers: AUTH, expectContinue: true });
+    const r = await request({
+      method: 'PUT',
+      url: `${emu.s3Url}/emu-e/a.txt`,
+      body: 'x'.repeat(1000),
+      headers: AUTH,
+      expectContinue: true,
+    });
     expect(r.status).toBe(503);
     expect(r.headers).toMatchObject({ connection: 'close', 'retry-after': '7' });
     expect(await r.text()).toContain('<Resource>total_tasks_queued exceeds global_limit</Resource>');
@@ -103,6 +158,8 @@ describe('IA emulator protocol', () => {
     expect(await get('/metadata/no-such-item')).toEqual({});
     expect(await get('/metadata/emu-h/metadata/title')).toEqual({ result: 'first' });
     const files = (await get('/metadata/emu-h/files')) as { result: { name: string }[] };
-    expect(files.result.map((f) => f.name)).toEqual(expect.arrayContaining(['f.txt', 'emu-h_meta.xml', 'emu-h_files.xml']));
+    expect(files.result.map((f) => f.name)).toEqual(
+      expect.arrayContaining(['f.txt', 'emu-h_meta.xml', 'emu-h_files.xml']),
+    );
   });
 });

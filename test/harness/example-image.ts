@@ -56,7 +56,9 @@ function run(cmd: string, args: string[], opts: { timeoutMs?: number; okCodes?: 
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if (!(opts.okCodes ?? [0]).includes(r.status ?? -1)) {
-    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim().split('\n').slice(-20).join('\n')}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim().split('\n').slice(-20).join('\n')}`,
+    );
   }
   return r;
 }
@@ -106,7 +108,8 @@ export async function withLock<T>(name: string, fn: () => Promise<T>, timeoutMs 
       }
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for lock ${file} (held by: ${owner})`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for lock ${file} (held by: ${owner})`);
     await new Promise((r) => setTimeout(r, 500));
   }
   try {
@@ -135,7 +138,10 @@ interface LocalImage {
 function inspectLocal(ref: string): LocalImage | undefined {
   const r = run('buildah', ['inspect', '--type', 'image', ref], { okCodes: [0, 1, 125] });
   if (r.status !== 0) return undefined;
-  const j = JSON.parse(r.stdout) as { FromImageID: string; OCIv1?: { config?: { Labels?: Record<string, string> | null } } };
+  const j = JSON.parse(r.stdout) as {
+    FromImageID: string;
+    OCIv1?: { config?: { Labels?: Record<string, string> | null } };
+  };
   return { id: j.FromImageID, labels: j.OCIv1?.config?.Labels ?? {} };
 }
 
@@ -190,10 +196,16 @@ async function ensureBase(oci: boolean): Promise<ExampleImage> {
     if (!args) throw new Error('declarations base.bootstrap is missing: the example base cannot be built locally');
     const log = path.join(cacheRoot(), 'logs', 'base-bootstrap.log');
     fs.mkdirSync(path.dirname(log), { recursive: true });
-    const r = spawnSync('bash', [script, ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 30 * 60 * 1000 });
+    const r = spawnSync('bash', [script, ...args], {
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+      timeout: 30 * 60 * 1000,
+    });
     fs.writeFileSync(log, `${r.stderr}\n${r.stdout}`);
     if (r.status !== 0) {
-      throw new Error(`base bootstrap failed (${r.status ?? r.error?.message}); log ${log}:\n${r.stderr.trim().split('\n').slice(-30).join('\n')}`);
+      throw new Error(
+        `base bootstrap failed (${r.status ?? r.error?.message}); log ${log}:\n${r.stderr.trim().split('\n').slice(-30).join('\n')}`,
+      );
     }
     const img = inspectLocal(name);
     if (!img) throw new Error(`bootstrap succeeded but ${name} is not in containers-storage`);

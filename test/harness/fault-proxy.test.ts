@@ -24,9 +24,16 @@ describe('fault proxy in front of a real registry', () => {
 
   it('answers the injected 503 once, and the client retry gets through', async () => {
     proxy.reset();
-    proxy.setRules([{ method: 'HEAD', path: /\/manifests\/v1$/, times: 1, action: { kind: 'status', status: 503, retryAfter: 0 } }]);
+    proxy.setRules([
+      { method: 'HEAD', path: /\/manifests\/v1$/, times: 1, action: { kind: 'status', status: 503, retryAfter: 0 } },
+    ]);
     const log = memoryLogger();
-    const client = new RegistryClient({ registry: proxy.host, tlsVerify: false, log, retry: retryPolicy({ baseMs: 10 }) });
+    const client = new RegistryClient({
+      registry: proxy.host,
+      tlsVerify: false,
+      log,
+      retry: retryPolicy({ baseMs: 10 }),
+    });
     const head = await client.headManifest('fp/img', 'v1');
     expect(head?.digest).toBe(digest);
     const heads = proxy.log.filter((e) => e.method === 'HEAD' && e.path.endsWith('/manifests/v1'));

@@ -60,7 +60,10 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-export async function startFaultProxy(upstream: string, opts: { seed?: number; rules?: FaultRule[] } = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  upstream: string,
+  opts: { seed?: number; rules?: FaultRule[] } = {},
+): Promise<FaultProxy> {
   const target = new URL(upstream);
   let rules: FaultRule[] = opts.rules ?? [];
   let counters = new Map<FaultRule, { seen: number; fired: number }>();
@@ -141,7 +144,9 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number; r
         if (a.retryAfter !== undefined) headers['retry-after'] = String(a.retryAfter);
         const body =
           a.body ??
-          JSON.stringify({ errors: [{ code: a.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: `injected ${a.status}` }] });
+          JSON.stringify({
+            errors: [{ code: a.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: `injected ${a.status}` }],
+          });
         res.writeHead(a.status, headers);
         res.end(body);
         return;

@@ -23,13 +23,29 @@ export interface TokenServer {
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
-export async function startTokenServer(users: Record<string, string>, opts: { anonymousPull?: boolean } = {}): Promise<TokenServer> {
+export async function startTokenServer(
+  users: Record<string, string>,
+  opts: { anonymousPull?: boolean } = {},
+): Promise<TokenServer> {
   const dir = tmpdir('keel-token-');
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
   const r = spawnSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=keel-test-token-issuer',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=keel-test-token-issuer',
   ]);
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   const privateKey = crypto.createPrivateKey(fs.readFileSync(key));
@@ -61,7 +77,16 @@ export async function startTokenServer(users: Record<string, string>, opts: { an
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', x5c: [der.toString('base64')] };
-    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: crypto.randomUUID(), access };
+    const claims = {
+      iss: issuer,
+      sub: user ?? '',
+      aud: service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: crypto.randomUUID(),
+      access,
+    };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = crypto.sign('sha256', Buffer.from(signingInput), { key: privateKey, dsaEncoding: 'ieee-p1363' });
     const token = `${signingInput}.${b64url(sig)}`;

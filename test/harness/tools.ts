@@ -11,7 +11,11 @@ import { MT } from '../../actions/lib/oci/media.js';
 export const runner = processRunner();
 
 /** Runs a command synchronously (argv, no shell) and returns stdout; throws with stderr on failure. */
-export function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): string {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     input: opts.input,
@@ -56,10 +60,18 @@ export function makeTar(files: Record<string, string | Buffer>): Buffer {
  */
 export function makeOciImage(
   dir: string,
-  opts: { tag?: string; layers?: (Record<string, string | Buffer> | Buffer)[]; labels?: Record<string, string>; randomBytes?: number; created?: string } = {},
+  opts: {
+    tag?: string;
+    layers?: (Record<string, string | Buffer> | Buffer)[];
+    labels?: Record<string, string>;
+    randomBytes?: number;
+    created?: string;
+  } = {},
 ): { dir: string; digest: string; manifest: Buffer } {
   const layout = OciLayout.create(dir);
-  const layers: (Record<string, string | Buffer> | Buffer)[] = opts.layers ?? [{ 'hello.txt': `hello ${crypto.randomUUID()}` }];
+  const layers: (Record<string, string | Buffer> | Buffer)[] = opts.layers ?? [
+    { 'hello.txt': `hello ${crypto.randomUUID()}` },
+  ];
   if (opts.randomBytes) layers.push({ 'random.bin': crypto.randomBytes(opts.randomBytes) });
   const descs = [];
   const diffIds = [];
@@ -106,9 +118,13 @@ export function skopeoPush(ociRef: string, dest: string): string {
 
 /** A tar of a directory as GNU tar writes it (PAX, xattrs incl. capabilities, numeric owners). */
 export function tarDir(dir: string): Buffer {
-  const out = spawnSync('tar', ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--sort=name', '-C', dir, '-cf', '-', '.'], {
-    maxBuffer: 1024 * 1024 * 1024,
-  });
+  const out = spawnSync(
+    'tar',
+    ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--sort=name', '-C', dir, '-cf', '-', '.'],
+    {
+      maxBuffer: 1024 * 1024 * 1024,
+    },
+  );
   if (out.status !== 0) throw new Error(`tar failed: ${out.stderr}`);
   return out.stdout;
 }

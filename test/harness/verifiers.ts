@@ -50,7 +50,11 @@ export interface ToolResult {
 }
 
 /** Runs a verifier (argv only); never throws on a non-zero exit (tests assert on `ok`). */
-export function runTool(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): ToolResult {
+export function runTool(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+): ToolResult {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     env: { ...process.env, ...(opts.env ?? {}) },
@@ -66,17 +70,30 @@ export function runTool(cmd: string, args: string[], opts: { env?: NodeJS.Proces
  * `cosign verify --key` offline (no Rekor, plain-HTTP loopback registry). HOME is a scratch dir
  * so cosign never touches the user's TUF cache. Extra args go before the image.
  */
-export function cosignVerify(cosign: string, image: string, keyPath: string, home: string, extra: string[] = []): ToolResult {
-  return runTool(cosign, ['verify', '--key', keyPath, '--insecure-ignore-tlog=true', '--allow-http-registry', ...extra, image], {
-    env: { HOME: home },
-  });
+export function cosignVerify(
+  cosign: string,
+  image: string,
+  keyPath: string,
+  home: string,
+  extra: string[] = [],
+): ToolResult {
+  return runTool(
+    cosign,
+    ['verify', '--key', keyPath, '--insecure-ignore-tlog=true', '--allow-http-registry', ...extra, image],
+    {
+      env: { HOME: home },
+    },
+  );
 }
 
 /**
  * What a bootc/rpm-ostree/podman client does: `skopeo copy` under a policy.json and a
  * registries.d dir. Accepted ⇔ exit 0 (assert on the exit code, not on the destination).
  */
-export function skopeoPolicyCopy(skopeo: string, opts: { policy: string; registriesD: string; image: string; dest: string }): ToolResult {
+export function skopeoPolicyCopy(
+  skopeo: string,
+  opts: { policy: string; registriesD: string; image: string; dest: string },
+): ToolResult {
   fs.rmSync(opts.dest, { recursive: true, force: true });
   return runTool(skopeo, [
     '--policy',

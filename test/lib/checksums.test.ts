@@ -31,11 +31,18 @@ describe('SHA256SUMS helper', () => {
     const { path: sums, entries } = await writeSha256Sums([path.join(sub, 'zeta.iso'), path.join(sub, 'alpha.img')]);
     expect(sums).toBe(path.join(sub, 'SHA256SUMS'));
     const text = fs.readFileSync(sums, 'utf8');
-    expect(text.split('\n').filter(Boolean).map((l) => l.slice(66))).toEqual(['alpha.img', 'zeta.iso']);
+    expect(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.slice(66)),
+    ).toEqual(['alpha.img', 'zeta.iso']);
     expect(text).toMatch(/^[0-9a-f]{64} {2}alpha\.img\n[0-9a-f]{64} {2}zeta\.iso\n$/);
     // The independent check: coreutils in the flat directory.
     expect(sh('sha256sum', ['-c', 'SHA256SUMS'], { cwd: sub })).toBe('alpha.img: OK\nzeta.iso: OK\n');
-    expect(entries.find((e) => e.name === 'zeta.iso')!.sha256).toBe(sh('sha256sum', [path.join(sub, 'zeta.iso')]).slice(0, 64));
+    expect(entries.find((e) => e.name === 'zeta.iso')!.sha256).toBe(
+      sh('sha256sum', [path.join(sub, 'zeta.iso')]).slice(0, 64),
+    );
   });
 
   it('hashes md5, sha1 and sha256 in one pass, matching coreutils', async () => {
@@ -53,7 +60,12 @@ describe('SHA256SUMS helper', () => {
   it('refuses paths, duplicates and bad digests when formatting', () => {
     const hex = 'a'.repeat(64);
     expect(() => formatSha256Sums([{ name: 'dir/x.iso', sha256: hex }])).toThrow(/plain basenames.*dir\/x\.iso/);
-    expect(() => formatSha256Sums([{ name: 'x', sha256: hex }, { name: 'x', sha256: hex }])).toThrow(/twice/);
+    expect(() =>
+      formatSha256Sums([
+        { name: 'x', sha256: hex },
+        { name: 'x', sha256: hex },
+      ]),
+    ).toThrow(/twice/);
     expect(() => formatSha256Sums([{ name: 'x', sha256: 'ABC' }])).toThrow(/not a lowercase hex/);
   });
 
@@ -64,7 +76,9 @@ describe('SHA256SUMS helper', () => {
       { name: 'one.iso', sha256: a },
       { name: 'two.img', sha256: 'b'.repeat(64) },
     ]);
-    expect(() => parseSha256Sums(`${a}  one.iso\nnot a line\n`, 'S')).toThrow('S:2: expected "<64 hex digits>  <file name>", got "not a line"');
+    expect(() => parseSha256Sums(`${a}  one.iso\nnot a line\n`, 'S')).toThrow(
+      'S:2: expected "<64 hex digits>  <file name>", got "not a line"',
+    );
     expect(() => parseSha256Sums('\n')).toThrow(/lists no files/);
   });
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DeclarationError, declarationsJsonSchema, expandTemplate, loadDeclarations, parseDeclarations } from '../../actions/lib/declarations.js';
+import {
+  DeclarationError,
+  declarationsJsonSchema,
+  expandTemplate,
+  loadDeclarations,
+  parseDeclarations,
+} from '../../actions/lib/declarations.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const good = fs.readFileSync(path.join(root, 'declarations/distro.yaml'), 'utf8');

@@ -6,7 +6,7 @@ import { consoleFixture, firstVerdict } from '../harness/console.js';
 // driver in grub.cfg) and after `insmod all_video`.
 
 describe('GrubBootWatch (UEFI firmware → GRUB → default entry)', () => {
-  it('fails an ISO whose GRUB boots in blind mode, naming GRUB\'s error', () => {
+  it("fails an ISO whose GRUB boots in blind mode, naming GRUB's error", () => {
     const v = firstVerdict(new GrubBootWatch(), consoleFixture('grub-ovmf-blind-mode.serial'));
     expect(v).toMatchObject({ kind: 'fail', line: 'error: no suitable video mode found.' });
   });
@@ -30,7 +30,10 @@ describe('GrubBootWatch (UEFI firmware → GRUB → default entry)', () => {
     firstVerdict(w, consoleFixture('grub-ovmf-all-video.serial'));
     // Firmware / GRUB / EFI stub addresses are not the kernel.
     expect(await w.probe(regs('000000007e5a1234'))).toBeUndefined();
-    expect(await w.probe(regs('ffffffff8a2b3c4d'))).toMatchObject({ kind: 'pass', line: "GRUB booted `os (live)'; the kernel is running (RIP ffffffff8a2b3c4d)" });
+    expect(await w.probe(regs('ffffffff8a2b3c4d'))).toMatchObject({
+      kind: 'pass',
+      line: "GRUB booted `os (live)'; the kernel is running (RIP ffffffff8a2b3c4d)",
+    });
     expect(asked).toEqual(['info registers', 'info registers']);
   });
 });

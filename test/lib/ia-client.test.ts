@@ -66,14 +66,24 @@ describe('IaClient PUT', () => {
     const r = await c.putFile(id, small, { ...H, 'x-archive-meta-title': 'T' });
     expect(r).toMatchObject({ attempts: 1, bytesSent: small.size });
     const [put] = emu.state.puts('os.iso').filter((e) => e.path.startsWith(`/${id}/`));
-    expect(put).toMatchObject({ status: 200, bodyBytes: small.size, md5: small.md5, expect: true, accessKey: 'TESTACCESS' });
+    expect(put).toMatchObject({
+      status: 200,
+      bodyBytes: small.size,
+      md5: small.md5,
+      expect: true,
+      accessKey: 'TESTACCESS',
+    });
     expect(put!.headers['content-length']).toBe(String(small.size));
     expect(put!.headers['content-md5']).toBe(small.md5);
     expect(put!.headers['transfer-encoding']).toBeUndefined();
     expect(put!.headers['user-agent']).not.toContain('TESTACCESS');
     // check_limit is consulted (without credentials) before the PUT.
     const i = emu.state.journal.indexOf(put!);
-    expect(emu.state.journal[i - 1]).toMatchObject({ method: 'GET', path: '/', query: { check_limit: '1', accesskey: 'TESTACCESS', bucket: id } });
+    expect(emu.state.journal[i - 1]).toMatchObject({
+      method: 'GET',
+      path: '/',
+      query: { check_limit: '1', accesskey: 'TESTACCESS', bucket: id },
+    });
     expect(emu.state.journal[i - 1]!.headers.authorization).toBeUndefined();
     emu.state.advance();
     await new Promise((res) => setTimeout(res, 20));
@@ -87,7 +97,11 @@ describe('IaClient PUT', () => {
     const { c } = client({ continueTimeoutMs: 50 });
     const r = await c.putFile(id, small, H);
     expect(r.attempts).toBe(1);
-    expect(emu.state.puts().filter((e) => e.path.startsWith(`/${id}/`))[0]).toMatchObject({ status: 200, md5: small.md5, expect: true });
+    expect(emu.state.puts().filter((e) => e.path.startsWith(`/${id}/`))[0]).toMatchObject({
+      status: 200,
+      md5: small.md5,
+      expect: true,
+    });
   });
 
   it('a 503 answered before the body costs no body bytes; Retry-After is honoured', async () => {
@@ -111,16 +125,31 @@ describe('IaClient PUT', () => {
     const r = await c.putFile(id, small, H);
     expect(r.attempts).toBe(4);
     expect(waits).toEqual([10, 20, 40]);
-    expect(emu.state.puts().filter((e) => e.path.startsWith(`/${id}/`)).map((p) => p.status)).toEqual([503, 503, 503, 200]);
+    expect(
+      emu.state
+        .puts()
+        .filter((e) => e.path.startsWith(`/${id}/`))
+        .map((p) => p.status),
+    ).toEqual([503, 503, 503, 200]);
   });
 
   it('gives up after the configured attempts with IA’s message', async () => {
     const id = fresh();
-    emu.setFaults([{ on: 'put', identifier: id, times: 99, action: { kind: 'error', status: 500, code: 'InternalError', message: 'We encountered an internal error.' } }]);
+    emu.setFaults([
+      {
+        on: 'put',
+        identifier: id,
+        times: 99,
+        action: { kind: 'error', status: 500, code: 'InternalError', message: 'We encountered an internal error.' },
+      },
+    ]);
     const { c } = client();
     const err = await c.putFile(id, small, H).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RetryExhaustedError);
-    expect((err as Error).message).toBe('PUT os.iso: gave up after 4 attempts: PUT os.iso: HTTP 500 InternalError: We encountered an internal error. - ' + `${id}/os.iso`);
+    expect((err as Error).message).toBe(
+      'PUT os.iso: gave up after 4 attempts: PUT os.iso: HTTP 500 InternalError: We encountered an internal error. - ' +
+        `${id}/os.iso`,
+    );
   });
 
   it('stops starting attempts when the wall-clock budget is spent', async () => {
@@ -143,18 +172,33 @@ describe('IaClient PUT', () => {
     const { c } = client();
     const err = await c.putFile(id, small, H).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as Error).message).toMatch(/refused the upload as spam \(HTTP 503\): SlowDown: .* appears to be spam\..*contact info@archive\.org/);
+    expect((err as Error).message).toMatch(
+      /refused the upload as spam \(HTTP 503\): SlowDown: .* appears to be spam\..*contact info@archive\.org/,
+    );
     expect(emu.state.puts().filter((e) => e.path.startsWith(`/${id}/`))).toHaveLength(1);
   });
 
   it('fails at once on 403 and other 4xx', async () => {
     const id = fresh();
-    emu.setFaults([{ on: 'put', identifier: id, action: { kind: 'error', status: 403, code: 'AccessDenied', message: 'Access Denied' } }]);
+    emu.setFaults([
+      {
+        on: 'put',
+        identifier: id,
+        action: { kind: 'error', status: 403, code: 'AccessDenied', message: 'Access Denied' },
+      },
+    ]);
     const { c } = client();
     await expect(c.putFile(id, small, H)).rejects.toThrow(/access denied \(HTTP 403\) AccessDenied: Access Denied/);
     const bad = { ...small, md5: '0'.repeat(32) };
-    await expect(c.putFile(id, bad, H)).rejects.toThrow(/HTTP 400 BadDigest: The Content-MD5 you specified did not match/);
-    expect(emu.state.puts().filter((e) => e.path.startsWith(`/${id}/`)).map((p) => p.status)).toEqual([403, 400]);
+    await expect(c.putFile(id, bad, H)).rejects.toThrow(
+      /HTTP 400 BadDigest: The Content-MD5 you specified did not match/,
+    );
+    expect(
+      emu.state
+        .puts()
+        .filter((e) => e.path.startsWith(`/${id}/`))
+        .map((p) => p.status),
+    ).toEqual([403, 400]);
   });
 
   it('replays the whole body to a 307 target on an archive host, keeping auth', async () => {
@@ -169,7 +213,9 @@ describe('IaClient PUT', () => {
     ]);
     expect(puts[1]!.md5).toBe(small.md5);
     expect(r).toMatchObject({ attempts: 1, bytesSent: 2 * small.size });
-    expect(log.lines.map((l) => l.message).join('\n')).toMatch(/redirected to 127\.0\.0\.1:\d+; the body was replayed from byte 0/);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /redirected to 127\.0\.0\.1:\d+; the body was replayed from byte 0/,
+    );
   });
 
   it('drops the credentials on a redirect to a foreign host', async () => {
@@ -213,7 +259,9 @@ describe('IaClient PUT', () => {
     // multi-GB ISO) next to the retry. Read bytes stay near one full pass plus the stalled part.
     await new Promise((res) => setTimeout(res, 300));
     expect(httpStats.bytesSent - sentBefore).toBeLessThan(big.size * 1.5);
-    expect(log.lines.find((l) => l.level === 'warning')!.message).toMatch(/stalled: \d+ bytes\/s over the last .* below the floor of 262144 bytes\/s .*retrying on a fresh connection/);
+    expect(log.lines.find((l) => l.level === 'warning')!.message).toMatch(
+      /stalled: \d+ bytes\/s over the last .* below the floor of 262144 bytes\/s .*retrying on a fresh connection/,
+    );
   });
 
   it('watches the redirected hop too: a stall after a 307 is caught', async () => {
@@ -240,7 +288,13 @@ describe('IaClient PUT', () => {
     const { c, waits, log } = client();
     await c.putFile(id, small, H);
     const mine = emu.state.journal.filter((e) => e.query.bucket === id || e.path.startsWith(`/${id}/`));
-    expect(mine.map((e) => (e.method === 'PUT' ? 'PUT' : e.fault ?? 'ok'))).toEqual(['over-limit', 'over-limit', 'over-limit', 'ok', 'PUT']);
+    expect(mine.map((e) => (e.method === 'PUT' ? 'PUT' : (e.fault ?? 'ok')))).toEqual([
+      'over-limit',
+      'over-limit',
+      'over-limit',
+      'ok',
+      'PUT',
+    ]);
     expect(waits).toEqual([40, 80, 160]); // 4x the retry base, doubling
     expect(log.lines.some((l) => /over_limit .*total_tasks_queued exceeds global_limit/.test(l.message))).toBe(true);
   });
@@ -261,7 +315,11 @@ describe('IaClient read APIs', () => {
     expect(await c.checkIdentifier(id)).toBe('not_available');
     expect(await c.taskSummary(id)).toEqual({ queued: 0, running: 1, error: 0, paused: 0 });
     expect((await c.getFiles(id))!.map((f) => f.name)).not.toContain('os.iso'); // staged, not ingested yet
-    await waitFor(async () => !!(await c.getFiles(id))?.some((f) => f.name === `${id}_archive.torrent`), 5000, 'the derived torrent');
+    await waitFor(
+      async () => !!(await c.getFiles(id))?.some((f) => f.name === `${id}_archive.torrent`),
+      5000,
+      'the derived torrent',
+    );
     const files = await c.getFiles(id);
     const torrentRow = files!.find((f) => f.name === `${id}_archive.torrent`)!;
     expect(torrentRow.format).toBe('Archive BitTorrent');
@@ -275,7 +333,9 @@ describe('IaClient read APIs', () => {
 
   it('retries a failing metadata API', async () => {
     const id = fresh();
-    emu.setFaults([{ on: 'metadata', identifier: id, times: 2, action: { kind: 'error', status: 502, code: 'BadGateway' } }]);
+    emu.setFaults([
+      { on: 'metadata', identifier: id, times: 2, action: { kind: 'error', status: 502, code: 'BadGateway' } },
+    ]);
     const { c, waits } = client();
     expect(await c.getItem(id)).toBeUndefined();
     expect(waits).toHaveLength(2);

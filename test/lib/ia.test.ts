@@ -2,7 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import crypto from 'node:crypto';
 import { describeS3Error, encodeKey, isArchiveHost, parseS3Error } from '../../actions/lib/ia/client.js';
 import { identifierAdvice, identifierProblem } from '../../actions/lib/ia/identifier.js';
-import { encodeMetaValue, metadataDifferences, metadataHeaders, parseMetadataLines } from '../../actions/lib/ia/metadata.js';
+import {
+  encodeMetaValue,
+  metadataDifferences,
+  metadataHeaders,
+  parseMetadataLines,
+} from '../../actions/lib/ia/metadata.js';
 import { bdecode, parseTorrent } from '../../actions/lib/ia/torrent.js';
 import { bencode, decodeMetaValue, parseMetaHeaders } from '../../emulators/ia/index.js';
 
@@ -34,12 +39,20 @@ describe('IA metadata headers', () => {
     expect(encodeMetaValue('Tëst OS 1.0 — release')).toBe('uri(T%C3%ABst%20OS%201.0%20%E2%80%94%20release)');
     expect(encodeMetaValue('iso image')).toBe('uri(iso%20image)');
     expect(encodeMetaValue('linux')).toBe('linux');
-    expect(encodeMetaValue('https://www.apache.org/licenses/LICENSE-2.0')).toBe('https://www.apache.org/licenses/LICENSE-2.0');
+    expect(encodeMetaValue('https://www.apache.org/licenses/LICENSE-2.0')).toBe(
+      'https://www.apache.org/licenses/LICENSE-2.0',
+    );
     expect(encodeMetaValue('a (b)')).toBe('uri(a%20%28b%29)');
   });
 
   it('numbers lists after `meta`, writes `_` as `--`, and round-trips through the emulator parser', () => {
-    const meta = parseMetadataLines(['title:Tëst OS 1.0 — release', 'subject:linux', 'subject:iso image', 'release_date:2024-01-01', 'mediatype:software']);
+    const meta = parseMetadataLines([
+      'title:Tëst OS 1.0 — release',
+      'subject:linux',
+      'subject:iso image',
+      'release_date:2024-01-01',
+      'mediatype:software',
+    ]);
     const h = metadataHeaders(meta);
     expect(h).toEqual({
       'x-archive-meta-title': 'uri(T%C3%ABst%20OS%201.0%20%E2%80%94%20release)',
@@ -59,7 +72,9 @@ describe('IA metadata headers', () => {
 
   it('keeps ten and more list values in order', () => {
     const lines = Array.from({ length: 12 }, (_, i) => `subject:s${i}`);
-    expect(parseMetaHeaders(metadataHeaders(parseMetadataLines(lines)))).toEqual({ subject: lines.map((l) => l.slice(8)) });
+    expect(parseMetaHeaders(metadataHeaders(parseMetadataLines(lines)))).toEqual({
+      subject: lines.map((l) => l.slice(8)),
+    });
   });
 
   it.each([
@@ -87,8 +102,23 @@ describe('IA metadata headers', () => {
 
 describe('torrent decoding', () => {
   it('decodes the emulator encoder output and hashes the exact info bytes', () => {
-    const info = { files: [{ length: 5 * 2 ** 32 + 3, path: ['os.iso'] }, { length: 77, path: ['sub', 'SHA256SUMS'] }], name: 'testos', 'piece length': 262144, pieces: Buffer.alloc(40) };
-    const bytes = Buffer.concat([Buffer.from('d'), bencode('announce'), bencode('http://t/'), bencode('info'), bencode(info), Buffer.from('e')]);
+    const info = {
+      files: [
+        { length: 5 * 2 ** 32 + 3, path: ['os.iso'] },
+        { length: 77, path: ['sub', 'SHA256SUMS'] },
+      ],
+      name: 'testos',
+      'piece length': 262144,
+      pieces: Buffer.alloc(40),
+    };
+    const bytes = Buffer.concat([
+      Buffer.from('d'),
+      bencode('announce'),
+      bencode('http://t/'),
+      bencode('info'),
+      bencode(info),
+      Buffer.from('e'),
+    ]);
     const t = parseTorrent(bytes);
     expect(t.name).toBe('testos');
     expect(t.files).toEqual([
@@ -124,7 +154,9 @@ describe('IA client helpers', () => {
   it('parses S3 error bodies into IA’s own words', () => {
     const body =
       "<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><Resource>Your upload of X &amp; Y appears to be spam.</Resource></Error>";
-    expect(describeS3Error(parseS3Error(body), body)).toBe('SlowDown: Please reduce your request rate. - Your upload of X & Y appears to be spam.');
+    expect(describeS3Error(parseS3Error(body), body)).toBe(
+      'SlowDown: Please reduce your request rate. - Your upload of X & Y appears to be spam.',
+    );
     expect(describeS3Error(parseS3Error('gateway  timeout'), 'gateway  timeout')).toBe('gateway timeout');
   });
   it('keeps credentials only for archive hosts', () => {

@@ -1,6 +1,17 @@
 import { describe, expect, it } from '@jest/globals';
 import { recordingIO } from '../../actions/lib/io.js';
-import { bool, digestRef, int, keyValues, list, oneOf, readInputs, releaseDate, secret, str } from '../../actions/lib/inputs.js';
+import {
+  bool,
+  digestRef,
+  int,
+  keyValues,
+  list,
+  oneOf,
+  readInputs,
+  releaseDate,
+  secret,
+  str,
+} from '../../actions/lib/inputs.js';
 
 const D = `sha256:${'b'.repeat(64)}`;
 
@@ -19,7 +30,16 @@ describe('input parsing', () => {
   it('parses and defaults', () => {
     const io = recordingIO({ name: 'x', items: 'a\n\n# comment\nb\n', labels: 'k=v\nx=y=z', pw: 'hunter2' });
     const v = readInputs(io, defs);
-    expect(v).toEqual({ name: 'x', on: true, n: 5, mode: 'a', items: ['a', 'b'], labels: { k: 'v', x: 'y=z' }, date: undefined, pw: 'hunter2' });
+    expect(v).toEqual({
+      name: 'x',
+      on: true,
+      n: 5,
+      mode: 'a',
+      items: ['a', 'b'],
+      labels: { k: 'v', x: 'y=z' },
+      date: undefined,
+      pw: 'hunter2',
+    });
     expect(io.secrets).toEqual(['hunter2']);
   });
 
@@ -28,8 +48,14 @@ describe('input parsing', () => {
     [{ name: 'x', on: 'yes' }, `Input 'on' has value "yes": expected true or false`],
     [{ name: 'x', n: '0' }, `Input 'n' has value "0": expected an integer >= 1 <= 10`],
     [{ name: 'x', mode: 'c' }, `Input 'mode' has value "c": expected one of: a, b`],
-    [{ name: 'x', labels: 'novalue' }, `Input 'labels' has value "novalue": expected newline-separated key=value lines; "novalue" has no '='`],
-    [{ name: 'x', date: '20260230' }, `Input 'date' has value "20260230": expected a UTC date YYYYMMDD (a real calendar day)`],
+    [
+      { name: 'x', labels: 'novalue' },
+      `Input 'labels' has value "novalue": expected newline-separated key=value lines; "novalue" has no '='`,
+    ],
+    [
+      { name: 'x', date: '20260230' },
+      `Input 'date' has value "20260230": expected a UTC date YYYYMMDD (a real calendar day)`,
+    ],
   ])('%j fails with %s', (inputs, msg) => {
     expect(() => readInputs(recordingIO(inputs), defs)).toThrow(msg);
   });

@@ -10,8 +10,12 @@ const file = (path: string, content: string, extra: Partial<WriteEntry['header']
   header: { ...base, path, type: 'file', size: Buffer.byteLength(content), ...extra },
   body: Buffer.from(content),
 });
-const link = (path: string, target: string): WriteEntry => ({ header: { ...base, path, type: 'symlink', linkname: target, mode: 0o777 } });
-const hard = (path: string, target: string): WriteEntry => ({ header: { ...base, path, type: 'hardlink', linkname: target } });
+const link = (path: string, target: string): WriteEntry => ({
+  header: { ...base, path, type: 'symlink', linkname: target, mode: 0o777 },
+});
+const hard = (path: string, target: string): WriteEntry => ({
+  header: { ...base, path, type: 'hardlink', linkname: target },
+});
 
 async function layer(entries: WriteEntry[], gzip = true): Promise<LayerRef> {
   const parts: Buffer[] = [];
@@ -24,18 +28,35 @@ async function layer(entries: WriteEntry[], gzip = true): Promise<LayerRef> {
 describe('layered rootfs (OCI whiteouts)', () => {
   it('applies whiteouts, opaque dirs, replacement and duplicates like the runtime does', async () => {
     const l0 = await layer([
-      dir('etc'), file('etc/a', 'a0'), file('etc/b', 'b0'),
-      dir('opt'), dir('opt/x'), file('opt/x/keep-not', 'gone'),
-      dir('var'), dir('var/d'), file('var/d/f', 'f0'),
-      dir('usr'), dir('usr/lib'), file('usr/lib/os-release', 'ID=keel'),
-      link('lib', 'usr/lib'), dir('data'), file('data/inner', 'inner'),
+      dir('etc'),
+      file('etc/a', 'a0'),
+      file('etc/b', 'b0'),
+      dir('opt'),
+      dir('opt/x'),
+      file('opt/x/keep-not', 'gone'),
+      dir('var'),
+      dir('var/d'),
+      file('var/d/f', 'f0'),
+      dir('usr'),
+      dir('usr/lib'),
+      file('usr/lib/os-release', 'ID=keel'),
+      link('lib', 'usr/lib'),
+      dir('data'),
+      file('data/inner', 'inner'),
     ]);
-    const l1 = await layer([
-      file('etc/.wh.a', ''), file('etc/b', 'b1'),
-      dir('opt/x'), file('opt/x/.wh..wh..opq', ''), file('opt/x/new', 'new'),
-      file('data', 'now a file'),
-      file('etc/dup', 'first'), file('etc/dup', 'second'),
-    ], false);
+    const l1 = await layer(
+      [
+        file('etc/.wh.a', ''),
+        file('etc/b', 'b1'),
+        dir('opt/x'),
+        file('opt/x/.wh..wh..opq', ''),
+        file('opt/x/new', 'new'),
+        file('data', 'now a file'),
+        file('etc/dup', 'first'),
+        file('etc/dup', 'second'),
+      ],
+      false,
+    );
     const l2 = await layer([file('etc/a', 'a2-recreated'), file('var/.wh.d', '')]);
     const fs = new LayeredRootfs([l0, l1, l2]);
     const idx = await fs.index();
@@ -64,17 +85,34 @@ describe('layered rootfs (OCI whiteouts)', () => {
       flat.push(`${entry.path}${content ? `=${content}` : ''}`);
     }
     expect(flat).toEqual([
-      'etc', 'opt', 'var', 'usr', 'usr/lib', 'usr/lib/os-release=ID=keel', 'lib',
-      'etc/b=b1', 'opt/x', 'opt/x/new=new', 'data=now a file', 'etc/dup=second',
+      'etc',
+      'opt',
+      'var',
+      'usr',
+      'usr/lib',
+      'usr/lib/os-release=ID=keel',
+      'lib',
+      'etc/b=b1',
+      'opt/x',
+      'opt/x/new=new',
+      'data=now a file',
+      'etc/dup=second',
       'etc/a=a2-recreated',
     ]);
   });
 
   it('resolves absolute and relative symlinks inside the image and follows hardlinks', async () => {
     const l0 = await layer([
-      dir('usr'), dir('usr/lib'), file('usr/lib/os-release', 'ID=keel'),
-      dir('etc'), link('etc/os-release', '../usr/lib/os-release'), link('bin', '/usr/bin'), dir('usr/bin'),
-      file('usr/bin/tool', 'tool'), hard('usr/bin/tool2', 'usr/bin/tool'), link('loop', 'loop'),
+      dir('usr'),
+      dir('usr/lib'),
+      file('usr/lib/os-release', 'ID=keel'),
+      dir('etc'),
+      link('etc/os-release', '../usr/lib/os-release'),
+      link('bin', '/usr/bin'),
+      dir('usr/bin'),
+      file('usr/bin/tool', 'tool'),
+      hard('usr/bin/tool2', 'usr/bin/tool'),
+      link('loop', 'loop'),
     ]);
     const fs = new LayeredRootfs([l0]);
     expect(await fs.resolve('/etc/os-release')).toBe('usr/lib/os-release');

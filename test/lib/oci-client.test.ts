@@ -29,7 +29,13 @@ describe('RegistryClient write path', () => {
     proxy.reset();
     proxy.setRules([{ method: 'PATCH', skip: 1, times: 1, action: { kind: 'reset-after', bytes: 30_000 } }]);
     const log = memoryLogger();
-    const c = new RegistryClient({ registry: proxy.host, tlsVerify: false, chunkSize: 64 * 1024, log, retry: retryPolicy({ baseMs: 5 }) });
+    const c = new RegistryClient({
+      registry: proxy.host,
+      tlsVerify: false,
+      chunkSize: 64 * 1024,
+      log,
+      retry: retryPolicy({ baseMs: 5 }),
+    });
     expect(await c.pushBlob('t/chunked', desc, open)).toBe('uploaded');
     const patches = proxy.log.filter((e) => e.method === 'PATCH');
     // 5 chunks of 64 KiB, one cut short and repeated: far less than a restart from byte 0.
@@ -51,9 +57,22 @@ describe('RegistryClient write path', () => {
     const d = skopeoPush(`oci:${img.dir}:latest`, `${reg.host}/t/m:v1`);
     proxy.reset();
     proxy.setRules([
-      { method: 'GET', path: /\/manifests\/sha256:/, action: { kind: 'status', status: 200, body: '{"schemaVersion":2,"tampered":true}', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } } },
+      {
+        method: 'GET',
+        path: /\/manifests\/sha256:/,
+        action: {
+          kind: 'status',
+          status: 200,
+          body: '{"schemaVersion":2,"tampered":true}',
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        },
+      },
     ]);
-    const c = new RegistryClient({ registry: proxy.host, tlsVerify: false, retry: retryPolicy({ attempts: 2, baseMs: 1 }) });
+    const c = new RegistryClient({
+      registry: proxy.host,
+      tlsVerify: false,
+      retry: retryPolicy({ attempts: 2, baseMs: 1 }),
+    });
     await expect(c.getManifest('t/m', d)).rejects.toThrow(/registry returned bytes with digest .* for t\/m@sha256/);
     proxy.setRules([]);
   });
@@ -65,10 +84,21 @@ describe('RegistryClient Bearer token flow (real registry in token mode)', () =>
   let digest: string;
   beforeAll(async () => {
     tokens = await startTokenServer({ keel: 'tok-pass' }, { anonymousPull: true });
-    reg = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } });
+    reg = await startRegistry({
+      token: {
+        realm: tokens.realm,
+        service: tokens.service,
+        issuer: tokens.issuer,
+        rootCertBundle: tokens.rootCertBundle,
+      },
+    });
     const img = makeOciImage(tmpdir());
     digest = img.digest;
-    const c = new RegistryClient({ registry: reg.host, tlsVerify: false, credentials: { username: 'keel', password: 'tok-pass', source: 'test' } });
+    const c = new RegistryClient({
+      registry: reg.host,
+      tlsVerify: false,
+      credentials: { username: 'keel', password: 'tok-pass', source: 'test' },
+    });
     const { planFromLayout, pushPlan } = await import('../../actions/lib/oci/push.js');
     const { OciLayout } = await import('../../actions/lib/oci/layout.js');
     const layout = OciLayout.open(img.dir);
@@ -92,15 +122,21 @@ describe('RegistryClient Bearer token flow (real registry in token mode)', () =>
 
   it('fails at once when the token server rejects the credentials', async () => {
     const before = tokens.requests.length;
-    const c = new RegistryClient({ registry: reg.host, tlsVerify: false, credentials: { username: 'keel', password: 'bad', source: 'inputs' } });
-    await expect(c.headManifest('org/img', 'v1')).rejects.toThrow(/authentication failed for 127\.0\.0\.1:\d+ as 'keel'/);
+    const c = new RegistryClient({
+      registry: reg.host,
+      tlsVerify: false,
+      credentials: { username: 'keel', password: 'bad', source: 'inputs' },
+    });
+    await expect(c.headManifest('org/img', 'v1')).rejects.toThrow(
+      /authentication failed for 127\.0\.0\.1:\d+ as 'keel'/,
+    );
     expect(tokens.requests.length).toBe(before);
   });
 
   it('anonymous push is refused with a clear message', async () => {
     const c = new RegistryClient({ registry: reg.host, tlsVerify: false });
-    await expect(c.putManifest('org/img', 'v2', Buffer.from('{}'), 'application/vnd.oci.image.manifest.v1+json')).rejects.toThrow(
-      /requires authentication/,
-    );
+    await expect(
+      c.putManifest('org/img', 'v2', Buffer.from('{}'), 'application/vnd.oci.image.manifest.v1+json'),
+    ).rejects.toThrow(/requires authentication/);
   });
 });

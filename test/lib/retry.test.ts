@@ -1,6 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { HttpError, InputError } from '../../actions/lib/errors.js';
-import { backoffDelay, parseRetryAfter, withRetry, RetryExhaustedError, DEFAULT_RETRY } from '../../actions/lib/retry.js';
+import {
+  backoffDelay,
+  parseRetryAfter,
+  withRetry,
+  RetryExhaustedError,
+  DEFAULT_RETRY,
+} from '../../actions/lib/retry.js';
 
 describe('retry policy', () => {
   const policy = { ...DEFAULT_RETRY, attempts: 4, baseMs: 100, maxMs: 1000, jitter: 0 };
@@ -50,13 +56,22 @@ describe('retry policy', () => {
   });
 
   it('fails at once on 4xx and input errors', async () => {
-    for (const err of [new HttpError(400, 'bad'), new HttpError(401, 'no'), new HttpError(403, 'no'), new InputError('x', 'y', 'z')]) {
+    for (const err of [
+      new HttpError(400, 'bad'),
+      new HttpError(401, 'no'),
+      new HttpError(403, 'no'),
+      new InputError('x', 'y', 'z'),
+    ]) {
       let calls = 0;
       await expect(
-        withRetry(async () => {
-          calls++;
-          throw err;
-        }, policy, { sleep: async () => {} }),
+        withRetry(
+          async () => {
+            calls++;
+            throw err;
+          },
+          policy,
+          { sleep: async () => {} },
+        ),
       ).rejects.toBe(err);
       expect(calls).toBe(1);
     }
@@ -65,10 +80,14 @@ describe('retry policy', () => {
   it('is bounded', async () => {
     let calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw new HttpError(502, 'bad gateway');
-      }, policy, { sleep: async () => {} }),
+      withRetry(
+        async () => {
+          calls++;
+          throw new HttpError(502, 'bad gateway');
+        },
+        policy,
+        { sleep: async () => {} },
+      ),
     ).rejects.toBeInstanceOf(RetryExhaustedError);
     expect(calls).toBe(4);
   });
@@ -77,10 +96,14 @@ describe('retry policy', () => {
     let now = 0;
     let calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw new HttpError(503, 'x');
-      }, { ...policy, attempts: 100, deadline: 1000 }, { sleep: async (ms) => void (now += ms), now: () => now }),
+      withRetry(
+        async () => {
+          calls++;
+          throw new HttpError(503, 'x');
+        },
+        { ...policy, attempts: 100, deadline: 1000 },
+        { sleep: async (ms) => void (now += ms), now: () => now },
+      ),
     ).rejects.toThrow(/wall-clock budget/);
     expect(calls).toBeLessThan(6);
   });

@@ -90,7 +90,9 @@ describe('cosign key files', () => {
   it('a wrong password is a WrongPasswordError with a clear message; an empty password works when the key has one', async () => {
     const k = await generateKeyPair('right');
     await expect(decryptPrivateKey(k.privatePem, 'wrong')).rejects.toBeInstanceOf(WrongPasswordError);
-    await expect(decryptPrivateKey(k.privatePem, 'wrong')).rejects.toThrow('the password does not decrypt the private key (wrong password)');
+    await expect(decryptPrivateKey(k.privatePem, 'wrong')).rejects.toThrow(
+      'the password does not decrypt the private key (wrong password)',
+    );
     const empty = await generateKeyPair('');
     expect(publicKeyPemOf(await decryptPrivateKey(empty.privatePem, ''))).toBe(empty.publicPem);
   });
@@ -98,20 +100,37 @@ describe('cosign key files', () => {
   it('rejects things that are not cosign private keys, saying what was expected', async () => {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     await expect(decryptPrivateKey('hello', 'x')).rejects.toThrow(/no PEM block found/);
-    await expect(decryptPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), 'x')).rejects.toThrow(
+    await expect(
+      decryptPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), 'x'),
+    ).rejects.toThrow(
       /PEM type "PRIVATE KEY" \(expected ENCRYPTED SIGSTORE PRIVATE KEY or ENCRYPTED COSIGN PRIVATE KEY\)/,
     );
     await expect(decryptPrivateKey(toPem(PEM_SIGSTORE, Buffer.from('not json')), 'x')).rejects.toThrow(/JSON envelope/);
-    const badCipher = toPem(PEM_SIGSTORE, Buffer.from(JSON.stringify({ kdf: { name: 'scrypt', params: { N: 32768, r: 8, p: 1 }, salt: 'AA==' }, cipher: { name: 'aes' }, ciphertext: '' })));
+    const badCipher = toPem(
+      PEM_SIGSTORE,
+      Buffer.from(
+        JSON.stringify({
+          kdf: { name: 'scrypt', params: { N: 32768, r: 8, p: 1 }, salt: 'AA==' },
+          cipher: { name: 'aes' },
+          ciphertext: '',
+        }),
+      ),
+    );
     await expect(decryptPrivateKey(badCipher, 'x')).rejects.toThrow(/unsupported cipher "aes"/);
-    expect(() => parsePublicKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString())).toThrow(/expected PUBLIC KEY/);
-    expect(keyId(parsePublicKey(publicKey.export({ format: 'pem', type: 'spki' }).toString())).hex).toBe(keyId(publicKey).hex);
+    expect(() => parsePublicKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString())).toThrow(
+      /expected PUBLIC KEY/,
+    );
+    expect(keyId(parsePublicKey(publicKey.export({ format: 'pem', type: 'spki' }).toString())).hex).toBe(
+      keyId(publicKey).hex,
+    );
   });
 
   it('encrypt/decrypt round-trips an arbitrary PKCS#8 key (RSA, Ed25519) and signs/verifies cosign-style', async () => {
     for (const type of ['rsa', 'ed25519'] as const) {
       const { privateKey, publicKey } =
-        type === 'rsa' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ed25519');
+        type === 'rsa'
+          ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : crypto.generateKeyPairSync('ed25519');
       const pem = await encryptPrivateKey(privateKey.export({ format: 'der', type: 'pkcs8' }), 'p', { N: 32768 });
       const k = await decryptPrivateKey(pem, 'p');
       const data = Buffer.from('payload');
@@ -140,7 +159,12 @@ describe('cosign key files', () => {
   it('keygen writes cosign.key (0600, encrypted) and cosign.pub, refuses to overwrite, honours compat', async () => {
     const dir = tmpdir();
     const r = await keygen({ outPrefix: path.join(dir, 'cosign'), password: 'pw' });
-    expect(r).toMatchObject({ privateKeyPath: path.join(dir, 'cosign.key'), publicKeyPath: path.join(dir, 'cosign.pub'), pemType: PEM_SIGSTORE, scryptN: 65536 });
+    expect(r).toMatchObject({
+      privateKeyPath: path.join(dir, 'cosign.key'),
+      publicKeyPath: path.join(dir, 'cosign.pub'),
+      pemType: PEM_SIGSTORE,
+      scryptN: 65536,
+    });
     expect(fs.statSync(r.privateKeyPath).mode & 0o777).toBe(0o600);
     const priv = fs.readFileSync(r.privateKeyPath, 'utf8');
     expect(priv).toContain('ENCRYPTED SIGSTORE PRIVATE KEY');

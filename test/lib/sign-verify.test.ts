@@ -62,7 +62,8 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
     lastErr = [];
     return [v.skopeo, v.skopeoSid!].map((bin) => {
       const r = skopeoPolicyCopy(bin, { policy, registriesD: rd, image, dest: path.join(dir, 'out') });
-      if (!r.ok && !/signature|Signature|identity/.test(r.stderr)) throw new Error(`skopeo failed for another reason: ${r.stderr}`);
+      if (!r.ok && !/signature|Signature|identity/.test(r.stderr))
+        throw new Error(`skopeo failed for another reason: ${r.stderr}`);
       lastErr.push(r.stderr);
       return r.ok;
     });
@@ -70,7 +71,11 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
   /** Both skopeo versions rejected for this reason. */
   const skopeoSaid = (re: RegExp) => expect(lastErr.map((e) => re.test(e))).toEqual([true, true]);
 
-  async function keel(d: string, key: crypto.KeyObject, opts: { identity?: SignedIdentity; tag?: string; recursive?: boolean } = {}) {
+  async function keel(
+    d: string,
+    key: crypto.KeyObject,
+    opts: { identity?: SignedIdentity; tag?: string; recursive?: boolean } = {},
+  ) {
     return verifyImage(client, ref(d), pem(key), { ...opts, log: silentLogger });
   }
 
@@ -80,7 +85,12 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
     const manifests = await Promise.all(
       children.map(async (d, i) => {
         const m = await client.getManifest(r.repository, d);
-        return { mediaType: MT.ociManifest, digest: d, size: m.body.length, platform: { architecture: arches[i]!, os: 'linux' } };
+        return {
+          mediaType: MT.ociManifest,
+          digest: d,
+          size: m.body.length,
+          platform: { architecture: arches[i]!, os: 'linux' },
+        };
       }),
     );
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests }));
@@ -88,7 +98,17 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
   }
 
   const signWith = (r: ImageReference, identities: string[], key = good) =>
-    signImage(client, { ref: r, identities, legacy: true, bundle: false, key: { privateKey: key.privateKey, publicKey: key.publicKey } }, silentLogger);
+    signImage(
+      client,
+      {
+        ref: r,
+        identities,
+        legacy: true,
+        bundle: false,
+        key: { privateKey: key.privateKey, publicKey: key.publicKey },
+      },
+      silentLogger,
+    );
 
   beforeAll(async () => {
     v = fetchVerifiers({ sid: true });
@@ -114,13 +134,27 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
     await signWith(ref(dIdx), [repo]);
     // Only the index: sign it through the legacy writer directly.
     const p = buildPayload(repo, dHalf);
-    await appendSignatures(client, 'keel/os', dHalf, [{ payload: p, annotations: { [ANNOTATION_SIGNATURE]: crypto.sign('sha256', p, good.privateKey).toString('base64') } }], () => false);
+    await appendSignatures(
+      client,
+      'keel/os',
+      dHalf,
+      [
+        {
+          payload: p,
+          annotations: { [ANNOTATION_SIGNATURE]: crypto.sign('sha256', p, good.privateKey).toString('base64') },
+        },
+      ],
+      () => false,
+    );
     registriesD = path.join(dir, 'rd');
     fs.mkdirSync(registriesD);
     fs.writeFileSync(path.join(registriesD, 'keel.yaml'), renderClientConfig({ image: repo }).registriesD);
     noAttachments = path.join(dir, 'rd-none');
     fs.mkdirSync(noAttachments);
-    fs.writeFileSync(path.join(noAttachments, 'keel.yaml'), `docker:\n  ${reg.host}:\n    lookaside: file:///nonexistent\n`);
+    fs.writeFileSync(
+      path.join(noAttachments, 'keel.yaml'),
+      `docker:\n  ${reg.host}:\n    lookaside: file:///nonexistent\n`,
+    );
   }, 600_000);
 
   afterAll(async () => {
@@ -131,7 +165,11 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
   it("accepts a Keel signature under Keel's client policy (matchRepository), by tag and by digest", async () => {
     const r = await keel(dA, good.publicKey);
     expect(r).toMatchObject({ verified: true, reason: '1 legacy signature(s) accepted' });
-    expect(r.details[0]!.checks[0]).toMatchObject({ accepted: true, dockerReference: repo, source: `${repo}:${sigTag(dA)}#0` });
+    expect(r.details[0]!.checks[0]).toMatchObject({
+      accepted: true,
+      dockerReference: repo,
+      source: `${repo}:${sigTag(dA)}#0`,
+    });
     expect(skopeo(policyFile(good.publicKey), `${repo}:a`)).toEqual([true, true]);
     expect(skopeo(policyFile(good.publicKey), `${repo}@${dA}`)).toEqual([true, true]);
   });
@@ -188,7 +226,13 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
     const real = buildPayload(repo, dA);
     const forged = buildPayload(repo, d);
     const sig = crypto.sign('sha256', real, good.privateKey).toString('base64');
-    await appendSignatures(client, 'keel/os', d, [{ payload: forged, annotations: { [ANNOTATION_SIGNATURE]: sig } }], () => false);
+    await appendSignatures(
+      client,
+      'keel/os',
+      d,
+      [{ payload: forged, annotations: { [ANNOTATION_SIGNATURE]: sig } }],
+      () => false,
+    );
     const r = await keel(d, good.publicKey);
     expect(r.verified).toBe(false);
     expect(r.reason).toMatch(/cryptographic signature verification failed/);
@@ -198,20 +242,34 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
 
   it('rejects a correctly signed payload without "optional", and one with an extra key, like c/image (cosign would accept)', async () => {
     const d = pushFresh('noopt');
-    const crit = { identity: { 'docker-reference': repo }, image: { 'docker-manifest-digest': d }, type: SIGNATURE_TYPE };
-    const payloads = [Buffer.from(JSON.stringify({ critical: crit })), Buffer.from(JSON.stringify({ critical: crit, optional: null, x: 1 }))];
+    const crit = {
+      identity: { 'docker-reference': repo },
+      image: { 'docker-manifest-digest': d },
+      type: SIGNATURE_TYPE,
+    };
+    const payloads = [
+      Buffer.from(JSON.stringify({ critical: crit })),
+      Buffer.from(JSON.stringify({ critical: crit, optional: null, x: 1 })),
+    ];
     await appendSignatures(
       client,
       'keel/os',
       d,
-      payloads.map((p) => ({ payload: p, annotations: { [ANNOTATION_SIGNATURE]: crypto.sign('sha256', p, good.privateKey).toString('base64') } })),
+      payloads.map((p) => ({
+        payload: p,
+        annotations: { [ANNOTATION_SIGNATURE]: crypto.sign('sha256', p, good.privateKey).toString('base64') },
+      })),
       () => false,
     );
     const r = await keel(d, good.publicKey);
     expect(r.verified).toBe(false);
-    expect(r.reason).toBe('None of the signatures were accepted, reasons: Key "optional" missing in a JSON object; Unknown key "x"');
+    expect(r.reason).toBe(
+      'None of the signatures were accepted, reasons: Key "optional" missing in a JSON object; Unknown key "x"',
+    );
     expect(skopeo(policyFile(good.publicKey), `${repo}:noopt`)).toEqual([false, false]);
-    skopeoSaid(/None of the signatures were accepted, reasons: Key \\?"optional\\?" missing in a JSON object; Unknown key \\?"x\\?"/);
+    skopeoSaid(
+      /None of the signatures were accepted, reasons: Key \\?"optional\\?" missing in a JSON object; Unknown key \\?"x\\?"/,
+    );
   });
 
   it('rejects a layer without the signature annotation', async () => {
@@ -225,7 +283,12 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
 
   it('skopeo finds no signature when registries.d does not enable sigstore attachments (Keel checks the storage itself)', async () => {
     expect(skopeo(policyFile(good.publicKey), `${repo}:a`, noAttachments)).toEqual([false, false]);
-    const r = skopeoPolicyCopy(v.skopeo, { policy: policyFile(good.publicKey), registriesD: noAttachments, image: `${repo}:a`, dest: path.join(dir, 'out') });
+    const r = skopeoPolicyCopy(v.skopeo, {
+      policy: policyFile(good.publicKey),
+      registriesD: noAttachments,
+      image: `${repo}:a`,
+      dest: path.join(dir, 'out'),
+    });
     expect(r.stderr).toContain('A signature was required, but no signature exists');
   });
 
@@ -252,7 +315,9 @@ describe('verifyImage agrees with containers/image (real registry, skopeo 1.18 +
     const sm = await readSignatureManifest(client, 'keel/os', dA);
     expect(sm!.manifest.mediaType).toBe(MT.ociManifest);
     expect(sm!.manifest.config.mediaType).toBe(MT.ociConfig);
-    const cfg = JSON.parse((await client.getBlob('keel/os', sm!.manifest.config.digest)).toString()) as { rootfs: { diff_ids: string[] } };
+    const cfg = JSON.parse((await client.getBlob('keel/os', sm!.manifest.config.digest)).toString()) as {
+      rootfs: { diff_ids: string[] };
+    };
     expect(cfg.rootfs.diff_ids).toEqual(sm!.manifest.layers.map((l) => l.digest));
     expect(sm!.layers[0]!.payload!.toString()).toBe(buildPayload(repo, dA).toString());
   });

@@ -17,23 +17,68 @@ const bumpOne = (text: string, name: string, value: string, path = 'src/lib/rele
 
 describe('findDefinitions / applyEdits', () => {
   it.each([
-    ['export const, double quotes', 'export const LATEST_ISO_DATE = "20250301";\n', 'export const LATEST_ISO_DATE = "20250415";\n'],
-    ['const, single quotes, no semicolon', "const LATEST_ISO_DATE = '20250301'\n", "const LATEST_ISO_DATE = '20250415'\n"],
-    ['TS type annotation', 'export const LATEST_ISO_DATE: string = "20250301" as const;\n', 'export const LATEST_ISO_DATE: string = "20250415" as const;\n'],
-    ['odd spacing and a trailing comment', 'export  const LATEST_ISO_DATE=\t"20250301" ; // bumped by CI\n', 'export  const LATEST_ISO_DATE=\t"20250415" ; // bumped by CI\n'],
-    ['template literal without substitutions', 'export let LATEST_ISO_DATE = `20250301`;\n', 'export let LATEST_ISO_DATE = `20250415`;\n'],
-    ['object key', 'export const release = {\n  LATEST_ISO_DATE: "20250301",\n};\n', 'export const release = {\n  LATEST_ISO_DATE: "20250415",\n};\n'],
-    ['inline object key after {', 'export const r = { LATEST_ISO_DATE: "20250301", x: 1 };\n', 'export const r = { LATEST_ISO_DATE: "20250415", x: 1 };\n'],
-    ['JSON key', '{\n  "LATEST_ISO_DATE": "20250301",\n  "other": 1\n}\n', '{\n  "LATEST_ISO_DATE": "20250415",\n  "other": 1\n}\n'],
-    ['unquoted number in TS', 'export const LATEST_ISO_DATE = 20250301;\n', 'export const LATEST_ISO_DATE = 20250415;\n'],
-    ['CRLF line endings', 'const A = 1;\r\nexport const LATEST_ISO_DATE = "20250301";\r\nconst B = 2;\r\n', 'const A = 1;\r\nexport const LATEST_ISO_DATE = "20250415";\r\nconst B = 2;\r\n'],
+    [
+      'export const, double quotes',
+      'export const LATEST_ISO_DATE = "20250301";\n',
+      'export const LATEST_ISO_DATE = "20250415";\n',
+    ],
+    [
+      'const, single quotes, no semicolon',
+      "const LATEST_ISO_DATE = '20250301'\n",
+      "const LATEST_ISO_DATE = '20250415'\n",
+    ],
+    [
+      'TS type annotation',
+      'export const LATEST_ISO_DATE: string = "20250301" as const;\n',
+      'export const LATEST_ISO_DATE: string = "20250415" as const;\n',
+    ],
+    [
+      'odd spacing and a trailing comment',
+      'export  const LATEST_ISO_DATE=\t"20250301" ; // bumped by CI\n',
+      'export  const LATEST_ISO_DATE=\t"20250415" ; // bumped by CI\n',
+    ],
+    [
+      'template literal without substitutions',
+      'export let LATEST_ISO_DATE = `20250301`;\n',
+      'export let LATEST_ISO_DATE = `20250415`;\n',
+    ],
+    [
+      'object key',
+      'export const release = {\n  LATEST_ISO_DATE: "20250301",\n};\n',
+      'export const release = {\n  LATEST_ISO_DATE: "20250415",\n};\n',
+    ],
+    [
+      'inline object key after {',
+      'export const r = { LATEST_ISO_DATE: "20250301", x: 1 };\n',
+      'export const r = { LATEST_ISO_DATE: "20250415", x: 1 };\n',
+    ],
+    [
+      'JSON key',
+      '{\n  "LATEST_ISO_DATE": "20250301",\n  "other": 1\n}\n',
+      '{\n  "LATEST_ISO_DATE": "20250415",\n  "other": 1\n}\n',
+    ],
+    [
+      'unquoted number in TS',
+      'export const LATEST_ISO_DATE = 20250301;\n',
+      'export const LATEST_ISO_DATE = 20250415;\n',
+    ],
+    [
+      'CRLF line endings',
+      'const A = 1;\r\nexport const LATEST_ISO_DATE = "20250301";\r\nconst B = 2;\r\n',
+      'const A = 1;\r\nexport const LATEST_ISO_DATE = "20250415";\r\nconst B = 2;\r\n',
+    ],
     ['Python', 'LATEST_ISO_DATE: Final = "20250301"\n', 'LATEST_ISO_DATE: Final = "20250415"\n'],
   ])('%s: changes the value only', (_label, text, expected) => {
     expect(bumpOne(text, 'LATEST_ISO_DATE', '20250415')).toBe(expected);
   });
 
   it.each([
-    ['YAML', 'site/config.yaml', 'site:\n  LATEST_ISO_DATE: 20250301  # managed\n', 'site:\n  LATEST_ISO_DATE: 20250415  # managed\n'],
+    [
+      'YAML',
+      'site/config.yaml',
+      'site:\n  LATEST_ISO_DATE: 20250301  # managed\n',
+      'site:\n  LATEST_ISO_DATE: 20250415  # managed\n',
+    ],
     ['YAML quoted', 'config.yml', "LATEST_ISO_DATE: '20250301'\n", "LATEST_ISO_DATE: '20250415'\n"],
     ['shell', 'scripts/env.sh', 'export LATEST_ISO_DATE=20250301\n', 'export LATEST_ISO_DATE=20250415\n'],
     ['dotenv', '.env.production', 'LATEST_ISO_DATE="20250301"\n', 'LATEST_ISO_DATE="20250415"\n'],
@@ -62,17 +107,27 @@ describe('findDefinitions / applyEdits', () => {
   });
 
   it('finds every definition in a file (so two are reported, not the first silently used)', () => {
-    const text = 'export const LATEST_ISO_DATE = "20250301";\nconst x = 1;\nexport const release = { LATEST_ISO_DATE: "20250201" };\n';
+    const text =
+      'export const LATEST_ISO_DATE = "20250301";\nconst x = 1;\nexport const release = { LATEST_ISO_DATE: "20250201" };\n';
     const defs = findDefinitions(text, 'LATEST_ISO_DATE', 'a.ts');
     expect(defs.map((d) => [d.line, d.value])).toEqual([
       [1, '20250301'],
       [3, '20250201'],
     ]);
-    expect(defs[0]).toMatchObject({ path: 'a.ts', column: 33, quote: '"', source: 'export const LATEST_ISO_DATE = "20250301";' });
+    expect(defs[0]).toMatchObject({
+      path: 'a.ts',
+      column: 33,
+      quote: '"',
+      source: 'export const LATEST_ISO_DATE = "20250301";',
+    });
   });
 
   it('reports a definition it cannot edit instead of pretending it is absent', () => {
-    const [expr] = findDefinitions('export const LATEST_ISO_DATE = process.env.DATE ?? "x";\n', 'LATEST_ISO_DATE', 'a.ts');
+    const [expr] = findDefinitions(
+      'export const LATEST_ISO_DATE = process.env.DATE ?? "x";\n',
+      'LATEST_ISO_DATE',
+      'a.ts',
+    );
     expect(expr?.problem).toMatch(/is not a string literal/);
     const [tpl] = findDefinitions('export const LATEST_ISO_DATE = `${YEAR}0301`;\n', 'LATEST_ISO_DATE', 'a.ts');
     expect(tpl?.problem).toMatch(/template literal/);
@@ -83,9 +138,12 @@ describe('findDefinitions / applyEdits', () => {
     const text = 'export const LATEST_ISO_DATE = "20250301";\nexport const LATEST_ISO_FILE = "os-20250301.iso";\n';
     const d = findDefinitions(text, 'LATEST_ISO_DATE', 'a.ts')[0]!;
     const f = findDefinitions(text, 'LATEST_ISO_FILE', 'a.ts')[0]!;
-    expect(applyEdits(text, [{ def: d, value: '20250415' }, { def: f, value: 'os-20250415.iso' }])).toBe(
-      'export const LATEST_ISO_DATE = "20250415";\nexport const LATEST_ISO_FILE = "os-20250415.iso";\n',
-    );
+    expect(
+      applyEdits(text, [
+        { def: d, value: '20250415' },
+        { def: f, value: 'os-20250415.iso' },
+      ]),
+    ).toBe('export const LATEST_ISO_DATE = "20250415";\nexport const LATEST_ISO_FILE = "os-20250415.iso";\n');
   });
 
   it('handles names with $ and escaped quotes in the current value', () => {
@@ -97,7 +155,9 @@ describe('valueProblem', () => {
   const def = (text: string, path = 'src/lib/release.ts') => findDefinitions(text, 'X', path)[0]!;
   it('requires a real YYYYMMDD date when the current value is one', () => {
     expect(valueProblem(def('const X = "20250301";'), '20250415')).toBeUndefined();
-    expect(valueProblem(def('const X = "20250301";'), '2025-04-15')).toMatch(/expected a UTC date YYYYMMDD, like the current value "20250301" in src\/lib\/release\.ts:1/);
+    expect(valueProblem(def('const X = "20250301";'), '2025-04-15')).toMatch(
+      /expected a UTC date YYYYMMDD, like the current value "20250301" in src\/lib\/release\.ts:1/,
+    );
     expect(valueProblem(def('const X = "20250301";'), '20250231')).toMatch(/YYYYMMDD/);
     expect(valueProblem(def('const X = "os.iso";'), 'anything-1.iso')).toBeUndefined();
   });

@@ -17,7 +17,14 @@ describe('asTransient', () => {
 
   it('treats a rate-limited 403 as transient, waiting until the reset', () => {
     const now = 1_700_000_000_000;
-    const e = asTransient(octokitError(403, { message: 'API rate limit exceeded' }, { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 30) }), now);
+    const e = asTransient(
+      octokitError(
+        403,
+        { message: 'API rate limit exceeded' },
+        { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 30) },
+      ),
+      now,
+    );
     expect(e).toBeInstanceOf(TransientError);
     expect((e as TransientError).retryAfterMs).toBe(30_000);
   });
@@ -34,15 +41,28 @@ describe('asTransient', () => {
 
 describe('githubMessage / api', () => {
   it("joins GitHub's message with the errors[] details", () => {
-    expect(githubMessage(octokitError(422, { message: 'Validation Failed', errors: [{ resource: 'PullRequest', code: 'custom', message: 'A pull request already exists for a:b.' }] }))).toBe(
-      'Validation Failed: A pull request already exists for a:b.',
-    );
+    expect(
+      githubMessage(
+        octokitError(422, {
+          message: 'Validation Failed',
+          errors: [{ resource: 'PullRequest', code: 'custom', message: 'A pull request already exists for a:b.' }],
+        }),
+      ),
+    ).toBe('Validation Failed: A pull request already exists for a:b.');
     expect(githubMessage(new Error('plain'))).toBe('plain');
   });
 
   it('maps 4xx to a one-line UserError, 404 to the caller’s message, and passes other errors through', async () => {
-    await expect(api('GET x', () => Promise.reject(octokitError(403, { message: 'Forbidden' })))).rejects.toEqual(new UserError('GET x: HTTP 403: Forbidden'));
-    await expect(api('GET x', () => Promise.reject(octokitError(404)), () => new UserError('no such thing'))).rejects.toThrow('no such thing');
+    await expect(api('GET x', () => Promise.reject(octokitError(403, { message: 'Forbidden' })))).rejects.toEqual(
+      new UserError('GET x: HTTP 403: Forbidden'),
+    );
+    await expect(
+      api(
+        'GET x',
+        () => Promise.reject(octokitError(404)),
+        () => new UserError('no such thing'),
+      ),
+    ).rejects.toThrow('no such thing');
     const other = new Error('network');
     await expect(api('GET x', () => Promise.reject(other))).rejects.toBe(other);
   });

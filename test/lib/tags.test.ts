@@ -1,10 +1,20 @@
 import { describe, expect, it } from '@jest/globals';
-import { buildTags, promotionTags, pullRequestOf, releaseDateOf, streamFromEvent, tagProblem } from '../../actions/lib/tags.js';
+import {
+  buildTags,
+  promotionTags,
+  pullRequestOf,
+  releaseDateOf,
+  streamFromEvent,
+  tagProblem,
+} from '../../actions/lib/tags.js';
 
 describe('tag grammar', () => {
   it('push/schedule/dispatch → candidate, candidate.<date>', () => {
     for (const ev of ['push', 'schedule', 'workflow_dispatch']) {
-      expect(buildTags({ stream: streamFromEvent(ev), releaseDate: '20261122' })).toEqual(['candidate', 'candidate.20261122']);
+      expect(buildTags({ stream: streamFromEvent(ev), releaseDate: '20261122' })).toEqual([
+        'candidate',
+        'candidate.20261122',
+      ]);
     }
   });
 

@@ -35,7 +35,8 @@ describe('tar reader', () => {
     spawnSync('mknod', [path.join(dir, 'null'), 'c', '1', '3']);
     const tar = gnuTar(['--format=posix', '--xattrs', '--xattrs-include=*', '--sort=name', '-cf', '-', '.'], dir);
     const seen = new Map<string, { h: import('../../actions/lib/tar/reader.js').TarHeader; body: Buffer }>();
-    for await (const e of readTar(Readable.from([tar]))) seen.set(e.header.path, { h: e.header, body: await e.buffer() });
+    for await (const e of readTar(Readable.from([tar])))
+      seen.set(e.header.path, { h: e.header, body: await e.buffer() });
     expect(seen.get('.')?.h.type).toBe('dir');
     expect(seen.get(long)?.body.toString()).toBe('long name content');
     const ping = seen.get('ping')!;
@@ -54,31 +55,119 @@ describe('tar reader', () => {
   it('rejects a corrupt header', async () => {
     const buf = Buffer.alloc(1024);
     buf.write('garbage', 0);
-    await expect(collect((async function* () { for await (const e of readTar(Readable.from([buf]))) yield e.header.path as unknown as Buffer; })())).rejects.toThrow(/checksum/);
+    await expect(
+      collect(
+        (async function* () {
+          for await (const e of readTar(Readable.from([buf]))) yield e.header.path as unknown as Buffer;
+        })(),
+      ),
+    ).rejects.toThrow(/checksum/);
   });
 });
 
 describe('tar writer', () => {
   const entries = (): WriteEntry[] => [
-    { header: { path: 'usr', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 5, linkname: '', devmajor: 0, devminor: 0 } },
     {
       header: {
-        path: 'usr/bin/ping', type: 'file', mode: 0o4755, uid: 0, gid: 0, mtime: 1_900_000_000.7, linkname: '', devmajor: 0, devminor: 0, size: 4,
-        xattrs: new Map([['security.capability', Buffer.from('0100000200200000000000000000000000000000', 'hex')], ['user.z', Buffer.from([0, 1, 2])]]),
+        path: 'usr',
+        type: 'dir',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        linkname: '',
+        devmajor: 0,
+        devminor: 0,
+      },
+    },
+    {
+      header: {
+        path: 'usr/bin/ping',
+        type: 'file',
+        mode: 0o4755,
+        uid: 0,
+        gid: 0,
+        mtime: 1_900_000_000.7,
+        linkname: '',
+        devmajor: 0,
+        devminor: 0,
+        size: 4,
+        xattrs: new Map([
+          ['security.capability', Buffer.from('0100000200200000000000000000000000000000', 'hex')],
+          ['user.z', Buffer.from([0, 1, 2])],
+        ]),
       },
       body: Buffer.from('ping'),
     },
-    { header: { path: 'usr/bin/ping6', type: 'hardlink', mode: 0o4755, uid: 0, gid: 0, mtime: 5, linkname: 'usr/bin/ping', devmajor: 0, devminor: 0 } },
-    { header: { path: `usr/${'n'.repeat(200)}`, type: 'file', mode: 0o644, uid: 70000000, gid: 3, mtime: 5, linkname: '', devmajor: 0, devminor: 0, size: 3 }, body: Buffer.from('abc') },
-    { header: { path: 'usr/l', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 5, linkname: `/${'t'.repeat(150)}`, devmajor: 0, devminor: 0 } },
-    { header: { path: 'dev/console', type: 'char', mode: 0o600, uid: 0, gid: 0, mtime: 5, linkname: '', devmajor: 5, devminor: 1 } },
+    {
+      header: {
+        path: 'usr/bin/ping6',
+        type: 'hardlink',
+        mode: 0o4755,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        linkname: 'usr/bin/ping',
+        devmajor: 0,
+        devminor: 0,
+      },
+    },
+    {
+      header: {
+        path: `usr/${'n'.repeat(200)}`,
+        type: 'file',
+        mode: 0o644,
+        uid: 70000000,
+        gid: 3,
+        mtime: 5,
+        linkname: '',
+        devmajor: 0,
+        devminor: 0,
+        size: 3,
+      },
+      body: Buffer.from('abc'),
+    },
+    {
+      header: {
+        path: 'usr/l',
+        type: 'symlink',
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        linkname: `/${'t'.repeat(150)}`,
+        devmajor: 0,
+        devminor: 0,
+      },
+    },
+    {
+      header: {
+        path: 'dev/console',
+        type: 'char',
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        linkname: '',
+        devmajor: 5,
+        devminor: 1,
+      },
+    },
   ];
 
   it('round-trips through its own reader', async () => {
     const tar = await collect(writeTar(entries()));
     const back = [];
-    for await (const e of readTar(Readable.from([tar]))) back.push({ ...e.header, body: (await e.buffer()).toString() });
-    expect(back.map((b) => b.path)).toEqual(['usr', 'usr/bin/ping', 'usr/bin/ping6', `usr/${'n'.repeat(200)}`, 'usr/l', 'dev/console']);
+    for await (const e of readTar(Readable.from([tar])))
+      back.push({ ...e.header, body: (await e.buffer()).toString() });
+    expect(back.map((b) => b.path)).toEqual([
+      'usr',
+      'usr/bin/ping',
+      'usr/bin/ping6',
+      `usr/${'n'.repeat(200)}`,
+      'usr/l',
+      'dev/console',
+    ]);
     expect(back[1]).toMatchObject({ mode: 0o4755, mtime: 1_900_000_000, body: 'ping' });
     expect(back[1]!.xattrs?.get('user.z')).toEqual(Buffer.from([0, 1, 2]));
     expect(back[3]).toMatchObject({ uid: 70000000, gid: 3, body: 'abc' });
@@ -88,21 +177,41 @@ describe('tar writer', () => {
   it('is deterministic and readable by GNU tar with xattrs', async () => {
     const a = await collect(writeTar(entries()));
     const b = await collect(writeTar(entries()));
-    expect(crypto.createHash('sha256').update(a).digest('hex')).toBe(crypto.createHash('sha256').update(b).digest('hex'));
+    expect(crypto.createHash('sha256').update(a).digest('hex')).toBe(
+      crypto.createHash('sha256').update(b).digest('hex'),
+    );
     const dir = tmpdir();
-    const r = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf', '-', '-C', dir], { input: a });
+    const r = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf', '-', '-C', dir], {
+      input: a,
+    });
     expect(r.status).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'usr/bin/ping'), 'utf8')).toBe('ping');
     expect(fs.statSync(path.join(dir, 'usr/bin/ping')).ino).toBe(fs.statSync(path.join(dir, 'usr/bin/ping6')).ino);
     expect(fs.statSync(path.join(dir, `usr/${'n'.repeat(200)}`)).uid).toBe(70000000);
-    const attr = spawnSync('getfattr', ['-n', 'user.z', '-e', 'hex', path.join(dir, 'usr/bin/ping')], { encoding: 'utf8' });
+    const attr = spawnSync('getfattr', ['-n', 'user.z', '-e', 'hex', path.join(dir, 'usr/bin/ping')], {
+      encoding: 'utf8',
+    });
     expect(attr.stdout).toContain('user.z=0x000102');
     const caps = spawnSync('getcap', [path.join(dir, 'usr/bin/ping')], { encoding: 'utf8' });
     expect(caps.stdout).toMatch(/cap_net_raw[=+]ep/);
   });
 
   it('refuses a body whose length differs from the header', async () => {
-    const bad: WriteEntry = { header: { path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, linkname: '', devmajor: 0, devminor: 0, size: 10 }, body: Buffer.from('short') };
+    const bad: WriteEntry = {
+      header: {
+        path: 'f',
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        linkname: '',
+        devmajor: 0,
+        devminor: 0,
+        size: 10,
+      },
+      body: Buffer.from('short'),
+    };
     await expect(collect(writeTar([bad]))).rejects.toThrow(/declared 10 bytes but got 5/);
   });
 });

@@ -12,8 +12,10 @@ const capture = consoleFixture('uefi-getty-silences-status.serial');
 const verdictOf = (lines: string[]) => firstVerdict(new VerdictMatcher(), lines);
 
 describe('the verdict survives systemd silencing its console status', () => {
-  it('the test boot routes PID 1\'s log through the kernel log, unthrottled', () => {
-    expect(TEST_CONSOLE_ARGS.split(' ')).toEqual(expect.arrayContaining(['systemd.log_target=kmsg', 'printk.devkmsg=on']));
+  it("the test boot routes PID 1's log through the kernel log, unthrottled", () => {
+    expect(TEST_CONSOLE_ARGS.split(' ')).toEqual(
+      expect.arrayContaining(['systemd.log_target=kmsg', 'printk.devkmsg=on']),
+    );
     expect(capture.find((l) => l.includes('Command line:'))).toContain('systemd.log_target=kmsg printk.devkmsg=on');
   });
 
@@ -26,7 +28,9 @@ describe('the verdict survives systemd silencing its console status', () => {
   it('the kernel-log line of PID 1 passes the boot', () => {
     expect(verdictOf(capture)).toEqual({
       kind: 'pass',
-      line: expect.stringMatching(/^\[ +\d+\.\d+\] systemd\[1\]: Reached target multi-user\.target - Multi-User System\.$/),
+      line: expect.stringMatching(
+        /^\[ +\d+\.\d+\] systemd\[1\]: Reached target multi-user\.target - Multi-User System\.$/,
+      ),
       pattern: expect.any(String),
     });
   });
@@ -43,15 +47,19 @@ describe('StartJobs', () => {
   };
 
   it('names the start jobs still running at a point of the boot', () => {
-    expect(upTo(/systemd\[1\]: Reached target getty\.target/)).toEqual(['dbus.service', 'e2scrub_reap.service', 'systemd-logind.service']);
+    expect(upTo(/systemd\[1\]: Reached target getty\.target/)).toEqual([
+      'dbus.service',
+      'e2scrub_reap.service',
+      'systemd-logind.service',
+    ]);
   });
 
-  it('forgets the initrd\'s jobs at the switch to the real root, and ends with none', () => {
+  it("forgets the initrd's jobs at the switch to the real root, and ends with none", () => {
     expect(upTo(/systemd\[1\]: Switching root/)).toEqual([]);
     expect(upTo(/$^/)).toEqual([]);
   });
 
-  it('reads PID 1\'s lines only, and every way a job ends', () => {
+  it("reads PID 1's lines only, and every way a job ends", () => {
     const j = new StartJobs();
     for (const l of [
       '[    1.0] systemd[1]: Starting a.service - A...',
@@ -63,7 +71,8 @@ describe('StartJobs', () => {
       '[    2.0] systemd[1]: a.service: Deactivated successfully.',
       '[    2.1] systemd[1]: Failed to start b.service - B.',
       '[    2.2] systemd[1]: Mounted c.mount - C.',
-    ]) j.feed(l);
+    ])
+      j.feed(l);
     expect(j.pending()).toEqual(['d.service']);
   });
 });

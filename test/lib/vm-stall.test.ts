@@ -17,17 +17,35 @@ function bootSector(dir: string, name: string, code: number[]): string {
   return f;
 }
 
-const spec = (disk: string): QemuSpec => ({ accel: 'tcg', machine: 'pc', memoryMiB: 64, cpus: 1, drives: [{ file: disk, format: 'raw', interface: 'ide' }] });
+const spec = (disk: string): QemuSpec => ({
+  accel: 'tcg',
+  machine: 'pc',
+  memoryMiB: 64,
+  cpus: 1,
+  drives: [{ file: disk, format: 'raw', interface: 'ide' }],
+});
 
 describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
   it('cli; hlt (nothing can wake the vCPU) is reported as stalled well before the timeout', async () => {
     // A work directory deeper than a UNIX socket path may be (107 bytes): QEMU must still start.
-    const dir = path.join(tmpdir('keel-stall-'), 'a-long-checkout-path'.repeat(3), 'jobs', 'boot', 'temp', 'keel-smoke-work');
+    const dir = path.join(
+      tmpdir('keel-stall-'),
+      'a-long-checkout-path'.repeat(3),
+      'jobs',
+      'boot',
+      'temp',
+      'keel-smoke-work',
+    );
     fs.mkdirSync(dir, { recursive: true });
     expect(path.join(dir, 'qmp.sock').length).toBeGreaterThan(108);
     const log = memoryLogger();
     const r = await bootAndWatch(spec(bootSector(dir, 'halt.img', [0xfa, 0xf4, 0xeb, 0xfd])), {
-      timeoutMs: 120_000, stallMs: 6000, matcher: new VerdictMatcher(), logFile: path.join(dir, 'serial.log'), log, workDir: dir,
+      timeoutMs: 120_000,
+      stallMs: 6000,
+      matcher: new VerdictMatcher(),
+      logFile: path.join(dir, 'serial.log'),
+      log,
+      workDir: dir,
     });
     expect([r.passed, r.stalled]).toEqual([false, true]);
     expect(r.reason).toMatch(/the guest stalled: no console output and no CPU use for 6 s/);
@@ -38,7 +56,12 @@ describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
   it('a silent guest that keeps running (jmp $) is not a stall: it reaches the timeout', async () => {
     const dir = tmpdir('keel-stall-');
     const r = await bootAndWatch(spec(bootSector(dir, 'spin.img', [0xeb, 0xfe])), {
-      timeoutMs: 15_000, stallMs: 6000, matcher: new VerdictMatcher(), logFile: path.join(dir, 'serial.log'), log: memoryLogger(), workDir: dir,
+      timeoutMs: 15_000,
+      stallMs: 6000,
+      matcher: new VerdictMatcher(),
+      logFile: path.join(dir, 'serial.log'),
+      log: memoryLogger(),
+      workDir: dir,
     });
     expect(r.stalled).toBeUndefined();
     expect(r.reason).toMatch(/timed out after 15 s/);
@@ -47,7 +70,13 @@ describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
   it('a silent guest that keeps running is reported as hung after quietMs', async () => {
     const dir = tmpdir('keel-stall-');
     const r = await bootAndWatch(spec(bootSector(dir, 'spin.img', [0xeb, 0xfe])), {
-      timeoutMs: 60_000, stallMs: 6000, quietMs: 4000, matcher: new VerdictMatcher(), logFile: path.join(dir, 'serial.log'), log: memoryLogger(), workDir: dir,
+      timeoutMs: 60_000,
+      stallMs: 6000,
+      quietMs: 4000,
+      matcher: new VerdictMatcher(),
+      logFile: path.join(dir, 'serial.log'),
+      log: memoryLogger(),
+      workDir: dir,
     });
     expect([r.passed, r.stalled, r.timedOut]).toEqual([false, true, undefined]);
     expect(r.reason).toMatch(/^the guest hung: no console output for [45] s, no verdict/);
@@ -67,7 +96,9 @@ describe('bootAndWatch: a stalled guest is told apart from a slow one', () => {
     // Boot 1 hangs after 4 s; boot 2 gets the 3-4 s left, less than the quiet window: timeout.
     expect([r.passed, r.attempts, r.timedOut]).toEqual([false, 2, true]);
     expect(r.reason).toBe('timed out after 8 s in all (2 boots) without reaching the success pattern');
-    expect(r.retried).toEqual([expect.stringMatching(/^attempt 1: the guest hung: .* \(console kept as serial\.log\.attempt-1\)$/)]);
+    expect(r.retried).toEqual([
+      expect.stringMatching(/^attempt 1: the guest hung: .* \(console kept as serial\.log\.attempt-1\)$/),
+    ]);
     expect(Date.now() - t0).toBeLessThan(8000 + 4000);
     expect(processesMatching(dir)).toEqual([]);
   });

@@ -23,7 +23,8 @@ interface ActionYml {
   outputs?: Record<string, { description?: string }>;
   runs: { using: string; main: string };
 }
-const meta = (hop: string) => parse(fs.readFileSync(path.join(root, 'actions', hop, 'action.yml'), 'utf8')) as ActionYml;
+const meta = (hop: string) =>
+  parse(fs.readFileSync(path.join(root, 'actions', hop, 'action.yml'), 'utf8')) as ActionYml;
 
 /** Contract rows from ../shared/spec/actions.md: action → input and output names. */
 function contract(): Map<string, { inputs: string[]; outputs: string[] }> {
@@ -33,7 +34,8 @@ function contract(): Map<string, { inputs: string[]; outputs: string[] }> {
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     const m = /^\| `([a-z-]+)` \|(.*)\|(.*)\|(.*)\|\s*$/.exec(line);
     if (!m) continue;
-    const names = (cell: string) => [...cell.replace(/\([^)]*\)/g, '').matchAll(/`([a-z][a-z0-9-]*)`/g)].map((x) => x[1]!);
+    const names = (cell: string) =>
+      [...cell.replace(/\([^)]*\)/g, '').matchAll(/`([a-z][a-z0-9-]*)`/g)].map((x) => x[1]!);
     rows.set(m[1]!, { inputs: [...names(m[2]!), ...names(m[3]!)], outputs: names(m[4]!) });
   }
   return rows;
@@ -44,11 +46,30 @@ describe('action metadata', () => {
 
   it('reads the contract table (so the contract check cannot pass vacuously)', () => {
     const c = contract();
-    expect([...c.keys()].sort()).toEqual(
-      ['build', 'build-disk', 'ia-upload', 'promote', 'push', 'rechunk', 'resolve', 'sign', 'site-bump', 'smoke-boot', 'validate', 'verify'],
-    );
+    expect([...c.keys()].sort()).toEqual([
+      'build',
+      'build-disk',
+      'ia-upload',
+      'promote',
+      'push',
+      'rechunk',
+      'resolve',
+      'sign',
+      'site-bump',
+      'smoke-boot',
+      'validate',
+      'verify',
+    ]);
     expect(c.get('resolve')).toEqual({ inputs: ['image'], outputs: ['digest', 'image-ref', 'repository'] });
-    expect(c.get('push')?.inputs).toEqual(['source', 'image', 'tags', 'stream', 'candidate-tag', 'release-date', 'retries']);
+    expect(c.get('push')?.inputs).toEqual([
+      'source',
+      'image',
+      'tags',
+      'stream',
+      'candidate-tag',
+      'release-date',
+      'retries',
+    ]);
   });
 
   describe.each(hops)('%s', (hop) => {
@@ -62,12 +83,16 @@ describe('action metadata', () => {
       expect(m.description.length).toBeGreaterThan(20);
       expect(m.branding?.icon).toBeTruthy();
       expect(m.branding?.color).toBeTruthy();
-      for (const [k, v] of Object.entries(m.inputs ?? {})) expect([k, (v.description ?? '').length > 10]).toEqual([k, true]);
-      for (const [k, v] of Object.entries(m.outputs ?? {})) expect([k, (v.description ?? '').length > 10]).toEqual([k, true]);
+      for (const [k, v] of Object.entries(m.inputs ?? {}))
+        expect([k, (v.description ?? '').length > 10]).toEqual([k, true]);
+      for (const [k, v] of Object.entries(m.outputs ?? {}))
+        expect([k, (v.description ?? '').length > 10]).toEqual([k, true]);
     });
 
     it('declares exactly the inputs the code parses, with the same defaults and required flags', async () => {
-      const mod = (await import(path.join(root, 'actions', hop, 'src', 'main.ts'))) as { inputs: Record<string, InputDef<unknown>> };
+      const mod = (await import(path.join(root, 'actions', hop, 'src', 'main.ts'))) as {
+        inputs: Record<string, InputDef<unknown>>;
+      };
       expect(Object.keys(m.inputs ?? {}).sort()).toEqual(Object.keys(mod.inputs).sort());
       for (const [name, def] of Object.entries(mod.inputs)) {
         const y = m.inputs![name]!;
@@ -78,7 +103,10 @@ describe('action metadata', () => {
 
     it('declares every output the code sets, and sets every declared output', () => {
       const srcDir = path.join(root, 'actions', hop, 'src');
-      const src = fs.readdirSync(srcDir).map((f) => fs.readFileSync(path.join(srcDir, f), 'utf8')).join('\n');
+      const src = fs
+        .readdirSync(srcDir)
+        .map((f) => fs.readFileSync(path.join(srcDir, f), 'utf8'))
+        .join('\n');
       const set = new Set([...src.matchAll(/setOutput\(\s*'([a-z0-9-]+)'/g)].map((x) => x[1]!));
       expect([...set].sort()).toEqual(Object.keys(m.outputs ?? {}).sort());
     });

@@ -27,11 +27,14 @@ const job = (j: string, o: string): Expr => ({ kind: 'job-output', job: j, outpu
 
 describe('expressions', () => {
   it('render to GitHub syntax with the parentheses precedence needs', () => {
-    expect(exprText(or(eq(github('event_name'), 'push'), and(ne(input('x'), ''), not(eq(secret('S'), 'a'))))))
-      .toBe("github.event_name == 'push' || (inputs.x != '' && !(secrets.S == 'a'))");
+    expect(exprText(or(eq(github('event_name'), 'push'), and(ne(input('x'), ''), not(eq(secret('S'), 'a')))))).toBe(
+      "github.event_name == 'push' || (inputs.x != '' && !(secrets.S == 'a'))",
+    );
     expect(exprText(and(or(lit(true), lit(false)), lit(1)))).toBe('(true || false) && 1');
     expect(exprText(lit("it's"))).toBe("'it''s'");
-    expect(exprText(contains(github('event.pull_request.labels.*.name'), 'vm-test'))).toBe("contains(github.event.pull_request.labels.*.name, 'vm-test')");
+    expect(exprText(contains(github('event.pull_request.labels.*.name'), 'vm-test'))).toBe(
+      "contains(github.event.pull_request.labels.*.name, 'vm-test')",
+    );
     expect(exprText(startsWith(job('boot', 'image-ref'), concat(input('image'), '@sha256:')))).toBe(
       "startsWith(needs.boot.outputs.image-ref, format('{0}@sha256:', inputs.image))",
     );

@@ -17,7 +17,14 @@ const models = workflows(loadRepoDeclarations());
 describe('generated workflows', () => {
   it('produces build, smoke-boot and build-disk, dogfood and reusable', () => {
     expect(models.map((w) => w.file).sort()).toEqual(
-      ['build-disk.yml', 'build.yml', 'reusable-build-disk.yml', 'reusable-build.yml', 'reusable-smoke-boot.yml', 'smoke-boot.yml'].sort(),
+      [
+        'build-disk.yml',
+        'build.yml',
+        'reusable-build-disk.yml',
+        'reusable-build.yml',
+        'reusable-smoke-boot.yml',
+        'smoke-boot.yml',
+      ].sort(),
     );
   });
 
@@ -55,14 +62,20 @@ describe('generated workflows', () => {
   it.each(workflowFiles())('%s passes @actions/languageservice with no diagnostics', async (file) => {
     const doc = TextDocument.create(`file:///repo/.github/workflows/${file}`, 'yaml', 1, readText(file));
     const diagnostics = await validate(doc);
-    const shown = diagnostics.map((d) => `${d.severity === 2 ? 'warning' : 'error'} line ${d.range.start.line + 1}: ${d.message}`);
+    const shown = diagnostics.map(
+      (d) => `${d.severity === 2 ? 'warning' : 'error'} line ${d.range.start.line + 1}: ${d.message}`,
+    );
     // Errors (severity 1 or unset) fail; warnings ("context access might be invalid") too.
     expect(shown).toEqual([]);
   });
 
   it('the validator does catch a broken workflow (so the check above is not vacuous)', async () => {
-    const text = readText('build.yml').replace('timeout-minutes: 120', 'timeout-minutes: soon').replace('needs:\n      - build', 'needs:\n      - nope');
-    const diagnostics = await validate(TextDocument.create('file:///repo/.github/workflows/broken-build.yml', 'yaml', 1, text));
+    const text = readText('build.yml')
+      .replace('timeout-minutes: 120', 'timeout-minutes: soon')
+      .replace('needs:\n      - build', 'needs:\n      - nope');
+    const diagnostics = await validate(
+      TextDocument.create('file:///repo/.github/workflows/broken-build.yml', 'yaml', 1, text),
+    );
     const messages = diagnostics.filter((d) => d.severity !== 2).map((d) => String(d.message));
     expect(messages.some((m) => m.includes('soon'))).toBe(true);
     expect(messages.some((m) => m.includes('nope'))).toBe(true);

@@ -37,7 +37,12 @@ export interface YWorkflow {
 }
 
 export function workflowFiles(): string[] {
-  return fs.existsSync(workflowsDir) ? fs.readdirSync(workflowsDir).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+  return fs.existsSync(workflowsDir)
+    ? fs
+        .readdirSync(workflowsDir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+    : [];
 }
 export const readText = (file: string) => fs.readFileSync(path.join(workflowsDir, file), 'utf8');
 export const readWorkflow = (file: string) => parse(readText(file)) as YWorkflow;
@@ -47,7 +52,9 @@ export const actionSpecs = (): Map<string, ActionSpec> => new Map(loadActionSpec
 /** The Keel hop a `uses:` names: `./actions/<hop>` or `keel-project/keel/actions/<hop>@<ref>`. */
 export function keelHop(uses: string | undefined): string | undefined {
   if (!uses) return undefined;
-  return /^\.\/actions\/([a-z0-9-]+)$/.exec(uses)?.[1] ?? /^keel-project\/keel\/actions\/([a-z0-9-]+)@[^@]+$/.exec(uses)?.[1];
+  return (
+    /^\.\/actions\/([a-z0-9-]+)$/.exec(uses)?.[1] ?? /^keel-project\/keel\/actions\/([a-z0-9-]+)@[^@]+$/.exec(uses)?.[1]
+  );
 }
 
 export const needsOf = (j: YJob) => (j.needs === undefined ? [] : Array.isArray(j.needs) ? j.needs : [j.needs]);

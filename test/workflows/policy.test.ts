@@ -20,7 +20,10 @@ describe('least privilege, timeouts, pins', () => {
     expect(wf.permissions).toEqual({});
     for (const [id, j] of Object.entries(wf.jobs)) {
       expect([id, typeof j.permissions]).toEqual([id, 'object']);
-      expect([id, Number.isInteger(j['timeout-minutes']) && j['timeout-minutes']! > 0 && j['timeout-minutes']! <= 360]).toEqual([id, true]);
+      expect([
+        id,
+        Number.isInteger(j['timeout-minutes']) && j['timeout-minutes']! > 0 && j['timeout-minutes']! <= 360,
+      ]).toEqual([id, true]);
       for (const level of Object.values(j.permissions ?? {})) expect(['read', 'write', 'none']).toContain(level);
     }
   });
@@ -36,7 +39,7 @@ describe('least privilege, timeouts, pins', () => {
     }
   });
 
-  it('dogfood workflows use this repository\'s actions after checkout; reusable ones the released actions', () => {
+  it("dogfood workflows use this repository's actions after checkout; reusable ones the released actions", () => {
     for (const file of files) {
       const wf = readWorkflow(file);
       for (const j of Object.values(wf.jobs)) {
@@ -47,7 +50,8 @@ describe('least privilege, timeouts, pins', () => {
           for (const s of keel) expect(s.uses).toMatch(/^\.\/actions\/[a-z0-9-]+$/);
           if (keel.length) expect(j.steps[0]!.uses).toMatch(/^actions\/checkout@/);
         }
-        for (const s of j.steps) if (s.uses?.startsWith('actions/checkout@')) expect(s.with?.['persist-credentials']).toBe(false);
+        for (const s of j.steps)
+          if (s.uses?.startsWith('actions/checkout@')) expect(s.with?.['persist-credentials']).toBe(false);
       }
     }
   });
@@ -70,18 +74,36 @@ describe('no injection, no leaked secrets', () => {
       expect([at.join('.'), at[1] === 'steps' && (at[3] === 'with' || at[3] === 'env')]).toEqual([at.join('.'), true]);
       expect(text).toMatch(/^\$\{\{ secrets\.[A-Z_]+ \}\}$/);
     }
-    for (const { s } of allSteps(wf)) if (s.run) expect(s.run).not.toMatch(/\b(echo|printf)\b[^\n]*\$(COSIGN|IA_|SITE_|GITHUB_TOKEN|TOKEN|PASSWORD)/);
+    for (const { s } of allSteps(wf))
+      if (s.run) expect(s.run).not.toMatch(/\b(echo|printf)\b[^\n]*\$(COSIGN|IA_|SITE_|GITHUB_TOKEN|TOKEN|PASSWORD)/);
   });
 
   it('uses exactly the documented secrets', () => {
     const used = new Set(files.flatMap((f) => [...readText(f).matchAll(/secrets\.([A-Z_]+)/g)].map((m) => m[1]!)));
-    expect([...used].sort()).toEqual(['COSIGN_PASSWORD', 'COSIGN_PRIVATE_KEY', 'GITHUB_TOKEN', 'IA_ACCESS_KEY', 'IA_SECRET_KEY', 'SITE_BUMP_TOKEN']);
+    expect([...used].sort()).toEqual([
+      'COSIGN_PASSWORD',
+      'COSIGN_PRIVATE_KEY',
+      'GITHUB_TOKEN',
+      'IA_ACCESS_KEY',
+      'IA_SECRET_KEY',
+      'SITE_BUMP_TOKEN',
+    ]);
   });
 });
 
 describe('local runner hints', () => {
   it('every non-Keel step tells a local runner what to do instead; Keel steps name their hop', () => {
-    const kinds = new Set(['skip', 'release-date', 'artifact-upload', 'artifact-download', 'write-files', 'read-files', 'bootstrap-base', 'apt-install', 'expand-templates']);
+    const kinds = new Set([
+      'skip',
+      'release-date',
+      'artifact-upload',
+      'artifact-download',
+      'write-files',
+      'read-files',
+      'bootstrap-base',
+      'apt-install',
+      'expand-templates',
+    ]);
     for (const wf of models) {
       for (const j of wf.jobs) {
         for (const s of j.steps as Step[]) {
@@ -98,12 +120,30 @@ describe('local runner hints', () => {
       github: (p: string) => ({ event_name: event, repository: 'keel-project/keel', ...extra })[p],
     });
     expect(evaluateCondition(build.if!, ctx('push'))).toBe(true);
-    expect(evaluateCondition(build.if!, ctx('pull_request', { 'event.action': 'synchronize', 'event.pull_request.labels.*.name': ['docs'] }))).toBe(false);
-    const labelled = { 'event.action': 'labeled', 'event.label.name': 'vm-test', 'event.pull_request.head.repo.full_name': 'keel-project/keel' };
+    expect(
+      evaluateCondition(
+        build.if!,
+        ctx('pull_request', { 'event.action': 'synchronize', 'event.pull_request.labels.*.name': ['docs'] }),
+      ),
+    ).toBe(false);
+    const labelled = {
+      'event.action': 'labeled',
+      'event.label.name': 'vm-test',
+      'event.pull_request.head.repo.full_name': 'keel-project/keel',
+    };
     expect(evaluateCondition(build.if!, ctx('pull_request', labelled))).toBe(true);
-    expect(evaluateCondition(build.if!, ctx('pull_request', { ...labelled, 'event.pull_request.head.repo.full_name': 'fork/keel' }))).toBe(false);
+    expect(
+      evaluateCondition(
+        build.if!,
+        ctx('pull_request', { ...labelled, 'event.pull_request.head.repo.full_name': 'fork/keel' }),
+      ),
+    ).toBe(false);
     const push = build.steps.find((s) => s.id === 'push')!;
-    expect(push.type === 'keel' && push.with['release-date']).toEqual({ kind: 'step-output', step: 'date', output: 'release-date' });
+    expect(push.type === 'keel' && push.with['release-date']).toEqual({
+      kind: 'step-output',
+      step: 'date',
+      output: 'release-date',
+    });
   });
 });
 
@@ -119,7 +159,8 @@ describe('build.yml', () => {
   it('triggers: push to main with a computed paths allow-list, labelled PRs, weekly, dispatch', () => {
     expect(on.push.branches).toEqual(['main']);
     expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', ['build', 'validate', 'rechunk', 'push', 'sign']));
-    for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml']) expect(on.push.paths).toContain(p);
+    for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml'])
+      expect(on.push.paths).toContain(p);
     expect(readText('build.yml')).not.toContain('paths-ignore');
     expect(on.pull_request.types).toEqual(['labeled', 'synchronize']);
     expect(on.pull_request.paths).toEqual(on.push.paths);
@@ -146,8 +187,13 @@ describe('build.yml', () => {
     const dates = steps.filter((s) => s.run?.includes('date -u +%Y%m%d'));
     expect(dates).toHaveLength(1);
     expect(steps.indexOf(dates[0]!)).toBe(1);
-    for (const s of steps) if (s.with && 'release-date' in s.with) expect(s.with['release-date']).toBe('${{ steps.date.outputs.release-date }}');
-    expect(steps.filter((s) => s.with && 'release-date' in s.with).map((s) => keelHop(s.uses))).toEqual(['build', 'push']);
+    for (const s of steps)
+      if (s.with && 'release-date' in s.with)
+        expect(s.with['release-date']).toBe('${{ steps.date.outputs.release-date }}');
+    expect(steps.filter((s) => s.with && 'release-date' in s.with).map((s) => keelHop(s.uses))).toEqual([
+      'build',
+      'push',
+    ]);
   });
 
   it('the base is bootstrapped from Debian packages before the build (declarations base.bootstrap)', () => {
@@ -182,9 +228,12 @@ describe('build.yml', () => {
 
 describe('smoke-boot.yml', () => {
   const wf = readWorkflow('smoke-boot.yml');
-  const on = wf.on as { workflow_run: { workflows: string[]; types: string[]; branches: string[] }; workflow_dispatch: { inputs: Record<string, { required: boolean }> } };
+  const on = wf.on as {
+    workflow_run: { workflows: string[]; types: string[]; branches: string[] };
+    workflow_dispatch: { inputs: Record<string, { required: boolean }> };
+  };
 
-  it('runs after a completed build of main (that build\'s name), or on dispatch with a digest', () => {
+  it("runs after a completed build of main (that build's name), or on dispatch with a digest", () => {
     expect(on.workflow_run.workflows).toEqual([readWorkflow('build.yml').name]);
     expect(on.workflow_run.types).toEqual(['completed']);
     expect(on.workflow_run.branches).toEqual(['main']);
@@ -193,7 +242,7 @@ describe('smoke-boot.yml', () => {
     expect(wf.jobs.boot!.if).toContain("github.event.workflow_run.event != 'pull_request'");
   });
 
-  it('takes the digest from the triggering run\'s artifact, verifies, boots, then promotes it', () => {
+  it("takes the digest from the triggering run's artifact, verifies, boots, then promotes it", () => {
     const steps = wf.jobs.boot!.steps;
     const dl = steps.find((s) => s.uses?.startsWith('actions/download-artifact@'))!;
     expect(dl.with!['run-id']).toBe('${{ github.event.workflow_run.id }}');
@@ -209,7 +258,7 @@ describe('smoke-boot.yml', () => {
     expect(steps.some((s) => /resolve/.test(s.uses ?? ''))).toBe(false); // no re-resolved tag
   });
 
-  it('promotes only the booted candidate digest, after a passed boot, with the build\'s release date', () => {
+  it("promotes only the booted candidate digest, after a passed boot, with the build's release date", () => {
     const promote = wf.jobs.promote!;
     expect(needsOf(promote)).toEqual(['boot']);
     expect(promote.if).toContain("needs.boot.outputs.passed == 'true'");
@@ -219,7 +268,9 @@ describe('smoke-boot.yml', () => {
     expect(s.with!['public-key']).toBe(decl.signing!['public-key']);
     expect(s.with!['release-date']).toBe('${{ needs.boot.outputs.release-date }}');
     expect(wf.jobs.boot!.outputs!['image-ref']).toBe('${{ steps.boot.outputs.image-ref }}');
-    expect(wf.jobs.boot!.outputs!['release-date']).toBe('${{ steps.handoff.outputs.release-date || inputs.release-date }}');
+    expect(wf.jobs.boot!.outputs!['release-date']).toBe(
+      '${{ steps.handoff.outputs.release-date || inputs.release-date }}',
+    );
     expect(promote.permissions).toEqual({ contents: 'read', packages: 'write' });
     expect(wf.jobs.boot!.permissions!.packages).toBe('read');
   });
@@ -249,7 +300,7 @@ describe('build-disk.yml', () => {
     expect(String(up.with!.path)).toContain('steps.disk.outputs.sha256sums');
   });
 
-  it('publishes from a separate job, only after a passed boot test, with the build job\'s date and file name', () => {
+  it("publishes from a separate job, only after a passed boot test, with the build job's date and file name", () => {
     const pub = wf.jobs.publish!;
     expect(needsOf(pub)).toEqual(['disk']);
     expect(pub.if).toBe("needs.disk.outputs.boot-passed == 'true'");
@@ -274,15 +325,20 @@ describe('build-disk.yml', () => {
 });
 
 describe('reusable workflows', () => {
-  it.each(['reusable-build.yml', 'reusable-smoke-boot.yml', 'reusable-build-disk.yml'])('%s is workflow_call only, with typed inputs', (file) => {
-    const wf = readWorkflow(file);
-    expect(Object.keys(wf.on)).toEqual(['workflow_call']);
-    const call = wf.on.workflow_call as { inputs: Record<string, { type: string; required: boolean; default?: unknown }> };
-    for (const [k, i] of Object.entries(call.inputs)) {
-      expect([k, ['string', 'number', 'boolean'].includes(i.type)]).toEqual([k, true]);
-      if (i.required) expect([k, i.default]).toEqual([k, undefined]);
-    }
-    // No value of this repository's distro leaks into a workflow other repositories call.
-    expect(readText(file)).not.toContain(decl.image.name);
-  });
+  it.each(['reusable-build.yml', 'reusable-smoke-boot.yml', 'reusable-build-disk.yml'])(
+    '%s is workflow_call only, with typed inputs',
+    (file) => {
+      const wf = readWorkflow(file);
+      expect(Object.keys(wf.on)).toEqual(['workflow_call']);
+      const call = wf.on.workflow_call as {
+        inputs: Record<string, { type: string; required: boolean; default?: unknown }>;
+      };
+      for (const [k, i] of Object.entries(call.inputs)) {
+        expect([k, ['string', 'number', 'boolean'].includes(i.type)]).toEqual([k, true]);
+        if (i.required) expect([k, i.default]).toEqual([k, undefined]);
+      }
+      // No value of this repository's distro leaks into a workflow other repositories call.
+      expect(readText(file)).not.toContain(decl.image.name);
+    },
+  );
 });

@@ -31,7 +31,13 @@ export function compileTimeChecks(): void {
   keel.resolve('r', { image: { kind: 'nope' } });
   // @ts-expect-error there is no 'publish' action
   void keel.publish;
-  const date = runStep({ id: 'date', name: 'date', run: 'true', local: { local: 'release-date' }, outputs: ['release-date'] });
+  const date = runStep({
+    id: 'date',
+    name: 'date',
+    run: 'true',
+    local: { local: 'release-date' },
+    outputs: ['release-date'],
+  });
   void date.outputs['release-date'];
   // @ts-expect-error the run step declares only 'release-date'
   void date.outputs.date;
@@ -59,7 +65,9 @@ function typecheckGenerators(generated: string): string[] {
   const host = ts.createCompilerHost(options, true);
   const getSourceFile = host.getSourceFile.bind(host);
   host.getSourceFile = (file, lang, onError, fresh) =>
-    path.resolve(file) === target ? ts.createSourceFile(file, generated, lang) : getSourceFile(file, lang, onError, fresh);
+    path.resolve(file) === target
+      ? ts.createSourceFile(file, generated, lang)
+      : getSourceFile(file, lang, onError, fresh);
   const readFile = host.readFile.bind(host);
   host.readFile = (file) => (path.resolve(file) === target ? generated : readFile(file));
   const program = ts.createProgram([path.join(root, 'workflows-src', 'index.ts')], options, host);
@@ -67,7 +75,9 @@ function typecheckGenerators(generated: string): string[] {
     .getPreEmitDiagnostics(program)
     .filter((d) => d.category === ts.DiagnosticCategory.Error)
     .map((d) => {
-      const where = d.file ? `${path.relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : '';
+      const where = d.file
+        ? `${path.relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}`
+        : '';
       return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
     });
 }
@@ -76,25 +86,36 @@ describe('typed step wiring', () => {
   it('builders reject what the types reject, at run time too (hand-built objects stay honest)', () => {
     expect(() => keel.push('push', { sorce: 'x', image: 'y' } as never)).toThrow("push: unknown input 'sorce'");
     expect(() => keel.push('push', { source: 'x' } as never)).toThrow("push: missing required input 'image'");
-    expect(Object.keys(keel.push('push', { source: 'x', image: 'y' }).outputs).sort()).toEqual(['digest', 'image-ref', 'tags']);
+    expect(Object.keys(keel.push('push', { source: 'x', image: 'y' }).outputs).sort()).toEqual([
+      'digest',
+      'image-ref',
+      'tags',
+    ]);
     // Generation without type-checking (tsx) still stops at an output that no longer exists.
     const push = keel.push('push', { source: 'x', image: 'y' });
     const gone = (push.outputs as Record<string, Expr>)['manifest-digest'];
-    expect(() => job('j', { name: 'j', runsOn: 'u', timeoutMinutes: 1, permissions: {}, outputs: { d: gone! }, steps: [] })).toThrow(
-      "job j output 'd' is undefined",
+    expect(() =>
+      job('j', { name: 'j', runsOn: 'u', timeoutMinutes: 1, permissions: {}, outputs: { d: gone! }, steps: [] }),
+    ).toThrow("job j output 'd' is undefined");
+    expect(() => keel.promote('p', { 'image-ref': 'r@sha256:0', 'release-date': gone! })).toThrow(
+      "promote input 'release-date' is undefined",
     );
-    expect(() => keel.promote('p', { 'image-ref': 'r@sha256:0', 'release-date': gone! })).toThrow("promote input 'release-date' is undefined");
     expect(() => lit('${{ github.event.issue.title }}')).toThrow(/must not contain an expression/);
-    expect(() => runStep({ name: 'x', run: 'echo ${{ github.event.issue.title }}', local: { local: 'skip', reason: 'x' } })).toThrow(/must not interpolate/);
+    expect(() =>
+      runStep({ name: 'x', run: 'echo ${{ github.event.issue.title }}', local: { local: 'skip', reason: 'x' } }),
+    ).toThrow(/must not interpolate/);
   });
 
   it('the generators compile against the current generated types', () => {
     expect(typecheckGenerators(renderActionTypes())).toEqual([]);
   }, 120_000);
 
-  it('renaming an output in action.yml (here: push digest → manifest-digest) breaks the generators\' compilation', () => {
+  it("renaming an output in action.yml (here: push digest → manifest-digest) breaks the generators' compilation", () => {
     const types = renderActionTypes();
-    const renamed = types.replace(/export type PushOutput = ([^;]*)'digest'/, "export type PushOutput = $1'manifest-digest'");
+    const renamed = types.replace(
+      /export type PushOutput = ([^;]*)'digest'/,
+      "export type PushOutput = $1'manifest-digest'",
+    );
     expect(renamed).not.toBe(types);
     const errors = typecheckGenerators(renamed);
     expect(errors.length).toBeGreaterThan(0);

@@ -1,5 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
-import { actionSpecs, keelHop, needsOf, readWorkflow, runOutputs, strings, workflowFiles, type YJob, type YStep } from './helpers.js';
+import {
+  actionSpecs,
+  keelHop,
+  needsOf,
+  readWorkflow,
+  runOutputs,
+  strings,
+  workflowFiles,
+  type YJob,
+  type YStep,
+} from './helpers.js';
 
 /**
  * Hop wiring, checked on the YAML GitHub reads (the language service does not resolve local
@@ -24,17 +34,21 @@ function wiringProblems(file: string): string[] {
   for (const [jobId, job] of Object.entries(wf.jobs) as [string, YJob][]) {
     const seen = new Map<string, YStep>();
     const needs = needsOf(job);
-    for (const n of needs) if (!jobIds.includes(n) || jobIds.indexOf(n) >= jobIds.indexOf(jobId)) problems.push(`${jobId}: needs unknown or later job ${n}`);
+    for (const n of needs)
+      if (!jobIds.includes(n) || jobIds.indexOf(n) >= jobIds.indexOf(jobId))
+        problems.push(`${jobId}: needs unknown or later job ${n}`);
     const checkRefs = (v: unknown, at: string, steps: Map<string, YStep>) => {
       for (const [, text] of strings(v)) {
         for (const m of text.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)) {
           const s = steps.get(m[1]!);
           if (!s) problems.push(`${at}: ${m[0]}: no earlier step '${m[1]}'`);
-          else if (!stepOutputs(s)?.includes(m[2]!)) problems.push(`${at}: ${m[0]}: step '${m[1]}' has no output '${m[2]}'`);
+          else if (!stepOutputs(s)?.includes(m[2]!))
+            problems.push(`${at}: ${m[0]}: step '${m[1]}' has no output '${m[2]}'`);
         }
         for (const m of text.matchAll(/needs\.([A-Za-z0-9_-]+)\.(outputs\.([A-Za-z0-9_-]+)|result)/g)) {
           if (!needs.includes(m[1]!)) problems.push(`${at}: ${m[0]}: job does not need '${m[1]}'`);
-          else if (m[3] && !Object.keys(wf.jobs[m[1]!]?.outputs ?? {}).includes(m[3])) problems.push(`${at}: ${m[0]}: job '${m[1]}' has no output '${m[3]}'`);
+          else if (m[3] && !Object.keys(wf.jobs[m[1]!]?.outputs ?? {}).includes(m[3]))
+            problems.push(`${at}: ${m[0]}: job '${m[1]}' has no output '${m[3]}'`);
         }
       }
     };
@@ -47,8 +61,10 @@ function wiringProblems(file: string): string[] {
         if (!spec) {
           problems.push(`${at}: no action actions/${hop}`);
         } else {
-          for (const k of Object.keys(s.with ?? {})) if (!(k in spec.inputs)) problems.push(`${at}: ${hop} declares no input '${k}'`);
-          for (const [k, v] of Object.entries(spec.inputs)) if (v.required && !(k in (s.with ?? {}))) problems.push(`${at}: ${hop} requires input '${k}'`);
+          for (const k of Object.keys(s.with ?? {}))
+            if (!(k in spec.inputs)) problems.push(`${at}: ${hop} declares no input '${k}'`);
+          for (const [k, v] of Object.entries(spec.inputs))
+            if (v.required && !(k in (s.with ?? {}))) problems.push(`${at}: ${hop} requires input '${k}'`);
         }
       }
       if (s.id) seen.set(s.id, s);
@@ -58,7 +74,8 @@ function wiringProblems(file: string): string[] {
   const call = (wf.on.workflow_call ?? {}) as { outputs?: Record<string, { value: string }> };
   for (const [name, o] of Object.entries(call.outputs ?? {})) {
     for (const m of o.value.matchAll(/jobs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)) {
-      if (!Object.keys(wf.jobs[m[1]!]?.outputs ?? {}).includes(m[2]!)) problems.push(`workflow output ${name}: ${m[0]} does not exist`);
+      if (!Object.keys(wf.jobs[m[1]!]?.outputs ?? {}).includes(m[2]!))
+        problems.push(`workflow output ${name}: ${m[0]} does not exist`);
     }
   }
   return problems;
@@ -66,8 +83,25 @@ function wiringProblems(file: string): string[] {
 
 describe('hop wiring', () => {
   it('there are Keel steps to check', () => {
-    const hops = workflowFiles().flatMap((f) => Object.values(readWorkflow(f).jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses)).filter(Boolean)));
-    expect(new Set(hops)).toEqual(new Set(['build', 'validate', 'rechunk', 'push', 'sign', 'verify', 'smoke-boot', 'promote', 'resolve', 'build-disk', 'ia-upload', 'site-bump']));
+    const hops = workflowFiles().flatMap((f) =>
+      Object.values(readWorkflow(f).jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses)).filter(Boolean)),
+    );
+    expect(new Set(hops)).toEqual(
+      new Set([
+        'build',
+        'validate',
+        'rechunk',
+        'push',
+        'sign',
+        'verify',
+        'smoke-boot',
+        'promote',
+        'resolve',
+        'build-disk',
+        'ia-upload',
+        'site-bump',
+      ]),
+    );
   });
 
   it.each(workflowFiles())('%s: inputs declared, required inputs passed, referenced outputs exist', (file) => {
@@ -87,7 +121,8 @@ describe('hop wiring', () => {
     const problems: string[] = [];
     const spec = specs.get('push')!;
     for (const k of Object.keys(push.with)) if (!(k in spec.inputs)) problems.push(`no input ${k}`);
-    for (const [k, v] of Object.entries(spec.inputs)) if (v.required && !(k in push.with)) problems.push(`requires ${k}`);
+    for (const [k, v] of Object.entries(spec.inputs))
+      if (v.required && !(k in push.with)) problems.push(`requires ${k}`);
     for (const [, t] of strings(push.with)) {
       for (const m of t.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)) {
         if (!stepOutputs(steps.find((s) => s.id === m[1])!)?.includes(m[2]!)) problems.push(`no output ${m[2]}`);

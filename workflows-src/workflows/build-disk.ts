@@ -41,13 +41,21 @@ function metadataLines(meta: Record<string, string | string[]>, vars: TemplateVa
  * Reusable variant only: the templates arrive as inputs, so they are expanded at run time. The
  * values come in through env (never interpolated into the script).
  */
-function expandStep<K extends string>(vars: { date: Expr; file: Expr; digest: Expr }, templates: Record<K, Expr>): RunStep<K> {
+function expandStep<K extends string>(
+  vars: { date: Expr; file: Expr; digest: Expr },
+  templates: Record<K, Expr>,
+): RunStep<K> {
   const names = Object.keys(templates) as K[];
   const envName = (n: string) => `T_${n.toUpperCase().replace(/-/g, '_')}`;
   return runStep({
     id: 'expand',
     name: 'Expand {date}, {file} and {digest} in the publication templates',
-    env: { DATE: vars.date, FILE: vars.file, DIGEST: vars.digest, ...Object.fromEntries(names.map((n) => [envName(n), templates[n]])) },
+    env: {
+      DATE: vars.date,
+      FILE: vars.file,
+      DIGEST: vars.digest,
+      ...Object.fromEntries(names.map((n) => [envName(n), templates[n]])),
+    },
     run: [
       'expand() { local s=$1; s=${s//"{date}"/"$DATE"}; s=${s//"{file}"/"$FILE"}; s=${s//"{digest}"/"$DIGEST"}; printf \'%s\' "$s"; }',
       'delim="keel_$(od -An -N8 -tx1 /dev/urandom | tr -d \' \\n\')"',
@@ -66,19 +74,34 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
   const site = decl.site;
   if (!p.reusable) {
     if (!iso) throw new Error('build-disk.yml needs declarations iso');
-    if (!iso['boot-test']) throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
-    if (!ia) throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
+    if (!iso['boot-test'])
+      throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
+    if (!ia)
+      throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
   }
-  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, { description: 'Image repository, registry/name (e.g. ghcr.io/my-org/my-os).', required: true });
-  const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word: the media are built from the digest it points at.', default: 'stable' });
-  const isoName = p.v('iso-name', iso?.name ?? '', { description: 'File name stem: <iso-name>-<date>.<type>.', required: true });
+  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+    description: 'Image repository, registry/name (e.g. ghcr.io/my-org/my-os).',
+    required: true,
+  });
+  const stable = p.v('stable-tag', decl.tags.stable, {
+    description: 'Stable tag word: the media are built from the digest it points at.',
+    default: 'stable',
+  });
+  const isoName = p.v('iso-name', iso?.name ?? '', {
+    description: 'File name stem: <iso-name>-<date>.<type>.',
+    required: true,
+  });
   const runsOn = p.runsOn();
   const user = registryUser();
   const token = registryToken();
 
   const date = releaseDate();
   // :stable pinned to a digest exactly once; everything after uses the digest.
-  const resolve = keel.resolve('stable', { image: concat(image, ':', stable), username: user, password: token }, { name: 'Pin :stable to its digest' });
+  const resolve = keel.resolve(
+    'stable',
+    { image: concat(image, ':', stable), username: user, password: token },
+    { name: 'Pin :stable to its digest' },
+  );
   const disk = keel['build-disk'](
     'disk',
     {
@@ -87,12 +110,20 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
       backend: p.v('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.', default: 'live' }),
       name: concat(isoName, '-', date.outputs['release-date']),
       ...(p.reusable
-        ? { label: p.input('iso-label', { description: 'ISO volume label; empty: derived from the name.', default: '' }) }
+        ? {
+            label: p.input('iso-label', {
+              description: 'ISO volume label; empty: derived from the name.',
+              default: '',
+            }),
+          }
         : iso?.label
           ? { label: iso.label }
           : {}),
       'boot-test': true,
-      'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, { description: 'Seconds the boot test may take.', default: 1200 }),
+      'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
+        description: 'Seconds the boot test may take.',
+        default: 1200,
+      }),
       'release-date': date.outputs['release-date'],
       'output-dir': DISK_DIR,
       username: user,
@@ -131,7 +162,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
           'if-no-files-found': 'error',
           overwrite: true,
         },
-        local: { local: 'artifact-upload', name: lit(DISK_ARTIFACT), paths: [disk.outputs.path, disk.outputs.sha256sums] },
+        local: {
+          local: 'artifact-upload',
+          name: lit(DISK_ARTIFACT),
+          paths: [disk.outputs.path, disk.outputs.sha256sums],
+        },
       }),
     ],
   });
@@ -154,8 +189,14 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
     sha256sums: `${DISK_DIR}/SHA256SUMS`,
     'access-key': secret('IA_ACCESS_KEY'),
     'secret-key': secret('IA_SECRET_KEY'),
-    'torrent-timeout': p.v('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, { description: 'Seconds to wait for the item torrent.', default: 3600 }),
-    'require-torrent': p.v('ia-require-torrent', ia?.['require-torrent'] ?? false, { description: 'Fail when the torrent is not ready in time.', default: false }),
+    'torrent-timeout': p.v('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, {
+      description: 'Seconds to wait for the item torrent.',
+      default: 3600,
+    }),
+    'require-torrent': p.v('ia-require-torrent', ia?.['require-torrent'] ?? false, {
+      description: 'Fail when the torrent is not ready in time.',
+      default: false,
+    }),
   };
   if (!p.reusable) {
     publishSteps.push(
@@ -174,7 +215,9 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
             repository: site.repository,
             constant: first!.name,
             value: template(first!.value, vars),
-            ...(rest.length ? { 'extra-constants': lines(...rest.map((c) => concat(`${c.name}=`, template(c.value, vars)))) } : {}),
+            ...(rest.length
+              ? { 'extra-constants': lines(...rest.map((c) => concat(`${c.name}=`, template(c.value, vars)))) }
+              : {}),
             token: secret('SITE_BUMP_TOKEN'),
             ...(site.files.length ? { files: site.files.join('\n') } : {}),
             base: site.base,
@@ -187,28 +230,59 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
     }
   } else {
     const t = {
-      identifier: p.input('ia-identifier', { description: 'Internet Archive identifier template ({date} = release date), e.g. my-os-live-iso-{date}.', required: true }),
-      metadata: p.input('ia-metadata', { description: 'Item metadata, key:value lines; {date}, {file} and {digest} are expanded.', default: '' }),
-      'site-value': p.input('site-value', { description: 'Value of site-constant; {date} and {file} are expanded.', default: '{date}' }),
-      'site-extra-constants': p.input('site-extra-constants', { description: 'More NAME=value lines moved in the same commit; {date} and {file} are expanded.', default: '' }),
+      identifier: p.input('ia-identifier', {
+        description: 'Internet Archive identifier template ({date} = release date), e.g. my-os-live-iso-{date}.',
+        required: true,
+      }),
+      metadata: p.input('ia-metadata', {
+        description: 'Item metadata, key:value lines; {date}, {file} and {digest} are expanded.',
+        default: '',
+      }),
+      'site-value': p.input('site-value', {
+        description: 'Value of site-constant; {date} and {file} are expanded.',
+        default: '{date}',
+      }),
+      'site-extra-constants': p.input('site-extra-constants', {
+        description: 'More NAME=value lines moved in the same commit; {date} and {file} are expanded.',
+        default: '',
+      }),
     };
     const expand = expandStep(vars, t);
-    const siteRepo = p.input('site-repository', { description: 'Download site repository owner/name; empty: no site bump.', default: '' });
+    const siteRepo = p.input('site-repository', {
+      description: 'Download site repository owner/name; empty: no site bump.',
+      default: '',
+    });
     publishSteps.push(
       expand,
-      keel['ia-upload']('ia', { identifier: expand.outputs.identifier, metadata: expand.outputs.metadata, ...iaCommon }, { name: 'Publish to the Internet Archive' }),
+      keel['ia-upload'](
+        'ia',
+        { identifier: expand.outputs.identifier, metadata: expand.outputs.metadata, ...iaCommon },
+        { name: 'Publish to the Internet Archive' },
+      ),
       keel['site-bump'](
         'site',
         {
           repository: siteRepo,
-          constant: p.input('site-constant', { description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.', default: 'LATEST_ISO_DATE' }),
+          constant: p.input('site-constant', {
+            description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.',
+            default: 'LATEST_ISO_DATE',
+          }),
           value: expand.outputs['site-value'],
           'extra-constants': expand.outputs['site-extra-constants'],
           token: secret('SITE_BUMP_TOKEN'),
-          files: p.input('site-files', { description: 'Candidate files defining the constants (newline-separated).', default: '' }),
+          files: p.input('site-files', {
+            description: 'Candidate files defining the constants (newline-separated).',
+            default: '',
+          }),
           base: p.input('site-base', { description: 'Site branch the pull request targets.', default: 'main' }),
-          'branch-prefix': p.input('site-branch-prefix', { description: 'Prefix of the pull request branch.', default: 'keel/release-' }),
-          'auto-merge': p.input('site-auto-merge', { description: 'Enable auto-merge on the pull request.', default: true }),
+          'branch-prefix': p.input('site-branch-prefix', {
+            description: 'Prefix of the pull request branch.',
+            default: 'keel/release-',
+          }),
+          'auto-merge': p.input('site-auto-merge', {
+            description: 'Enable auto-merge on the pull request.',
+            default: true,
+          }),
         },
         { name: 'Point the download site at the new media', if: ne(siteRepo, '') },
       ),
@@ -234,12 +308,22 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
           secrets: {
             IA_ACCESS_KEY: { description: 'Internet Archive S3 access key.', required: true },
             IA_SECRET_KEY: { description: 'Internet Archive S3 secret key.', required: true },
-            SITE_BUMP_TOKEN: { description: 'Token with contents and pull-requests write on the site repository; absent: the bump is skipped.', required: false },
+            SITE_BUMP_TOKEN: {
+              description:
+                'Token with contents and pull-requests write on the site repository; absent: the bump is skipped.',
+              required: false,
+            },
           },
           outputs: {
-            'image-ref': { description: 'The digest the media were built from.', value: callOutput(diskJob.refs['image-ref']) },
+            'image-ref': {
+              description: 'The digest the media were built from.',
+              value: callOutput(diskJob.refs['image-ref']),
+            },
             file: { description: 'File name of the published media.', value: callOutput(diskJob.refs.file) },
-            'release-date': { description: 'Release date of the media (YYYYMMDD).', value: callOutput(diskJob.refs['release-date']) },
+            'release-date': {
+              description: 'Release date of the media (YYYYMMDD).',
+              value: callOutput(diskJob.refs['release-date']),
+            },
           },
         },
       }
@@ -251,7 +335,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
     on,
     permissions: {},
     // One media release at a time; a running publish is never cancelled.
-    concurrency: { group: concat(lit('keel-build-disk-'), p.reusable ? isoName : lit(decl.image.name)), cancelInProgress: false },
+    concurrency: {
+      group: concat(lit('keel-build-disk-'), p.reusable ? isoName : lit(decl.image.name)),
+      cancelInProgress: false,
+    },
     actions: p.reusable ? 'remote' : 'local',
     jobs: [diskJob, publishJob],
   };

@@ -20,11 +20,17 @@ import { job, keel, runStep, type RunStep, type Triggers, type Workflow } from '
  * artifact of the run for smoke-boot.
  */
 export const BUILD_SOURCE = 'workflows-src/workflows/build.ts';
-export const buildWorkflowName = (decl: Distro, mode: Mode) => (mode === 'dogfood' ? `Keel build (${decl.image.name})` : 'Keel build (reusable)');
+export const buildWorkflowName = (decl: Distro, mode: Mode) =>
+  mode === 'dogfood' ? `Keel build (${decl.image.name})` : 'Keel build (reusable)';
 
 /** The push trigger's allow-list: what shapes the image, computed, never a hand-kept ignore list. */
 export function buildPaths(decl: Distro, file: string, hops: string[]): string[] {
-  const paths = [...decl.build.inputs, 'dist/**', ...hops.map((h) => `actions/${h}/action.yml`), `.github/workflows/${file}`];
+  const paths = [
+    ...decl.build.inputs,
+    'dist/**',
+    ...hops.map((h) => `actions/${h}/action.yml`),
+    `.github/workflows/${file}`,
+  ];
   return [...new Set(paths)];
 }
 
@@ -37,7 +43,14 @@ export function bootstrapStep(decl: Distro): RunStep | undefined {
   if (!b) return undefined;
   const script = 'build_files/base/bootstrap.sh';
   // The argv of build_files/base/bootstrap.sh (its usage header), from the declarations.
-  const args = ['--image', decl.base.image, '--suite', b.suite, ...(b.mirror ? ['--mirror', b.mirror] : []), ...b.packages.flatMap((p) => ['--package', p])];
+  const args = [
+    '--image',
+    decl.base.image,
+    '--suite',
+    b.suite,
+    ...(b.mirror ? ['--mirror', b.mirror] : []),
+    ...b.packages.flatMap((p) => ['--package', p]),
+  ];
   return runStep({
     name: 'Bootstrap the base image from Debian packages',
     env: { BASE_IMAGE: decl.base.image, STORAGE_DRIVER },
@@ -61,12 +74,22 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
     required: true,
   });
   const declarations = p.v('declarations', 'declarations/distro.yaml', {
-    description: 'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
+    description:
+      'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
     default: 'declarations/distro.yaml',
   });
-  const candidate = p.v('candidate-tag', decl.tags.candidate, { description: 'Candidate tag word.', default: 'candidate' });
-  const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word (the rechunk plan is reused from <image>:<stable-tag>).', default: 'stable' });
-  const prLabel = p.v('pr-label', decl.tags['pr-label'], { description: 'Label a pull request needs to be built (as pr-<N>).', default: 'vm-test' });
+  const candidate = p.v('candidate-tag', decl.tags.candidate, {
+    description: 'Candidate tag word.',
+    default: 'candidate',
+  });
+  const stable = p.v('stable-tag', decl.tags.stable, {
+    description: 'Stable tag word (the rechunk plan is reused from <image>:<stable-tag>).',
+    default: 'stable',
+  });
+  const prLabel = p.v('pr-label', decl.tags['pr-label'], {
+    description: 'Label a pull request needs to be built (as pr-<N>).',
+    default: 'vm-test',
+  });
   const runsOn = p.runsOn();
   const user = registryUser();
   const token = registryToken();
@@ -87,14 +110,21 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
   const date = releaseDate();
   const buildSecretsEnv: Record<string, Expr> = {};
   if (!p.reusable) {
-    for (const s of decl.build.secrets) if (s['github-secret'] && s.env) buildSecretsEnv[s.env] = secret(s['github-secret']);
+    for (const s of decl.build.secrets)
+      if (s['github-secret'] && s.env) buildSecretsEnv[s.env] = secret(s['github-secret']);
   }
   const build = keel.build(
     'build',
     {
-      containerfile: p.v('containerfile', decl.build.containerfile, { description: 'Containerfile path.', default: 'Containerfile' }),
+      containerfile: p.v('containerfile', decl.build.containerfile, {
+        description: 'Containerfile path.',
+        default: 'Containerfile',
+      }),
       context: p.v('context', decl.build.context, { description: 'Build context directory.', default: '.' }),
-      'base-image': p.v('base-image', decl.base.image, { description: 'Base image; empty: declarations base.image.', default: '' }),
+      'base-image': p.v('base-image', decl.base.image, {
+        description: 'Base image; empty: declarations base.image.',
+        default: '',
+      }),
       declarations,
       'release-date': date.outputs['release-date'],
       // The token belongs to the push registry: never send it to a base on another registry.
@@ -110,7 +140,10 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
     'validate',
     {
       image: localRef,
-      'min-initramfs-mb': p.v('min-initramfs-mb', v['min-initramfs-mb'], { description: 'Smallest acceptable initramfs (MB).', default: 50 }),
+      'min-initramfs-mb': p.v('min-initramfs-mb', v['min-initramfs-mb'], {
+        description: 'Smallest acceptable initramfs (MB).',
+        default: 50,
+      }),
       'require-ostree-module': p.v('require-ostree-module', String(v['require-ostree-module']), {
         description: 'Require ostree-prepare-root in the initramfs: true, false or auto.',
         default: 'auto',
@@ -120,14 +153,22 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
         default: 'virtio_blk\next4',
       }),
       ...(p.reusable
-        ? { 'repo-globs': p.input('repo-globs', { description: 'Forbidden leftover repository files (globs, newline-separated); empty: defaults.', default: '' }) }
+        ? {
+            'repo-globs': p.input('repo-globs', {
+              description: 'Forbidden leftover repository files (globs, newline-separated); empty: defaults.',
+              default: '',
+            }),
+          }
         : v['repo-globs']
           ? { 'repo-globs': v['repo-globs'].join('\n') }
           : {}),
     },
     { name: 'Validate the image (before any push)' },
   );
-  const rechunkOn = p.v('rechunk', decl.rechunk.enabled, { description: 'Rechunk into content-grouped layers before pushing.', default: true });
+  const rechunkOn = p.v('rechunk', decl.rechunk.enabled, {
+    description: 'Rechunk into content-grouped layers before pushing.',
+    default: true,
+  });
   const rechunk =
     rechunkOn.kind === 'literal' && rechunkOn.value === false
       ? undefined
@@ -135,17 +176,27 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
           'rechunk',
           {
             image: localRef,
-            'max-layers': p.v('max-layers', decl.rechunk['max-layers'], { description: 'Upper bound on the number of layers.', default: 64 }),
+            'max-layers': p.v('max-layers', decl.rechunk['max-layers'], {
+              description: 'Upper bound on the number of layers.',
+              default: 64,
+            }),
             'previous-image': concat(image, ':', stable),
             username: user,
             password: token,
           },
-          { name: 'Rechunk (reusing the published layer plan)', ...(rechunkOn.kind === 'literal' ? {} : { if: rechunkOn }) },
+          {
+            name: 'Rechunk (reusing the published layer plan)',
+            ...(rechunkOn.kind === 'literal' ? {} : { if: rechunkOn }),
+          },
         );
   const push = keel.push(
     'push',
     {
-      source: rechunk ? (rechunkOn.kind === 'literal' ? rechunk.outputs['oci-ref'] : or(rechunk.outputs['oci-ref'], localRef)) : localRef,
+      source: rechunk
+        ? rechunkOn.kind === 'literal'
+          ? rechunk.outputs['oci-ref']
+          : or(rechunk.outputs['oci-ref'], localRef)
+        : localRef,
       image,
       'candidate-tag': candidate,
       'pr-label': prLabel,
@@ -165,7 +216,10 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
     // labelled with something else, a push without the label) must not cancel a running build.
     // The workflow name keeps two callers of the reusable apart (and differs from a caller's own
     // `<workflow>-<ref>` group, which would deadlock).
-    concurrency: { group: concat(lit('keel-build-'), github('workflow'), lit('-'), github('ref')), cancelInProgress: true },
+    concurrency: {
+      group: concat(lit('keel-build-'), github('workflow'), lit('-'), github('ref')),
+      cancelInProgress: true,
+    },
     permissions: { contents: 'read', packages: 'write' },
     outputs: {
       digest: push.outputs.digest,
@@ -181,16 +235,24 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
       validate,
       rechunk,
       push,
-      writeHandoff({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: date.outputs['release-date'] }),
+      writeHandoff({
+        imageRef: push.outputs['image-ref'],
+        digest: push.outputs.digest,
+        releaseDate: date.outputs['release-date'],
+      }),
       uploadHandoff(),
     ],
   });
 
   const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
-    description: 'Cosign public key (path in your repository, or PEM): the signatures are verified with it right after signing.',
+    description:
+      'Cosign public key (path in your repository, or PEM): the signatures are verified with it right after signing.',
     default: '',
   });
-  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', { description: 'Signed identity: repository or tags.', default: 'repository' });
+  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', {
+    description: 'Signed identity: repository or tags.',
+    default: 'repository',
+  });
   const signJob = job('sign', {
     name: 'Sign the pushed digest',
     needs: [buildJob],
@@ -229,9 +291,15 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
           },
           outputs: {
             digest: { description: 'Manifest digest pushed (sha256:<hex>).', value: callOutput(buildJob.refs.digest) },
-            'image-ref': { description: 'registry/repo@sha256:<hex> pushed and signed.', value: callOutput(buildJob.refs['image-ref']) },
+            'image-ref': {
+              description: 'registry/repo@sha256:<hex> pushed and signed.',
+              value: callOutput(buildJob.refs['image-ref']),
+            },
             tags: { description: 'Tags written (newline-separated).', value: callOutput(buildJob.refs.tags) },
-            'release-date': { description: 'Release date of the run (YYYYMMDD).', value: callOutput(buildJob.refs['release-date']) },
+            'release-date': {
+              description: 'Release date of the run (YYYYMMDD).',
+              value: callOutput(buildJob.refs['release-date']),
+            },
           },
         },
       }

@@ -27,17 +27,25 @@ export const SMOKE_SOURCE = 'workflows-src/workflows/smoke-boot.ts';
 export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
   const p = new Params(mode);
   const file = mode === 'dogfood' ? 'smoke-boot.yml' : 'reusable-smoke-boot.yml';
-  if (!p.reusable && !decl.signing) throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
+  if (!p.reusable && !decl.signing)
+    throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
   const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
     description: 'Image repository, registry/name: only a digest of this repository is promoted.',
     required: true,
   });
   const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
-    description: 'Cosign public key (path in your repository, or PEM): the image must verify before it boots and before it is promoted.',
+    description:
+      'Cosign public key (path in your repository, or PEM): the image must verify before it boots and before it is promoted.',
     required: true,
   });
-  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', { description: 'Signed identity rule: repository or tags.', default: 'repository' });
-  const candidate = p.v('candidate-tag', decl.tags.candidate, { description: 'Only a digest currently tagged so is promoted.', default: 'candidate' });
+  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', {
+    description: 'Signed identity rule: repository or tags.',
+    default: 'repository',
+  });
+  const candidate = p.v('candidate-tag', decl.tags.candidate, {
+    description: 'Only a digest currently tagged so is promoted.',
+    default: 'candidate',
+  });
   const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word.', default: 'stable' });
   const sb = decl['smoke-boot'];
   const runsOn = p.runsOn();
@@ -47,10 +55,17 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
   // workflow_dispatch takes an explicit digest (inputs.image-ref); in the reusable variant the
   // caller passes it through the same-named input.
   const dispatchRef = p.reusable
-    ? p.input('image-ref', { description: 'registry/repo@sha256:<hex> to test (dispatch); empty on workflow_run: the triggering build run\'s digest.', default: '' })
+    ? p.input('image-ref', {
+        description:
+          "registry/repo@sha256:<hex> to test (dispatch); empty on workflow_run: the triggering build run's digest.",
+        default: '',
+      })
     : input('image-ref');
   const dispatchDate = p.reusable
-    ? p.input('release-date', { description: 'Release date YYYYMMDD for the dated stable tags (dispatch); empty: today.', default: '' })
+    ? p.input('release-date', {
+        description: 'Release date YYYYMMDD for the dated stable tags (dispatch); empty: today.',
+        default: '',
+      })
     : input('release-date');
 
   const fromRun = eq(github('event_name'), 'workflow_run');
@@ -151,8 +166,17 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
     : {
         workflow_dispatch: {
           inputs: {
-            'image-ref': { description: 'Digest reference to test and promote: registry/repo@sha256:<hex> (a tag is refused).', required: true, type: 'string' },
-            'release-date': { description: 'Release date YYYYMMDD for stable.<date> and <date> (empty: today, UTC).', required: false, type: 'string', default: '' },
+            'image-ref': {
+              description: 'Digest reference to test and promote: registry/repo@sha256:<hex> (a tag is refused).',
+              required: true,
+              type: 'string',
+            },
+            'release-date': {
+              description: 'Release date YYYYMMDD for stable.<date> and <date> (empty: today, UTC).',
+              required: false,
+              type: 'string',
+              default: '',
+            },
           },
         },
         workflow_run: { workflows: [buildWorkflowName(decl, 'dogfood')], types: ['completed'], branches: ['main'] },
@@ -164,7 +188,10 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
     on,
     permissions: {},
     // One promotion at a time, never cancelled (a queued run waits).
-    concurrency: { group: concat(lit('keel-promote-'), p.reusable ? github('repository') : lit(decl.image.name)), cancelInProgress: false },
+    concurrency: {
+      group: concat(lit('keel-promote-'), p.reusable ? github('repository') : lit(decl.image.name)),
+      cancelInProgress: false,
+    },
     actions: p.reusable ? 'remote' : 'local',
     jobs: [bootJob, promoteJob],
   };

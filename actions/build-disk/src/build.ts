@@ -8,7 +8,14 @@ import { bibCommands, type BibRootfs, type BibType } from '../../lib/vm/bib.js';
 import { buildUefiDisk, type Usage } from '../../lib/vm/disk.js';
 import { buildLiveIso, elToritoPlatforms, GrubBootWatch, liveRequirements } from '../../lib/vm/iso.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
-import { bootAndWatch, bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, type BootResult, type QemuSpec } from '../../lib/vm/qemu.js';
+import {
+  bootAndWatch,
+  bootWithRetry,
+  findOvmf,
+  TEST_CONSOLE_ARGS,
+  type BootResult,
+  type QemuSpec,
+} from '../../lib/vm/qemu.js';
 import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { code } from '../../lib/summary.js';
@@ -30,7 +37,8 @@ export function checkSpace(dirs: string[], bytes: number, log: Logger): void {
     }
   }
   const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  if (free < bytes) throw new UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
+  if (free < bytes)
+    throw new UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
   log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
 }
 
@@ -67,11 +75,28 @@ async function testVm(c: Common, kernel: string, log: Logger): Promise<QemuSpec>
   return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir) };
 }
 
-const outcome = (r: BootResult, spec: QemuSpec, serialLog: string): BootTest => ({ passed: r.passed, seconds: r.seconds, reason: r.reason, accel: spec.accel, serialLog, tail: r.tail });
+const outcome = (r: BootResult, spec: QemuSpec, serialLog: string): BootTest => ({
+  passed: r.passed,
+  seconds: r.seconds,
+  reason: r.reason,
+  accel: spec.accel,
+  serialLog,
+  tail: r.tail,
+});
 
 async function bootTest(spec: QemuSpec, c: Common, log: Logger): Promise<BootTest> {
   const serialLog = path.join(c.temp, `keel-disk-${c.id}-boot.log`);
-  return outcome(await bootWithRetry(spec, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir }), spec, serialLog);
+  return outcome(
+    await bootWithRetry(spec, {
+      timeoutMs: c.bootTimeoutMs,
+      matcher: new VerdictMatcher(),
+      logFile: serialLog,
+      log,
+      workDir: c.workDir,
+    }),
+    spec,
+    serialLog,
+  );
 }
 
 /**
@@ -111,19 +136,40 @@ export async function liveIso(
   const rootDir = path.join(c.workDir, 'rootfs');
   await unpackRootfs(c.rootfs, rootDir, runner, log);
   const iso = await buildLiveIso(
-    { rootfsDir: rootDir, kver: c.kver, label: c.label, title: c.title, out: c.artefact, workDir: c.workDir, compressionLevel: c.compressionLevel, kernelArgs: c.kernelArgs || undefined },
+    {
+      rootfsDir: rootDir,
+      kver: c.kver,
+      label: c.label,
+      title: c.title,
+      out: c.artefact,
+      workDir: c.workDir,
+      compressionLevel: c.compressionLevel,
+      kernelArgs: c.kernelArgs || undefined,
+    },
     runner,
     log,
   );
   await removeTree(rootDir, runner);
   const platforms = await elToritoPlatforms(c.artefact, runner);
-  if (!platforms.includes('BIOS') || !platforms.includes('UEFI')) throw new Error(`the ISO lacks El Torito boot images for both BIOS and UEFI (has: ${platforms.join(', ')})`);
+  if (!platforms.includes('BIOS') || !platforms.includes('UEFI'))
+    throw new Error(`the ISO lacks El Torito boot images for both BIOS and UEFI (has: ${platforms.join(', ')})`);
   let boot: BootTest | undefined;
   let firmware: BootTest | undefined;
   if (c.bootTest) {
     const k = path.join(c.workDir, 'test-vmlinuz');
     const i = path.join(c.workDir, 'test-initrd.img');
-    await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+    await runner.run('xorriso', [
+      '-osirrox',
+      'on',
+      '-indev',
+      c.artefact,
+      '-extract',
+      '/boot/vmlinuz',
+      k,
+      '-extract',
+      '/boot/initrd.img',
+      i,
+    ]);
     const vm = await testVm(c, k, log);
     // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
     firmware = await firmwareCheck({ ...vm, cdrom: c.artefact }, c, log);
@@ -136,13 +182,24 @@ export async function liveIso(
     // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
     // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
     // Fresh OVMF variables: the firmware check's boot wrote to the first copy.
-    boot = await bootTest({ ...vm, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, c, log);
+    boot = await bootTest(
+      {
+        ...vm,
+        uefi: ovmfVars(c.workDir),
+        cdrom: c.artefact,
+        kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` },
+      },
+      c,
+      log,
+    );
   }
   return {
     boot,
     detail:
       `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n` +
-      (firmware ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n` : ''),
+      (firmware
+        ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n`
+        : ''),
   };
 }
 
@@ -159,7 +216,17 @@ export async function liveDisk(
   fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
   const raw = c.format === 'raw' ? c.artefact : path.join(c.workDir, 'disk.raw');
   const { rootPartUuid } = await buildUefiDisk(
-    { rootfsDir: rootDir, usage: c.usage, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: path.join(c.workDir, 'esp'), seed: c.seed, title: c.title },
+    {
+      rootfsDir: rootDir,
+      usage: c.usage,
+      kernel,
+      initrd,
+      cmdline: c.kernelArgs,
+      out: raw,
+      workDir: path.join(c.workDir, 'esp'),
+      seed: c.seed,
+      title: c.title,
+    },
     runner,
     log,
   );
@@ -174,30 +241,53 @@ export async function liveDisk(
       {
         ...(await testVm(c, kernel, log)),
         drives: [{ file: c.artefact, format: c.format, interface: 'virtio' }],
-        kernel: { path: kernel, initrd, append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' ') },
+        kernel: {
+          path: kernel,
+          initrd,
+          append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' '),
+        },
       },
       c,
       log,
     );
   }
-  return { boot, detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n` };
+  return {
+    boot,
+    detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n`,
+  };
 }
-
-
 
 /** The bib backend: bootc-image-builder on a GitHub runner (privileged podman). */
 export async function bibBuild(
-  r: { ref: string; type: 'iso' | 'qcow2' | 'raw'; outDir: string; artefact: string; config?: string; bibImage: string; rootfs?: BibRootfs; workDir: string },
+  r: {
+    ref: string;
+    type: 'iso' | 'qcow2' | 'raw';
+    outDir: string;
+    artefact: string;
+    config?: string;
+    bibImage: string;
+    rootfs?: BibRootfs;
+    workDir: string;
+  },
   runner: CommandRunner,
   log: Logger,
 ): Promise<string> {
   const type: BibType = r.type === 'iso' ? 'anaconda-iso' : r.type;
   const out = path.join(r.workDir, 'bib-output');
   fs.mkdirSync(out, { recursive: true });
-  for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, rootfs: r.rootfs, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
+  for (const [cmd, args] of bibCommands({
+    imageRef: r.ref,
+    type,
+    outputDir: out,
+    configFile: r.config,
+    bibImage: r.bibImage,
+    rootfs: r.rootfs,
+    chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
+  })) {
     await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
   }
-  const produced = r.type === 'iso' ? path.join(out, 'bootiso', 'install.iso') : path.join(out, r.type, `disk.${r.type}`);
+  const produced =
+    r.type === 'iso' ? path.join(out, 'bootiso', 'install.iso') : path.join(out, r.type, `disk.${r.type}`);
   if (!fs.existsSync(produced)) throw new Error(`bootc-image-builder finished but ${produced} is missing`);
   fs.renameSync(produced, r.artefact);
   log.info(`bootc-image-builder produced ${r.artefact}`);

@@ -6,7 +6,17 @@ import { processRunner } from '../../lib/exec.js';
 import { writeSha256Sums } from '../../lib/checksums.js';
 import { openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
-import { bool, digestRef, existingPath, int, oneOf, readInputs, registryInputs, releaseDate, str } from '../../lib/inputs.js';
+import {
+  bool,
+  digestRef,
+  existingPath,
+  int,
+  oneOf,
+  readInputs,
+  registryInputs,
+  releaseDate,
+  str,
+} from '../../lib/inputs.js';
 import { LayeredRootfs } from '../../lib/rootfs/layered.js';
 import { code, fence, table } from '../../lib/summary.js';
 import { releaseDateOf } from '../../lib/tags.js';
@@ -32,7 +42,11 @@ export const inputs = {
   'boot-timeout': int({ default: 1200, min: 30 }),
   accel: oneOf(['auto', 'kvm', 'tcg'] as const, 'auto'),
   memory: int({ default: 2048, min: 512 }),
-  'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  'bib-image': str({
+    default: BIB_IMAGE,
+    pattern: /@sha256:[0-9a-f]{64}$/,
+    expected: 'a bootc-image-builder image pinned by digest',
+  }),
   'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
   ...registryInputs,
 };
@@ -41,7 +55,8 @@ export const inputs = {
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
   const ref = inp['image-ref'];
-  if (inp.backend === 'live' && inp.config) throw new UserError("Input 'config': only the bib backend reads a bootc-image-builder config");
+  if (inp.backend === 'live' && inp.config)
+    throw new UserError("Input 'config': only the bib backend reads a bootc-image-builder config");
   const date = inp['release-date'] ?? releaseDateOf(io.context.now());
   const repoName = ref.repository.split('/').pop()!;
   const name = inp.name || `${repoName}-${date}`;
@@ -58,24 +73,81 @@ export async function run(io: ActionIO): Promise<void> {
   let detail = '';
   try {
     if (inp.backend === 'bib') {
-      if (inp['boot-test']) io.warning("Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead");
-      detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], rootfs: inp['bib-rootfs'], workDir }, runner, io);
+      if (inp['boot-test'])
+        io.warning(
+          "Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead",
+        );
+      detail = await bibBuild(
+        {
+          ref: ref.toString(),
+          type: inp.type,
+          outDir,
+          artefact,
+          config: inp.config || undefined,
+          bibImage: inp['bib-image'],
+          rootfs: inp['bib-rootfs'],
+          workDir,
+        },
+        runner,
+        io,
+      );
     } else {
       const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
       try {
         const rootfs = new LayeredRootfs(image.layers);
         const index = await rootfs.index();
-        const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
+        const kver = theKernel(index, {
+          files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'],
+          refusal: 'refusing to build install media',
+        });
         const usage = usageOf(index);
         checkSpace([workDir, outDir], inp.type === 'iso' ? usage.bytes * 2.6 : usage.bytes * 3.2, io);
-        const common = { rootfs, kver, index, usage, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest!.slice(7, 19) };
+        const common = {
+          rootfs,
+          kver,
+          index,
+          usage,
+          workDir,
+          artefact,
+          bootTest: inp['boot-test'],
+          accel: inp.accel,
+          memoryMiB: inp.memory,
+          bootTimeoutMs: inp['boot-timeout'] * 1000,
+          temp,
+          id: ref.digest!.slice(7, 19),
+        };
         if (inp.type === 'iso') {
-          const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
-          const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);
+          const label =
+            inp.label ||
+            name
+              .toUpperCase()
+              .replace(/[^A-Z0-9_-]/g, '_')
+              .slice(0, 32);
+          const r = await liveIso(
+            {
+              ...common,
+              label,
+              title: inp.title || `${repoName} (live)`,
+              compressionLevel: inp['compression-level'],
+              kernelArgs: inp['kernel-args'],
+            },
+            runner,
+            io,
+          );
           boot = r.boot;
           detail = r.detail;
         } else {
-          const r = await liveDisk({ ...common, format: inp.type, title: inp.title || repoName, kernelArgs: inp['kernel-args'], seed: ref.toString() }, runner, io);
+          const r = await liveDisk(
+            {
+              ...common,
+              format: inp.type,
+              title: inp.title || repoName,
+              kernelArgs: inp['kernel-args'],
+              seed: ref.toString(),
+            },
+            runner,
+            io,
+          );
           boot = r.boot;
           detail = r.detail;
         }
@@ -102,14 +174,18 @@ export async function run(io: ActionIO): Promise<void> {
   await io.summary(
     `### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(
       ['image', 'artefact', 'size', 'sha256', 'boot test', 'time'],
-      [[
-        code(ref.toString()),
-        code(path.basename(artefact)),
-        `${(size / 1048576).toFixed(0)} MiB`,
-        code(sha256),
-        boot ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}` : 'not run',
-        `${((Date.now() - started) / 1000).toFixed(0)} s`,
-      ]],
+      [
+        [
+          code(ref.toString()),
+          code(path.basename(artefact)),
+          `${(size / 1048576).toFixed(0)} MiB`,
+          code(sha256),
+          boot
+            ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}`
+            : 'not run',
+          `${((Date.now() - started) / 1000).toFixed(0)} s`,
+        ],
+      ],
     )}\n${detail}\nSHA256SUMS lists basenames only: \`sha256sum -c SHA256SUMS\` works wherever the two files sit side by side.\n${
       boot && !boot.passed ? `\nLast lines of the boot test:\n\n${fence(boot.tail.join('\n'))}` : ''
     }`,

@@ -8,7 +8,10 @@ import type { Distro } from '../../lib/declarations.js';
  */
 export const BOOTSTRAP_SCRIPT = 'build_files/base/bootstrap.sh';
 
-export function bootstrapArgs(decl: Distro, opts: { cacheKey?: string; storageDriver?: string } = {}): string[] | undefined {
+export function bootstrapArgs(
+  decl: Distro,
+  opts: { cacheKey?: string; storageDriver?: string } = {},
+): string[] | undefined {
   const b = decl.base.bootstrap;
   if (!b) return undefined;
   const args = ['--image', decl.base.image, '--suite', b.suite];

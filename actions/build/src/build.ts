@@ -105,7 +105,8 @@ export async function resolveBase(
     ref = parseReference(given);
   } catch (e) {
     const why = e instanceof InvalidReferenceError ? e.reason : String(e);
-    if (fromDeclarations) throw new UserError(`declarations base.image ${JSON.stringify(given)} is not a valid image reference: ${why}`);
+    if (fromDeclarations)
+      throw new UserError(`declarations base.image ${JSON.stringify(given)} is not a valid image reference: ${why}`);
     throw new InputError('base-image', given, `not a valid image reference: ${why}`);
   }
   // `localhost/...` (no port) is podman/buildah's name space for images that exist only in local
@@ -118,7 +119,8 @@ export async function resolveBase(
           'build it first (build_files/base/bootstrap.sh builds the example base from Debian packages) or give a registry reference',
       );
     }
-    if (!/^sha256:[a-f0-9]{64}$/.test(info.digest)) throw new UserError(`local base image ${ref.toString()} has no manifest digest`);
+    if (!/^sha256:[a-f0-9]{64}$/.test(info.digest))
+      throw new UserError(`local base image ${ref.toString()} has no manifest digest`);
     if (ref.digest && ref.digest !== info.digest) {
       throw new UserError(`local base image ${ref.toString()} resolved to ${info.digest}, not the digest it names`);
     }
@@ -155,11 +157,20 @@ function writeAuthFile(dir: string, registry: string, access: RegistryAccess): {
   };
 }
 
-export async function buildImage(req: BuildRequest, deps: BuildDeps, state: BuildState = { timings: {} }): Promise<BuildResult> {
+export async function buildImage(
+  req: BuildRequest,
+  deps: BuildDeps,
+  state: BuildState = { timings: {} },
+): Promise<BuildResult> {
   const { log, runner, context: ctx } = deps;
   const env = deps.env ?? process.env;
   const decl = req.declarations;
-  const buildah = new Buildah(runner, log, req.storageDriver, privilegeFor(req.rootStorage ?? true, deps.uid ?? process.getuid?.()));
+  const buildah = new Buildah(
+    runner,
+    log,
+    req.storageDriver,
+    privilegeFor(req.rootStorage ?? true, deps.uid ?? process.getuid?.()),
+  );
   const pr = ctx.eventName.startsWith('pull_request') ? pullRequestOf(ctx) : undefined;
 
   // Everything the run computes once: one instant, one release date, one version.
@@ -169,7 +180,12 @@ export async function buildImage(req: BuildRequest, deps: BuildDeps, state: Buil
   state.version = req.version || versionOf(decl, pr, state.releaseDate);
 
   const image = localImageName(req.image, decl, pr);
-  const tags = [image.toString(), ...req.tags.map((t) => (t.includes('/') || t.includes(':') ? localImageName(t, decl, pr) : image.withTag(t)).toString())];
+  const tags = [
+    image.toString(),
+    ...req.tags.map((t) =>
+      (t.includes('/') || t.includes(':') ? localImageName(t, decl, pr) : image.withTag(t)).toString(),
+    ),
+  ];
   state.image = image.toString();
 
   const secrets = req.secrets ?? secretsFromDeclarations(decl, env, log);
@@ -183,7 +199,12 @@ export async function buildImage(req: BuildRequest, deps: BuildDeps, state: Buil
   if (req.registry.password) redact.push(req.registry.password);
 
   const givenBase = req.baseImage || decl?.base.image;
-  if (!givenBase) throw new InputError('base-image', undefined, 'it is required when there is no declarations file (expected an image reference)');
+  if (!givenBase)
+    throw new InputError(
+      'base-image',
+      undefined,
+      'it is required when there is no declarations file (expected an image reference)',
+    );
   let t = Date.now();
   state.base = await resolveBase(givenBase, !req.baseImage, buildah, deps, req.registry);
   state.timings.resolve = Date.now() - t;
@@ -200,7 +221,13 @@ export async function buildImage(req: BuildRequest, deps: BuildDeps, state: Buil
     state.inputs = inputsDigest(ctx.workspace, decl.build.inputs);
     log.info(`build inputs (${decl.build.inputs.join(', ')}): ${state.inputs.files} files, ${state.inputs.digest}`);
   }
-  const buildArgs = computeBuildArgs({ base: state.base, labels, decl, inputsDigest: state.inputs?.digest, user: req.buildArgs });
+  const buildArgs = computeBuildArgs({
+    base: state.base,
+    labels,
+    decl,
+    inputsDigest: state.inputs?.digest,
+    user: req.buildArgs,
+  });
 
   const tmp = fs.mkdtempSync(path.join(ctx.runnerTemp, 'keel-build-'));
   const auth =
@@ -241,14 +268,21 @@ export async function buildImage(req: BuildRequest, deps: BuildDeps, state: Buil
     t = Date.now();
     log.info(`pass 2: label ostree.linux=${state.kernelVersion} (cached)`);
     const pass2 = { ...plan, tags, iidfile: path.join(tmp, 'pass2.iid') };
-    const id2 = await buildah.build(buildArgv(pass2, { [LABEL.ostreeLinux]: state.kernelVersion }), pass2.iidfile, redact, secretEnv);
+    const id2 = await buildah.build(
+      buildArgv(pass2, { [LABEL.ostreeLinux]: state.kernelVersion }),
+      pass2.iidfile,
+      redact,
+      secretEnv,
+    );
     state.timings.label = Date.now() - t;
     const info2 = await mustInspect(buildah, id2);
     if (info2.diffIds.join() !== info1.diffIds.join()) {
       // The cache did not hold (pruned between passes?): the kernel must be read again.
       const again = theKernel(await buildah.kernelDirs(id2));
       if (again !== state.kernelVersion) {
-        throw new UserError(`the second build pass produced other layers with kernel ${again} (first pass: ${state.kernelVersion}); rerun the build`);
+        throw new UserError(
+          `the second build pass produced other layers with kernel ${again} (first pass: ${state.kernelVersion}); rerun the build`,
+        );
       }
       log.warning('the second build pass did not reuse the first pass layers; its kernel was read again and matches');
     }
@@ -259,7 +293,9 @@ export async function buildImage(req: BuildRequest, deps: BuildDeps, state: Buil
     state.digest = info2.digest;
     state.labels = sortKeys(info2.labels);
     if (state.labels[LABEL.ostreeLinux] !== state.kernelVersion) {
-      throw new Error(`built image has ostree.linux=${state.labels[LABEL.ostreeLinux]} instead of ${state.kernelVersion}`);
+      throw new Error(
+        `built image has ostree.linux=${state.labels[LABEL.ostreeLinux]} instead of ${state.kernelVersion}`,
+      );
     }
     if (state.labels[LABEL.baseDigest] !== state.base.digest) {
       throw new Error(`built image has base.digest=${state.labels[LABEL.baseDigest]} instead of ${state.base.digest}`);

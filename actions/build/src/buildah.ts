@@ -21,8 +21,14 @@ const InspectSchema = z
     OCIv1: z
       .object({
         created: z.string().optional(),
-        config: z.object({ Labels: z.record(z.string(), z.string()).nullable().optional() }).loose().optional(),
-        rootfs: z.object({ diff_ids: z.array(z.string()).nullable().optional() }).loose().optional(),
+        config: z
+          .object({ Labels: z.record(z.string(), z.string()).nullable().optional() })
+          .loose()
+          .optional(),
+        rootfs: z
+          .object({ diff_ids: z.array(z.string()).nullable().optional() })
+          .loose()
+          .optional(),
       })
       .loose(),
   })
@@ -141,7 +147,12 @@ export class Buildah {
    * to the log with secrets redacted; returns the image ID from the iidfile. Environment secrets
    * reach buildah through its environment (`env`), never its argv.
    */
-  async build(args: string[], iidfile: string, redact: string[], env: Record<string, string | undefined> = {}): Promise<string> {
+  async build(
+    args: string[],
+    iidfile: string,
+    redact: string[],
+    env: Record<string, string | undefined> = {},
+  ): Promise<string> {
     const out = lineLog((l) => this.log.info(l), redact);
     const err = lineLog((l) => this.log.info(l), redact);
     const [cmd, argv] = this.argv(args, Object.keys(env));
@@ -152,8 +163,12 @@ export class Buildah {
       if (!out.writableEnded) out.end();
       if (!err.writableEnded) err.end();
     }
-    const id = fs.readFileSync(iidfile, 'utf8').trim().replace(/^sha256:/, '');
-    if (!/^[a-f0-9]{64}$/.test(id)) throw new Error(`buildah wrote no image ID to ${iidfile} (got ${JSON.stringify(id)})`);
+    const id = fs
+      .readFileSync(iidfile, 'utf8')
+      .trim()
+      .replace(/^sha256:/, '');
+    if (!/^[a-f0-9]{64}$/.test(id))
+      throw new Error(`buildah wrote no image ID to ${iidfile} (got ${JSON.stringify(id)})`);
     return id;
   }
 
@@ -190,7 +205,9 @@ export class Buildah {
           return { name: n ?? '', hasVmlinuz: v === 'vmlinuz', hasInitramfs: i === 'initramfs' };
         });
     } finally {
-      await this.run(['rm', name]).catch((e: unknown) => this.log.warning(`could not remove working container ${name}: ${String(e)}`));
+      await this.run(['rm', name]).catch((e: unknown) =>
+        this.log.warning(`could not remove working container ${name}: ${String(e)}`),
+      );
     }
   }
 }
@@ -216,7 +233,9 @@ export function listKernelDirs(rootfs: string): KernelDir[] {
  */
 export function theKernel(dirs: KernelDir[]): string {
   if (dirs.length === 0) {
-    throw new UserError('the built image has no kernel: /usr/lib/modules/<kver>/ with vmlinuz is missing (a bootc image ships exactly one)');
+    throw new UserError(
+      'the built image has no kernel: /usr/lib/modules/<kver>/ with vmlinuz is missing (a bootc image ships exactly one)',
+    );
   }
   if (dirs.length > 1) {
     throw new UserError(
@@ -225,7 +244,9 @@ export function theKernel(dirs: KernelDir[]): string {
   }
   const k = dirs[0]!;
   if (!k.hasVmlinuz) {
-    throw new UserError(`/usr/lib/modules/${k.name}/vmlinuz is missing in the built image: bootc reads the kernel there, not from /boot`);
+    throw new UserError(
+      `/usr/lib/modules/${k.name}/vmlinuz is missing in the built image: bootc reads the kernel there, not from /boot`,
+    );
   }
   return k.name;
 }

@@ -41,13 +41,22 @@ export const inputs = {
       return typeof r === 'string' ? r : undefined;
     },
   }),
-  'storage-driver': str({ default: 'overlay', pattern: /^[a-z0-9]+$/, expected: 'a containers-storage driver name (overlay, vfs, btrfs, ...)' }),
+  'storage-driver': str({
+    default: 'overlay',
+    pattern: /^[a-z0-9]+$/,
+    expected: 'a containers-storage driver name (overlay, vfs, btrfs, ...)',
+  }),
   'root-storage': bool(true),
   isolation: oneOf(['chroot', 'oci', 'rootless'] as const, 'chroot'),
   'release-date': releaseDate(),
-  version: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)' }),
+  version: str({
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/,
+    expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)',
+  }),
   declarations: existingPath('file'),
-  'credentials-for': str({ expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)' }),
+  'credentials-for': str({
+    expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)',
+  }),
   ...registryInputs,
 };
 
@@ -77,7 +86,9 @@ export async function run(io: ActionIO): Promise<void> {
   const secrets: SecretSource[] | undefined = inp.secrets.length
     ? inp.secrets.map((l) => parseSecretLine(l) as SecretSource)
     : undefined;
-  requireTools(inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' });
+  requireTools(
+    inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' },
+  );
   const baseGiven = inp['base-image']?.toString() || declarations?.base.image;
   let baseRegistry: string | undefined;
   try {

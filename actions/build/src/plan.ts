@@ -28,7 +28,11 @@ export function localImageName(
   let raw = input.trim();
   if (!raw) {
     if (!decl) {
-      throw new InputError('image', undefined, 'it is required when there is no declarations file (expected a local name like localhost/my-os)');
+      throw new InputError(
+        'image',
+        undefined,
+        'it is required when there is no declarations file (expected a local name like localhost/my-os)',
+      );
     }
     raw = `localhost/${decl.image.name}`;
   }
@@ -39,9 +43,14 @@ export function localImageName(
   try {
     ref = parseReference(raw, { requireTagOrDigest: false });
   } catch (e) {
-    throw new InputError('image', input, e instanceof InvalidReferenceError ? `not a valid image name: ${e.reason}` : String(e));
+    throw new InputError(
+      'image',
+      input,
+      e instanceof InvalidReferenceError ? `not a valid image name: ${e.reason}` : String(e),
+    );
   }
-  if (ref.digest) throw new InputError('image', input, 'a local image name cannot carry a digest (the build produces the digest)');
+  if (ref.digest)
+    throw new InputError('image', input, 'a local image name cannot carry a digest (the build produces the digest)');
   if (!ref.tag) ref = ref.withTag(streamTag);
   const problem = tagProblem(ref.tag!);
   if (problem) throw new InputError('image', input, problem);
@@ -64,7 +73,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `id=path` or `id=env:VAR`; returns the problem as a string when the line is wrong. */
 export function parseSecretLine(line: string, env: NodeJS.ProcessEnv = process.env): SecretSource | string {
   const i = line.indexOf('=');
-  if (i <= 0) return "expected id=path or id=env:VAR";
+  if (i <= 0) return 'expected id=path or id=env:VAR';
   const id = line.slice(0, i).trim();
   const src = line.slice(i + 1).trim();
   if (!SECRET_ID.test(id)) return `secret id ${JSON.stringify(id)} may only contain [A-Za-z0-9_.-]`;
@@ -102,7 +111,8 @@ export function secretsFromDeclarations(decl: Distro | undefined, env: NodeJS.Pr
       continue;
     }
     const name = s.env ?? s['github-secret'];
-    if (!name) throw new UserError(`declarations build.secrets: secret '${s.id}' names neither env, file nor github-secret`);
+    if (!name)
+      throw new UserError(`declarations build.secrets: secret '${s.id}' names neither env, file nor github-secret`);
     if (!env[name]) {
       log.warning(`declared build secret '${s.id}': environment variable ${name} is not set; building without it`);
       continue;
@@ -171,7 +181,11 @@ export interface LabelFacts {
 export function computeLabels(facts: LabelFacts, user: Record<string, string>, log: Logger): Record<string, string> {
   for (const k of Object.keys(user)) {
     if (PROTECTED_LABELS.includes(k)) {
-      throw new InputError('labels', `${k}=${user[k]}`, `${k} is set by the build itself (from the built image, the resolved base or the run's creation time) and cannot be overridden`);
+      throw new InputError(
+        'labels',
+        `${k}=${user[k]}`,
+        `${k} is set by the build itself (from the built image, the resolved base or the run's creation time) and cannot be overridden`,
+      );
     }
   }
   const img = facts.decl?.image;
@@ -197,7 +211,8 @@ export function computeLabels(facts: LabelFacts, user: Record<string, string>, l
     else out[k] = v;
   }
   const worth = omitted.filter((k) => k !== LABEL.keywords);
-  if (worth.length) log.warning(`labels omitted because their value is empty (never published empty): ${worth.join(', ')}`);
+  if (worth.length)
+    log.warning(`labels omitted because their value is empty (never published empty): ${worth.join(', ')}`);
   return out;
 }
 
@@ -228,7 +243,11 @@ export function computeBuildArgs(opts: {
   user: Record<string, string>;
 }): Record<string, string> {
   if ('BASE_IMAGE' in opts.user) {
-    throw new InputError('build-args', `BASE_IMAGE=${opts.user.BASE_IMAGE}`, 'BASE_IMAGE is set from the base-image input (resolved to a digest once); set base-image instead');
+    throw new InputError(
+      'build-args',
+      `BASE_IMAGE=${opts.user.BASE_IMAGE}`,
+      'BASE_IMAGE is set from the base-image input (resolved to a digest once); set base-image instead',
+    );
   }
   const declared = opts.decl?.build['build-args'] ?? {};
   if ('BASE_IMAGE' in declared) {
@@ -289,7 +308,8 @@ export function buildArgv(p: BuildPlan, extraLabels: Record<string, string> = {}
   if (!p.tlsVerify) argv.push('--tls-verify=false');
   if (p.authfile) argv.push('--authfile', p.authfile);
   for (const [k, v] of Object.entries(p.buildArgs)) argv.push('--build-arg', `${k}=${v}`);
-  for (const s of p.secrets) argv.push('--secret', s.kind === 'env' ? `id=${s.id},env=${s.ref}` : `id=${s.id},src=${s.ref}`);
+  for (const s of p.secrets)
+    argv.push('--secret', s.kind === 'env' ? `id=${s.id},env=${s.ref}` : `id=${s.id},src=${s.ref}`);
   for (const [k, v] of Object.entries(p.annotations)) argv.push('--annotation', `${k}=${v}`);
   for (const [k, v] of Object.entries({ ...p.labels, ...extraLabels })) argv.push('--label', `${k}=${v}`);
   for (const t of p.tags) argv.push('--tag', t);

@@ -58,7 +58,8 @@ const metadata: InputDef<ItemMetadata> = {
   expected: 'newline-separated key:value lines',
 };
 
-const url = (dflt: string) => str({ default: dflt, pattern: /^https?:\/\/[^\s/?#]+\/?$/, expected: 'an http(s) URL without a path' });
+const url = (dflt: string) =>
+  str({ default: dflt, pattern: /^https?:\/\/[^\s/?#]+\/?$/, expected: 'an http(s) URL without a path' });
 
 const isFile = (p: string) => {
   try {
@@ -70,7 +71,13 @@ const isFile = (p: string) => {
 
 export const inputs = {
   identifier,
-  files: { ...list({ item: (p) => (isFile(p) ? undefined : 'expected an existing file'), expected: 'newline-separated paths of existing files' }), required: true },
+  files: {
+    ...list({
+      item: (p) => (isFile(p) ? undefined : 'expected an existing file'),
+      expected: 'newline-separated paths of existing files',
+    }),
+    required: true,
+  },
   metadata,
   'access-key': secret(),
   'secret-key': secret(),
@@ -94,13 +101,24 @@ export const inputs = {
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
   const id = inp.identifier;
-  if (!inp['access-key']) throw new InputError('access-key', undefined, 'it is required to upload (IA S3 keys: https://archive.org/account/s3.php)');
-  if (!inp['secret-key']) throw new InputError('secret-key', undefined, 'it is required to upload (IA S3 keys: https://archive.org/account/s3.php)');
+  if (!inp['access-key'])
+    throw new InputError(
+      'access-key',
+      undefined,
+      'it is required to upload (IA S3 keys: https://archive.org/account/s3.php)',
+    );
+  if (!inp['secret-key'])
+    throw new InputError(
+      'secret-key',
+      undefined,
+      'it is required to upload (IA S3 keys: https://archive.org/account/s3.php)',
+    );
   io.setSecret(`LOW ${inp['access-key']}:${inp['secret-key']}`);
   for (const w of identifierAdvice(id)) io.warning(w);
 
   const api = inp['api-endpoint'].replace(/\/+$/, '');
-  const download = (name: string) => `${api}/download/${encodeURIComponent(id)}/${name.split('/').map(encodeURIComponent).join('/')}`;
+  const download = (name: string) =>
+    `${api}/download/${encodeURIComponent(id)}/${name.split('/').map(encodeURIComponent).join('/')}`;
   const out = {
     details: `${api}/details/${encodeURIComponent(id)}`,
     torrent: download(`${id}_archive.torrent`),
@@ -131,7 +149,8 @@ export async function run(io: ActionIO): Promise<void> {
       secretKey: inp['secret-key'],
       log: io,
       retry: policy,
-      stall: inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window']! } : undefined,
+      stall:
+        inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window']! } : undefined,
     });
     result = await publish({
       client,
@@ -169,9 +188,23 @@ export async function run(io: ActionIO): Promise<void> {
     io.setOutput('torrent-ready', String(ready));
     io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
     io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
-    io.setOutput('uploaded', files.filter((f) => f.action === 'uploaded').map((f) => f.name).join('\n'));
-    io.setOutput('skipped', files.filter((f) => f.action === 'skipped').map((f) => f.name).join('\n'));
-    await io.summary(renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }));
+    io.setOutput(
+      'uploaded',
+      files
+        .filter((f) => f.action === 'uploaded')
+        .map((f) => f.name)
+        .join('\n'),
+    );
+    io.setOutput(
+      'skipped',
+      files
+        .filter((f) => f.action === 'skipped')
+        .map((f) => f.name)
+        .join('\n'),
+    );
+    await io.summary(
+      renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }),
+    );
   }
   if (failure) throw new UserError(failure);
 }

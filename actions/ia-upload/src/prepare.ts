@@ -34,7 +34,12 @@ export function uploadOrder(files: readonly string[], sha256sums: string): { lis
     sumsPath = path.resolve(sha256sums);
   } else {
     const found = list.filter(isSumsName);
-    if (found.length > 1) throw new InputError('files', undefined, `lists ${found.length} SHA256SUMS files; give one (or name it with the sha256sums input)`);
+    if (found.length > 1)
+      throw new InputError(
+        'files',
+        undefined,
+        `lists ${found.length} SHA256SUMS files; give one (or name it with the sha256sums input)`,
+      );
     sumsPath = found[0];
   }
   return { list: [...list.filter((p) => p !== sumsPath), ...(sumsPath ? [sumsPath] : [])], sumsPath };
@@ -50,13 +55,25 @@ export async function prepareFiles(
   const { list, sumsPath } = uploadOrder(files, sha256sums);
 
   const names = new Map<string, string>();
-  const reserved = new Set([`${identifier}_meta.xml`, `${identifier}_files.xml`, `${identifier}_archive.torrent`, `${identifier}_meta.sqlite`]);
+  const reserved = new Set([
+    `${identifier}_meta.xml`,
+    `${identifier}_files.xml`,
+    `${identifier}_archive.torrent`,
+    `${identifier}_meta.sqlite`,
+  ]);
   for (const p of list) {
     const name = path.basename(p);
     const prev = names.get(name);
-    if (prev && prev !== p) throw new InputError('files', undefined, `${prev} and ${p} share the name ${name}; an IA item is flat, names must be unique`);
-    if (reserved.has(name)) throw new InputError('files', name, `this name is one of IA's own files of item ${identifier}`);
-    if (!/^[A-Za-z0-9._+~-]+$/.test(name)) log.warning(`${name}: IA serves names with spaces or non-ASCII characters awkwardly; prefer [A-Za-z0-9._-]`);
+    if (prev && prev !== p)
+      throw new InputError(
+        'files',
+        undefined,
+        `${prev} and ${p} share the name ${name}; an IA item is flat, names must be unique`,
+      );
+    if (reserved.has(name))
+      throw new InputError('files', name, `this name is one of IA's own files of item ${identifier}`);
+    if (!/^[A-Za-z0-9._+~-]+$/.test(name))
+      log.warning(`${name}: IA serves names with spaces or non-ASCII characters awkwardly; prefer [A-Za-z0-9._-]`);
     names.set(name, p);
   }
 
@@ -79,16 +96,22 @@ export async function prepareFiles(
     sums = { path: sumsPath, name: path.basename(sumsPath), verified: verified.map((v) => v.name) };
     log.info(`${path.basename(sumsPath)} verified: ${verified.map((v) => v.name).join(', ')}`);
     const unlisted = list.filter((p) => p !== sumsPath && !listed.has(path.basename(p))).map((p) => path.basename(p));
-    if (unlisted.length) log.warning(`${path.basename(sumsPath)} does not list ${unlisted.join(', ')}: users cannot verify those downloads`);
+    if (unlisted.length)
+      log.warning(
+        `${path.basename(sumsPath)} does not list ${unlisted.join(', ')}: users cannot verify those downloads`,
+      );
     hashes.set(sumsPath, await hashFile(sumsPath, ['md5']));
   } else {
-    log.warning('no SHA256SUMS among the files (and no sha256sums input): users will have no checksums to verify the downloads against');
+    log.warning(
+      'no SHA256SUMS among the files (and no sha256sums input): users will have no checksums to verify the downloads against',
+    );
   }
 
   const out: LocalFile[] = list.map((p) => {
     const h = hashes.get(p)!;
     const size = fs.statSync(p).size;
-    if (size !== h.size) throw new InputError('files', p, `changed while it was being hashed (${h.size} bytes read, now ${size})`);
+    if (size !== h.size)
+      throw new InputError('files', p, `changed while it was being hashed (${h.size} bytes read, now ${size})`);
     return { name: path.basename(p), path: p, size, md5: h.md5! };
   });
   return { files: out, sums, ms: Date.now() - t0 };

@@ -98,7 +98,10 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   // ---------------------------------------------------------------- preflight
   let item = await client.getItem(id);
   const itemExisted = !!item;
-  if (item?.is_dark) throw new UserError(`${id} is a dark (withdrawn) item on IA; it cannot be published to. Choose another identifier.`);
+  if (item?.is_dark)
+    throw new UserError(
+      `${id} is a dark (withdrawn) item on IA; it cannot be published to. Choose another identifier.`,
+    );
   if (!item) {
     const code = await client.checkIdentifier(id).catch((e: unknown) => {
       log.debug(`check_identifier failed: ${errorMessage(e)}`);
@@ -111,7 +114,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
           `identifier ${id} is not available on IA (reserved or owned by another account) and shows no public item: choose another identifier`,
         );
       }
-      log.info(`${id} is not public yet but has ${pendingCount(s)} catalog task(s) pending: a previous upload is still being ingested`);
+      log.info(
+        `${id} is not public yet but has ${pendingCount(s)} catalog task(s) pending: a previous upload is still being ingested`,
+      );
     }
   } else {
     log.info(`${id} exists on IA (${item.files?.length ?? 0} files)`);
@@ -153,7 +158,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       );
       for (;;) {
         if (now() >= deadline) {
-          log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
+          log.warning(
+            `${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`,
+          );
           break;
         }
         await pollWait();
@@ -202,7 +209,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     Object.assign(outcome, { action: 'uploaded', attempts: r.attempts, bytesSent: r.bytesSent, ms: r.ms });
     bytesSent += r.bytesSent;
     lastServerDate = r.serverDate ?? lastServerDate;
-    log.info(`${f.name}: uploaded in ${(r.ms / 1000).toFixed(1)} s (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`);
+    log.info(
+      `${f.name}: uploaded in ${(r.ms / 1000).toFixed(1)} s (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`,
+    );
   }
   const uploadedAny = todo.length > 0;
   // Freshness reference: IA's own clock (Date of the last PUT answer), minus a minute of skew.
@@ -211,8 +220,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   // ---------------------------------------------------------------- ingest + torrent
   const wanted = new Map(o.files.map((f) => [f.name, f]));
   const torrentName = `${id}_archive.torrent`;
-  const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some((v) =>
-    /^(1|true|yes)$/i.test(v.trim()),
+  const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some(
+    (v) => /^(1|true|yes)$/i.test(v.trim()),
   );
   const deadline = now() + o.torrentTimeoutMs;
   let ingest: PublishResult['ingest'] = 'pending';
@@ -235,7 +244,10 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
         if (ingest !== 'verified') log.info(`IA lists all ${wanted.size} file(s) with the local size and md5`);
         ingest = 'verified';
       } else {
-        torrent = { status: 'pending', detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet` };
+        torrent = {
+          status: 'pending',
+          detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet`,
+        };
       }
       if (ingest === 'verified') {
         if (disabled) {
@@ -278,13 +290,26 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       break;
     }
     // Nothing uploaded (every file skipped) but the torrent is missing or stale: ask for a derive once.
-    if (o.derive && !uploadedAny && !deriveSubmitted && ingest === 'verified' && torrent.status === 'pending' && pendingCount(summary) === 0) {
+    if (
+      o.derive &&
+      !uploadedAny &&
+      !deriveSubmitted &&
+      ingest === 'verified' &&
+      torrent.status === 'pending' &&
+      pendingCount(summary) === 0
+    ) {
       deriveSubmitted = true;
       try {
         const r = await client.submitDerive(id);
-        log.info(r === 'queued' ? `queued a derive of ${id} to regenerate the torrent` : `a derive of ${id} is already queued or running`);
+        log.info(
+          r === 'queued'
+            ? `queued a derive of ${id} to regenerate the torrent`
+            : `a derive of ${id} is already queued or running`,
+        );
       } catch (e) {
-        log.warning(`could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
+        log.warning(
+          `could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`,
+        );
       }
     }
     if (now() >= deadline) break;
@@ -295,7 +320,12 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
 }
 
 /** Downloads and decodes the torrent; undefined when it is fresh, else why not. */
-async function checkTorrent(client: IaClient, id: string, wanted: Map<string, LocalFile>, btih: string | undefined): Promise<string | undefined> {
+async function checkTorrent(
+  client: IaClient,
+  id: string,
+  wanted: Map<string, LocalFile>,
+  btih: string | undefined,
+): Promise<string | undefined> {
   const bytes = await client.downloadTorrent(id);
   if (!bytes) return 'not downloadable yet (404)';
   let t;

@@ -29,7 +29,10 @@ export function renderSummary(r: {
     return [f.name, fmtBytes(f.size), code(f.md5), what];
   });
   if (rows.length) parts.push(table(['file', 'size', 'md5', 'result'], rows));
-  if (r.prepared?.sums) parts.push(`\n${code(r.prepared.sums.name)} verified against ${r.prepared.sums.verified.map(code).join(', ')} before any upload.\n`);
+  if (r.prepared?.sums)
+    parts.push(
+      `\n${code(r.prepared.sums.name)} verified against ${r.prepared.sums.verified.map(code).join(', ')} before any upload.\n`,
+    );
   if (r.result) {
     const t = r.result.torrent;
     const skipped = r.result.files.filter((f) => f.action === 'skipped').length;
@@ -39,9 +42,13 @@ export function renderSummary(r: {
         `${r.result.waitedForPendingMs ? `; waited ${seconds(r.result.waitedForPendingMs)} for a previous ingest` : ''}.` +
         ` Ingest ${r.result.ingest === 'verified' ? 'verified (IA lists every file with the local md5)' : 'not yet visible in IA metadata'}.\n`,
     );
-    parts.push(`\nTorrent: **${t.status}**${t.btih ? ` (btih ${code(t.btih)})` : ''}: ${esc(t.detail)}${r.result.deriveSubmitted ? ' (derive submitted)' : ''}\n`);
+    parts.push(
+      `\nTorrent: **${t.status}**${t.btih ? ` (btih ${code(t.btih)})` : ''}: ${esc(t.detail)}${r.result.deriveSubmitted ? ' (derive submitted)' : ''}\n`,
+    );
   }
-  parts.push(`\n- Details: ${r.urls.details}\n- Torrent: ${r.urls.torrent}\n${r.urls.downloads.map((u) => `- ${u}`).join('\n')}\n`);
+  parts.push(
+    `\n- Details: ${r.urls.details}\n- Torrent: ${r.urls.torrent}\n${r.urls.downloads.map((u) => `- ${u}`).join('\n')}\n`,
+  );
   parts.push(`\nTotal time ${seconds(r.ms)}.\n`);
   return parts.join('');
 }

@@ -1,7 +1,14 @@
 import { HttpError, TransientError, UserError, errorMessage, isTransient } from '../errors.js';
 import { fileBody, request, type HttpResponse } from '../http.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_RETRY, RetryExhaustedError, parseRetryAfter, sleep as realSleep, withRetry, type RetryPolicy } from '../retry.js';
+import {
+  DEFAULT_RETRY,
+  RetryExhaustedError,
+  parseRetryAfter,
+  sleep as realSleep,
+  withRetry,
+  type RetryPolicy,
+} from '../retry.js';
 
 /**
  * A native Internet Archive client (no `ia` CLI): IA-S3 streaming PUTs and the metadata, tasks,
@@ -168,7 +175,11 @@ export class IaClient {
 
   // ------------------------------------------------------------------ read APIs
 
-  private async getJson<T>(url: string, what: string, opts: { auth?: boolean; okStatuses?: number[] } = {}): Promise<{ status: number; body: T | undefined }> {
+  private async getJson<T>(
+    url: string,
+    what: string,
+    opts: { auth?: boolean; okStatuses?: number[] } = {},
+  ): Promise<{ status: number; body: T | undefined }> {
     return withRetry(
       async () => {
         const res = await request({
@@ -210,13 +221,21 @@ export class IaClient {
 
   /** MDAPI record of an item; undefined when IA answers `{}` (no such item, or not public yet). */
   async getItem(id: string): Promise<ItemRecord | undefined> {
-    const { body } = await this.getJson<ItemRecord>(`${this.api}/metadata/${encodeURIComponent(id)}`, `GET metadata of ${id}`, { auth: true });
+    const { body } = await this.getJson<ItemRecord>(
+      `${this.api}/metadata/${encodeURIComponent(id)}`,
+      `GET metadata of ${id}`,
+      { auth: true },
+    );
     return body && Object.keys(body).length > 0 ? body : undefined;
   }
 
   /** `/metadata/{id}/files` (small answer for polling); accepts the bare list or `{"result": [...]}`. */
   async getFiles(id: string): Promise<IaFile[] | undefined> {
-    const { body } = await this.getJson<unknown>(`${this.api}/metadata/${encodeURIComponent(id)}/files`, `GET files of ${id}`, { auth: true });
+    const { body } = await this.getJson<unknown>(
+      `${this.api}/metadata/${encodeURIComponent(id)}/files`,
+      `GET files of ${id}`,
+      { auth: true },
+    );
     if (Array.isArray(body)) return body as IaFile[];
     const r = (body as { result?: unknown } | undefined)?.result;
     return Array.isArray(r) ? (r as IaFile[]) : undefined;
@@ -240,12 +259,20 @@ export class IaClient {
     );
     const s = body?.value?.summary;
     if (!s) return undefined;
-    return { queued: Number(s.queued ?? 0), running: Number(s.running ?? 0), error: Number(s.error ?? 0), paused: Number(s.paused ?? 0) };
+    return {
+      queued: Number(s.queued ?? 0),
+      running: Number(s.running ?? 0),
+      error: Number(s.error ?? 0),
+      paused: Number(s.paused ?? 0),
+    };
   }
 
   /** Queued/running catalog tasks of the item (`cmd`: archive.php = ingest, derive.php, ...). */
   async pendingTasks(id: string): Promise<{ cmd: string; status?: string }[] | undefined> {
-    const { body } = await this.getJson<{ success?: boolean; value?: { catalog?: { cmd?: unknown; status?: unknown }[] } }>(
+    const { body } = await this.getJson<{
+      success?: boolean;
+      value?: { catalog?: { cmd?: unknown; status?: unknown }[] };
+    }>(
       `${this.api}/services/tasks.php?identifier=${encodeURIComponent(id)}&catalog=1&history=0&summary=0`,
       `GET catalog tasks of ${id}`,
       { auth: true },
@@ -266,7 +293,8 @@ export class IaClient {
         return undefined;
       }
       const j = JSON.parse(await res.text()) as { over_limit?: unknown; detail?: Record<string, unknown> };
-      const reason = typeof j.detail?.limit_reason === 'string' && j.detail.limit_reason ? j.detail.limit_reason : undefined;
+      const reason =
+        typeof j.detail?.limit_reason === 'string' && j.detail.limit_reason ? j.detail.limit_reason : undefined;
       return { overLimit: Number(j.over_limit ?? 0) !== 0, reason, detail: j.detail };
     } catch (e) {
       this.opts.log.debug(`check_limit failed (${errorMessage(e)}); not blocking`);
@@ -422,7 +450,9 @@ export class IaClient {
       if (now - lastLog >= every && src.size > 0) {
         lastLog = now;
         const rate = total / Math.max(0.001, (now - t0) / 1000);
-        log.info(`PUT ${src.name}: ${((100 * hopSent) / src.size).toFixed(0)}% (${fmtBytes(hopSent)} of ${fmtBytes(src.size)}, ${fmtBytes(rate)}/s)`);
+        log.info(
+          `PUT ${src.name}: ${((100 * hopSent) / src.size).toFixed(0)}% (${fmtBytes(hopSent)} of ${fmtBytes(src.size)}, ${fmtBytes(rate)}/s)`,
+        );
       }
     };
     const monitor = stall
@@ -461,7 +491,8 @@ export class IaClient {
         signal: ac.signal,
         onUploadProgress: onProgress,
       });
-      if (res.url !== new URL(url).href) log.info(`PUT ${src.name}: IA redirected to ${new URL(res.url).host}; the body was replayed from byte 0`);
+      if (res.url !== new URL(url).href)
+        log.info(`PUT ${src.name}: IA redirected to ${new URL(res.url).host}; the body was replayed from byte 0`);
       if (res.status >= 200 && res.status < 300) {
         await res.drain();
         const d = res.headers.date ? Date.parse(res.headers.date) : NaN;
@@ -487,10 +518,17 @@ export class IaClient {
       );
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
-      return new HttpError(res.status, `${what}: HTTP ${res.status} ${text}`, parseRetryAfter(res.headers['retry-after']), body);
+      return new HttpError(
+        res.status,
+        `${what}: HTTP ${res.status} ${text}`,
+        parseRetryAfter(res.headers['retry-after']),
+        body,
+      );
     }
     if (res.status === 403) {
-      return new UserError(`${what}: access denied (HTTP 403) ${text}. Check the access-key/secret-key and that the item belongs to this account.`);
+      return new UserError(
+        `${what}: access denied (HTTP 403) ${text}. Check the access-key/secret-key and that the item belongs to this account.`,
+      );
     }
     return new UserError(`${what}: HTTP ${res.status} ${text}`);
   }

@@ -22,7 +22,9 @@ export function identifierProblem(id: string): string | undefined {
 /** Advice for an acceptable but unwise identifier (warnings, not errors). */
 export function identifierAdvice(id: string): string[] {
   const out: string[] = [];
-  if (id !== id.toLowerCase()) out.push(`identifier ${JSON.stringify(id)} has upper-case letters; IA recommends lower case`);
-  if (id.length < 5 || id.length > 80) out.push(`identifier ${JSON.stringify(id)} is ${id.length} characters; IA strongly suggests 5 to 80`);
+  if (id !== id.toLowerCase())
+    out.push(`identifier ${JSON.stringify(id)} has upper-case letters; IA recommends lower case`);
+  if (id.length < 5 || id.length > 80)
+    out.push(`identifier ${JSON.stringify(id)} is ${id.length} characters; IA strongly suggests 5 to 80`);
   return out;
 }

@@ -16,7 +16,8 @@ export const MAX_HEADER_VALUE = 8000;
 
 /** Why a metadata key is unusable, or undefined. */
 export function metadataKeyProblem(key: string): string | undefined {
-  if (!KEY.test(key)) return `key ${JSON.stringify(key)}: expected lower-case letters, digits, '_' and '-', starting with a letter`;
+  if (!KEY.test(key))
+    return `key ${JSON.stringify(key)}: expected lower-case letters, digits, '_' and '-', starting with a letter`;
   if (key.includes('--')) return `key ${JSON.stringify(key)}: '--' is IA's header spelling of '_'; write '_' instead`;
   if (key.endsWith('-')) return `key ${JSON.stringify(key)}: must not end with '-'`;
   if (RESERVED.has(key)) return `key ${JSON.stringify(key)}: set by IA from the identifier input`;
@@ -36,7 +37,9 @@ export function parseMetadataLines(lines: readonly string[]): ItemMetadata {
     if (value === '') throw new Error(`key ${JSON.stringify(key)} has an empty value`);
     const header = encodeMetaValue(value);
     if (header.length > MAX_HEADER_VALUE) {
-      throw new Error(`the value of ${JSON.stringify(key)} is ${header.length} bytes once encoded; keep header values under ${MAX_HEADER_VALUE}`);
+      throw new Error(
+        `the value of ${JSON.stringify(key)} is ${header.length} bytes once encoded; keep header values under ${MAX_HEADER_VALUE}`,
+      );
     }
     const list = out.get(key) ?? [];
     list.push(value);

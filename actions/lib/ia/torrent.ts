@@ -7,7 +7,10 @@ import crypto from 'node:crypto';
 export type BValue = number | Buffer | BValue[] | { [key: string]: BValue };
 
 export class BencodeError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`bencode: ${message} at byte ${offset}`);
     this.name = 'BencodeError';
   }
@@ -116,7 +119,9 @@ export function parseTorrent(buf: Buffer): TorrentSummary {
   if (Array.isArray(info.files)) {
     for (const f of info.files) {
       if (!isDict(f)) continue;
-      const segs = (Array.isArray(f['path.utf-8']) ? f['path.utf-8'] : Array.isArray(f.path) ? f.path : []).map((s) => str(s) ?? '');
+      const segs = (Array.isArray(f['path.utf-8']) ? f['path.utf-8'] : Array.isArray(f.path) ? f.path : []).map(
+        (s) => str(s) ?? '',
+      );
       if (typeof f.length === 'number') files.push({ path: segs.join('/'), length: f.length });
     }
   } else if (typeof info.length === 'number') {

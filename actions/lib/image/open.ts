@@ -6,7 +6,16 @@ import type { Logger } from '../log.js';
 import { connect, type RegistryAccess } from '../registry.js';
 import type { RegistryClient } from '../oci/client.js';
 import { OciLayout, parseOciRef } from '../oci/layout.js';
-import { ImageConfigSchema, ImageManifestSchema, IndexSchema, isIndexType, layerCompression, manifestMediaType, type ImageConfig, type ImageManifest } from '../oci/media.js';
+import {
+  ImageConfigSchema,
+  ImageManifestSchema,
+  IndexSchema,
+  isIndexType,
+  layerCompression,
+  manifestMediaType,
+  type ImageConfig,
+  type ImageManifest,
+} from '../oci/media.js';
 import { parseReference, type ImageReference } from '../oci/reference.js';
 import type { LayerRef } from '../rootfs/layered.js';
 
@@ -24,7 +33,8 @@ export type ImageLocation =
 export function parseImageLocation(s: string): ImageLocation {
   const v = s.trim();
   if (v.startsWith('oci:')) return { kind: 'oci', ...parseOciRef(v) };
-  if (v.startsWith('containers-storage:')) return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+  if (v.startsWith('containers-storage:'))
+    return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
   return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
 }
 
@@ -46,12 +56,20 @@ export function locateInput(input: string, value: string): ImageLocation {
   try {
     return locateImage(value);
   } catch (e) {
-    throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+    throw new InputError(
+      input,
+      value,
+      `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`,
+    );
   }
 }
 
 export function describeLocation(l: ImageLocation): string {
-  return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+  return l.kind === 'registry'
+    ? l.ref.toString()
+    : l.kind === 'oci'
+      ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`
+      : `containers-storage:${l.ref}`;
 }
 
 /**
@@ -63,7 +81,8 @@ export async function exportFromStorage(ref: string, dir: string, tag: string, r
   const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
   await runner.run(cmd, args, { echo: true });
   const uid = process.getuid?.();
-  if (uid !== undefined && uid !== 0) await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
+  if (uid !== undefined && uid !== 0)
+    await runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, dir]);
 }
 
 export interface OpenedImage {
@@ -92,7 +111,9 @@ export interface OpenOptions {
 
 function pickPlatform(indexBody: Buffer, platform: { os: string; architecture: string }): string {
   const idx = IndexSchema.parse(JSON.parse(indexBody.toString()));
-  const m = idx.manifests.find((d) => d.platform?.os === platform.os && d.platform?.architecture === platform.architecture);
+  const m = idx.manifests.find(
+    (d) => d.platform?.os === platform.os && d.platform?.architecture === platform.architecture,
+  );
   if (!m) {
     const have = idx.manifests.map((d) => `${d.platform?.os}/${d.platform?.architecture}`).join(', ');
     throw new UserError(`the index has no ${platform.os}/${platform.architecture} image (has: ${have})`);
@@ -111,7 +132,11 @@ export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<
       throw new UserError(`cannot read containers-storage:${loc.ref}: ${(e as Error).message}`);
     }
     const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
-    return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    return {
+      ...img,
+      source: `containers-storage:${loc.ref}`,
+      dispose: () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
   }
   if (loc.kind === 'oci') {
     const layout = OciLayout.open(loc.dir);
@@ -144,7 +169,9 @@ export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<
   let m = await client.getManifest(ref.repository, ref.reference);
   if (isIndexType(m.mediaType)) m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
   const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
-  const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
+  const config = ImageConfigSchema.parse(
+    JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()),
+  );
   const cache = opts.cacheDir ?? path.join(opts.tmpDir, 'keel-blobs');
   const files: string[] = [];
   for (const l of manifest.layers) {

@@ -91,7 +91,12 @@ export class RegistryClient {
       return this.base;
     }
     try {
-      const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+      const r = await request({
+        method: 'GET',
+        url: `https://${this.host}/v2/`,
+        insecureTls: true,
+        idleTimeoutMs: 10_000,
+      });
       await r.drain();
       this.base = `https://${this.host}`;
     } catch {
@@ -227,7 +232,10 @@ export class RegistryClient {
   }
 
   /** HEAD a manifest: its digest, or undefined when the tag/digest does not exist. */
-  async headManifest(repo: string, reference: string): Promise<{ digest: string; mediaType?: string; size?: number } | undefined> {
+  async headManifest(
+    repo: string,
+    reference: string,
+  ): Promise<{ digest: string; mediaType?: string; size?: number } | undefined> {
     const res = await this.call({
       method: 'HEAD',
       path: `/v2/${repo}/manifests/${reference}`,
@@ -398,7 +406,11 @@ export class RegistryClient {
     return u.href;
   }
 
-  private async uploadOnce(repo: string, blob: { digest: string; size: number }, open: (start: number) => Readable): Promise<void> {
+  private async uploadOnce(
+    repo: string,
+    blob: { digest: string; size: number },
+    open: (start: number) => Readable,
+  ): Promise<void> {
     let location = await this.startUpload(repo);
     const chunk = this.opts.chunkSize ?? DEFAULT_CHUNK;
     let res: HttpResponse;

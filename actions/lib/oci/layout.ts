@@ -119,7 +119,9 @@ export class OciLayout {
       const m = ms.find((d) => d.annotations?.[REF_ANNOTATION] === tag);
       if (!m) {
         const known = ms.map((d) => d.annotations?.[REF_ANNOTATION]).filter(Boolean);
-        throw new UserError(`OCI layout ${this.dir} has no image tagged '${tag}' (tags: ${known.join(', ') || 'none'})`);
+        throw new UserError(
+          `OCI layout ${this.dir} has no image tagged '${tag}' (tags: ${known.join(', ') || 'none'})`,
+        );
       }
       return m;
     }

@@ -21,58 +21,63 @@ export const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, 
 export const isIndexType = (mt: string | undefined) => mt === MT.ociIndex || mt === MT.dockerList;
 export const isManifestType = (mt: string | undefined) => mt === MT.ociManifest || mt === MT.dockerManifest;
 
-export const DescriptorSchema = z.object({
-  mediaType: z.string(),
-  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
-  size: z.number().int().nonnegative(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  platform: z
-    .object({ architecture: z.string(), os: z.string(), variant: z.string().optional() })
-    .loose()
-    .optional(),
-  artifactType: z.string().optional(),
-  urls: z.array(z.string()).optional(),
-}).loose();
+export const DescriptorSchema = z
+  .object({
+    mediaType: z.string(),
+    digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
+    size: z.number().int().nonnegative(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    platform: z.object({ architecture: z.string(), os: z.string(), variant: z.string().optional() }).loose().optional(),
+    artifactType: z.string().optional(),
+    urls: z.array(z.string()).optional(),
+  })
+  .loose();
 export type Descriptor = z.infer<typeof DescriptorSchema>;
 
-export const ImageManifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  config: DescriptorSchema,
-  layers: z.array(DescriptorSchema),
-  subject: DescriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-}).loose();
+export const ImageManifestSchema = z
+  .object({
+    schemaVersion: z.literal(2),
+    mediaType: z.string().optional(),
+    artifactType: z.string().optional(),
+    config: DescriptorSchema,
+    layers: z.array(DescriptorSchema),
+    subject: DescriptorSchema.optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
 export type ImageManifest = z.infer<typeof ImageManifestSchema>;
 
-export const IndexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  manifests: z.array(DescriptorSchema),
-  subject: DescriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-}).loose();
+export const IndexSchema = z
+  .object({
+    schemaVersion: z.literal(2),
+    mediaType: z.string().optional(),
+    artifactType: z.string().optional(),
+    manifests: z.array(DescriptorSchema),
+    subject: DescriptorSchema.optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
 export type ImageIndex = z.infer<typeof IndexSchema>;
 
-export const ImageConfigSchema = z.object({
-  architecture: z.string().optional(),
-  os: z.string().optional(),
-  created: z.string().optional(),
-  config: z
-    .object({
-      Labels: z.record(z.string(), z.string()).nullable().optional(),
-      Env: z.array(z.string()).nullable().optional(),
-      Cmd: z.array(z.string()).nullable().optional(),
-      Entrypoint: z.array(z.string()).nullable().optional(),
-    })
-    .loose()
-    .nullable()
-    .optional(),
-  rootfs: z.object({ type: z.string(), diff_ids: z.array(z.string()) }).loose(),
-  history: z.array(z.object({}).loose()).optional(),
-}).loose();
+export const ImageConfigSchema = z
+  .object({
+    architecture: z.string().optional(),
+    os: z.string().optional(),
+    created: z.string().optional(),
+    config: z
+      .object({
+        Labels: z.record(z.string(), z.string()).nullable().optional(),
+        Env: z.array(z.string()).nullable().optional(),
+        Cmd: z.array(z.string()).nullable().optional(),
+        Entrypoint: z.array(z.string()).nullable().optional(),
+      })
+      .loose()
+      .nullable()
+      .optional(),
+    rootfs: z.object({ type: z.string(), diff_ids: z.array(z.string()) }).loose(),
+    history: z.array(z.object({}).loose()).optional(),
+  })
+  .loose();
 export type ImageConfig = z.infer<typeof ImageConfigSchema>;
 
 /** The media type a manifest body declares (falls back to sniffing its shape). */

@@ -4,13 +4,7 @@ import { mapLimit } from '../pool.js';
 import type { RegistryClient } from './client.js';
 import { sha256 } from './client.js';
 import type { OciLayout } from './layout.js';
-import {
-  ImageManifestSchema,
-  IndexSchema,
-  isIndexType,
-  manifestMediaType,
-  type Descriptor,
-} from './media.js';
+import { ImageManifestSchema, IndexSchema, isIndexType, manifestMediaType, type Descriptor } from './media.js';
 
 /**
  * Pushing an image from an OCI layout: every blob once (HEAD first, optional cross-repo
@@ -84,7 +78,12 @@ export async function pushPlan(
   await mapLimit([...blobs.values()], opts.concurrency ?? 4, async (b) => {
     const size = layout.blobSize(b.digest);
     if (size !== b.size) throw new UserError(`blob ${b.digest} is ${size} bytes on disk, the manifest says ${b.size}`);
-    const how = await client.pushBlob(repo, { digest: b.digest, size }, (start) => layout.openBlob(b.digest, start), opts.mountFrom);
+    const how = await client.pushBlob(
+      repo,
+      { digest: b.digest, size },
+      (start) => layout.openBlob(b.digest, start),
+      opts.mountFrom,
+    );
     opts.log.debug(`${b.digest.slice(0, 19)} ${how} (${size} bytes)`);
   });
   for (const c of plan.children) await client.putManifest(repo, c.digest, c.body, c.mediaType);

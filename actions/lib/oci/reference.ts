@@ -7,7 +7,8 @@ export const DEFAULT_REGISTRY = 'docker.io';
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?))*(?::[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$/;
+const HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?))*(?::[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$/;
 
 export class InvalidReferenceError extends Error {
   constructor(
@@ -15,7 +16,7 @@ export class InvalidReferenceError extends Error {
     readonly reason: string,
   ) {
     super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
-    this.name = "InvalidReferenceError";
+    this.name = 'InvalidReferenceError';
   }
 }
 
@@ -50,7 +51,8 @@ export class ImageReference {
   }
 
   withTag(tag: string): ImageReference {
-    if (!TAG.test(tag)) throw new InvalidReferenceError(tag, 'a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -');
+    if (!TAG.test(tag))
+      throw new InvalidReferenceError(tag, 'a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -');
     return new ImageReference(this.registry, this.repository, tag, undefined);
   }
 
@@ -87,22 +89,30 @@ export function parseReference(input: string, opts: { requireTagOrDigest?: boole
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!TAG.test(tag)) {
-      throw new InvalidReferenceError(input, `tag ${JSON.stringify(tag)} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -`);
+      throw new InvalidReferenceError(
+        input,
+        `tag ${JSON.stringify(tag)} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -`,
+      );
     }
   }
   const parts = rest.split('/');
   let registry = DEFAULT_REGISTRY;
   const first = parts[0] ?? '';
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+  if (
+    parts.length > 1 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))
+  ) {
     registry = first;
     parts.shift();
-    if (!HOST.test(registry)) throw new InvalidReferenceError(input, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`);
+    if (!HOST.test(registry))
+      throw new InvalidReferenceError(input, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`);
   }
   if (parts.length === 0 || parts.some((p) => p === '')) {
     throw new InvalidReferenceError(input, 'the repository path has an empty component');
   }
   for (const p of parts) {
-    if (/[A-Z]/.test(p)) throw new InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase`);
+    if (/[A-Z]/.test(p))
+      throw new InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase`);
     if (!COMPONENT.test(p)) {
       throw new InvalidReferenceError(
         input,
@@ -112,7 +122,8 @@ export function parseReference(input: string, opts: { requireTagOrDigest?: boole
   }
   if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
   const repository = parts.join('/');
-  if (`${registry}/${repository}`.length > 255) throw new InvalidReferenceError(input, 'the name is longer than 255 characters');
+  if (`${registry}/${repository}`.length > 255)
+    throw new InvalidReferenceError(input, 'the name is longer than 255 characters');
   if ((opts.requireTagOrDigest ?? true) && !tag && !digest) {
     throw new InvalidReferenceError(input, 'it names neither a tag nor a digest (write repo:tag or repo@sha256:...)');
   }
@@ -120,7 +131,10 @@ export function parseReference(input: string, opts: { requireTagOrDigest?: boole
 }
 
 /** Parses a `repo@sha256:...` reference and refuses tags, saying why. */
-export function parseDigestReference(input: string, why = 'only a digest pins the exact bytes that were tested'): ImageReference {
+export function parseDigestReference(
+  input: string,
+  why = 'only a digest pins the exact bytes that were tested',
+): ImageReference {
   const r = parseReference(input);
   if (!r.digest) {
     throw new InvalidReferenceError(input, `a digest reference (repo@sha256:...) is required, not a tag: ${why}`);
@@ -132,7 +146,7 @@ export function parseDigestReference(input: string, why = 'only a digest pins th
 /** Parses `registry/repo` without tag or digest (the push destination). */
 export function parseRepository(input: string): ImageReference {
   const r = parseReference(input, { requireTagOrDigest: false });
-  if (r.tag || r.digest) throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
+  if (r.tag || r.digest)
+    throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
   return r;
 }
-

@@ -28,7 +28,7 @@ export function sourceProblem(source: string): string | undefined {
   if (source.startsWith('containers-storage:')) {
     return source.length > 'containers-storage:'.length ? undefined : 'containers-storage: needs an image reference';
   }
-  return "expected oci:DIR[:TAG] or containers-storage:REF";
+  return 'expected oci:DIR[:TAG] or containers-storage:REF';
 }
 
 export async function openSource(

@@ -33,7 +33,10 @@ const DPKG_DIRS = ['usr/lib/sysimage/dpkg', 'var/lib/dpkg'];
 const RPM_DIRS = ['usr/lib/sysimage/rpm', 'var/lib/rpm', 'usr/share/rpm'];
 
 /** path → owning package from dpkg info lists. */
-async function dpkgOwners(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string> | undefined> {
+async function dpkgOwners(
+  index: Map<string, TarHeader>,
+  opts: ComponentOptions,
+): Promise<Map<string, string> | undefined> {
   const infoDir = DPKG_DIRS.map((d) => `${d}/info`).find((d) => index.get(d)?.type === 'dir');
   if (!infoDir) return undefined;
   const lists = [...index.keys()].filter((p) => p.startsWith(`${infoDir}/`) && p.endsWith('.list')).sort();
@@ -58,11 +61,20 @@ async function dpkgOwners(index: Map<string, TarHeader>, opts: ComponentOptions)
 }
 
 /** path → owning package from an rpm database, through the rpm tool (if present here). */
-async function rpmOwners(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string> | undefined> {
-  const dbDir = RPM_DIRS.find((d) => index.get(d)?.type === 'dir' && [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'));
+async function rpmOwners(
+  index: Map<string, TarHeader>,
+  opts: ComponentOptions,
+): Promise<Map<string, string> | undefined> {
+  const dbDir = RPM_DIRS.find(
+    (d) =>
+      index.get(d)?.type === 'dir' &&
+      [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'),
+  );
   if (!dbDir) return undefined;
   if (!opts.runner || !which('rpm')) {
-    opts.log.warning(`the image has an rpm database (${dbDir}) but the rpm tool is not installed here: grouping by directory instead of by package`);
+    opts.log.warning(
+      `the image has an rpm database (${dbDir}) but the rpm tool is not installed here: grouping by directory instead of by package`,
+    );
     return undefined;
   }
   const files = [...index.keys()].filter((p) => p.startsWith(`${dbDir}/`) && index.get(p)?.type === 'file');
@@ -102,7 +114,10 @@ export function dirComponent(p: string): string {
   return `dir:${parts.slice(0, 3).join('/') || '.'}`;
 }
 
-export async function assignComponents(index: Map<string, TarHeader>, opts: ComponentOptions): Promise<Map<string, string>> {
+export async function assignComponents(
+  index: Map<string, TarHeader>,
+  opts: ComponentOptions,
+): Promise<Map<string, string>> {
   const owners = (await rpmOwners(index, opts)) ?? (await dpkgOwners(index, opts)) ?? new Map<string, string>();
   if (!owners.size) opts.log.warning('no package database found: grouping every file by directory');
   const out = new Map<string, string>();
@@ -130,8 +145,7 @@ export async function assignComponents(index: Map<string, TarHeader>, opts: Comp
       // Big build products (hwdb.bin, the CA bundle) are usually byte-identical from build to
       // build: alone, their layer is reused. Only the small ones travel together.
       out.set(p, e.type === 'file' && e.size >= VOLATILE_MAX_FILE ? `file:${p}` : 'volatile');
-    }
-    else if (e.type === 'dir') out.set(p, `dir:${p.split('/').slice(0, 3).join('/')}`);
+    } else if (e.type === 'dir') out.set(p, `dir:${p.split('/').slice(0, 3).join('/')}`);
     else out.set(p, dirComponent(p));
   }
   // A hardlink must land in the layer of its target (tar extracts it by name).

@@ -69,7 +69,9 @@ export function makePlan(sizes: Map<string, number>, maxLayers: number, previous
       }
     }
     const removed = [...prevOf.keys()].filter((c) => !sizes.has(c));
-    notes.push(`previous plan: ${kept} components keep their layer, ${comps.length - kept} new, ${removed.length} removed`);
+    notes.push(
+      `previous plan: ${kept} components keep their layer, ${comps.length - kept} new, ${removed.length} removed`,
+    );
   }
 
   // New components, biggest first: their own layer while the budget allows (room is always
@@ -88,9 +90,12 @@ export function makePlan(sizes: Map<string, number>, maxLayers: number, previous
   }
 
   // A smaller max-layers than the previous plan used: fold the smallest own layers into buckets.
-  const layerSize = (id: string) => [...assign].filter(([, l]) => l === id).reduce((n, [c]) => n + (sizes.get(c) ?? 0), 0);
+  const layerSize = (id: string) =>
+    [...assign].filter(([, l]) => l === id).reduce((n, [c]) => n + (sizes.get(c) ?? 0), 0);
   while (used().size > maxLayers) {
-    const own = [...used()].filter((id) => id.startsWith('c:')).sort((a, b) => layerSize(a) - layerSize(b) || (a < b ? -1 : 1));
+    const own = [...used()]
+      .filter((id) => id.startsWith('c:'))
+      .sort((a, b) => layerSize(a) - layerSize(b) || (a < b ? -1 : 1));
     const victim = own[0];
     if (!victim) throw new Error(`cannot fit the plan into ${maxLayers} layers`);
     for (const [c, id] of assign) if (id === victim) assign.set(c, bucketOf(c, buckets));

@@ -104,16 +104,25 @@ export async function flattenToStore(input: OpenedImage, store: string, log: Log
     }
     meta.set(entry.path, rec);
   }
-  log.info(`read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.layers.length} input layer(s)`);
+  log.info(
+    `read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.layers.length} input layer(s)`,
+  );
   return meta;
 }
 
 function kernelOf(meta: Map<string, Meta>): string | undefined {
-  const ks = [...meta.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.split('/')[3]!);
+  const ks = [...meta.values()]
+    .filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path))
+    .map((e) => e.path.split('/')[3]!);
   return ks.length === 1 ? ks[0] : undefined;
 }
 
-function finalLabels(input: Record<string, string>, extra: Record<string, string>, kver: string | undefined, log: Logger): Record<string, string> {
+function finalLabels(
+  input: Record<string, string>,
+  extra: Record<string, string>,
+  kver: string | undefined,
+  log: Logger,
+): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...input, ...extra })) {
     if (v === '' || v === undefined) log.warning(`label ${k} has an empty value: not published`);
@@ -122,7 +131,9 @@ function finalLabels(input: Record<string, string>, extra: Record<string, string
   labels['containers.bootc'] = '1';
   if (kver) {
     if (labels['ostree.linux'] && labels['ostree.linux'] !== kver) {
-      log.warning(`label ostree.linux was ${labels['ostree.linux']}; the image holds kernel ${kver}: recomputed from content`);
+      log.warning(
+        `label ostree.linux was ${labels['ostree.linux']}; the image holds kernel ${kver}: recomputed from content`,
+      );
     }
     labels['ostree.linux'] = kver;
   } else if (labels['ostree.linux']) {
@@ -134,9 +145,26 @@ function finalLabels(input: Record<string, string>, extra: Record<string, string
 
 /** Normalised view of one entry for the equality check (hardlink sets compare as sets). */
 function fingerprint(e: TarHeader & { hash?: string }, linkGroup: string | undefined, epoch: number): string {
-  const x = e.xattrs ? [...e.xattrs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v.toString('base64')}`).join(',') : '';
+  const x = e.xattrs
+    ? [...e.xattrs]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => `${k}=${v.toString('base64')}`)
+        .join(',')
+    : '';
   const type = e.type === 'hardlink' ? 'file' : e.type;
-  return [type, (e.mode & 0o7777).toString(8), e.uid, e.gid, type === 'file' ? e.hash : '', e.type === 'symlink' ? e.linkname : '', Math.min(Math.floor(e.mtime), epoch), x, linkGroup ?? '', e.devmajor, e.devminor].join('|');
+  return [
+    type,
+    (e.mode & 0o7777).toString(8),
+    e.uid,
+    e.gid,
+    type === 'file' ? e.hash : '',
+    e.type === 'symlink' ? e.linkname : '',
+    Math.min(Math.floor(e.mtime), epoch),
+    x,
+    linkGroup ?? '',
+    e.devmajor,
+    e.devminor,
+  ].join('|');
 }
 
 export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
@@ -147,7 +175,8 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
 
   // Hardlink sets: canonical member = smallest path, stored as the file; the others link to it.
   const groups = new Map<string, string[]>();
-  for (const e of meta.values()) if (e.type === 'hardlink') groups.set(e.linkname, [...(groups.get(e.linkname) ?? [e.linkname]), e.path]);
+  for (const e of meta.values())
+    if (e.type === 'hardlink') groups.set(e.linkname, [...(groups.get(e.linkname) ?? [e.linkname]), e.path]);
   const canonicalOf = new Map<string, string>();
   for (const members of groups.values()) {
     const c = [...members].sort()[0]!;
@@ -158,7 +187,9 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     return e.type === 'hardlink' ? meta.get(e.linkname)! : e;
   };
 
-  const created = Date.parse(String(req.input.labels['org.opencontainers.image.created'] ?? req.input.config.created ?? ''));
+  const created = Date.parse(
+    String(req.input.labels['org.opencontainers.image.created'] ?? req.input.config.created ?? ''),
+  );
   const components = await assignComponents(meta, {
     largeFileBytes: req.largeFileBytes,
     // Files written by this build (up to a day before the image's creation time) are the ones that
@@ -176,7 +207,8 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     },
   });
   const sizes = new Map<string, number>();
-  for (const [p, c] of components) sizes.set(c, (sizes.get(c) ?? 0) + (meta.get(p)?.type === 'file' ? meta.get(p)!.size : 0));
+  for (const [p, c] of components)
+    sizes.set(c, (sizes.get(c) ?? 0) + (meta.get(p)?.type === 'file' ? meta.get(p)!.size : 0));
   let fallbackReason: string | undefined;
   if (req.previous && !req.previous.plan) {
     fallbackReason = `the previous image (${req.previous.source}) carries no Keel layer plan: using a fresh plan (this update re-downloads every layer once)`;
@@ -219,11 +251,19 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
         if (isFile && own.includes(p)) files++;
         yield {
           header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
-          body: isFile && src.size > 0 ? (fs.createReadStream(path.join(store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) : undefined,
+          body:
+            isFile && src.size > 0
+              ? (fs.createReadStream(path.join(store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
+              : undefined,
         };
       }
     }
-    const tmp = path.join(req.outputDir, 'blobs', 'sha256', `.layer-${process.pid}-${l.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`);
+    const tmp = path.join(
+      req.outputDir,
+      'blobs',
+      'sha256',
+      `.layer-${process.pid}-${l.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`,
+    );
     const diff = crypto.createHash('sha256');
     const comp = crypto.createHash('sha256');
     let size = 0;
@@ -248,7 +288,15 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     );
     const digest = `sha256:${comp.digest('hex')}`;
     layout.adoptFile(tmp, digest);
-    return { id: l.id, digest, diffId: `sha256:${diff.digest('hex')}`, size, uncompressedSize: raw, files, components: l.components };
+    return {
+      id: l.id,
+      digest,
+      diffId: `sha256:${diff.digest('hex')}`,
+      size,
+      uncompressedSize: raw,
+      files,
+      components: l.components,
+    };
   };
   const t0 = Date.now();
   const layers = await mapLimit(plan.layers, 4, writeLayer);
@@ -261,7 +309,11 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     ...inCfg,
     config: { ...(inCfg.config ?? {}), Labels: labels },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: layers.map((l) => ({ created: createdAt, created_by: `keel rechunk: ${l.id}`, comment: `${l.components.length} component(s)` })),
+    history: layers.map((l) => ({
+      created: createdAt,
+      created_by: `keel rechunk: ${l.id}`,
+      comment: `${l.components.length} component(s)`,
+    })),
   };
   const cfgDesc = layout.writeBlob(JSON.stringify(config));
   const manifest = Buffer.from(
@@ -282,12 +334,16 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
 
   // Post-check: the flattened output must equal the flattened input, file by file.
   const postCheck = await verifyOutput(layout, layers, meta, canonicalOf, epoch, log);
-  if (layers.length > req.maxLayers) throw new UserError(`post-check: ${layers.length} layers exceed max-layers ${req.maxLayers}`);
+  if (layers.length > req.maxLayers)
+    throw new UserError(`post-check: ${layers.length} layers exceed max-layers ${req.maxLayers}`);
   for (const [k, v] of Object.entries(req.input.labels)) {
-    if (v && k !== 'ostree.linux' && labels[k] !== v && !(k in req.extraLabels)) throw new UserError(`post-check: label ${k} was not preserved`);
+    if (v && k !== 'ostree.linux' && labels[k] !== v && !(k in req.extraLabels))
+      throw new UserError(`post-check: label ${k} was not preserved`);
   }
   if (postCheck.mismatches.length) {
-    throw new UserError(`post-check failed: the rechunked filesystem differs from the input in ${postCheck.mismatches.length} place(s): ${postCheck.mismatches.slice(0, 10).join('; ')}`);
+    throw new UserError(
+      `post-check failed: the rechunked filesystem differs from the input in ${postCheck.mismatches.length} place(s): ${postCheck.mismatches.slice(0, 10).join('; ')}`,
+    );
   }
 
   let update: RechunkResult['update'];
@@ -301,7 +357,16 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
       totalBytes: layers.reduce((n, l) => n + l.size, 0),
     };
   }
-  return { manifestDigest: m.digest, layers, labels, kernelVersion: kver, planNotes: notes, fallbackReason, postCheck, update };
+  return {
+    manifestDigest: m.digest,
+    layers,
+    labels,
+    kernelVersion: kver,
+    planNotes: notes,
+    fallbackReason,
+    postCheck,
+    update,
+  };
 }
 
 export async function verifyOutput(
@@ -312,7 +377,11 @@ export async function verifyOutput(
   epoch: number,
   log: Logger,
 ): Promise<{ entries: number; mismatches: string[] }> {
-  const refs: LayerRef[] = layers.map((l) => ({ digest: l.digest, compression: 'gzip', open: () => layout.openBlob(l.digest) }));
+  const refs: LayerRef[] = layers.map((l) => ({
+    digest: l.digest,
+    compression: 'gzip',
+    open: () => layout.openBlob(l.digest),
+  }));
   const out = new LayeredRootfs(refs);
   const got = new Map<string, string>();
   const outHash = new Map<string, string>();
@@ -332,7 +401,7 @@ export async function verifyOutput(
   const linkTargets = new Set([...outEntries.values()].filter((e) => e.type === 'hardlink').map((e) => e.linkname));
   for (const [p, e] of outEntries) {
     const isLink = e.type === 'hardlink';
-    const src = isLink ? outEntries.get(e.linkname) ?? e : e;
+    const src = isLink ? (outEntries.get(e.linkname) ?? e) : e;
     const hash = isLink ? outHash.get(e.linkname) : outHash.get(p);
     const group = isLink ? e.linkname : linkTargets.has(p) ? p : undefined;
     got.set(p, fingerprint({ ...src, type: isLink ? 'hardlink' : src.type, hash }, group, epoch));
@@ -347,7 +416,8 @@ export async function verifyOutput(
     else if (have !== want) mismatches.push(`${p} differs`);
   }
   for (const p of got.keys()) if (!meta.has(p)) mismatches.push(`${p} is extra`);
-  log.info(`post-check: ${meta.size} entries compared (content, mode, owner, xattrs, link targets, hardlink sets): ${mismatches.length} mismatch(es)`);
+  log.info(
+    `post-check: ${meta.size} entries compared (content, mode, owner, xattrs, link targets, hardlink sets): ${mismatches.length} mismatch(es)`,
+  );
   return { entries: meta.size, mismatches };
 }
-

@@ -20,4 +20,3 @@ export async function createBundle(signer: Signer, witnesses: Witness[], digest:
   }
   return Buffer.from(JSON.stringify(json));
 }
-

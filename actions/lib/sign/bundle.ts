@@ -64,7 +64,11 @@ export interface BundleRef {
 }
 
 /** Lists the bundle referrers of `digest` (referrers API, else the `sha256-<hex>` index). */
-export async function listBundleReferrers(client: RegistryClient, repo: string, digest: string): Promise<{ api: boolean; refs: BundleRef[] }> {
+export async function listBundleReferrers(
+  client: RegistryClient,
+  repo: string,
+  digest: string,
+): Promise<{ api: boolean; refs: BundleRef[] }> {
   const body = await client.referrers(repo, digest);
   let api = false;
   let descriptors: Descriptor[] = [];
@@ -79,7 +83,8 @@ export async function listBundleReferrers(client: RegistryClient, repo: string, 
   // go-containerregistry (cosign 3) writes fallback-index entries with the artifactType of the
   // config (application/vnd.oci.empty.v1+json), so such entries are candidates too; the manifest
   // itself decides (fetchBundles).
-  const candidate = (d: Descriptor) => d.artifactType === undefined || d.artifactType === MT_BUNDLE_V03 || d.artifactType === MT.ociEmpty;
+  const candidate = (d: Descriptor) =>
+    d.artifactType === undefined || d.artifactType === MT_BUNDLE_V03 || d.artifactType === MT.ociEmpty;
   return {
     api,
     refs: descriptors
@@ -161,20 +166,26 @@ export function checkBundle(bundle: Buffer, digest: string, key: crypto.KeyObjec
     return `not a Sigstore bundle (mediaType ${JSON.stringify(j.mediaType)})`;
   }
   const env = j.dsseEnvelope;
-  if (!env || typeof env.payload !== 'string' || !Array.isArray(env.signatures)) return 'the bundle has no DSSE envelope';
+  if (!env || typeof env.payload !== 'string' || !Array.isArray(env.signatures))
+    return 'the bundle has no DSSE envelope';
   if (env.payloadType !== PAYLOAD_TYPE_INTOTO) return `unexpected DSSE payload type ${JSON.stringify(env.payloadType)}`;
   const payload = Buffer.from(env.payload, 'base64');
   const signed = pae(PAYLOAD_TYPE_INTOTO, payload);
-  const ok = env.signatures.some((s) => typeof s.sig === 'string' && verifyBytes(key, signed, Buffer.from(s.sig, 'base64')));
-  if (!ok) return 'cryptographic signature verification failed (the DSSE signature does not verify with the public key)';
+  const ok = env.signatures.some(
+    (s) => typeof s.sig === 'string' && verifyBytes(key, signed, Buffer.from(s.sig, 'base64')),
+  );
+  if (!ok)
+    return 'cryptographic signature verification failed (the DSSE signature does not verify with the public key)';
   let st: { _type?: unknown; predicateType?: unknown; subject?: { digest?: { sha256?: unknown } }[] };
   try {
     st = strictJson(payload.toString('utf8')) as typeof st;
   } catch (e) {
     return `the signed statement is not valid JSON: ${(e as Error).message}`;
   }
-  if (typeof st._type !== 'string' || !st._type.startsWith('https://in-toto.io/Statement/')) return 'the signed payload is not an in-toto statement';
-  if (st.predicateType !== PREDICATE_COSIGN_SIGN) return `the statement's predicate is ${JSON.stringify(st.predicateType)}, not a cosign signature`;
+  if (typeof st._type !== 'string' || !st._type.startsWith('https://in-toto.io/Statement/'))
+    return 'the signed payload is not an in-toto statement';
+  if (st.predicateType !== PREDICATE_COSIGN_SIGN)
+    return `the statement's predicate is ${JSON.stringify(st.predicateType)}, not a cosign signature`;
   const hex = digest.replace(/^sha256:/, '');
   if (!Array.isArray(st.subject) || !st.subject.some((s) => s?.digest?.sha256 === hex)) {
     return `Signature for digest ${digest} does not match: the statement's subject names another image`;
@@ -248,7 +259,8 @@ export async function pushBundleReferrer(
   for (let attempt = 1; ; attempt++) {
     const t0 = Date.now();
     const current = await readFallbackIndex(client, repo, subject.digest);
-    if (current?.manifests.some((d) => d.digest === manifestDigest) && attempt > 1) return { manifestDigest, fallbackTag: tag };
+    if (current?.manifests.some((d) => d.digest === manifestDigest) && attempt > 1)
+      return { manifestDigest, fallbackTag: tag };
     const manifests = (current?.manifests ?? []).filter((d) => d.digest !== manifestDigest);
     manifests.push(entry);
     const index = { schemaVersion: 2, mediaType: MT.ociIndex, manifests };
@@ -256,7 +268,8 @@ export async function pushBundleReferrer(
     await sleep(Math.max(200, 2 * (Date.now() - t0)) + Math.floor(Math.random() * 100));
     const check = await readFallbackIndex(client, repo, subject.digest);
     if (check?.manifests.some((d) => d.digest === manifestDigest)) return { manifestDigest, fallbackTag: tag };
-    if (attempt >= 5) throw new UserError(`${repo}:${tag} kept changing while adding the bundle referrer: gave up after 5 attempts`);
+    if (attempt >= 5)
+      throw new UserError(`${repo}:${tag} kept changing while adding the bundle referrer: gave up after 5 attempts`);
     log?.warning(`${repo}:${tag}: a concurrent writer dropped the bundle referrer; merging again`);
   }
 }

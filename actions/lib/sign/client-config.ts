@@ -73,7 +73,10 @@ const LOCAL_TRANSPORTS = ['containers-storage', 'dir', 'docker-archive', 'docker
 const ACCEPT = [{ type: 'insecureAcceptAnything' }];
 
 function safeName(s: string): string {
-  const n = s.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[.-]+|[.-]+$/g, '');
+  const n = s
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[.-]+|[.-]+$/g, '');
   if (!n) throw new UserError(`cannot derive a file name from ${JSON.stringify(s)}: give a name`);
   return n;
 }
@@ -84,7 +87,8 @@ export function renderClientConfig(opts: ClientConfigOptions): ClientConfig {
   const parts = ref.repository.split('/');
   const name = safeName(opts.name ?? parts[parts.length - 1]!);
   const keyPath = opts.keyPath ?? `/etc/pki/containers/${name}.pub`;
-  if (!keyPath.startsWith('/')) throw new UserError(`keyPath must be absolute on the client, got ${JSON.stringify(keyPath)}`);
+  if (!keyPath.startsWith('/'))
+    throw new UserError(`keyPath must be absolute on the client, got ${JSON.stringify(keyPath)}`);
   const scope =
     (opts.attachmentsScope ?? 'namespace') === 'namespace' && parts.length > 1
       ? `${ref.registry}/${parts.slice(0, -1).join('/')}`
@@ -104,8 +108,10 @@ export function renderClientConfig(opts: ClientConfigOptions): ClientConfig {
     } catch (e) {
       throw new UserError(`the existing policy.json is not valid JSON: ${(e as Error).message}`);
     }
-    if (!policy || typeof policy !== 'object' || Array.isArray(policy)) throw new UserError('the existing policy.json is not a JSON object');
-    if (!Array.isArray(policy.default)) throw new UserError('the existing policy.json has no "default" list (containers-policy.json(5) requires one)');
+    if (!policy || typeof policy !== 'object' || Array.isArray(policy))
+      throw new UserError('the existing policy.json is not a JSON object');
+    if (!Array.isArray(policy.default))
+      throw new UserError('the existing policy.json has no "default" list (containers-policy.json(5) requires one)');
   } else {
     policy = {
       default: [{ type: 'reject' }],
@@ -115,7 +121,7 @@ export function renderClientConfig(opts: ClientConfigOptions): ClientConfig {
       },
     };
   }
-  const transports = ((policy.transports ??= {}) as Record<string, Record<string, unknown>>);
+  const transports = (policy.transports ??= {}) as Record<string, Record<string, unknown>>;
   const docker = (transports.docker ??= {});
   const previous = docker[repository];
   if (previous !== undefined && JSON.stringify(previous) !== JSON.stringify(requirement)) {
@@ -139,7 +145,12 @@ export function renderClientConfig(opts: ClientConfigOptions): ClientConfig {
     { path: '/etc/containers/policy.json', content: policyText, mode: 0o644 },
     { path: registriesDPath, content: registriesD, mode: 0o644 },
   ];
-  if (opts.publicKeyPem) files.push({ path: keyPath, content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`, mode: 0o644 });
+  if (opts.publicKeyPem)
+    files.push({
+      path: keyPath,
+      content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`,
+      mode: 0o644,
+    });
 
   const tag = opts.tag ?? 'stable';
   const instructions = [
@@ -166,5 +177,16 @@ export function renderClientConfig(opts: ClientConfigOptions): ClientConfig {
     '',
   ].join('\n');
 
-  return { name, repository, keyPath, policy, policyEntry: { [repository]: requirement }, registriesDPath, registriesD, files, instructions, warnings };
+  return {
+    name,
+    repository,
+    keyPath,
+    policy,
+    policyEntry: { [repository]: requirement },
+    registriesDPath,
+    registriesD,
+    files,
+    instructions,
+    warnings,
+  };
 }

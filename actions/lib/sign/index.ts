@@ -10,6 +10,13 @@
  * enforce) to cosign's legacy `.sig` signatures, and optionally checks cosign-3 bundles; see
  * verify.ts. Signing, key files and the client configuration live in the sibling modules.
  */
-export { verifyImage, type VerifyOptions, type VerifyResult, type VerifyFormat, type DigestVerification, type SignatureCheck } from './verify.js';
+export {
+  verifyImage,
+  type VerifyOptions,
+  type VerifyResult,
+  type VerifyFormat,
+  type DigestVerification,
+  type SignatureCheck,
+} from './verify.js';
 export { identityMatches, MATCH_REPOSITORY, type SignedIdentity } from './identity.js';
 export { readPublicKey, parsePublicKey, keyId } from './keys.js';

@@ -52,7 +52,10 @@ export function rekorSetAnnotation(bundle: SerializedBundle): string | undefined
 }
 
 function certPem(der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -128,7 +131,9 @@ export class KeylessSigner {
       throw keylessError(e, this.opts.rekorURL ?? DEFAULT_REKOR_URL);
     }
     const sig = json.messageSignature?.signature;
-    const raw = json.verificationMaterial?.certificate?.rawBytes ?? json.verificationMaterial?.x509CertificateChain?.certificates[0]?.rawBytes;
+    const raw =
+      json.verificationMaterial?.certificate?.rawBytes ??
+      json.verificationMaterial?.x509CertificateChain?.certificates[0]?.rawBytes;
     if (!sig || !raw) throw new Error('the keyless bundle lacks a signature or certificate');
     const out: Record<string, string> = {
       [ANNOTATION_SIGNATURE]: sig,

@@ -76,7 +76,10 @@ interface Envelope {
 }
 
 export function toPem(type: string, der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
 }
 
@@ -138,7 +141,8 @@ export function parseEncryptedKey(pemText: string): { pemType: string; envelope:
   } catch {
     throw new KeyFormatError('the PEM body is not the JSON envelope cosign writes');
   }
-  if (env?.kdf?.name !== 'scrypt') throw new KeyFormatError(`unsupported kdf ${JSON.stringify(env?.kdf?.name)} (expected scrypt)`);
+  if (env?.kdf?.name !== 'scrypt')
+    throw new KeyFormatError(`unsupported kdf ${JSON.stringify(env?.kdf?.name)} (expected scrypt)`);
   if (env.cipher?.name !== 'nacl/secretbox') {
     throw new KeyFormatError(`unsupported cipher ${JSON.stringify(env.cipher?.name)} (expected nacl/secretbox)`);
   }
@@ -147,7 +151,9 @@ export function parseEncryptedKey(pemText: string): { pemType: string; envelope:
     throw new KeyFormatError('missing scrypt parameters');
   }
   if (!(SCRYPT_N_ALLOWED as readonly number[]).includes(p.N) || p.r !== 8 || p.p !== 1) {
-    throw new KeyFormatError(`unsupported scrypt parameters N=${p.N} r=${p.r} p=${p.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`);
+    throw new KeyFormatError(
+      `unsupported scrypt parameters N=${p.N} r=${p.r} p=${p.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`,
+    );
   }
   if (typeof env.kdf.salt !== 'string' || typeof env.cipher.nonce !== 'string' || typeof env.ciphertext !== 'string') {
     throw new KeyFormatError('missing salt, nonce or ciphertext');
@@ -188,7 +194,9 @@ export function parsePublicKey(pemText: string): crypto.KeyObject {
   const block = fromPem(pemText);
   if (!block) throw new UserError('not a public key: no PEM block found (expected -----BEGIN PUBLIC KEY-----)');
   if (block.type !== 'PUBLIC KEY') {
-    throw new UserError(`not a public key: PEM type ${JSON.stringify(block.type)} (expected PUBLIC KEY, e.g. cosign.pub)`);
+    throw new UserError(
+      `not a public key: PEM type ${JSON.stringify(block.type)} (expected PUBLIC KEY, e.g. cosign.pub)`,
+    );
   }
   let key: crypto.KeyObject;
   try {
@@ -209,7 +217,10 @@ export function readPublicKey(value: string): { key: crypto.KeyObject; pem: stri
   const v = value.trim();
   let text = v;
   if (!v.includes('-----BEGIN')) {
-    if (!fs.existsSync(v)) throw new UserError('not a public key: expected PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file');
+    if (!fs.existsSync(v))
+      throw new UserError(
+        'not a public key: expected PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file',
+      );
     text = fs.readFileSync(v, 'utf8');
   }
   const key = parsePublicKey(text);
@@ -223,7 +234,10 @@ export function spkiPem(key: crypto.KeyObject): string {
 /** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
 export function keyId(key: crypto.KeyObject): { hex: string; hint: string } {
   const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
-  const h = crypto.createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest();
+  const h = crypto
+    .createHash('sha256')
+    .update(pub.export({ format: 'der', type: 'spki' }))
+    .digest();
   return { hex: h.toString('hex'), hint: h.toString('base64') };
 }
 

@@ -57,7 +57,9 @@ export async function readSignatureManifest(
   if (!head) return undefined;
   const got = await client.getManifest(repo, head.digest, MT.ociManifest);
   if (got.mediaType !== MT.ociManifest) {
-    throw new UserError(`unexpected media type for the signature manifest ${repo}:${tag}: ${JSON.stringify(got.mediaType)} (expected ${MT.ociManifest})`);
+    throw new UserError(
+      `unexpected media type for the signature manifest ${repo}:${tag}: ${JSON.stringify(got.mediaType)} (expected ${MT.ociManifest})`,
+    );
   }
   const parsed = ImageManifestSchema.safeParse(JSON.parse(got.body.toString('utf8')));
   if (!parsed.success) throw new UserError(`the signature manifest ${repo}:${tag} is not a valid OCI image manifest`);
@@ -110,7 +112,11 @@ function configFor(layers: Descriptor[]): Buffer {
   );
 }
 
-async function putSmallBlob(client: RegistryClient, repo: string, bytes: Buffer): Promise<Descriptor & { size: number }> {
+async function putSmallBlob(
+  client: RegistryClient,
+  repo: string,
+  bytes: Buffer,
+): Promise<Descriptor & { size: number }> {
   const digest = sha256(bytes);
   await client.pushBlob(repo, { digest, size: bytes.length }, () => Readable.from([bytes]));
   return { mediaType: '', digest, size: bytes.length };
@@ -146,8 +152,14 @@ export async function appendSignatures(
   for (const sig of sigs) {
     const payloadDigest = sha256(sig.payload);
     const dup =
-      (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
-      pending.some((t) => t.payloadDigest === payloadDigest && isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+      (current?.layers ?? []).some(
+        (l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig),
+      ) ||
+      pending.some(
+        (t) =>
+          t.payloadDigest === payloadDigest &&
+          isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig),
+      );
     if (!dup) pending.push({ sig, payloadDigest });
   }
   const added = pending.length;
@@ -194,9 +206,13 @@ export async function appendSignatures(
     pending = pending.filter((t) => !present(t));
     if (pending.length === 0 && current) return { tag, manifestDigest: current.digest, added, skipped };
     if (attempt >= attempts) {
-      throw new UserError(`${repo}:${tag} kept changing while signing (another signer is writing it): gave up after ${attempts} attempts`);
+      throw new UserError(
+        `${repo}:${tag} kept changing while signing (another signer is writing it): gave up after ${attempts} attempts`,
+      );
     }
-    log?.warning(`${repo}:${tag}: a concurrent writer dropped ${pending.length} new signature(s); merging again (attempt ${attempt + 1}/${attempts})`);
+    log?.warning(
+      `${repo}:${tag}: a concurrent writer dropped ${pending.length} new signature(s); merging again (attempt ${attempt + 1}/${attempts})`,
+    );
   }
 }
 

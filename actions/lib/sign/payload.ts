@@ -30,7 +30,11 @@ export interface SimpleSigningPayload {
  * bytes are then a pure function of (reference, digest), which is what makes re-signing
  * detectable and therefore idempotent.
  */
-export function buildPayload(dockerReference: string, digest: string, optional: Record<string, unknown> | null = null): Buffer {
+export function buildPayload(
+  dockerReference: string,
+  digest: string,
+  optional: Record<string, unknown> | null = null,
+): Buffer {
   return Buffer.from(
     JSON.stringify({
       critical: {
@@ -57,7 +61,8 @@ export function parsePayload(bytes: Buffer | string): SimpleSigningPayload {
   let optional: Record<string, unknown> | null = null;
   if (top.optional !== null) {
     optional = asObject(top.optional);
-    if ('creator' in optional && typeof optional.creator !== 'string') throw new PayloadError('Field optional.creator is not a string');
+    if ('creator' in optional && typeof optional.creator !== 'string')
+      throw new PayloadError('Field optional.creator is not a string');
     if ('timestamp' in optional) {
       const t = optional.timestamp;
       if (typeof t !== 'number') throw new PayloadError('Field optional.timestamp is not a number');

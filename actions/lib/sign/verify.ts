@@ -103,7 +103,10 @@ export function checkLegacyLayer(
   const sig = strictBase64(b64);
   if (!sig) return { accepted: false, reason: 'invalid signature: base64 decoding failed' };
   if (!verifyBytes(key, layer.payload, sig)) {
-    return { accepted: false, reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature' };
+    return {
+      accepted: false,
+      reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature',
+    };
   }
   let payload;
   try {
@@ -112,7 +115,11 @@ export function checkLegacyLayer(
     return { accepted: false, reason: e instanceof PayloadError ? e.message : String(e) };
   }
   if (payload.digest !== digest) {
-    return { accepted: false, reason: `Signature for digest ${payload.digest} does not match`, dockerReference: payload.dockerReference };
+    return {
+      accepted: false,
+      reason: `Signature for digest ${payload.digest} does not match`,
+      dockerReference: payload.dockerReference,
+    };
   }
   if (!identityMatches(identity, intended, payload.dockerReference)) {
     return {
@@ -129,10 +136,17 @@ function summarize(checks: SignatureCheck[], what: string): { verified: boolean;
     const n = checks.filter((c) => c.accepted).length;
     return { verified: true, reason: `${n} ${what} signature(s) accepted` };
   }
-  if (checks.length === 0) return { verified: false, reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE };
+  if (checks.length === 0)
+    return {
+      verified: false,
+      reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE,
+    };
   // c/image: one rejection is reported as is; several as "None of the signatures were accepted, reasons: …".
   if (checks.length === 1) return { verified: false, reason: checks[0]!.reason };
-  return { verified: false, reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}` };
+  return {
+    verified: false,
+    reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}`,
+  };
 }
 
 async function verifyDigest(
@@ -152,7 +166,12 @@ async function verifyDigest(
       sm = await readSignatureManifest(client, ref.repository, digest);
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
-      legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: (e as Error).message });
+      legacy.push({
+        format: 'legacy',
+        source: `${ref.name}:${sigTag(digest)}`,
+        accepted: false,
+        reason: (e as Error).message,
+      });
     }
     for (const layer of sm?.layers ?? []) {
       const r = checkLegacyLayer(layer, key, digest, intended, opts.identity);
@@ -168,11 +187,21 @@ async function verifyDigest(
       fetched = await fetchBundles(client, ref.repository, digest);
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
-      bundles.push({ format: 'bundle', source: `${ref.name}:${referrersTag(digest)}`, accepted: false, reason: e.message });
+      bundles.push({
+        format: 'bundle',
+        source: `${ref.name}:${referrersTag(digest)}`,
+        accepted: false,
+        reason: e.message,
+      });
     }
     for (const b of fetched) {
       const reason = b.error ?? checkBundle(b.bundle!, digest, key);
-      bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
+      bundles.push({
+        format: 'bundle',
+        source: `${ref.name}@${b.ref.descriptor.digest}`,
+        accepted: !reason,
+        reason: reason ?? '',
+      });
     }
     checks.push(...bundles);
     parts.push(summarize(bundles, 'bundle'));
@@ -202,7 +231,11 @@ export async function verifyImage(
   const head = await client.headManifest(ref.repository, ref.digest);
   if (!head) {
     const reason = `${ref.toString()} does not exist in the registry`;
-    return { verified: false, reason, details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }] };
+    return {
+      verified: false,
+      reason,
+      details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }],
+    };
   }
   const top = await client.getManifest(ref.repository, ref.digest);
   const details: DigestVerification[] = [];
@@ -222,9 +255,11 @@ export async function verifyImage(
     }
   }
   const bad = details.find((d) => !d.verified);
-  for (const d of details) opts.log?.debug(`verify ${d.digest}: ${d.verified ? 'verified' : 'NOT verified'}: ${d.reason}`);
+  for (const d of details)
+    opts.log?.debug(`verify ${d.digest}: ${d.verified ? 'verified' : 'NOT verified'}: ${d.reason}`);
   if (bad) {
-    const where = bad.digest === ref.digest ? '' : `child manifest ${bad.digest}${bad.platform ? ` (${bad.platform})` : ''}: `;
+    const where =
+      bad.digest === ref.digest ? '' : `child manifest ${bad.digest}${bad.platform ? ` (${bad.platform})` : ''}: `;
     return { verified: false, reason: `${where}${bad.reason}`, details };
   }
   const n = details.length;

@@ -212,7 +212,10 @@ function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
         if (k.startsWith('SCHILY.xattr.')) {
           (h.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
         } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-          (h.xattrs ??= new Map()).set(decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(s(), 'base64'));
+          (h.xattrs ??= new Map()).set(
+            decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)),
+            Buffer.from(s(), 'base64'),
+          );
         }
     }
   }

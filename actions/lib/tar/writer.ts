@@ -33,12 +33,27 @@ function paxRecord(key: string, value: Buffer): Buffer {
 }
 
 function octal(buf: Buffer, off: number, len: number, v: number): void {
-  const s = Math.floor(v).toString(8).padStart(len - 1, '0');
+  const s = Math.floor(v)
+    .toString(8)
+    .padStart(len - 1, '0');
   buf.write(s, off, len - 1, 'latin1');
   buf[off + len - 1] = 0;
 }
 
-function header(name: string, flag: string, h: { mode: number; uid: number; gid: number; size: number; mtime: number; linkname: string; devmajor: number; devminor: number }): Buffer {
+function header(
+  name: string,
+  flag: string,
+  h: {
+    mode: number;
+    uid: number;
+    gid: number;
+    size: number;
+    mtime: number;
+    linkname: string;
+    devmajor: number;
+    devminor: number;
+  },
+): Buffer {
   const b = Buffer.alloc(BLOCK);
   b.write(name, 0, 100, 'utf8');
   octal(b, 100, 8, h.mode);
@@ -95,7 +110,16 @@ export async function* encodeEntry(e: WriteEntry): AsyncGenerator<Buffer> {
     const body = Buffer.concat(pax);
     const base = name.replace(/\/$/, '').split('/').pop() ?? 'x';
     const paxName = `PaxHeaders/${base}`.slice(0, 99);
-    yield header(paxName, 'x', { mode: 0o644, uid: 0, gid: 0, size: body.length, mtime, linkname: '', devmajor: 0, devminor: 0 });
+    yield header(paxName, 'x', {
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: body.length,
+      mtime,
+      linkname: '',
+      devmajor: 0,
+      devminor: 0,
+    });
     yield body;
     yield pad(body.length);
   }

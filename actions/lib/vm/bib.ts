@@ -35,13 +35,29 @@ export function bibCommands(r: BibRequest): [string, string[]][] {
   if (!/@sha256:[0-9a-f]{64}$/.test(r.imageRef)) throw new Error(`bib needs a digest reference, got ${r.imageRef}`);
   const storage = r.storage ?? '/var/lib/containers/storage';
   const run = [
-    'run', '--rm', '--privileged', '--pull=newer',
-    '--security-opt', 'label=type:unconfined_t',
-    '-v', `${storage}:/var/lib/containers/storage`,
-    '-v', `${r.outputDir}:/output`,
+    'run',
+    '--rm',
+    '--privileged',
+    '--pull=newer',
+    '--security-opt',
+    'label=type:unconfined_t',
+    '-v',
+    `${storage}:/var/lib/containers/storage`,
+    '-v',
+    `${r.outputDir}:/output`,
   ];
   if (r.configFile) run.push('-v', `${r.configFile}:/config.toml:ro`);
-  run.push(r.bibImage ?? BIB_IMAGE, 'build', '--output', '/output', '--type', r.type, '--rootfs', r.rootfs ?? 'btrfs', '--use-librepo=True');
+  run.push(
+    r.bibImage ?? BIB_IMAGE,
+    'build',
+    '--output',
+    '/output',
+    '--type',
+    r.type,
+    '--rootfs',
+    r.rootfs ?? 'btrfs',
+    '--use-librepo=True',
+  );
   if (r.chown) run.push('--chown', r.chown);
   run.push(r.imageRef);
   // BIB reads root's containers-storage and needs a privileged container: both podman calls run

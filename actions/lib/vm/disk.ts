@@ -61,7 +61,18 @@ export async function makeExt4(
   // Metadata, journal and free space for the first boot (journald, tmpfiles, machine-id).
   const size = Math.ceil((bytes * 1.25 + (opts.headroomMiB ?? 512) * MiB) / MiB) * MiB;
   fs.rmSync(out, { force: true });
-  const args = ['-q', '-F', '-t', 'ext4', '-L', opts.label ?? 'root', '-N', String(Math.ceil(inodes * 1.5) + 8192), '-E', 'root_owner=0:0'];
+  const args = [
+    '-q',
+    '-F',
+    '-t',
+    'ext4',
+    '-L',
+    opts.label ?? 'root',
+    '-N',
+    String(Math.ceil(inodes * 1.5) + 8192),
+    '-E',
+    'root_owner=0:0',
+  ];
   if (opts.uuid) args.push('-U', opts.uuid);
   args.push('-d', rootDir, out, `${size / 1024}k`);
   const [cmd, a] = asRoot('mke2fs', args);
@@ -79,7 +90,17 @@ export async function makeEsp(
   const payload = files.reduce((n, f) => n + fs.statSync(f.src).size, 0);
   const size = Math.max(64, Math.ceil((payload * 1.2) / MiB) + 16) * MiB;
   fs.rmSync(out, { force: true });
-  await runner.run('mkfs.vfat', ['-C', '-F', '32', '-n', opts.label ?? 'ESP', '-i', opts.volumeId ?? '4b45454c', out, String(size / 1024)]);
+  await runner.run('mkfs.vfat', [
+    '-C',
+    '-F',
+    '32',
+    '-n',
+    opts.label ?? 'ESP',
+    '-i',
+    opts.volumeId ?? '4b45454c',
+    out,
+    String(size / 1024),
+  ]);
   const dirs = new Set<string>();
   for (const f of files) {
     const parts = f.dest.replace(/^\/+/, '').split('/').slice(0, -1);
@@ -87,7 +108,8 @@ export async function makeEsp(
   }
   const env = { MTOOLS_SKIP_CHECK: '1' };
   for (const d of [...dirs].sort()) await runner.run('mmd', ['-i', out, `::/${d}`], { env });
-  for (const f of files) await runner.run('mcopy', ['-i', out, '-o', f.src, `::/${f.dest.replace(/^\/+/, '')}`], { env });
+  for (const f of files)
+    await runner.run('mcopy', ['-i', out, '-o', f.src, `::/${f.dest.replace(/^\/+/, '')}`], { env });
   return { size };
 }
 
@@ -99,7 +121,12 @@ export interface GptPart {
 }
 
 /** Lays partition images out on a GPT disk image (1 MiB aligned) with sfdisk. */
-export async function assembleGpt(out: string, parts: GptPart[], runner: CommandRunner, diskUuid: string): Promise<{ offsets: number[] }> {
+export async function assembleGpt(
+  out: string,
+  parts: GptPart[],
+  runner: CommandRunner,
+  diskUuid: string,
+): Promise<{ offsets: number[] }> {
   const align = (n: number) => Math.ceil(n / MiB) * MiB;
   let off = MiB;
   const offsets: number[] = [];
@@ -138,15 +165,24 @@ export interface UefiDiskSpec {
 }
 
 /** A GPT disk: an ESP with systemd-boot, kernel, initramfs and one entry, plus the ext4 root. */
-export async function buildUefiDisk(spec: UefiDiskSpec, runner: CommandRunner, log: Logger): Promise<{ rootPartUuid: string }> {
-  const boot = ['/usr/lib/systemd/boot/efi/systemd-bootx64.efi', '/usr/lib/systemd-boot/systemd-bootx64.efi'].find((p) => fs.existsSync(p));
+export async function buildUefiDisk(
+  spec: UefiDiskSpec,
+  runner: CommandRunner,
+  log: Logger,
+): Promise<{ rootPartUuid: string }> {
+  const boot = ['/usr/lib/systemd/boot/efi/systemd-bootx64.efi', '/usr/lib/systemd-boot/systemd-bootx64.efi'].find(
+    (p) => fs.existsSync(p),
+  );
   if (!boot) throw new Error('systemd-bootx64.efi not found: install systemd-boot-efi');
   const rootUuid = seededUuid(`${spec.seed}/root`);
   fs.mkdirSync(spec.workDir, { recursive: true });
   const loaderConf = path.join(spec.workDir, 'loader.conf');
   const entry = path.join(spec.workDir, 'keel.conf');
   fs.writeFileSync(loaderConf, 'default keel.conf\ntimeout 0\nconsole-mode keep\n');
-  fs.writeFileSync(entry, `title ${spec.title}\nlinux /keel/vmlinuz\ninitrd /keel/initramfs.img\noptions root=PARTUUID=${rootUuid} rw ${spec.cmdline}\n`);
+  fs.writeFileSync(
+    entry,
+    `title ${spec.title}\nlinux /keel/vmlinuz\ninitrd /keel/initramfs.img\noptions root=PARTUUID=${rootUuid} rw ${spec.cmdline}\n`,
+  );
   const esp = path.join(spec.workDir, 'esp.img');
   const root = path.join(spec.workDir, 'root.img');
   await makeEsp(
@@ -160,7 +196,11 @@ export async function buildUefiDisk(spec: UefiDiskSpec, runner: CommandRunner, l
     ],
     runner,
   );
-  await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`), usage: spec.usage });
+  await makeExt4(spec.rootfsDir, root, runner, {
+    label: 'root',
+    uuid: seededUuid(`${spec.seed}/rootfs`),
+    usage: spec.usage,
+  });
   await assembleGpt(
     spec.out,
     [
@@ -172,6 +212,8 @@ export async function buildUefiDisk(spec: UefiDiskSpec, runner: CommandRunner, l
   );
   fs.rmSync(esp, { force: true });
   fs.rmSync(root, { force: true });
-  log.info(`built GPT disk ${spec.out} (${(fs.statSync(spec.out).size / MiB).toFixed(0)} MiB): ESP with systemd-boot + ext4 root PARTUUID=${rootUuid}`);
+  log.info(
+    `built GPT disk ${spec.out} (${(fs.statSync(spec.out).size / MiB).toFixed(0)} MiB): ESP with systemd-boot + ext4 root PARTUUID=${rootUuid}`,
+  );
   return { rootPartUuid: rootUuid };
 }

@@ -36,11 +36,24 @@ export interface LiveIso {
 export function liveRequirements(index: Map<string, { type: string }>): void {
   const dracut = ['usr/bin/dracut', 'usr/sbin/dracut'].some((p) => index.get(p)?.type === 'file');
   const live = [...index.keys()].some((p) => /^usr\/lib\/dracut\/modules\.d\/\d+dmsquash-live$/.test(p));
-  const missing = [...(dracut ? [] : ['dracut (/usr/bin/dracut)']), ...(live ? [] : ["dracut's dmsquash-live module (/usr/lib/dracut/modules.d/*dmsquash-live; Debian: dracut-live, Fedora: dracut-live)"])];
-  if (missing.length) throw new UserError(`the live ISO backend needs ${missing.join(' and ')} in the image; install it, or use backend: bib`);
+  const missing = [
+    ...(dracut ? [] : ['dracut (/usr/bin/dracut)']),
+    ...(live
+      ? []
+      : [
+          "dracut's dmsquash-live module (/usr/lib/dracut/modules.d/*dmsquash-live; Debian: dracut-live, Fedora: dracut-live)",
+        ]),
+  ];
+  if (missing.length)
+    throw new UserError(
+      `the live ISO backend needs ${missing.join(' and ')} in the image; install it, or use backend: bib`,
+    );
 }
 
-export function grubConfig(spec: { label: string; title: string; kernelArgs?: string }): { cfg: string; cmdline: string } {
+export function grubConfig(spec: { label: string; title: string; kernelArgs?: string }): {
+  cfg: string;
+  cmdline: string;
+} {
   const cmdline = `root=live:CDLABEL=${spec.label} rd.live.image rd.live.overlay.overlayfs=1${spec.kernelArgs ? ` ${spec.kernelArgs}` : ''}`;
   const cfg = [
     // Without a video driver GRUB hands the kernel no framebuffer ("no suitable video mode
@@ -72,28 +85,52 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
   const inside = '/tmp/keel-live-initrd.img';
   const t0 = Date.now();
   const [chroot, args] = asRoot('chroot', [
-    spec.rootfsDir, 'dracut', '--no-hostonly', '--no-hostonly-cmdline', '--add', 'dmsquash-live',
-    '--force', '--tmpdir', '/tmp', '--kver', spec.kver, inside,
+    spec.rootfsDir,
+    'dracut',
+    '--no-hostonly',
+    '--no-hostonly-cmdline',
+    '--add',
+    'dmsquash-live',
+    '--force',
+    '--tmpdir',
+    '/tmp',
+    '--kver',
+    spec.kver,
+    inside,
   ]);
   await runner.run(chroot, args, { timeoutMs: 1800_000 });
   const initrd = path.join(stage, 'boot', 'initrd.img');
   const [mv, mvArgs] = asRoot('mv', [path.join(spec.rootfsDir, inside.slice(1)), initrd]);
   await runner.run(mv, mvArgs);
   if (process.getuid?.() !== 0) await runner.run('sudo', ['-n', 'chmod', 'a+r', initrd]);
-  log.info(`live initramfs (dracut dmsquash-live) in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${(fs.statSync(initrd).size / 1048576).toFixed(0)} MiB`);
+  log.info(
+    `live initramfs (dracut dmsquash-live) in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${(fs.statSync(initrd).size / 1048576).toFixed(0)} MiB`,
+  );
 
   // 2. The squashfs of the rootfs (zstd, asserted: the anchor once shipped a silent gzip fallback).
   const sq = path.join(stage, 'LiveOS', 'squashfs.img');
   const t1 = Date.now();
   const [mk, mkArgs] = asRoot('mksquashfs', [
-    spec.rootfsDir, sq, '-comp', 'zstd', '-Xcompression-level', String(spec.compressionLevel),
-    '-b', '1M', '-noappend', '-no-progress', '-quiet', '-xattrs',
+    spec.rootfsDir,
+    sq,
+    '-comp',
+    'zstd',
+    '-Xcompression-level',
+    String(spec.compressionLevel),
+    '-b',
+    '1M',
+    '-noappend',
+    '-no-progress',
+    '-quiet',
+    '-xattrs',
   ]);
   await runner.run(mk, mkArgs, { timeoutMs: 3 * 3600_000 });
   const info = (await runner.run('unsquashfs', ['-s', sq])).stdout.toString();
   if (!/Compression zstd/.test(info)) throw new Error(`squashfs is not zstd-compressed:\n${info}`);
   const squashfsBytes = fs.statSync(sq).size;
-  log.info(`squashfs (zstd level ${spec.compressionLevel}) in ${((Date.now() - t1) / 1000).toFixed(0)} s: ${(squashfsBytes / 1048576).toFixed(0)} MiB`);
+  log.info(
+    `squashfs (zstd level ${spec.compressionLevel}) in ${((Date.now() - t1) / 1000).toFixed(0)} s: ${(squashfsBytes / 1048576).toFixed(0)} MiB`,
+  );
 
   // 3. Kernel, GRUB configuration, hybrid ISO.
   const kernel = path.join(stage, 'boot', 'vmlinuz');
@@ -128,7 +165,14 @@ export class GrubBootWatch extends VerdictMatcher {
   override feed(rawLine: string): Verdict | undefined {
     const v = super.feed(rawLine);
     // GRUB redraws a whole screen as one line: report from the failure to the end of the line.
-    if (v) return { ...v, line: this.failure.find((re) => re.source === v.pattern)!.exec(v.line)![0].slice(0, 200) };
+    if (v)
+      return {
+        ...v,
+        line: this.failure
+          .find((re) => re.source === v.pattern)!
+          .exec(v.line)![0]
+          .slice(0, 200),
+      };
     const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
     if (m) this.entry = m[1];
     return undefined;
@@ -138,6 +182,10 @@ export class GrubBootWatch extends VerdictMatcher {
     if (this.entry === undefined) return undefined;
     const rip = /RIP=([0-9a-f]{16})/i.exec(await hmp('info registers'))?.[1];
     if (!rip || BigInt(`0x${rip}`) < 0xffff800000000000n) return undefined;
-    return { kind: 'pass', line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`, pattern: 'monitor: RIP in kernel space' };
+    return {
+      kind: 'pass',
+      line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`,
+      pattern: 'monitor: RIP in kernel space',
+    };
   }
 }

@@ -18,7 +18,8 @@ export function ppmToPng(ppm: Buffer): Buffer {
   const [magic, w, h, max] = tokens;
   const width = Number(w);
   const height = Number(h);
-  if (magic !== 'P6' || !(width > 0) || !(height > 0) || Number(max) !== 255) throw new Error('not an 8-bit binary PPM');
+  if (magic !== 'P6' || !(width > 0) || !(height > 0) || Number(max) !== 255)
+    throw new Error('not an 8-bit binary PPM');
   const row = width * 3;
   if (ppm.length - off < row * height) throw new Error('truncated PPM');
   const raw = Buffer.alloc((row + 1) * height);

@@ -45,7 +45,9 @@ export async function probeKvm(kernel: string, workDir: string, log: Logger, tim
   );
   return {
     usable: r.passed,
-    reason: r.passed ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)` : `the probe guest did not run under KVM: ${r.reason}`,
+    reason: r.passed
+      ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)`
+      : `the probe guest did not run under KVM: ${r.reason}`,
     seconds: r.seconds,
   };
 }

@@ -65,18 +65,28 @@ export const TEST_CONSOLE_ARGS = [
  */
 export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/null'): string[] {
   const a: string[] = [
-    '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
-    '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
-    '-m', String(spec.memoryMiB),
-    '-smp', String(spec.cpus),
+    '-machine',
+    `${spec.machine ?? 'q35'},accel=${spec.accel}`,
+    '-cpu',
+    spec.accel === 'kvm' ? 'host' : 'max',
+    '-m',
+    String(spec.memoryMiB),
+    '-smp',
+    String(spec.cpus),
     '-no-user-config',
     '-no-reboot',
-    '-display', 'none',
-    '-vga', 'std',
-    '-chardev', `file,id=ser0,path=${serialFile}`,
-    '-serial', 'chardev:ser0',
-    '-monitor', 'none',
-    '-nic', 'none',
+    '-display',
+    'none',
+    '-vga',
+    'std',
+    '-chardev',
+    `file,id=ser0,path=${serialFile}`,
+    '-serial',
+    'chardev:ser0',
+    '-monitor',
+    'none',
+    '-nic',
+    'none',
   ];
   if (qmpSocket) a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);
   if (spec.uefi) {
@@ -96,7 +106,14 @@ export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/
   }
   if (spec.cdrom) a.push('-drive', `file=${spec.cdrom},format=raw,media=cdrom,readonly=on`);
   if (spec.tpmSocket) {
-    a.push('-chardev', `socket,id=chrtpm,path=${spec.tpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-tis,tpmdev=tpm0');
+    a.push(
+      '-chardev',
+      `socket,id=chrtpm,path=${spec.tpmSocket}`,
+      '-tpmdev',
+      'emulator,id=tpm0,chardev=chrtpm',
+      '-device',
+      'tpm-tis,tpmdev=tpm0',
+    );
   }
   return a;
 }
@@ -110,7 +127,9 @@ export function findOvmf(): { code: string; vars: string } {
     ['/usr/share/edk2/x64/OVMF_CODE.4m.fd', '/usr/share/edk2/x64/OVMF_VARS.4m.fd'],
   ];
   for (const [c, v] of pairs) if (fs.existsSync(c) && fs.existsSync(v)) return { code: c, vars: v };
-  throw new UserError(`no OVMF firmware found (looked for ${pairs.map((p) => p[0]).join(', ')}): install the ovmf package`);
+  throw new UserError(
+    `no OVMF firmware found (looked for ${pairs.map((p) => p[0]).join(', ')}): install the ovmf package`,
+  );
 }
 
 export interface WatchOptions {
@@ -217,7 +236,8 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       clearTimeout(timer);
       const pending = jobs.pending();
       // No verdict line: say what the boot was still waiting for.
-      if (!r.passed && !r.verdictLine && pending.length) resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
+      if (!r.passed && !r.verdictLine && pending.length)
+        resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
       else resolve(r);
     };
     const timer = setTimeout(
@@ -240,7 +260,12 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       jobs.feed(clean);
       opts.onLine?.(clean);
       const v = opts.matcher.feed(raw);
-      if (v) settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+      if (v)
+        settle({
+          passed: v.kind === 'pass',
+          reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+          verdictLine: v.line,
+        });
     };
     // Tail the serial log: read what QEMU appended since the last look.
     const fd = fs.openSync(opts.logFile, 'r');
@@ -280,7 +305,11 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
               }
               const silent = now - lastGrowth.at;
               if (quietMs > 0 && silent >= quietMs) {
-                settle({ passed: false, stalled: true, reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)` });
+                settle({
+                  passed: false,
+                  stalled: true,
+                  reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
+                });
               } else if (!window) {
                 const ticks = cpuTicks(child.pid);
                 if (ticks !== undefined) window = { at: now, ticks };
@@ -289,7 +318,11 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
                 if (ticks === undefined) return;
                 // Under 0.2% of one CPU through the whole window: nothing is running.
                 if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
-                  settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                  settle({
+                    passed: false,
+                    stalled: true,
+                    reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
+                  });
                 } else {
                   window = { at: now, ticks }; // busy but quiet: look again later
                 }
@@ -298,7 +331,8 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
             Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4))),
           )
         : undefined;
-    const hmp = async (command: string) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
+    const hmp = async (command: string) =>
+      String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
     let probing = false;
     const monitor = opts.monitor
       ? setInterval(() => {
@@ -309,7 +343,11 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
               probing = false;
               if (!v || settled) return;
               readNew(); // a failure already on the console outranks the monitor's verdict
-              settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+              settle({
+                passed: v.kind === 'pass',
+                reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                verdictLine: v.line,
+              });
             },
             () => {
               probing = false; // QEMU not listening yet, or going away: the console and the timer decide
@@ -331,10 +369,18 @@ export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<
       if (partial) {
         const v = opts.matcher.feed(partial);
         tail.push(stripAnsi(partial));
-        if (v) return settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+        if (v)
+          return settle({
+            passed: v.kind === 'pass',
+            reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+            verdictLine: v.line,
+          });
       }
       const err = stderr.trim().split('\n').slice(-3).join(' ');
-      settle({ passed: false, reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}` });
+      settle({
+        passed: false,
+        reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}`,
+      });
     });
   });
   const seconds = (Date.now() - started) / 1000;
@@ -392,12 +438,15 @@ export async function bootWithRetry(
     const timeoutMs = Math.max(1000, deadline - Date.now());
     const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
     if (r.timedOut && i > 1) r.reason = `${timedOutReason(opts.timeoutMs, i)}${stillStarting(r.pendingJobs)}`;
-    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs) return { ...r, attempts: i, retried, keptLogs };
+    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs)
+      return { ...r, attempts: i, retried, keptLogs };
     const kept = `${opts.logFile}.attempt-${i}`;
     fs.copyFileSync(opts.logFile, kept);
     keptLogs.push(kept);
     retried.push(`attempt ${i}: ${r.reason} after ${r.seconds.toFixed(0)} s (console kept as ${path.basename(kept)})`);
-    opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
+    opts.log.warning(
+      `boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`,
+    );
   }
 }
 
@@ -416,10 +465,14 @@ export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: st
   fs.mkdirSync(dir, { recursive: true });
   const sockets = socketDir('tpm');
   const socket = path.join(sockets, 'swtpm.sock');
-  const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    'swtpm',
+    ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'],
+    {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
   const unregister = onCleanup(() => child.kill('SIGKILL'));

@@ -1,7 +1,12 @@
 import net from 'node:net';
 
 /** A minimal QMP client: capabilities handshake, one command, its return. */
-export async function qmpCommand(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
+export async function qmpCommand(
+  socketPath: string,
+  command: string,
+  args?: Record<string, unknown>,
+  timeoutMs = 10_000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(socketPath);
     let buf = '';

@@ -10,7 +10,12 @@ import { writeTar, type WriteEntry } from '../tar/writer.js';
  * is streamed as one tar into GNU tar, which keeps owners, modes, hardlinks, device nodes and
  * xattrs (capabilities, SELinux labels). Runs tar as root (sudo when needed) so ownership is real.
  */
-export async function unpackRootfs(rootfs: LayeredRootfs, dest: string, runner: CommandRunner, log: Logger): Promise<{ entries: number; bytes: number }> {
+export async function unpackRootfs(
+  rootfs: LayeredRootfs,
+  dest: string,
+  runner: CommandRunner,
+  log: Logger,
+): Promise<{ entries: number; bytes: number }> {
   fs.mkdirSync(dest, { recursive: true });
   let entries = 0;
   let bytes = 0;
@@ -22,12 +27,23 @@ export async function unpackRootfs(rootfs: LayeredRootfs, dest: string, runner: 
     }
   }
   const [cmd, args] = asRoot('tar', [
-    '-x', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
-    '--no-overwrite-dir', '-f', '-', '-C', dest,
+    '-x',
+    '--numeric-owner',
+    '--same-owner',
+    '--same-permissions',
+    '--xattrs',
+    '--xattrs-include=*',
+    '--no-overwrite-dir',
+    '-f',
+    '-',
+    '-C',
+    dest,
   ]);
   const t0 = Date.now();
   await runner.run(cmd, args, { input: Readable.from(writeTar(entriesOf())) });
-  log.info(`unpacked ${entries} entries (${(bytes / 1048576).toFixed(0)} MiB) into ${dest} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log.info(
+    `unpacked ${entries} entries (${(bytes / 1048576).toFixed(0)} MiB) into ${dest} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   return { entries, bytes };
 }
 

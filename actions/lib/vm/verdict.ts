@@ -74,9 +74,13 @@ export class StartJobs {
     if (/^Switching root\b/.test(msg)) return this.running.clear();
     const started = /^Starting (\S+\.[a-z]+)\b.*\.\.\.$/.exec(msg);
     if (started) return void this.running.add(started[1]!);
-    const done = /^(?:Started|Finished|Failed to start|Stopped|Mounted|Failed to mount|Activated swap|Reached target|Listening on) (\S+\.[a-z]+)\b/.exec(msg);
+    const done =
+      /^(?:Started|Finished|Failed to start|Stopped|Mounted|Failed to mount|Activated swap|Reached target|Listening on) (\S+\.[a-z]+)\b/.exec(
+        msg,
+      );
     if (done) return void this.running.delete(done[1]!);
-    const ended = /^(\S+\.[a-z]+): (?:Failed with result|Deactivated successfully|Start request repeated too quickly)/.exec(msg);
+    const ended =
+      /^(\S+\.[a-z]+): (?:Failed with result|Deactivated successfully|Start request repeated too quickly)/.exec(msg);
     if (ended) this.running.delete(ended[1]!);
   }
 

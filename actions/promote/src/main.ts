@@ -35,7 +35,11 @@ export async function run(io: ActionIO): Promise<void> {
   if (inp['public-key']) {
     signature = await checkSignature(client, ref, inp['public-key'], inp.identity, io);
   }
-  const res = await promote(client, { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined }, io);
+  const res = await promote(
+    client,
+    { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined },
+    io,
+  );
   io.setOutput('tags', tags.join('\n'));
   const noop = res.written.length === 0;
   if (noop) io.info(`all promotion tags already point at ${digest}: nothing written`);

@@ -10,9 +10,16 @@ import { code, seconds, table } from '../../lib/summary.js';
 import { readPrevious } from './previous.js';
 
 export const inputs = {
-  image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or a registry reference' }),
+  image: str({
+    required: true,
+    expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or a registry reference',
+  }),
   output: str({ expected: 'a directory for the OCI image layout' }),
-  tag: str({ default: 'keel', pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, expected: 'a tag for the image inside the layout' }),
+  tag: str({
+    default: 'keel',
+    pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+    expected: 'a tag for the image inside the layout',
+  }),
   'max-layers': int({ default: 127, min: 2, max: 127 }),
   'previous-image': str({ expected: 'a registry reference or oci:DIR[:TAG] of the last published image' }),
   labels: keyValues('='),
@@ -89,7 +96,13 @@ export async function run(io: ActionIO): Promise<void> {
         (result.fallbackReason ? `⚠️ ${result.fallbackReason}\n\n` : '') +
         table(
           ['layer', 'components', 'files', 'compressed', 'reused'],
-          top.map((l) => [code(l.id), l.components.length, l.files, mb(l.size), l.reused === undefined ? '—' : l.reused ? 'yes' : 'no']),
+          top.map((l) => [
+            code(l.id),
+            l.components.length,
+            l.files,
+            mb(l.size),
+            l.reused === undefined ? '—' : l.reused ? 'yes' : 'no',
+          ]),
         ),
     );
   } finally {

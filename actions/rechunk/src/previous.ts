@@ -33,7 +33,11 @@ function amd64Child(body: Buffer, source: string): string {
  * amd64 child) fails the step, since silently re-planning would make every client re-download
  * the whole OS.
  */
-export async function readPrevious(loc: ImageLocation, access: RegistryAccess, log: Logger): Promise<Previous | undefined> {
+export async function readPrevious(
+  loc: ImageLocation,
+  access: RegistryAccess,
+  log: Logger,
+): Promise<Previous | undefined> {
   const firstRelease = (what: string) => {
     log.warning(`previous image ${what} does not exist (first release?): using a fresh layer plan`);
     return undefined;
@@ -44,7 +48,8 @@ export async function readPrevious(loc: ImageLocation, access: RegistryAccess, l
     source = `oci:${loc.dir}${loc.tag ? `:${loc.tag}` : ''}`;
     if (!fs.existsSync(path.join(loc.dir, 'index.json'))) return firstRelease(source);
     const layout = OciLayout.open(loc.dir);
-    if (loc.tag && !layout.index().manifests.some((d) => d.annotations?.[REF_ANNOTATION] === loc.tag)) return firstRelease(source);
+    if (loc.tag && !layout.index().manifests.some((d) => d.annotations?.[REF_ANNOTATION] === loc.tag))
+      return firstRelease(source);
     const d = layout.resolve(loc.tag);
     body = layout.readBlob(d.digest);
     if (isIndexType(d.mediaType || manifestMediaType(body))) body = layout.readBlob(amd64Child(body, source));
@@ -53,17 +58,28 @@ export async function readPrevious(loc: ImageLocation, access: RegistryAccess, l
     const head = await client.headManifest(loc.ref.repository, loc.ref.reference);
     if (!head) return firstRelease(loc.ref.toString());
     let m = await client.getManifest(loc.ref.repository, loc.ref.reference);
-    if (isIndexType(m.mediaType)) m = await client.getManifest(loc.ref.repository, amd64Child(m.body, loc.ref.toString()));
+    if (isIndexType(m.mediaType))
+      m = await client.getManifest(loc.ref.repository, amd64Child(m.body, loc.ref.toString()));
     body = m.body;
     source = `${loc.ref.toString()} (${m.digest})`;
   } else {
-    throw new InputError('previous-image', `containers-storage:${loc.ref}`, 'expected the published image (REGISTRY/REPO:TAG) or an oci:DIR[:TAG] layout; containers-storage holds no layer plan');
+    throw new InputError(
+      'previous-image',
+      `containers-storage:${loc.ref}`,
+      'expected the published image (REGISTRY/REPO:TAG) or an oci:DIR[:TAG] layout; containers-storage holds no layer plan',
+    );
   }
   let manifest;
   try {
     manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
   } catch (e) {
-    throw new UserError(`previous image ${source}: its manifest is not a valid OCI image manifest (${errorMessage(e)})`);
+    throw new UserError(
+      `previous image ${source}: its manifest is not a valid OCI image manifest (${errorMessage(e)})`,
+    );
   }
-  return { plan: planFromAnnotations(manifest.layers), layerDigests: new Set(manifest.layers.map((l) => l.digest)), source };
+  return {
+    plan: planFromAnnotations(manifest.layers),
+    layerDigests: new Set(manifest.layers.map((l) => l.digest)),
+    source,
+  };
 }

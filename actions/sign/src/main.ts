@@ -5,7 +5,15 @@ import { digestRef, list, oneOf, readInputs, registryInputs, secret, str } from 
 import { connect } from '../../lib/registry.js';
 import { renderClientConfig } from '../../lib/sign/client-config.js';
 import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from '../../lib/sign/sigstore-urls.js';
-import { decryptPrivateKey, KeyFormatError, keyId, readPublicKey, samePublicKey, spkiPem, WrongPasswordError } from '../../lib/sign/keys.js';
+import {
+  decryptPrivateKey,
+  KeyFormatError,
+  keyId,
+  readPublicKey,
+  samePublicKey,
+  spkiPem,
+  WrongPasswordError,
+} from '../../lib/sign/keys.js';
 import { code, fence, section, table } from '../../lib/summary.js';
 import { signImage, tagItemProblem, tagsOf, verifyWritten, type Target, type Written } from './sign.js';
 
@@ -21,7 +29,10 @@ export const inputs = {
   password: secret(),
   mode: oneOf(['auto', 'key', 'keyless', 'both'] as const, 'auto'),
   identity: oneOf(['repository', 'tags'] as const, 'repository'),
-  tags: list({ item: (s) => tagItemProblem(s), expected: 'newline-separated tags (or registry/repo:tag of the same repository)' }),
+  tags: list({
+    item: (s) => tagItemProblem(s),
+    expected: 'newline-separated tags (or registry/repo:tag of the same repository)',
+  }),
   format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
   'public-key': str({ expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
   'fulcio-url': str({ default: DEFAULT_FULCIO_URL, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
@@ -32,13 +43,14 @@ export const inputs = {
 };
 
 export async function run(io: ActionIO): Promise<void> {
-  const state: { written: Written[]; targets: Target[]; verified: boolean; verifyReason: string; fingerprint: string } = {
-    written: [],
-    targets: [],
-    verified: false,
-    verifyReason: '',
-    fingerprint: '',
-  };
+  const state: { written: Written[]; targets: Target[]; verified: boolean; verifyReason: string; fingerprint: string } =
+    {
+      written: [],
+      targets: [],
+      verified: false,
+      verifyReason: '',
+      fingerprint: '',
+    };
   const started = Date.now();
   let ref = '';
   let failure: string | undefined;
@@ -46,7 +58,8 @@ export async function run(io: ActionIO): Promise<void> {
   try {
     const inp = readInputs(io, inputs);
     // The runner masks log lines one by one: also mask each line of the (multi-line) key.
-    for (const line of inp['private-key'].split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) io.setSecret(line.trim());
+    for (const line of inp['private-key'].split(/\r?\n/))
+      if (line.trim() && !line.startsWith('-----')) io.setSecret(line.trim());
     ref = inp['image-ref'].toString();
     const image = inp['image-ref'];
 
@@ -55,11 +68,19 @@ export async function run(io: ActionIO): Promise<void> {
     const useKey = mode === 'key' || mode === 'both';
     const useKeyless = mode === 'keyless' || mode === 'both';
     if (useKey && !inp['private-key']) {
-      throw new InputError('private-key', undefined, `mode '${mode}' needs the cosign private key (contents of cosign.key)`);
+      throw new InputError(
+        'private-key',
+        undefined,
+        `mode '${mode}' needs the cosign private key (contents of cosign.key)`,
+      );
     }
     const tags = tagsOf(inp.tags, image.name);
     if (inp.identity === 'tags' && tags.length === 0) {
-      throw new InputError('tags', '', "identity 'tags' signs one identity per tag: give the tags (e.g. the tags output of push)");
+      throw new InputError(
+        'tags',
+        '',
+        "identity 'tags' signs one identity per tag: give the tags (e.g. the tags output of push)",
+      );
     }
     const identities = inp.identity === 'tags' ? tags.map((t) => `${image.name}:${t}`) : [image.name];
     let key: { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject } | undefined;
@@ -83,7 +104,11 @@ export async function run(io: ActionIO): Promise<void> {
     }
     let verifyKey: crypto.KeyObject | undefined;
     if (inp['public-key'] && !useKey) {
-      throw new InputError('public-key', undefined, `mode '${mode}' writes no key-based signature to verify with it (give private-key, or mode: key/both)`);
+      throw new InputError(
+        'public-key',
+        undefined,
+        `mode '${mode}' writes no key-based signature to verify with it (give private-key, or mode: key/both)`,
+      );
     }
     if (inp['public-key']) {
       try {
@@ -92,7 +117,11 @@ export async function run(io: ActionIO): Promise<void> {
         throw new InputError('public-key', undefined, errorMessage(e));
       }
       if (key && !samePublicKey(key.publicKey, verifyKey)) {
-        throw new InputError('public-key', undefined, `it is not the public half of 'private-key' (fingerprints ${keyId(verifyKey).hex.slice(0, 16)}… vs ${state.fingerprint.slice(0, 16)}…)`);
+        throw new InputError(
+          'public-key',
+          undefined,
+          `it is not the public half of 'private-key' (fingerprints ${keyId(verifyKey).hex.slice(0, 16)}… vs ${state.fingerprint.slice(0, 16)}…)`,
+        );
       }
     }
     if (useKeyless && !key) {
@@ -101,14 +130,23 @@ export async function run(io: ActionIO): Promise<void> {
       );
     }
     if (inp.format === 'bundle') {
-      io.warning("format 'bundle' only: containers/image (bootc, rpm-ostree, podman) reads only the legacy .sig format; clients will find no signature");
+      io.warning(
+        "format 'bundle' only: containers/image (bootc, rpm-ostree, podman) reads only the legacy .sig format; clients will find no signature",
+      );
     }
 
     // ---- side effects start here
-    const client = connect(image, { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] }, io);
+    const client = connect(
+      image,
+      { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] },
+      io,
+    );
     // @sigstore/sign is loaded only for keyless signing.
     const keyless = useKeyless
-      ? new (await import('../../lib/sign/keyless.js')).KeylessSigner({ fulcioURL: inp['fulcio-url'], rekorURL: inp['rekor-url'] })
+      ? new (await import('../../lib/sign/keyless.js')).KeylessSigner({
+          fulcioURL: inp['fulcio-url'],
+          rekorURL: inp['rekor-url'],
+        })
       : undefined;
     const legacy = inp.format !== 'bundle';
     const bundle = inp.format !== 'legacy';
@@ -116,7 +154,9 @@ export async function run(io: ActionIO): Promise<void> {
     state.targets = res.targets;
     state.written = res.written;
     for (const w of res.written) {
-      io.info(`${w.mode} ${w.format} ${w.digest}: ${w.added ? `added ${w.added}` : 'already signed'}${w.skipped && w.added ? `, ${w.skipped} already present` : ''} → ${w.ref}`);
+      io.info(
+        `${w.mode} ${w.format} ${w.digest}: ${w.added ? `added ${w.added}` : 'already signed'}${w.skipped && w.added ? `, ${w.skipped} already present` : ''} → ${w.ref}`,
+      );
     }
 
     // ---- read back and verify
@@ -149,7 +189,13 @@ export async function run(io: ActionIO): Promise<void> {
     io.setOutput('verified', String(state.verified));
     io.setOutput('signed-digests', state.targets.map((t) => t.digest).join('\n'));
     io.setOutput('key-fingerprint', state.fingerprint);
-    const rows = state.written.map((w) => [w.digest, w.format, w.mode, w.added ? `added ${w.added}` : 'already present', code(w.ref)]);
+    const rows = state.written.map((w) => [
+      w.digest,
+      w.format,
+      w.mode,
+      w.added ? `added ${w.added}` : 'already present',
+      code(w.ref),
+    ]);
     await io.summary(
       `### sign\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
         (rows.length ? table(['digest', 'format', 'mode', 'result', 'signature'], rows) : '') +

@@ -8,7 +8,13 @@ import { bundleCertificateKey, checkBundle, fetchBundles, pushBundleReferrer } f
 import { MATCH_REPOSITORY } from '../../lib/sign/identity.js';
 import { keyId, signBytes, spkiPem, verifyBytes } from '../../lib/sign/keys.js';
 import type { KeylessSigner } from '../../lib/sign/keyless.js';
-import { appendSignatures, readSignatureManifest, sigTag, type NewSignature, type SignatureLayer } from '../../lib/sign/legacy.js';
+import {
+  appendSignatures,
+  readSignatureManifest,
+  sigTag,
+  type NewSignature,
+  type SignatureLayer,
+} from '../../lib/sign/legacy.js';
 import { ANNOTATION_CERTIFICATE, ANNOTATION_SIGNATURE, buildPayload } from '../../lib/sign/payload.js';
 import { checkLegacyLayer, verifyImage, type VerifyFormat, type VerifyResult } from '../../lib/sign/verify.js';
 import { InputError } from '../../lib/errors.js';
@@ -109,23 +115,44 @@ const sameKey = (key: crypto.KeyObject) => (existing: SignatureLayer) =>
 const sameKeylessIdentity = (existing: SignatureLayer, candidate: NewSignature) => {
   const a = certOf(existing.descriptor.annotations);
   const b = certOf(candidate.annotations);
-  return !!a && !!b && a.subjectAltName === b.subjectAltName && a.issuer === b.issuer && layerVerifiesWith(existing, a.publicKey);
+  return (
+    !!a &&
+    !!b &&
+    a.subjectAltName === b.subjectAltName &&
+    a.issuer === b.issuer &&
+    layerVerifiesWith(existing, a.publicKey)
+  );
 };
 
-export async function signImage(client: RegistryClient, req: SignRequest, log: Logger): Promise<{ targets: Target[]; written: Written[] }> {
+export async function signImage(
+  client: RegistryClient,
+  req: SignRequest,
+  log: Logger,
+): Promise<{ targets: Target[]; written: Written[] }> {
   const repo = req.ref.repository;
   // @sigstore/sign is loaded only when a bundle is written (legacy key signing does not need it).
   const createBundle = req.bundle ? (await import('../../lib/sign/bundle-sign.js')).createBundle : undefined;
   const targets = await collectTargets(client, req.ref);
-  if (targets.length > 1) log.info(`${req.ref.toString()} is an index: signing it and its ${targets.length - 1} child manifest(s)`);
+  if (targets.length > 1)
+    log.info(`${req.ref.toString()} is an index: signing it and its ${targets.length - 1} child manifest(s)`);
   const written: Written[] = [];
   for (const t of targets) {
     const payloads = req.identities.map((id) => buildPayload(id, t.digest));
     if (req.legacy && req.key) {
       const key = req.key;
-      const sigs = payloads.map((payload) => ({ payload, annotations: { [ANNOTATION_SIGNATURE]: signBytes(key.privateKey, payload).toString('base64') } }));
+      const sigs = payloads.map((payload) => ({
+        payload,
+        annotations: { [ANNOTATION_SIGNATURE]: signBytes(key.privateKey, payload).toString('base64') },
+      }));
       const r = await appendSignatures(client, repo, t.digest, sigs, sameKey(key.publicKey), log);
-      written.push({ digest: t.digest, format: 'legacy', mode: 'key', ref: `${req.ref.name}:${r.tag}`, added: r.added, skipped: r.skipped });
+      written.push({
+        digest: t.digest,
+        format: 'legacy',
+        mode: 'key',
+        ref: `${req.ref.name}:${r.tag}`,
+        added: r.added,
+        skipped: r.skipped,
+      });
     }
     if (req.legacy && req.keyless) {
       // Skip payloads this identity already signed before asking Rekor for a new entry.
@@ -134,7 +161,9 @@ export async function signImage(client: RegistryClient, req: SignRequest, log: L
       const todo = payloads.filter(
         (payload) =>
           !(current?.layers ?? []).some(
-            (l) => l.descriptor.digest === sha256(payload) && sameKeylessIdentity({ ...l, payload }, { payload, annotations: mineCert }),
+            (l) =>
+              l.descriptor.digest === sha256(payload) &&
+              sameKeylessIdentity({ ...l, payload }, { payload, annotations: mineCert }),
           ),
       );
       const sigs: NewSignature[] = [];
@@ -157,11 +186,25 @@ export async function signImage(client: RegistryClient, req: SignRequest, log: L
       if (req.key) {
         const have = existing.find((b) => b.bundle && !checkBundle(b.bundle, t.digest, req.key!.publicKey));
         if (have) {
-          written.push({ digest: t.digest, format: 'bundle', mode: 'key', ref: `${req.ref.name}@${have.ref.descriptor.digest}`, added: 0, skipped: 1 });
+          written.push({
+            digest: t.digest,
+            format: 'bundle',
+            mode: 'key',
+            ref: `${req.ref.name}@${have.ref.descriptor.digest}`,
+            added: 0,
+            skipped: 1,
+          });
         } else {
           const bundle = await createBundle!(keySigner(req.key), [], t.digest);
           const p = await pushBundleReferrer(client, repo, subject, bundle, log);
-          written.push({ digest: t.digest, format: 'bundle', mode: 'key', ref: `${req.ref.name}@${p.manifestDigest}`, added: 1, skipped: 0 });
+          written.push({
+            digest: t.digest,
+            format: 'bundle',
+            mode: 'key',
+            ref: `${req.ref.name}@${p.manifestDigest}`,
+            added: 1,
+            skipped: 0,
+          });
         }
       }
       if (req.keyless) {
@@ -174,11 +217,25 @@ export async function signImage(client: RegistryClient, req: SignRequest, log: L
           return !!k && !!cert && cert.subjectAltName === mine && !checkBundle(b.bundle, t.digest, k);
         });
         if (have) {
-          written.push({ digest: t.digest, format: 'bundle', mode: 'keyless', ref: `${req.ref.name}@${have.ref.descriptor.digest}`, added: 0, skipped: 1 });
+          written.push({
+            digest: t.digest,
+            format: 'bundle',
+            mode: 'keyless',
+            ref: `${req.ref.name}@${have.ref.descriptor.digest}`,
+            added: 0,
+            skipped: 1,
+          });
         } else {
           const bundle = await createBundle!(req.keyless.signer, req.keyless.witnesses, t.digest);
           const p = await pushBundleReferrer(client, repo, subject, bundle, log);
-          written.push({ digest: t.digest, format: 'bundle', mode: 'keyless', ref: `${req.ref.name}@${p.manifestDigest}`, added: 1, skipped: 0 });
+          written.push({
+            digest: t.digest,
+            format: 'bundle',
+            mode: 'keyless',
+            ref: `${req.ref.name}@${p.manifestDigest}`,
+            added: 1,
+            skipped: 0,
+          });
         }
       }
     }
@@ -212,7 +269,10 @@ export async function checkKeylessWritten(
     if (formats.legacy) {
       const sm = await readSignatureManifest(client, ref.repository, t.digest);
       const mine = (sm?.layers ?? []).filter((l) => certOf(l.descriptor.annotations)?.subjectAltName === identity);
-      const ok = mine.some((l) => checkLegacyLayer(l, certOf(l.descriptor.annotations)!.publicKey, t.digest, ref, MATCH_REPOSITORY).accepted);
+      const ok = mine.some(
+        (l) =>
+          checkLegacyLayer(l, certOf(l.descriptor.annotations)!.publicKey, t.digest, ref, MATCH_REPOSITORY).accepted,
+      );
       if (!ok) return { ok: false, reason: `no keyless signature by ${identity} verifies for ${t.digest}` };
     }
     if (formats.bundle) {
@@ -258,14 +318,28 @@ export async function verifyWritten(
   client: RegistryClient,
   ref: ImageReference,
   targets: Target[],
-  opts: { key?: crypto.KeyObject; keyName: string; tags?: string[]; format: VerifyFormat; keyless?: KeylessSigner; log: Logger },
+  opts: {
+    key?: crypto.KeyObject;
+    keyName: string;
+    tags?: string[];
+    format: VerifyFormat;
+    keyless?: KeylessSigner;
+    log: Logger;
+  },
 ): Promise<{ ok: boolean; reason: string }> {
   const reasons: string[] = [];
   if (opts.key) {
     const rs: VerifyResult[] = [];
     if (opts.tags) {
       for (const tag of opts.tags) {
-        rs.push(await verifyImage(client, ref, opts.key, { identity: { type: 'matchRepoDigestOrExact' }, tag, format: opts.format, log: opts.log }));
+        rs.push(
+          await verifyImage(client, ref, opts.key, {
+            identity: { type: 'matchRepoDigestOrExact' },
+            tag,
+            format: opts.format,
+            log: opts.log,
+          }),
+        );
       }
     } else {
       rs.push(await verifyImage(client, ref, opts.key, { format: opts.format, log: opts.log }));

@@ -79,14 +79,20 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
   const { owner, repo, base, branch } = req;
   const full = `${owner}/${repo}`;
 
-  await api(`GET repository ${full}`, () => octokit.rest.repos.get({ owner, repo }), () =>
-    new UserError(`repository ${full} does not exist, or the token cannot read it`),
+  await api(
+    `GET repository ${full}`,
+    () => octokit.rest.repos.get({ owner, repo }),
+    () => new UserError(`repository ${full} does not exist, or the token cannot read it`),
   );
-  const baseRef = await api(`GET branch ${base} of ${full}`, () => octokit.rest.git.getRef({ owner, repo, ref: `heads/${base}` }), () =>
-    new UserError(`base branch '${base}' does not exist in ${full}`),
+  const baseRef = await api(
+    `GET branch ${base} of ${full}`,
+    () => octokit.rest.git.getRef({ owner, repo, ref: `heads/${base}` }),
+    () => new UserError(`base branch '${base}' does not exist in ${full}`),
   );
   const baseSha = baseRef.data.object.sha;
-  const baseCommit = await api(`GET commit ${baseSha}`, () => octokit.rest.git.getCommit({ owner, repo, commit_sha: baseSha }));
+  const baseCommit = await api(`GET commit ${baseSha}`, () =>
+    octokit.rest.git.getCommit({ owner, repo, commit_sha: baseSha }),
+  );
   const baseTree = baseCommit.data.tree.sha;
   log.info(`${full}@${base} is at ${baseSha.slice(0, 12)}`);
   const treeRes = await api(`GET tree of ${full}@${base}`, () =>
@@ -94,10 +100,12 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
   );
   const tree = new Map<string, TreeEntry>();
   for (const e of treeRes.data.tree) {
-    if (e.path && e.sha && e.type) tree.set(e.path, { path: e.path, mode: e.mode ?? '100644', type: e.type, sha: e.sha, size: e.size });
+    if (e.path && e.sha && e.type)
+      tree.set(e.path, { path: e.path, mode: e.mode ?? '100644', type: e.type, sha: e.sha, size: e.size });
   }
   const truncated = Boolean(treeRes.data.truncated);
-  if (truncated) log.warning(`the tree of ${full}@${base} is too large to list completely; the search may miss files (set 'files')`);
+  if (truncated)
+    log.warning(`the tree of ${full}@${base} is too large to list completely; the search may miss files (set 'files')`);
 
   // --- read files (pinned to the base commit, so every read sees one snapshot) ---
   const texts = new Map<string, string | undefined>();
@@ -108,10 +116,13 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     if (entry && entry.type !== 'blob') text = undefined;
     else if (!entry && !truncated) text = undefined;
     else {
-      const res = await orMissing(`GET ${path} from ${full}@${base}`, () => octokit.rest.repos.getContent({ owner, repo, path, ref: baseSha }));
+      const res = await orMissing(`GET ${path} from ${full}@${base}`, () =>
+        octokit.rest.repos.getContent({ owner, repo, path, ref: baseSha }),
+      );
       const data = res?.data as { type?: string; content?: string; encoding?: string; sha?: string } | undefined;
       if (!data || Array.isArray(res?.data) || data.type !== 'file') text = undefined;
-      else if (data.encoding === 'base64' && data.content !== undefined) text = Buffer.from(data.content, 'base64').toString('utf8');
+      else if (data.encoding === 'base64' && data.content !== undefined)
+        text = Buffer.from(data.content, 'base64').toString('utf8');
       else if (data.sha) text = await readBlob(data.sha, path); // > 1 MB: the contents API omits the content
     }
     texts.set(path, text);
@@ -132,32 +143,42 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
         log.info(`candidate ${path} does not exist in ${full}@${base}`);
         continue;
       }
-      for (const c of req.constants) if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, path));
+      for (const c of req.constants)
+        if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, path));
     }
   }
   const missing = req.constants.filter((c) => defs.get(c.name)!.length === 0);
   if (missing.length) {
     const names = missing.map((c) => c.name);
     if (req.files.length) {
-      log.warning(`${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`);
+      log.warning(
+        `${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`,
+      );
     }
     const searchable = [...tree.values()].filter(
       (e) => e.type === 'blob' && e.mode !== '120000' && !texts.has(e.path) && isSearchable(e.path, e.size),
     );
     const max = req.maxSearchFiles ?? 2000;
     if (searchable.length > max) {
-      throw new UserError(`${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`);
+      throw new UserError(
+        `${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`,
+      );
     }
-    log.info(`searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`);
+    log.info(
+      `searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`,
+    );
     await mapLimit(searchable, 6, async (e) => {
       const text = await readBlob(e.sha, e.path);
       texts.set(e.path, text);
-      for (const c of missing) if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, e.path));
+      for (const c of missing)
+        if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, e.path));
     });
     for (const c of missing) {
       const found = defs.get(c.name)!;
       if (found.length && req.files.length) {
-        log.warning(`${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`);
+        log.warning(
+          `${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`,
+        );
       }
     }
   }
@@ -168,7 +189,9 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     const found = defs.get(c.name)!.sort((a, b) => (a.path === b.path ? a.line - b.line : a.path < b.path ? -1 : 1));
     if (found.length === 0) {
       const scope = req.files.length ? `the candidate files (${req.files.join(', ')}) nor anywhere else in` : '';
-      throw new UserError(`${c.name} is not defined in ${scope}${scope ? ' ' : ''}${full}@${base}: found no definition`);
+      throw new UserError(
+        `${c.name} is not defined in ${scope}${scope ? ' ' : ''}${full}@${base}: found no definition`,
+      );
     }
     if (found.length > 1) {
       throw new UserError(
@@ -196,7 +219,10 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     to: spec.value,
     changed: def.value !== spec.value,
   }));
-  for (const ch of changes) log.info(`${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`);
+  for (const ch of changes)
+    log.info(
+      `${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`,
+    );
   if (!changes.some((c) => c.changed)) {
     log.info(`${full}@${base} already has ${changes.map((c) => `${c.name}=${c.to}`).join(', ')}: nothing to do`);
     return { result: 'up-to-date', changes, baseSha };
@@ -226,9 +252,17 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
   const primary = req.constants[0]!;
   const title = pullTitle(changes, primary);
   const body = pullBody(changes, primary, req.runUrl);
-  const newTree = await api('POST tree', () => octokit.rest.git.createTree({ owner, repo, base_tree: baseTree, tree: entries }));
+  const newTree = await api('POST tree', () =>
+    octokit.rest.git.createTree({ owner, repo, base_tree: baseTree, tree: entries }),
+  );
   const commit = await api('POST commit', () =>
-    octokit.rest.git.createCommit({ owner, repo, message: `${title}\n\n${commitBody(changes, req.runUrl)}`, tree: newTree.data.sha, parents: [baseSha] }),
+    octokit.rest.git.createCommit({
+      owner,
+      repo,
+      message: `${title}\n\n${commitBody(changes, req.runUrl)}`,
+      tree: newTree.data.sha,
+      parents: [baseSha],
+    }),
   );
   const commitSha = commit.data.sha;
   log.info(`commit ${commitSha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
@@ -242,16 +276,29 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     }
     // Left by an earlier run that stopped before opening the PR (no open PR uses it: checked above).
     log.warning(`branch ${branch} already exists without an open pull request; moving it to the new commit`);
-    await api(`PATCH ref ${branch}`, () => octokit.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: commitSha, force: true }));
+    await api(`PATCH ref ${branch}`, () =>
+      octokit.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: commitSha, force: true }),
+    );
   }
 
   let pr: PullRef & { nodeId: string };
   try {
-    const res = await octokit.rest.pulls.create({ owner, repo, title, body, head: branch, base, maintainer_can_modify: true });
+    const res = await octokit.rest.pulls.create({
+      owner,
+      repo,
+      title,
+      body,
+      head: branch,
+      base,
+      maintainer_can_modify: true,
+    });
     pr = { number: res.data.number, url: res.data.html_url, nodeId: res.data.node_id };
   } catch (err) {
     // A retried POST whose first attempt did land: the PR exists now, and it is ours.
-    const again = statusOf(err) === 422 && /already exists/i.test(githubMessage(err)) ? await findOpenPull(octokit, owner, repo, branch) : undefined;
+    const again =
+      statusOf(err) === 422 && /already exists/i.test(githubMessage(err))
+        ? await findOpenPull(octokit, owner, repo, branch)
+        : undefined;
     if (!again) apiFailure(`POST pull request ${branch} → ${base}`, err);
     pr = again;
   }
@@ -264,15 +311,30 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'enabled' };
   } catch (err) {
     const message = graphqlMessage(err);
-    log.warning(`could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`);
-    return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'refused', autoMergeMessage: message };
+    log.warning(
+      `could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`,
+    );
+    return {
+      result: 'created',
+      changes,
+      baseSha,
+      pr: strip(pr),
+      commitSha,
+      autoMerge: 'refused',
+      autoMergeMessage: message,
+    };
   }
 }
 
 const strip = (p: PullRef): PullRef => ({ number: p.number, url: p.url });
 const isDate = (s: string) => /^\d{8}$/.test(s);
 
-async function findOpenPull(octokit: Octokit, owner: string, repo: string, branch: string): Promise<(PullRef & { nodeId: string }) | undefined> {
+async function findOpenPull(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  branch: string,
+): Promise<(PullRef & { nodeId: string }) | undefined> {
   const res = await api(`GET pull requests from ${branch}`, () =>
     octokit.rest.pulls.list({ owner, repo, state: 'open', head: `${owner}:${branch}`, per_page: 100 }),
   );
@@ -303,7 +365,10 @@ function pullTitle(changes: Change[], primary: ConstantSpec): string {
 }
 
 function changeTable(changes: Change[]): string {
-  const rows = changes.map((c) => `| \`${c.name}\` | \`${c.path}:${c.line}\` | \`${c.from}\` | \`${c.to}\`${c.changed ? '' : ' (unchanged)'} |`);
+  const rows = changes.map(
+    (c) =>
+      `| \`${c.name}\` | \`${c.path}:${c.line}\` | \`${c.from}\` | \`${c.to}\`${c.changed ? '' : ' (unchanged)'} |`,
+  );
   return ['| constant | file | from | to |', '|---|---|---|---|', ...rows].join('\n');
 }
 

@@ -36,7 +36,21 @@ export interface Definition {
   problem?: string;
 }
 
-const KEYWORDS = ['export', 'declare', 'const', 'let', 'var', 'readonly', 'static', 'public', 'private', 'protected', 'final', 'val', 'local'];
+const KEYWORDS = [
+  'export',
+  'declare',
+  'const',
+  'let',
+  'var',
+  'readonly',
+  'static',
+  'public',
+  'private',
+  'protected',
+  'final',
+  'val',
+  'local',
+];
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -77,7 +91,9 @@ function readLiteral(text: string, pos: number, bareAllowed: boolean): Literal {
       if (ch === c) {
         const body = text.slice(pos + 1, i);
         const problem =
-          c === '`' && body.includes('${') ? 'is a template literal with ${…} substitutions, not a plain string' : undefined;
+          c === '`' && body.includes('${')
+            ? 'is a template literal with ${…} substitutions, not a plain string'
+            : undefined;
         return { quote: c, start: pos + 1, end: i, problem };
       }
     }
@@ -162,7 +178,8 @@ export function valueProblem(def: Definition, value: string): string | undefined
       }
       return undefined;
     case '`':
-      if (/[`\\]|\$\{/.test(value)) return `expected a value without \`, \\ or \${ (the constant in ${def.path}:${def.line} is a template string)`;
+      if (/[`\\]|\$\{/.test(value))
+        return `expected a value without \`, \\ or \${ (the constant in ${def.path}:${def.line} is a template string)`;
       return undefined;
     case '':
       if (NUMERIC.test(def.value) && !allowsBareValues(def.path) && !NUMERIC.test(value)) {
@@ -185,7 +202,8 @@ export function applyEdits(text: string, edits: { def: Definition; value: string
 }
 
 /** Source-looking files worth reading when searching the whole repository for a definition. */
-const SKIP_DIRS = /(^|\/)(node_modules|\.git|dist|build|out|vendor|coverage|\.next|\.svelte-kit|\.astro|\.cache|public\/assets)\//;
+const SKIP_DIRS =
+  /(^|\/)(node_modules|\.git|dist|build|out|vendor|coverage|\.next|\.svelte-kit|\.astro|\.cache|public\/assets)\//;
 const SKIP_FILES = /(^|\/)(package-lock\.json|pnpm-lock\.yaml|yarn\.lock|bun\.lockb|composer\.lock|Cargo\.lock)$/;
 const TEXT_EXT =
   /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs|json|jsonc|json5|ya?ml|toml|ini|conf|cfg|env|properties|sh|bash|py|rb|go|rs|php|java|kt|astro|svelte|vue|html?|mdx|njk|liquid|hbs)$/i;
@@ -216,13 +234,16 @@ export function graphqlUrlFor(apiUrl: string): string {
 /** git check-ref-format rules for a branch name; undefined when valid. */
 export function branchNameProblem(name: string): string | undefined {
   if (name === '') return 'is empty';
-  if ([...name].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f) || /[~^:?*[\\]/.test(name)) return 'contains a space, a control character or one of ~ ^ : ? * [ \\';
+  if ([...name].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f) || /[~^:?*[\\]/.test(name))
+    return 'contains a space, a control character or one of ~ ^ : ? * [ \\';
   if (name.includes('..')) return "contains '..'";
   if (name.includes('@{')) return "contains '@{'";
   if (name.includes('//')) return "contains '//'";
-  if (name.startsWith('/') || name.endsWith('/') || name.endsWith('.')) return "starts with '/' or ends with '/' or '.'";
+  if (name.startsWith('/') || name.endsWith('/') || name.endsWith('.'))
+    return "starts with '/' or ends with '/' or '.'";
   if (name.startsWith('-')) return "starts with '-'";
-  if (name.split('/').some((c) => c.startsWith('.') || c.endsWith('.lock'))) return "has a component starting with '.' or ending with '.lock'";
+  if (name.split('/').some((c) => c.startsWith('.') || c.endsWith('.lock')))
+    return "has a component starting with '.' or ending with '.lock'";
   if (name === '@' || name === 'HEAD') return 'is reserved';
   return undefined;
 }

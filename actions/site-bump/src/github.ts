@@ -18,7 +18,11 @@ export function githubMessage(err: unknown): string {
   if (data && typeof data === 'object' && typeof data.message === 'string') {
     const details = Array.isArray(data.errors)
       ? data.errors
-          .map((e: unknown) => (typeof e === 'string' ? e : ((e as { message?: string; code?: string; field?: string })?.message ?? JSON.stringify(e))))
+          .map((e: unknown) =>
+            typeof e === 'string'
+              ? e
+              : ((e as { message?: string; code?: string; field?: string })?.message ?? JSON.stringify(e)),
+          )
           .filter(Boolean)
       : [];
     return details.length ? `${data.message}: ${details.join('; ')}` : data.message;
@@ -75,7 +79,12 @@ export function createClient(opts: ClientOptions): Octokit {
   const octokit = getOctokit(opts.token, {
     baseUrl: opts.apiUrl.replace(/\/+$/, ''),
     userAgent: 'keel-site-bump',
-    log: { debug: () => {}, info: () => {}, warn: (m: string) => opts.log.warning(m), error: (m: string) => opts.log.debug(m) },
+    log: {
+      debug: () => {},
+      info: () => {},
+      warn: (m: string) => opts.log.warning(m),
+      error: (m: string) => opts.log.debug(m),
+    },
   });
   const policy = opts.policy ?? retryPolicy();
   const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -112,7 +121,8 @@ export async function api<T>(what: string, fn: () => Promise<T>, on404?: () => E
 export function apiFailure(what: string, err: unknown): never {
   const status = statusOf(err);
   if (status === 401) throw new UserError(`${what}: HTTP 401: ${githubMessage(err)} (check the token)`);
-  if (status !== undefined && status >= 400 && status < 500) throw new UserError(`${what}: HTTP ${status}: ${githubMessage(err)}`);
+  if (status !== undefined && status >= 400 && status < 500)
+    throw new UserError(`${what}: HTTP ${status}: ${githubMessage(err)}`);
   throw err;
 }
 

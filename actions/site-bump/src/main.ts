@@ -83,7 +83,8 @@ export const inputs = {
   'api-url': str({
     default: 'https://api.github.com',
     pattern: /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/,
-    expected: 'the http(s) URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)',
+    expected:
+      'the http(s) URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)',
   }),
 };
 
@@ -104,13 +105,21 @@ async function bumpSite(io: ActionIO): Promise<void> {
     ...inp['extra-constants'].map((c) => ({ ...c, input: 'extra-constants' })),
   ];
   if (inp['extra-constants'].some((c) => c.name === inp.constant)) {
-    throw new InputError('extra-constants', inp['extra-constants'].map((c) => `${c.name}=${c.value}`).join('\n'), `repeats ${inp.constant}, already set by 'constant'`);
+    throw new InputError(
+      'extra-constants',
+      inp['extra-constants'].map((c) => `${c.name}=${c.value}`).join('\n'),
+      `repeats ${inp.constant}, already set by 'constant'`,
+    );
   }
   const branchName = `${inp['branch-prefix']}${inp.value}`;
   const problem = branchNameProblem(branchName);
   if (problem) {
     const blame = branchNameProblem(`${inp['branch-prefix']}x`) ? 'branch-prefix' : 'value';
-    throw new InputError(blame, blame === 'value' ? inp.value : inp['branch-prefix'], `the branch ${JSON.stringify(branchName)} ${problem}`);
+    throw new InputError(
+      blame,
+      blame === 'value' ? inp.value : inp['branch-prefix'],
+      `the branch ${JSON.stringify(branchName)} ${problem}`,
+    );
   }
   const [owner, repo] = inp.repository.split('/') as [string, string];
   io.setOutput('branch', branchName);
@@ -121,13 +130,23 @@ async function bumpSite(io: ActionIO): Promise<void> {
 
   if (!inp.token) {
     io.setOutput('result', 'skipped');
-    io.warning(`site-bump: no token given, so ${inp.repository} was not bumped to ${inp.constant}=${inp.value}. Pass a token with contents and pull-requests write access to the site repository (e.g. secrets.SITE_BUMP_TOKEN) to enable it.`);
-    await io.summary(section('site-bump', `Skipped: no \`token\`, so ${code(inp.repository)} was not bumped to ${code(`${inp.constant}=${inp.value}`)}.`));
+    io.warning(
+      `site-bump: no token given, so ${inp.repository} was not bumped to ${inp.constant}=${inp.value}. Pass a token with contents and pull-requests write access to the site repository (e.g. secrets.SITE_BUMP_TOKEN) to enable it.`,
+    );
+    await io.summary(
+      section(
+        'site-bump',
+        `Skipped: no \`token\`, so ${code(inp.repository)} was not bumped to ${code(`${inp.constant}=${inp.value}`)}.`,
+      ),
+    );
     return;
   }
 
   const ctx = io.context;
-  const runUrl = ctx.repository && ctx.runId ? `${ctx.serverUrl.replace(/\/+$/, '')}/${ctx.repository}/actions/runs/${ctx.runId}` : undefined;
+  const runUrl =
+    ctx.repository && ctx.runId
+      ? `${ctx.serverUrl.replace(/\/+$/, '')}/${ctx.repository}/actions/runs/${ctx.runId}`
+      : undefined;
   const started = Date.now();
   const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io });
   const outcome: BumpOutcome = await bump(
@@ -163,14 +182,24 @@ async function bumpSite(io: ActionIO): Promise<void> {
       : outcome.result === 'exists'
         ? `Pull request [#${outcome.pr.number}](${outcome.pr.url}) from ${code(branchName)} is already open; nothing written.`
         : `Opened [#${outcome.pr.number}](${outcome.pr.url}) from ${code(branchName)} (commit ${code(outcome.commitSha.slice(0, 12))}); auto-merge: ${
-            outcome.autoMerge === 'enabled' ? `enabled (${inp['merge-method']})` : outcome.autoMerge === 'off' ? 'not requested' : `refused (${outcome.autoMergeMessage ?? ''})`
+            outcome.autoMerge === 'enabled'
+              ? `enabled (${inp['merge-method']})`
+              : outcome.autoMerge === 'off'
+                ? 'not requested'
+                : `refused (${outcome.autoMergeMessage ?? ''})`
           }.`;
   await io.summary(
     section(
       'site-bump',
       `${headline}\n\n${table(
         ['constant', 'file', 'from', 'to', 'changed'],
-        outcome.changes.map((c) => [code(c.name), code(`${c.path}:${c.line}`), code(c.from), code(c.to), c.changed ? 'yes' : 'no']),
+        outcome.changes.map((c) => [
+          code(c.name),
+          code(`${c.path}:${c.line}`),
+          code(c.from),
+          code(c.to),
+          c.changed ? 'yes' : 'no',
+        ]),
       )}\n${Date.now() - started} ms`,
     ),
   );

@@ -7,7 +7,14 @@ import { LayeredRootfs } from '../../lib/rootfs/layered.js';
 import { bibCommands, bibConfig, type BibRootfs } from '../../lib/vm/bib.js';
 import { buildUefiDisk, makeExt4, usageOf } from '../../lib/vm/disk.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
-import { bootWithRetry, findOvmf, TEST_CONSOLE_ARGS, startSwtpm, type BootResult, type QemuSpec } from '../../lib/vm/qemu.js';
+import {
+  bootWithRetry,
+  findOvmf,
+  TEST_CONSOLE_ARGS,
+  startSwtpm,
+  type BootResult,
+  type QemuSpec,
+} from '../../lib/vm/qemu.js';
 import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import type { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { theKernel } from '../../lib/rootfs/kernel.js';
@@ -74,7 +81,14 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     fs.mkdirSync(out, { recursive: true });
     const config = path.join(req.workDir, 'config.toml');
     fs.writeFileSync(config, bibConfig({ kernelAppend: `${console} ${req.kernelArgs}`.trim() }));
-    for (const [cmd, args] of bibCommands({ imageRef: req.pinnedRef, type: 'qcow2', outputDir: out, configFile: config, bibImage: req.bibImage, rootfs: req.bibRootfs })) {
+    for (const [cmd, args] of bibCommands({
+      imageRef: req.pinnedRef,
+      type: 'qcow2',
+      outputDir: out,
+      configFile: config,
+      bibImage: req.bibImage,
+      rootfs: req.bibRootfs,
+    })) {
       await runner.run(cmd, args, { echo: true, timeoutMs: 3600_000 });
     }
     const disk = path.join(out, 'qcow2', 'disk.qcow2');
@@ -82,7 +96,13 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     const fw = findOvmf();
     const vars = path.join(req.workDir, 'OVMF_VARS.fd');
     fs.copyFileSync(fw.vars, vars);
-    spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }] };
+    spec = {
+      accel: 'tcg',
+      memoryMiB: req.memoryMiB,
+      cpus: req.cpus,
+      uefi: { code: fw.code, vars },
+      drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }],
+    };
   } else {
     await unpackRootfs(rootfs, rootDir, runner, log);
     const usage = usageOf(await rootfs.index());
@@ -98,14 +118,30 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
       };
     } else {
       await buildUefiDisk(
-        { rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} ${req.kernelArgs}`.trim(), out: disk, workDir: path.join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` },
+        {
+          rootfsDir: rootDir,
+          usage,
+          kernel: vmlinuz,
+          initrd,
+          cmdline: `${console} ${req.kernelArgs}`.trim(),
+          out: disk,
+          workDir: path.join(req.workDir, 'esp'),
+          seed: req.pinnedRef,
+          title: `Keel smoke boot ${kver}`,
+        },
         runner,
         log,
       );
       const fw = findOvmf();
       const vars = path.join(req.workDir, 'OVMF_VARS.fd');
       fs.copyFileSync(fw.vars, vars);
-      spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'raw', interface: 'virtio' }] };
+      spec = {
+        accel: 'tcg',
+        memoryMiB: req.memoryMiB,
+        cpus: req.cpus,
+        uefi: { code: fw.code, vars },
+        drives: [{ file: disk, format: 'raw', interface: 'virtio' }],
+      };
       // swtpm ends with the QEMU it served: every boot (a retried one too) gets a fresh one.
       let n = 0;
       before = async (s) => {
@@ -122,16 +158,20 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     spec.accel = accel.accel;
     const prepareSeconds = (Date.now() - t0) / 1000;
     log.info(`booting ${req.pinnedRef} (${req.backend}, ${accel.accel.toUpperCase()}: ${accel.why})`);
-    const r = await bootWithRetry(spec, {
-      timeoutMs: req.timeoutMs,
-      quietMs: req.quietMs,
-      matcher: req.matcher,
-      logFile: req.serialLog,
-      screenshotFile: req.screenshot,
-      log,
-      onLine: req.onLine,
-      workDir: req.workDir,
-    }, { before });
+    const r = await bootWithRetry(
+      spec,
+      {
+        timeoutMs: req.timeoutMs,
+        quietMs: req.quietMs,
+        matcher: req.matcher,
+        logFile: req.serialLog,
+        screenshotFile: req.screenshot,
+        log,
+        onLine: req.onLine,
+        workDir: req.workDir,
+      },
+      { before },
+    );
     return { ...r, accel: accel.accel, accelWhy: accel.why, kernelVersion: kver, prepareSeconds };
   } finally {
     await stopTpm?.();

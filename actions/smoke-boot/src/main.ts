@@ -22,11 +22,17 @@ function patterns(what: string): InputDef<RegExp[]> {
   return {
     schema: z.string().transform((v, ctx) => {
       const out: RegExp[] = [];
-      for (const line of v.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      for (const line of v
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)) {
         try {
           out.push(new RegExp(line));
         } catch (e) {
-          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(line)} is not a valid regular expression: ${errorMessage(e)}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `${JSON.stringify(line)} is not a valid regular expression: ${errorMessage(e)}`,
+          });
           return z.NEVER;
         }
       }
@@ -52,7 +58,11 @@ export const inputs = {
   identity: oneOf(['repository', 'tags'] as const, 'repository'),
   'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
   'kvm-probe-timeout': int({ default: 20, min: 1, max: 600 }),
-  'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+  'bib-image': str({
+    default: BIB_IMAGE,
+    pattern: /@sha256:[0-9a-f]{64}$/,
+    expected: 'a bootc-image-builder image pinned by digest',
+  }),
   'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
   ...registryInputs,
 };
@@ -96,7 +106,10 @@ export async function run(io: ActionIO): Promise<void> {
         // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
         // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
         kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
-        matcher: new VerdictMatcher([...DEFAULT_SUCCESS, ...inp['success-pattern']], [...DEFAULT_FAILURE, ...inp['failure-pattern']]),
+        matcher: new VerdictMatcher(
+          [...DEFAULT_SUCCESS, ...inp['success-pattern']],
+          [...DEFAULT_FAILURE, ...inp['failure-pattern']],
+        ),
         workDir,
         serialLog,
         screenshot,
@@ -126,13 +139,25 @@ export async function run(io: ActionIO): Promise<void> {
   await io.summary(
     `### smoke-boot ${outcome.passed ? '✅ passed' : '❌ failed'}\n\n${table(
       ['image', 'backend', 'accel', 'kernel', 'boot seconds', 'verdict', 'signature'],
-      [[code(pinned.toString()), inp.backend, `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`, code(outcome.kernelVersion), outcome.seconds.toFixed(1), outcome.reason, signature]],
+      [
+        [
+          code(pinned.toString()),
+          inp.backend,
+          `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`,
+          code(outcome.kernelVersion),
+          outcome.seconds.toFixed(1),
+          outcome.reason,
+          signature,
+        ],
+      ],
     )}\nPrepared the disk in ${outcome.prepareSeconds.toFixed(1)} s. Serial log: ${code(serialLog)}${uploaded ? `, uploaded as artifact ${code(uploaded)}` : ''}.\n${
       outcome.retried.length
         ? `\n⚠️ Booted ${outcome.attempts} times: the VM failed before a verdict (not a verdict on the image, but worth a look if it recurs):\n${outcome.retried.map((r) => `- ${r}`).join('\n')}\n`
         : ''
     }${
-      outcome.passed ? '' : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`
+      outcome.passed
+        ? ''
+        : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`
     }`,
   );
   if (!outcome.passed) throw new UserError(`boot failed: ${outcome.reason}`);

@@ -106,7 +106,10 @@ async function prepare(env: CheckEnv): Promise<Shared> {
   const index = await env.fs.index();
   const modulesDir = (await env.fs.resolve('usr/lib/modules')) ?? 'usr/lib/modules';
   const kernels = [...index.values()]
-    .filter((e) => e.type === 'dir' && e.path.startsWith(`${modulesDir}/`) && !e.path.slice(modulesDir.length + 1).includes('/'))
+    .filter(
+      (e) =>
+        e.type === 'dir' && e.path.startsWith(`${modulesDir}/`) && !e.path.slice(modulesDir.length + 1).includes('/'),
+    )
     .map((e) => e.path.slice(modulesDir.length + 1))
     .sort();
   const kver = kernels.length === 1 ? kernels[0] : undefined;
@@ -158,7 +161,11 @@ const CHECKS: Record<CheckId, CheckFn> = {
   'one-kernel': async (_env, s) =>
     s.kernels.length === 1
       ? pass(`usr/lib/modules/${s.kernels[0]}`)
-      : fail(s.kernels.length ? `${s.kernels.length} kernel directories: ${s.kernels.join(', ')}` : 'no directory under usr/lib/modules'),
+      : fail(
+          s.kernels.length
+            ? `${s.kernels.length} kernel directories: ${s.kernels.join(', ')}`
+            : 'no directory under usr/lib/modules',
+        ),
 
   'kernel-files': async (_env, s) => {
     if (!s.kver) return fail(`no single kernel directory (found ${s.kernels.length})`);
@@ -183,7 +190,9 @@ const CHECKS: Record<CheckId, CheckFn> = {
     const min = env.opts.minInitramfsMb * 1024 * 1024;
     const problems: string[] = [];
     if (s.initramfs.size < min) {
-      problems.push(`${mb(s.initramfs.size)} < ${env.opts.minInitramfsMb} MB (a host-only initramfs is this small; generate it with --no-hostonly)`);
+      problems.push(
+        `${mb(s.initramfs.size)} < ${env.opts.minInitramfsMb} MB (a host-only initramfs is this small; generate it with --no-hostonly)`,
+      );
     }
     if (s.initramfs.error) problems.push(`not a readable initramfs: ${s.initramfs.error}`);
     const l = s.initramfs.listing;
@@ -212,15 +221,22 @@ const CHECKS: Record<CheckId, CheckFn> = {
     if (needOstree) {
       const has = [...l.files].some((f) => f.endsWith('/ostree-prepare-root') || f === 'ostree-prepare-root');
       if (has) found.push('ostree-prepare-root');
-      else missing.push(`ostree-prepare-root${env.opts.requireOstreeModule === 'auto' ? ' (the image ships ostree)' : ''}`);
+      else
+        missing.push(
+          `ostree-prepare-root${env.opts.requireOstreeModule === 'auto' ? ' (the image ships ostree)' : ''}`,
+        );
     }
-    return missing.length ? fail(`missing: ${missing.join(', ')}; present: ${found.join(', ') || 'none'}`) : pass(found.join(', '));
+    return missing.length
+      ? fail(`missing: ${missing.join(', ')}; present: ${found.join(', ') || 'none'}`)
+      : pass(found.join(', '));
   },
 
   'ostree-linux-label': async (env, s) => {
     const v = env.labels['ostree.linux'];
     if (!s.kver) return fail(`no single kernel directory; label is ${JSON.stringify(v ?? null)}`);
-    return v === s.kver ? pass(`ostree.linux=${v}`) : fail(`ostree.linux=${JSON.stringify(v ?? null)} but the kernel directory is ${s.kver}`);
+    return v === s.kver
+      ? pass(`ostree.linux=${v}`)
+      : fail(`ostree.linux=${JSON.stringify(v ?? null)} but the kernel directory is ${s.kver}`);
   },
 
   'bootc-label': async (env) => {
@@ -235,7 +251,9 @@ const CHECKS: Record<CheckId, CheckFn> = {
     const hits = [...s.index.values()]
       .filter((e) => e.type !== 'dir' && deny.some((r) => r.test(e.path)) && !allow.some((r) => r.test(e.path)))
       .map((e) => `/${e.path}`);
-    return hits.length ? fail(`leftover repository definitions: ${hits.join(', ')}`) : pass(`none matching ${deny.length} patterns`);
+    return hits.length
+      ? fail(`leftover repository definitions: ${hits.join(', ')}`)
+      : pass(`none matching ${deny.length} patterns`);
   },
 
   'var-content': async (env, s) => {
@@ -266,15 +284,28 @@ const CHECKS: Record<CheckId, CheckFn> = {
     if (logs.length) problems.push(`non-empty log files: ${show(logs)}`);
     if (undeclared.length) problems.push(`content in /var without a tmpfiles.d entry: ${show(undeclared)}`);
     const count = [...s.index.keys()].filter((p) => p.startsWith('var/')).length;
-    return problems.length ? fail(problems.join('; ')) : pass(`${count} entries under /var, all directories or symlinks declared in tmpfiles.d`);
+    return problems.length
+      ? fail(problems.join('; '))
+      : pass(`${count} entries under /var, all directories or symlinks declared in tmpfiles.d`);
   },
 
   'bootc-lint': async (env, s) => {
     if (!s.index.has('usr/bin/bootc')) return skip('the image does not ship bootc');
-    if (!env.opts.localRef) return skip('the image ships bootc but is not in local containers-storage, so the lint cannot run here');
+    if (!env.opts.localRef)
+      return skip('the image ships bootc but is not in local containers-storage, so the lint cannot run here');
     try {
       // The image is in root's storage (where build puts it): through sudo when not root.
-      const [cmd, args] = asRoot('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint']);
+      const [cmd, args] = asRoot('podman', [
+        'run',
+        '--rm',
+        '--pull=never',
+        '--net=none',
+        '--entrypoint',
+        'bootc',
+        env.opts.localRef,
+        'container',
+        'lint',
+      ]);
       const r = await env.runner.run(cmd, args, { timeoutMs: 300_000 });
       return pass((r.stdout.toString() + r.stderr).trim().split('\n').slice(-3).join(' ') || 'passed');
     } catch (e) {
@@ -295,7 +326,8 @@ const CHECKS: Record<CheckId, CheckFn> = {
       const names = new Set<string>();
       lines.forEach((l, i) => {
         const f = l.split(':');
-        if (f.length !== 7 || !/^\d+$/.test(f[2] ?? '') || !/^\d+$/.test(f[3] ?? '')) problems.push(`/${p}:${i + 1} malformed`);
+        if (f.length !== 7 || !/^\d+$/.test(f[2] ?? '') || !/^\d+$/.test(f[3] ?? ''))
+          problems.push(`/${p}:${i + 1} malformed`);
         if (names.has(f[0] ?? '')) problems.push(`/${p}: duplicate user ${f[0]}`);
         names.add(f[0] ?? '');
         if (f[0] === 'root' && f[2] === '0') root = true;
@@ -314,13 +346,16 @@ const CHECKS: Record<CheckId, CheckFn> = {
     const name = /^NAME=(.*)$/m.exec(t)?.[1]?.replace(/^"|"$/g, '');
     if (!id) return fail('/usr/lib/os-release has no ID');
     const etc = await env.fs.resolve('etc/os-release');
-    if (etc && etc !== 'usr/lib/os-release') return fail(`/etc/os-release is a separate file (${etc}); it should link to ../usr/lib/os-release`);
+    if (etc && etc !== 'usr/lib/os-release')
+      return fail(`/etc/os-release is a separate file (${etc}); it should link to ../usr/lib/os-release`);
     return pass(`ID=${id}${name ? `, NAME=${name}` : ''}`);
   },
 
   'boot-empty': async (_env, s) => {
     const bad = [...s.index.keys()].filter((p) => /^boot\/.*(vmlinuz|initrd|initramfs)/.test(p));
-    return bad.length ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`) : pass('/boot holds no kernel or initramfs');
+    return bad.length
+      ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`)
+      : pass('/boot holds no kernel or initramfs');
   },
 };
 

@@ -10,16 +10,24 @@ import { locateInput } from '../../lib/image/open.js';
 import { openForChecks } from './open.js';
 
 export const inputs = {
-  image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest' }),
+  image: str({
+    required: true,
+    expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest',
+  }),
   checks: list({
     default: 'all',
     expected: `all, or newline-separated check ids (${CHECK_IDS.join(', ')})`,
-    item: (c) => (c === 'all' || (CHECK_IDS as readonly string[]).includes(c) ? undefined : `expected all or one of ${CHECK_IDS.join(', ')}`),
+    item: (c) =>
+      c === 'all' || (CHECK_IDS as readonly string[]).includes(c)
+        ? undefined
+        : `expected all or one of ${CHECK_IDS.join(', ')}`,
   }),
   'min-initramfs-mb': positiveNumber({ default: 50, expected: 'a positive number of megabytes' }),
   'require-ostree-module': oneOf(['auto', 'true', 'false'] as const, 'auto'),
   'initramfs-modules': list({ default: 'virtio_blk\next4', expected: 'newline-separated kernel module names' }),
-  'repo-globs': list({ expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper' }),
+  'repo-globs': list({
+    expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper',
+  }),
   'var-allow': list({ expected: 'newline-separated /var paths allowed without a tmpfiles.d entry' }),
   'report-path': str({ expected: 'a file path for the JSON report' }),
   ...registryInputs,
@@ -44,7 +52,8 @@ export async function run(io: ActionIO): Promise<void> {
         log: io,
         opts: {
           minInitramfsMb: inp['min-initramfs-mb'],
-          requireOstreeModule: inp['require-ostree-module'] === 'auto' ? 'auto' : inp['require-ostree-module'] === 'true',
+          requireOstreeModule:
+            inp['require-ostree-module'] === 'auto' ? 'auto' : inp['require-ostree-module'] === 'true',
           initramfsModules: inp['initramfs-modules'],
           repoGlobs: inp['repo-globs'].length ? inp['repo-globs'] : DEFAULT_REPO_GLOBS,
           varAllow: inp['var-allow'],

@@ -27,7 +27,9 @@ export async function openForChecks(
 ): Promise<OpenedForChecks> {
   if (loc.kind === 'containers-storage' && process.getuid?.() === 0) {
     try {
-      const inspect = JSON.parse((await opts.runner.run('podman', ['image', 'inspect', loc.ref])).stdout.toString()) as {
+      const inspect = JSON.parse(
+        (await opts.runner.run('podman', ['image', 'inspect', loc.ref])).stdout.toString(),
+      ) as {
         Labels?: Record<string, string> | null;
         Digest?: string;
       }[];

@@ -15,7 +15,10 @@ import { tagProblem } from '../../lib/tags.js';
  */
 export const inputs = {
   'image-ref': digestRef('verification is of one manifest digest: pass repo@sha256:…'),
-  'public-key': str({ required: true, expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
+  'public-key': str({
+    required: true,
+    expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file',
+  }),
   identity: oneOf(['repository', 'tags', 'digest'] as const, 'repository'),
   tags: list({ item: (s) => tagProblem(s), expected: 'newline-separated tags' }),
   format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
@@ -40,7 +43,11 @@ export async function run(io: ActionIO): Promise<void> {
       throw new InputError('public-key', undefined, errorMessage(e));
     }
     if (inp.identity === 'tags' && inp.tags.length === 0) {
-      throw new InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
+      throw new InputError(
+        'tags',
+        '',
+        "identity 'tags' checks the identity for each tag a client pulls: give the tags",
+      );
     }
     const client = connect(image, inp, io);
     const common = { format: inp.format, recursive: inp.recursive, log: io };
@@ -58,9 +65,14 @@ export async function run(io: ActionIO): Promise<void> {
         ? { ...bad.r, reason: `pulled as :${bad.tag}: ${bad.r.reason}` }
         : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0]!.r.details };
     } else {
-      result = await verifyImage(client, image, key, { ...common, identity: inp.identity === 'digest' ? digestRule : undefined });
+      result = await verifyImage(client, image, key, {
+        ...common,
+        identity: inp.identity === 'digest' ? digestRule : undefined,
+      });
     }
-    io.info(`${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result!.reason}`);
+    io.info(
+      `${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result!.reason}`,
+    );
     if (!result!.verified) {
       const msg = `${ref} is not verified: ${result!.reason}`;
       if (inp['fail-on-unverified']) throw new UserError(msg);
