@@ -31768,7 +31768,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -31847,7 +31847,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -32073,7 +32074,7 @@ function processRunner(log) {
                     else
                         env[k] = v;
                 }
-                const mode = (m) => m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
                 const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                     cwd: opts.cwd,
                     env,
@@ -32375,7 +32376,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -42197,12 +42201,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42211,7 +42214,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42219,7 +42223,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -42235,7 +42240,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -42302,7 +42308,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -42970,7 +42981,11 @@ function locateInput(input, value) {
     }
 }
 function describeLocation(l) {
-    return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+    return l.kind === 'registry'
+        ? l.ref.toString()
+        : l.kind === 'oci'
+            ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`
+            : `containers-storage:${l.ref}`;
 }
 /**
  * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
@@ -43005,7 +43020,11 @@ async function openImage(loc, opts) {
             throw new errors_UserError(`cannot read containers-storage:${loc.ref}: ${e.message}`);
         }
         const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
-        return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }) };
+        return {
+            ...img,
+            source: `containers-storage:${loc.ref}`,
+            dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }),
+        };
     }
     if (loc.kind === 'oci') {
         const layout = OciLayout.open(loc.dir);
@@ -43104,7 +43123,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -43123,7 +43144,9 @@ function inputs_int(opts) {
     const hi = opts.max ?? Number.MAX_SAFE_INTEGER;
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(schemas_string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -43152,7 +43175,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -43940,10 +43965,16 @@ function bibCommands(r) {
         throw new Error(`bib needs a digest reference, got ${r.imageRef}`);
     const storage = r.storage ?? '/var/lib/containers/storage';
     const run = [
-        'run', '--rm', '--privileged', '--pull=newer',
-        '--security-opt', 'label=type:unconfined_t',
-        '-v', `${storage}:/var/lib/containers/storage`,
-        '-v', `${r.outputDir}:/output`,
+        'run',
+        '--rm',
+        '--privileged',
+        '--pull=newer',
+        '--security-opt',
+        'label=type:unconfined_t',
+        '-v',
+        `${storage}:/var/lib/containers/storage`,
+        '-v',
+        `${r.outputDir}:/output`,
     ];
     if (r.configFile)
         run.push('-v', `${r.configFile}:/config.toml:ro`);
@@ -43984,7 +44015,9 @@ function paxRecord(key, value) {
     return Buffer.concat([Buffer.from(String(len)), body]);
 }
 function octal(buf, off, len, v) {
-    const s = Math.floor(v).toString(8).padStart(len - 1, '0');
+    const s = Math.floor(v)
+        .toString(8)
+        .padStart(len - 1, '0');
     buf.write(s, off, len - 1, 'latin1');
     buf[off + len - 1] = 0;
 }
@@ -44051,7 +44084,16 @@ async function* encodeEntry(e) {
         const body = Buffer.concat(pax);
         const base = name.replace(/\/$/, '').split('/').pop() ?? 'x';
         const paxName = `PaxHeaders/${base}`.slice(0, 99);
-        yield header(paxName, 'x', { mode: 0o644, uid: 0, gid: 0, size: body.length, mtime, linkname: '', devmajor: 0, devminor: 0 });
+        yield header(paxName, 'x', {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: body.length,
+            mtime,
+            linkname: '',
+            devmajor: 0,
+            devminor: 0,
+        });
         yield body;
         yield pad(body.length);
     }
@@ -44102,8 +44144,17 @@ async function unpackRootfs(rootfs, dest, runner, log) {
         }
     }
     const [cmd, args] = asRoot('tar', [
-        '-x', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
-        '--no-overwrite-dir', '-f', '-', '-C', dest,
+        '-x',
+        '--numeric-owner',
+        '--same-owner',
+        '--same-permissions',
+        '--xattrs',
+        '--xattrs-include=*',
+        '--no-overwrite-dir',
+        '-f',
+        '-',
+        '-C',
+        dest,
     ]);
     const t0 = Date.now();
     await runner.run(cmd, args, { input: external_node_stream_.Readable.from(writeTar(entriesOf())) });
@@ -44175,7 +44226,18 @@ async function makeExt4(rootDir, out, runner, opts = {}) {
     // Metadata, journal and free space for the first boot (journald, tmpfiles, machine-id).
     const size = Math.ceil((bytes * 1.25 + (opts.headroomMiB ?? 512) * MiB) / MiB) * MiB;
     external_node_fs_default().rmSync(out, { force: true });
-    const args = ['-q', '-F', '-t', 'ext4', '-L', opts.label ?? 'root', '-N', String(Math.ceil(inodes * 1.5) + 8192), '-E', 'root_owner=0:0'];
+    const args = [
+        '-q',
+        '-F',
+        '-t',
+        'ext4',
+        '-L',
+        opts.label ?? 'root',
+        '-N',
+        String(Math.ceil(inodes * 1.5) + 8192),
+        '-E',
+        'root_owner=0:0',
+    ];
     if (opts.uuid)
         args.push('-U', opts.uuid);
     args.push('-d', rootDir, out, `${size / 1024}k`);
@@ -44189,7 +44251,17 @@ async function makeEsp(out, files, runner, opts = {}) {
     const payload = files.reduce((n, f) => n + external_node_fs_default().statSync(f.src).size, 0);
     const size = Math.max(64, Math.ceil((payload * 1.2) / MiB) + 16) * MiB;
     external_node_fs_default().rmSync(out, { force: true });
-    await runner.run('mkfs.vfat', ['-C', '-F', '32', '-n', opts.label ?? 'ESP', '-i', opts.volumeId ?? '4b45454c', out, String(size / 1024)]);
+    await runner.run('mkfs.vfat', [
+        '-C',
+        '-F',
+        '32',
+        '-n',
+        opts.label ?? 'ESP',
+        '-i',
+        opts.volumeId ?? '4b45454c',
+        out,
+        String(size / 1024),
+    ]);
     const dirs = new Set();
     for (const f of files) {
         const parts = f.dest.replace(/^\/+/, '').split('/').slice(0, -1);
@@ -44245,7 +44317,11 @@ async function buildUefiDisk(spec, runner, log) {
         { src: spec.kernel, dest: 'keel/vmlinuz' },
         { src: spec.initrd, dest: 'keel/initramfs.img' },
     ], runner);
-    await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`), usage: spec.usage });
+    await makeExt4(spec.rootfsDir, root, runner, {
+        label: 'root',
+        uuid: seededUuid(`${spec.seed}/rootfs`),
+        usage: spec.usage,
+    });
     await assembleGpt(spec.out, [
         { image: esp, type: GPT_ESP, uuid: seededUuid(`${spec.seed}/esp`), name: 'ESP' },
         { image: root, type: GPT_ROOT_X86_64, uuid: rootUuid, name: 'root' },
@@ -44353,7 +44429,14 @@ class StartJobs {
 function liveRequirements(index) {
     const dracut = ['usr/bin/dracut', 'usr/sbin/dracut'].some((p) => index.get(p)?.type === 'file');
     const live = [...index.keys()].some((p) => /^usr\/lib\/dracut\/modules\.d\/\d+dmsquash-live$/.test(p));
-    const missing = [...(dracut ? [] : ['dracut (/usr/bin/dracut)']), ...(live ? [] : ["dracut's dmsquash-live module (/usr/lib/dracut/modules.d/*dmsquash-live; Debian: dracut-live, Fedora: dracut-live)"])];
+    const missing = [
+        ...(dracut ? [] : ['dracut (/usr/bin/dracut)']),
+        ...(live
+            ? []
+            : [
+                "dracut's dmsquash-live module (/usr/lib/dracut/modules.d/*dmsquash-live; Debian: dracut-live, Fedora: dracut-live)",
+            ]),
+    ];
     if (missing.length)
         throw new errors_UserError(`the live ISO backend needs ${missing.join(' and ')} in the image; install it, or use backend: bib`);
 }
@@ -44387,8 +44470,18 @@ async function buildLiveIso(spec, runner, log) {
     const inside = '/tmp/keel-live-initrd.img';
     const t0 = Date.now();
     const [chroot, args] = asRoot('chroot', [
-        spec.rootfsDir, 'dracut', '--no-hostonly', '--no-hostonly-cmdline', '--add', 'dmsquash-live',
-        '--force', '--tmpdir', '/tmp', '--kver', spec.kver, inside,
+        spec.rootfsDir,
+        'dracut',
+        '--no-hostonly',
+        '--no-hostonly-cmdline',
+        '--add',
+        'dmsquash-live',
+        '--force',
+        '--tmpdir',
+        '/tmp',
+        '--kver',
+        spec.kver,
+        inside,
     ]);
     await runner.run(chroot, args, { timeoutMs: 1800_000 });
     const initrd = external_node_path_default().join(stage, 'boot', 'initrd.img');
@@ -44401,8 +44494,18 @@ async function buildLiveIso(spec, runner, log) {
     const sq = external_node_path_default().join(stage, 'LiveOS', 'squashfs.img');
     const t1 = Date.now();
     const [mk, mkArgs] = asRoot('mksquashfs', [
-        spec.rootfsDir, sq, '-comp', 'zstd', '-Xcompression-level', String(spec.compressionLevel),
-        '-b', '1M', '-noappend', '-no-progress', '-quiet', '-xattrs',
+        spec.rootfsDir,
+        sq,
+        '-comp',
+        'zstd',
+        '-Xcompression-level',
+        String(spec.compressionLevel),
+        '-b',
+        '1M',
+        '-noappend',
+        '-no-progress',
+        '-quiet',
+        '-xattrs',
     ]);
     await runner.run(mk, mkArgs, { timeoutMs: 3 * 3600_000 });
     const info = (await runner.run('unsquashfs', ['-s', sq])).stdout.toString();
@@ -44440,7 +44543,13 @@ class GrubBootWatch extends VerdictMatcher {
         const v = super.feed(rawLine);
         // GRUB redraws a whole screen as one line: report from the failure to the end of the line.
         if (v)
-            return { ...v, line: this.failure.find((re) => re.source === v.pattern).exec(v.line)[0].slice(0, 200) };
+            return {
+                ...v,
+                line: this.failure
+                    .find((re) => re.source === v.pattern)
+                    .exec(v.line)[0]
+                    .slice(0, 200),
+            };
         const m = /Booting `([^']+)'/.exec(stripAnsi(rawLine));
         if (m)
             this.entry = m[1];
@@ -44452,7 +44561,11 @@ class GrubBootWatch extends VerdictMatcher {
         const rip = /RIP=([0-9a-f]{16})/i.exec(await hmp('info registers'))?.[1];
         if (!rip || BigInt(`0x${rip}`) < 0xffff800000000000n)
             return undefined;
-        return { kind: 'pass', line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`, pattern: 'monitor: RIP in kernel space' };
+        return {
+            kind: 'pass',
+            line: `GRUB booted \`${this.entry}'; the kernel is running (RIP ${rip})`,
+            pattern: 'monitor: RIP in kernel space',
+        };
     }
 }
 
@@ -44611,18 +44724,28 @@ const TEST_CONSOLE_ARGS = [
  */
 function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
     const a = [
-        '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
-        '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
-        '-m', String(spec.memoryMiB),
-        '-smp', String(spec.cpus),
+        '-machine',
+        `${spec.machine ?? 'q35'},accel=${spec.accel}`,
+        '-cpu',
+        spec.accel === 'kvm' ? 'host' : 'max',
+        '-m',
+        String(spec.memoryMiB),
+        '-smp',
+        String(spec.cpus),
         '-no-user-config',
         '-no-reboot',
-        '-display', 'none',
-        '-vga', 'std',
-        '-chardev', `file,id=ser0,path=${serialFile}`,
-        '-serial', 'chardev:ser0',
-        '-monitor', 'none',
-        '-nic', 'none',
+        '-display',
+        'none',
+        '-vga',
+        'std',
+        '-chardev',
+        `file,id=ser0,path=${serialFile}`,
+        '-serial',
+        'chardev:ser0',
+        '-monitor',
+        'none',
+        '-nic',
+        'none',
     ];
     if (qmpSocket)
         a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);
@@ -44740,7 +44863,11 @@ async function bootAndWatch(spec, opts) {
             opts.onLine?.(clean);
             const v = opts.matcher.feed(raw);
             if (v)
-                settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                settle({
+                    passed: v.kind === 'pass',
+                    reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                    verdictLine: v.line,
+                });
         };
         // Tail the serial log: read what QEMU appended since the last look.
         const fd = external_node_fs_default().openSync(opts.logFile, 'r');
@@ -44781,7 +44908,11 @@ async function bootAndWatch(spec, opts) {
                 }
                 const silent = now - lastGrowth.at;
                 if (quietMs > 0 && silent >= quietMs) {
-                    settle({ passed: false, stalled: true, reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)` });
+                    settle({
+                        passed: false,
+                        stalled: true,
+                        reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
+                    });
                 }
                 else if (!window) {
                     const ticks = cpuTicks(child.pid);
@@ -44794,7 +44925,11 @@ async function bootAndWatch(spec, opts) {
                         return;
                     // Under 0.2% of one CPU through the whole window: nothing is running.
                     if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
-                        settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                        settle({
+                            passed: false,
+                            stalled: true,
+                            reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
+                        });
                     }
                     else {
                         window = { at: now, ticks }; // busy but quiet: look again later
@@ -44814,7 +44949,11 @@ async function bootAndWatch(spec, opts) {
                     if (!v || settled)
                         return;
                     readNew(); // a failure already on the console outranks the monitor's verdict
-                    settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                    settle({
+                        passed: v.kind === 'pass',
+                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                        verdictLine: v.line,
+                    });
                 }, () => {
                     probing = false; // QEMU not listening yet, or going away: the console and the timer decide
                 });
@@ -44838,10 +44977,17 @@ async function bootAndWatch(spec, opts) {
                 const v = opts.matcher.feed(partial);
                 tail.push(stripAnsi(partial));
                 if (v)
-                    return settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                    return settle({
+                        passed: v.kind === 'pass',
+                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                        verdictLine: v.line,
+                    });
             }
             const err = stderr.trim().split('\n').slice(-3).join(' ');
-            settle({ passed: false, reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}` });
+            settle({
+                passed: false,
+                reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}`,
+            });
         });
     });
     const seconds = (Date.now() - started) / 1000;
@@ -44985,7 +45131,9 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
     });
     return {
         usable: r.passed,
-        reason: r.passed ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)` : `the probe guest did not run under KVM: ${r.reason}`,
+        reason: r.passed
+            ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)`
+            : `the probe guest did not run under KVM: ${r.reason}`,
         seconds: r.seconds,
     };
 }
@@ -45042,10 +45190,23 @@ async function testVm(c, kernel, log) {
     const { accel } = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
     return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir) };
 }
-const outcome = (r, spec, serialLog) => ({ passed: r.passed, seconds: r.seconds, reason: r.reason, accel: spec.accel, serialLog, tail: r.tail });
+const outcome = (r, spec, serialLog) => ({
+    passed: r.passed,
+    seconds: r.seconds,
+    reason: r.reason,
+    accel: spec.accel,
+    serialLog,
+    tail: r.tail,
+});
 async function bootTest(spec, c, log) {
     const serialLog = external_node_path_default().join(c.temp, `keel-disk-${c.id}-boot.log`);
-    return outcome(await bootWithRetry(spec, { timeoutMs: c.bootTimeoutMs, matcher: new VerdictMatcher(), logFile: serialLog, log, workDir: c.workDir }), spec, serialLog);
+    return outcome(await bootWithRetry(spec, {
+        timeoutMs: c.bootTimeoutMs,
+        matcher: new VerdictMatcher(),
+        logFile: serialLog,
+        log,
+        workDir: c.workDir,
+    }), spec, serialLog);
 }
 /**
  * The user's path, judged: UEFI firmware reads the ISO's El Torito image, GRUB shows its menu and
@@ -45077,7 +45238,16 @@ async function liveIso(c, runner, log) {
     liveRequirements(c.index);
     const rootDir = external_node_path_default().join(c.workDir, 'rootfs');
     await unpackRootfs(c.rootfs, rootDir, runner, log);
-    const iso = await buildLiveIso({ rootfsDir: rootDir, kver: c.kver, label: c.label, title: c.title, out: c.artefact, workDir: c.workDir, compressionLevel: c.compressionLevel, kernelArgs: c.kernelArgs || undefined }, runner, log);
+    const iso = await buildLiveIso({
+        rootfsDir: rootDir,
+        kver: c.kver,
+        label: c.label,
+        title: c.title,
+        out: c.artefact,
+        workDir: c.workDir,
+        compressionLevel: c.compressionLevel,
+        kernelArgs: c.kernelArgs || undefined,
+    }, runner, log);
     await removeTree(rootDir, runner);
     const platforms = await elToritoPlatforms(c.artefact, runner);
     if (!platforms.includes('BIOS') || !platforms.includes('UEFI'))
@@ -45087,7 +45257,18 @@ async function liveIso(c, runner, log) {
     if (c.bootTest) {
         const k = external_node_path_default().join(c.workDir, 'test-vmlinuz');
         const i = external_node_path_default().join(c.workDir, 'test-initrd.img');
-        await runner.run('xorriso', ['-osirrox', 'on', '-indev', c.artefact, '-extract', '/boot/vmlinuz', k, '-extract', '/boot/initrd.img', i]);
+        await runner.run('xorriso', [
+            '-osirrox',
+            'on',
+            '-indev',
+            c.artefact,
+            '-extract',
+            '/boot/vmlinuz',
+            k,
+            '-extract',
+            '/boot/initrd.img',
+            i,
+        ]);
         const vm = await testVm(c, k, log);
         // 1. Firmware → El Torito (UEFI) → GRUB → default entry, nothing added.
         firmware = await firmwareCheck({ ...vm, cdrom: c.artefact }, c, log);
@@ -45100,12 +45281,19 @@ async function liveIso(c, runner, log) {
         // 2. Boot what was shipped: kernel and initramfs read back out of the ISO, the shipped command
         // line plus a serial console added only for this test, the ISO itself as the CD-ROM.
         // Fresh OVMF variables: the firmware check's boot wrote to the first copy.
-        boot = await bootTest({ ...vm, uefi: ovmfVars(c.workDir), cdrom: c.artefact, kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` } }, c, log);
+        boot = await bootTest({
+            ...vm,
+            uefi: ovmfVars(c.workDir),
+            cdrom: c.artefact,
+            kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` },
+        }, c, log);
     }
     return {
         boot,
         detail: `Live ISO: squashfs (zstd) ${(iso.squashfsBytes / 1048576).toFixed(0)} MiB, kernel ${code(c.kver)}, El Torito: ${platforms.join(' + ')}, volume label ${code(c.label)}, shipped command line ${code(iso.cmdline)} (no serial console).\n` +
-            (firmware ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n` : ''),
+            (firmware
+                ? `UEFI firmware → GRUB → default entry: ${firmware.reason} after ${firmware.seconds.toFixed(0)} s (${firmware.accel}).\n`
+                : ''),
     };
 }
 async function liveDisk(c, runner, log) {
@@ -45116,7 +45304,17 @@ async function liveDisk(c, runner, log) {
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'vmlinuz'), kernel);
     external_node_fs_default().copyFileSync(external_node_path_default().join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
     const raw = c.format === 'raw' ? c.artefact : external_node_path_default().join(c.workDir, 'disk.raw');
-    const { rootPartUuid } = await buildUefiDisk({ rootfsDir: rootDir, usage: c.usage, kernel, initrd, cmdline: c.kernelArgs, out: raw, workDir: external_node_path_default().join(c.workDir, 'esp'), seed: c.seed, title: c.title }, runner, log);
+    const { rootPartUuid } = await buildUefiDisk({
+        rootfsDir: rootDir,
+        usage: c.usage,
+        kernel,
+        initrd,
+        cmdline: c.kernelArgs,
+        out: raw,
+        workDir: external_node_path_default().join(c.workDir, 'esp'),
+        seed: c.seed,
+        title: c.title,
+    }, runner, log);
     await removeTree(rootDir, runner);
     if (c.format === 'qcow2') {
         await runner.run('qemu-img', ['convert', '-O', 'qcow2', raw, c.artefact]);
@@ -45127,17 +45325,32 @@ async function liveDisk(c, runner, log) {
         boot = await bootTest({
             ...(await testVm(c, kernel, log)),
             drives: [{ file: c.artefact, format: c.format, interface: 'virtio' }],
-            kernel: { path: kernel, initrd, append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' ') },
+            kernel: {
+                path: kernel,
+                initrd,
+                append: `root=PARTUUID=${rootPartUuid} rw ${c.kernelArgs} ${TEST_CONSOLE}`.replace(/\s+/g, ' '),
+            },
         }, c, log);
     }
-    return { boot, detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n` };
+    return {
+        boot,
+        detail: `GPT disk (${c.format}): ESP with systemd-boot, ext4 root PARTUUID=${rootPartUuid}, kernel ${code(c.kver)}.\n`,
+    };
 }
 /** The bib backend: bootc-image-builder on a GitHub runner (privileged podman). */
 async function bibBuild(r, runner, log) {
     const type = r.type === 'iso' ? 'anaconda-iso' : r.type;
     const out = external_node_path_default().join(r.workDir, 'bib-output');
     external_node_fs_default().mkdirSync(out, { recursive: true });
-    for (const [cmd, args] of bibCommands({ imageRef: r.ref, type, outputDir: out, configFile: r.config, bibImage: r.bibImage, rootfs: r.rootfs, chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}` })) {
+    for (const [cmd, args] of bibCommands({
+        imageRef: r.ref,
+        type,
+        outputDir: out,
+        configFile: r.config,
+        bibImage: r.bibImage,
+        rootfs: r.rootfs,
+        chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
+    })) {
         await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
     }
     const produced = r.type === 'iso' ? external_node_path_default().join(out, 'bootiso', 'install.iso') : external_node_path_default().join(out, r.type, `disk.${r.type}`);
@@ -45153,7 +45366,9 @@ async function bibBuild(r, runner, log) {
 
 /** Kernel directories (`usr/lib/modules/<kver>`) in a flattened image index. */
 function kernelDirs(index) {
-    return [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice('usr/lib/modules/'.length));
+    return [...index.values()]
+        .filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path))
+        .map((e) => e.path.slice('usr/lib/modules/'.length));
 }
 /**
  * The one kernel of a bootc image (bootc boots exactly one, from /usr/lib/modules/<kver>/),
@@ -45206,7 +45421,11 @@ const inputs = {
     'boot-timeout': inputs_int({ default: 1200, min: 30 }),
     accel: oneOf(['auto', 'kvm', 'tcg'], 'auto'),
     memory: inputs_int({ default: 2048, min: 512 }),
-    'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+    'bib-image': str({
+        default: BIB_IMAGE,
+        pattern: /@sha256:[0-9a-f]{64}$/,
+        expected: 'a bootc-image-builder image pinned by digest',
+    }),
     'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
     ...registryInputs,
 };
@@ -45234,25 +45453,66 @@ async function run(io) {
         if (inp.backend === 'bib') {
             if (inp['boot-test'])
                 io.warning("Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead");
-            detail = await bibBuild({ ref: ref.toString(), type: inp.type, outDir, artefact, config: inp.config || undefined, bibImage: inp['bib-image'], rootfs: inp['bib-rootfs'], workDir }, runner, io);
+            detail = await bibBuild({
+                ref: ref.toString(),
+                type: inp.type,
+                outDir,
+                artefact,
+                config: inp.config || undefined,
+                bibImage: inp['bib-image'],
+                rootfs: inp['bib-rootfs'],
+                workDir,
+            }, runner, io);
         }
         else {
             const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
             try {
                 const rootfs = new LayeredRootfs(image.layers);
                 const index = await rootfs.index();
-                const kver = theKernel(index, { files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'], refusal: 'refusing to build install media' });
+                const kver = theKernel(index, {
+                    files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'],
+                    refusal: 'refusing to build install media',
+                });
                 const usage = usageOf(index);
                 checkSpace([workDir, outDir], inp.type === 'iso' ? usage.bytes * 2.6 : usage.bytes * 3.2, io);
-                const common = { rootfs, kver, index, usage, workDir, artefact, bootTest: inp['boot-test'], accel: inp.accel, memoryMiB: inp.memory, bootTimeoutMs: inp['boot-timeout'] * 1000, temp, id: ref.digest.slice(7, 19) };
+                const common = {
+                    rootfs,
+                    kver,
+                    index,
+                    usage,
+                    workDir,
+                    artefact,
+                    bootTest: inp['boot-test'],
+                    accel: inp.accel,
+                    memoryMiB: inp.memory,
+                    bootTimeoutMs: inp['boot-timeout'] * 1000,
+                    temp,
+                    id: ref.digest.slice(7, 19),
+                };
                 if (inp.type === 'iso') {
-                    const label = inp.label || name.toUpperCase().replace(/[^A-Z0-9_-]/g, '_').slice(0, 32);
-                    const r = await liveIso({ ...common, label, title: inp.title || `${repoName} (live)`, compressionLevel: inp['compression-level'], kernelArgs: inp['kernel-args'] }, runner, io);
+                    const label = inp.label ||
+                        name
+                            .toUpperCase()
+                            .replace(/[^A-Z0-9_-]/g, '_')
+                            .slice(0, 32);
+                    const r = await liveIso({
+                        ...common,
+                        label,
+                        title: inp.title || `${repoName} (live)`,
+                        compressionLevel: inp['compression-level'],
+                        kernelArgs: inp['kernel-args'],
+                    }, runner, io);
                     boot = r.boot;
                     detail = r.detail;
                 }
                 else {
-                    const r = await liveDisk({ ...common, format: inp.type, title: inp.title || repoName, kernelArgs: inp['kernel-args'], seed: ref.toString() }, runner, io);
+                    const r = await liveDisk({
+                        ...common,
+                        format: inp.type,
+                        title: inp.title || repoName,
+                        kernelArgs: inp['kernel-args'],
+                        seed: ref.toString(),
+                    }, runner, io);
                     boot = r.boot;
                     detail = r.detail;
                 }
@@ -45278,14 +45538,18 @@ async function run(io) {
         io.setOutput('serial-log', boot.serialLog);
     }
     const size = external_node_fs_default().statSync(artefact).size;
-    await io.summary(`### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(['image', 'artefact', 'size', 'sha256', 'boot test', 'time'], [[
+    await io.summary(`### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(['image', 'artefact', 'size', 'sha256', 'boot test', 'time'], [
+        [
             code(ref.toString()),
             code(external_node_path_default().basename(artefact)),
             `${(size / 1048576).toFixed(0)} MiB`,
             code(sha256),
-            boot ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}` : 'not run',
+            boot
+                ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}`
+                : 'not run',
             `${((Date.now() - started) / 1000).toFixed(0)} s`,
-        ]])}\n${detail}\nSHA256SUMS lists basenames only: \`sha256sum -c SHA256SUMS\` works wherever the two files sit side by side.\n${boot && !boot.passed ? `\nLast lines of the boot test:\n\n${fence(boot.tail.join('\n'))}` : ''}`);
+        ],
+    ])}\n${detail}\nSHA256SUMS lists basenames only: \`sha256sum -c SHA256SUMS\` works wherever the two files sit side by side.\n${boot && !boot.passed ? `\nLast lines of the boot test:\n\n${fence(boot.tail.join('\n'))}` : ''}`);
     if (boot && !boot.passed)
         throw new errors_UserError(`the boot test of ${external_node_path_default().basename(artefact)} failed: ${boot.reason}`);
 }

@@ -40349,7 +40349,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -40428,7 +40428,8 @@ function parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -50141,7 +50142,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -50161,7 +50164,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -50190,7 +50195,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -50339,7 +50346,9 @@ const ImageSpec = strictObject({
 })
     .describe('Where and under which name the OS image is published.');
 const OsSpec = strictObject({
-    id: schemas_string().regex(/^[a-z0-9._-]+$/, 'os-release ID characters [a-z0-9._-]').describe('os-release ID.'),
+    id: schemas_string()
+        .regex(/^[a-z0-9._-]+$/, 'os-release ID characters [a-z0-9._-]')
+        .describe('os-release ID.'),
     name: schemas_string().min(1).describe('os-release NAME.'),
     'pretty-name': schemas_string().min(1).describe('os-release PRETTY_NAME.'),
     'id-like': schemas_string().optional().describe('os-release ID_LIKE (e.g. debian, fedora).'),
@@ -50348,15 +50357,21 @@ const OsSpec = strictObject({
 })
     .describe('Identity written to /usr/lib/os-release by the OS identity build stage.');
 const TagsSpec = strictObject({
-    candidate: schemas_string().regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word').default('candidate'),
-    stable: schemas_string().regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word').default('stable'),
+    candidate: schemas_string()
+        .regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word')
+        .default('candidate'),
+    stable: schemas_string()
+        .regex(/^[a-z][a-z0-9-]*$/, 'a lowercase tag word')
+        .default('stable'),
     'pr-label': schemas_string().min(1).default('vm-test').describe('PR label that allows a pr-<N> build.'),
 })
     .refine((t) => t.candidate !== t.stable, 'candidate and stable must differ')
     .refine((t) => t.candidate !== 'latest' && t.stable !== 'latest', 'Keel never writes latest')
     .describe('Tag words of the grammar: <candidate>, <candidate>.<date>, pr-<N>, <stable>, <stable>.<date>, <date>.');
 const BaseSpec = strictObject({
-    image: schemas_string().min(1).describe('Base image reference the Containerfile builds FROM (resolved to a digest once).'),
+    image: schemas_string()
+        .min(1)
+        .describe('Base image reference the Containerfile builds FROM (resolved to a digest once).'),
     bootstrap: strictObject({
         tool: literal('mmdebstrap').default('mmdebstrap'),
         suite: schemas_string().min(1).default('trixie'),
@@ -50369,9 +50384,13 @@ const BaseSpec = strictObject({
     .describe('The base image.');
 const SecretSpec = strictObject({
     id: schemas_string().regex(/^[A-Za-z0-9_.-]+$/, 'a secret id of [A-Za-z0-9_.-]'),
-    env: schemas_string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+    env: schemas_string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+        .optional(),
     file: schemas_string().optional(),
-    'github-secret': schemas_string().regex(/^[A-Z_][A-Z0-9_]*$/, 'a GitHub secret name').optional(),
+    'github-secret': schemas_string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/, 'a GitHub secret name')
+        .optional(),
 });
 const BuildSpec = strictObject({
     containerfile: schemas_string().default('Containerfile'),
@@ -50405,7 +50424,9 @@ const SmokeSpec = strictObject({
 })
     .describe('The boot gate before promotion.');
 const IsoSpec = strictObject({
-    name: schemas_string().regex(/^[A-Za-z0-9._-]+$/, 'a file-name stem').describe('File name stem: <name>-<date>.iso.'),
+    name: schemas_string()
+        .regex(/^[A-Za-z0-9._-]+$/, 'a file-name stem')
+        .describe('File name stem: <name>-<date>.iso.'),
     label: schemas_string().regex(/^[A-Z0-9_-]{1,32}$/, 'an ISO volume label (A-Z 0-9 _ -, <= 32)'),
     type: schemas_enum(['iso', 'qcow2', 'raw']).default('iso'),
     backend: schemas_enum(['live', 'bib']).default('live'),
@@ -50543,7 +50564,10 @@ function parseDeclarations(text, file = 'declarations/distro.yaml') {
     let value = data;
     for (const k of p)
         value = value && typeof value === 'object' ? value[k] : undefined;
-    const keyPath = p.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('.').replace(/\.\[/g, '[');
+    const keyPath = p
+        .map((k) => (typeof k === 'number' ? `[${k}]` : k))
+        .join('.')
+        .replace(/\.\[/g, '[');
     throw new DeclarationError(file, pos.line, pos.col, keyPath, describeIssue(issue, value));
 }
 function loadDeclarations(file) {
@@ -50661,7 +50685,7 @@ function processRunner(log) {
                     else
                         env[k] = v;
                 }
-                const mode = (m) => m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
                 const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                     cwd: opts.cwd,
                     env,
@@ -50929,7 +50953,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -51220,12 +51247,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -51234,7 +51260,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -51242,7 +51269,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -51258,7 +51286,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -51325,7 +51354,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -51864,7 +51898,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseSecretLine(line, env = process.env) {
     const i = line.indexOf('=');
     if (i <= 0)
-        return "expected id=path or id=env:VAR";
+        return 'expected id=path or id=env:VAR';
     const id = line.slice(0, i).trim();
     const src = line.slice(i + 1).trim();
     if (!SECRET_ID.test(id))
@@ -52083,8 +52117,12 @@ const InspectSchema = object({
     ImageAnnotations: record(schemas_string(), schemas_string()).nullable().optional(),
     OCIv1: object({
         created: schemas_string().optional(),
-        config: object({ Labels: record(schemas_string(), schemas_string()).nullable().optional() }).loose().optional(),
-        rootfs: object({ diff_ids: array(schemas_string()).nullable().optional() }).loose().optional(),
+        config: object({ Labels: record(schemas_string(), schemas_string()).nullable().optional() })
+            .loose()
+            .optional(),
+        rootfs: object({ diff_ids: array(schemas_string()).nullable().optional() })
+            .loose()
+            .optional(),
     })
         .loose(),
 })
@@ -52195,7 +52233,9 @@ class Buildah {
             if (!err.writableEnded)
                 err.end();
         }
-        const id = external_node_fs_default().readFileSync(iidfile, 'utf8').trim().replace(/^sha256:/, '');
+        const id = external_node_fs_default().readFileSync(iidfile, 'utf8')
+            .trim()
+            .replace(/^sha256:/, '');
         if (!/^[a-f0-9]{64}$/.test(id))
             throw new Error(`buildah wrote no image ID to ${iidfile} (got ${JSON.stringify(id)})`);
         return id;
@@ -52460,7 +52500,10 @@ async function buildImage(req, deps, state = { timings: {} }) {
     state.releaseDate = req.releaseDate ?? releaseDateOf(now);
     state.version = req.version || versionOf(decl, pr, state.releaseDate);
     const image = localImageName(req.image, decl, pr);
-    const tags = [image.toString(), ...req.tags.map((t) => (t.includes('/') || t.includes(':') ? localImageName(t, decl, pr) : image.withTag(t)).toString())];
+    const tags = [
+        image.toString(),
+        ...req.tags.map((t) => (t.includes('/') || t.includes(':') ? localImageName(t, decl, pr) : image.withTag(t)).toString()),
+    ];
     state.image = image.toString();
     const secrets = req.secrets ?? secretsFromDeclarations(decl, env, log);
     const redact = [];
@@ -52486,7 +52529,13 @@ async function buildImage(req, deps, state = { timings: {} }) {
         state.inputs = inputsDigest(ctx.workspace, decl.build.inputs);
         log.info(`build inputs (${decl.build.inputs.join(', ')}): ${state.inputs.files} files, ${state.inputs.digest}`);
     }
-    const buildArgs = computeBuildArgs({ base: state.base, labels, decl, inputsDigest: state.inputs?.digest, user: req.buildArgs });
+    const buildArgs = computeBuildArgs({
+        base: state.base,
+        labels,
+        decl,
+        inputsDigest: state.inputs?.digest,
+        user: req.buildArgs,
+    });
     const tmp = external_node_fs_default().mkdtempSync(external_node_path_default().join(ctx.runnerTemp, 'keel-build-'));
     const auth = state.base.source === 'registry' && (req.registry.username || req.registry.password)
         ? writeAuthFile(tmp, parseReference(state.base.given).registry, req.registry)
@@ -52595,13 +52644,22 @@ const inputs = {
             return typeof r === 'string' ? r : undefined;
         },
     }),
-    'storage-driver': str({ default: 'overlay', pattern: /^[a-z0-9]+$/, expected: 'a containers-storage driver name (overlay, vfs, btrfs, ...)' }),
+    'storage-driver': str({
+        default: 'overlay',
+        pattern: /^[a-z0-9]+$/,
+        expected: 'a containers-storage driver name (overlay, vfs, btrfs, ...)',
+    }),
     'root-storage': bool(true),
     isolation: oneOf(['chroot', 'oci', 'rootless'], 'chroot'),
     'release-date': releaseDate(),
-    version: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)' }),
+    version: str({
+        pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/,
+        expected: 'a version such as candidate.20250101 (letters, digits, . _ + -)',
+    }),
     declarations: existingPath('file'),
-    'credentials-for': str({ expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)' }),
+    'credentials-for': str({
+        expected: 'the registry or repository the credentials belong to (e.g. ghcr.io/my-org/my-os)',
+    }),
     ...registryInputs,
 };
 /**

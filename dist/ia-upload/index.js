@@ -31768,7 +31768,7 @@ class reference_InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -31847,7 +31847,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -41846,7 +41847,12 @@ class IaClient {
         const s = body?.value?.summary;
         if (!s)
             return undefined;
-        return { queued: Number(s.queued ?? 0), running: Number(s.running ?? 0), error: Number(s.error ?? 0), paused: Number(s.paused ?? 0) };
+        return {
+            queued: Number(s.queued ?? 0),
+            running: Number(s.running ?? 0),
+            error: Number(s.error ?? 0),
+            paused: Number(s.paused ?? 0),
+        };
     }
     /** Queued/running catalog tasks of the item (`cmd`: archive.php = ingest, derive.php, ...). */
     async pendingTasks(id) {
@@ -42244,7 +42250,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -42263,7 +42271,9 @@ function inputs_int(opts) {
     const hi = opts.max ?? Number.MAX_SAFE_INTEGER;
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(schemas_string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -42293,7 +42303,9 @@ function oneOf(values, dflt) {
     return def(z
         .string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -42573,7 +42585,12 @@ async function prepareFiles(identifier, files, sha256sums, log) {
     const t0 = Date.now();
     const { list, sumsPath } = uploadOrder(files, sha256sums);
     const names = new Map();
-    const reserved = new Set([`${identifier}_meta.xml`, `${identifier}_files.xml`, `${identifier}_archive.torrent`, `${identifier}_meta.sqlite`]);
+    const reserved = new Set([
+        `${identifier}_meta.xml`,
+        `${identifier}_files.xml`,
+        `${identifier}_archive.torrent`,
+        `${identifier}_meta.sqlite`,
+    ]);
     for (const p of list) {
         const name = external_node_path_default().basename(p);
         const prev = names.get(name);
@@ -42907,7 +42924,10 @@ async function publish(o) {
                 ingest = 'verified';
             }
             else {
-                torrent = { status: 'pending', detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet` };
+                torrent = {
+                    status: 'pending',
+                    detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet`,
+                };
             }
             if (ingest === 'verified') {
                 if (disabled) {
@@ -42953,11 +42973,18 @@ async function publish(o) {
             break;
         }
         // Nothing uploaded (every file skipped) but the torrent is missing or stale: ask for a derive once.
-        if (o.derive && !uploadedAny && !deriveSubmitted && ingest === 'verified' && torrent.status === 'pending' && pendingCount(summary) === 0) {
+        if (o.derive &&
+            !uploadedAny &&
+            !deriveSubmitted &&
+            ingest === 'verified' &&
+            torrent.status === 'pending' &&
+            pendingCount(summary) === 0) {
             deriveSubmitted = true;
             try {
                 const r = await client.submitDerive(id);
-                log.info(r === 'queued' ? `queued a derive of ${id} to regenerate the torrent` : `a derive of ${id} is already queued or running`);
+                log.info(r === 'queued'
+                    ? `queued a derive of ${id} to regenerate the torrent`
+                    : `a derive of ${id} is already queued or running`);
             }
             catch (e) {
                 log.warning(`could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
@@ -43123,7 +43150,13 @@ const isFile = (p) => {
 };
 const inputs = {
     identifier,
-    files: { ...list({ item: (p) => (isFile(p) ? undefined : 'expected an existing file'), expected: 'newline-separated paths of existing files' }), required: true },
+    files: {
+        ...list({
+            item: (p) => (isFile(p) ? undefined : 'expected an existing file'),
+            expected: 'newline-separated paths of existing files',
+        }),
+        required: true,
+    },
     metadata,
     'access-key': secret(),
     'secret-key': secret(),
@@ -43225,8 +43258,14 @@ async function run(io) {
         io.setOutput('torrent-ready', String(ready));
         io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
         io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
-        io.setOutput('uploaded', files.filter((f) => f.action === 'uploaded').map((f) => f.name).join('\n'));
-        io.setOutput('skipped', files.filter((f) => f.action === 'skipped').map((f) => f.name).join('\n'));
+        io.setOutput('uploaded', files
+            .filter((f) => f.action === 'uploaded')
+            .map((f) => f.name)
+            .join('\n'));
+        io.setOutput('skipped', files
+            .filter((f) => f.action === 'skipped')
+            .map((f) => f.name)
+            .join('\n'));
         await io.summary(renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }));
     }
     if (failure)

@@ -31768,7 +31768,7 @@ class reference_InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -31847,7 +31847,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -32073,7 +32074,7 @@ function processRunner(log) {
                     else
                         env[k] = v;
                 }
-                const mode = (m) => m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
                 const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                     cwd: opts.cwd,
                     env,
@@ -32245,7 +32246,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -42074,12 +42078,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42088,7 +42091,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42096,7 +42100,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -42112,7 +42117,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -42179,7 +42185,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -42847,7 +42858,11 @@ function locateInput(input, value) {
     }
 }
 function describeLocation(l) {
-    return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+    return l.kind === 'registry'
+        ? l.ref.toString()
+        : l.kind === 'oci'
+            ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`
+            : `containers-storage:${l.ref}`;
 }
 /**
  * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
@@ -42882,7 +42897,11 @@ async function openImage(loc, opts) {
             throw new errors_UserError(`cannot read containers-storage:${loc.ref}: ${e.message}`);
         }
         const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
-        return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }) };
+        return {
+            ...img,
+            source: `containers-storage:${loc.ref}`,
+            dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }),
+        };
     }
     if (loc.kind === 'oci') {
         const layout = OciLayout.open(loc.dir);
@@ -42981,7 +43000,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -43000,7 +43021,9 @@ function inputs_int(opts) {
     const hi = opts.max ?? Number.MAX_SAFE_INTEGER;
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(schemas_string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -43030,7 +43053,9 @@ function oneOf(values, dflt) {
     return def(z
         .string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -43750,7 +43775,9 @@ function paxRecord(key, value) {
     return Buffer.concat([Buffer.from(String(len)), body]);
 }
 function octal(buf, off, len, v) {
-    const s = Math.floor(v).toString(8).padStart(len - 1, '0');
+    const s = Math.floor(v)
+        .toString(8)
+        .padStart(len - 1, '0');
     buf.write(s, off, len - 1, 'latin1');
     buf[off + len - 1] = 0;
 }
@@ -43817,7 +43844,16 @@ async function* encodeEntry(e) {
         const body = Buffer.concat(pax);
         const base = name.replace(/\/$/, '').split('/').pop() ?? 'x';
         const paxName = `PaxHeaders/${base}`.slice(0, 99);
-        yield header(paxName, 'x', { mode: 0o644, uid: 0, gid: 0, size: body.length, mtime, linkname: '', devmajor: 0, devminor: 0 });
+        yield header(paxName, 'x', {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: body.length,
+            mtime,
+            linkname: '',
+            devmajor: 0,
+            devminor: 0,
+        });
         yield body;
         yield pad(body.length);
     }
@@ -43883,7 +43919,8 @@ async function dpkgOwners(index, opts) {
 }
 /** path → owning package from an rpm database, through the rpm tool (if present here). */
 async function rpmOwners(index, opts) {
-    const dbDir = RPM_DIRS.find((d) => index.get(d)?.type === 'dir' && [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'));
+    const dbDir = RPM_DIRS.find((d) => index.get(d)?.type === 'dir' &&
+        [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'));
     if (!dbDir)
         return undefined;
     if (!opts.runner || !exec_which('rpm')) {
@@ -44037,7 +44074,9 @@ function makePlan(sizes, maxLayers, previous) {
     // A smaller max-layers than the previous plan used: fold the smallest own layers into buckets.
     const layerSize = (id) => [...assign].filter(([, l]) => l === id).reduce((n, [c]) => n + (sizes.get(c) ?? 0), 0);
     while (used().size > maxLayers) {
-        const own = [...used()].filter((id) => id.startsWith('c:')).sort((a, b) => layerSize(a) - layerSize(b) || (a < b ? -1 : 1));
+        const own = [...used()]
+            .filter((id) => id.startsWith('c:'))
+            .sort((a, b) => layerSize(a) - layerSize(b) || (a < b ? -1 : 1));
         const victim = own[0];
         if (!victim)
             throw new Error(`cannot fit the plan into ${maxLayers} layers`);
@@ -44135,7 +44174,9 @@ async function flattenToStore(input, store, log) {
     return meta;
 }
 function kernelOf(meta) {
-    const ks = [...meta.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.split('/')[3]);
+    const ks = [...meta.values()]
+        .filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path))
+        .map((e) => e.path.split('/')[3]);
     return ks.length === 1 ? ks[0] : undefined;
 }
 function finalLabels(input, extra, kver, log) {
@@ -44161,9 +44202,26 @@ function finalLabels(input, extra, kver, log) {
 }
 /** Normalised view of one entry for the equality check (hardlink sets compare as sets). */
 function fingerprint(e, linkGroup, epoch) {
-    const x = e.xattrs ? [...e.xattrs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v.toString('base64')}`).join(',') : '';
+    const x = e.xattrs
+        ? [...e.xattrs]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([k, v]) => `${k}=${v.toString('base64')}`)
+            .join(',')
+        : '';
     const type = e.type === 'hardlink' ? 'file' : e.type;
-    return [type, (e.mode & 0o7777).toString(8), e.uid, e.gid, type === 'file' ? e.hash : '', e.type === 'symlink' ? e.linkname : '', Math.min(Math.floor(e.mtime), epoch), x, linkGroup ?? '', e.devmajor, e.devminor].join('|');
+    return [
+        type,
+        (e.mode & 0o7777).toString(8),
+        e.uid,
+        e.gid,
+        type === 'file' ? e.hash : '',
+        e.type === 'symlink' ? e.linkname : '',
+        Math.min(Math.floor(e.mtime), epoch),
+        x,
+        linkGroup ?? '',
+        e.devmajor,
+        e.devminor,
+    ].join('|');
 }
 async function rechunk(req) {
     const { log } = req;
@@ -44255,7 +44313,9 @@ async function rechunk(req) {
                     files++;
                 yield {
                     header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
-                    body: isFile && src.size > 0 ? external_node_fs_default().createReadStream(external_node_path_default().join(store, src.hash), { highWaterMark: 1 << 20 }) : undefined,
+                    body: isFile && src.size > 0
+                        ? external_node_fs_default().createReadStream(external_node_path_default().join(store, src.hash), { highWaterMark: 1 << 20 })
+                        : undefined,
                 };
             }
         }
@@ -44278,7 +44338,15 @@ async function rechunk(req) {
         }), external_node_fs_default().createWriteStream(tmp));
         const digest = `sha256:${comp.digest('hex')}`;
         layout.adoptFile(tmp, digest);
-        return { id: l.id, digest, diffId: `sha256:${diff.digest('hex')}`, size, uncompressedSize: raw, files, components: l.components };
+        return {
+            id: l.id,
+            digest,
+            diffId: `sha256:${diff.digest('hex')}`,
+            size,
+            uncompressedSize: raw,
+            files,
+            components: l.components,
+        };
     };
     const t0 = Date.now();
     const layers = await mapLimit(plan.layers, 4, writeLayer);
@@ -44290,7 +44358,11 @@ async function rechunk(req) {
         ...inCfg,
         config: { ...(inCfg.config ?? {}), Labels: labels },
         rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-        history: layers.map((l) => ({ created: createdAt, created_by: `keel rechunk: ${l.id}`, comment: `${l.components.length} component(s)` })),
+        history: layers.map((l) => ({
+            created: createdAt,
+            created_by: `keel rechunk: ${l.id}`,
+            comment: `${l.components.length} component(s)`,
+        })),
     };
     const cfgDesc = layout.writeBlob(JSON.stringify(config));
     const manifest = Buffer.from(JSON.stringify({
@@ -44329,10 +44401,23 @@ async function rechunk(req) {
             totalBytes: layers.reduce((n, l) => n + l.size, 0),
         };
     }
-    return { manifestDigest: m.digest, layers, labels, kernelVersion: kver, planNotes: notes, fallbackReason, postCheck, update };
+    return {
+        manifestDigest: m.digest,
+        layers,
+        labels,
+        kernelVersion: kver,
+        planNotes: notes,
+        fallbackReason,
+        postCheck,
+        update,
+    };
 }
 async function verifyOutput(layout, layers, meta, canonicalOf, epoch, log) {
-    const refs = layers.map((l) => ({ digest: l.digest, compression: 'gzip', open: () => layout.openBlob(l.digest) }));
+    const refs = layers.map((l) => ({
+        digest: l.digest,
+        compression: 'gzip',
+        open: () => layout.openBlob(l.digest),
+    }));
     const out = new LayeredRootfs(refs);
     const got = new Map();
     const outHash = new Map();
@@ -44354,7 +44439,7 @@ async function verifyOutput(layout, layers, meta, canonicalOf, epoch, log) {
     const linkTargets = new Set([...outEntries.values()].filter((e) => e.type === 'hardlink').map((e) => e.linkname));
     for (const [p, e] of outEntries) {
         const isLink = e.type === 'hardlink';
-        const src = isLink ? outEntries.get(e.linkname) ?? e : e;
+        const src = isLink ? (outEntries.get(e.linkname) ?? e) : e;
         const hash = isLink ? outHash.get(e.linkname) : outHash.get(p);
         const group = isLink ? e.linkname : linkTargets.has(p) ? p : undefined;
         got.set(p, fingerprint({ ...src, type: isLink ? 'hardlink' : src.type, hash }, group, epoch));
@@ -44465,7 +44550,11 @@ async function readPrevious(loc, access, log) {
     catch (e) {
         throw new errors_UserError(`previous image ${source}: its manifest is not a valid OCI image manifest (${errorMessage(e)})`);
     }
-    return { plan: planFromAnnotations(manifest.layers), layerDigests: new Set(manifest.layers.map((l) => l.digest)), source };
+    return {
+        plan: planFromAnnotations(manifest.layers),
+        layerDigests: new Set(manifest.layers.map((l) => l.digest)),
+        source,
+    };
 }
 
 ;// CONCATENATED MODULE: ./actions/rechunk/src/main.ts
@@ -44479,9 +44568,16 @@ async function readPrevious(loc, access, log) {
 
 
 const inputs = {
-    image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or a registry reference' }),
+    image: str({
+        required: true,
+        expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or a registry reference',
+    }),
     output: str({ expected: 'a directory for the OCI image layout' }),
-    tag: str({ default: 'keel', pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, expected: 'a tag for the image inside the layout' }),
+    tag: str({
+        default: 'keel',
+        pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+        expected: 'a tag for the image inside the layout',
+    }),
     'max-layers': inputs_int({ default: 127, min: 2, max: 127 }),
     'previous-image': str({ expected: 'a registry reference or oci:DIR[:TAG] of the last published image' }),
     labels: keyValues('='),
@@ -44555,7 +44651,13 @@ async function run(io) {
                 ? `Against the previous image: ${u.reusedLayers} layers reused, ${u.newLayers} new — a client downloads ${mb(u.downloadBytes)} of ${mb(u.totalBytes)}.\n\n`
                 : '') +
             (result.fallbackReason ? `⚠️ ${result.fallbackReason}\n\n` : '') +
-            table(['layer', 'components', 'files', 'compressed', 'reused'], top.map((l) => [code(l.id), l.components.length, l.files, mb(l.size), l.reused === undefined ? '—' : l.reused ? 'yes' : 'no'])));
+            table(['layer', 'components', 'files', 'compressed', 'reused'], top.map((l) => [
+                code(l.id),
+                l.components.length,
+                l.files,
+                mb(l.size),
+                l.reused === undefined ? '—' : l.reused ? 'yes' : 'no',
+            ])));
     }
     finally {
         external_node_fs_default().rmSync(workDir, { recursive: true, force: true });

@@ -31768,7 +31768,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -31847,7 +31847,8 @@ function parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -41558,7 +41559,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -41578,7 +41581,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -41608,7 +41613,9 @@ function oneOf(values, dflt) {
     return def(z
         .string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -41754,7 +41761,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -42048,12 +42058,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42062,7 +42071,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42070,7 +42080,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -42086,7 +42097,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -42153,7 +42165,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }

@@ -52,7 +52,10 @@ function rekorSetAnnotation(bundle) {
     });
 }
 function certPem(der) {
-    const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+    const b64 = der
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')
+        .replace(/\n$/, '');
     return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 class KeylessSigner {
@@ -127,7 +130,8 @@ class KeylessSigner {
             throw keylessError(e, this.opts.rekorURL ?? _sigstore_urls_js__WEBPACK_IMPORTED_MODULE_5__/* .DEFAULT_REKOR_URL */ .A);
         }
         const sig = json.messageSignature?.signature;
-        const raw = json.verificationMaterial?.certificate?.rawBytes ?? json.verificationMaterial?.x509CertificateChain?.certificates[0]?.rawBytes;
+        const raw = json.verificationMaterial?.certificate?.rawBytes ??
+            json.verificationMaterial?.x509CertificateChain?.certificates[0]?.rawBytes;
         if (!sig || !raw)
             throw new Error('the keyless bundle lacks a signature or certificate');
         const out = {

@@ -30909,7 +30909,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -31250,7 +31253,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -31744,12 +31752,11 @@ const DescriptorSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     digest: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: zod__WEBPACK_IMPORTED_MODULE_0__/* .number */ .aig().int().nonnegative(),
     annotations: zod__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP()).optional(),
-    platform: zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({ architecture: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), os: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), variant: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional() })
-        .loose()
-        .optional(),
+    platform: zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({ architecture: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), os: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), variant: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional() }).loose().optional(),
     artifactType: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional(),
     urls: zod__WEBPACK_IMPORTED_MODULE_0__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     schemaVersion: zod__WEBPACK_IMPORTED_MODULE_0__/* .literal */ .euz(2),
     mediaType: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional(),
@@ -31758,7 +31765,8 @@ const ImageManifestSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     layers: zod__WEBPACK_IMPORTED_MODULE_0__/* .array */ .YOg(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: zod__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     schemaVersion: zod__WEBPACK_IMPORTED_MODULE_0__/* .literal */ .euz(2),
     mediaType: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional(),
@@ -31766,7 +31774,8 @@ const IndexSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     manifests: zod__WEBPACK_IMPORTED_MODULE_0__/* .array */ .YOg(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: zod__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
     architecture: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional(),
     os: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP().optional(),
@@ -31782,7 +31791,8 @@ const ImageConfigSchema = zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({
         .optional(),
     rootfs: zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({ type: zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP(), diff_ids: zod__WEBPACK_IMPORTED_MODULE_0__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_0__/* .string */ .YjP()) }).loose(),
     history: zod__WEBPACK_IMPORTED_MODULE_0__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_0__/* .object */ .Ikc({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -32219,7 +32229,10 @@ class WrongPasswordError extends _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .User
     }
 }
 function toPem(type, der) {
-    const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+    const b64 = der
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')
+        .replace(/\n$/, '');
     return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
 }
 function fromPem(text) {
@@ -32361,7 +32374,9 @@ function spkiPem(key) {
 /** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
 function keyId(key) {
     const pub = key.type === 'private' ? node_crypto__WEBPACK_IMPORTED_MODULE_0___default().createPublicKey(key) : key;
-    const h = node_crypto__WEBPACK_IMPORTED_MODULE_0___default().createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest();
+    const h = node_crypto__WEBPACK_IMPORTED_MODULE_0___default().createHash('sha256')
+        .update(pub.export({ format: 'der', type: 'spki' }))
+        .digest();
     return { hex: h.toString('hex'), hint: h.toString('base64') };
 }
 function samePublicKey(a, b) {
@@ -54388,7 +54403,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -54467,7 +54482,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -54583,7 +54599,9 @@ function str(opts = {}) {
     let s = src_schemas/* string */.YjP().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -54603,7 +54621,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -54632,7 +54652,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(src_schemas/* string */.YjP()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -54800,7 +54822,10 @@ var dist = __nccwpck_require__(8815);
 const LOCAL_TRANSPORTS = ['containers-storage', 'dir', 'docker-archive', 'docker-daemon', 'oci', 'oci-archive'];
 const ACCEPT = [{ type: 'insecureAcceptAnything' }];
 function safeName(s) {
-    const n = s.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[.-]+|[.-]+$/g, '');
+    const n = s
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .replace(/^[.-]+|[.-]+$/g, '');
     if (!n)
         throw new errors/* UserError */.yo(`cannot derive a file name from ${JSON.stringify(s)}: give a name`);
     return n;
@@ -54866,7 +54891,11 @@ function renderClientConfig(opts) {
         { path: registriesDPath, content: registriesD, mode: 0o644 },
     ];
     if (opts.publicKeyPem)
-        files.push({ path: keyPath, content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`, mode: 0o644 });
+        files.push({
+            path: keyPath,
+            content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`,
+            mode: 0o644,
+        });
     const tag = opts.tag ?? 'stable';
     const instructions = [
         `### Enforcing signatures for \`${repository}\``,
@@ -54891,7 +54920,18 @@ function renderClientConfig(opts) {
             `\`skopeo copy docker://${repository}:${tag} dir:/tmp/x\` with this policy (skopeo/podman from a sigstore-enabled build).`,
         '',
     ].join('\n');
-    return { name, repository, keyPath, policy, policyEntry: { [repository]: requirement }, registriesDPath, registriesD, files, instructions, warnings };
+    return {
+        name,
+        repository,
+        keyPath,
+        policy,
+        policyEntry: { [repository]: requirement },
+        registriesDPath,
+        registriesD,
+        files,
+        instructions,
+        warnings,
+    };
 }
 
 // EXTERNAL MODULE: ./actions/lib/sign/sigstore-urls.ts
@@ -55082,7 +55122,8 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
     for (const sig of sigs) {
         const payloadDigest = (0,oci_client/* sha256 */.s)(sig.payload);
         const dup = (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
-            pending.some((t) => t.payloadDigest === payloadDigest && isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+            pending.some((t) => t.payloadDigest === payloadDigest &&
+                isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
         if (!dup)
             pending.push({ sig, payloadDigest });
     }
@@ -55169,7 +55210,10 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
     if (!sig)
         return { accepted: false, reason: 'invalid signature: base64 decoding failed' };
     if (!(0,keys/* verifyBytes */.RV)(key, layer.payload, sig)) {
-        return { accepted: false, reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature' };
+        return {
+            accepted: false,
+            reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature',
+        };
     }
     let payload;
     try {
@@ -55179,7 +55223,11 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
         return { accepted: false, reason: e instanceof sign_payload/* PayloadError */.tG ? e.message : String(e) };
     }
     if (payload.digest !== digest) {
-        return { accepted: false, reason: `Signature for digest ${payload.digest} does not match`, dockerReference: payload.dockerReference };
+        return {
+            accepted: false,
+            reason: `Signature for digest ${payload.digest} does not match`,
+            dockerReference: payload.dockerReference,
+        };
     }
     if (!identityMatches(identity, intended, payload.dockerReference)) {
         return {
@@ -55196,11 +55244,17 @@ function summarize(checks, what) {
         return { verified: true, reason: `${n} ${what} signature(s) accepted` };
     }
     if (checks.length === 0)
-        return { verified: false, reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE };
+        return {
+            verified: false,
+            reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE,
+        };
     // c/image: one rejection is reported as is; several as "None of the signatures were accepted, reasons: …".
     if (checks.length === 1)
         return { verified: false, reason: checks[0].reason };
-    return { verified: false, reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}` };
+    return {
+        verified: false,
+        reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}`,
+    };
 }
 async function verifyDigest(client, ref, digest, key, opts) {
     const intended = opts.tag ? ref.withTag(opts.tag) : ref.withDigest(ref.digest);
@@ -55215,7 +55269,12 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors/* UserError */.yo))
                 throw e;
-            legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: e.message });
+            legacy.push({
+                format: 'legacy',
+                source: `${ref.name}:${sigTag(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const layer of sm?.layers ?? []) {
             const r = checkLegacyLayer(layer, key, digest, intended, opts.identity);
@@ -55233,11 +55292,21 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors/* UserError */.yo))
                 throw e;
-            bundles.push({ format: 'bundle', source: `${ref.name}:${(0,sign_bundle/* referrersTag */.LN)(digest)}`, accepted: false, reason: e.message });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}:${(0,sign_bundle/* referrersTag */.LN)(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const b of fetched) {
             const reason = b.error ?? (0,sign_bundle/* checkBundle */.Jp)(b.bundle, digest, key);
-            bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}@${b.ref.descriptor.digest}`,
+                accepted: !reason,
+                reason: reason ?? '',
+            });
         }
         checks.push(...bundles);
         parts.push(summarize(bundles, 'bundle'));
@@ -55262,7 +55331,11 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     const head = await client.headManifest(ref.repository, ref.digest);
     if (!head) {
         const reason = `${ref.toString()} does not exist in the registry`;
-        return { verified: false, reason, details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }] };
+        return {
+            verified: false,
+            reason,
+            details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }],
+        };
     }
     const top = await client.getManifest(ref.repository, ref.digest);
     const details = [];
@@ -55432,7 +55505,11 @@ const sameKey = (key) => (existing) => !existing.descriptor.annotations?.[sign_p
 const sameKeylessIdentity = (existing, candidate) => {
     const a = certOf(existing.descriptor.annotations);
     const b = certOf(candidate.annotations);
-    return !!a && !!b && a.subjectAltName === b.subjectAltName && a.issuer === b.issuer && layerVerifiesWith(existing, a.publicKey);
+    return (!!a &&
+        !!b &&
+        a.subjectAltName === b.subjectAltName &&
+        a.issuer === b.issuer &&
+        layerVerifiesWith(existing, a.publicKey));
 };
 async function signImage(client, req, log) {
     const repo = req.ref.repository;
@@ -55446,15 +55523,26 @@ async function signImage(client, req, log) {
         const payloads = req.identities.map((id) => (0,sign_payload/* buildPayload */.nI)(id, t.digest));
         if (req.legacy && req.key) {
             const key = req.key;
-            const sigs = payloads.map((payload) => ({ payload, annotations: { [sign_payload/* ANNOTATION_SIGNATURE */.LR]: (0,keys/* signBytes */.b_)(key.privateKey, payload).toString('base64') } }));
+            const sigs = payloads.map((payload) => ({
+                payload,
+                annotations: { [sign_payload/* ANNOTATION_SIGNATURE */.LR]: (0,keys/* signBytes */.b_)(key.privateKey, payload).toString('base64') },
+            }));
             const r = await appendSignatures(client, repo, t.digest, sigs, sameKey(key.publicKey), log);
-            written.push({ digest: t.digest, format: 'legacy', mode: 'key', ref: `${req.ref.name}:${r.tag}`, added: r.added, skipped: r.skipped });
+            written.push({
+                digest: t.digest,
+                format: 'legacy',
+                mode: 'key',
+                ref: `${req.ref.name}:${r.tag}`,
+                added: r.added,
+                skipped: r.skipped,
+            });
         }
         if (req.legacy && req.keyless) {
             // Skip payloads this identity already signed before asking Rekor for a new entry.
             const mineCert = { [sign_payload/* ANNOTATION_CERTIFICATE */.MF]: await req.keyless.ensureCertificate() };
             const current = await readSignatureManifest(client, repo, t.digest, { withPayloads: false });
-            const todo = payloads.filter((payload) => !(current?.layers ?? []).some((l) => l.descriptor.digest === (0,oci_client/* sha256 */.s)(payload) && sameKeylessIdentity({ ...l, payload }, { payload, annotations: mineCert })));
+            const todo = payloads.filter((payload) => !(current?.layers ?? []).some((l) => l.descriptor.digest === (0,oci_client/* sha256 */.s)(payload) &&
+                sameKeylessIdentity({ ...l, payload }, { payload, annotations: mineCert })));
             const sigs = [];
             for (const payload of todo)
                 sigs.push({ payload, annotations: await req.keyless.legacyAnnotations(payload) });
@@ -55476,12 +55564,26 @@ async function signImage(client, req, log) {
             if (req.key) {
                 const have = existing.find((b) => b.bundle && !(0,sign_bundle/* checkBundle */.Jp)(b.bundle, t.digest, req.key.publicKey));
                 if (have) {
-                    written.push({ digest: t.digest, format: 'bundle', mode: 'key', ref: `${req.ref.name}@${have.ref.descriptor.digest}`, added: 0, skipped: 1 });
+                    written.push({
+                        digest: t.digest,
+                        format: 'bundle',
+                        mode: 'key',
+                        ref: `${req.ref.name}@${have.ref.descriptor.digest}`,
+                        added: 0,
+                        skipped: 1,
+                    });
                 }
                 else {
                     const bundle = await createBundle(keySigner(req.key), [], t.digest);
                     const p = await (0,sign_bundle/* pushBundleReferrer */.ME)(client, repo, subject, bundle, log);
-                    written.push({ digest: t.digest, format: 'bundle', mode: 'key', ref: `${req.ref.name}@${p.manifestDigest}`, added: 1, skipped: 0 });
+                    written.push({
+                        digest: t.digest,
+                        format: 'bundle',
+                        mode: 'key',
+                        ref: `${req.ref.name}@${p.manifestDigest}`,
+                        added: 1,
+                        skipped: 0,
+                    });
                 }
             }
             if (req.keyless) {
@@ -55495,12 +55597,26 @@ async function signImage(client, req, log) {
                     return !!k && !!cert && cert.subjectAltName === mine && !(0,sign_bundle/* checkBundle */.Jp)(b.bundle, t.digest, k);
                 });
                 if (have) {
-                    written.push({ digest: t.digest, format: 'bundle', mode: 'keyless', ref: `${req.ref.name}@${have.ref.descriptor.digest}`, added: 0, skipped: 1 });
+                    written.push({
+                        digest: t.digest,
+                        format: 'bundle',
+                        mode: 'keyless',
+                        ref: `${req.ref.name}@${have.ref.descriptor.digest}`,
+                        added: 0,
+                        skipped: 1,
+                    });
                 }
                 else {
                     const bundle = await createBundle(req.keyless.signer, req.keyless.witnesses, t.digest);
                     const p = await (0,sign_bundle/* pushBundleReferrer */.ME)(client, repo, subject, bundle, log);
-                    written.push({ digest: t.digest, format: 'bundle', mode: 'keyless', ref: `${req.ref.name}@${p.manifestDigest}`, added: 1, skipped: 0 });
+                    written.push({
+                        digest: t.digest,
+                        format: 'bundle',
+                        mode: 'keyless',
+                        ref: `${req.ref.name}@${p.manifestDigest}`,
+                        added: 1,
+                        skipped: 0,
+                    });
                 }
             }
         }
@@ -55578,7 +55694,12 @@ async function verifyWritten(client, ref, targets, opts) {
         const rs = [];
         if (opts.tags) {
             for (const tag of opts.tags) {
-                rs.push(await verifyImage(client, ref, opts.key, { identity: { type: 'matchRepoDigestOrExact' }, tag, format: opts.format, log: opts.log }));
+                rs.push(await verifyImage(client, ref, opts.key, {
+                    identity: { type: 'matchRepoDigestOrExact' },
+                    tag,
+                    format: opts.format,
+                    log: opts.log,
+                }));
             }
         }
         else {
@@ -55620,7 +55741,10 @@ const inputs = {
     password: secret(),
     mode: oneOf(['auto', 'key', 'keyless', 'both'], 'auto'),
     identity: oneOf(['repository', 'tags'], 'repository'),
-    tags: list({ item: (s) => tagItemProblem(s), expected: 'newline-separated tags (or registry/repo:tag of the same repository)' }),
+    tags: list({
+        item: (s) => tagItemProblem(s),
+        expected: 'newline-separated tags (or registry/repo:tag of the same repository)',
+    }),
     format: oneOf(['legacy', 'bundle', 'both'], 'legacy'),
     'public-key': str({ expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
     'fulcio-url': str({ default: sigstore_urls/* DEFAULT_FULCIO_URL */.j, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
@@ -55703,7 +55827,10 @@ async function run(io) {
         const client = connect(image, { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] }, io);
         // @sigstore/sign is loaded only for keyless signing.
         const keyless = useKeyless
-            ? new (await Promise.all(/* import() */[__nccwpck_require__.e(179), __nccwpck_require__.e(296)]).then(__nccwpck_require__.bind(__nccwpck_require__, 296))).KeylessSigner({ fulcioURL: inp['fulcio-url'], rekorURL: inp['rekor-url'] })
+            ? new (await Promise.all(/* import() */[__nccwpck_require__.e(179), __nccwpck_require__.e(296)]).then(__nccwpck_require__.bind(__nccwpck_require__, 296))).KeylessSigner({
+                fulcioURL: inp['fulcio-url'],
+                rekorURL: inp['rekor-url'],
+            })
             : undefined;
         const legacy = inp.format !== 'bundle';
         const bundle = inp.format !== 'legacy';
@@ -55743,7 +55870,13 @@ async function run(io) {
         io.setOutput('verified', String(state.verified));
         io.setOutput('signed-digests', state.targets.map((t) => t.digest).join('\n'));
         io.setOutput('key-fingerprint', state.fingerprint);
-        const rows = state.written.map((w) => [w.digest, w.format, w.mode, w.added ? `added ${w.added}` : 'already present', code(w.ref)]);
+        const rows = state.written.map((w) => [
+            w.digest,
+            w.format,
+            w.mode,
+            w.added ? `added ${w.added}` : 'already present',
+            code(w.ref),
+        ]);
         await io.summary(`### sign\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
             (rows.length ? table(['digest', 'format', 'mode', 'result', 'signature'], rows) : '') +
             `\nverified: **${state.verified}**${state.verifyReason ? ` (${state.verifyReason})` : ''}` +

@@ -32609,7 +32609,7 @@ class reference_InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -32688,7 +32688,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -42399,7 +42400,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -42419,7 +42422,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -42448,7 +42453,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -42594,7 +42601,21 @@ function seconds(ms) {
 
 ;// CONCATENATED MODULE: ./actions/site-bump/src/constants.ts
 
-const KEYWORDS = ['export', 'declare', 'const', 'let', 'var', 'readonly', 'static', 'public', 'private', 'protected', 'final', 'val', 'local'];
+const KEYWORDS = [
+    'export',
+    'declare',
+    'const',
+    'let',
+    'var',
+    'readonly',
+    'static',
+    'public',
+    'private',
+    'protected',
+    'final',
+    'val',
+    'local',
+];
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** Files whose values are customarily unquoted (YAML, shell, .env, INI-like). */
 function allowsBareValues(path) {
@@ -42631,7 +42652,9 @@ function readLiteral(text, pos, bareAllowed) {
                 return undefined;
             if (ch === c) {
                 const body = text.slice(pos + 1, i);
-                const problem = c === '`' && body.includes('${') ? 'is a template literal with ${…} substitutions, not a plain string' : undefined;
+                const problem = c === '`' && body.includes('${')
+                    ? 'is a template literal with ${…} substitutions, not a plain string'
+                    : undefined;
                 return { quote: c, start: pos + 1, end: i, problem };
             }
         }
@@ -47796,7 +47819,9 @@ function githubMessage(err) {
     if (data && typeof data === 'object' && typeof data.message === 'string') {
         const details = Array.isArray(data.errors)
             ? data.errors
-                .map((e) => (typeof e === 'string' ? e : (e?.message ?? JSON.stringify(e))))
+                .map((e) => typeof e === 'string'
+                ? e
+                : (e?.message ?? JSON.stringify(e)))
                 .filter(Boolean)
             : [];
         return details.length ? `${data.message}: ${details.join('; ')}` : data.message;
@@ -47842,7 +47867,12 @@ function createClient(opts) {
     const octokit = getOctokit(opts.token, {
         baseUrl: opts.apiUrl.replace(/\/+$/, ''),
         userAgent: 'keel-site-bump',
-        log: { debug: () => { }, info: () => { }, warn: (m) => opts.log.warning(m), error: (m) => opts.log.debug(m) },
+        log: {
+            debug: () => { },
+            info: () => { },
+            warn: (m) => opts.log.warning(m),
+            error: (m) => opts.log.debug(m),
+        },
     });
     const policy = opts.policy ?? retryPolicy();
     const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -48074,7 +48104,13 @@ async function bump(octokit, req, log) {
     const title = pullTitle(changes, primary);
     const body = pullBody(changes, primary, req.runUrl);
     const newTree = await api('POST tree', () => octokit.rest.git.createTree({ owner, repo, base_tree: baseTree, tree: entries }));
-    const commit = await api('POST commit', () => octokit.rest.git.createCommit({ owner, repo, message: `${title}\n\n${commitBody(changes, req.runUrl)}`, tree: newTree.data.sha, parents: [baseSha] }));
+    const commit = await api('POST commit', () => octokit.rest.git.createCommit({
+        owner,
+        repo,
+        message: `${title}\n\n${commitBody(changes, req.runUrl)}`,
+        tree: newTree.data.sha,
+        parents: [baseSha],
+    }));
     const commitSha = commit.data.sha;
     log.info(`commit ${commitSha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
     try {
@@ -48091,12 +48127,22 @@ async function bump(octokit, req, log) {
     }
     let pr;
     try {
-        const res = await octokit.rest.pulls.create({ owner, repo, title, body, head: branch, base, maintainer_can_modify: true });
+        const res = await octokit.rest.pulls.create({
+            owner,
+            repo,
+            title,
+            body,
+            head: branch,
+            base,
+            maintainer_can_modify: true,
+        });
         pr = { number: res.data.number, url: res.data.html_url, nodeId: res.data.node_id };
     }
     catch (err) {
         // A retried POST whose first attempt did land: the PR exists now, and it is ours.
-        const again = statusOf(err) === 422 && /already exists/i.test(githubMessage(err)) ? await findOpenPull(octokit, owner, repo, branch) : undefined;
+        const again = statusOf(err) === 422 && /already exists/i.test(githubMessage(err))
+            ? await findOpenPull(octokit, owner, repo, branch)
+            : undefined;
         if (!again)
             apiFailure(`POST pull request ${branch} → ${base}`, err);
         pr = again;
@@ -48112,7 +48158,15 @@ async function bump(octokit, req, log) {
     catch (err) {
         const message = graphqlMessage(err);
         log.warning(`could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`);
-        return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'refused', autoMergeMessage: message };
+        return {
+            result: 'created',
+            changes,
+            baseSha,
+            pr: strip(pr),
+            commitSha,
+            autoMerge: 'refused',
+            autoMergeMessage: message,
+        };
     }
 }
 const strip = (p) => ({ number: p.number, url: p.url });
@@ -48283,7 +48337,9 @@ async function bumpSite(io) {
         return;
     }
     const ctx = io.context;
-    const runUrl = ctx.repository && ctx.runId ? `${ctx.serverUrl.replace(/\/+$/, '')}/${ctx.repository}/actions/runs/${ctx.runId}` : undefined;
+    const runUrl = ctx.repository && ctx.runId
+        ? `${ctx.serverUrl.replace(/\/+$/, '')}/${ctx.repository}/actions/runs/${ctx.runId}`
+        : undefined;
     const started = Date.now();
     const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io });
     const outcome = await bump(client, {
@@ -48311,8 +48367,18 @@ async function bumpSite(io) {
         ? `Up to date: ${code(`${inp.repository}@${inp.base}`)} already has these values; nothing written.`
         : outcome.result === 'exists'
             ? `Pull request [#${outcome.pr.number}](${outcome.pr.url}) from ${code(branchName)} is already open; nothing written.`
-            : `Opened [#${outcome.pr.number}](${outcome.pr.url}) from ${code(branchName)} (commit ${code(outcome.commitSha.slice(0, 12))}); auto-merge: ${outcome.autoMerge === 'enabled' ? `enabled (${inp['merge-method']})` : outcome.autoMerge === 'off' ? 'not requested' : `refused (${outcome.autoMergeMessage ?? ''})`}.`;
-    await io.summary(section('site-bump', `${headline}\n\n${table(['constant', 'file', 'from', 'to', 'changed'], outcome.changes.map((c) => [code(c.name), code(`${c.path}:${c.line}`), code(c.from), code(c.to), c.changed ? 'yes' : 'no']))}\n${Date.now() - started} ms`));
+            : `Opened [#${outcome.pr.number}](${outcome.pr.url}) from ${code(branchName)} (commit ${code(outcome.commitSha.slice(0, 12))}); auto-merge: ${outcome.autoMerge === 'enabled'
+                ? `enabled (${inp['merge-method']})`
+                : outcome.autoMerge === 'off'
+                    ? 'not requested'
+                    : `refused (${outcome.autoMergeMessage ?? ''})`}.`;
+    await io.summary(section('site-bump', `${headline}\n\n${table(['constant', 'file', 'from', 'to', 'changed'], outcome.changes.map((c) => [
+        code(c.name),
+        code(`${c.path}:${c.line}`),
+        code(c.from),
+        code(c.to),
+        c.changed ? 'yes' : 'no',
+    ]))}\n${Date.now() - started} ms`));
 }
 
 ;// CONCATENATED MODULE: ./actions/site-bump/src/index.ts

@@ -34492,7 +34492,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -34571,7 +34571,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -44332,7 +44333,7 @@ function processRunner(log) {
                     else
                         env[k] = v;
                 }
-                const mode = (m) => m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
                 const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                     cwd: opts.cwd,
                     env,
@@ -44504,7 +44505,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -44798,12 +44802,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -44812,7 +44815,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -44820,7 +44824,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -44836,7 +44841,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -44903,7 +44909,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -45571,7 +45582,11 @@ function locateInput(input, value) {
     }
 }
 function describeLocation(l) {
-    return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+    return l.kind === 'registry'
+        ? l.ref.toString()
+        : l.kind === 'oci'
+            ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`
+            : `containers-storage:${l.ref}`;
 }
 /**
  * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
@@ -45606,7 +45621,11 @@ async function openImage(loc, opts) {
             throw new errors_UserError(`cannot read containers-storage:${loc.ref}: ${e.message}`);
         }
         const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
-        return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }) };
+        return {
+            ...img,
+            source: `containers-storage:${loc.ref}`,
+            dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }),
+        };
     }
     if (loc.kind === 'oci') {
         const layout = OciLayout.open(loc.dir);
@@ -45705,7 +45724,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -45724,7 +45745,9 @@ function inputs_int(opts) {
     const hi = opts.max ?? Number.MAX_SAFE_INTEGER;
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(schemas_string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -45753,7 +45776,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -46115,7 +46140,10 @@ class WrongPasswordError extends errors_UserError {
     }
 }
 function toPem(type, der) {
-    const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+    const b64 = der
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')
+        .replace(/\n$/, '');
     return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
 }
 function fromPem(text) {
@@ -46257,7 +46285,10 @@ function spkiPem(key) {
 /** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
 function keyId(key) {
     const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
-    const h = crypto.createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest();
+    const h = crypto
+        .createHash('sha256')
+        .update(pub.export({ format: 'der', type: 'spki' }))
+        .digest();
     return { hex: h.toString('hex'), hint: h.toString('base64') };
 }
 function samePublicKey(a, b) {
@@ -46672,7 +46703,8 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
     for (const sig of sigs) {
         const payloadDigest = sha256(sig.payload);
         const dup = (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
-            pending.some((t) => t.payloadDigest === payloadDigest && isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+            pending.some((t) => t.payloadDigest === payloadDigest &&
+                isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
         if (!dup)
             pending.push({ sig, payloadDigest });
     }
@@ -46759,7 +46791,10 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
     if (!sig)
         return { accepted: false, reason: 'invalid signature: base64 decoding failed' };
     if (!verifyBytes(key, layer.payload, sig)) {
-        return { accepted: false, reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature' };
+        return {
+            accepted: false,
+            reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature',
+        };
     }
     let payload;
     try {
@@ -46769,7 +46804,11 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
         return { accepted: false, reason: e instanceof PayloadError ? e.message : String(e) };
     }
     if (payload.digest !== digest) {
-        return { accepted: false, reason: `Signature for digest ${payload.digest} does not match`, dockerReference: payload.dockerReference };
+        return {
+            accepted: false,
+            reason: `Signature for digest ${payload.digest} does not match`,
+            dockerReference: payload.dockerReference,
+        };
     }
     if (!identityMatches(identity, intended, payload.dockerReference)) {
         return {
@@ -46786,11 +46825,17 @@ function summarize(checks, what) {
         return { verified: true, reason: `${n} ${what} signature(s) accepted` };
     }
     if (checks.length === 0)
-        return { verified: false, reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE };
+        return {
+            verified: false,
+            reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE,
+        };
     // c/image: one rejection is reported as is; several as "None of the signatures were accepted, reasons: …".
     if (checks.length === 1)
         return { verified: false, reason: checks[0].reason };
-    return { verified: false, reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}` };
+    return {
+        verified: false,
+        reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}`,
+    };
 }
 async function verifyDigest(client, ref, digest, key, opts) {
     const intended = opts.tag ? ref.withTag(opts.tag) : ref.withDigest(ref.digest);
@@ -46805,7 +46850,12 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors_UserError))
                 throw e;
-            legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: e.message });
+            legacy.push({
+                format: 'legacy',
+                source: `${ref.name}:${sigTag(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const layer of sm?.layers ?? []) {
             const r = checkLegacyLayer(layer, key, digest, intended, opts.identity);
@@ -46823,11 +46873,21 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors_UserError))
                 throw e;
-            bundles.push({ format: 'bundle', source: `${ref.name}:${referrersTag(digest)}`, accepted: false, reason: e.message });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}:${referrersTag(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const b of fetched) {
             const reason = b.error ?? checkBundle(b.bundle, digest, key);
-            bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}@${b.ref.descriptor.digest}`,
+                accepted: !reason,
+                reason: reason ?? '',
+            });
         }
         checks.push(...bundles);
         parts.push(summarize(bundles, 'bundle'));
@@ -46852,7 +46912,11 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     const head = await client.headManifest(ref.repository, ref.digest);
     if (!head) {
         const reason = `${ref.toString()} does not exist in the registry`;
-        return { verified: false, reason, details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }] };
+        return {
+            verified: false,
+            reason,
+            details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }],
+        };
     }
     const top = await client.getManifest(ref.repository, ref.digest);
     const details = [];
@@ -46973,10 +47037,16 @@ function bibCommands(r) {
         throw new Error(`bib needs a digest reference, got ${r.imageRef}`);
     const storage = r.storage ?? '/var/lib/containers/storage';
     const run = [
-        'run', '--rm', '--privileged', '--pull=newer',
-        '--security-opt', 'label=type:unconfined_t',
-        '-v', `${storage}:/var/lib/containers/storage`,
-        '-v', `${r.outputDir}:/output`,
+        'run',
+        '--rm',
+        '--privileged',
+        '--pull=newer',
+        '--security-opt',
+        'label=type:unconfined_t',
+        '-v',
+        `${storage}:/var/lib/containers/storage`,
+        '-v',
+        `${r.outputDir}:/output`,
     ];
     if (r.configFile)
         run.push('-v', `${r.configFile}:/config.toml:ro`);
@@ -47017,7 +47087,9 @@ function paxRecord(key, value) {
     return Buffer.concat([Buffer.from(String(len)), body]);
 }
 function octal(buf, off, len, v) {
-    const s = Math.floor(v).toString(8).padStart(len - 1, '0');
+    const s = Math.floor(v)
+        .toString(8)
+        .padStart(len - 1, '0');
     buf.write(s, off, len - 1, 'latin1');
     buf[off + len - 1] = 0;
 }
@@ -47084,7 +47156,16 @@ async function* encodeEntry(e) {
         const body = Buffer.concat(pax);
         const base = name.replace(/\/$/, '').split('/').pop() ?? 'x';
         const paxName = `PaxHeaders/${base}`.slice(0, 99);
-        yield header(paxName, 'x', { mode: 0o644, uid: 0, gid: 0, size: body.length, mtime, linkname: '', devmajor: 0, devminor: 0 });
+        yield header(paxName, 'x', {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: body.length,
+            mtime,
+            linkname: '',
+            devmajor: 0,
+            devminor: 0,
+        });
         yield body;
         yield pad(body.length);
     }
@@ -47135,8 +47216,17 @@ async function unpackRootfs(rootfs, dest, runner, log) {
         }
     }
     const [cmd, args] = asRoot('tar', [
-        '-x', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
-        '--no-overwrite-dir', '-f', '-', '-C', dest,
+        '-x',
+        '--numeric-owner',
+        '--same-owner',
+        '--same-permissions',
+        '--xattrs',
+        '--xattrs-include=*',
+        '--no-overwrite-dir',
+        '-f',
+        '-',
+        '-C',
+        dest,
     ]);
     const t0 = Date.now();
     await runner.run(cmd, args, { input: external_node_stream_.Readable.from(writeTar(entriesOf())) });
@@ -47874,7 +47964,18 @@ async function makeExt4(rootDir, out, runner, opts = {}) {
     // Metadata, journal and free space for the first boot (journald, tmpfiles, machine-id).
     const size = Math.ceil((bytes * 1.25 + (opts.headroomMiB ?? 512) * MiB) / MiB) * MiB;
     external_node_fs_default().rmSync(out, { force: true });
-    const args = ['-q', '-F', '-t', 'ext4', '-L', opts.label ?? 'root', '-N', String(Math.ceil(inodes * 1.5) + 8192), '-E', 'root_owner=0:0'];
+    const args = [
+        '-q',
+        '-F',
+        '-t',
+        'ext4',
+        '-L',
+        opts.label ?? 'root',
+        '-N',
+        String(Math.ceil(inodes * 1.5) + 8192),
+        '-E',
+        'root_owner=0:0',
+    ];
     if (opts.uuid)
         args.push('-U', opts.uuid);
     args.push('-d', rootDir, out, `${size / 1024}k`);
@@ -47888,7 +47989,17 @@ async function makeEsp(out, files, runner, opts = {}) {
     const payload = files.reduce((n, f) => n + external_node_fs_default().statSync(f.src).size, 0);
     const size = Math.max(64, Math.ceil((payload * 1.2) / MiB) + 16) * MiB;
     external_node_fs_default().rmSync(out, { force: true });
-    await runner.run('mkfs.vfat', ['-C', '-F', '32', '-n', opts.label ?? 'ESP', '-i', opts.volumeId ?? '4b45454c', out, String(size / 1024)]);
+    await runner.run('mkfs.vfat', [
+        '-C',
+        '-F',
+        '32',
+        '-n',
+        opts.label ?? 'ESP',
+        '-i',
+        opts.volumeId ?? '4b45454c',
+        out,
+        String(size / 1024),
+    ]);
     const dirs = new Set();
     for (const f of files) {
         const parts = f.dest.replace(/^\/+/, '').split('/').slice(0, -1);
@@ -47944,7 +48055,11 @@ async function buildUefiDisk(spec, runner, log) {
         { src: spec.kernel, dest: 'keel/vmlinuz' },
         { src: spec.initrd, dest: 'keel/initramfs.img' },
     ], runner);
-    await makeExt4(spec.rootfsDir, root, runner, { label: 'root', uuid: seededUuid(`${spec.seed}/rootfs`), usage: spec.usage });
+    await makeExt4(spec.rootfsDir, root, runner, {
+        label: 'root',
+        uuid: seededUuid(`${spec.seed}/rootfs`),
+        usage: spec.usage,
+    });
     await assembleGpt(spec.out, [
         { image: esp, type: GPT_ESP, uuid: seededUuid(`${spec.seed}/esp`), name: 'ESP' },
         { image: root, type: GPT_ROOT_X86_64, uuid: rootUuid, name: 'root' },
@@ -48110,18 +48225,28 @@ const TEST_CONSOLE_ARGS = [
  */
 function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
     const a = [
-        '-machine', `${spec.machine ?? 'q35'},accel=${spec.accel}`,
-        '-cpu', spec.accel === 'kvm' ? 'host' : 'max',
-        '-m', String(spec.memoryMiB),
-        '-smp', String(spec.cpus),
+        '-machine',
+        `${spec.machine ?? 'q35'},accel=${spec.accel}`,
+        '-cpu',
+        spec.accel === 'kvm' ? 'host' : 'max',
+        '-m',
+        String(spec.memoryMiB),
+        '-smp',
+        String(spec.cpus),
         '-no-user-config',
         '-no-reboot',
-        '-display', 'none',
-        '-vga', 'std',
-        '-chardev', `file,id=ser0,path=${serialFile}`,
-        '-serial', 'chardev:ser0',
-        '-monitor', 'none',
-        '-nic', 'none',
+        '-display',
+        'none',
+        '-vga',
+        'std',
+        '-chardev',
+        `file,id=ser0,path=${serialFile}`,
+        '-serial',
+        'chardev:ser0',
+        '-monitor',
+        'none',
+        '-nic',
+        'none',
     ];
     if (qmpSocket)
         a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);
@@ -48239,7 +48364,11 @@ async function bootAndWatch(spec, opts) {
             opts.onLine?.(clean);
             const v = opts.matcher.feed(raw);
             if (v)
-                settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                settle({
+                    passed: v.kind === 'pass',
+                    reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                    verdictLine: v.line,
+                });
         };
         // Tail the serial log: read what QEMU appended since the last look.
         const fd = external_node_fs_default().openSync(opts.logFile, 'r');
@@ -48280,7 +48409,11 @@ async function bootAndWatch(spec, opts) {
                 }
                 const silent = now - lastGrowth.at;
                 if (quietMs > 0 && silent >= quietMs) {
-                    settle({ passed: false, stalled: true, reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)` });
+                    settle({
+                        passed: false,
+                        stalled: true,
+                        reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
+                    });
                 }
                 else if (!window) {
                     const ticks = cpuTicks(child.pid);
@@ -48293,7 +48426,11 @@ async function bootAndWatch(spec, opts) {
                         return;
                     // Under 0.2% of one CPU through the whole window: nothing is running.
                     if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
-                        settle({ passed: false, stalled: true, reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)` });
+                        settle({
+                            passed: false,
+                            stalled: true,
+                            reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
+                        });
                     }
                     else {
                         window = { at: now, ticks }; // busy but quiet: look again later
@@ -48313,7 +48450,11 @@ async function bootAndWatch(spec, opts) {
                     if (!v || settled)
                         return;
                     readNew(); // a failure already on the console outranks the monitor's verdict
-                    settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                    settle({
+                        passed: v.kind === 'pass',
+                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                        verdictLine: v.line,
+                    });
                 }, () => {
                     probing = false; // QEMU not listening yet, or going away: the console and the timer decide
                 });
@@ -48337,10 +48478,17 @@ async function bootAndWatch(spec, opts) {
                 const v = opts.matcher.feed(partial);
                 tail.push(stripAnsi(partial));
                 if (v)
-                    return settle({ passed: v.kind === 'pass', reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line, verdictLine: v.line });
+                    return settle({
+                        passed: v.kind === 'pass',
+                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+                        verdictLine: v.line,
+                    });
             }
             const err = stderr.trim().split('\n').slice(-3).join(' ');
-            settle({ passed: false, reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}` });
+            settle({
+                passed: false,
+                reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}`,
+            });
         });
     });
     const seconds = (Date.now() - started) / 1000;
@@ -48484,7 +48632,9 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
     });
     return {
         usable: r.passed,
-        reason: r.passed ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)` : `the probe guest did not run under KVM: ${r.reason}`,
+        reason: r.passed
+            ? `the kernel ran under KVM (${r.seconds.toFixed(1)} s)`
+            : `the probe guest did not run under KVM: ${r.reason}`,
         seconds: r.seconds,
     };
 }
@@ -48505,7 +48655,9 @@ async function chooseAccel(want, kernel, workDir, log, probeTimeoutMs = 20_000) 
 
 /** Kernel directories (`usr/lib/modules/<kver>`) in a flattened image index. */
 function kernelDirs(index) {
-    return [...index.values()].filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path)).map((e) => e.path.slice('usr/lib/modules/'.length));
+    return [...index.values()]
+        .filter((e) => e.type === 'dir' && /^usr\/lib\/modules\/[^/]+$/.test(e.path))
+        .map((e) => e.path.slice('usr/lib/modules/'.length));
 }
 /**
  * The one kernel of a bootc image (bootc boots exactly one, from /usr/lib/modules/<kver>/),
@@ -48559,7 +48711,14 @@ async function bootImage(req, runner, log) {
         external_node_fs_default().mkdirSync(out, { recursive: true });
         const config = external_node_path_default().join(req.workDir, 'config.toml');
         external_node_fs_default().writeFileSync(config, bibConfig({ kernelAppend: `${console} ${req.kernelArgs}`.trim() }));
-        for (const [cmd, args] of bibCommands({ imageRef: req.pinnedRef, type: 'qcow2', outputDir: out, configFile: config, bibImage: req.bibImage, rootfs: req.bibRootfs })) {
+        for (const [cmd, args] of bibCommands({
+            imageRef: req.pinnedRef,
+            type: 'qcow2',
+            outputDir: out,
+            configFile: config,
+            bibImage: req.bibImage,
+            rootfs: req.bibRootfs,
+        })) {
             await runner.run(cmd, args, { echo: true, timeoutMs: 3600_000 });
         }
         const disk = external_node_path_default().join(out, 'qcow2', 'disk.qcow2');
@@ -48568,7 +48727,13 @@ async function bootImage(req, runner, log) {
         const fw = findOvmf();
         const vars = external_node_path_default().join(req.workDir, 'OVMF_VARS.fd');
         external_node_fs_default().copyFileSync(fw.vars, vars);
-        spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }] };
+        spec = {
+            accel: 'tcg',
+            memoryMiB: req.memoryMiB,
+            cpus: req.cpus,
+            uefi: { code: fw.code, vars },
+            drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }],
+        };
     }
     else {
         await unpackRootfs(rootfs, rootDir, runner, log);
@@ -48585,11 +48750,27 @@ async function bootImage(req, runner, log) {
             };
         }
         else {
-            await buildUefiDisk({ rootfsDir: rootDir, usage, kernel: vmlinuz, initrd, cmdline: `${console} ${req.kernelArgs}`.trim(), out: disk, workDir: external_node_path_default().join(req.workDir, 'esp'), seed: req.pinnedRef, title: `Keel smoke boot ${kver}` }, runner, log);
+            await buildUefiDisk({
+                rootfsDir: rootDir,
+                usage,
+                kernel: vmlinuz,
+                initrd,
+                cmdline: `${console} ${req.kernelArgs}`.trim(),
+                out: disk,
+                workDir: external_node_path_default().join(req.workDir, 'esp'),
+                seed: req.pinnedRef,
+                title: `Keel smoke boot ${kver}`,
+            }, runner, log);
             const fw = findOvmf();
             const vars = external_node_path_default().join(req.workDir, 'OVMF_VARS.fd');
             external_node_fs_default().copyFileSync(fw.vars, vars);
-            spec = { accel: 'tcg', memoryMiB: req.memoryMiB, cpus: req.cpus, uefi: { code: fw.code, vars }, drives: [{ file: disk, format: 'raw', interface: 'virtio' }] };
+            spec = {
+                accel: 'tcg',
+                memoryMiB: req.memoryMiB,
+                cpus: req.cpus,
+                uefi: { code: fw.code, vars },
+                drives: [{ file: disk, format: 'raw', interface: 'virtio' }],
+            };
             // swtpm ends with the QEMU it served: every boot (a retried one too) gets a fresh one.
             let n = 0;
             before = async (s) => {
@@ -48646,12 +48827,18 @@ function patterns(what) {
     return {
         schema: schemas_string().transform((v, ctx) => {
             const out = [];
-            for (const line of v.split('\n').map((l) => l.trim()).filter(Boolean)) {
+            for (const line of v
+                .split('\n')
+                .map((l) => l.trim())
+                .filter(Boolean)) {
                 try {
                     out.push(new RegExp(line));
                 }
                 catch (e) {
-                    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(line)} is not a valid regular expression: ${errors_errorMessage(e)}` });
+                    ctx.addIssue({
+                        code: 'custom',
+                        message: `${JSON.stringify(line)} is not a valid regular expression: ${errors_errorMessage(e)}`,
+                    });
                     return NEVER;
                 }
             }
@@ -48676,7 +48863,11 @@ const inputs = {
     identity: oneOf(['repository', 'tags'], 'repository'),
     'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
     'kvm-probe-timeout': inputs_int({ default: 20, min: 1, max: 600 }),
-    'bib-image': str({ default: BIB_IMAGE, pattern: /@sha256:[0-9a-f]{64}$/, expected: 'a bootc-image-builder image pinned by digest' }),
+    'bib-image': str({
+        default: BIB_IMAGE,
+        pattern: /@sha256:[0-9a-f]{64}$/,
+        expected: 'a bootc-image-builder image pinned by digest',
+    }),
     'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
     ...registryInputs,
 };
@@ -48740,9 +48931,21 @@ async function run(io) {
     let uploaded = '';
     if (inp['artifact-name'])
         uploaded = await uploadArtifact(inp['artifact-name'], evidence, temp, io);
-    await io.summary(`### smoke-boot ${outcome.passed ? '✅ passed' : '❌ failed'}\n\n${table(['image', 'backend', 'accel', 'kernel', 'boot seconds', 'verdict', 'signature'], [[code(pinned.toString()), inp.backend, `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`, code(outcome.kernelVersion), outcome.seconds.toFixed(1), outcome.reason, signature]])}\nPrepared the disk in ${outcome.prepareSeconds.toFixed(1)} s. Serial log: ${code(serialLog)}${uploaded ? `, uploaded as artifact ${code(uploaded)}` : ''}.\n${outcome.retried.length
+    await io.summary(`### smoke-boot ${outcome.passed ? '✅ passed' : '❌ failed'}\n\n${table(['image', 'backend', 'accel', 'kernel', 'boot seconds', 'verdict', 'signature'], [
+        [
+            code(pinned.toString()),
+            inp.backend,
+            `${outcome.accel.toUpperCase()} (${outcome.accelWhy})`,
+            code(outcome.kernelVersion),
+            outcome.seconds.toFixed(1),
+            outcome.reason,
+            signature,
+        ],
+    ])}\nPrepared the disk in ${outcome.prepareSeconds.toFixed(1)} s. Serial log: ${code(serialLog)}${uploaded ? `, uploaded as artifact ${code(uploaded)}` : ''}.\n${outcome.retried.length
         ? `\n⚠️ Booted ${outcome.attempts} times: the VM failed before a verdict (not a verdict on the image, but worth a look if it recurs):\n${outcome.retried.map((r) => `- ${r}`).join('\n')}\n`
-        : ''}${outcome.passed ? '' : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`}`);
+        : ''}${outcome.passed
+        ? ''
+        : `\nLast ${outcome.tail.length} lines of the serial console:\n\n${fence(outcome.tail.join('\n'))}`}`);
     if (!outcome.passed)
         throw new errors_UserError(`boot failed: ${outcome.reason}`);
     io.info(`passed in ${outcome.seconds.toFixed(1)} s: ${outcome.reason}`);

@@ -31768,7 +31768,7 @@ class reference_InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -31847,7 +31847,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -32073,7 +32074,7 @@ function processRunner(log) {
                     else
                         env[k] = v;
                 }
-                const mode = (m) => m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe';
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
                 const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                     cwd: opts.cwd,
                     env,
@@ -41798,7 +41799,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -41818,7 +41821,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -41846,7 +41851,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -42249,7 +42256,9 @@ const TITLES = {
 const CHECKS = {
     'one-kernel': async (_env, s) => s.kernels.length === 1
         ? pass(`usr/lib/modules/${s.kernels[0]}`)
-        : fail(s.kernels.length ? `${s.kernels.length} kernel directories: ${s.kernels.join(', ')}` : 'no directory under usr/lib/modules'),
+        : fail(s.kernels.length
+            ? `${s.kernels.length} kernel directories: ${s.kernels.join(', ')}`
+            : 'no directory under usr/lib/modules'),
     'kernel-files': async (_env, s) => {
         if (!s.kver)
             return fail(`no single kernel directory (found ${s.kernels.length})`);
@@ -42316,13 +42325,17 @@ const CHECKS = {
             else
                 missing.push(`ostree-prepare-root${env.opts.requireOstreeModule === 'auto' ? ' (the image ships ostree)' : ''}`);
         }
-        return missing.length ? fail(`missing: ${missing.join(', ')}; present: ${found.join(', ') || 'none'}`) : pass(found.join(', '));
+        return missing.length
+            ? fail(`missing: ${missing.join(', ')}; present: ${found.join(', ') || 'none'}`)
+            : pass(found.join(', '));
     },
     'ostree-linux-label': async (env, s) => {
         const v = env.labels['ostree.linux'];
         if (!s.kver)
             return fail(`no single kernel directory; label is ${JSON.stringify(v ?? null)}`);
-        return v === s.kver ? pass(`ostree.linux=${v}`) : fail(`ostree.linux=${JSON.stringify(v ?? null)} but the kernel directory is ${s.kver}`);
+        return v === s.kver
+            ? pass(`ostree.linux=${v}`)
+            : fail(`ostree.linux=${JSON.stringify(v ?? null)} but the kernel directory is ${s.kver}`);
     },
     'bootc-label': async (env) => {
         const v = env.labels['containers.bootc'];
@@ -42335,7 +42348,9 @@ const CHECKS = {
         const hits = [...s.index.values()]
             .filter((e) => e.type !== 'dir' && deny.some((r) => r.test(e.path)) && !allow.some((r) => r.test(e.path)))
             .map((e) => `/${e.path}`);
-        return hits.length ? fail(`leftover repository definitions: ${hits.join(', ')}`) : pass(`none matching ${deny.length} patterns`);
+        return hits.length
+            ? fail(`leftover repository definitions: ${hits.join(', ')}`)
+            : pass(`none matching ${deny.length} patterns`);
     },
     'var-content': async (env, s) => {
         const tmpfiles = [...s.index.values()].filter((e) => e.type !== 'dir' && /^(usr\/lib|etc)\/tmpfiles\.d\/[^/]+\.conf$/.test(e.path));
@@ -42373,7 +42388,9 @@ const CHECKS = {
         if (undeclared.length)
             problems.push(`content in /var without a tmpfiles.d entry: ${show(undeclared)}`);
         const count = [...s.index.keys()].filter((p) => p.startsWith('var/')).length;
-        return problems.length ? fail(problems.join('; ')) : pass(`${count} entries under /var, all directories or symlinks declared in tmpfiles.d`);
+        return problems.length
+            ? fail(problems.join('; '))
+            : pass(`${count} entries under /var, all directories or symlinks declared in tmpfiles.d`);
     },
     'bootc-lint': async (env, s) => {
         if (!s.index.has('usr/bin/bootc'))
@@ -42382,7 +42399,17 @@ const CHECKS = {
             return skip('the image ships bootc but is not in local containers-storage, so the lint cannot run here');
         try {
             // The image is in root's storage (where build puts it): through sudo when not root.
-            const [cmd, args] = asRoot('podman', ['run', '--rm', '--pull=never', '--net=none', '--entrypoint', 'bootc', env.opts.localRef, 'container', 'lint']);
+            const [cmd, args] = asRoot('podman', [
+                'run',
+                '--rm',
+                '--pull=never',
+                '--net=none',
+                '--entrypoint',
+                'bootc',
+                env.opts.localRef,
+                'container',
+                'lint',
+            ]);
             const r = await env.runner.run(cmd, args, { timeoutMs: 300_000 });
             return pass((r.stdout.toString() + r.stderr).trim().split('\n').slice(-3).join(' ') || 'passed');
         }
@@ -42435,7 +42462,9 @@ const CHECKS = {
     },
     'boot-empty': async (_env, s) => {
         const bad = [...s.index.keys()].filter((p) => /^boot\/.*(vmlinuz|initrd|initramfs)/.test(p));
-        return bad.length ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`) : pass('/boot holds no kernel or initramfs');
+        return bad.length
+            ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`)
+            : pass('/boot holds no kernel or initramfs');
     },
 };
 async function runChecks(env, which = CHECK_IDS) {
@@ -42475,7 +42504,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -42767,12 +42799,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42781,7 +42812,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -42789,7 +42821,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -42805,7 +42838,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -42872,7 +42906,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -43540,7 +43579,11 @@ function locateInput(input, value) {
     }
 }
 function describeLocation(l) {
-    return l.kind === 'registry' ? l.ref.toString() : l.kind === 'oci' ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}` : `containers-storage:${l.ref}`;
+    return l.kind === 'registry'
+        ? l.ref.toString()
+        : l.kind === 'oci'
+            ? `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`
+            : `containers-storage:${l.ref}`;
 }
 /**
  * Exports a containers-storage image to an OCI layout in `dir` (skopeo compresses the layers).
@@ -43575,7 +43618,11 @@ async function openImage(loc, opts) {
             throw new errors_UserError(`cannot read containers-storage:${loc.ref}: ${e.message}`);
         }
         const img = await openImage({ kind: 'oci', dir, tag: 'keel' }, opts);
-        return { ...img, source: `containers-storage:${loc.ref}`, dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }) };
+        return {
+            ...img,
+            source: `containers-storage:${loc.ref}`,
+            dispose: () => external_node_fs_default().rmSync(dir, { recursive: true, force: true }),
+        };
     }
     if (loc.kind === 'oci') {
         const layout = OciLayout.open(loc.dir);
@@ -44238,16 +44285,23 @@ async function openForChecks(loc, opts) {
 
 
 const inputs = {
-    image: str({ required: true, expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest' }),
+    image: str({
+        required: true,
+        expected: 'containers-storage:REF, localhost/NAME:TAG, oci:DIR[:TAG], or registry/repo:tag|@digest',
+    }),
     checks: list({
         default: 'all',
         expected: `all, or newline-separated check ids (${CHECK_IDS.join(', ')})`,
-        item: (c) => (c === 'all' || CHECK_IDS.includes(c) ? undefined : `expected all or one of ${CHECK_IDS.join(', ')}`),
+        item: (c) => c === 'all' || CHECK_IDS.includes(c)
+            ? undefined
+            : `expected all or one of ${CHECK_IDS.join(', ')}`,
     }),
     'min-initramfs-mb': positiveNumber({ default: 50, expected: 'a positive number of megabytes' }),
     'require-ostree-module': oneOf(['auto', 'true', 'false'], 'auto'),
     'initramfs-modules': list({ default: 'virtio_blk\next4', expected: 'newline-separated kernel module names' }),
-    'repo-globs': list({ expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper' }),
+    'repo-globs': list({
+        expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper',
+    }),
     'var-allow': list({ expected: 'newline-separated /var paths allowed without a tmpfiles.d entry' }),
     'report-path': str({ expected: 'a file path for the JSON report' }),
     ...registryInputs,

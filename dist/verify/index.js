@@ -34173,7 +34173,7 @@ class InvalidReferenceError extends Error {
         super(`invalid image reference ${JSON.stringify(ref)}: ${reason}`);
         this.ref = ref;
         this.reason = reason;
-        this.name = "InvalidReferenceError";
+        this.name = 'InvalidReferenceError';
     }
 }
 class ImageReference {
@@ -34252,7 +34252,8 @@ function reference_parseReference(input, opts = {}) {
     const parts = rest.split('/');
     let registry = DEFAULT_REGISTRY;
     const first = parts[0] ?? '';
-    if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (parts.length > 1 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
@@ -43963,7 +43964,9 @@ function str(opts = {}) {
     let s = schemas_string().transform((v) => v.trim());
     if (opts.pattern) {
         const p = opts.pattern;
-        s = s.refine((v) => v === '' || p.test(v), { message: `expected ${opts.expected ?? `a value matching ${p}`}` });
+        s = s.refine((v) => v === '' || p.test(v), {
+            message: `expected ${opts.expected ?? `a value matching ${p}`}`,
+        });
     }
     return def(s, opts.expected ?? 'a string', { required: opts.required, default: opts.default });
 }
@@ -43983,7 +43986,9 @@ function inputs_int(opts) {
     const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     return def(z
         .string()
-        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, { message: `expected ${expected}` })
+        .refine((v) => /^-?\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi, {
+        message: `expected ${expected}`,
+    })
         .transform((v) => Number(v.trim())), expected, { default: opts.default === undefined ? undefined : String(opts.default), required: opts.required });
 }
 /** A positive decimal number (e.g. megabytes). */
@@ -44012,7 +44017,9 @@ function oneOf(values, dflt) {
     const expected = `one of: ${values.join(', ')}`;
     return def(schemas_string()
         .transform((v) => v.trim())
-        .refine((v) => values.includes(v), { message: `expected ${expected}` }), expected, { default: dflt });
+        .refine((v) => values.includes(v), {
+        message: `expected ${expected}`,
+    }), expected, { default: dflt });
 }
 /** Splits a list input: newline-separated, blank lines and `#` comments ignored. */
 function splitList(v) {
@@ -44158,7 +44165,10 @@ function authFileCandidates(env = process.env) {
 }
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
 function normaliseKey(key) {
-    return key.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .replace(/\/$/, '');
 }
 /**
  * Credentials for `registry/repository` from the auth files: the most specific key wins
@@ -44452,12 +44462,11 @@ const DescriptorSchema = object({
     digest: schemas_string().regex(/^sha256:[a-f0-9]{64}$/, 'sha256:<64 hex>'),
     size: schemas_number().int().nonnegative(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() })
-        .loose()
-        .optional(),
+    platform: object({ architecture: schemas_string(), os: schemas_string(), variant: schemas_string().optional() }).loose().optional(),
     artifactType: schemas_string().optional(),
     urls: array(schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -44466,7 +44475,8 @@ const ImageManifestSchema = object({
     layers: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const IndexSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
@@ -44474,7 +44484,8 @@ const IndexSchema = object({
     manifests: array(DescriptorSchema),
     subject: DescriptorSchema.optional(),
     annotations: record(schemas_string(), schemas_string()).optional(),
-}).loose();
+})
+    .loose();
 const ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
@@ -44490,7 +44501,8 @@ const ImageConfigSchema = object({
         .optional(),
     rootfs: object({ type: schemas_string(), diff_ids: array(schemas_string()) }).loose(),
     history: array(object({}).loose()).optional(),
-}).loose();
+})
+    .loose();
 /** The media type a manifest body declares (falls back to sniffing its shape). */
 function manifestMediaType(body, contentType) {
     const j = JSON.parse(body.toString());
@@ -44557,7 +44569,12 @@ class RegistryClient {
             return this.base;
         }
         try {
-            const r = await request({ method: 'GET', url: `https://${this.host}/v2/`, insecureTls: true, idleTimeoutMs: 10_000 });
+            const r = await request({
+                method: 'GET',
+                url: `https://${this.host}/v2/`,
+                insecureTls: true,
+                idleTimeoutMs: 10_000,
+            });
             await r.drain();
             this.base = `https://${this.host}`;
         }
@@ -45091,7 +45108,10 @@ class WrongPasswordError extends errors_UserError {
     }
 }
 function toPem(type, der) {
-    const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+    const b64 = der
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')
+        .replace(/\n$/, '');
     return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
 }
 function fromPem(text) {
@@ -45233,7 +45253,9 @@ function spkiPem(key) {
 /** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
 function keyId(key) {
     const pub = key.type === 'private' ? external_node_crypto_default().createPublicKey(key) : key;
-    const h = external_node_crypto_default().createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest();
+    const h = external_node_crypto_default().createHash('sha256')
+        .update(pub.export({ format: 'der', type: 'spki' }))
+        .digest();
     return { hex: h.toString('hex'), hint: h.toString('base64') };
 }
 function samePublicKey(a, b) {
@@ -45841,7 +45863,8 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
     for (const sig of sigs) {
         const payloadDigest = sha256(sig.payload);
         const dup = (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
-            pending.some((t) => t.payloadDigest === payloadDigest && isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+            pending.some((t) => t.payloadDigest === payloadDigest &&
+                isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
         if (!dup)
             pending.push({ sig, payloadDigest });
     }
@@ -45928,7 +45951,10 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
     if (!sig)
         return { accepted: false, reason: 'invalid signature: base64 decoding failed' };
     if (!verifyBytes(key, layer.payload, sig)) {
-        return { accepted: false, reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature' };
+        return {
+            accepted: false,
+            reason: 'cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature',
+        };
     }
     let payload;
     try {
@@ -45938,7 +45964,11 @@ function checkLegacyLayer(layer, key, digest, intended, identity) {
         return { accepted: false, reason: e instanceof PayloadError ? e.message : String(e) };
     }
     if (payload.digest !== digest) {
-        return { accepted: false, reason: `Signature for digest ${payload.digest} does not match`, dockerReference: payload.dockerReference };
+        return {
+            accepted: false,
+            reason: `Signature for digest ${payload.digest} does not match`,
+            dockerReference: payload.dockerReference,
+        };
     }
     if (!identityMatches(identity, intended, payload.dockerReference)) {
         return {
@@ -45955,11 +45985,17 @@ function summarize(checks, what) {
         return { verified: true, reason: `${n} ${what} signature(s) accepted` };
     }
     if (checks.length === 0)
-        return { verified: false, reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE };
+        return {
+            verified: false,
+            reason: what === 'bundle' ? 'no cosign bundle exists (OCI referrer or sha256-<hex> fallback tag)' : NO_SIGNATURE,
+        };
     // c/image: one rejection is reported as is; several as "None of the signatures were accepted, reasons: …".
     if (checks.length === 1)
         return { verified: false, reason: checks[0].reason };
-    return { verified: false, reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}` };
+    return {
+        verified: false,
+        reason: `None of the signatures were accepted, reasons: ${checks.map((c) => c.reason).join('; ')}`,
+    };
 }
 async function verifyDigest(client, ref, digest, key, opts) {
     const intended = opts.tag ? ref.withTag(opts.tag) : ref.withDigest(ref.digest);
@@ -45974,7 +46010,12 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors_UserError))
                 throw e;
-            legacy.push({ format: 'legacy', source: `${ref.name}:${sigTag(digest)}`, accepted: false, reason: e.message });
+            legacy.push({
+                format: 'legacy',
+                source: `${ref.name}:${sigTag(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const layer of sm?.layers ?? []) {
             const r = checkLegacyLayer(layer, key, digest, intended, opts.identity);
@@ -45992,11 +46033,21 @@ async function verifyDigest(client, ref, digest, key, opts) {
         catch (e) {
             if (!(e instanceof errors_UserError))
                 throw e;
-            bundles.push({ format: 'bundle', source: `${ref.name}:${referrersTag(digest)}`, accepted: false, reason: e.message });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}:${referrersTag(digest)}`,
+                accepted: false,
+                reason: e.message,
+            });
         }
         for (const b of fetched) {
             const reason = b.error ?? checkBundle(b.bundle, digest, key);
-            bundles.push({ format: 'bundle', source: `${ref.name}@${b.ref.descriptor.digest}`, accepted: !reason, reason: reason ?? '' });
+            bundles.push({
+                format: 'bundle',
+                source: `${ref.name}@${b.ref.descriptor.digest}`,
+                accepted: !reason,
+                reason: reason ?? '',
+            });
         }
         checks.push(...bundles);
         parts.push(summarize(bundles, 'bundle'));
@@ -46021,7 +46072,11 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     const head = await client.headManifest(ref.repository, ref.digest);
     if (!head) {
         const reason = `${ref.toString()} does not exist in the registry`;
-        return { verified: false, reason, details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }] };
+        return {
+            verified: false,
+            reason,
+            details: [{ digest: ref.digest, mediaType: '', verified: false, reason, checks: [] }],
+        };
     }
     const top = await client.getManifest(ref.repository, ref.digest);
     const details = [];
@@ -46163,7 +46218,10 @@ function checked(tags) {
  */
 const inputs = {
     'image-ref': digestRef('verification is of one manifest digest: pass repo@sha256:…'),
-    'public-key': str({ required: true, expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
+    'public-key': str({
+        required: true,
+        expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file',
+    }),
     identity: oneOf(['repository', 'tags', 'digest'], 'repository'),
     tags: list({ item: (s) => tagProblem(s), expected: 'newline-separated tags' }),
     format: oneOf(['legacy', 'bundle', 'both'], 'legacy'),
@@ -46208,7 +46266,10 @@ async function run(io) {
                 : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0].r.details };
         }
         else {
-            result = await verifyImage(client, image, key, { ...common, identity: inp.identity === 'digest' ? digestRule : undefined });
+            result = await verifyImage(client, image, key, {
+                ...common,
+                identity: inp.identity === 'digest' ? digestRule : undefined,
+            });
         }
         io.info(`${ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result.reason}`);
         if (!result.verified) {
