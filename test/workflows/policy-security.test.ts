@@ -10,6 +10,7 @@ import { parseDeclarations, type Distro } from '../../actions/lib/declarations.j
 import { imageRefProblem } from '../../workflows-src/common.js';
 import { input, lit } from '../../workflows-src/expr.js';
 import {
+  checkWorkflow,
   evaluateCondition,
   loadRepoDeclarations,
   renderWorkflow,
@@ -177,6 +178,18 @@ describe('linters: what actionlint and zizmor check', () => {
       mutate('smoke-boot.yml', (w) => void w.jobs.boot!.steps.push(w.jobs.boot!.steps.shift()!)),
       /gets a token before inputs.image-ref is checked/,
     );
+  });
+
+  it('the model refuses a dangerous trigger without guards and a reusable workflow with a workflow-level group', () => {
+    const smoke = model('smoke-boot.yml');
+    expect(checkWorkflow({ ...smoke, triggerGuards: {} })).toEqual([
+      'smoke-boot.yml: trigger workflow_run needs triggerGuards naming the guards that make it safe',
+    ]);
+    const reusable = model('reusable-build.yml');
+    const group = { group: lit('x'), cancelInProgress: false };
+    expect(checkWorkflow({ ...reusable, concurrency: group })).toEqual([
+      'reusable-build.yml: a reusable workflow takes no workflow-level concurrency (use job-level groups)',
+    ]);
   });
 
   it('every hop the workflows run has a reviewed permission entry', () => {
