@@ -5,6 +5,7 @@ import { processRunner } from '../actions/lib/exec.js';
 import { workflows } from '../workflows-src/index.js';
 import { keygen } from './commands/keygen.js';
 import { policy } from './commands/policy.js';
+import { release } from './commands/release.js';
 import { demo, localDeclarations, printSummary } from './demo.js';
 import { runWorkflow, type EventName, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
@@ -19,6 +20,9 @@ const USAGE = `keel — the release pipeline for bootc distributions, on this ma
                                         order, against one set of local services; a smoke-boot
                                         after a build gets that build's workflow_run event
   keel generate                         regenerate .github/workflows and the schemas
+  keel release [--version vX.Y.Z] [--no-check]
+                                        pin the reusable workflows to HEAD (the commit whose
+                                        dist/ they run): clean tree required, then commit + tag
   keel keygen --out-prefix P [--compat] [--force]
                                         cosign-compatible key pair (password: $COSIGN_PASSWORD)
   keel policy --image REG/REPO --public-key F --out DIR [--policy existing.json] [--key-path P] [--name N]
@@ -123,6 +127,24 @@ async function main(argv: string[]): Promise<number> {
         stderr: 'inherit',
       });
       return 0;
+    case 'release': {
+      const r = await release({
+        root: repoRoot,
+        version: one('version'),
+        check: one('no-check') !== 'true',
+        log: (s) => console.log(s),
+      });
+      console.log(
+        [
+          `reusable workflows now run keel-project/keel/actions/<hop>@${r.sha} (${r.version}).`,
+          'Next: commit these files alone, tag that commit and move the major tag, e.g.',
+          `  git add ${r.written.join(' ')}`,
+          `  git commit -m "Release ${r.version}: reusable workflows run the actions of ${r.sha.slice(0, 12)}"`,
+          `  git tag -a ${r.version} -m ${r.version} && git tag -f ${r.version.split('.')[0]}`,
+        ].join('\n'),
+      );
+      return 0;
+    }
     case 'keygen': {
       const prefix = one('out-prefix');
       if (!prefix)

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { processRunner } from '../actions/lib/exec.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
+import { imageRefProblem } from '../workflows-src/common.js';
 import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
@@ -17,7 +18,9 @@ import { repoRoot, runStep, type StepResult } from './step.js';
  * (INPUT_*, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY). Non-Keel steps are replaced by what their local
  * hint says (artifacts become directories, the release date is computed once). The only
  * differences from GitHub are the local services: a loopback registry (plain HTTP), a generated
- * signing key, and emulators for the Internet Archive and the site's GitHub API.
+ * signing key, and emulators for the Internet Archive and the site's GitHub API. As on GitHub with
+ * the secrets kept in an environment, a job sees secrets other than GITHUB_TOKEN only when it
+ * declares an environment.
  */
 export type EventName = 'push' | 'pull_request' | 'workflow_dispatch' | 'workflow_run' | 'schedule';
 
@@ -67,7 +70,10 @@ export interface RunOptions {
 
 const HINTED = (s: Step): s is Extract<Step, { local: LocalHint }> => s.type !== 'keel';
 
-/** Local stand-ins for what GitHub gives a hop: loopback registry, generated key, emulators. */
+/**
+ * Local stand-ins for what GitHub gives a hop: loopback registry, the generated key's public half,
+ * emulator endpoints. Secrets are not overridden here: they come from the job's (scoped) secrets.
+ */
 export function localOverrides(
   hop: string,
   inputs: Record<string, string>,
@@ -84,26 +90,22 @@ export function localOverrides(
   if (declared.has('registry-password')) o['registry-password'] = '';
   switch (hop) {
     case 'sign':
-      o['private-key'] = fs.readFileSync(svc.keys.privateKeyPath, 'utf8');
-      o.password = svc.keys.password;
       o['public-key'] = svc.keys.publicKeyPath;
       break;
     case 'verify':
     case 'smoke-boot':
     case 'promote':
+    case 'build-disk':
       if (o['public-key'] !== undefined) o['public-key'] = svc.keys.publicKeyPath;
       break;
     case 'ia-upload':
       o['s3-endpoint'] = svc.ia.s3Url;
       o['api-endpoint'] = svc.ia.apiUrl;
-      o['access-key'] = svc.iaKeys.access;
-      o['secret-key'] = svc.iaKeys.secret;
       set('poll-interval', '1');
       set('torrent-timeout', '300');
       break;
     case 'site-bump':
       o['api-url'] = svc.github.url;
-      o.token = svc.githubToken;
       break;
   }
   return o;
@@ -245,7 +247,7 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
       stepOutput: (s, o) => stepsOf[s]?.outputs[o],
       jobOutput: (j, o) => record.jobs[j]?.outputs[o],
       jobResult: (j) => record.jobs[j]?.result,
-      secret: (n) => secrets[n],
+      secret: (n) => (job.environment || n === 'GITHUB_TOKEN' ? secrets[n] : undefined),
       input: (n) => opts.inputs?.[n],
       github: lookup,
       env: (n) => process.env[n],
@@ -256,7 +258,8 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
       log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
       continue;
     }
-    log(`  ▶ job ${job.id}: ${job.name}`);
+    const environment = job.environment ? evaluateString(job.environment, ctx({}, 'success')) : '';
+    log(`  ▶ job ${job.id}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
     const jobTemp = path.join(dir, 'jobs', job.id, 'temp');
     const workspace = path.join(dir, 'jobs', job.id, 'workspace');
     fs.mkdirSync(jobTemp, { recursive: true });
@@ -408,6 +411,11 @@ async function runHint(h: LocalHint, c: EvalContext, x: HintCtx): Promise<Record
       const src = path.join(x.runsDir, runId, 'artifacts', name);
       if (!fs.existsSync(src)) throw new Error(`artifact ${name} not found in run ${runId}`);
       copyInto(src, x.inWs(h.path));
+      return {};
+    }
+    case 'check-image-ref': {
+      const problem = imageRefProblem(evaluateString(h.ref, c), evaluateString(h.repository, c));
+      if (problem) throw new Error(`${problem}: refused before any registry call`);
       return {};
     }
     case 'expand-templates': {

@@ -84,6 +84,10 @@ export interface BuildDiskInputs {
   'bib-image'?: Value;
   /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
   'bib-rootfs'?: Value;
+  /** Cosign public key (PEM contents or a path in the workspace). The pinned digest must carry a signature that verifies with it before any disk is built; without it the step refuses to run unless allow-unsigned is true. */
+  'public-key'?: Value;
+  /** Build from an image without checking its signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** Registry user name. Empty: the containers auth file, then anonymous. */
   username?: Value;
   /** Registry password or token (masked). */
@@ -156,6 +160,8 @@ export interface PromoteInputs {
   'public-key'?: Value;
   /** Signature identity rule used with public-key: repository (matchRepository) or tags (the payload must name repo:tag or the repository digest). Default: 'repository'. */
   identity?: Value;
+  /** Promote an image without checking its signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** Attempts per registry operation, the first included (5 = one try and up to four retries; bounded exponential backoff with jitter; Retry-After honoured). Note: ia-upload's retries counts retries after the first PUT. Default: '5'. */
   retries?: Value;
   /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
@@ -334,6 +340,8 @@ export interface SmokeBootInputs {
   'public-key'?: Value;
   /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
   identity?: Value;
+  /** Boot an image without checking its signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** When set, the serial log and the screenshot are uploaded as a workflow artifact of this name. */
   'artifact-name'?: Value;
   /** Seconds the KVM probe may take before auto falls back to TCG. Default: '20'. */
@@ -487,6 +495,8 @@ export const KEEL_ACTIONS = {
       memory: { required: false, default: '2048' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
       'bib-rootfs': { required: false, default: 'btrfs' },
+      'public-key': { required: false },
+      'allow-unsigned': { required: false, default: 'false' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
@@ -526,6 +536,7 @@ export const KEEL_ACTIONS = {
       'require-tag': { required: false, default: '' },
       'public-key': { required: false, default: '' },
       identity: { required: false, default: 'repository' },
+      'allow-unsigned': { required: false, default: 'false' },
       retries: { required: false, default: '5' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
@@ -624,6 +635,7 @@ export const KEEL_ACTIONS = {
       'root-wait': { required: false, default: '90' },
       'public-key': { required: false, default: '' },
       identity: { required: false, default: 'repository' },
+      'allow-unsigned': { required: false, default: 'false' },
       'artifact-name': { required: false, default: '' },
       'kvm-probe-timeout': { required: false, default: '20' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },

@@ -1,6 +1,16 @@
+import type { Distro } from '../actions/lib/declarations.js';
+import { repoRoot } from './action-specs.js';
 import { github, input, lit, secret, type Expr } from './expr.js';
-import { actionStep, runStep, type ActionStep, type CallInput, type LocalHint, type RunStep } from './model.js';
-import { pins } from './pins.js';
+import {
+  actionStep,
+  runStep,
+  type ActionSource,
+  type ActionStep,
+  type CallInput,
+  type LocalHint,
+  type RunStep,
+} from './model.js';
+import { loadKeelRelease, pins, type KeelRelease } from './pins.js';
 
 /**
  * What the three generators share: the dogfood/reusable switch (`Params`), the steps every job
@@ -23,13 +33,40 @@ export interface ParamSpec {
   required?: boolean;
 }
 
+export interface GenerateOptions {
+  /** The release the reusable workflows pin Keel's actions to (default: the stamped KEEL_RELEASE_FILE). */
+  release?: KeelRelease;
+}
+
 export class Params {
   /** The workflow_call inputs the reusable variant declares, in the order first used. */
   readonly callInputs: Record<string, CallInput> = {};
-  constructor(readonly mode: Mode) {}
+  constructor(
+    readonly mode: Mode,
+    private readonly opts: GenerateOptions = {},
+  ) {}
 
   get reusable(): boolean {
     return this.mode === 'reusable';
+  }
+
+  /** Dogfood: this checkout's `./actions/<hop>`; reusable: the released actions at the stamped commit. */
+  actionSource(): ActionSource {
+    if (!this.reusable) return { kind: 'local' };
+    return { kind: 'remote', release: this.opts.release ?? loadKeelRelease(repoRoot) };
+  }
+
+  /**
+   * The GitHub environment of every job that reads a release secret or moves the stable tag.
+   * In a reusable workflow it is the caller's environment (the job runs in the caller's
+   * repository), so its protection rules and its secrets apply there.
+   */
+  environment(decl: Distro): Expr {
+    return this.v('environment', decl.environment, {
+      description:
+        'GitHub environment of the jobs that read release secrets or move the stable tag. Restrict it to main; its secrets are the ones these jobs read.',
+      default: 'release',
+    });
   }
 
   /** Dogfood: the declarations value, a constant; reusable: `inputs.<name>`. */
@@ -66,6 +103,11 @@ export class Params {
 }
 
 export const RUNNER = 'ubuntu-24.04';
+
+/** The release signing key: only jobs that never run for a pull request, in the release environment. */
+export const RELEASE_SIGNING_SECRETS = { key: 'COSIGN_PRIVATE_KEY', password: 'COSIGN_PASSWORD' } as const;
+/** The optional pull-request key pair (declarations signing.pull-requests): never the release key. */
+export const PR_SIGNING_SECRETS = { key: 'COSIGN_PR_PRIVATE_KEY', password: 'COSIGN_PR_PASSWORD' } as const;
 
 /** Registry credentials for GHCR: the run's token, never echoed. */
 export const registryUser = (): Expr => github('actor');
@@ -241,4 +283,41 @@ export function readHandoff(cond: Expr): RunStep<'image-ref' | 'release-date'> {
 /** POSIX single-quoting for constants written into a script at generation time. */
 export function shq(s: string): string {
   return /^[A-Za-z0-9_./:=@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image references from outside (a dispatch input, another run's artifact): checked before any
+// registry call, so the registry token never goes to a repository other than the distro's.
+
+/** Why `ref` is not `<repository>@sha256:<64 hex>` of exactly `repository` (undefined when it is). */
+export function imageRefProblem(ref: string, repository: string): string | undefined {
+  const m = /^(.+)@sha256:[0-9a-f]{64}$/s.exec(ref);
+  if (!m) return 'the image reference is not <repository>@sha256:<64 hex>';
+  if (m[1] !== repository) return `the image reference is not in ${repository}`;
+  return undefined;
+}
+
+/**
+ * A step that fails unless `ref` is a digest reference in `repository` (the repository part
+ * compared exactly), the same rule as `imageRefProblem`. The reference itself is never echoed:
+ * it is untrusted text and could carry workflow commands.
+ */
+export function imageRefGuard(spec: { name: string; ref: Expr; repository: Expr; if?: Expr }): RunStep {
+  return runStep({
+    name: spec.name,
+    ...(spec.if ? { if: spec.if } : {}),
+    env: { IMAGE_REF: spec.ref, IMAGE: spec.repository },
+    run: [
+      "re='^(.+)@sha256:[0-9a-f]{64}$'",
+      'if ! [[ $IMAGE_REF =~ $re ]]; then',
+      '  echo "::error::the image reference is not <repository>@sha256:<64 hex>"',
+      '  exit 1',
+      'fi',
+      'if [[ ${BASH_REMATCH[1]} != "$IMAGE" ]]; then',
+      '  echo "::error::the image reference is not in $IMAGE: refused before any registry call"',
+      '  exit 1',
+      'fi',
+    ].join('\n'),
+    local: { local: 'check-image-ref', ref: spec.ref, repository: spec.repository },
+  });
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { loadDeclarations, type Distro } from '../actions/lib/declarations.js';
 import { repoRoot } from './action-specs.js';
-import type { Mode } from './common.js';
+import type { GenerateOptions, Mode } from './common.js';
 import { checkWorkflow, type Workflow } from './model.js';
 import { buildDiskWorkflow } from './workflows/build-disk.js';
 import { buildWorkflow } from './workflows/build.js';
@@ -35,10 +35,11 @@ export type {
 export type { Workflow as WorkflowModel } from './model.js';
 export type { Expr, EvalContext, TemplateVars } from './expr.js';
 export { evaluate, evaluateCondition, evaluateString, exprText, valueText } from './expr.js';
-export { checkWorkflow, stepExprs } from './model.js';
+export { checkWorkflow, keelHops, stepExprs } from './model.js';
 export { renderWorkflow } from './render.js';
 export { KEEL_ACTIONS, type KeelActionName, type KeelInputs, type KeelOutputs } from './actions.generated.js';
-export type { Mode } from './common.js';
+export type { GenerateOptions, Mode } from './common.js';
+export { KEEL_RELEASE_FILE, loadKeelRelease, type KeelRelease } from './pins.js';
 
 export const DECLARATIONS = 'declarations/distro.yaml';
 
@@ -46,7 +47,7 @@ export function loadRepoDeclarations(root = repoRoot): Distro {
   return loadDeclarations(path.join(root, DECLARATIONS));
 }
 
-export interface WorkflowsOptions {
+export interface WorkflowsOptions extends GenerateOptions {
   /** Only the dogfood or only the reusable workflows (default: both). */
   mode?: Mode;
 }
@@ -56,7 +57,7 @@ export function workflows(decl: Distro = loadRepoDeclarations(), opts: Workflows
   const modes: Mode[] = opts.mode ? [opts.mode] : ['dogfood', 'reusable'];
   const out: Workflow[] = [];
   for (const mode of modes)
-    out.push(buildWorkflow(decl, mode), smokeBootWorkflow(decl, mode), buildDiskWorkflow(decl, mode));
+    out.push(buildWorkflow(decl, mode, opts), smokeBootWorkflow(decl, mode, opts), buildDiskWorkflow(decl, mode, opts));
   for (const wf of out) {
     const problems = checkWorkflow(wf);
     if (problems.length) throw new Error(`workflow model is unsound:\n${problems.join('\n')}`);

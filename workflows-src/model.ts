@@ -1,6 +1,6 @@
 import { KEEL_ACTIONS, type KeelActionName, type KeelInputs, type KeelOutputs } from './actions.generated.js';
 import { isExpr, toExpr, walkExpr, type Expr, type Value } from './expr.js';
-import type { Pin } from './pins.js';
+import type { KeelRelease, Pin } from './pins.js';
 
 /**
  * The typed model of the workflow syntax Keel needs. Generators build these objects; render.ts
@@ -35,7 +35,9 @@ export type LocalHint =
   /** Host packages the next hops need (a local runner checks they are there). */
   | { local: 'apt-install'; packages: string[] }
   /** Sets each output to `expandTemplate(template, vars)` (actions/lib/declarations.ts). */
-  | { local: 'expand-templates'; vars: { date?: Expr; file?: Expr; digest?: Expr }; templates: Record<string, Expr> };
+  | { local: 'expand-templates'; vars: { date?: Expr; file?: Expr; digest?: Expr }; templates: Record<string, Expr> }
+  /** Fails unless `ref` is `<repository>@sha256:<hex>` (common.ts `imageRefProblem`). */
+  | { local: 'check-image-ref'; ref: Expr; repository: Expr };
 
 // ---------------------------------------------------------------------------------------------
 // Steps
@@ -212,7 +214,8 @@ export type Permissions = Partial<Record<PermissionScope, 'read' | 'write' | 'no
 
 export interface Concurrency {
   group: Expr;
-  cancelInProgress: boolean;
+  /** A constant, or a condition (e.g. true only for pull requests). */
+  cancelInProgress: boolean | Expr;
 }
 
 export interface Job<O extends string = string> {
@@ -224,6 +227,11 @@ export interface Job<O extends string = string> {
   runsOn: Expr;
   timeoutMinutes: number;
   permissions: Permissions;
+  /**
+   * The GitHub environment the job runs in: its secrets become readable, its protection rules
+   * (deployment branches, reviewers) apply. Every job reading a secret other than GITHUB_TOKEN has one.
+   */
+  environment?: Expr;
   concurrency?: Concurrency;
   env?: Record<string, Expr>;
   /** Job outputs: name → the value (usually a step output of this job). */
@@ -240,6 +248,7 @@ export interface JobSpec<O extends string> {
   runsOn: Value;
   timeoutMinutes: number;
   permissions: Permissions;
+  environment?: Value;
   concurrency?: Concurrency;
   env?: Record<string, Value>;
   outputs?: Record<O, Expr>;
@@ -258,6 +267,7 @@ export function job<O extends string = never>(id: string, spec: JobSpec<O>): Job
     runsOn: toExpr(spec.runsOn),
     timeoutMinutes: spec.timeoutMinutes,
     permissions: spec.permissions,
+    ...(spec.environment !== undefined ? { environment: toExpr(spec.environment) } : {}),
     ...(spec.concurrency ? { concurrency: spec.concurrency } : {}),
     ...(spec.env ? { env: mapValues(spec.env) } : {}),
     outputs,
@@ -296,6 +306,16 @@ export interface Triggers {
   };
 }
 
+/** Triggers that run with this repository's secrets on behalf of code or data from elsewhere. */
+export const DANGEROUS_TRIGGERS = ['workflow_run', 'pull_request_target'] as const;
+export type DangerousTrigger = (typeof DANGEROUS_TRIGGERS)[number];
+
+/**
+ * Where the Keel steps' actions come from: `./actions/<hop>` of this checkout, or the released
+ * actions pinned to the commit `keel release` stamped (pins.ts).
+ */
+export type ActionSource = { kind: 'local' } | { kind: 'remote'; release: KeelRelease };
+
 export interface Workflow {
   /** File name under .github/workflows/. */
   file: string;
@@ -303,16 +323,28 @@ export interface Workflow {
   source: string;
   name: string;
   on: Triggers;
+  /**
+   * For each dangerous trigger used: the guards that make it safe, written as a YAML comment
+   * next to the trigger (checkWorkflow requires one).
+   */
+  triggerGuards?: Partial<Record<DangerousTrigger, string[]>>;
   /** Workflow-level permissions: always `{}`; jobs grant what they need. */
   permissions: Permissions;
+  /** Never in a reusable workflow (it could deadlock with its caller's group): use job-level groups. */
   concurrency?: Concurrency;
-  /** `local`: Keel steps use `./actions/<hop>` (this repository, after checkout); `remote`: the released actions. */
-  actions: 'local' | 'remote';
+  actions: ActionSource;
   jobs: Job[];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Walking and checking
+
+/** The Keel hops the jobs run, in order of first use (e.g. the build trigger's path allow-list). */
+export function keelHops(jobs: Job[]): KeelActionName[] {
+  const hops: KeelActionName[] = [];
+  for (const j of jobs) for (const s of j.steps) if (s.type === 'keel' && !hops.includes(s.hop)) hops.push(s.hop);
+  return hops;
+}
 
 /** Every expression a step holds (inputs, env, condition, local hint values). */
 export function* stepExprs(s: Step): Generator<Expr> {
@@ -347,7 +379,9 @@ export function checkWorkflow(wf: Workflow): string[] {
   const jobExprs = (j: Job) => [
     ...(j.if ? [j.if] : []),
     j.runsOn,
+    ...(j.environment ? [j.environment] : []),
     ...(j.concurrency ? [j.concurrency.group] : []),
+    ...(j.concurrency && typeof j.concurrency.cancelInProgress !== 'boolean' ? [j.concurrency.cancelInProgress] : []),
     ...Object.values(j.env ?? {}),
     ...Object.values<Expr>(j.outputs),
   ];
@@ -390,6 +424,11 @@ export function checkWorkflow(wf: Workflow): string[] {
     }
     for (const e of jobExprs(j)) for (const x of walkExpr(e)) checkRef(x, `${where} (job level)`, seen);
   }
+  for (const t of DANGEROUS_TRIGGERS)
+    if ((wf.on as Record<string, unknown>)[t] && !wf.triggerGuards?.[t]?.length)
+      problems.push(`${wf.file}: trigger ${t} needs triggerGuards naming the guards that make it safe`);
+  if (wf.on.workflow_call && wf.concurrency)
+    problems.push(`${wf.file}: a reusable workflow takes no workflow-level concurrency (use job-level groups)`);
   for (const [name, o] of Object.entries(wf.on.workflow_call?.outputs ?? {})) {
     for (const x of walkExpr(o.value)) {
       if (x.kind === 'jobs-output' && !(x.output in (jobs.get(x.job)?.outputs ?? {}))) {

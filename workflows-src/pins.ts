@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
 /**
  * The one place third-party actions are pinned: `owner/repo@<full commit SHA> # vX.Y.Z`. Never a
  * tag or a branch (a moved tag would run other code with this workflow's secrets).
@@ -37,8 +40,41 @@ export const pins = {
 
 export const usesText = (p: Pin) => `${p.action}@${p.sha}`;
 
-/** Keel's own released actions, as other repositories' reusable workflows reference them. */
+/**
+ * Keel's own actions as the reusable workflows reference them: by the full SHA of the commit
+ * whose dist/ they run, stamped into KEEL_RELEASE_FILE by `keel release` (cli/commands/release.ts),
+ * with the release version as the trailing comment. A moving tag (`@v0`) appears only in docs.
+ */
 export const KEEL_REPO = 'keel-project/keel';
-export const KEEL_REF = 'v0';
-export const keelRemoteUses = (hop: string) => `${KEEL_REPO}/actions/${hop}@${KEEL_REF}`;
+export const KEEL_RELEASE_FILE = 'workflows-src/keel-release.json';
+
+export interface KeelRelease {
+  /** Full 40-hex commit SHA whose actions/ and dist/ the reusable workflows run. */
+  sha: string;
+  /** The release it is, vX.Y.Z (the trailing comment). */
+  version: string;
+}
+
+export function parseKeelRelease(text: string, file = KEEL_RELEASE_FILE): KeelRelease {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const r = raw as Partial<KeelRelease>;
+  if (typeof r.sha !== 'string' || !/^[0-9a-f]{40}$/.test(r.sha))
+    throw new Error(`${file}: sha must be a full 40-hex commit SHA (run: keel release)`);
+  if (typeof r.version !== 'string' || !/^v\d+\.\d+\.\d+$/.test(r.version))
+    throw new Error(`${file}: version must be vX.Y.Z`);
+  return { sha: r.sha, version: r.version };
+}
+
+export function loadKeelRelease(root: string): KeelRelease {
+  const file = path.join(root, KEEL_RELEASE_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${KEEL_RELEASE_FILE} is missing: run keel release`);
+  return parseKeelRelease(fs.readFileSync(file, 'utf8'));
+}
+
+export const keelRemoteUses = (hop: string, release: KeelRelease) => `${KEEL_REPO}/actions/${hop}@${release.sha}`;
 export const keelLocalUses = (hop: string) => `./actions/${hop}`;

@@ -1,6 +1,6 @@
 import { Document, isMap, isScalar, isSeq, type Scalar } from 'yaml';
 import { exprText, valueText, walkExpr, type Expr } from './expr.js';
-import type { Job, Permissions, Step, Workflow } from './model.js';
+import type { Concurrency, Job, Permissions, Step, Workflow } from './model.js';
 import { keelLocalUses, keelRemoteUses, usesText } from './pins.js';
 
 /**
@@ -57,15 +57,22 @@ function obj(entries: [string, Plain | undefined][]): { [k: string]: Plain } {
   return o;
 }
 
+function concurrencyPlain(c: Concurrency | undefined): Plain | undefined {
+  if (!c) return undefined;
+  const cancel = typeof c.cancelInProgress === 'boolean' ? c.cancelInProgress : value(c.cancelInProgress);
+  return { group: value(c.group), 'cancel-in-progress': cancel };
+}
+
+/** The `uses:` of a step and the version written as its trailing comment. */
+function usesOf(s: Step, wf: Workflow): { uses: string; version?: string } | undefined {
+  if (s.type === 'action') return { uses: usesText(s.uses), version: s.uses.version };
+  if (s.type !== 'keel') return undefined;
+  if (wf.actions.kind === 'local') return { uses: keelLocalUses(s.hop) };
+  return { uses: keelRemoteUses(s.hop, wf.actions.release), version: wf.actions.release.version };
+}
+
 function stepPlain(s: Step, wf: Workflow): { [k: string]: Plain } {
-  const uses =
-    s.type === 'keel'
-      ? wf.actions === 'local'
-        ? keelLocalUses(s.hop)
-        : keelRemoteUses(s.hop)
-      : s.type === 'action'
-        ? usesText(s.uses)
-        : undefined;
+  const uses = usesOf(s, wf)?.uses;
   return obj([
     ['name', s.name],
     ['id', s.id],
@@ -88,12 +95,8 @@ function jobPlain(j: Job, wf: Workflow): { [k: string]: Plain } {
     ['runs-on', value(j.runsOn)],
     ['timeout-minutes', j.timeoutMinutes],
     ['permissions', permissions(j.permissions)],
-    [
-      'concurrency',
-      j.concurrency
-        ? { group: value(j.concurrency.group), 'cancel-in-progress': j.concurrency.cancelInProgress }
-        : undefined,
-    ],
+    ['environment', j.environment ? value(j.environment) : undefined],
+    ['concurrency', concurrencyPlain(j.concurrency)],
     ['outputs', valueMap(j.outputs as Record<string, Expr>)],
     ['env', valueMap(j.env)],
     ['steps', j.steps.map((s) => stepPlain(s, wf))],
@@ -211,12 +214,7 @@ export function workflowPlain(wf: Workflow): { [k: string]: Plain } {
     ['name', wf.name],
     ['on', triggersPlain(wf)],
     ['permissions', permissions(wf.permissions)],
-    [
-      'concurrency',
-      wf.concurrency
-        ? { group: value(wf.concurrency.group), 'cancel-in-progress': wf.concurrency.cancelInProgress }
-        : undefined,
-    ],
+    ['concurrency', concurrencyPlain(wf.concurrency)],
     ['jobs', Object.fromEntries(wf.jobs.map((j) => [j.id, jobPlain(j, wf)]))],
   ]);
 }
@@ -225,10 +223,22 @@ export function workflowPlain(wf: Workflow): { [k: string]: Plain } {
 export function renderWorkflow(wf: Workflow): string {
   const doc = new Document(workflowPlain(wf), { aliasDuplicateObjects: false });
   doc.commentBefore = header(wf);
-  // The version of each pinned third-party action as a trailing comment on its `uses:` line.
+  // Next to each dangerous trigger: the guards that make it safe.
+  const on = doc.get('on', true);
+  if (isMap(on)) {
+    for (const pair of on.items) {
+      const guards = isScalar(pair.key) ? wf.triggerGuards?.[String(pair.key.value) as 'workflow_run'] : undefined;
+      if (guards?.length) (pair.key as Scalar).commentBefore = guards.map((g) => ` ${g}`).join('\n');
+    }
+  }
+  // The version of each pinned action as a trailing comment on its `uses:` line.
   const versions = new Map<string, string>();
-  for (const j of wf.jobs)
-    for (const s of j.steps) if (s.type === 'action') versions.set(usesText(s.uses), s.uses.version);
+  for (const j of wf.jobs) {
+    for (const s of j.steps) {
+      const u = usesOf(s, wf);
+      if (u?.version) versions.set(u.uses, u.version);
+    }
+  }
   const jobs = doc.get('jobs', true);
   if (isMap(jobs)) {
     for (const jp of jobs.items) {

@@ -182,10 +182,32 @@ const SiteSpec = z
   })
   .describe('Download-site bump after a release.');
 
+/** A GitHub environment name (Settings → Environments). */
+const EnvironmentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,254}$/, 'a GitHub environment name');
+
+const PullRequestSigningSpec = z
+  .strictObject({
+    'public-key': z
+      .string()
+      .min(1)
+      .describe('Path of the public half of the pull-request key pair (never the release key).'),
+    environment: EnvironmentName.default('pull-requests').describe(
+      'GitHub environment holding COSIGN_PR_PRIVATE_KEY and COSIGN_PR_PASSWORD (must differ from the release environment).',
+    ),
+  })
+  .describe(
+    'Optional: sign pr-<N> images with a separate key pair. Without it pull-request images stay unsigned; the release key never signs them.',
+  );
+
 const SigningSpec = z
   .strictObject({
     'public-key': z.string().describe('Path of the cosign public key in this repository (shipped to clients).'),
     identity: z.enum(['repository', 'tags']).default('repository'),
+    'pull-requests': PullRequestSigningSpec.optional(),
+  })
+  .refine((s) => s['pull-requests']?.['public-key'] !== s['public-key'], {
+    message: 'must not be the release public key',
+    path: ['pull-requests', 'public-key'],
   })
   .describe('Image signing.');
 
@@ -215,10 +237,17 @@ export const DistroSchema = z
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),
     signing: SigningSpec.optional(),
+    environment: EnvironmentName.default('release').describe(
+      'GitHub environment of every generated job that reads a release secret (COSIGN_*, IA_*, SITE_BUMP_TOKEN, build secrets) or moves the stable tag. Restrict it to the main branch.',
+    ),
     staleness: z
       .strictObject({ 'warn-after-days': z.number().int().min(1).default(14) })
       .default({ 'warn-after-days': 14 })
       .describe('Client-side staleness check shipped in the image.'),
+  })
+  .refine((d) => d.signing?.['pull-requests']?.environment !== d.environment, {
+    message: 'must differ from environment (the release environment is for main only)',
+    path: ['signing', 'pull-requests', 'environment'],
   })
   .describe('Keel distro declaration (declarations/distro.yaml).');
 

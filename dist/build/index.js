@@ -50456,9 +50456,23 @@ const SiteSpec = strictObject({
     'auto-merge': schemas_boolean().default(true),
 })
     .describe('Download-site bump after a release.');
+/** A GitHub environment name (Settings → Environments). */
+const EnvironmentName = schemas_string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,254}$/, 'a GitHub environment name');
+const PullRequestSigningSpec = strictObject({
+    'public-key': schemas_string()
+        .min(1)
+        .describe('Path of the public half of the pull-request key pair (never the release key).'),
+    environment: EnvironmentName.default('pull-requests').describe('GitHub environment holding COSIGN_PR_PRIVATE_KEY and COSIGN_PR_PASSWORD (must differ from the release environment).'),
+})
+    .describe('Optional: sign pr-<N> images with a separate key pair. Without it pull-request images stay unsigned; the release key never signs them.');
 const SigningSpec = strictObject({
     'public-key': schemas_string().describe('Path of the cosign public key in this repository (shipped to clients).'),
     identity: schemas_enum(['repository', 'tags']).default('repository'),
+    'pull-requests': PullRequestSigningSpec.optional(),
+})
+    .refine((s) => s['pull-requests']?.['public-key'] !== s['public-key'], {
+    message: 'must not be the release public key',
+    path: ['pull-requests', 'public-key'],
 })
     .describe('Image signing.');
 const DistroSchema = strictObject({
@@ -50486,9 +50500,14 @@ const DistroSchema = strictObject({
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),
     signing: SigningSpec.optional(),
+    environment: EnvironmentName.default('release').describe('GitHub environment of every generated job that reads a release secret (COSIGN_*, IA_*, SITE_BUMP_TOKEN, build secrets) or moves the stable tag. Restrict it to the main branch.'),
     staleness: strictObject({ 'warn-after-days': schemas_number().int().min(1).default(14) })
         .default({ 'warn-after-days': 14 })
         .describe('Client-side staleness check shipped in the image.'),
+})
+    .refine((d) => d.signing?.['pull-requests']?.environment !== d.environment, {
+    message: 'must differ from environment (the release environment is for main only)',
+    path: ['signing', 'pull-requests', 'environment'],
 })
     .describe('Keel distro declaration (declarations/distro.yaml).');
 /** A declaration error with file, line and column. */

@@ -24,7 +24,8 @@ export interface YJob {
   'runs-on'?: string;
   'timeout-minutes'?: number;
   permissions?: Record<string, string>;
-  concurrency?: { group: string; 'cancel-in-progress': boolean };
+  environment?: string;
+  concurrency?: { group: string; 'cancel-in-progress': boolean | string };
   outputs?: Record<string, string>;
   steps: YStep[];
 }
@@ -32,7 +33,7 @@ export interface YWorkflow {
   name: string;
   on: Record<string, unknown>;
   permissions: Record<string, string>;
-  concurrency?: { group: string; 'cancel-in-progress': boolean };
+  concurrency?: { group: string; 'cancel-in-progress': boolean | string };
   jobs: Record<string, YJob>;
 }
 

@@ -1,13 +1,22 @@
 import { describe, expect, it } from '@jest/globals';
-import { evaluateCondition, loadRepoDeclarations, workflows, type Step } from '../../workflows-src/index.js';
+import {
+  evaluateCondition,
+  loadKeelRelease,
+  loadRepoDeclarations,
+  workflows,
+  type Step,
+} from '../../workflows-src/index.js';
+import { repoRoot } from '../../workflows-src/action-specs.js';
 import { buildPaths } from '../../workflows-src/workflows/build.js';
 import { keelHop, needsOf, readText, readWorkflow, strings, workflowFiles, type YWorkflow } from './helpers.js';
 
 /**
- * The security and release policy of the generated workflows (issue 11, items 3-6), on the YAML
- * GitHub reads and on the models a local runner walks.
+ * The security and release policy of the generated workflows, on the YAML GitHub reads and on
+ * the models a local runner walks. The linter stand-ins, the pull-request and environment
+ * checks and the image-ref guard are in policy-security.test.ts.
  */
 const decl = loadRepoDeclarations();
+const release = loadKeelRelease(repoRoot);
 const files = workflowFiles();
 const models = workflows(decl);
 const model = (file: string) => models.find((w) => w.file === file)!;
@@ -45,10 +54,13 @@ describe('least privilege, timeouts, pins', () => {
       for (const j of Object.values(wf.jobs)) {
         const keel = j.steps.filter((s) => keelHop(s.uses));
         if (file.startsWith('reusable-')) {
-          for (const s of keel) expect(s.uses).toMatch(/^keel-project\/keel\/actions\/[a-z0-9-]+@v0$/);
+          // The stamped release commit, never a moving tag.
+          for (const s of keel) expect(s.uses).toBe(`keel-project/keel/actions/${keelHop(s.uses)}@${release.sha}`);
+          expect(readText(file)).not.toMatch(/@v\d+\s*$/m);
         } else {
           for (const s of keel) expect(s.uses).toMatch(/^\.\/actions\/[a-z0-9-]+$/);
-          if (keel.length) expect(j.steps[0]!.uses).toMatch(/^actions\/checkout@/);
+          const checkoutAt = j.steps.findIndex((s) => s.uses?.startsWith('actions/checkout@'));
+          if (keel.length) expect([checkoutAt >= 0, checkoutAt < j.steps.indexOf(keel[0]!)]).toEqual([true, true]);
         }
         for (const s of j.steps)
           if (s.uses?.startsWith('actions/checkout@')) expect(s.with?.['persist-credentials']).toBe(false);
@@ -83,6 +95,8 @@ describe('no injection, no leaked secrets', () => {
     expect([...used].sort()).toEqual([
       'COSIGN_PASSWORD',
       'COSIGN_PRIVATE_KEY',
+      'COSIGN_PR_PASSWORD',
+      'COSIGN_PR_PRIVATE_KEY',
       'GITHUB_TOKEN',
       'IA_ACCESS_KEY',
       'IA_SECRET_KEY',
@@ -103,6 +117,7 @@ describe('local runner hints', () => {
       'bootstrap-base',
       'apt-install',
       'expand-templates',
+      'check-image-ref',
     ]);
     for (const wf of models) {
       for (const j of wf.jobs) {
@@ -156,9 +171,15 @@ describe('build.yml', () => {
     workflow_dispatch: unknown;
   };
 
-  it('triggers: push to main with a computed paths allow-list, labelled PRs, weekly, dispatch', () => {
+  it('triggers: push to main with a paths allow-list derived from the jobs, labelled PRs, weekly, dispatch', () => {
     expect(on.push.branches).toEqual(['main']);
-    expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', ['build', 'validate', 'rechunk', 'push', 'sign']));
+    // The hops are those the jobs' steps run (read back from the YAML), not a hand-kept list.
+    const hops = [...new Set(Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses))))].filter(
+      (h): h is string => Boolean(h),
+    );
+    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sign']);
+    expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', hops));
+    for (const h of hops) expect(on.push.paths).toContain(`actions/${h}/action.yml`);
     for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml'])
       expect(on.push.paths).toContain(p);
     expect(readText('build.yml')).not.toContain('paths-ignore');
@@ -176,6 +197,8 @@ describe('build.yml', () => {
     expect(Object.keys(wf.jobs.build!.outputs!).sort()).toEqual(['digest', 'image-ref', 'release-date', 'tags']);
     const sign = wf.jobs.sign!;
     expect(needsOf(sign)).toEqual(['build']);
+    expect(sign.if).toBe("github.event_name != 'pull_request'");
+    expect(sign.environment).toBe(decl.environment);
     const s = sign.steps.find((x) => keelHop(x.uses) === 'sign')!;
     expect(s.with!['image-ref']).toBe('${{ needs.build.outputs.image-ref }}');
     expect(s.with!['private-key']).toBe('${{ secrets.COSIGN_PRIVATE_KEY }}');
@@ -219,10 +242,16 @@ describe('build.yml', () => {
     expect(write.env!.IMAGE_REF).toBe('${{ steps.push.outputs.image-ref }}');
   });
 
-  it('per-ref concurrency that cancels the superseded build (on the job: a skipped run cancels nothing)', () => {
+  it('per image and ref concurrency: only a superseded pull-request build is cancelled, never a build of main', () => {
     expect(wf.concurrency).toBeUndefined();
-    expect(wf.jobs.build!.concurrency!.group).toContain('${{ github.ref }}');
-    expect(wf.jobs.build!.concurrency!['cancel-in-progress']).toBe(true);
+    const c = wf.jobs.build!.concurrency!;
+    expect(c.group).toBe(`keel-build-${decl.image.registry}/${decl.image.name}-\${{ github.ref }}`);
+    expect(c['cancel-in-progress']).toBe("${{ github.event_name == 'pull_request' }}");
+    const buildJob = model('build.yml').jobs.find((j) => j.id === 'build')!;
+    const cancel = buildJob.concurrency!.cancelInProgress;
+    const on = (event: string) =>
+      typeof cancel === 'boolean' ? cancel : evaluateCondition(cancel, { github: (p) => ({ event_name: event })[p] });
+    expect(['push', 'schedule', 'workflow_dispatch', 'pull_request'].map(on)).toEqual([false, false, false, true]);
   });
 });
 
@@ -275,9 +304,15 @@ describe('smoke-boot.yml', () => {
     expect(wf.jobs.boot!.permissions!.packages).toBe('read');
   });
 
-  it('one promotion group, never cancelled', () => {
-    expect(wf.concurrency!['cancel-in-progress']).toBe(false);
-    expect(wf.concurrency!.group).not.toContain('${{');
+  it('one promotion at a time per image, never cancelled, in the release environment (a job-level group)', () => {
+    expect(wf.concurrency).toBeUndefined();
+    const promote = wf.jobs.promote!;
+    expect(promote.concurrency).toEqual({
+      group: `keel-promote-${decl.image.registry}/${decl.image.name}`,
+      'cancel-in-progress': false,
+    });
+    expect(promote.environment).toBe(decl.environment);
+    expect(wf.jobs.boot!.concurrency).toBeUndefined();
   });
 });
 
@@ -303,7 +338,7 @@ describe('build-disk.yml', () => {
   it("publishes from a separate job, only after a passed boot test, with the build job's date and file name", () => {
     const pub = wf.jobs.publish!;
     expect(needsOf(pub)).toEqual(['disk']);
-    expect(pub.if).toBe("needs.disk.outputs.boot-passed == 'true'");
+    expect(pub.if).toBe("github.event_name != 'pull_request' && needs.disk.outputs.boot-passed == 'true'");
     expect(pub['timeout-minutes']).toBeGreaterThanOrEqual(300);
     expect(pub.steps.some((s) => s.uses?.startsWith('actions/download-artifact@'))).toBe(true);
     const ia = pub.steps.find((s) => keelHop(s.uses) === 'ia-upload')!;
@@ -319,8 +354,18 @@ describe('build-disk.yml', () => {
     for (const s of pub.steps) expect(s.run ?? '').not.toContain('date -u');
   });
 
-  it('a running publication is never cancelled', () => {
-    expect(wf.concurrency!['cancel-in-progress']).toBe(false);
+  it('a running publication is never cancelled; media build and publication queue in groups of their own', () => {
+    expect(wf.concurrency).toBeUndefined();
+    expect(wf.jobs.publish!.concurrency!['cancel-in-progress']).toBe(false);
+    expect(wf.jobs.disk!.concurrency!['cancel-in-progress']).toBe(false);
+    expect(wf.jobs.publish!.concurrency!.group).not.toBe(wf.jobs.disk!.concurrency!.group);
+    expect(wf.jobs.publish!.environment).toBe(decl.environment);
+  });
+
+  it('build-disk verifies the pinned digest with the public key', () => {
+    const disk = wf.jobs.disk!.steps.find((s) => keelHop(s.uses) === 'build-disk')!;
+    expect(disk.with!['public-key']).toBe(decl.signing!['public-key']);
+    expect(disk.with!['allow-unsigned']).toBeUndefined();
   });
 });
 

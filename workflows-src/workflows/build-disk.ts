@@ -8,9 +8,23 @@ import {
   registryToken,
   registryUser,
   releaseDate,
+  type GenerateOptions,
   type Mode,
 } from '../common.js';
-import { callOutput, concat, eq, lines, lit, ne, secret, template, type Expr, type TemplateVars } from '../expr.js';
+import {
+  and,
+  callOutput,
+  concat,
+  eq,
+  github,
+  lines,
+  lit,
+  ne,
+  secret,
+  template,
+  type Expr,
+  type TemplateVars,
+} from '../expr.js';
 import { actionStep, job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
 import { pins } from '../pins.js';
 
@@ -22,6 +36,7 @@ import { pins } from '../pins.js';
  * date and file name of the build job. No publish unless the boot test passed.
  */
 export const DISK_SOURCE = 'workflows-src/workflows/build-disk.ts';
+const FROM_ENVIRONMENT = 'Normally a secret of the release environment (its value wins over one passed here).';
 export const DISK_ARTIFACT = 'keel-disk';
 export const DISK_DIR = 'disk-out';
 
@@ -66,8 +81,8 @@ function expandStep<K extends string>(
   });
 }
 
-export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
-  const p = new Params(mode);
+export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
+  const p = new Params(mode, opts);
   const file = mode === 'dogfood' ? 'build-disk.yml' : 'reusable-build-disk.yml';
   const iso = decl.iso;
   const ia = decl['internet-archive'];
@@ -78,6 +93,8 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
       throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
     if (!ia)
       throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
+    if (!decl.signing)
+      throw new Error('build-disk.yml verifies the image signature: declarations signing.public-key is required');
   }
   const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
     description: 'Image repository, registry/name (e.g. ghcr.io/my-org/my-os).',
@@ -86,6 +103,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
   const stable = p.v('stable-tag', decl.tags.stable, {
     description: 'Stable tag word: the media are built from the digest it points at.',
     default: 'stable',
+  });
+  const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
+    description:
+      'Cosign public key (path in your repository, or PEM): the pinned digest must verify with it before any media are built.',
+    required: true,
   });
   const isoName = p.v('iso-name', iso?.name ?? '', {
     description: 'File name stem: <iso-name>-<date>.<type>.',
@@ -126,16 +148,19 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
       }),
       'release-date': date.outputs['release-date'],
       'output-dir': DISK_DIR,
+      'public-key': publicKey,
       username: user,
       password: token,
     },
-    { name: 'Build and boot-test the media from the pinned digest' },
+    { name: 'Verify, build and boot-test the media from the pinned digest' },
   );
   const diskJob = job('disk', {
     name: 'Build and boot-test the install media',
     runsOn,
     timeoutMinutes: 150,
     permissions: { contents: 'read', packages: 'read' },
+    // One media build at a time per image, never cancelled (a queued one waits).
+    concurrency: { group: concat(lit('keel-build-disk-'), image), cancelInProgress: false },
     outputs: {
       'image-ref': resolve.outputs['image-ref'],
       digest: resolve.outputs.digest,
@@ -291,12 +316,18 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
   const publishJob = job('publish', {
     name: 'Publish (Internet Archive, then the download site)',
     needs: [diskJob],
-    // build-disk fails the job when the boot test fails; this says it again, explicitly.
-    if: eq(diskJob.refs['boot-passed'], 'true'),
+    // build-disk fails the job when the boot test fails; this says it again, explicitly. Never on
+    // behalf of a pull request (a caller of the reusable workflow may run on one).
+    if: and(ne(github('event_name'), 'pull_request'), eq(diskJob.refs['boot-passed'], 'true')),
     runsOn,
     // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
     timeoutMinutes: 360,
     permissions: { contents: 'read' },
+    // Reads the IA keys and the site token: release secrets, main only.
+    environment: p.environment(decl),
+    // A running publication is never cancelled. Its own group: sharing the build job's would let
+    // the next run's pending publish replace this run's.
+    concurrency: { group: concat(lit('keel-publish-'), image), cancelInProgress: false },
     outputs: {},
     steps: publishSteps,
   });
@@ -306,11 +337,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
         workflow_call: {
           inputs: p.callInputs,
           secrets: {
-            IA_ACCESS_KEY: { description: 'Internet Archive S3 access key.', required: true },
-            IA_SECRET_KEY: { description: 'Internet Archive S3 secret key.', required: true },
+            IA_ACCESS_KEY: { description: `Internet Archive S3 access key. ${FROM_ENVIRONMENT}`, required: false },
+            IA_SECRET_KEY: { description: `Internet Archive S3 secret key. ${FROM_ENVIRONMENT}`, required: false },
             SITE_BUMP_TOKEN: {
-              description:
-                'Token with contents and pull-requests write on the site repository; absent: the bump is skipped.',
+              description: `Token with contents and pull-requests write on the site repository; absent: the bump is skipped. ${FROM_ENVIRONMENT}`,
               required: false,
             },
           },
@@ -334,12 +364,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode): Workflow {
     name: p.reusable ? 'Keel build-disk (reusable)' : `Keel build-disk (${decl.image.name})`,
     on,
     permissions: {},
-    // One media release at a time; a running publish is never cancelled.
-    concurrency: {
-      group: concat(lit('keel-build-disk-'), p.reusable ? isoName : lit(decl.image.name)),
-      cancelInProgress: false,
-    },
-    actions: p.reusable ? 'remote' : 'local',
+    actions: p.actionSource(),
     jobs: [diskJob, publishJob],
   };
 }

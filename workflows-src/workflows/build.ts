@@ -2,22 +2,44 @@ import type { Distro } from '../../actions/lib/declarations.js';
 import {
   checkout,
   Params,
+  PR_SIGNING_SECRETS,
   registryToken,
   registryUser,
+  RELEASE_SIGNING_SECRETS,
   releaseDate,
   shq,
   uploadHandoff,
   writeHandoff,
+  type GenerateOptions,
   type Mode,
 } from '../common.js';
 import { and, callOutput, concat, contains, eq, github, lit, ne, or, secret, type Expr } from '../expr.js';
-import { job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
+import {
+  job,
+  keel,
+  keelHops,
+  runStep,
+  type Job,
+  type KeelStep,
+  type RunStep,
+  type Step,
+  type Triggers,
+  type Workflow,
+} from '../model.js';
 
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
  * sign as its own job (re-runnable alone, signing the digest the build job pushed). The release
  * date is computed once, first, and handed to every hop; the pushed digest is left as an
  * artifact of the run for smoke-boot.
+ *
+ * Pull requests (same repository, labelled) build and push `pr-<N>` but never reach the release
+ * key: the `sign` job does not run for them and lives in the release environment (main only);
+ * a separate pull-request key pair signs them when the declarations configure one.
+ *
+ * Phases, each a function below: parameters → build job → sign job(s) → triggers. A new job
+ * (e.g. an SBOM or update test after the push) is one more function taking `BuildParams` and the
+ * build job, added to the `jobs` list; the trigger paths follow from the jobs' steps.
  */
 export const BUILD_SOURCE = 'workflows-src/workflows/build.ts';
 export const buildWorkflowName = (decl: Distro, mode: Mode) =>
@@ -66,54 +88,91 @@ export function bootstrapStep(decl: Distro): RunStep | undefined {
   });
 }
 
-export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
-  const p = new Params(mode);
-  const file = mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml';
-  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
-    description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
-    required: true,
-  });
-  const declarations = p.v('declarations', 'declarations/distro.yaml', {
-    description:
-      'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
-    default: 'declarations/distro.yaml',
-  });
-  const candidate = p.v('candidate-tag', decl.tags.candidate, {
-    description: 'Candidate tag word.',
-    default: 'candidate',
-  });
-  const stable = p.v('stable-tag', decl.tags.stable, {
-    description: 'Stable tag word (the rechunk plan is reused from <image>:<stable-tag>).',
-    default: 'stable',
-  });
-  const prLabel = p.v('pr-label', decl.tags['pr-label'], {
-    description: 'Label a pull request needs to be built (as pr-<N>).',
-    default: 'vm-test',
-  });
-  const runsOn = p.runsOn();
-  const user = registryUser();
-  const token = registryToken();
+// ---------------------------------------------------------------------------------------------
+// Phase 1: the values every job reads (constants from the declarations, or workflow_call inputs)
 
-  // Pull requests build only from this repository (a fork's token cannot push) and only with
-  // the label: when it is added, or on a new commit while it is there.
-  const gate = or(
+export interface BuildParams {
+  decl: Distro;
+  p: Params;
+  file: string;
+  image: Expr;
+  declarations: Expr;
+  candidate: Expr;
+  stable: Expr;
+  prLabel: Expr;
+  runsOn: Expr;
+  user: Expr;
+  token: Expr;
+  /** The release environment (sign, and the build job when it reads build secrets). */
+  environment: Expr;
+  /** Build secrets of the declarations (dogfood): env name → secret. Their presence drops pull-request builds. */
+  buildSecrets: Record<string, Expr>;
+}
+
+function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildParams {
+  const p = new Params(mode, opts);
+  const buildSecrets: Record<string, Expr> = {};
+  if (!p.reusable) {
+    for (const s of decl.build.secrets)
+      if (s['github-secret'] && s.env) buildSecrets[s.env] = secret(s['github-secret']);
+  }
+  return {
+    decl,
+    p,
+    file: mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml',
+    image: p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+      description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
+      required: true,
+    }),
+    declarations: p.v('declarations', 'declarations/distro.yaml', {
+      description:
+        'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
+      default: 'declarations/distro.yaml',
+    }),
+    candidate: p.v('candidate-tag', decl.tags.candidate, { description: 'Candidate tag word.', default: 'candidate' }),
+    stable: p.v('stable-tag', decl.tags.stable, {
+      description: 'Stable tag word (the rechunk plan is reused from <image>:<stable-tag>).',
+      default: 'stable',
+    }),
+    prLabel: p.v('pr-label', decl.tags['pr-label'], {
+      description: 'Label a pull request needs to be built (as pr-<N>).',
+      default: 'vm-test',
+    }),
+    runsOn: p.runsOn(),
+    user: registryUser(),
+    token: registryToken(),
+    environment: p.environment(decl),
+    buildSecrets,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2: the build job (build → validate → rechunk → push, then the hand-off to smoke-boot)
+
+/** A build that reads secrets never runs for a pull request (its code would see them). */
+const buildsPullRequests = (bp: BuildParams) => Object.keys(bp.buildSecrets).length === 0;
+
+/**
+ * Pull requests build only from this repository (a fork's token cannot push) and only with the
+ * label: when it is added, or on a new commit while it is there.
+ */
+function pullRequestGate(bp: BuildParams): Expr {
+  return or(
     ne(github('event_name'), 'pull_request'),
     and(
       eq(github('event.pull_request.head.repo.full_name'), github('repository')),
       or(
-        and(eq(github('event.action'), 'labeled'), eq(github('event.label.name'), prLabel)),
-        and(ne(github('event.action'), 'labeled'), contains(github('event.pull_request.labels.*.name'), prLabel)),
+        and(eq(github('event.action'), 'labeled'), eq(github('event.label.name'), bp.prLabel)),
+        and(ne(github('event.action'), 'labeled'), contains(github('event.pull_request.labels.*.name'), bp.prLabel)),
       ),
     ),
   );
+}
 
-  const date = releaseDate();
-  const buildSecretsEnv: Record<string, Expr> = {};
-  if (!p.reusable) {
-    for (const s of decl.build.secrets)
-      if (s['github-secret'] && s.env) buildSecretsEnv[s.env] = secret(s['github-secret']);
-  }
-  const build = keel.build(
+function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
+  const { p, decl } = bp;
+  const secretsEnv = Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
+  return keel.build(
     'build',
     {
       containerfile: p.v('containerfile', decl.build.containerfile, {
@@ -125,18 +184,21 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
         description: 'Base image; empty: declarations base.image.',
         default: '',
       }),
-      declarations,
-      'release-date': date.outputs['release-date'],
+      declarations: bp.declarations,
+      'release-date': releaseDateOut,
       // The token belongs to the push registry: never send it to a base on another registry.
-      'credentials-for': image,
-      username: user,
-      password: token,
+      'credentials-for': bp.image,
+      username: bp.user,
+      password: bp.token,
     },
-    { name: 'Build the image', ...(Object.keys(buildSecretsEnv).length ? { env: buildSecretsEnv } : {}) },
+    { name: 'Build the image', ...secretsEnv },
   );
-  const localRef = build.outputs['local-ref'];
-  const v = decl.validate;
-  const validate = keel.validate(
+}
+
+function validateStep(bp: BuildParams, localRef: Expr): KeelStep<'validate'> {
+  const { p } = bp;
+  const v = bp.decl.validate;
+  return keel.validate(
     'validate',
     {
       image: localRef,
@@ -165,157 +227,257 @@ export function buildWorkflow(decl: Distro, mode: Mode): Workflow {
     },
     { name: 'Validate the image (before any push)' },
   );
-  const rechunkOn = p.v('rechunk', decl.rechunk.enabled, {
+}
+
+/** The rechunk step, and the reference push reads (the rechunked image, or the built one). */
+function rechunkPhase(bp: BuildParams, localRef: Expr): { step?: KeelStep<'rechunk'>; source: Expr } {
+  const { p } = bp;
+  const on = p.v('rechunk', bp.decl.rechunk.enabled, {
     description: 'Rechunk into content-grouped layers before pushing.',
     default: true,
   });
-  const rechunk =
-    rechunkOn.kind === 'literal' && rechunkOn.value === false
-      ? undefined
-      : keel.rechunk(
-          'rechunk',
-          {
-            image: localRef,
-            'max-layers': p.v('max-layers', decl.rechunk['max-layers'], {
-              description: 'Upper bound on the number of layers.',
-              default: 64,
-            }),
-            'previous-image': concat(image, ':', stable),
-            username: user,
-            password: token,
-          },
-          {
-            name: 'Rechunk (reusing the published layer plan)',
-            ...(rechunkOn.kind === 'literal' ? {} : { if: rechunkOn }),
-          },
-        );
-  const push = keel.push(
+  if (on.kind === 'literal' && on.value === false) return { source: localRef };
+  const step = keel.rechunk(
+    'rechunk',
+    {
+      image: localRef,
+      'max-layers': p.v('max-layers', bp.decl.rechunk['max-layers'], {
+        description: 'Upper bound on the number of layers.',
+        default: 64,
+      }),
+      'previous-image': concat(bp.image, ':', bp.stable),
+      username: bp.user,
+      password: bp.token,
+    },
+    { name: 'Rechunk (reusing the published layer plan)', ...(on.kind === 'literal' ? {} : { if: on }) },
+  );
+  const oci = step.outputs['oci-ref'];
+  return { step, source: on.kind === 'literal' ? oci : or(oci, localRef) };
+}
+
+function pushStep(bp: BuildParams, source: Expr, releaseDateOut: Expr): KeelStep<'push'> {
+  return keel.push(
     'push',
     {
-      source: rechunk
-        ? rechunkOn.kind === 'literal'
-          ? rechunk.outputs['oci-ref']
-          : or(rechunk.outputs['oci-ref'], localRef)
-        : localRef,
-      image,
-      'candidate-tag': candidate,
-      'pr-label': prLabel,
-      'release-date': date.outputs['release-date'],
-      username: user,
-      password: token,
+      source,
+      image: bp.image,
+      'candidate-tag': bp.candidate,
+      'pr-label': bp.prLabel,
+      'release-date': releaseDateOut,
+      username: bp.user,
+      password: bp.token,
     },
     { name: 'Push (every tag checked to resolve to one digest)' },
   );
+}
 
-  const buildJob = job('build', {
+function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'release-date'> {
+  const date = releaseDate();
+  const day = date.outputs['release-date'];
+  const build = buildStep(bp, day);
+  const localRef = build.outputs['local-ref'];
+  const validate = validateStep(bp, localRef);
+  const rechunk = rechunkPhase(bp, localRef);
+  const push = pushStep(bp, rechunk.source, day);
+  const steps: (Step | undefined | false)[] = [
+    checkout(),
+    date,
+    !bp.p.reusable && bootstrapStep(bp.decl),
+    build,
+    validate,
+    rechunk.step,
+    push,
+    writeHandoff({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: day }),
+    uploadHandoff(),
+  ];
+  return job('build', {
     name: 'Build, validate, rechunk, push',
-    if: gate,
-    runsOn,
+    ...(buildsPullRequests(bp) ? { if: pullRequestGate(bp) } : {}),
+    runsOn: bp.runsOn,
     timeoutMinutes: 120,
-    // Per ref, newest wins. On the job, not the workflow: a run whose build is skipped (a PR
-    // labelled with something else, a push without the label) must not cancel a running build.
-    // The workflow name keeps two callers of the reusable apart (and differs from a caller's own
-    // `<workflow>-<ref>` group, which would deadlock).
-    concurrency: {
-      group: concat(lit('keel-build-'), github('workflow'), lit('-'), github('ref')),
-      cancelInProgress: true,
-    },
     permissions: { contents: 'read', packages: 'write' },
+    // Build secrets are release secrets: the job then runs only in the release environment
+    // (and the workflow has no pull_request trigger, see buildTriggers).
+    ...(buildsPullRequests(bp) ? {} : { environment: bp.environment }),
+    // Per image and ref. A newer pull-request commit cancels the superseded PR build; a build of
+    // main (push, schedule, dispatch) is never cancelled mid-push, the next one waits. On the
+    // job, not the workflow: a run whose build is skipped (a PR labelled with something else)
+    // must not enter the group, and a reusable workflow's group must not be its caller's.
+    concurrency: {
+      group: concat(lit('keel-build-'), bp.image, lit('-'), github('ref')),
+      cancelInProgress: eq(github('event_name'), 'pull_request'),
+    },
     outputs: {
       digest: push.outputs.digest,
       'image-ref': push.outputs['image-ref'],
       tags: push.outputs.tags,
-      'release-date': date.outputs['release-date'],
+      'release-date': day,
     },
-    steps: [
-      checkout(),
-      date,
-      !p.reusable && bootstrapStep(decl),
-      build,
-      validate,
-      rechunk,
-      push,
-      writeHandoff({
-        imageRef: push.outputs['image-ref'],
-        digest: push.outputs.digest,
-        releaseDate: date.outputs['release-date'],
-      }),
-      uploadHandoff(),
-    ],
+    steps,
   });
+}
 
-  const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
-    description:
-      'Cosign public key (path in your repository, or PEM): the signatures are verified with it right after signing.',
-    default: '',
-  });
-  const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', {
-    description: 'Signed identity: repository or tags.',
-    default: 'repository',
-  });
-  const signJob = job('sign', {
-    name: 'Sign the pushed digest',
-    needs: [buildJob],
-    runsOn,
+// ---------------------------------------------------------------------------------------------
+// Phase 3: signing. The release key signs only what was not built for a pull request.
+
+function signingValues(bp: BuildParams): { publicKey: Expr; identity: Expr } {
+  const { p, decl } = bp;
+  return {
+    publicKey: p.v('public-key', decl.signing?.['public-key'] ?? '', {
+      description:
+        'Cosign public key (path in your repository, or PEM): the signatures are verified with it right after signing.',
+      default: '',
+    }),
+    identity: p.v('signing-identity', decl.signing?.identity ?? 'repository', {
+      description: 'Signed identity: repository or tags.',
+      default: 'repository',
+    }),
+  };
+}
+
+function signStep(
+  bp: BuildParams,
+  build: Job<'image-ref'>,
+  key: { key: string; password: string },
+  publicKey: Expr,
+  identity: Expr,
+): KeelStep<'sign'> {
+  const noKeyToVerify = publicKey.kind === 'literal' && publicKey.value === '';
+  return keel.sign(
+    'sign',
+    {
+      'image-ref': build.refs['image-ref'],
+      'private-key': secret(key.key),
+      password: secret(key.password),
+      mode: 'key',
+      identity,
+      ...(noKeyToVerify ? {} : { 'public-key': publicKey }),
+      username: bp.user,
+      'registry-password': bp.token,
+    },
+    { name: 'Sign (by digest, verified after writing)' },
+  );
+}
+
+function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
+  const { publicKey, identity } = signingValues(bp);
+  return job('sign', {
+    name: 'Sign the pushed digest (release key)',
+    needs: [build],
+    // Never for a pull request: its code is unreviewed, and pr-<N> must not carry the release signature.
+    if: ne(github('event_name'), 'pull_request'),
+    runsOn: bp.runsOn,
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
+    environment: bp.environment,
     outputs: {},
-    steps: [
-      checkout(),
-      keel.sign(
-        'sign',
-        {
-          'image-ref': buildJob.refs['image-ref'],
-          'private-key': secret('COSIGN_PRIVATE_KEY'),
-          password: secret('COSIGN_PASSWORD'),
-          mode: 'key',
-          identity,
-          ...(publicKey.kind === 'literal' && publicKey.value === '' ? {} : { 'public-key': publicKey }),
-          username: user,
-          'registry-password': token,
-        },
-        { name: 'Sign (by digest, verified after writing)' },
-      ),
-    ],
+    steps: [checkout(), signStep(bp, build, RELEASE_SIGNING_SECRETS, publicKey, identity)],
   });
+}
 
-  const hops = ['build', 'validate', ...(rechunk ? ['rechunk'] : []), 'push', 'sign'];
-  const paths = buildPaths(decl, file, hops);
-  const on: Triggers = p.reusable
-    ? {
-        workflow_call: {
-          inputs: p.callInputs,
-          secrets: {
-            COSIGN_PRIVATE_KEY: { description: 'Cosign private key (cosign.key contents).', required: true },
-            COSIGN_PASSWORD: { description: 'Password of the cosign key (may be empty).', required: false },
+/** The pull-request key pair: dogfood when declared; reusable when the caller passes its public key. */
+function prSigning(bp: BuildParams): { publicKey: Expr; environment: Expr; when: Expr } | undefined {
+  const { p, decl } = bp;
+  if (!p.reusable) {
+    const pr = decl.signing?.['pull-requests'];
+    return pr ? { publicKey: lit(pr['public-key']), environment: lit(pr.environment), when: lit(true) } : undefined;
+  }
+  const publicKey = p.input('pr-public-key', {
+    description:
+      'Public key of a separate pull-request key pair (secrets COSIGN_PR_PRIVATE_KEY, COSIGN_PR_PASSWORD); empty: pr-<N> images stay unsigned. Never the release key.',
+    default: '',
+  });
+  const environment = p.input('pr-environment', {
+    description: 'GitHub environment holding the pull-request key pair (not the release environment).',
+    default: 'pull-requests',
+  });
+  return { publicKey, environment, when: ne(publicKey, '') };
+}
+
+function prSignJob(bp: BuildParams, build: Job<'image-ref'>): Job | undefined {
+  const pr = prSigning(bp);
+  if (!pr) return undefined;
+  const { identity } = signingValues(bp);
+  const forPullRequest = eq(github('event_name'), 'pull_request');
+  return job('sign-pr', {
+    name: 'Sign the pull-request image (pull-request key)',
+    needs: [build],
+    if: pr.when.kind === 'literal' ? forPullRequest : and(forPullRequest, pr.when),
+    runsOn: bp.runsOn,
+    timeoutMinutes: 15,
+    permissions: { contents: 'read', packages: 'write' },
+    environment: pr.environment,
+    outputs: {},
+    steps: [checkout(), signStep(bp, build, PR_SIGNING_SECRETS, pr.publicKey, identity)],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 4: triggers
+
+function callSecrets(): NonNullable<Triggers['workflow_call']>['secrets'] {
+  const fromEnvironment = 'Normally a secret of the release environment (its value wins over one passed here).';
+  return {
+    [RELEASE_SIGNING_SECRETS.key]: {
+      description: `Cosign private key (cosign.key contents). ${fromEnvironment}`,
+      required: false,
+    },
+    [RELEASE_SIGNING_SECRETS.password]: {
+      description: `Password of the cosign key (may be empty). ${fromEnvironment}`,
+      required: false,
+    },
+    [PR_SIGNING_SECRETS.key]: {
+      description: 'Private key of the pull-request key pair (with pr-public-key), from the pr-environment.',
+      required: false,
+    },
+    [PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+  };
+}
+
+function buildTriggers(bp: BuildParams, jobs: Job[]): Triggers {
+  const build = jobs.find((j) => j.id === 'build')!;
+  if (bp.p.reusable) {
+    return {
+      workflow_call: {
+        inputs: bp.p.callInputs,
+        secrets: callSecrets(),
+        outputs: {
+          digest: { description: 'Manifest digest pushed (sha256:<hex>).', value: callOutput(build.refs.digest!) },
+          'image-ref': {
+            description: 'registry/repo@sha256:<hex> pushed (signed unless built for a pull request).',
+            value: callOutput(build.refs['image-ref']!),
           },
-          outputs: {
-            digest: { description: 'Manifest digest pushed (sha256:<hex>).', value: callOutput(buildJob.refs.digest) },
-            'image-ref': {
-              description: 'registry/repo@sha256:<hex> pushed and signed.',
-              value: callOutput(buildJob.refs['image-ref']),
-            },
-            tags: { description: 'Tags written (newline-separated).', value: callOutput(buildJob.refs.tags) },
-            'release-date': {
-              description: 'Release date of the run (YYYYMMDD).',
-              value: callOutput(buildJob.refs['release-date']),
-            },
+          tags: { description: 'Tags written (newline-separated).', value: callOutput(build.refs.tags!) },
+          'release-date': {
+            description: 'Release date of the run (YYYYMMDD).',
+            value: callOutput(build.refs['release-date']!),
           },
         },
-      }
-    : {
-        push: { branches: ['main'], paths },
-        pull_request: { types: ['labeled', 'synchronize'], branches: ['main'], paths },
-        schedule: [{ cron: '0 4 * * 0' }],
-        workflow_dispatch: {},
-      };
+      },
+    };
+  }
+  const paths = buildPaths(bp.decl, bp.file, keelHops(jobs));
   return {
-    file,
+    push: { branches: ['main'], paths },
+    ...(buildsPullRequests(bp)
+      ? { pull_request: { types: ['labeled', 'synchronize'], branches: ['main'], paths } }
+      : {}),
+    schedule: [{ cron: '0 4 * * 0' }],
+    workflow_dispatch: {},
+  };
+}
+
+export function buildWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
+  const bp = buildParams(decl, mode, opts);
+  const build = buildJob(bp);
+  const jobs = [build, signJob(bp, build), prSignJob(bp, build)].filter((j): j is Job => Boolean(j));
+  return {
+    file: bp.file,
     source: BUILD_SOURCE,
     name: buildWorkflowName(decl, mode),
-    on,
+    on: buildTriggers(bp, jobs),
     permissions: {},
-    actions: p.reusable ? 'remote' : 'local',
-    jobs: [buildJob, signJob],
+    actions: bp.p.actionSource(),
+    jobs,
   };
 }

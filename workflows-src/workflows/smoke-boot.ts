@@ -4,11 +4,13 @@ import {
   checkout,
   downloadHandoff,
   enableKvm,
+  imageRefGuard,
   Params,
   readHandoff,
   registryToken,
   registryUser,
   VM_PACKAGES,
+  type GenerateOptions,
   type Mode,
 } from '../common.js';
 import { and, callOutput, concat, eq, github, input, lit, ne, or, startsWith } from '../expr.js';
@@ -20,12 +22,23 @@ import { buildWorkflowName } from './build.js';
  * the digest *that* build run pushed (its artifact, not a re-resolved tag), verify its signature,
  * boot it, and promote exactly the booted digest, only if the boot passed and only if it is
  * still the current candidate (so a pr-N digest is never promoted). Promotions queue in one
- * group and are never cancelled.
+ * group and are never cancelled. An image reference from outside (the dispatch input, the build
+ * run's artifact) must name the distro's repository before any registry call.
  */
 export const SMOKE_SOURCE = 'workflows-src/workflows/smoke-boot.ts';
 
-export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
-  const p = new Params(mode);
+/** What makes the workflow_run trigger safe (written next to it, and tested). */
+export const WORKFLOW_RUN_GUARDS = [
+  "workflow_run runs with this repository's token on behalf of another run. Guards:",
+  '- the boot job runs only for a successful build of this repository that was not a pull request',
+  '  (conclusion, event and head_repository checked in its if:);',
+  "- that run's artifact is untrusted data: only its digest reference is read, checked against",
+  '  <image>@sha256:<64 hex> before any registry call, and never executed or checked out;',
+  '- the image must verify with the public key before it boots, and again before promotion.',
+];
+
+export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
+  const p = new Params(mode, opts);
   const file = mode === 'dogfood' ? 'smoke-boot.yml' : 'reusable-smoke-boot.yml';
   if (!p.reusable && !decl.signing)
     throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
@@ -82,6 +95,20 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
 
   const handoff = readHandoff(fromRun);
   const imageRef = or(handoff.outputs['image-ref'], dispatchRef);
+  // A dispatched reference is checked first, before any step holds a token; the build run's
+  // reference as soon as it is read, before any registry call.
+  const dispatchGuard = imageRefGuard({
+    name: "Refuse a dispatched image-ref outside the distro's repository",
+    if: ne(github('event_name'), 'workflow_run'),
+    ref: dispatchRef,
+    repository: image,
+  });
+  const handoffGuard = imageRefGuard({
+    name: "Refuse a handed-over image-ref outside the distro's repository",
+    if: fromRun,
+    ref: handoff.outputs['image-ref'],
+    repository: image,
+  });
   const verify = keel.verify(
     'verify',
     { 'image-ref': imageRef, 'public-key': publicKey, identity, username: user, password: token },
@@ -121,18 +148,39 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
       passed: boot.outputs.passed,
       'release-date': or(handoff.outputs['release-date'], dispatchDate),
     },
-    steps: [checkout(), downloadHandoff(fromRun), handoff, enableKvm(), aptInstall(VM_PACKAGES), verify, boot],
+    steps: [
+      dispatchGuard,
+      checkout(),
+      downloadHandoff(fromRun),
+      handoff,
+      handoffGuard,
+      enableKvm(),
+      aptInstall(VM_PACKAGES),
+      verify,
+      boot,
+    ],
   });
 
   const promoteJob = job('promote', {
     name: 'Promote the booted digest',
     needs: [bootJob],
-    // Only after a passed boot, and only within the image's own repository (a dispatched
-    // digest of another repository is never promoted, whatever it is tagged there).
-    if: and(eq(bootJob.refs.passed, 'true'), startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:'))),
+    // Only after a passed boot, only within the image's own repository (a dispatched digest of
+    // another repository is never promoted, whatever it is tagged there), and never on behalf of
+    // a pull request (a caller of the reusable workflow may run on one).
+    if: and(
+      ne(github('event_name'), 'pull_request'),
+      eq(bootJob.refs.passed, 'true'),
+      startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:')),
+    ),
     runsOn,
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
+    // Moving stable is the release: only from main (the environment's branch policy), and the
+    // owner can add reviewers there.
+    environment: p.environment(decl),
+    // One promotion at a time, never cancelled (a queued one waits). On the job, not the
+    // workflow: a reusable workflow's group must not be able to deadlock with its caller's.
+    concurrency: { group: concat(lit('keel-promote-'), image), cancelInProgress: false },
     outputs: {},
     steps: [
       checkout(),
@@ -186,13 +234,9 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode): Workflow {
     source: SMOKE_SOURCE,
     name: p.reusable ? 'Keel smoke-boot (reusable)' : `Keel smoke-boot (${decl.image.name})`,
     on,
+    ...(on.workflow_run ? { triggerGuards: { workflow_run: WORKFLOW_RUN_GUARDS } } : {}),
     permissions: {},
-    // One promotion at a time, never cancelled (a queued run waits).
-    concurrency: {
-      group: concat(lit('keel-promote-'), p.reusable ? github('repository') : lit(decl.image.name)),
-      cancelInProgress: false,
-    },
-    actions: p.reusable ? 'remote' : 'local',
+    actions: p.actionSource(),
     jobs: [bootJob, promoteJob],
   };
 }
