@@ -85,9 +85,10 @@ function verdictOf(
 
 /** `how` says where the age comes from: "dated" (the tag's date) or "built" (the image's). */
 function byAge(age: number, keepDays: number, how: string): Verdict {
+  const ago = `${how} ${age} day${age === 1 ? '' : 's'} ago`;
   return age > keepDays
-    ? { expired: true, why: `${how} ${age} days ago (keep-days ${keepDays})` }
-    : { expired: false, reason: `${how} ${age} days ago, within keep-days ${keepDays}` };
+    ? { expired: true, why: `${ago} (keep-days ${keepDays})` }
+    : { expired: false, reason: `${ago}, within keep-days ${keepDays}` };
 }
 
 /** Every digest reachable from `roots` through `children`, each with what protects it. */

@@ -70,7 +70,7 @@ export class RegistryClient {
     blobsMounted: 0,
     manifestsPut: 0,
   };
-  private base?: string;
+  private base?: Promise<string>;
   private readonly tokens = new Map<string, string>();
   private useBasic = false;
   private readonly policy: RetryPolicy;
@@ -84,12 +84,15 @@ export class RegistryClient {
   }
 
   /** https, or with tls-verify false: https without verification, falling back to plain http. */
-  private async baseUrl(): Promise<string> {
-    if (this.base) return this.base;
-    if (this.opts.tlsVerify ?? true) {
-      this.base = `https://${this.host}`;
-      return this.base;
-    }
+  private baseUrl(): Promise<string> {
+    // One probe per client, however many requests start at once.
+    this.base ??= this.probeBase();
+    return this.base;
+  }
+
+  private async probeBase(): Promise<string> {
+    if (this.opts.tlsVerify ?? true) return `https://${this.host}`;
+    let base = `http://${this.host}`;
     try {
       const r = await request({
         method: 'GET',
@@ -98,12 +101,12 @@ export class RegistryClient {
         idleTimeoutMs: 10_000,
       });
       await r.drain();
-      this.base = `https://${this.host}`;
+      base = `https://${this.host}`;
     } catch {
-      this.base = `http://${this.host}`;
+      /* no TLS there: plain http */
     }
-    this.opts.log?.debug(`registry ${this.host}: using ${this.base}`);
-    return this.base;
+    this.opts.log?.debug(`registry ${this.host}: using ${base}`);
+    return base;
   }
 
   private authHeader(scopeKey: string): Record<string, string> {
