@@ -21,7 +21,11 @@ export interface ImageFacts {
  * Labels and build time of a registry image, from its config blob (layers are never read).
  * `manifest` is the already fetched (digest-checked) manifest or index.
  */
-export async function readImageFacts(client: RegistryClient, repo: string, manifest: ManifestResult): Promise<ImageFacts> {
+export async function readImageFacts(
+  client: RegistryClient,
+  repo: string,
+  manifest: ManifestResult,
+): Promise<ImageFacts> {
   let m = manifest;
   if (isIndexType(m.mediaType)) {
     const idx = IndexSchema.parse(JSON.parse(m.body.toString()));
