@@ -265,6 +265,9 @@ describe('cleanup (bundled, real registry)', () => {
       inputs: { image: `${proxy.host}/keel/os`, 'api-url': 'http://api.example.com', 'tls-verify': 'false' },
     });
     expect(errors(plainApi).join('')).toMatch(/Input 'api-url' .*plain http is only allowed to a loopback host/);
+    // backend auto is GitHub Packages for ghcr.io, which needs the token: refused before any request.
+    const ghcr = await runAction({ action: 'cleanup', inputs: { image: 'ghcr.io/acme/os' } });
+    expect(errors(ghcr).join('')).toMatch(/Input 'token': the github-packages backend needs a token/);
     const tagged = await runAction({ action: 'cleanup', inputs: { image: `${proxy.host}/keel/os:stable` } });
     expect(errors(tagged).join('')).toMatch(/Input 'image'/);
     expect(proxy.log).toEqual([]);
