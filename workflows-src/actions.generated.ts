@@ -99,6 +99,39 @@ export interface BuildDiskInputs {
 /** Outputs of `build-disk`. */
 export type BuildDiskOutput = 'path' | 'sha256' | 'sha256sums' | 'name' | 'boot-passed' | 'boot-seconds' | 'serial-log';
 
+/** Inputs of `cleanup` (actions/cleanup/action.yml). */
+export interface CleanupInputs {
+  /** Repository to clean, registry/name without tag or digest (e.g. ghcr.io/OWNER/NAME). Required. */
+  image: Value;
+  /** Delete pr-<N> of this pull request now, whatever its age. Empty: the pull request a pull_request event with action closed closed; none otherwise. */
+  'pull-request'?: Value;
+  /** candidate.<date> (by the date in the tag) and pr-<N> (by the image's org.opencontainers.image.created label, else its config created) older than this many days are deleted. A pr-<N> image without a build date is never aged out. Default: '30'. */
+  'keep-days'?: Value;
+  /** UTC date YYYYMMDD the ages are counted to. Empty: today (UTC), computed once for the run. */
+  'release-date'?: Value;
+  /** true: list what would be deleted (outputs planned and kept, and the summary) and delete nothing. Default: 'false'. */
+  'dry-run'?: Value;
+  /** How manifests are deleted: registry (DELETE /v2/<name>/manifests/<digest>; distribution needs storage.delete.enabled), github-packages (GitHub REST API package versions; whether the owner is an organization or a user is asked of the API), or auto (github-packages for ghcr.io, else registry). Default: 'auto'. */
+  backend?: Value;
+  /** GitHub token for the github-packages backend (masked): a GITHUB_TOKEN with packages: write on a package linked to this repository, or a token with read:packages and delete:packages. Also used to read ghcr.io when password is empty. */
+  token?: Value;
+  /** GitHub REST API base URL (https; http only to a loopback host): https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server. Default: 'https://api.github.com'. */
+  'api-url'?: Value;
+  /** The stable tag word: stable, stable.<date> and <date> are never deleted. Default: 'stable'. */
+  'stable-tag'?: Value;
+  /** The candidate tag word: the current candidate is never deleted, candidate.<date> ages out. Default: 'candidate'. */
+  'candidate-tag'?: Value;
+  /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous (with github-packages and no password: the token, as the owner). */
+  username?: Value;
+  /** Registry password or token (masked). Used with username. */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+}
+
+/** Outputs of `cleanup`. */
+export type CleanupOutput = 'deleted' | 'kept' | 'planned';
+
 /** Inputs of `ia-upload` (actions/ia-upload/action.yml). */
 export interface IaUploadInputs {
   /** Item identifier: A-Z a-z 0-9 . _ -, starting with a letter or digit, 3-100 characters (IA suggests 5-80, lower case). It can never be changed. Required. */
@@ -143,6 +176,29 @@ export interface IaUploadInputs {
 
 /** Outputs of `ia-upload`. */
 export type IaUploadOutput = 'details-url' | 'download-urls' | 'torrent-url' | 'torrent-ready' | 'torrent-status' | 'btih' | 'uploaded' | 'skipped';
+
+/** Inputs of `notify` (actions/notify/action.yml). */
+export interface NotifyInputs {
+  /** The message body (plain text; cut to ntfy's 4096-byte limit). Required. */
+  message: Value;
+  /** The ntfy topic URL, e.g. https://ntfy.sh/my-distro-releases (masked: the topic works like a password). https; http only to a loopback host. Empty: skip with a notice. */
+  url?: Value;
+  /** Notification title (one line; non-ASCII is sent RFC 2047-encoded, which ntfy decodes). */
+  title?: Value;
+  /** ntfy priority: 1-5 or min, low, default, high, max, urgent. Default: '3'. */
+  priority?: Value;
+  /** ntfy tags, newline- or comma-separated; emoji short codes (warning, tada, rotating_light) show as emojis. */
+  tags?: Value;
+  /** URL opened when the notification is tapped (e.g. the run URL). */
+  click?: Value;
+  /** ntfy access token (tk_…), sent as Authorization: Bearer (masked). Empty: no authentication. */
+  token?: Value;
+  /** Seconds the step may spend on the notification, retries included. Default: '30'. */
+  timeout?: Value;
+}
+
+/** Outputs of `notify`. */
+export type NotifyOutput = 'sent';
 
 /** Inputs of `promote` (actions/promote/action.yml). */
 export interface PromoteInputs {
@@ -417,11 +473,54 @@ export interface VerifyInputs {
 /** Outputs of `verify`. */
 export type VerifyOutput = 'verified' | 'reason' | 'details';
 
+/** Inputs of `watch` (actions/watch/action.yml). */
+export interface WatchInputs {
+  /** Repository to watch, registry/name without tag or digest. Required. */
+  image: Value;
+  /** The released tag whose age is watched. Default: 'stable'. */
+  'stable-tag'?: Value;
+  /** The candidate tag, reported alongside. Default: 'candidate'. */
+  'candidate-tag'?: Value;
+  /** stable older than this many whole days is stale (more than twice this: critical). In the generated workflow: staleness.server-days of the declarations. Default: '9'. */
+  'max-age-days'?: Value;
+  /** true: fail the step (after writing status.json and the outputs) when stable is stale, critical or unreadable, so the run is red every day until it is fixed. Default: 'false'. */
+  'fail-when-stale'?: Value;
+  /** The last boot verdict (passed or failed), recorded in status.json. Empty: read boot-status. */
+  'boot-verdict'?: Value;
+  /** Path to a JSON file with the last boot verdict: smoke-boot's outputs ({"passed":"true","digest":…,"reason":…}) or an earlier status.json (its boot). Empty or unreadable: unknown. */
+  'boot-status'?: Value;
+  /** Directory status.json is written to. Default: 'watch-out'. */
+  'output-dir'?: Value;
+  /** GitHub token (masked) for the build check: actions: write (re-run) and contents: read. Empty: the build workflow is not checked. */
+  token?: Value;
+  /** GitHub REST API base URL (https; http only to a loopback host). Default: 'https://api.github.com'. */
+  'api-url'?: Value;
+  /** owner/name whose build workflow is checked. Empty: this repository (GITHUB_REPOSITORY). */
+  repository?: Value;
+  /** File name (build.yml) or id of the build workflow to check. Empty: no build check. */
+  workflow?: Value;
+  /** Branch whose newest run is checked. Empty: the repository's default branch. */
+  branch?: Value;
+  /** Names of steps whose failure is transient (network pushes, mirror downloads), one per line; a step whose name contains [transient] is transient too. */
+  'transient-steps'?: Value;
+  /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). Used with username. */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+}
+
+/** Outputs of `watch`. */
+export type WatchOutput = 'stale' | 'state' | 'age-days' | 'stable-digest' | 'candidate-digest' | 'status-file' | 'retried-run' | 'retry-decision';
+
 /** Inputs of each Keel action, by hop. */
 export interface KeelInputs {
   build: BuildInputs;
   'build-disk': BuildDiskInputs;
+  cleanup: CleanupInputs;
   'ia-upload': IaUploadInputs;
+  notify: NotifyInputs;
   promote: PromoteInputs;
   push: PushInputs;
   rechunk: RechunkInputs;
@@ -431,13 +530,16 @@ export interface KeelInputs {
   'smoke-boot': SmokeBootInputs;
   validate: ValidateInputs;
   verify: VerifyInputs;
+  watch: WatchInputs;
 }
 
 /** Output names of each Keel action, by hop. */
 export interface KeelOutputs {
   build: BuildOutput;
   'build-disk': BuildDiskOutput;
+  cleanup: CleanupOutput;
   'ia-upload': IaUploadOutput;
+  notify: NotifyOutput;
   promote: PromoteOutput;
   push: PushOutput;
   rechunk: RechunkOutput;
@@ -447,6 +549,7 @@ export interface KeelOutputs {
   'smoke-boot': SmokeBootOutput;
   validate: ValidateOutput;
   verify: VerifyOutput;
+  watch: WatchOutput;
 }
 
 export type KeelActionName = keyof KeelInputs;
@@ -503,6 +606,24 @@ export const KEEL_ACTIONS = {
     },
     outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
   },
+  cleanup: {
+    inputs: {
+      image: { required: true },
+      'pull-request': { required: false, default: '' },
+      'keep-days': { required: false, default: '30' },
+      'release-date': { required: false, default: '' },
+      'dry-run': { required: false, default: 'false' },
+      backend: { required: false, default: 'auto' },
+      token: { required: false, default: '' },
+      'api-url': { required: false, default: 'https://api.github.com' },
+      'stable-tag': { required: false, default: 'stable' },
+      'candidate-tag': { required: false, default: 'candidate' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+    },
+    outputs: ['deleted', 'kept', 'planned'],
+  },
   'ia-upload': {
     inputs: {
       identifier: { required: true },
@@ -526,6 +647,19 @@ export const KEEL_ACTIONS = {
       'pending-timeout': { required: false, default: '900' },
     },
     outputs: ['details-url', 'download-urls', 'torrent-url', 'torrent-ready', 'torrent-status', 'btih', 'uploaded', 'skipped'],
+  },
+  notify: {
+    inputs: {
+      message: { required: true },
+      url: { required: false, default: '' },
+      title: { required: false, default: '' },
+      priority: { required: false, default: '3' },
+      tags: { required: false, default: '' },
+      click: { required: false, default: '' },
+      token: { required: false, default: '' },
+      timeout: { required: false, default: '30' },
+    },
+    outputs: ['sent'],
   },
   promote: {
     inputs: {
@@ -676,5 +810,27 @@ export const KEEL_ACTIONS = {
       'tls-verify': { required: false, default: 'true' },
     },
     outputs: ['verified', 'reason', 'details'],
+  },
+  watch: {
+    inputs: {
+      image: { required: true },
+      'stable-tag': { required: false, default: 'stable' },
+      'candidate-tag': { required: false, default: 'candidate' },
+      'max-age-days': { required: false, default: '9' },
+      'fail-when-stale': { required: false, default: 'false' },
+      'boot-verdict': { required: false, default: '' },
+      'boot-status': { required: false, default: '' },
+      'output-dir': { required: false, default: 'watch-out' },
+      token: { required: false, default: '' },
+      'api-url': { required: false, default: 'https://api.github.com' },
+      repository: { required: false, default: '' },
+      workflow: { required: false, default: '' },
+      branch: { required: false, default: '' },
+      'transient-steps': { required: false, default: '' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+    },
+    outputs: ['stale', 'state', 'age-days', 'stable-digest', 'candidate-digest', 'status-file', 'retried-run', 'retry-decision'],
   },
 } as const satisfies Record<KeelActionName, { inputs: Record<string, { required: boolean; default?: string }>; outputs: readonly string[] }>;

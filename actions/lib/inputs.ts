@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { InputError } from './errors.js';
+import { insecureUrlReason } from './secure-url.js';
 import type { ActionIO } from './io.js';
 import {
   parseDigestReference,
@@ -300,3 +301,26 @@ export const registryInputs = {
   password: secret(),
   'tls-verify': bool(true),
 };
+
+/**
+ * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
+ * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
+ * is its own password).
+ */
+export function secureUrl(opts: { required?: boolean; default?: string; secret?: boolean; expected?: string } = {}) {
+  const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
+  return def<string>(
+    z.string().transform((v, ctx) => {
+      const u = v.trim();
+      if (u === '') return '';
+      const problem = insecureUrlReason(u);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
+        return z.NEVER;
+      }
+      return u;
+    }),
+    expected,
+    { required: opts.required, default: opts.default, secret: opts.secret },
+  );
+}

@@ -10,6 +10,8 @@ export interface ActionIO extends Logger {
   getInput(name: string): string;
   setOutput(name: string, value: string): void;
   setSecret(value: string): void;
+  /** A notice annotation: worth seeing, not a problem (e.g. a hop skipped by configuration). */
+  notice(message: string): void;
   /** Appends markdown to the job summary. */
   summary(markdown: string): Promise<void>;
   setFailed(message: string): void;
@@ -25,6 +27,7 @@ export function coreIO(context: RunContext = contextFromEnv()): ActionIO {
     },
     info: (m) => core.info(m),
     warning: (m) => core.warning(m),
+    notice: (m) => core.notice(m),
     error: (m) => core.error(m),
     debug: (m) => core.debug(m),
     summary: async (markdown) => {
@@ -56,6 +59,7 @@ export function recordingIO(inputs: Record<string, string>, context: Partial<Run
     setSecret: (value) => void io.secrets.push(value),
     info: (message) => void io.logs.push({ level: 'info', message }),
     warning: (message) => void io.logs.push({ level: 'warning', message }),
+    notice: (message) => void io.logs.push({ level: 'notice', message }),
     error: (message) => void io.logs.push({ level: 'error', message }),
     debug: (message) => void io.logs.push({ level: 'debug', message }),
     summary: async (markdown) => void io.summaries.push(markdown),

@@ -1,4 +1,5 @@
 import { UserError } from './errors.js';
+import { isValidYmd } from './inputs.js';
 import type { RunContext } from './context.js';
 
 /**
@@ -97,4 +98,56 @@ function checked(tags: string[]): string[] {
     if (p) throw new UserError(`tag '${t}': ${p}`);
   }
   return tags;
+}
+
+/** The words of a repository's moving tags (defaults: `stable`, `candidate`). */
+export interface TagWords {
+  stable?: string;
+  candidate?: string;
+}
+
+/**
+ * What a tag found in a repository is, in Keel's grammar:
+ *   stable / stable.<date> / <date>     → the released stream
+ *   candidate / candidate.<date>        → the candidate stream
+ *   pr-<N>                              → a pull request image
+ *   sha256-<hex>[.<suffix>]             → cosign's signature/attestation/SBOM tags and the
+ *                                         referrers fallback index, all about `subject`
+ *   anything else                       → other (never Keel's)
+ * Dates must be real calendar days; `candidate.2026x` is "other", not a candidate.
+ */
+export type ParsedTag =
+  | { kind: 'stable' | 'candidate' }
+  | { kind: 'stable-dated' | 'candidate-dated' | 'date'; date: string }
+  | { kind: 'pr'; pr: number }
+  | { kind: 'attachment'; subject: string; suffix: string }
+  | { kind: 'other' };
+
+const PR_TAG = /^pr-([1-9]\d{0,9})$/;
+const ATTACHMENT_TAG = /^sha256-([a-f0-9]{64})(?:\.([A-Za-z0-9_-]+))?$/;
+
+export function parseTag(tag: string, words: TagWords = {}): ParsedTag {
+  const stable = words.stable ?? 'stable';
+  const candidate = words.candidate ?? 'candidate';
+  if (tag === stable) return { kind: 'stable' };
+  if (tag === candidate) return { kind: 'candidate' };
+  if (isValidYmd(tag)) return { kind: 'date', date: tag };
+  for (const [word, kind] of [
+    [stable, 'stable-dated'],
+    [candidate, 'candidate-dated'],
+  ] as const) {
+    const date = tag.startsWith(`${word}.`) ? tag.slice(word.length + 1) : undefined;
+    if (date !== undefined && isValidYmd(date)) return { kind, date };
+  }
+  const pr = PR_TAG.exec(tag);
+  if (pr) return { kind: 'pr', pr: Number(pr[1]) };
+  const att = ATTACHMENT_TAG.exec(tag);
+  if (att) return { kind: 'attachment', subject: `sha256:${att[1]}`, suffix: att[2] ?? '' };
+  return { kind: 'other' };
+}
+
+/** Whole days from `from` to `to` (both UTC YYYYMMDD); negative when `from` is later. */
+export function daysBetween(from: string, to: string): number {
+  const ms = (ymd: string) => Date.UTC(Number(ymd.slice(0, 4)), Number(ymd.slice(4, 6)) - 1, Number(ymd.slice(6, 8)));
+  return Math.round((ms(to) - ms(from)) / 86_400_000);
 }

@@ -28751,7 +28751,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -31562,7 +31562,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -31570,7 +31570,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -31578,7 +31578,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -31718,6 +31718,7 @@ function coreIO(context = context_contextFromEnv()) {
         },
         info: (m) => info(m),
         warning: (m) => warning(m),
+        notice: (m) => notice(m),
         error: (m) => error(m),
         debug: (m) => core_debug(m),
         summary: async (markdown) => {
@@ -31741,6 +31742,7 @@ function recordingIO(inputs, context = {}) {
         setSecret: (value) => void io.secrets.push(value),
         info: (message) => void io.logs.push({ level: 'info', message }),
         warning: (message) => void io.logs.push({ level: 'warning', message }),
+        notice: (message) => void io.logs.push({ level: 'notice', message }),
         error: (message) => void io.logs.push({ level: 'error', message }),
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
@@ -42211,7 +42213,44 @@ function metadataDifferences(wanted, existing) {
     return diff;
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
+
+/**
+ * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
+ * or plain http only to a loopback host (local emulators and the local runner). One function so
+ * the rule is stated once; returns why a URL breaks it, or undefined.
+ */
+function secure_url_insecureUrlReason(value) {
+    let u;
+    try {
+        u = new URL(value);
+    }
+    catch {
+        return 'not an absolute URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in a URL end up in logs: pass them as a token instead';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopback(u.hostname))
+        return undefined;
+    if (u.protocol === 'http:')
+        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
+    return `the scheme ${u.protocol} is not https`;
+}
+function isLoopback(hostname) {
+    const h = hostname.replace(/^\[|\]$/g, '');
+    if (h === 'localhost')
+        return true;
+    if (net.isIPv4(h))
+        return h.startsWith('127.');
+    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
+
 
 
 
@@ -42426,6 +42465,25 @@ const registryInputs = {
     password: secret(),
     'tls-verify': bool(true),
 };
+/**
+ * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
+ * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
+ * is its own password).
+ */
+function secureUrl(opts = {}) {
+    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
+    return def(z.string().transform((v, ctx) => {
+        const u = v.trim();
+        if (u === '')
+            return '';
+        const problem = insecureUrlReason(u);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
+            return z.NEVER;
+        }
+        return u;
+    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
+}
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);

@@ -31156,7 +31156,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -33967,7 +33967,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -33975,7 +33975,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -33983,7 +33983,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -34123,6 +34123,7 @@ function coreIO(context = context_contextFromEnv()) {
         },
         info: (m) => info(m),
         warning: (m) => warning(m),
+        notice: (m) => notice(m),
         error: (m) => error(m),
         debug: (m) => core_debug(m),
         summary: async (markdown) => {
@@ -34146,6 +34147,7 @@ function recordingIO(inputs, context = {}) {
         setSecret: (value) => void io.secrets.push(value),
         info: (message) => void io.logs.push({ level: 'info', message }),
         warning: (message) => void io.logs.push({ level: 'warning', message }),
+        notice: (message) => void io.logs.push({ level: 'notice', message }),
         error: (message) => void io.logs.push({ level: 'error', message }),
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
@@ -43925,7 +43927,44 @@ function preprocess(fn, schema) {
     });
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
+
+/**
+ * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
+ * or plain http only to a loopback host (local emulators and the local runner). One function so
+ * the rule is stated once; returns why a URL breaks it, or undefined.
+ */
+function secure_url_insecureUrlReason(value) {
+    let u;
+    try {
+        u = new URL(value);
+    }
+    catch {
+        return 'not an absolute URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in a URL end up in logs: pass them as a token instead';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopback(u.hostname))
+        return undefined;
+    if (u.protocol === 'http:')
+        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
+    return `the scheme ${u.protocol} is not https`;
+}
+function isLoopback(hostname) {
+    const h = hostname.replace(/^\[|\]$/g, '');
+    if (h === 'localhost')
+        return true;
+    if (net.isIPv4(h))
+        return h.startsWith('127.');
+    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
+
 
 
 
@@ -44097,14 +44136,14 @@ function releaseDate() {
         const s = v.trim();
         if (s === '')
             return undefined;
-        if (!isValidYmd(s)) {
+        if (!inputs_isValidYmd(s)) {
             ctx.addIssue({ code: 'custom', message: 'expected a UTC date YYYYMMDD (a real calendar day)' });
             return z.NEVER;
         }
         return s;
     }), 'a UTC date YYYYMMDD');
 }
-function isValidYmd(s) {
+function inputs_isValidYmd(s) {
     if (!/^\d{8}$/.test(s))
         return false;
     const y = Number(s.slice(0, 4));
@@ -44140,6 +44179,25 @@ const registryInputs = {
     password: secret(),
     'tls-verify': bool(true),
 };
+/**
+ * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
+ * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
+ * is its own password).
+ */
+function secureUrl(opts = {}) {
+    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
+    return def(z.string().transform((v, ctx) => {
+        const u = v.trim();
+        if (u === '')
+            return '';
+        const problem = insecureUrlReason(u);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
+            return z.NEVER;
+        }
+        return u;
+    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
+}
 
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -44561,13 +44619,15 @@ class RegistryClient {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
     /** https, or with tls-verify false: https without verification, falling back to plain http. */
-    async baseUrl() {
-        if (this.base)
-            return this.base;
-        if (this.opts.tlsVerify ?? true) {
-            this.base = `https://${this.host}`;
-            return this.base;
-        }
+    baseUrl() {
+        // One probe per client, however many requests start at once.
+        this.base ??= this.probeBase();
+        return this.base;
+    }
+    async probeBase() {
+        if (this.opts.tlsVerify ?? true)
+            return `https://${this.host}`;
+        let base = `http://${this.host}`;
         try {
             const r = await request({
                 method: 'GET',
@@ -44576,13 +44636,13 @@ class RegistryClient {
                 idleTimeoutMs: 10_000,
             });
             await r.drain();
-            this.base = `https://${this.host}`;
+            base = `https://${this.host}`;
         }
         catch {
-            this.base = `http://${this.host}`;
+            /* no TLS there: plain http */
         }
-        this.opts.log?.debug(`registry ${this.host}: using ${this.base}`);
-        return this.base;
+        this.opts.log?.debug(`registry ${this.host}: using ${base}`);
+        return base;
     }
     authHeader(scopeKey) {
         const t = this.tokens.get(scopeKey);
@@ -44677,6 +44737,13 @@ class RegistryClient {
     // ---------------------------------------------------------------- manifests
     /** GET a manifest or index by tag or digest; the digest is computed from the bytes and checked. */
     async getManifest(repo, reference, accept = MANIFEST_ACCEPT) {
+        return (await this.fetchManifest(repo, reference, accept, true));
+    }
+    /** getManifest, but undefined when the registry has no such manifest (404). */
+    async findManifest(repo, reference, accept = MANIFEST_ACCEPT) {
+        return this.fetchManifest(repo, reference, accept, false);
+    }
+    async fetchManifest(repo, reference, accept, required) {
         return withRetry(async () => {
             const res = await this.attempt({
                 method: 'GET',
@@ -44688,6 +44755,8 @@ class RegistryClient {
             });
             if (res.status === 404) {
                 const e = await errorFromResponse(res, `manifest ${this.opts.registry}/${repo}:${reference}`);
+                if (!required)
+                    return undefined;
                 throw new errors_UserError(`${e.message} (not found)`);
             }
             const body = await res.buffer();
@@ -44747,20 +44816,36 @@ class RegistryClient {
         this.stats.manifestsPut++;
         return digest;
     }
+    /**
+     * Deletes a manifest by digest (the only delete distribution 2.x and the OCI spec share; every
+     * tag on it goes with it). True when deleted, false when it was already gone.
+     */
     async deleteManifest(repo, digest) {
         const res = await this.call({
             method: 'DELETE',
             path: `/v2/${repo}/manifests/${digest}`,
             scopes: [`repository:${repo}:delete`, this.pushScope(repo)],
             what: `DELETE manifest ${repo}@${digest}`,
-            ok: [200, 202, 404],
+            ok: [200, 202, 404, 405],
         });
+        if (res.status === 405) {
+            const e = await errorFromResponse(res, `DELETE manifest ${repo}@${digest}`);
+            throw new errors_UserError(`${e.message} (the registry ${this.opts.registry} does not allow deleting manifests; distribution needs storage.delete.enabled)`);
+        }
         await res.drain();
+        return res.status !== 404;
     }
-    async listTags(repo) {
+    /**
+     * Every tag of `repo`, following the registry's `Link: <…>; rel="next"` pages. A next link
+     * that leaves this registry is refused: the request would carry this registry's credentials.
+     */
+    async listTags(repo, pageSize = 1000) {
         const tags = [];
-        let next = `/v2/${repo}/tags/list?n=1000`;
-        while (next) {
+        const base = await this.baseUrl();
+        let next = `/v2/${repo}/tags/list?n=${pageSize}`;
+        for (let page = 1; next; page++) {
+            if (page > 10_000)
+                throw new errors_UserError(`registry ${this.opts.registry} paginates the tags of ${repo} without end`);
             const res = await this.call({
                 method: 'GET',
                 path: next,
@@ -44774,8 +44859,8 @@ class RegistryClient {
             }
             const j = await res.json();
             tags.push(...(j.tags ?? []));
-            const link = /<([^>]+)>;\s*rel="next"/.exec(res.headers.link ?? '');
-            next = link?.[1];
+            const link = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.link ?? '')?.[1];
+            next = link === undefined ? undefined : sameOriginPath(link, base, this.opts.registry);
         }
         return tags;
     }
@@ -45007,6 +45092,14 @@ class RegistryClient {
     }
 }
 class SessionLost extends TransientError {
+}
+/** A registry-supplied link as a path on `base`; a link to another origin is an error. */
+function sameOriginPath(link, base, registry) {
+    const u = new URL(link, base);
+    if (u.origin !== new URL(base).origin) {
+        throw new errors_UserError(`registry ${registry} sent a next-page link to another host (${u.host}); refusing to follow it`);
+    }
+    return `${u.pathname}${u.search}`;
 }
 /** Passes through the first `n` bytes of a stream. */
 function limit(src, n) {
@@ -46134,6 +46227,7 @@ function seconds(ms) {
 
 ;// CONCATENATED MODULE: ./actions/lib/tags.ts
 
+
 const tags_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 /** UTC YYYYMMDD of an instant. */
 function releaseDateOf(now) {
@@ -46201,6 +46295,38 @@ function checked(tags) {
             throw new UserError(`tag '${t}': ${p}`);
     }
     return tags;
+}
+const PR_TAG = /^pr-([1-9]\d{0,9})$/;
+const ATTACHMENT_TAG = /^sha256-([a-f0-9]{64})(?:\.([A-Za-z0-9_-]+))?$/;
+function parseTag(tag, words = {}) {
+    const stable = words.stable ?? 'stable';
+    const candidate = words.candidate ?? 'candidate';
+    if (tag === stable)
+        return { kind: 'stable' };
+    if (tag === candidate)
+        return { kind: 'candidate' };
+    if (isValidYmd(tag))
+        return { kind: 'date', date: tag };
+    for (const [word, kind] of [
+        [stable, 'stable-dated'],
+        [candidate, 'candidate-dated'],
+    ]) {
+        const date = tag.startsWith(`${word}.`) ? tag.slice(word.length + 1) : undefined;
+        if (date !== undefined && isValidYmd(date))
+            return { kind, date };
+    }
+    const pr = PR_TAG.exec(tag);
+    if (pr)
+        return { kind: 'pr', pr: Number(pr[1]) };
+    const att = ATTACHMENT_TAG.exec(tag);
+    if (att)
+        return { kind: 'attachment', subject: `sha256:${att[1]}`, suffix: att[2] ?? '' };
+    return { kind: 'other' };
+}
+/** Whole days from `from` to `to` (both UTC YYYYMMDD); negative when `from` is later. */
+function daysBetween(from, to) {
+    const ms = (ymd) => Date.UTC(Number(ymd.slice(0, 4)), Number(ymd.slice(4, 6)) - 1, Number(ymd.slice(6, 8)));
+    return Math.round((ms(to) - ms(from)) / 86_400_000);
 }
 
 ;// CONCATENATED MODULE: ./actions/verify/src/main.ts

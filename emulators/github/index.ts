@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { EmulatedRepo, type FlatFile, type MergeMethod, type PullRequest, type RepoSeed } from './store.js';
+import { routeExtensions, type GithubExtension } from './extension.js';
 
 export { EmulatedRepo, hashObject, type PullRequest, type RepoSeed, type FileSpec, type MergeMethod } from './store.js';
 
@@ -25,6 +26,8 @@ export interface GithubEmulatorOptions {
   login?: string;
   port?: number;
   host?: string;
+  /** More API areas (packages.ts, workflow-runs.ts): the first that claims a request answers it. */
+  extensions?: GithubExtension[];
 }
 
 export interface FaultRule {
@@ -711,6 +714,8 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
         web: `http://${host}`,
         authorized,
       };
+      const routed = routeExtensions(opts.extensions, ctx);
+      if (routed) return void routed.then((x) => answer(fault ? faultAnswer(fault) : x));
       let a: Answer;
       try {
         if (method === 'POST' && (u.pathname === '/graphql' || u.pathname === '/api/graphql')) a = graphql(ctx);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { TransientError, UserError } from '../../actions/lib/errors.js';
-import { api, asTransient, githubMessage } from '../../actions/site-bump/src/github.js';
+import { api, asTransient, githubMessage } from '../../actions/lib/github.js';
 
 /** site-bump's classification of Octokit failures for the shared retry policy. */
 const octokitError = (status: number, data: unknown = { message: 'boom' }, headers: Record<string, string> = {}) =>

@@ -70,7 +70,7 @@ export class RegistryClient {
     blobsMounted: 0,
     manifestsPut: 0,
   };
-  private base?: string;
+  private base?: Promise<string>;
   private readonly tokens = new Map<string, string>();
   private useBasic = false;
   private readonly policy: RetryPolicy;
@@ -84,12 +84,15 @@ export class RegistryClient {
   }
 
   /** https, or with tls-verify false: https without verification, falling back to plain http. */
-  private async baseUrl(): Promise<string> {
-    if (this.base) return this.base;
-    if (this.opts.tlsVerify ?? true) {
-      this.base = `https://${this.host}`;
-      return this.base;
-    }
+  private baseUrl(): Promise<string> {
+    // One probe per client, however many requests start at once.
+    this.base ??= this.probeBase();
+    return this.base;
+  }
+
+  private async probeBase(): Promise<string> {
+    if (this.opts.tlsVerify ?? true) return `https://${this.host}`;
+    let base = `http://${this.host}`;
     try {
       const r = await request({
         method: 'GET',
@@ -98,12 +101,12 @@ export class RegistryClient {
         idleTimeoutMs: 10_000,
       });
       await r.drain();
-      this.base = `https://${this.host}`;
+      base = `https://${this.host}`;
     } catch {
-      this.base = `http://${this.host}`;
+      /* no TLS there: plain http */
     }
-    this.opts.log?.debug(`registry ${this.host}: using ${this.base}`);
-    return this.base;
+    this.opts.log?.debug(`registry ${this.host}: using ${base}`);
+    return base;
   }
 
   private authHeader(scopeKey: string): Record<string, string> {
@@ -201,6 +204,20 @@ export class RegistryClient {
 
   /** GET a manifest or index by tag or digest; the digest is computed from the bytes and checked. */
   async getManifest(repo: string, reference: string, accept = MANIFEST_ACCEPT): Promise<ManifestResult> {
+    return (await this.fetchManifest(repo, reference, accept, true))!;
+  }
+
+  /** getManifest, but undefined when the registry has no such manifest (404). */
+  async findManifest(repo: string, reference: string, accept = MANIFEST_ACCEPT): Promise<ManifestResult | undefined> {
+    return this.fetchManifest(repo, reference, accept, false);
+  }
+
+  private async fetchManifest(
+    repo: string,
+    reference: string,
+    accept: string,
+    required: boolean,
+  ): Promise<ManifestResult | undefined> {
     return withRetry(
       async () => {
         const res = await this.attempt({
@@ -213,6 +230,7 @@ export class RegistryClient {
         });
         if (res.status === 404) {
           const e = await errorFromResponse(res, `manifest ${this.opts.registry}/${repo}:${reference}`);
+          if (!required) return undefined;
           throw new UserError(`${e.message} (not found)`);
         }
         const body = await res.buffer();
@@ -280,21 +298,39 @@ export class RegistryClient {
     return digest;
   }
 
-  async deleteManifest(repo: string, digest: string): Promise<void> {
+  /**
+   * Deletes a manifest by digest (the only delete distribution 2.x and the OCI spec share; every
+   * tag on it goes with it). True when deleted, false when it was already gone.
+   */
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
     const res = await this.call({
       method: 'DELETE',
       path: `/v2/${repo}/manifests/${digest}`,
       scopes: [`repository:${repo}:delete`, this.pushScope(repo)],
       what: `DELETE manifest ${repo}@${digest}`,
-      ok: [200, 202, 404],
+      ok: [200, 202, 404, 405],
     });
+    if (res.status === 405) {
+      const e = await errorFromResponse(res, `DELETE manifest ${repo}@${digest}`);
+      throw new UserError(
+        `${e.message} (the registry ${this.opts.registry} does not allow deleting manifests; distribution needs storage.delete.enabled)`,
+      );
+    }
     await res.drain();
+    return res.status !== 404;
   }
 
-  async listTags(repo: string): Promise<string[]> {
+  /**
+   * Every tag of `repo`, following the registry's `Link: <…>; rel="next"` pages. A next link
+   * that leaves this registry is refused: the request would carry this registry's credentials.
+   */
+  async listTags(repo: string, pageSize = 1000): Promise<string[]> {
     const tags: string[] = [];
-    let next: string | undefined = `/v2/${repo}/tags/list?n=1000`;
-    while (next) {
+    const base = await this.baseUrl();
+    let next: string | undefined = `/v2/${repo}/tags/list?n=${pageSize}`;
+    for (let page = 1; next; page++) {
+      if (page > 10_000)
+        throw new UserError(`registry ${this.opts.registry} paginates the tags of ${repo} without end`);
       const res: HttpResponse = await this.call({
         method: 'GET',
         path: next,
@@ -308,8 +344,8 @@ export class RegistryClient {
       }
       const j = await res.json<{ tags?: string[] | null }>();
       tags.push(...(j.tags ?? []));
-      const link = /<([^>]+)>;\s*rel="next"/.exec(res.headers.link ?? '');
-      next = link?.[1];
+      const link = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.link ?? '')?.[1];
+      next = link === undefined ? undefined : sameOriginPath(link, base, this.opts.registry);
     }
     return tags;
   }
@@ -560,6 +596,17 @@ export class RegistryClient {
 }
 
 class SessionLost extends TransientError {}
+
+/** A registry-supplied link as a path on `base`; a link to another origin is an error. */
+function sameOriginPath(link: string, base: string, registry: string): string {
+  const u = new URL(link, base);
+  if (u.origin !== new URL(base).origin) {
+    throw new UserError(
+      `registry ${registry} sent a next-page link to another host (${u.host}); refusing to follow it`,
+    );
+  }
+  return `${u.pathname}${u.search}`;
+}
 
 /** Passes through the first `n` bytes of a stream. */
 function limit(src: Readable, n: number): Readable {

@@ -57,6 +57,12 @@ export async function run(io: ActionIO): Promise<void> {
           seconds(Date.now() - started),
         ],
       ],
-    )}${noop ? '\nRe-run: every promotion tag already pointed at this digest; nothing was written.\n' : ''}`,
+    )}${noop ? '\nRe-run: every promotion tag already pointed at this digest; nothing was written.\n' : ''}${movedLines(res.moved, digest)}`,
   );
+}
+
+/** One line per tag that moved: where it pointed before and where it points now (a rollback's record). */
+function movedLines(moved: { tag: string; from?: string }[], to: string): string {
+  if (!moved.length) return '';
+  return `\n${moved.map((m) => `- ${code(m.tag)}: ${m.from ? code(m.from) : '(new tag)'} → ${code(to)}`).join('\n')}\n`;
 }

@@ -14,6 +14,8 @@ export interface PromoteRequest {
 export interface PromoteResult {
   written: string[];
   alreadyThere: string[];
+  /** Each written tag with the digest it pointed at before (undefined: a new tag). */
+  moved: { tag: string; from?: string }[];
 }
 
 /**
@@ -32,7 +34,7 @@ export async function promote(client: RegistryClient, req: PromoteRequest, log: 
     }
   }
   const m = await client.getManifest(req.repo, req.digest);
-  const result: PromoteResult = { written: [], alreadyThere: [] };
+  const result: PromoteResult = { written: [], alreadyThere: [], moved: [] };
   for (const tag of req.tags) {
     const cur = await client.headManifest(req.repo, tag);
     if (cur?.digest === req.digest) {
@@ -42,6 +44,7 @@ export async function promote(client: RegistryClient, req: PromoteRequest, log: 
     }
     await client.putManifest(req.repo, tag, m.body, m.mediaType);
     result.written.push(tag);
+    result.moved.push({ tag, from: cur?.digest });
     log.info(`${tag}: ${cur?.digest ?? '(new)'} → ${req.digest}`);
   }
   await verifyTags(client, req.repo, req.tags, req.digest);

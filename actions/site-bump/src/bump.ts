@@ -9,7 +9,7 @@ import {
   type ConstantSpec,
   type Definition,
 } from './constants.js';
-import { api, apiFailure, githubMessage, orMissing, statusOf, type Octokit } from './github.js';
+import { api, apiFailure, githubMessage, orMissing, statusOf, type Octokit } from '../../lib/github.js';
 import { mapLimit } from '../../lib/pool.js';
 
 /**

@@ -5,7 +5,7 @@ import { code, section, table } from '../../lib/summary.js';
 import { z } from 'zod';
 import { bump, type BumpOutcome } from './bump.js';
 import { branchNameProblem, graphqlUrlFor } from './constants.js';
-import { createClient } from './github.js';
+import { createClient } from '../../lib/github.js';
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const IDENT_EXPECTED = 'a constant name (letters, digits, _ and $, not starting with a digit)';
@@ -148,7 +148,7 @@ async function bumpSite(io: ActionIO): Promise<void> {
       ? `${ctx.serverUrl.replace(/\/+$/, '')}/${ctx.repository}/actions/runs/${ctx.runId}`
       : undefined;
   const started = Date.now();
-  const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io });
+  const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-site-bump' });
   const outcome: BumpOutcome = await bump(
     client,
     {

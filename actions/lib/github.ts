@@ -1,9 +1,9 @@
 import { getOctokit } from '@actions/github';
-import { errorMessage, TransientError, UserError } from '../../lib/errors.js';
-import type { Logger } from '../../lib/log.js';
-import { parseRetryAfter, retryPolicy, withRetry, type RetryPolicy } from '../../lib/retry.js';
+import { errorMessage, TransientError, UserError } from './errors.js';
+import type { Logger } from './log.js';
+import { parseRetryAfter, retryPolicy, withRetry, type RetryPolicy } from './retry.js';
 
-/** The Octokit the action ships (@actions/github), the client `bump.ts` is written against. */
+/** The Octokit the actions ship (@actions/github): the one GitHub API client of Keel. */
 export type Octokit = ReturnType<typeof getOctokit>;
 
 interface OctokitLikeError {
@@ -68,6 +68,8 @@ export interface ClientOptions {
   policy?: RetryPolicy;
   /** Per-attempt timeout: a stalled connection is aborted and retried. */
   timeoutMs?: number;
+  /** Names the calling hop in the User-Agent (default keel). */
+  userAgent?: string;
 }
 
 /**
@@ -78,7 +80,7 @@ export interface ClientOptions {
 export function createClient(opts: ClientOptions): Octokit {
   const octokit = getOctokit(opts.token, {
     baseUrl: opts.apiUrl.replace(/\/+$/, ''),
-    userAgent: 'keel-site-bump',
+    userAgent: opts.userAgent ?? 'keel',
     log: {
       debug: () => {},
       info: () => {},
