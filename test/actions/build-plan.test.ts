@@ -90,11 +90,12 @@ function fakeBuildah(opts: { rootfs: string; baseExists?: boolean; print?: strin
       const args = argv[0] === '--storage-driver' ? argv.slice(2) : argv;
       switch (args[0]) {
         case 'inspect': {
-          const img = images.get(args[3]!);
+          const name = args.at(-1)!;
+          const img = images.get(name);
           if (!img) return { code: 125, stdout: Buffer.alloc(0), stderr: 'Error: image not known' };
           return ok(
             JSON.stringify({
-              FromImageID: args[3]!.length === 64 ? args[3] : 'f'.repeat(64),
+              FromImageID: name.length === 64 ? name : 'f'.repeat(64),
               FromImageDigest: img.digest,
               OCIv1: { config: { Labels: img.labels }, rootfs: { diff_ids: img.diff } },
             }),
@@ -307,6 +308,7 @@ describe('build plan', () => {
       'ostree.linux=K',
       '--tag',
       'localhost/x:1',
+      '--',
       '.',
     ]);
   });
@@ -366,8 +368,8 @@ describe('reading the kernel as a non-root user', () => {
       { name: '6.1-a', hasVmlinuz: true, hasInitramfs: true },
       { name: 'stray', hasVmlinuz: false, hasInitramfs: false },
     ]);
-    const name = calls[0]![calls[0]!.length - 2]!;
-    expect(calls[0]).toEqual(['--storage-driver', 'vfs', 'from', '--pull=never', '--name', name, 'img-id']);
+    const name = calls[0]![calls[0]!.length - 3]!;
+    expect(calls[0]).toEqual(['--storage-driver', 'vfs', 'from', '--pull=never', '--name', name, '--', 'img-id']);
     const unshare = calls[1]!;
     expect(unshare.slice(0, 4)).toEqual(['unshare', '--', 'sh', '-c']);
     expect(unshare.slice(-3)).toEqual(['sh', name, 'vfs']);
@@ -536,13 +538,14 @@ describe('buildImage (recorded buildah)', () => {
       '--label',
       'team=os',
     ];
-    expect(pass1).toEqual([...common(pass1![pass1!.indexOf('--iidfile') + 1]!), '.']);
+    expect(pass1).toEqual([...common(pass1![pass1!.indexOf('--iidfile') + 1]!), '--', '.']);
     expect(pass2).toEqual([
       ...common(pass2![pass2!.indexOf('--iidfile') + 1]!),
       '--label',
       `ostree.linux=${KVER}`,
       '--tag',
       'localhost/acme-os:nightly',
+      '--',
       '.',
     ]);
 

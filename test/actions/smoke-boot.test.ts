@@ -220,7 +220,7 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
     expect(
       bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/tmp/out', configFile: '/tmp/config.toml' }),
     ).toEqual([
-      root(['pull', ref]),
+      root(['pull', '--', ref]),
       root([
         'run',
         '--rm',
@@ -234,6 +234,7 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
         '/tmp/out:/output',
         '-v',
         '/tmp/config.toml:/config.toml:ro',
+        '--',
         BIB_IMAGE,
         'build',
         '--output',
@@ -259,6 +260,13 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
     expect(BIB_IMAGE).toMatch(/@sha256:[0-9a-f]{64}$/);
     expect(() => bibCommands({ imageRef: 'ghcr.io/org/os:stable', type: 'qcow2', outputDir: '/o' })).toThrow(
       /needs a digest reference/,
+    );
+    // Input-derived values never become podman or BIB options or volume options.
+    expect(() => bibCommands({ imageRef: `-x@sha256:${'a'.repeat(64)}`, type: 'qcow2', outputDir: '/o' })).toThrow(
+      /cannot start with -/,
+    );
+    expect(() => bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/o:/etc', configFile: '/c' })).toThrow(
+      /cannot be mounted into the builder \(it contains ':' or ','\)/,
     );
   });
 });
