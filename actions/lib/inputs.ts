@@ -21,6 +21,8 @@ export interface InputDef<T> {
   /** Shown after "expected" when the schema's own message is not enough. */
   expected: string;
   secret?: boolean;
+  /** Not secret, but not repeated in error messages either (a multi-line PEM, say). */
+  quiet?: boolean;
   required?: boolean;
   /** The default as written in action.yml (checked against it by a repo test). */
   default?: string;
@@ -46,7 +48,7 @@ export function readInputs<D extends Record<string, InputDef<unknown>>>(
     if (!r.success) {
       const issue = r.error.issues[0];
       const custom = issue?.code === 'custom' && issue.message;
-      throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+      throw new InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
     }
     out[name] = r.data;
   }
