@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { InputError } from './errors.js';
+import { HOST_PORT, httpsUnlessLoopbackProblem } from './transport.js';
 import type { ActionIO } from './io.js';
 import {
   parseDigestReference,
@@ -296,9 +297,37 @@ export function existingPath(
   );
 }
 
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+export function httpsUrl(opts: { default?: string; path?: 'none' | 'allowed'; expected: string }) {
+  return def<string>(
+    z.string().transform((v, ctx) => {
+      const url = v.trim();
+      const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+      const problem =
+        httpsUnlessLoopbackProblem(url) ??
+        (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+        return z.NEVER;
+      }
+      return url;
+    }),
+    opts.expected,
+    { default: opts.default },
+  );
+}
+
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 export const registryInputs = {
   username: str({ expected: 'a registry user name' }),
   password: secret(),
   'tls-verify': bool(true),
+  'insecure-registries': list({
+    item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+    expected: 'newline-separated host[:port] lines',
+  }),
 };

@@ -625,7 +625,12 @@ describe('buildImage (recorded buildah)', () => {
     const r = await buildImage(
       request({
         baseImage: 'registry.example:5000/os/base:stable',
-        registry: { username: 'u', password: 'pw-123', 'tls-verify': false },
+        registry: {
+          username: 'u',
+          password: 'pw-123',
+          'tls-verify': false,
+          'insecure-registries': ['registry.example:5000'],
+        },
       }),
       {
         uid: 0,
@@ -653,6 +658,33 @@ describe('buildImage (recorded buildah)', () => {
     expect(pass1).toContain('--tls-verify=false');
     expect(pass1).toContain(`BASE_IMAGE=registry.example:5000/os/base@${D_BASE}`);
     expect(JSON.stringify(fake.calls.map((c) => c.args))).not.toContain('pw-123');
+  });
+
+  it('refuses tls-verify false for a base registry that is neither loopback nor listed, before any call', async () => {
+    const fake = fakeBuildah({ rootfs: rootfsWithKernels(KVER), baseExists: false });
+    const resolved: string[] = [];
+    await expect(
+      buildImage(
+        request({
+          baseImage: 'registry.example:5000/os/base:stable',
+          registry: { username: 'u', password: 'pw-123', 'tls-verify': false },
+        }),
+        {
+          uid: 0,
+          runner: fake.runner,
+          log: memoryLogger(),
+          context: context(),
+          resolveRegistry: async (ref) => {
+            resolved.push(ref.toString());
+            return D_BASE;
+          },
+        },
+      ),
+    ).rejects.toThrow(
+      /^Input 'tls-verify' has value "false": tls-verify is false but registry\.example:5000 is not a loopback address/,
+    );
+    expect(resolved).toEqual([]);
+    expect(buildCalls(fake.calls)).toEqual([]);
   });
 
   it('fails on two kernels after the first pass, reporting the image it built and running no second pass', async () => {

@@ -2,6 +2,7 @@ import { getOctokit } from '@actions/github';
 import { errorMessage, TransientError, UserError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { parseRetryAfter, retryPolicy, withRetry, type RetryPolicy } from '../../lib/retry.js';
+import { httpsUnlessLoopbackProblem } from '../../lib/transport.js';
 
 /** The Octokit the action ships (@actions/github), the client `bump.ts` is written against. */
 export type Octokit = ReturnType<typeof getOctokit>;
@@ -76,6 +77,8 @@ export interface ClientOptions {
  * retried. The token is only ever in the Authorization header, never in a log line.
  */
 export function createClient(opts: ClientOptions): Octokit {
+  const problem = httpsUnlessLoopbackProblem(opts.apiUrl);
+  if (problem) throw new UserError(`refusing to send the token to ${opts.apiUrl}: ${problem}`);
   const octokit = getOctokit(opts.token, {
     baseUrl: opts.apiUrl.replace(/\/+$/, ''),
     userAgent: 'keel-site-bump',
