@@ -41,8 +41,10 @@ export interface BuildInputs {
   username?: Value;
   /** Registry password or token (masked; handed to buildah in a 0600 auth file, never in argv). */
   password?: Value;
-  /** Verify TLS when resolving and pulling a registry base. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS when resolving and pulling a registry base. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `build`. */
@@ -84,12 +86,18 @@ export interface BuildDiskInputs {
   'bib-image'?: Value;
   /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
   'bib-rootfs'?: Value;
+  /** Cosign public key (PEM contents or a path in the workspace). The pinned digest must verify with it before any media are built, with either backend; without it the step refuses to run unless allow-unsigned is true. */
+  'public-key'?: Value;
+  /** Proceed without checking the signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** Registry user name. Empty: the containers auth file, then anonymous. */
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `build-disk`. */
@@ -152,8 +160,10 @@ export interface PromoteInputs {
   'release-date'?: Value;
   /** Refuse unless the digest is currently tagged so in the same repository (e.g. candidate), so a pr-<N> image can never be promoted by accident. */
   'require-tag'?: Value;
-  /** Cosign public key (PEM contents, or a path to a PEM file). When set, an image whose signature does not verify is refused before any tag is written. */
+  /** Cosign public key (PEM contents or a path in the workspace). The digest (and every child manifest of an index) must verify with it before any tag is written; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
+  /** Proceed without checking the signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** Signature identity rule used with public-key: repository (matchRepository) or tags (the payload must name repo:tag or the repository digest). Default: 'repository'. */
   identity?: Value;
   /** Attempts per registry operation, the first included (5 = one try and up to four retries; bounded exponential backoff with jitter; Retry-After honoured). Note: ia-upload's retries counts retries after the first PUT. Default: '5'. */
@@ -162,8 +172,10 @@ export interface PromoteInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `promote`. */
@@ -193,8 +205,10 @@ export interface PushInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `push`. */
@@ -222,8 +236,10 @@ export interface RechunkInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `rechunk`. */
@@ -237,8 +253,10 @@ export interface ResolveInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `resolve`. */
@@ -270,8 +288,10 @@ export interface SignInputs {
   username?: Value;
   /** Registry password or token (masked), used with username. (Named so because 'password' is the key's password in this action.) */
   'registry-password'?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `sign`. */
@@ -330,8 +350,10 @@ export interface SmokeBootInputs {
   'kernel-args'?: Value;
   /** Seconds the initramfs may wait for the root device (rd.timeout, test boot only). A systemd initrd otherwise waits forever when the disk driver is missing; 0 keeps that behaviour. Default: '90'. */
   'root-wait'?: Value;
-  /** Cosign public key (PEM contents or a path). When set, an image whose signature does not verify is not booted. */
+  /** Cosign public key (PEM contents or a path in the workspace). The resolved digest must verify with it before anything is booted; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
+  /** Proceed without checking the signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
   /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
   identity?: Value;
   /** When set, the serial log and the screenshot are uploaded as a workflow artifact of this name. */
@@ -346,8 +368,10 @@ export interface SmokeBootInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `smoke-boot`. */
@@ -375,8 +399,10 @@ export interface ValidateInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `validate`. */
@@ -402,8 +428,10 @@ export interface VerifyInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `verify`. */
@@ -465,6 +493,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['image-id', 'local-ref', 'kernel-version', 'labels', 'digest', 'base-digest', 'base-image-ref', 'created', 'version', 'release-date'],
   },
@@ -487,9 +516,12 @@ export const KEEL_ACTIONS = {
       memory: { required: false, default: '2048' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
       'bib-rootfs': { required: false, default: 'btrfs' },
+      'public-key': { required: false },
+      'allow-unsigned': { required: false, default: 'false' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
   },
@@ -524,12 +556,14 @@ export const KEEL_ACTIONS = {
       'stable-tag': { required: false, default: 'stable' },
       'release-date': { required: false, default: '' },
       'require-tag': { required: false, default: '' },
-      'public-key': { required: false, default: '' },
+      'public-key': { required: false },
+      'allow-unsigned': { required: false, default: 'false' },
       identity: { required: false, default: 'repository' },
       retries: { required: false, default: '5' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['tags', 'digest'],
   },
@@ -547,6 +581,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['digest', 'image-ref', 'tags'],
   },
@@ -563,6 +598,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['oci-dir', 'oci-ref', 'layers', 'report', 'digest'],
   },
@@ -572,6 +608,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['digest', 'image-ref', 'repository'],
   },
@@ -590,6 +627,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       'registry-password': { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['signature-refs', 'verified', 'signed-digests', 'key-fingerprint'],
   },
@@ -622,7 +660,8 @@ export const KEEL_ACTIONS = {
       'failure-pattern': { required: false, default: '' },
       'kernel-args': { required: false, default: '' },
       'root-wait': { required: false, default: '90' },
-      'public-key': { required: false, default: '' },
+      'public-key': { required: false },
+      'allow-unsigned': { required: false, default: 'false' },
       identity: { required: false, default: 'repository' },
       'artifact-name': { required: false, default: '' },
       'kvm-probe-timeout': { required: false, default: '20' },
@@ -631,6 +670,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
   },
@@ -647,6 +687,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['passed', 'report'],
   },
@@ -662,6 +703,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['verified', 'reason', 'details'],
   },
