@@ -5,7 +5,8 @@ import { requireTools } from '../actions/lib/exec.js';
 import { memoryLogger } from '../actions/lib/log.js';
 import { RegistryClient } from '../actions/lib/oci/client.js';
 import { parseReference } from '../actions/lib/oci/reference.js';
-import { readPublicKey, verifyImage } from '../actions/lib/sign/index.js';
+import { verifyImage } from '../actions/lib/sign/index.js';
+import { parsePublicKeyInput } from '../actions/lib/signature-gate.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { workflows } from '../workflows-src/index.js';
 import { runWorkflow, type RunRecord } from './runner.js';
@@ -116,7 +117,7 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const sig = await verifyImage(
       client,
       stableRef.withDigest(stable?.digest ?? bootedDigest ?? ''),
-      readPublicKey(fs.readFileSync(services.keys.publicKeyPath, 'utf8')).key,
+      parsePublicKeyInput(services.keys.publicKeyPath).key,
       {
         identity: { type: 'matchRepository' },
         log: memoryLogger(),

@@ -88,14 +88,15 @@ export function localOverrides(
   if (declared.has('username')) o.username = '';
   if (hop !== 'sign' && declared.has('password')) o.password = '';
   if (declared.has('registry-password')) o['registry-password'] = '';
+  // A gated hop (it declares allow-unsigned: lib/signature-gate.ts) checks against the key the
+  // local run signed with, unless the workflow let it run unsigned.
+  if (declared.has('allow-unsigned') && declared.has('public-key') && o['allow-unsigned'] !== 'true')
+    o['public-key'] = svc.keys.publicKeyPath;
   switch (hop) {
     case 'sign':
       o['public-key'] = svc.keys.publicKeyPath;
       break;
     case 'verify':
-    case 'smoke-boot':
-    case 'promote':
-    case 'build-disk':
       if (o['public-key'] !== undefined) o['public-key'] = svc.keys.publicKeyPath;
       break;
     case 'ia-upload':

@@ -41,8 +41,10 @@ export interface BuildInputs {
   username?: Value;
   /** Registry password or token (masked; handed to buildah in a 0600 auth file, never in argv). */
   password?: Value;
-  /** Verify TLS when resolving and pulling a registry base. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS when resolving and pulling a registry base. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `build`. */
@@ -84,16 +86,18 @@ export interface BuildDiskInputs {
   'bib-image'?: Value;
   /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
   'bib-rootfs'?: Value;
-  /** Cosign public key (PEM contents or a path in the workspace). The pinned digest must carry a signature that verifies with it before any disk is built; without it the step refuses to run unless allow-unsigned is true. */
+  /** Cosign public key (PEM contents or a path in the workspace). The pinned digest must verify with it before any media are built, with either backend; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
-  /** Build from an image without checking its signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  /** Proceed without checking the signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
   'allow-unsigned'?: Value;
   /** Registry user name. Empty: the containers auth file, then anonymous. */
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `build-disk`. */
@@ -127,6 +131,8 @@ export interface CleanupInputs {
   password?: Value;
   /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `cleanup`. */
@@ -212,7 +218,7 @@ export interface PromoteInputs {
   'release-date'?: Value;
   /** Refuse unless the digest is currently tagged so in the same repository (e.g. candidate), so a pr-<N> image can never be promoted by accident. */
   'require-tag'?: Value;
-  /** Cosign public key (PEM contents, or a path to a PEM file). When set, an image whose signature does not verify is refused before any tag is written. */
+  /** Cosign public key (PEM contents or a path in the workspace). The digest (and every child manifest of an index) must verify with it before any tag is written; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
   /** Signature identity rule used with public-key: repository (matchRepository) or tags (the payload must name repo:tag or the repository digest). Default: 'repository'. */
   identity?: Value;
@@ -224,8 +230,10 @@ export interface PromoteInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `promote`. */
@@ -255,8 +263,10 @@ export interface PushInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `push`. */
@@ -284,8 +294,10 @@ export interface RechunkInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `rechunk`. */
@@ -299,8 +311,10 @@ export interface ResolveInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `resolve`. */
@@ -332,8 +346,10 @@ export interface SignInputs {
   username?: Value;
   /** Registry password or token (masked), used with username. (Named so because 'password' is the key's password in this action.) */
   'registry-password'?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `sign`. */
@@ -392,7 +408,7 @@ export interface SmokeBootInputs {
   'kernel-args'?: Value;
   /** Seconds the initramfs may wait for the root device (rd.timeout, test boot only). A systemd initrd otherwise waits forever when the disk driver is missing; 0 keeps that behaviour. Default: '90'. */
   'root-wait'?: Value;
-  /** Cosign public key (PEM contents or a path). When set, an image whose signature does not verify is not booted. */
+  /** Cosign public key (PEM contents or a path in the workspace). The resolved digest must verify with it before anything is booted; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
   /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
   identity?: Value;
@@ -410,8 +426,10 @@ export interface SmokeBootInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `smoke-boot`. */
@@ -439,8 +457,10 @@ export interface ValidateInputs {
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `validate`. */
@@ -466,8 +486,10 @@ export interface VerifyInputs {
   username?: Value;
   /** Registry password or token (masked). Used with username. */
   password?: Value;
-  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  /** Verify TLS. false allows plain HTTP and unverified TLS to a loopback registry; any other host is refused unless listed in insecure-registries. Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `verify`. */
@@ -509,6 +531,8 @@ export interface WatchInputs {
   password?: Value;
   /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `watch`. */
@@ -576,6 +600,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['image-id', 'local-ref', 'kernel-version', 'labels', 'digest', 'base-digest', 'base-image-ref', 'created', 'version', 'release-date'],
   },
@@ -603,6 +628,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
   },
@@ -621,6 +647,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['deleted', 'kept', 'planned'],
   },
@@ -668,13 +695,14 @@ export const KEEL_ACTIONS = {
       'stable-tag': { required: false, default: 'stable' },
       'release-date': { required: false, default: '' },
       'require-tag': { required: false, default: '' },
-      'public-key': { required: false, default: '' },
+      'public-key': { required: false },
       identity: { required: false, default: 'repository' },
       'allow-unsigned': { required: false, default: 'false' },
       retries: { required: false, default: '5' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['tags', 'digest'],
   },
@@ -692,6 +720,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['digest', 'image-ref', 'tags'],
   },
@@ -708,6 +737,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['oci-dir', 'oci-ref', 'layers', 'report', 'digest'],
   },
@@ -717,6 +747,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['digest', 'image-ref', 'repository'],
   },
@@ -735,6 +766,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       'registry-password': { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['signature-refs', 'verified', 'signed-digests', 'key-fingerprint'],
   },
@@ -767,7 +799,7 @@ export const KEEL_ACTIONS = {
       'failure-pattern': { required: false, default: '' },
       'kernel-args': { required: false, default: '' },
       'root-wait': { required: false, default: '90' },
-      'public-key': { required: false, default: '' },
+      'public-key': { required: false },
       identity: { required: false, default: 'repository' },
       'allow-unsigned': { required: false, default: 'false' },
       'artifact-name': { required: false, default: '' },
@@ -777,6 +809,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
   },
@@ -793,6 +826,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['passed', 'report'],
   },
@@ -808,6 +842,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['verified', 'reason', 'details'],
   },
@@ -830,6 +865,7 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['stale', 'state', 'age-days', 'stable-digest', 'candidate-digest', 'status-file', 'retried-run', 'retry-decision'],
   },

@@ -2,6 +2,7 @@ import { getOctokit } from '@actions/github';
 import { errorMessage, TransientError, UserError } from './errors.js';
 import type { Logger } from './log.js';
 import { parseRetryAfter, retryPolicy, withRetry, type RetryPolicy } from './retry.js';
+import { httpsUnlessLoopbackProblem } from './transport.js';
 
 /** The Octokit the actions ship (@actions/github): the one GitHub API client of Keel. */
 export type Octokit = ReturnType<typeof getOctokit>;
@@ -78,6 +79,8 @@ export interface ClientOptions {
  * retried. The token is only ever in the Authorization header, never in a log line.
  */
 export function createClient(opts: ClientOptions): Octokit {
+  const problem = httpsUnlessLoopbackProblem(opts.apiUrl);
+  if (problem) throw new UserError(`refusing to send the token to ${opts.apiUrl}: ${problem}`);
   const octokit = getOctokit(opts.token, {
     baseUrl: opts.apiUrl.replace(/\/+$/, ''),
     userAgent: opts.userAgent ?? 'keel',

@@ -23,7 +23,7 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Follow 301/302/303/307/308 for GET/HEAD (default true). */
   followRedirects?: boolean;
-  /** Whether the Authorization header may be sent to a redirect target host. */
+  /** Whether the Authorization header may be sent to a redirect target host (never after a downgrade to http). */
   keepAuthFor?: (host: string) => boolean;
   /** Send `Expect: 100-continue` and wait for it (or `continueTimeoutMs`) before the body. */
   expectContinue?: boolean;
@@ -168,7 +168,7 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
     if (redirects >= 10) throw new HttpError(status, `too many redirects at ${url.href}`);
     const next = new URL(outHeaders.location, url);
     const h = { ...(req.headers ?? {}) };
-    if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+    if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
       for (const k of Object.keys(h)) if (k.toLowerCase() === 'authorization') delete h[k];
     }
     return request({ ...req, url: next, headers: h }, redirects + 1);
@@ -193,6 +193,16 @@ export async function request(req: HttpRequest, redirects = 0): Promise<HttpResp
       }
     },
   };
+}
+
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+export function mayKeepAuthorization(from: URL, to: URL, keepAuthFor?: (host: string) => boolean): boolean {
+  if (from.protocol === 'https:' && to.protocol !== 'https:') return false;
+  return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { InputError } from './errors.js';
-import { insecureUrlReason } from './secure-url.js';
+import { HOST_PORT, httpsUnlessLoopbackProblem } from './transport.js';
 import type { ActionIO } from './io.js';
 import {
   parseDigestReference,
@@ -22,6 +22,8 @@ export interface InputDef<T> {
   /** Shown after "expected" when the schema's own message is not enough. */
   expected: string;
   secret?: boolean;
+  /** Not secret, but not repeated in error messages either (a multi-line PEM, say). */
+  quiet?: boolean;
   required?: boolean;
   /** The default as written in action.yml (checked against it by a repo test). */
   default?: string;
@@ -47,7 +49,7 @@ export function readInputs<D extends Record<string, InputDef<unknown>>>(
     if (!r.success) {
       const issue = r.error.issues[0];
       const custom = issue?.code === 'custom' && issue.message;
-      throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+      throw new InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
     }
     out[name] = r.data;
   }
@@ -295,32 +297,45 @@ export function existingPath(
   );
 }
 
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+export function httpsUrl(opts: {
+  default?: string;
+  path?: 'none' | 'allowed';
+  expected: string;
+  required?: boolean;
+  /** Mask the value (an ntfy topic URL is its own password). */
+  secret?: boolean;
+}) {
+  return def<string>(
+    z.string().transform((v, ctx) => {
+      const url = v.trim();
+      if (url === '') return '';
+      const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+      const problem =
+        httpsUnlessLoopbackProblem(url) ??
+        (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+        return z.NEVER;
+      }
+      return url;
+    }),
+    opts.expected,
+    { default: opts.default, required: opts.required, secret: opts.secret },
+  );
+}
+
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 export const registryInputs = {
   username: str({ expected: 'a registry user name' }),
   password: secret(),
   'tls-verify': bool(true),
+  'insecure-registries': list({
+    item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+    expected: 'newline-separated host[:port] lines',
+  }),
 };
-
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-export function secureUrl(opts: { required?: boolean; default?: string; secret?: boolean; expected?: string } = {}) {
-  const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-  return def<string>(
-    z.string().transform((v, ctx) => {
-      const u = v.trim();
-      if (u === '') return '';
-      const problem = insecureUrlReason(u);
-      if (problem) {
-        ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-        return z.NEVER;
-      }
-      return u;
-    }),
-    expected,
-    { required: opts.required, default: opts.default, secret: opts.secret },
-  );
-}

@@ -9,11 +9,15 @@ export interface RegistryAccess {
   username?: string;
   password?: string;
   'tls-verify'?: boolean;
+  /** host[:port] lines that may be reached over plain http (lib/transport.ts). */
+  'insecure-registries'?: readonly string[];
 }
 
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 export function connect(
   ref: ImageReference,
@@ -32,6 +36,7 @@ export function connect(
     registry: ref.registry,
     credentials,
     tlsVerify: access['tls-verify'] ?? true,
+    insecureRegistries: access['insecure-registries'],
     retry: retryPolicy(opts.retry),
     log,
     chunkSize: opts.chunkSize,

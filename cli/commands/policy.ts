@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../actions/lib/errors.js';
 import { renderClientConfig, type ClientConfig } from '../../actions/lib/sign/client-config.js';
-import { parsePublicKey, spkiPem } from '../../actions/lib/sign/keys.js';
+import { parsePublicKeyInput } from '../../actions/lib/signature-gate.js';
 
 /**
  * `keel policy`: the client files that make bootc/rpm-ostree/podman ENFORCE Keel's signatures
@@ -42,7 +42,7 @@ export interface PolicyResult {
 export async function policy(opts: PolicyOptions): Promise<PolicyResult> {
   if (!fs.existsSync(opts.publicKeyPath))
     throw new UserError(`policy: public key ${opts.publicKeyPath} does not exist`);
-  const pem = spkiPem(parsePublicKey(fs.readFileSync(opts.publicKeyPath, 'utf8')));
+  const { pem } = parsePublicKeyInput(opts.publicKeyPath);
   let existingPolicy: string | undefined;
   if (opts.existingPolicyPath) {
     if (!fs.existsSync(opts.existingPolicyPath))

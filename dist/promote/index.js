@@ -43927,40 +43927,105 @@ function preprocess(fn, schema) {
     });
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
+;// CONCATENATED MODULE: ./actions/lib/transport.ts
 /**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
  */
-function secure_url_insecureUrlReason(value) {
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
     let u;
     try {
-        u = new URL(value);
+        u = new URL(realm);
     }
     catch {
-        return 'not an absolute URL';
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
     }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
     if (u.protocol === 'https:')
         return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function transport_httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
         return undefined;
     if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
@@ -43987,7 +44052,7 @@ function readInputs(io, defs) {
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -44172,31 +44237,36 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(z.string().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = httpsUnlessLoopbackProblem(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return z.NEVER;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
-}
 
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -44422,7 +44492,7 @@ async function request(req, redirects = 0) {
             throw new errors_HttpError(status, `too many redirects at ${url.href}`);
         const next = new URL(outHeaders.location, url);
         const h = { ...(req.headers ?? {}) };
-        if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+        if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
             for (const k of Object.keys(h))
                 if (k.toLowerCase() === 'authorization')
                     delete h[k];
@@ -44449,6 +44519,16 @@ async function request(req, redirects = 0) {
             }
         },
     };
+}
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+function mayKeepAuthorization(from, to, keepAuthFor) {
+    if (from.protocol === 'https:' && to.protocol !== 'https:')
+        return false;
+    return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */
 async function errorFromResponse(res, what) {
@@ -44592,6 +44672,7 @@ function layerCompression(mediaType) {
 
 
 
+
 function client_sha256(data) {
     return `sha256:${external_node_crypto_default().createHash('sha256').update(data).digest('hex')}`;
 }
@@ -44610,21 +44691,30 @@ class RegistryClient {
     tokens = new Map();
     useBasic = false;
     policy;
+    transport;
+    /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+    insecure;
+    /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
     constructor(opts) {
         this.opts = opts;
         this.policy = opts.retry ?? retryPolicy();
+        this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+        const problem = registryTransportProblem(this.host, this.transport);
+        if (problem)
+            throw new InputError('tls-verify', 'false', problem);
+        this.insecure = mayBeInsecure(this.host, this.transport);
     }
     get host() {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
-    /** https, or with tls-verify false: https without verification, falling back to plain http. */
+    /** https; for an insecure registry: https without verification, falling back to plain http. */
     baseUrl() {
         // One probe per client, however many requests start at once.
         this.base ??= this.probeBase();
         return this.base;
     }
     async probeBase() {
-        if (this.opts.tlsVerify ?? true)
+        if (!this.insecure)
             return `https://${this.host}`;
         let base = `http://${this.host}`;
         try {
@@ -44643,7 +44733,13 @@ class RegistryClient {
         this.opts.log?.debug(`registry ${this.host}: using ${base}`);
         return base;
     }
-    authHeader(scopeKey) {
+    /**
+     * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+     * another host or scheme gets none (a registry cannot steer them elsewhere).
+     */
+    authHeader(scopeKey, url, base) {
+        if (new URL(url).origin !== new URL(base).origin)
+            return {};
         const t = this.tokens.get(scopeKey);
         if (t)
             return { authorization: `Bearer ${t}` };
@@ -44657,6 +44753,9 @@ class RegistryClient {
         const realm = params.realm;
         if (!realm)
             throw new errors_HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+        const problem = realmProblem(realm, this.transport);
+        if (problem)
+            throw new errors_UserError(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -44667,7 +44766,7 @@ class RegistryClient {
         const headers = {};
         if (c)
             headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-        const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+        const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
             throw new errors_UserError(c
@@ -44690,14 +44789,16 @@ class RegistryClient {
         const send = () => request({
             method: op.method,
             url,
-            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
             body: op.body,
-            insecureTls: !(this.opts.tlsVerify ?? true),
+            insecureTls: this.insecure,
             followRedirects: op.followRedirects,
-            keepAuthFor: (h) => h === this.host,
+            keepAuthFor: (h) => h === new URL(base).host,
         });
         let res = await send();
-        if (res.status === 401) {
+        // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+        // upload host on another origin is an answer, never a reason to send credentials there.
+        if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
             const challenge = parseChallenge(res.headers['www-authenticate']);
             await res.drain();
             const c = this.opts.credentials;
@@ -45128,6 +45229,8 @@ function limit(src, n) {
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 function connect(ref, access, log, opts = {}) {
     const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
@@ -45136,6 +45239,7 @@ function connect(ref, access, log, opts = {}) {
         registry: ref.registry,
         credentials,
         tlsVerify: access['tls-verify'] ?? true,
+        insecureRegistries: access['insecure-registries'],
         retry: retryPolicy(opts.retry),
         log,
         chunkSize: opts.chunkSize,
@@ -45277,199 +45381,6 @@ function parseTag(tag, words = {}) {
 function daysBetween(from, to) {
     const ms = (ymd) => Date.UTC(Number(ymd.slice(0, 4)), Number(ymd.slice(4, 6)) - 1, Number(ymd.slice(6, 8)));
     return Math.round((ms(to) - ms(from)) / 86_400_000);
-}
-
-;// CONCATENATED MODULE: ./actions/lib/sign/payload.ts
-/**
- * The "simple signing" payload cosign signs and containers/image checks (reference/signing.md §1.1):
- *
- *   {"critical":{"identity":{"docker-reference":REF},"image":{"docker-manifest-digest":DIGEST},
- *                "type":"cosign container image signature"},"optional":null}
- *
- * `parsePayload` applies containers/image's rules exactly (signature/internal/sigstore_payload.go,
- * strictUnmarshalJSON + ParanoidUnmarshalJSONObjectExactFields): top level exactly
- * critical/optional (both present), critical exactly type/image/identity, image exactly
- * docker-manifest-digest, identity exactly docker-reference, string values, the type string,
- * optional null or an object whose creator is a string and timestamp an integer, and no
- * duplicate keys anywhere (a payload two parsers would read differently is refused).
- */
-const SIGNATURE_TYPE = 'cosign container image signature';
-const payload_MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
-const payload_ANNOTATION_SIGNATURE = 'dev.cosignproject.cosign/signature';
-const ANNOTATION_CERTIFICATE = 'dev.sigstore.cosign/certificate';
-const ANNOTATION_CHAIN = 'dev.sigstore.cosign/chain';
-const ANNOTATION_BUNDLE = 'dev.sigstore.cosign/bundle';
-/**
- * The payload bytes for one signature. `optional` defaults to null (what cosign writes): the
- * bytes are then a pure function of (reference, digest), which is what makes re-signing
- * detectable and therefore idempotent.
- */
-function buildPayload(dockerReference, digest, optional = null) {
-    return Buffer.from(JSON.stringify({
-        critical: {
-            identity: { 'docker-reference': dockerReference },
-            image: { 'docker-manifest-digest': digest },
-            type: SIGNATURE_TYPE,
-        },
-        optional,
-    }));
-}
-class PayloadError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'PayloadError';
-    }
-}
-/** Parses and checks a payload by containers/image's rules; throws PayloadError with its wording. */
-function parsePayload(bytes) {
-    const root = strictJson(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
-    const top = exactFields(root, ['critical', 'optional']);
-    let optional = null;
-    if (top.optional !== null) {
-        optional = asObject(top.optional);
-        if ('creator' in optional && typeof optional.creator !== 'string')
-            throw new PayloadError('Field optional.creator is not a string');
-        if ('timestamp' in optional) {
-            const t = optional.timestamp;
-            if (typeof t !== 'number')
-                throw new PayloadError('Field optional.timestamp is not a number');
-            if (!Number.isInteger(t))
-                throw new PayloadError('Field optional.timestamp is not an integer');
-        }
-    }
-    const critical = exactFields(top.critical, ['type', 'image', 'identity']);
-    if (typeof critical.type !== 'string')
-        throw new PayloadError('Field critical.type is not a string');
-    if (critical.type !== SIGNATURE_TYPE)
-        throw new PayloadError(`Unrecognized signature type ${critical.type}`);
-    const image = exactFields(critical.image, ['docker-manifest-digest']);
-    const digest = image['docker-manifest-digest'];
-    if (typeof digest !== 'string')
-        throw new PayloadError('Field docker-manifest-digest is not a string');
-    const identity = exactFields(critical.identity, ['docker-reference']);
-    const ref = identity['docker-reference'];
-    if (typeof ref !== 'string')
-        throw new PayloadError('Field docker-reference is not a string');
-    return { dockerReference: ref, digest, optional };
-}
-function asObject(v) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v))
-        throw new PayloadError('JSON object expected');
-    return v;
-}
-function exactFields(v, fields) {
-    const o = asObject(v);
-    for (const k of Object.keys(o))
-        if (!fields.includes(k))
-            throw new PayloadError(`Unknown key "${k}"`);
-    for (const f of fields)
-        if (!(f in o))
-            throw new PayloadError(`Key "${f}" missing in a JSON object`);
-    return o;
-}
-/**
- * JSON.parse, but duplicate object keys are an error (Go's paranoid parser refuses them; JSON.parse
- * would silently keep the last one). Objects are built with a null prototype.
- */
-function strictJson(text) {
-    let i = 0;
-    const ws = () => {
-        while (i < text.length && ' \t\n\r'.includes(text[i]))
-            i++;
-    };
-    const fail = (what) => {
-        throw new PayloadError(`invalid JSON at offset ${i}: ${what}`);
-    };
-    const str = () => {
-        const start = i;
-        if (text[i] !== '"')
-            fail('expected a string');
-        i++;
-        while (i < text.length && text[i] !== '"') {
-            if (text[i] === '\\')
-                i++;
-            i++;
-        }
-        if (i >= text.length)
-            fail('unterminated string');
-        i++;
-        try {
-            return JSON.parse(text.slice(start, i));
-        }
-        catch {
-            return fail('bad string');
-        }
-    };
-    const value = () => {
-        ws();
-        const c = text[i];
-        if (c === '{') {
-            i++;
-            const o = Object.create(null);
-            const seen = new Set();
-            ws();
-            if (text[i] === '}') {
-                i++;
-                return o;
-            }
-            for (;;) {
-                ws();
-                const k = str();
-                if (seen.has(k))
-                    throw new PayloadError(`Duplicate key "${k}"`);
-                seen.add(k);
-                ws();
-                if (text[i] !== ':')
-                    fail("expected ':'");
-                i++;
-                o[k] = value();
-                ws();
-                if (text[i] === ',') {
-                    i++;
-                    continue;
-                }
-                if (text[i] === '}') {
-                    i++;
-                    return o;
-                }
-                fail("expected ',' or '}'");
-            }
-        }
-        if (c === '[') {
-            i++;
-            const a = [];
-            ws();
-            if (text[i] === ']') {
-                i++;
-                return a;
-            }
-            for (;;) {
-                a.push(value());
-                ws();
-                if (text[i] === ',') {
-                    i++;
-                    continue;
-                }
-                if (text[i] === ']') {
-                    i++;
-                    return a;
-                }
-                fail("expected ',' or ']'");
-            }
-        }
-        if (c === '"')
-            return str();
-        const m = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i));
-        if (!m)
-            return fail('unexpected token');
-        i += m[0].length;
-        return JSON.parse(m[0]);
-    };
-    const v = value();
-    ws();
-    if (i !== text.length)
-        fail('trailing data');
-    return v;
 }
 
 // EXTERNAL MODULE: external "node:util"
@@ -45663,9 +45574,8 @@ function spkiPem(key) {
 }
 /** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
 function keyId(key) {
-    const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
-    const h = crypto
-        .createHash('sha256')
+    const pub = key.type === 'private' ? external_node_crypto_default().createPublicKey(key) : key;
+    const h = external_node_crypto_default().createHash('sha256')
         .update(pub.export({ format: 'der', type: 'spki' }))
         .digest();
     return { hex: h.toString('hex'), hint: h.toString('base64') };
@@ -45689,6 +45599,199 @@ function verifyBytes(key, data, signature) {
     catch {
         return false;
     }
+}
+
+;// CONCATENATED MODULE: ./actions/lib/sign/payload.ts
+/**
+ * The "simple signing" payload cosign signs and containers/image checks (reference/signing.md §1.1):
+ *
+ *   {"critical":{"identity":{"docker-reference":REF},"image":{"docker-manifest-digest":DIGEST},
+ *                "type":"cosign container image signature"},"optional":null}
+ *
+ * `parsePayload` applies containers/image's rules exactly (signature/internal/sigstore_payload.go,
+ * strictUnmarshalJSON + ParanoidUnmarshalJSONObjectExactFields): top level exactly
+ * critical/optional (both present), critical exactly type/image/identity, image exactly
+ * docker-manifest-digest, identity exactly docker-reference, string values, the type string,
+ * optional null or an object whose creator is a string and timestamp an integer, and no
+ * duplicate keys anywhere (a payload two parsers would read differently is refused).
+ */
+const SIGNATURE_TYPE = 'cosign container image signature';
+const payload_MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+const payload_ANNOTATION_SIGNATURE = 'dev.cosignproject.cosign/signature';
+const ANNOTATION_CERTIFICATE = 'dev.sigstore.cosign/certificate';
+const ANNOTATION_CHAIN = 'dev.sigstore.cosign/chain';
+const ANNOTATION_BUNDLE = 'dev.sigstore.cosign/bundle';
+/**
+ * The payload bytes for one signature. `optional` defaults to null (what cosign writes): the
+ * bytes are then a pure function of (reference, digest), which is what makes re-signing
+ * detectable and therefore idempotent.
+ */
+function buildPayload(dockerReference, digest, optional = null) {
+    return Buffer.from(JSON.stringify({
+        critical: {
+            identity: { 'docker-reference': dockerReference },
+            image: { 'docker-manifest-digest': digest },
+            type: SIGNATURE_TYPE,
+        },
+        optional,
+    }));
+}
+class PayloadError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'PayloadError';
+    }
+}
+/** Parses and checks a payload by containers/image's rules; throws PayloadError with its wording. */
+function parsePayload(bytes) {
+    const root = strictJson(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
+    const top = exactFields(root, ['critical', 'optional']);
+    let optional = null;
+    if (top.optional !== null) {
+        optional = asObject(top.optional);
+        if ('creator' in optional && typeof optional.creator !== 'string')
+            throw new PayloadError('Field optional.creator is not a string');
+        if ('timestamp' in optional) {
+            const t = optional.timestamp;
+            if (typeof t !== 'number')
+                throw new PayloadError('Field optional.timestamp is not a number');
+            if (!Number.isInteger(t))
+                throw new PayloadError('Field optional.timestamp is not an integer');
+        }
+    }
+    const critical = exactFields(top.critical, ['type', 'image', 'identity']);
+    if (typeof critical.type !== 'string')
+        throw new PayloadError('Field critical.type is not a string');
+    if (critical.type !== SIGNATURE_TYPE)
+        throw new PayloadError(`Unrecognized signature type ${critical.type}`);
+    const image = exactFields(critical.image, ['docker-manifest-digest']);
+    const digest = image['docker-manifest-digest'];
+    if (typeof digest !== 'string')
+        throw new PayloadError('Field docker-manifest-digest is not a string');
+    const identity = exactFields(critical.identity, ['docker-reference']);
+    const ref = identity['docker-reference'];
+    if (typeof ref !== 'string')
+        throw new PayloadError('Field docker-reference is not a string');
+    return { dockerReference: ref, digest, optional };
+}
+function asObject(v) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+        throw new PayloadError('JSON object expected');
+    return v;
+}
+function exactFields(v, fields) {
+    const o = asObject(v);
+    for (const k of Object.keys(o))
+        if (!fields.includes(k))
+            throw new PayloadError(`Unknown key "${k}"`);
+    for (const f of fields)
+        if (!(f in o))
+            throw new PayloadError(`Key "${f}" missing in a JSON object`);
+    return o;
+}
+/**
+ * JSON.parse, but duplicate object keys are an error (Go's paranoid parser refuses them; JSON.parse
+ * would silently keep the last one). Objects are built with a null prototype.
+ */
+function strictJson(text) {
+    let i = 0;
+    const ws = () => {
+        while (i < text.length && ' \t\n\r'.includes(text[i]))
+            i++;
+    };
+    const fail = (what) => {
+        throw new PayloadError(`invalid JSON at offset ${i}: ${what}`);
+    };
+    const str = () => {
+        const start = i;
+        if (text[i] !== '"')
+            fail('expected a string');
+        i++;
+        while (i < text.length && text[i] !== '"') {
+            if (text[i] === '\\')
+                i++;
+            i++;
+        }
+        if (i >= text.length)
+            fail('unterminated string');
+        i++;
+        try {
+            return JSON.parse(text.slice(start, i));
+        }
+        catch {
+            return fail('bad string');
+        }
+    };
+    const value = () => {
+        ws();
+        const c = text[i];
+        if (c === '{') {
+            i++;
+            const o = Object.create(null);
+            const seen = new Set();
+            ws();
+            if (text[i] === '}') {
+                i++;
+                return o;
+            }
+            for (;;) {
+                ws();
+                const k = str();
+                if (seen.has(k))
+                    throw new PayloadError(`Duplicate key "${k}"`);
+                seen.add(k);
+                ws();
+                if (text[i] !== ':')
+                    fail("expected ':'");
+                i++;
+                o[k] = value();
+                ws();
+                if (text[i] === ',') {
+                    i++;
+                    continue;
+                }
+                if (text[i] === '}') {
+                    i++;
+                    return o;
+                }
+                fail("expected ',' or '}'");
+            }
+        }
+        if (c === '[') {
+            i++;
+            const a = [];
+            ws();
+            if (text[i] === ']') {
+                i++;
+                return a;
+            }
+            for (;;) {
+                a.push(value());
+                ws();
+                if (text[i] === ',') {
+                    i++;
+                    continue;
+                }
+                if (text[i] === ']') {
+                    i++;
+                    return a;
+                }
+                fail("expected ',' or ']'");
+            }
+        }
+        if (c === '"')
+            return str();
+        const m = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i));
+        if (!m)
+            return fail('unexpected token');
+        i += m[0].length;
+        return JSON.parse(m[0]);
+    };
+    const v = value();
+    ws();
+    if (i !== text.length)
+        fail('trailing data');
+    return v;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/sign/bundle.ts
@@ -46329,43 +46432,87 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     };
 }
 
-;// CONCATENATED MODULE: ./actions/lib/sign/index.ts
-/**
- * Keel's signature library: the public surface other hops use.
- *
- *   import { verifyImage, readPublicKey } from '../../lib/sign/index.js';
- *   const { key } = readPublicKey(inputs['public-key']);          // PEM contents or a .pub path
- *   const r = await verifyImage(client, ref, key);                 // ref = repo@sha256:…
- *   if (!r.verified) throw new UserError(`${ref} is not signed with the given key: ${r.reason}`);
- *
- * `verifyImage` applies containers/image's `sigstoreSigned` rules (what bootc/rpm-ostree/podman
- * enforce) to cosign's legacy `.sig` signatures, and optionally checks cosign-3 bundles; see
- * verify.ts. Signing, key files and the client configuration live in the sibling modules.
- */
-
-
-
-
 ;// CONCATENATED MODULE: ./actions/lib/signature-gate.ts
 
 
+
+
+
+const PUBLIC_KEY_EXPECTED = 'a cosign public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file';
+/** Parses a public-key value: PEM contents, or a path (relative paths from the workspace, the step's cwd). */
+function parsePublicKeyInput(value) {
+    const v = value.trim();
+    const { key, pem } = readPublicKey(v);
+    return { key, pem, fingerprint: keyId(key).hex, source: v.includes('-----BEGIN') ? 'inline PEM' : v };
+}
 /**
- * The gate promote and smoke-boot put in front of an image: refuses one whose signature does not
- * verify, using the shared verifier of the sign hop (containers/image's sigstoreSigned rules, the
- * ones bootc/rpm-ostree/podman enforce; an index and every child manifest must verify).
- * `identity`: 'repository' = signedIdentity matchRepository (Keel's client policy); 'tags' =
- * c/image's default matchRepoDigestOrExact for a pull by digest (needs repo:tag identities).
- * Returns a one-line description of what was accepted.
+ * The `public-key` input definition (sign, verify and every gated hop): empty → undefined, else
+ * parsed at input time so a bad key fails before any side effect, naming the input.
  */
-async function checkSignature(client, ref, publicKey, identity, log) {
+function publicKeyInput(opts = {}) {
+    return {
+        schema: schemas_string().transform((v, ctx) => {
+            if (v.trim() === '')
+                return undefined;
+            try {
+                return parsePublicKeyInput(v);
+            }
+            catch (e) {
+                ctx.addIssue({ code: 'custom', message: errorMessage(e) });
+                return NEVER;
+            }
+        }),
+        expected: PUBLIC_KEY_EXPECTED,
+        required: opts.required,
+        quiet: true,
+    };
+}
+/** The two inputs of a gated hop (contract: actions-2.md). */
+const signatureGateInputs = {
+    'public-key': publicKeyInput(),
+    'allow-unsigned': bool(false),
+};
+const NOT_CHECKED = 'NOT checked (allow-unsigned: true, no public-key)';
+/**
+ * Applies the fail-closed rule at input-validation time: no key → InputError naming public-key,
+ * unless allow-unsigned, which warns in the log and writes the warning to the job summary now
+ * (so it is there even when the step fails later). `hop` names the step in that warning.
+ */
+async function requireSignatureGate(inp, io, hop) {
+    const key = inp['public-key'];
+    if (key) {
+        io.info(`signature gate: public-key ${key.fingerprint.slice(0, 16)}… (${key.source})`);
+        return { key, check: (client, ref, log, identity) => checkSignature(client, ref, key, identity, log) };
+    }
+    if (!inp['allow-unsigned']) {
+        throw new InputError('public-key', undefined, `it is required: ${hop} refuses to run without the cosign public key the image must verify with ` +
+            '(set allow-unsigned: true to proceed without checking the signature)');
+    }
+    const warning = `allow-unsigned is true and no public-key is given: ${hop} does NOT check the image's signature`;
+    io.warning(warning);
+    await io.summary(`> [!WARNING]\n> **${hop}**: ${warning}.\n\n`);
+    return {
+        key: undefined,
+        check: async (_client, ref, log) => {
+            log.warning(`signature of ${ref.toString()} not checked (allow-unsigned)`);
+            return NOT_CHECKED;
+        },
+    };
+}
+/**
+ * Refuses `ref` unless its signature verifies with `publicKey`, using the shared verifier of the
+ * sign hop (containers/image's sigstoreSigned rules, the ones bootc/rpm-ostree/podman enforce;
+ * an index and every child manifest must verify). Returns what was accepted, for the summary.
+ */
+async function checkSignature(client, ref, publicKey, identity = 'repository', log) {
     let key;
     try {
-        key = readPublicKey(publicKey).key;
+        key = typeof publicKey === 'string' ? parsePublicKeyInput(publicKey) : publicKey;
     }
     catch (e) {
-        throw new InputError('public-key', undefined, e.message);
+        throw new InputError('public-key', undefined, errorMessage(e));
     }
-    const r = await verifyImage(client, ref, key, {
+    const r = await verifyImage(client, ref, key.key, {
         identity: identity === 'tags' ? { type: 'matchRepoDigestOrExact' } : { type: 'matchRepository' },
         log,
     });
@@ -46507,7 +46654,7 @@ const inputs = {
     'stable-tag': str({ default: 'stable', pattern: /^[a-z][a-z0-9-]*$/, expected: 'a lowercase tag word' }),
     'release-date': releaseDate(),
     'require-tag': str({ pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, expected: 'a tag' }),
-    'public-key': str({ expected: 'a PEM public key or a path to one' }),
+    ...signatureGateInputs,
     identity: oneOf(['repository', 'tags'], 'repository'),
     retries: inputs_int({ default: 5, min: 1, max: 20 }),
     ...registryInputs,
@@ -46515,6 +46662,7 @@ const inputs = {
 /** promote: the tested digest, byte for byte, under the promotion tags. */
 async function run(io) {
     const inp = readInputs(io, inputs);
+    const gate = await requireSignatureGate(inp, io, 'promote');
     const ref = inp['image-ref'];
     const digest = ref.digest;
     const date = inp['release-date'] ?? releaseDateOf(io.context.now());
@@ -46525,10 +46673,7 @@ async function run(io) {
     io.setOutput('digest', digest);
     const started = Date.now();
     const client = connect(ref, inp, io, { retry: { attempts: inp.retries } });
-    let signature = 'not checked (no public-key)';
-    if (inp['public-key']) {
-        signature = await checkSignature(client, ref, inp['public-key'], inp.identity, io);
-    }
+    const signature = await gate.check(client, ref, io, inp.identity);
     const res = await promote(client, { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined }, io);
     io.setOutput('tags', tags.join('\n'));
     const noop = res.written.length === 0;

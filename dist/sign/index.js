@@ -31132,7 +31132,7 @@ async function request(req, redirects = 0) {
             throw new errors/* HttpError */.j$(status, `too many redirects at ${url.href}`);
         const next = new URL(outHeaders.location, url);
         const h = { ...(req.headers ?? {}) };
-        if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+        if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
             for (const k of Object.keys(h))
                 if (k.toLowerCase() === 'authorization')
                     delete h[k];
@@ -31159,6 +31159,16 @@ async function request(req, redirects = 0) {
             }
         },
     };
+}
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+function mayKeepAuthorization(from, to, keepAuthFor) {
+    if (from.protocol === 'https:' && to.protocol !== 'https:')
+        return false;
+    return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */
 async function errorFromResponse(res, what) {
@@ -31204,11 +31214,14 @@ function fileBody(path, size, start = 0) {
     };
 }
 
+// EXTERNAL MODULE: ./actions/lib/transport.ts
+var transport = __nccwpck_require__(5371);
 // EXTERNAL MODULE: ./actions/lib/oci/auth.ts
 var auth = __nccwpck_require__(4432);
 // EXTERNAL MODULE: ./actions/lib/oci/media.ts
 var media = __nccwpck_require__(8440);
 ;// CONCATENATED MODULE: ./actions/lib/oci/client.ts
+
 
 
 
@@ -31237,21 +31250,30 @@ class RegistryClient {
     tokens = new Map();
     useBasic = false;
     policy;
+    transport;
+    /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+    insecure;
+    /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
     constructor(opts) {
         this.opts = opts;
         this.policy = opts.retry ?? (0,retry/* retryPolicy */.Jb)();
+        this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+        const problem = (0,transport/* registryTransportProblem */.Qo)(this.host, this.transport);
+        if (problem)
+            throw new errors/* InputError */.dz('tls-verify', 'false', problem);
+        this.insecure = (0,transport/* mayBeInsecure */.HR)(this.host, this.transport);
     }
     get host() {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
-    /** https, or with tls-verify false: https without verification, falling back to plain http. */
+    /** https; for an insecure registry: https without verification, falling back to plain http. */
     baseUrl() {
         // One probe per client, however many requests start at once.
         this.base ??= this.probeBase();
         return this.base;
     }
     async probeBase() {
-        if (this.opts.tlsVerify ?? true)
+        if (!this.insecure)
             return `https://${this.host}`;
         let base = `http://${this.host}`;
         try {
@@ -31270,7 +31292,13 @@ class RegistryClient {
         this.opts.log?.debug(`registry ${this.host}: using ${base}`);
         return base;
     }
-    authHeader(scopeKey) {
+    /**
+     * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+     * another host or scheme gets none (a registry cannot steer them elsewhere).
+     */
+    authHeader(scopeKey, url, base) {
+        if (new URL(url).origin !== new URL(base).origin)
+            return {};
         const t = this.tokens.get(scopeKey);
         if (t)
             return { authorization: `Bearer ${t}` };
@@ -31284,6 +31312,9 @@ class RegistryClient {
         const realm = params.realm;
         if (!realm)
             throw new errors/* HttpError */.j$(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+        const problem = (0,transport/* realmProblem */.n8)(realm, this.transport);
+        if (problem)
+            throw new errors/* UserError */.yo(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -31294,7 +31325,7 @@ class RegistryClient {
         const headers = {};
         if (c)
             headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-        const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+        const res = await request({ method: 'GET', url: u, headers, insecureTls: (0,transport/* mayBeInsecure */.HR)(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
             throw new errors/* UserError */.yo(c
@@ -31317,14 +31348,16 @@ class RegistryClient {
         const send = () => request({
             method: op.method,
             url,
-            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
             body: op.body,
-            insecureTls: !(this.opts.tlsVerify ?? true),
+            insecureTls: this.insecure,
             followRedirects: op.followRedirects,
-            keepAuthFor: (h) => h === this.host,
+            keepAuthFor: (h) => h === new URL(base).host,
         });
         let res = await send();
-        if (res.status === 401) {
+        // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+        // upload host on another origin is an answer, never a reason to send credentials there.
+        if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
             const challenge = (0,auth/* parseChallenge */.xy)(res.headers['www-authenticate']);
             await res.drain();
             const c = this.opts.credentials;
@@ -32660,6 +32693,120 @@ function strictJson(text) {
  */
 const DEFAULT_FULCIO_URL = 'https://fulcio.sigstore.dev';
 const DEFAULT_REKOR_URL = 'https://rekor.sigstore.dev';
+
+
+/***/ }),
+
+/***/ 5371:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HR: () => (/* binding */ mayBeInsecure),
+/* harmony export */   Iz: () => (/* binding */ httpsUnlessLoopbackProblem),
+/* harmony export */   Lk: () => (/* binding */ HOST_PORT),
+/* harmony export */   Qo: () => (/* binding */ registryTransportProblem),
+/* harmony export */   n8: () => (/* binding */ realmProblem)
+/* harmony export */ });
+/* unused harmony exports splitHostPort, hostnameOf, isLoopbackHost, isListedInsecure */
+/**
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
+ */
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
+    let u;
+    try {
+        u = new URL(realm);
+    }
+    catch {
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
+    }
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
+        return undefined;
+    if (u.protocol === 'http:')
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
+}
 
 
 /***/ }),
@@ -54597,42 +54744,8 @@ var external_node_crypto_default = /*#__PURE__*/__nccwpck_require__.n(external_n
 var src_schemas = __nccwpck_require__(9691);
 // EXTERNAL MODULE: ./node_modules/zod/v4/core/core.js
 var src_core = __nccwpck_require__(8532);
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
-/**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
- */
-function secure_url_insecureUrlReason(value) {
-    let u;
-    try {
-        u = new URL(value);
-    }
-    catch {
-        return 'not an absolute URL';
-    }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
-    if (u.protocol === 'https:')
-        return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
-        return undefined;
-    if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
-}
-
+// EXTERNAL MODULE: ./actions/lib/transport.ts
+var transport = __nccwpck_require__(5371);
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
 
 
@@ -54657,7 +54770,7 @@ function readInputs(io, defs) {
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new errors/* InputError */.dz(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new errors/* InputError */.dz(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -54843,31 +54956,36 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(src_schemas/* string */.YjP().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = (0,transport/* httpsUnlessLoopbackProblem */.Iz)(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return src_core/* NEVER */.tm;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (transport/* HOST_PORT */.Lk.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
-}
 
 // EXTERNAL MODULE: ./actions/lib/oci/auth.ts
 var auth = __nccwpck_require__(4432);
@@ -54881,6 +54999,8 @@ var oci_client = __nccwpck_require__(6514);
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 function connect(ref, access, log, opts = {}) {
     const credentials = (0,auth/* resolveCredentials */.z8)(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
@@ -54889,6 +55009,7 @@ function connect(ref, access, log, opts = {}) {
         registry: ref.registry,
         credentials,
         tlsVerify: access['tls-verify'] ?? true,
+        insecureRegistries: access['insecure-registries'],
         retry: (0,retry/* retryPolicy */.Jb)(opts.retry),
         log,
         chunkSize: opts.chunkSize,
@@ -54906,153 +55027,8 @@ async function resolveDigest(client, ref) {
     return head.digest;
 }
 
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./actions/lib/sign/client-config.ts
-
-
-
-const LOCAL_TRANSPORTS = ['containers-storage', 'dir', 'docker-archive', 'docker-daemon', 'oci', 'oci-archive'];
-const ACCEPT = [{ type: 'insecureAcceptAnything' }];
-function safeName(s) {
-    const n = s
-        .toLowerCase()
-        .replace(/[^a-z0-9._-]+/g, '-')
-        .replace(/^[.-]+|[.-]+$/g, '');
-    if (!n)
-        throw new errors/* UserError */.yo(`cannot derive a file name from ${JSON.stringify(s)}: give a name`);
-    return n;
-}
-function renderClientConfig(opts) {
-    const ref = typeof opts.image === 'string' ? reference_parseReference(opts.image, { requireTagOrDigest: false }) : opts.image;
-    const repository = ref.name;
-    const parts = ref.repository.split('/');
-    const name = safeName(opts.name ?? parts[parts.length - 1]);
-    const keyPath = opts.keyPath ?? `/etc/pki/containers/${name}.pub`;
-    if (!keyPath.startsWith('/'))
-        throw new errors/* UserError */.yo(`keyPath must be absolute on the client, got ${JSON.stringify(keyPath)}`);
-    const scope = (opts.attachmentsScope ?? 'namespace') === 'namespace' && parts.length > 1
-        ? `${ref.registry}/${parts.slice(0, -1).join('/')}`
-        : (opts.attachmentsScope ?? 'namespace') === 'namespace'
-            ? ref.registry
-            : repository;
-    const requirement = [{ type: 'sigstoreSigned', keyPath, signedIdentity: { type: 'matchRepository' } }];
-    const warnings = [];
-    let policy;
-    if (opts.existingPolicy !== undefined) {
-        try {
-            policy =
-                typeof opts.existingPolicy === 'string'
-                    ? JSON.parse(opts.existingPolicy)
-                    : structuredClone(opts.existingPolicy);
-        }
-        catch (e) {
-            throw new errors/* UserError */.yo(`the existing policy.json is not valid JSON: ${e.message}`);
-        }
-        if (!policy || typeof policy !== 'object' || Array.isArray(policy))
-            throw new errors/* UserError */.yo('the existing policy.json is not a JSON object');
-        if (!Array.isArray(policy.default))
-            throw new errors/* UserError */.yo('the existing policy.json has no "default" list (containers-policy.json(5) requires one)');
-    }
-    else {
-        policy = {
-            default: [{ type: 'reject' }],
-            transports: {
-                docker: opts.acceptOtherRegistries ? { '': ACCEPT } : {},
-                ...Object.fromEntries(LOCAL_TRANSPORTS.map((t) => [t, { '': ACCEPT }])),
-            },
-        };
-    }
-    const transports = (policy.transports ??= {});
-    const docker = (transports.docker ??= {});
-    const previous = docker[repository];
-    if (previous !== undefined && JSON.stringify(previous) !== JSON.stringify(requirement)) {
-        warnings.push(`replaced the existing policy entry for ${repository}: ${JSON.stringify(previous)}`);
-    }
-    docker[repository] = requirement;
-    const dflt = policy.default;
-    if (dflt.some((r) => r?.type === 'insecureAcceptAnything')) {
-        warnings.push('the policy default is insecureAcceptAnything: bootc and rpm-ostree refuse ostree-image-signed: and ' +
-            '--enforce-container-sigpolicy with such a default (kept, as it is your choice; use [{"type":"reject"}])');
-    }
-    const registriesD = `# Keel: read cosign signatures (<repo>:sha256-<digest>.sig) for ${scope}.\n` +
-        (0,dist/* stringify */.As)({ docker: { [scope]: { 'use-sigstore-attachments': true } } });
-    const registriesDPath = `/etc/containers/registries.d/${name}.yaml`;
-    const policyText = `${JSON.stringify(policy, null, 2)}\n`;
-    const files = [
-        { path: '/etc/containers/policy.json', content: policyText, mode: 0o644 },
-        { path: registriesDPath, content: registriesD, mode: 0o644 },
-    ];
-    if (opts.publicKeyPem)
-        files.push({
-            path: keyPath,
-            content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`,
-            mode: 0o644,
-        });
-    const tag = opts.tag ?? 'stable';
-    const instructions = [
-        `### Enforcing signatures for \`${repository}\``,
-        '',
-        'Ship these files in the image (Containerfile), so a switched client enforces signatures from its first boot:',
-        '',
-        '```dockerfile',
-        `# ${files.map((f) => f.path).join(', ')}`,
-        `COPY ${opts.sourceDir ?? 'client-config'}/ /`,
-        '```',
-        '',
-        'Move an existing host onto the signed image (verifies with the host policy on every update):',
-        '',
-        '```sh',
-        `sudo bootc switch --enforce-container-sigpolicy ${repository}:${tag}`,
-        `# rpm-ostree hosts:`,
-        `sudo rpm-ostree rebase ostree-image-signed:docker://${repository}:${tag}`,
-        '```',
-        '',
-        `The policy \`default\` must not be \`insecureAcceptAnything\` (bootc refuses to enforce with it). ` +
-            `Check by hand: \`cosign verify --key ${keyPath} ${repository}@sha256:…\`, or ` +
-            `\`skopeo copy docker://${repository}:${tag} dir:/tmp/x\` with this policy (skopeo/podman from a sigstore-enabled build).`,
-        '',
-    ].join('\n');
-    return {
-        name,
-        repository,
-        keyPath,
-        policy,
-        policyEntry: { [repository]: requirement },
-        registriesDPath,
-        registriesD,
-        files,
-        instructions,
-        warnings,
-    };
-}
-
-// EXTERNAL MODULE: ./actions/lib/sign/sigstore-urls.ts
-var sigstore_urls = __nccwpck_require__(8157);
 // EXTERNAL MODULE: ./actions/lib/sign/keys.ts
 var keys = __nccwpck_require__(5880);
-;// CONCATENATED MODULE: ./actions/lib/summary.ts
-/** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
-function esc(s) {
-    return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-}
-function table(header, rows) {
-    const line = (cells) => `| ${cells.map((c) => esc(String(c))).join(' | ')} |`;
-    return [line(header), `|${header.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n') + '\n';
-}
-function code(s) {
-    return `\`${s.replace(/`/g, "'")}\``;
-}
-function section(title, body) {
-    return `### ${title}\n\n${body}\n`;
-}
-function fence(text, lang = '') {
-    return `\`\`\`${lang}\n${text.replace(/```/g, "'''")}\n\`\`\`\n`;
-}
-function seconds(ms) {
-    return `${(ms / 1000).toFixed(1)} s`;
-}
-
 // EXTERNAL MODULE: ./actions/lib/oci/media.ts
 var media = __nccwpck_require__(8440);
 // EXTERNAL MODULE: ./actions/lib/sign/bundle.ts
@@ -55416,7 +55392,7 @@ async function verifyDigest(client, ref, digest, key, opts) {
  *   const r = await verifyImage(client, parseDigestReference(imageRef), pem);
  *   if (!r.verified) throw new UserError(`refusing ${imageRef}: ${r.reason}`);
  */
-async function verifyImage(client, ref, publicKey, opts = {}) {
+async function verify_verifyImage(client, ref, publicKey, opts = {}) {
     if (!ref.digest)
         throw new Error(`verifyImage needs a digest reference, got ${ref.toString()}`);
     const key = typeof publicKey === 'string' ? (0,keys/* parsePublicKey */.ee)(publicKey) : publicKey;
@@ -55460,6 +55436,241 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
         reason: `${details[0].reason}${n > 1 ? ` (and for all ${n - 1} child manifest(s))` : ''}`,
         details,
     };
+}
+
+;// CONCATENATED MODULE: ./actions/lib/signature-gate.ts
+
+
+
+
+
+const PUBLIC_KEY_EXPECTED = 'a cosign public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file';
+/** Parses a public-key value: PEM contents, or a path (relative paths from the workspace, the step's cwd). */
+function parsePublicKeyInput(value) {
+    const v = value.trim();
+    const { key, pem } = (0,keys/* readPublicKey */.RR)(v);
+    return { key, pem, fingerprint: (0,keys/* keyId */.xs)(key).hex, source: v.includes('-----BEGIN') ? 'inline PEM' : v };
+}
+/**
+ * The `public-key` input definition (sign, verify and every gated hop): empty → undefined, else
+ * parsed at input time so a bad key fails before any side effect, naming the input.
+ */
+function publicKeyInput(opts = {}) {
+    return {
+        schema: src_schemas/* string */.YjP().transform((v, ctx) => {
+            if (v.trim() === '')
+                return undefined;
+            try {
+                return parsePublicKeyInput(v);
+            }
+            catch (e) {
+                ctx.addIssue({ code: 'custom', message: (0,errors/* errorMessage */.gJ)(e) });
+                return src_core/* NEVER */.tm;
+            }
+        }),
+        expected: PUBLIC_KEY_EXPECTED,
+        required: opts.required,
+        quiet: true,
+    };
+}
+/** The two inputs of a gated hop (contract: actions-2.md). */
+const signatureGateInputs = {
+    'public-key': publicKeyInput(),
+    'allow-unsigned': bool(false),
+};
+const NOT_CHECKED = 'NOT checked (allow-unsigned: true, no public-key)';
+/**
+ * Applies the fail-closed rule at input-validation time: no key → InputError naming public-key,
+ * unless allow-unsigned, which warns in the log and writes the warning to the job summary now
+ * (so it is there even when the step fails later). `hop` names the step in that warning.
+ */
+async function requireSignatureGate(inp, io, hop) {
+    const key = inp['public-key'];
+    if (key) {
+        io.info(`signature gate: public-key ${key.fingerprint.slice(0, 16)}… (${key.source})`);
+        return { key, check: (client, ref, log, identity) => checkSignature(client, ref, key, identity, log) };
+    }
+    if (!inp['allow-unsigned']) {
+        throw new InputError('public-key', undefined, `it is required: ${hop} refuses to run without the cosign public key the image must verify with ` +
+            '(set allow-unsigned: true to proceed without checking the signature)');
+    }
+    const warning = `allow-unsigned is true and no public-key is given: ${hop} does NOT check the image's signature`;
+    io.warning(warning);
+    await io.summary(`> [!WARNING]\n> **${hop}**: ${warning}.\n\n`);
+    return {
+        key: undefined,
+        check: async (_client, ref, log) => {
+            log.warning(`signature of ${ref.toString()} not checked (allow-unsigned)`);
+            return NOT_CHECKED;
+        },
+    };
+}
+/**
+ * Refuses `ref` unless its signature verifies with `publicKey`, using the shared verifier of the
+ * sign hop (containers/image's sigstoreSigned rules, the ones bootc/rpm-ostree/podman enforce;
+ * an index and every child manifest must verify). Returns what was accepted, for the summary.
+ */
+async function checkSignature(client, ref, publicKey, identity = 'repository', log) {
+    let key;
+    try {
+        key = typeof publicKey === 'string' ? parsePublicKeyInput(publicKey) : publicKey;
+    }
+    catch (e) {
+        throw new InputError('public-key', undefined, errorMessage(e));
+    }
+    const r = await verifyImage(client, ref, key.key, {
+        identity: identity === 'tags' ? { type: 'matchRepoDigestOrExact' } : { type: 'matchRepository' },
+        log,
+    });
+    if (!r.verified)
+        throw new UserError(`refusing ${ref.toString()}: its signature does not verify with public-key: ${r.reason}`);
+    log.info(`signature of ${ref.toString()} verified: ${r.reason}`);
+    return `verified (${r.reason})`;
+}
+
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./actions/lib/sign/client-config.ts
+
+
+
+const LOCAL_TRANSPORTS = ['containers-storage', 'dir', 'docker-archive', 'docker-daemon', 'oci', 'oci-archive'];
+const ACCEPT = [{ type: 'insecureAcceptAnything' }];
+function safeName(s) {
+    const n = s
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .replace(/^[.-]+|[.-]+$/g, '');
+    if (!n)
+        throw new errors/* UserError */.yo(`cannot derive a file name from ${JSON.stringify(s)}: give a name`);
+    return n;
+}
+function renderClientConfig(opts) {
+    const ref = typeof opts.image === 'string' ? reference_parseReference(opts.image, { requireTagOrDigest: false }) : opts.image;
+    const repository = ref.name;
+    const parts = ref.repository.split('/');
+    const name = safeName(opts.name ?? parts[parts.length - 1]);
+    const keyPath = opts.keyPath ?? `/etc/pki/containers/${name}.pub`;
+    if (!keyPath.startsWith('/'))
+        throw new errors/* UserError */.yo(`keyPath must be absolute on the client, got ${JSON.stringify(keyPath)}`);
+    const scope = (opts.attachmentsScope ?? 'namespace') === 'namespace' && parts.length > 1
+        ? `${ref.registry}/${parts.slice(0, -1).join('/')}`
+        : (opts.attachmentsScope ?? 'namespace') === 'namespace'
+            ? ref.registry
+            : repository;
+    const requirement = [{ type: 'sigstoreSigned', keyPath, signedIdentity: { type: 'matchRepository' } }];
+    const warnings = [];
+    let policy;
+    if (opts.existingPolicy !== undefined) {
+        try {
+            policy =
+                typeof opts.existingPolicy === 'string'
+                    ? JSON.parse(opts.existingPolicy)
+                    : structuredClone(opts.existingPolicy);
+        }
+        catch (e) {
+            throw new errors/* UserError */.yo(`the existing policy.json is not valid JSON: ${e.message}`);
+        }
+        if (!policy || typeof policy !== 'object' || Array.isArray(policy))
+            throw new errors/* UserError */.yo('the existing policy.json is not a JSON object');
+        if (!Array.isArray(policy.default))
+            throw new errors/* UserError */.yo('the existing policy.json has no "default" list (containers-policy.json(5) requires one)');
+    }
+    else {
+        policy = {
+            default: [{ type: 'reject' }],
+            transports: {
+                docker: opts.acceptOtherRegistries ? { '': ACCEPT } : {},
+                ...Object.fromEntries(LOCAL_TRANSPORTS.map((t) => [t, { '': ACCEPT }])),
+            },
+        };
+    }
+    const transports = (policy.transports ??= {});
+    const docker = (transports.docker ??= {});
+    const previous = docker[repository];
+    if (previous !== undefined && JSON.stringify(previous) !== JSON.stringify(requirement)) {
+        warnings.push(`replaced the existing policy entry for ${repository}: ${JSON.stringify(previous)}`);
+    }
+    docker[repository] = requirement;
+    const dflt = policy.default;
+    if (dflt.some((r) => r?.type === 'insecureAcceptAnything')) {
+        warnings.push('the policy default is insecureAcceptAnything: bootc and rpm-ostree refuse ostree-image-signed: and ' +
+            '--enforce-container-sigpolicy with such a default (kept, as it is your choice; use [{"type":"reject"}])');
+    }
+    const registriesD = `# Keel: read cosign signatures (<repo>:sha256-<digest>.sig) for ${scope}.\n` +
+        (0,dist/* stringify */.As)({ docker: { [scope]: { 'use-sigstore-attachments': true } } });
+    const registriesDPath = `/etc/containers/registries.d/${name}.yaml`;
+    const policyText = `${JSON.stringify(policy, null, 2)}\n`;
+    const files = [
+        { path: '/etc/containers/policy.json', content: policyText, mode: 0o644 },
+        { path: registriesDPath, content: registriesD, mode: 0o644 },
+    ];
+    if (opts.publicKeyPem)
+        files.push({
+            path: keyPath,
+            content: opts.publicKeyPem.endsWith('\n') ? opts.publicKeyPem : `${opts.publicKeyPem}\n`,
+            mode: 0o644,
+        });
+    const tag = opts.tag ?? 'stable';
+    const instructions = [
+        `### Enforcing signatures for \`${repository}\``,
+        '',
+        'Ship these files in the image (Containerfile), so a switched client enforces signatures from its first boot:',
+        '',
+        '```dockerfile',
+        `# ${files.map((f) => f.path).join(', ')}`,
+        `COPY ${opts.sourceDir ?? 'client-config'}/ /`,
+        '```',
+        '',
+        'Move an existing host onto the signed image (verifies with the host policy on every update):',
+        '',
+        '```sh',
+        `sudo bootc switch --enforce-container-sigpolicy ${repository}:${tag}`,
+        `# rpm-ostree hosts:`,
+        `sudo rpm-ostree rebase ostree-image-signed:docker://${repository}:${tag}`,
+        '```',
+        '',
+        `The policy \`default\` must not be \`insecureAcceptAnything\` (bootc refuses to enforce with it). ` +
+            `Check by hand: \`cosign verify --key ${keyPath} ${repository}@sha256:…\`, or ` +
+            `\`skopeo copy docker://${repository}:${tag} dir:/tmp/x\` with this policy (skopeo/podman from a sigstore-enabled build).`,
+        '',
+    ].join('\n');
+    return {
+        name,
+        repository,
+        keyPath,
+        policy,
+        policyEntry: { [repository]: requirement },
+        registriesDPath,
+        registriesD,
+        files,
+        instructions,
+        warnings,
+    };
+}
+
+// EXTERNAL MODULE: ./actions/lib/sign/sigstore-urls.ts
+var sigstore_urls = __nccwpck_require__(8157);
+;// CONCATENATED MODULE: ./actions/lib/summary.ts
+/** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
+function esc(s) {
+    return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+function table(header, rows) {
+    const line = (cells) => `| ${cells.map((c) => esc(String(c))).join(' | ')} |`;
+    return [line(header), `|${header.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n') + '\n';
+}
+function code(s) {
+    return `\`${s.replace(/`/g, "'")}\``;
+}
+function section(title, body) {
+    return `### ${title}\n\n${body}\n`;
+}
+function fence(text, lang = '') {
+    return `\`\`\`${lang}\n${text.replace(/```/g, "'''")}\n\`\`\`\n`;
+}
+function seconds(ms) {
+    return `${(ms / 1000).toFixed(1)} s`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/tags.ts
@@ -55820,7 +56031,7 @@ async function verifyWritten(client, ref, targets, opts) {
         const rs = [];
         if (opts.tags) {
             for (const tag of opts.tags) {
-                rs.push(await verifyImage(client, ref, opts.key, {
+                rs.push(await verify_verifyImage(client, ref, opts.key, {
                     identity: { type: 'matchRepoDigestOrExact' },
                     tag,
                     format: opts.format,
@@ -55829,7 +56040,7 @@ async function verifyWritten(client, ref, targets, opts) {
             }
         }
         else {
-            rs.push(await verifyImage(client, ref, opts.key, { format: opts.format, log: opts.log }));
+            rs.push(await verify_verifyImage(client, ref, opts.key, { format: opts.format, log: opts.log }));
         }
         const bad = rs.find((r) => !r.verified);
         if (bad)
@@ -55856,6 +56067,7 @@ async function verifyWritten(client, ref, targets, opts) {
 
 
 
+
 /**
  * sign: cosign-compatible signatures that bootc/rpm-ostree/podman clients enforce.
  * NOTE on names: the contract gives `password` to the private key (cosign's COSIGN_PASSWORD);
@@ -55872,12 +56084,13 @@ const inputs = {
         expected: 'newline-separated tags (or registry/repo:tag of the same repository)',
     }),
     format: oneOf(['legacy', 'bundle', 'both'], 'legacy'),
-    'public-key': str({ expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
-    'fulcio-url': str({ default: sigstore_urls/* DEFAULT_FULCIO_URL */.j, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
-    'rekor-url': str({ default: sigstore_urls/* DEFAULT_REKOR_URL */.A, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
+    'public-key': publicKeyInput(),
+    'fulcio-url': httpsUrl({ default: sigstore_urls/* DEFAULT_FULCIO_URL */.j, expected: 'the https URL of a Fulcio instance' }),
+    'rekor-url': httpsUrl({ default: sigstore_urls/* DEFAULT_REKOR_URL */.A, expected: 'the https URL of a Rekor instance' }),
     username: registryInputs.username,
     'registry-password': secret(),
     'tls-verify': registryInputs['tls-verify'],
+    'insecure-registries': registryInputs['insecure-registries'],
 };
 async function run(io) {
     const state = {
@@ -55933,12 +56146,7 @@ async function run(io) {
             throw new errors/* InputError */.dz('public-key', undefined, `mode '${mode}' writes no key-based signature to verify with it (give private-key, or mode: key/both)`);
         }
         if (inp['public-key']) {
-            try {
-                verifyKey = (0,keys/* readPublicKey */.RR)(inp['public-key']).key;
-            }
-            catch (e) {
-                throw new errors/* InputError */.dz('public-key', undefined, (0,errors/* errorMessage */.gJ)(e));
-            }
+            verifyKey = inp['public-key'].key;
             if (key && !(0,keys/* samePublicKey */.D3)(key.publicKey, verifyKey)) {
                 throw new errors/* InputError */.dz('public-key', undefined, `it is not the public half of 'private-key' (fingerprints ${(0,keys/* keyId */.xs)(verifyKey).hex.slice(0, 16)}… vs ${state.fingerprint.slice(0, 16)}…)`);
             }
@@ -55950,7 +56158,12 @@ async function run(io) {
             io.warning("format 'bundle' only: containers/image (bootc, rpm-ostree, podman) reads only the legacy .sig format; clients will find no signature");
         }
         // ---- side effects start here
-        const client = connect(image, { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] }, io);
+        const client = connect(image, {
+            username: inp.username,
+            password: inp['registry-password'],
+            'tls-verify': inp['tls-verify'],
+            'insecure-registries': inp['insecure-registries'],
+        }, io);
         // @sigstore/sign is loaded only for keyless signing.
         const keyless = useKeyless
             ? new (await Promise.all(/* import() */[__nccwpck_require__.e(179), __nccwpck_require__.e(296)]).then(__nccwpck_require__.bind(__nccwpck_require__, 296))).KeylessSigner({

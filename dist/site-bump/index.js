@@ -42363,40 +42363,105 @@ function preprocess(fn, schema) {
     });
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
+;// CONCATENATED MODULE: ./actions/lib/transport.ts
 /**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
  */
-function secure_url_insecureUrlReason(value) {
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
     let u;
     try {
-        u = new URL(value);
+        u = new URL(realm);
     }
     catch {
-        return 'not an absolute URL';
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
     }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
     if (u.protocol === 'https:')
         return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
         return undefined;
     if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
@@ -42423,7 +42488,7 @@ function readInputs(io, defs) {
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -42609,31 +42674,36 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(schemas_string().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = httpsUnlessLoopbackProblem(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return NEVER;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
@@ -47871,6 +47941,7 @@ function getOctokit(token, options, ...additionalPlugins) {
 
 
 
+
 /** GitHub's own message from an Octokit RequestError (`message` plus the `errors[]` details). */
 function githubMessage(err) {
     const data = err?.response?.data;
@@ -47922,6 +47993,9 @@ function asTransient(err, now = Date.now()) {
  * retried. The token is only ever in the Authorization header, never in a log line.
  */
 function createClient(opts) {
+    const problem = httpsUnlessLoopbackProblem(opts.apiUrl);
+    if (problem)
+        throw new UserError(`refusing to send the token to ${opts.apiUrl}: ${problem}`);
     const octokit = getOctokit(opts.token, {
         baseUrl: opts.apiUrl.replace(/\/+$/, ''),
         userAgent: opts.userAgent ?? 'keel',
@@ -48351,10 +48425,9 @@ const inputs = {
     }),
     'auto-merge': bool(true),
     'merge-method': oneOf(['squash', 'merge', 'rebase'], 'squash'),
-    'api-url': str({
+    'api-url': httpsUrl({
         default: 'https://api.github.com',
-        pattern: /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/,
-        expected: 'the http(s) URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)',
+        expected: 'the https URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server; http only for loopback)',
     }),
 };
 /** site-bump: point the download site at the new release through a PR (auto-merged when allowed). */

@@ -34488,7 +34488,7 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?))*(?::[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$/;
-class InvalidReferenceError extends Error {
+class reference_InvalidReferenceError extends Error {
     ref;
     reason;
     constructor(ref, reason) {
@@ -34526,12 +34526,12 @@ class ImageReference {
     }
     withDigest(digest) {
         if (!DIGEST.test(digest))
-            throw new InvalidReferenceError(digest, 'expected sha256:<64 lowercase hex>');
+            throw new reference_InvalidReferenceError(digest, 'expected sha256:<64 lowercase hex>');
         return new ImageReference(this.registry, this.repository, undefined, digest);
     }
     withTag(tag) {
         if (!TAG.test(tag))
-            throw new InvalidReferenceError(tag, 'a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -');
+            throw new reference_InvalidReferenceError(tag, 'a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -');
         return new ImageReference(this.registry, this.repository, tag, undefined);
     }
     toString() {
@@ -34545,11 +34545,11 @@ class ImageReference {
 function reference_parseReference(input, opts = {}) {
     const ref = input.trim();
     if (!ref)
-        throw new InvalidReferenceError(input, 'it is empty');
+        throw new reference_InvalidReferenceError(input, 'it is empty');
     if (/\s/.test(ref))
-        throw new InvalidReferenceError(input, 'it contains whitespace');
+        throw new reference_InvalidReferenceError(input, 'it contains whitespace');
     if (ref.includes('://')) {
-        throw new InvalidReferenceError(input, 'drop the transport prefix (write registry/repo:tag, not docker://...)');
+        throw new reference_InvalidReferenceError(input, 'drop the transport prefix (write registry/repo:tag, not docker://...)');
     }
     let rest = ref;
     let digest;
@@ -34558,7 +34558,7 @@ function reference_parseReference(input, opts = {}) {
         digest = rest.slice(at + 1);
         rest = rest.slice(0, at);
         if (!DIGEST.test(digest)) {
-            throw new InvalidReferenceError(input, `digest ${JSON.stringify(digest)} is not sha256:<64 lowercase hex>`);
+            throw new reference_InvalidReferenceError(input, `digest ${JSON.stringify(digest)} is not sha256:<64 lowercase hex>`);
         }
     }
     let tag;
@@ -34568,7 +34568,7 @@ function reference_parseReference(input, opts = {}) {
         tag = rest.slice(colon + 1);
         rest = rest.slice(0, colon);
         if (!TAG.test(tag)) {
-            throw new InvalidReferenceError(input, `tag ${JSON.stringify(tag)} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -`);
+            throw new reference_InvalidReferenceError(input, `tag ${JSON.stringify(tag)} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -`);
         }
     }
     const parts = rest.split('/');
@@ -34579,25 +34579,25 @@ function reference_parseReference(input, opts = {}) {
         registry = first;
         parts.shift();
         if (!HOST.test(registry))
-            throw new InvalidReferenceError(input, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`);
+            throw new reference_InvalidReferenceError(input, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`);
     }
     if (parts.length === 0 || parts.some((p) => p === '')) {
-        throw new InvalidReferenceError(input, 'the repository path has an empty component');
+        throw new reference_InvalidReferenceError(input, 'the repository path has an empty component');
     }
     for (const p of parts) {
         if (/[A-Z]/.test(p))
-            throw new InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase`);
+            throw new reference_InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase`);
         if (!COMPONENT.test(p)) {
-            throw new InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase letters and digits separated by '.', '_', '__' or '-'`);
+            throw new reference_InvalidReferenceError(input, `repository component ${JSON.stringify(p)} must be lowercase letters and digits separated by '.', '_', '__' or '-'`);
         }
     }
     if (registry === 'docker.io' && parts.length === 1)
         parts.unshift('library');
     const repository = parts.join('/');
     if (`${registry}/${repository}`.length > 255)
-        throw new InvalidReferenceError(input, 'the name is longer than 255 characters');
+        throw new reference_InvalidReferenceError(input, 'the name is longer than 255 characters');
     if ((opts.requireTagOrDigest ?? true) && !tag && !digest) {
-        throw new InvalidReferenceError(input, 'it names neither a tag nor a digest (write repo:tag or repo@sha256:...)');
+        throw new reference_InvalidReferenceError(input, 'it names neither a tag nor a digest (write repo:tag or repo@sha256:...)');
     }
     return new ImageReference(registry, repository, tag, digest);
 }
@@ -34605,17 +34605,17 @@ function reference_parseReference(input, opts = {}) {
 function reference_parseDigestReference(input, why = 'only a digest pins the exact bytes that were tested') {
     const r = reference_parseReference(input);
     if (!r.digest) {
-        throw new InvalidReferenceError(input, `a digest reference (repo@sha256:...) is required, not a tag: ${why}`);
+        throw new reference_InvalidReferenceError(input, `a digest reference (repo@sha256:...) is required, not a tag: ${why}`);
     }
     if (r.tag)
-        throw new InvalidReferenceError(input, 'give either a tag or a digest, not both');
+        throw new reference_InvalidReferenceError(input, 'give either a tag or a digest, not both');
     return r;
 }
 /** Parses `registry/repo` without tag or digest (the push destination). */
 function reference_parseRepository(input) {
     const r = reference_parseReference(input, { requireTagOrDigest: false });
     if (r.tag || r.digest)
-        throw new InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
+        throw new reference_InvalidReferenceError(input, 'expected a repository without tag or digest (registry/name)');
     return r;
 }
 
@@ -34697,7 +34697,7 @@ function parseRetryAfter(value, now = Date.now()) {
 function isUserFacing(err) {
     return (err instanceof errors_InputError ||
         err instanceof errors_UserError ||
-        err instanceof InvalidReferenceError ||
+        err instanceof reference_InvalidReferenceError ||
         err instanceof RetryExhaustedError);
 }
 /**
@@ -44708,7 +44708,7 @@ async function request(req, redirects = 0) {
             throw new errors_HttpError(status, `too many redirects at ${url.href}`);
         const next = new URL(outHeaders.location, url);
         const h = { ...(req.headers ?? {}) };
-        if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+        if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
             for (const k of Object.keys(h))
                 if (k.toLowerCase() === 'authorization')
                     delete h[k];
@@ -44735,6 +44735,16 @@ async function request(req, redirects = 0) {
             }
         },
     };
+}
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+function mayKeepAuthorization(from, to, keepAuthFor) {
+    if (from.protocol === 'https:' && to.protocol !== 'https:')
+        return false;
+    return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */
 async function errorFromResponse(res, what) {
@@ -44778,6 +44788,107 @@ function fileBody(path, size, start = 0) {
             ? Readable.from([])
             : fs.createReadStream(path, { start, end: start + size - 1, highWaterMark: 1024 * 1024 }),
     };
+}
+
+;// CONCATENATED MODULE: ./actions/lib/transport.ts
+/**
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
+ */
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
+    let u;
+    try {
+        u = new URL(realm);
+    }
+    catch {
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
+    }
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function transport_httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
+        return undefined;
+    if (u.protocol === 'http:')
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/oci/media.ts
@@ -44878,6 +44989,7 @@ function layerCompression(mediaType) {
 
 
 
+
 function client_sha256(data) {
     return `sha256:${external_node_crypto_default().createHash('sha256').update(data).digest('hex')}`;
 }
@@ -44896,21 +45008,30 @@ class RegistryClient {
     tokens = new Map();
     useBasic = false;
     policy;
+    transport;
+    /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+    insecure;
+    /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
     constructor(opts) {
         this.opts = opts;
         this.policy = opts.retry ?? retryPolicy();
+        this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+        const problem = registryTransportProblem(this.host, this.transport);
+        if (problem)
+            throw new errors_InputError('tls-verify', 'false', problem);
+        this.insecure = mayBeInsecure(this.host, this.transport);
     }
     get host() {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
-    /** https, or with tls-verify false: https without verification, falling back to plain http. */
+    /** https; for an insecure registry: https without verification, falling back to plain http. */
     baseUrl() {
         // One probe per client, however many requests start at once.
         this.base ??= this.probeBase();
         return this.base;
     }
     async probeBase() {
-        if (this.opts.tlsVerify ?? true)
+        if (!this.insecure)
             return `https://${this.host}`;
         let base = `http://${this.host}`;
         try {
@@ -44929,7 +45050,13 @@ class RegistryClient {
         this.opts.log?.debug(`registry ${this.host}: using ${base}`);
         return base;
     }
-    authHeader(scopeKey) {
+    /**
+     * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+     * another host or scheme gets none (a registry cannot steer them elsewhere).
+     */
+    authHeader(scopeKey, url, base) {
+        if (new URL(url).origin !== new URL(base).origin)
+            return {};
         const t = this.tokens.get(scopeKey);
         if (t)
             return { authorization: `Bearer ${t}` };
@@ -44943,6 +45070,9 @@ class RegistryClient {
         const realm = params.realm;
         if (!realm)
             throw new errors_HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+        const problem = realmProblem(realm, this.transport);
+        if (problem)
+            throw new errors_UserError(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -44953,7 +45083,7 @@ class RegistryClient {
         const headers = {};
         if (c)
             headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-        const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+        const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
             throw new errors_UserError(c
@@ -44976,14 +45106,16 @@ class RegistryClient {
         const send = () => request({
             method: op.method,
             url,
-            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
             body: op.body,
-            insecureTls: !(this.opts.tlsVerify ?? true),
+            insecureTls: this.insecure,
             followRedirects: op.followRedirects,
-            keepAuthFor: (h) => h === this.host,
+            keepAuthFor: (h) => h === new URL(base).host,
         });
         let res = await send();
-        if (res.status === 401) {
+        // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+        // upload host on another origin is an answer, never a reason to send credentials there.
+        if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
             const challenge = parseChallenge(res.headers['www-authenticate']);
             await res.drain();
             const c = this.opts.credentials;
@@ -45414,6 +45546,8 @@ function limit(src, n) {
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 function connect(ref, access, log, opts = {}) {
     const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
@@ -45422,6 +45556,7 @@ function connect(ref, access, log, opts = {}) {
         registry: ref.registry,
         credentials,
         tlsVerify: access['tls-verify'] ?? true,
+        insecureRegistries: access['insecure-registries'],
         retry: retryPolicy(opts.retry),
         log,
         chunkSize: opts.chunkSize,
@@ -45592,8 +45727,13 @@ function parseImageLocation(s) {
     const v = s.trim();
     if (v.startsWith('oci:'))
         return { kind: 'oci', ...parseOciRef(v) };
-    if (v.startsWith('containers-storage:'))
-        return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+    if (v.startsWith('containers-storage:')) {
+        const ref = v.slice('containers-storage:'.length);
+        // Handed to podman/skopeo as an argument: an option-like name is refused, never passed.
+        if (!ref || ref.startsWith('-'))
+            throw new InvalidReferenceError(v, 'a local image name cannot be empty or start with -');
+        return { kind: 'containers-storage', ref };
+    }
     return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
 }
 /**
@@ -45632,7 +45772,7 @@ function describeLocation(l) {
  * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
  */
 async function exportFromStorage(ref, dir, tag, runner) {
-    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', '--', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
     await runner.run(cmd, args, { echo: true });
     const uid = process.getuid?.();
     if (uid !== undefined && uid !== 0)
@@ -45723,43 +45863,6 @@ async function openImage(loc, opts) {
     };
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(77030);
-var external_node_net_default = /*#__PURE__*/__nccwpck_require__.n(external_node_net_);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
-/**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
- */
-function secure_url_insecureUrlReason(value) {
-    let u;
-    try {
-        u = new URL(value);
-    }
-    catch {
-        return 'not an absolute URL';
-    }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
-    if (u.protocol === 'https:')
-        return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
-        return undefined;
-    if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
-}
-
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
 
 
@@ -45784,7 +45887,7 @@ function readInputs(io, defs) {
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new errors_InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new errors_InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -45865,13 +45968,13 @@ function splitList(v) {
 }
 function list(opts = {}) {
     const expected = opts.expected ?? 'a newline-separated list';
-    return def(z.string().transform((v, ctx) => {
+    return def(schemas_string().transform((v, ctx) => {
         const items = splitList(v);
         for (const it of items) {
             const problem = opts.item?.(it);
             if (problem) {
                 ctx.addIssue({ code: 'custom', message: `item ${JSON.stringify(it)}: ${problem}` });
-                return z.NEVER;
+                return NEVER;
             }
         }
         return items;
@@ -45900,7 +46003,7 @@ function refSchema(parse, expected, required) {
         catch (e) {
             ctx.addIssue({
                 code: 'custom',
-                message: e instanceof InvalidReferenceError ? `not a valid image reference: ${e.reason}` : `expected ${expected}`,
+                message: e instanceof reference_InvalidReferenceError ? `not a valid image reference: ${e.reason}` : `expected ${expected}`,
             });
             return NEVER;
         }
@@ -45969,30 +46072,253 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(z.string().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = httpsUnlessLoopbackProblem(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return z.NEVER;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
+
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(57975);
+// EXTERNAL MODULE: ./node_modules/tweetnacl/nacl-fast.js
+var nacl_fast = __nccwpck_require__(80668);
+;// CONCATENATED MODULE: ./actions/lib/sign/keys.ts
+
+
+
+
+
 /**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
+ * cosign's key files, read and written in-process (reference/signing.md §2).
+ *
+ * Private key: PEM `ENCRYPTED SIGSTORE PRIVATE KEY` (cosign >= 2.1) or `ENCRYPTED COSIGN PRIVATE
+ * KEY` (older cosign, skopeo) around a JSON envelope
+ *   {"kdf":{"name":"scrypt","params":{"N":…,"r":8,"p":1},"salt":b64},
+ *    "cipher":{"name":"nacl/secretbox","nonce":b64},"ciphertext":b64}
+ * whose plaintext is the PKCS#8 DER of the key. key = scrypt(password, salt, N, 8, 1, 32).
+ * Accepted N: 32768, 65536, 131072 (what go-securesystemslib accepts; anything else is refused,
+ * as cosign does, so a crafted file cannot make us burn memory).
+ *
+ * Public key: SPKI PEM (`PUBLIC KEY`), exactly what policy.json `keyPath` and
+ * `cosign verify --key` take.
+ *
+ * The decrypted key only ever exists as a Node KeyObject in memory: nothing here writes it.
  */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
+const PEM_SIGSTORE = 'ENCRYPTED SIGSTORE PRIVATE KEY';
+const PEM_COSIGN = 'ENCRYPTED COSIGN PRIVATE KEY';
+const SCRYPT_N_ALLOWED = (/* unused pure expression or super */ null && ([32768, 65536, 131072]));
+/** Node's default scrypt maxmem (32 MiB) is too small even for N=32768, r=8 (128 MiB needed). */
+const SCRYPT_MAXMEM = (/* unused pure expression or super */ null && (512 * 1024 * 1024));
+const scryptAsync = (0,external_node_util_.promisify)((external_node_crypto_default()).scrypt);
+/** The key file is not a cosign private key, or its envelope is malformed/unsupported. */
+class KeyFormatError extends errors_UserError {
+    constructor(problem) {
+        super(`not a cosign private key: ${problem}`);
+        this.name = 'KeyFormatError';
+    }
+}
+/** The envelope is fine but the password does not open it. */
+class WrongPasswordError extends errors_UserError {
+    constructor() {
+        super('the password does not decrypt the private key (wrong password)');
+        this.name = 'WrongPasswordError';
+    }
+}
+function toPem(type, der) {
+    const b64 = der
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')
+        .replace(/\n$/, '');
+    return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
+}
+function fromPem(text) {
+    const m = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/.exec(text);
+    if (!m)
+        return undefined;
+    return { type: m[1], der: Buffer.from(m[2].replace(/\s+/g, ''), 'base64') };
+}
+async function deriveKey(password, salt, params) {
+    if (!SCRYPT_N_ALLOWED.includes(params.N) || params.r !== 8 || params.p !== 1) {
+        throw new KeyFormatError(`unsupported scrypt parameters N=${params.N} r=${params.r} p=${params.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`);
+    }
+    return scryptAsync(Buffer.from(password, 'utf8'), salt, 32, { N: params.N, r: 8, p: 1, maxmem: SCRYPT_MAXMEM });
+}
+/** Encrypts a PKCS#8 DER private key into cosign's PEM envelope. */
+async function encryptPrivateKey(pkcs8Der, password, opts = {}) {
+    const N = opts.N ?? (opts.compat ? 32768 : 65536);
+    const salt = crypto.randomBytes(32);
+    const nonce = crypto.randomBytes(24);
+    const key = await deriveKey(password, salt, { N, r: 8, p: 1 });
+    const ct = nacl.secretbox(new Uint8Array(pkcs8Der), new Uint8Array(nonce), new Uint8Array(key));
+    key.fill(0);
+    const env = {
+        kdf: { name: 'scrypt', params: { N, r: 8, p: 1 }, salt: salt.toString('base64') },
+        cipher: { name: 'nacl/secretbox', nonce: nonce.toString('base64') },
+        ciphertext: Buffer.from(ct).toString('base64'),
+    };
+    return toPem(opts.compat ? PEM_COSIGN : PEM_SIGSTORE, Buffer.from(JSON.stringify(env)));
+}
+/** A new ECDSA P-256 key pair in cosign's file formats. */
+async function generateKeyPair(password, opts = {}) {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+    try {
+        return {
+            privatePem: await encryptPrivateKey(der, password, opts),
+            publicPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+        };
+    }
+    finally {
+        der.fill(0);
+    }
+}
+/** Parses the envelope without decrypting (format problems are reported before any scrypt work). */
+function parseEncryptedKey(pemText) {
+    const block = fromPem(pemText);
+    if (!block)
+        throw new KeyFormatError('no PEM block found (expected -----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----)');
+    if (block.type !== PEM_SIGSTORE && block.type !== PEM_COSIGN) {
+        throw new KeyFormatError(`PEM type ${JSON.stringify(block.type)} (expected ${PEM_SIGSTORE} or ${PEM_COSIGN})`);
+    }
+    let env;
+    try {
+        env = JSON.parse(block.der.toString('utf8'));
+    }
+    catch {
+        throw new KeyFormatError('the PEM body is not the JSON envelope cosign writes');
+    }
+    if (env?.kdf?.name !== 'scrypt')
+        throw new KeyFormatError(`unsupported kdf ${JSON.stringify(env?.kdf?.name)} (expected scrypt)`);
+    if (env.cipher?.name !== 'nacl/secretbox') {
+        throw new KeyFormatError(`unsupported cipher ${JSON.stringify(env.cipher?.name)} (expected nacl/secretbox)`);
+    }
+    const p = env.kdf.params;
+    if (!p || typeof p.N !== 'number' || typeof p.r !== 'number' || typeof p.p !== 'number') {
+        throw new KeyFormatError('missing scrypt parameters');
+    }
+    if (!SCRYPT_N_ALLOWED.includes(p.N) || p.r !== 8 || p.p !== 1) {
+        throw new KeyFormatError(`unsupported scrypt parameters N=${p.N} r=${p.r} p=${p.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`);
+    }
+    if (typeof env.kdf.salt !== 'string' || typeof env.cipher.nonce !== 'string' || typeof env.ciphertext !== 'string') {
+        throw new KeyFormatError('missing salt, nonce or ciphertext');
+    }
+    if (Buffer.from(env.cipher.nonce, 'base64').length !== 24)
+        throw new KeyFormatError('incorrect nonce size');
+    return { pemType: block.type, envelope: env };
+}
+/** Decrypts a cosign private key; throws KeyFormatError or WrongPasswordError. */
+async function decryptPrivateKey(pemText, password) {
+    const { envelope: env } = parseEncryptedKey(pemText);
+    const key = await deriveKey(password, Buffer.from(env.kdf.salt, 'base64'), env.kdf.params);
+    const pt = nacl.secretbox.open(new Uint8Array(Buffer.from(env.ciphertext, 'base64')), new Uint8Array(Buffer.from(env.cipher.nonce, 'base64')), new Uint8Array(key));
+    key.fill(0);
+    if (!pt)
+        throw new WrongPasswordError();
+    const der = Buffer.from(pt);
+    pt.fill(0);
+    try {
+        return crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    }
+    catch (e) {
+        throw new KeyFormatError(`the decrypted key is not PKCS#8 (${e.message})`);
+    }
+    finally {
+        der.fill(0);
+    }
+}
+/** The public half of a private key, as SPKI PEM. */
+function publicKeyPemOf(key) {
+    return crypto.createPublicKey(key).export({ format: 'pem', type: 'spki' }).toString();
+}
+/** Parses a public key given as SPKI PEM (a certificate or private key is refused). */
+function parsePublicKey(pemText) {
+    const block = fromPem(pemText);
+    if (!block)
+        throw new errors_UserError('not a public key: no PEM block found (expected -----BEGIN PUBLIC KEY-----)');
+    if (block.type !== 'PUBLIC KEY') {
+        throw new errors_UserError(`not a public key: PEM type ${JSON.stringify(block.type)} (expected PUBLIC KEY, e.g. cosign.pub)`);
+    }
+    let key;
+    try {
+        key = external_node_crypto_default().createPublicKey({ key: block.der, format: 'der', type: 'spki' });
+    }
+    catch (e) {
+        throw new errors_UserError(`not a public key: ${e.message}`);
+    }
+    if (!['ec', 'rsa', 'ed25519'].includes(key.asymmetricKeyType ?? '')) {
+        throw new errors_UserError(`unsupported public key type ${key.asymmetricKeyType} (cosign keys are ECDSA, RSA or Ed25519)`);
+    }
+    return key;
+}
+/**
+ * A public key input: PEM contents, or a path to a PEM file (what promote/smoke-boot/verify accept).
+ */
+function readPublicKey(value) {
+    const v = value.trim();
+    let text = v;
+    if (!v.includes('-----BEGIN')) {
+        if (!external_node_fs_default().existsSync(v))
+            throw new errors_UserError('not a public key: expected PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file');
+        text = external_node_fs_default().readFileSync(v, 'utf8');
+    }
+    const key = parsePublicKey(text);
+    return { key, pem: spkiPem(key) };
+}
+function spkiPem(key) {
+    return key.export({ format: 'pem', type: 'spki' }).toString();
+}
+/** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
+function keyId(key) {
+    const pub = key.type === 'private' ? external_node_crypto_default().createPublicKey(key) : key;
+    const h = external_node_crypto_default().createHash('sha256')
+        .update(pub.export({ format: 'der', type: 'spki' }))
+        .digest();
+    return { hex: h.toString('hex'), hint: h.toString('base64') };
+}
+function samePublicKey(a, b) {
+    return keyId(a).hex === keyId(b).hex;
+}
+/** The digest algorithm containers/image and cosign use for a key type (SHA-256, none for Ed25519). */
+function algorithmFor(key) {
+    return key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+}
+/** Signs bytes the cosign way: ECDSA/RSA over SHA-256 (DER signature), or pure Ed25519. */
+function signBytes(key, data) {
+    return crypto.sign(algorithmFor(key), data, key);
+}
+/** Verifies a raw signature (never throws on malformed signatures: returns false). */
+function verifyBytes(key, data, signature) {
+    try {
+        return external_node_crypto_default().verify(algorithmFor(key), data, key, signature);
+    }
+    catch {
+        return false;
+    }
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/sign/payload.ts
@@ -46186,225 +46512,6 @@ function strictJson(text) {
     if (i !== text.length)
         fail('trailing data');
     return v;
-}
-
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(57975);
-// EXTERNAL MODULE: ./node_modules/tweetnacl/nacl-fast.js
-var nacl_fast = __nccwpck_require__(80668);
-;// CONCATENATED MODULE: ./actions/lib/sign/keys.ts
-
-
-
-
-
-/**
- * cosign's key files, read and written in-process (reference/signing.md §2).
- *
- * Private key: PEM `ENCRYPTED SIGSTORE PRIVATE KEY` (cosign >= 2.1) or `ENCRYPTED COSIGN PRIVATE
- * KEY` (older cosign, skopeo) around a JSON envelope
- *   {"kdf":{"name":"scrypt","params":{"N":…,"r":8,"p":1},"salt":b64},
- *    "cipher":{"name":"nacl/secretbox","nonce":b64},"ciphertext":b64}
- * whose plaintext is the PKCS#8 DER of the key. key = scrypt(password, salt, N, 8, 1, 32).
- * Accepted N: 32768, 65536, 131072 (what go-securesystemslib accepts; anything else is refused,
- * as cosign does, so a crafted file cannot make us burn memory).
- *
- * Public key: SPKI PEM (`PUBLIC KEY`), exactly what policy.json `keyPath` and
- * `cosign verify --key` take.
- *
- * The decrypted key only ever exists as a Node KeyObject in memory: nothing here writes it.
- */
-const PEM_SIGSTORE = 'ENCRYPTED SIGSTORE PRIVATE KEY';
-const PEM_COSIGN = 'ENCRYPTED COSIGN PRIVATE KEY';
-const SCRYPT_N_ALLOWED = (/* unused pure expression or super */ null && ([32768, 65536, 131072]));
-/** Node's default scrypt maxmem (32 MiB) is too small even for N=32768, r=8 (128 MiB needed). */
-const SCRYPT_MAXMEM = (/* unused pure expression or super */ null && (512 * 1024 * 1024));
-const scryptAsync = (0,external_node_util_.promisify)((external_node_crypto_default()).scrypt);
-/** The key file is not a cosign private key, or its envelope is malformed/unsupported. */
-class KeyFormatError extends errors_UserError {
-    constructor(problem) {
-        super(`not a cosign private key: ${problem}`);
-        this.name = 'KeyFormatError';
-    }
-}
-/** The envelope is fine but the password does not open it. */
-class WrongPasswordError extends errors_UserError {
-    constructor() {
-        super('the password does not decrypt the private key (wrong password)');
-        this.name = 'WrongPasswordError';
-    }
-}
-function toPem(type, der) {
-    const b64 = der
-        .toString('base64')
-        .replace(/(.{64})/g, '$1\n')
-        .replace(/\n$/, '');
-    return `-----BEGIN ${type}-----\n${b64}\n-----END ${type}-----\n`;
-}
-function fromPem(text) {
-    const m = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/.exec(text);
-    if (!m)
-        return undefined;
-    return { type: m[1], der: Buffer.from(m[2].replace(/\s+/g, ''), 'base64') };
-}
-async function deriveKey(password, salt, params) {
-    if (!SCRYPT_N_ALLOWED.includes(params.N) || params.r !== 8 || params.p !== 1) {
-        throw new KeyFormatError(`unsupported scrypt parameters N=${params.N} r=${params.r} p=${params.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`);
-    }
-    return scryptAsync(Buffer.from(password, 'utf8'), salt, 32, { N: params.N, r: 8, p: 1, maxmem: SCRYPT_MAXMEM });
-}
-/** Encrypts a PKCS#8 DER private key into cosign's PEM envelope. */
-async function encryptPrivateKey(pkcs8Der, password, opts = {}) {
-    const N = opts.N ?? (opts.compat ? 32768 : 65536);
-    const salt = crypto.randomBytes(32);
-    const nonce = crypto.randomBytes(24);
-    const key = await deriveKey(password, salt, { N, r: 8, p: 1 });
-    const ct = nacl.secretbox(new Uint8Array(pkcs8Der), new Uint8Array(nonce), new Uint8Array(key));
-    key.fill(0);
-    const env = {
-        kdf: { name: 'scrypt', params: { N, r: 8, p: 1 }, salt: salt.toString('base64') },
-        cipher: { name: 'nacl/secretbox', nonce: nonce.toString('base64') },
-        ciphertext: Buffer.from(ct).toString('base64'),
-    };
-    return toPem(opts.compat ? PEM_COSIGN : PEM_SIGSTORE, Buffer.from(JSON.stringify(env)));
-}
-/** A new ECDSA P-256 key pair in cosign's file formats. */
-async function generateKeyPair(password, opts = {}) {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const der = privateKey.export({ format: 'der', type: 'pkcs8' });
-    try {
-        return {
-            privatePem: await encryptPrivateKey(der, password, opts),
-            publicPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-        };
-    }
-    finally {
-        der.fill(0);
-    }
-}
-/** Parses the envelope without decrypting (format problems are reported before any scrypt work). */
-function parseEncryptedKey(pemText) {
-    const block = fromPem(pemText);
-    if (!block)
-        throw new KeyFormatError('no PEM block found (expected -----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----)');
-    if (block.type !== PEM_SIGSTORE && block.type !== PEM_COSIGN) {
-        throw new KeyFormatError(`PEM type ${JSON.stringify(block.type)} (expected ${PEM_SIGSTORE} or ${PEM_COSIGN})`);
-    }
-    let env;
-    try {
-        env = JSON.parse(block.der.toString('utf8'));
-    }
-    catch {
-        throw new KeyFormatError('the PEM body is not the JSON envelope cosign writes');
-    }
-    if (env?.kdf?.name !== 'scrypt')
-        throw new KeyFormatError(`unsupported kdf ${JSON.stringify(env?.kdf?.name)} (expected scrypt)`);
-    if (env.cipher?.name !== 'nacl/secretbox') {
-        throw new KeyFormatError(`unsupported cipher ${JSON.stringify(env.cipher?.name)} (expected nacl/secretbox)`);
-    }
-    const p = env.kdf.params;
-    if (!p || typeof p.N !== 'number' || typeof p.r !== 'number' || typeof p.p !== 'number') {
-        throw new KeyFormatError('missing scrypt parameters');
-    }
-    if (!SCRYPT_N_ALLOWED.includes(p.N) || p.r !== 8 || p.p !== 1) {
-        throw new KeyFormatError(`unsupported scrypt parameters N=${p.N} r=${p.r} p=${p.p} (accepted: N in ${SCRYPT_N_ALLOWED.join(', ')}, r=8, p=1)`);
-    }
-    if (typeof env.kdf.salt !== 'string' || typeof env.cipher.nonce !== 'string' || typeof env.ciphertext !== 'string') {
-        throw new KeyFormatError('missing salt, nonce or ciphertext');
-    }
-    if (Buffer.from(env.cipher.nonce, 'base64').length !== 24)
-        throw new KeyFormatError('incorrect nonce size');
-    return { pemType: block.type, envelope: env };
-}
-/** Decrypts a cosign private key; throws KeyFormatError or WrongPasswordError. */
-async function decryptPrivateKey(pemText, password) {
-    const { envelope: env } = parseEncryptedKey(pemText);
-    const key = await deriveKey(password, Buffer.from(env.kdf.salt, 'base64'), env.kdf.params);
-    const pt = nacl.secretbox.open(new Uint8Array(Buffer.from(env.ciphertext, 'base64')), new Uint8Array(Buffer.from(env.cipher.nonce, 'base64')), new Uint8Array(key));
-    key.fill(0);
-    if (!pt)
-        throw new WrongPasswordError();
-    const der = Buffer.from(pt);
-    pt.fill(0);
-    try {
-        return crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-    }
-    catch (e) {
-        throw new KeyFormatError(`the decrypted key is not PKCS#8 (${e.message})`);
-    }
-    finally {
-        der.fill(0);
-    }
-}
-/** The public half of a private key, as SPKI PEM. */
-function publicKeyPemOf(key) {
-    return crypto.createPublicKey(key).export({ format: 'pem', type: 'spki' }).toString();
-}
-/** Parses a public key given as SPKI PEM (a certificate or private key is refused). */
-function parsePublicKey(pemText) {
-    const block = fromPem(pemText);
-    if (!block)
-        throw new errors_UserError('not a public key: no PEM block found (expected -----BEGIN PUBLIC KEY-----)');
-    if (block.type !== 'PUBLIC KEY') {
-        throw new errors_UserError(`not a public key: PEM type ${JSON.stringify(block.type)} (expected PUBLIC KEY, e.g. cosign.pub)`);
-    }
-    let key;
-    try {
-        key = external_node_crypto_default().createPublicKey({ key: block.der, format: 'der', type: 'spki' });
-    }
-    catch (e) {
-        throw new errors_UserError(`not a public key: ${e.message}`);
-    }
-    if (!['ec', 'rsa', 'ed25519'].includes(key.asymmetricKeyType ?? '')) {
-        throw new errors_UserError(`unsupported public key type ${key.asymmetricKeyType} (cosign keys are ECDSA, RSA or Ed25519)`);
-    }
-    return key;
-}
-/**
- * A public key input: PEM contents, or a path to a PEM file (what promote/smoke-boot/verify accept).
- */
-function readPublicKey(value) {
-    const v = value.trim();
-    let text = v;
-    if (!v.includes('-----BEGIN')) {
-        if (!external_node_fs_default().existsSync(v))
-            throw new errors_UserError('not a public key: expected PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file');
-        text = external_node_fs_default().readFileSync(v, 'utf8');
-    }
-    const key = parsePublicKey(text);
-    return { key, pem: spkiPem(key) };
-}
-function spkiPem(key) {
-    return key.export({ format: 'pem', type: 'spki' }).toString();
-}
-/** SHA-256 of the SPKI DER: the key's identity (hex fingerprint; base64 is the bundle's key hint). */
-function keyId(key) {
-    const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
-    const h = crypto
-        .createHash('sha256')
-        .update(pub.export({ format: 'der', type: 'spki' }))
-        .digest();
-    return { hex: h.toString('hex'), hint: h.toString('base64') };
-}
-function samePublicKey(a, b) {
-    return keyId(a).hex === keyId(b).hex;
-}
-/** The digest algorithm containers/image and cosign use for a key type (SHA-256, none for Ed25519). */
-function algorithmFor(key) {
-    return key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
-}
-/** Signs bytes the cosign way: ECDSA/RSA over SHA-256 (DER signature), or pure Ed25519. */
-function signBytes(key, data) {
-    return crypto.sign(algorithmFor(key), data, key);
-}
-/** Verifies a raw signature (never throws on malformed signatures: returns false). */
-function verifyBytes(key, data, signature) {
-    try {
-        return external_node_crypto_default().verify(algorithmFor(key), data, key, signature);
-    }
-    catch {
-        return false;
-    }
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/sign/bundle.ts
@@ -47045,43 +47152,87 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     };
 }
 
-;// CONCATENATED MODULE: ./actions/lib/sign/index.ts
-/**
- * Keel's signature library: the public surface other hops use.
- *
- *   import { verifyImage, readPublicKey } from '../../lib/sign/index.js';
- *   const { key } = readPublicKey(inputs['public-key']);          // PEM contents or a .pub path
- *   const r = await verifyImage(client, ref, key);                 // ref = repo@sha256:…
- *   if (!r.verified) throw new UserError(`${ref} is not signed with the given key: ${r.reason}`);
- *
- * `verifyImage` applies containers/image's `sigstoreSigned` rules (what bootc/rpm-ostree/podman
- * enforce) to cosign's legacy `.sig` signatures, and optionally checks cosign-3 bundles; see
- * verify.ts. Signing, key files and the client configuration live in the sibling modules.
- */
-
-
-
-
 ;// CONCATENATED MODULE: ./actions/lib/signature-gate.ts
 
 
+
+
+
+const PUBLIC_KEY_EXPECTED = 'a cosign public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file';
+/** Parses a public-key value: PEM contents, or a path (relative paths from the workspace, the step's cwd). */
+function parsePublicKeyInput(value) {
+    const v = value.trim();
+    const { key, pem } = readPublicKey(v);
+    return { key, pem, fingerprint: keyId(key).hex, source: v.includes('-----BEGIN') ? 'inline PEM' : v };
+}
 /**
- * The gate promote and smoke-boot put in front of an image: refuses one whose signature does not
- * verify, using the shared verifier of the sign hop (containers/image's sigstoreSigned rules, the
- * ones bootc/rpm-ostree/podman enforce; an index and every child manifest must verify).
- * `identity`: 'repository' = signedIdentity matchRepository (Keel's client policy); 'tags' =
- * c/image's default matchRepoDigestOrExact for a pull by digest (needs repo:tag identities).
- * Returns a one-line description of what was accepted.
+ * The `public-key` input definition (sign, verify and every gated hop): empty → undefined, else
+ * parsed at input time so a bad key fails before any side effect, naming the input.
  */
-async function checkSignature(client, ref, publicKey, identity, log) {
+function publicKeyInput(opts = {}) {
+    return {
+        schema: schemas_string().transform((v, ctx) => {
+            if (v.trim() === '')
+                return undefined;
+            try {
+                return parsePublicKeyInput(v);
+            }
+            catch (e) {
+                ctx.addIssue({ code: 'custom', message: errors_errorMessage(e) });
+                return NEVER;
+            }
+        }),
+        expected: PUBLIC_KEY_EXPECTED,
+        required: opts.required,
+        quiet: true,
+    };
+}
+/** The two inputs of a gated hop (contract: actions-2.md). */
+const signatureGateInputs = {
+    'public-key': publicKeyInput(),
+    'allow-unsigned': bool(false),
+};
+const NOT_CHECKED = 'NOT checked (allow-unsigned: true, no public-key)';
+/**
+ * Applies the fail-closed rule at input-validation time: no key → InputError naming public-key,
+ * unless allow-unsigned, which warns in the log and writes the warning to the job summary now
+ * (so it is there even when the step fails later). `hop` names the step in that warning.
+ */
+async function requireSignatureGate(inp, io, hop) {
+    const key = inp['public-key'];
+    if (key) {
+        io.info(`signature gate: public-key ${key.fingerprint.slice(0, 16)}… (${key.source})`);
+        return { key, check: (client, ref, log, identity) => checkSignature(client, ref, key, identity, log) };
+    }
+    if (!inp['allow-unsigned']) {
+        throw new errors_InputError('public-key', undefined, `it is required: ${hop} refuses to run without the cosign public key the image must verify with ` +
+            '(set allow-unsigned: true to proceed without checking the signature)');
+    }
+    const warning = `allow-unsigned is true and no public-key is given: ${hop} does NOT check the image's signature`;
+    io.warning(warning);
+    await io.summary(`> [!WARNING]\n> **${hop}**: ${warning}.\n\n`);
+    return {
+        key: undefined,
+        check: async (_client, ref, log) => {
+            log.warning(`signature of ${ref.toString()} not checked (allow-unsigned)`);
+            return NOT_CHECKED;
+        },
+    };
+}
+/**
+ * Refuses `ref` unless its signature verifies with `publicKey`, using the shared verifier of the
+ * sign hop (containers/image's sigstoreSigned rules, the ones bootc/rpm-ostree/podman enforce;
+ * an index and every child manifest must verify). Returns what was accepted, for the summary.
+ */
+async function checkSignature(client, ref, publicKey, identity = 'repository', log) {
     let key;
     try {
-        key = readPublicKey(publicKey).key;
+        key = typeof publicKey === 'string' ? parsePublicKeyInput(publicKey) : publicKey;
     }
     catch (e) {
-        throw new errors_InputError('public-key', undefined, e.message);
+        throw new errors_InputError('public-key', undefined, errors_errorMessage(e));
     }
-    const r = await verifyImage(client, ref, key, {
+    const r = await verifyImage(client, ref, key.key, {
         identity: identity === 'tags' ? { type: 'matchRepoDigestOrExact' } : { type: 'matchRepository' },
         log,
     });
@@ -47130,6 +47281,14 @@ const BIB_ROOTFS = ['btrfs', 'ext4', 'xfs'];
 function bibCommands(r) {
     if (!/@sha256:[0-9a-f]{64}$/.test(r.imageRef))
         throw new Error(`bib needs a digest reference, got ${r.imageRef}`);
+    // BIB takes the reference after its own options, where `--` cannot go: refuse an option-like one.
+    if (r.imageRef.startsWith('-'))
+        throw new Error(`bib: the image reference cannot start with -: ${r.imageRef}`);
+    for (const dir of [r.outputDir, r.configFile, r.storage].filter((d) => d !== undefined)) {
+        // A ':' or ',' would end the -v source and start options of podman's volume syntax.
+        if (/[:,]/.test(dir))
+            throw new Error(`bib: ${dir} cannot be mounted into the builder (it contains ':' or ',')`);
+    }
     const storage = r.storage ?? '/var/lib/containers/storage';
     const run = [
         'run',
@@ -47145,13 +47304,13 @@ function bibCommands(r) {
     ];
     if (r.configFile)
         run.push('-v', `${r.configFile}:/config.toml:ro`);
-    run.push(r.bibImage ?? BIB_IMAGE, 'build', '--output', '/output', '--type', r.type, '--rootfs', r.rootfs ?? 'btrfs', '--use-librepo=True');
+    run.push('--', r.bibImage ?? BIB_IMAGE, 'build', '--output', '/output', '--type', r.type, '--rootfs', r.rootfs ?? 'btrfs', '--use-librepo=True');
     if (r.chown)
         run.push('--chown', r.chown);
     run.push(r.imageRef);
     // BIB reads root's containers-storage and needs a privileged container: both podman calls run
     // as root (directly when we are root, through `sudo -n` on a non-root runner).
-    return [asRoot('podman', ['pull', r.imageRef]), asRoot('podman', run)];
+    return [asRoot('podman', ['pull', '--', r.imageRef]), asRoot('podman', run)];
 }
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */
 function bibConfig(opts) {
@@ -47336,7 +47495,7 @@ async function removeTree(dir, runner) {
         external_node_fs_default().rmSync(dir, { recursive: true, force: true });
         return;
     }
-    const [cmd, args] = asRoot('rm', ['-rf', '--one-file-system', dir]);
+    const [cmd, args] = asRoot('rm', ['-rf', '--one-file-system', '--', dir]);
     await runner.run(cmd, args);
 }
 
@@ -48219,6 +48378,9 @@ function ppmToPng(ppm) {
     ]);
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(77030);
+var external_node_net_default = /*#__PURE__*/__nccwpck_require__.n(external_node_net_);
 ;// CONCATENATED MODULE: ./actions/lib/vm/qmp.ts
 
 /** A minimal QMP client: capabilities handshake, one command, its return. */
@@ -48951,7 +49113,7 @@ const inputs = {
     'failure-pattern': patterns('added to the panic/emergency defaults'),
     'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
     'root-wait': inputs_int({ default: 90, min: 0, max: 3600 }),
-    'public-key': str({ expected: 'a PEM public key or a path to one' }),
+    ...signatureGateInputs,
     identity: oneOf(['repository', 'tags'], 'repository'),
     'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
     'kvm-probe-timeout': inputs_int({ default: 20, min: 1, max: 600 }),
@@ -48966,6 +49128,7 @@ const inputs = {
 /** smoke-boot: resolve once, boot that digest for real, decide from the console, show why. */
 async function run(io) {
     const inp = readInputs(io, inputs);
+    const gate = await requireSignatureGate(inp, io, 'smoke-boot');
     const ref = inp.image;
     const client = connect(ref, inp, io);
     const digest = await resolveDigest(client, ref);
@@ -48973,9 +49136,7 @@ async function run(io) {
     io.setOutput('digest', digest);
     io.setOutput('image-ref', pinned.toString());
     io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
-    const signature = inp['public-key']
-        ? await checkSignature(client, pinned, inp['public-key'], inp.identity, io)
-        : 'not checked (no public-key)';
+    const signature = await gate.check(client, pinned, io, inp.identity);
     const runner = processRunner(io);
     const temp = io.context.runnerTemp;
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-smoke-'));

@@ -41762,40 +41762,105 @@ function preprocess(fn, schema) {
     });
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
+;// CONCATENATED MODULE: ./actions/lib/transport.ts
 /**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
  */
-function secure_url_insecureUrlReason(value) {
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
     let u;
     try {
-        u = new URL(value);
+        u = new URL(realm);
     }
     catch {
-        return 'not an absolute URL';
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
     }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
     if (u.protocol === 'https:')
         return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function transport_httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
         return undefined;
     if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
@@ -41822,7 +41887,7 @@ function readInputs(io, defs) {
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -42007,31 +42072,36 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(z.string().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = httpsUnlessLoopbackProblem(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return z.NEVER;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
-}
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
@@ -42464,6 +42534,7 @@ const CHECKS = {
                 '--net=none',
                 '--entrypoint',
                 'bootc',
+                '--',
                 env.opts.localRef,
                 'container',
                 'lint',
@@ -42760,7 +42831,7 @@ async function request(req, redirects = 0) {
             throw new HttpError(status, `too many redirects at ${url.href}`);
         const next = new URL(outHeaders.location, url);
         const h = { ...(req.headers ?? {}) };
-        if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+        if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
             for (const k of Object.keys(h))
                 if (k.toLowerCase() === 'authorization')
                     delete h[k];
@@ -42787,6 +42858,16 @@ async function request(req, redirects = 0) {
             }
         },
     };
+}
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+function mayKeepAuthorization(from, to, keepAuthFor) {
+    if (from.protocol === 'https:' && to.protocol !== 'https:')
+        return false;
+    return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */
 async function errorFromResponse(res, what) {
@@ -42930,6 +43011,7 @@ function layerCompression(mediaType) {
 
 
 
+
 function sha256(data) {
     return `sha256:${external_node_crypto_default().createHash('sha256').update(data).digest('hex')}`;
 }
@@ -42948,21 +43030,30 @@ class RegistryClient {
     tokens = new Map();
     useBasic = false;
     policy;
+    transport;
+    /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+    insecure;
+    /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
     constructor(opts) {
         this.opts = opts;
         this.policy = opts.retry ?? retryPolicy();
+        this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+        const problem = registryTransportProblem(this.host, this.transport);
+        if (problem)
+            throw new InputError('tls-verify', 'false', problem);
+        this.insecure = mayBeInsecure(this.host, this.transport);
     }
     get host() {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
-    /** https, or with tls-verify false: https without verification, falling back to plain http. */
+    /** https; for an insecure registry: https without verification, falling back to plain http. */
     baseUrl() {
         // One probe per client, however many requests start at once.
         this.base ??= this.probeBase();
         return this.base;
     }
     async probeBase() {
-        if (this.opts.tlsVerify ?? true)
+        if (!this.insecure)
             return `https://${this.host}`;
         let base = `http://${this.host}`;
         try {
@@ -42981,7 +43072,13 @@ class RegistryClient {
         this.opts.log?.debug(`registry ${this.host}: using ${base}`);
         return base;
     }
-    authHeader(scopeKey) {
+    /**
+     * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+     * another host or scheme gets none (a registry cannot steer them elsewhere).
+     */
+    authHeader(scopeKey, url, base) {
+        if (new URL(url).origin !== new URL(base).origin)
+            return {};
         const t = this.tokens.get(scopeKey);
         if (t)
             return { authorization: `Bearer ${t}` };
@@ -42995,6 +43092,9 @@ class RegistryClient {
         const realm = params.realm;
         if (!realm)
             throw new HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+        const problem = realmProblem(realm, this.transport);
+        if (problem)
+            throw new errors_UserError(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -43005,7 +43105,7 @@ class RegistryClient {
         const headers = {};
         if (c)
             headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-        const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+        const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
             throw new errors_UserError(c
@@ -43028,14 +43128,16 @@ class RegistryClient {
         const send = () => request({
             method: op.method,
             url,
-            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
             body: op.body,
-            insecureTls: !(this.opts.tlsVerify ?? true),
+            insecureTls: this.insecure,
             followRedirects: op.followRedirects,
-            keepAuthFor: (h) => h === this.host,
+            keepAuthFor: (h) => h === new URL(base).host,
         });
         let res = await send();
-        if (res.status === 401) {
+        // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+        // upload host on another origin is an answer, never a reason to send credentials there.
+        if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
             const challenge = parseChallenge(res.headers['www-authenticate']);
             await res.drain();
             const c = this.opts.credentials;
@@ -43466,6 +43568,8 @@ function limit(src, n) {
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 function connect(ref, access, log, opts = {}) {
     const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
@@ -43474,6 +43578,7 @@ function connect(ref, access, log, opts = {}) {
         registry: ref.registry,
         credentials,
         tlsVerify: access['tls-verify'] ?? true,
+        insecureRegistries: access['insecure-registries'],
         retry: retryPolicy(opts.retry),
         log,
         chunkSize: opts.chunkSize,
@@ -43644,8 +43749,13 @@ function parseImageLocation(s) {
     const v = s.trim();
     if (v.startsWith('oci:'))
         return { kind: 'oci', ...parseOciRef(v) };
-    if (v.startsWith('containers-storage:'))
-        return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+    if (v.startsWith('containers-storage:')) {
+        const ref = v.slice('containers-storage:'.length);
+        // Handed to podman/skopeo as an argument: an option-like name is refused, never passed.
+        if (!ref || ref.startsWith('-'))
+            throw new reference_InvalidReferenceError(v, 'a local image name cannot be empty or start with -');
+        return { kind: 'containers-storage', ref };
+    }
     return { kind: 'registry', ref: reference_parseReference(v.replace(/^docker:\/\//, '')) };
 }
 /**
@@ -43684,7 +43794,7 @@ function describeLocation(l) {
  * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
  */
 async function exportFromStorage(ref, dir, tag, runner) {
-    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+    const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', '--', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
     await runner.run(cmd, args, { echo: true });
     const uid = process.getuid?.();
     if (uid !== undefined && uid !== 0)
@@ -44339,8 +44449,8 @@ class DirectoryRootfs {
 async function openForChecks(loc, opts) {
     if (loc.kind === 'containers-storage' && process.getuid?.() === 0) {
         try {
-            const inspect = JSON.parse((await opts.runner.run('podman', ['image', 'inspect', loc.ref])).stdout.toString());
-            const mount = (await opts.runner.run('podman', ['image', 'mount', loc.ref])).stdout.toString().trim();
+            const inspect = JSON.parse((await opts.runner.run('podman', ['image', 'inspect', '--', loc.ref])).stdout.toString());
+            const mount = (await opts.runner.run('podman', ['image', 'mount', '--', loc.ref])).stdout.toString().trim();
             return {
                 fs: new DirectoryRootfs(mount),
                 labels: { ...(inspect[0]?.Labels ?? {}) },
@@ -44348,7 +44458,7 @@ async function openForChecks(loc, opts) {
                 localRef: loc.ref,
                 how: `mounted read-only (podman image mount) at ${mount}`,
                 dispose: async () => {
-                    await opts.runner.run('podman', ['image', 'unmount', loc.ref]).catch(() => undefined);
+                    await opts.runner.run('podman', ['image', 'unmount', '--', loc.ref]).catch(() => undefined);
                 },
             };
         }

@@ -31049,7 +31049,7 @@ var __webpack_exports__ = {};
  * Bad input: raised before any side effect. The message names the input, the value (omitted
  * for secrets) and the problem, phrased as what was expected ("expected a UTC date YYYYMMDD").
  */
-class InputError extends Error {
+class errors_InputError extends Error {
     input;
     value;
     problem;
@@ -31115,7 +31115,7 @@ function isTransient(err) {
         return false;
     if (err instanceof errors_HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof errors_UserError)
+    if (err instanceof errors_InputError || err instanceof errors_UserError)
         return false;
     const code = err?.code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code))
@@ -31128,7 +31128,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -34344,14 +34344,14 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
                 throw err;
             const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
             if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
         }
@@ -34375,7 +34375,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
-    return (err instanceof InputError ||
+    return (err instanceof errors_InputError ||
         err instanceof errors_UserError ||
         err instanceof InvalidReferenceError ||
         err instanceof RetryExhaustedError);
@@ -34388,7 +34388,7 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
 }
 
@@ -43927,40 +43927,105 @@ function preprocess(fn, schema) {
     });
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./actions/lib/secure-url.ts
-
+;// CONCATENATED MODULE: ./actions/lib/transport.ts
 /**
- * The rule for URLs a hop sends a secret to (a token, a topic that is itself a password): https,
- * or plain http only to a loopback host (local emulators and the local runner). One function so
- * the rule is stated once; returns why a URL breaks it, or undefined.
+ * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
+ * tokens go over verified https. Plain http (and unverified TLS) is only for loopback, where a
+ * local registry or emulator runs, or for registries the user named in `insecure-registries`.
+ * Every rule here is checked before the first byte is sent.
+ *
+ * Loopback is decided from the name as written, never from DNS: `localhost`, 127.0.0.0/8 and
+ * ::1. A name that happens to resolve to 127.0.0.1 is not trusted (a resolver can change that).
  */
-function secure_url_insecureUrlReason(value) {
+/** `host[:port]` or `[v6]:port` split into a lower-case host (no brackets) and the port, if any. */
+function splitHostPort(hostPort) {
+    const h = hostPort.trim().toLowerCase();
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    if (v6)
+        return { host: v6[1] ?? '', port: v6[2] };
+    const m = /^([^:]*):(\d+)$/.exec(h);
+    return m ? { host: m[1] ?? '', port: m[2] } : { host: h };
+}
+function hostnameOf(hostPort) {
+    return splitHostPort(hostPort).host;
+}
+function isLoopbackHost(hostPort) {
+    const h = hostnameOf(hostPort);
+    return (h === 'localhost' ||
+        /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+        h === '::1' ||
+        /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+}
+/** A line of `insecure-registries`: `host[:port]` (a name, an IPv4 address or a bracketed IPv6 one). */
+const HOST_PORT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Is `hostPort` listed in `insecure-registries`? */
+function isListedInsecure(hostPort, list = []) {
+    const want = splitHostPort(hostPort);
+    return list.some((entry) => {
+        const e = splitHostPort(entry);
+        return e.host === want.host && (e.port === undefined || e.port === want.port);
+    });
+}
+/**
+ * May `hostPort` be reached over plain http or without verifying its certificate? Loopback when
+ * tls-verify is false, and hosts listed in insecure-registries (whatever tls-verify says).
+ */
+function mayBeInsecure(hostPort, t) {
+    return (!t.tlsVerify && isLoopbackHost(hostPort)) || isListedInsecure(hostPort, t.insecureRegistries);
+}
+/**
+ * Why a client must refuse to talk to the registry at `hostPort` at all, or undefined. With
+ * tls-verify false the user asked for plain http/unverified TLS: honoured for loopback and
+ * listed hosts only; anywhere else the credentials would cross the network unprotected.
+ */
+function registryTransportProblem(hostPort, t) {
+    if (t.tlsVerify || mayBeInsecure(hostPort, t))
+        return undefined;
+    return (`tls-verify is false but ${hostPort} is not a loopback address: credentials would cross the network ` +
+        `over plain http or unverified TLS. Use https with a verified certificate, or name ${hostPort} in ` +
+        `insecure-registries to allow it`);
+}
+/**
+ * Why a Bearer token realm must not be used, or undefined. The client sends the registry's
+ * Basic credentials there, so it must be https (verified), or plain http only to a host that
+ * may be insecure by the rule above.
+ */
+function realmProblem(realm, t) {
     let u;
     try {
-        u = new URL(value);
+        u = new URL(realm);
     }
     catch {
-        return 'not an absolute URL';
+        return `the token realm ${JSON.stringify(realm)} is not a URL`;
     }
-    if (u.username || u.password)
-        return 'credentials in a URL end up in logs: pass them as a token instead';
     if (u.protocol === 'https:')
         return undefined;
-    if (u.protocol === 'http:' && isLoopback(u.hostname))
+    if (u.protocol === 'http:' && mayBeInsecure(u.host, t))
+        return undefined;
+    return (`the token realm ${u.origin} is not https: refusing to send credentials or ask for a token there ` +
+        `(plain http only to loopback with tls-verify false, or to hosts in insecure-registries)`);
+}
+/**
+ * The URL rule for service endpoints that receive credentials (s3-endpoint, api-endpoint,
+ * api-url, fulcio-url, rekor-url): https, or http to a loopback host (a local emulator).
+ */
+function transport_httpsUnlessLoopbackProblem(url) {
+    let u;
+    try {
+        u = new URL(url);
+    }
+    catch {
+        return 'not a URL';
+    }
+    if (u.username || u.password)
+        return 'credentials in the URL are refused (use the token/key inputs)';
+    if (u.protocol === 'https:')
+        return undefined;
+    if (u.protocol === 'http:' && isLoopbackHost(u.host))
         return undefined;
     if (u.protocol === 'http:')
-        return 'plain http is only allowed to a loopback host (127.0.0.0/8, ::1, localhost): use https';
-    return `the scheme ${u.protocol} is not https`;
-}
-function isLoopback(hostname) {
-    const h = hostname.replace(/^\[|\]$/g, '');
-    if (h === 'localhost')
-        return true;
-    if (net.isIPv4(h))
-        return h.startsWith('127.');
-    return net.isIPv6(h) && (h === '::1' || h === '0:0:0:0:0:0:0:1');
+        return `plain http to ${u.host} would send credentials unprotected: use https (http only for loopback)`;
+    return `scheme ${u.protocol.replace(/:$/, '')} is not https`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
@@ -43982,12 +44047,12 @@ function readInputs(io, defs) {
         if (value === '' && def.default !== undefined)
             value = def.default;
         if (value === '' && def.required)
-            throw new InputError(name, undefined, `it is required: expected ${def.expected}`);
+            throw new errors_InputError(name, undefined, `it is required: expected ${def.expected}`);
         const r = def.schema.safeParse(value);
         if (!r.success) {
             const issue = r.error.issues[0];
             const custom = issue?.code === 'custom' && issue.message;
-            throw new InputError(name, def.secret ? undefined : value, custom || `expected ${def.expected}`);
+            throw new errors_InputError(name, def.secret || def.quiet ? undefined : value, custom || `expected ${def.expected}`);
         }
         out[name] = r.data;
     }
@@ -44173,31 +44238,36 @@ function existingPath(kind = 'any', opts = {}) {
         return p;
     }), expected, opts);
 }
-/** The registry access inputs every registry-facing action shares (contract: actions.md). */
+/**
+ * A URL of a service that receives credentials (s3-endpoint, api-url, fulcio-url, …): https, or
+ * http to a loopback host (a local emulator); no query or fragment. `path: 'none'` allows at
+ * most a trailing slash.
+ */
+function httpsUrl(opts) {
+    return def(z.string().transform((v, ctx) => {
+        const url = v.trim();
+        if (url === '')
+            return '';
+        const shape = opts.path === 'none' ? /^[a-z]+:\/\/[^/?#\s]+\/?$/i : /^[a-z]+:\/\/[^/?#\s]+(\/[^?#\s]*)?$/i;
+        const problem = httpsUnlessLoopbackProblem(url) ??
+            (shape.test(url) ? undefined : `no ${opts.path === 'none' ? 'path, ' : ''}query or fragment allowed`);
+        if (problem) {
+            ctx.addIssue({ code: 'custom', message: `${problem}: expected ${opts.expected}` });
+            return z.NEVER;
+        }
+        return url;
+    }), opts.expected, { default: opts.default, required: opts.required, secret: opts.secret });
+}
+/** The registry access inputs every registry-facing action shares (contract: actions.md, actions-2.md). */
 const registryInputs = {
     username: str({ expected: 'a registry user name' }),
     password: secret(),
     'tls-verify': bool(true),
+    'insecure-registries': list({
+        item: (s) => (HOST_PORT.test(s) ? undefined : 'expected host[:port] (no scheme, no path)'),
+        expected: 'newline-separated host[:port] lines',
+    }),
 };
-/**
- * A URL a secret is sent to (an API base, an ntfy topic): https, or http to loopback only
- * (secure-url.ts). Empty is allowed unless required; `secret` masks the value (an ntfy topic URL
- * is its own password).
- */
-function secureUrl(opts = {}) {
-    const expected = opts.expected ?? 'an https URL (http only to a loopback host)';
-    return def(z.string().transform((v, ctx) => {
-        const u = v.trim();
-        if (u === '')
-            return '';
-        const problem = insecureUrlReason(u);
-        if (problem) {
-            ctx.addIssue({ code: 'custom', message: `expected ${expected}: ${problem}` });
-            return z.NEVER;
-        }
-        return u;
-    }), expected, { required: opts.required, default: opts.default, secret: opts.secret });
-}
 
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -44423,7 +44493,7 @@ async function request(req, redirects = 0) {
             throw new errors_HttpError(status, `too many redirects at ${url.href}`);
         const next = new URL(outHeaders.location, url);
         const h = { ...(req.headers ?? {}) };
-        if (next.host !== url.host && !(req.keepAuthFor?.(next.host) ?? false)) {
+        if (!mayKeepAuthorization(url, next, req.keepAuthFor)) {
             for (const k of Object.keys(h))
                 if (k.toLowerCase() === 'authorization')
                     delete h[k];
@@ -44450,6 +44520,16 @@ async function request(req, redirects = 0) {
             }
         },
     };
+}
+/**
+ * May a redirect from `from` to `to` carry the Authorization header? Never when it leaves https
+ * (a downgrade would put the credentials on the wire in clear); otherwise only to the same host
+ * (name and port) or a host the caller vouches for (`keepAuthFor`).
+ */
+function mayKeepAuthorization(from, to, keepAuthFor) {
+    if (from.protocol === 'https:' && to.protocol !== 'https:')
+        return false;
+    return to.host === from.host || (keepAuthFor?.(to.host) ?? false);
 }
 /** Builds an HttpError from a response (reads at most 4 KiB of the body for the message). */
 async function errorFromResponse(res, what) {
@@ -44593,6 +44673,7 @@ function layerCompression(mediaType) {
 
 
 
+
 function client_sha256(data) {
     return `sha256:${external_node_crypto_default().createHash('sha256').update(data).digest('hex')}`;
 }
@@ -44611,21 +44692,30 @@ class RegistryClient {
     tokens = new Map();
     useBasic = false;
     policy;
+    transport;
+    /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+    insecure;
+    /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
     constructor(opts) {
         this.opts = opts;
         this.policy = opts.retry ?? retryPolicy();
+        this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+        const problem = registryTransportProblem(this.host, this.transport);
+        if (problem)
+            throw new errors_InputError('tls-verify', 'false', problem);
+        this.insecure = mayBeInsecure(this.host, this.transport);
     }
     get host() {
         return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
     }
-    /** https, or with tls-verify false: https without verification, falling back to plain http. */
+    /** https; for an insecure registry: https without verification, falling back to plain http. */
     baseUrl() {
         // One probe per client, however many requests start at once.
         this.base ??= this.probeBase();
         return this.base;
     }
     async probeBase() {
-        if (this.opts.tlsVerify ?? true)
+        if (!this.insecure)
             return `https://${this.host}`;
         let base = `http://${this.host}`;
         try {
@@ -44644,7 +44734,13 @@ class RegistryClient {
         this.opts.log?.debug(`registry ${this.host}: using ${base}`);
         return base;
     }
-    authHeader(scopeKey) {
+    /**
+     * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+     * another host or scheme gets none (a registry cannot steer them elsewhere).
+     */
+    authHeader(scopeKey, url, base) {
+        if (new URL(url).origin !== new URL(base).origin)
+            return {};
         const t = this.tokens.get(scopeKey);
         if (t)
             return { authorization: `Bearer ${t}` };
@@ -44658,6 +44754,9 @@ class RegistryClient {
         const realm = params.realm;
         if (!realm)
             throw new errors_HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+        const problem = realmProblem(realm, this.transport);
+        if (problem)
+            throw new errors_UserError(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -44668,7 +44767,7 @@ class RegistryClient {
         const headers = {};
         if (c)
             headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-        const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+        const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
             throw new errors_UserError(c
@@ -44691,14 +44790,16 @@ class RegistryClient {
         const send = () => request({
             method: op.method,
             url,
-            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+            headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
             body: op.body,
-            insecureTls: !(this.opts.tlsVerify ?? true),
+            insecureTls: this.insecure,
             followRedirects: op.followRedirects,
-            keepAuthFor: (h) => h === this.host,
+            keepAuthFor: (h) => h === new URL(base).host,
         });
         let res = await send();
-        if (res.status === 401) {
+        // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+        // upload host on another origin is an answer, never a reason to send credentials there.
+        if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
             const challenge = parseChallenge(res.headers['www-authenticate']);
             await res.drain();
             const c = this.opts.credentials;
@@ -45129,6 +45230,8 @@ function limit(src, n) {
 /**
  * A client for the registry of `ref`, with credentials from the inputs, else the containers
  * auth files, else anonymous (contract: actions.md). Logs where credentials came from, never them.
+ * Refuses (before any request) tls-verify false for a registry that is neither loopback nor
+ * listed in insecure-registries.
  */
 function connect(ref, access, log, opts = {}) {
     const credentials = resolveCredentials(ref.registry, ref.repository, { username: access.username, password: access.password }, opts.env);
@@ -45137,6 +45240,7 @@ function connect(ref, access, log, opts = {}) {
         registry: ref.registry,
         credentials,
         tlsVerify: access['tls-verify'] ?? true,
+        insecureRegistries: access['insecure-registries'],
         retry: retryPolicy(opts.retry),
         log,
         chunkSize: opts.chunkSize,
@@ -46157,7 +46261,7 @@ async function verifyDigest(client, ref, digest, key, opts) {
  *   const r = await verifyImage(client, parseDigestReference(imageRef), pem);
  *   if (!r.verified) throw new UserError(`refusing ${imageRef}: ${r.reason}`);
  */
-async function verifyImage(client, ref, publicKey, opts = {}) {
+async function verify_verifyImage(client, ref, publicKey, opts = {}) {
     if (!ref.digest)
         throw new Error(`verifyImage needs a digest reference, got ${ref.toString()}`);
     const key = typeof publicKey === 'string' ? parsePublicKey(publicKey) : publicKey;
@@ -46201,6 +46305,96 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
         reason: `${details[0].reason}${n > 1 ? ` (and for all ${n - 1} child manifest(s))` : ''}`,
         details,
     };
+}
+
+;// CONCATENATED MODULE: ./actions/lib/signature-gate.ts
+
+
+
+
+
+const PUBLIC_KEY_EXPECTED = 'a cosign public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file';
+/** Parses a public-key value: PEM contents, or a path (relative paths from the workspace, the step's cwd). */
+function parsePublicKeyInput(value) {
+    const v = value.trim();
+    const { key, pem } = readPublicKey(v);
+    return { key, pem, fingerprint: keyId(key).hex, source: v.includes('-----BEGIN') ? 'inline PEM' : v };
+}
+/**
+ * The `public-key` input definition (sign, verify and every gated hop): empty → undefined, else
+ * parsed at input time so a bad key fails before any side effect, naming the input.
+ */
+function publicKeyInput(opts = {}) {
+    return {
+        schema: schemas_string().transform((v, ctx) => {
+            if (v.trim() === '')
+                return undefined;
+            try {
+                return parsePublicKeyInput(v);
+            }
+            catch (e) {
+                ctx.addIssue({ code: 'custom', message: errors_errorMessage(e) });
+                return NEVER;
+            }
+        }),
+        expected: PUBLIC_KEY_EXPECTED,
+        required: opts.required,
+        quiet: true,
+    };
+}
+/** The two inputs of a gated hop (contract: actions-2.md). */
+const signatureGateInputs = {
+    'public-key': publicKeyInput(),
+    'allow-unsigned': bool(false),
+};
+const NOT_CHECKED = 'NOT checked (allow-unsigned: true, no public-key)';
+/**
+ * Applies the fail-closed rule at input-validation time: no key → InputError naming public-key,
+ * unless allow-unsigned, which warns in the log and writes the warning to the job summary now
+ * (so it is there even when the step fails later). `hop` names the step in that warning.
+ */
+async function requireSignatureGate(inp, io, hop) {
+    const key = inp['public-key'];
+    if (key) {
+        io.info(`signature gate: public-key ${key.fingerprint.slice(0, 16)}… (${key.source})`);
+        return { key, check: (client, ref, log, identity) => checkSignature(client, ref, key, identity, log) };
+    }
+    if (!inp['allow-unsigned']) {
+        throw new InputError('public-key', undefined, `it is required: ${hop} refuses to run without the cosign public key the image must verify with ` +
+            '(set allow-unsigned: true to proceed without checking the signature)');
+    }
+    const warning = `allow-unsigned is true and no public-key is given: ${hop} does NOT check the image's signature`;
+    io.warning(warning);
+    await io.summary(`> [!WARNING]\n> **${hop}**: ${warning}.\n\n`);
+    return {
+        key: undefined,
+        check: async (_client, ref, log) => {
+            log.warning(`signature of ${ref.toString()} not checked (allow-unsigned)`);
+            return NOT_CHECKED;
+        },
+    };
+}
+/**
+ * Refuses `ref` unless its signature verifies with `publicKey`, using the shared verifier of the
+ * sign hop (containers/image's sigstoreSigned rules, the ones bootc/rpm-ostree/podman enforce;
+ * an index and every child manifest must verify). Returns what was accepted, for the summary.
+ */
+async function checkSignature(client, ref, publicKey, identity = 'repository', log) {
+    let key;
+    try {
+        key = typeof publicKey === 'string' ? parsePublicKeyInput(publicKey) : publicKey;
+    }
+    catch (e) {
+        throw new InputError('public-key', undefined, errorMessage(e));
+    }
+    const r = await verifyImage(client, ref, key.key, {
+        identity: identity === 'tags' ? { type: 'matchRepoDigestOrExact' } : { type: 'matchRepository' },
+        log,
+    });
+    if (!r.verified)
+        throw new UserError(`refusing ${ref.toString()}: its signature does not verify with public-key: ${r.reason}`);
+    log.info(`signature of ${ref.toString()} verified: ${r.reason}`);
+    return `verified (${r.reason})`;
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
@@ -46344,10 +46538,7 @@ function daysBetween(from, to) {
  */
 const inputs = {
     'image-ref': digestRef('verification is of one manifest digest: pass repo@sha256:…'),
-    'public-key': str({
-        required: true,
-        expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file',
-    }),
+    'public-key': publicKeyInput({ required: true }),
     identity: oneOf(['repository', 'tags', 'digest'], 'repository'),
     tags: list({ item: (s) => tagProblem(s), expected: 'newline-separated tags' }),
     format: oneOf(['legacy', 'bundle', 'both'], 'legacy'),
@@ -46364,15 +46555,10 @@ async function run(io) {
         const inp = readInputs(io, inputs);
         const image = inp['image-ref'];
         ref = image.toString();
-        let key;
-        try {
-            key = readPublicKey(inp['public-key']).key;
-        }
-        catch (e) {
-            throw new InputError('public-key', undefined, errorMessage(e));
-        }
+        const publicKey = inp['public-key'];
+        const key = publicKey.key;
         if (inp.identity === 'tags' && inp.tags.length === 0) {
-            throw new InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
+            throw new errors_InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
         }
         const client = connect(image, inp, io);
         const common = { format: inp.format, recursive: inp.recursive, log: io };
@@ -46381,7 +46567,7 @@ async function run(io) {
             // One verification per tag, as a client pulling repo:<tag> with the default policy does.
             const per = [];
             for (const tag of inp.tags) {
-                const r = await verifyImage(client, image, key, { ...common, identity: digestRule, tag });
+                const r = await verify_verifyImage(client, image, key, { ...common, identity: digestRule, tag });
                 per.push({ tag, r });
                 if (!r.verified)
                     break;
@@ -46392,12 +46578,12 @@ async function run(io) {
                 : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0].r.details };
         }
         else {
-            result = await verifyImage(client, image, key, {
+            result = await verify_verifyImage(client, image, key, {
                 ...common,
                 identity: inp.identity === 'digest' ? digestRule : undefined,
             });
         }
-        io.info(`${ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result.reason}`);
+        io.info(`${ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${publicKey.fingerprint.slice(0, 16)}…: ${result.reason}`);
         if (!result.verified) {
             const msg = `${ref} is not verified: ${result.reason}`;
             if (inp['fail-on-unverified'])
@@ -46406,7 +46592,7 @@ async function run(io) {
         }
     }
     catch (e) {
-        failure = errorMessage(e);
+        failure = errors_errorMessage(e);
         throw e;
     }
     finally {

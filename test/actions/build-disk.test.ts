@@ -7,9 +7,11 @@ import { processRunner } from '../../actions/lib/exec.js';
 import { elToritoPlatforms } from '../../actions/lib/vm/iso.js';
 import { stripAnsi } from '../../actions/lib/vm/verdict.js';
 import { ensureExampleImage, withLock, type ExampleImage } from '../harness/example-image.js';
-import { errors, runAction } from '../harness/run-action.js';
+import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
+import { errors, runAction, warnings } from '../harness/run-action.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
-import { derivedImage, processesMatching, sh, skopeoPush, tarDir, tmpdir } from '../harness/tools.js';
+import { attachTamperedSignature, signDigest, testKey, type TestKey } from '../harness/signing.js';
+import { derivedImage, makeOciImage, processesMatching, sh, skopeoPush, tarDir, tmpdir } from '../harness/tools.js';
 
 describe('build-disk (bundled): live ISO of the example distro', () => {
   let reg: Registry;
@@ -17,11 +19,14 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
   let ref: string;
   let r: Awaited<ReturnType<typeof runAction>>;
   let temp: string;
+  let key: TestKey;
   beforeAll(
     async () => {
       reg = await startRegistry();
       img = await ensureExampleImage({ oci: true });
       ref = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:stable`)}`;
+      key = testKey();
+      await signDigest(ref, key);
       temp = tmpdir('keel-disk-run-');
       r = await withLock('vm', () =>
         runAction({
@@ -35,6 +40,7 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
             'compression-level': '3',
             'boot-timeout': '900',
             accel: 'tcg',
+            'public-key': key.path,
           },
         }),
       );
@@ -47,6 +53,7 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
 
   it('builds a valid ISO 9660 with El Torito boot images for BIOS and UEFI, named after the image and date', async () => {
     expect(errors(r)).toEqual([]);
+    expect(r.summary).toMatch(/\| verified \(1 legacy signature\(s\) accepted\) \|/);
     expect(path.basename(r.outputs.path!)).toBe('os-20261122.iso');
     expect(sh('file', ['-b', r.outputs.path!])).toMatch(
       /ISO 9660 CD-ROM filesystem data .*'OS-20261122'.*\(bootable\)/,
@@ -130,7 +137,7 @@ describe('build-disk (bundled): live ISO of the example distro', () => {
     const bad = await runAction({
       action: 'build-disk',
       runnerTemp: t,
-      inputs: { 'image-ref': two, 'tls-verify': 'false', 'output-dir': path.join(t, 'out') },
+      inputs: { 'image-ref': two, 'tls-verify': 'false', 'output-dir': path.join(t, 'out'), 'allow-unsigned': 'true' },
     });
     expect(bad.code).toBe(1);
     expect(errors(bad).join('')).toMatch(
@@ -175,9 +182,15 @@ describe('build-disk: qcow2 from the same rootfs', () => {
             'output-dir': path.join(t, 'out'),
             name: 'keel-os-test',
             'boot-test': 'false',
+            'allow-unsigned': 'true',
           },
         });
         expect(errors(r)).toEqual([]);
+        expect(warnings(r)).toContain(
+          "allow-unsigned is true and no public-key is given: build-disk does NOT check the image's signature",
+        );
+        expect(r.summary).toMatch(/\*\*build-disk\*\*: allow-unsigned is true/);
+        expect(r.summary).toMatch(/NOT checked \(allow-unsigned: true, no public-key\)/);
         expect(path.basename(r.outputs.path!)).toBe('keel-os-test.qcow2');
         const info = JSON.parse(sh('qemu-img', ['info', '--output=json', r.outputs.path!]));
         expect(info.format).toBe('qcow2');
@@ -195,4 +208,78 @@ describe('build-disk: qcow2 from the same rootfs', () => {
     },
     30 * 60 * 1000,
   );
+});
+
+describe('build-disk: the signature gate, before any disk work, with either backend', () => {
+  let reg: Registry;
+  let proxy: FaultProxy;
+  let key: TestKey;
+  const refs: Record<string, string> = {};
+  beforeAll(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.url);
+    key = testKey();
+    const push = (tag: string) =>
+      `${reg.host}/keel/gate@${skopeoPush(`oci:${makeOciImage(tmpdir()).dir}:latest`, `${reg.host}/keel/gate:${tag}`)}`;
+    refs.unsigned = push('unsigned');
+    refs.otherKey = push('other');
+    await signDigest(refs.otherKey, testKey());
+    refs.tampered = push('tampered');
+    await attachTamperedSignature(refs.tampered, key);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  /** Runs build-disk with podman and skopeo replaced by shims that record any call. */
+  async function buildDisk(inputs: Record<string, string>) {
+    const t = tmpdir('keel-disk-gate-');
+    const shim = path.join(t, 'bin');
+    fs.mkdirSync(shim);
+    const calls = path.join(t, 'tool-calls');
+    for (const tool of ['podman', 'skopeo', 'qemu-system-x86_64'])
+      fs.writeFileSync(path.join(shim, tool), `#!/bin/sh\necho "${tool} $*" >> ${calls}\nexit 1\n`, { mode: 0o755 });
+    const out = path.join(t, 'out');
+    const r = await runAction({
+      action: 'build-disk',
+      runnerTemp: t,
+      inputs: { 'tls-verify': 'false', 'output-dir': out, 'boot-test': 'false', ...inputs },
+      env: { PATH: `${shim}:${process.env.PATH ?? ''}` },
+    });
+    return {
+      r,
+      /** Nothing built: no output directory, no work directory, no tool run. */
+      untouched: () =>
+        !fs.existsSync(out) &&
+        fs.readdirSync(t).filter((f) => f.startsWith('keel-disk-')).length === 0 &&
+        !fs.existsSync(calls),
+    };
+  }
+
+  it.each(['live', 'bib'])('%s: refuses to run without a public-key, before any registry request', async (backend) => {
+    proxy.reset();
+    const { r, untouched } = await buildDisk({ 'image-ref': refs.unsigned!.replace(reg.host, proxy.host), backend });
+    expect(r.code).toBe(1);
+    expect(errors(r)).toEqual([
+      "Input 'public-key': it is required: build-disk refuses to run without the cosign public key the image must verify with (set allow-unsigned: true to proceed without checking the signature)",
+    ]);
+    expect(proxy.connections()).toBe(0);
+    expect(untouched()).toBe(true);
+  });
+
+  it.each([
+    ['live', 'unsigned', /A signature was required, but no signature exists/],
+    ['live', 'otherKey', /cryptographic signature verification failed/],
+    ['live', 'tampered', /cryptographic signature verification failed/],
+    ['bib', 'unsigned', /A signature was required, but no signature exists/],
+    ['bib', 'otherKey', /cryptographic signature verification failed/],
+    ['bib', 'tampered', /cryptographic signature verification failed/],
+  ])('%s: refuses an image whose signature does not verify (%s), building nothing', async (backend, which, why) => {
+    const { r, untouched } = await buildDisk({ 'image-ref': refs[which]!, backend, 'public-key': key.path });
+    expect(r.code).toBe(1);
+    expect(errors(r)[0]).toMatch(/^refusing .*: its signature does not verify with public-key: /);
+    expect(errors(r)[0]).toMatch(why);
+    expect(untouched()).toBe(true);
+  });
 });

@@ -90,11 +90,12 @@ function fakeBuildah(opts: { rootfs: string; baseExists?: boolean; print?: strin
       const args = argv[0] === '--storage-driver' ? argv.slice(2) : argv;
       switch (args[0]) {
         case 'inspect': {
-          const img = images.get(args[3]!);
+          const name = args.at(-1)!;
+          const img = images.get(name);
           if (!img) return { code: 125, stdout: Buffer.alloc(0), stderr: 'Error: image not known' };
           return ok(
             JSON.stringify({
-              FromImageID: args[3]!.length === 64 ? args[3] : 'f'.repeat(64),
+              FromImageID: name.length === 64 ? name : 'f'.repeat(64),
               FromImageDigest: img.digest,
               OCIv1: { config: { Labels: img.labels }, rootfs: { diff_ids: img.diff } },
             }),
@@ -307,6 +308,7 @@ describe('build plan', () => {
       'ostree.linux=K',
       '--tag',
       'localhost/x:1',
+      '--',
       '.',
     ]);
   });
@@ -366,8 +368,8 @@ describe('reading the kernel as a non-root user', () => {
       { name: '6.1-a', hasVmlinuz: true, hasInitramfs: true },
       { name: 'stray', hasVmlinuz: false, hasInitramfs: false },
     ]);
-    const name = calls[0]![calls[0]!.length - 2]!;
-    expect(calls[0]).toEqual(['--storage-driver', 'vfs', 'from', '--pull=never', '--name', name, 'img-id']);
+    const name = calls[0]![calls[0]!.length - 3]!;
+    expect(calls[0]).toEqual(['--storage-driver', 'vfs', 'from', '--pull=never', '--name', name, '--', 'img-id']);
     const unshare = calls[1]!;
     expect(unshare.slice(0, 4)).toEqual(['unshare', '--', 'sh', '-c']);
     expect(unshare.slice(-3)).toEqual(['sh', name, 'vfs']);
@@ -536,13 +538,14 @@ describe('buildImage (recorded buildah)', () => {
       '--label',
       'team=os',
     ];
-    expect(pass1).toEqual([...common(pass1![pass1!.indexOf('--iidfile') + 1]!), '.']);
+    expect(pass1).toEqual([...common(pass1![pass1!.indexOf('--iidfile') + 1]!), '--', '.']);
     expect(pass2).toEqual([
       ...common(pass2![pass2!.indexOf('--iidfile') + 1]!),
       '--label',
       `ostree.linux=${KVER}`,
       '--tag',
       'localhost/acme-os:nightly',
+      '--',
       '.',
     ]);
 
@@ -622,7 +625,12 @@ describe('buildImage (recorded buildah)', () => {
     const r = await buildImage(
       request({
         baseImage: 'registry.example:5000/os/base:stable',
-        registry: { username: 'u', password: 'pw-123', 'tls-verify': false },
+        registry: {
+          username: 'u',
+          password: 'pw-123',
+          'tls-verify': false,
+          'insecure-registries': ['registry.example:5000'],
+        },
       }),
       {
         uid: 0,
@@ -650,6 +658,33 @@ describe('buildImage (recorded buildah)', () => {
     expect(pass1).toContain('--tls-verify=false');
     expect(pass1).toContain(`BASE_IMAGE=registry.example:5000/os/base@${D_BASE}`);
     expect(JSON.stringify(fake.calls.map((c) => c.args))).not.toContain('pw-123');
+  });
+
+  it('refuses tls-verify false for a base registry that is neither loopback nor listed, before any call', async () => {
+    const fake = fakeBuildah({ rootfs: rootfsWithKernels(KVER), baseExists: false });
+    const resolved: string[] = [];
+    await expect(
+      buildImage(
+        request({
+          baseImage: 'registry.example:5000/os/base:stable',
+          registry: { username: 'u', password: 'pw-123', 'tls-verify': false },
+        }),
+        {
+          uid: 0,
+          runner: fake.runner,
+          log: memoryLogger(),
+          context: context(),
+          resolveRegistry: async (ref) => {
+            resolved.push(ref.toString());
+            return D_BASE;
+          },
+        },
+      ),
+    ).rejects.toThrow(
+      /^Input 'tls-verify' has value "false": tls-verify is false but registry\.example:5000 is not a loopback address/,
+    );
+    expect(resolved).toEqual([]);
+    expect(buildCalls(fake.calls)).toEqual([]);
   });
 
   it('fails on two kernels after the first pass, reporting the image it built and running no second pass', async () => {

@@ -264,7 +264,9 @@ describe('cleanup (bundled, real registry)', () => {
       action: 'cleanup',
       inputs: { image: `${proxy.host}/keel/os`, 'api-url': 'http://api.example.com', 'tls-verify': 'false' },
     });
-    expect(errors(plainApi).join('')).toMatch(/Input 'api-url' .*plain http is only allowed to a loopback host/);
+    expect(errors(plainApi).join('')).toMatch(
+      /Input 'api-url' .*plain http to api.example.com would send credentials unprotected: use https/,
+    );
     // backend auto is GitHub Packages for ghcr.io, which needs the token: refused before any request.
     const ghcr = await runAction({ action: 'cleanup', inputs: { image: 'ghcr.io/acme/os' } });
     expect(errors(ghcr).join('')).toMatch(/Input 'token': the github-packages backend needs a token/);

@@ -497,7 +497,7 @@ describe('ia-upload input validation (before any request)', () => {
     [
       'bad endpoint',
       (rel, id) => inputs(id, rel, { 's3-endpoint': 'ftp://x' }),
-      /^Input 's3-endpoint' has value "ftp:\/\/x": expected an http\(s\) URL/,
+      /^Input 's3-endpoint' has value "ftp:\/\/x": scheme ftp is not https: expected an https URL/,
     ],
     [
       'bad retries',

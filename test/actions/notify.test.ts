@@ -133,7 +133,7 @@ describe('notify (bundled) and the ntfy emulator', () => {
     const plain = await notify({ message: 'x', url: 'http://ntfy.example.com/ops', token: TOKEN });
     expect([plain.code, plain.outputs.sent]).toEqual([0, 'false']);
     expect(warnings(plain).join('')).toMatch(
-      /Input 'url': expected an ntfy topic URL.*plain http is only allowed to a loopback host/,
+      /Input 'url': plain http to ntfy.example.com would send credentials unprotected: use https/,
     );
     expect(warnings(plain).join('')).not.toContain('ntfy.example.com/ops');
     const prio = await notify({ message: 'x', url: ntfy.topicUrl('ops'), priority: 'loud' });

@@ -409,7 +409,7 @@ describe('site-bump (bundled, driven the runner way, GitHub API emulator)', () =
       [
         'api-url',
         { repository: 'acme/created', 'api-url': 'ftp://x' },
-        /^Input 'api-url' has value "ftp:\/\/x": expected the http\(s\) URL/,
+        /^Input 'api-url' has value "ftp:\/\/x": scheme ftp is not https: expected the https URL/,
       ],
       [
         'extra-constants',

@@ -9,7 +9,9 @@ import { LayeredRootfs } from '../../actions/lib/rootfs/layered.js';
 import { bibCommands, BIB_IMAGE } from '../../actions/lib/vm/bib.js';
 import { unpackRootfs } from '../../actions/lib/vm/unpack.js';
 import { ensureExampleImage, withLock, type ExampleImage } from '../harness/example-image.js';
+import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { errors, runAction, warnings } from '../harness/run-action.js';
+import { signDigest, testKey, type TestKey } from '../harness/signing.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
 import { derivedImage, processesMatching, sh, skopeoDigest, skopeoPush, tarDir, tmpdir } from '../harness/tools.js';
 
@@ -20,16 +22,21 @@ import { derivedImage, processesMatching, sh, skopeoDigest, skopeoPush, tarDir, 
  */
 describe('smoke-boot (bundled, real QEMU)', () => {
   let reg: Registry;
+  let proxy: FaultProxy;
   let img: ExampleImage;
+  let key: TestKey;
   const refs: Record<string, string> = {};
   beforeAll(
     async () => {
       reg = await startRegistry();
+      proxy = await startFaultProxy(reg.url);
       img = await ensureExampleImage({ oci: true });
       const k = img.kernelVersion;
       const dir = img.ociDir;
-      // Good.
+      // Good, and signed with the test key.
       refs.good = `${reg.host}/keel/os@${skopeoPush(img.ociRef, `${reg.host}/keel/os:good`)}`;
+      key = testKey();
+      await signDigest(refs.good, key);
       // No init: the systemd binary and the /sbin/init link whited out.
       const noinit = tmpdir('keel-noinit-');
       fs.mkdirSync(path.join(noinit, 'usr/sbin'), { recursive: true });
@@ -79,9 +86,11 @@ describe('smoke-boot (bundled, real QEMU)', () => {
     40 * 60 * 1000,
   );
   afterAll(async () => {
+    await proxy?.close();
     await reg?.stop();
   });
 
+  /** Images broken on purpose are unsigned: without a public-key the boot runs with allow-unsigned. */
   const boot = (inputs: Record<string, string>) =>
     withLock('vm', async () => {
       const temp = tmpdir('keel-smoke-run-');
@@ -89,7 +98,7 @@ describe('smoke-boot (bundled, real QEMU)', () => {
       const r = await runAction({
         action: 'smoke-boot',
         runnerTemp: temp,
-        inputs: { 'tls-verify': 'false', ...inputs },
+        inputs: { 'tls-verify': 'false', ...(inputs['public-key'] ? {} : { 'allow-unsigned': 'true' }), ...inputs },
       });
       return { r, temp, seconds: (Date.now() - t0) / 1000, leftovers: processesMatching(temp) };
     });
@@ -97,8 +106,13 @@ describe('smoke-boot (bundled, real QEMU)', () => {
   it(
     'boots the example distro to multi-user with the direct backend (auto ends on TCG)',
     async () => {
-      const { r, leftovers } = await boot({ image: `${reg.host}/keel/os:good`, timeout: '900' });
+      const { r, leftovers } = await boot({
+        image: `${reg.host}/keel/os:good`,
+        timeout: '900',
+        'public-key': key.path,
+      });
       expect(errors(r)).toEqual([]);
+      expect(r.summary).toMatch(/verified \(1 legacy signature\(s\) accepted\)/);
       expect(r.outputs.passed).toBe('true');
       expect(`${reg.host}/keel/os@${r.outputs.digest}`).toBe(refs.good);
       expect(r.outputs.digest).toBe(skopeoDigest(`${reg.host}/keel/os:good`));
@@ -138,6 +152,12 @@ describe('smoke-boot (bundled, real QEMU)', () => {
     async () => {
       const { r, seconds, leftovers } = await boot({ image: refs.noinit!, timeout: '900', accel: 'tcg' });
       expect(r.code).toBe(1);
+      // Booted unsigned, and the step says so in the log and the summary.
+      expect(warnings(r)).toContain(
+        "allow-unsigned is true and no public-key is given: smoke-boot does NOT check the image's signature",
+      );
+      expect(r.summary).toMatch(/\*\*smoke-boot\*\*: allow-unsigned is true/);
+      expect(r.summary).toMatch(/NOT checked \(allow-unsigned: true, no public-key\)/);
       expect(r.outputs.passed).toBe('false');
       expect(r.outputs.reason).toMatch(/no usable init|No working init found|Kernel panic/);
       expect(seconds).toBeLessThan(450);
@@ -200,6 +220,26 @@ describe('smoke-boot (bundled, real QEMU)', () => {
     expect(Date.now() - t0).toBeLessThan(20_000);
   });
 
+  it('refuses to run without a public-key before any registry request, disk or VM work', async () => {
+    proxy.reset();
+    const temp = tmpdir('keel-smoke-run-');
+    const t0 = Date.now();
+    const r = await runAction({
+      action: 'smoke-boot',
+      runnerTemp: temp,
+      inputs: { image: `${proxy.host}/keel/os:good`, 'tls-verify': 'false' },
+    });
+    expect(r.code).toBe(1);
+    expect(errors(r)).toEqual([
+      "Input 'public-key': it is required: smoke-boot refuses to run without the cosign public key the image must verify with (set allow-unsigned: true to proceed without checking the signature)",
+    ]);
+    expect(proxy.connections()).toBe(0);
+    expect(r.outputs).toEqual({});
+    expect(fs.readdirSync(temp).filter((f) => f.startsWith('keel-smoke'))).toEqual([]);
+    expect(processesMatching(temp)).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
   it('rejects bad input before any side effect', async () => {
     const r = await runAction({ action: 'smoke-boot', inputs: { image: refs.good!, backend: 'vmware' } });
     expect(errors(r)).toEqual([`Input 'backend' has value "vmware": expected one of: direct, uefi, bib`]);
@@ -220,7 +260,7 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
     expect(
       bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/tmp/out', configFile: '/tmp/config.toml' }),
     ).toEqual([
-      root(['pull', ref]),
+      root(['pull', '--', ref]),
       root([
         'run',
         '--rm',
@@ -234,6 +274,7 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
         '/tmp/out:/output',
         '-v',
         '/tmp/config.toml:/config.toml:ro',
+        '--',
         BIB_IMAGE,
         'build',
         '--output',
@@ -259,6 +300,13 @@ describe('bib backend command lines (bootc-image-builder cannot run here)', () =
     expect(BIB_IMAGE).toMatch(/@sha256:[0-9a-f]{64}$/);
     expect(() => bibCommands({ imageRef: 'ghcr.io/org/os:stable', type: 'qcow2', outputDir: '/o' })).toThrow(
       /needs a digest reference/,
+    );
+    // Input-derived values never become podman or BIB options or volume options.
+    expect(() => bibCommands({ imageRef: `-x@sha256:${'a'.repeat(64)}`, type: 'qcow2', outputDir: '/o' })).toThrow(
+      /cannot start with -/,
+    );
+    expect(() => bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/o:/etc', configFile: '/c' })).toThrow(
+      /cannot be mounted into the builder \(it contains ':' or ','\)/,
     );
   });
 });

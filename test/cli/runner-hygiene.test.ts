@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redactor } from '../../cli/redact.js';
-import { pruneRuns } from '../../cli/runner.js';
+import { localOverrides, pruneRuns } from '../../cli/runner.js';
+import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../cli/step.js';
 import { tmpdir } from '../harness/tools.js';
 
@@ -59,5 +60,22 @@ describe('keel CLI flag parsing', () => {
       pos: ['run', 'build'],
       f: { input: ['kernel-args=quiet splash', 'a=b=c'], verbose: ['true'] },
     });
+  });
+});
+
+describe('local runner: gated hops check against the key the local run signs with', () => {
+  const svc = { keys: { publicKeyPath: '/run/keel/cosign.pub' } } as unknown as LocalServices;
+  const gated = new Set(['image-ref', 'public-key', 'allow-unsigned', 'tls-verify']);
+
+  it('passes the generated public key to a hop that declares allow-unsigned, unless the workflow allowed unsigned', () => {
+    expect(localOverrides('build-disk', { 'image-ref': 'r/x@sha256:0' }, svc, gated)['public-key']).toBe(
+      '/run/keel/cosign.pub',
+    );
+    expect(localOverrides('promote', { 'public-key': 'build_files/cosign.pub' }, svc, gated)['public-key']).toBe(
+      '/run/keel/cosign.pub',
+    );
+    expect(localOverrides('smoke-boot', { 'allow-unsigned': 'true' }, svc, gated)['public-key']).toBeUndefined();
+    // verify declares no allow-unsigned: its key is replaced only when the workflow passes one.
+    expect(localOverrides('verify', {}, svc, new Set(['public-key']))['public-key']).toBeUndefined();
   });
 });

@@ -44,6 +44,8 @@ export interface FaultProxy {
   log: ProxyLogEntry[];
   /** Request-body bytes that reached the upstream. */
   bytesUp(): number;
+  /** TCP connections accepted since start or the last reset (a refused request opens none). */
+  connections(): number;
   setRules(rules: FaultRule[]): void;
   reset(): void;
   close(): Promise<void>;
@@ -62,7 +64,7 @@ export function mulberry32(seed: number): () => number {
 
 export async function startFaultProxy(
   upstream: string,
-  opts: { seed?: number; rules?: FaultRule[] } = {},
+  opts: { seed?: number; rules?: FaultRule[]; /** Listen address (default 127.0.0.1). */ address?: string } = {},
 ): Promise<FaultProxy> {
   const target = new URL(upstream);
   let rules: FaultRule[] = opts.rules ?? [];
@@ -70,6 +72,7 @@ export async function startFaultProxy(
   const random = mulberry32(opts.seed ?? 42);
   const log: ProxyLogEntry[] = [];
   const sockets = new Set<import('node:net').Socket>();
+  let connections = 0;
 
   const pick = (req: http.IncomingMessage): FaultRule | undefined => {
     for (const r of rules) {
@@ -169,23 +172,27 @@ export async function startFaultProxy(
     }
   });
   server.on('connection', (s) => {
+    connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = opts.address ?? '127.0.0.1';
+  await new Promise<void>((r) => server.listen(0, address, r));
   const port = (server.address() as AddressInfo).port;
   return {
-    host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    host: `${address}:${port}`,
+    url: `http://${address}:${port}`,
     log,
     bytesUp: () => log.reduce((n, e) => n + e.bytesUp, 0),
+    connections: () => connections,
     setRules(r) {
       rules = r;
       counters = new Map();
     },
     reset() {
       log.length = 0;
+      connections = 0;
       counters = new Map();
     },
     close: () =>

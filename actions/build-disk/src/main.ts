@@ -17,7 +17,9 @@ import {
   releaseDate,
   str,
 } from '../../lib/inputs.js';
+import { connect } from '../../lib/registry.js';
 import { LayeredRootfs } from '../../lib/rootfs/layered.js';
+import { requireSignatureGate, signatureGateInputs } from '../../lib/signature-gate.js';
 import { code, fence, table } from '../../lib/summary.js';
 import { releaseDateOf } from '../../lib/tags.js';
 import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
@@ -48,6 +50,7 @@ export const inputs = {
     expected: 'a bootc-image-builder image pinned by digest',
   }),
   'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
+  ...signatureGateInputs,
   ...registryInputs,
 };
 
@@ -57,6 +60,9 @@ export async function run(io: ActionIO): Promise<void> {
   const ref = inp['image-ref'];
   if (inp.backend === 'live' && inp.config)
     throw new UserError("Input 'config': only the bib backend reads a bootc-image-builder config");
+  const gate = await requireSignatureGate(inp, io, 'build-disk');
+  // Install media only from a digest whose signature verifies, whichever backend builds them.
+  const signature = await gate.check(connect(ref, inp, io), ref, io);
   const date = inp['release-date'] ?? releaseDateOf(io.context.now());
   const repoName = ref.repository.split('/').pop()!;
   const name = inp.name || `${repoName}-${date}`;
@@ -173,10 +179,11 @@ export async function run(io: ActionIO): Promise<void> {
   const size = fs.statSync(artefact).size;
   await io.summary(
     `### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(
-      ['image', 'artefact', 'size', 'sha256', 'boot test', 'time'],
+      ['image', 'signature', 'artefact', 'size', 'sha256', 'boot test', 'time'],
       [
         [
           code(ref.toString()),
+          signature,
           code(path.basename(artefact)),
           `${(size / 1048576).toFixed(0)} MiB`,
           code(sha256),

@@ -8,6 +8,7 @@ import { InputError, UserError } from '../../lib/errors.js';
 import type { CommandRunner } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
 import { InvalidReferenceError, parseReference, type ImageReference } from '../../lib/oci/reference.js';
+import { mayBeInsecure, registryTransportProblem } from '../../lib/transport.js';
 import { connect, resolveDigest, type RegistryAccess } from '../../lib/registry.js';
 import { pullRequestOf, releaseDateOf } from '../../lib/tags.js';
 import { Buildah, privilegeFor, theKernel, type ImageInfo } from './buildah.js';
@@ -126,6 +127,11 @@ export async function resolveBase(
     }
     return { given: ref.toString(), digest: info.digest, pinned: `${ref.name}@${info.digest}`, source: 'local' };
   }
+  const problem = registryTransportProblem(ref.registry, {
+    tlsVerify: access['tls-verify'] ?? true,
+    insecureRegistries: access['insecure-registries'],
+  });
+  if (problem) throw new InputError('tls-verify', 'false', problem);
   const digest = await (deps.resolveRegistry ?? defaultResolveRegistry)(ref, access, deps.log);
   return { given: ref.toString(), digest, pinned: `${ref.name}@${digest}`, source: 'registry' };
 }
@@ -246,7 +252,15 @@ export async function buildImage(
     secrets,
     tags: [],
     iidfile: path.join(tmp, 'pass1.iid'),
-    tlsVerify: req.registry['tls-verify'] ?? true,
+    // buildah pulls the pinned base: unverified only where the transport rule allows it (the
+    // registry client already refused anything else while resolving the base).
+    tlsVerify: !(
+      state.base.source === 'registry' &&
+      mayBeInsecure(parseReference(state.base.given).registry, {
+        tlsVerify: req.registry['tls-verify'] ?? true,
+        insecureRegistries: req.registry['insecure-registries'],
+      })
+    ),
     authfile: auth?.file,
   };
   try {

@@ -126,7 +126,7 @@ export class Buildah {
 
   /** Inspects a local image; undefined when it does not exist. */
   async inspect(ref: string): Promise<ImageInfo | undefined> {
-    const r = await this.run(['inspect', '--type', 'image', ref], { okCodes: [0, 1, 125] });
+    const r = await this.run(['inspect', '--type', 'image', '--', ref], { okCodes: [0, 1, 125] });
     if (r.code !== 0) {
       if (/image not known|not found|unknown|does not exist/i.test(r.stderr)) return undefined;
       throw new UserError(`buildah inspect ${ref} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
@@ -181,7 +181,7 @@ export class Buildah {
    */
   async kernelDirs(image: string): Promise<KernelDir[]> {
     const name = `keel-kver-${crypto.randomUUID().slice(0, 12)}`;
-    await this.run(['from', '--pull=never', '--name', name, image]);
+    await this.run(['from', '--pull=never', '--name', name, '--', image]);
     try {
       if (this.privilege === 'root') {
         const mnt = (await this.run(['mount', name])).stdout.toString('utf8').trim();

@@ -66,16 +66,16 @@ export const inputs = {
  * another registry is pulled without them (auth file or anonymous), so a GITHUB_TOKEN never
  * reaches quay.io or docker.io.
  */
-export function credentialsForBase(
-  access: { username: string; password: string; 'tls-verify': boolean },
+export function credentialsForBase<A extends { username: string; password: string }>(
+  access: A,
   credentialsFor: string | undefined,
   baseRegistry: string | undefined,
   log: { info(m: string): void },
-): { username: string; password: string; 'tls-verify': boolean } {
+): A {
   if (!credentialsFor || !baseRegistry || !(access.username || access.password)) return access;
   if (credentialsFor === baseRegistry) return access;
   log.info(`credentials are for ${credentialsFor}; the base comes from ${baseRegistry}: pulling it without them`);
-  return { username: '', password: '', 'tls-verify': access['tls-verify'] };
+  return { ...access, username: '', password: '' };
 }
 
 /** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */

@@ -313,6 +313,6 @@ export function buildArgv(p: BuildPlan, extraLabels: Record<string, string> = {}
   for (const [k, v] of Object.entries(p.annotations)) argv.push('--annotation', `${k}=${v}`);
   for (const [k, v] of Object.entries({ ...p.labels, ...extraLabels })) argv.push('--label', `${k}=${v}`);
   for (const t of p.tags) argv.push('--tag', t);
-  argv.push(p.context);
+  argv.push('--', p.context);
   return argv;
 }

@@ -11,7 +11,7 @@ import {
   releaseDate,
   repository,
   secret,
-  secureUrl,
+  httpsUrl,
   str,
 } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
@@ -31,7 +31,10 @@ export const inputs = {
   'dry-run': bool(false),
   backend: oneOf(['auto', 'registry', 'github-packages'] as const, 'auto'),
   token: secret(),
-  'api-url': secureUrl({ default: 'https://api.github.com' }),
+  'api-url': httpsUrl({
+    default: 'https://api.github.com',
+    expected: 'the https URL of the GitHub API (http only for loopback)',
+  }),
   'stable-tag': str({ default: 'stable', pattern: WORD, expected: 'a lowercase tag word' }),
   'candidate-tag': str({ default: 'candidate', pattern: WORD, expected: 'a lowercase tag word' }),
   ...registryInputs,

@@ -5,7 +5,17 @@ import { InputError, UserError, errorMessage } from '../../lib/errors.js';
 import { IaClient } from '../../lib/ia/client.js';
 import { identifierAdvice, identifierProblem } from '../../lib/ia/identifier.js';
 import { parseMetadataLines, type ItemMetadata } from '../../lib/ia/metadata.js';
-import { bool, existingPath, int, list, readInputs, secret, splitList, str, type InputDef } from '../../lib/inputs.js';
+import {
+  bool,
+  existingPath,
+  httpsUrl,
+  int,
+  list,
+  readInputs,
+  secret,
+  splitList,
+  type InputDef,
+} from '../../lib/inputs.js';
 import type { ActionIO } from '../../lib/io.js';
 import { retryPolicy } from '../../lib/retry.js';
 import { prepareFiles, uploadOrder, type Prepared } from './prepare.js';
@@ -59,7 +69,7 @@ const metadata: InputDef<ItemMetadata> = {
 };
 
 const url = (dflt: string) =>
-  str({ default: dflt, pattern: /^https?:\/\/[^\s/?#]+\/?$/, expected: 'an http(s) URL without a path' });
+  httpsUrl({ default: dflt, path: 'none', expected: 'an https URL without a path (http only for loopback)' });
 
 const isFile = (p: string) => {
   try {

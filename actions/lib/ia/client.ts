@@ -1,6 +1,7 @@
 import { HttpError, TransientError, UserError, errorMessage, isTransient } from '../errors.js';
 import { fileBody, request, type HttpResponse } from '../http.js';
 import type { Logger } from '../log.js';
+import { httpsUnlessLoopbackProblem } from '../transport.js';
 import {
   DEFAULT_RETRY,
   RetryExhaustedError,
@@ -155,7 +156,12 @@ export class IaClient {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
 
+  /** Refuses endpoints the keys must not travel to (plain http off loopback). */
   constructor(private readonly opts: IaClientOptions) {
+    for (const url of [opts.s3Url, opts.apiUrl]) {
+      const problem = httpsUnlessLoopbackProblem(url);
+      if (problem) throw new UserError(`refusing to send the IA keys to ${url}: ${problem}`);
+    }
     this.s3 = opts.s3Url.replace(/\/+$/, '');
     this.api = opts.apiUrl.replace(/\/+$/, '');
     this.policy = opts.retry ?? DEFAULT_RETRY;

@@ -16,7 +16,7 @@ import {
   type ImageConfig,
   type ImageManifest,
 } from '../oci/media.js';
-import { parseReference, type ImageReference } from '../oci/reference.js';
+import { InvalidReferenceError, parseReference, type ImageReference } from '../oci/reference.js';
 import type { LayerRef } from '../rootfs/layered.js';
 
 /**
@@ -33,8 +33,13 @@ export type ImageLocation =
 export function parseImageLocation(s: string): ImageLocation {
   const v = s.trim();
   if (v.startsWith('oci:')) return { kind: 'oci', ...parseOciRef(v) };
-  if (v.startsWith('containers-storage:'))
-    return { kind: 'containers-storage', ref: v.slice('containers-storage:'.length) };
+  if (v.startsWith('containers-storage:')) {
+    const ref = v.slice('containers-storage:'.length);
+    // Handed to podman/skopeo as an argument: an option-like name is refused, never passed.
+    if (!ref || ref.startsWith('-'))
+      throw new InvalidReferenceError(v, 'a local image name cannot be empty or start with -');
+    return { kind: 'containers-storage', ref };
+  }
   return { kind: 'registry', ref: parseReference(v.replace(/^docker:\/\//, '')) };
 }
 
@@ -78,7 +83,7 @@ export function describeLocation(l: ImageLocation): string {
  * runner), so a non-root process reads them through `sudo -n` and takes ownership of the export.
  */
 export async function exportFromStorage(ref: string, dir: string, tag: string, runner: CommandRunner): Promise<void> {
-  const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
+  const [cmd, args] = asRoot('skopeo', ['copy', '--quiet', '--', `containers-storage:${ref}`, `oci:${dir}:${tag}`]);
   await runner.run(cmd, args, { echo: true });
   const uid = process.getuid?.();
   if (uid !== undefined && uid !== 0)

@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HttpError, isTransient, TransientError, UserError } from '../errors.js';
+import { HttpError, InputError, isTransient, TransientError, UserError } from '../errors.js';
 import { errorFromResponse, request, type Body, type HttpResponse } from '../http.js';
 import type { Logger } from '../log.js';
 import { retryPolicy, withRetry, type RetryPolicy } from '../retry.js';
+import { mayBeInsecure, realmProblem, registryTransportProblem, type RegistryTransport } from '../transport.js';
 import { parseChallenge, type Credentials } from './auth.js';
 import { MANIFEST_ACCEPT, manifestMediaType } from './media.js';
 
@@ -21,6 +22,8 @@ export interface RegistryOptions {
   credentials?: Credentials;
   /** false allows plain HTTP (and unverified TLS), for loopback registries. */
   tlsVerify?: boolean;
+  /** host[:port] that may be reached over plain HTTP whatever tlsVerify says (lib/transport.ts). */
+  insecureRegistries?: readonly string[];
   retry?: RetryPolicy;
   log?: Logger;
   /** Blobs larger than this are uploaded in PATCH chunks of this size (0: always monolithic). */
@@ -74,16 +77,24 @@ export class RegistryClient {
   private readonly tokens = new Map<string, string>();
   private useBasic = false;
   private readonly policy: RetryPolicy;
+  private readonly transport: RegistryTransport;
+  /** Plain http and unverified TLS allowed for this registry (loopback or listed). */
+  private readonly insecure: boolean;
 
+  /** Throws InputError (naming tls-verify) when the transport rule forbids this registry. */
   constructor(readonly opts: RegistryOptions) {
     this.policy = opts.retry ?? retryPolicy();
+    this.transport = { tlsVerify: opts.tlsVerify ?? true, insecureRegistries: opts.insecureRegistries };
+    const problem = registryTransportProblem(this.host, this.transport);
+    if (problem) throw new InputError('tls-verify', 'false', problem);
+    this.insecure = mayBeInsecure(this.host, this.transport);
   }
 
   get host(): string {
     return this.opts.registry === 'docker.io' ? 'registry-1.docker.io' : this.opts.registry;
   }
 
-  /** https, or with tls-verify false: https without verification, falling back to plain http. */
+  /** https; for an insecure registry: https without verification, falling back to plain http. */
   private baseUrl(): Promise<string> {
     // One probe per client, however many requests start at once.
     this.base ??= this.probeBase();
@@ -91,7 +102,7 @@ export class RegistryClient {
   }
 
   private async probeBase(): Promise<string> {
-    if (this.opts.tlsVerify ?? true) return `https://${this.host}`;
+    if (!this.insecure) return `https://${this.host}`;
     let base = `http://${this.host}`;
     try {
       const r = await request({
@@ -109,7 +120,12 @@ export class RegistryClient {
     return base;
   }
 
-  private authHeader(scopeKey: string): Record<string, string> {
+  /**
+   * Credentials go to the registry's own origin only: an absolute upload location or a URL on
+   * another host or scheme gets none (a registry cannot steer them elsewhere).
+   */
+  private authHeader(scopeKey: string, url: string, base: string): Record<string, string> {
+    if (new URL(url).origin !== new URL(base).origin) return {};
     const t = this.tokens.get(scopeKey);
     if (t) return { authorization: `Bearer ${t}` };
     const c = this.opts.credentials;
@@ -122,6 +138,8 @@ export class RegistryClient {
   private async fetchToken(params: Record<string, string>, scopes: string[]): Promise<string> {
     const realm = params.realm;
     if (!realm) throw new HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
+    const problem = realmProblem(realm, this.transport);
+    if (problem) throw new UserError(`registry ${this.opts.registry}: ${problem}`);
     const u = new URL(realm);
     if (params.service) u.searchParams.set('service', params.service);
     const all = new Set([...(params.scope ? params.scope.split(' ') : []), ...scopes]);
@@ -129,7 +147,7 @@ export class RegistryClient {
     const c = this.opts.credentials;
     const headers: Record<string, string> = {};
     if (c) headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-    const res = await request({ method: 'GET', url: u, headers, insecureTls: !(this.opts.tlsVerify ?? true) });
+    const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
     if (res.status === 401 || res.status === 403) {
       const e = await errorFromResponse(res, `token request to ${u.host}`);
       throw new UserError(
@@ -154,14 +172,16 @@ export class RegistryClient {
       request({
         method: op.method,
         url,
-        headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey) },
+        headers: { ...(op.headers ?? {}), ...this.authHeader(scopeKey, url, base) },
         body: op.body,
-        insecureTls: !(this.opts.tlsVerify ?? true),
+        insecureTls: this.insecure,
         followRedirects: op.followRedirects,
-        keepAuthFor: (h) => h === this.host,
+        keepAuthFor: (h) => h === new URL(base).host,
       });
     let res = await send();
-    if (res.status === 401) {
+    // Only the registry's own challenge starts the auth dance: a 401 from a redirect target or an
+    // upload host on another origin is an answer, never a reason to send credentials there.
+    if (res.status === 401 && new URL(res.url).origin === new URL(base).origin) {
       const challenge = parseChallenge(res.headers['www-authenticate']);
       await res.drain();
       const c = this.opts.credentials;

@@ -33,6 +33,12 @@ export interface BibRequest {
 /** The argv list to run, in order: pull the pinned image, then build. */
 export function bibCommands(r: BibRequest): [string, string[]][] {
   if (!/@sha256:[0-9a-f]{64}$/.test(r.imageRef)) throw new Error(`bib needs a digest reference, got ${r.imageRef}`);
+  // BIB takes the reference after its own options, where `--` cannot go: refuse an option-like one.
+  if (r.imageRef.startsWith('-')) throw new Error(`bib: the image reference cannot start with -: ${r.imageRef}`);
+  for (const dir of [r.outputDir, r.configFile, r.storage].filter((d): d is string => d !== undefined)) {
+    // A ':' or ',' would end the -v source and start options of podman's volume syntax.
+    if (/[:,]/.test(dir)) throw new Error(`bib: ${dir} cannot be mounted into the builder (it contains ':' or ',')`);
+  }
   const storage = r.storage ?? '/var/lib/containers/storage';
   const run = [
     'run',
@@ -48,6 +54,7 @@ export function bibCommands(r: BibRequest): [string, string[]][] {
   ];
   if (r.configFile) run.push('-v', `${r.configFile}:/config.toml:ro`);
   run.push(
+    '--',
     r.bibImage ?? BIB_IMAGE,
     'build',
     '--output',
@@ -62,7 +69,7 @@ export function bibCommands(r: BibRequest): [string, string[]][] {
   run.push(r.imageRef);
   // BIB reads root's containers-storage and needs a privileged container: both podman calls run
   // as root (directly when we are root, through `sudo -n` on a non-root runner).
-  return [asRoot('podman', ['pull', r.imageRef]), asRoot('podman', run)];
+  return [asRoot('podman', ['pull', '--', r.imageRef]), asRoot('podman', run)];
 }
 
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */

@@ -100,7 +100,7 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
   ]);
   await runner.run(chroot, args, { timeoutMs: 1800_000 });
   const initrd = path.join(stage, 'boot', 'initrd.img');
-  const [mv, mvArgs] = asRoot('mv', [path.join(spec.rootfsDir, inside.slice(1)), initrd]);
+  const [mv, mvArgs] = asRoot('mv', ['--', path.join(spec.rootfsDir, inside.slice(1)), initrd]);
   await runner.run(mv, mvArgs);
   if (process.getuid?.() !== 0) await runner.run('sudo', ['-n', 'chmod', 'a+r', initrd]);
   log.info(

@@ -54,6 +54,6 @@ export async function removeTree(dir: string, runner: CommandRunner): Promise<vo
     fs.rmSync(dir, { recursive: true, force: true });
     return;
   }
-  const [cmd, args] = asRoot('rm', ['-rf', '--one-file-system', dir]);
+  const [cmd, args] = asRoot('rm', ['-rf', '--one-file-system', '--', dir]);
   await runner.run(cmd, args);
 }

@@ -1,6 +1,6 @@
 import { errorMessage } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { int, list, oneOf, readInputs, secret, secureUrl, str } from '../../lib/inputs.js';
+import { int, list, oneOf, readInputs, secret, httpsUrl, str } from '../../lib/inputs.js';
 import { retryPolicy } from '../../lib/retry.js';
 import { code, section } from '../../lib/summary.js';
 import { fitMessage, publish } from './ntfy.js';
@@ -9,7 +9,7 @@ const PRIORITY = { min: 1, low: 2, default: 3, high: 4, max: 5, urgent: 5 } as c
 
 export const inputs = {
   message: str({ required: true, expected: 'the message text' }),
-  url: secureUrl({ secret: true, expected: 'an ntfy topic URL, https (http only to a loopback host)' }),
+  url: httpsUrl({ secret: true, expected: 'an ntfy topic URL, https (http only to a loopback host)' }),
   title: str({ expected: 'a one-line title' }),
   priority: oneOf(['1', '2', '3', '4', '5', 'min', 'low', 'default', 'high', 'max', 'urgent'] as const, '3'),
   tags: list({ expected: 'tags, newline- or comma-separated (emoji short codes like warning, tada)' }),

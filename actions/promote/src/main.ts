@@ -3,7 +3,7 @@ import { digestRef, int, list, oneOf, readInputs, registryInputs, releaseDate, s
 import { connect } from '../../lib/registry.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import { promotionTags, releaseDateOf, tagProblem } from '../../lib/tags.js';
-import { checkSignature } from '../../lib/signature-gate.js';
+import { requireSignatureGate, signatureGateInputs } from '../../lib/signature-gate.js';
 import { promote } from './promote.js';
 
 export const inputs = {
@@ -12,7 +12,7 @@ export const inputs = {
   'stable-tag': str({ default: 'stable', pattern: /^[a-z][a-z0-9-]*$/, expected: 'a lowercase tag word' }),
   'release-date': releaseDate(),
   'require-tag': str({ pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, expected: 'a tag' }),
-  'public-key': str({ expected: 'a PEM public key or a path to one' }),
+  ...signatureGateInputs,
   identity: oneOf(['repository', 'tags'] as const, 'repository'),
   retries: int({ default: 5, min: 1, max: 20 }),
   ...registryInputs,
@@ -21,6 +21,7 @@ export const inputs = {
 /** promote: the tested digest, byte for byte, under the promotion tags. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
+  const gate = await requireSignatureGate(inp, io, 'promote');
   const ref = inp['image-ref'];
   const digest = ref.digest!;
   const date = inp['release-date'] ?? releaseDateOf(io.context.now());
@@ -31,10 +32,7 @@ export async function run(io: ActionIO): Promise<void> {
   io.setOutput('digest', digest);
   const started = Date.now();
   const client = connect(ref, inp, io, { retry: { attempts: inp.retries } });
-  let signature = 'not checked (no public-key)';
-  if (inp['public-key']) {
-    signature = await checkSignature(client, ref, inp['public-key'], inp.identity, io);
-  }
+  const signature = await gate.check(client, ref, io, inp.identity);
   const res = await promote(
     client,
     { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined },

@@ -1,15 +1,15 @@
 import crypto from 'node:crypto';
 import { errorMessage, InputError, UserError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { digestRef, list, oneOf, readInputs, registryInputs, secret, str } from '../../lib/inputs.js';
+import { digestRef, httpsUrl, list, oneOf, readInputs, registryInputs, secret } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
+import { publicKeyInput } from '../../lib/signature-gate.js';
 import { renderClientConfig } from '../../lib/sign/client-config.js';
 import { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } from '../../lib/sign/sigstore-urls.js';
 import {
   decryptPrivateKey,
   KeyFormatError,
   keyId,
-  readPublicKey,
   samePublicKey,
   spkiPem,
   WrongPasswordError,
@@ -34,12 +34,13 @@ export const inputs = {
     expected: 'newline-separated tags (or registry/repo:tag of the same repository)',
   }),
   format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
-  'public-key': str({ expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file' }),
-  'fulcio-url': str({ default: DEFAULT_FULCIO_URL, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
-  'rekor-url': str({ default: DEFAULT_REKOR_URL, expected: 'an https URL', pattern: /^https?:\/\/\S+$/ }),
+  'public-key': publicKeyInput(),
+  'fulcio-url': httpsUrl({ default: DEFAULT_FULCIO_URL, expected: 'the https URL of a Fulcio instance' }),
+  'rekor-url': httpsUrl({ default: DEFAULT_REKOR_URL, expected: 'the https URL of a Rekor instance' }),
   username: registryInputs.username,
   'registry-password': secret(),
   'tls-verify': registryInputs['tls-verify'],
+  'insecure-registries': registryInputs['insecure-registries'],
 };
 
 export async function run(io: ActionIO): Promise<void> {
@@ -111,11 +112,7 @@ export async function run(io: ActionIO): Promise<void> {
       );
     }
     if (inp['public-key']) {
-      try {
-        verifyKey = readPublicKey(inp['public-key']).key;
-      } catch (e) {
-        throw new InputError('public-key', undefined, errorMessage(e));
-      }
+      verifyKey = inp['public-key'].key;
       if (key && !samePublicKey(key.publicKey, verifyKey)) {
         throw new InputError(
           'public-key',
@@ -138,7 +135,12 @@ export async function run(io: ActionIO): Promise<void> {
     // ---- side effects start here
     const client = connect(
       image,
-      { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] },
+      {
+        username: inp.username,
+        password: inp['registry-password'],
+        'tls-verify': inp['tls-verify'],
+        'insecure-registries': inp['insecure-registries'],
+      },
       io,
     );
     // @sigstore/sign is loaded only for keyless signing.

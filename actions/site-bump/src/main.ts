@@ -1,6 +1,6 @@
 import { errorMessage, InputError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { bool, list, oneOf, readInputs, secret, str, type InputDef } from '../../lib/inputs.js';
+import { bool, httpsUrl, list, oneOf, readInputs, secret, str, type InputDef } from '../../lib/inputs.js';
 import { code, section, table } from '../../lib/summary.js';
 import { z } from 'zod';
 import { bump, type BumpOutcome } from './bump.js';
@@ -80,11 +80,10 @@ export const inputs = {
   }),
   'auto-merge': bool(true),
   'merge-method': oneOf(['squash', 'merge', 'rebase'] as const, 'squash'),
-  'api-url': str({
+  'api-url': httpsUrl({
     default: 'https://api.github.com',
-    pattern: /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/,
     expected:
-      'the http(s) URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)',
+      'the https URL of the GitHub REST API (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server; http only for loopback)',
   }),
 };
 

@@ -8,7 +8,7 @@ import { openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } from '../../lib/inputs.js';
 import { connect, resolveDigest } from '../../lib/registry.js';
-import { checkSignature } from '../../lib/signature-gate.js';
+import { requireSignatureGate, signatureGateInputs } from '../../lib/signature-gate.js';
 import { code, fence, table } from '../../lib/summary.js';
 import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
 import { removeTree } from '../../lib/vm/unpack.js';
@@ -54,7 +54,7 @@ export const inputs = {
   'failure-pattern': patterns('added to the panic/emergency defaults'),
   'kernel-args': str({ pattern: /^[^\n]*$/, expected: 'kernel arguments on one line' }),
   'root-wait': int({ default: 90, min: 0, max: 3600 }),
-  'public-key': str({ expected: 'a PEM public key or a path to one' }),
+  ...signatureGateInputs,
   identity: oneOf(['repository', 'tags'] as const, 'repository'),
   'artifact-name': str({ pattern: /^[^"/\\:<>|*?\n]*$/, expected: 'an artifact name without / \\ : < > | * ? "' }),
   'kvm-probe-timeout': int({ default: 20, min: 1, max: 600 }),
@@ -70,6 +70,7 @@ export const inputs = {
 /** smoke-boot: resolve once, boot that digest for real, decide from the console, show why. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
+  const gate = await requireSignatureGate(inp, io, 'smoke-boot');
   const ref = inp.image;
   const client = connect(ref, inp, io);
   const digest = await resolveDigest(client, ref);
@@ -78,9 +79,7 @@ export async function run(io: ActionIO): Promise<void> {
   io.setOutput('image-ref', pinned.toString());
   io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
 
-  const signature = inp['public-key']
-    ? await checkSignature(client, pinned, inp['public-key'], inp.identity, io)
-    : 'not checked (no public-key)';
+  const signature = await gate.check(client, pinned, io, inp.identity);
 
   const runner = processRunner(io);
   const temp = io.context.runnerTemp;

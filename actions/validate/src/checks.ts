@@ -302,6 +302,7 @@ const CHECKS: Record<CheckId, CheckFn> = {
         '--net=none',
         '--entrypoint',
         'bootc',
+        '--',
         env.opts.localRef,
         'container',
         'lint',

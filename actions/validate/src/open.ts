@@ -28,12 +28,12 @@ export async function openForChecks(
   if (loc.kind === 'containers-storage' && process.getuid?.() === 0) {
     try {
       const inspect = JSON.parse(
-        (await opts.runner.run('podman', ['image', 'inspect', loc.ref])).stdout.toString(),
+        (await opts.runner.run('podman', ['image', 'inspect', '--', loc.ref])).stdout.toString(),
       ) as {
         Labels?: Record<string, string> | null;
         Digest?: string;
       }[];
-      const mount = (await opts.runner.run('podman', ['image', 'mount', loc.ref])).stdout.toString().trim();
+      const mount = (await opts.runner.run('podman', ['image', 'mount', '--', loc.ref])).stdout.toString().trim();
       return {
         fs: new DirectoryRootfs(mount),
         labels: { ...(inspect[0]?.Labels ?? {}) },
@@ -41,7 +41,7 @@ export async function openForChecks(
         localRef: loc.ref,
         how: `mounted read-only (podman image mount) at ${mount}`,
         dispose: async () => {
-          await opts.runner.run('podman', ['image', 'unmount', loc.ref]).catch(() => undefined);
+          await opts.runner.run('podman', ['image', 'unmount', '--', loc.ref]).catch(() => undefined);
         },
       };
     } catch (e) {

@@ -1,9 +1,9 @@
 import { errorMessage, InputError, UserError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { bool, digestRef, list, oneOf, readInputs, registryInputs, str } from '../../lib/inputs.js';
+import { bool, digestRef, list, oneOf, readInputs, registryInputs } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
 import type { SignedIdentity } from '../../lib/sign/identity.js';
-import { keyId, readPublicKey } from '../../lib/sign/keys.js';
+import { publicKeyInput } from '../../lib/signature-gate.js';
 import { verifyImage, type VerifyResult } from '../../lib/sign/verify.js';
 import { code, table } from '../../lib/summary.js';
 import { tagProblem } from '../../lib/tags.js';
@@ -15,10 +15,7 @@ import { tagProblem } from '../../lib/tags.js';
  */
 export const inputs = {
   'image-ref': digestRef('verification is of one manifest digest: pass repo@sha256:…'),
-  'public-key': str({
-    required: true,
-    expected: 'a public key: PEM contents (-----BEGIN PUBLIC KEY-----) or the path of a .pub file',
-  }),
+  'public-key': publicKeyInput({ required: true }),
   identity: oneOf(['repository', 'tags', 'digest'] as const, 'repository'),
   tags: list({ item: (s) => tagProblem(s), expected: 'newline-separated tags' }),
   format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
@@ -36,12 +33,8 @@ export async function run(io: ActionIO): Promise<void> {
     const inp = readInputs(io, inputs);
     const image = inp['image-ref'];
     ref = image.toString();
-    let key;
-    try {
-      key = readPublicKey(inp['public-key']).key;
-    } catch (e) {
-      throw new InputError('public-key', undefined, errorMessage(e));
-    }
+    const publicKey = inp['public-key']!;
+    const key = publicKey.key;
     if (inp.identity === 'tags' && inp.tags.length === 0) {
       throw new InputError(
         'tags',
@@ -71,7 +64,7 @@ export async function run(io: ActionIO): Promise<void> {
       });
     }
     io.info(
-      `${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result!.reason}`,
+      `${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${publicKey.fingerprint.slice(0, 16)}…: ${result!.reason}`,
     );
     if (!result!.verified) {
       const msg = `${ref} is not verified: ${result!.reason}`;

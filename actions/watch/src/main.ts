@@ -12,7 +12,7 @@ import {
   registryInputs,
   repository,
   secret,
-  secureUrl,
+  httpsUrl,
   str,
 } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
@@ -32,7 +32,10 @@ export const inputs = {
   'boot-status': str({ expected: 'a path to a JSON file (smoke-boot outputs or an earlier status.json)' }),
   'output-dir': str({ default: 'watch-out', expected: 'a directory for status.json' }),
   token: secret(),
-  'api-url': secureUrl({ default: 'https://api.github.com' }),
+  'api-url': httpsUrl({
+    default: 'https://api.github.com',
+    expected: 'the https URL of the GitHub API (http only for loopback)',
+  }),
   repository: str({
     pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/(?!\.\.?$)[A-Za-z0-9_.-]{1,100}$/,
     expected: 'owner/name of the repository whose build workflow is watched',
