@@ -1,5 +1,5 @@
 // test-kind: unit
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +14,16 @@ import { readTar, TarFormatError, type TarHeader } from '../../actions/lib/tar/r
 import { copyOutOf, unpackRootfs } from '../../actions/lib/vm/unpack.js';
 import { rawTar, type RawEntry } from '../harness/raw-tar.js';
 import { tmpdir } from '../harness/tools.js';
+
+const made: string[] = [];
+const scratch = (prefix: string): string => {
+  const d = tmpdir(prefix);
+  made.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
 
 async function headers(tar: Buffer): Promise<TarHeader[]> {
   const out: TarHeader[] = [];
@@ -171,7 +181,7 @@ describe('writers of image content refuse before writing', () => {
         return { code: 0, stdout: Buffer.alloc(0), stderr: '' } as never;
       },
     };
-    const dest = path.join(tmpdir('keel-hostile-unpack-'), 'root');
+    const dest = path.join(scratch('keel-hostile-unpack-'), 'root');
     const rootfs = new LayeredRootfs([layer(L0, [symlink('evil', '/tmp')]), layer(L1, [file('evil/x')])]);
     await expect(unpackRootfs(rootfs, dest, runner, memoryLogger())).rejects.toThrow(HostileLayerError);
     expect(calls).toEqual([]);
@@ -209,15 +219,15 @@ describe('writers of image content refuse before writing', () => {
   });
 
   it('copyOutOf refuses symlinks (the file or a parent) and non-regular files, and copies a regular file', () => {
-    const root = tmpdir('keel-hostile-tree-');
-    const outside = tmpdir('keel-hostile-outside-');
+    const root = scratch('keel-hostile-tree-');
+    const outside = scratch('keel-hostile-outside-');
     fs.writeFileSync(path.join(outside, 'secret'), 'runner secret');
     fs.mkdirSync(path.join(root, 'k'));
     fs.symlinkSync(path.join(outside, 'secret'), path.join(root, 'k/vmlinuz'));
     fs.symlinkSync(outside, path.join(root, 'linkdir'));
     spawnSync('mkfifo', [path.join(root, 'k/fifo')]);
     fs.writeFileSync(path.join(root, 'k/initramfs.img'), 'initrd');
-    const dest = path.join(tmpdir('keel-hostile-dest-'), 'out');
+    const dest = path.join(scratch('keel-hostile-dest-'), 'out');
     expect(() => copyOutOf(root, 'k/vmlinuz', dest)).toThrow(/k\/vmlinuz is a symlink/);
     expect(() => copyOutOf(root, 'linkdir/secret', dest)).toThrow(/linkdir is a symlink/);
     expect(() => copyOutOf(root, 'k/fifo', dest)).toThrow(/not a regular file/);
@@ -228,8 +238,8 @@ describe('writers of image content refuse before writing', () => {
   });
 
   it('DirectoryRootfs reads refuse a directory that became a symlink after the walk', async () => {
-    const root = tmpdir('keel-hostile-mount-');
-    const outside = tmpdir('keel-hostile-outside-');
+    const root = scratch('keel-hostile-mount-');
+    const outside = scratch('keel-hostile-outside-');
     fs.mkdirSync(path.join(root, 'etc'));
     fs.writeFileSync(path.join(root, 'etc/os-release'), 'ID=keel');
     fs.writeFileSync(path.join(outside, 'os-release'), 'runner file');
