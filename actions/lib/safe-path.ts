@@ -47,3 +47,20 @@ export function joinInside(root: string, rel: string): string {
   }
   return dest;
 }
+
+/**
+ * An image layer refused as hostile: an entry that would land outside the tree or go through a
+ * symlink, or an archive that other tools would read differently. Names the layer and the entry.
+ */
+export class HostileLayerError extends UserError {
+  constructor(
+    readonly layer: string,
+    readonly entry: string | undefined,
+    readonly reason: string,
+  ) {
+    super(
+      `refusing the image: layer ${layer}${entry === undefined ? '' : `, entry ${JSON.stringify(entry)}`}: ${reason}`,
+    );
+    this.name = 'HostileLayerError';
+  }
+}

@@ -43885,10 +43885,89 @@ async function openImage(loc, opts) {
     };
 }
 
+;// CONCATENATED MODULE: ./actions/lib/safe-path.ts
+
+
+
+/**
+ * Paths that come from an image (tar entry names, package database file lists, BLS entries) are
+ * hostile input. Every place that turns one into a path on the runner goes through here.
+ */
+class UnsafePathError extends errors_UserError {
+    entry;
+    reason;
+    constructor(entry, reason) {
+        super(`unsafe path ${JSON.stringify(entry)}: ${reason}`);
+        this.entry = entry;
+        this.reason = reason;
+        this.name = 'UnsafePathError';
+    }
+}
+/** Why an archive entry name is unsafe (absolute, a `..` component, a NUL byte), or undefined. */
+function unsafeEntryReason(name) {
+    if (name.includes('\0'))
+        return 'it contains a NUL byte';
+    if (name.startsWith('/'))
+        return 'it is absolute';
+    if (name.split('/').includes('..'))
+        return 'it has a ".." component';
+    return undefined;
+}
+/**
+ * `root`/`rel` for writing image content: refuses a name that is unsafe, and any component
+ * below `root` that already exists as a symlink (a write through it could land anywhere).
+ */
+function joinInside(root, rel) {
+    const reason = unsafeEntryReason(rel);
+    if (reason)
+        throw new UnsafePathError(rel, reason);
+    const base = external_node_path_default().resolve(root);
+    const dest = external_node_path_default().resolve(base, rel);
+    if (dest !== base && !dest.startsWith(base + (external_node_path_default()).sep))
+        throw new UnsafePathError(rel, `it leaves ${base}`);
+    let cur = base;
+    for (const part of external_node_path_default().relative(base, dest).split((external_node_path_default()).sep).filter(Boolean)) {
+        cur = external_node_path_default().join(cur, part);
+        let st;
+        try {
+            st = external_node_fs_default().lstatSync(cur);
+        }
+        catch {
+            break; // the rest does not exist yet: nothing to follow
+        }
+        if (st.isSymbolicLink())
+            throw new UnsafePathError(rel, `${external_node_path_default().relative(base, cur)} is a symlink`);
+    }
+    return dest;
+}
+/**
+ * An image layer refused as hostile: an entry that would land outside the tree or go through a
+ * symlink, or an archive that other tools would read differently. Names the layer and the entry.
+ */
+class HostileLayerError extends errors_UserError {
+    layer;
+    entry;
+    reason;
+    constructor(layer, entry, reason) {
+        super(`refusing the image: layer ${layer}${entry === undefined ? '' : `, entry ${JSON.stringify(entry)}`}: ${reason}`);
+        this.layer = layer;
+        this.entry = entry;
+        this.reason = reason;
+        this.name = 'HostileLayerError';
+    }
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/tar/reader.ts
-class TarFormatError extends Error {
-    constructor(message) {
-        super(message);
+
+
+/** An archive that cannot be read safely; `entry` names the member when one is known. */
+class TarFormatError extends errors_UserError {
+    reason;
+    entry;
+    constructor(reason, entry) {
+        super(entry === undefined ? reason : `entry ${JSON.stringify(entry)}: ${reason}`);
+        this.reason = reason;
+        this.entry = entry;
         this.name = 'TarFormatError';
     }
 }
@@ -43980,17 +44059,33 @@ function cstr(b, start, len) {
     const z = s.indexOf(0);
     return (z >= 0 ? s.subarray(0, z) : s).toString('utf8');
 }
+/**
+ * A header number: octal text (spaces around, NUL-terminated; empty is 0) or GNU base-256.
+ * NaN when the field is not a number or is negative (base-256 two's complement with the sign
+ * bit set), so validation refuses it instead of reading on with a wrong size.
+ */
 function num(b, start, len) {
     const f = b.subarray(start, start + len);
     if (f[0] & 0x80) {
-        // base-256 (GNU): big-endian two's complement, top bit is the marker
-        let v = f[0] & 0x7f;
+        if (f[0] & 0x40)
+            return NaN; // negative
+        let v = f[0] & 0x3f;
         for (let i = 1; i < f.length; i++)
             v = v * 256 + f[i];
         return v;
     }
     const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
+    if (!/^[0-7]*$/.test(s))
+        return NaN;
     return s ? parseInt(s, 8) : 0;
+}
+/** A PAX decimal integer; NaN for anything else (`abc`, `-5`, `1e3`, empty). */
+function paxInt(s) {
+    return /^[0-9]+$/.test(s) ? Number(s) : NaN;
+}
+/** A PAX time: decimal seconds, optionally fractional; NaN when negative or not a number. */
+function paxTime(s) {
+    return /^[0-9]+(\.[0-9]+)?$/.test(s) ? Number(s) : NaN;
 }
 function checksumOk(b) {
     const want = num(b, 148, 8);
@@ -44007,8 +44102,8 @@ function parsePax(buf) {
         const sp = buf.indexOf(0x20, off);
         if (sp < 0)
             break;
-        const len = parseInt(buf.subarray(off, sp).toString('latin1'), 10);
-        if (!Number.isFinite(len) || len <= 0 || off + len > buf.length)
+        const len = paxInt(buf.subarray(off, sp).toString('latin1'));
+        if (!(len > sp - off + 1) || off + len > buf.length)
             throw new TarFormatError('corrupt PAX header');
         const rec = buf.subarray(sp + 1, off + len - 1); // drop trailing \n
         const eq = rec.indexOf(0x3d);
@@ -44035,56 +44130,127 @@ function normPath(p) {
     s = s.replace(/\/\.\//g, '/').replace(/\/{2,}/g, '/');
     return s === '' || s === '.' ? '.' : s;
 }
-function applyPax(h, pax) {
+/** PAX keys that hold numbers, and how each must parse. */
+const PAX_NUMBERS = {
+    size: { field: 'size' },
+    uid: { field: 'uid' },
+    gid: { field: 'gid' },
+    mtime: { field: 'mtime', time: true },
+    'SCHILY.devmajor': { field: 'devmajor' },
+    'SCHILY.devminor': { field: 'devminor' },
+};
+/** Applies PAX records to a header; records a problem for each number that does not parse. */
+function applyPax(h, pax, problems) {
     for (const [k, v] of pax) {
-        const s = () => v.toString('utf8');
-        switch (k) {
-            case 'path':
-                h.path = s();
-                break;
-            case 'linkpath':
-                h.linkname = s();
-                break;
-            case 'size':
-                h.size = Number(s());
-                break;
-            case 'uid':
-                h.uid = Number(s());
-                break;
-            case 'gid':
-                h.gid = Number(s());
-                break;
-            case 'uname':
-                h.uname = s();
-                break;
-            case 'gname':
-                h.gname = s();
-                break;
-            case 'mtime':
-                h.mtime = Number(s());
-                break;
-            case 'SCHILY.devmajor':
-                h.devmajor = Number(s());
-                break;
-            case 'SCHILY.devminor':
-                h.devminor = Number(s());
-                break;
-            default:
-                if (k.startsWith('SCHILY.xattr.')) {
-                    (h.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
-                }
-                else if (k.startsWith('LIBARCHIVE.xattr.')) {
-                    (h.xattrs ??= new Map()).set(decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(s(), 'base64'));
-                }
+        const s = v.toString('utf8');
+        const numeric = PAX_NUMBERS[k];
+        if (numeric) {
+            const n = numeric.time ? paxTime(s) : paxInt(s);
+            if (!Number.isSafeInteger(n) && !(numeric.time && Number.isFinite(n)))
+                problems.push(`PAX ${k}=${JSON.stringify(s)} is not a non-negative ${numeric.time ? 'number' : 'integer'}`);
+            h[numeric.field] = n;
+        }
+        else if (k === 'path')
+            h.path = s;
+        else if (k === 'linkpath')
+            h.linkname = s;
+        else if (k === 'uname')
+            h.uname = s;
+        else if (k === 'gname')
+            h.gname = s;
+        else if (k.startsWith('GNU.sparse.'))
+            problems.push('GNU sparse entries are not supported');
+        else if (k.startsWith('SCHILY.xattr.'))
+            (h.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
+        else if (k.startsWith('LIBARCHIVE.xattr.')) {
+            let name;
+            try {
+                name = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+            }
+            catch {
+                problems.push(`PAX ${JSON.stringify(k)} is not a valid xattr name`);
+                continue;
+            }
+            (h.xattrs ??= new Map()).set(name, Buffer.from(s, 'base64'));
         }
     }
 }
+/** Header number fields: offset, length. */
+const HEADER_NUMBERS = {
+    mode: [100, 8],
+    uid: [108, 8],
+    gid: [116, 8],
+    size: [124, 12],
+    mtime: [136, 12],
+    devmajor: [329, 8],
+    devminor: [337, 8],
+};
+/** A header number field, or a problem when it does not parse as a non-negative integer. */
+function headerNumber(block, field, problems) {
+    const [off, len] = HEADER_NUMBERS[field];
+    const v = num(block, off, len);
+    if (!Number.isSafeInteger(v)) {
+        const raw = block
+            .subarray(off, off + len)
+            .toString('latin1')
+            .replace(/\0+$/, '');
+        problems.push(`header ${field} field ${JSON.stringify(raw)} is not a non-negative integer`);
+    }
+    return v;
+}
+/** The entry header a block describes, with its meta headers applied; refuses what is unsafe. */
+function entryHeader(block, type, pending) {
+    const problems = [];
+    let name = cstr(block, 0, 100);
+    if (block.subarray(257, 263).toString('latin1') === 'ustar\0') {
+        const prefix = cstr(block, 345, 155);
+        if (prefix)
+            name = `${prefix}/${name}`;
+    }
+    const h = {
+        path: pending.longName ?? name,
+        type,
+        mode: headerNumber(block, 'mode', problems) & 0o7777,
+        uid: headerNumber(block, 'uid', problems),
+        gid: headerNumber(block, 'gid', problems),
+        size: headerNumber(block, 'size', problems),
+        mtime: headerNumber(block, 'mtime', problems),
+        linkname: pending.longLink ?? cstr(block, 157, 100),
+        uname: cstr(block, 265, 32),
+        gname: cstr(block, 297, 32),
+        devmajor: headerNumber(block, 'devmajor', problems),
+        devminor: headerNumber(block, 'devminor', problems),
+    };
+    if (pending.globalPax.size)
+        applyPax(h, pending.globalPax, problems);
+    if (pending.localPax)
+        applyPax(h, pending.localPax, problems);
+    refuseUnsafeNames(h);
+    if (problems.length)
+        throw new TarFormatError([...new Set(problems)].join('; '), h.path);
+    h.path = normPath(h.path);
+    if (h.type === 'hardlink')
+        h.linkname = normPath(h.linkname);
+    return h;
+}
+/** Names checked as the archive spells them (normPath would hide a leading `/`). */
+function refuseUnsafeNames(h) {
+    const reason = unsafeEntryReason(h.path);
+    if (reason)
+        throw new UnsafePathError(h.path, reason);
+    if (h.type === 'hardlink') {
+        const target = unsafeEntryReason(h.linkname);
+        if (target)
+            throw new UnsafePathError(h.path, `its hardlink target ${JSON.stringify(h.linkname)}: ${target}`);
+    }
+    if (h.linkname.includes('\0'))
+        throw new UnsafePathError(h.path, 'its link target contains a NUL byte');
+}
+/** PAX and long-name headers are held in memory: larger ones are refused, not buffered. */
+const MAX_META_BYTES = 16 * 1024 * 1024;
 async function* readTar(src) {
     const q = new ByteQueue(src[Symbol.asyncIterator]());
-    let globalPax = new Map();
-    let localPax;
-    let longName;
-    let longLink;
+    const pending = { globalPax: new Map() };
     for (;;) {
         const block = await q.take(BLOCK);
         if (block.length === 0)
@@ -44096,60 +44262,47 @@ async function* readTar(src) {
         if (!checksumOk(block))
             throw new TarFormatError('tar header checksum mismatch (corrupt or not a tar)');
         const flag = String.fromCharCode(block[156]);
-        const magic = block.subarray(257, 263).toString('latin1');
-        const isUstar = magic === 'ustar\0';
         const size = num(block, 124, 12);
+        if (!Number.isSafeInteger(size))
+            throw new TarFormatError('header size field is not a non-negative integer', cstr(block, 0, 100));
         const padded = Math.ceil(size / BLOCK) * BLOCK;
         if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+            if (size > MAX_META_BYTES)
+                throw new TarFormatError(`a ${size}-byte meta header (type ${flag}) exceeds ${MAX_META_BYTES} bytes`);
             const body = await q.take(size);
+            if (body.length < size)
+                throw new TarFormatError('unexpected end of archive inside a meta header');
             await q.skip(padded - size);
             if (flag === 'x')
-                localPax = parsePax(body);
+                pending.localPax = parsePax(body);
             else if (flag === 'g')
-                globalPax = new Map([...globalPax, ...parsePax(body)]);
+                pending.globalPax = new Map([...pending.globalPax, ...parsePax(body)]);
             else {
                 const z = body.indexOf(0);
                 const s = (z >= 0 ? body.subarray(0, z) : body).toString('utf8');
                 if (flag === 'L')
-                    longName = s;
+                    pending.longName = s;
                 else
-                    longLink = s;
+                    pending.longLink = s;
             }
             continue;
         }
-        let name = cstr(block, 0, 100);
-        if (isUstar) {
-            const prefix = cstr(block, 345, 155);
-            if (prefix)
-                name = `${prefix}/${name}`;
-        }
+        if (flag === 'S')
+            throw new TarFormatError('GNU sparse entries are not supported', cstr(block, 0, 100));
         const type = TYPES[flag];
-        const h = {
-            path: longName ?? name,
-            type: type ?? 'file',
-            mode: num(block, 100, 8) & 0o7777,
-            uid: num(block, 108, 8),
-            gid: num(block, 116, 8),
-            size,
-            mtime: num(block, 136, 12),
-            linkname: longLink ?? cstr(block, 157, 100),
-            uname: cstr(block, 265, 32),
-            gname: cstr(block, 297, 32),
-            devmajor: num(block, 329, 8),
-            devminor: num(block, 337, 8),
-        };
-        if (globalPax.size)
-            applyPax(h, globalPax);
-        if (localPax)
-            applyPax(h, localPax);
-        localPax = undefined;
-        longName = undefined;
-        longLink = undefined;
-        h.path = normPath(h.path);
-        if (h.type === 'hardlink')
-            h.linkname = normPath(h.linkname);
-        // The wire size decides what follows the header; only regular files carry content.
+        const h = entryHeader(block, type ?? 'file', pending);
+        pending.localPax = undefined;
+        pending.longName = undefined;
+        pending.longLink = undefined;
+        // The wire size (PAX size included, as GNU tar reads it) decides what follows the header.
         const bodySize = h.size;
+        const bodyPadding = Math.ceil(bodySize / BLOCK) * BLOCK - bodySize;
+        if (type === undefined) {
+            // Unknown entry kinds (volume headers, GNU dumpdirs): skip them entirely.
+            await q.skip(bodySize + bodyPadding);
+            continue;
+        }
+        // Only regular files carry content.
         if (h.type !== 'file')
             h.size = 0;
         let consumed = 0;
@@ -44179,17 +44332,13 @@ async function* readTar(src) {
                 return Buffer.concat(parts);
             },
         };
-        if (type === undefined) {
-            // Unknown entry kinds (GNU sparse, volume headers): skip them entirely.
-            await q.skip(padded);
-            continue;
-        }
         yield entry;
-        await q.skip(bodySize - consumed + (Math.ceil(bodySize / BLOCK) * BLOCK - bodySize));
+        await q.skip(bodySize - consumed + bodyPadding);
     }
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/rootfs/layered.ts
+
 
 
 const WH = '.wh.';
@@ -44205,6 +44354,58 @@ function baseOf(p) {
 function join(dir, name) {
     return dir === '.' ? name : `${dir}/${name}`;
 }
+/** The directories an entry is written into, root first: "a/b/c" → ".", "a", "a/b". */
+function parentsOf(p) {
+    if (p === '.')
+        return [];
+    const parts = p.split('/');
+    return ['.', ...parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('/'))];
+}
+/** The first parent of `p` that is not a directory (a write into it would go through it). */
+function nonDirParent(p, typeOf) {
+    for (const parent of parentsOf(p)) {
+        const t = typeOf(parent);
+        if (t !== undefined && t !== 'dir')
+            return `${parent === '.' ? 'the root' : parent} is a ${t}`;
+    }
+    return undefined;
+}
+/** Why an entry would be written through a non-directory in `typeOf`'s view, or undefined. */
+function writeThroughReason(h, typeOf) {
+    const own = nonDirParent(h.path, typeOf);
+    if (own)
+        return `it would be written through a non-directory: ${own}`;
+    const target = h.type === 'hardlink' ? nonDirParent(h.linkname, typeOf) : undefined;
+    if (target)
+        return `its hardlink target ${JSON.stringify(h.linkname)} goes through a non-directory: ${target}`;
+    return undefined;
+}
+/** A reader refusal, with the layer it came from. */
+function hostile(digest, err) {
+    if (err instanceof UnsafePathError || err instanceof TarFormatError)
+        return new HostileLayerError(digest, err.entry, err.reason);
+    return err;
+}
+/** Whether layer `k`'s entry at `path` is hidden by a layer above (whiteout, opaque, non-directory). */
+function hiddenFrom(view, path, k) {
+    if ((view.opaques.get('.') ?? -1) > k && path !== '.')
+        return true;
+    const parts = path.split('/');
+    let prefix = '';
+    for (let i = 0; i < parts.length; i++) {
+        prefix = i === 0 ? parts[0] : `${prefix}/${parts[i]}`;
+        if ((view.whiteouts.get(prefix) ?? -1) > k)
+            return true;
+        if (i < parts.length - 1) {
+            if ((view.opaques.get(prefix) ?? -1) > k)
+                return true;
+            const f = view.final.get(prefix);
+            if (f && f.layer > k && f.type !== 'dir')
+                return true;
+        }
+    }
+    return false;
+}
 class LayeredRootfs {
     layers;
     final;
@@ -44219,6 +44420,9 @@ class LayeredRootfs {
             for await (const e of readTar(stream))
                 yield { e, seq: seq++ };
         }
+        catch (err) {
+            throw hostile(layer.digest, err);
+        }
         finally {
             stream.destroy();
         }
@@ -44227,55 +44431,51 @@ class LayeredRootfs {
     async index() {
         if (this.final)
             return this.final;
-        const final = new Map();
-        const whiteouts = new Map();
-        const opaques = new Map();
-        const hidden = (path, k) => {
-            if ((opaques.get('.') ?? -1) > k && path !== '.')
-                return true;
-            const parts = path.split('/');
-            let prefix = '';
-            for (let i = 0; i < parts.length; i++) {
-                prefix = i === 0 ? parts[0] : `${prefix}/${parts[i]}`;
-                if ((whiteouts.get(prefix) ?? -1) > k)
-                    return true;
-                if (i < parts.length - 1) {
-                    if ((opaques.get(prefix) ?? -1) > k)
-                        return true;
-                    const f = final.get(prefix);
-                    if (f && f.layer > k && f.type !== 'dir')
-                        return true;
-                }
+        const view = { final: new Map(), whiteouts: new Map(), opaques: new Map() };
+        for (let k = this.layers.length - 1; k >= 0; k--)
+            await this.indexLayer(k, view);
+        this.refuseWritesThroughFinal(view.final);
+        this.final = view.final;
+        return view.final;
+    }
+    /** Adds what layer `k` shows through the layers above it to the view; records its whiteouts. */
+    async indexLayer(k, view) {
+        const layerWhiteouts = [];
+        const layerTypes = new Map(); // this layer's entries so far
+        for await (const { e, seq } of this.entries(k)) {
+            const h = e.header;
+            const through = writeThroughReason(h, (p) => layerTypes.get(p));
+            if (through)
+                throw new HostileLayerError(this.layers[k].digest, h.path, `${through} earlier in this layer`);
+            layerTypes.set(h.path, h.type);
+            const base = baseOf(h.path);
+            if (base.startsWith(WH)) {
+                if (base === OPAQUE)
+                    layerWhiteouts.push([parentOf(h.path), true]);
+                else
+                    layerWhiteouts.push([join(parentOf(h.path), base.slice(WH.length)), false]);
+                continue;
             }
-            return false;
-        };
-        for (let k = this.layers.length - 1; k >= 0; k--) {
-            const layerWhiteouts = [];
-            for await (const { e, seq } of this.entries(k)) {
-                const h = e.header;
-                const base = baseOf(h.path);
-                if (base.startsWith(WH)) {
-                    if (base === OPAQUE)
-                        layerWhiteouts.push([parentOf(h.path), true]);
-                    else
-                        layerWhiteouts.push([join(parentOf(h.path), base.slice(WH.length)), false]);
-                    continue;
-                }
-                if (hidden(h.path, k))
-                    continue;
-                const prev = final.get(h.path);
-                if (prev && prev.layer > k)
-                    continue;
-                final.set(h.path, { ...h, layer: k, seq });
-            }
-            // A layer's whiteouts apply to the layers below it only.
-            for (const [p, opaque] of layerWhiteouts) {
-                const m = opaque ? opaques : whiteouts;
-                m.set(p, Math.max(m.get(p) ?? -1, k));
-            }
+            if (hiddenFrom(view, h.path, k))
+                continue;
+            const prev = view.final.get(h.path);
+            if (prev && prev.layer > k)
+                continue;
+            view.final.set(h.path, { ...h, layer: k, seq });
         }
-        this.final = final;
-        return final;
+        // A layer's whiteouts apply to the layers below it only.
+        for (const [p, opaque] of layerWhiteouts) {
+            const m = opaque ? view.opaques : view.whiteouts;
+            m.set(p, Math.max(m.get(p) ?? -1, k));
+        }
+    }
+    /** A lower-layer symlink under an upper layer's entries: the final view itself is unsafe. */
+    refuseWritesThroughFinal(final) {
+        for (const e of final.values()) {
+            const through = writeThroughReason(e, (p) => final.get(p)?.type);
+            if (through)
+                throw new HostileLayerError(this.layers[e.layer].digest, e.path, `${through} in the final filesystem`);
+        }
     }
     /** Final entries bottom-up with their bodies (consume `body` before the next entry). */
     async *flatten() {
@@ -44371,9 +44571,15 @@ function resolveIn(final, path, maxLinks = 40) {
 
 
 
+
 /**
  * A root filesystem that is already a directory (a read-only `podman image mount`): indexed
  * with lstat, files read in place. No copy of the image is made.
+ *
+ * Safe by construction where a layer is not: names come from readdir (single components, never
+ * absolute, `..` or holding NUL) and the walk never follows a symlink (lstat; it descends only
+ * into directories), so no entry lies under a symlink. Reads go through `joinInside`, which
+ * refuses a path whose components have become symlinks since the walk.
  */
 class DirectoryRootfs {
     root;
@@ -44430,7 +44636,7 @@ class DirectoryRootfs {
         for (const p of paths) {
             const real = resolveIn(idx, p);
             if (real && idx.get(real)?.type === 'file')
-                out.set(p, external_node_fs_default().readFileSync(external_node_path_default().join(this.root, real)));
+                out.set(p, external_node_fs_default().readFileSync(joinInside(this.root, real)));
         }
         return out;
     }

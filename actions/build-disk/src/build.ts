@@ -16,7 +16,7 @@ import {
   type BootResult,
   type QemuSpec,
 } from '../../lib/vm/qemu.js';
-import { removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
+import { copyOutOf, removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { code } from '../../lib/summary.js';
 
@@ -212,8 +212,8 @@ export async function liveDisk(
   await unpackRootfs(c.rootfs, rootDir, runner, log);
   const kernel = path.join(c.workDir, 'vmlinuz');
   const initrd = path.join(c.workDir, 'initramfs.img');
-  fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'vmlinuz'), kernel);
-  fs.copyFileSync(path.join(rootDir, 'usr/lib/modules', c.kver, 'initramfs.img'), initrd);
+  copyOutOf(rootDir, `usr/lib/modules/${c.kver}/vmlinuz`, kernel);
+  copyOutOf(rootDir, `usr/lib/modules/${c.kver}/initramfs.img`, initrd);
   const raw = c.format === 'raw' ? c.artefact : path.join(c.workDir, 'disk.raw');
   const { rootPartUuid } = await buildUefiDisk(
     {

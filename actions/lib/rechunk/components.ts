@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { CommandRunner } from '../exec.js';
 import { which } from '../exec.js';
 import type { Logger } from '../log.js';
+import { joinInside } from '../safe-path.js';
 import type { TarHeader } from '../tar/reader.js';
 
 /**
@@ -82,7 +83,8 @@ async function rpmOwners(
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-rpmdb-'));
   try {
     for (const [p, buf] of contents) {
-      const dest = path.join(tmp, p.slice(dbDir.length + 1));
+      // Entry names are image content: the copy stays inside its temp dir whatever they say.
+      const dest = joinInside(tmp, p.slice(dbDir.length + 1));
       fs.mkdirSync(path.dirname(dest), { recursive: true });
       fs.writeFileSync(dest, buf);
     }

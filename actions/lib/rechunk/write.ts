@@ -168,12 +168,42 @@ function fingerprint(e: TarHeader & { hash?: string }, linkGroup: string | undef
 }
 
 export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
-  const { log } = req;
   const store = path.join(req.workDir, 'cas');
-  const meta = await flattenToStore(req.input, store, log);
+  const meta = await flattenToStore(req.input, store, req.log);
+  const content: Content = { meta, store, canonicalOf: hardlinkCanonicals(meta), epoch: req.sourceDateEpoch };
+  const components = await componentsOf(content, req);
+  const { plan, notes, fallbackReason } = planLayers(content, components, req);
+  const layout = OciLayout.create(req.outputDir);
+  const layers = await writeLayers(layout, plan, components, content, req);
   const kver = kernelOf(meta);
+  const labels = finalLabels(req.input.labels, req.extraLabels, kver, req.log);
+  const manifestDigest = writeManifest(layout, layers, labels, req);
+  const postCheck = await checkOutput(layout, layers, labels, content, req);
+  return {
+    manifestDigest,
+    layers,
+    labels,
+    kernelVersion: kver,
+    planNotes: notes,
+    fallbackReason,
+    postCheck,
+    update: updateAgainst(req.previous, layers),
+  };
+}
 
-  // Hardlink sets: canonical member = smallest path, stored as the file; the others link to it.
+/** The flattened input, as every phase after reading sees it. */
+interface Content {
+  meta: Map<string, Meta>;
+  /** The content-addressed store of file bodies (by sha256 hex). */
+  store: string;
+  /** Hardlink set member → the set's canonical member. */
+  canonicalOf: Map<string, string>;
+  /** Mtimes are clamped to this (SOURCE_DATE_EPOCH). */
+  epoch: number;
+}
+
+/** Hardlink sets: canonical member = smallest path, stored as the file; the others link to it. */
+function hardlinkCanonicals(meta: Map<string, Meta>): Map<string, string> {
   const groups = new Map<string, string[]>();
   for (const e of meta.values())
     if (e.type === 'hardlink') groups.set(e.linkname, [...(groups.get(e.linkname) ?? [e.linkname]), e.path]);
@@ -182,129 +212,157 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
     const c = [...members].sort()[0]!;
     for (const m of members) canonicalOf.set(m, c);
   }
-  const bodyOf = (p: string): Meta => {
-    const e = meta.get(p)!;
-    return e.type === 'hardlink' ? meta.get(e.linkname)! : e;
-  };
+  return canonicalOf;
+}
 
+/** Group: path → component (package, kernel, database, directory, volatile build output). */
+async function componentsOf(c: Content, req: RechunkRequest): Promise<Map<string, string>> {
   const created = Date.parse(
     String(req.input.labels['org.opencontainers.image.created'] ?? req.input.config.created ?? ''),
   );
-  const components = await assignComponents(meta, {
+  return assignComponents(c.meta, {
     largeFileBytes: req.largeFileBytes,
     // Files written by this build (up to a day before the image's creation time) are the ones that
     // change from build to build.
     volatileSince: Number.isNaN(created) ? undefined : Math.floor(created / 1000) - 86_400,
-    log,
+    log: req.log,
     runner: req.runner,
     readFiles: async (paths) => {
       const out = new Map<string, Buffer>();
       for (const p of paths) {
-        const h = meta.get(p)?.hash;
-        if (h) out.set(p, fs.readFileSync(path.join(store, h)));
+        const h = c.meta.get(p)?.hash;
+        if (h) out.set(p, fs.readFileSync(path.join(c.store, h)));
       }
       return out;
     },
   });
+}
+
+/** Plan: components into at most `maxLayers` layers, keeping the previous image's plan where it can. */
+function planLayers(
+  c: Content,
+  components: Map<string, string>,
+  req: RechunkRequest,
+): { plan: Plan; notes: string[]; fallbackReason?: string } {
   const sizes = new Map<string, number>();
-  for (const [p, c] of components)
-    sizes.set(c, (sizes.get(c) ?? 0) + (meta.get(p)?.type === 'file' ? meta.get(p)!.size : 0));
+  for (const [p, comp] of components)
+    sizes.set(comp, (sizes.get(comp) ?? 0) + (c.meta.get(p)?.type === 'file' ? c.meta.get(p)!.size : 0));
   let fallbackReason: string | undefined;
   if (req.previous && !req.previous.plan) {
     fallbackReason = `the previous image (${req.previous.source}) carries no Keel layer plan: using a fresh plan (this update re-downloads every layer once)`;
-    log.warning(fallbackReason);
+    req.log.warning(fallbackReason);
   }
   const { plan, notes } = makePlan(sizes, req.maxLayers, req.previous?.plan);
-  for (const n of notes) log.info(n);
+  for (const n of notes) req.log.info(n);
+  return { plan, notes, fallbackReason };
+}
 
-  const layout = OciLayout.create(req.outputDir);
-  const epoch = req.sourceDateEpoch;
+/** Write layers: each planned layer's paths, as a deterministic gzip tar, into the layout. */
+async function writeLayers(
+  layout: OciLayout,
+  plan: Plan,
+  components: Map<string, string>,
+  c: Content,
+  req: RechunkRequest,
+): Promise<LayerReport[]> {
   const layerOf = new Map<string, string>();
-  for (const l of plan.layers) for (const c of l.components) layerOf.set(c, l.id);
+  for (const l of plan.layers) for (const comp of l.components) layerOf.set(comp, l.id);
   const members = new Map<string, string[]>();
-  for (const [p, c] of components) {
-    const id = layerOf.get(c)!;
+  for (const [p, comp] of components) {
+    const id = layerOf.get(comp)!;
     const list = members.get(id);
     if (list) list.push(p);
     else members.set(id, [p]);
   }
-
-  const writeLayer = async (l: { id: string; components: string[] }): Promise<LayerReport> => {
-    const own = members.get(l.id) ?? [];
-    const all = new Set<string>(own);
-    for (const p of own) for (const a of ancestors(p)) all.add(a);
-    const paths = [...all].sort((a, b) => (a === ROOT ? -1 : b === ROOT ? 1 : a < b ? -1 : a > b ? 1 : 0));
-    let files = 0;
-    let raw = 0;
-    async function* entries(): AsyncGenerator<WriteEntry> {
-      for (const p of paths) {
-        const e = meta.get(p);
-        if (!e) continue; // an ancestor the image does not list (tar creates it)
-        const canon = canonicalOf.get(p);
-        const src = canon ? bodyOf(p) : e;
-        const mtime = Math.min(Math.floor(src.mtime), epoch);
-        if (canon && canon !== p) {
-          yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
-          continue;
-        }
-        const isFile = src.type === 'file';
-        if (isFile && own.includes(p)) files++;
-        yield {
-          header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
-          body:
-            isFile && src.size > 0
-              ? (fs.createReadStream(path.join(store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
-              : undefined,
-        };
-      }
-    }
-    const tmp = path.join(
-      req.outputDir,
-      'blobs',
-      'sha256',
-      `.layer-${process.pid}-${l.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`,
-    );
-    const diff = crypto.createHash('sha256');
-    const comp = crypto.createHash('sha256');
-    let size = 0;
-    await pipeline(
-      Readable.from(writeTar(entries())),
-      new Transform({
-        transform(c: Buffer, _e, cb) {
-          diff.update(c);
-          raw += c.length;
-          cb(null, c);
-        },
-      }),
-      zlib.createGzip({ level: req.level ?? 6, memLevel: 8, windowBits: 15, chunkSize: 1 << 20 }),
-      new Transform({
-        transform(c: Buffer, _e, cb) {
-          comp.update(c);
-          size += c.length;
-          cb(null, c);
-        },
-      }),
-      fs.createWriteStream(tmp),
-    );
-    const digest = `sha256:${comp.digest('hex')}`;
-    layout.adoptFile(tmp, digest);
-    return {
-      id: l.id,
-      digest,
-      diffId: `sha256:${diff.digest('hex')}`,
-      size,
-      uncompressedSize: raw,
-      files,
-      components: l.components,
-    };
-  };
   const t0 = Date.now();
-  const layers = await mapLimit(plan.layers, 4, writeLayer);
-  log.info(`wrote ${layers.length} layers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const layers = await mapLimit(plan.layers, 4, async (l) => {
+    const counted = { files: 0 };
+    const entries = layerEntries(members.get(l.id) ?? [], c, counted);
+    const blob = await writeLayerBlob(layout, req, l.id, entries);
+    return { id: l.id, ...blob, files: counted.files, components: l.components };
+  });
+  req.log.info(`wrote ${layers.length} layers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return layers;
+}
 
-  const labels = finalLabels(req.input.labels, req.extraLabels, kver, log);
+/** A layer's tar entries: its own paths and their ancestors, root first, hardlink sets kept. */
+async function* layerEntries(own: string[], c: Content, counted: { files: number }): AsyncGenerator<WriteEntry> {
+  const mine = new Set(own);
+  const all = new Set<string>(own);
+  for (const p of own) for (const a of ancestors(p)) all.add(a);
+  const paths = [...all].sort((a, b) => (a === ROOT ? -1 : b === ROOT ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  for (const p of paths) {
+    const e = c.meta.get(p);
+    if (!e) continue; // an ancestor the image does not list (tar creates it)
+    const canon = c.canonicalOf.get(p);
+    const src = canon && e.type === 'hardlink' ? c.meta.get(e.linkname)! : e;
+    const mtime = Math.min(Math.floor(src.mtime), c.epoch);
+    if (canon && canon !== p) {
+      yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
+      continue;
+    }
+    const isFile = src.type === 'file';
+    if (isFile && mine.has(p)) counted.files++;
+    yield {
+      header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
+      body:
+        isFile && src.size > 0
+          ? (fs.createReadStream(path.join(c.store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
+          : undefined,
+    };
+  }
+}
+
+/** Streams entries through tar and gzip into a layout blob, hashing both sides on the way. */
+async function writeLayerBlob(
+  layout: OciLayout,
+  req: RechunkRequest,
+  id: string,
+  entries: AsyncIterable<WriteEntry>,
+): Promise<{ digest: string; diffId: string; size: number; uncompressedSize: number }> {
+  const tmp = path.join(
+    req.outputDir,
+    'blobs',
+    'sha256',
+    `.layer-${process.pid}-${id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`,
+  );
+  const diff = crypto.createHash('sha256');
+  const comp = crypto.createHash('sha256');
+  let raw = 0;
+  let size = 0;
+  await pipeline(
+    Readable.from(writeTar(entries)),
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        diff.update(chunk);
+        raw += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+    zlib.createGzip({ level: req.level ?? 6, memLevel: 8, windowBits: 15, chunkSize: 1 << 20 }),
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        comp.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+    fs.createWriteStream(tmp),
+  );
+  const digest = `sha256:${comp.digest('hex')}`;
+  layout.adoptFile(tmp, digest);
+  return { digest, diffId: `sha256:${diff.digest('hex')}`, size, uncompressedSize: raw };
+}
+
+/** Write manifest: the input's config with the final labels and new layers; tagged in the layout. */
+function writeManifest(
+  layout: OciLayout,
+  layers: LayerReport[],
+  labels: Record<string, string>,
+  req: RechunkRequest,
+): string {
   const inCfg = req.input.config as ImageConfig & Record<string, unknown>;
-  const createdAt = new Date(epoch * 1000).toISOString();
+  const createdAt = new Date(req.sourceDateEpoch * 1000).toISOString();
   const config = {
     ...inCfg,
     config: { ...(inCfg.config ?? {}), Labels: labels },
@@ -331,9 +389,18 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
   );
   const m = layout.writeBlob(manifest);
   layout.setRef(req.tag, { mediaType: MT.ociManifest, digest: m.digest, size: m.size });
+  return m.digest;
+}
 
-  // Post-check: the flattened output must equal the flattened input, file by file.
-  const postCheck = await verifyOutput(layout, layers, meta, canonicalOf, epoch, log);
+/** Post-check: the flattened output equals the flattened input file by file; limits and labels held. */
+async function checkOutput(
+  layout: OciLayout,
+  layers: LayerReport[],
+  labels: Record<string, string>,
+  c: Content,
+  req: RechunkRequest,
+): Promise<RechunkResult['postCheck']> {
+  const postCheck = await verifyOutput(layout, layers, c.meta, c.canonicalOf, c.epoch, req.log);
   if (layers.length > req.maxLayers)
     throw new UserError(`post-check: ${layers.length} layers exceed max-layers ${req.maxLayers}`);
   for (const [k, v] of Object.entries(req.input.labels)) {
@@ -345,27 +412,19 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
       `post-check failed: the rechunked filesystem differs from the input in ${postCheck.mismatches.length} place(s): ${postCheck.mismatches.slice(0, 10).join('; ')}`,
     );
   }
+  return postCheck;
+}
 
-  let update: RechunkResult['update'];
-  if (req.previous) {
-    for (const l of layers) l.reused = req.previous.layerDigests.has(l.digest);
-    const fresh = layers.filter((l) => !l.reused);
-    update = {
-      reusedLayers: layers.length - fresh.length,
-      newLayers: fresh.length,
-      downloadBytes: fresh.reduce((n, l) => n + l.size, 0),
-      totalBytes: layers.reduce((n, l) => n + l.size, 0),
-    };
-  }
+/** What a client holding the previous image downloads for this one (marks reused layers). */
+function updateAgainst(previous: RechunkRequest['previous'], layers: LayerReport[]): RechunkResult['update'] {
+  if (!previous) return undefined;
+  for (const l of layers) l.reused = previous.layerDigests.has(l.digest);
+  const fresh = layers.filter((l) => !l.reused);
   return {
-    manifestDigest: m.digest,
-    layers,
-    labels,
-    kernelVersion: kver,
-    planNotes: notes,
-    fallbackReason,
-    postCheck,
-    update,
+    reusedLayers: layers.length - fresh.length,
+    newLayers: fresh.length,
+    downloadBytes: fresh.reduce((n, l) => n + l.size, 0),
+    totalBytes: layers.reduce((n, l) => n + l.size, 0),
   };
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { joinInside } from '../safe-path.js';
 import type { EntryType, TarHeader } from '../tar/reader.js';
 import { resolveIn } from './layered.js';
 import type { RootfsReader } from './reader.js';
@@ -7,6 +8,11 @@ import type { RootfsReader } from './reader.js';
 /**
  * A root filesystem that is already a directory (a read-only `podman image mount`): indexed
  * with lstat, files read in place. No copy of the image is made.
+ *
+ * Safe by construction where a layer is not: names come from readdir (single components, never
+ * absolute, `..` or holding NUL) and the walk never follows a symlink (lstat; it descends only
+ * into directories), so no entry lies under a symlink. Reads go through `joinInside`, which
+ * refuses a path whose components have become symlinks since the walk.
  */
 export class DirectoryRootfs implements RootfsReader {
   private final?: Map<string, TarHeader>;
@@ -59,7 +65,7 @@ export class DirectoryRootfs implements RootfsReader {
     const out = new Map<string, Buffer>();
     for (const p of paths) {
       const real = resolveIn(idx, p);
-      if (real && idx.get(real)?.type === 'file') out.set(p, fs.readFileSync(path.join(this.root, real)));
+      if (real && idx.get(real)?.type === 'file') out.set(p, fs.readFileSync(joinInside(this.root, real)));
     }
     return out;
   }

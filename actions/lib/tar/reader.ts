@@ -1,7 +1,17 @@
+import { UserError } from '../errors.js';
+import { UnsafePathError, unsafeEntryReason } from '../safe-path.js';
+
 /**
  * A streaming tar reader for OCI layers: ustar and GNU headers, GNU long names/links, PAX
  * local and global headers, base-256 numbers. PAX values are kept as raw bytes, so binary
  * extended attributes (security.capability, security.selinux) survive exactly.
+ *
+ * Layers are hostile input, so this is where an archive's own validity is decided, for every
+ * consumer at once: a number that does not parse as a finite non-negative integer (a PAX
+ * `size=abc` would otherwise make the body parse as more headers, showing this reader entries
+ * that GNU tar never sees) and an entry name or hardlink target that is absolute, has a `..`
+ * component or a NUL byte are refused with the entry named. What depends on several entries
+ * (a write through a symlink, across layers) is the layered index's to refuse.
  */
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -31,9 +41,13 @@ export interface TarEntry {
   buffer(): Promise<Buffer>;
 }
 
-export class TarFormatError extends Error {
-  constructor(message: string) {
-    super(message);
+/** An archive that cannot be read safely; `entry` names the member when one is known. */
+export class TarFormatError extends UserError {
+  constructor(
+    readonly reason: string,
+    readonly entry?: string,
+  ) {
+    super(entry === undefined ? reason : `entry ${JSON.stringify(entry)}: ${reason}`);
     this.name = 'TarFormatError';
   }
 }
@@ -119,16 +133,32 @@ function cstr(b: Buffer, start: number, len: number): string {
   return (z >= 0 ? s.subarray(0, z) : s).toString('utf8');
 }
 
+/**
+ * A header number: octal text (spaces around, NUL-terminated; empty is 0) or GNU base-256.
+ * NaN when the field is not a number or is negative (base-256 two's complement with the sign
+ * bit set), so validation refuses it instead of reading on with a wrong size.
+ */
 function num(b: Buffer, start: number, len: number): number {
   const f = b.subarray(start, start + len);
   if (f[0]! & 0x80) {
-    // base-256 (GNU): big-endian two's complement, top bit is the marker
-    let v = f[0]! & 0x7f;
+    if (f[0]! & 0x40) return NaN; // negative
+    let v = f[0]! & 0x3f;
     for (let i = 1; i < f.length; i++) v = v * 256 + f[i]!;
     return v;
   }
   const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
+  if (!/^[0-7]*$/.test(s)) return NaN;
   return s ? parseInt(s, 8) : 0;
+}
+
+/** A PAX decimal integer; NaN for anything else (`abc`, `-5`, `1e3`, empty). */
+function paxInt(s: string): number {
+  return /^[0-9]+$/.test(s) ? Number(s) : NaN;
+}
+
+/** A PAX time: decimal seconds, optionally fractional; NaN when negative or not a number. */
+function paxTime(s: string): number {
+  return /^[0-9]+(\.[0-9]+)?$/.test(s) ? Number(s) : NaN;
 }
 
 function checksumOk(b: Buffer): boolean {
@@ -145,8 +175,8 @@ export function parsePax(buf: Buffer): Map<string, Buffer> {
   while (off < buf.length) {
     const sp = buf.indexOf(0x20, off);
     if (sp < 0) break;
-    const len = parseInt(buf.subarray(off, sp).toString('latin1'), 10);
-    if (!Number.isFinite(len) || len <= 0 || off + len > buf.length) throw new TarFormatError('corrupt PAX header');
+    const len = paxInt(buf.subarray(off, sp).toString('latin1'));
+    if (!(len > sp - off + 1) || off + len > buf.length) throw new TarFormatError('corrupt PAX header');
     const rec = buf.subarray(sp + 1, off + len - 1); // drop trailing \n
     const eq = rec.indexOf(0x3d);
     if (eq > 0) out.set(rec.subarray(0, eq).toString('utf8'), Buffer.from(rec.subarray(eq + 1)));
@@ -174,59 +204,129 @@ export function normPath(p: string): string {
   return s === '' || s === '.' ? '.' : s;
 }
 
-function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
+/** PAX keys that hold numbers, and how each must parse. */
+const PAX_NUMBERS: Record<
+  string,
+  { field: 'size' | 'uid' | 'gid' | 'mtime' | 'devmajor' | 'devminor'; time?: boolean }
+> = {
+  size: { field: 'size' },
+  uid: { field: 'uid' },
+  gid: { field: 'gid' },
+  mtime: { field: 'mtime', time: true },
+  'SCHILY.devmajor': { field: 'devmajor' },
+  'SCHILY.devminor': { field: 'devminor' },
+};
+
+/** Applies PAX records to a header; records a problem for each number that does not parse. */
+function applyPax(h: TarHeader, pax: Map<string, Buffer>, problems: string[]): void {
   for (const [k, v] of pax) {
-    const s = () => v.toString('utf8');
-    switch (k) {
-      case 'path':
-        h.path = s();
-        break;
-      case 'linkpath':
-        h.linkname = s();
-        break;
-      case 'size':
-        h.size = Number(s());
-        break;
-      case 'uid':
-        h.uid = Number(s());
-        break;
-      case 'gid':
-        h.gid = Number(s());
-        break;
-      case 'uname':
-        h.uname = s();
-        break;
-      case 'gname':
-        h.gname = s();
-        break;
-      case 'mtime':
-        h.mtime = Number(s());
-        break;
-      case 'SCHILY.devmajor':
-        h.devmajor = Number(s());
-        break;
-      case 'SCHILY.devminor':
-        h.devminor = Number(s());
-        break;
-      default:
-        if (k.startsWith('SCHILY.xattr.')) {
-          (h.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
-        } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-          (h.xattrs ??= new Map()).set(
-            decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)),
-            Buffer.from(s(), 'base64'),
-          );
-        }
+    const s = v.toString('utf8');
+    const numeric = PAX_NUMBERS[k];
+    if (numeric) {
+      const n = numeric.time ? paxTime(s) : paxInt(s);
+      if (!Number.isSafeInteger(n) && !(numeric.time && Number.isFinite(n)))
+        problems.push(`PAX ${k}=${JSON.stringify(s)} is not a non-negative ${numeric.time ? 'number' : 'integer'}`);
+      h[numeric.field] = n;
+    } else if (k === 'path') h.path = s;
+    else if (k === 'linkpath') h.linkname = s;
+    else if (k === 'uname') h.uname = s;
+    else if (k === 'gname') h.gname = s;
+    else if (k.startsWith('GNU.sparse.')) problems.push('GNU sparse entries are not supported');
+    else if (k.startsWith('SCHILY.xattr.')) (h.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
+    else if (k.startsWith('LIBARCHIVE.xattr.')) {
+      let name: string;
+      try {
+        name = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+      } catch {
+        problems.push(`PAX ${JSON.stringify(k)} is not a valid xattr name`);
+        continue;
+      }
+      (h.xattrs ??= new Map()).set(name, Buffer.from(s, 'base64'));
     }
   }
 }
 
+/** Header number fields: offset, length. */
+const HEADER_NUMBERS = {
+  mode: [100, 8],
+  uid: [108, 8],
+  gid: [116, 8],
+  size: [124, 12],
+  mtime: [136, 12],
+  devmajor: [329, 8],
+  devminor: [337, 8],
+} as const;
+
+/** A header number field, or a problem when it does not parse as a non-negative integer. */
+function headerNumber(block: Buffer, field: keyof typeof HEADER_NUMBERS, problems: string[]): number {
+  const [off, len] = HEADER_NUMBERS[field];
+  const v = num(block, off, len);
+  if (!Number.isSafeInteger(v)) {
+    const raw = block
+      .subarray(off, off + len)
+      .toString('latin1')
+      .replace(/\0+$/, '');
+    problems.push(`header ${field} field ${JSON.stringify(raw)} is not a non-negative integer`);
+  }
+  return v;
+}
+
+/** What earlier meta headers (PAX, GNU long name/link) said about the next entry. */
+interface Pending {
+  globalPax: Map<string, Buffer>;
+  localPax?: Map<string, Buffer>;
+  longName?: string;
+  longLink?: string;
+}
+
+/** The entry header a block describes, with its meta headers applied; refuses what is unsafe. */
+function entryHeader(block: Buffer, type: EntryType, pending: Pending): TarHeader {
+  const problems: string[] = [];
+  let name = cstr(block, 0, 100);
+  if (block.subarray(257, 263).toString('latin1') === 'ustar\0') {
+    const prefix = cstr(block, 345, 155);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  const h: TarHeader = {
+    path: pending.longName ?? name,
+    type,
+    mode: headerNumber(block, 'mode', problems) & 0o7777,
+    uid: headerNumber(block, 'uid', problems),
+    gid: headerNumber(block, 'gid', problems),
+    size: headerNumber(block, 'size', problems),
+    mtime: headerNumber(block, 'mtime', problems),
+    linkname: pending.longLink ?? cstr(block, 157, 100),
+    uname: cstr(block, 265, 32),
+    gname: cstr(block, 297, 32),
+    devmajor: headerNumber(block, 'devmajor', problems),
+    devminor: headerNumber(block, 'devminor', problems),
+  };
+  if (pending.globalPax.size) applyPax(h, pending.globalPax, problems);
+  if (pending.localPax) applyPax(h, pending.localPax, problems);
+  refuseUnsafeNames(h);
+  if (problems.length) throw new TarFormatError([...new Set(problems)].join('; '), h.path);
+  h.path = normPath(h.path);
+  if (h.type === 'hardlink') h.linkname = normPath(h.linkname);
+  return h;
+}
+
+/** Names checked as the archive spells them (normPath would hide a leading `/`). */
+function refuseUnsafeNames(h: TarHeader): void {
+  const reason = unsafeEntryReason(h.path);
+  if (reason) throw new UnsafePathError(h.path, reason);
+  if (h.type === 'hardlink') {
+    const target = unsafeEntryReason(h.linkname);
+    if (target) throw new UnsafePathError(h.path, `its hardlink target ${JSON.stringify(h.linkname)}: ${target}`);
+  }
+  if (h.linkname.includes('\0')) throw new UnsafePathError(h.path, 'its link target contains a NUL byte');
+}
+
+/** PAX and long-name headers are held in memory: larger ones are refused, not buffered. */
+const MAX_META_BYTES = 16 * 1024 * 1024;
+
 export async function* readTar(src: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<TarEntry> {
   const q = new ByteQueue(src[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
-  let globalPax = new Map<string, Buffer>();
-  let localPax: Map<string, Buffer> | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
+  const pending: Pending = { globalPax: new Map() };
   for (;;) {
     const block = await q.take(BLOCK);
     if (block.length === 0) return; // end without the zero blocks: tolerated
@@ -234,54 +334,43 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array>): AsyncGe
     if (block.every((x) => x === 0)) return;
     if (!checksumOk(block)) throw new TarFormatError('tar header checksum mismatch (corrupt or not a tar)');
     const flag = String.fromCharCode(block[156]!);
-    const magic = block.subarray(257, 263).toString('latin1');
-    const isUstar = magic === 'ustar\0';
     const size = num(block, 124, 12);
+    if (!Number.isSafeInteger(size))
+      throw new TarFormatError('header size field is not a non-negative integer', cstr(block, 0, 100));
     const padded = Math.ceil(size / BLOCK) * BLOCK;
 
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      if (size > MAX_META_BYTES)
+        throw new TarFormatError(`a ${size}-byte meta header (type ${flag}) exceeds ${MAX_META_BYTES} bytes`);
       const body = await q.take(size);
+      if (body.length < size) throw new TarFormatError('unexpected end of archive inside a meta header');
       await q.skip(padded - size);
-      if (flag === 'x') localPax = parsePax(body);
-      else if (flag === 'g') globalPax = new Map([...globalPax, ...parsePax(body)]);
+      if (flag === 'x') pending.localPax = parsePax(body);
+      else if (flag === 'g') pending.globalPax = new Map([...pending.globalPax, ...parsePax(body)]);
       else {
         const z = body.indexOf(0);
         const s = (z >= 0 ? body.subarray(0, z) : body).toString('utf8');
-        if (flag === 'L') longName = s;
-        else longLink = s;
+        if (flag === 'L') pending.longName = s;
+        else pending.longLink = s;
       }
       continue;
     }
 
-    let name = cstr(block, 0, 100);
-    if (isUstar) {
-      const prefix = cstr(block, 345, 155);
-      if (prefix) name = `${prefix}/${name}`;
-    }
+    if (flag === 'S') throw new TarFormatError('GNU sparse entries are not supported', cstr(block, 0, 100));
     const type = TYPES[flag];
-    const h: TarHeader = {
-      path: longName ?? name,
-      type: type ?? 'file',
-      mode: num(block, 100, 8) & 0o7777,
-      uid: num(block, 108, 8),
-      gid: num(block, 116, 8),
-      size,
-      mtime: num(block, 136, 12),
-      linkname: longLink ?? cstr(block, 157, 100),
-      uname: cstr(block, 265, 32),
-      gname: cstr(block, 297, 32),
-      devmajor: num(block, 329, 8),
-      devminor: num(block, 337, 8),
-    };
-    if (globalPax.size) applyPax(h, globalPax);
-    if (localPax) applyPax(h, localPax);
-    localPax = undefined;
-    longName = undefined;
-    longLink = undefined;
-    h.path = normPath(h.path);
-    if (h.type === 'hardlink') h.linkname = normPath(h.linkname);
-    // The wire size decides what follows the header; only regular files carry content.
+    const h = entryHeader(block, type ?? 'file', pending);
+    pending.localPax = undefined;
+    pending.longName = undefined;
+    pending.longLink = undefined;
+    // The wire size (PAX size included, as GNU tar reads it) decides what follows the header.
     const bodySize = h.size;
+    const bodyPadding = Math.ceil(bodySize / BLOCK) * BLOCK - bodySize;
+    if (type === undefined) {
+      // Unknown entry kinds (volume headers, GNU dumpdirs): skip them entirely.
+      await q.skip(bodySize + bodyPadding);
+      continue;
+    }
+    // Only regular files carry content.
     if (h.type !== 'file') h.size = 0;
 
     let consumed = 0;
@@ -308,12 +397,7 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array>): AsyncGe
         return Buffer.concat(parts);
       },
     };
-    if (type === undefined) {
-      // Unknown entry kinds (GNU sparse, volume headers): skip them entirely.
-      await q.skip(padded);
-      continue;
-    }
     yield entry;
-    await q.skip(bodySize - consumed + (Math.ceil(bodySize / BLOCK) * BLOCK - bodySize));
+    await q.skip(bodySize - consumed + bodyPadding);
   }
 }

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { asRoot, type CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
+import { joinInside } from '../safe-path.js';
+import { copyOutOf } from './unpack.js';
 import { stripAnsi, VerdictMatcher, type Verdict } from './verdict.js';
 
 /**
@@ -100,7 +102,8 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
   ]);
   await runner.run(chroot, args, { timeoutMs: 1800_000 });
   const initrd = path.join(stage, 'boot', 'initrd.img');
-  const [mv, mvArgs] = asRoot('mv', ['--', path.join(spec.rootfsDir, inside.slice(1)), initrd]);
+  // The image's /tmp (or the file) could be a symlink to anywhere on the runner: mv runs as root.
+  const [mv, mvArgs] = asRoot('mv', ['--', joinInside(spec.rootfsDir, inside.slice(1)), initrd]);
   await runner.run(mv, mvArgs);
   if (process.getuid?.() !== 0) await runner.run('sudo', ['-n', 'chmod', 'a+r', initrd]);
   log.info(
@@ -134,7 +137,7 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
 
   // 3. Kernel, GRUB configuration, hybrid ISO.
   const kernel = path.join(stage, 'boot', 'vmlinuz');
-  fs.copyFileSync(path.join(spec.rootfsDir, 'usr/lib/modules', spec.kver, 'vmlinuz'), kernel);
+  copyOutOf(spec.rootfsDir, `usr/lib/modules/${spec.kver}/vmlinuz`, kernel);
   const { cfg, cmdline } = grubConfig(spec);
   fs.writeFileSync(path.join(stage, 'boot', 'grub', 'grub.cfg'), cfg);
   fs.rmSync(spec.out, { force: true });
