@@ -31,6 +31,14 @@ const PRESENT = new Set([
   'triggers-pending',
 ]);
 
+/** A control character other than tab (dpkg never writes one into its files). */
+function hasControl(s: string): boolean {
+  return [...s].some((c) => {
+    const n = c.charCodeAt(0);
+    return (n < 0x20 && c !== '\t') || n === 0x7f;
+  });
+}
+
 interface Paragraph {
   line: number;
   fields: Map<string, string>;
@@ -53,8 +61,7 @@ export function parseDeb822(text: string, source: string): Paragraph[] {
       last = undefined;
       continue;
     }
-    if (/[\0-\x08\x0b-\x1f\x7f]/.test(line))
-      throw new PackageDatabaseError(source, `line ${at}: control character in the file`);
+    if (hasControl(line)) throw new PackageDatabaseError(source, `line ${at}: control character in the file`);
     if (line.startsWith(' ') || line.startsWith('\t')) {
       if (!cur || last === undefined)
         throw new PackageDatabaseError(source, `line ${at}: continuation line without a field`);
