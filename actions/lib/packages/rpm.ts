@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { which, type CommandRunner } from '../exec.js';
-import { joinInside } from '../safe-path.js';
+import { joinInside, UnsafePathError } from '../safe-path.js';
 import type { TarHeader } from '../tar/reader.js';
 import { PackageDatabaseError, type InstalledPackage } from './types.js';
 
@@ -57,7 +57,7 @@ export async function queryRpmDatabase(opts: RpmQueryOptions, args: string[]): P
   const tmp = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'keel-rpmdb-'));
   try {
     for (const [p, buf] of contents) {
-      const dest = joinInside(tmp, p.slice(opts.dbDir.length + 1));
+      const dest = copyPath(tmp, p, opts.dbDir);
       fs.mkdirSync(path.dirname(dest), { recursive: true });
       fs.writeFileSync(dest, buf, { flag: 'wx' });
     }
@@ -70,6 +70,16 @@ export async function queryRpmDatabase(opts: RpmQueryOptions, args: string[]): P
     return r.stdout.toString('utf8');
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Where a database file is copied to; a path that leaves the copy is refused, naming it. */
+function copyPath(tmp: string, file: string, dbDir: string): string {
+  try {
+    return joinInside(tmp, file.slice(dbDir.length + 1));
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new PackageDatabaseError(file, `its path is unsafe: ${e.reason}`);
+    throw e;
   }
 }
 
