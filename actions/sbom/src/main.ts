@@ -63,7 +63,8 @@ export async function run(io: ActionIO): Promise<void> {
     for (const [output, name, text] of out) {
       const file = path.join(dir, name);
       writeAtomically(file, text);
-      io.setOutput(output === 'cyclonedx' ? 'cyclonedx' : 'spdx', file);
+      if (output === 'cyclonedx') io.setOutput('cyclonedx', file);
+      else io.setOutput('spdx', file);
       io.info(`${output}: ${file} (${text.length} bytes)`);
     }
     const found = doc.databases.map((d) => `${d.kind}:${d.dir}`).join(' ');
