@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomically } from '../../lib/atomic.js';
 import { onCleanup } from '../../lib/cleanup.js';
 import { InputError } from '../../lib/errors.js';
 import { processRunner } from '../../lib/exec.js';
@@ -56,12 +57,6 @@ async function exists(loc: ImageLocation, access: RegistryAccess, io: ActionIO):
   return (await connect(loc.ref, access, io).headManifest(loc.ref.repository, loc.ref.reference)) !== undefined;
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 /** changelog: the package sets of image-ref and previous-image compared (kernel first), as Markdown and JSON. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
@@ -87,8 +82,8 @@ export async function run(io: ActionIO): Promise<void> {
     const json = changelogJson(facts);
     const dir = path.resolve(io.context.workspace, inp['output-dir']);
     fs.mkdirSync(dir, { recursive: true });
-    writeAtomically(path.join(dir, 'changelog.md'), markdown);
-    writeAtomically(path.join(dir, 'changelog.json'), json);
+    writeFileAtomically(path.join(dir, 'changelog.md'), markdown);
+    writeFileAtomically(path.join(dir, 'changelog.json'), json);
     io.setOutput('markdown', path.join(dir, 'changelog.md'));
     io.setOutput('json', path.join(dir, 'changelog.json'));
     io.setOutput('added', String(facts.diff.added.length));

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { writeFileAtomically } from '../atomic.js';
 
 /**
  * Detached signatures of files (ISOs, SHA256SUMS) in the format of `cosign sign-blob --key`:
@@ -36,8 +37,6 @@ export async function verifyFileSignature(file: string, signatureB64: string, ke
 export async function writeFileSignature(file: string, privateKey: crypto.KeyObject): Promise<string> {
   const b64 = (await digestSign(file, privateKey)).toString('base64');
   const out = `${file}.sig`;
-  const tmp = `${out}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, b64);
-  fs.renameSync(tmp, out);
+  writeFileAtomically(out, b64);
   return out;
 }

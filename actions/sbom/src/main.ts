@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomically } from '../../lib/atomic.js';
 import { onCleanup } from '../../lib/cleanup.js';
-import { errorMessage } from '../../lib/errors.js';
 import { processRunner } from '../../lib/exec.js';
 import { describeLocation, locateInput, type ImageLocation } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
@@ -35,13 +35,6 @@ function repositoryOf(loc: ImageLocation): string | undefined {
   return undefined;
 }
 
-/** Writes `text` to `file` through a temporary sibling and a rename: never half-written. */
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 /** sbom: the pinned image's package databases → CycloneDX 1.6 (and SPDX 2.3) JSON, validated, deterministic. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
@@ -62,7 +55,7 @@ export async function run(io: ActionIO): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     for (const [output, name, text] of out) {
       const file = path.join(dir, name);
-      writeAtomically(file, text);
+      writeFileAtomically(file, text);
       if (output === 'cyclonedx') io.setOutput('cyclonedx', file);
       else io.setOutput('spdx', file);
       io.info(`${output}: ${file} (${text.length} bytes)`);
@@ -90,9 +83,6 @@ export async function run(io: ActionIO): Promise<void> {
         ],
       )}\n${dbLine}\n`,
     );
-  } catch (e) {
-    io.debug(`sbom failed: ${errorMessage(e)}`);
-    throw e;
   } finally {
     unregister();
     fs.rmSync(workDir, { recursive: true, force: true });
