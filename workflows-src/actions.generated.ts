@@ -103,6 +103,27 @@ export interface BuildDiskInputs {
 /** Outputs of `build-disk`. */
 export type BuildDiskOutput = 'path' | 'sha256' | 'sha256sums' | 'name' | 'boot-passed' | 'boot-seconds' | 'serial-log';
 
+/** Inputs of `changelog` (actions/changelog/action.yml). */
+export interface ChangelogInputs {
+  /** The new image: registry/repo@sha256:<hex> (the pinned candidate), oci:DIR[:TAG], or containers-storage:REF. Required. */
+  'image-ref': Value;
+  /** The image to compare with: a tag (stable) or digest (sha256:<hex>) of the same repository, or a full image reference. Empty: <repository>:stable. A registry image that does not exist means a first release (not an error). */
+  'previous-image'?: Value;
+  /** Directory changelog.md and changelog.json are written into (relative to the workspace; created when missing). Default: 'changelog-out'. */
+  'output-dir'?: Value;
+  /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). Used with username. */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
+}
+
+/** Outputs of `changelog`. */
+export type ChangelogOutput = 'markdown' | 'json' | 'added' | 'removed' | 'changed' | 'previous-digest' | 'first-release' | 'kernel-changed';
+
 /** Inputs of `cleanup` (actions/cleanup/action.yml). */
 export interface CleanupInputs {
   /** Repository to clean, registry/name without tag or digest (e.g. ghcr.io/OWNER/NAME). Required. */
@@ -320,10 +341,31 @@ export interface ResolveInputs {
 /** Outputs of `resolve`. */
 export type ResolveOutput = 'digest' | 'image-ref' | 'repository';
 
+/** Inputs of `sbom` (actions/sbom/action.yml). */
+export interface SbomInputs {
+  /** The pinned image: registry/repo@sha256:<hex> (a tag is read once and its digest recorded), oci:DIR[:TAG], or containers-storage:REF. Required. */
+  'image-ref': Value;
+  /** Formats to write, newline-separated: cyclonedx (sbom.cdx.json, CycloneDX 1.6 JSON), spdx (sbom.spdx.json, SPDX 2.3 JSON). Default: 'cyclonedx'. */
+  formats?: Value;
+  /** Directory the SBOM files are written into (relative to the workspace; created when missing). Default: 'sbom-out'. */
+  'output-dir'?: Value;
+  /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). Used with username. */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
+}
+
+/** Outputs of `sbom`. */
+export type SbomOutput = 'cyclonedx' | 'spdx' | 'packages' | 'databases' | 'digest';
+
 /** Inputs of `sign` (actions/sign/action.yml). */
 export interface SignInputs {
-  /** Image to sign, as registry/repo@sha256:<hex> (the image-ref output of push). A tag is refused: a signature is bound to one manifest digest. Required. */
-  'image-ref': Value;
+  /** Image to sign, as registry/repo@sha256:<hex> (the image-ref output of push). A tag is refused: a signature is bound to one manifest digest. Optional only when just files are signed. */
+  'image-ref'?: Value;
   /** Contents of the cosign private key (cosign.key: ENCRYPTED SIGSTORE or ENCRYPTED COSIGN PRIVATE KEY, scrypt N 32768/65536/131072). Masked; decrypted in memory only. Pass a secret. */
   'private-key'?: Value;
   /** Password of private-key (what cosign reads from COSIGN_PASSWORD; may be empty). Masked. The registry password is 'registry-password'. */
@@ -342,6 +384,14 @@ export interface SignInputs {
   'fulcio-url'?: Value;
   /** Rekor (v1 API) base URL for keyless signing. Default: 'https://rekor.sigstore.dev'. */
   'rekor-url'?: Value;
+  /** Attestations to attach, newline-separated TYPE=PATH (split at the first =). TYPE is cyclonedx, spdxjson, slsaprovenance1 (or another cosign --type name) or a predicate-type URI; PATH a JSON file (relative to the workspace), e.g. cyclonedx=sbom-out/sbom.cdx.json. Each becomes an in-toto statement about the image digest, in a DSSE envelope signed with the key, stored under <repo>:sha256-<hex>.att where `cosign verify-attestation --type TYPE --key cosign.pub` finds it. Needs the key. */
+  attestations?: Value;
+  /** Also attest SLSA v1 provenance of this run (predicate https://slsa.dev/provenance/v1, GitHub workflow build type): builder (the workflow at its ref), repository, commit, run id and attempt, workflow_dispatch inputs, the base image digest from the image's org.opencontainers.image.base.digest label, and the Containerfile's digest when containerfile is given. Default: 'false'. */
+  provenance?: Value;
+  /** The Containerfile the image was built from (path relative to the workspace): its SHA-256 is recorded in the provenance. */
+  containerfile?: Value;
+  /** Files to sign, newline-separated paths (e.g. SHA256SUMS, an ISO). Each gets <path>.sig (base64 ECDSA signature over SHA-256 of the file), checked offline with `cosign verify-blob --key cosign.pub --signature <path>.sig <path>`. Needs the key; image-ref is then optional. */
+  files?: Value;
   /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
   username?: Value;
   /** Registry password or token (masked), used with username. (Named so because 'password' is the key's password in this action.) */
@@ -353,7 +403,7 @@ export interface SignInputs {
 }
 
 /** Outputs of `sign`. */
-export type SignOutput = 'signature-refs' | 'verified' | 'signed-digests' | 'key-fingerprint';
+export type SignOutput = 'signature-refs' | 'verified' | 'signed-digests' | 'key-fingerprint' | 'attestation-refs' | 'file-signatures';
 
 /** Inputs of `site-bump` (actions/site-bump/action.yml). */
 export interface SiteBumpInputs {
@@ -482,6 +532,8 @@ export interface VerifyInputs {
   recursive?: Value;
   /** Fail the step when the image is not verified. false: only report (outputs verified=false and reason). Default: 'true'. */
   'fail-on-unverified'?: Value;
+  /** Attestations the image must carry, newline-separated types (cyclonedx, spdxjson, slsaprovenance1, another cosign --type name, or a predicate-type URI): for each, at least one attestation under <repo>:sha256-<hex>.att whose DSSE signature verifies with public-key and whose statement is about the image digest. Missing or unverified: the image is not verified. */
+  'attestation-types'?: Value;
   /** Registry user name. Empty: the containers auth file (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), then anonymous. */
   username?: Value;
   /** Registry password or token (masked). Used with username. */
@@ -493,7 +545,7 @@ export interface VerifyInputs {
 }
 
 /** Outputs of `verify`. */
-export type VerifyOutput = 'verified' | 'reason' | 'details';
+export type VerifyOutput = 'verified' | 'reason' | 'attestations' | 'details';
 
 /** Inputs of `watch` (actions/watch/action.yml). */
 export interface WatchInputs {
@@ -542,6 +594,7 @@ export type WatchOutput = 'stale' | 'state' | 'age-days' | 'stable-digest' | 'ca
 export interface KeelInputs {
   build: BuildInputs;
   'build-disk': BuildDiskInputs;
+  changelog: ChangelogInputs;
   cleanup: CleanupInputs;
   'ia-upload': IaUploadInputs;
   notify: NotifyInputs;
@@ -549,6 +602,7 @@ export interface KeelInputs {
   push: PushInputs;
   rechunk: RechunkInputs;
   resolve: ResolveInputs;
+  sbom: SbomInputs;
   sign: SignInputs;
   'site-bump': SiteBumpInputs;
   'smoke-boot': SmokeBootInputs;
@@ -561,6 +615,7 @@ export interface KeelInputs {
 export interface KeelOutputs {
   build: BuildOutput;
   'build-disk': BuildDiskOutput;
+  changelog: ChangelogOutput;
   cleanup: CleanupOutput;
   'ia-upload': IaUploadOutput;
   notify: NotifyOutput;
@@ -568,6 +623,7 @@ export interface KeelOutputs {
   push: PushOutput;
   rechunk: RechunkOutput;
   resolve: ResolveOutput;
+  sbom: SbomOutput;
   sign: SignOutput;
   'site-bump': SiteBumpOutput;
   'smoke-boot': SmokeBootOutput;
@@ -631,6 +687,18 @@ export const KEEL_ACTIONS = {
       'insecure-registries': { required: false, default: '' },
     },
     outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
+  },
+  changelog: {
+    inputs: {
+      'image-ref': { required: true },
+      'previous-image': { required: false, default: '' },
+      'output-dir': { required: false, default: 'changelog-out' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
+    },
+    outputs: ['markdown', 'json', 'added', 'removed', 'changed', 'previous-digest', 'first-release', 'kernel-changed'],
   },
   cleanup: {
     inputs: {
@@ -751,9 +819,21 @@ export const KEEL_ACTIONS = {
     },
     outputs: ['digest', 'image-ref', 'repository'],
   },
-  sign: {
+  sbom: {
     inputs: {
       'image-ref': { required: true },
+      formats: { required: false, default: 'cyclonedx' },
+      'output-dir': { required: false, default: 'sbom-out' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
+    },
+    outputs: ['cyclonedx', 'spdx', 'packages', 'databases', 'digest'],
+  },
+  sign: {
+    inputs: {
+      'image-ref': { required: false, default: '' },
       'private-key': { required: false, default: '' },
       password: { required: false, default: '' },
       mode: { required: false, default: 'auto' },
@@ -763,12 +843,16 @@ export const KEEL_ACTIONS = {
       'public-key': { required: false, default: '' },
       'fulcio-url': { required: false, default: 'https://fulcio.sigstore.dev' },
       'rekor-url': { required: false, default: 'https://rekor.sigstore.dev' },
+      attestations: { required: false, default: '' },
+      provenance: { required: false, default: 'false' },
+      containerfile: { required: false, default: '' },
+      files: { required: false, default: '' },
       username: { required: false, default: '' },
       'registry-password': { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
     },
-    outputs: ['signature-refs', 'verified', 'signed-digests', 'key-fingerprint'],
+    outputs: ['signature-refs', 'verified', 'signed-digests', 'key-fingerprint', 'attestation-refs', 'file-signatures'],
   },
   'site-bump': {
     inputs: {
@@ -839,12 +923,13 @@ export const KEEL_ACTIONS = {
       format: { required: false, default: 'legacy' },
       recursive: { required: false, default: 'true' },
       'fail-on-unverified': { required: false, default: 'true' },
+      'attestation-types': { required: false, default: '' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
     },
-    outputs: ['verified', 'reason', 'details'],
+    outputs: ['verified', 'reason', 'attestations', 'details'],
   },
   watch: {
     inputs: {

@@ -12,6 +12,18 @@ export interface RunContext {
   sha: string;
   runId: string;
   serverUrl: string;
+  /** What SLSA provenance records about the run (GITHUB_* variables; '' when not in Actions). */
+  workflow: {
+    /** GITHUB_REF, e.g. refs/heads/main. */
+    ref: string;
+    /** GITHUB_WORKFLOW_REF: owner/repo/.github/workflows/build.yml@refs/heads/main. */
+    workflowRef: string;
+    runAttempt: string;
+    repositoryId: string;
+    repositoryOwnerId: string;
+    /** RUNNER_ENVIRONMENT: github-hosted or self-hosted. */
+    runnerEnvironment: string;
+  };
   /** Wall clock, injectable so the release date is testable. */
   now(): Date;
 }
@@ -35,6 +47,14 @@ export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext
     sha: env.GITHUB_SHA ?? '',
     runId: env.GITHUB_RUN_ID ?? '',
     serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+    workflow: {
+      ref: env.GITHUB_REF ?? '',
+      workflowRef: env.GITHUB_WORKFLOW_REF ?? '',
+      runAttempt: env.GITHUB_RUN_ATTEMPT ?? '',
+      repositoryId: env.GITHUB_REPOSITORY_ID ?? '',
+      repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID ?? '',
+      runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
+    },
     now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
   };
 }

@@ -224,6 +224,23 @@ export const imageRef = (required = true) =>
 export const digestRef = (why?: string) =>
   refSchema((s) => parseDigestReference(s, why), 'a digest reference registry/repo@sha256:<64 hex>', true);
 
+/** An optional digest reference: empty → undefined (a tag is refused with the reason). */
+export function optionalDigestRef(why?: string) {
+  const base = digestRef(why);
+  return def<ImageReference | undefined>(
+    z.string().transform((v, ctx) => {
+      if (v.trim() === '') return undefined;
+      const r = base.schema.safeParse(v);
+      if (!r.success) {
+        ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? `expected ${base.expected}` });
+        return z.NEVER;
+      }
+      return r.data;
+    }),
+    base.expected,
+  );
+}
+
 /** `registry/repo` without tag or digest. */
 export const repository = (required = true) =>
   refSchema(parseRepository, 'a repository registry/name without tag or digest', required);

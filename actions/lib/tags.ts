@@ -89,7 +89,12 @@ export function buildTags(req: BuildTagRequest): string[] {
 
 /** Tags written by a promotion after a passed boot. */
 export function promotionTags(releaseDate: string, stable = 'stable'): string[] {
-  return checked([stable, `${stable}.${releaseDate}`, releaseDate]);
+  return checked([stable, releaseTag(releaseDate, stable), releaseDate]);
+}
+
+/** The dated stable tag of a release, `<stable>.<YYYYMMDD>` (also the GitHub Release's tag). */
+export function releaseTag(releaseDate: string, stable = 'stable'): string {
+  return checked([`${stable}.${releaseDate}`])[0]!;
 }
 
 function checked(tags: string[]): string[] {

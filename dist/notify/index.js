@@ -31701,6 +31701,14 @@ function context_contextFromEnv(env = process.env) {
         sha: env.GITHUB_SHA ?? '',
         runId: env.GITHUB_RUN_ID ?? '',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+        workflow: {
+            ref: env.GITHUB_REF ?? '',
+            workflowRef: env.GITHUB_WORKFLOW_REF ?? '',
+            runAttempt: env.GITHUB_RUN_ATTEMPT ?? '',
+            repositoryId: env.GITHUB_REPOSITORY_ID ?? '',
+            repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID ?? '',
+            runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
+        },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
     };
 }
@@ -41773,6 +41781,20 @@ function refSchema(parse, expected, required) {
 const imageRef = (required = true) => refSchema((s) => parseReference(s), 'an image reference registry/repo:tag or registry/repo@sha256:<hex>', required);
 /** Only `registry/repo@sha256:…`: a tag is refused with the reason. */
 const digestRef = (why) => refSchema((s) => parseDigestReference(s, why), 'a digest reference registry/repo@sha256:<64 hex>', true);
+/** An optional digest reference: empty → undefined (a tag is refused with the reason). */
+function optionalDigestRef(why) {
+    const base = digestRef(why);
+    return def(z.string().transform((v, ctx) => {
+        if (v.trim() === '')
+            return undefined;
+        const r = base.schema.safeParse(v);
+        if (!r.success) {
+            ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? `expected ${base.expected}` });
+            return z.NEVER;
+        }
+        return r.data;
+    }), base.expected);
+}
 /** `registry/repo` without tag or digest. */
 const repository = (required = true) => refSchema(parseRepository, 'a repository registry/name without tag or digest', required);
 /** An optional reference: empty → undefined. */

@@ -31701,6 +31701,14 @@ function context_contextFromEnv(env = process.env) {
         sha: env.GITHUB_SHA ?? '',
         runId: env.GITHUB_RUN_ID ?? '',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+        workflow: {
+            ref: env.GITHUB_REF ?? '',
+            workflowRef: env.GITHUB_WORKFLOW_REF ?? '',
+            runAttempt: env.GITHUB_RUN_ATTEMPT ?? '',
+            repositoryId: env.GITHUB_REPOSITORY_ID ?? '',
+            repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID ?? '',
+            runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
+        },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
     };
 }
@@ -43289,6 +43297,20 @@ function refSchema(parse, expected, required) {
 const imageRef = (required = true) => refSchema((s) => parseReference(s), 'an image reference registry/repo:tag or registry/repo@sha256:<hex>', required);
 /** Only `registry/repo@sha256:…`: a tag is refused with the reason. */
 const digestRef = (why) => refSchema((s) => parseDigestReference(s, why), 'a digest reference registry/repo@sha256:<64 hex>', true);
+/** An optional digest reference: empty → undefined (a tag is refused with the reason). */
+function optionalDigestRef(why) {
+    const base = digestRef(why);
+    return def(z.string().transform((v, ctx) => {
+        if (v.trim() === '')
+            return undefined;
+        const r = base.schema.safeParse(v);
+        if (!r.success) {
+            ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? `expected ${base.expected}` });
+            return z.NEVER;
+        }
+        return r.data;
+    }), base.expected);
+}
 /** `registry/repo` without tag or digest. */
 const repository = (required = true) => refSchema(parseRepository, 'a repository registry/name without tag or digest', required);
 /** An optional reference: empty → undefined. */
@@ -44284,14 +44306,285 @@ async function* writeTar(entries) {
     yield Buffer.alloc(writer_BLOCK * 2);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/packages/types.ts
+
+/** A package database that is not what its tool writes: refused, naming the file. */
+class types_PackageDatabaseError extends errors_UserError {
+    file;
+    constructor(file, problem) {
+        super(`package database ${file} refused: ${problem}`);
+        this.file = file;
+        this.name = 'PackageDatabaseError';
+    }
+}
+/** Stable identity of a package across two images: type, name and architecture. */
+function packageKey(p) {
+    return `${p.type}:${p.name}:${p.architecture}`;
+}
+/** The version as users read it (rpm: with its epoch). */
+function displayVersion(p) {
+    return p.epoch ? `${p.epoch}:${p.version}` : p.version;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/packages/dpkg.ts
+
+/**
+ * The dpkg database of an image: `<admindir>/status` (deb822 paragraphs, one per package) and
+ * the machine-readable copyright files (DEP-5) under usr/share/doc. Both come from the image,
+ * so both are parsed as hostile input: a status file that is not what dpkg writes is refused,
+ * naming the file and line; a copyright file that is not DEP-5 just yields no license.
+ */
+/** dpkg admin directories, in the order dpkg itself looks (the sysimage one is the newer layout). */
+const DPKG_DIRS = ['usr/lib/sysimage/dpkg', 'var/lib/dpkg'];
+/** Status files larger than this are refused (Debian's full archive installed is ~60 MiB). */
+const MAX_STATUS_BYTES = (/* unused pure expression or super */ null && (256 * 1024 * 1024));
+/** Copyright files larger than this are not parsed for licenses. */
+const MAX_COPYRIGHT_BYTES = (/* unused pure expression or super */ null && (4 * 1024 * 1024));
+const NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+const ARCH = /^[a-z0-9][a-z0-9-]*$/;
+/** [epoch:]upstream[-revision]: no whitespace, nothing a URL or a log line could be bent with. */
+const VERSION = /^(?:\d+:)?[A-Za-z0-9][A-Za-z0-9.+~:-]*$/;
+const FIELD = /^([!-9;-~][!-9;-~]*):[ \t]*(.*)$/;
+/** Package states whose files are on disk (dpkg-query -W also lists `config-files`). */
+const PRESENT = new Set([
+    'installed',
+    'half-configured',
+    'unpacked',
+    'half-installed',
+    'triggers-awaited',
+    'triggers-pending',
+]);
+/** A control character other than tab (dpkg never writes one into its files). */
+function hasControl(s) {
+    return [...s].some((c) => {
+        const n = c.charCodeAt(0);
+        return (n < 0x20 && c !== '\t') || n === 0x7f;
+    });
+}
+/**
+ * deb822 paragraphs: `Field: value` lines, continuation lines starting with a space or tab,
+ * paragraphs separated by blank lines. Anything else is an error at its line.
+ */
+function parseDeb822(text, source) {
+    const out = [];
+    let cur;
+    let last;
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i].replace(/\r$/, '');
+        const at = i + 1;
+        if (line.trim() === '') {
+            cur = undefined;
+            last = undefined;
+            continue;
+        }
+        if (hasControl(line))
+            throw new PackageDatabaseError(source, `line ${at}: control character in the file`);
+        if (line.startsWith(' ') || line.startsWith('\t')) {
+            if (!cur || last === undefined)
+                throw new PackageDatabaseError(source, `line ${at}: continuation line without a field`);
+            cur.fields.set(last, `${cur.fields.get(last)}\n${line.slice(1)}`);
+            continue;
+        }
+        const m = FIELD.exec(line);
+        if (!m)
+            throw new PackageDatabaseError(source, `line ${at}: expected "Field: value", got ${JSON.stringify(line.slice(0, 80))}`);
+        if (!cur) {
+            cur = { line: at, fields: new Map() };
+            out.push(cur);
+        }
+        const key = m[1].toLowerCase();
+        if (cur.fields.has(key))
+            throw new PackageDatabaseError(source, `line ${at}: field ${m[1]} appears twice in one paragraph`);
+        cur.fields.set(key, m[2]);
+        last = key;
+    }
+    return out;
+}
+/** `Source: name (version)` → its parts (the version defaults to the binary's). */
+function sourceOf(field, version, source, at) {
+    if (field === undefined)
+        return {};
+    const m = /^([a-z0-9][a-z0-9+.-]+)(?:\s+\(([^()\s]+)\))?$/.exec(field.trim());
+    if (!m || (m[2] !== undefined && !VERSION.test(m[2])))
+        throw new PackageDatabaseError(source, `line ${at}: Source ${JSON.stringify(field)} is not "name [(version)]"`);
+    return { sourceName: m[1], sourceVersion: m[2] ?? version };
+}
+/**
+ * The packages of a dpkg status file whose files are on disk (what `dpkg-query -W` lists,
+ * minus packages left only with their configuration files). Refuses a malformed file.
+ */
+function parseDpkgStatus(text, source) {
+    const out = [];
+    const seen = new Set();
+    for (const p of parseDeb822(text, source)) {
+        const f = (k) => p.fields.get(k)?.trim();
+        const name = f('package');
+        if (!name)
+            throw new PackageDatabaseError(source, `line ${p.line}: paragraph without a Package field`);
+        if (!NAME.test(name))
+            throw new PackageDatabaseError(source, `line ${p.line}: package name ${JSON.stringify(name)} is not a Debian package name`);
+        const status = f('status')?.split(/\s+/) ?? [];
+        if (status.length !== 3)
+            throw new PackageDatabaseError(source, `line ${p.line}: ${name}: Status must be "want flag state"`);
+        if (!PRESENT.has(status[2]))
+            continue;
+        const version = f('version') ?? '';
+        const architecture = f('architecture') ?? '';
+        if (!VERSION.test(version))
+            throw new PackageDatabaseError(source, `line ${p.line}: ${name}: Version ${JSON.stringify(version)} is not a Debian version`);
+        if (!ARCH.test(architecture))
+            throw new PackageDatabaseError(source, `line ${p.line}: ${name}: Architecture ${JSON.stringify(architecture)} is not a Debian architecture`);
+        const key = `${name}:${architecture}`;
+        if (seen.has(key))
+            throw new PackageDatabaseError(source, `line ${p.line}: ${key} is listed twice`);
+        seen.add(key);
+        out.push({ type: 'deb', name, version, architecture, ...sourceOf(f('source'), version, source, p.line) });
+    }
+    return out;
+}
+const DEP5_FORMAT = /^https?:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/?$/;
+/**
+ * The licenses a machine-readable copyright file (DEP-5) declares: the short name (first line
+ * of `License:`) of every `Files:` paragraph, in order, without repeats. Undefined when the file
+ * is not DEP-5 or cannot be read as one (then the SBOM says nothing rather than guess).
+ */
+function dep5Licenses(text) {
+    let paragraphs;
+    try {
+        paragraphs = parseDeb822(text, 'copyright');
+    }
+    catch {
+        return undefined;
+    }
+    const header = paragraphs[0];
+    if (!header || !DEP5_FORMAT.test(header.fields.get('format')?.trim() ?? ''))
+        return undefined;
+    const out = [];
+    for (const p of paragraphs.slice(1)) {
+        if (!p.fields.has('files'))
+            continue;
+        const name = p.fields.get('license')?.split('\n')[0]?.trim();
+        if (name && /^[\x20-\x7e]+$/.test(name) && !out.includes(name))
+            out.push(name);
+    }
+    return out.length ? out : undefined;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/packages/rpm.ts
+
+
+
+
+
+
+
+/**
+ * The rpm database of an image (sqlite `rpmdb.sqlite` or Berkeley DB `Packages`), read with the
+ * real `rpm` tool: the database files are copied out of the image into a private temporary
+ * directory (through joinInside: a database path that leaves it is refused) and queried with
+ * `rpm --dbpath`. The one place Keel reads an rpm database (the SBOM, the changelog and the
+ * rechunker's file ownership all come through here).
+ */
+/** Where rpm keeps its database: the sysimage location first (Fedora >= 36), then the old ones. */
+const RPM_DIRS = ['usr/lib/sysimage/rpm', 'var/lib/rpm', 'usr/share/rpm'];
+/** All database files together larger than this are refused (Fedora Workstation's is ~100 MiB). */
+const MAX_RPMDB_BYTES = 2 * 1024 * 1024 * 1024;
+const dbFiles = (index, dir) => [...index.keys()].filter((p) => p.startsWith(`${dir}/`) && index.get(p)?.type === 'file');
+/** The first rpm database directory of an image that holds any file, or undefined. */
+function findRpmDatabase(index) {
+    return RPM_DIRS.find((d) => index.get(d)?.type === 'dir' && dbFiles(index, d).length > 0);
+}
+/**
+ * Copies the database out of the image and runs `rpm --dbpath <copy> <args>`; returns stdout.
+ * The copy is removed on every exit path. Throws when the rpm tool is missing or reports an error.
+ */
+async function queryRpmDatabase(opts, args) {
+    if (!exec_which('rpm'))
+        throw new errors_UserError(`the image has an rpm database (${opts.dbDir}) but the rpm tool is not installed here (package rpm)`);
+    const files = dbFiles(opts.index, opts.dbDir);
+    const total = files.reduce((n, p) => n + (opts.index.get(p)?.size ?? 0), 0);
+    if (total > MAX_RPMDB_BYTES)
+        throw new types_PackageDatabaseError(opts.dbDir, `${total} bytes of database files (limit ${MAX_RPMDB_BYTES})`);
+    const contents = await opts.readFiles(files);
+    const tmp = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir ?? external_node_os_default().tmpdir(), 'keel-rpmdb-'));
+    try {
+        for (const [p, buf] of contents) {
+            const dest = copyPath(tmp, p, opts.dbDir);
+            external_node_fs_default().mkdirSync(external_node_path_default().dirname(dest), { recursive: true });
+            external_node_fs_default().writeFileSync(dest, buf, { flag: 'wx' });
+        }
+        const r = await opts.runner.run('rpm', ['--dbpath', tmp, ...args]);
+        if (/error:/.test(r.stderr))
+            throw new types_PackageDatabaseError(opts.dbDir, `rpm cannot read it: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+        return r.stdout.toString('utf8');
+    }
+    finally {
+        external_node_fs_default().rmSync(tmp, { recursive: true, force: true });
+    }
+}
+/** Where a database file is copied to; a path that leaves the copy is refused, naming it. */
+function copyPath(tmp, file, dbDir) {
+    try {
+        return joinInside(tmp, file.slice(dbDir.length + 1));
+    }
+    catch (e) {
+        if (e instanceof UnsafePathError)
+            throw new types_PackageDatabaseError(file, `its path is unsafe: ${e.reason}`);
+        throw e;
+    }
+}
+/** One line per package; tab-separated (a tab or newline in a value makes the line invalid). */
+const RPM_PACKAGE_FORMAT = '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{LICENSE}\\n';
+const RPM_NAME = /^[A-Za-z0-9._+^~-]+$/;
+const RPM_VR = /^[A-Za-z0-9._+^~]+$/;
+const RPM_ARCH = /^[A-Za-z0-9_]+$/;
+const SOURCE_RPM = /^([A-Za-z0-9._+^~-]+)-([A-Za-z0-9._+^~]+)-([A-Za-z0-9._+^~]+)\.(?:no)?src\.rpm$/;
+/**
+ * Parses `rpm -qa --qf RPM_PACKAGE_FORMAT` output. The `gpg-pubkey` entries (imported signing
+ * keys, not software) are left out. A line that does not have the shape rpm writes is refused.
+ */
+function parseRpmPackages(stdout, dbDir) {
+    const out = [];
+    for (const [i, line] of stdout.split('\n').entries()) {
+        if (line === '')
+            continue;
+        const f = line.split('\t');
+        const [name, epoch, version, release, arch, sourceRpm, license] = f;
+        const bad = (what) => new PackageDatabaseError(dbDir, `package ${i + 1}: ${what} (${JSON.stringify(line.slice(0, 120))})`);
+        if (f.length !== 7)
+            throw bad('not the NAME EPOCH VERSION RELEASE ARCH SOURCERPM LICENSE record rpm writes');
+        if (name === 'gpg-pubkey')
+            continue;
+        if (!RPM_NAME.test(name))
+            throw bad('invalid package name');
+        if (!RPM_VR.test(version) || !RPM_VR.test(release))
+            throw bad('invalid version or release');
+        if (!RPM_ARCH.test(arch))
+            throw bad('invalid architecture');
+        if (epoch !== '(none)' && !/^\d+$/.test(epoch))
+            throw bad('invalid epoch');
+        const src = SOURCE_RPM.exec(sourceRpm);
+        if (sourceRpm !== '(none)' && !src)
+            throw bad('invalid source rpm name');
+        out.push({
+            type: 'rpm',
+            name: name,
+            version: `${version}-${release}`,
+            ...(epoch !== '(none)' ? { epoch } : {}),
+            architecture: arch,
+            ...(src ? { sourceName: src[1], sourceVersion: `${src[2]}-${src[3]}` } : {}),
+            ...(license && license !== '(none)' ? { licenses: [license] } : {}),
+        });
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/rechunk/components.ts
 
 
 
 
-
-const DPKG_DIRS = ['usr/lib/sysimage/dpkg', 'var/lib/dpkg'];
-const RPM_DIRS = ['usr/lib/sysimage/rpm', 'var/lib/rpm', 'usr/share/rpm'];
 /** path → owning package from dpkg info lists. */
 async function dpkgOwners(index, opts) {
     const infoDir = DPKG_DIRS.map((d) => `${d}/info`).find((d) => index.get(d)?.type === 'dir');
@@ -44322,45 +44615,32 @@ async function dpkgOwners(index, opts) {
 }
 /** path → owning package from an rpm database, through the rpm tool (if present here). */
 async function rpmOwners(index, opts) {
-    const dbDir = RPM_DIRS.find((d) => index.get(d)?.type === 'dir' &&
-        [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'));
+    const dbDir = findRpmDatabase(index);
     if (!dbDir)
         return undefined;
     if (!opts.runner || !exec_which('rpm')) {
         opts.log.warning(`the image has an rpm database (${dbDir}) but the rpm tool is not installed here: grouping by directory instead of by package`);
         return undefined;
     }
-    const files = [...index.keys()].filter((p) => p.startsWith(`${dbDir}/`) && index.get(p)?.type === 'file');
-    const contents = await opts.readFiles(files);
-    const tmp = external_node_fs_default().mkdtempSync(external_node_path_default().join(external_node_os_default().tmpdir(), 'keel-rpmdb-'));
-    try {
-        for (const [p, buf] of contents) {
-            // Entry names are image content: the copy stays inside its temp dir whatever they say.
-            const dest = joinInside(tmp, p.slice(dbDir.length + 1));
-            external_node_fs_default().mkdirSync(external_node_path_default().dirname(dest), { recursive: true });
-            external_node_fs_default().writeFileSync(dest, buf);
-        }
-        // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
-        // rpm >= 4.17 refuse the format and print nothing).
-        const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{=NAME}\t%{FILENAMES}\n]']);
-        if (/error:/.test(r.stderr))
-            throw new Error(`rpm query of ${dbDir} failed: ${r.stderr.trim()}`);
-        const owners = new Map();
-        for (const line of r.stdout.toString().split('\n')) {
-            const [pkg, file] = line.split('\t');
-            if (!pkg || !file)
-                continue;
-            const p = file.replace(/^\/+/, '');
-            const prev = owners.get(p);
-            if (!prev || pkg < prev)
-                owners.set(p, pkg);
-        }
-        opts.log.info(`rpm: ${owners.size} paths owned (${dbDir})`);
-        return owners;
+    // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
+    // rpm >= 4.17 refuse the format and print nothing).
+    const stdout = await queryRpmDatabase({ index, readFiles: opts.readFiles, runner: opts.runner, dbDir }, [
+        '-qa',
+        '--qf',
+        '[%{=NAME}\t%{FILENAMES}\n]',
+    ]);
+    const owners = new Map();
+    for (const line of stdout.split('\n')) {
+        const [pkg, file] = line.split('\t');
+        if (!pkg || !file)
+            continue;
+        const p = file.replace(/^\/+/, '');
+        const prev = owners.get(p);
+        if (!prev || pkg < prev)
+            owners.set(p, pkg);
     }
-    finally {
-        external_node_fs_default().rmSync(tmp, { recursive: true, force: true });
-    }
+    opts.log.info(`rpm: ${owners.size} paths owned (${dbDir})`);
+    return owners;
 }
 /** Build-time files at least this large get their own component instead of `volatile`. */
 const VOLATILE_MAX_FILE = 64 * 1024;

@@ -34426,6 +34426,14 @@ function context_contextFromEnv(env = process.env) {
         sha: env.GITHUB_SHA ?? '',
         runId: env.GITHUB_RUN_ID ?? '',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+        workflow: {
+            ref: env.GITHUB_REF ?? '',
+            workflowRef: env.GITHUB_WORKFLOW_REF ?? '',
+            runAttempt: env.GITHUB_RUN_ATTEMPT ?? '',
+            repositoryId: env.GITHUB_REPOSITORY_ID ?? '',
+            repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID ?? '',
+            runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
+        },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
     };
 }
@@ -46013,6 +46021,20 @@ function refSchema(parse, expected, required) {
 const imageRef = (required = true) => refSchema((s) => reference_parseReference(s), 'an image reference registry/repo:tag or registry/repo@sha256:<hex>', required);
 /** Only `registry/repo@sha256:…`: a tag is refused with the reason. */
 const digestRef = (why) => refSchema((s) => parseDigestReference(s, why), 'a digest reference registry/repo@sha256:<64 hex>', true);
+/** An optional digest reference: empty → undefined (a tag is refused with the reason). */
+function optionalDigestRef(why) {
+    const base = digestRef(why);
+    return def(z.string().transform((v, ctx) => {
+        if (v.trim() === '')
+            return undefined;
+        const r = base.schema.safeParse(v);
+        if (!r.success) {
+            ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? `expected ${base.expected}` });
+            return z.NEVER;
+        }
+        return r.data;
+    }), base.expected);
+}
 /** `registry/repo` without tag or digest. */
 const repository = (required = true) => refSchema(parseRepository, 'a repository registry/name without tag or digest', required);
 /** An optional reference: empty → undefined. */
@@ -46336,7 +46358,7 @@ function verifyBytes(key, data, signature) {
  * duplicate keys anywhere (a payload two parsers would read differently is refused).
  */
 const SIGNATURE_TYPE = 'cosign container image signature';
-const payload_MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+const MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const payload_ANNOTATION_SIGNATURE = 'dev.cosignproject.cosign/signature';
 const ANNOTATION_CERTIFICATE = 'dev.sigstore.cosign/certificate';
 const ANNOTATION_CHAIN = 'dev.sigstore.cosign/chain';
@@ -46827,13 +46849,21 @@ const MAX_SIGNATURE_BODY = 4 * 1024 * 1024;
 function sigTag(digest) {
     return `${digest.replace(':', '-')}.sig`;
 }
+/** The `.sig` attachment of `digest`: simple-signing payloads. */
+function signatureKind(digest) {
+    return { tag: sigTag(digest), layerMediaType: MT_SIMPLESIGNING, maxLayerBytes: MAX_SIGNATURE_BODY };
+}
 /**
  * Reads `sha256-<hex>.sig` for `digest`: undefined when the tag does not exist. A tag that holds
  * something other than an OCI image manifest is an error (containers/image fails hard on it too).
  * `withPayloads: false` skips the blob reads (the writer only needs the descriptors).
  */
 async function readSignatureManifest(client, repo, digest, opts = {}) {
-    const tag = sigTag(digest);
+    return readAttachmentManifest(client, repo, signatureKind(digest), opts);
+}
+/** Reads an attachment tag (`.sig`, `.att`): undefined when it does not exist; see readSignatureManifest. */
+async function readAttachmentManifest(client, repo, kind, opts = {}) {
+    const tag = kind.tag;
     const head = await client.headManifest(repo, tag);
     if (!head)
         return undefined;
@@ -46847,12 +46877,12 @@ async function readSignatureManifest(client, repo, digest, opts = {}) {
     const manifest = parsed.data;
     const layers = [];
     for (const [index, descriptor] of manifest.layers.entries()) {
-        if (descriptor.mediaType !== payload_MT_SIMPLESIGNING)
+        if (descriptor.mediaType !== kind.layerMediaType)
             continue;
         const layer = { index, descriptor };
         if (opts.withPayloads ?? true) {
-            if (descriptor.size > MAX_SIGNATURE_BODY) {
-                layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${MAX_SIGNATURE_BODY}-byte limit`;
+            if (descriptor.size > kind.maxLayerBytes) {
+                layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${kind.maxLayerBytes}-byte limit`;
             }
             else {
                 try {
@@ -46896,17 +46926,22 @@ async function legacy_putSmallBlob(client, repo, bytes) {
  * check. Still, prefer a workflow `concurrency:` group for signing jobs.
  */
 async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, opts = {}) {
-    const tag = sigTag(digest);
+    return appendAttachments(client, repo, signatureKind(digest), sigs, isDuplicate, log, opts);
+}
+/** appendSignatures for any attachment tag (`.att` attestations use it with DSSE envelope layers). */
+async function appendAttachments(client, repo, kind, sigs, isDuplicate, log, opts = {}) {
+    const tag = kind.tag;
     const attempts = opts.attempts ?? 5;
     const settleMs = opts.settleMs ?? 200;
+    const read = () => readAttachmentManifest(client, repo, kind, { withPayloads: false });
     let t0 = Date.now();
-    let current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+    let current = await read();
     let pending = [];
     for (const sig of sigs) {
         const payloadDigest = sha256(sig.payload);
         const dup = (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
             pending.some((t) => t.payloadDigest === payloadDigest &&
-                isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+                isDuplicate({ index: -1, descriptor: descriptorOf(t, kind.layerMediaType), payload: t.sig.payload }, sig));
         if (!dup)
             pending.push({ sig, payloadDigest });
     }
@@ -46920,7 +46955,7 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
         const layers = [...(current?.manifest.layers ?? [])];
         for (const t of pending) {
             await legacy_putSmallBlob(client, repo, t.sig.payload);
-            layers.push(descriptorOf(t));
+            layers.push(descriptorOf(t, kind.layerMediaType));
         }
         const c = await legacy_putSmallBlob(client, repo, configFor(layers));
         const manifest = {
@@ -46940,13 +46975,13 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
             log?.warning(`${repo}:${tag}: ${e.message}; uploading again (attempt ${attempt + 1}/${attempts})`);
             await sleep(settleMs + Math.floor(Math.random() * 100));
             t0 = Date.now();
-            current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+            current = await read();
             continue;
         }
         const latency = Date.now() - t0;
         await sleep(Math.max(settleMs, 2 * latency) + Math.floor(Math.random() * 100));
         t0 = Date.now();
-        current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+        current = await read();
         const present = (t) => (current?.layers ?? []).some((l) => l.descriptor.digest === t.payloadDigest &&
             l.descriptor.annotations?.[ANNOTATION_SIGNATURE] === t.sig.annotations[ANNOTATION_SIGNATURE]);
         pending = pending.filter((t) => !present(t));
@@ -46958,9 +46993,9 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
         log?.warning(`${repo}:${tag}: a concurrent writer dropped ${pending.length} new signature(s); merging again (attempt ${attempt + 1}/${attempts})`);
     }
 }
-function descriptorOf(t) {
+function descriptorOf(t, mediaType) {
     return {
-        mediaType: MT_SIMPLESIGNING,
+        mediaType,
         size: t.sig.payload.length,
         digest: t.payloadDigest,
         annotations: t.sig.annotations,

@@ -34106,6 +34106,14 @@ function context_contextFromEnv(env = process.env) {
         sha: env.GITHUB_SHA ?? '',
         runId: env.GITHUB_RUN_ID ?? '',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+        workflow: {
+            ref: env.GITHUB_REF ?? '',
+            workflowRef: env.GITHUB_WORKFLOW_REF ?? '',
+            runAttempt: env.GITHUB_RUN_ATTEMPT ?? '',
+            repositoryId: env.GITHUB_REPOSITORY_ID ?? '',
+            repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID ?? '',
+            runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
+        },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
     };
 }
@@ -44179,6 +44187,20 @@ function refSchema(parse, expected, required) {
 const imageRef = (required = true) => refSchema((s) => parseReference(s), 'an image reference registry/repo:tag or registry/repo@sha256:<hex>', required);
 /** Only `registry/repo@sha256:…`: a tag is refused with the reason. */
 const digestRef = (why) => refSchema((s) => parseDigestReference(s, why), 'a digest reference registry/repo@sha256:<64 hex>', true);
+/** An optional digest reference: empty → undefined (a tag is refused with the reason). */
+function optionalDigestRef(why) {
+    const base = digestRef(why);
+    return def(z.string().transform((v, ctx) => {
+        if (v.trim() === '')
+            return undefined;
+        const r = base.schema.safeParse(v);
+        if (!r.success) {
+            ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? `expected ${base.expected}` });
+            return z.NEVER;
+        }
+        return r.data;
+    }), base.expected);
+}
 /** `registry/repo` without tag or digest. */
 const repository = (required = true) => refSchema(parseRepository, 'a repository registry/name without tag or digest', required);
 /** An optional reference: empty → undefined. */
@@ -45463,7 +45485,7 @@ function algorithmFor(key) {
     return key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
 }
 /** Signs bytes the cosign way: ECDSA/RSA over SHA-256 (DER signature), or pure Ed25519. */
-function signBytes(key, data) {
+function keys_signBytes(key, data) {
     return crypto.sign(algorithmFor(key), data, key);
 }
 /** Verifies a raw signature (never throws on malformed signatures: returns false). */
@@ -45491,7 +45513,7 @@ function verifyBytes(key, data, signature) {
  * duplicate keys anywhere (a payload two parsers would read differently is refused).
  */
 const SIGNATURE_TYPE = 'cosign container image signature';
-const payload_MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+const MT_SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const payload_ANNOTATION_SIGNATURE = 'dev.cosignproject.cosign/signature';
 const ANNOTATION_CERTIFICATE = 'dev.sigstore.cosign/certificate';
 const ANNOTATION_CHAIN = 'dev.sigstore.cosign/chain';
@@ -45689,7 +45711,7 @@ function strictJson(text) {
  */
 const MT_BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const PREDICATE_COSIGN_SIGN = 'https://sigstore.dev/cosign/sign/v1';
-const PAYLOAD_TYPE_INTOTO = 'application/vnd.in-toto+json';
+const bundle_PAYLOAD_TYPE_INTOTO = 'application/vnd.in-toto+json';
 const STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
 const EMPTY_JSON = Buffer.from('{}');
 /** `sha256:<hex>` → `sha256-<hex>` (the referrers tag schema). */
@@ -45707,7 +45729,7 @@ function cosignStatement(digest) {
     }));
 }
 /** DSSE pre-authentication encoding (what the signature covers). */
-function pae(payloadType, payload) {
+function bundle_pae(payloadType, payload) {
     return Buffer.concat([
         Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `),
         payload,
@@ -45812,10 +45834,10 @@ function checkBundle(bundle, digest, key) {
     const env = j.dsseEnvelope;
     if (!env || typeof env.payload !== 'string' || !Array.isArray(env.signatures))
         return 'the bundle has no DSSE envelope';
-    if (env.payloadType !== PAYLOAD_TYPE_INTOTO)
+    if (env.payloadType !== bundle_PAYLOAD_TYPE_INTOTO)
         return `unexpected DSSE payload type ${JSON.stringify(env.payloadType)}`;
     const payload = Buffer.from(env.payload, 'base64');
-    const signed = pae(PAYLOAD_TYPE_INTOTO, payload);
+    const signed = bundle_pae(bundle_PAYLOAD_TYPE_INTOTO, payload);
     const ok = env.signatures.some((s) => typeof s.sig === 'string' && verifyBytes(key, signed, Buffer.from(s.sig, 'base64')));
     if (!ok)
         return 'cryptographic signature verification failed (the DSSE signature does not verify with the public key)';
@@ -45982,13 +46004,21 @@ const MAX_SIGNATURE_BODY = 4 * 1024 * 1024;
 function sigTag(digest) {
     return `${digest.replace(':', '-')}.sig`;
 }
+/** The `.sig` attachment of `digest`: simple-signing payloads. */
+function signatureKind(digest) {
+    return { tag: sigTag(digest), layerMediaType: MT_SIMPLESIGNING, maxLayerBytes: MAX_SIGNATURE_BODY };
+}
 /**
  * Reads `sha256-<hex>.sig` for `digest`: undefined when the tag does not exist. A tag that holds
  * something other than an OCI image manifest is an error (containers/image fails hard on it too).
  * `withPayloads: false` skips the blob reads (the writer only needs the descriptors).
  */
 async function readSignatureManifest(client, repo, digest, opts = {}) {
-    const tag = sigTag(digest);
+    return legacy_readAttachmentManifest(client, repo, signatureKind(digest), opts);
+}
+/** Reads an attachment tag (`.sig`, `.att`): undefined when it does not exist; see readSignatureManifest. */
+async function legacy_readAttachmentManifest(client, repo, kind, opts = {}) {
+    const tag = kind.tag;
     const head = await client.headManifest(repo, tag);
     if (!head)
         return undefined;
@@ -46002,12 +46032,12 @@ async function readSignatureManifest(client, repo, digest, opts = {}) {
     const manifest = parsed.data;
     const layers = [];
     for (const [index, descriptor] of manifest.layers.entries()) {
-        if (descriptor.mediaType !== payload_MT_SIMPLESIGNING)
+        if (descriptor.mediaType !== kind.layerMediaType)
             continue;
         const layer = { index, descriptor };
         if (opts.withPayloads ?? true) {
-            if (descriptor.size > MAX_SIGNATURE_BODY) {
-                layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${MAX_SIGNATURE_BODY}-byte limit`;
+            if (descriptor.size > kind.maxLayerBytes) {
+                layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${kind.maxLayerBytes}-byte limit`;
             }
             else {
                 try {
@@ -46051,17 +46081,22 @@ async function legacy_putSmallBlob(client, repo, bytes) {
  * check. Still, prefer a workflow `concurrency:` group for signing jobs.
  */
 async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, opts = {}) {
-    const tag = sigTag(digest);
+    return legacy_appendAttachments(client, repo, signatureKind(digest), sigs, isDuplicate, log, opts);
+}
+/** appendSignatures for any attachment tag (`.att` attestations use it with DSSE envelope layers). */
+async function legacy_appendAttachments(client, repo, kind, sigs, isDuplicate, log, opts = {}) {
+    const tag = kind.tag;
     const attempts = opts.attempts ?? 5;
     const settleMs = opts.settleMs ?? 200;
+    const read = () => legacy_readAttachmentManifest(client, repo, kind, { withPayloads: false });
     let t0 = Date.now();
-    let current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+    let current = await read();
     let pending = [];
     for (const sig of sigs) {
         const payloadDigest = sha256(sig.payload);
         const dup = (current?.layers ?? []).some((l) => l.descriptor.digest === payloadDigest && isDuplicate({ ...l, payload: sig.payload }, sig)) ||
             pending.some((t) => t.payloadDigest === payloadDigest &&
-                isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig));
+                isDuplicate({ index: -1, descriptor: descriptorOf(t, kind.layerMediaType), payload: t.sig.payload }, sig));
         if (!dup)
             pending.push({ sig, payloadDigest });
     }
@@ -46075,7 +46110,7 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
         const layers = [...(current?.manifest.layers ?? [])];
         for (const t of pending) {
             await legacy_putSmallBlob(client, repo, t.sig.payload);
-            layers.push(descriptorOf(t));
+            layers.push(descriptorOf(t, kind.layerMediaType));
         }
         const c = await legacy_putSmallBlob(client, repo, configFor(layers));
         const manifest = {
@@ -46095,13 +46130,13 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
             log?.warning(`${repo}:${tag}: ${e.message}; uploading again (attempt ${attempt + 1}/${attempts})`);
             await sleep(settleMs + Math.floor(Math.random() * 100));
             t0 = Date.now();
-            current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+            current = await read();
             continue;
         }
         const latency = Date.now() - t0;
         await sleep(Math.max(settleMs, 2 * latency) + Math.floor(Math.random() * 100));
         t0 = Date.now();
-        current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+        current = await read();
         const present = (t) => (current?.layers ?? []).some((l) => l.descriptor.digest === t.payloadDigest &&
             l.descriptor.annotations?.[ANNOTATION_SIGNATURE] === t.sig.annotations[ANNOTATION_SIGNATURE]);
         pending = pending.filter((t) => !present(t));
@@ -46113,9 +46148,9 @@ async function appendSignatures(client, repo, digest, sigs, isDuplicate, log, op
         log?.warning(`${repo}:${tag}: a concurrent writer dropped ${pending.length} new signature(s); merging again (attempt ${attempt + 1}/${attempts})`);
     }
 }
-function descriptorOf(t) {
+function descriptorOf(t, mediaType) {
     return {
-        mediaType: MT_SIMPLESIGNING,
+        mediaType,
         size: t.sig.payload.length,
         digest: t.payloadDigest,
         annotations: t.sig.annotations,
@@ -46397,6 +46432,163 @@ async function checkSignature(client, ref, publicKey, identity = 'repository', l
     return `verified (${r.reason})`;
 }
 
+;// CONCATENATED MODULE: ./actions/lib/sign/attestation.ts
+
+
+
+
+/**
+ * Signed attestations in cosign's tag-based format, the one `cosign verify-attestation --key`
+ * (2.x, and 3.x through its fallback) reads: an OCI image manifest under `<repo>:sha256-<hex>.att`,
+ * one layer per attestation. Each layer is a DSSE envelope (media type
+ * application/vnd.dsse.envelope.v1+json) whose payload is an in-toto Statement about the
+ * image digest, signed (ECDSA P-256/SHA-256 over the DSSE PAE) with the same key as the image;
+ * the layer carries the `predicateType` annotation and an empty cosign signature annotation,
+ * exactly as cosign writes them.
+ */
+const MT_DSSE = 'application/vnd.dsse.envelope.v1+json';
+const attestation_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+/** Envelopes larger than this are not read (cosign's own limit is larger; SBOMs are MiBs). */
+const MAX_ENVELOPE_BYTES = 64 * 1024 * 1024;
+/** cosign's `--type` names → predicate type URIs (cosign pkg/cosign/attestation). */
+const PREDICATE_TYPES = {
+    cyclonedx: 'https://cyclonedx.org/bom',
+    spdx: 'https://spdx.dev/Document',
+    spdxjson: 'https://spdx.dev/Document',
+    slsaprovenance: 'https://slsa.dev/provenance/v0.2',
+    slsaprovenance02: 'https://slsa.dev/provenance/v0.2',
+    slsaprovenance1: 'https://slsa.dev/provenance/v1',
+    link: 'https://in-toto.io/Link/v1',
+    vuln: 'https://cosign.sigstore.dev/attestation/vuln/v1',
+    openvex: 'https://openvex.dev/ns',
+    custom: 'https://cosign.sigstore.dev/attestation/v1',
+};
+/** A type as users write it (a cosign name or a URI) → the predicate type URI, or undefined. */
+function predicateTypeOf(type) {
+    if (Object.hasOwn(PREDICATE_TYPES, type))
+        return PREDICATE_TYPES[type];
+    return /^https?:\/\/[^\s"]+$/.test(type) ? type : undefined;
+}
+/** `sha256:<hex>` → `sha256-<hex>.att` */
+function attTag(digest) {
+    return `${digest.replace(':', '-')}.att`;
+}
+function attestationKind(digest) {
+    return { tag: attTag(digest), layerMediaType: MT_DSSE, maxLayerBytes: MAX_ENVELOPE_BYTES };
+}
+/** The in-toto Statement v1 about `digest` (subject name: the repository, as cosign writes it). */
+function buildStatement(repository, digest, predicateType, predicate) {
+    return Buffer.from(JSON.stringify({
+        _type: attestation_STATEMENT_V1,
+        subject: [{ name: repository, digest: { sha256: digest.replace(/^sha256:/, '') } }],
+        predicateType,
+        predicate,
+    }));
+}
+/** A DSSE envelope of `statement`, signed with `key` (keyid empty, as cosign writes it). */
+function signEnvelope(statement, key) {
+    const sig = signBytes(key, pae(PAYLOAD_TYPE_INTOTO, statement));
+    return Buffer.from(JSON.stringify({
+        payloadType: PAYLOAD_TYPE_INTOTO,
+        payload: statement.toString('base64'),
+        signatures: [{ keyid: '', sig: sig.toString('base64') }],
+    }));
+}
+const attestation_B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Checks one DSSE envelope the way cosign verify-attestation does: an in-toto payload, a
+ * signature over the PAE that verifies with `key`, a Statement whose subject names `digest`.
+ */
+function checkEnvelope(envelope, key, digest) {
+    const no = (reason) => ({ accepted: false, reason });
+    let env;
+    try {
+        env = strictJson(envelope.toString('utf8'));
+    }
+    catch (e) {
+        return no(`the envelope is not valid JSON: ${e.message}`);
+    }
+    if (env.payloadType !== bundle_PAYLOAD_TYPE_INTOTO)
+        return no(`unexpected DSSE payload type ${JSON.stringify(env.payloadType)}`);
+    if (typeof env.payload !== 'string' || !attestation_B64.test(env.payload))
+        return no('the DSSE payload is not base64');
+    if (!Array.isArray(env.signatures))
+        return no('the envelope has no signatures');
+    const statement = Buffer.from(env.payload, 'base64');
+    const signed = bundle_pae(bundle_PAYLOAD_TYPE_INTOTO, statement);
+    const ok = env.signatures.some((s) => typeof s?.sig === 'string' && attestation_B64.test(s.sig) && verifyBytes(key, signed, Buffer.from(s.sig, 'base64')));
+    if (!ok)
+        return no('cryptographic signature verification failed (the DSSE signature does not verify with the public key)');
+    let st;
+    try {
+        st = strictJson(statement.toString('utf8'));
+    }
+    catch (e) {
+        return no(`the signed statement is not valid JSON: ${e.message}`);
+    }
+    if (typeof st._type !== 'string' || !st._type.startsWith('https://in-toto.io/Statement/'))
+        return no('the signed payload is not an in-toto statement');
+    if (typeof st.predicateType !== 'string')
+        return no('the statement has no predicateType');
+    const hex = digest.replace(/^sha256:/, '');
+    const subjects = Array.isArray(st.subject) ? st.subject : [];
+    if (!subjects.some((s) => s?.digest?.sha256 === hex))
+        return no(`the statement is not about ${digest} (its subject names another artifact)`);
+    return { accepted: true, reason: '', predicateType: st.predicateType, statement };
+}
+/**
+ * Adds attestations to `<repo>:sha256-<hex>.att` (read-modify-write, other layers kept). An
+ * attestation whose statement is already there, signed by the same key, is not written again:
+ * re-running a release signs nothing twice.
+ */
+async function attachAttestations(client, ref, items, key, log) {
+    const kind = attestationKind(ref.digest);
+    const have = await verifiedStatements(client, ref, key.publicKey);
+    const todo = items.filter((it) => !have.some((s) => s.equals(it.statement)));
+    const sigs = todo.map((it) => ({
+        payload: signEnvelope(it.statement, key.privateKey),
+        annotations: { [ANNOTATION_SIGNATURE]: '', predicateType: it.predicateType },
+    }));
+    const r = sigs.length
+        ? await appendAttachments(client, ref.repository, kind, sigs, () => false, log)
+        : { tag: kind.tag, added: 0, skipped: 0 };
+    return { ref: `${ref.name}:${r.tag}`, added: r.added, skipped: items.length - todo.length };
+}
+/** The statements of `ref`'s `.att` attestations that verify with `key` (about its digest). */
+async function verifiedStatements(client, ref, key) {
+    const sm = await readAttachmentManifest(client, ref.repository, attestationKind(ref.digest));
+    return (sm?.layers ?? [])
+        .map((l) => (l.payload ? checkEnvelope(l.payload, key, ref.digest) : undefined))
+        .filter((c) => c?.accepted)
+        .map((c) => c.statement);
+}
+/**
+ * Requires, for each type, at least one attestation about `ref`'s digest that verifies with
+ * `key`. Never throws for "missing / not verified"; throws for registry failures only.
+ */
+async function verifyAttestations(client, ref, key, types) {
+    const digest = ref.digest;
+    const sm = await legacy_readAttachmentManifest(client, ref.repository, attestationKind(digest));
+    const checks = (sm?.layers ?? []).map((l) => l.payload ? checkEnvelope(l.payload, key, digest) : { accepted: false, reason: l.error ?? 'unreadable layer' });
+    const out = types.map((type) => {
+        const predicateType = predicateTypeOf(type) ?? type;
+        const accepted = checks.filter((c) => c.accepted && c.predicateType === predicateType).length;
+        const rejected = checks.filter((c) => !c.accepted).map((c) => c.reason);
+        const reason = accepted
+            ? `${accepted} attestation(s) of type ${predicateType} verified`
+            : !sm
+                ? `no attestations exist for ${digest} (${ref.name}:${attTag(digest)})`
+                : `none of the attestations matched the predicate type ${predicateType}${rejected.length ? ` (rejected: ${[...new Set(rejected)].join('; ')})` : ''}`;
+        return { type, predicateType, verified: accepted > 0, accepted, reason };
+    });
+    const bad = out.find((t) => !t.verified);
+    return {
+        verified: !bad,
+        reason: bad ? `${bad.type}: ${bad.reason}` : out.map((t) => `${t.type}: ${t.reason}`).join('; '),
+        types: out,
+    };
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
 function summary_esc(s) {
@@ -46480,7 +46672,11 @@ function buildTags(req) {
 }
 /** Tags written by a promotion after a passed boot. */
 function promotionTags(releaseDate, stable = 'stable') {
-    return checked([stable, `${stable}.${releaseDate}`, releaseDate]);
+    return checked([stable, releaseTag(releaseDate, stable), releaseDate]);
+}
+/** The dated stable tag of a release, `<stable>.<YYYYMMDD>` (also the GitHub Release's tag). */
+function releaseTag(releaseDate, stable = 'stable') {
+    return checked([`${stable}.${releaseDate}`])[0];
 }
 function checked(tags) {
     for (const t of tags) {
@@ -46531,6 +46727,7 @@ function daysBetween(from, to) {
 
 
 
+
 /**
  * verify: checks an image's signatures with a public key by containers/image's rules (what a
  * bootc/rpm-ostree/podman client with Keel's policy enforces). Fails the step when not verified
@@ -46544,10 +46741,17 @@ const inputs = {
     format: oneOf(['legacy', 'bundle', 'both'], 'legacy'),
     recursive: bool(true),
     'fail-on-unverified': bool(true),
+    'attestation-types': list({
+        item: (t) => predicateTypeOf(t)
+            ? undefined
+            : 'expected cyclonedx, spdxjson, slsaprovenance1 (or another cosign --type) or a predicate-type URI',
+        expected: 'newline-separated attestation types',
+    }),
     ...registryInputs,
 };
 async function run(io) {
     let result;
+    let attested;
     let failure;
     let ref = '';
     const started = Date.now();
@@ -46583,6 +46787,12 @@ async function run(io) {
                 identity: inp.identity === 'digest' ? digestRule : undefined,
             });
         }
+        if (inp['attestation-types'].length) {
+            attested = await verifyAttestations(client, image, key, inp['attestation-types']);
+            io.info(`attestations: ${attested.verified ? 'verified' : 'NOT verified'}: ${attested.reason}`);
+            if (!attested.verified && result.verified)
+                result = { ...result, verified: false, reason: `attestation ${attested.reason}` };
+        }
         io.info(`${ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${publicKey.fingerprint.slice(0, 16)}…: ${result.reason}`);
         if (!result.verified) {
             const msg = `${ref} is not verified: ${result.reason}`;
@@ -46599,14 +46809,17 @@ async function run(io) {
         io.setOutput('verified', String(result?.verified ?? false));
         io.setOutput('reason', result?.reason ?? failure ?? '');
         io.setOutput('details', JSON.stringify(result?.details ?? []));
+        io.setOutput('attestations', JSON.stringify(attested?.types ?? []));
         const rows = (result?.details ?? []).map((d) => [
             code(d.digest),
             d.platform ?? (d.digest === result?.details[0]?.digest ? 'image' : ''),
             d.verified ? 'verified' : 'NOT verified',
             d.reason,
         ]);
+        const attRows = (attested?.types ?? []).map((t) => [t.type, t.verified ? 'verified' : 'NOT verified', t.reason]);
         await io.summary(`### verify\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
             (rows.length ? table(['digest', 'platform', 'result', 'reason'], rows) : '') +
+            (attRows.length ? `\nAttestations:\n\n${table(['type', 'result', 'reason'], attRows)}` : '') +
             `\nverified: **${result?.verified ?? false}**, ${Date.now() - started} ms\n` +
             (failure ? `\n**Failed:** ${failure}\n` : ''));
     }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { EmulatedRepo, type FlatFile, type MergeMethod, type PullRequest, type RepoSeed } from './store.js';
 import { routeExtensions, type GithubExtension } from './extension.js';
+import { ReleaseStore, releasesRoute, releaseUpload } from './releases.js';
 
 export { EmulatedRepo, hashObject, type PullRequest, type RepoSeed, type FileSpec, type MergeMethod } from './store.js';
 
@@ -63,6 +64,7 @@ export interface EmulatorState {
   /** A repository by 'owner/name' (case-insensitive); throws when unknown. */
   repo(fullName: string): EmulatedRepo;
   addRepo(fullName: string, seed: RepoSeed): EmulatedRepo;
+  releases: ReleaseStore;
 }
 
 export interface GithubEmulator {
@@ -136,6 +138,7 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
   const state: EmulatorState = {
     repos,
     requests,
+    releases: new ReleaseStore(login),
     repo(fullName) {
       const r = repos.get(fullName.toLowerCase());
       if (!r) throw new Error(`emulator: no repository ${fullName}`);
@@ -307,6 +310,8 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
     const M = ctx.method;
     let x: RegExpExecArray | null;
 
+    const release = releasesRoute(state.releases, ctx, r, rest);
+    if (release) return release;
     if (rest === '' && M === 'GET') return { status: 200, body: repoJson(ctx, r) };
 
     // --- refs ---
@@ -677,6 +682,8 @@ export async function startGithubEmulator(opts: GithubEmulatorOptions): Promise<
         entry.status = a.status;
         send(res, a);
       };
+      const upload = releaseUpload(state.releases, req, path, Buffer.concat(chunks), authorized, (n) => repos.get(n));
+      if (upload) return answer(upload);
       if (text) {
         try {
           const parsed: unknown = JSON.parse(text);

@@ -26,19 +26,25 @@ export function fetchVerifiers(opts: { sid?: boolean } = {}): Verifiers {
   const k = opts.sid ? 'sid' : 'trixie';
   const hit = cache[k];
   if (hit) return hit;
+  // An already fetched bin dir (e.g. from a git worktree, where ../shared is not beside the root).
+  const given = process.env.KEEL_VERIFIERS_BIN;
+  if (given) return (cache[k] = verifiersIn(given, opts.sid ?? false));
   if (!fs.existsSync(script)) throw new Error(`verifier fetch script not found at ${script}`);
   const r = spawnSync('bash', [script, ...(opts.sid ? ['--with-sid'] : [])], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`fetch-verifiers.sh failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  const bin = r.stdout.trim().split('\n').pop()!.trim();
+  cache[k] = verifiersIn(r.stdout.trim().split('\n').pop()!.trim(), opts.sid ?? false);
+  return cache[k];
+}
+
+function verifiersIn(bin: string, sid: boolean): Verifiers {
   const v: Verifiers = { bin, skopeo: path.join(bin, 'skopeo'), cosign: path.join(bin, 'cosign') };
-  if (opts.sid) {
+  if (sid) {
     v.skopeoSid = path.join(bin, 'skopeo-sid');
     v.cosign3 = path.join(bin, 'cosign3');
   }
   for (const p of [v.skopeo, v.cosign, v.skopeoSid, v.cosign3]) {
-    if (p && !fs.existsSync(p)) throw new Error(`fetch-verifiers.sh did not produce ${p}`);
+    if (p && !fs.existsSync(p)) throw new Error(`no verifier at ${p}`);
   }
-  cache[k] = v;
   return v;
 }
 

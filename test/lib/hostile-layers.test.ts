@@ -1,4 +1,5 @@
 // test-kind: unit
+import { PackageDatabaseError } from '../../actions/lib/packages/types.js';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -214,7 +215,8 @@ describe('writers of image content refuse before writing', () => {
       runner,
       readFiles: async (paths) => new Map(paths.map((p) => [p, Buffer.from('x')])),
     }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UnsafePathError);
+    expect(err).toBeInstanceOf(PackageDatabaseError);
+    expect((err as Error).message).toMatch(/its path is unsafe: it has a "\.\." component/);
     expect(fs.existsSync(`/tmp/${marker}`)).toBe(false);
   });
 

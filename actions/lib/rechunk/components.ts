@@ -1,10 +1,9 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { CommandRunner } from '../exec.js';
 import { which } from '../exec.js';
 import type { Logger } from '../log.js';
-import { joinInside } from '../safe-path.js';
+import { DPKG_DIRS } from '../packages/dpkg.js';
+import { findRpmDatabase, queryRpmDatabase, RPM_DIRS } from '../packages/rpm.js';
 import type { TarHeader } from '../tar/reader.js';
 
 /**
@@ -29,9 +28,6 @@ export interface ComponentOptions {
   /** Reads regular files out of the image (dpkg lists, rpm db files). */
   readFiles: (paths: string[]) => Promise<Map<string, Buffer>>;
 }
-
-const DPKG_DIRS = ['usr/lib/sysimage/dpkg', 'var/lib/dpkg'];
-const RPM_DIRS = ['usr/lib/sysimage/rpm', 'var/lib/rpm', 'usr/share/rpm'];
 
 /** path → owning package from dpkg info lists. */
 async function dpkgOwners(
@@ -66,11 +62,7 @@ async function rpmOwners(
   index: Map<string, TarHeader>,
   opts: ComponentOptions,
 ): Promise<Map<string, string> | undefined> {
-  const dbDir = RPM_DIRS.find(
-    (d) =>
-      index.get(d)?.type === 'dir' &&
-      [...index.keys()].some((p) => p.startsWith(`${d}/`) && index.get(p)?.type === 'file'),
-  );
+  const dbDir = findRpmDatabase(index);
   if (!dbDir) return undefined;
   if (!opts.runner || !which('rpm')) {
     opts.log.warning(
@@ -78,33 +70,23 @@ async function rpmOwners(
     );
     return undefined;
   }
-  const files = [...index.keys()].filter((p) => p.startsWith(`${dbDir}/`) && index.get(p)?.type === 'file');
-  const contents = await opts.readFiles(files);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-rpmdb-'));
-  try {
-    for (const [p, buf] of contents) {
-      // Entry names are image content: the copy stays inside its temp dir whatever they say.
-      const dest = joinInside(tmp, p.slice(dbDir.length + 1));
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      fs.writeFileSync(dest, buf);
-    }
-    // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
-    // rpm >= 4.17 refuse the format and print nothing).
-    const r = await opts.runner.run('rpm', ['--dbpath', tmp, '-qa', '--qf', '[%{=NAME}\t%{FILENAMES}\n]']);
-    if (/error:/.test(r.stderr)) throw new Error(`rpm query of ${dbDir} failed: ${r.stderr.trim()}`);
-    const owners = new Map<string, string>();
-    for (const line of r.stdout.toString().split('\n')) {
-      const [pkg, file] = line.split('\t');
-      if (!pkg || !file) continue;
-      const p = file.replace(/^\/+/, '');
-      const prev = owners.get(p);
-      if (!prev || pkg < prev) owners.set(p, pkg);
-    }
-    opts.log.info(`rpm: ${owners.size} paths owned (${dbDir})`);
-    return owners;
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+  // %{=NAME}: the package name repeated for each file (a bare %{NAME} inside [...] makes
+  // rpm >= 4.17 refuse the format and print nothing).
+  const stdout = await queryRpmDatabase({ index, readFiles: opts.readFiles, runner: opts.runner, dbDir }, [
+    '-qa',
+    '--qf',
+    '[%{=NAME}\t%{FILENAMES}\n]',
+  ]);
+  const owners = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const [pkg, file] = line.split('\t');
+    if (!pkg || !file) continue;
+    const p = file.replace(/^\/+/, '');
+    const prev = owners.get(p);
+    if (!prev || pkg < prev) owners.set(p, pkg);
   }
+  opts.log.info(`rpm: ${owners.size} paths owned (${dbDir})`);
+  return owners;
 }
 
 /** Build-time files at least this large get their own component instead of `volatile`. */

@@ -41,6 +41,20 @@ export interface SignatureManifest {
   layers: SignatureLayer[];
 }
 
+/** What a tag of the cosign attachment scheme holds: `.sig` signatures, `.att` attestations. */
+export interface AttachmentKind {
+  tag: string;
+  /** Media type of the layers that count (others are ignored, as containers/image and cosign do). */
+  layerMediaType: string;
+  /** Layers larger than this are not read (an error on the layer instead). */
+  maxLayerBytes: number;
+}
+
+/** The `.sig` attachment of `digest`: simple-signing payloads. */
+export function signatureKind(digest: string): AttachmentKind {
+  return { tag: sigTag(digest), layerMediaType: MT_SIMPLESIGNING, maxLayerBytes: MAX_SIGNATURE_BODY };
+}
+
 /**
  * Reads `sha256-<hex>.sig` for `digest`: undefined when the tag does not exist. A tag that holds
  * something other than an OCI image manifest is an error (containers/image fails hard on it too).
@@ -52,7 +66,17 @@ export async function readSignatureManifest(
   digest: string,
   opts: { withPayloads?: boolean } = {},
 ): Promise<SignatureManifest | undefined> {
-  const tag = sigTag(digest);
+  return readAttachmentManifest(client, repo, signatureKind(digest), opts);
+}
+
+/** Reads an attachment tag (`.sig`, `.att`): undefined when it does not exist; see readSignatureManifest. */
+export async function readAttachmentManifest(
+  client: RegistryClient,
+  repo: string,
+  kind: AttachmentKind,
+  opts: { withPayloads?: boolean } = {},
+): Promise<SignatureManifest | undefined> {
+  const tag = kind.tag;
   const head = await client.headManifest(repo, tag);
   if (!head) return undefined;
   const got = await client.getManifest(repo, head.digest, MT.ociManifest);
@@ -66,11 +90,11 @@ export async function readSignatureManifest(
   const manifest = parsed.data;
   const layers: SignatureLayer[] = [];
   for (const [index, descriptor] of manifest.layers.entries()) {
-    if (descriptor.mediaType !== MT_SIMPLESIGNING) continue;
+    if (descriptor.mediaType !== kind.layerMediaType) continue;
     const layer: SignatureLayer = { index, descriptor };
     if (opts.withPayloads ?? true) {
-      if (descriptor.size > MAX_SIGNATURE_BODY) {
-        layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${MAX_SIGNATURE_BODY}-byte limit`;
+      if (descriptor.size > kind.maxLayerBytes) {
+        layer.error = `signature payload of ${descriptor.size} bytes exceeds the ${kind.maxLayerBytes}-byte limit`;
       } else {
         try {
           layer.payload = await client.getBlob(repo, descriptor.digest);
@@ -143,11 +167,25 @@ export async function appendSignatures(
   log?: Logger,
   opts: { attempts?: number; settleMs?: number } = {},
 ): Promise<WriteResult> {
-  const tag = sigTag(digest);
+  return appendAttachments(client, repo, signatureKind(digest), sigs, isDuplicate, log, opts);
+}
+
+/** appendSignatures for any attachment tag (`.att` attestations use it with DSSE envelope layers). */
+export async function appendAttachments(
+  client: RegistryClient,
+  repo: string,
+  kind: AttachmentKind,
+  sigs: NewSignature[],
+  isDuplicate: (existing: SignatureLayer, candidate: NewSignature) => boolean,
+  log?: Logger,
+  opts: { attempts?: number; settleMs?: number } = {},
+): Promise<WriteResult> {
+  const tag = kind.tag;
   const attempts = opts.attempts ?? 5;
   const settleMs = opts.settleMs ?? 200;
+  const read = () => readAttachmentManifest(client, repo, kind, { withPayloads: false });
   let t0 = Date.now();
-  let current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+  let current = await read();
   let pending: { sig: NewSignature; payloadDigest: string }[] = [];
   for (const sig of sigs) {
     const payloadDigest = sha256(sig.payload);
@@ -158,7 +196,7 @@ export async function appendSignatures(
       pending.some(
         (t) =>
           t.payloadDigest === payloadDigest &&
-          isDuplicate({ index: -1, descriptor: descriptorOf(t), payload: t.sig.payload }, sig),
+          isDuplicate({ index: -1, descriptor: descriptorOf(t, kind.layerMediaType), payload: t.sig.payload }, sig),
       );
     if (!dup) pending.push({ sig, payloadDigest });
   }
@@ -172,7 +210,7 @@ export async function appendSignatures(
     const layers: Descriptor[] = [...(current?.manifest.layers ?? [])];
     for (const t of pending) {
       await putSmallBlob(client, repo, t.sig.payload);
-      layers.push(descriptorOf(t));
+      layers.push(descriptorOf(t, kind.layerMediaType));
     }
     const c = await putSmallBlob(client, repo, configFor(layers));
     const manifest = {
@@ -190,13 +228,13 @@ export async function appendSignatures(
       log?.warning(`${repo}:${tag}: ${e.message}; uploading again (attempt ${attempt + 1}/${attempts})`);
       await sleep(settleMs + Math.floor(Math.random() * 100));
       t0 = Date.now();
-      current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+      current = await read();
       continue;
     }
     const latency = Date.now() - t0;
     await sleep(Math.max(settleMs, 2 * latency) + Math.floor(Math.random() * 100));
     t0 = Date.now();
-    current = await readSignatureManifest(client, repo, digest, { withPayloads: false });
+    current = await read();
     const present = (t: { sig: NewSignature; payloadDigest: string }) =>
       (current?.layers ?? []).some(
         (l) =>
@@ -216,9 +254,9 @@ export async function appendSignatures(
   }
 }
 
-function descriptorOf(t: { sig: NewSignature; payloadDigest: string }): Descriptor {
+function descriptorOf(t: { sig: NewSignature; payloadDigest: string }, mediaType: string): Descriptor {
   return {
-    mediaType: MT_SIMPLESIGNING,
+    mediaType,
     size: t.sig.payload.length,
     digest: t.payloadDigest,
     annotations: t.sig.annotations,

@@ -4,6 +4,7 @@ import { bool, digestRef, list, oneOf, readInputs, registryInputs } from '../../
 import { connect } from '../../lib/registry.js';
 import type { SignedIdentity } from '../../lib/sign/identity.js';
 import { publicKeyInput } from '../../lib/signature-gate.js';
+import { predicateTypeOf, verifyAttestations, type AttestationVerification } from '../../lib/sign/attestation.js';
 import { verifyImage, type VerifyResult } from '../../lib/sign/verify.js';
 import { code, table } from '../../lib/summary.js';
 import { tagProblem } from '../../lib/tags.js';
@@ -21,11 +22,19 @@ export const inputs = {
   format: oneOf(['legacy', 'bundle', 'both'] as const, 'legacy'),
   recursive: bool(true),
   'fail-on-unverified': bool(true),
+  'attestation-types': list({
+    item: (t) =>
+      predicateTypeOf(t)
+        ? undefined
+        : 'expected cyclonedx, spdxjson, slsaprovenance1 (or another cosign --type) or a predicate-type URI',
+    expected: 'newline-separated attestation types',
+  }),
   ...registryInputs,
 };
 
 export async function run(io: ActionIO): Promise<void> {
   let result: VerifyResult | undefined;
+  let attested: AttestationVerification | undefined;
   let failure: string | undefined;
   let ref = '';
   const started = Date.now();
@@ -63,6 +72,12 @@ export async function run(io: ActionIO): Promise<void> {
         identity: inp.identity === 'digest' ? digestRule : undefined,
       });
     }
+    if (inp['attestation-types'].length) {
+      attested = await verifyAttestations(client, image, key, inp['attestation-types']);
+      io.info(`attestations: ${attested.verified ? 'verified' : 'NOT verified'}: ${attested.reason}`);
+      if (!attested.verified && result!.verified)
+        result = { ...result!, verified: false, reason: `attestation ${attested.reason}` };
+    }
     io.info(
       `${ref}: ${result!.verified ? 'verified' : 'NOT verified'} with key ${publicKey.fingerprint.slice(0, 16)}…: ${result!.reason}`,
     );
@@ -78,15 +93,18 @@ export async function run(io: ActionIO): Promise<void> {
     io.setOutput('verified', String(result?.verified ?? false));
     io.setOutput('reason', result?.reason ?? failure ?? '');
     io.setOutput('details', JSON.stringify(result?.details ?? []));
+    io.setOutput('attestations', JSON.stringify(attested?.types ?? []));
     const rows = (result?.details ?? []).map((d) => [
       code(d.digest),
       d.platform ?? (d.digest === result?.details[0]?.digest ? 'image' : ''),
       d.verified ? 'verified' : 'NOT verified',
       d.reason,
     ]);
+    const attRows = (attested?.types ?? []).map((t) => [t.type, t.verified ? 'verified' : 'NOT verified', t.reason]);
     await io.summary(
       `### verify\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
         (rows.length ? table(['digest', 'platform', 'result', 'reason'], rows) : '') +
+        (attRows.length ? `\nAttestations:\n\n${table(['type', 'result', 'reason'], attRows)}` : '') +
         `\nverified: **${result?.verified ?? false}**, ${Date.now() - started} ms\n` +
         (failure ? `\n**Failed:** ${failure}\n` : ''),
     );
