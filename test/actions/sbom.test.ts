@@ -292,7 +292,7 @@ describe('sbom (bundled)', () => {
     expect(r.code).not.toBe(0);
     expect(errors(r).join('\n')).toMatch(
       new RegExp(
-        `package database usr/lib/sysimage/rpm/\\.\\./\\.\\./${name} refused: its path is unsafe: it has a "\\.\\." component`,
+        `refusing the image: layer sha256:[0-9a-f]{64}, entry "usr/lib/sysimage/rpm/\\.\\./\\.\\./${name}": it has a "\\.\\." component`,
       ),
     );
     // The copy lives in <temp>/keel-sbom-*/keel-rpmdb-*: "../../<name>" would have landed in <temp>.
