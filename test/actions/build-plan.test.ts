@@ -1,3 +1,4 @@
+// test-kind: unit
 import { afterAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';

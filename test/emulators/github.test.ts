@@ -1,3 +1,4 @@
+// test-kind: unit
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { getOctokit } from '@actions/github';
 import { execFileSync } from 'node:child_process';

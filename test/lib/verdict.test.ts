@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { StartJobs, stripAnsi, VerdictMatcher } from '../../actions/lib/vm/verdict.js';
 import { TEST_CONSOLE_ARGS } from '../../actions/lib/vm/qemu.js';

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { evaluateCondition, loadRepoDeclarations, workflows, type Step } from '../../workflows-src/index.js';
 import { buildPaths } from '../../workflows-src/workflows/build.js';
