@@ -24,14 +24,15 @@ const shared = {
 export default {
   // Two cores on the reference machine; heavy suites serialise themselves through a lock file.
   maxWorkers: 2,
+  // Registries, builds and VMs: a generous default, tests set tighter ones. (A global option:
+  // jest-circus ignores a project's testTimeout.)
+  testTimeout: 120_000,
   projects: [
-    { ...shared, displayName: 'unit', testRegex: testFiles('unit'), testTimeout: 30_000 },
+    { ...shared, displayName: 'unit', testRegex: testFiles('unit') },
     {
       ...shared,
       displayName: 'integration',
       testRegex: testFiles('integration'),
-      // Registries, builds and VMs: a generous default, tests set tighter ones.
-      testTimeout: 120_000,
       globalSetup: '<rootDir>/test/global-setup.js',
     },
   ],

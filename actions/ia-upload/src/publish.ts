@@ -83,12 +83,14 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? realSleep;
   const random = o.random ?? Math.random;
-  const pollWait = () => sleep(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())));
+  /** The poll interval (jittered), cut short at `deadline`: no wait crosses the phase's budget. */
+  const pollWait = (deadline: number) =>
+    sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now())));
   const outcomes: FileOutcome[] = o.progress ?? [];
 
-  const summaryOf = async (): Promise<TaskSummary | undefined> => {
+  const summaryOf = async (ia: IaClient = client): Promise<TaskSummary | undefined> => {
     try {
-      return await client.taskSummary(id);
+      return await ia.taskSummary(id);
     } catch (e) {
       log.debug(`task summary of ${id} unavailable: ${errorMessage(e)}`);
       return undefined;
@@ -136,15 +138,15 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
    * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
    * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
    */
-  const pendingIngests = async (rec: ItemRecord | undefined): Promise<number> => {
+  const pendingIngests = async (rec: ItemRecord | undefined, ia: IaClient = client): Promise<number> => {
     try {
-      const rows = await client.pendingTasks(id);
+      const rows = await ia.pendingTasks(id);
       if (rows) return rows.filter((r) => r.cmd === 'archive.php').length;
     } catch (e) {
       log.debug(`catalog tasks of ${id} unavailable: ${errorMessage(e)}`);
     }
     const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
-    return pendingCount(await summaryOf()) || hint;
+    return pendingCount(await summaryOf(ia)) || hint;
   };
 
   let waitedForPendingMs = 0;
@@ -153,6 +155,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     if (pending > 0) {
       const t0 = now();
       const deadline = t0 + o.pendingTimeoutMs;
+      const waiting = client.withDeadline(deadline);
       log.info(
         `${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`,
       );
@@ -163,9 +166,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
           );
           break;
         }
-        await pollWait();
+        await pollWait(deadline);
         try {
-          item = (await client.getItem(id)) ?? item;
+          item = (await waiting.getItem(id)) ?? item;
         } catch (e) {
           if (!pollable(e)) throw e;
           log.debug(`metadata poll failed: ${errorMessage(e)}`);
@@ -173,7 +176,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
         }
         todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
         if (!todo.length) break;
-        if ((await pendingIngests(item)) === 0) break;
+        if ((await pendingIngests(item, waiting)) === 0) break;
       }
       waitedForPendingMs = now() - t0;
     }
@@ -224,6 +227,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     (v) => /^(1|true|yes)$/i.test(v.trim()),
   );
   const deadline = now() + o.torrentTimeoutMs;
+  // Every read of this phase, retries included, ends by the torrent deadline.
+  const polling = client.withDeadline(deadline);
   let ingest: PublishResult['ingest'] = 'pending';
   let torrent: PublishResult['torrent'] = { status: 'pending', detail: '' };
   let deriveSubmitted = false;
@@ -232,7 +237,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   for (;;) {
     let files: IaFile[] | undefined;
     try {
-      files = await client.getFiles(id);
+      files = await polling.getFiles(id);
     } catch (e) {
       if (!pollable(e)) throw e;
       log.debug(`metadata poll failed: ${errorMessage(e)}`);
@@ -260,7 +265,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
           torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
         } else if (!row.btih || row.btih !== lastBtihChecked) {
           lastBtihChecked = row.btih;
-          const verdict = await checkTorrent(client, id, wanted, row.btih).catch((e: unknown) => {
+          const verdict = await checkTorrent(polling, id, wanted, row.btih).catch((e: unknown) => {
             if (!pollable(e)) throw e;
             return `could not be downloaded (${errorMessage(e)})`;
           });
@@ -276,7 +281,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       }
     }
 
-    const summary = await summaryOf();
+    const summary = await summaryOf(polling);
     if (summary && summary.error > 0) {
       torrent = {
         status: 'error',
@@ -300,7 +305,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     ) {
       deriveSubmitted = true;
       try {
-        const r = await client.submitDerive(id);
+        const r = await polling.submitDerive(id);
         log.info(
           r === 'queued'
             ? `queued a derive of ${id} to regenerate the torrent`
@@ -313,7 +318,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       }
     }
     if (now() >= deadline) break;
-    await pollWait();
+    await pollWait(deadline);
   }
 
   return { itemExisted, files: outcomes, bytesSent, ingest, torrent, deriveSubmitted, waitedForPendingMs };
