@@ -53,6 +53,8 @@ export class CommandError extends Error {
 
 export interface CommandRunner {
   run(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
+  /** Where `cmd` would be found (PATH and sbin); a fake answers for the tools it plays. Default: `which`. */
+  which?(cmd: string): string | undefined;
 }
 
 /** Quote an argv for display only (it is never executed through a shell). */
@@ -67,6 +69,7 @@ const MAX_CAPTURE = 64 * 1024 * 1024;
 
 export function processRunner(log?: Logger): CommandRunner {
   return {
+    which: (cmd) => which(cmd),
     run(cmd, args, opts = {}) {
       const shown = displayArgv(cmd, args, opts.redact);
       if (opts.echo) log?.info(`$ ${shown}`);
@@ -204,8 +207,9 @@ function isExecutable(p: string): boolean {
 }
 
 /** Fails with one clear line naming every missing tool and the package that provides it. */
-export function requireTools(tools: Record<string, string>): void {
-  const missing = Object.entries(tools).filter(([t]) => !which(t));
+export function requireTools(tools: Record<string, string>, runner?: CommandRunner): void {
+  const find = (t: string) => (runner?.which ? runner.which(t) : which(t));
+  const missing = Object.entries(tools).filter(([t]) => !find(t));
   if (missing.length) {
     throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
   }

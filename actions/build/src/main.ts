@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { loadDeclarations } from '../../lib/declarations.js';
 import { errorMessage, InputError } from '../../lib/errors.js';
-import { processRunner, requireTools } from '../../lib/exec.js';
+import { requireTools } from '../../lib/exec.js';
 import type { ActionIO } from '../../lib/io.js';
 import {
   bool,
@@ -88,6 +88,7 @@ export async function run(io: ActionIO): Promise<void> {
     : undefined;
   requireTools(
     inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' },
+    io.runner,
   );
   const baseGiven = inp['base-image']?.toString() || declarations?.base.image;
   let baseRegistry: string | undefined;
@@ -130,7 +131,7 @@ export async function run(io: ActionIO): Promise<void> {
         declarations,
         registry: access,
       },
-      { runner: processRunner(io), log: io, context: io.context, mask: (v) => io.setSecret(v) },
+      { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) },
       state,
     );
   } catch (e) {

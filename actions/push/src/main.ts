@@ -1,5 +1,4 @@
 import { InputError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import type { ActionIO } from '../../lib/io.js';
 import { int, list, oneOf, readInputs, registryInputs, releaseDate, repository, str } from '../../lib/inputs.js';
 import { openSource, sourceProblem } from '../../lib/oci/source.js';
@@ -38,7 +37,7 @@ export async function run(io: ActionIO): Promise<void> {
       });
   const dest = inp.image;
   const started = Date.now();
-  const runner = processRunner(io);
+  const runner = io.runner;
   const src = await openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io });
   try {
     const plan = planFromLayout(src.layout, src.tag);

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
-import { processRunner } from '../../lib/exec.js';
 import { locateInput, openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { int, keyValues, optionalInt, readInputs, registryInputs, str } from '../../lib/inputs.js';
@@ -38,7 +37,7 @@ export async function run(io: ActionIO): Promise<void> {
   const temp = io.context.runnerTemp;
   const output = inp.output || path.join(temp, 'keel-rechunk', 'oci');
   const started = Date.now();
-  const runner = processRunner(io);
+  const runner = io.runner;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-rechunk-work-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   try {
