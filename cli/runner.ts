@@ -7,7 +7,7 @@ import { releaseDateOf } from '../actions/lib/tags.js';
 import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
-import { Redactor } from './redact.js';
+import { Redactor } from '../actions/lib/redact.js';
 import { repoRoot, runStep, type StepResult } from './step.js';
 
 /**
@@ -232,7 +232,8 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     IA_SECRET_KEY: opts.services.iaKeys.secret,
     SITE_BUMP_TOKEN: opts.services.githubToken,
   };
-  const redact = new Redactor(Object.values(secrets));
+  // GitHub's runner does not mask values shorter than 3 characters; neither does keel run.
+  const redact = new Redactor(Object.values(secrets), { minLength: 3 });
   const log = (s: string) => opts.log(redact.apply(s));
   log(`\n▶ ${wf.name} (${wf.file}) — event ${opts.event}, run ${id}`);
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from './log.js';
 import { onCleanup } from './cleanup.js';
+import { redact as redactText } from './redact.js';
 
 /**
  * The one way Keel runs external tools: an argv array (never a shell string built from
@@ -58,11 +59,9 @@ export interface CommandRunner {
 }
 
 /** Quote an argv for display only (it is never executed through a shell). */
-export function displayArgv(cmd: string, args: string[], redact: string[] = []): string {
+export function displayArgv(cmd: string, args: string[], secrets: string[] = []): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  let line = [cmd, ...args].map(q).join(' ');
-  for (const r of redact) if (r) line = line.split(r).join('***');
-  return line;
+  return redactText([cmd, ...args].map(q).join(' '), secrets);
 }
 
 const MAX_CAPTURE = 64 * 1024 * 1024;
@@ -165,8 +164,7 @@ export function processRunner(log?: Logger): CommandRunner {
         child.on('close', (code, signal) => {
           // The leader exited; make sure nothing it spawned survives it.
           killGroup('SIGKILL');
-          let stderr = err;
-          for (const r of opts.redact ?? []) if (r) stderr = stderr.split(r).join('***');
+          const stderr = redactText(err, opts.redact);
           finish(() => {
             if (timedOut) {
               reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));

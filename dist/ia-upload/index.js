@@ -31595,13 +31595,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -31705,37 +31705,292 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, redact = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    let line = [cmd, ...args].map(q).join(' ');
+    for (const r of redact)
+        if (r)
+            line = line.split(r).join('***');
+    return line;
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => exec_which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    let stderr = err;
+                    for (const r of opts.redact ?? [])
+                        if (r)
+                            stderr = stderr.split(r).join('***');
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function exec_which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : exec_which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => info(m),
+        warning: (m) => warning(m),
+        error: (m) => error(m),
+        debug: (m) => core_debug(m),
+    };
     return {
+        ...log,
         getInput: (name) => getInput(name),
         setOutput: (name, value) => setOutput(name, value),
         setSecret: (value) => {
             if (value)
                 core_setSecret(value);
         },
-        info: (m) => info(m),
-        warning: (m) => warning(m),
-        error: (m) => error(m),
-        debug: (m) => core_debug(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await summary.addRaw(markdown, true).write();
         },
         setFailed: (m) => setFailed(m),
+        group: (name, fn) => group(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -31745,6 +32000,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -31924,29 +32190,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? retry_sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
                 throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
-            }
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
             hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -31985,9 +32274,6 @@ function runAction(main, io = coreIO()) {
     });
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
 // functions
@@ -41765,22 +42051,37 @@ class IaClient {
     s3;
     api;
     policy;
-    /** Metadata/tasks/download calls: same backoff, at least 3 attempts, not bound by the upload deadline. */
+    /**
+     * Metadata/tasks/download calls: the same backoff, at least 3 attempts, bounded by the policy's
+     * deadline or by the one given to `withDeadline` (the phase of the step they belong to).
+     */
     apiPolicy;
     auth;
     trusted;
     sleep;
     now;
-    constructor(opts) {
+    constructor(opts, apiDeadline) {
         this.opts = opts;
         this.s3 = opts.s3Url.replace(/\/+$/, '');
         this.api = opts.apiUrl.replace(/\/+$/, '');
         this.policy = opts.retry ?? DEFAULT_RETRY;
-        this.apiPolicy = { ...this.policy, attempts: Math.max(3, this.policy.attempts), deadline: undefined };
+        this.apiPolicy = {
+            ...this.policy,
+            attempts: Math.max(3, this.policy.attempts),
+            deadline: apiDeadline ?? this.policy.deadline,
+        };
         this.auth = `LOW ${opts.accessKey}:${opts.secretKey}`;
         this.trusted = new Set([new URL(this.s3).host, new URL(this.api).host]);
         this.sleep = opts.sleep ?? retry_sleep;
         this.now = opts.now ?? Date.now;
+    }
+    /**
+     * The same client whose API calls (metadata, tasks, downloads, derive) neither start, wait nor
+     * run past `deadline` (ms since epoch): a call that cannot finish in time throws
+     * RetryExhaustedError. Uploads keep the policy's own deadline.
+     */
+    withDeadline(deadline) {
+        return new IaClient(this.opts, deadline);
     }
     /** May a redirect target receive the credentials? Archive hosts and the configured endpoints only. */
     keepAuthFor = (host) => isArchiveHost(host) || this.trusted.has(host);
@@ -41789,13 +42090,14 @@ class IaClient {
     }
     // ------------------------------------------------------------------ read APIs
     async getJson(url, what, opts = {}) {
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'GET',
                 url,
                 headers: { accept: 'application/json', ...(opts.auth ? { authorization: this.auth } : {}) },
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
                 keepAuthFor: this.keepAuthFor,
+                signal,
             });
             if (res.status === 200) {
                 const text = await res.text();
@@ -41911,13 +42213,14 @@ class IaClient {
     /** Queues a derive (which regenerates the torrent). `already` when one is queued or running. */
     async submitDerive(id) {
         const what = `submit derive.php for ${id}`;
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'POST',
                 url: `${this.api}/services/tasks.php`,
                 headers: { authorization: this.auth, 'content-type': 'application/json', accept: 'application/json' },
                 body: JSON.stringify({ identifier: id, cmd: 'derive.php' }),
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+                signal,
             });
             if (res.status >= 500 || res.status === 429)
                 throw await this.errorOf(res, what);
@@ -41939,11 +42242,12 @@ class IaClient {
     /** Downloads `<id>_archive.torrent` (public; follows IA's redirect to a data node). */
     async downloadTorrent(id) {
         const what = `GET ${id}_archive.torrent`;
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'GET',
                 url: `${this.api}/download/${encodeURIComponent(id)}/${encodeURIComponent(`${id}_archive.torrent`)}`,
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+                signal,
             });
             if (res.status === 404) {
                 await res.drain();
@@ -42775,11 +43079,12 @@ async function publish(o) {
     const now = o.now ?? Date.now;
     const sleep = o.sleep ?? retry_sleep;
     const random = o.random ?? Math.random;
-    const pollWait = () => sleep(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())));
+    /** The poll interval (jittered), cut short at `deadline`: no wait crosses the phase's budget. */
+    const pollWait = (deadline) => sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now())));
     const outcomes = o.progress ?? [];
-    const summaryOf = async () => {
+    const summaryOf = async (ia = client) => {
         try {
-            return await client.taskSummary(id);
+            return await ia.taskSummary(id);
         }
         catch (e) {
             log.debug(`task summary of ${id} unavailable: ${errorMessage(e)}`);
@@ -42818,9 +43123,9 @@ async function publish(o) {
      * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
      * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
      */
-    const pendingIngests = async (rec) => {
+    const pendingIngests = async (rec, ia = client) => {
         try {
-            const rows = await client.pendingTasks(id);
+            const rows = await ia.pendingTasks(id);
             if (rows)
                 return rows.filter((r) => r.cmd === 'archive.php').length;
         }
@@ -42828,7 +43133,7 @@ async function publish(o) {
             log.debug(`catalog tasks of ${id} unavailable: ${errorMessage(e)}`);
         }
         const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
-        return pendingCount(await summaryOf()) || hint;
+        return pendingCount(await summaryOf(ia)) || hint;
     };
     let waitedForPendingMs = 0;
     if (todo.length) {
@@ -42836,15 +43141,16 @@ async function publish(o) {
         if (pending > 0) {
             const t0 = now();
             const deadline = t0 + o.pendingTimeoutMs;
+            const waiting = client.withDeadline(deadline);
             log.info(`${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`);
             for (;;) {
                 if (now() >= deadline) {
                     log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
                     break;
                 }
-                await pollWait();
+                await pollWait(deadline);
                 try {
-                    item = (await client.getItem(id)) ?? item;
+                    item = (await waiting.getItem(id)) ?? item;
                 }
                 catch (e) {
                     if (!pollable(e))
@@ -42855,7 +43161,7 @@ async function publish(o) {
                 todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
                 if (!todo.length)
                     break;
-                if ((await pendingIngests(item)) === 0)
+                if ((await pendingIngests(item, waiting)) === 0)
                     break;
             }
             waitedForPendingMs = now() - t0;
@@ -42901,6 +43207,8 @@ async function publish(o) {
     const torrentName = `${id}_archive.torrent`;
     const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some((v) => /^(1|true|yes)$/i.test(v.trim()));
     const deadline = now() + o.torrentTimeoutMs;
+    // Every read of this phase, retries included, ends by the torrent deadline.
+    const polling = client.withDeadline(deadline);
     let ingest = 'pending';
     let torrent = { status: 'pending', detail: '' };
     let deriveSubmitted = false;
@@ -42908,7 +43216,7 @@ async function publish(o) {
     for (;;) {
         let files;
         try {
-            files = await client.getFiles(id);
+            files = await polling.getFiles(id);
         }
         catch (e) {
             if (!pollable(e))
@@ -42942,7 +43250,7 @@ async function publish(o) {
                 }
                 else if (!row.btih || row.btih !== lastBtihChecked) {
                     lastBtihChecked = row.btih;
-                    const verdict = await checkTorrent(client, id, wanted, row.btih).catch((e) => {
+                    const verdict = await checkTorrent(polling, id, wanted, row.btih).catch((e) => {
                         if (!pollable(e))
                             throw e;
                         return `could not be downloaded (${errorMessage(e)})`;
@@ -42959,7 +43267,7 @@ async function publish(o) {
                 }
             }
         }
-        const summary = await summaryOf();
+        const summary = await summaryOf(polling);
         if (summary && summary.error > 0) {
             torrent = {
                 status: 'error',
@@ -42981,7 +43289,7 @@ async function publish(o) {
             pendingCount(summary) === 0) {
             deriveSubmitted = true;
             try {
-                const r = await client.submitDerive(id);
+                const r = await polling.submitDerive(id);
                 log.info(r === 'queued'
                     ? `queued a derive of ${id} to regenerate the torrent`
                     : `a derive of ${id} is already queued or running`);
@@ -42992,7 +43300,7 @@ async function publish(o) {
         }
         if (now() >= deadline)
             break;
-        await pollWait();
+        await pollWait(deadline);
     }
     return { itemExisted, files: outcomes, bytesSent, ingest, torrent, deriveSubmitted, waitedForPendingMs };
 }
