@@ -104,6 +104,7 @@ describe('build run()', () => {
       created: '2025-03-04T05:06:07Z',
       version,
     });
+    expect(io.groups).toEqual(['build the image']);
     expect(JSON.parse(io.outputs.labels!)['ostree.linux']).toBe(KVER);
     expect(io.summaries.join('')).toMatch(/### build\n/);
   });

@@ -73,6 +73,7 @@ describe('ia-upload run()', () => {
       uploaded: 'os-1.0.iso\nSHA256SUMS',
       skipped: '',
     });
+    expect(first.io.groups).toEqual(['prepare the files', 'publish']);
     expect(first.io.secrets).toEqual(expect.arrayContaining([SECRET, `LOW TABLEACCESS:${SECRET}`]));
     const again = upload(id);
     await again.done;

@@ -74,6 +74,7 @@ describe('push run()', () => {
       'image-ref': `${reg.host}/${repo}@${layout.digest}`,
       tags: tags.join('\n'),
     });
+    expect(io.groups).toEqual(['open the source', `push to ${reg.host}/${repo}`]);
     expect(reg.tags(repo)).toEqual(Object.fromEntries(tags.map((t) => [t, layout.digest])));
     expect(runner.calls).toEqual([]);
   });

@@ -67,6 +67,7 @@ describe('rechunk run()', () => {
       postCheck: { mismatches: 0 },
     });
     expect(configOf(dir, tag).config.Labels['containers.bootc']).toBe('1');
+    expect(io.groups).toEqual(['open the image', 'rechunk']);
     expect(io.summaries.join('')).toMatch(/### rechunk/);
     expect(runner.calls).toEqual([]);
   });

@@ -56,6 +56,7 @@ describe('sign run()', () => {
       'signed-digests': digest,
       'key-fingerprint': keyId(parsePublicKey(key.publicPem)).hex,
     });
+    expect(io.groups).toEqual(['sign', 'read back and verify']);
     expect(reg.tags(repo)[sigTag(digest)]).toBeDefined();
     // The key's password and every line of the private key are masked.
     expect(io.secrets).toEqual(expect.arrayContaining(['pw', key.privatePem.trim()]));

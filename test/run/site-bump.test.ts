@@ -52,6 +52,7 @@ describe('site-bump run()', () => {
       'pr-number': '1',
       'auto-merge-enabled': autoMerge,
     });
+    expect(io.groups).toEqual([`bump ${repo}`]);
     expect(io.outputs['pr-url']).toMatch(/\/acme\/[a-z]+\/pull\/1$/);
     expect(io.outputs['commit-sha']).toMatch(/^[0-9a-f]{40}$/);
     const text = fileAt(repo, 'keel/release-20250415', 'src/lib/release.ts')!;

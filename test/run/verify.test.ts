@@ -70,6 +70,7 @@ describe('verify run()', () => {
     const runner = fakeRunner();
     const io = recordingIO({ 'public-key': pem(good.publicKey), 'tls-verify': 'false', ...ex }, {}, runner);
     await run(io);
+    expect(io.groups).toEqual(['verify the signatures']);
     expect(io.outputs.verified).toBe('true');
     expect(io.outputs.reason).toBe(reason);
     expect(JSON.parse(io.outputs.details!)[0]).toMatchObject({ verified: true });

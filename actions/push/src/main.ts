@@ -38,15 +38,15 @@ export async function run(io: ActionIO): Promise<void> {
   const dest = inp.image;
   const started = Date.now();
   const runner = io.runner;
-  const src = await openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io });
+  const src = await io.group('open the source', () =>
+    openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io }),
+  );
   try {
     const plan = planFromLayout(src.layout, src.tag);
     const client = connect(dest, inp, io, { retry: { attempts: inp.retries } });
-    const res = await pushPlan(client, dest.repository, src.layout, plan, {
-      tags,
-      log: io,
-      mountFrom: inp['mount-from'],
-    });
+    const res = await io.group(`push to ${dest.name}`, () =>
+      pushPlan(client, dest.repository, src.layout, plan, { tags, log: io, mountFrom: inp['mount-from'] }),
+    );
     const pinned = dest.withDigest(res.digest).toString();
     io.setOutput('digest', res.digest);
     io.setOutput('image-ref', pinned);

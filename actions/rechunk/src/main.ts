@@ -41,23 +41,29 @@ export async function run(io: ActionIO): Promise<void> {
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-rechunk-work-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   try {
-    const previous = prevLoc ? await readPrevious(prevLoc, inp, io) : undefined;
-    const image = await openImage(loc, { access: inp, log: io, runner, tmpDir: workDir });
+    const previous = prevLoc
+      ? await io.group('read the previous image', () => readPrevious(prevLoc, inp, io))
+      : undefined;
+    const image = await io.group('open the image', () =>
+      openImage(loc, { access: inp, log: io, runner, tmpDir: workDir }),
+    );
     let result;
     try {
-      result = await rechunk({
-        input: image,
-        outputDir: output,
-        tag: inp.tag,
-        maxLayers: inp['max-layers'],
-        previous,
-        extraLabels: inp.labels,
-        sourceDateEpoch: epoch,
-        largeFileBytes: inp['large-file-mb'] * 1024 * 1024,
-        workDir,
-        log: io,
-        runner,
-      });
+      result = await io.group('rechunk', () =>
+        rechunk({
+          input: image,
+          outputDir: output,
+          tag: inp.tag,
+          maxLayers: inp['max-layers'],
+          previous,
+          extraLabels: inp.labels,
+          sourceDateEpoch: epoch,
+          largeFileBytes: inp['large-file-mb'] * 1024 * 1024,
+          workDir,
+          log: io,
+          runner,
+        }),
+      );
     } finally {
       image.dispose();
     }
