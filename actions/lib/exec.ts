@@ -31,6 +31,8 @@ export interface RunOptions {
   echo?: boolean;
   /** Called with each stderr line while running (progress from long tools). */
   onStderrLine?: (line: string) => void;
+  /** Called with the process id once the tool started (e.g. to sample its CPU time). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -86,6 +88,7 @@ export function processRunner(log?: Logger): CommandRunner {
           stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
           detached: true,
         });
+        if (child.pid !== undefined) opts.onSpawn?.(child.pid);
         const out: Buffer[] = [];
         let outLen = 0;
         let err = '';
