@@ -38,10 +38,10 @@ export const QEMU = 'qemu-system-x86_64';
  *   prints on every console whatever userspace does. The verdict cannot rest on PID 1's status
  *   lines alone: PID 1 stops printing them for good once a Type=idle unit that may touch
  *   /dev/console (serial-getty@ttyS0) gives up waiting for the boot's jobs, after 5 s
- *   (manager_dispatch_idle_pipe_fd sets no_console_output). A slow boot (TCG on a loaded runner)
- *   then reaches multi-user in silence. Seen here: the journal said "Reached target
- *   multi-user.target" at 70 s, the console's status lines had stopped at getty.target at 56 s.
- *   devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg writers.
+ *   (manager_dispatch_idle_pipe_fd sets no_console_output), so a slow boot (TCG on a loaded
+ *   runner) can reach multi-user.target with the status lines long stopped; the kernel-log copy
+ *   of the line still arrives. devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg
+ *   writers.
  * - The terminal sizes are given because nothing answers on the other end of the serial port:
  *   systemd 257 (Debian 13) asks /dev/console for its size with an ANSI cursor-position query
  *   and can hang there (systemd#35499, fixed in 260). With the size configured, it never asks.
@@ -59,7 +59,7 @@ export const TEST_CONSOLE_ARGS = [
 
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
- * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
+ * a few failed writes to a congested backend (a loaded machine loses letters from lines), and a
  * file write never back-pressures. The watcher tails the file.
  */
 export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/null'): string[] {
