@@ -40329,7 +40329,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -40350,13 +40399,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -40383,6 +40428,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -40468,10 +40515,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -40853,6 +40897,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed(errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -52155,6 +52217,7 @@ function buildArgv(p, extraLabels = {}) {
 
 
 
+
 /**
  * The buildah operations of the build hop, over an injected CommandRunner (tests record argv).
  * Reads images through `buildah inspect` and a read-only look at a mounted working container:
@@ -52177,16 +52240,11 @@ const InspectSchema = object({
 })
     .loose();
 /** A Writable that turns output into log lines (secrets redacted), keeping the last lines. */
-function lineLog(emit, redact = []) {
+function lineLog(emit, secrets = []) {
     let partial = '';
     const last = [];
-    const clean = (l) => {
-        let s = l.replace(/\r/g, '');
-        for (const r of redact)
-            if (r)
-                s = s.split(r).join('***');
-        return s;
-    };
+    const redactor = new Redactor(secrets);
+    const clean = (l) => redactor.apply(l.replace(/\r/g, ''));
     const push = (l) => {
         const s = clean(l);
         emit(s);
@@ -52674,6 +52732,7 @@ function sortKeys(r) {
 
 
 
+
 const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
 const inputs = {
     containerfile: existingPath('file', { default: 'Containerfile' }),
@@ -52757,54 +52816,49 @@ async function run(io) {
         io.info(`declarations: ${declFile}`);
     const state = { timings: {} };
     const started = Date.now();
-    let failure;
-    try {
-        await buildImage({
-            containerfile: inp.containerfile,
-            context: inp.context,
-            image: inp.image,
-            tags: inp.tags,
-            baseImage: inp['base-image']?.toString() ?? '',
-            buildArgs: inp['build-args'],
-            labels: inp.labels,
-            secrets,
-            storageDriver: inp['storage-driver'],
-            rootStorage: inp['root-storage'],
-            isolation: inp.isolation,
-            releaseDate: inp['release-date'],
-            version: inp.version || undefined,
-            declarations,
-            registry: access,
-        }, { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) }, state);
-    }
-    catch (e) {
-        failure = errorMessage(e);
-        throw e;
-    }
-    finally {
-        // Known outputs are set on every path (a failed kernel check still names the image it built).
-        if (state.imageId)
-            io.setOutput('image-id', state.imageId);
-        if (state.localRef)
-            io.setOutput('local-ref', state.localRef);
-        if (state.kernelVersion)
-            io.setOutput('kernel-version', state.kernelVersion);
-        if (state.labels)
-            io.setOutput('labels', JSON.stringify(state.labels));
-        if (state.digest)
-            io.setOutput('digest', state.digest);
-        if (state.base)
-            io.setOutput('base-digest', state.base.digest);
-        if (state.base)
-            io.setOutput('base-image-ref', state.base.pinned);
-        if (state.created)
-            io.setOutput('created', state.created);
-        if (state.version)
-            io.setOutput('version', state.version);
-        if (state.releaseDate)
-            io.setOutput('release-date', state.releaseDate);
+    await withFailureSummary(() => io.group('build the image', () => buildImage({
+        containerfile: inp.containerfile,
+        context: inp.context,
+        image: inp.image,
+        tags: inp.tags,
+        baseImage: inp['base-image']?.toString() ?? '',
+        buildArgs: inp['build-args'],
+        labels: inp.labels,
+        secrets,
+        storageDriver: inp['storage-driver'],
+        rootStorage: inp['root-storage'],
+        isolation: inp.isolation,
+        releaseDate: inp['release-date'],
+        version: inp.version || undefined,
+        declarations,
+        registry: access,
+    }, { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) }, state)), async (failure) => {
+        setKnownOutputs(io, state);
         await io.summary(main_summary(state, Date.now() - started, failure));
-    }
+    });
+}
+/** Known outputs are set on every path (a failed kernel check still names the image it built). */
+function setKnownOutputs(io, state) {
+    if (state.imageId)
+        io.setOutput('image-id', state.imageId);
+    if (state.localRef)
+        io.setOutput('local-ref', state.localRef);
+    if (state.kernelVersion)
+        io.setOutput('kernel-version', state.kernelVersion);
+    if (state.labels)
+        io.setOutput('labels', JSON.stringify(state.labels));
+    if (state.digest)
+        io.setOutput('digest', state.digest);
+    if (state.base)
+        io.setOutput('base-digest', state.base.digest);
+    if (state.base)
+        io.setOutput('base-image-ref', state.base.pinned);
+    if (state.created)
+        io.setOutput('created', state.created);
+    if (state.version)
+        io.setOutput('version', state.version);
+    if (state.releaseDate)
+        io.setOutput('release-date', state.releaseDate);
 }
 function main_summary(s, ms, failure) {
     const rows = [

@@ -31748,7 +31748,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -31769,13 +31818,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -31802,6 +31847,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -31887,10 +31934,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -32272,6 +32316,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed(errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
@@ -43075,34 +43137,63 @@ function why(remote, f) {
     return `IA has md5 ${remote.md5}, local ${f.md5}`;
 }
 async function publish(o) {
-    const { client, identifier: id, log } = o;
     const now = o.now ?? Date.now;
     const sleep = o.sleep ?? retry_sleep;
     const random = o.random ?? Math.random;
-    /** The poll interval (jittered), cut short at `deadline`: no wait crosses the phase's budget. */
-    const pollWait = (deadline) => sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now())));
-    const outcomes = o.progress ?? [];
-    const summaryOf = async (ia = client) => {
-        try {
-            return await ia.taskSummary(id);
-        }
-        catch (e) {
-            log.debug(`task summary of ${id} unavailable: ${errorMessage(e)}`);
-            return undefined;
-        }
+    const p = {
+        o,
+        id: o.identifier,
+        log: o.log,
+        now,
+        pollWait: (deadline) => sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now()))),
+        summaryOf: async (ia = o.client) => {
+            try {
+                return await ia.taskSummary(o.identifier);
+            }
+            catch (e) {
+                o.log.debug(`task summary of ${o.identifier} unavailable: ${errorMessage(e)}`);
+                return undefined;
+            }
+        },
     };
-    // ---------------------------------------------------------------- preflight
-    let item = await client.getItem(id);
-    const itemExisted = !!item;
+    const outcomes = o.progress ?? [];
+    const pre = await preflight(p);
+    const { item, todo, waitedForPendingMs } = await decideUploads(p, pre.item);
+    for (const f of o.files) {
+        if (!todo.includes(f)) {
+            outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
+            p.log.info(`${f.name}: already on IA with the same size and md5; skipped`);
+        }
+        else if (pre.itemExisted || waitedForPendingMs) {
+            p.log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
+        }
+    }
+    const uploads = await uploadFiles(p, todo, outcomes);
+    const proof = await awaitTorrent(p, item, uploads);
+    return {
+        itemExisted: pre.itemExisted,
+        files: outcomes,
+        bytesSent: uploads.bytesSent,
+        ingest: proof.ingest,
+        torrent: proof.torrent,
+        deriveSubmitted: proof.deriveSubmitted,
+        waitedForPendingMs,
+    };
+}
+const remoteOf = (rec, name) => rec?.files?.find((f) => f.name === name);
+/** MDAPI and identifier availability: refuses a dark item or an identifier that belongs to someone else. */
+async function preflight(p) {
+    const { o, id, log } = p;
+    const item = await o.client.getItem(id);
     if (item?.is_dark)
         throw new UserError(`${id} is a dark (withdrawn) item on IA; it cannot be published to. Choose another identifier.`);
     if (!item) {
-        const code = await client.checkIdentifier(id).catch((e) => {
+        const code = await o.client.checkIdentifier(id).catch((e) => {
             log.debug(`check_identifier failed: ${errorMessage(e)}`);
             return undefined;
         });
         if (code === 'not_available') {
-            const s = await summaryOf();
+            const s = await p.summaryOf();
             if (pendingCount(s) === 0) {
                 throw new UserError(`identifier ${id} is not available on IA (reserved or owned by another account) and shows no public item: choose another identifier`);
             }
@@ -43116,67 +43207,67 @@ async function publish(o) {
             log.warning(`${id} already exists; IA applies upload metadata only when an item is created, so these keys keep their current values: ${diff.join(', ')}`);
         }
     }
-    // ---------------------------------------------------------------- skip decisions
-    const remoteOf = (rec, name) => rec?.files?.find((f) => f.name === name);
+    return { item, itemExisted: !!item };
+}
+/**
+ * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
+ * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
+ */
+async function pendingIngests(p, rec, ia) {
+    try {
+        const rows = await ia.pendingTasks(p.id);
+        if (rows)
+            return rows.filter((r) => r.cmd === 'archive.php').length;
+    }
+    catch (e) {
+        p.log.debug(`catalog tasks of ${p.id} unavailable: ${errorMessage(e)}`);
+    }
+    const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
+    return pendingCount(await p.summaryOf(ia)) || hint;
+}
+/**
+ * The files to upload: those IA does not list with the same size and md5. When a previous run's
+ * ingest is still pending, waits for it (up to pending-timeout) instead of uploading twice.
+ */
+async function decideUploads(p, first) {
+    const { o, id, log, now } = p;
+    let item = first;
     let todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-    /**
-     * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
-     * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
-     */
-    const pendingIngests = async (rec, ia = client) => {
+    if (!todo.length)
+        return { item, todo, waitedForPendingMs: 0 };
+    const pending = await pendingIngests(p, item, o.client);
+    if (pending === 0)
+        return { item, todo, waitedForPendingMs: 0 };
+    const t0 = now();
+    const deadline = t0 + o.pendingTimeoutMs;
+    const waiting = o.client.withDeadline(deadline);
+    log.info(`${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`);
+    for (;;) {
+        if (now() >= deadline) {
+            log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
+            break;
+        }
+        await p.pollWait(deadline);
         try {
-            const rows = await ia.pendingTasks(id);
-            if (rows)
-                return rows.filter((r) => r.cmd === 'archive.php').length;
+            item = (await waiting.getItem(id)) ?? item;
         }
         catch (e) {
-            log.debug(`catalog tasks of ${id} unavailable: ${errorMessage(e)}`);
+            if (!pollable(e))
+                throw e;
+            log.debug(`metadata poll failed: ${errorMessage(e)}`);
+            continue;
         }
-        const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
-        return pendingCount(await summaryOf(ia)) || hint;
-    };
-    let waitedForPendingMs = 0;
-    if (todo.length) {
-        const pending = await pendingIngests(item);
-        if (pending > 0) {
-            const t0 = now();
-            const deadline = t0 + o.pendingTimeoutMs;
-            const waiting = client.withDeadline(deadline);
-            log.info(`${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`);
-            for (;;) {
-                if (now() >= deadline) {
-                    log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
-                    break;
-                }
-                await pollWait(deadline);
-                try {
-                    item = (await waiting.getItem(id)) ?? item;
-                }
-                catch (e) {
-                    if (!pollable(e))
-                        throw e;
-                    log.debug(`metadata poll failed: ${errorMessage(e)}`);
-                    continue;
-                }
-                todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-                if (!todo.length)
-                    break;
-                if ((await pendingIngests(item, waiting)) === 0)
-                    break;
-            }
-            waitedForPendingMs = now() - t0;
-        }
+        todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
+        if (!todo.length)
+            break;
+        if ((await pendingIngests(p, item, waiting)) === 0)
+            break;
     }
-    for (const f of o.files) {
-        if (!todo.includes(f)) {
-            outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
-            log.info(`${f.name}: already on IA with the same size and md5; skipped`);
-        }
-        else if (itemExisted || waitedForPendingMs) {
-            log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
-        }
-    }
-    // ---------------------------------------------------------------- uploads
+    return { item, todo, waitedForPendingMs: now() - t0 };
+}
+/** Sequential PUTs: metadata on the first, derive queued only on the last, size-hint = the total. */
+async function uploadFiles(p, todo, outcomes) {
+    const { o, id, log, now } = p;
     const total = o.files.reduce((n, f) => n + f.size, 0);
     let bytesSent = 0;
     let lastServerDate;
@@ -43193,25 +43284,33 @@ async function publish(o) {
         log.info(`PUT ${f.name} (${f.size} bytes, md5 ${f.md5})${last && o.derive ? ', derive queued after it' : ''}`);
         const outcome = { ...f, action: 'not-uploaded' };
         outcomes.push(outcome);
-        const r = await client.putFile(id, f, headers);
+        const r = await o.client.putFile(id, f, headers);
         Object.assign(outcome, { action: 'uploaded', attempts: r.attempts, bytesSent: r.bytesSent, ms: r.ms });
         bytesSent += r.bytesSent;
         lastServerDate = r.serverDate ?? lastServerDate;
         log.info(`${f.name}: uploaded in ${(r.ms / 1000).toFixed(1)} s (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`);
     }
     const uploadedAny = todo.length > 0;
-    // Freshness reference: IA's own clock (Date of the last PUT answer), minus a minute of skew.
-    const freshAfter = uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined;
-    // ---------------------------------------------------------------- ingest + torrent
+    return {
+        uploadedAny,
+        bytesSent,
+        freshAfter: uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined,
+    };
+}
+/**
+ * Polls MDAPI until IA lists every file with the local md5 and `<id>_archive.torrent` is fresh
+ * (downloaded, decoded, listing every file with its length, its info-hash equal to MDAPI's
+ * btih, newer than the upload), the catalog shows an error, or torrent-timeout runs out.
+ */
+async function awaitTorrent(p, item, up) {
+    const { o, id, log, now } = p;
     const wanted = new Map(o.files.map((f) => [f.name, f]));
     const torrentName = `${id}_archive.torrent`;
     const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some((v) => /^(1|true|yes)$/i.test(v.trim()));
     const deadline = now() + o.torrentTimeoutMs;
     // Every read of this phase, retries included, ends by the torrent deadline.
-    const polling = client.withDeadline(deadline);
-    let ingest = 'pending';
-    let torrent = { status: 'pending', detail: '' };
-    let deriveSubmitted = false;
+    const polling = o.client.withDeadline(deadline);
+    const proof = { ingest: 'pending', torrent: { status: 'pending', detail: '' }, deriveSubmitted: false };
     let lastBtihChecked;
     for (;;) {
         let files;
@@ -43227,26 +43326,26 @@ async function publish(o) {
             const byName = new Map(files.map((f) => [f.name, f]));
             const missing = [...wanted.values()].filter((f) => !matches(byName.get(f.name), f));
             if (missing.length === 0) {
-                if (ingest !== 'verified')
+                if (proof.ingest !== 'verified')
                     log.info(`IA lists all ${wanted.size} file(s) with the local size and md5`);
-                ingest = 'verified';
+                proof.ingest = 'verified';
             }
             else {
-                torrent = {
+                proof.torrent = {
                     status: 'pending',
                     detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet`,
                 };
             }
-            if (ingest === 'verified') {
+            if (proof.ingest === 'verified') {
                 if (disabled) {
-                    torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
+                    proof.torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
                     break;
                 }
                 const row = byName.get(torrentName);
                 if (!row)
-                    torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
-                else if (freshAfter !== undefined && row.mtime && Number(row.mtime) < freshAfter) {
-                    torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
+                    proof.torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
+                else if (up.freshAfter !== undefined && row.mtime && Number(row.mtime) < up.freshAfter) {
+                    proof.torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
                 }
                 else if (!row.btih || row.btih !== lastBtihChecked) {
                     lastBtihChecked = row.btih;
@@ -43256,53 +43355,61 @@ async function publish(o) {
                         return `could not be downloaded (${errorMessage(e)})`;
                     });
                     if (verdict === undefined) {
-                        torrent = { status: 'ready', btih: row.btih, detail: `${torrentName} lists every file with its length` };
+                        proof.torrent = {
+                            status: 'ready',
+                            btih: row.btih,
+                            detail: `${torrentName} lists every file with its length`,
+                        };
                         log.info(`torrent ready: ${torrentName}${row.btih ? ` (btih ${row.btih})` : ''}`);
                         break;
                     }
                     if (/could not be downloaded/.test(verdict))
                         lastBtihChecked = undefined;
-                    torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
-                    log.info(torrent.detail);
+                    proof.torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
+                    log.info(proof.torrent.detail);
                 }
             }
         }
-        const summary = await summaryOf(polling);
+        const summary = await p.summaryOf(polling);
         if (summary && summary.error > 0) {
-            torrent = {
+            proof.torrent = {
                 status: 'error',
                 detail: `IA's catalog shows ${summary.error} task(s) in error for ${id} (derive failed?); see the item's history page`,
             };
             break;
         }
-        if (!o.derive && ingest === 'verified') {
+        if (!o.derive && proof.ingest === 'verified') {
             // Without a derive IA does not regenerate the torrent: report what is there, do not wait.
-            torrent.detail = `${torrent.detail}; derive is off, so IA will not regenerate the torrent`;
+            proof.torrent.detail = `${proof.torrent.detail}; derive is off, so IA will not regenerate the torrent`;
             break;
         }
         // Nothing uploaded (every file skipped) but the torrent is missing or stale: ask for a derive once.
         if (o.derive &&
-            !uploadedAny &&
-            !deriveSubmitted &&
-            ingest === 'verified' &&
-            torrent.status === 'pending' &&
+            !up.uploadedAny &&
+            !proof.deriveSubmitted &&
+            proof.ingest === 'verified' &&
+            proof.torrent.status === 'pending' &&
             pendingCount(summary) === 0) {
-            deriveSubmitted = true;
-            try {
-                const r = await polling.submitDerive(id);
-                log.info(r === 'queued'
-                    ? `queued a derive of ${id} to regenerate the torrent`
-                    : `a derive of ${id} is already queued or running`);
-            }
-            catch (e) {
-                log.warning(`could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
-            }
+            proof.deriveSubmitted = true;
+            await submitDerive(p, polling);
         }
         if (now() >= deadline)
             break;
-        await pollWait(deadline);
+        await p.pollWait(deadline);
     }
-    return { itemExisted, files: outcomes, bytesSent, ingest, torrent, deriveSubmitted, waitedForPendingMs };
+    return proof;
+}
+/** Queues a derive (which regenerates the torrent); a failure is a warning: the files are published. */
+async function submitDerive(p, ia) {
+    try {
+        const r = await ia.submitDerive(p.id);
+        p.log.info(r === 'queued'
+            ? `queued a derive of ${p.id} to regenerate the torrent`
+            : `a derive of ${p.id} is already queued or running`);
+    }
+    catch (e) {
+        p.log.warning(`could not queue a derive of ${p.id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
+    }
 }
 /** Downloads and decodes the torrent; undefined when it is fresh, else why not. */
 async function checkTorrent(client, id, wanted, btih) {
@@ -43390,6 +43497,7 @@ function renderSummary(r) {
 }
 
 ;// CONCATENATED MODULE: ./actions/ia-upload/src/main.ts
+
 
 
 
@@ -43503,31 +43611,21 @@ async function run(io) {
         downloads: uploadOrder(inp.files, inp.sha256sums).list.map((p) => download(external_node_path_default().basename(p))),
     };
     const started = Date.now();
-    let prepared;
-    let result;
-    const progress = [];
-    let failure;
-    try {
+    const state = { progress: [] };
+    await withFailureSummary(async () => {
         // Everything local first: names, SHA256SUMS verification, hashes. No request before this.
-        prepared = await prepareFiles(id, inp.files, inp.sha256sums, io);
-        const envBase = process.env.KEEL_RETRY_BASE_MS;
-        const policy = retryPolicy({
-            attempts: inp.retries + 1,
-            maxMs: 600_000,
-            maxRetryAfterMs: 900_000,
-            deadline: Date.now() + inp['upload-budget'],
-            ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
-        });
+        state.prepared = await io.group('prepare the files', () => prepareFiles(id, inp.files, inp.sha256sums, io));
         const client = new IaClient({
             s3Url: inp['s3-endpoint'],
             apiUrl: inp['api-endpoint'],
             accessKey: inp['access-key'],
             secretKey: inp['secret-key'],
             log: io,
-            retry: policy,
+            retry: retryPolicyOf(inp),
             stall: inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window'] } : undefined,
         });
-        result = await publish({
+        const prepared = state.prepared;
+        state.result = await io.group('publish', () => publish({
             client,
             identifier: id,
             files: prepared.files,
@@ -43538,46 +43636,63 @@ async function run(io) {
             pendingTimeoutMs: inp['pending-timeout'],
             pollIntervalMs: inp['poll-interval'],
             log: io,
-            progress,
-        });
-        const t = result.torrent;
-        if (t.status !== 'ready') {
-            const msg = t.status === 'disabled'
-                ? `no torrent: ${t.detail}`
-                : t.status === 'error'
-                    ? `torrent not ready: ${t.detail} (${api}/history/${id})`
-                    : `torrent not ready after ${seconds(inp['torrent-timeout'])}: ${t.detail}. IA's queue can take hours; ${out.torrent} will work once the derive finishes`;
-            if (inp['require-torrent'])
-                failure = msg;
-            else
-                io.warning(msg);
-        }
-    }
-    catch (e) {
-        failure = errorMessage(e);
-        throw e;
-    }
-    finally {
+            progress: state.progress,
+        }));
+        const problem = torrentProblem(state.result.torrent, inp['torrent-timeout'], api, id, out.torrent);
+        if (problem && inp['require-torrent'])
+            throw new UserError(problem);
+        if (problem)
+            io.warning(problem);
+    }, async (failure) => {
+        const { result } = state;
         const ready = result?.torrent.status === 'ready';
-        const files = result?.files ?? progress;
+        const files = result?.files ?? state.progress;
+        const named = (action) => files
+            .filter((f) => f.action === action)
+            .map((f) => f.name)
+            .join('\n');
         io.setOutput('details-url', out.details);
         io.setOutput('download-urls', out.downloads.join('\n'));
         io.setOutput('torrent-url', out.torrent);
         io.setOutput('torrent-ready', String(ready));
         io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
         io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
-        io.setOutput('uploaded', files
-            .filter((f) => f.action === 'uploaded')
-            .map((f) => f.name)
-            .join('\n'));
-        io.setOutput('skipped', files
-            .filter((f) => f.action === 'skipped')
-            .map((f) => f.name)
-            .join('\n'));
-        await io.summary(renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }));
-    }
-    if (failure)
-        throw new UserError(failure);
+        io.setOutput('uploaded', named('uploaded'));
+        io.setOutput('skipped', named('skipped'));
+        await io.summary(renderSummary({
+            identifier: id,
+            prepared: state.prepared,
+            result,
+            files,
+            urls: out,
+            failure,
+            ms: Date.now() - started,
+        }));
+    });
+}
+/**
+ * The retry policy of uploads and API calls: attempts from `retries`, backoff from `retry-base`
+ * (default 30 s, or KEEL_RETRY_BASE_MS when set), capped waits, and the upload budget as deadline.
+ */
+function retryPolicyOf(inp) {
+    const envBase = process.env.KEEL_RETRY_BASE_MS;
+    return retryPolicy({
+        attempts: inp.retries + 1,
+        maxMs: 600_000,
+        maxRetryAfterMs: 900_000,
+        deadline: Date.now() + inp['upload-budget'],
+        ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
+    });
+}
+/** Why the torrent is not usable yet (undefined when it is ready). */
+function torrentProblem(t, timeoutMs, api, id, torrentUrl) {
+    if (t.status === 'ready')
+        return undefined;
+    if (t.status === 'disabled')
+        return `no torrent: ${t.detail}`;
+    if (t.status === 'error')
+        return `torrent not ready: ${t.detail} (${api}/history/${id})`;
+    return `torrent not ready after ${seconds(timeoutMs)}: ${t.detail}. IA's queue can take hours; ${torrentUrl} will work once the derive finishes`;
 }
 
 ;// CONCATENATED MODULE: ./actions/ia-upload/src/index.ts

@@ -31128,7 +31128,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -34153,7 +34153,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -34174,13 +34223,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -34207,6 +34252,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -34292,10 +34339,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -34617,7 +34661,7 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const wait = hooks.sleep ?? retry_sleep;
     const now = hooks.now ?? Date.now;
     const what = hooks.what ? `${hooks.what}: ` : '';
-    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`, attempt, err);
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
         if (policy.deadline !== undefined && now() >= policy.deadline)
             throw exhausted(attempt - 1, undefined);
@@ -34629,13 +34673,13 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
             if (!retryable(err))
                 throw err;
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
             if (policy.deadline !== undefined && now() + delay >= policy.deadline)
                 throw exhausted(attempt, err);
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
         }
@@ -34675,8 +34719,26 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js

@@ -31748,7 +31748,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -31769,13 +31818,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -31802,6 +31847,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -31887,10 +31934,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -32272,6 +32316,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed(errors_errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
@@ -43506,15 +43568,11 @@ async function run(io) {
     const dest = inp.image;
     const started = Date.now();
     const runner = io.runner;
-    const src = await openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io });
+    const src = await io.group('open the source', () => openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io }));
     try {
         const plan = planFromLayout(src.layout, src.tag);
         const client = registry_connect(dest, inp, io, { retry: { attempts: inp.retries } });
-        const res = await pushPlan(client, dest.repository, src.layout, plan, {
-            tags,
-            log: io,
-            mountFrom: inp['mount-from'],
-        });
+        const res = await io.group(`push to ${dest.name}`, () => pushPlan(client, dest.repository, src.layout, plan, { tags, log: io, mountFrom: inp['mount-from'] }));
         const pinned = dest.withDigest(res.digest).toString();
         io.setOutput('digest', res.digest);
         io.setOutput('image-ref', pinned);

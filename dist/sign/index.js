@@ -54406,7 +54406,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -54427,13 +54476,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -54460,6 +54505,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -54545,10 +54592,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -54840,6 +54884,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed((0,errors/* errorMessage */.gJ)(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = (0,errors/* errorMessage */.gJ)(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -56019,6 +56081,7 @@ async function verifyWritten(client, ref, targets, opts) {
 
 
 
+
 /**
  * sign: cosign-compatible signatures that bootc/rpm-ostree/podman clients enforce.
  * NOTE on names: the contract gives `password` to the private key (cosign's COSIGN_PASSWORD);
@@ -56044,135 +56107,149 @@ const inputs = {
 };
 async function run(io) {
     const state = {
+        ref: '',
         written: [],
         targets: [],
         verified: false,
         verifyReason: '',
         fingerprint: '',
+        clientSection: '',
     };
     const started = Date.now();
-    let ref = '';
-    let failure;
-    let clientSection = '';
-    try {
-        const inp = readInputs(io, inputs);
-        // The runner masks log lines one by one: also mask each line of the (multi-line) key.
-        for (const line of inp['private-key'].split(/\r?\n/))
-            if (line.trim() && !line.startsWith('-----'))
-                io.setSecret(line.trim());
-        ref = inp['image-ref'].toString();
-        const image = inp['image-ref'];
-        // ---- everything below up to `connect` is validation: no side effect before it passes
-        const mode = inp.mode === 'auto' ? (inp['private-key'] ? 'key' : 'keyless') : inp.mode;
-        const useKey = mode === 'key' || mode === 'both';
-        const useKeyless = mode === 'keyless' || mode === 'both';
-        if (useKey && !inp['private-key']) {
-            throw new errors/* InputError */.dz('private-key', undefined, `mode '${mode}' needs the cosign private key (contents of cosign.key)`);
-        }
-        const tags = tagsOf(inp.tags, image.name);
-        if (inp.identity === 'tags' && tags.length === 0) {
-            throw new errors/* InputError */.dz('tags', '', "identity 'tags' signs one identity per tag: give the tags (e.g. the tags output of push)");
-        }
-        const identities = inp.identity === 'tags' ? tags.map((t) => `${image.name}:${t}`) : [image.name];
-        let key;
-        if (useKey) {
-            let privateKey;
-            try {
-                privateKey = await (0,keys/* decryptPrivateKey */.iu)(inp['private-key'], inp.password);
-            }
-            catch (e) {
-                if (e instanceof keys/* WrongPasswordError */.Pi) {
-                    throw new errors/* InputError */.dz('password', undefined, "it does not decrypt 'private-key' (wrong password: this is the key's password, COSIGN_PASSWORD; the registry password goes in 'registry-password')");
-                }
-                if (e instanceof keys/* KeyFormatError */.vu)
-                    throw new errors/* InputError */.dz('private-key', undefined, e.message);
-                throw e;
-            }
-            key = { privateKey, publicKey: external_node_crypto_default().createPublicKey(privateKey) };
-            state.fingerprint = (0,keys/* keyId */.xs)(key.publicKey).hex;
-        }
-        let verifyKey;
-        if (inp['public-key'] && !useKey) {
-            throw new errors/* InputError */.dz('public-key', undefined, `mode '${mode}' writes no key-based signature to verify with it (give private-key, or mode: key/both)`);
-        }
-        if (inp['public-key']) {
-            try {
-                verifyKey = (0,keys/* readPublicKey */.RR)(inp['public-key']).key;
-            }
-            catch (e) {
-                throw new errors/* InputError */.dz('public-key', undefined, (0,errors/* errorMessage */.gJ)(e));
-            }
-            if (key && !(0,keys/* samePublicKey */.D3)(key.publicKey, verifyKey)) {
-                throw new errors/* InputError */.dz('public-key', undefined, `it is not the public half of 'private-key' (fingerprints ${(0,keys/* keyId */.xs)(verifyKey).hex.slice(0, 16)}… vs ${state.fingerprint.slice(0, 16)}…)`);
-            }
-        }
-        if (useKeyless && !key) {
-            io.warning('keyless only: containers/image (bootc, rpm-ostree, podman) cannot enforce GitHub keyless identities; clients need a key-based signature (mode: key or both)');
-        }
-        if (inp.format === 'bundle') {
-            io.warning("format 'bundle' only: containers/image (bootc, rpm-ostree, podman) reads only the legacy .sig format; clients will find no signature");
-        }
-        // ---- side effects start here
-        const client = connect(image, { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] }, io);
-        // @sigstore/sign is loaded only for keyless signing.
-        const keyless = useKeyless
-            ? new (await Promise.all(/* import() */[__nccwpck_require__.e(179), __nccwpck_require__.e(296)]).then(__nccwpck_require__.bind(__nccwpck_require__, 296))).KeylessSigner({
-                fulcioURL: inp['fulcio-url'],
-                rekorURL: inp['rekor-url'],
-            })
-            : undefined;
-        const legacy = inp.format !== 'bundle';
-        const bundle = inp.format !== 'legacy';
-        const res = await signImage(client, { ref: image, identities, legacy, bundle, key, keyless }, io);
-        state.targets = res.targets;
-        state.written = res.written;
-        for (const w of res.written) {
-            io.info(`${w.mode} ${w.format} ${w.digest}: ${w.added ? `added ${w.added}` : 'already signed'}${w.skipped && w.added ? `, ${w.skipped} already present` : ''} → ${w.ref}`);
-        }
-        // ---- read back and verify
-        const check = await verifyWritten(client, image, res.targets, {
-            key: verifyKey ?? key?.publicKey,
-            keyName: verifyKey ? 'public-key' : "the private key's public half",
-            tags: inp.identity === 'tags' ? tags : undefined,
-            format: inp.format,
-            keyless,
-            log: io,
-        });
-        state.verified = check.ok;
-        state.verifyReason = check.reason;
-        if (!check.ok)
-            throw new errors/* UserError */.yo(`the signatures just written do not verify: ${state.verifyReason}`);
-        io.info(`verified: ${state.verifyReason}`);
-        if (key) {
-            const cfg = renderClientConfig({ image, publicKeyPem: (0,keys/* spkiPem */.u0)(key.publicKey) });
-            clientSection = section('Client configuration', `policy.json entry:\n\n${fence(JSON.stringify({ transports: { docker: cfg.policyEntry } }, null, 2), 'json')}\n` +
-                `${cfg.registriesDPath}:\n\n${fence(cfg.registriesD, 'yaml')}\n${cfg.keyPath}:\n\n${fence((0,keys/* spkiPem */.u0)(key.publicKey).trim())}`);
-        }
-    }
-    catch (e) {
-        failure = (0,errors/* errorMessage */.gJ)(e);
-        throw e;
-    }
-    finally {
-        const refs = [...new Set(state.written.map((w) => w.ref))];
-        io.setOutput('signature-refs', refs.join('\n'));
+    await withFailureSummary(() => sign(io, state), async (failure) => {
+        io.setOutput('signature-refs', [...new Set(state.written.map((w) => w.ref))].join('\n'));
         io.setOutput('verified', String(state.verified));
         io.setOutput('signed-digests', state.targets.map((t) => t.digest).join('\n'));
         io.setOutput('key-fingerprint', state.fingerprint);
-        const rows = state.written.map((w) => [
-            w.digest,
-            w.format,
-            w.mode,
-            w.added ? `added ${w.added}` : 'already present',
-            code(w.ref),
-        ]);
-        await io.summary(`### sign\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
-            (rows.length ? table(['digest', 'format', 'mode', 'result', 'signature'], rows) : '') +
-            `\nverified: **${state.verified}**${state.verifyReason ? ` (${state.verifyReason})` : ''}` +
-            `${state.fingerprint ? `, key ${code(state.fingerprint.slice(0, 16))}` : ''}, ${Date.now() - started} ms\n` +
-            (failure ? `\n**Failed:** ${failure}\n` : '') +
-            (clientSection ? `\n${clientSection}` : ''));
+        await io.summary(main_summary(state, failure, Date.now() - started));
+    });
+}
+async function sign(io, state) {
+    const plan = await planSigning(io, state);
+    const { inp, mode, key } = plan;
+    const image = inp['image-ref'];
+    const client = connect(image, { username: inp.username, password: inp['registry-password'], 'tls-verify': inp['tls-verify'] }, io);
+    // @sigstore/sign is loaded only for keyless signing.
+    const keyless = mode === 'keyless' || mode === 'both'
+        ? new (await Promise.all(/* import() */[__nccwpck_require__.e(179), __nccwpck_require__.e(296)]).then(__nccwpck_require__.bind(__nccwpck_require__, 296))).KeylessSigner({
+            fulcioURL: inp['fulcio-url'],
+            rekorURL: inp['rekor-url'],
+        })
+        : undefined;
+    const res = await io.group('sign', () => signImage(client, {
+        ref: image,
+        identities: plan.identities,
+        legacy: inp.format !== 'bundle',
+        bundle: inp.format !== 'legacy',
+        key,
+        keyless,
+    }, io));
+    state.targets = res.targets;
+    state.written = res.written;
+    for (const w of res.written) {
+        io.info(`${w.mode} ${w.format} ${w.digest}: ${w.added ? `added ${w.added}` : 'already signed'}${w.skipped && w.added ? `, ${w.skipped} already present` : ''} → ${w.ref}`);
     }
+    const check = await io.group('read back and verify', () => verifyWritten(client, image, res.targets, {
+        key: plan.verifyKey ?? key?.publicKey,
+        keyName: plan.verifyKey ? 'public-key' : "the private key's public half",
+        tags: inp.identity === 'tags' ? plan.tags : undefined,
+        format: inp.format,
+        keyless,
+        log: io,
+    }));
+    state.verified = check.ok;
+    state.verifyReason = check.reason;
+    if (!check.ok)
+        throw new errors/* UserError */.yo(`the signatures just written do not verify: ${state.verifyReason}`);
+    io.info(`verified: ${state.verifyReason}`);
+    if (key)
+        state.clientSection = clientConfigSection(image, key.publicKey);
+}
+/** Reads and checks every input (keys decrypted, identities formed); throws InputError on the first problem. */
+async function planSigning(io, state) {
+    const inp = readInputs(io, inputs);
+    // The runner masks log lines one by one: also mask each line of the (multi-line) key.
+    for (const line of inp['private-key'].split(/\r?\n/))
+        if (line.trim() && !line.startsWith('-----'))
+            io.setSecret(line.trim());
+    const image = inp['image-ref'];
+    state.ref = image.toString();
+    const mode = inp.mode === 'auto' ? (inp['private-key'] ? 'key' : 'keyless') : inp.mode;
+    const useKey = mode === 'key' || mode === 'both';
+    if (useKey && !inp['private-key']) {
+        throw new errors/* InputError */.dz('private-key', undefined, `mode '${mode}' needs the cosign private key (contents of cosign.key)`);
+    }
+    const tags = tagsOf(inp.tags, image.name);
+    if (inp.identity === 'tags' && tags.length === 0) {
+        throw new errors/* InputError */.dz('tags', '', "identity 'tags' signs one identity per tag: give the tags (e.g. the tags output of push)");
+    }
+    const identities = inp.identity === 'tags' ? tags.map((t) => `${image.name}:${t}`) : [image.name];
+    const key = useKey ? await decryptKey(inp['private-key'], inp.password) : undefined;
+    if (key)
+        state.fingerprint = (0,keys/* keyId */.xs)(key.publicKey).hex;
+    const verifyKey = readVerifyKey(inp['public-key'], mode, key?.publicKey, state.fingerprint);
+    if (mode !== 'key' && !key) {
+        io.warning('keyless only: containers/image (bootc, rpm-ostree, podman) cannot enforce GitHub keyless identities; clients need a key-based signature (mode: key or both)');
+    }
+    if (inp.format === 'bundle') {
+        io.warning("format 'bundle' only: containers/image (bootc, rpm-ostree, podman) reads only the legacy .sig format; clients will find no signature");
+    }
+    return { inp, mode, tags, identities, key, verifyKey };
+}
+async function decryptKey(privatePem, password) {
+    let privateKey;
+    try {
+        privateKey = await (0,keys/* decryptPrivateKey */.iu)(privatePem, password);
+    }
+    catch (e) {
+        if (e instanceof keys/* WrongPasswordError */.Pi) {
+            throw new errors/* InputError */.dz('password', undefined, "it does not decrypt 'private-key' (wrong password: this is the key's password, COSIGN_PASSWORD; the registry password goes in 'registry-password')");
+        }
+        if (e instanceof keys/* KeyFormatError */.vu)
+            throw new errors/* InputError */.dz('private-key', undefined, e.message);
+        throw e;
+    }
+    return { privateKey, publicKey: external_node_crypto_default().createPublicKey(privateKey) };
+}
+/** The `public-key` input: only with a key-based mode, and it must be the private key's public half. */
+function readVerifyKey(value, mode, publicHalf, fingerprint) {
+    if (!value)
+        return undefined;
+    if (!publicHalf) {
+        throw new errors/* InputError */.dz('public-key', undefined, `mode '${mode}' writes no key-based signature to verify with it (give private-key, or mode: key/both)`);
+    }
+    let verifyKey;
+    try {
+        verifyKey = (0,keys/* readPublicKey */.RR)(value).key;
+    }
+    catch (e) {
+        throw new errors/* InputError */.dz('public-key', undefined, (0,errors/* errorMessage */.gJ)(e));
+    }
+    if (!(0,keys/* samePublicKey */.D3)(publicHalf, verifyKey)) {
+        throw new errors/* InputError */.dz('public-key', undefined, `it is not the public half of 'private-key' (fingerprints ${(0,keys/* keyId */.xs)(verifyKey).hex.slice(0, 16)}… vs ${fingerprint.slice(0, 16)}…)`);
+    }
+    return verifyKey;
+}
+/** The client files (policy.json entry, registries.d, key path) for the summary. */
+function clientConfigSection(image, publicKey) {
+    const cfg = renderClientConfig({ image, publicKeyPem: (0,keys/* spkiPem */.u0)(publicKey) });
+    return section('Client configuration', `policy.json entry:\n\n${fence(JSON.stringify({ transports: { docker: cfg.policyEntry } }, null, 2), 'json')}\n` +
+        `${cfg.registriesDPath}:\n\n${fence(cfg.registriesD, 'yaml')}\n${cfg.keyPath}:\n\n${fence((0,keys/* spkiPem */.u0)(publicKey).trim())}`);
+}
+function main_summary(state, failure, ms) {
+    const rows = state.written.map((w) => [
+        w.digest,
+        w.format,
+        w.mode,
+        w.added ? `added ${w.added}` : 'already present',
+        code(w.ref),
+    ]);
+    return (`### sign\n\n${state.ref ? `Image ${code(state.ref)}\n\n` : ''}` +
+        (rows.length ? table(['digest', 'format', 'mode', 'result', 'signature'], rows) : '') +
+        `\nverified: **${state.verified}**${state.verifyReason ? ` (${state.verifyReason})` : ''}` +
+        `${state.fingerprint ? `, key ${code(state.fingerprint.slice(0, 16))}` : ''}, ${ms} ms\n` +
+        (failure ? `\n**Failed:** ${failure}\n` : '') +
+        (state.clientSection ? `\n${state.clientSection}` : ''));
 }
 
 ;// CONCATENATED MODULE: ./actions/sign/src/index.ts

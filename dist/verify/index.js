@@ -34153,7 +34153,56 @@ function onCleanup(fn) {
     return () => void cleanups.delete(fn);
 }
 
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
 
 
 
@@ -34174,13 +34223,9 @@ class CommandError extends Error {
     }
 }
 /** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
+function displayArgv(cmd, args, secrets = []) {
     const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
+    return redact([cmd, ...args].map(q).join(' '), secrets);
 }
 const MAX_CAPTURE = 64 * 1024 * 1024;
 function processRunner(log) {
@@ -34207,6 +34252,8 @@ function processRunner(log) {
                     stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
                     detached: true,
                 });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
                 const out = [];
                 let outLen = 0;
                 let err = '';
@@ -34292,10 +34339,7 @@ function processRunner(log) {
                 child.on('close', (code, signal) => {
                     // The leader exited; make sure nothing it spawned survives it.
                     killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
+                    const stderr = redact(err, opts.redact);
                     finish(() => {
                         if (timedOut) {
                             reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -34677,6 +34721,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed(errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
@@ -46497,6 +46559,7 @@ function checked(tags) {
 
 
 
+
 /**
  * verify: checks an image's signatures with a public key by containers/image's rules (what a
  * bootc/rpm-ostree/podman client with Keel's policy enforces). Fails the step when not verified
@@ -46516,74 +46579,73 @@ const inputs = {
     ...registryInputs,
 };
 async function run(io) {
-    let result;
-    let failure;
-    let ref = '';
+    const state = { ref: '' };
     const started = Date.now();
+    await withFailureSummary(() => verify(io, state), async (failure) => {
+        io.setOutput('verified', String(state.result?.verified ?? false));
+        io.setOutput('reason', state.result?.reason ?? failure ?? '');
+        io.setOutput('details', JSON.stringify(state.result?.details ?? []));
+        await io.summary(main_summary(state, failure, Date.now() - started));
+    });
+}
+async function verify(io, state) {
+    const inp = readInputs(io, inputs);
+    const image = inp['image-ref'];
+    state.ref = image.toString();
+    let key;
     try {
-        const inp = readInputs(io, inputs);
-        const image = inp['image-ref'];
-        ref = image.toString();
-        let key;
-        try {
-            key = readPublicKey(inp['public-key']).key;
-        }
-        catch (e) {
-            throw new InputError('public-key', undefined, errorMessage(e));
-        }
-        if (inp.identity === 'tags' && inp.tags.length === 0) {
-            throw new InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
-        }
-        const client = connect(image, inp, io);
-        const common = { format: inp.format, recursive: inp.recursive, log: io };
-        const digestRule = { type: 'matchRepoDigestOrExact' };
-        if (inp.identity === 'tags') {
-            // One verification per tag, as a client pulling repo:<tag> with the default policy does.
-            const per = [];
-            for (const tag of inp.tags) {
-                const r = await verifyImage(client, image, key, { ...common, identity: digestRule, tag });
-                per.push({ tag, r });
-                if (!r.verified)
-                    break;
-            }
-            const bad = per.find((p) => !p.r.verified);
-            result = bad
-                ? { ...bad.r, reason: `pulled as :${bad.tag}: ${bad.r.reason}` }
-                : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0].r.details };
-        }
-        else {
-            result = await verifyImage(client, image, key, {
+        key = readPublicKey(inp['public-key']).key;
+    }
+    catch (e) {
+        throw new InputError('public-key', undefined, errorMessage(e));
+    }
+    if (inp.identity === 'tags' && inp.tags.length === 0) {
+        throw new InputError('tags', '', "identity 'tags' checks the identity for each tag a client pulls: give the tags");
+    }
+    const client = connect(image, inp, io);
+    const common = { format: inp.format, recursive: inp.recursive, log: io };
+    const digestRule = { type: 'matchRepoDigestOrExact' };
+    const result = await io.group('verify the signatures', async () => {
+        if (inp.identity !== 'tags') {
+            return verifyImage(client, image, key, {
                 ...common,
                 identity: inp.identity === 'digest' ? digestRule : undefined,
             });
         }
-        io.info(`${ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result.reason}`);
-        if (!result.verified) {
-            const msg = `${ref} is not verified: ${result.reason}`;
-            if (inp['fail-on-unverified'])
-                throw new errors_UserError(msg);
-            io.warning(msg);
+        // One verification per tag, as a client pulling repo:<tag> with the default policy does.
+        const per = [];
+        for (const tag of inp.tags) {
+            const r = await verifyImage(client, image, key, { ...common, identity: digestRule, tag });
+            per.push({ tag, r });
+            if (!r.verified)
+                break;
         }
+        const bad = per.find((p) => !p.r.verified);
+        return bad
+            ? { ...bad.r, reason: `pulled as :${bad.tag}: ${bad.r.reason}` }
+            : { verified: true, reason: per.map((p) => `:${p.tag}: ${p.r.reason}`).join('; '), details: per[0].r.details };
+    });
+    state.result = result;
+    io.info(`${state.ref}: ${result.verified ? 'verified' : 'NOT verified'} with key ${keyId(key).hex.slice(0, 16)}…: ${result.reason}`);
+    if (!result.verified) {
+        const msg = `${state.ref} is not verified: ${result.reason}`;
+        if (inp['fail-on-unverified'])
+            throw new errors_UserError(msg);
+        io.warning(msg);
     }
-    catch (e) {
-        failure = errorMessage(e);
-        throw e;
-    }
-    finally {
-        io.setOutput('verified', String(result?.verified ?? false));
-        io.setOutput('reason', result?.reason ?? failure ?? '');
-        io.setOutput('details', JSON.stringify(result?.details ?? []));
-        const rows = (result?.details ?? []).map((d) => [
-            code(d.digest),
-            d.platform ?? (d.digest === result?.details[0]?.digest ? 'image' : ''),
-            d.verified ? 'verified' : 'NOT verified',
-            d.reason,
-        ]);
-        await io.summary(`### verify\n\n${ref ? `Image ${code(ref)}\n\n` : ''}` +
-            (rows.length ? table(['digest', 'platform', 'result', 'reason'], rows) : '') +
-            `\nverified: **${result?.verified ?? false}**, ${Date.now() - started} ms\n` +
-            (failure ? `\n**Failed:** ${failure}\n` : ''));
-    }
+}
+function main_summary(state, failure, ms) {
+    const result = state.result;
+    const rows = (result?.details ?? []).map((d) => [
+        code(d.digest),
+        d.platform ?? (d.digest === result?.details[0]?.digest ? 'image' : ''),
+        d.verified ? 'verified' : 'NOT verified',
+        d.reason,
+    ]);
+    return (`### verify\n\n${state.ref ? `Image ${code(state.ref)}\n\n` : ''}` +
+        (rows.length ? table(['digest', 'platform', 'result', 'reason'], rows) : '') +
+        `\nverified: **${result?.verified ?? false}**, ${ms} ms\n` +
+        (failure ? `\n**Failed:** ${failure}\n` : ''));
 }
 
 ;// CONCATENATED MODULE: ./actions/verify/src/index.ts
