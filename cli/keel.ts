@@ -16,8 +16,8 @@ const USAGE = `keel — the release pipeline for bootc distributions, on this ma
 
   keel demo [--verbose]                 the whole pipeline of the example distro, locally
   keel run <workflow> [<workflow> ...] [--event E] [--input k=v ...] [--verbose]
-                                        generated workflows (build, smoke-boot, build-disk) in
-                                        order, against one set of local services; a smoke-boot
+                                        generated workflows (e.g. build, smoke-boot, build-disk)
+                                        in order, against one set of local services; a smoke-boot
                                         after a build gets that build's workflow_run event
   keel generate                         regenerate .github/workflows and the schemas
   keel release [--version vX.Y.Z] [--no-check]
@@ -37,7 +37,8 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       return (await demo({ verbose: one('verbose') === 'true' })) ? 0 : 1;
     case 'run': {
-      const known = ['build', 'smoke-boot', 'build-disk'];
+      const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
+      const known = runnableWorkflows(decl);
       if (!pos.length) throw new Error(`keel run: which workflow(s)? ${known.join(', ')}`);
       const unknown = pos.filter((p) => !known.includes(p));
       if (unknown.length)
@@ -49,7 +50,6 @@ async function main(argv: string[]): Promise<number> {
           return [kv.slice(0, eq), kv.slice(eq + 1)];
         }),
       );
-      const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
       const stateDir = path.join(repoRoot, '.keel');
       const log = (s: string) => console.log(s);
       const services = await startLocalServices(decl, stateDir, log);
@@ -196,3 +196,10 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** The dogfood workflows the generators produce (the reusable ones are only called by them). */
+function runnableWorkflows(decl: ReturnType<typeof loadDeclarations>): string[] {
+  return workflows(decl, { mode: 'dogfood' })
+    .map((w) => w.file.replace(/\.yml$/, ''))
+    .filter((name) => !name.startsWith('reusable-'));
+}

@@ -6,9 +6,10 @@ import { processRunner } from '../actions/lib/exec.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { imageRefProblem } from '../workflows-src/common.js';
 import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
+import { KEEL_ACTIONS } from '../workflows-src/actions.generated.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
-import { Redactor } from './redact.js';
+import { Redactor } from '../actions/lib/redact.js';
 import { repoRoot, runStep, type StepResult } from './step.js';
 
 /**
@@ -71,8 +72,11 @@ export interface RunOptions {
 const HINTED = (s: Step): s is Extract<Step, { local: LocalHint }> => s.type !== 'keel';
 
 /**
- * Local stand-ins for what GitHub gives a hop: loopback registry, the generated key's public half,
- * emulator endpoints. Secrets are not overridden here: they come from the job's (scoped) secrets.
+ * Local stand-ins for what GitHub gives a hop, decided by the inputs the hop declares (so a new
+ * hop gets them without being listed here): the loopback registry (no credentials, plain HTTP),
+ * the generated key's public half (where the workflow passes a public key, and for every gated hop
+ * that declares allow-unsigned unless the workflow let it run unsigned), and the services the
+ * emulators stand in for. Secrets are not overridden: they come from the job's (scoped) secrets.
  */
 export function localOverrides(
   hop: string,
@@ -85,37 +89,36 @@ export function localOverrides(
     if (declared.has(k)) o[k] = v;
   };
   set('tls-verify', 'false');
-  if (declared.has('username')) o.username = '';
-  if (hop !== 'sign' && declared.has('password')) o.password = '';
-  if (declared.has('registry-password')) o['registry-password'] = '';
-  // A gated hop (it declares allow-unsigned: lib/signature-gate.ts) checks against the key the
-  // local run signed with, unless the workflow let it run unsigned.
-  if (declared.has('allow-unsigned') && declared.has('public-key') && o['allow-unsigned'] !== 'true')
+  set('username', '');
+  set('registry-password', '');
+  if (declared.has('private-key')) {
+    // private-key and its password come from the job's secrets.
     o['public-key'] = svc.keys.publicKeyPath;
-  switch (hop) {
-    case 'sign':
-      o['public-key'] = svc.keys.publicKeyPath;
-      break;
-    case 'verify':
-      if (o['public-key'] !== undefined) o['public-key'] = svc.keys.publicKeyPath;
-      break;
-    case 'ia-upload':
-      o['s3-endpoint'] = svc.ia.s3Url;
-      o['api-endpoint'] = svc.ia.apiUrl;
-      set('poll-interval', '1');
-      set('torrent-timeout', '300');
-      break;
-    case 'site-bump':
-      o['api-url'] = svc.github.url;
-      break;
+  } else {
+    set('password', '');
+    const gated = declared.has('allow-unsigned') && o['allow-unsigned'] !== 'true';
+    if (o['public-key'] !== undefined || gated) set('public-key', svc.keys.publicKeyPath);
   }
+  Object.assign(o, SERVICE_INPUTS[hop]?.(svc, declared) ?? {});
   return o;
 }
 
-function declaredInputs(hop: string): Set<string> {
-  const yml = fs.readFileSync(path.join(repoRoot, 'actions', hop, 'action.yml'), 'utf8');
-  const inputs = /\ninputs:\n([\s\S]*?)\n(?:outputs|runs):/.exec(yml)?.[1] ?? '';
-  return new Set([...inputs.matchAll(/^ {2}([a-z0-9-]+):\s*$/gm)].map((m) => m[1]!));
+/** The hops that talk to a service keel run emulates, and the inputs that point them at it. */
+const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>) => Record<string, string>> = {
+  'ia-upload': (svc, declared) => ({
+    's3-endpoint': svc.ia.s3Url,
+    'api-endpoint': svc.ia.apiUrl,
+    ...(declared.has('poll-interval') ? { 'poll-interval': '1' } : {}),
+    ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
+  }),
+  'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+};
+
+/** The inputs a hop declares, from the metadata generated from its action.yml. */
+export function declaredInputs(hop: string): Set<string> {
+  const spec = (KEEL_ACTIONS as Record<string, { inputs: Record<string, unknown> } | undefined>)[hop];
+  if (!spec) throw new Error(`keel run: no action metadata for ${hop} (run npm run generate)`);
+  return new Set(Object.keys(spec.inputs));
 }
 
 function topo(jobs: Job[]): Job[] {
@@ -190,17 +193,43 @@ export function pruneRuns(runsDir: string, keep = KEEP_RUNS): string[] {
   return old;
 }
 
+/** What every job and step of one run shares. */
+interface RunState {
+  opts: RunOptions;
+  id: string;
+  dir: string;
+  record: RunRecord;
+  releaseDate: string;
+  sha: string;
+  payload: Record<string, unknown>;
+  /** `github.*` paths, with `*` mapping over arrays (pull_request.labels.*.name). */
+  github: (path: string) => unknown;
+  secrets: Record<string, string>;
+  redact: Redactor;
+  log: (line: string) => void;
+}
+
 export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
+  const run = startRun(opts);
+  const t0 = Date.now();
+  run.log(`\n▶ ${opts.workflow.name} (${opts.workflow.file}) — event ${opts.event}, run ${run.id}`);
+  for (const job of topo(opts.workflow.jobs)) {
+    const jr = await runJob(job, run);
+    if (jr.result === 'failure') run.record.ok = false;
+  }
+  run.record.ms = Date.now() - t0;
+  writeRunFiles(run);
+  return run.record;
+}
+
+/** Prunes old runs, creates this run's directory, and fixes what the whole run shares. */
+function startRun(opts: RunOptions): RunState {
   // Keep room for this run: the older ones go first, never one started in this invocation
   // (a later workflow may read an earlier one's artefacts, and KEEP_RUNS exceeds a demo's runs).
   pruneRuns(opts.runsDir, KEEP_RUNS - 1);
   const id = `${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
   const dir = path.join(opts.runsDir, id);
   fs.mkdirSync(path.join(dir, 'artifacts'), { recursive: true });
-  const wf = opts.workflow;
-  const record: RunRecord = { id, workflow: wf.file, event: opts.event, dir, jobs: {}, ok: true, ms: 0 };
-  const t0 = Date.now();
-  const releaseDate = opts.releaseDate ?? releaseDateOf(new Date());
   const sha = gitHead();
   const payload = opts.eventPayload ?? {};
   const githubCtx: Record<string, unknown> = {
@@ -217,7 +246,6 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     server_url: 'http://localhost',
     workspace: dir,
   };
-  // github.* paths, with `*` mapping over arrays (pull_request.labels.*.name).
   const get = (root: unknown, parts: string[]): unknown => {
     let v = root;
     for (let i = 0; i < parts.length; i++) {
@@ -226,7 +254,6 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     }
     return v;
   };
-  const lookup = (p: string): unknown => get(githubCtx, p.split('.'));
   const secrets: Record<string, string> = {
     GITHUB_TOKEN: '',
     COSIGN_PRIVATE_KEY: fs.readFileSync(opts.services.keys.privateKeyPath, 'utf8'),
@@ -235,120 +262,167 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
     IA_SECRET_KEY: opts.services.iaKeys.secret,
     SITE_BUMP_TOKEN: opts.services.githubToken,
   };
-  const redact = new Redactor(Object.values(secrets));
-  const log = (s: string) => opts.log(redact.apply(s));
-  log(`\n▶ ${wf.name} (${wf.file}) — event ${opts.event}, run ${id}`);
+  // GitHub's runner does not mask values shorter than 3 characters; neither does keel run.
+  const redact = new Redactor(Object.values(secrets), { minLength: 3 });
+  return {
+    opts,
+    id,
+    dir,
+    record: { id, workflow: opts.workflow.file, event: opts.event, dir, jobs: {}, ok: true, ms: 0 },
+    releaseDate: opts.releaseDate ?? releaseDateOf(new Date()),
+    sha,
+    payload,
+    github: (p) => get(githubCtx, p.split('.')),
+    secrets,
+    redact,
+    log: (line) => opts.log(redact.apply(line)),
+  };
+}
 
-  for (const job of topo(wf.jobs)) {
-    const jr: JobRecord = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
-    record.jobs[job.id] = jr;
-    const tj = Date.now();
-    const needsOk = job.needs.every((n) => record.jobs[n]?.result === 'success');
-    const ctx = (stepsOf: Record<string, StepRecord>, status: 'success' | 'failure'): EvalContext => ({
-      stepOutput: (s, o) => stepsOf[s]?.outputs[o],
-      jobOutput: (j, o) => record.jobs[j]?.outputs[o],
-      jobResult: (j) => record.jobs[j]?.result,
-      secret: (n) => (job.environment || n === 'GITHUB_TOKEN' ? secrets[n] : undefined),
-      input: (n) => opts.inputs?.[n],
-      github: lookup,
-      env: (n) => process.env[n],
-      status,
-    });
-    if (!needsOk || (job.if && !evaluateCondition(job.if, ctx({}, 'success')))) {
-      jr.result = 'skipped';
-      log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
+/** The expression context of a job: its steps so far, the run's jobs, secrets, inputs, github. */
+function contextOf(
+  run: RunState,
+  job: Job,
+  steps: Record<string, StepRecord>,
+  status: 'success' | 'failure',
+): EvalContext {
+  return {
+    stepOutput: (s, o) => steps[s]?.outputs[o],
+    jobOutput: (j, o) => run.record.jobs[j]?.outputs[o],
+    jobResult: (j) => run.record.jobs[j]?.result,
+    secret: (n) => (job.environment || n === 'GITHUB_TOKEN' ? run.secrets[n] : undefined),
+    input: (n) => run.opts.inputs?.[n],
+    github: run.github,
+    env: (n) => process.env[n],
+    status,
+  };
+}
+
+/** Runs one job (skipped when a needed job failed or its condition is false) in its own checkout. */
+async function runJob(job: Job, run: RunState): Promise<JobRecord> {
+  const jr: JobRecord = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
+  run.record.jobs[job.id] = jr;
+  const tj = Date.now();
+  const needsOk = job.needs.every((n) => run.record.jobs[n]?.result === 'success');
+  if (!needsOk || (job.if && !evaluateCondition(job.if, contextOf(run, job, {}, 'success')))) {
+    jr.result = 'skipped';
+    run.log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
+    return jr;
+  }
+  const environment = job.environment ? evaluateString(job.environment, contextOf(run, job, {}, 'success')) : '';
+  run.log(`  ▶ job ${job.id}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
+  const jobDir = path.join(run.dir, 'jobs', job.id);
+  const workspace = path.join(jobDir, 'workspace');
+  fs.mkdirSync(path.join(jobDir, 'temp'), { recursive: true });
+  checkout(workspace);
+  let status: 'success' | 'failure' = 'success';
+  for (const [i, step] of job.steps.entries()) {
+    const sid = step.id ?? `step-${i + 1}`;
+    jr.order.push(sid);
+    const rec: StepRecord = {
+      name: step.name,
+      hop: step.type === 'keel' ? step.hop : undefined,
+      result: 'success',
+      ms: 0,
+      outputs: {},
+    };
+    jr.steps[sid] = rec;
+    const c = contextOf(run, job, jr.steps, status);
+    if (!(step.if ? evaluateCondition(step.if, c) : status === 'success')) {
+      rec.result = 'skipped';
       continue;
     }
-    const environment = job.environment ? evaluateString(job.environment, ctx({}, 'success')) : '';
-    log(`  ▶ job ${job.id}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
-    const jobTemp = path.join(dir, 'jobs', job.id, 'temp');
-    const workspace = path.join(dir, 'jobs', job.id, 'workspace');
-    fs.mkdirSync(jobTemp, { recursive: true });
-    checkout(workspace);
-    const inWs = (p: string) => (path.isAbsolute(p) ? p : path.join(workspace, p));
-    let status: 'success' | 'failure' = 'success';
-    for (const [i, step] of job.steps.entries()) {
-      const sid = step.id ?? `step-${i + 1}`;
-      jr.order.push(sid);
-      const rec: StepRecord = {
-        name: step.name,
-        hop: step.type === 'keel' ? step.hop : undefined,
-        result: 'success',
-        ms: 0,
-        outputs: {},
-      };
-      jr.steps[sid] = rec;
-      const c = ctx(jr.steps, status);
-      const runIt = step.if ? evaluateCondition(step.if, c) : status === 'success';
-      if (!runIt) {
-        rec.result = 'skipped';
-        continue;
-      }
-      const ts = Date.now();
-      try {
-        if (step.type === 'keel') {
-          const raw: Record<string, string> = {};
-          for (const [k, v] of Object.entries(step.with)) raw[k] = evaluateString(v, c);
-          const inputs = localOverrides(step.hop, raw, opts.services, declaredInputs(step.hop));
-          log(`    · ${step.hop}: ${step.name}`);
-          const r: StepResult = await runStep({
-            action: step.hop,
-            inputs,
-            eventName: opts.event,
-            event: payload,
-            runnerTemp: jobTemp,
-            cwd: workspace,
-            env: {
-              GITHUB_WORKSPACE: workspace,
-              GITHUB_REPOSITORY: opts.repository,
-              GITHUB_SHA: sha,
-              GITHUB_RUN_ID: id,
-              KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS,
-            },
-            onLine: (l) => {
-              if (redact.command(l)) return; // a mask applies from the line that declares it on
-              if (opts.verbose && !l.startsWith('::debug')) log(`      | ${l}`);
-            },
-          });
-          for (const m of r.masked) redact.add(m);
-          rec.outputs = r.outputs;
-          rec.summary = redact.apply(r.summary);
-          fs.writeFileSync(
-            path.join(dir, 'jobs', job.id, `${sid}.log`),
-            redact.apply(`${r.stdout}\n--- stderr ---\n${r.stderr}`),
-          );
-          for (const a of r.annotations) if (a.level === 'warning') log(`      ⚠ ${a.message.split('\n')[0]}`);
-          if (r.code !== 0) {
-            const errs = r.annotations.filter((a) => a.level === 'error').map((a) => a.message);
-            throw new Error(
-              errs.join('\n') || `exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' ')}`,
-            );
-          }
-        } else if (HINTED(step)) {
-          rec.outputs = await runHint(step.local, c, { inWs, dir, runsDir: opts.runsDir, releaseDate, log, step });
-        }
-        rec.ms = Date.now() - ts;
-        if (rec.hop) log(`      ✔ ${elapsed(rec.ms)}`);
-      } catch (e) {
-        rec.ms = Date.now() - ts;
-        rec.result = 'failure';
-        rec.error = redact.apply((e as Error).message);
-        log(`      ✘ ${step.name} failed after ${elapsed(rec.ms)}: ${rec.error.split('\n').slice(0, 4).join(' | ')}`);
-        if (!step.continueOnError) status = 'failure';
-      }
-    }
-    jr.result = status;
-    const c = ctx(jr.steps, status);
-    for (const [k, v] of Object.entries(job.outputs as Record<string, Expr>)) jr.outputs[k] = evaluateString(v, c);
-    jr.ms = Date.now() - tj;
-    log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
-    if (status !== 'success') record.ok = false;
+    const failed = await runStepOf(step, rec, c, { run, jobDir, workspace, sid });
+    if (failed && !step.continueOnError) status = 'failure';
   }
-  record.ms = Date.now() - t0;
+  jr.result = status;
+  const c = contextOf(run, job, jr.steps, status);
+  for (const [k, v] of Object.entries(job.outputs as Record<string, Expr>)) jr.outputs[k] = evaluateString(v, c);
+  jr.ms = Date.now() - tj;
+  run.log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
+  return jr;
+}
+
+interface StepPlace {
+  run: RunState;
+  jobDir: string;
+  workspace: string;
+  sid: string;
+}
+
+/** Runs one step (a Keel hop, or the local stand-in of another action) into `rec`; true when it failed. */
+async function runStepOf(step: Step, rec: StepRecord, c: EvalContext, at: StepPlace): Promise<boolean> {
+  const { run, workspace } = at;
+  const ts = Date.now();
+  const inWs = (p: string) => (path.isAbsolute(p) ? p : path.join(workspace, p));
+  try {
+    if (step.type === 'keel') {
+      await runKeelStep(step, rec, c, at);
+    } else if (HINTED(step)) {
+      rec.outputs = await runHint(step.local, c, {
+        inWs,
+        dir: run.dir,
+        runsDir: run.opts.runsDir,
+        releaseDate: run.releaseDate,
+        log: run.log,
+        step,
+      });
+    }
+    rec.ms = Date.now() - ts;
+    if (rec.hop) run.log(`      ✔ ${elapsed(rec.ms)}`);
+    return false;
+  } catch (e) {
+    rec.ms = Date.now() - ts;
+    rec.result = 'failure';
+    rec.error = run.redact.apply((e as Error).message);
+    run.log(`      ✘ ${step.name} failed after ${elapsed(rec.ms)}: ${rec.error.split('\n').slice(0, 4).join(' | ')}`);
+    return true;
+  }
+}
+
+/** Runs a Keel hop's bundle the runner's way, with the local stand-ins; its log is saved, masked. */
+async function runKeelStep(step: Extract<Step, { type: 'keel' }>, rec: StepRecord, c: EvalContext, at: StepPlace) {
+  const { run, jobDir, workspace, sid } = at;
+  const raw: Record<string, string> = {};
+  for (const [k, v] of Object.entries(step.with)) raw[k] = evaluateString(v, c);
+  const inputs = localOverrides(step.hop, raw, run.opts.services, declaredInputs(step.hop));
+  run.log(`    · ${step.hop}: ${step.name}`);
+  const r: StepResult = await runStep({
+    action: step.hop,
+    inputs,
+    eventName: run.opts.event,
+    event: run.payload,
+    runnerTemp: path.join(jobDir, 'temp'),
+    cwd: workspace,
+    env: {
+      GITHUB_WORKSPACE: workspace,
+      GITHUB_REPOSITORY: run.opts.repository,
+      GITHUB_SHA: run.sha,
+      GITHUB_RUN_ID: run.id,
+      KEEL_RETRY_BASE_MS: process.env.KEEL_RETRY_BASE_MS,
+    },
+    onLine: (l) => {
+      if (run.redact.command(l)) return; // a mask applies from the line that declares it on
+      if (run.opts.verbose && !l.startsWith('::debug')) run.log(`      | ${l}`);
+    },
+  });
+  for (const m of r.masked) run.redact.add(m);
+  rec.outputs = r.outputs;
+  rec.summary = run.redact.apply(r.summary);
+  fs.writeFileSync(path.join(jobDir, `${sid}.log`), run.redact.apply(`${r.stdout}\n--- stderr ---\n${r.stderr}`));
+  for (const a of r.annotations) if (a.level === 'warning') run.log(`      ⚠ ${a.message.split('\n')[0]}`);
+  if (r.code !== 0) {
+    const errs = r.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+    throw new Error(errs.join('\n') || `exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' ')}`);
+  }
+}
+
+/** run.json (the record, masked) and summary.md (every step summary in order). */
+function writeRunFiles(run: RunState): void {
+  const { record, dir, redact } = run;
   fs.writeFileSync(path.join(dir, 'run.json'), redact.apply(JSON.stringify(record, null, 2)));
   const summaries = Object.values(record.jobs).flatMap((j) => j.order.map((s) => j.steps[s]!.summary).filter(Boolean));
   fs.writeFileSync(path.join(dir, 'summary.md'), summaries.join('\n'));
-  return record;
 }
 
 interface HintCtx {

@@ -5,16 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { bundledHops, bundleInputsHash, recordBundle, root } from './bundle-inputs.mjs';
 
 const require = createRequire(import.meta.url);
 const ncc = require('@vercel/ncc');
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
-const all = fs
-  .readdirSync(path.join(root, 'actions'), { withFileTypes: true })
-  .filter((d) => d.isDirectory() && fs.existsSync(path.join(root, 'actions', d.name, 'src', 'index.ts')))
-  .map((d) => d.name)
-  .sort();
+const all = bundledHops();
 const hops = process.argv.slice(2).length ? process.argv.slice(2) : all;
 
 if (!process.argv.slice(2).length) {
@@ -26,6 +22,7 @@ if (!process.argv.slice(2).length) {
 
 for (const hop of hops) {
   const entry = path.join(root, 'actions', hop, 'src', 'index.ts');
+  const inputsHash = bundleInputsHash(hop); // before bundling: an edit during the build counts as stale
   const t0 = Date.now();
   const { code, assets } = await ncc(entry, {
     minify: false,
@@ -45,6 +42,7 @@ for (const hop of hops) {
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.writeFileSync(p, asset.source, { mode: asset.permissions });
   }
+  recordBundle(hop, inputsHash);
   process.stderr.write(
     `bundled ${hop} → dist/${hop}/index.js (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)\n`,
   );

@@ -489,9 +489,11 @@ export type SmokeBootOutput = 'passed' | 'digest' | 'image-ref' | 'boot-seconds'
 export interface ValidateInputs {
   /** Image to check: containers-storage:REF or localhost/NAME:TAG (mounted read-only, no copy), oci:DIR[:TAG] (layers read in place), or a registry reference. Required. */
   image: Value;
-  /** all, or newline-separated check ids: one-kernel, kernel-files, initramfs-size, initramfs-contents, ostree-linux-label, bootc-label, no-repo-files, var-content, bootc-lint, passwd, os-release, boot-empty. Default: 'all'. */
+  /** all, or newline-separated check ids: one-kernel, kernel-files, initramfs-size, initramfs-generic, initramfs-contents, ostree-linux-label, bootc-label, no-repo-files, var-content, bootc-lint, passwd, os-release, boot-empty. Default: 'all'. */
   checks?: Value;
-  /** Smallest acceptable initramfs in MB (a host-only initramfs is far smaller than a generic one). Default: '50'. */
+  /** Check ids (newline-separated) in the warn-only tier: when one fails it is reported (log warning, summary, report JSON status warn) but passed stays true. none: every check gates. Default: 'initramfs-size'. */
+  'warn-checks'?: Value;
+  /** The initramfs size (MB) below which initramfs-size fails: a plausibility hint for the size a generic initramfs of this distro has (warn-only by default). Whether an initramfs is host-only is judged by its content (initramfs-generic), never by its size. Default: '50'. */
   'min-initramfs-mb'?: Value;
   /** Require ostree-prepare-root in the initramfs: true, false, or auto (true when the image ships ostree). Default: 'auto'. */
   'require-ostree-module'?: Value;
@@ -901,6 +903,7 @@ export const KEEL_ACTIONS = {
     inputs: {
       image: { required: true },
       checks: { required: false, default: 'all' },
+      'warn-checks': { required: false, default: 'initramfs-size' },
       'min-initramfs-mb': { required: false, default: '50' },
       'require-ostree-module': { required: false, default: 'auto' },
       'initramfs-modules': { required: false, default: 'virtio_blk\next4' },

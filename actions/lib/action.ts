@@ -23,3 +23,23 @@ export function runAction(main: (io: ActionIO) => Promise<void>, io: ActionIO = 
     io.setFailed(errorMessage(err));
   });
 }
+
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+export async function withFailureSummary<T>(
+  body: () => Promise<T>,
+  report: (failure: string | undefined) => Promise<void>,
+): Promise<T> {
+  let failure: string | undefined;
+  try {
+    return await body();
+  } catch (err) {
+    failure = errorMessage(err);
+    throw err;
+  } finally {
+    await report(failure);
+  }
+}

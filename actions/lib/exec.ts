@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from './log.js';
 import { onCleanup } from './cleanup.js';
+import { redact as redactText } from './redact.js';
 
 /**
  * The one way Keel runs external tools: an argv array (never a shell string built from
@@ -30,6 +31,8 @@ export interface RunOptions {
   echo?: boolean;
   /** Called with each stderr line while running (progress from long tools). */
   onStderrLine?: (line: string) => void;
+  /** Called with the process id once the tool started (e.g. to sample its CPU time). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -53,20 +56,21 @@ export class CommandError extends Error {
 
 export interface CommandRunner {
   run(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
+  /** Where `cmd` would be found (PATH and sbin); a fake answers for the tools it plays. Default: `which`. */
+  which?(cmd: string): string | undefined;
 }
 
 /** Quote an argv for display only (it is never executed through a shell). */
-export function displayArgv(cmd: string, args: string[], redact: string[] = []): string {
+export function displayArgv(cmd: string, args: string[], secrets: string[] = []): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  let line = [cmd, ...args].map(q).join(' ');
-  for (const r of redact) if (r) line = line.split(r).join('***');
-  return line;
+  return redactText([cmd, ...args].map(q).join(' '), secrets);
 }
 
 const MAX_CAPTURE = 64 * 1024 * 1024;
 
 export function processRunner(log?: Logger): CommandRunner {
   return {
+    which: (cmd) => which(cmd),
     run(cmd, args, opts = {}) {
       const shown = displayArgv(cmd, args, opts.redact);
       if (opts.echo) log?.info(`$ ${shown}`);
@@ -84,6 +88,7 @@ export function processRunner(log?: Logger): CommandRunner {
           stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
           detached: true,
         });
+        if (child.pid !== undefined) opts.onSpawn?.(child.pid);
         const out: Buffer[] = [];
         let outLen = 0;
         let err = '';
@@ -162,8 +167,7 @@ export function processRunner(log?: Logger): CommandRunner {
         child.on('close', (code, signal) => {
           // The leader exited; make sure nothing it spawned survives it.
           killGroup('SIGKILL');
-          let stderr = err;
-          for (const r of opts.redact ?? []) if (r) stderr = stderr.split(r).join('***');
+          const stderr = redactText(err, opts.redact);
           finish(() => {
             if (timedOut) {
               reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
@@ -204,8 +208,9 @@ function isExecutable(p: string): boolean {
 }
 
 /** Fails with one clear line naming every missing tool and the package that provides it. */
-export function requireTools(tools: Record<string, string>): void {
-  const missing = Object.entries(tools).filter(([t]) => !which(t));
+export function requireTools(tools: Record<string, string>, runner?: CommandRunner): void {
+  const find = (t: string) => (runner?.which ? runner.which(t) : which(t));
+  const missing = Object.entries(tools).filter(([t]) => !find(t));
   if (missing.length) {
     throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
   }

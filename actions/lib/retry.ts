@@ -1,10 +1,11 @@
-import { errorMessage, isTransient, retryAfterOf } from './errors.js';
+import { errorMessage, isTransient, retryAfterOf, TransientError } from './errors.js';
 import type { Logger } from './log.js';
 
 /**
  * The one retry policy of Keel: bounded attempts, exponential backoff with full jitter,
- * Retry-After honoured (capped), an optional wall-clock deadline after which no new attempt
- * starts. Every hop that talks to a registry, the Internet Archive or the GitHub API uses it.
+ * Retry-After honoured (capped), and an optional wall-clock deadline: no attempt starts at or
+ * after it, no wait crosses it, and each attempt gets a signal that aborts at it. Every hop that
+ * talks to a registry, the Internet Archive or the GitHub API uses it.
  */
 export interface RetryPolicy {
   /** Total attempts, including the first (>= 1). */
@@ -19,7 +20,7 @@ export interface RetryPolicy {
   factor: number;
   /** 0 = exact delays, 1 = full jitter in [delay/2, delay]. */
   jitter: number;
-  /** Absolute time (ms since epoch) after which no new attempt is started. */
+  /** Absolute time (ms since epoch, on the hooks' clock) bounding every attempt and every wait. */
   deadline?: number;
 }
 
@@ -72,38 +73,62 @@ export class RetryExhaustedError extends Error {
   }
 }
 
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline: number | undefined, now: () => number): { signal?: AbortSignal; done(): void } {
+  if (deadline === undefined) return { done() {} };
+  const ac = new AbortController();
+  const timer = setTimeout(
+    () => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')),
+    Math.max(0, deadline - now()),
+  );
+  timer.unref();
+  return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 export async function withRetry<T>(
-  fn: (attempt: number) => Promise<T>,
+  fn: (attempt: number, signal?: AbortSignal) => Promise<T>,
   policy: RetryPolicy = DEFAULT_RETRY,
   hooks: RetryHooks = {},
 ): Promise<T> {
   const retryable = hooks.retryable ?? isTransient;
   const wait = hooks.sleep ?? sleep;
   const now = hooks.now ?? Date.now;
+  const what = hooks.what ? `${hooks.what}: ` : '';
+  const exhausted = (attempt: number, err: unknown) =>
+    new RetryExhaustedError(
+      `${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`,
+      attempt,
+      err,
+    );
   for (let attempt = 1; ; attempt++) {
+    if (policy.deadline !== undefined && now() >= policy.deadline) throw exhausted(attempt - 1, undefined);
+    const bound = deadlineSignal(policy.deadline, now);
     try {
-      return await fn(attempt);
+      return await fn(attempt, bound.signal);
     } catch (err) {
       if (!retryable(err)) throw err;
-      const what = hooks.what ? `${hooks.what}: ` : '';
       if (attempt >= policy.attempts) {
         throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
       }
       const ra = retryAfterOf(err);
       const delay =
         ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-      if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-        throw new RetryExhaustedError(
-          `${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`,
-          attempt,
-          err,
-        );
-      }
+      if (policy.deadline !== undefined && now() + delay >= policy.deadline) throw exhausted(attempt, err);
       hooks.log?.warning(
         `${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`,
       );
       await hooks.onRetry?.(err, attempt, delay);
       await wait(delay);
+    } finally {
+      bound.done();
     }
   }
 }

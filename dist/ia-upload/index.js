@@ -31595,13 +31595,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -31713,38 +31713,337 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, secrets = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    return redact([cmd, ...args].map(q).join(' '), secrets);
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => exec_which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    const stderr = redact(err, opts.redact);
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function exec_which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : exec_which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => info(m),
+        warning: (m) => warning(m),
+        error: (m) => error(m),
+        debug: (m) => core_debug(m),
+    };
     return {
+        ...log,
         getInput: (name) => getInput(name),
         setOutput: (name, value) => setOutput(name, value),
         setSecret: (value) => {
             if (value)
                 core_setSecret(value);
         },
-        info: (m) => info(m),
-        warning: (m) => warning(m),
         notice: (m) => notice(m),
-        error: (m) => error(m),
-        debug: (m) => core_debug(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await summary.addRaw(markdown, true).write();
         },
         setFailed: (m) => setFailed(m),
+        group: (name, fn) => group(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -31755,6 +32054,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -31934,29 +32244,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? retry_sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
                 throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
-            }
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
             hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -31994,10 +32327,25 @@ function runAction(main, io = coreIO()) {
         io.setFailed(errorMessage(err));
     });
 }
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
+}
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
 // functions
@@ -41887,14 +42235,17 @@ class IaClient {
     s3;
     api;
     policy;
-    /** Metadata/tasks/download calls: same backoff, at least 3 attempts, not bound by the upload deadline. */
+    /**
+     * Metadata/tasks/download calls: the same backoff, at least 3 attempts, bounded by the policy's
+     * deadline or by the one given to `withDeadline` (the phase of the step they belong to).
+     */
     apiPolicy;
     auth;
     trusted;
     sleep;
     now;
     /** Refuses endpoints the keys must not travel to (plain http off loopback). */
-    constructor(opts) {
+    constructor(opts, apiDeadline) {
         this.opts = opts;
         for (const url of [opts.s3Url, opts.apiUrl]) {
             const problem = httpsUnlessLoopbackProblem(url);
@@ -41904,11 +42255,23 @@ class IaClient {
         this.s3 = opts.s3Url.replace(/\/+$/, '');
         this.api = opts.apiUrl.replace(/\/+$/, '');
         this.policy = opts.retry ?? DEFAULT_RETRY;
-        this.apiPolicy = { ...this.policy, attempts: Math.max(3, this.policy.attempts), deadline: undefined };
+        this.apiPolicy = {
+            ...this.policy,
+            attempts: Math.max(3, this.policy.attempts),
+            deadline: apiDeadline ?? this.policy.deadline,
+        };
         this.auth = `LOW ${opts.accessKey}:${opts.secretKey}`;
         this.trusted = new Set([new URL(this.s3).host, new URL(this.api).host]);
         this.sleep = opts.sleep ?? retry_sleep;
         this.now = opts.now ?? Date.now;
+    }
+    /**
+     * The same client whose API calls (metadata, tasks, downloads, derive) neither start, wait nor
+     * run past `deadline` (ms since epoch): a call that cannot finish in time throws
+     * RetryExhaustedError. Uploads keep the policy's own deadline.
+     */
+    withDeadline(deadline) {
+        return new IaClient(this.opts, deadline);
     }
     /** May a redirect target receive the credentials? Archive hosts and the configured endpoints only. */
     keepAuthFor = (host) => isArchiveHost(host) || this.trusted.has(host);
@@ -41917,13 +42280,14 @@ class IaClient {
     }
     // ------------------------------------------------------------------ read APIs
     async getJson(url, what, opts = {}) {
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'GET',
                 url,
                 headers: { accept: 'application/json', ...(opts.auth ? { authorization: this.auth } : {}) },
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
                 keepAuthFor: this.keepAuthFor,
+                signal,
             });
             if (res.status === 200) {
                 const text = await res.text();
@@ -42039,13 +42403,14 @@ class IaClient {
     /** Queues a derive (which regenerates the torrent). `already` when one is queued or running. */
     async submitDerive(id) {
         const what = `submit derive.php for ${id}`;
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'POST',
                 url: `${this.api}/services/tasks.php`,
                 headers: { authorization: this.auth, 'content-type': 'application/json', accept: 'application/json' },
                 body: JSON.stringify({ identifier: id, cmd: 'derive.php' }),
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+                signal,
             });
             if (res.status >= 500 || res.status === 429)
                 throw await this.errorOf(res, what);
@@ -42067,11 +42432,12 @@ class IaClient {
     /** Downloads `<id>_archive.torrent` (public; follows IA's redirect to a data node). */
     async downloadTorrent(id) {
         const what = `GET ${id}_archive.torrent`;
-        return withRetry(async () => {
+        return withRetry(async (_attempt, signal) => {
             const res = await request({
                 method: 'GET',
                 url: `${this.api}/download/${encodeURIComponent(id)}/${encodeURIComponent(`${id}_archive.torrent`)}`,
                 idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+                signal,
             });
             if (res.status === 404) {
                 await res.drain();
@@ -42938,33 +43304,63 @@ function why(remote, f) {
     return `IA has md5 ${remote.md5}, local ${f.md5}`;
 }
 async function publish(o) {
-    const { client, identifier: id, log } = o;
     const now = o.now ?? Date.now;
     const sleep = o.sleep ?? retry_sleep;
     const random = o.random ?? Math.random;
-    const pollWait = () => sleep(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())));
-    const outcomes = o.progress ?? [];
-    const summaryOf = async () => {
-        try {
-            return await client.taskSummary(id);
-        }
-        catch (e) {
-            log.debug(`task summary of ${id} unavailable: ${errorMessage(e)}`);
-            return undefined;
-        }
+    const p = {
+        o,
+        id: o.identifier,
+        log: o.log,
+        now,
+        pollWait: (deadline) => sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now()))),
+        summaryOf: async (ia = o.client) => {
+            try {
+                return await ia.taskSummary(o.identifier);
+            }
+            catch (e) {
+                o.log.debug(`task summary of ${o.identifier} unavailable: ${errorMessage(e)}`);
+                return undefined;
+            }
+        },
     };
-    // ---------------------------------------------------------------- preflight
-    let item = await client.getItem(id);
-    const itemExisted = !!item;
+    const outcomes = o.progress ?? [];
+    const pre = await preflight(p);
+    const { item, todo, waitedForPendingMs } = await decideUploads(p, pre.item);
+    for (const f of o.files) {
+        if (!todo.includes(f)) {
+            outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
+            p.log.info(`${f.name}: already on IA with the same size and md5; skipped`);
+        }
+        else if (pre.itemExisted || waitedForPendingMs) {
+            p.log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
+        }
+    }
+    const uploads = await uploadFiles(p, todo, outcomes);
+    const proof = await awaitTorrent(p, item, uploads);
+    return {
+        itemExisted: pre.itemExisted,
+        files: outcomes,
+        bytesSent: uploads.bytesSent,
+        ingest: proof.ingest,
+        torrent: proof.torrent,
+        deriveSubmitted: proof.deriveSubmitted,
+        waitedForPendingMs,
+    };
+}
+const remoteOf = (rec, name) => rec?.files?.find((f) => f.name === name);
+/** MDAPI and identifier availability: refuses a dark item or an identifier that belongs to someone else. */
+async function preflight(p) {
+    const { o, id, log } = p;
+    const item = await o.client.getItem(id);
     if (item?.is_dark)
         throw new UserError(`${id} is a dark (withdrawn) item on IA; it cannot be published to. Choose another identifier.`);
     if (!item) {
-        const code = await client.checkIdentifier(id).catch((e) => {
+        const code = await o.client.checkIdentifier(id).catch((e) => {
             log.debug(`check_identifier failed: ${errorMessage(e)}`);
             return undefined;
         });
         if (code === 'not_available') {
-            const s = await summaryOf();
+            const s = await p.summaryOf();
             if (pendingCount(s) === 0) {
                 throw new UserError(`identifier ${id} is not available on IA (reserved or owned by another account) and shows no public item: choose another identifier`);
             }
@@ -42978,66 +43374,67 @@ async function publish(o) {
             log.warning(`${id} already exists; IA applies upload metadata only when an item is created, so these keys keep their current values: ${diff.join(', ')}`);
         }
     }
-    // ---------------------------------------------------------------- skip decisions
-    const remoteOf = (rec, name) => rec?.files?.find((f) => f.name === name);
+    return { item, itemExisted: !!item };
+}
+/**
+ * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
+ * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
+ */
+async function pendingIngests(p, rec, ia) {
+    try {
+        const rows = await ia.pendingTasks(p.id);
+        if (rows)
+            return rows.filter((r) => r.cmd === 'archive.php').length;
+    }
+    catch (e) {
+        p.log.debug(`catalog tasks of ${p.id} unavailable: ${errorMessage(e)}`);
+    }
+    const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
+    return pendingCount(await p.summaryOf(ia)) || hint;
+}
+/**
+ * The files to upload: those IA does not list with the same size and md5. When a previous run's
+ * ingest is still pending, waits for it (up to pending-timeout) instead of uploading twice.
+ */
+async function decideUploads(p, first) {
+    const { o, id, log, now } = p;
+    let item = first;
     let todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-    /**
-     * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
-     * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
-     */
-    const pendingIngests = async (rec) => {
+    if (!todo.length)
+        return { item, todo, waitedForPendingMs: 0 };
+    const pending = await pendingIngests(p, item, o.client);
+    if (pending === 0)
+        return { item, todo, waitedForPendingMs: 0 };
+    const t0 = now();
+    const deadline = t0 + o.pendingTimeoutMs;
+    const waiting = o.client.withDeadline(deadline);
+    log.info(`${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`);
+    for (;;) {
+        if (now() >= deadline) {
+            log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
+            break;
+        }
+        await p.pollWait(deadline);
         try {
-            const rows = await client.pendingTasks(id);
-            if (rows)
-                return rows.filter((r) => r.cmd === 'archive.php').length;
+            item = (await waiting.getItem(id)) ?? item;
         }
         catch (e) {
-            log.debug(`catalog tasks of ${id} unavailable: ${errorMessage(e)}`);
+            if (!pollable(e))
+                throw e;
+            log.debug(`metadata poll failed: ${errorMessage(e)}`);
+            continue;
         }
-        const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
-        return pendingCount(await summaryOf()) || hint;
-    };
-    let waitedForPendingMs = 0;
-    if (todo.length) {
-        const pending = await pendingIngests(item);
-        if (pending > 0) {
-            const t0 = now();
-            const deadline = t0 + o.pendingTimeoutMs;
-            log.info(`${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`);
-            for (;;) {
-                if (now() >= deadline) {
-                    log.warning(`${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`);
-                    break;
-                }
-                await pollWait();
-                try {
-                    item = (await client.getItem(id)) ?? item;
-                }
-                catch (e) {
-                    if (!pollable(e))
-                        throw e;
-                    log.debug(`metadata poll failed: ${errorMessage(e)}`);
-                    continue;
-                }
-                todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-                if (!todo.length)
-                    break;
-                if ((await pendingIngests(item)) === 0)
-                    break;
-            }
-            waitedForPendingMs = now() - t0;
-        }
+        todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
+        if (!todo.length)
+            break;
+        if ((await pendingIngests(p, item, waiting)) === 0)
+            break;
     }
-    for (const f of o.files) {
-        if (!todo.includes(f)) {
-            outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
-            log.info(`${f.name}: already on IA with the same size and md5; skipped`);
-        }
-        else if (itemExisted || waitedForPendingMs) {
-            log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
-        }
-    }
-    // ---------------------------------------------------------------- uploads
+    return { item, todo, waitedForPendingMs: now() - t0 };
+}
+/** Sequential PUTs: metadata on the first, derive queued only on the last, size-hint = the total. */
+async function uploadFiles(p, todo, outcomes) {
+    const { o, id, log, now } = p;
     const total = o.files.reduce((n, f) => n + f.size, 0);
     let bytesSent = 0;
     let lastServerDate;
@@ -43054,28 +43451,38 @@ async function publish(o) {
         log.info(`PUT ${f.name} (${f.size} bytes, md5 ${f.md5})${last && o.derive ? ', derive queued after it' : ''}`);
         const outcome = { ...f, action: 'not-uploaded' };
         outcomes.push(outcome);
-        const r = await client.putFile(id, f, headers);
+        const r = await o.client.putFile(id, f, headers);
         Object.assign(outcome, { action: 'uploaded', attempts: r.attempts, bytesSent: r.bytesSent, ms: r.ms });
         bytesSent += r.bytesSent;
         lastServerDate = r.serverDate ?? lastServerDate;
         log.info(`${f.name}: uploaded in ${(r.ms / 1000).toFixed(1)} s (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`);
     }
     const uploadedAny = todo.length > 0;
-    // Freshness reference: IA's own clock (Date of the last PUT answer), minus a minute of skew.
-    const freshAfter = uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined;
-    // ---------------------------------------------------------------- ingest + torrent
+    return {
+        uploadedAny,
+        bytesSent,
+        freshAfter: uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined,
+    };
+}
+/**
+ * Polls MDAPI until IA lists every file with the local md5 and `<id>_archive.torrent` is fresh
+ * (downloaded, decoded, listing every file with its length, its info-hash equal to MDAPI's
+ * btih, newer than the upload), the catalog shows an error, or torrent-timeout runs out.
+ */
+async function awaitTorrent(p, item, up) {
+    const { o, id, log, now } = p;
     const wanted = new Map(o.files.map((f) => [f.name, f]));
     const torrentName = `${id}_archive.torrent`;
     const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some((v) => /^(1|true|yes)$/i.test(v.trim()));
     const deadline = now() + o.torrentTimeoutMs;
-    let ingest = 'pending';
-    let torrent = { status: 'pending', detail: '' };
-    let deriveSubmitted = false;
+    // Every read of this phase, retries included, ends by the torrent deadline.
+    const polling = o.client.withDeadline(deadline);
+    const proof = { ingest: 'pending', torrent: { status: 'pending', detail: '' }, deriveSubmitted: false };
     let lastBtihChecked;
     for (;;) {
         let files;
         try {
-            files = await client.getFiles(id);
+            files = await polling.getFiles(id);
         }
         catch (e) {
             if (!pollable(e))
@@ -43086,82 +43493,90 @@ async function publish(o) {
             const byName = new Map(files.map((f) => [f.name, f]));
             const missing = [...wanted.values()].filter((f) => !matches(byName.get(f.name), f));
             if (missing.length === 0) {
-                if (ingest !== 'verified')
+                if (proof.ingest !== 'verified')
                     log.info(`IA lists all ${wanted.size} file(s) with the local size and md5`);
-                ingest = 'verified';
+                proof.ingest = 'verified';
             }
             else {
-                torrent = {
+                proof.torrent = {
                     status: 'pending',
                     detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet`,
                 };
             }
-            if (ingest === 'verified') {
+            if (proof.ingest === 'verified') {
                 if (disabled) {
-                    torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
+                    proof.torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
                     break;
                 }
                 const row = byName.get(torrentName);
                 if (!row)
-                    torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
-                else if (freshAfter !== undefined && row.mtime && Number(row.mtime) < freshAfter) {
-                    torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
+                    proof.torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
+                else if (up.freshAfter !== undefined && row.mtime && Number(row.mtime) < up.freshAfter) {
+                    proof.torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
                 }
                 else if (!row.btih || row.btih !== lastBtihChecked) {
                     lastBtihChecked = row.btih;
-                    const verdict = await checkTorrent(client, id, wanted, row.btih).catch((e) => {
+                    const verdict = await checkTorrent(polling, id, wanted, row.btih).catch((e) => {
                         if (!pollable(e))
                             throw e;
                         return `could not be downloaded (${errorMessage(e)})`;
                     });
                     if (verdict === undefined) {
-                        torrent = { status: 'ready', btih: row.btih, detail: `${torrentName} lists every file with its length` };
+                        proof.torrent = {
+                            status: 'ready',
+                            btih: row.btih,
+                            detail: `${torrentName} lists every file with its length`,
+                        };
                         log.info(`torrent ready: ${torrentName}${row.btih ? ` (btih ${row.btih})` : ''}`);
                         break;
                     }
                     if (/could not be downloaded/.test(verdict))
                         lastBtihChecked = undefined;
-                    torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
-                    log.info(torrent.detail);
+                    proof.torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
+                    log.info(proof.torrent.detail);
                 }
             }
         }
-        const summary = await summaryOf();
+        const summary = await p.summaryOf(polling);
         if (summary && summary.error > 0) {
-            torrent = {
+            proof.torrent = {
                 status: 'error',
                 detail: `IA's catalog shows ${summary.error} task(s) in error for ${id} (derive failed?); see the item's history page`,
             };
             break;
         }
-        if (!o.derive && ingest === 'verified') {
+        if (!o.derive && proof.ingest === 'verified') {
             // Without a derive IA does not regenerate the torrent: report what is there, do not wait.
-            torrent.detail = `${torrent.detail}; derive is off, so IA will not regenerate the torrent`;
+            proof.torrent.detail = `${proof.torrent.detail}; derive is off, so IA will not regenerate the torrent`;
             break;
         }
         // Nothing uploaded (every file skipped) but the torrent is missing or stale: ask for a derive once.
         if (o.derive &&
-            !uploadedAny &&
-            !deriveSubmitted &&
-            ingest === 'verified' &&
-            torrent.status === 'pending' &&
+            !up.uploadedAny &&
+            !proof.deriveSubmitted &&
+            proof.ingest === 'verified' &&
+            proof.torrent.status === 'pending' &&
             pendingCount(summary) === 0) {
-            deriveSubmitted = true;
-            try {
-                const r = await client.submitDerive(id);
-                log.info(r === 'queued'
-                    ? `queued a derive of ${id} to regenerate the torrent`
-                    : `a derive of ${id} is already queued or running`);
-            }
-            catch (e) {
-                log.warning(`could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
-            }
+            proof.deriveSubmitted = true;
+            await submitDerive(p, polling);
         }
         if (now() >= deadline)
             break;
-        await pollWait();
+        await p.pollWait(deadline);
     }
-    return { itemExisted, files: outcomes, bytesSent, ingest, torrent, deriveSubmitted, waitedForPendingMs };
+    return proof;
+}
+/** Queues a derive (which regenerates the torrent); a failure is a warning: the files are published. */
+async function submitDerive(p, ia) {
+    try {
+        const r = await ia.submitDerive(p.id);
+        p.log.info(r === 'queued'
+            ? `queued a derive of ${p.id} to regenerate the torrent`
+            : `a derive of ${p.id} is already queued or running`);
+    }
+    catch (e) {
+        p.log.warning(`could not queue a derive of ${p.id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`);
+    }
 }
 /** Downloads and decodes the torrent; undefined when it is fresh, else why not. */
 async function checkTorrent(client, id, wanted, btih) {
@@ -43249,6 +43664,7 @@ function renderSummary(r) {
 }
 
 ;// CONCATENATED MODULE: ./actions/ia-upload/src/main.ts
+
 
 
 
@@ -43362,31 +43778,21 @@ async function run(io) {
         downloads: uploadOrder(inp.files, inp.sha256sums).list.map((p) => download(external_node_path_default().basename(p))),
     };
     const started = Date.now();
-    let prepared;
-    let result;
-    const progress = [];
-    let failure;
-    try {
+    const state = { progress: [] };
+    await withFailureSummary(async () => {
         // Everything local first: names, SHA256SUMS verification, hashes. No request before this.
-        prepared = await prepareFiles(id, inp.files, inp.sha256sums, io);
-        const envBase = process.env.KEEL_RETRY_BASE_MS;
-        const policy = retryPolicy({
-            attempts: inp.retries + 1,
-            maxMs: 600_000,
-            maxRetryAfterMs: 900_000,
-            deadline: Date.now() + inp['upload-budget'],
-            ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
-        });
+        state.prepared = await io.group('prepare the files', () => prepareFiles(id, inp.files, inp.sha256sums, io));
         const client = new IaClient({
             s3Url: inp['s3-endpoint'],
             apiUrl: inp['api-endpoint'],
             accessKey: inp['access-key'],
             secretKey: inp['secret-key'],
             log: io,
-            retry: policy,
+            retry: retryPolicyOf(inp),
             stall: inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window'] } : undefined,
         });
-        result = await publish({
+        const prepared = state.prepared;
+        state.result = await io.group('publish', () => publish({
             client,
             identifier: id,
             files: prepared.files,
@@ -43397,46 +43803,63 @@ async function run(io) {
             pendingTimeoutMs: inp['pending-timeout'],
             pollIntervalMs: inp['poll-interval'],
             log: io,
-            progress,
-        });
-        const t = result.torrent;
-        if (t.status !== 'ready') {
-            const msg = t.status === 'disabled'
-                ? `no torrent: ${t.detail}`
-                : t.status === 'error'
-                    ? `torrent not ready: ${t.detail} (${api}/history/${id})`
-                    : `torrent not ready after ${seconds(inp['torrent-timeout'])}: ${t.detail}. IA's queue can take hours; ${out.torrent} will work once the derive finishes`;
-            if (inp['require-torrent'])
-                failure = msg;
-            else
-                io.warning(msg);
-        }
-    }
-    catch (e) {
-        failure = errorMessage(e);
-        throw e;
-    }
-    finally {
+            progress: state.progress,
+        }));
+        const problem = torrentProblem(state.result.torrent, inp['torrent-timeout'], api, id, out.torrent);
+        if (problem && inp['require-torrent'])
+            throw new UserError(problem);
+        if (problem)
+            io.warning(problem);
+    }, async (failure) => {
+        const { result } = state;
         const ready = result?.torrent.status === 'ready';
-        const files = result?.files ?? progress;
+        const files = result?.files ?? state.progress;
+        const named = (action) => files
+            .filter((f) => f.action === action)
+            .map((f) => f.name)
+            .join('\n');
         io.setOutput('details-url', out.details);
         io.setOutput('download-urls', out.downloads.join('\n'));
         io.setOutput('torrent-url', out.torrent);
         io.setOutput('torrent-ready', String(ready));
         io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
         io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
-        io.setOutput('uploaded', files
-            .filter((f) => f.action === 'uploaded')
-            .map((f) => f.name)
-            .join('\n'));
-        io.setOutput('skipped', files
-            .filter((f) => f.action === 'skipped')
-            .map((f) => f.name)
-            .join('\n'));
-        await io.summary(renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }));
-    }
-    if (failure)
-        throw new UserError(failure);
+        io.setOutput('uploaded', named('uploaded'));
+        io.setOutput('skipped', named('skipped'));
+        await io.summary(renderSummary({
+            identifier: id,
+            prepared: state.prepared,
+            result,
+            files,
+            urls: out,
+            failure,
+            ms: Date.now() - started,
+        }));
+    });
+}
+/**
+ * The retry policy of uploads and API calls: attempts from `retries`, backoff from `retry-base`
+ * (default 30 s, or KEEL_RETRY_BASE_MS when set), capped waits, and the upload budget as deadline.
+ */
+function retryPolicyOf(inp) {
+    const envBase = process.env.KEEL_RETRY_BASE_MS;
+    return retryPolicy({
+        attempts: inp.retries + 1,
+        maxMs: 600_000,
+        maxRetryAfterMs: 900_000,
+        deadline: Date.now() + inp['upload-budget'],
+        ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
+    });
+}
+/** Why the torrent is not usable yet (undefined when it is ready). */
+function torrentProblem(t, timeoutMs, api, id, torrentUrl) {
+    if (t.status === 'ready')
+        return undefined;
+    if (t.status === 'disabled')
+        return `no torrent: ${t.detail}`;
+    if (t.status === 'error')
+        return `torrent not ready: ${t.detail} (${api}/history/${id})`;
+    return `torrent not ready after ${seconds(timeoutMs)}: ${t.detail}. IA's queue can take hours; ${torrentUrl} will work once the derive finishes`;
 }
 
 ;// CONCATENATED MODULE: ./actions/ia-upload/src/index.ts

@@ -47422,7 +47422,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -50294,13 +50294,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -50412,38 +50412,337 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, secrets = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    return redact([cmd, ...args].map(q).join(' '), secrets);
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => exec_which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    const stderr = redact(err, opts.redact);
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function exec_which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : exec_which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => info(m),
+        warning: (m) => warning(m),
+        error: (m) => error(m),
+        debug: (m) => core_debug(m),
+    };
     return {
+        ...log,
         getInput: (name) => getInput(name),
         setOutput: (name, value) => setOutput(name, value),
         setSecret: (value) => {
             if (value)
                 core_setSecret(value);
         },
-        info: (m) => info(m),
-        warning: (m) => warning(m),
         notice: (m) => notice(m),
-        error: (m) => error(m),
-        debug: (m) => core_debug(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await summary.addRaw(markdown, true).write();
         },
         setFailed: (m) => setFailed(m),
+        group: (name, fn) => group(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -50454,6 +50753,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -50633,29 +50943,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
-            }
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -50690,13 +51023,28 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
 }
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
+}
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/atomic.ts
 
 /**
@@ -50712,243 +51060,6 @@ function writeFileAtomically(file, data) {
     finally {
         external_node_fs_default().rmSync(tmp, { force: true });
     }
-}
-
-;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
-/**
- * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
- * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
- * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
- */
-const cleanups = new Set();
-let installed = false;
-function runAll() {
-    for (const fn of [...cleanups].reverse()) {
-        try {
-            fn();
-        }
-        catch {
-            /* best effort: one failing cleanup must not stop the others */
-        }
-    }
-    cleanups.clear();
-}
-function install() {
-    if (installed)
-        return;
-    installed = true;
-    process.on('exit', runAll);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-        process.on(sig, () => {
-            runAll();
-            process.exit(sig === 'SIGINT' ? 130 : 143);
-        });
-    }
-}
-/** Registers a synchronous cleanup; returns a function that unregisters it. */
-function onCleanup(fn) {
-    install();
-    cleanups.add(fn);
-    return () => void cleanups.delete(fn);
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./actions/lib/exec.ts
-
-
-
-
-class CommandError extends Error {
-    command;
-    code;
-    stderr;
-    signal;
-    constructor(command, code, stderr, signal) {
-        const tail = stderr.trim().split('\n').slice(-15).join('\n');
-        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
-        this.command = command;
-        this.code = code;
-        this.stderr = stderr;
-        this.signal = signal;
-        this.name = 'CommandError';
-    }
-}
-/** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
-    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
-}
-const MAX_CAPTURE = 64 * 1024 * 1024;
-function processRunner(log) {
-    return {
-        run(cmd, args, opts = {}) {
-            const shown = displayArgv(cmd, args, opts.redact);
-            if (opts.echo)
-                log?.info(`$ ${shown}`);
-            else
-                log?.debug(`$ ${shown}`);
-            return new Promise((resolve, reject) => {
-                const env = { ...process.env };
-                for (const [k, v] of Object.entries(opts.env ?? {})) {
-                    if (v === undefined)
-                        delete env[k];
-                    else
-                        env[k] = v;
-                }
-                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
-                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-                    cwd: opts.cwd,
-                    env,
-                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
-                    detached: true,
-                });
-                const out = [];
-                let outLen = 0;
-                let err = '';
-                let errLine = '';
-                let settled = false;
-                const killGroup = (sig) => {
-                    try {
-                        if (child.pid)
-                            process.kill(-child.pid, sig);
-                    }
-                    catch {
-                        /* already gone */
-                    }
-                };
-                // A parent that exits (or is cancelled) must not leave the group behind.
-                const unregister = onCleanup(() => killGroup('SIGKILL'));
-                let timedOut = false;
-                const timer = opts.timeoutMs !== undefined
-                    ? setTimeout(() => {
-                        timedOut = true;
-                        killGroup('SIGTERM');
-                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                    }, opts.timeoutMs)
-                    : undefined;
-                const onAbort = () => {
-                    killGroup('SIGTERM');
-                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                };
-                opts.signal?.addEventListener('abort', onAbort, { once: true });
-                if (child.stdout) {
-                    if (opts.stdout && typeof opts.stdout === 'object')
-                        child.stdout.pipe(opts.stdout);
-                    else
-                        child.stdout.on('data', (d) => {
-                            if (outLen < MAX_CAPTURE) {
-                                out.push(d);
-                                outLen += d.length;
-                            }
-                        });
-                }
-                if (child.stderr) {
-                    if (opts.stderr && typeof opts.stderr === 'object')
-                        child.stderr.pipe(opts.stderr);
-                    child.stderr.on('data', (d) => {
-                        const s = d.toString('utf8');
-                        if (err.length < 1024 * 1024)
-                            err += s;
-                        if (opts.onStderrLine) {
-                            errLine += s;
-                            const lines = errLine.split('\n');
-                            errLine = lines.pop() ?? '';
-                            for (const l of lines)
-                                opts.onStderrLine(l);
-                        }
-                    });
-                }
-                if (child.stdin) {
-                    child.stdin.on('error', () => {
-                        /* the tool may exit before reading all input; its exit code tells */
-                    });
-                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
-                        child.stdin.end(opts.input);
-                    else if (opts.input) {
-                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
-                        opts.input.on('error', (e) => {
-                            killGroup('SIGKILL');
-                            finish(() => reject(e));
-                        });
-                        opts.input.pipe(child.stdin);
-                    }
-                }
-                const finish = (fn) => {
-                    if (settled)
-                        return;
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    unregister();
-                    opts.signal?.removeEventListener('abort', onAbort);
-                    fn();
-                };
-                child.on('error', (e) => finish(() => reject(e)));
-                child.on('close', (code, signal) => {
-                    // The leader exited; make sure nothing it spawned survives it.
-                    killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
-                    finish(() => {
-                        if (timedOut) {
-                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
-                        }
-                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
-                            reject(new CommandError(shown, code, stderr, signal));
-                        }
-                        else {
-                            resolve({ code, stdout: Buffer.concat(out), stderr });
-                        }
-                    });
-                });
-            });
-        },
-    };
-}
-/** Finds an executable on PATH (or an absolute path), or undefined. */
-function exec_which(cmd, envPath = process.env.PATH ?? '') {
-    if (cmd.includes('/'))
-        return isExecutable(cmd) ? cmd : undefined;
-    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
-        if (!dir)
-            continue;
-        const p = external_node_path_default().join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    for (const dir of ['/usr/sbin', '/sbin']) {
-        const p = external_node_path_default().join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    return undefined;
-}
-function isExecutable(p) {
-    try {
-        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
-        return external_node_fs_default().statSync(p).isFile();
-    }
-    catch {
-        return false;
-    }
-}
-/** Fails with one clear line naming every missing tool and the package that provides it. */
-function requireTools(tools) {
-    const missing = Object.entries(tools).filter(([t]) => !exec_which(t));
-    if (missing.length) {
-        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
-    }
-}
-/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
-function asRoot(cmd, args) {
-    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
@@ -61755,7 +61866,7 @@ function locateInput(input, value) {
         return locateImage(value);
     }
     catch (e) {
-        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errors_errorMessage(e)}`);
     }
 }
 function describeLocation(l) {

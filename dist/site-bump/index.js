@@ -32436,13 +32436,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -32554,38 +32554,337 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, secrets = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    return redact([cmd, ...args].map(q).join(' '), secrets);
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => exec_which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    const stderr = redact(err, opts.redact);
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function exec_which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : exec_which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => info(m),
+        warning: (m) => warning(m),
+        error: (m) => error(m),
+        debug: (m) => core_debug(m),
+    };
     return {
+        ...log,
         getInput: (name) => getInput(name),
         setOutput: (name, value) => setOutput(name, value),
         setSecret: (value) => {
             if (value)
                 core_setSecret(value);
         },
-        info: (m) => info(m),
-        warning: (m) => warning(m),
         notice: (m) => notice(m),
-        error: (m) => error(m),
-        debug: (m) => core_debug(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await summary.addRaw(markdown, true).write();
         },
         setFailed: (m) => setFailed(m),
+        group: (name, fn) => group(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -32596,6 +32895,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -32775,29 +33085,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
                 throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
-            }
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
             hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -32834,6 +33167,24 @@ function runAction(main, io = coreIO()) {
             io.debug(err.stack);
         io.setFailed(errorMessage(err));
     });
+}
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
@@ -48107,7 +48458,50 @@ async function mapLimit(items, limit, fn) {
 
 const where = (d) => `${d.path}:${d.line}`;
 async function bump(octokit, req, log) {
-    const { owner, repo, base, branch } = req;
+    const site = await readBase(octokit, req, log);
+    const chosen = chooseDefinitions(site, req, await locateDefinitions(site, req, log), log);
+    const { baseSha } = site;
+    const changes = chosen.map(({ spec, def }) => ({
+        name: spec.name,
+        path: def.path,
+        line: def.line,
+        from: def.value,
+        to: spec.value,
+        changed: def.value !== spec.value,
+    }));
+    for (const ch of changes)
+        log.info(`${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`);
+    if (!changes.some((c) => c.changed)) {
+        log.info(`${site.full}@${req.base} already has ${changes.map((c) => `${c.name}=${c.to}`).join(', ')}: nothing to do`);
+        return { result: 'up-to-date', changes, baseSha };
+    }
+    // An open PR from our branch already carries this bump.
+    const existing = await findOpenPull(octokit, req.owner, req.repo, req.branch);
+    if (existing) {
+        log.info(`pull request #${existing.number} from ${req.branch} is already open: ${existing.url}`);
+        return { result: 'exists', changes, baseSha, pr: existing };
+    }
+    const primary = req.constants[0];
+    const title = pullTitle(changes, primary);
+    const commitSha = await writeCommit(site, req, chosen, `${title}\n\n${commitBody(changes, req.runUrl)}`, log);
+    await pointBranch(site, req, commitSha, log);
+    const pr = await openPull(site, req, title, pullBody(changes, primary, req.runUrl), log);
+    const created = { result: 'created', changes, baseSha, pr: strip(pr), commitSha };
+    if (!req.autoMerge)
+        return { ...created, autoMerge: 'off' };
+    try {
+        await enableAutoMerge(octokit, req.graphqlUrl, pr.nodeId, req.mergeMethod);
+        log.info(`auto-merge (${req.mergeMethod}) enabled on #${pr.number}`);
+        return { ...created, autoMerge: 'enabled' };
+    }
+    catch (err) {
+        const message = graphqlMessage(err);
+        log.warning(`could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`);
+        return { ...created, autoMerge: 'refused', autoMergeMessage: message };
+    }
+}
+async function readBase(octokit, req, log) {
+    const { owner, repo, base } = req;
     const full = `${owner}/${repo}`;
     await api(`GET repository ${full}`, () => octokit.rest.repos.get({ owner, repo }), () => new UserError(`repository ${full} does not exist, or the token cannot read it`));
     const baseRef = await api(`GET branch ${base} of ${full}`, () => octokit.rest.git.getRef({ owner, repo, ref: `heads/${base}` }), () => new UserError(`base branch '${base}' does not exist in ${full}`));
@@ -48124,86 +48518,92 @@ async function bump(octokit, req, log) {
     const truncated = Boolean(treeRes.data.truncated);
     if (truncated)
         log.warning(`the tree of ${full}@${base} is too large to list completely; the search may miss files (set 'files')`);
-    // --- read files (pinned to the base commit, so every read sees one snapshot) ---
-    const texts = new Map();
-    const readCandidate = async (path) => {
-        if (texts.has(path))
-            return texts.get(path);
-        const entry = tree.get(path);
-        let text;
-        if (entry && entry.type !== 'blob')
+    return { octokit, owner, repo, full, base, baseSha, baseTree, tree, truncated, texts: new Map() };
+}
+async function readBlob(site, sha, path) {
+    const { octokit, owner, repo } = site;
+    const b = await api(`GET blob ${path}`, () => octokit.rest.git.getBlob({ owner, repo, file_sha: sha }));
+    return Buffer.from(b.data.content, b.data.encoding || 'base64').toString('utf8');
+}
+/** A candidate file's text at the base commit; undefined when there is no file at that path. */
+async function readCandidate(site, path) {
+    if (site.texts.has(path))
+        return site.texts.get(path);
+    const { octokit, owner, repo } = site;
+    const entry = site.tree.get(path);
+    let text;
+    if (entry && entry.type !== 'blob')
+        text = undefined;
+    else if (!entry && !site.truncated)
+        text = undefined;
+    else {
+        const res = await orMissing(`GET ${path} from ${site.full}@${site.base}`, () => octokit.rest.repos.getContent({ owner, repo, path, ref: site.baseSha }));
+        const data = res?.data;
+        if (!data || Array.isArray(res?.data) || data.type !== 'file')
             text = undefined;
-        else if (!entry && !truncated)
-            text = undefined;
-        else {
-            const res = await orMissing(`GET ${path} from ${full}@${base}`, () => octokit.rest.repos.getContent({ owner, repo, path, ref: baseSha }));
-            const data = res?.data;
-            if (!data || Array.isArray(res?.data) || data.type !== 'file')
-                text = undefined;
-            else if (data.encoding === 'base64' && data.content !== undefined)
-                text = Buffer.from(data.content, 'base64').toString('utf8');
-            else if (data.sha)
-                text = await readBlob(data.sha, path); // > 1 MB: the contents API omits the content
-        }
-        texts.set(path, text);
-        return text;
-    };
-    const readBlob = async (sha, path) => {
-        const b = await api(`GET blob ${path}`, () => octokit.rest.git.getBlob({ owner, repo, file_sha: sha }));
-        return Buffer.from(b.data.content, b.data.encoding || 'base64').toString('utf8');
-    };
-    // --- locate every constant: candidates first, then the repository ---
+        else if (data.encoding === 'base64' && data.content !== undefined)
+            text = Buffer.from(data.content, 'base64').toString('utf8');
+        else if (data.sha)
+            text = await readBlob(site, data.sha, path); // > 1 MB: the contents API omits the content
+    }
+    site.texts.set(path, text);
+    return text;
+}
+/** Every definition of every constant: in the candidate files first, then (for the rest) the repository. */
+async function locateDefinitions(site, req, log) {
+    const { full, base } = site;
     const defs = new Map();
     for (const c of req.constants)
         defs.set(c.name, []);
-    if (req.files.length) {
-        for (const path of req.files) {
-            const text = await readCandidate(path);
-            if (text === undefined) {
-                log.info(`candidate ${path} does not exist in ${full}@${base}`);
-                continue;
-            }
-            for (const c of req.constants)
-                if (mentions(text, c.name))
-                    defs.get(c.name).push(...findDefinitions(text, c.name, path));
+    for (const path of req.files) {
+        const text = await readCandidate(site, path);
+        if (text === undefined) {
+            log.info(`candidate ${path} does not exist in ${full}@${base}`);
+            continue;
         }
+        for (const c of req.constants)
+            if (mentions(text, c.name))
+                defs.get(c.name).push(...findDefinitions(text, c.name, path));
     }
     const missing = req.constants.filter((c) => defs.get(c.name).length === 0);
-    if (missing.length) {
-        const names = missing.map((c) => c.name);
-        if (req.files.length) {
-            log.warning(`${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`);
-        }
-        const searchable = [...tree.values()].filter((e) => e.type === 'blob' && e.mode !== '120000' && !texts.has(e.path) && isSearchable(e.path, e.size));
-        const max = req.maxSearchFiles ?? 2000;
-        if (searchable.length > max) {
-            throw new UserError(`${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`);
-        }
-        log.info(`searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`);
-        await mapLimit(searchable, 6, async (e) => {
-            const text = await readBlob(e.sha, e.path);
-            texts.set(e.path, text);
-            for (const c of missing)
-                if (mentions(text, c.name))
-                    defs.get(c.name).push(...findDefinitions(text, c.name, e.path));
-        });
-        for (const c of missing) {
-            const found = defs.get(c.name);
-            if (found.length && req.files.length) {
-                log.warning(`${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`);
-            }
+    if (!missing.length)
+        return defs;
+    const names = missing.map((c) => c.name);
+    if (req.files.length) {
+        log.warning(`${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`);
+    }
+    const searchable = [...site.tree.values()].filter((e) => e.type === 'blob' && e.mode !== '120000' && !site.texts.has(e.path) && isSearchable(e.path, e.size));
+    const max = req.maxSearchFiles ?? 2000;
+    if (searchable.length > max) {
+        throw new UserError(`${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`);
+    }
+    log.info(`searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`);
+    await mapLimit(searchable, 6, async (e) => {
+        const text = await readBlob(site, e.sha, e.path);
+        site.texts.set(e.path, text);
+        for (const c of missing)
+            if (mentions(text, c.name))
+                defs.get(c.name).push(...findDefinitions(text, c.name, e.path));
+    });
+    for (const c of missing) {
+        const found = defs.get(c.name);
+        if (found.length && req.files.length) {
+            log.warning(`${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`);
         }
     }
-    // --- exactly one definition each; validate the new values against what is there ---
-    const chosen = [];
-    for (const c of req.constants) {
+    return defs;
+}
+/** Exactly one definition per constant, and a new value that fits what is there. */
+function chooseDefinitions(site, req, defs, log) {
+    const at = `${site.full}@${site.base}`;
+    return req.constants.map((c) => {
         const found = defs.get(c.name).sort((a, b) => (a.path === b.path ? a.line - b.line : a.path < b.path ? -1 : 1));
         if (found.length === 0) {
             const scope = req.files.length ? `the candidate files (${req.files.join(', ')}) nor anywhere else in` : '';
-            throw new UserError(`${c.name} is not defined in ${scope}${scope ? ' ' : ''}${full}@${base}: found no definition`);
+            throw new UserError(`${c.name} is not defined in ${scope}${scope ? ' ' : ''}${at}: found no definition`);
         }
         if (found.length > 1) {
-            throw new UserError(`${c.name} is defined ${found.length} times in ${full}@${base}: ${found.map((d) => `${where(d)} (${d.source})`).join(', ')}; exactly one definition is required`);
+            throw new UserError(`${c.name} is defined ${found.length} times in ${at}: ${found.map((d) => `${where(d)} (${d.source})`).join(', ')}; exactly one definition is required`);
         }
         const def = found[0];
         if (def.value !== c.value || def.problem) {
@@ -48217,29 +48617,12 @@ async function bump(octokit, req, log) {
         if (isDate(def.value) && isDate(c.value) && c.value < def.value) {
             log.warning(`${c.name} moves backwards: ${def.value} → ${c.value}`);
         }
-        chosen.push({ spec: c, def });
-    }
-    const changes = chosen.map(({ spec, def }) => ({
-        name: spec.name,
-        path: def.path,
-        line: def.line,
-        from: def.value,
-        to: spec.value,
-        changed: def.value !== spec.value,
-    }));
-    for (const ch of changes)
-        log.info(`${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`);
-    if (!changes.some((c) => c.changed)) {
-        log.info(`${full}@${base} already has ${changes.map((c) => `${c.name}=${c.to}`).join(', ')}: nothing to do`);
-        return { result: 'up-to-date', changes, baseSha };
-    }
-    // --- an open PR from our branch already carries this bump ---
-    const existing = await findOpenPull(octokit, owner, repo, branch);
-    if (existing) {
-        log.info(`pull request #${existing.number} from ${branch} is already open: ${existing.url}`);
-        return { result: 'exists', changes, baseSha, pr: existing };
-    }
-    // --- one commit with exactly the edited files ---
+        return { spec: c, def };
+    });
+}
+/** One commit on the base holding exactly the edited files; returns its sha. */
+async function writeCommit(site, req, chosen, message, log) {
+    const { octokit, owner, repo } = site;
     const byFile = new Map();
     for (const { spec, def } of chosen) {
         if (def.value === spec.value)
@@ -48250,23 +48633,19 @@ async function bump(octokit, req, log) {
         .sort(([a], [b]) => (a < b ? -1 : 1))
         .map(([path, edits]) => ({
         path,
-        mode: (tree.get(path)?.mode ?? '100644'),
+        mode: (site.tree.get(path)?.mode ?? '100644'),
         type: 'blob',
-        content: applyEdits(texts.get(path), edits),
+        content: applyEdits(site.texts.get(path), edits),
     }));
-    const primary = req.constants[0];
-    const title = pullTitle(changes, primary);
-    const body = pullBody(changes, primary, req.runUrl);
-    const newTree = await api('POST tree', () => octokit.rest.git.createTree({ owner, repo, base_tree: baseTree, tree: entries }));
-    const commit = await api('POST commit', () => octokit.rest.git.createCommit({
-        owner,
-        repo,
-        message: `${title}\n\n${commitBody(changes, req.runUrl)}`,
-        tree: newTree.data.sha,
-        parents: [baseSha],
-    }));
-    const commitSha = commit.data.sha;
-    log.info(`commit ${commitSha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
+    const newTree = await api('POST tree', () => octokit.rest.git.createTree({ owner, repo, base_tree: site.baseTree, tree: entries }));
+    const commit = await api('POST commit', () => octokit.rest.git.createCommit({ owner, repo, message, tree: newTree.data.sha, parents: [site.baseSha] }));
+    log.info(`commit ${commit.data.sha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
+    return commit.data.sha;
+}
+/** Creates the branch at the commit, or moves a leftover branch of an earlier run there. */
+async function pointBranch(site, req, commitSha, log) {
+    const { octokit, owner, repo } = site;
+    const { branch } = req;
     try {
         await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: commitSha });
         log.info(`created branch ${branch}`);
@@ -48275,10 +48654,14 @@ async function bump(octokit, req, log) {
         if (statusOf(err) !== 422 || !/already exists/i.test(githubMessage(err))) {
             apiFailure(`POST ref ${branch}`, err);
         }
-        // Left by an earlier run that stopped before opening the PR (no open PR uses it: checked above).
+        // Left by an earlier run that stopped before opening the PR (no open PR uses it: checked before).
         log.warning(`branch ${branch} already exists without an open pull request; moving it to the new commit`);
         await api(`PATCH ref ${branch}`, () => octokit.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: commitSha, force: true }));
     }
+}
+async function openPull(site, req, title, body, log) {
+    const { octokit, owner, repo } = site;
+    const { branch, base } = req;
     let pr;
     try {
         const res = await octokit.rest.pulls.create({
@@ -48302,26 +48685,7 @@ async function bump(octokit, req, log) {
         pr = again;
     }
     log.info(`opened pull request #${pr.number}: ${pr.url}`);
-    if (!req.autoMerge)
-        return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'off' };
-    try {
-        await enableAutoMerge(octokit, req.graphqlUrl, pr.nodeId, req.mergeMethod);
-        log.info(`auto-merge (${req.mergeMethod}) enabled on #${pr.number}`);
-        return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'enabled' };
-    }
-    catch (err) {
-        const message = graphqlMessage(err);
-        log.warning(`could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`);
-        return {
-            result: 'created',
-            changes,
-            baseSha,
-            pr: strip(pr),
-            commitSha,
-            autoMerge: 'refused',
-            autoMergeMessage: message,
-        };
-    }
+    return pr;
 }
 const strip = (p) => ({ number: p.number, url: p.url });
 const isDate = (s) => /^\d{8}$/.test(s);
@@ -48371,6 +48735,7 @@ function commitBody(changes, runUrl) {
 }
 
 ;// CONCATENATED MODULE: ./actions/site-bump/src/main.ts
+
 
 
 
@@ -48454,13 +48819,11 @@ const inputs = {
 };
 /** site-bump: point the download site at the new release through a PR (auto-merged when allowed). */
 async function run(io) {
-    try {
-        await bumpSite(io);
-    }
-    catch (err) {
-        await io.summary(section('site-bump', `Failed: ${errorMessage(err)}`));
-        throw err;
-    }
+    // On success bumpSite writes its own summary; a failure gets this one.
+    await withFailureSummary(() => bumpSite(io), async (failure) => {
+        if (failure !== undefined)
+            await io.summary(section('site-bump', `Failed: ${failure}`));
+    });
 }
 async function bumpSite(io) {
     const inp = readInputs(io, inputs);
@@ -48495,7 +48858,7 @@ async function bumpSite(io) {
         : undefined;
     const started = Date.now();
     const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-site-bump' });
-    const outcome = await bump(client, {
+    const outcome = await io.group(`bump ${inp.repository}`, () => bump(client, {
         owner,
         repo,
         constants,
@@ -48506,7 +48869,7 @@ async function bumpSite(io) {
         mergeMethod: inp['merge-method'],
         graphqlUrl: graphqlUrlFor(inp['api-url']),
         runUrl,
-    }, io);
+    }, io));
     io.setOutput('result', outcome.result);
     if (outcome.result !== 'up-to-date') {
         io.setOutput('pr-number', String(outcome.pr.number));

@@ -31104,6 +31104,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ core_debug),
   z3: () => (/* binding */ error),
   V4: () => (/* binding */ getInput),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
   lm: () => (/* binding */ notice),
   C1: () => (/* binding */ setFailed),
@@ -31113,7 +31114,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, getState, group, isDebug, markdownSummary, platform, saveState, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, getState, isDebug, markdownSummary, platform, saveState, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -33115,13 +33116,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -34438,38 +34439,337 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, secrets = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    return redact([cmd, ...args].map(q).join(' '), secrets);
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    const stderr = redact(err, opts.redact);
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => lib_core/* info */.pq(m),
+        warning: (m) => lib_core/* warning */.$e(m),
+        error: (m) => lib_core/* error */.z3(m),
+        debug: (m) => lib_core/* debug */.Yz(m),
+    };
     return {
+        ...log,
         getInput: (name) => lib_core/* getInput */.V4(name),
         setOutput: (name, value) => lib_core/* setOutput */.uH(name, value),
         setSecret: (value) => {
             if (value)
                 lib_core/* setSecret */.Pq(value);
         },
-        info: (m) => lib_core/* info */.pq(m),
-        warning: (m) => lib_core/* warning */.$e(m),
         notice: (m) => lib_core/* notice */.lm(m),
-        error: (m) => lib_core/* error */.z3(m),
-        debug: (m) => lib_core/* debug */.Yz(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await lib_core/* summary */.z.addRaw(markdown, true).write();
         },
         setFailed: (m) => lib_core/* setFailed */.C1(m),
+        group: (name, fn) => lib_core/* group */.Os(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -34480,6 +34780,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -34659,29 +34970,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? retry_sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
                 throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
-            }
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
             hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -34719,10 +35053,25 @@ function runAction(main, io = coreIO()) {
         io.setFailed(errors_errorMessage(err));
     });
 }
+/**
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
+ */
+async function withFailureSummary(body, report) {
+    let failure;
+    try {
+        return await body();
+    }
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
+    }
+    finally {
+        await report(failure);
+    }
+}
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
 // functions
@@ -44258,243 +44607,6 @@ function preprocess(fn, schema) {
     });
 }
 
-;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
-/**
- * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
- * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
- * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
- */
-const cleanups = new Set();
-let installed = false;
-function runAll() {
-    for (const fn of [...cleanups].reverse()) {
-        try {
-            fn();
-        }
-        catch {
-            /* best effort: one failing cleanup must not stop the others */
-        }
-    }
-    cleanups.clear();
-}
-function install() {
-    if (installed)
-        return;
-    installed = true;
-    process.on('exit', runAll);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-        process.on(sig, () => {
-            runAll();
-            process.exit(sig === 'SIGINT' ? 130 : 143);
-        });
-    }
-}
-/** Registers a synchronous cleanup; returns a function that unregisters it. */
-function onCleanup(fn) {
-    install();
-    cleanups.add(fn);
-    return () => void cleanups.delete(fn);
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./actions/lib/exec.ts
-
-
-
-
-class CommandError extends Error {
-    command;
-    code;
-    stderr;
-    signal;
-    constructor(command, code, stderr, signal) {
-        const tail = stderr.trim().split('\n').slice(-15).join('\n');
-        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
-        this.command = command;
-        this.code = code;
-        this.stderr = stderr;
-        this.signal = signal;
-        this.name = 'CommandError';
-    }
-}
-/** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
-    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
-}
-const MAX_CAPTURE = 64 * 1024 * 1024;
-function processRunner(log) {
-    return {
-        run(cmd, args, opts = {}) {
-            const shown = displayArgv(cmd, args, opts.redact);
-            if (opts.echo)
-                log?.info(`$ ${shown}`);
-            else
-                log?.debug(`$ ${shown}`);
-            return new Promise((resolve, reject) => {
-                const env = { ...process.env };
-                for (const [k, v] of Object.entries(opts.env ?? {})) {
-                    if (v === undefined)
-                        delete env[k];
-                    else
-                        env[k] = v;
-                }
-                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
-                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-                    cwd: opts.cwd,
-                    env,
-                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
-                    detached: true,
-                });
-                const out = [];
-                let outLen = 0;
-                let err = '';
-                let errLine = '';
-                let settled = false;
-                const killGroup = (sig) => {
-                    try {
-                        if (child.pid)
-                            process.kill(-child.pid, sig);
-                    }
-                    catch {
-                        /* already gone */
-                    }
-                };
-                // A parent that exits (or is cancelled) must not leave the group behind.
-                const unregister = onCleanup(() => killGroup('SIGKILL'));
-                let timedOut = false;
-                const timer = opts.timeoutMs !== undefined
-                    ? setTimeout(() => {
-                        timedOut = true;
-                        killGroup('SIGTERM');
-                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                    }, opts.timeoutMs)
-                    : undefined;
-                const onAbort = () => {
-                    killGroup('SIGTERM');
-                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                };
-                opts.signal?.addEventListener('abort', onAbort, { once: true });
-                if (child.stdout) {
-                    if (opts.stdout && typeof opts.stdout === 'object')
-                        child.stdout.pipe(opts.stdout);
-                    else
-                        child.stdout.on('data', (d) => {
-                            if (outLen < MAX_CAPTURE) {
-                                out.push(d);
-                                outLen += d.length;
-                            }
-                        });
-                }
-                if (child.stderr) {
-                    if (opts.stderr && typeof opts.stderr === 'object')
-                        child.stderr.pipe(opts.stderr);
-                    child.stderr.on('data', (d) => {
-                        const s = d.toString('utf8');
-                        if (err.length < 1024 * 1024)
-                            err += s;
-                        if (opts.onStderrLine) {
-                            errLine += s;
-                            const lines = errLine.split('\n');
-                            errLine = lines.pop() ?? '';
-                            for (const l of lines)
-                                opts.onStderrLine(l);
-                        }
-                    });
-                }
-                if (child.stdin) {
-                    child.stdin.on('error', () => {
-                        /* the tool may exit before reading all input; its exit code tells */
-                    });
-                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
-                        child.stdin.end(opts.input);
-                    else if (opts.input) {
-                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
-                        opts.input.on('error', (e) => {
-                            killGroup('SIGKILL');
-                            finish(() => reject(e));
-                        });
-                        opts.input.pipe(child.stdin);
-                    }
-                }
-                const finish = (fn) => {
-                    if (settled)
-                        return;
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    unregister();
-                    opts.signal?.removeEventListener('abort', onAbort);
-                    fn();
-                };
-                child.on('error', (e) => finish(() => reject(e)));
-                child.on('close', (code, signal) => {
-                    // The leader exited; make sure nothing it spawned survives it.
-                    killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
-                    finish(() => {
-                        if (timedOut) {
-                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
-                        }
-                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
-                            reject(new CommandError(shown, code, stderr, signal));
-                        }
-                        else {
-                            resolve({ code, stdout: Buffer.concat(out), stderr });
-                        }
-                    });
-                });
-            });
-        },
-    };
-}
-/** Finds an executable on PATH (or an absolute path), or undefined. */
-function which(cmd, envPath = process.env.PATH ?? '') {
-    if (cmd.includes('/'))
-        return isExecutable(cmd) ? cmd : undefined;
-    for (const dir of envPath.split(path.delimiter)) {
-        if (!dir)
-            continue;
-        const p = path.join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    for (const dir of ['/usr/sbin', '/sbin']) {
-        const p = path.join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    return undefined;
-}
-function isExecutable(p) {
-    try {
-        fs.accessSync(p, fs.constants.X_OK);
-        return fs.statSync(p).isFile();
-    }
-    catch {
-        return false;
-    }
-}
-/** Fails with one clear line naming every missing tool and the package that provides it. */
-function requireTools(tools) {
-    const missing = Object.entries(tools).filter(([t]) => !which(t));
-    if (missing.length) {
-        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
-    }
-}
-/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
-function asRoot(cmd, args) {
-    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
-}
-
 ;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
 
 
@@ -48701,7 +48813,6 @@ async function qmpCommand(socketPath, command, args, timeoutMs = 10_000) {
 
 
 
-
 const QEMU = 'qemu-system-x86_64';
 /**
  * The console a test boot adds to the kernel command line.
@@ -48712,10 +48823,10 @@ const QEMU = 'qemu-system-x86_64';
  *   prints on every console whatever userspace does. The verdict cannot rest on PID 1's status
  *   lines alone: PID 1 stops printing them for good once a Type=idle unit that may touch
  *   /dev/console (serial-getty@ttyS0) gives up waiting for the boot's jobs, after 5 s
- *   (manager_dispatch_idle_pipe_fd sets no_console_output). A slow boot (TCG on a loaded runner)
- *   then reaches multi-user in silence. Seen here: the journal said "Reached target
- *   multi-user.target" at 70 s, the console's status lines had stopped at getty.target at 56 s.
- *   devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg writers.
+ *   (manager_dispatch_idle_pipe_fd sets no_console_output), so a slow boot (TCG on a loaded
+ *   runner) can reach multi-user.target with the status lines long stopped; the kernel-log copy
+ *   of the line still arrives. devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg
+ *   writers.
  * - The terminal sizes are given because nothing answers on the other end of the serial port:
  *   systemd 257 (Debian 13) asks /dev/console for its size with an ANSI cursor-position query
  *   and can hang there (systemd#35499, fixed in 260). With the size configured, it never asks.
@@ -48732,7 +48843,7 @@ const TEST_CONSOLE_ARGS = [
 ].join(' ');
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
- * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
+ * a few failed writes to a congested backend (a loaded machine loses letters from lines), and a
  * file write never back-pressures. The watcher tails the file.
  */
 function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
@@ -48798,6 +48909,16 @@ function findOvmf() {
             return { code: c, vars: v };
     throw new errors_UserError(`no OVMF firmware found (looked for ${pairs.map((p) => p[0]).join(', ')}): install the ovmf package`);
 }
+/**
+ * The host's OVMF firmware for one boot: the read-only code image and a private copy of the
+ * variable store in `workDir` (the guest writes its boot entries there; the host's stays pristine).
+ */
+function uefiFirmware(workDir) {
+    const fw = findOvmf();
+    const vars = external_node_path_default().join(workDir, 'OVMF_VARS.fd');
+    external_node_fs_default().copyFileSync(fw.vars, vars);
+    return { code: fw.code, vars };
+}
 /** CPU time (clock ticks, 1/100 s) a process has used, from /proc; undefined when unreadable. */
 function cpuTicks(pid) {
     try {
@@ -48817,220 +48938,272 @@ function timedOutReason(ms, boots) {
 function stillStarting(jobs) {
     return jobs?.length ? `; still starting: ${jobs.join(', ')}` : '';
 }
+/**
+ * Boots `spec` and watches its serial console until a verdict: the matcher's success or failure
+ * line, QEMU's own failure (with watchStderr), a stalled or hung guest, the monitor probe, QEMU
+ * exiting, or the timeout. QEMU is killed and reaped on every path.
+ */
 async function bootAndWatch(spec, opts) {
     const sockets = socketDir('qmp');
     const qmp = external_node_path_default().join(sockets, 'qmp.sock');
     external_node_fs_default().writeFileSync(opts.logFile, '');
-    const args = qemuArgs(spec, qmp, opts.logFile);
-    opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
     const started = Date.now();
-    const child = (0,external_node_child_process_namespaceObject.spawn)(QEMU, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    const killGroup = (sig) => {
-        try {
-            if (child.pid)
-                process.kill(-child.pid, sig);
-        }
-        catch {
-            /* gone */
-        }
+    const serial = new ConsoleTail(opts);
+    const qemu = startQemu(spec, qmp, opts, (line) => serial.stderrLine(line));
+    try {
+        const result = await watchForVerdict(qemu, serial, qmp, opts);
+        const seconds = (Date.now() - started) / 1000;
+        const screenshot = qemu.running() ? await screenshotOf(qmp, opts) : undefined;
+        await qemu.stop();
+        return { ...result, seconds, tail: serial.tail.slice(-40), screenshot };
+    }
+    finally {
+        await qemu.stop();
+        serial.close();
+        external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
+    }
+}
+/** Starts QEMU through the command runner (its own process group, killed on every exit path). */
+function startQemu(spec, qmp, opts, onStderrLine) {
+    const runner = opts.runner ?? processRunner(opts.log);
+    const abort = new AbortController();
+    let pid;
+    let running = true;
+    const exited = runner
+        .run(QEMU, qemuArgs(spec, qmp, opts.logFile), {
+        stdout: 'ignore',
+        echo: true,
+        signal: abort.signal,
+        onStderrLine,
+        onSpawn: (p) => (pid = p),
+    })
+        .then((r) => ({ code: r.code, signal: null, stderr: r.stderr }), (e) => e instanceof CommandError
+        ? { code: e.code, signal: e.signal ?? null, stderr: e.stderr }
+        : { code: null, signal: null, stderr: '', error: e instanceof Error ? e : new Error(String(e)) })
+        .finally(() => (running = false));
+    return {
+        exited,
+        running: () => running,
+        pid: () => pid,
+        stop: () => {
+            if (running)
+                abort.abort();
+            return exited;
+        },
     };
-    const unregister = onCleanup(() => killGroup('SIGKILL'));
-    const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
-    const tail = [];
-    const jobs = new StartJobs();
-    let stderr = '';
-    let stopTail = () => { };
-    const result = await new Promise((resolve) => {
-        let partial = '';
+}
+/**
+ * The serial console, tailed from its log file (QEMU writes it; a file never back-pressures the
+ * guest's UART): lines are cleaned, kept (tail), fed to the start-job tracker and the matcher.
+ */
+class ConsoleTail {
+    opts;
+    tail = [];
+    jobs = new StartJobs();
+    /** Bytes read so far (the silence checks watch it grow). */
+    offset = 0;
+    partial = '';
+    fd;
+    chunk = Buffer.alloc(1 << 16);
+    /** A read may end inside a multi-byte character. */
+    decoder = new external_node_string_decoder_.StringDecoder('utf8');
+    closed = false;
+    onVerdict = () => { };
+    constructor(opts) {
+        this.opts = opts;
+        this.fd = external_node_fs_default().openSync(opts.logFile, 'r');
+    }
+    /** Reads what QEMU appended since the last look; stops feeding once a verdict is in. */
+    readNew(settled) {
+        if (this.closed)
+            return;
+        for (;;) {
+            const n = external_node_fs_default().readSync(this.fd, this.chunk, 0, this.chunk.length, this.offset);
+            if (n <= 0)
+                break;
+            this.offset += n;
+            this.partial += this.decoder.write(this.chunk.subarray(0, n));
+            const lines = this.partial.split('\n');
+            this.partial = lines.pop() ?? '';
+            for (const raw of lines) {
+                if (settled())
+                    return;
+                this.feed(raw);
+            }
+        }
+    }
+    /** The last, unterminated line once QEMU is gone: it may hold the verdict. */
+    flushPartial() {
+        if (!this.partial)
+            return;
+        const v = this.opts.matcher.feed(this.partial);
+        this.tail.push(stripAnsi(this.partial));
+        this.partial = '';
+        if (v)
+            this.onVerdict(verdictOf(v));
+    }
+    /** QEMU's own stderr: judged with the failure patterns when asked (e.g. "KVM internal error"). */
+    stderrLine(raw) {
+        if (!this.opts.watchStderr)
+            return;
+        const v = this.opts.matcher.feed(raw);
+        if (v?.kind === 'fail')
+            this.onVerdict({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
+    }
+    close() {
+        if (this.closed)
+            return;
+        this.closed = true;
+        external_node_fs_default().closeSync(this.fd);
+    }
+    feed(raw) {
+        const clean = stripAnsi(raw);
+        this.tail.push(clean);
+        if (this.tail.length > 200)
+            this.tail.shift();
+        this.jobs.feed(clean);
+        this.opts.onLine?.(clean);
+        const v = this.opts.matcher.feed(raw);
+        if (v)
+            this.onVerdict(verdictOf(v));
+    }
+}
+const verdictOf = (v) => ({
+    passed: v.kind === 'pass',
+    reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+    verdictLine: v.line,
+});
+/** Waits for the first verdict from the console, the silence checks, the monitor, QEMU's exit or the timeout. */
+function watchForVerdict(qemu, serial, qmp, opts) {
+    return new Promise((resolve) => {
         let settled = false;
+        const isSettled = () => settled;
+        const timers = [];
         const settle = (r) => {
             if (settled)
                 return;
             settled = true;
-            clearTimeout(timer);
-            const pending = jobs.pending();
+            for (const t of timers)
+                clearInterval(t);
+            const pending = serial.jobs.pending();
             // No verdict line: say what the boot was still waiting for.
             if (!r.passed && !r.verdictLine && pending.length)
                 resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
             else
                 resolve(r);
         };
-        const timer = setTimeout(() => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }), opts.timeoutMs);
-        child.stderr.on('data', (d) => {
-            const s = d.toString();
-            stderr = (stderr + s).slice(-4000);
-            if (!opts.watchStderr)
-                return;
-            for (const raw of s.split('\n')) {
-                const v = opts.matcher.feed(raw);
-                if (v?.kind === 'fail')
-                    settle({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
-            }
-        });
-        const feed = (raw) => {
-            const clean = stripAnsi(raw);
-            tail.push(clean);
-            if (tail.length > 200)
-                tail.shift();
-            jobs.feed(clean);
-            opts.onLine?.(clean);
-            const v = opts.matcher.feed(raw);
-            if (v)
-                settle({
-                    passed: v.kind === 'pass',
-                    reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-                    verdictLine: v.line,
-                });
-        };
-        // Tail the serial log: read what QEMU appended since the last look.
-        const fd = external_node_fs_default().openSync(opts.logFile, 'r');
-        let offset = 0;
-        const chunk = Buffer.alloc(1 << 16);
-        const decoder = new external_node_string_decoder_.StringDecoder('utf8'); // a read may end inside a multi-byte character
-        const readNew = () => {
-            for (;;) {
-                const n = external_node_fs_default().readSync(fd, chunk, 0, chunk.length, offset);
-                if (n <= 0)
-                    break;
-                offset += n;
-                partial += decoder.write(chunk.subarray(0, n));
-                const lines = partial.split('\n');
-                partial = lines.pop() ?? '';
-                for (const raw of lines) {
-                    if (settled)
-                        return;
-                    feed(raw);
-                }
-            }
-        };
-        const poll = setInterval(readNew, 100);
-        const stallMs = opts.stallMs ?? 120_000;
-        const quietMs = opts.quietMs ?? 0;
-        // Since when the console has not grown, and QEMU's CPU time at the start of the current
-        // stall window. Sampled here, off the console's read path.
-        let lastGrowth = { offset: 0, at: Date.now() };
-        let window;
-        const silenceCheck = stallMs > 0 || quietMs > 0
-            ? setInterval(() => {
-                if (settled || !child.pid)
-                    return;
-                const now = Date.now();
-                if (offset !== lastGrowth.offset) {
-                    lastGrowth = { offset, at: now }; // new output: every window starts again
-                    window = undefined;
-                }
-                const silent = now - lastGrowth.at;
-                if (quietMs > 0 && silent >= quietMs) {
-                    settle({
-                        passed: false,
-                        stalled: true,
-                        reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
-                    });
-                }
-                else if (!window) {
-                    const ticks = cpuTicks(child.pid);
-                    if (ticks !== undefined)
-                        window = { at: now, ticks };
-                }
-                else if (stallMs > 0 && now - window.at >= stallMs) {
-                    const ticks = cpuTicks(child.pid);
-                    if (ticks === undefined)
-                        return;
-                    // Under 0.2% of one CPU through the whole window: nothing is running.
-                    if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
-                        settle({
-                            passed: false,
-                            stalled: true,
-                            reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
-                        });
-                    }
-                    else {
-                        window = { at: now, ticks }; // busy but quiet: look again later
-                    }
-                }
-            }, Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4))))
-            : undefined;
-        const hmp = async (command) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
-        let probing = false;
-        const monitor = opts.monitor
-            ? setInterval(() => {
-                if (probing || settled)
-                    return;
-                probing = true;
-                opts.monitor.probe(hmp).then((v) => {
-                    probing = false;
-                    if (!v || settled)
-                        return;
-                    readNew(); // a failure already on the console outranks the monitor's verdict
-                    settle({
-                        passed: v.kind === 'pass',
-                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-                        verdictLine: v.line,
-                    });
-                }, () => {
-                    probing = false; // QEMU not listening yet, or going away: the console and the timer decide
-                });
-            }, opts.monitor.everyMs)
-            : undefined;
-        stopTail = () => {
-            clearInterval(poll);
-            if (silenceCheck)
-                clearInterval(silenceCheck);
-            if (monitor)
-                clearInterval(monitor);
-            readNew();
-            external_node_fs_default().closeSync(fd);
-        };
-        child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errors_errorMessage(e)}` }));
-        void exited.then(({ code, signal }) => {
-            readNew();
+        serial.onVerdict = settle;
+        timers.push(setTimeout(() => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }), opts.timeoutMs), setInterval(() => serial.readNew(isSettled), 100));
+        const silence = silenceCheck(qemu, serial, opts, isSettled, settle);
+        if (silence)
+            timers.push(silence);
+        const monitor = monitorProbe(qmp, serial, opts, isSettled, settle);
+        if (monitor)
+            timers.push(monitor);
+        void qemu.exited.then((exit) => {
+            if (exit.error)
+                return settle({ passed: false, reason: `could not start ${QEMU}: ${errors_errorMessage(exit.error)}` });
+            serial.readNew(isSettled);
             if (settled)
                 return;
-            if (partial) {
-                const v = opts.matcher.feed(partial);
-                tail.push(stripAnsi(partial));
-                if (v)
-                    return settle({
-                        passed: v.kind === 'pass',
-                        reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-                        verdictLine: v.line,
-                    });
-            }
-            const err = stderr.trim().split('\n').slice(-3).join(' ');
+            serial.flushPartial();
+            const err = exit.stderr.trim().split('\n').slice(-3).join(' ');
             settle({
                 passed: false,
-                reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}`,
+                reason: `QEMU exited (${exit.signal ?? `code ${exit.code}`}) before a verdict${err ? `: ${err}` : ''}`,
             });
         });
     });
-    const seconds = (Date.now() - started) / 1000;
-    let screenshot;
-    if (opts.screenshotFile && child.exitCode === null) {
-        try {
-            const ppm = external_node_path_default().join(opts.workDir, `screen-${process.pid}.ppm`);
-            await qmpCommand(qmp, 'screendump', { filename: ppm }, 5000);
-            external_node_fs_default().writeFileSync(opts.screenshotFile, ppmToPng(external_node_fs_default().readFileSync(ppm)));
-            external_node_fs_default().rmSync(ppm, { force: true });
-            screenshot = opts.screenshotFile;
+}
+/**
+ * The stall and hang checks (WatchOptions.stallMs, quietMs), sampled off the console's read path:
+ * since when the console has not grown, and QEMU's CPU time at the start of the current window.
+ */
+function silenceCheck(qemu, serial, opts, settled, settle) {
+    const stallMs = opts.stallMs ?? 120_000;
+    const quietMs = opts.quietMs ?? 0;
+    if (stallMs <= 0 && quietMs <= 0)
+        return undefined;
+    let lastGrowth = { offset: 0, at: Date.now() };
+    let window;
+    const every = Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4)));
+    return setInterval(() => {
+        const pid = qemu.pid();
+        if (settled() || !pid)
+            return;
+        const now = Date.now();
+        if (serial.offset !== lastGrowth.offset) {
+            lastGrowth = { offset: serial.offset, at: now }; // new output: every window starts again
+            window = undefined;
         }
-        catch (e) {
-            opts.log.warning(`screenshot failed: ${errors_errorMessage(e)}`);
+        const silent = now - lastGrowth.at;
+        if (quietMs > 0 && silent >= quietMs) {
+            settle({
+                passed: false,
+                stalled: true,
+                reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
+            });
         }
+        else if (!window) {
+            const ticks = cpuTicks(pid);
+            if (ticks !== undefined)
+                window = { at: now, ticks };
+        }
+        else if (stallMs > 0 && now - window.at >= stallMs) {
+            const ticks = cpuTicks(pid);
+            if (ticks === undefined)
+                return;
+            // Under 0.2% of one CPU through the whole window: nothing is running.
+            if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
+                settle({
+                    passed: false,
+                    stalled: true,
+                    reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
+                });
+            }
+            else {
+                window = { at: now, ticks }; // busy but quiet: look again later
+            }
+        }
+    }, every);
+}
+/** WatchOptions.monitor: asks QEMU's monitor every `everyMs`; a console failure already written outranks it. */
+function monitorProbe(qmp, serial, opts, settled, settle) {
+    const probe = opts.monitor;
+    if (!probe)
+        return undefined;
+    const hmp = async (command) => String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
+    let probing = false;
+    return setInterval(() => {
+        if (probing || settled())
+            return;
+        probing = true;
+        probe.probe(hmp).then((v) => {
+            probing = false;
+            if (!v || settled())
+                return;
+            serial.readNew(settled);
+            settle(verdictOf(v));
+        }, () => {
+            probing = false; // QEMU not listening yet, or going away: the console and the timer decide
+        });
+    }, probe.everyMs);
+}
+/** A PNG of the display at the verdict (best effort: a failure is a warning). */
+async function screenshotOf(qmp, opts) {
+    if (!opts.screenshotFile)
+        return undefined;
+    try {
+        const ppm = external_node_path_default().join(opts.workDir, `screen-${process.pid}.ppm`);
+        await qmpCommand(qmp, 'screendump', { filename: ppm }, 5000);
+        external_node_fs_default().writeFileSync(opts.screenshotFile, ppmToPng(external_node_fs_default().readFileSync(ppm)));
+        external_node_fs_default().rmSync(ppm, { force: true });
+        return opts.screenshotFile;
     }
-    if (child.exitCode === null && child.signalCode === null) {
-        killGroup('SIGTERM');
-        const t = setTimeout(() => killGroup('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(t);
+    catch (e) {
+        opts.log.warning(`screenshot failed: ${errors_errorMessage(e)}`);
+        return undefined;
     }
-    else {
-        await exited;
-    }
-    killGroup('SIGKILL'); // anything the leader left behind
-    unregister();
-    stopTail();
-    external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
-    return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
 /**
  * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
@@ -49058,53 +49231,51 @@ async function bootWithRetry(spec, opts, retry = {}) {
         opts.log.warning(`boot attempt ${i} of ${attempts}: ${r.reason} after ${r.seconds.toFixed(0)} s; booting again from the same disk (console kept as ${kept})`);
     }
 }
-/** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
 /**
  * A fresh directory for UNIX sockets, under the system temp directory: a socket path holds at
- * most 107 bytes, and work directories under a long checkout do not fit (seen: the QMP socket
- * under .keel/runs/<id>/jobs/boot/temp/… of a clone in a mktemp directory, and QEMU refused
- * to start).
+ * most 107 bytes, and a work directory under a long checkout does not leave room for one.
  */
 function socketDir(kind) {
     return external_node_fs_default().mkdtempSync(external_node_path_default().join(external_node_os_default().tmpdir(), `keel-${kind}-`));
 }
-async function startSwtpm(dir, log) {
+/**
+ * Starts swtpm (TPM 2.0) on a socket through the command runner; the returned stop() ends it
+ * (TERM, then KILL) and reaps it. It also exits on its own when QEMU disconnects (--terminate).
+ */
+async function startSwtpm(dir, log, runner = processRunner(log)) {
     external_node_fs_default().mkdirSync(dir, { recursive: true });
     const sockets = socketDir('tpm');
     const socket = external_node_path_default().join(sockets, 'swtpm.sock');
-    const child = (0,external_node_child_process_namespaceObject.spawn)('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
-        detached: true,
-        stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const abort = new AbortController();
     let err = '';
-    child.stderr.on('data', (d) => void (err += d.toString()));
-    const unregister = onCleanup(() => child.kill('SIGKILL'));
-    const closed = new Promise((r) => child.on('close', () => r()));
-    const fail = (why) => {
-        child.kill('SIGKILL');
-        unregister();
+    let running = true;
+    const done = runner
+        .run('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'], {
+        stdout: 'ignore',
+        signal: abort.signal,
+        onStderrLine: (l) => void (err += `${l}\n`),
+    })
+        .then(() => undefined, (e) => {
+        if (!err)
+            err = e instanceof CommandError ? e.stderr : errors_errorMessage(e);
+    })
+        .finally(() => (running = false));
+    const stop = async () => {
+        abort.abort();
+        await done;
         external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
-        return new Error(why);
     };
     for (let i = 0; i < 100 && !external_node_fs_default().existsSync(socket); i++) {
-        if (child.exitCode !== null)
-            throw fail(`swtpm exited: ${err.trim()}`);
+        if (!running)
+            break;
         await new Promise((r) => setTimeout(r, 50));
     }
-    if (!external_node_fs_default().existsSync(socket))
-        throw fail(`swtpm did not create ${socket}: ${err.trim()}`);
+    if (!external_node_fs_default().existsSync(socket)) {
+        await stop();
+        throw new Error(running ? `swtpm did not create ${socket}: ${err.trim()}` : `swtpm exited: ${err.trim()}`);
+    }
     log.debug(`swtpm listening on ${socket}`);
-    return {
-        socket,
-        stop: async () => {
-            if (child.exitCode === null)
-                child.kill('SIGTERM');
-            await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
-            child.kill('SIGKILL');
-            unregister();
-            external_node_fs_default().rmSync(sockets, { recursive: true, force: true });
-        },
-    };
+    return { socket, stop };
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/vm/probe.ts
@@ -49236,14 +49407,11 @@ async function bootImage(req, runner, log) {
         const disk = external_node_path_default().join(out, 'qcow2', 'disk.qcow2');
         if (!external_node_fs_default().existsSync(disk))
             throw new Error(`bootc-image-builder produced no ${disk}`);
-        const fw = findOvmf();
-        const vars = external_node_path_default().join(req.workDir, 'OVMF_VARS.fd');
-        external_node_fs_default().copyFileSync(fw.vars, vars);
         spec = {
             accel: 'tcg',
             memoryMiB: req.memoryMiB,
             cpus: req.cpus,
-            uefi: { code: fw.code, vars },
+            uefi: uefiFirmware(req.workDir),
             drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }],
         };
     }
@@ -49273,14 +49441,11 @@ async function bootImage(req, runner, log) {
                 seed: req.pinnedRef,
                 title: `Keel smoke boot ${kver}`,
             }, runner, log);
-            const fw = findOvmf();
-            const vars = external_node_path_default().join(req.workDir, 'OVMF_VARS.fd');
-            external_node_fs_default().copyFileSync(fw.vars, vars);
             spec = {
                 accel: 'tcg',
                 memoryMiB: req.memoryMiB,
                 cpus: req.cpus,
-                uefi: { code: fw.code, vars },
+                uefi: uefiFirmware(req.workDir),
                 drives: [{ file: disk, format: 'raw', interface: 'virtio' }],
             };
             // swtpm ends with the QEMU it served: every boot (a retried one too) gets a fresh one.

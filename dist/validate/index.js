@@ -28723,7 +28723,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errorMessage(err) {
+function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -31595,13 +31595,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -31713,38 +31713,337 @@ function context_contextFromEnv(env = process.env) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
+/**
+ * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
+ * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
+ * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ */
+const cleanups = new Set();
+let installed = false;
+function runAll() {
+    for (const fn of [...cleanups].reverse()) {
+        try {
+            fn();
+        }
+        catch {
+            /* best effort: one failing cleanup must not stop the others */
+        }
+    }
+    cleanups.clear();
+}
+function install() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+        process.on(sig, () => {
+            runAll();
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+    }
+}
+/** Registers a synchronous cleanup; returns a function that unregisters it. */
+function onCleanup(fn) {
+    install();
+    cleanups.add(fn);
+    return () => void cleanups.delete(fn);
+}
+
+;// CONCATENATED MODULE: ./actions/lib/redact.ts
+/**
+ * Keeping secrets out of text: the one masking rule of Keel, used by the tool runner (argv shown
+ * in logs, captured stderr), the build log, and the local runner (step logs, summaries, run
+ * records). A secret is masked as `***` as given, each of its lines (trimmed), and as it appears
+ * inside a JSON string; longer values first, so a secret containing another is masked whole.
+ */
+class Redactor {
+    values = new Set();
+    minLength;
+    /** `minLength`: values shorter than this (trimmed) are not masked (GitHub's runner skips < 3). */
+    constructor(secrets = [], opts = {}) {
+        this.minLength = Math.max(1, opts.minLength ?? 1);
+        for (const s of secrets)
+            this.add(s);
+    }
+    add(value) {
+        const keep = (v) => {
+            if (v.trim().length >= this.minLength)
+                this.values.add(v);
+        };
+        keep(value);
+        for (const line of value.split(/\r?\n/))
+            keep(line.trim());
+        const json = JSON.stringify(value).slice(1, -1);
+        if (json !== value)
+            keep(json);
+    }
+    /** Consumes an `::add-mask::` workflow command; true when the line was one. */
+    command(line) {
+        const m = /^::add-mask::(.*)$/.exec(line);
+        if (!m)
+            return false;
+        this.add(m[1]);
+        return true;
+    }
+    apply(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+}
+/** `text` with every one of `secrets` masked (empty values ignored). */
+function redact(text, secrets = []) {
+    return secrets.length ? new Redactor(secrets).apply(text) : text;
+}
+
+;// CONCATENATED MODULE: ./actions/lib/exec.ts
+
+
+
+
+
+class CommandError extends Error {
+    command;
+    code;
+    stderr;
+    signal;
+    constructor(command, code, stderr, signal) {
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.code = code;
+        this.stderr = stderr;
+        this.signal = signal;
+        this.name = 'CommandError';
+    }
+}
+/** Quote an argv for display only (it is never executed through a shell). */
+function displayArgv(cmd, args, secrets = []) {
+    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    return redact([cmd, ...args].map(q).join(' '), secrets);
+}
+const MAX_CAPTURE = 64 * 1024 * 1024;
+function processRunner(log) {
+    return {
+        which: (cmd) => exec_which(cmd),
+        run(cmd, args, opts = {}) {
+            const shown = displayArgv(cmd, args, opts.redact);
+            if (opts.echo)
+                log?.info(`$ ${shown}`);
+            else
+                log?.debug(`$ ${shown}`);
+            return new Promise((resolve, reject) => {
+                const env = { ...process.env };
+                for (const [k, v] of Object.entries(opts.env ?? {})) {
+                    if (v === undefined)
+                        delete env[k];
+                    else
+                        env[k] = v;
+                }
+                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
+                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                    cwd: opts.cwd,
+                    env,
+                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
+                    detached: true,
+                });
+                if (child.pid !== undefined)
+                    opts.onSpawn?.(child.pid);
+                const out = [];
+                let outLen = 0;
+                let err = '';
+                let errLine = '';
+                let settled = false;
+                const killGroup = (sig) => {
+                    try {
+                        if (child.pid)
+                            process.kill(-child.pid, sig);
+                    }
+                    catch {
+                        /* already gone */
+                    }
+                };
+                // A parent that exits (or is cancelled) must not leave the group behind.
+                const unregister = onCleanup(() => killGroup('SIGKILL'));
+                let timedOut = false;
+                const timer = opts.timeoutMs !== undefined
+                    ? setTimeout(() => {
+                        timedOut = true;
+                        killGroup('SIGTERM');
+                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                    }, opts.timeoutMs)
+                    : undefined;
+                const onAbort = () => {
+                    killGroup('SIGTERM');
+                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+                };
+                opts.signal?.addEventListener('abort', onAbort, { once: true });
+                if (child.stdout) {
+                    if (opts.stdout && typeof opts.stdout === 'object')
+                        child.stdout.pipe(opts.stdout);
+                    else
+                        child.stdout.on('data', (d) => {
+                            if (outLen < MAX_CAPTURE) {
+                                out.push(d);
+                                outLen += d.length;
+                            }
+                        });
+                }
+                if (child.stderr) {
+                    if (opts.stderr && typeof opts.stderr === 'object')
+                        child.stderr.pipe(opts.stderr);
+                    child.stderr.on('data', (d) => {
+                        const s = d.toString('utf8');
+                        if (err.length < 1024 * 1024)
+                            err += s;
+                        if (opts.onStderrLine) {
+                            errLine += s;
+                            const lines = errLine.split('\n');
+                            errLine = lines.pop() ?? '';
+                            for (const l of lines)
+                                opts.onStderrLine(l);
+                        }
+                    });
+                }
+                if (child.stdin) {
+                    child.stdin.on('error', () => {
+                        /* the tool may exit before reading all input; its exit code tells */
+                    });
+                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
+                        child.stdin.end(opts.input);
+                    else if (opts.input) {
+                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
+                        opts.input.on('error', (e) => {
+                            killGroup('SIGKILL');
+                            finish(() => reject(e));
+                        });
+                        opts.input.pipe(child.stdin);
+                    }
+                }
+                const finish = (fn) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    unregister();
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    fn();
+                };
+                child.on('error', (e) => finish(() => reject(e)));
+                child.on('close', (code, signal) => {
+                    // The leader exited; make sure nothing it spawned survives it.
+                    killGroup('SIGKILL');
+                    const stderr = redact(err, opts.redact);
+                    finish(() => {
+                        if (timedOut) {
+                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
+                        }
+                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
+                            reject(new CommandError(shown, code, stderr, signal));
+                        }
+                        else {
+                            resolve({ code, stdout: Buffer.concat(out), stderr });
+                        }
+                    });
+                });
+            });
+        },
+    };
+}
+/** Finds an executable on PATH (or an absolute path), or undefined. */
+function exec_which(cmd, envPath = process.env.PATH ?? '') {
+    if (cmd.includes('/'))
+        return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of envPath.split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    for (const dir of ['/usr/sbin', '/sbin']) {
+        const p = external_node_path_default().join(dir, cmd);
+        if (isExecutable(p))
+            return p;
+    }
+    return undefined;
+}
+function isExecutable(p) {
+    try {
+        external_node_fs_default().accessSync(p, (external_node_fs_default()).constants.X_OK);
+        return external_node_fs_default().statSync(p).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+/** Fails with one clear line naming every missing tool and the package that provides it. */
+function requireTools(tools, runner) {
+    const find = (t) => (runner?.which ? runner.which(t) : exec_which(t));
+    const missing = Object.entries(tools).filter(([t]) => !find(t));
+    if (missing.length) {
+        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    }
+}
+/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
+function asRoot(cmd, args) {
+    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/io.ts
 
 
+
 function coreIO(context = context_contextFromEnv()) {
+    const log = {
+        info: (m) => info(m),
+        warning: (m) => warning(m),
+        error: (m) => error(m),
+        debug: (m) => core_debug(m),
+    };
     return {
+        ...log,
         getInput: (name) => getInput(name),
         setOutput: (name, value) => setOutput(name, value),
         setSecret: (value) => {
             if (value)
                 core_setSecret(value);
         },
-        info: (m) => info(m),
-        warning: (m) => warning(m),
         notice: (m) => notice(m),
-        error: (m) => error(m),
-        debug: (m) => core_debug(m),
         summary: async (markdown) => {
             if (!process.env.GITHUB_STEP_SUMMARY)
                 return;
             await summary.addRaw(markdown, true).write();
         },
         setFailed: (m) => setFailed(m),
+        group: (name, fn) => group(name, fn),
+        runner: processRunner(log),
         context,
     };
 }
+/** A runner for tests that run no tool: any command is a test failure naming its argv. */
+const noCommands = {
+    run: async (cmd, args) => {
+        throw new Error(`unexpected command in a test without a command runner: ${displayArgv(cmd, args)}`);
+    },
+};
 /** An in-memory IO for unit tests of `main.ts` (inputs from a record, everything captured). */
-function recordingIO(inputs, context = {}) {
+function recordingIO(inputs, context = {}, runner = noCommands) {
     const io = {
         outputs: {},
         secrets: [],
         logs: [],
         summaries: [],
+        groups: [],
         getInput: (name) => (inputs[name] ?? '').trim(),
         setOutput: (name, value) => void (io.outputs[name] = value),
         setSecret: (value) => void io.secrets.push(value),
@@ -31755,6 +32054,17 @@ function recordingIO(inputs, context = {}) {
         debug: (message) => void io.logs.push({ level: 'debug', message }),
         summary: async (markdown) => void io.summaries.push(markdown),
         setFailed: (message) => void (io.failed = message),
+        group: async (name, fn) => {
+            io.groups.push(name);
+            io.logs.push({ level: 'group', message: name });
+            try {
+                return await fn();
+            }
+            finally {
+                io.logs.push({ level: 'endgroup', message: name });
+            }
+        },
+        runner,
         context: { ...contextFromEnv({}), ...context },
     };
     return io;
@@ -31934,29 +32244,52 @@ class RetryExhaustedError extends Error {
         this.name = 'RetryExhaustedError';
     }
 }
+/**
+ * A signal that aborts when the deadline passes (undefined without one), and its disposal. The
+ * timer does not keep the process alive.
+ */
+function deadlineSignal(deadline, now) {
+    if (deadline === undefined)
+        return { done() { } };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError('the wall-clock budget ran out during the attempt')), Math.max(0, deadline - now()));
+    timer.unref();
+    return { signal: ac.signal, done: () => clearTimeout(timer) };
+}
+/**
+ * Runs `fn` until it succeeds, fails with an error that is not retryable, or the policy gives up
+ * (attempts, or the deadline). `signal` (only with a deadline) aborts at the deadline: pass it to
+ * the request so an attempt cannot outlive the budget either.
+ */
 async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const retryable = hooks.retryable ?? isTransient;
     const wait = hooks.sleep ?? sleep;
     const now = hooks.now ?? Date.now;
+    const what = hooks.what ? `${hooks.what}: ` : '';
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
+        if (policy.deadline !== undefined && now() >= policy.deadline)
+            throw exhausted(attempt - 1, undefined);
+        const bound = deadlineSignal(policy.deadline, now);
         try {
-            return await fn(attempt);
+            return await fn(attempt, bound.signal);
         }
         catch (err) {
             if (!retryable(err))
                 throw err;
-            const what = hooks.what ? `${hooks.what}: ` : '';
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
-            if (policy.deadline !== undefined && now() + delay >= policy.deadline) {
-                throw new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
-            }
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            if (policy.deadline !== undefined && now() + delay >= policy.deadline)
+                throw exhausted(attempt, err);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
+        }
+        finally {
+            bound.done();
         }
     }
 }
@@ -31991,248 +32324,26 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errorMessage(err));
+        io.setFailed(errors_errorMessage(err));
     });
 }
-
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
- * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
- * files register a synchronous cleanup here; it runs on normal exit, on an uncaught error and
- * when the step is cancelled (the runner sends SIGINT, then SIGTERM), so nothing is orphaned.
+ * Runs a hop's body so its report is written on every path: `report` gets the failure message
+ * (undefined on success) and sets the outputs known so far and writes the job summary; then the
+ * body's error, if any, propagates to `runAction`.
  */
-const cleanups = new Set();
-let installed = false;
-function runAll() {
-    for (const fn of [...cleanups].reverse()) {
-        try {
-            fn();
-        }
-        catch {
-            /* best effort: one failing cleanup must not stop the others */
-        }
-    }
-    cleanups.clear();
-}
-function install() {
-    if (installed)
-        return;
-    installed = true;
-    process.on('exit', runAll);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-        process.on(sig, () => {
-            runAll();
-            process.exit(sig === 'SIGINT' ? 130 : 143);
-        });
-    }
-}
-/** Registers a synchronous cleanup; returns a function that unregisters it. */
-function onCleanup(fn) {
-    install();
-    cleanups.add(fn);
-    return () => void cleanups.delete(fn);
-}
-
-;// CONCATENATED MODULE: ./actions/lib/exec.ts
-
-
-
-
-class CommandError extends Error {
-    command;
-    code;
-    stderr;
-    signal;
-    constructor(command, code, stderr, signal) {
-        const tail = stderr.trim().split('\n').slice(-15).join('\n');
-        super(`${command} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `:\n${tail}` : ''}`);
-        this.command = command;
-        this.code = code;
-        this.stderr = stderr;
-        this.signal = signal;
-        this.name = 'CommandError';
-    }
-}
-/** Quote an argv for display only (it is never executed through a shell). */
-function displayArgv(cmd, args, redact = []) {
-    const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-    let line = [cmd, ...args].map(q).join(' ');
-    for (const r of redact)
-        if (r)
-            line = line.split(r).join('***');
-    return line;
-}
-const MAX_CAPTURE = 64 * 1024 * 1024;
-function processRunner(log) {
-    return {
-        run(cmd, args, opts = {}) {
-            const shown = displayArgv(cmd, args, opts.redact);
-            if (opts.echo)
-                log?.info(`$ ${shown}`);
-            else
-                log?.debug(`$ ${shown}`);
-            return new Promise((resolve, reject) => {
-                const env = { ...process.env };
-                for (const [k, v] of Object.entries(opts.env ?? {})) {
-                    if (v === undefined)
-                        delete env[k];
-                    else
-                        env[k] = v;
-                }
-                const mode = (m) => (m === 'inherit' ? 'inherit' : m === 'ignore' ? 'ignore' : 'pipe');
-                const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-                    cwd: opts.cwd,
-                    env,
-                    stdio: [opts.input === undefined ? 'ignore' : 'pipe', mode(opts.stdout), mode(opts.stderr)],
-                    detached: true,
-                });
-                const out = [];
-                let outLen = 0;
-                let err = '';
-                let errLine = '';
-                let settled = false;
-                const killGroup = (sig) => {
-                    try {
-                        if (child.pid)
-                            process.kill(-child.pid, sig);
-                    }
-                    catch {
-                        /* already gone */
-                    }
-                };
-                // A parent that exits (or is cancelled) must not leave the group behind.
-                const unregister = onCleanup(() => killGroup('SIGKILL'));
-                let timedOut = false;
-                const timer = opts.timeoutMs !== undefined
-                    ? setTimeout(() => {
-                        timedOut = true;
-                        killGroup('SIGTERM');
-                        setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                    }, opts.timeoutMs)
-                    : undefined;
-                const onAbort = () => {
-                    killGroup('SIGTERM');
-                    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
-                };
-                opts.signal?.addEventListener('abort', onAbort, { once: true });
-                if (child.stdout) {
-                    if (opts.stdout && typeof opts.stdout === 'object')
-                        child.stdout.pipe(opts.stdout);
-                    else
-                        child.stdout.on('data', (d) => {
-                            if (outLen < MAX_CAPTURE) {
-                                out.push(d);
-                                outLen += d.length;
-                            }
-                        });
-                }
-                if (child.stderr) {
-                    if (opts.stderr && typeof opts.stderr === 'object')
-                        child.stderr.pipe(opts.stderr);
-                    child.stderr.on('data', (d) => {
-                        const s = d.toString('utf8');
-                        if (err.length < 1024 * 1024)
-                            err += s;
-                        if (opts.onStderrLine) {
-                            errLine += s;
-                            const lines = errLine.split('\n');
-                            errLine = lines.pop() ?? '';
-                            for (const l of lines)
-                                opts.onStderrLine(l);
-                        }
-                    });
-                }
-                if (child.stdin) {
-                    child.stdin.on('error', () => {
-                        /* the tool may exit before reading all input; its exit code tells */
-                    });
-                    if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input))
-                        child.stdin.end(opts.input);
-                    else if (opts.input) {
-                        // A source that fails (a corrupt layer feeding tar) fails the command, not the process.
-                        opts.input.on('error', (e) => {
-                            killGroup('SIGKILL');
-                            finish(() => reject(e));
-                        });
-                        opts.input.pipe(child.stdin);
-                    }
-                }
-                const finish = (fn) => {
-                    if (settled)
-                        return;
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    unregister();
-                    opts.signal?.removeEventListener('abort', onAbort);
-                    fn();
-                };
-                child.on('error', (e) => finish(() => reject(e)));
-                child.on('close', (code, signal) => {
-                    // The leader exited; make sure nothing it spawned survives it.
-                    killGroup('SIGKILL');
-                    let stderr = err;
-                    for (const r of opts.redact ?? [])
-                        if (r)
-                            stderr = stderr.split(r).join('***');
-                    finish(() => {
-                        if (timedOut) {
-                            reject(new CommandError(`${shown} (timed out after ${opts.timeoutMs} ms)`, code, stderr, signal));
-                        }
-                        else if (code === null || !(opts.okCodes ?? [0]).includes(code)) {
-                            reject(new CommandError(shown, code, stderr, signal));
-                        }
-                        else {
-                            resolve({ code, stdout: Buffer.concat(out), stderr });
-                        }
-                    });
-                });
-            });
-        },
-    };
-}
-/** Finds an executable on PATH (or an absolute path), or undefined. */
-function exec_which(cmd, envPath = process.env.PATH ?? '') {
-    if (cmd.includes('/'))
-        return isExecutable(cmd) ? cmd : undefined;
-    for (const dir of envPath.split(path.delimiter)) {
-        if (!dir)
-            continue;
-        const p = path.join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    for (const dir of ['/usr/sbin', '/sbin']) {
-        const p = path.join(dir, cmd);
-        if (isExecutable(p))
-            return p;
-    }
-    return undefined;
-}
-function isExecutable(p) {
+async function withFailureSummary(body, report) {
+    let failure;
     try {
-        fs.accessSync(p, fs.constants.X_OK);
-        return fs.statSync(p).isFile();
+        return await body();
     }
-    catch {
-        return false;
+    catch (err) {
+        failure = errorMessage(err);
+        throw err;
     }
-}
-/** Fails with one clear line naming every missing tool and the package that provides it. */
-function requireTools(tools) {
-    const missing = Object.entries(tools).filter(([t]) => !exec_which(t));
-    if (missing.length) {
-        throw new Error(`missing tools: ${missing.map(([t, pkg]) => `${t} (package ${pkg})`).join(', ')}`);
+    finally {
+        await report(failure);
     }
-}
-/** argv for running a tool as root: unchanged when we are root, through `sudo -n` otherwise. */
-function asRoot(cmd, args) {
-    return process.getuid?.() === 0 ? [cmd, args] : ['sudo', ['-n', cmd, ...args]];
 }
 
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
@@ -42312,6 +42423,7 @@ const CHECK_IDS = [
     'one-kernel',
     'kernel-files',
     'initramfs-size',
+    'initramfs-generic',
     'initramfs-contents',
     'ostree-linux-label',
     'bootc-label',
@@ -42321,6 +42433,21 @@ const CHECK_IDS = [
     'passwd',
     'os-release',
     'boot-empty',
+];
+/** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
+const DEFAULT_WARN_CHECKS = ['initramfs-size'];
+/**
+ * What dracut writes into a host-only initramfs and never into a generic one (`--no-hostonly`):
+ * `lib/dracut/hostonly-files`, the list of host-specific files it installed (e.g. /etc/hostname,
+ * /etc/machine-id; `rd.hostonly=0` deletes them at boot), and, from dracut 049 on,
+ * `lib/dracut/loaded-kernel-modules.txt`, the modules loaded on the build host. Both under
+ * usr/lib on merged-/usr systems.
+ */
+const HOSTONLY_MARKERS = [
+    'usr/lib/dracut/hostonly-files',
+    'lib/dracut/hostonly-files',
+    'usr/lib/dracut/loaded-kernel-modules.txt',
+    'lib/dracut/loaded-kernel-modules.txt',
 ];
 function globToRegExp(glob) {
     const g = glob.replace(/^\/+/, '');
@@ -42380,7 +42507,7 @@ async function prepare(env) {
                 shared.initramfs.listing = await listInitramfs(buf);
             }
             catch (e) {
-                shared.initramfs.error = errorMessage(e);
+                shared.initramfs.error = errors_errorMessage(e);
             }
         }
     }
@@ -42392,7 +42519,8 @@ const skip = (evidence) => ({ status: 'skip', evidence });
 const TITLES = {
     'one-kernel': 'exactly one kernel under /usr/lib/modules',
     'kernel-files': 'vmlinuz and initramfs.img at /usr/lib/modules/<kver>/',
-    'initramfs-size': 'initramfs is large enough and a readable cpio',
+    'initramfs-size': 'initramfs is at least min-initramfs-mb',
+    'initramfs-generic': 'initramfs is a readable cpio and generic (no dracut host-only markers)',
     'initramfs-contents': 'initramfs has the drivers a generic boot needs',
     'ostree-linux-label': 'label ostree.linux equals the kernel directory',
     'bootc-label': 'label containers.bootc=1',
@@ -42434,16 +42562,24 @@ const CHECKS = {
             return fail('no single kernel directory');
         if (!s.initramfs)
             return fail(`usr/lib/modules/${s.kver}/initramfs.img missing`);
-        const min = env.opts.minInitramfsMb * 1024 * 1024;
-        const problems = [];
-        if (s.initramfs.size < min) {
-            problems.push(`${mb(s.initramfs.size)} < ${env.opts.minInitramfsMb} MB (a host-only initramfs is this small; generate it with --no-hostonly)`);
-        }
-        if (s.initramfs.error)
-            problems.push(`not a readable initramfs: ${s.initramfs.error}`);
+        const size = mb(s.initramfs.size);
+        return s.initramfs.size < env.opts.minInitramfsMb * 1024 * 1024
+            ? fail(`${size} < ${env.opts.minInitramfsMb} MB (min-initramfs-mb): smaller than expected; whether it is host-only is judged by its content (initramfs-generic)`)
+            : pass(`${size} >= ${env.opts.minInitramfsMb} MB`);
+    },
+    'initramfs-generic': async (_env, s) => {
+        if (!s.kver)
+            return fail('no single kernel directory');
+        if (!s.initramfs)
+            return fail(`usr/lib/modules/${s.kver}/initramfs.img missing`);
         const l = s.initramfs.listing;
-        const shape = l ? l.segments.map((g) => `${g.compression} cpio (${g.entries} entries)`).join(' + ') : '';
-        return problems.length ? fail(problems.join('; ')) : pass(`${mb(s.initramfs.size)}: ${shape}`);
+        if (!l)
+            return fail(`not a readable initramfs: ${s.initramfs.error ?? 'no listing'}`);
+        const shape = l.segments.map((g) => `${g.compression} cpio (${g.entries} entries)`).join(' + ');
+        const markers = HOSTONLY_MARKERS.filter((m) => l.files.has(m));
+        return markers.length
+            ? fail(`host-only initramfs: dracut wrote ${markers.map((m) => `/${m}`).join(', ')} (built for the build host, which is not the machine that boots); generate it with dracut --no-hostonly and persist hostonly="no" in /usr/lib/dracut/dracut.conf.d`)
+            : pass(`${mb(s.initramfs.size)}, generic (no dracut host-only markers): ${shape}`);
     },
     'initramfs-contents': async (env, s) => {
         const l = s.initramfs?.listing;
@@ -42565,7 +42701,7 @@ const CHECKS = {
             return pass((r.stdout.toString() + r.stderr).trim().split('\n').slice(-3).join(' ') || 'passed');
         }
         catch (e) {
-            return fail(errorMessage(e).split('\n').slice(-6).join(' '));
+            return fail(errors_errorMessage(e).split('\n').slice(-6).join(' '));
         }
     },
     passwd: async (env, s) => {
@@ -42627,7 +42763,7 @@ async function runChecks(env, which = CHECK_IDS) {
             o = await CHECKS[id](env, shared);
         }
         catch (e) {
-            o = fail(`check crashed: ${errorMessage(e)}`);
+            o = fail(`check crashed: ${errors_errorMessage(e)}`);
         }
         out.push({ id, title: TITLES[id], ...o });
     }
@@ -43800,7 +43936,7 @@ function locateInput(input, value) {
         return locateImage(value);
     }
     catch (e) {
-        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errorMessage(e)}`);
+        throw new InputError(input, value, `expected containers-storage:REF, localhost/NAME, oci:DIR[:TAG] or REGISTRY/REPO[:TAG|@sha256:…]: ${errors_errorMessage(e)}`);
     }
 }
 function describeLocation(l) {
@@ -44691,7 +44827,7 @@ async function openForChecks(loc, opts) {
             };
         }
         catch (e) {
-            opts.log.warning(`could not mount ${loc.ref} (${errorMessage(e)}); reading its layers instead`);
+            opts.log.warning(`could not mount ${loc.ref} (${errors_errorMessage(e)}); reading its layers instead`);
         }
     }
     const img = await openImage(loc, { ...opts });
@@ -44714,7 +44850,6 @@ async function openForChecks(loc, opts) {
 
 
 
-
 const inputs = {
     image: str({
         required: true,
@@ -44726,6 +44861,13 @@ const inputs = {
         item: (c) => c === 'all' || CHECK_IDS.includes(c)
             ? undefined
             : `expected all or one of ${CHECK_IDS.join(', ')}`,
+    }),
+    'warn-checks': list({
+        default: DEFAULT_WARN_CHECKS.join('\n'),
+        expected: `none, or newline-separated check ids (${CHECK_IDS.join(', ')}) that only warn when they fail`,
+        item: (c) => c === 'none' || CHECK_IDS.includes(c)
+            ? undefined
+            : `expected none or one of ${CHECK_IDS.join(', ')}`,
     }),
     'min-initramfs-mb': positiveNumber({ default: 50, expected: 'a positive number of megabytes' }),
     'require-ostree-module': oneOf(['auto', 'true', 'false'], 'auto'),
@@ -44741,17 +44883,17 @@ const inputs = {
 async function run(io) {
     const inp = readInputs(io, inputs);
     const which = inp.checks.includes('all') ? [...CHECK_IDS] : inp.checks;
+    const warnOnly = new Set(inp['warn-checks'].filter((c) => c !== 'none'));
     const loc = locateInput('image', inp.image);
     const started = Date.now();
-    const runner = processRunner(io);
-    const opened = await openForChecks(loc, { runner, log: io, tmpDir: io.context.runnerTemp, access: inp });
+    const opened = await io.group('open the image', () => openForChecks(loc, { runner: io.runner, log: io, tmpDir: io.context.runnerTemp, access: inp }));
     let results;
     try {
         io.info(`validating ${inp.image}: ${opened.how}`);
-        results = await runChecks({
+        const checked = await io.group('run the checks', () => runChecks({
             fs: opened.fs,
             labels: opened.labels,
-            runner,
+            runner: io.runner,
             log: io,
             opts: {
                 minInitramfsMb: inp['min-initramfs-mb'],
@@ -44761,37 +44903,51 @@ async function run(io) {
                 varAllow: inp['var-allow'],
                 localRef: opened.localRef,
             },
-        }, which);
+        }, which));
+        results = checked.map((r) => (r.status === 'fail' && warnOnly.has(r.id) ? { ...r, status: 'warn' } : r));
     }
     finally {
         await opened.dispose();
     }
     const failed = results.filter((r) => r.status === 'fail');
     const passed = failed.length === 0;
-    const report = {
+    const reportPath = writeReport(inp['report-path'] || external_node_path_default().join(io.context.runnerTemp, 'keel-validate-report.json'), {
         image: inp.image,
         digest: opened.digest,
         passed,
+        warnChecks: [...warnOnly],
         checks: results,
         seconds: (Date.now() - started) / 1000,
-    };
-    const reportPath = inp['report-path'] || external_node_path_default().join(io.context.runnerTemp, 'keel-validate-report.json');
-    external_node_fs_default().mkdirSync(external_node_path_default().dirname(reportPath), { recursive: true });
-    external_node_fs_default().writeFileSync(reportPath, `${JSON.stringify(report, null, 2)}\n`);
+    });
     io.setOutput('passed', String(passed));
     io.setOutput('report', reportPath);
+    logResults(io, results);
+    await io.summary(main_summary(inp.image, opened.digest, results, passed, Date.now() - started));
+    if (!passed) {
+        throw new errors_UserError(`${failed.length} check(s) failed: ${failed.map((f) => `${f.id} (${f.evidence})`).join('; ')}`);
+    }
+}
+function writeReport(reportPath, report) {
+    external_node_fs_default().mkdirSync(external_node_path_default().dirname(reportPath), { recursive: true });
+    external_node_fs_default().writeFileSync(reportPath, `${JSON.stringify(report, null, 2)}\n`);
+    return reportPath;
+}
+/** One line per check: failures as errors, warn-only failures as warnings. */
+function logResults(io, results) {
     for (const r of results) {
         const line = `${r.status.toUpperCase()} ${r.id}: ${r.evidence}`;
         if (r.status === 'fail')
             io.error(line);
+        else if (r.status === 'warn')
+            io.warning(`${line} (warn-only: listed in warn-checks)`);
         else
             io.info(line);
     }
-    const icon = { pass: '✅ pass', fail: '❌ fail', skip: '⏭ skip' };
-    await io.summary(`### validate ${passed ? '✅' : '❌'}\n\n${code(inp.image)}${opened.digest ? ` (${code(opened.digest)})` : ''}, ${seconds(Date.now() - started)}\n\n${table(['check', 'result', 'evidence'], results.map((r) => [`${r.id}: ${r.title}`, icon[r.status], r.evidence]))}`);
-    if (!passed) {
-        throw new errors_UserError(`${failed.length} check(s) failed: ${failed.map((f) => `${f.id} (${f.evidence})`).join('; ')}`);
-    }
+}
+function main_summary(image, digest, results, passed, ms) {
+    const icon = { pass: '✅ pass', fail: '❌ fail', skip: '⏭ skip', warn: '⚠️ warn' };
+    const warned = results.filter((r) => r.status === 'warn').length;
+    return `### validate ${passed ? '✅' : '❌'}\n\n${code(image)}${digest ? ` (${code(digest)})` : ''}, ${seconds(ms)}${warned ? `, ${warned} warning(s) from warn-only checks` : ''}\n\n${table(['check', 'result', 'evidence'], results.map((r) => [`${r.id}: ${r.title}`, icon[r.status], r.evidence]))}`;
 }
 
 ;// CONCATENATED MODULE: ./actions/validate/src/index.ts

@@ -59,7 +59,13 @@ export type FaultAction =
   /** Stops reading the body after this many bytes; closes the socket after `forMs` (default: never). */
   | { kind: 'stall'; afterBytes?: number; forMs?: number }
   /** check_limit answers over_limit 1. */
-  | { kind: 'over-limit'; reason?: string };
+  | { kind: 'over-limit'; reason?: string }
+  /** 200 with an HTML error page instead of JSON (an overloaded front end), on metadata and tasks. */
+  | { kind: 'garbage' };
+
+/** What an overloaded front end answers in place of JSON. */
+const GARBAGE =
+  '<html><head><title>Temporarily unavailable</title></head><body>The Internet Archive is overloaded.</body></html>';
 
 export type FaultRoute = 'put' | 'check_limit' | 'metadata' | 'tasks' | 'download';
 
@@ -522,8 +528,16 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
 
   const handleTasks = async (req: http.IncomingMessage, res: http.ServerResponse, entry: JournalEntry, url: URL) => {
     const q = url.searchParams;
-    if (takeFault('tasks', q.get('identifier') ?? undefined))
-      return send(res, entry, 503, { success: false, error: 'tasks API unavailable (injected)' });
+    const fault = takeFault('tasks', q.get('identifier') ?? undefined);
+    if (fault?.kind === 'garbage') {
+      entry.fault = 'tasks garbage';
+      return send(res, entry, 200, GARBAGE, { 'content-type': 'text/html' });
+    }
+    if (fault) {
+      const status = fault.kind === 'error' ? fault.status : 503;
+      entry.fault = `tasks ${status}`;
+      return send(res, entry, status, { success: false, error: 'tasks API unavailable (injected)' });
+    }
     if (!authOf(req))
       return send(res, entry, 401, { success: false, error: 'authentication required (LOW access:secret)' });
     model.advance();
@@ -621,6 +635,10 @@ export async function startIaEmulator(options: IaEmulatorOptions = {}): Promise<
     const md = /^\/metadata\/([^/]+)(?:\/(.*))?$/.exec(p);
     if (md && req.method === 'GET') {
       const f = takeFault('metadata', md[1]);
+      if (f?.kind === 'garbage') {
+        entry.fault = 'metadata garbage';
+        return send(res, entry, 200, GARBAGE, { 'content-type': 'text/html' });
+      }
       if (f) {
         const status = f.kind === 'error' ? f.status : 503;
         entry.fault = `metadata ${status}`;

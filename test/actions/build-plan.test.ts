@@ -1,8 +1,8 @@
+// test-kind: unit
 import { afterAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import { buildImage, type BuildRequest, type BuildState } from '../../actions/build/src/build.js';
 import { bootstrapArgs } from '../../actions/build/src/base-bootstrap.js';
 import { Buildah, theKernel } from '../../actions/build/src/buildah.js';
@@ -20,8 +20,9 @@ import {
 import { contextFromEnv, type RunContext } from '../../actions/lib/context.js';
 import { parseDeclarations } from '../../actions/lib/declarations.js';
 import { InputError, UserError } from '../../actions/lib/errors.js';
-import type { CommandRunner, RunOptions, RunResult } from '../../actions/lib/exec.js';
+import type { CommandRunner } from '../../actions/lib/exec.js';
 import { memoryLogger } from '../../actions/lib/log.js';
+import { D_BASE, D_IMG, fakeBuildah, ID1, ID2, type Call } from '../harness/fake-buildah.js';
 
 /**
  * The build hop's logic without buildah: a recording runner plays buildah (inspect, build,
@@ -39,10 +40,6 @@ build:
 staleness: { warn-after-days: 9 }
 `);
 
-const D_BASE = `sha256:${'1'.repeat(64)}`;
-const ID1 = 'a'.repeat(64);
-const ID2 = 'b'.repeat(64);
-const D_IMG = `sha256:${'2'.repeat(64)}`;
 const KVER = '6.12.1-test-amd64';
 const NOW = new Date('2025-03-04T05:06:07.890Z');
 
@@ -63,75 +60,6 @@ function rootfsWithKernels(...kvers: string[]): string {
     fs.writeFileSync(path.join(r, 'usr/lib/modules', k, 'vmlinuz'), 'kernel');
   }
   return r;
-}
-
-interface Call {
-  cmd: string;
-  args: string[];
-  opts: RunOptions;
-}
-
-/** Plays buildah: the labels of a built image are the --label flags of the build that made it. */
-function fakeBuildah(opts: { rootfs: string; baseExists?: boolean; print?: string; secondPassOtherLayers?: boolean }) {
-  const calls: Call[] = [];
-  const images = new Map<string, { labels: Record<string, string>; diff: string[]; digest: string }>();
-  if (opts.baseExists ?? true)
-    images.set('localhost/acme-base:trixie', {
-      labels: { 'ostree.linux': 'inherited-kver' },
-      diff: ['sha256:base'],
-      digest: D_BASE,
-    });
-  let builds = 0;
-  const ok = (stdout = ''): RunResult => ({ code: 0, stdout: Buffer.from(stdout), stderr: '' });
-  const runner: CommandRunner = {
-    async run(cmd, argv, o = {}) {
-      calls.push({ cmd, args: argv, opts: o });
-      if (cmd === 'git') return ok('c0ffee'.padEnd(40, '0'));
-      const args = argv[0] === '--storage-driver' ? argv.slice(2) : argv;
-      switch (args[0]) {
-        case 'inspect': {
-          const name = args.at(-1)!;
-          const img = images.get(name);
-          if (!img) return { code: 125, stdout: Buffer.alloc(0), stderr: 'Error: image not known' };
-          return ok(
-            JSON.stringify({
-              FromImageID: name.length === 64 ? name : 'f'.repeat(64),
-              FromImageDigest: img.digest,
-              OCIv1: { config: { Labels: img.labels }, rootfs: { diff_ids: img.diff } },
-            }),
-          );
-        }
-        case 'build': {
-          builds++;
-          const id = builds === 1 ? ID1 : ID2;
-          const labels: Record<string, string> = {};
-          for (let i = 0; i < args.length; i++) {
-            if (args[i] === '--label') {
-              const [k, ...v] = args[i + 1]!.split('=');
-              labels[k!] = v.join('=');
-            }
-          }
-          const diff = builds > 1 && opts.secondPassOtherLayers ? ['sha256:other'] : ['sha256:base', 'sha256:stages'];
-          images.set(id, { labels, diff, digest: D_IMG });
-          fs.writeFileSync(args[args.indexOf('--iidfile') + 1]!, `sha256:${id}`);
-          const out = o.stdout as Writable;
-          if (opts.print) out.write(`${opts.print}\n`);
-          out.end();
-          (o.stderr as Writable).end();
-          return ok();
-        }
-        case 'mount':
-          return ok(`${opts.rootfs}\n`);
-        case 'from':
-        case 'umount':
-        case 'rm':
-          return ok();
-        default:
-          throw new Error(`unexpected buildah call ${argv.join(' ')}`);
-      }
-    },
-  };
-  return { runner, calls, images };
 }
 
 function context(over: Partial<RunContext> = {}): RunContext {

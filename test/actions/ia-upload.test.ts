@@ -1,3 +1,4 @@
+// test-kind: integration
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -404,6 +405,38 @@ describe('ia-upload re-runs and pending work', () => {
 });
 
 describe('ia-upload torrent outcomes', () => {
+  it('a task/metadata API answering garbage or 5xx never holds the step past torrent-timeout', async () => {
+    const id = fresh();
+    const rel = await release();
+    emu.setOptions({ deriveOutcome: 'never' });
+    // The preflight reads pass; every poll after the upload gets an HTML page or a 503.
+    emu.setFaults([
+      { on: 'metadata', identifier: id, skip: 1, times: 100_000, action: { kind: 'garbage' } },
+      {
+        on: 'tasks',
+        identifier: id,
+        skip: 1,
+        times: 100_000,
+        action: { kind: 'error', status: 503, code: 'SlowDown' },
+      },
+    ]);
+    const budgetS = 4;
+    // Backoffs of 15-30 s and more: a retry that ignores the budget outlives it many times over.
+    const r = await run(
+      inputs(id, rel, { 'retry-base': '30', 'torrent-timeout': String(budgetS), 'poll-interval': '1' }),
+    );
+    expect(errors(r)).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(puts(id)).toHaveLength(2);
+    const faults = mine(id).map((e) => e.fault);
+    expect(faults).toContain('metadata garbage');
+    expect(faults).toContain('tasks 503');
+    // Node start-up and two small uploads on top of the budget: seconds, never a backoff.
+    expect(r.ms).toBeLessThan((budgetS + 6) * 1000);
+    expect(r.outputs).toMatchObject({ 'torrent-ready': 'false', 'torrent-status': 'pending' });
+    expect(warnings(r).join('\n')).toMatch(/torrent not ready after 4\.0 s/);
+  });
+
   it('torrent late: a warning and torrent-ready=false by default', async () => {
     const id = fresh();
     const rel = await release();

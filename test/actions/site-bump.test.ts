@@ -1,3 +1,4 @@
+// test-kind: integration
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { errors, runAction, warnings, type StepResult } from '../harness/run-action.js';
 import {

@@ -1,9 +1,10 @@
+// test-kind: integration
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { errors, runAction } from '../harness/run-action.js';
+import { errors, runAction, warnings } from '../harness/run-action.js';
 import { derivedImage, makeOciImage, tarDir, tmpdir } from '../harness/tools.js';
 
 const K = '6.12.0-keel-test';
@@ -80,11 +81,13 @@ describe('validate (bundled) on synthetic images', () => {
     expect(errors(r)).toEqual([]);
     expect(r.outputs.passed).toBe('true');
     const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
-    expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(12);
+    expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(13);
     const byId = Object.fromEntries(
       report.checks.map((c: { id: string; status: string; evidence: string }) => [c.id, c]),
     );
-    expect(byId['initramfs-size'].evidence).toMatch(/none cpio \(\d+ entries\) \+ zstd cpio \(\d+ entries\)/);
+    expect(byId['initramfs-generic'].evidence).toMatch(
+      /generic \(no dracut host-only markers\): none cpio \(\d+ entries\) \+ zstd cpio \(\d+ entries\)/,
+    );
     expect(byId['initramfs-contents'].evidence).toMatch(/virtio_blk \(module\), ext4 \(module\), ostree-prepare-root/);
     expect(byId['bootc-lint'].status).toBe('skip');
     expect(r.summary).toMatch(/\| one-kernel: exactly one kernel/);
@@ -112,8 +115,26 @@ describe('validate (bundled) on synthetic images', () => {
     [
       'an unreadable initramfs',
       { files: { [`usr/lib/modules/${K}/initramfs.img`]: Buffer.alloc(300_000, 9) } },
-      'initramfs-size',
+      'initramfs-generic',
       /not a readable initramfs/,
+    ],
+    [
+      'a host-only initramfs (dracut hostonly-files)',
+      {
+        files: {
+          [`usr/lib/modules/${K}/initramfs.img`]: cpio(
+            [
+              `usr/lib/modules/${K}/virtio_blk.ko`,
+              `usr/lib/modules/${K}/ext4.ko`,
+              'usr/lib/ostree/ostree-prepare-root',
+              'usr/lib/dracut/hostonly-files',
+            ],
+            { zstd: true, pad: 300_000 },
+          ),
+        },
+      },
+      'initramfs-generic',
+      /^host-only initramfs: dracut wrote \/usr\/lib\/dracut\/hostonly-files/,
     ],
     [
       'a wrong ostree.linux label',
@@ -165,8 +186,9 @@ describe('validate (bundled) on synthetic images', () => {
       /admin has uid 0; no root user/,
     ],
   ])('fails on %s, naming check %s', async (_what, opts, id, evidence) => {
+    // initramfs-size is warn-only by default: warn-checks none makes it gate.
     const extra: Record<string, string> =
-      id === 'initramfs-size' && _what.includes('1 MB') ? { 'min-initramfs-mb': '2' } : {};
+      id === 'initramfs-size' && _what.includes('1 MB') ? { 'min-initramfs-mb': '2', 'warn-checks': 'none' } : {};
     const r = await validate(fixture(opts as Parameters<typeof fixture>[0]), extra);
     expect(r.code).toBe(1);
     expect(r.outputs.passed).toBe('false');
@@ -188,6 +210,47 @@ describe('validate (bundled) on synthetic images', () => {
     expect(last).toMatch(/^3 check\(s\) failed: ostree-linux-label .*; bootc-label .*; no-repo-files/);
   });
 
+  it('passes a generic 21 MB initramfs with the defaults: the 50 MB size hint only warns', async () => {
+    const image = fixture({
+      files: {
+        [`usr/lib/modules/${K}/initramfs.img`]: cpio(
+          [
+            `usr/lib/modules/${K}/virtio_blk.ko`,
+            `usr/lib/modules/${K}/ext4.ko`,
+            'usr/lib/ostree/ostree-prepare-root',
+            'usr/lib/dracut/build-parameter.txt',
+          ],
+          { zstd: true, pad: 21 * 1024 * 1024 },
+        ),
+      },
+    });
+    const r = await runAction({ action: 'validate', inputs: { image, 'var-allow': 'var/lib/keel/.keep-dir-marker' } });
+    expect(errors(r)).toEqual([]);
+    expect([r.code, r.outputs.passed]).toEqual([0, 'true']);
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    const byId = Object.fromEntries(report.checks.map((c: { id: string }) => [c.id, c]));
+    expect(byId['initramfs-generic'].status).toBe('pass');
+    expect(byId['initramfs-size']).toMatchObject({
+      status: 'warn',
+      evidence: expect.stringMatching(/^21\.\d MB < 50 MB/),
+    });
+    expect(report.warnChecks).toEqual(['initramfs-size']);
+    expect(warnings(r).join('\n')).toMatch(
+      /WARN initramfs-size: 21\.\d MB < 50 MB .*\(warn-only: listed in warn-checks\)/,
+    );
+    expect(r.summary).toMatch(/⚠️ warn/);
+  });
+
+  it('a failed warn-only check keeps passed=true; the same failure gates when not listed', async () => {
+    const image = fixture({ labels: { 'containers.bootc': '' } });
+    const warned = await validate(image, { 'warn-checks': 'bootc-label' });
+    expect([warned.code, warned.outputs.passed]).toEqual([0, 'true']);
+    expect(warnings(warned).join('\n')).toMatch(/WARN bootc-label: containers\.bootc=""/);
+    const gated = await validate(image);
+    expect([gated.code, gated.outputs.passed]).toEqual([1, 'false']);
+    expect(errors(gated).join('\n')).toMatch(/FAIL bootc-label/);
+  });
+
   it('rejects an unknown check id naming the input', async () => {
     const r = await validate(good, { checks: 'one-kernel\nno-such-check' });
     expect(errors(r)[0]).toMatch(/^Input 'checks' has value .*item "no-such-check": expected all or one of one-kernel/);
@@ -203,6 +266,61 @@ describe('validate on the example distro and fixtures derived from it', () => {
     },
     40 * 60 * 1000,
   );
+
+  it('passes the example image with the defaults: generic initramfs, the size hint only warns', async () => {
+    const r = await runAction({ action: 'validate', inputs: { image: img.ociRef } });
+    expect(errors(r)).toEqual([]);
+    expect(r.outputs.passed).toBe('true');
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    const generic = report.checks.find((c: { id: string }) => c.id === 'initramfs-generic');
+    expect(generic).toMatchObject({
+      status: 'pass',
+      evidence: expect.stringMatching(/generic \(no dracut host-only markers\)/),
+    });
+  }, 120_000);
+
+  it('fails a real host-only initramfs (dracut --hostonly run in the example image), saying host-only', async () => {
+    const out = tmpdir('keel-hostonly-');
+    const ctr = spawnSync('buildah', ['from', '--pull-never', img.name], { encoding: 'utf8' }).stdout.trim();
+    try {
+      const dracut = spawnSync(
+        'buildah',
+        [
+          'run',
+          '--isolation',
+          'chroot',
+          '-v',
+          `${out}:/out`,
+          ctr,
+          '--',
+          'dracut',
+          '--force',
+          '--hostonly',
+          '--kver',
+          img.kernelVersion,
+          '/out/initramfs.img',
+        ],
+        { encoding: 'utf8', maxBuffer: 1 << 26 },
+      );
+      expect([dracut.status, dracut.stderr.slice(-2000)]).toEqual([0, expect.any(String)]);
+    } finally {
+      spawnSync('buildah', ['rm', ctr]);
+    }
+    const hostOnly = fs.readFileSync(path.join(out, 'initramfs.img'));
+    fs.rmSync(out, { recursive: true, force: true });
+    const image = derivedImage(
+      img.ociDir,
+      'latest',
+      layerOf({ [`usr/lib/modules/${img.kernelVersion}/initramfs.img`]: hostOnly }),
+    );
+    const r = await runAction({ action: 'validate', inputs: { image } });
+    expect(r.code).toBe(1);
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    const generic = report.checks.find((c: { id: string }) => c.id === 'initramfs-generic');
+    expect(generic.status).toBe('fail');
+    expect(generic.evidence).toMatch(/^host-only initramfs: dracut wrote \/usr\/lib\/dracut\/hostonly-files/);
+    expect(errors(r).at(-1)).toMatch(/initramfs-generic \(host-only initramfs/);
+  }, 600_000);
 
   it('passes the example image read in place from containers-storage (mounted, no copy) and from its OCI layout', async () => {
     for (const image of [img.localRef, img.ociRef]) {
@@ -267,7 +385,10 @@ describe('validate on the example distro and fixtures derived from it', () => {
     async (_what, spec, id, evidence) => {
       const s = spec() as { files: Record<string, string | Buffer>; labels?: Record<string, string> };
       const image = derivedImage(img.ociDir, 'latest', layerOf(s.files), s.labels);
-      const r = await runAction({ action: 'validate', inputs: { image, 'min-initramfs-mb': '30' } });
+      const r = await runAction({
+        action: 'validate',
+        inputs: { image, 'min-initramfs-mb': '30', 'warn-checks': 'none' },
+      });
       expect(r.code).toBe(1);
       const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
       const failed = report.checks.filter((c: { status: string }) => c.status === 'fail');

@@ -1,8 +1,9 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Redactor } from '../../cli/redact.js';
+import { Redactor } from '../../actions/lib/redact.js';
 import { localOverrides, pruneRuns } from '../../cli/runner.js';
 import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../cli/step.js';
@@ -12,7 +13,7 @@ describe('local runner: masking', () => {
   it('masks secrets, each line of a multi-line secret, their JSON-escaped form, and ::add-mask:: values', () => {
     const key =
       '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAbCdEf0123456789\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n';
-    const r = new Redactor(['s3cr3t-password', key, '']);
+    const r = new Redactor(['s3cr3t-password', key, ''], { minLength: 3 });
     expect(r.apply('login with s3cr3t-password ok')).toBe('login with *** ok');
     expect(r.apply('line: AbCdEf0123456789')).toBe('line: ***');
     expect(r.apply(JSON.stringify({ k: key }))).toBe('{"k":"***"}');

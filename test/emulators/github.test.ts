@@ -1,3 +1,4 @@
+// test-kind: unit
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { getOctokit } from '@actions/github';
 import { execFileSync } from 'node:child_process';
@@ -317,5 +318,62 @@ describe('GitHub emulator', () => {
   it('logs requests without credentials', () => {
     expect(emu.state.requests.length).toBeGreaterThan(0);
     expect(JSON.stringify(emu.state.requests)).not.toContain(TOKEN);
+  });
+});
+
+describe('GitHub emulator: the route-registration seam', () => {
+  const TOKEN = 'ghp_seamTestToken';
+  it('serves routes a module adds (repository-scoped and top-level), with auth, faults and the request log', async () => {
+    const { requireAuth, invalid } = await import('../../emulators/github/index.js');
+    const releases: { tag: string }[] = [];
+    const emu = await startGithubEmulator({
+      token: TOKEN,
+      repos: { 'acme/site': { files: { 'README.md': 'x' } } },
+      routes: {
+        repo: [
+          {
+            method: 'GET',
+            path: /^releases$/,
+            handle: () => ({ status: 200, body: releases.map((r) => ({ tag_name: r.tag })) }),
+          },
+          {
+            method: 'POST',
+            path: /^releases$/,
+            handle: (ctx) => {
+              requireAuth(ctx);
+              if (typeof ctx.body.tag_name !== 'string') throw invalid('Validation Failed');
+              releases.push({ tag: ctx.body.tag_name });
+              return { status: 201, body: { tag_name: ctx.body.tag_name } };
+            },
+          },
+        ],
+        top: [
+          {
+            method: 'GET',
+            path: /^\/orgs\/([^/]+)\/packages$/,
+            handle: (_ctx, m) => ({ status: 200, body: [{ owner: m[1] }] }),
+          },
+        ],
+      },
+    });
+    try {
+      const o = getOctokit(TOKEN, { baseUrl: emu.url });
+      await o.rest.repos.createRelease({ owner: 'acme', repo: 'site', tag_name: 'v1' });
+      expect((await o.rest.repos.listReleases({ owner: 'acme', repo: 'site' })).data).toEqual([{ tag_name: 'v1' }]);
+      await expect(o.request('POST /repos/acme/site/releases', { name: 'no tag' })).rejects.toMatchObject({
+        status: 422,
+      });
+      expect((await o.request('GET /orgs/acme/packages')).data).toEqual([{ owner: 'acme' }]);
+      // The built-in areas still answer, and an unknown repository is still a 404.
+      expect((await o.rest.repos.get({ owner: 'acme', repo: 'site' })).data.full_name).toBe('acme/site');
+      await expect(o.rest.repos.listReleases({ owner: 'acme', repo: 'nope' })).rejects.toMatchObject({ status: 404 });
+      emu.setFaults([{ method: 'GET', path: /\/releases$/, times: 1, status: 503 }]);
+      await expect(o.rest.repos.listReleases({ owner: 'acme', repo: 'site' })).rejects.toMatchObject({ status: 503 });
+      expect(emu.state.requests.map((r) => `${r.method} ${r.path} ${r.status}`)).toContain(
+        'POST /repos/acme/site/releases 201',
+      );
+    } finally {
+      await emu.close();
+    }
   });
 });

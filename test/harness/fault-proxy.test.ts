@@ -1,3 +1,4 @@
+// test-kind: integration
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RegistryClient } from '../../actions/lib/oci/client.js';
 import { request } from '../../actions/lib/http.js';

@@ -4,9 +4,10 @@ import path from 'node:path';
 
 /**
  * Independent signature verifiers for the sign hop: skopeo 1.18 + cosign 2.5 (Debian 13) and,
- * with `sid`, skopeo 1.22 + cosign 3.x (Debian unstable), fetched once into a private cache by
- * ../shared/tools/fetch-verifiers.sh (idempotent; re-runs are instant). Debian 12's own skopeo
- * cannot verify sigstore signatures (patched out), so the tests must use these.
+ * with `sid`, skopeo 1.22 + cosign 3.x (Debian unstable), fetched once from Debian's signed
+ * archive into a private cache by scripts/fetch-verifiers.sh (idempotent; re-runs are instant).
+ * Debian 12's own skopeo cannot verify sigstore signatures (patched out), so the tests must use
+ * these.
  */
 export interface Verifiers {
   bin: string;
@@ -18,7 +19,7 @@ export interface Verifiers {
 }
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const script = path.join(root, '..', 'shared', 'tools', 'fetch-verifiers.sh');
+const script = path.join(root, 'scripts', 'fetch-verifiers.sh');
 const cache: Partial<Record<'trixie' | 'sid', Verifiers>> = {};
 
 /** Fetches (cached) the verifiers; `sid: true` adds skopeo 1.22 and cosign 3. Throws if impossible. */

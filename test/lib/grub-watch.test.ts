@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { GrubBootWatch } from '../../actions/lib/vm/iso.js';
 import { consoleFixture, firstVerdict } from '../harness/console.js';

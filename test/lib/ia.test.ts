@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import crypto from 'node:crypto';
 import { describeS3Error, encodeKey, isArchiveHost, parseS3Error } from '../../actions/lib/ia/client.js';

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { recordingIO } from '../../actions/lib/io.js';
 import {

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';

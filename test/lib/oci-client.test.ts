@@ -1,3 +1,4 @@
+// test-kind: integration
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';

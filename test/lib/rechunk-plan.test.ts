@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { memoryLogger } from '../../actions/lib/log.js';
 import { assignComponents, VOLATILE_MAX_FILE } from '../../actions/lib/rechunk/components.js';

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { parseDigestReference, parseReference, parseRepository } from '../../actions/lib/oci/reference.js';
 

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { HttpError, InputError } from '../../actions/lib/errors.js';
 import {
@@ -106,6 +107,48 @@ describe('retry policy', () => {
       ),
     ).rejects.toThrow(/wall-clock budget/);
     expect(calls).toBeLessThan(6);
+  });
+
+  it('starts no attempt at or after the deadline, and no wait crosses it', async () => {
+    let now = 0;
+    const waits: number[] = [];
+    let calls = 0;
+    const fail = async () => {
+      calls++;
+      throw new HttpError(503, 'x');
+    };
+    const hooks = { sleep: async (ms: number) => void (waits.push(ms), (now += ms)), now: () => now };
+    await expect(withRetry(fail, { ...policy, attempts: 100, deadline: 0 }, hooks)).rejects.toThrow(
+      /wall-clock budget exhausted after 0 attempts/,
+    );
+    expect(calls).toBe(0);
+    await expect(
+      withRetry(fail, { ...policy, attempts: 100, baseMs: 300, maxMs: 300, jitter: 0, deadline: 1000 }, hooks),
+    ).rejects.toThrow(RetryExhaustedError);
+    expect(now).toBeLessThanOrEqual(1000);
+    expect(waits).toEqual([300, 300, 300]);
+    expect(calls).toBe(4);
+  });
+
+  it('aborts an attempt still running at the deadline through its signal', async () => {
+    const started = Date.now();
+    let sawSignal = false;
+    await expect(
+      withRetry(
+        (_attempt, signal) =>
+          new Promise((_resolve, reject) => {
+            sawSignal = signal !== undefined;
+            signal?.addEventListener('abort', () => reject(signal.reason as Error));
+          }),
+        { ...policy, attempts: 5, deadline: started + 200 },
+      ),
+    ).rejects.toThrow(/wall-clock budget exhausted after 1 attempt: the wall-clock budget ran out during the attempt/);
+    expect(sawSignal).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('gives no signal without a deadline', async () => {
+    await withRetry(async (_attempt, signal) => expect(signal).toBeUndefined(), policy);
   });
 
   it('parses Retry-After seconds and dates', () => {

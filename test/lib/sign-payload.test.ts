@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { identityMatches, type SignedIdentity } from '../../actions/lib/sign/identity.js';
 import { buildPayload, parsePayload, SIGNATURE_TYPE, strictJson } from '../../actions/lib/sign/payload.js';

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { TransientError, UserError } from '../../actions/lib/errors.js';
 import { api, asTransient, githubMessage } from '../../actions/lib/github.js';

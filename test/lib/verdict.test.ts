@@ -1,13 +1,14 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { StartJobs, stripAnsi, VerdictMatcher } from '../../actions/lib/vm/verdict.js';
 import { TEST_CONSOLE_ARGS } from '../../actions/lib/vm/qemu.js';
 import { consoleFixture, firstVerdict } from '../harness/console.js';
 
 // A real serial console (this repo's example distro, UEFI backend, TCG with a second VM running
-// beside it). serial-getty@ttyS0 gave up waiting for the boot's jobs and PID 1 stopped writing
-// status lines: "[  OK  ] Reached target multi-user…" never came. The boot itself was fine, and
-// PID 1's log line, routed through the kernel log, says so. (The capture's command line also
-// has sysrq_always_enabled and a debug shell on ttyS1, used while finding this out.)
+// beside it) in which serial-getty@ttyS0 gives up waiting for the boot's jobs and PID 1 stops
+// writing status lines: "[  OK  ] Reached target multi-user…" never comes. The boot is fine,
+// and PID 1's log line, routed through the kernel log, says so. (The capture's command line also
+// has sysrq_always_enabled and a debug shell on ttyS1; neither changes the verdict.)
 const capture = consoleFixture('uefi-getty-silences-status.serial');
 const verdictOf = (lines: string[]) => firstVerdict(new VerdictMatcher(), lines);
 

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import type { InputDef } from '../../actions/lib/inputs.js';
 /**
  * Repository invariants over every action: metadata conventions, inputs in action.yml equal
  * the zod definitions the code parses (names, required flags, defaults), every output the
- * code sets is declared, and the fixed public contract (../shared/spec/actions.md) is kept.
+ * code sets is declared, and the public contract (docs/actions.md) is kept.
  */
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const hops = fs
@@ -26,42 +27,98 @@ interface ActionYml {
 const meta = (hop: string) =>
   parse(fs.readFileSync(path.join(root, 'actions', hop, 'action.yml'), 'utf8')) as ActionYml;
 
-/** Contract rows from ../shared/spec/actions.md: action → input and output names. */
-function contract(): Map<string, { inputs: string[]; outputs: string[] }> {
-  const file = path.join(root, '..', 'shared', 'spec', 'actions.md');
-  const rows = new Map<string, { inputs: string[]; outputs: string[] }>();
-  if (!fs.existsSync(file)) return rows;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\| `([a-z-]+)` \|(.*)\|(.*)\|(.*)\|\s*$/.exec(line);
-    if (!m) continue;
-    const names = (cell: string) =>
-      [...cell.replace(/\([^)]*\)/g, '').matchAll(/`([a-z][a-z0-9-]*)`/g)].map((x) => x[1]!);
-    rows.set(m[1]!, { inputs: [...names(m[2]!), ...names(m[3]!)], outputs: names(m[4]!) });
-  }
-  return rows;
+/** What the contract asks of one action: input names, defaults where it gives one, output names. */
+interface Contract {
+  inputs: Set<string>;
+  defaults: Map<string, string>;
+  outputs: Set<string>;
 }
 
-describe('action metadata', () => {
-  it('there are actions', () => expect(hops.length).toBeGreaterThan(0));
+const CONTRACT_FILE = path.join(root, 'docs', 'actions.md');
+/** `name` = `value` (an optional parenthesised description between them): a default. */
+const DEFAULT = /`([a-z][a-z0-9-]*)`(?:\s*\([^()]*\))?\s*=\s*`([^`]*)`/g;
 
-  it('reads the contract table (so the contract check cannot pass vacuously)', () => {
-    const c = contract();
-    expect([...c.keys()].sort()).toEqual([
-      'build',
-      'build-disk',
-      'ia-upload',
-      'promote',
-      'push',
-      'rechunk',
-      'resolve',
-      'sign',
-      'site-bump',
-      'smoke-boot',
-      'validate',
-      'verify',
-    ]);
-    expect(c.get('resolve')).toEqual({ inputs: ['image'], outputs: ['digest', 'image-ref', 'repository'] });
-    expect(c.get('push')?.inputs).toEqual([
+/** The kebab-case names a table cell lists, defaults and parenthesised descriptions left out. */
+function namesIn(cell: string): string[] {
+  const bare = cell.replace(/=\s*`[^`]*`/g, '').replace(/\([^()]*\)/g, '');
+  return [...bare.matchAll(/`([a-z][a-z0-9-]*)`/g)].map((m) => m[1]!);
+}
+
+function defaultsIn(cell: string): [string, string][] {
+  return [...cell.matchAll(DEFAULT)].map((m) => [m[1]!, m[2]!]);
+}
+
+/**
+ * The contract tables of docs/actions.md. Four-column rows (action, required inputs, other
+ * inputs, outputs) define an action; three-column rows (actions, added inputs, added outputs)
+ * add to the actions their first cell names, where "every registry action" means every action
+ * that declares `tls-verify`.
+ */
+function readContract(registryActions: string[]): Map<string, Contract> {
+  const contracts = new Map<string, Contract>();
+  const of = (action: string) => {
+    let c = contracts.get(action);
+    if (!c) contracts.set(action, (c = { inputs: new Set(), defaults: new Map(), outputs: new Set() }));
+    return c;
+  };
+  const add = (action: string, inputCells: string[], outputCell: string) => {
+    const c = of(action);
+    for (const cell of inputCells) {
+      for (const n of namesIn(cell)) c.inputs.add(n);
+      for (const [n, v] of defaultsIn(cell)) c.defaults.set(n, v);
+    }
+    for (const n of namesIn(outputCell)) c.outputs.add(n);
+  };
+  for (const line of fs.readFileSync(CONTRACT_FILE, 'utf8').split('\n')) {
+    if (!/^\| (`|every )/.test(line)) continue;
+    const cells = line.split('|').slice(1, -1);
+    if (cells.length === 4) {
+      const action = /`([a-z-]+)`/.exec(cells[0]!)![1]!;
+      add(action, [cells[1]!, cells[2]!], cells[3]!);
+    } else if (cells.length === 3) {
+      const actions = /every registry action/.test(cells[0]!)
+        ? registryActions
+        : [...cells[0]!.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]!);
+      for (const a of actions) add(a, [cells[1]!], cells[2]!);
+    } else {
+      throw new Error(`docs/actions.md: a table row with ${cells.length} cells: ${line}`);
+    }
+  }
+  return contracts;
+}
+
+const registryActions = hops.filter((h) => Object.keys(meta(h).inputs ?? {}).includes('tls-verify'));
+const contract = readContract(registryActions);
+const pendingActions = [...contract.keys()].filter((a) => !hops.includes(a)).sort();
+
+/**
+ * Names of the contract's second round that work in flight is adding to existing actions right
+ * now (signature gates: allow-unsigned, insecure-registries; supply chain: sign/verify
+ * attestations). Reported as pending while absent; an entry whose name an action declares
+ * fails the test below, so the list only shrinks.
+ */
+const IN_FLIGHT = new Set<string>([]);
+
+/** Every contract name an action lacks (`<action> input|output <name>`). */
+function missing(hop: string): string[] {
+  const c = contract.get(hop);
+  if (!c) return [];
+  const m = meta(hop);
+  const inputs = new Set(Object.keys(m.inputs ?? {}));
+  const outputs = new Set(Object.keys(m.outputs ?? {}));
+  return [
+    ...[...c.inputs].filter((i) => !inputs.has(i)).map((i) => `${hop} input ${i}`),
+    ...[...c.outputs].filter((o) => !outputs.has(o)).map((o) => `${hop} output ${o}`),
+  ];
+}
+
+describe('the contract document (docs/actions.md)', () => {
+  it('is read, so the contract checks cannot pass vacuously', () => {
+    expect(contract.size).toBeGreaterThanOrEqual(18);
+    const resolve = contract.get('resolve')!;
+    expect([...resolve.inputs]).toEqual(['image', 'insecure-registries']);
+    expect([...resolve.outputs]).toEqual(['digest', 'image-ref', 'repository']);
+    expect([...contract.get('push')!.inputs]).toEqual([
       'source',
       'image',
       'tags',
@@ -69,8 +126,31 @@ describe('action metadata', () => {
       'candidate-tag',
       'release-date',
       'retries',
+      'insecure-registries',
     ]);
+    expect(Object.fromEntries(contract.get('validate')!.defaults)).toEqual({
+      checks: 'all',
+      'min-initramfs-mb': '50',
+      'require-ostree-module': 'auto',
+    });
+    expect(contract.get('promote')!.defaults.get('allow-unsigned')).toBe('false');
+    expect(contract.get('sign')!.outputs).toEqual(
+      new Set(['signature-refs', 'verified', 'attestation-refs', 'file-signatures']),
+    );
   });
+
+  it('lists in IN_FLIGHT only what is still missing (remove an entry once its work is merged)', () => {
+    const stillMissing = new Set(hops.flatMap(missing));
+    expect([...IN_FLIGHT].filter((e) => !stillMissing.has(e))).toEqual([]);
+  });
+
+  // Actions of the contract that other work is writing right now: listed, not failed.
+  for (const a of pendingActions)
+    it.todo(`${a}: pending, the contract lists it and there is no actions/${a}/action.yml yet`);
+});
+
+describe('action metadata', () => {
+  it('there are actions', () => expect(hops.length).toBeGreaterThan(0));
 
   describe.each(hops)('%s', (hop) => {
     const m = meta(hop);
@@ -111,13 +191,16 @@ describe('action metadata', () => {
       expect([...set].sort()).toEqual(Object.keys(m.outputs ?? {}).sort());
     });
 
-    it('keeps the public contract (../shared/spec/actions.md)', () => {
-      const c = contract().get(hop);
-      if (!c) return; // an action beyond the contract table
-      const have = new Set(Object.keys(m.inputs ?? {}));
-      for (const i of c.inputs) expect([i, have.has(i)]).toEqual([i, true]);
-      const outs = new Set(Object.keys(m.outputs ?? {}));
-      for (const o of c.outputs) expect([o, outs.has(o)]).toEqual([o, true]);
+    it('keeps the public contract (docs/actions.md): every name it lists, with its defaults', () => {
+      const c = contract.get(hop);
+      if (!c) return; // an action the contract does not list: nothing to keep
+      expect(missing(hop).filter((e) => !IN_FLIGHT.has(e))).toEqual([]);
+      for (const [name, value] of c.defaults) {
+        const declared = m.inputs?.[name];
+        if (declared) expect([name, declared.default ?? '']).toEqual([name, value]);
+      }
     });
+
+    for (const e of missing(hop).filter((x) => IN_FLIGHT.has(x))) it.todo(`${e}: pending (contract, second round)`);
   });
 });

@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import { validate } from '@actions/languageservice';
 import fs from 'node:fs';

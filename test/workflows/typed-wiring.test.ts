@@ -1,3 +1,4 @@
+// test-kind: unit
 import { describe, expect, it } from '@jest/globals';
 import path from 'node:path';
 import ts from 'typescript';

@@ -11,7 +11,7 @@ import { chooseAccel } from '../../lib/vm/probe.js';
 import {
   bootAndWatch,
   bootWithRetry,
-  findOvmf,
+  uefiFirmware,
   TEST_CONSOLE_ARGS,
   type BootResult,
   type QemuSpec,
@@ -72,7 +72,7 @@ const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 /** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
 async function testVm(c: Common, kernel: string, log: Logger): Promise<QemuSpec> {
   const { accel } = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
-  return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: ovmfVars(c.workDir) };
+  return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: uefiFirmware(c.workDir) };
 }
 
 const outcome = (r: BootResult, spec: QemuSpec, serialLog: string): BootTest => ({
@@ -118,13 +118,6 @@ async function firmwareCheck(spec: QemuSpec, c: Common, log: Logger): Promise<Bo
     workDir: c.workDir,
   });
   return outcome(r, spec, serialLog);
-}
-
-function ovmfVars(workDir: string): { code: string; vars: string } {
-  const fw = findOvmf();
-  const vars = path.join(workDir, 'OVMF_VARS.fd');
-  fs.copyFileSync(fw.vars, vars);
-  return { code: fw.code, vars };
 }
 
 export async function liveIso(
@@ -185,7 +178,7 @@ export async function liveIso(
     boot = await bootTest(
       {
         ...vm,
-        uefi: ovmfVars(c.workDir),
+        uefi: uefiFirmware(c.workDir),
         cdrom: c.artefact,
         kernel: { path: k, initrd: i, append: `${iso.cmdline} ${TEST_CONSOLE}` },
       },

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { UserError } from '../../lib/errors.js';
 import type { CommandRunner, RunOptions } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
+import { Redactor } from '../../lib/redact.js';
 import { buildahGlobal } from './plan.js';
 
 /**
@@ -50,14 +51,11 @@ export interface KernelDir {
 }
 
 /** A Writable that turns output into log lines (secrets redacted), keeping the last lines. */
-export function lineLog(emit: (line: string) => void, redact: string[] = []): Writable & { tail: () => string[] } {
+export function lineLog(emit: (line: string) => void, secrets: string[] = []): Writable & { tail: () => string[] } {
   let partial = '';
   const last: string[] = [];
-  const clean = (l: string) => {
-    let s = l.replace(/\r/g, '');
-    for (const r of redact) if (r) s = s.split(r).join('***');
-    return s;
-  };
+  const redactor = new Redactor(secrets);
+  const clean = (l: string) => redactor.apply(l.replace(/\r/g, ''));
   const push = (l: string) => {
     const s = clean(l);
     emit(s);

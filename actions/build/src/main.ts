@@ -1,7 +1,8 @@
 import fs from 'node:fs';
+import { withFailureSummary } from '../../lib/action.js';
 import { loadDeclarations } from '../../lib/declarations.js';
 import { errorMessage, InputError } from '../../lib/errors.js';
-import { processRunner, requireTools } from '../../lib/exec.js';
+import { requireTools } from '../../lib/exec.js';
 import type { ActionIO } from '../../lib/io.js';
 import {
   bool,
@@ -88,6 +89,7 @@ export async function run(io: ActionIO): Promise<void> {
     : undefined;
   requireTools(
     inp['root-storage'] && process.getuid?.() !== 0 ? { buildah: 'buildah', sudo: 'sudo' } : { buildah: 'buildah' },
+    io.runner,
   );
   const baseGiven = inp['base-image']?.toString() || declarations?.base.image;
   let baseRegistry: string | undefined;
@@ -110,46 +112,50 @@ export async function run(io: ActionIO): Promise<void> {
 
   const state: BuildState = { timings: {} };
   const started = Date.now();
-  let failure: string | undefined;
-  try {
-    await buildImage(
-      {
-        containerfile: inp.containerfile,
-        context: inp.context,
-        image: inp.image,
-        tags: inp.tags,
-        baseImage: inp['base-image']?.toString() ?? '',
-        buildArgs: inp['build-args'],
-        labels: inp.labels,
-        secrets,
-        storageDriver: inp['storage-driver'],
-        rootStorage: inp['root-storage'],
-        isolation: inp.isolation,
-        releaseDate: inp['release-date'],
-        version: inp.version || undefined,
-        declarations,
-        registry: access,
-      },
-      { runner: processRunner(io), log: io, context: io.context, mask: (v) => io.setSecret(v) },
-      state,
-    );
-  } catch (e) {
-    failure = errorMessage(e);
-    throw e;
-  } finally {
-    // Known outputs are set on every path (a failed kernel check still names the image it built).
-    if (state.imageId) io.setOutput('image-id', state.imageId);
-    if (state.localRef) io.setOutput('local-ref', state.localRef);
-    if (state.kernelVersion) io.setOutput('kernel-version', state.kernelVersion);
-    if (state.labels) io.setOutput('labels', JSON.stringify(state.labels));
-    if (state.digest) io.setOutput('digest', state.digest);
-    if (state.base) io.setOutput('base-digest', state.base.digest);
-    if (state.base) io.setOutput('base-image-ref', state.base.pinned);
-    if (state.created) io.setOutput('created', state.created);
-    if (state.version) io.setOutput('version', state.version);
-    if (state.releaseDate) io.setOutput('release-date', state.releaseDate);
-    await io.summary(summary(state, Date.now() - started, failure));
-  }
+  await withFailureSummary(
+    () =>
+      io.group('build the image', () =>
+        buildImage(
+          {
+            containerfile: inp.containerfile,
+            context: inp.context,
+            image: inp.image,
+            tags: inp.tags,
+            baseImage: inp['base-image']?.toString() ?? '',
+            buildArgs: inp['build-args'],
+            labels: inp.labels,
+            secrets,
+            storageDriver: inp['storage-driver'],
+            rootStorage: inp['root-storage'],
+            isolation: inp.isolation,
+            releaseDate: inp['release-date'],
+            version: inp.version || undefined,
+            declarations,
+            registry: access,
+          },
+          { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) },
+          state,
+        ),
+      ),
+    async (failure) => {
+      setKnownOutputs(io, state);
+      await io.summary(summary(state, Date.now() - started, failure));
+    },
+  );
+}
+
+/** Known outputs are set on every path (a failed kernel check still names the image it built). */
+function setKnownOutputs(io: ActionIO, state: BuildState): void {
+  if (state.imageId) io.setOutput('image-id', state.imageId);
+  if (state.localRef) io.setOutput('local-ref', state.localRef);
+  if (state.kernelVersion) io.setOutput('kernel-version', state.kernelVersion);
+  if (state.labels) io.setOutput('labels', JSON.stringify(state.labels));
+  if (state.digest) io.setOutput('digest', state.digest);
+  if (state.base) io.setOutput('base-digest', state.base.digest);
+  if (state.base) io.setOutput('base-image-ref', state.base.pinned);
+  if (state.created) io.setOutput('created', state.created);
+  if (state.version) io.setOutput('version', state.version);
+  if (state.releaseDate) io.setOutput('release-date', state.releaseDate);
 }
 
 function summary(s: BuildState, ms: number, failure?: string): string {

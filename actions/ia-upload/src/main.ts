@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { withFailureSummary } from '../../lib/action.js';
 import { InputError, UserError, errorMessage } from '../../lib/errors.js';
 import { IaClient } from '../../lib/ia/client.js';
 import { identifierAdvice, identifierProblem } from '../../lib/ia/identifier.js';
@@ -136,85 +137,98 @@ export async function run(io: ActionIO): Promise<void> {
     downloads: uploadOrder(inp.files, inp.sha256sums).list.map((p) => download(path.basename(p))),
   };
   const started = Date.now();
-  let prepared: Prepared | undefined;
-  let result: PublishResult | undefined;
-  const progress: FileOutcome[] = [];
-  let failure: string | undefined;
-  try {
-    // Everything local first: names, SHA256SUMS verification, hashes. No request before this.
-    prepared = await prepareFiles(id, inp.files, inp.sha256sums, io);
+  const state: { prepared?: Prepared; result?: PublishResult; progress: FileOutcome[] } = { progress: [] };
+  await withFailureSummary(
+    async () => {
+      // Everything local first: names, SHA256SUMS verification, hashes. No request before this.
+      state.prepared = await io.group('prepare the files', () => prepareFiles(id, inp.files, inp.sha256sums, io));
+      const client = new IaClient({
+        s3Url: inp['s3-endpoint'],
+        apiUrl: inp['api-endpoint'],
+        accessKey: inp['access-key'],
+        secretKey: inp['secret-key'],
+        log: io,
+        retry: retryPolicyOf(inp),
+        stall:
+          inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window']! } : undefined,
+      });
+      const prepared = state.prepared;
+      state.result = await io.group('publish', () =>
+        publish({
+          client,
+          identifier: id,
+          files: prepared.files,
+          metadata: inp.metadata,
+          derive: inp.derive,
+          keepOldVersion: inp['keep-old-version'],
+          torrentTimeoutMs: inp['torrent-timeout']!,
+          pendingTimeoutMs: inp['pending-timeout']!,
+          pollIntervalMs: inp['poll-interval']!,
+          log: io,
+          progress: state.progress,
+        }),
+      );
+      const problem = torrentProblem(state.result.torrent, inp['torrent-timeout']!, api, id, out.torrent);
+      if (problem && inp['require-torrent']) throw new UserError(problem);
+      if (problem) io.warning(problem);
+    },
+    async (failure) => {
+      const { result } = state;
+      const ready = result?.torrent.status === 'ready';
+      const files = result?.files ?? state.progress;
+      const named = (action: FileOutcome['action']) =>
+        files
+          .filter((f) => f.action === action)
+          .map((f) => f.name)
+          .join('\n');
+      io.setOutput('details-url', out.details);
+      io.setOutput('download-urls', out.downloads.join('\n'));
+      io.setOutput('torrent-url', out.torrent);
+      io.setOutput('torrent-ready', String(ready));
+      io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
+      io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
+      io.setOutput('uploaded', named('uploaded'));
+      io.setOutput('skipped', named('skipped'));
+      await io.summary(
+        renderSummary({
+          identifier: id,
+          prepared: state.prepared,
+          result,
+          files,
+          urls: out,
+          failure,
+          ms: Date.now() - started,
+        }),
+      );
+    },
+  );
+}
 
-    const envBase = process.env.KEEL_RETRY_BASE_MS;
-    const policy = retryPolicy({
-      attempts: inp.retries + 1,
-      maxMs: 600_000,
-      maxRetryAfterMs: 900_000,
-      deadline: Date.now() + inp['upload-budget']!,
-      ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
-    });
-    const client = new IaClient({
-      s3Url: inp['s3-endpoint'],
-      apiUrl: inp['api-endpoint'],
-      accessKey: inp['access-key'],
-      secretKey: inp['secret-key'],
-      log: io,
-      retry: policy,
-      stall:
-        inp['stall-floor'] > 0 ? { minBytesPerSec: inp['stall-floor'], windowMs: inp['stall-window']! } : undefined,
-    });
-    result = await publish({
-      client,
-      identifier: id,
-      files: prepared.files,
-      metadata: inp.metadata,
-      derive: inp.derive,
-      keepOldVersion: inp['keep-old-version'],
-      torrentTimeoutMs: inp['torrent-timeout']!,
-      pendingTimeoutMs: inp['pending-timeout']!,
-      pollIntervalMs: inp['poll-interval']!,
-      log: io,
-      progress,
-    });
-    const t = result.torrent;
-    if (t.status !== 'ready') {
-      const msg =
-        t.status === 'disabled'
-          ? `no torrent: ${t.detail}`
-          : t.status === 'error'
-            ? `torrent not ready: ${t.detail} (${api}/history/${id})`
-            : `torrent not ready after ${seconds(inp['torrent-timeout']!)}: ${t.detail}. IA's queue can take hours; ${out.torrent} will work once the derive finishes`;
-      if (inp['require-torrent']) failure = msg;
-      else io.warning(msg);
-    }
-  } catch (e) {
-    failure = errorMessage(e);
-    throw e;
-  } finally {
-    const ready = result?.torrent.status === 'ready';
-    const files = result?.files ?? progress;
-    io.setOutput('details-url', out.details);
-    io.setOutput('download-urls', out.downloads.join('\n'));
-    io.setOutput('torrent-url', out.torrent);
-    io.setOutput('torrent-ready', String(ready));
-    io.setOutput('torrent-status', result?.torrent.status ?? 'pending');
-    io.setOutput('btih', ready ? (result?.torrent.btih ?? '') : '');
-    io.setOutput(
-      'uploaded',
-      files
-        .filter((f) => f.action === 'uploaded')
-        .map((f) => f.name)
-        .join('\n'),
-    );
-    io.setOutput(
-      'skipped',
-      files
-        .filter((f) => f.action === 'skipped')
-        .map((f) => f.name)
-        .join('\n'),
-    );
-    await io.summary(
-      renderSummary({ identifier: id, prepared, result, files, urls: out, failure, ms: Date.now() - started }),
-    );
-  }
-  if (failure) throw new UserError(failure);
+/**
+ * The retry policy of uploads and API calls: attempts from `retries`, backoff from `retry-base`
+ * (default 30 s, or KEEL_RETRY_BASE_MS when set), capped waits, and the upload budget as deadline.
+ */
+function retryPolicyOf(inp: { retries: number; 'upload-budget'?: number; 'retry-base'?: number }) {
+  const envBase = process.env.KEEL_RETRY_BASE_MS;
+  return retryPolicy({
+    attempts: inp.retries + 1,
+    maxMs: 600_000,
+    maxRetryAfterMs: 900_000,
+    deadline: Date.now() + inp['upload-budget']!,
+    ...(inp['retry-base'] !== undefined ? { baseMs: inp['retry-base'] } : envBase ? {} : { baseMs: 30_000 }),
+  });
+}
+
+/** Why the torrent is not usable yet (undefined when it is ready). */
+function torrentProblem(
+  t: PublishResult['torrent'],
+  timeoutMs: number,
+  api: string,
+  id: string,
+  torrentUrl: string,
+): string | undefined {
+  if (t.status === 'ready') return undefined;
+  if (t.status === 'disabled') return `no torrent: ${t.detail}`;
+  if (t.status === 'error') return `torrent not ready: ${t.detail} (${api}/history/${id})`;
+  return `torrent not ready after ${seconds(timeoutMs)}: ${t.detail}. IA's queue can take hours; ${torrentUrl} will work once the derive finishes`;
 }

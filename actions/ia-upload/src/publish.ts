@@ -78,37 +78,78 @@ function why(remote: IaFile | undefined, f: LocalFile): string {
   return `IA has md5 ${remote.md5}, local ${f.md5}`;
 }
 
+/** What the phases of one publication share. */
+interface Publication {
+  o: PublishOptions;
+  id: string;
+  log: Logger;
+  now: () => number;
+  /** The poll interval (jittered), cut short at `deadline`: no wait crosses the phase's budget. */
+  pollWait: (deadline: number) => Promise<void>;
+  summaryOf: (ia?: IaClient) => Promise<TaskSummary | undefined>;
+}
+
 export async function publish(o: PublishOptions): Promise<PublishResult> {
-  const { client, identifier: id, log } = o;
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? realSleep;
   const random = o.random ?? Math.random;
-  const pollWait = () => sleep(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())));
-  const outcomes: FileOutcome[] = o.progress ?? [];
-
-  const summaryOf = async (): Promise<TaskSummary | undefined> => {
-    try {
-      return await client.taskSummary(id);
-    } catch (e) {
-      log.debug(`task summary of ${id} unavailable: ${errorMessage(e)}`);
-      return undefined;
-    }
+  const p: Publication = {
+    o,
+    id: o.identifier,
+    log: o.log,
+    now,
+    pollWait: (deadline) =>
+      sleep(Math.max(0, Math.min(Math.round(o.pollIntervalMs * (0.8 + 0.4 * random())), deadline - now()))),
+    summaryOf: async (ia = o.client) => {
+      try {
+        return await ia.taskSummary(o.identifier);
+      } catch (e) {
+        o.log.debug(`task summary of ${o.identifier} unavailable: ${errorMessage(e)}`);
+        return undefined;
+      }
+    },
   };
+  const outcomes: FileOutcome[] = o.progress ?? [];
+  const pre = await preflight(p);
+  const { item, todo, waitedForPendingMs } = await decideUploads(p, pre.item);
+  for (const f of o.files) {
+    if (!todo.includes(f)) {
+      outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
+      p.log.info(`${f.name}: already on IA with the same size and md5; skipped`);
+    } else if (pre.itemExisted || waitedForPendingMs) {
+      p.log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
+    }
+  }
+  const uploads = await uploadFiles(p, todo, outcomes);
+  const proof = await awaitTorrent(p, item, uploads);
+  return {
+    itemExisted: pre.itemExisted,
+    files: outcomes,
+    bytesSent: uploads.bytesSent,
+    ingest: proof.ingest,
+    torrent: proof.torrent,
+    deriveSubmitted: proof.deriveSubmitted,
+    waitedForPendingMs,
+  };
+}
 
-  // ---------------------------------------------------------------- preflight
-  let item = await client.getItem(id);
-  const itemExisted = !!item;
+const remoteOf = (rec: ItemRecord | undefined, name: string) => rec?.files?.find((f) => f.name === name);
+
+/** MDAPI and identifier availability: refuses a dark item or an identifier that belongs to someone else. */
+async function preflight(p: Publication): Promise<{ item: ItemRecord | undefined; itemExisted: boolean }> {
+  const { o, id, log } = p;
+  const item = await o.client.getItem(id);
   if (item?.is_dark)
     throw new UserError(
       `${id} is a dark (withdrawn) item on IA; it cannot be published to. Choose another identifier.`,
     );
   if (!item) {
-    const code = await client.checkIdentifier(id).catch((e: unknown) => {
+    const code = await o.client.checkIdentifier(id).catch((e: unknown) => {
       log.debug(`check_identifier failed: ${errorMessage(e)}`);
       return undefined;
     });
     if (code === 'not_available') {
-      const s = await summaryOf();
+      const s = await p.summaryOf();
       if (pendingCount(s) === 0) {
         throw new UserError(
           `identifier ${id} is not available on IA (reserved or owned by another account) and shows no public item: choose another identifier`,
@@ -127,68 +168,76 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       );
     }
   }
+  return { item, itemExisted: !!item };
+}
 
-  // ---------------------------------------------------------------- skip decisions
-  const remoteOf = (rec: ItemRecord | undefined, name: string) => rec?.files?.find((f) => f.name === name);
+/**
+ * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
+ * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
+ */
+async function pendingIngests(p: Publication, rec: ItemRecord | undefined, ia: IaClient): Promise<number> {
+  try {
+    const rows = await ia.pendingTasks(p.id);
+    if (rows) return rows.filter((r) => r.cmd === 'archive.php').length;
+  } catch (e) {
+    p.log.debug(`catalog tasks of ${p.id} unavailable: ${errorMessage(e)}`);
+  }
+  const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
+  return pendingCount(await p.summaryOf(ia)) || hint;
+}
+
+/**
+ * The files to upload: those IA does not list with the same size and md5. When a previous run's
+ * ingest is still pending, waits for it (up to pending-timeout) instead of uploading twice.
+ */
+async function decideUploads(
+  p: Publication,
+  first: ItemRecord | undefined,
+): Promise<{ item: ItemRecord | undefined; todo: LocalFile[]; waitedForPendingMs: number }> {
+  const { o, id, log, now } = p;
+  let item = first;
   let todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-
-  /**
-   * Ingest tasks (archive.php) queued or running: a previous run's PUT IA has not processed yet.
-   * A pending derive alone is no reason to wait. Without a task list, any pending task counts.
-   */
-  const pendingIngests = async (rec: ItemRecord | undefined): Promise<number> => {
-    try {
-      const rows = await client.pendingTasks(id);
-      if (rows) return rows.filter((r) => r.cmd === 'archive.php').length;
-    } catch (e) {
-      log.debug(`catalog tasks of ${id} unavailable: ${errorMessage(e)}`);
-    }
-    const hint = rec?.tasks && (!Array.isArray(rec.tasks) || rec.tasks.length) ? 1 : 0;
-    return pendingCount(await summaryOf()) || hint;
-  };
-
-  let waitedForPendingMs = 0;
-  if (todo.length) {
-    const pending = await pendingIngests(item);
-    if (pending > 0) {
-      const t0 = now();
-      const deadline = t0 + o.pendingTimeoutMs;
-      log.info(
-        `${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`,
+  if (!todo.length) return { item, todo, waitedForPendingMs: 0 };
+  const pending = await pendingIngests(p, item, o.client);
+  if (pending === 0) return { item, todo, waitedForPendingMs: 0 };
+  const t0 = now();
+  const deadline = t0 + o.pendingTimeoutMs;
+  const waiting = o.client.withDeadline(deadline);
+  log.info(
+    `${id} has ${pending} ingest task(s) pending (a previous upload is still being processed); waiting up to ${(o.pendingTimeoutMs / 1000).toFixed(0)} s before uploading ${todo.map((f) => f.name).join(', ')}`,
+  );
+  for (;;) {
+    if (now() >= deadline) {
+      log.warning(
+        `${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`,
       );
-      for (;;) {
-        if (now() >= deadline) {
-          log.warning(
-            `${id} still has ingest tasks pending after ${(o.pendingTimeoutMs / 1000).toFixed(0)} s; uploading what IA does not list`,
-          );
-          break;
-        }
-        await pollWait();
-        try {
-          item = (await client.getItem(id)) ?? item;
-        } catch (e) {
-          if (!pollable(e)) throw e;
-          log.debug(`metadata poll failed: ${errorMessage(e)}`);
-          continue;
-        }
-        todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
-        if (!todo.length) break;
-        if ((await pendingIngests(item)) === 0) break;
-      }
-      waitedForPendingMs = now() - t0;
+      break;
     }
-  }
-
-  for (const f of o.files) {
-    if (!todo.includes(f)) {
-      outcomes.push({ ...f, action: 'skipped', reason: `already on IA with the same size and md5` });
-      log.info(`${f.name}: already on IA with the same size and md5; skipped`);
-    } else if (itemExisted || waitedForPendingMs) {
-      log.info(`${f.name}: uploading (${why(remoteOf(item, f.name), f)})`);
+    await p.pollWait(deadline);
+    try {
+      item = (await waiting.getItem(id)) ?? item;
+    } catch (e) {
+      if (!pollable(e)) throw e;
+      log.debug(`metadata poll failed: ${errorMessage(e)}`);
+      continue;
     }
+    todo = o.files.filter((f) => !matches(remoteOf(item, f.name), f));
+    if (!todo.length) break;
+    if ((await pendingIngests(p, item, waiting)) === 0) break;
   }
+  return { item, todo, waitedForPendingMs: now() - t0 };
+}
 
-  // ---------------------------------------------------------------- uploads
+interface Uploads {
+  uploadedAny: boolean;
+  bytesSent: number;
+  /** Freshness reference for the torrent (seconds): IA's clock at the last PUT, minus a minute of skew. */
+  freshAfter?: number;
+}
+
+/** Sequential PUTs: metadata on the first, derive queued only on the last, size-hint = the total. */
+async function uploadFiles(p: Publication, todo: LocalFile[], outcomes: FileOutcome[]): Promise<Uploads> {
+  const { o, id, log, now } = p;
   const total = o.files.reduce((n, f) => n + f.size, 0);
   let bytesSent = 0;
   let lastServerDate: number | undefined;
@@ -205,7 +254,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     log.info(`PUT ${f.name} (${f.size} bytes, md5 ${f.md5})${last && o.derive ? ', derive queued after it' : ''}`);
     const outcome: FileOutcome = { ...f, action: 'not-uploaded' };
     outcomes.push(outcome);
-    const r = await client.putFile(id, f, headers);
+    const r = await o.client.putFile(id, f, headers);
     Object.assign(outcome, { action: 'uploaded', attempts: r.attempts, bytesSent: r.bytesSent, ms: r.ms });
     bytesSent += r.bytesSent;
     lastServerDate = r.serverDate ?? lastServerDate;
@@ -214,25 +263,41 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     );
   }
   const uploadedAny = todo.length > 0;
-  // Freshness reference: IA's own clock (Date of the last PUT answer), minus a minute of skew.
-  const freshAfter = uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined;
+  return {
+    uploadedAny,
+    bytesSent,
+    freshAfter: uploadedAny ? Math.floor(((lastServerDate ?? now()) - 60_000) / 1000) : undefined,
+  };
+}
 
-  // ---------------------------------------------------------------- ingest + torrent
+interface TorrentProof {
+  ingest: PublishResult['ingest'];
+  torrent: PublishResult['torrent'];
+  deriveSubmitted: boolean;
+}
+
+/**
+ * Polls MDAPI until IA lists every file with the local md5 and `<id>_archive.torrent` is fresh
+ * (downloaded, decoded, listing every file with its length, its info-hash equal to MDAPI's
+ * btih, newer than the upload), the catalog shows an error, or torrent-timeout runs out.
+ */
+async function awaitTorrent(p: Publication, item: ItemRecord | undefined, up: Uploads): Promise<TorrentProof> {
+  const { o, id, log, now } = p;
   const wanted = new Map(o.files.map((f) => [f.name, f]));
   const torrentName = `${id}_archive.torrent`;
   const disabled = [...asList(item?.metadata?.noarchivetorrent), ...(o.metadata.get('noarchivetorrent') ?? [])].some(
     (v) => /^(1|true|yes)$/i.test(v.trim()),
   );
   const deadline = now() + o.torrentTimeoutMs;
-  let ingest: PublishResult['ingest'] = 'pending';
-  let torrent: PublishResult['torrent'] = { status: 'pending', detail: '' };
-  let deriveSubmitted = false;
+  // Every read of this phase, retries included, ends by the torrent deadline.
+  const polling = o.client.withDeadline(deadline);
+  const proof: TorrentProof = { ingest: 'pending', torrent: { status: 'pending', detail: '' }, deriveSubmitted: false };
   let lastBtihChecked: string | undefined;
 
   for (;;) {
     let files: IaFile[] | undefined;
     try {
-      files = await client.getFiles(id);
+      files = await polling.getFiles(id);
     } catch (e) {
       if (!pollable(e)) throw e;
       log.debug(`metadata poll failed: ${errorMessage(e)}`);
@@ -241,82 +306,90 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       const byName = new Map(files.map((f) => [f.name, f]));
       const missing = [...wanted.values()].filter((f) => !matches(byName.get(f.name), f));
       if (missing.length === 0) {
-        if (ingest !== 'verified') log.info(`IA lists all ${wanted.size} file(s) with the local size and md5`);
-        ingest = 'verified';
+        if (proof.ingest !== 'verified') log.info(`IA lists all ${wanted.size} file(s) with the local size and md5`);
+        proof.ingest = 'verified';
       } else {
-        torrent = {
+        proof.torrent = {
           status: 'pending',
           detail: `IA does not list ${missing.map((f) => `${f.name} (${why(byName.get(f.name), f)})`).join(', ')} yet`,
         };
       }
-      if (ingest === 'verified') {
+      if (proof.ingest === 'verified') {
         if (disabled) {
-          torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
+          proof.torrent = { status: 'disabled', detail: 'the item sets noarchivetorrent: IA makes no torrent' };
           break;
         }
         const row = byName.get(torrentName);
-        if (!row) torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
-        else if (freshAfter !== undefined && row.mtime && Number(row.mtime) < freshAfter) {
-          torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
+        if (!row) proof.torrent = { status: 'pending', detail: `${torrentName} does not exist yet` };
+        else if (up.freshAfter !== undefined && row.mtime && Number(row.mtime) < up.freshAfter) {
+          proof.torrent = { status: 'pending', detail: `${torrentName} predates this upload (mtime ${row.mtime})` };
         } else if (!row.btih || row.btih !== lastBtihChecked) {
           lastBtihChecked = row.btih;
-          const verdict = await checkTorrent(client, id, wanted, row.btih).catch((e: unknown) => {
+          const verdict = await checkTorrent(polling, id, wanted, row.btih).catch((e: unknown) => {
             if (!pollable(e)) throw e;
             return `could not be downloaded (${errorMessage(e)})`;
           });
           if (verdict === undefined) {
-            torrent = { status: 'ready', btih: row.btih, detail: `${torrentName} lists every file with its length` };
+            proof.torrent = {
+              status: 'ready',
+              btih: row.btih,
+              detail: `${torrentName} lists every file with its length`,
+            };
             log.info(`torrent ready: ${torrentName}${row.btih ? ` (btih ${row.btih})` : ''}`);
             break;
           }
           if (/could not be downloaded/.test(verdict)) lastBtihChecked = undefined;
-          torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
-          log.info(torrent.detail);
+          proof.torrent = { status: 'pending', detail: `${torrentName} is stale: ${verdict}` };
+          log.info(proof.torrent.detail);
         }
       }
     }
 
-    const summary = await summaryOf();
+    const summary = await p.summaryOf(polling);
     if (summary && summary.error > 0) {
-      torrent = {
+      proof.torrent = {
         status: 'error',
         detail: `IA's catalog shows ${summary.error} task(s) in error for ${id} (derive failed?); see the item's history page`,
       };
       break;
     }
-    if (!o.derive && ingest === 'verified') {
+    if (!o.derive && proof.ingest === 'verified') {
       // Without a derive IA does not regenerate the torrent: report what is there, do not wait.
-      torrent.detail = `${torrent.detail}; derive is off, so IA will not regenerate the torrent`;
+      proof.torrent.detail = `${proof.torrent.detail}; derive is off, so IA will not regenerate the torrent`;
       break;
     }
     // Nothing uploaded (every file skipped) but the torrent is missing or stale: ask for a derive once.
     if (
       o.derive &&
-      !uploadedAny &&
-      !deriveSubmitted &&
-      ingest === 'verified' &&
-      torrent.status === 'pending' &&
+      !up.uploadedAny &&
+      !proof.deriveSubmitted &&
+      proof.ingest === 'verified' &&
+      proof.torrent.status === 'pending' &&
       pendingCount(summary) === 0
     ) {
-      deriveSubmitted = true;
-      try {
-        const r = await client.submitDerive(id);
-        log.info(
-          r === 'queued'
-            ? `queued a derive of ${id} to regenerate the torrent`
-            : `a derive of ${id} is already queued or running`,
-        );
-      } catch (e) {
-        log.warning(
-          `could not queue a derive of ${id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`,
-        );
-      }
+      proof.deriveSubmitted = true;
+      await submitDerive(p, polling);
     }
     if (now() >= deadline) break;
-    await pollWait();
+    await p.pollWait(deadline);
   }
+  return proof;
+}
 
-  return { itemExisted, files: outcomes, bytesSent, ingest, torrent, deriveSubmitted, waitedForPendingMs };
+/** Queues a derive (which regenerates the torrent); a failure is a warning: the files are published. */
+async function submitDerive(p: Publication, ia: IaClient): Promise<void> {
+  try {
+    const r = await ia.submitDerive(p.id);
+    p.log.info(
+      r === 'queued'
+        ? `queued a derive of ${p.id} to regenerate the torrent`
+        : `a derive of ${p.id} is already queued or running`,
+    );
+  } catch (e) {
+    p.log.warning(
+      `could not queue a derive of ${p.id} (the files are published; only the torrent waits on it): ${errorMessage(e)}`,
+    );
+  }
 }
 
 /** Downloads and decodes the torrent; undefined when it is fresh, else why not. */

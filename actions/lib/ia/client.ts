@@ -149,7 +149,10 @@ export class IaClient {
   readonly s3: string;
   readonly api: string;
   private readonly policy: RetryPolicy;
-  /** Metadata/tasks/download calls: same backoff, at least 3 attempts, not bound by the upload deadline. */
+  /**
+   * Metadata/tasks/download calls: the same backoff, at least 3 attempts, bounded by the policy's
+   * deadline or by the one given to `withDeadline` (the phase of the step they belong to).
+   */
   private readonly apiPolicy: RetryPolicy;
   private readonly auth: string;
   private readonly trusted: Set<string>;
@@ -157,7 +160,10 @@ export class IaClient {
   private readonly now: () => number;
 
   /** Refuses endpoints the keys must not travel to (plain http off loopback). */
-  constructor(private readonly opts: IaClientOptions) {
+  constructor(
+    private readonly opts: IaClientOptions,
+    apiDeadline?: number,
+  ) {
     for (const url of [opts.s3Url, opts.apiUrl]) {
       const problem = httpsUnlessLoopbackProblem(url);
       if (problem) throw new UserError(`refusing to send the IA keys to ${url}: ${problem}`);
@@ -165,11 +171,24 @@ export class IaClient {
     this.s3 = opts.s3Url.replace(/\/+$/, '');
     this.api = opts.apiUrl.replace(/\/+$/, '');
     this.policy = opts.retry ?? DEFAULT_RETRY;
-    this.apiPolicy = { ...this.policy, attempts: Math.max(3, this.policy.attempts), deadline: undefined };
+    this.apiPolicy = {
+      ...this.policy,
+      attempts: Math.max(3, this.policy.attempts),
+      deadline: apiDeadline ?? this.policy.deadline,
+    };
     this.auth = `LOW ${opts.accessKey}:${opts.secretKey}`;
     this.trusted = new Set([new URL(this.s3).host, new URL(this.api).host]);
     this.sleep = opts.sleep ?? realSleep;
     this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * The same client whose API calls (metadata, tasks, downloads, derive) neither start, wait nor
+   * run past `deadline` (ms since epoch): a call that cannot finish in time throws
+   * RetryExhaustedError. Uploads keep the policy's own deadline.
+   */
+  withDeadline(deadline: number): IaClient {
+    return new IaClient(this.opts, deadline);
   }
 
   /** May a redirect target receive the credentials? Archive hosts and the configured endpoints only. */
@@ -187,13 +206,14 @@ export class IaClient {
     opts: { auth?: boolean; okStatuses?: number[] } = {},
   ): Promise<{ status: number; body: T | undefined }> {
     return withRetry(
-      async () => {
+      async (_attempt, signal) => {
         const res = await request({
           method: 'GET',
           url,
           headers: { accept: 'application/json', ...(opts.auth ? { authorization: this.auth } : {}) },
           idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
           keepAuthFor: this.keepAuthFor,
+          signal,
         });
         if (res.status === 200) {
           const text = await res.text();
@@ -350,13 +370,14 @@ export class IaClient {
   async submitDerive(id: string): Promise<'queued' | 'already'> {
     const what = `submit derive.php for ${id}`;
     return withRetry(
-      async () => {
+      async (_attempt, signal) => {
         const res = await request({
           method: 'POST',
           url: `${this.api}/services/tasks.php`,
           headers: { authorization: this.auth, 'content-type': 'application/json', accept: 'application/json' },
           body: JSON.stringify({ identifier: id, cmd: 'derive.php' }),
           idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+          signal,
         });
         if (res.status >= 500 || res.status === 429) throw await this.errorOf(res, what);
         const text = await res.text();
@@ -379,11 +400,12 @@ export class IaClient {
   async downloadTorrent(id: string): Promise<Buffer | undefined> {
     const what = `GET ${id}_archive.torrent`;
     return withRetry(
-      async () => {
+      async (_attempt, signal) => {
         const res = await request({
           method: 'GET',
           url: `${this.api}/download/${encodeURIComponent(id)}/${encodeURIComponent(`${id}_archive.torrent`)}`,
           idleTimeoutMs: this.opts.apiTimeoutMs ?? 60_000,
+          signal,
         });
         if (res.status === 404) {
           await res.drain();

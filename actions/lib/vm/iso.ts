@@ -59,8 +59,8 @@ export function grubConfig(spec: { label: string; title: string; kernelArgs?: st
   const cmdline = `root=live:CDLABEL=${spec.label} rd.live.image rd.live.overlay.overlayfs=1${spec.kernelArgs ? ` ${spec.kernelArgs}` : ''}`;
   const cfg = [
     // Without a video driver GRUB hands the kernel no framebuffer ("no suitable video mode
-    // found. Booting in blind mode", seen booting this ISO under OVMF): the screen stays dark
-    // until a KMS driver loads, and forever on hardware without one in the initramfs.
+    // found. Booting in blind mode" under OVMF): the screen stays dark until a KMS driver
+    // loads, and forever on hardware without one in the initramfs.
     'insmod all_video',
     'set default=0',
     'set timeout=5',

@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { onCleanup } from '../cleanup.js';
 import { errorMessage, UserError } from '../errors.js';
+import { CommandError, processRunner, type CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
 import { ppmToPng } from './png.js';
 import { qmpCommand } from './qmp.js';
@@ -39,10 +38,10 @@ export const QEMU = 'qemu-system-x86_64';
  *   prints on every console whatever userspace does. The verdict cannot rest on PID 1's status
  *   lines alone: PID 1 stops printing them for good once a Type=idle unit that may touch
  *   /dev/console (serial-getty@ttyS0) gives up waiting for the boot's jobs, after 5 s
- *   (manager_dispatch_idle_pipe_fd sets no_console_output). A slow boot (TCG on a loaded runner)
- *   then reaches multi-user in silence. Seen here: the journal said "Reached target
- *   multi-user.target" at 70 s, the console's status lines had stopped at getty.target at 56 s.
- *   devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg writers.
+ *   (manager_dispatch_idle_pipe_fd sets no_console_output), so a slow boot (TCG on a loaded
+ *   runner) can reach multi-user.target with the status lines long stopped; the kernel-log copy
+ *   of the line still arrives. devkmsg=on lifts the kernel's 10-lines-per-5-s limit on /dev/kmsg
+ *   writers.
  * - The terminal sizes are given because nothing answers on the other end of the serial port:
  *   systemd 257 (Debian 13) asks /dev/console for its size with an ANSI cursor-position query
  *   and can hang there (systemd#35499, fixed in 260). With the size configured, it never asks.
@@ -60,7 +59,7 @@ export const TEST_CONSOLE_ARGS = [
 
 /**
  * The serial console goes to a regular file, never a pipe: QEMU's 16550 drops a character after
- * a few failed writes to a congested backend (seen here under load: lines lost letters), and a
+ * a few failed writes to a congested backend (a loaded machine loses letters from lines), and a
  * file write never back-pressures. The watcher tails the file.
  */
 export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/null'): string[] {
@@ -132,6 +131,17 @@ export function findOvmf(): { code: string; vars: string } {
   );
 }
 
+/**
+ * The host's OVMF firmware for one boot: the read-only code image and a private copy of the
+ * variable store in `workDir` (the guest writes its boot entries there; the host's stays pristine).
+ */
+export function uefiFirmware(workDir: string): { code: string; vars: string } {
+  const fw = findOvmf();
+  const vars = path.join(workDir, 'OVMF_VARS.fd');
+  fs.copyFileSync(fw.vars, vars);
+  return { code: fw.code, vars };
+}
+
 export interface WatchOptions {
   timeoutMs: number;
   matcher: VerdictMatcher;
@@ -144,6 +154,8 @@ export interface WatchOptions {
   watchStderr?: boolean;
   /** Scratch directory (the screenshot's raw dump). */
   workDir: string;
+  /** How QEMU is started (default: processRunner with `log`). */
+  runner?: CommandRunner;
   /**
    * A verdict the serial console cannot give, asked of QEMU's monitor every `everyMs` (e.g. "is
    * the CPU executing kernel code yet"). Serial lines already written are judged first.
@@ -203,214 +215,297 @@ function stillStarting(jobs: string[] | undefined): string {
   return jobs?.length ? `; still starting: ${jobs.join(', ')}` : '';
 }
 
+type Verdicted = Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>;
+
+/** How a QEMU process ended, as the runner reports it. */
+interface QemuExit {
+  code: number | null;
+  signal: string | null;
+  stderr: string;
+  /** QEMU could not be started at all. */
+  error?: Error;
+}
+
+/** A QEMU started through the command runner; `stop()` ends it (TERM, then KILL) and reaps it. */
+interface QemuProcess {
+  exited: Promise<QemuExit>;
+  running(): boolean;
+  pid(): number | undefined;
+  stop(): Promise<QemuExit>;
+}
+
+/**
+ * Boots `spec` and watches its serial console until a verdict: the matcher's success or failure
+ * line, QEMU's own failure (with watchStderr), a stalled or hung guest, the monitor probe, QEMU
+ * exiting, or the timeout. QEMU is killed and reaped on every path.
+ */
 export async function bootAndWatch(spec: QemuSpec, opts: WatchOptions): Promise<BootResult> {
   const sockets = socketDir('qmp');
   const qmp = path.join(sockets, 'qmp.sock');
   fs.writeFileSync(opts.logFile, '');
-  const args = qemuArgs(spec, qmp, opts.logFile);
-  opts.log.info(`$ ${QEMU} ${args.join(' ')}`);
   const started = Date.now();
-  const child = spawn(QEMU, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  const killGroup = (sig: NodeJS.Signals) => {
-    try {
-      if (child.pid) process.kill(-child.pid, sig);
-    } catch {
-      /* gone */
-    }
-  };
-  const unregister = onCleanup(() => killGroup('SIGKILL'));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.on('close', (code, signal) => r({ code, signal })),
-  );
-  const tail: string[] = [];
-  const jobs = new StartJobs();
-  let stderr = '';
-  let stopTail = () => {};
+  const serial = new ConsoleTail(opts);
+  const qemu = startQemu(spec, qmp, opts, (line) => serial.stderrLine(line));
+  try {
+    const result = await watchForVerdict(qemu, serial, qmp, opts);
+    const seconds = (Date.now() - started) / 1000;
+    const screenshot = qemu.running() ? await screenshotOf(qmp, opts) : undefined;
+    await qemu.stop();
+    return { ...result, seconds, tail: serial.tail.slice(-40), screenshot };
+  } finally {
+    await qemu.stop();
+    serial.close();
+    fs.rmSync(sockets, { recursive: true, force: true });
+  }
+}
 
-  const result = await new Promise<Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>>((resolve) => {
-    let partial = '';
+/** Starts QEMU through the command runner (its own process group, killed on every exit path). */
+function startQemu(spec: QemuSpec, qmp: string, opts: WatchOptions, onStderrLine: (line: string) => void): QemuProcess {
+  const runner = opts.runner ?? processRunner(opts.log);
+  const abort = new AbortController();
+  let pid: number | undefined;
+  let running = true;
+  const exited: Promise<QemuExit> = runner
+    .run(QEMU, qemuArgs(spec, qmp, opts.logFile), {
+      stdout: 'ignore',
+      echo: true,
+      signal: abort.signal,
+      onStderrLine,
+      onSpawn: (p) => (pid = p),
+    })
+    .then(
+      (r): QemuExit => ({ code: r.code, signal: null, stderr: r.stderr }),
+      (e: unknown): QemuExit =>
+        e instanceof CommandError
+          ? { code: e.code, signal: e.signal ?? null, stderr: e.stderr }
+          : { code: null, signal: null, stderr: '', error: e instanceof Error ? e : new Error(String(e)) },
+    )
+    .finally(() => (running = false));
+  return {
+    exited,
+    running: () => running,
+    pid: () => pid,
+    stop: () => {
+      if (running) abort.abort();
+      return exited;
+    },
+  };
+}
+
+/**
+ * The serial console, tailed from its log file (QEMU writes it; a file never back-pressures the
+ * guest's UART): lines are cleaned, kept (tail), fed to the start-job tracker and the matcher.
+ */
+class ConsoleTail {
+  readonly tail: string[] = [];
+  readonly jobs = new StartJobs();
+  /** Bytes read so far (the silence checks watch it grow). */
+  offset = 0;
+  private partial = '';
+  private readonly fd: number;
+  private readonly chunk = Buffer.alloc(1 << 16);
+  /** A read may end inside a multi-byte character. */
+  private readonly decoder = new StringDecoder('utf8');
+  private closed = false;
+  onVerdict: (v: Verdicted) => void = () => {};
+
+  constructor(private readonly opts: WatchOptions) {
+    this.fd = fs.openSync(opts.logFile, 'r');
+  }
+
+  /** Reads what QEMU appended since the last look; stops feeding once a verdict is in. */
+  readNew(settled: () => boolean): void {
+    if (this.closed) return;
+    for (;;) {
+      const n = fs.readSync(this.fd, this.chunk, 0, this.chunk.length, this.offset);
+      if (n <= 0) break;
+      this.offset += n;
+      this.partial += this.decoder.write(this.chunk.subarray(0, n));
+      const lines = this.partial.split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const raw of lines) {
+        if (settled()) return;
+        this.feed(raw);
+      }
+    }
+  }
+
+  /** The last, unterminated line once QEMU is gone: it may hold the verdict. */
+  flushPartial(): void {
+    if (!this.partial) return;
+    const v = this.opts.matcher.feed(this.partial);
+    this.tail.push(stripAnsi(this.partial));
+    this.partial = '';
+    if (v) this.onVerdict(verdictOf(v));
+  }
+
+  /** QEMU's own stderr: judged with the failure patterns when asked (e.g. "KVM internal error"). */
+  stderrLine(raw: string): void {
+    if (!this.opts.watchStderr) return;
+    const v = this.opts.matcher.feed(raw);
+    if (v?.kind === 'fail') this.onVerdict({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+
+  private feed(raw: string): void {
+    const clean = stripAnsi(raw);
+    this.tail.push(clean);
+    if (this.tail.length > 200) this.tail.shift();
+    this.jobs.feed(clean);
+    this.opts.onLine?.(clean);
+    const v = this.opts.matcher.feed(raw);
+    if (v) this.onVerdict(verdictOf(v));
+  }
+}
+
+const verdictOf = (v: Verdict): Verdicted => ({
+  passed: v.kind === 'pass',
+  reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
+  verdictLine: v.line,
+});
+
+/** Waits for the first verdict from the console, the silence checks, the monitor, QEMU's exit or the timeout. */
+function watchForVerdict(qemu: QemuProcess, serial: ConsoleTail, qmp: string, opts: WatchOptions): Promise<Verdicted> {
+  return new Promise<Verdicted>((resolve) => {
     let settled = false;
-    const settle = (r: Omit<BootResult, 'seconds' | 'tail' | 'screenshot'>) => {
+    const isSettled = () => settled;
+    const timers: NodeJS.Timeout[] = [];
+    const settle = (r: Verdicted) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
-      const pending = jobs.pending();
+      for (const t of timers) clearInterval(t);
+      const pending = serial.jobs.pending();
       // No verdict line: say what the boot was still waiting for.
       if (!r.passed && !r.verdictLine && pending.length)
         resolve({ ...r, pendingJobs: pending, reason: `${r.reason}${stillStarting(pending)}` });
       else resolve(r);
     };
-    const timer = setTimeout(
-      () => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }),
-      opts.timeoutMs,
+    serial.onVerdict = settle;
+    timers.push(
+      setTimeout(
+        () => settle({ passed: false, timedOut: true, reason: timedOutReason(opts.timeoutMs, 1) }),
+        opts.timeoutMs,
+      ),
+      setInterval(() => serial.readNew(isSettled), 100),
     );
-    child.stderr.on('data', (d: Buffer) => {
-      const s = d.toString();
-      stderr = (stderr + s).slice(-4000);
-      if (!opts.watchStderr) return;
-      for (const raw of s.split('\n')) {
-        const v = opts.matcher.feed(raw);
-        if (v?.kind === 'fail') settle({ passed: false, reason: `QEMU: ${v.line}`, verdictLine: v.line });
-      }
-    });
-    const feed = (raw: string) => {
-      const clean = stripAnsi(raw);
-      tail.push(clean);
-      if (tail.length > 200) tail.shift();
-      jobs.feed(clean);
-      opts.onLine?.(clean);
-      const v = opts.matcher.feed(raw);
-      if (v)
-        settle({
-          passed: v.kind === 'pass',
-          reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-          verdictLine: v.line,
-        });
-    };
-    // Tail the serial log: read what QEMU appended since the last look.
-    const fd = fs.openSync(opts.logFile, 'r');
-    let offset = 0;
-    const chunk = Buffer.alloc(1 << 16);
-    const decoder = new StringDecoder('utf8'); // a read may end inside a multi-byte character
-    const readNew = () => {
-      for (;;) {
-        const n = fs.readSync(fd, chunk, 0, chunk.length, offset);
-        if (n <= 0) break;
-        offset += n;
-        partial += decoder.write(chunk.subarray(0, n));
-        const lines = partial.split('\n');
-        partial = lines.pop() ?? '';
-        for (const raw of lines) {
-          if (settled) return;
-          feed(raw);
-        }
-      }
-    };
-    const poll = setInterval(readNew, 100);
-    const stallMs = opts.stallMs ?? 120_000;
-    const quietMs = opts.quietMs ?? 0;
-    // Since when the console has not grown, and QEMU's CPU time at the start of the current
-    // stall window. Sampled here, off the console's read path.
-    let lastGrowth = { offset: 0, at: Date.now() };
-    let window: { at: number; ticks: number } | undefined;
-    const silenceCheck =
-      stallMs > 0 || quietMs > 0
-        ? setInterval(
-            () => {
-              if (settled || !child.pid) return;
-              const now = Date.now();
-              if (offset !== lastGrowth.offset) {
-                lastGrowth = { offset, at: now }; // new output: every window starts again
-                window = undefined;
-              }
-              const silent = now - lastGrowth.at;
-              if (quietMs > 0 && silent >= quietMs) {
-                settle({
-                  passed: false,
-                  stalled: true,
-                  reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
-                });
-              } else if (!window) {
-                const ticks = cpuTicks(child.pid);
-                if (ticks !== undefined) window = { at: now, ticks };
-              } else if (stallMs > 0 && now - window.at >= stallMs) {
-                const ticks = cpuTicks(child.pid);
-                if (ticks === undefined) return;
-                // Under 0.2% of one CPU through the whole window: nothing is running.
-                if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
-                  settle({
-                    passed: false,
-                    stalled: true,
-                    reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
-                  });
-                } else {
-                  window = { at: now, ticks }; // busy but quiet: look again later
-                }
-              }
-            },
-            Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4))),
-          )
-        : undefined;
-    const hmp = async (command: string) =>
-      String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
-    let probing = false;
-    const monitor = opts.monitor
-      ? setInterval(() => {
-          if (probing || settled) return;
-          probing = true;
-          opts.monitor!.probe(hmp).then(
-            (v) => {
-              probing = false;
-              if (!v || settled) return;
-              readNew(); // a failure already on the console outranks the monitor's verdict
-              settle({
-                passed: v.kind === 'pass',
-                reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-                verdictLine: v.line,
-              });
-            },
-            () => {
-              probing = false; // QEMU not listening yet, or going away: the console and the timer decide
-            },
-          );
-        }, opts.monitor.everyMs)
-      : undefined;
-    stopTail = () => {
-      clearInterval(poll);
-      if (silenceCheck) clearInterval(silenceCheck);
-      if (monitor) clearInterval(monitor);
-      readNew();
-      fs.closeSync(fd);
-    };
-    child.on('error', (e) => settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(e)}` }));
-    void exited.then(({ code, signal }) => {
-      readNew();
+    const silence = silenceCheck(qemu, serial, opts, isSettled, settle);
+    if (silence) timers.push(silence);
+    const monitor = monitorProbe(qmp, serial, opts, isSettled, settle);
+    if (monitor) timers.push(monitor);
+    void qemu.exited.then((exit) => {
+      if (exit.error) return settle({ passed: false, reason: `could not start ${QEMU}: ${errorMessage(exit.error)}` });
+      serial.readNew(isSettled);
       if (settled) return;
-      if (partial) {
-        const v = opts.matcher.feed(partial);
-        tail.push(stripAnsi(partial));
-        if (v)
-          return settle({
-            passed: v.kind === 'pass',
-            reason: v.kind === 'pass' ? `reached: ${v.line}` : v.line,
-            verdictLine: v.line,
-          });
-      }
-      const err = stderr.trim().split('\n').slice(-3).join(' ');
+      serial.flushPartial();
+      const err = exit.stderr.trim().split('\n').slice(-3).join(' ');
       settle({
         passed: false,
-        reason: `QEMU exited (${signal ?? `code ${code}`}) before a verdict${err ? `: ${err}` : ''}`,
+        reason: `QEMU exited (${exit.signal ?? `code ${exit.code}`}) before a verdict${err ? `: ${err}` : ''}`,
       });
     });
   });
-  const seconds = (Date.now() - started) / 1000;
+}
 
-  let screenshot: string | undefined;
-  if (opts.screenshotFile && child.exitCode === null) {
-    try {
-      const ppm = path.join(opts.workDir, `screen-${process.pid}.ppm`);
-      await qmpCommand(qmp, 'screendump', { filename: ppm }, 5000);
-      fs.writeFileSync(opts.screenshotFile, ppmToPng(fs.readFileSync(ppm)));
-      fs.rmSync(ppm, { force: true });
-      screenshot = opts.screenshotFile;
-    } catch (e) {
-      opts.log.warning(`screenshot failed: ${errorMessage(e)}`);
+/**
+ * The stall and hang checks (WatchOptions.stallMs, quietMs), sampled off the console's read path:
+ * since when the console has not grown, and QEMU's CPU time at the start of the current window.
+ */
+function silenceCheck(
+  qemu: QemuProcess,
+  serial: ConsoleTail,
+  opts: WatchOptions,
+  settled: () => boolean,
+  settle: (r: Verdicted) => void,
+): NodeJS.Timeout | undefined {
+  const stallMs = opts.stallMs ?? 120_000;
+  const quietMs = opts.quietMs ?? 0;
+  if (stallMs <= 0 && quietMs <= 0) return undefined;
+  let lastGrowth = { offset: 0, at: Date.now() };
+  let window: { at: number; ticks: number } | undefined;
+  const every = Math.max(250, Math.min(5000, ...[stallMs, quietMs].filter((v) => v > 0).map((v) => v / 4)));
+  return setInterval(() => {
+    const pid = qemu.pid();
+    if (settled() || !pid) return;
+    const now = Date.now();
+    if (serial.offset !== lastGrowth.offset) {
+      lastGrowth = { offset: serial.offset, at: now }; // new output: every window starts again
+      window = undefined;
     }
-  }
+    const silent = now - lastGrowth.at;
+    if (quietMs > 0 && silent >= quietMs) {
+      settle({
+        passed: false,
+        stalled: true,
+        reason: `the guest hung: no console output for ${Math.round(silent / 1000)} s, no verdict (running, but making no progress)`,
+      });
+    } else if (!window) {
+      const ticks = cpuTicks(pid);
+      if (ticks !== undefined) window = { at: now, ticks };
+    } else if (stallMs > 0 && now - window.at >= stallMs) {
+      const ticks = cpuTicks(pid);
+      if (ticks === undefined) return;
+      // Under 0.2% of one CPU through the whole window: nothing is running.
+      if (ticks - window.ticks < (stallMs / 1000) * 0.2) {
+        settle({
+          passed: false,
+          stalled: true,
+          reason: `the guest stalled: no console output and no CPU use for ${Math.round(stallMs / 1000)} s (every vCPU halted)`,
+        });
+      } else {
+        window = { at: now, ticks }; // busy but quiet: look again later
+      }
+    }
+  }, every);
+}
 
-  if (child.exitCode === null && child.signalCode === null) {
-    killGroup('SIGTERM');
-    const t = setTimeout(() => killGroup('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(t);
-  } else {
-    await exited;
+/** WatchOptions.monitor: asks QEMU's monitor every `everyMs`; a console failure already written outranks it. */
+function monitorProbe(
+  qmp: string,
+  serial: ConsoleTail,
+  opts: WatchOptions,
+  settled: () => boolean,
+  settle: (r: Verdicted) => void,
+): NodeJS.Timeout | undefined {
+  const probe = opts.monitor;
+  if (!probe) return undefined;
+  const hmp = async (command: string) =>
+    String(await qmpCommand(qmp, 'human-monitor-command', { 'command-line': command }, 5000));
+  let probing = false;
+  return setInterval(() => {
+    if (probing || settled()) return;
+    probing = true;
+    probe.probe(hmp).then(
+      (v) => {
+        probing = false;
+        if (!v || settled()) return;
+        serial.readNew(settled);
+        settle(verdictOf(v));
+      },
+      () => {
+        probing = false; // QEMU not listening yet, or going away: the console and the timer decide
+      },
+    );
+  }, probe.everyMs);
+}
+
+/** A PNG of the display at the verdict (best effort: a failure is a warning). */
+async function screenshotOf(qmp: string, opts: WatchOptions): Promise<string | undefined> {
+  if (!opts.screenshotFile) return undefined;
+  try {
+    const ppm = path.join(opts.workDir, `screen-${process.pid}.ppm`);
+    await qmpCommand(qmp, 'screendump', { filename: ppm }, 5000);
+    fs.writeFileSync(opts.screenshotFile, ppmToPng(fs.readFileSync(ppm)));
+    fs.rmSync(ppm, { force: true });
+    return opts.screenshotFile;
+  } catch (e) {
+    opts.log.warning(`screenshot failed: ${errorMessage(e)}`);
+    return undefined;
   }
-  killGroup('SIGKILL'); // anything the leader left behind
-  unregister();
-  stopTail();
-  fs.rmSync(sockets, { recursive: true, force: true });
-  return { ...result, seconds, tail: tail.slice(-40), screenshot };
 }
 
 /**
@@ -450,53 +545,59 @@ export async function bootWithRetry(
   }
 }
 
-/** Starts swtpm (TPM 2.0) on a socket; the returned stop() kills it. */
 /**
  * A fresh directory for UNIX sockets, under the system temp directory: a socket path holds at
- * most 107 bytes, and work directories under a long checkout do not fit (seen: the QMP socket
- * under .keel/runs/<id>/jobs/boot/temp/… of a clone in a mktemp directory, and QEMU refused
- * to start).
+ * most 107 bytes, and a work directory under a long checkout does not leave room for one.
  */
 function socketDir(kind: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `keel-${kind}-`));
 }
 
-export async function startSwtpm(dir: string, log: Logger): Promise<{ socket: string; stop: () => Promise<void> }> {
+/**
+ * Starts swtpm (TPM 2.0) on a socket through the command runner; the returned stop() ends it
+ * (TERM, then KILL) and reaps it. It also exits on its own when QEMU disconnects (--terminate).
+ */
+export async function startSwtpm(
+  dir: string,
+  log: Logger,
+  runner: CommandRunner = processRunner(log),
+): Promise<{ socket: string; stop: () => Promise<void> }> {
   fs.mkdirSync(dir, { recursive: true });
   const sockets = socketDir('tpm');
   const socket = path.join(sockets, 'swtpm.sock');
-  const child = spawn(
-    'swtpm',
-    ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'],
-    {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  const abort = new AbortController();
   let err = '';
-  child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
-  const unregister = onCleanup(() => child.kill('SIGKILL'));
-  const closed = new Promise<void>((r) => child.on('close', () => r()));
-  const fail = (why: string) => {
-    child.kill('SIGKILL');
-    unregister();
+  let running = true;
+  const done = runner
+    .run(
+      'swtpm',
+      ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate'],
+      {
+        stdout: 'ignore',
+        signal: abort.signal,
+        onStderrLine: (l) => void (err += `${l}\n`),
+      },
+    )
+    .then(
+      () => undefined,
+      (e: unknown) => {
+        if (!err) err = e instanceof CommandError ? e.stderr : errorMessage(e);
+      },
+    )
+    .finally(() => (running = false));
+  const stop = async () => {
+    abort.abort();
+    await done;
     fs.rmSync(sockets, { recursive: true, force: true });
-    return new Error(why);
   };
   for (let i = 0; i < 100 && !fs.existsSync(socket); i++) {
-    if (child.exitCode !== null) throw fail(`swtpm exited: ${err.trim()}`);
+    if (!running) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (!fs.existsSync(socket)) throw fail(`swtpm did not create ${socket}: ${err.trim()}`);
+  if (!fs.existsSync(socket)) {
+    await stop();
+    throw new Error(running ? `swtpm did not create ${socket}: ${err.trim()}` : `swtpm exited: ${err.trim()}`);
+  }
   log.debug(`swtpm listening on ${socket}`);
-  return {
-    socket,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
-      child.kill('SIGKILL');
-      unregister();
-      fs.rmSync(sockets, { recursive: true, force: true });
-    },
-  };
+  return { socket, stop };
 }

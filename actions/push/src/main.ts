@@ -1,5 +1,4 @@
 import { InputError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import type { ActionIO } from '../../lib/io.js';
 import { int, list, oneOf, readInputs, registryInputs, releaseDate, repository, str } from '../../lib/inputs.js';
 import { openSource, sourceProblem } from '../../lib/oci/source.js';
@@ -38,16 +37,16 @@ export async function run(io: ActionIO): Promise<void> {
       });
   const dest = inp.image;
   const started = Date.now();
-  const runner = processRunner(io);
-  const src = await openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io });
+  const runner = io.runner;
+  const src = await io.group('open the source', () =>
+    openSource(inp.source, { runner, tmpDir: io.context.runnerTemp, log: io }),
+  );
   try {
     const plan = planFromLayout(src.layout, src.tag);
     const client = connect(dest, inp, io, { retry: { attempts: inp.retries } });
-    const res = await pushPlan(client, dest.repository, src.layout, plan, {
-      tags,
-      log: io,
-      mountFrom: inp['mount-from'],
-    });
+    const res = await io.group(`push to ${dest.name}`, () =>
+      pushPlan(client, dest.repository, src.layout, plan, { tags, log: io, mountFrom: inp['mount-from'] }),
+    );
     const pinned = dest.withDigest(res.digest).toString();
     io.setOutput('digest', res.digest);
     io.setOutput('image-ref', pinned);

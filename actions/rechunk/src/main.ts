@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
-import { processRunner } from '../../lib/exec.js';
 import { locateInput, openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { int, keyValues, optionalInt, readInputs, registryInputs, str } from '../../lib/inputs.js';
@@ -38,27 +37,33 @@ export async function run(io: ActionIO): Promise<void> {
   const temp = io.context.runnerTemp;
   const output = inp.output || path.join(temp, 'keel-rechunk', 'oci');
   const started = Date.now();
-  const runner = processRunner(io);
+  const runner = io.runner;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-rechunk-work-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   try {
-    const previous = prevLoc ? await readPrevious(prevLoc, inp, io) : undefined;
-    const image = await openImage(loc, { access: inp, log: io, runner, tmpDir: workDir });
+    const previous = prevLoc
+      ? await io.group('read the previous image', () => readPrevious(prevLoc, inp, io))
+      : undefined;
+    const image = await io.group('open the image', () =>
+      openImage(loc, { access: inp, log: io, runner, tmpDir: workDir }),
+    );
     let result;
     try {
-      result = await rechunk({
-        input: image,
-        outputDir: output,
-        tag: inp.tag,
-        maxLayers: inp['max-layers'],
-        previous,
-        extraLabels: inp.labels,
-        sourceDateEpoch: epoch,
-        largeFileBytes: inp['large-file-mb'] * 1024 * 1024,
-        workDir,
-        log: io,
-        runner,
-      });
+      result = await io.group('rechunk', () =>
+        rechunk({
+          input: image,
+          outputDir: output,
+          tag: inp.tag,
+          maxLayers: inp['max-layers'],
+          previous,
+          extraLabels: inp.labels,
+          sourceDateEpoch: epoch,
+          largeFileBytes: inp['large-file-mb'] * 1024 * 1024,
+          workDir,
+          log: io,
+          runner,
+        }),
+      );
     } finally {
       image.dispose();
     }

@@ -218,10 +218,8 @@ async function signTheImage(inp: Inputs, plan: Plan, client: RegistryClient, io:
     : undefined;
   const legacy = inp.format !== 'bundle';
   const bundle = inp.format !== 'legacy';
-  const res = await signImage(
-    client,
-    { ref: image, identities: plan.identities, legacy, bundle, key: plan.key, keyless },
-    io,
+  const res = await io.group('sign', () =>
+    signImage(client, { ref: image, identities: plan.identities, legacy, bundle, key: plan.key, keyless }, io),
   );
   state.targets = res.targets;
   state.written = res.written;
@@ -230,14 +228,16 @@ async function signTheImage(inp: Inputs, plan: Plan, client: RegistryClient, io:
       `${w.mode} ${w.format} ${w.digest}: ${w.added ? `added ${w.added}` : 'already signed'}${w.skipped && w.added ? `, ${w.skipped} already present` : ''} → ${w.ref}`,
     );
   }
-  const check = await verifyWritten(client, image, res.targets, {
-    key: plan.verifyKey,
-    keyName: inp['public-key'] ? 'public-key' : "the private key's public half",
-    tags: inp.identity === 'tags' ? plan.tags : undefined,
-    format: inp.format,
-    keyless,
-    log: io,
-  });
+  const check = await io.group('read back and verify', () =>
+    verifyWritten(client, image, res.targets, {
+      key: plan.verifyKey,
+      keyName: inp['public-key'] ? 'public-key' : "the private key's public half",
+      tags: inp.identity === 'tags' ? plan.tags : undefined,
+      format: inp.format,
+      keyless,
+      log: io,
+    }),
+  );
   state.verifyReason = check.reason;
   if (!check.ok) throw new UserError(`the signatures just written do not verify: ${check.reason}`);
   io.info(`verified: ${check.reason}`);
@@ -270,7 +270,7 @@ async function attestTheImage(inp: Inputs, plan: Plan, client: RegistryClient, i
     });
   }
   if (!predicates.length) return;
-  const r = await attestImage(client, image, predicates, plan.key!, plan.verifyKey!, io);
+  const r = await io.group('attest', () => attestImage(client, image, predicates, plan.key!, plan.verifyKey!, io));
   state.attestationRefs.push(r.ref);
   state.attested.push(
     ...r.verification.types.map((t) => ({ type: t.type, result: t.verified ? 'verified' : t.reason })),

@@ -76,9 +76,72 @@ interface TreeEntry {
 const where = (d: Definition) => `${d.path}:${d.line}`;
 
 export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Promise<BumpOutcome> {
-  const { owner, repo, base, branch } = req;
-  const full = `${owner}/${repo}`;
+  const site = await readBase(octokit, req, log);
+  const chosen = chooseDefinitions(site, req, await locateDefinitions(site, req, log), log);
+  const { baseSha } = site;
+  const changes: Change[] = chosen.map(({ spec, def }) => ({
+    name: spec.name,
+    path: def.path,
+    line: def.line,
+    from: def.value,
+    to: spec.value,
+    changed: def.value !== spec.value,
+  }));
+  for (const ch of changes)
+    log.info(
+      `${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`,
+    );
+  if (!changes.some((c) => c.changed)) {
+    log.info(
+      `${site.full}@${req.base} already has ${changes.map((c) => `${c.name}=${c.to}`).join(', ')}: nothing to do`,
+    );
+    return { result: 'up-to-date', changes, baseSha };
+  }
+  // An open PR from our branch already carries this bump.
+  const existing = await findOpenPull(octokit, req.owner, req.repo, req.branch);
+  if (existing) {
+    log.info(`pull request #${existing.number} from ${req.branch} is already open: ${existing.url}`);
+    return { result: 'exists', changes, baseSha, pr: existing };
+  }
+  const primary = req.constants[0]!;
+  const title = pullTitle(changes, primary);
+  const commitSha = await writeCommit(site, req, chosen, `${title}\n\n${commitBody(changes, req.runUrl)}`, log);
+  await pointBranch(site, req, commitSha, log);
+  const pr = await openPull(site, req, title, pullBody(changes, primary, req.runUrl), log);
+  const created = { result: 'created' as const, changes, baseSha, pr: strip(pr), commitSha };
+  if (!req.autoMerge) return { ...created, autoMerge: 'off' };
+  try {
+    await enableAutoMerge(octokit, req.graphqlUrl, pr.nodeId, req.mergeMethod);
+    log.info(`auto-merge (${req.mergeMethod}) enabled on #${pr.number}`);
+    return { ...created, autoMerge: 'enabled' };
+  } catch (err) {
+    const message = graphqlMessage(err);
+    log.warning(
+      `could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`,
+    );
+    return { ...created, autoMerge: 'refused', autoMergeMessage: message };
+  }
+}
 
+/** The site repository at the tip of `base`: every read is pinned to this one commit. */
+interface SiteSnapshot {
+  octokit: Octokit;
+  owner: string;
+  repo: string;
+  full: string;
+  base: string;
+  baseSha: string;
+  baseTree: string;
+  tree: Map<string, TreeEntry>;
+  /** The tree listing was cut short (a very large repository): paths not in it may still exist. */
+  truncated: boolean;
+  /** Every file read so far (undefined: not a file at that path). */
+  texts: Map<string, string | undefined>;
+}
+
+async function readBase(octokit: Octokit, req: BumpRequest, log: Logger): Promise<SiteSnapshot> {
+  const { owner, repo, base } = req;
+  const full = `${owner}/${repo}`;
   await api(
     `GET repository ${full}`,
     () => octokit.rest.repos.get({ owner, repo }),
@@ -106,96 +169,111 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
   const truncated = Boolean(treeRes.data.truncated);
   if (truncated)
     log.warning(`the tree of ${full}@${base} is too large to list completely; the search may miss files (set 'files')`);
+  return { octokit, owner, repo, full, base, baseSha, baseTree, tree, truncated, texts: new Map() };
+}
 
-  // --- read files (pinned to the base commit, so every read sees one snapshot) ---
-  const texts = new Map<string, string | undefined>();
-  const readCandidate = async (path: string): Promise<string | undefined> => {
-    if (texts.has(path)) return texts.get(path);
-    const entry = tree.get(path);
-    let text: string | undefined;
-    if (entry && entry.type !== 'blob') text = undefined;
-    else if (!entry && !truncated) text = undefined;
-    else {
-      const res = await orMissing(`GET ${path} from ${full}@${base}`, () =>
-        octokit.rest.repos.getContent({ owner, repo, path, ref: baseSha }),
-      );
-      const data = res?.data as { type?: string; content?: string; encoding?: string; sha?: string } | undefined;
-      if (!data || Array.isArray(res?.data) || data.type !== 'file') text = undefined;
-      else if (data.encoding === 'base64' && data.content !== undefined)
-        text = Buffer.from(data.content, 'base64').toString('utf8');
-      else if (data.sha) text = await readBlob(data.sha, path); // > 1 MB: the contents API omits the content
-    }
-    texts.set(path, text);
-    return text;
-  };
-  const readBlob = async (sha: string, path: string): Promise<string> => {
-    const b = await api(`GET blob ${path}`, () => octokit.rest.git.getBlob({ owner, repo, file_sha: sha }));
-    return Buffer.from(b.data.content, (b.data.encoding as BufferEncoding) || 'base64').toString('utf8');
-  };
+async function readBlob(site: SiteSnapshot, sha: string, path: string): Promise<string> {
+  const { octokit, owner, repo } = site;
+  const b = await api(`GET blob ${path}`, () => octokit.rest.git.getBlob({ owner, repo, file_sha: sha }));
+  return Buffer.from(b.data.content, (b.data.encoding as BufferEncoding) || 'base64').toString('utf8');
+}
 
-  // --- locate every constant: candidates first, then the repository ---
+/** A candidate file's text at the base commit; undefined when there is no file at that path. */
+async function readCandidate(site: SiteSnapshot, path: string): Promise<string | undefined> {
+  if (site.texts.has(path)) return site.texts.get(path);
+  const { octokit, owner, repo } = site;
+  const entry = site.tree.get(path);
+  let text: string | undefined;
+  if (entry && entry.type !== 'blob') text = undefined;
+  else if (!entry && !site.truncated) text = undefined;
+  else {
+    const res = await orMissing(`GET ${path} from ${site.full}@${site.base}`, () =>
+      octokit.rest.repos.getContent({ owner, repo, path, ref: site.baseSha }),
+    );
+    const data = res?.data as { type?: string; content?: string; encoding?: string; sha?: string } | undefined;
+    if (!data || Array.isArray(res?.data) || data.type !== 'file') text = undefined;
+    else if (data.encoding === 'base64' && data.content !== undefined)
+      text = Buffer.from(data.content, 'base64').toString('utf8');
+    else if (data.sha) text = await readBlob(site, data.sha, path); // > 1 MB: the contents API omits the content
+  }
+  site.texts.set(path, text);
+  return text;
+}
+
+/** Every definition of every constant: in the candidate files first, then (for the rest) the repository. */
+async function locateDefinitions(
+  site: SiteSnapshot,
+  req: BumpRequest,
+  log: Logger,
+): Promise<Map<string, Definition[]>> {
+  const { full, base } = site;
   const defs = new Map<string, Definition[]>();
   for (const c of req.constants) defs.set(c.name, []);
-  if (req.files.length) {
-    for (const path of req.files) {
-      const text = await readCandidate(path);
-      if (text === undefined) {
-        log.info(`candidate ${path} does not exist in ${full}@${base}`);
-        continue;
-      }
-      for (const c of req.constants)
-        if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, path));
+  for (const path of req.files) {
+    const text = await readCandidate(site, path);
+    if (text === undefined) {
+      log.info(`candidate ${path} does not exist in ${full}@${base}`);
+      continue;
     }
+    for (const c of req.constants)
+      if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, path));
   }
   const missing = req.constants.filter((c) => defs.get(c.name)!.length === 0);
-  if (missing.length) {
-    const names = missing.map((c) => c.name);
-    if (req.files.length) {
+  if (!missing.length) return defs;
+  const names = missing.map((c) => c.name);
+  if (req.files.length) {
+    log.warning(
+      `${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`,
+    );
+  }
+  const searchable = [...site.tree.values()].filter(
+    (e) => e.type === 'blob' && e.mode !== '120000' && !site.texts.has(e.path) && isSearchable(e.path, e.size),
+  );
+  const max = req.maxSearchFiles ?? 2000;
+  if (searchable.length > max) {
+    throw new UserError(
+      `${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`,
+    );
+  }
+  log.info(
+    `searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`,
+  );
+  await mapLimit(searchable, 6, async (e) => {
+    const text = await readBlob(site, e.sha, e.path);
+    site.texts.set(e.path, text);
+    for (const c of missing)
+      if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, e.path));
+  });
+  for (const c of missing) {
+    const found = defs.get(c.name)!;
+    if (found.length && req.files.length) {
       log.warning(
-        `${names.join(', ')} not defined in the candidate files (${req.files.join(', ')}); searching all of ${full}@${base}`,
+        `${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`,
       );
-    }
-    const searchable = [...tree.values()].filter(
-      (e) => e.type === 'blob' && e.mode !== '120000' && !texts.has(e.path) && isSearchable(e.path, e.size),
-    );
-    const max = req.maxSearchFiles ?? 2000;
-    if (searchable.length > max) {
-      throw new UserError(
-        `${full} has ${searchable.length} source files to search for ${names.join(', ')} (limit ${max}): list the file(s) in 'files'`,
-      );
-    }
-    log.info(
-      `searching ${searchable.length} file${searchable.length === 1 ? '' : 's'} of ${full}@${base} for ${names.join(', ')}`,
-    );
-    await mapLimit(searchable, 6, async (e) => {
-      const text = await readBlob(e.sha, e.path);
-      texts.set(e.path, text);
-      for (const c of missing)
-        if (mentions(text, c.name)) defs.get(c.name)!.push(...findDefinitions(text, c.name, e.path));
-    });
-    for (const c of missing) {
-      const found = defs.get(c.name)!;
-      if (found.length && req.files.length) {
-        log.warning(
-          `${c.name} is defined in ${found.map(where).join(', ')}, which is not in 'files': update the candidate list`,
-        );
-      }
     }
   }
+  return defs;
+}
 
-  // --- exactly one definition each; validate the new values against what is there ---
-  const chosen: { spec: ConstantSpec & { input: string }; def: Definition }[] = [];
-  for (const c of req.constants) {
+type Chosen = { spec: ConstantSpec & { input: string }; def: Definition };
+
+/** Exactly one definition per constant, and a new value that fits what is there. */
+function chooseDefinitions(
+  site: SiteSnapshot,
+  req: BumpRequest,
+  defs: Map<string, Definition[]>,
+  log: Logger,
+): Chosen[] {
+  const at = `${site.full}@${site.base}`;
+  return req.constants.map((c) => {
     const found = defs.get(c.name)!.sort((a, b) => (a.path === b.path ? a.line - b.line : a.path < b.path ? -1 : 1));
     if (found.length === 0) {
       const scope = req.files.length ? `the candidate files (${req.files.join(', ')}) nor anywhere else in` : '';
-      throw new UserError(
-        `${c.name} is not defined in ${scope}${scope ? ' ' : ''}${full}@${base}: found no definition`,
-      );
+      throw new UserError(`${c.name} is not defined in ${scope}${scope ? ' ' : ''}${at}: found no definition`);
     }
     if (found.length > 1) {
       throw new UserError(
-        `${c.name} is defined ${found.length} times in ${full}@${base}: ${found.map((d) => `${where(d)} (${d.source})`).join(', ')}; exactly one definition is required`,
+        `${c.name} is defined ${found.length} times in ${at}: ${found.map((d) => `${where(d)} (${d.source})`).join(', ')}; exactly one definition is required`,
       );
     }
     const def = found[0]!;
@@ -209,33 +287,13 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     if (isDate(def.value) && isDate(c.value) && c.value < def.value) {
       log.warning(`${c.name} moves backwards: ${def.value} → ${c.value}`);
     }
-    chosen.push({ spec: c, def });
-  }
-  const changes: Change[] = chosen.map(({ spec, def }) => ({
-    name: spec.name,
-    path: def.path,
-    line: def.line,
-    from: def.value,
-    to: spec.value,
-    changed: def.value !== spec.value,
-  }));
-  for (const ch of changes)
-    log.info(
-      `${ch.name} in ${ch.path}:${ch.line} = ${JSON.stringify(ch.from)}${ch.changed ? ` → ${JSON.stringify(ch.to)}` : ' (unchanged)'}`,
-    );
-  if (!changes.some((c) => c.changed)) {
-    log.info(`${full}@${base} already has ${changes.map((c) => `${c.name}=${c.to}`).join(', ')}: nothing to do`);
-    return { result: 'up-to-date', changes, baseSha };
-  }
+    return { spec: c, def };
+  });
+}
 
-  // --- an open PR from our branch already carries this bump ---
-  const existing = await findOpenPull(octokit, owner, repo, branch);
-  if (existing) {
-    log.info(`pull request #${existing.number} from ${branch} is already open: ${existing.url}`);
-    return { result: 'exists', changes, baseSha, pr: existing };
-  }
-
-  // --- one commit with exactly the edited files ---
+/** One commit on the base holding exactly the edited files; returns its sha. */
+async function writeCommit(site: SiteSnapshot, req: BumpRequest, chosen: Chosen[], message: string, log: Logger) {
+  const { octokit, owner, repo } = site;
   const byFile = new Map<string, { def: Definition; value: string }[]>();
   for (const { spec, def } of chosen) {
     if (def.value === spec.value) continue;
@@ -245,28 +303,24 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([path, edits]) => ({
       path,
-      mode: (tree.get(path)?.mode ?? '100644') as '100644' | '100755',
+      mode: (site.tree.get(path)?.mode ?? '100644') as '100644' | '100755',
       type: 'blob' as const,
-      content: applyEdits(texts.get(path)!, edits),
+      content: applyEdits(site.texts.get(path)!, edits),
     }));
-  const primary = req.constants[0]!;
-  const title = pullTitle(changes, primary);
-  const body = pullBody(changes, primary, req.runUrl);
   const newTree = await api('POST tree', () =>
-    octokit.rest.git.createTree({ owner, repo, base_tree: baseTree, tree: entries }),
+    octokit.rest.git.createTree({ owner, repo, base_tree: site.baseTree, tree: entries }),
   );
   const commit = await api('POST commit', () =>
-    octokit.rest.git.createCommit({
-      owner,
-      repo,
-      message: `${title}\n\n${commitBody(changes, req.runUrl)}`,
-      tree: newTree.data.sha,
-      parents: [baseSha],
-    }),
+    octokit.rest.git.createCommit({ owner, repo, message, tree: newTree.data.sha, parents: [site.baseSha] }),
   );
-  const commitSha = commit.data.sha;
-  log.info(`commit ${commitSha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
+  log.info(`commit ${commit.data.sha.slice(0, 12)} changes ${entries.map((e) => e.path).join(', ')}`);
+  return commit.data.sha;
+}
 
+/** Creates the branch at the commit, or moves a leftover branch of an earlier run there. */
+async function pointBranch(site: SiteSnapshot, req: BumpRequest, commitSha: string, log: Logger): Promise<void> {
+  const { octokit, owner, repo } = site;
+  const { branch } = req;
   try {
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: commitSha });
     log.info(`created branch ${branch}`);
@@ -274,13 +328,23 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     if (statusOf(err) !== 422 || !/already exists/i.test(githubMessage(err))) {
       apiFailure(`POST ref ${branch}`, err);
     }
-    // Left by an earlier run that stopped before opening the PR (no open PR uses it: checked above).
+    // Left by an earlier run that stopped before opening the PR (no open PR uses it: checked before).
     log.warning(`branch ${branch} already exists without an open pull request; moving it to the new commit`);
     await api(`PATCH ref ${branch}`, () =>
       octokit.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: commitSha, force: true }),
     );
   }
+}
 
+async function openPull(
+  site: SiteSnapshot,
+  req: BumpRequest,
+  title: string,
+  body: string,
+  log: Logger,
+): Promise<PullRef & { nodeId: string }> {
+  const { octokit, owner, repo } = site;
+  const { branch, base } = req;
   let pr: PullRef & { nodeId: string };
   try {
     const res = await octokit.rest.pulls.create({
@@ -303,27 +367,7 @@ export async function bump(octokit: Octokit, req: BumpRequest, log: Logger): Pro
     pr = again;
   }
   log.info(`opened pull request #${pr.number}: ${pr.url}`);
-
-  if (!req.autoMerge) return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'off' };
-  try {
-    await enableAutoMerge(octokit, req.graphqlUrl, pr.nodeId, req.mergeMethod);
-    log.info(`auto-merge (${req.mergeMethod}) enabled on #${pr.number}`);
-    return { result: 'created', changes, baseSha, pr: strip(pr), commitSha, autoMerge: 'enabled' };
-  } catch (err) {
-    const message = graphqlMessage(err);
-    log.warning(
-      `could not enable auto-merge on #${pr.number} (${message}); the pull request stays open for a manual merge: ${pr.url}`,
-    );
-    return {
-      result: 'created',
-      changes,
-      baseSha,
-      pr: strip(pr),
-      commitSha,
-      autoMerge: 'refused',
-      autoMergeMessage: message,
-    };
-  }
+  return pr;
 }
 
 const strip = (p: PullRef): PullRef => ({ number: p.number, url: p.url });

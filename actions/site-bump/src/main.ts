@@ -1,4 +1,5 @@
-import { errorMessage, InputError } from '../../lib/errors.js';
+import { withFailureSummary } from '../../lib/action.js';
+import { InputError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
 import { bool, httpsUrl, list, oneOf, readInputs, secret, str, type InputDef } from '../../lib/inputs.js';
 import { code, section, table } from '../../lib/summary.js';
@@ -89,12 +90,13 @@ export const inputs = {
 
 /** site-bump: point the download site at the new release through a PR (auto-merged when allowed). */
 export async function run(io: ActionIO): Promise<void> {
-  try {
-    await bumpSite(io);
-  } catch (err) {
-    await io.summary(section('site-bump', `Failed: ${errorMessage(err)}`));
-    throw err;
-  }
+  // On success bumpSite writes its own summary; a failure gets this one.
+  await withFailureSummary(
+    () => bumpSite(io),
+    async (failure) => {
+      if (failure !== undefined) await io.summary(section('site-bump', `Failed: ${failure}`));
+    },
+  );
 }
 
 async function bumpSite(io: ActionIO): Promise<void> {
@@ -148,21 +150,23 @@ async function bumpSite(io: ActionIO): Promise<void> {
       : undefined;
   const started = Date.now();
   const client = createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-site-bump' });
-  const outcome: BumpOutcome = await bump(
-    client,
-    {
-      owner,
-      repo,
-      constants,
-      files: [...new Set(inp.files)],
-      base: inp.base,
-      branch: branchName,
-      autoMerge: inp['auto-merge'],
-      mergeMethod: inp['merge-method'],
-      graphqlUrl: graphqlUrlFor(inp['api-url']),
-      runUrl,
-    },
-    io,
+  const outcome: BumpOutcome = await io.group(`bump ${inp.repository}`, () =>
+    bump(
+      client,
+      {
+        owner,
+        repo,
+        constants,
+        files: [...new Set(inp.files)],
+        base: inp.base,
+        branch: branchName,
+        autoMerge: inp['auto-merge'],
+        mergeMethod: inp['merge-method'],
+        graphqlUrl: graphqlUrlFor(inp['api-url']),
+        runUrl,
+      },
+      io,
+    ),
   );
 
   io.setOutput('result', outcome.result);

@@ -9,7 +9,7 @@ import { buildUefiDisk, makeExt4, usageOf } from '../../lib/vm/disk.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
 import {
   bootWithRetry,
-  findOvmf,
+  uefiFirmware,
   TEST_CONSOLE_ARGS,
   startSwtpm,
   type BootResult,
@@ -93,14 +93,11 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     }
     const disk = path.join(out, 'qcow2', 'disk.qcow2');
     if (!fs.existsSync(disk)) throw new Error(`bootc-image-builder produced no ${disk}`);
-    const fw = findOvmf();
-    const vars = path.join(req.workDir, 'OVMF_VARS.fd');
-    fs.copyFileSync(fw.vars, vars);
     spec = {
       accel: 'tcg',
       memoryMiB: req.memoryMiB,
       cpus: req.cpus,
-      uefi: { code: fw.code, vars },
+      uefi: uefiFirmware(req.workDir),
       drives: [{ file: disk, format: 'qcow2', interface: 'virtio' }],
     };
   } else {
@@ -132,14 +129,11 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
         runner,
         log,
       );
-      const fw = findOvmf();
-      const vars = path.join(req.workDir, 'OVMF_VARS.fd');
-      fs.copyFileSync(fw.vars, vars);
       spec = {
         accel: 'tcg',
         memoryMiB: req.memoryMiB,
         cpus: req.cpus,
-        uefi: { code: fw.code, vars },
+        uefi: uefiFirmware(req.workDir),
         drives: [{ file: disk, format: 'raw', interface: 'virtio' }],
       };
       // swtpm ends with the QEMU it served: every boot (a retried one too) gets a fresh one.

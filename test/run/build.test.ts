@@ -1,0 +1,148 @@
+// test-kind: unit
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '../../actions/build/src/main.js';
+import type { RunContext } from '../../actions/lib/context.js';
+import { recordingIO } from '../../actions/lib/io.js';
+import { D_BASE, D_IMG, fakeBuildah, ID2 } from '../harness/fake-buildah.js';
+
+/**
+ * build's run() through recordingIO and a fake buildah: inputs and the event → the exact buildah
+ * argv of both passes and the outputs; bad input fails before buildah is called.
+ */
+const KVER = '6.12.9-table-amd64';
+const NOW = new Date('2025-03-04T05:06:07Z');
+let work: string;
+let rootfs: string;
+let decl: string;
+let containerfile: string;
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-run-build-'));
+  rootfs = path.join(work, 'rootfs');
+  fs.mkdirSync(path.join(rootfs, 'usr/lib/modules', KVER), { recursive: true });
+  fs.writeFileSync(path.join(rootfs, 'usr/lib/modules', KVER, 'vmlinuz'), 'kernel');
+  containerfile = path.join(work, 'Containerfile');
+  fs.writeFileSync(containerfile, 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n');
+  decl = path.join(work, 'distro.yaml');
+  fs.writeFileSync(
+    decl,
+    [
+      'version: 1',
+      'image: { registry: ghcr.io/acme, name: acme-os, title: Acme OS, description: An OS, vendor: Acme }',
+      'os: { id: acme-os, name: Acme OS, pretty-name: Acme OS }',
+      'tags: { candidate: nightly, stable: stable }',
+      'base: { image: localhost/acme-base:trixie }',
+      'build: { inputs: [Containerfile] }',
+      '',
+    ].join('\n'),
+  );
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function runBuild(extra: Record<string, string>, context: Partial<RunContext> = {}) {
+  const fake = fakeBuildah({ rootfs });
+  const io = recordingIO(
+    { containerfile, context: work, declarations: decl, 'root-storage': 'false', ...extra },
+    { now: () => NOW, runnerTemp: work, workspace: work, sha: 'f'.repeat(40), eventName: 'push', ...context },
+    fake.runner,
+  );
+  return { io, fake, done: run(io) };
+}
+
+const builds = (calls: { cmd: string; args: string[] }[]) =>
+  calls.filter((c) => c.cmd === 'buildah' && c.args.includes('build')).map((c) => c.args);
+const flag = (argv: string[], name: string) => argv.flatMap((a, i) => (argv[i - 1] === name ? [a] : []));
+
+describe('build run()', () => {
+  it.each([
+    ['a push', {}, {}, 'localhost/acme-os:nightly', 'nightly.20250304', []],
+    [
+      'a labelled pull request',
+      {},
+      { eventName: 'pull_request', event: { pull_request: { number: 7, labels: [{ name: 'vm-test' }] } } },
+      'localhost/acme-os:pr-7',
+      'pr-7.20250304',
+      [],
+    ],
+    [
+      'a named image with extra tags',
+      { image: 'localhost/x:dev', tags: 'edge' },
+      {},
+      'localhost/x:dev',
+      'nightly.20250304',
+      ['localhost/x:edge'],
+    ],
+    [
+      'an explicit version and date',
+      { version: '1.0', 'release-date': '20240101' },
+      {},
+      'localhost/acme-os:nightly',
+      '1.0',
+      [],
+    ],
+  ])('%s: two passes, the second labelled and tagged', async (_what, extra, context, image, version, moreTags) => {
+    const { io, fake, done } = runBuild(extra, context);
+    await done;
+    const [pass1, pass2] = builds(fake.calls);
+    expect(flag(pass1!, '--isolation')).toEqual(['chroot']);
+    expect(flag(pass1!, '--file')).toEqual([containerfile]);
+    expect(flag(pass1!, '--build-arg')).toContain(`BASE_IMAGE=localhost/acme-base@${D_BASE}`);
+    expect(flag(pass1!, '--label')).toContain(`org.opencontainers.image.version=${version}`);
+    expect(flag(pass1!, '--tag')).toEqual([]);
+    expect(flag(pass2!, '--label')).toContain(`ostree.linux=${KVER}`);
+    expect(flag(pass2!, '--tag')).toEqual([image, ...moreTags]);
+    expect(pass1!.at(-1)).toBe(work);
+    expect(io.outputs).toMatchObject({
+      'image-id': ID2,
+      'local-ref': `containers-storage:${image}`,
+      'kernel-version': KVER,
+      digest: D_IMG,
+      'base-digest': D_BASE,
+      'base-image-ref': `localhost/acme-base@${D_BASE}`,
+      created: '2025-03-04T05:06:07Z',
+      version,
+    });
+    expect(io.groups).toEqual(['build the image']);
+    expect(JSON.parse(io.outputs.labels!)['ostree.linux']).toBe(KVER);
+    expect(io.summaries.join('')).toMatch(/### build\n/);
+  });
+
+  it('passes the isolation and storage driver to every buildah call', async () => {
+    const { fake, done } = runBuild({ isolation: 'oci', 'storage-driver': 'vfs' });
+    await done;
+    for (const c of fake.calls.filter((x) => x.cmd === 'buildah'))
+      expect(c.args.slice(0, 2)).toEqual(['--storage-driver', 'vfs']);
+    expect(flag(builds(fake.calls)[0]!, '--isolation')).toEqual(['oci']);
+  });
+
+  it.each([
+    [
+      'a missing Containerfile',
+      { containerfile: '/nonexistent/Containerfile' },
+      /^Input 'containerfile' has value "\/nonexistent\/Containerfile": expected an existing file/,
+    ],
+    [
+      'a bad secret line',
+      { secrets: 'novalue' },
+      /^Input 'secrets' has value "novalue": item "novalue": expected id=path or id=env:VAR/,
+    ],
+    [
+      'a bad base image',
+      { 'base-image': 'Not A Ref' },
+      /^Input 'base-image' has value "Not A Ref": not a valid image reference/,
+    ],
+    [
+      'a bad isolation',
+      { isolation: 'vm' },
+      /^Input 'isolation' has value "vm": expected one of: chroot, oci, rootless/,
+    ],
+    ['latest', { image: 'localhost/x:latest' }, /never writes 'latest'/],
+  ])('refuses %s before buildah runs', async (_what, extra, message) => {
+    const { io, fake, done } = runBuild(extra);
+    await expect(done).rejects.toThrow(message);
+    expect(fake.calls.filter((c) => c.args.includes('build'))).toEqual([]);
+    expect(io.outputs['image-id']).toBeUndefined();
+  });
+});

@@ -1,0 +1,223 @@
+// test-kind: unit
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { asRoot } from '../../actions/lib/exec.js';
+import { recordingIO } from '../../actions/lib/io.js';
+import { run } from '../../actions/validate/src/main.js';
+import { fakeRunner, type Call } from '../harness/fake-runner.js';
+import { makeOciImage } from '../harness/tools.js';
+
+/**
+ * validate's run() through recordingIO and a fake runner: fixture images (OCI layouts, or a
+ * "mounted" containers-storage image played by a fake podman) → outputs, report, log levels,
+ * and the podman argv; input problems fail before anything runs.
+ */
+const K = '6.12.0-table';
+let work: string;
+
+/** A newc cpio archive holding `members` (each file's content is its name). */
+function newc(members: string[]): Buffer {
+  const parts: Buffer[] = [];
+  const pad4 = (n: number) => Buffer.alloc((4 - (n % 4)) % 4);
+  const entry = (name: string, data: Buffer, mode: number) => {
+    const fields = [1, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, name.length + 1, 0];
+    const head = Buffer.from(`070701${fields.map((f) => f.toString(16).padStart(8, '0')).join('')}`);
+    const nameBuf = Buffer.from(`${name}\0`);
+    parts.push(head, nameBuf, pad4(head.length + nameBuf.length), data, pad4(data.length));
+  };
+  for (const m of members) entry(m, Buffer.from(m), 0o100644);
+  entry('TRAILER!!!', Buffer.alloc(0), 0);
+  return Buffer.concat(parts);
+}
+
+const initramfs = (extra: string[] = []) =>
+  newc([
+    `usr/lib/modules/${K}/virtio_blk.ko`,
+    `usr/lib/modules/${K}/ext4.ko`,
+    'usr/lib/ostree/ostree-prepare-root',
+    ...extra,
+  ]);
+
+function files(over: Record<string, string | Buffer> = {}): Record<string, string | Buffer> {
+  return {
+    [`usr/lib/modules/${K}/vmlinuz`]: 'kernel',
+    [`usr/lib/modules/${K}/initramfs.img`]: initramfs(),
+    'usr/lib/os-release': 'NAME="Table"\nID=table\n',
+    'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n',
+    'usr/bin/ostree': 'ostree',
+    ...over,
+  };
+}
+
+let n = 0;
+function oci(over: Record<string, string | Buffer> = {}, labels: Record<string, string> = {}): string {
+  const img = makeOciImage(path.join(work, `img-${++n}`), {
+    layers: [files(over)],
+    labels: { 'containers.bootc': '1', 'ostree.linux': K, ...labels },
+  });
+  return `oci:${img.dir}:latest`;
+}
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-run-validate-'));
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+async function validate(image: string, extra: Record<string, string> = {}, runner = fakeRunner()) {
+  const io = recordingIO({ image, ...extra }, { runnerTemp: fs.mkdtempSync(path.join(work, 'temp-')) }, runner);
+  let error: Error | undefined;
+  await run(io).catch((e: Error) => void (error = e));
+  const report = io.outputs.report ? JSON.parse(fs.readFileSync(io.outputs.report, 'utf8')) : undefined;
+  const status = Object.fromEntries(
+    (report?.checks ?? []).map((c: { id: string; status: string }) => [c.id, c.status]),
+  );
+  const lines = (level: string) => io.logs.filter((l) => l.level === level).map((l) => l.message);
+  return { io, error, report, status, lines, runner };
+}
+
+describe('validate run()', () => {
+  it.each([
+    [
+      'a generic image with the defaults',
+      {},
+      {},
+      {},
+      'true',
+      { 'initramfs-generic': 'pass', 'initramfs-size': 'warn' },
+    ],
+    [
+      'a host-only initramfs',
+      { [`usr/lib/modules/${K}/initramfs.img`]: initramfs(['usr/lib/dracut/hostonly-files']) },
+      {},
+      {},
+      'false',
+      { 'initramfs-generic': 'fail' },
+    ],
+    [
+      'a host-only initramfs (loaded-kernel-modules.txt, no usr merge)',
+      { [`usr/lib/modules/${K}/initramfs.img`]: initramfs(['lib/dracut/loaded-kernel-modules.txt']) },
+      {},
+      {},
+      'false',
+      { 'initramfs-generic': 'fail' },
+    ],
+    [
+      'a missing bootc label in the warn tier',
+      {},
+      { 'containers.bootc': '' },
+      { 'warn-checks': 'bootc-label\ninitramfs-size' },
+      'true',
+      { 'bootc-label': 'warn' },
+    ],
+    ['the size hint made gating', {}, {}, { 'warn-checks': 'none' }, 'false', { 'initramfs-size': 'fail' }],
+    [
+      'a size hint the image meets',
+      {},
+      {},
+      { 'min-initramfs-mb': '0.0001', 'warn-checks': 'none' },
+      'true',
+      { 'initramfs-size': 'pass' },
+    ],
+  ])('%s', async (_what, over, labels, extra, passed, expected) => {
+    const r = await validate(oci(over, labels), extra);
+    expect(r.io.outputs.passed).toBe(passed);
+    expect(r.status).toMatchObject(expected);
+    expect(r.report.checks).toHaveLength(13);
+    expect(r.error === undefined).toBe(passed === 'true');
+    for (const [id, s] of Object.entries(expected)) {
+      const level = s === 'fail' ? 'error' : s === 'warn' ? 'warning' : 'info';
+      expect(r.lines(level).some((l) => l.startsWith(`${s.toUpperCase()} ${id}:`))).toBe(true);
+    }
+    if (r.status['initramfs-generic'] === 'fail')
+      expect(r.error?.message).toMatch(/initramfs-generic \(host-only initramfs: dracut wrote /);
+    expect(r.io.groups).toEqual(['open the image', 'run the checks']);
+    expect(r.runner.calls).toEqual([]);
+  });
+
+  it('runs only the checks asked for', async () => {
+    const r = await validate(oci(), { checks: 'one-kernel\nos-release' });
+    expect(r.report.checks.map((c: { id: string }) => c.id)).toEqual(['one-kernel', 'os-release']);
+    expect(r.io.outputs.passed).toBe('true');
+  });
+
+  it('mounts a local image read-only and runs bootc container lint in it (podman argv)', async () => {
+    const root = path.join(work, 'mounted');
+    for (const [p, c] of Object.entries(files({ 'usr/bin/bootc': 'bootc' }))) {
+      fs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+      fs.writeFileSync(path.join(root, p), c);
+    }
+    const playPodmanAndSkopeo = (c: Call) => {
+      const a = c.args.join(' ');
+      if (a.includes('image inspect'))
+        return JSON.stringify([
+          { Labels: { 'containers.bootc': '1', 'ostree.linux': K }, Digest: 'sha256:' + 'd'.repeat(64) },
+        ]);
+      if (a.includes('image mount')) return `${root}\n`;
+      if (a.includes('container lint')) return 'Checks passed: 9';
+      if (a.includes('skopeo') || c.cmd === 'skopeo') {
+        const dest = c.args.find((x) => x.startsWith('oci:'))!;
+        const [, dir, tag] = /^oci:(.*):([^:]+)$/.exec(dest)!;
+        makeOciImage(dir!, {
+          tag,
+          layers: [files({ 'usr/bin/bootc': 'bootc' })],
+          labels: { 'containers.bootc': '1', 'ostree.linux': K },
+        });
+        return '';
+      }
+      return '';
+    };
+    const r = await validate(
+      'containers-storage:localhost/table:1',
+      { 'warn-checks': 'initramfs-size' },
+      fakeRunner(playPodmanAndSkopeo),
+    );
+    expect(r.io.outputs.passed).toBe('true');
+    expect(r.status['bootc-lint']).toBe('pass');
+    const lint = asRoot('podman', [
+      'run',
+      '--rm',
+      '--pull=never',
+      '--net=none',
+      '--entrypoint',
+      'bootc',
+      '--',
+      'localhost/table:1',
+      'container',
+      'lint',
+    ]);
+    expect(r.runner.lines()).toContain([lint[0], ...lint[1]].join(' '));
+    if (process.getuid?.() === 0) {
+      expect(r.runner.lines().slice(0, 2)).toEqual([
+        'podman image inspect -- localhost/table:1',
+        'podman image mount -- localhost/table:1',
+      ]);
+      expect(r.runner.lines().at(-1)).toBe('podman image unmount -- localhost/table:1');
+    }
+  });
+
+  it.each([
+    [
+      'an unknown check',
+      { checks: 'one-kernel\nno-such' },
+      /^Input 'checks' has value .*item "no-such": expected all or one of one-kernel/,
+    ],
+    [
+      'an unknown warn check',
+      { 'warn-checks': 'sizes' },
+      /^Input 'warn-checks' has value "sizes": item "sizes": expected none or one of one-kernel/,
+    ],
+    [
+      'a zero size hint',
+      { 'min-initramfs-mb': '0' },
+      /^Input 'min-initramfs-mb' has value "0": expected a positive number of megabytes/,
+    ],
+    ['a bad image', { image: 'docker://x' }, /^Input 'image' has value "docker:\/\/x"/],
+  ])('refuses %s before anything runs', async (_what, extra, message) => {
+    const r = await validate(oci(), extra);
+    expect(r.error?.message).toMatch(message);
+    expect(r.io.outputs).toEqual({});
+    expect(r.runner.calls).toEqual([]);
+  });
+});
