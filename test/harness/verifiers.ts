@@ -27,9 +27,6 @@ export function fetchVerifiers(opts: { sid?: boolean } = {}): Verifiers {
   const k = opts.sid ? 'sid' : 'trixie';
   const hit = cache[k];
   if (hit) return hit;
-  // An already fetched bin dir (e.g. from a git worktree, where ../shared is not beside the root).
-  const given = process.env.KEEL_VERIFIERS_BIN;
-  if (given) return (cache[k] = verifiersIn(given, opts.sid ?? false));
   if (!fs.existsSync(script)) throw new Error(`verifier fetch script not found at ${script}`);
   const r = spawnSync('bash', [script, ...(opts.sid ? ['--with-sid'] : [])], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`fetch-verifiers.sh failed (${r.status}): ${r.stderr.slice(-2000)}`);

@@ -1,5 +1,5 @@
 import { withFailureSummary } from '../../lib/action.js';
-import { errorMessage, InputError, UserError } from '../../lib/errors.js';
+import { InputError, UserError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
 import { bool, digestRef, list, oneOf, readInputs, registryInputs } from '../../lib/inputs.js';
 import { connect } from '../../lib/registry.js';
