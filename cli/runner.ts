@@ -91,6 +91,7 @@ export function localOverrides(
     case 'verify':
     case 'smoke-boot':
     case 'promote':
+    case 'sysext':
       if (o['public-key'] !== undefined) o['public-key'] = svc.keys.publicKeyPath;
       break;
     case 'ia-upload':

@@ -84,9 +84,8 @@ export interface PackageRequest {
 }
 
 export async function installPackages(req: PackageRequest): Promise<PackageBuild> {
-  for (const d of [req.baseLayoutDir, req.workDir])
-    if (d.includes(':'))
-      throw new UserError(`the work directory ${d} contains ':' (an OCI layout reference cannot hold it)`);
+  if (req.workDir.includes(':'))
+    throw new UserError(`the work directory ${req.workDir} contains ':' (an OCI layout reference cannot hold it)`);
   const name = `keel-sysext-${crypto.randomUUID().slice(0, 12)}`;
   const buildah = (args: string[]) => asRoot('buildah', args);
   const aptDir = path.join(req.workDir, 'apt');
@@ -94,8 +93,23 @@ export async function installPackages(req: PackageRequest): Promise<PackageBuild
   if (req.aptSources.trim()) fs.writeFileSync(path.join(aptDir, 'sources.list'), `${req.aptSources.trim()}\n`);
   const built = path.join(req.workDir, 'built-oci');
   let version = '';
-  const [fromCmd, fromArgs] = buildah(['from', '--quiet', '--name', name, `oci:${req.baseLayoutDir}:base`]);
-  await req.runner.run(fromCmd, fromArgs, { echo: true, timeoutMs: 30 * 60_000 });
+  // Into root's storage under a name of our own (buildah 1.28 names an image pulled from oci:DIR
+  // after DIR, and refuses a directory with upper-case letters); its layers are shared, not copied.
+  const baseName = `localhost/${name}-base:latest`;
+  const [copyCmd, copyArgs] = asRoot('skopeo', [
+    'copy',
+    '--quiet',
+    `oci:${req.baseLayoutDir}:base`,
+    `containers-storage:${baseName}`,
+  ]);
+  await req.runner.run(copyCmd, copyArgs, { echo: true, timeoutMs: 30 * 60_000 });
+  try {
+    const [fromCmd, fromArgs] = buildah(['from', '--quiet', '--pull=never', '--name', name, baseName]);
+    await req.runner.run(fromCmd, fromArgs, { echo: true, timeoutMs: 30 * 60_000 });
+  } catch (e) {
+    await removeImage(baseName, req);
+    throw e;
+  }
   try {
     const [runCmd, runArgs] = buildah([
       'run',
@@ -136,11 +150,18 @@ export async function installPackages(req: PackageRequest): Promise<PackageBuild
     await req.runner
       .run(rmCmd, rmArgs)
       .catch((e: unknown) => req.log.warning(`could not remove ${name}: ${String(e)}`));
+    await removeImage(baseName, req);
   }
   const uid = process.getuid?.();
   if (uid !== undefined && uid !== 0)
     await req.runner.run('sudo', ['-n', 'chown', '-R', `${uid}:${process.getgid?.() ?? uid}`, built]);
   return { layer: topLayer(built, req), installedVersion: version };
+}
+
+/** Removes the name the base was copied in under (its layers stay while other images use them). */
+async function removeImage(ref: string, req: Pick<PackageRequest, 'runner' | 'log'>): Promise<void> {
+  const [cmd, args] = asRoot('buildah', ['rmi', ref]);
+  await req.runner.run(cmd, args).catch((e: unknown) => req.log.warning(`could not remove ${ref}: ${String(e)}`));
 }
 
 /** The committed image's top layer, after checking that everything below it is the base, unchanged. */
