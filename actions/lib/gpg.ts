@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { onCleanup } from './cleanup.js';
 import { InputError } from './errors.js';
 import type { CommandRunner } from './exec.js';
 
@@ -39,6 +41,11 @@ export async function withGpgKey<T>(
   const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };
   const gpg = (args: string[], stdin?: string) =>
     opts.runner.run('gpg', [...BATCH, ...args], { env, input: stdin, redact: secrets });
+  // A cancelled step skips the finally below: stop the agent and remove the home synchronously then.
+  const unregister = onCleanup(() => {
+    spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
+    fs.rmSync(home, { recursive: true, force: true });
+  });
   try {
     await gpg(['--import'], opts.armoredKey);
     const listing = (await gpg(['--with-colons', '--list-secret-keys'])).stdout.toString('utf8');
@@ -76,5 +83,6 @@ export async function withGpgKey<T>(
     // The agent gpg started for this home would outlive the step otherwise.
     await opts.runner.run('gpgconf', ['--kill', 'gpg-agent'], { env, okCodes: [0, 1, 2] }).catch(() => undefined);
     fs.rmSync(home, { recursive: true, force: true });
+    unregister();
   }
 }

@@ -100,6 +100,8 @@ function checkCombination(inp: Inputs): void {
 /** sysext: a system extension of the pinned base, signed, boot-tested, ready for systemd-sysupdate. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
+  // The runner masks a secret as a whole; a line of the armored key printed alone would not be.
+  for (const line of inp['gpg-private-key'].split('\n')) if (line.trim().length >= 8) io.setSecret(line.trim());
   checkCombination(inp);
   const base = inp['base-image-ref'];
   const client = connect(base, inp, io);

@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { onCleanup } from '../../lib/cleanup.js';
 import { UserError } from '../../lib/errors.js';
 import { asRoot, type CommandRunner } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
@@ -110,6 +112,17 @@ export async function installPackages(req: PackageRequest): Promise<PackageBuild
     await removeImage(baseName, req);
     throw e;
   }
+  // A cancelled step (SIGINT/SIGTERM) skips the finally below: remove the container and the
+  // base's name synchronously then.
+  const unregister = onCleanup(() => {
+    for (const args of [
+      ['rm', name],
+      ['rmi', baseName],
+    ]) {
+      const [cmd, argv] = buildah(args);
+      spawnSync(cmd, argv, { stdio: 'ignore', timeout: 30_000 });
+    }
+  });
   try {
     const [runCmd, runArgs] = buildah([
       'run',
@@ -151,6 +164,7 @@ export async function installPackages(req: PackageRequest): Promise<PackageBuild
       .run(rmCmd, rmArgs)
       .catch((e: unknown) => req.log.warning(`could not remove ${name}: ${String(e)}`));
     await removeImage(baseName, req);
+    unregister();
   }
   const uid = process.getuid?.();
   if (uid !== undefined && uid !== 0)
