@@ -20,6 +20,7 @@ import {
 import { extensionRelease, extensionReleaseMismatches } from '../../actions/lib/sysext/release.js';
 import { baseUrlProblem, featureFile, transferFile } from '../../actions/lib/sysext/sysupdate.js';
 import { probePatterns, probeReport, probeScript } from '../../actions/sysext/src/probe.js';
+import { treeSource } from '../../actions/sysext/src/source.js';
 import { sh, tmpdir } from '../harness/tools.js';
 
 const base = {
@@ -348,6 +349,39 @@ describe('the guest probe', () => {
     fs.writeFileSync(f, probeScript(spec));
     sh('sh', ['-n', f]);
     expect(probeScript(spec)).toContain(`NAME='it'\\''s'`);
+  });
+});
+
+describe('a prepared tree as content', () => {
+  it('is read in name order, symlinks not followed, modes as git records them whatever the umask', async () => {
+    const d = tmpdir('keel-tree-src-');
+    fs.mkdirSync(path.join(d, 'usr/bin'), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(d, 'usr/bin/b'), 'x', { mode: 0o700 });
+    fs.writeFileSync(path.join(d, 'usr/bin/a'), 'y', { mode: 0o600 });
+    fs.symlinkSync('/etc/shadow', path.join(d, 'usr/bin/c'));
+    fs.chmodSync(path.join(d, 'usr'), 0o750);
+    const src = treeSource(d);
+    expect(await src.entries()).toEqual([
+      { path: '.', type: 'dir' },
+      { path: 'usr', type: 'dir' },
+      { path: 'usr/bin', type: 'dir' },
+      { path: 'usr/bin/a', type: 'file' },
+      { path: 'usr/bin/b', type: 'file' },
+      { path: 'usr/bin/c', type: 'symlink' },
+    ]);
+    const headers = [];
+    for await (const e of src.stream()) {
+      if (e.body && !Buffer.isBuffer(e.body)) for await (const _ of e.body) void _;
+      headers.push([e.header.path, e.header.mode.toString(8), e.header.uid, e.header.linkname]);
+    }
+    expect(headers).toEqual([
+      ['.', '755', 0, ''],
+      ['usr', '755', 0, ''],
+      ['usr/bin', '755', 0, ''],
+      ['usr/bin/a', '644', 0, ''],
+      ['usr/bin/b', '755', 0, ''],
+      ['usr/bin/c', '777', 0, '/etc/shadow'],
+    ]);
   });
 });
 
