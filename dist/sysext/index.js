@@ -49386,7 +49386,11 @@ function typeOf(st) {
         return 'block';
     return 'fifo'; // FIFOs and sockets: refused as "not a file, directory or symlink"
 }
-/** A prepared tree: walked with lstat (symlinks are entries, never followed), in name order. */
+/**
+ * A prepared tree: walked with lstat (symlinks are entries, never followed), in name order.
+ * Modes are normalised the way git records them (0755 or 0644, directories 0755), so the image
+ * does not depend on the umask of the checkout it was built from.
+ */
 function treeSource(root) {
     const walk = function* () {
         const stack = ['.'];
@@ -49407,7 +49411,8 @@ function treeSource(root) {
         return {
             path: rel,
             type,
-            mode: st.mode & 0o7777,
+            // As a git checkout carries them: executable or not, whatever the umask of the checkout.
+            mode: type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : st.mode & 0o111 ? 0o755 : 0o644,
             uid: 0,
             gid: 0,
             size: type === 'file' ? st.size : 0,
