@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
   buildah podman skopeo docker-registry apache2-utils uidmap fuse-overlayfs
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
-  mmdebstrap xorriso squashfs-tools mtools dosfstools fdisk e2fsprogs cpio zstd xz-utils kmod file attr libcap2-bin
+  mmdebstrap xorriso squashfs-tools erofs-utils mtools dosfstools fdisk e2fsprogs cpio zstd xz-utils kmod file attr libcap2-bin
   grub-efi-amd64-bin grub-pc-bin grub-common systemd-boot-efi
   internetarchive umoci openssl git ca-certificates curl rpm
 )

@@ -485,6 +485,61 @@ export interface SmokeBootInputs {
 /** Outputs of `smoke-boot`. */
 export type SmokeBootOutput = 'passed' | 'digest' | 'image-ref' | 'boot-seconds' | 'reason' | 'serial-log' | 'accel' | 'screenshot' | 'attempts';
 
+/** Inputs of `sysext` (actions/sysext/action.yml). */
+export interface SysextInputs {
+  /** The base, registry/repo@sha256:<hex> (a tag is refused): the extension is built for, and booted on, exactly this digest. Required. */
+  'base-image-ref': Value;
+  /** Extension name: a-z, 0-9 and inner "-" (no "_", which separates name, version and architecture in the file name). Required. */
+  name: Value;
+  /** Debian packages (newline-separated) installed with apt-get on top of the base; only the /usr and /opt difference is kept. Exactly one of packages and source-dir. */
+  packages?: Value;
+  /** A prepared tree (relative to the workspace) holding usr/ (and opt/). Exactly one of packages and source-dir. */
+  'source-dir'?: Value;
+  /** Extension version (A-Z a-z 0-9 . + -). Required with source-dir; with packages, empty means the installed version of the first package (epoch dropped, ~ and : become .). */
+  version?: Value;
+  /** squashfs or erofs. Default: 'squashfs'. */
+  format?: Value;
+  /** Directory (relative to the workspace) that receives the image, SHA256SUMS, SHA256SUMS.gpg, <name>.transfer and <name>.feature, only when every step passed. Default: 'sysext-out'. */
+  'output-dir'?: Value;
+  /** Boot the base with the extension in QEMU and check the merge (and probe-command) from inside the guest. Default: 'true'. */
+  'boot-test'?: Value;
+  /** Shell command run in the booted guest after the merge (with sh); it must exit 0. Empty: only the merge is checked. */
+  'probe-command'?: Value;
+  /** auto (KVM only when a bounded probe boots the kernel under KVM, else TCG), kvm, or tcg. Default: 'auto'. */
+  accel?: Value;
+  /** Guest memory in MiB for the boot test. Default: '2048'. */
+  memory?: Value;
+  /** Seconds the boot test may take until the probe has reported (all boots together). Default: '900'. */
+  timeout?: Value;
+  /** ASCII-armored OpenPGP private key (masked): signs SHA256SUMS into SHA256SUMS.gpg, a detached signature. Imported into a throw-away GNUPGHOME. Empty: unsigned (clients with Verify=yes refuse it). */
+  'gpg-private-key'?: Value;
+  /** Passphrase of gpg-private-key (masked), if it has one. */
+  'gpg-passphrase'?: Value;
+  /** http(s) URL the published directory is served from, written into <name>.transfer (Path=). Empty: no .transfer or .feature is written. */
+  'base-url'?: Value;
+  /** Absolute paths (newline-separated) the build wrote that are dropped deliberately, each with everything below it (e.g. an /etc link a postinst made). Anything else outside /usr and /opt fails the step. */
+  exclude?: Value;
+  /** Absolute paths (newline-separated) below /usr or /opt of base files the extension may replace. Any other shadowing of a base file fails the step. */
+  'allow-overrides'?: Value;
+  /** sources.list lines used for the package build instead of the base's own apt sources (for a base that ships none). Only with packages. */
+  'apt-sources'?: Value;
+  /** Cosign public key (PEM contents or a path in the workspace). The base must carry a signature that verifies with it before anything is downloaded or booted; without it the step refuses to run unless allow-unsigned is true. */
+  'public-key'?: Value;
+  /** Build on a base without checking its signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
+  'allow-unsigned'?: Value;
+  /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
+  identity?: Value;
+  /** Registry user name. Empty: the containers auth file, then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+}
+
+/** Outputs of `sysext`. */
+export type SysextOutput = 'path' | 'version' | 'sha256sums' | 'transfer-file' | 'feature-file';
+
 /** Inputs of `validate` (actions/validate/action.yml). */
 export interface ValidateInputs {
   /** Image to check: containers-storage:REF or localhost/NAME:TAG (mounted read-only, no copy), oci:DIR[:TAG] (layers read in place), or a registry reference. Required. */
@@ -608,6 +663,7 @@ export interface KeelInputs {
   sign: SignInputs;
   'site-bump': SiteBumpInputs;
   'smoke-boot': SmokeBootInputs;
+  sysext: SysextInputs;
   validate: ValidateInputs;
   verify: VerifyInputs;
   watch: WatchInputs;
@@ -629,6 +685,7 @@ export interface KeelOutputs {
   sign: SignOutput;
   'site-bump': SiteBumpOutput;
   'smoke-boot': SmokeBootOutput;
+  sysext: SysextOutput;
   validate: ValidateOutput;
   verify: VerifyOutput;
   watch: WatchOutput;
@@ -898,6 +955,35 @@ export const KEEL_ACTIONS = {
       'insecure-registries': { required: false, default: '' },
     },
     outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
+  },
+  sysext: {
+    inputs: {
+      'base-image-ref': { required: true },
+      name: { required: true },
+      packages: { required: false, default: '' },
+      'source-dir': { required: false, default: '' },
+      version: { required: false, default: '' },
+      format: { required: false, default: 'squashfs' },
+      'output-dir': { required: false, default: 'sysext-out' },
+      'boot-test': { required: false, default: 'true' },
+      'probe-command': { required: false, default: '' },
+      accel: { required: false, default: 'auto' },
+      memory: { required: false, default: '2048' },
+      timeout: { required: false, default: '900' },
+      'gpg-private-key': { required: false, default: '' },
+      'gpg-passphrase': { required: false, default: '' },
+      'base-url': { required: false, default: '' },
+      exclude: { required: false, default: '' },
+      'allow-overrides': { required: false, default: '' },
+      'apt-sources': { required: false, default: '' },
+      'public-key': { required: false },
+      'allow-unsigned': { required: false, default: 'false' },
+      identity: { required: false, default: 'repository' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+    },
+    outputs: ['path', 'version', 'sha256sums', 'transfer-file', 'feature-file'],
   },
   validate: {
     inputs: {

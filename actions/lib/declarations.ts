@@ -3,6 +3,14 @@ import { isMap, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { isValidYmd } from './inputs.js';
+import {
+  DEBIAN_PACKAGE,
+  DEBIAN_PACKAGE_EXPECTED,
+  SYSEXT_NAME,
+  SYSEXT_NAME_EXPECTED,
+  SYSEXT_VERSION,
+  SYSEXT_VERSION_EXPECTED,
+} from './sysext/naming.js';
 
 /**
  * `declarations/distro.yaml`: one file that describes a distro to Keel (image, tags, base,
@@ -211,6 +219,47 @@ const SigningSpec = z
   })
   .describe('Image signing.');
 
+const absolutePath = z.string().regex(/^\/(?!.*(?:^|\/)\.\.(?:\/|$)).+$/, 'an absolute path without ".." components');
+
+const SysextSpec = z
+  .strictObject({
+    name: z.string().regex(SYSEXT_NAME, SYSEXT_NAME_EXPECTED).describe('Extension name: <name>_<version>_<arch>.raw.'),
+    packages: z
+      .array(z.string().regex(DEBIAN_PACKAGE, DEBIAN_PACKAGE_EXPECTED))
+      .min(1)
+      .optional()
+      .describe('Debian packages installed on the base in a throw-away build (exactly one of packages and tree).'),
+    tree: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A prepared tree in this repository holding usr/ (and opt/) (exactly one of packages and tree).'),
+    version: z
+      .string()
+      .regex(SYSEXT_VERSION, SYSEXT_VERSION_EXPECTED)
+      .optional()
+      .describe('Extension version; required with tree, derived from the first package otherwise.'),
+    'probe-command': z.string().optional().describe('Run in the booted guest after the merge; must exit 0.'),
+    format: z.enum(['squashfs', 'erofs']).default('squashfs'),
+    exclude: z
+      .array(absolutePath)
+      .default([])
+      .describe('Paths a package build wrote outside /usr and /opt that are dropped deliberately.'),
+    'allow-overrides': z
+      .array(absolutePath.regex(/^\/(usr|opt)\//, 'a path below /usr or /opt'))
+      .default([])
+      .describe('Base files below /usr or /opt the extension may replace.'),
+    'base-url': z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'Where the published directory is served from (default: the workflow derives it from its publication).',
+      ),
+  })
+  .refine((s) => Boolean(s.packages) !== Boolean(s.tree), 'give exactly one of packages and tree')
+  .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
+  .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
+
 export const DistroSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -240,6 +289,11 @@ export const DistroSchema = z
     environment: EnvironmentName.default('release').describe(
       'GitHub environment of every generated job that reads a release secret (COSIGN_*, IA_*, SITE_BUMP_TOKEN, build secrets) or moves the stable tag. Restrict it to the main branch.',
     ),
+    sysexts: z
+      .array(SysextSpec)
+      .default([])
+      .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
+      .describe('System extensions (systemd-sysext) published for the stable image.'),
     staleness: z
       .strictObject({ 'warn-after-days': z.number().int().min(1).default(14) })
       .default({ 'warn-after-days': 14 })

@@ -52,3 +52,14 @@ if [ -f "$conf/policy.json" ]; then
 	for k in $key; do [ -f "$k" ] || die "policy.json names key $k, which the image does not ship"; done
 	log "signature policy: /etc/containers/policy.json -> $conf/policy.json (keys: $key)"
 fi
+
+# System extensions (declarations `sysexts:`, built by the sysext hop) are merged at boot from
+# /var/lib/extensions/: systemd-sysext.service is enabled by the image, in /usr. Debian enables it
+# only through its preset, which systemd applies on a first boot, and this image's empty
+# /etc/machine-id does not make one (seen in the sysext boot test: ConditionFirstBoot unmet, the
+# extension not merged until the probe merged it).
+if [ -f /usr/lib/systemd/system/systemd-sysext.service ]; then
+	mkdir -p /usr/lib/systemd/system/sysinit.target.wants
+	ln -sfn ../systemd-sysext.service /usr/lib/systemd/system/sysinit.target.wants/systemd-sysext.service
+	log "systemd-sysext.service enabled (sysinit.target.wants in /usr)"
+fi

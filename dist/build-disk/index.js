@@ -48907,7 +48907,7 @@ function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
         '-monitor',
         'none',
         '-nic',
-        'none',
+        spec.userNet ? 'user,model=virtio-net-pci' : 'none',
     ];
     if (qmpSocket)
         a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);

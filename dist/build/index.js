@@ -50820,7 +50820,59 @@ const registryInputs = {
     }),
 };
 
+;// CONCATENATED MODULE: ./actions/lib/sysext/naming.ts
+/**
+ * The names a system extension is published under. The image file is
+ * `<name>_<version>_<arch>.raw`: systemd-sysext strips `_<version>…` to find
+ * `extension-release.<name>`, and systemd-sysupdate (or updex) reads the version back with
+ * `MatchPattern=<name>_@v_<arch>.raw`. So neither name nor version may contain `_`, and the
+ * version keeps to the characters systemd accepts in one (alphanumerics and `.,+-`, no `,` here).
+ */
+const SYSEXT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+const SYSEXT_NAME_EXPECTED = 'a lowercase extension name of a-z, 0-9 and inner "-" (no "_"), at most 64 characters';
+const SYSEXT_VERSION = /^[A-Za-z0-9](?:[A-Za-z0-9.+-]{0,62}[A-Za-z0-9])?$/;
+const SYSEXT_VERSION_EXPECTED = 'a version of A-Z a-z 0-9 and inner ". + -" (what systemd-sysupdate accepts, without "_"), at most 64 characters';
+/** A Debian package to install: `name`, `name=version` or `name/release` (never an option). */
+const DEBIAN_PACKAGE = /^[a-z0-9][a-z0-9+.-]*(?:=[A-Za-z0-9.+~:-]+|\/[A-Za-z0-9.+~-]+)?$/;
+const DEBIAN_PACKAGE_EXPECTED = 'a Debian package name, name=version or name/release';
+/** The extension image file name systemd-sysupdate and updex match. */
+function imageFileName(name, version, arch) {
+    return `${name}_${version}_${arch}.raw`;
+}
+/**
+ * systemd's spelling of an OCI/Go architecture (os-release ARCHITECTURE=, the `%a` specifier).
+ * Unknown architectures are refused rather than guessed.
+ */
+const ARCHITECTURES = {
+    amd64: 'x86-64',
+    '386': 'x86',
+    arm64: 'arm64',
+    arm: 'arm',
+    ppc64le: 'ppc64-le',
+    ppc64: 'ppc64',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    loong64: 'loongarch64',
+    mips64le: 'mips64-le',
+};
+function systemdArchitecture(ociArchitecture) {
+    return ARCHITECTURES[ociArchitecture];
+}
+/**
+ * A Debian package version as an extension version: the epoch (`1:`) is dropped and every
+ * character systemd does not accept in a version (`~`, `:`, `_`) becomes `.`
+ * (`257.13-1~deb13u1` → `257.13-1.deb13u1`).
+ */
+function versionFromDebian(v) {
+    return v
+        .trim()
+        .replace(/^\d+:/, '')
+        .replace(/[^A-Za-z0-9.+-]/g, '.')
+        .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/declarations.ts
+
 
 
 
@@ -50976,6 +51028,36 @@ const SigningSpec = strictObject({
     path: ['pull-requests', 'public-key'],
 })
     .describe('Image signing.');
+const absolutePath = schemas_string().regex(/^\/(?!.*(?:^|\/)\.\.(?:\/|$)).+$/, 'an absolute path without ".." components');
+const SysextSpec = strictObject({
+    name: schemas_string().regex(SYSEXT_NAME, SYSEXT_NAME_EXPECTED).describe('Extension name: <name>_<version>_<arch>.raw.'),
+    packages: array(schemas_string().regex(DEBIAN_PACKAGE, DEBIAN_PACKAGE_EXPECTED))
+        .min(1)
+        .optional()
+        .describe('Debian packages installed on the base in a throw-away build (exactly one of packages and tree).'),
+    tree: schemas_string()
+        .min(1)
+        .optional()
+        .describe('A prepared tree in this repository holding usr/ (and opt/) (exactly one of packages and tree).'),
+    version: schemas_string()
+        .regex(SYSEXT_VERSION, SYSEXT_VERSION_EXPECTED)
+        .optional()
+        .describe('Extension version; required with tree, derived from the first package otherwise.'),
+    'probe-command': schemas_string().optional().describe('Run in the booted guest after the merge; must exit 0.'),
+    format: schemas_enum(['squashfs', 'erofs']).default('squashfs'),
+    exclude: array(absolutePath)
+        .default([])
+        .describe('Paths a package build wrote outside /usr and /opt that are dropped deliberately.'),
+    'allow-overrides': array(absolutePath.regex(/^\/(usr|opt)\//, 'a path below /usr or /opt'))
+        .default([])
+        .describe('Base files below /usr or /opt the extension may replace.'),
+    'base-url': url({ protocol: /^https?$/ })
+        .optional()
+        .describe('Where the published directory is served from (default: the workflow derives it from its publication).'),
+})
+    .refine((s) => Boolean(s.packages) !== Boolean(s.tree), 'give exactly one of packages and tree')
+    .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
+    .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
 const DistroSchema = strictObject({
     $schema: schemas_string().optional(),
     version: literal(1).describe('Schema version of this file.'),
@@ -51002,6 +51084,10 @@ const DistroSchema = strictObject({
     site: SiteSpec.optional(),
     signing: SigningSpec.optional(),
     environment: EnvironmentName.default('release').describe('GitHub environment of every generated job that reads a release secret (COSIGN_*, IA_*, SITE_BUMP_TOKEN, build secrets) or moves the stable tag. Restrict it to the main branch.'),
+    sysexts: array(SysextSpec)
+        .default([])
+        .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
+        .describe('System extensions (systemd-sysext) published for the stable image.'),
     staleness: strictObject({ 'warn-after-days': schemas_number().int().min(1).default(14) })
         .default({ 'warn-after-days': 14 })
         .describe('Client-side staleness check shipped in the image.'),

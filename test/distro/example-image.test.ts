@@ -94,6 +94,12 @@ describe('example image: identity and shipped files', () => {
     );
   });
 
+  it('merges system extensions at boot: systemd-sysext.service enabled in /usr', () => {
+    const link = 'usr/lib/systemd/system/sysinit.target.wants/systemd-sysext.service';
+    expect(fs.readlinkSync(p(link))).toBe('../systemd-sysext.service');
+    expect(fs.existsSync(p('usr/lib/systemd/system/systemd-sysext.service'))).toBe(true);
+  });
+
   it('runs its staleness check against its own stamp', () => {
     const r = spawnSync('chroot', [root, '/usr/bin/keel-os-staleness'], { encoding: 'utf8' });
     expect(r.status).toBe(0);

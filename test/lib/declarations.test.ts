@@ -68,6 +68,37 @@ describe('declarations', () => {
     expect(e.message).toMatch(/^distro\.yaml:\d+:\d+: YAML syntax/);
   });
 
+  it('declares system extensions: the repository ships one, built from a tree in the repository', () => {
+    const d = loadDeclarations(path.join(root, 'declarations/distro.yaml'));
+    expect(d.sysexts).toEqual([
+      {
+        name: 'keel-hello',
+        tree: 'sysexts/keel-hello',
+        version: '1.0',
+        'probe-command': 'keel-hello | grep "hello from a system extension of Keel OS"',
+        format: 'squashfs',
+        exclude: [],
+        'allow-overrides': [],
+      },
+    ]);
+    expect(fs.statSync(path.join(root, d.sysexts[0]!.tree!, 'usr/bin/keel-hello')).mode & 0o111).toBeTruthy();
+  });
+
+  it('refuses a system extension that is both or neither a tree and packages, or a tree without version', () => {
+    const base = good.replace(/\nsysexts:[\s\S]*$/, '\nsysexts:\n');
+    const both = `${base}  - name: x\n    tree: t\n    version: "1"\n    packages: [tree]\n`;
+    expect(errorOf(both).message).toMatch(/sysexts\[0\]: give exactly one of packages and tree/);
+    expect(errorOf(`${base}  - name: x\n    tree: t\n`).message).toMatch(/sysexts\[0\]: version is required with tree/);
+    expect(errorOf(`${base}  - name: x_y\n    packages: [tree]\n`).message).toMatch(/sysexts\[0\]\.name: .*no "_"/);
+    expect(errorOf(`${base}  - name: x\n    packages: ["-o"]\n`).message).toMatch(/sysexts\[0\]\.packages\[0\]/);
+    const dup = `${base}  - name: x\n    packages: [tree]\n  - name: x\n    packages: [jq]\n`;
+    expect(errorOf(dup).message).toMatch(/sysexts: extension names must be unique/);
+    expect(parseDeclarations(`${base}  - name: x\n    packages: [jq]\n`).sysexts[0]).toMatchObject({
+      name: 'x',
+      format: 'squashfs',
+    });
+  });
+
   it('the generated JSON Schema is fresh', () => {
     const committed = JSON.parse(fs.readFileSync(path.join(root, 'declarations/distro.schema.json'), 'utf8'));
     expect(committed).toEqual(declarationsJsonSchema());

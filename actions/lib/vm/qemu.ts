@@ -25,6 +25,11 @@ export interface QemuSpec {
   cdrom?: string;
   /** swtpm control socket to attach as a TPM 2.0 device. */
   tpmSocket?: string;
+  /**
+   * A virtio NIC on QEMU's user network (the host's loopback is 10.0.2.2 in the guest). Off by
+   * default: a boot test needs no network, and the guest should not reach anything it does not need.
+   */
+  userNet?: boolean;
 }
 
 export const QEMU = 'qemu-system-x86_64';
@@ -85,7 +90,7 @@ export function qemuArgs(spec: QemuSpec, qmpSocket?: string, serialFile = '/dev/
     '-monitor',
     'none',
     '-nic',
-    'none',
+    spec.userNet ? 'user,model=virtio-net-pci' : 'none',
   ];
   if (qmpSocket) a.push('-qmp', `unix:${qmpSocket},server=on,wait=off`);
   if (spec.uefi) {

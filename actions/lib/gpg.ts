@@ -1,0 +1,88 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { onCleanup } from './cleanup.js';
+import { InputError } from './errors.js';
+import type { CommandRunner } from './exec.js';
+
+/**
+ * OpenPGP signing with a key given as input: imported into a throw-away GNUPGHOME (0700, removed
+ * with its agent on every path), never into the runner's keyring. The key and its passphrase
+ * reach gpg on stdin only, never in argv, environment or logs.
+ */
+export interface GpgSigner {
+  /** Fingerprint of the signing key. */
+  fingerprint: string;
+  /** Writes a detached binary signature of `file` to `out` (what systemd-sysupdate verifies). */
+  detachSign(file: string, out: string): Promise<void>;
+  /** Checks a detached signature with the imported key (throws when it does not verify). */
+  verify(file: string, signature: string): Promise<void>;
+  /** The public key, binary (a keyring file for /etc/systemd/import-pubring.gpg). */
+  exportPublic(out: string): Promise<void>;
+}
+
+const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
+
+/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
+export async function withGpgKey<T>(
+  opts: { armoredKey: string; passphrase?: string; tmpDir: string; runner: CommandRunner; input?: string },
+  fn: (signer: GpgSigner) => Promise<T>,
+): Promise<T> {
+  const input = opts.input ?? 'gpg-private-key';
+  if (!/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(opts.armoredKey))
+    throw new InputError(
+      input,
+      undefined,
+      'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)',
+    );
+  const home = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-gnupg-'));
+  fs.chmodSync(home, 0o700);
+  const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];
+  const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };
+  const gpg = (args: string[], stdin?: string) =>
+    opts.runner.run('gpg', [...BATCH, ...args], { env, input: stdin, redact: secrets });
+  // A cancelled step skips the finally below: stop the agent and remove the home synchronously then.
+  const unregister = onCleanup(() => {
+    spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+  try {
+    await gpg(['--import'], opts.armoredKey);
+    const listing = (await gpg(['--with-colons', '--list-secret-keys'])).stdout.toString('utf8');
+    const fpr = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
+    if (!fpr) throw new InputError(input, undefined, 'the armored block holds no secret key');
+    const pass = `${opts.passphrase ?? ''}\n`;
+    return await fn({
+      fingerprint: fpr,
+      detachSign: async (file, out) => {
+        fs.rmSync(out, { force: true });
+        await gpg(
+          [
+            '--pinentry-mode',
+            'loopback',
+            '--passphrase-fd',
+            '0',
+            '--local-user',
+            fpr,
+            '--detach-sign',
+            '--output',
+            out,
+            file,
+          ],
+          pass,
+        );
+      },
+      verify: async (file, signature) => {
+        await gpg(['--verify', signature, file]);
+      },
+      exportPublic: async (out) => {
+        fs.writeFileSync(out, (await gpg(['--export', fpr])).stdout);
+      },
+    });
+  } finally {
+    // The agent gpg started for this home would outlive the step otherwise.
+    await opts.runner.run('gpgconf', ['--kill', 'gpg-agent'], { env, okCodes: [0, 1, 2] }).catch(() => undefined);
+    fs.rmSync(home, { recursive: true, force: true });
+    unregister();
+  }
+}
