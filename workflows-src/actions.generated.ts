@@ -353,6 +353,45 @@ export interface SmokeBootInputs {
 /** Outputs of `smoke-boot`. */
 export type SmokeBootOutput = 'passed' | 'digest' | 'image-ref' | 'boot-seconds' | 'reason' | 'serial-log' | 'accel' | 'screenshot' | 'attempts';
 
+/** Inputs of `update-test` (actions/update-test/action.yml). */
+export interface UpdateTestInputs {
+  /** The candidate: registry/repo:tag or registry/repo@sha256:<hex>. Resolved to a digest once. Required. */
+  'image-ref': Value;
+  /** The release machines run now: a full reference, or a tag or sha256 digest in the repository of image-ref. Empty: <repository of image-ref>:stable. When it does not exist the test is skipped (passed: true, skipped: true). Resolved to a digest once. */
+  'previous-image'?: Value;
+  /** Cosign public key (PEM contents or a path). Both images must verify with it before anything is pulled or booted. Without it the step refuses to run unless allow-unsigned is true. */
+  'public-key'?: Value;
+  /** Run without a public-key (signatures not checked): a warning in the log and the job summary. Default: 'false'. */
+  'allow-unsigned'?: Value;
+  /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
+  identity?: Value;
+  /** auto (KVM only when a bounded probe boots the kernel under KVM, else TCG), kvm (fail when unusable), or tcg. Default: 'auto'. */
+  accel?: Value;
+  /** Guest memory in MiB. Default: '2048'. */
+  memory?: Value;
+  /** Guest vCPUs. Default: '2'. */
+  cpus?: Value;
+  /** Seconds for everything (preparing the disk and all boots). Boot 1 may use half of what is left, boot 2 leaves the rollback boot as long as boot 1 took (at least 60 s). Default: '2400'. */
+  timeout?: Value;
+  /** Seconds without any console output after which a running guest counts as hung: that boot is started once more from the disk as it was before it, and a second hang fails it. 0 disables. Default: '300'. */
+  'quiet-timeout'?: Value;
+  /** Roll back after the candidate boot and boot the previous release again (boot 3). false: two boots. Default: 'true'. */
+  rollback?: Value;
+  /** When set, the serial logs of every boot are uploaded as a workflow artifact of this name. */
+  'artifact-name'?: Value;
+  /** Seconds the KVM probe may take before auto falls back to TCG. Default: '20'. */
+  'kvm-probe-timeout'?: Value;
+  /** Registry user name. Empty: the containers auth file, then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+}
+
+/** Outputs of `update-test`. */
+export type UpdateTestOutput = 'passed' | 'reason' | 'skipped' | 'previous-digest' | 'boots' | 'serial-log';
+
 /** Inputs of `validate` (actions/validate/action.yml). */
 export interface ValidateInputs {
   /** Image to check: containers-storage:REF or localhost/NAME:TAG (mounted read-only, no copy), oci:DIR[:TAG] (layers read in place), or a registry reference. Required. */
@@ -421,6 +460,7 @@ export interface KeelInputs {
   sign: SignInputs;
   'site-bump': SiteBumpInputs;
   'smoke-boot': SmokeBootInputs;
+  'update-test': UpdateTestInputs;
   validate: ValidateInputs;
   verify: VerifyInputs;
 }
@@ -437,6 +477,7 @@ export interface KeelOutputs {
   sign: SignOutput;
   'site-bump': SiteBumpOutput;
   'smoke-boot': SmokeBootOutput;
+  'update-test': UpdateTestOutput;
   validate: ValidateOutput;
   verify: VerifyOutput;
 }
@@ -633,6 +674,27 @@ export const KEEL_ACTIONS = {
       'tls-verify': { required: false, default: 'true' },
     },
     outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
+  },
+  'update-test': {
+    inputs: {
+      'image-ref': { required: true },
+      'previous-image': { required: false, default: '' },
+      'public-key': { required: false, default: '' },
+      'allow-unsigned': { required: false, default: 'false' },
+      identity: { required: false, default: 'repository' },
+      accel: { required: false, default: 'auto' },
+      memory: { required: false, default: '2048' },
+      cpus: { required: false, default: '2' },
+      timeout: { required: false, default: '2400' },
+      'quiet-timeout': { required: false, default: '300' },
+      rollback: { required: false, default: 'true' },
+      'artifact-name': { required: false, default: '' },
+      'kvm-probe-timeout': { required: false, default: '20' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+    },
+    outputs: ['passed', 'reason', 'skipped', 'previous-digest', 'boots', 'serial-log'],
   },
   validate: {
     inputs: {
