@@ -68,7 +68,9 @@ describe('update-test (bundled, real ostree + QEMU)', () => {
       fs.mkdirSync(path.join(d, path.dirname(w)), { recursive: true });
       fs.writeFileSync(path.join(d, path.dirname(w), `.wh.${path.basename(w)}`), '');
     }
-    return tarDir(d);
+    const tar = tarDir(d);
+    fs.rmSync(d, { recursive: true, force: true });
+    return tar;
   };
   const push = (ociRef: string, tag: string) => `${repo}@${skopeoPush(ociRef, `${repo}:${tag}`)}`;
 
