@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Keel's local pipeline and test suite use on a Debian 12 machine (idempotent,
 # quiet): the container tools, a real registry, QEMU/OVMF/swtpm, mmdebstrap, ISO and disk
-# tools, the real `ia` client; then the npm dependencies (npm ci).
+# tools, ostree (update-test installs releases into ostree sysroots), the real `ia` client; then
+# the npm dependencies (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ PKGS=(
   buildah podman skopeo docker-registry apache2-utils uidmap fuse-overlayfs
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   mmdebstrap xorriso squashfs-tools erofs-utils mtools dosfstools fdisk e2fsprogs cpio zstd xz-utils kmod file attr libcap2-bin
+  ostree
   grub-efi-amd64-bin grub-pc-bin grub-common systemd-boot-efi
   internetarchive umoci openssl git ca-certificates curl rpm
 )

@@ -535,10 +535,53 @@ export interface SysextInputs {
   password?: Value;
   /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
   'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
 }
 
 /** Outputs of `sysext`. */
 export type SysextOutput = 'path' | 'version' | 'sha256sums' | 'transfer-file' | 'feature-file';
+
+/** Inputs of `update-test` (actions/update-test/action.yml). */
+export interface UpdateTestInputs {
+  /** The candidate: registry/repo:tag or registry/repo@sha256:<hex>. Resolved to a digest once. Required. */
+  'image-ref': Value;
+  /** The release machines run now: a full reference, or a tag or sha256 digest in the repository of image-ref. Empty: <repository of image-ref>:stable. When it does not exist the test is skipped (passed: true, skipped: true). Resolved to a digest once. */
+  'previous-image'?: Value;
+  /** Cosign public key (PEM contents or a path). Both images must verify with it before anything is pulled or booted. Without it the step refuses to run unless allow-unsigned is true. */
+  'public-key'?: Value;
+  /** Run without a public-key (signatures not checked): a warning in the log and the job summary. Default: 'false'. */
+  'allow-unsigned'?: Value;
+  /** Signature identity rule with public-key: repository (matchRepository) or tags. Default: 'repository'. */
+  identity?: Value;
+  /** auto (KVM only when a bounded probe boots the kernel under KVM, else TCG), kvm (fail when unusable), or tcg. Default: 'auto'. */
+  accel?: Value;
+  /** Guest memory in MiB. Default: '2048'. */
+  memory?: Value;
+  /** Guest vCPUs. Default: '2'. */
+  cpus?: Value;
+  /** Seconds for everything (preparing the disk and all boots). Boot 1 may use half of what is left, boot 2 leaves the rollback boot as long as boot 1 took (at least 60 s). Default: '2400'. */
+  timeout?: Value;
+  /** Seconds without any console output after which a running guest counts as hung: that boot is started once more from the disk as it was before it, and a second hang fails it. 0 disables. Default: '300'. */
+  'quiet-timeout'?: Value;
+  /** Roll back after the candidate boot and boot the previous release again (boot 3). false: two boots. Default: 'true'. */
+  rollback?: Value;
+  /** When set, the serial logs of every boot are uploaded as a workflow artifact of this name. */
+  'artifact-name'?: Value;
+  /** Seconds the KVM probe may take before auto falls back to TCG. Default: '20'. */
+  'kvm-probe-timeout'?: Value;
+  /** Registry user name. Empty: the containers auth file, then anonymous. */
+  username?: Value;
+  /** Registry password or token (masked). */
+  password?: Value;
+  /** Verify TLS. false also allows plain HTTP (loopback registries). Default: 'true'. */
+  'tls-verify'?: Value;
+  /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
+  'insecure-registries'?: Value;
+}
+
+/** Outputs of `update-test`. */
+export type UpdateTestOutput = 'passed' | 'reason' | 'skipped' | 'previous-digest' | 'boots' | 'serial-log';
 
 /** Inputs of `validate` (actions/validate/action.yml). */
 export interface ValidateInputs {
@@ -664,6 +707,7 @@ export interface KeelInputs {
   'site-bump': SiteBumpInputs;
   'smoke-boot': SmokeBootInputs;
   sysext: SysextInputs;
+  'update-test': UpdateTestInputs;
   validate: ValidateInputs;
   verify: VerifyInputs;
   watch: WatchInputs;
@@ -686,6 +730,7 @@ export interface KeelOutputs {
   'site-bump': SiteBumpOutput;
   'smoke-boot': SmokeBootOutput;
   sysext: SysextOutput;
+  'update-test': UpdateTestOutput;
   validate: ValidateOutput;
   verify: VerifyOutput;
   watch: WatchOutput;
@@ -982,8 +1027,31 @@ export const KEEL_ACTIONS = {
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
     },
     outputs: ['path', 'version', 'sha256sums', 'transfer-file', 'feature-file'],
+  },
+  'update-test': {
+    inputs: {
+      'image-ref': { required: true },
+      'previous-image': { required: false, default: '' },
+      'public-key': { required: false, default: '' },
+      'allow-unsigned': { required: false, default: 'false' },
+      identity: { required: false, default: 'repository' },
+      accel: { required: false, default: 'auto' },
+      memory: { required: false, default: '2048' },
+      cpus: { required: false, default: '2' },
+      timeout: { required: false, default: '2400' },
+      'quiet-timeout': { required: false, default: '300' },
+      rollback: { required: false, default: 'true' },
+      'artifact-name': { required: false, default: '' },
+      'kvm-probe-timeout': { required: false, default: '20' },
+      username: { required: false, default: '' },
+      password: { required: false, default: '' },
+      'tls-verify': { required: false, default: 'true' },
+      'insecure-registries': { required: false, default: '' },
+    },
+    outputs: ['passed', 'reason', 'skipped', 'previous-digest', 'boots', 'serial-log'],
   },
   validate: {
     inputs: {

@@ -49108,10 +49108,12 @@ function qemuArgs(spec, qmpSocket, serialFile = '/dev/null') {
         a.push('-append', spec.kernel.append);
     }
     for (const d of spec.drives ?? []) {
-        // snapshot=on: the guest's writes go to a throw-away overlay. A test boot never changes what
-        // it tests (build-disk boots the artefact it ships: no machine-id or journal baked in), and
-        // a second boot after a stalled one starts from the same bytes.
-        a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},snapshot=on,cache=unsafe,discard=unmap`);
+        // snapshot=on (the default): the guest's writes go to a throw-away overlay. A test boot never
+        // changes what it tests (build-disk boots the artefact it ships: no machine-id or journal
+        // baked in), and a second boot after a stalled one starts from the same bytes. A persistent
+        // drive keeps them (update-test boots one machine several times; it restores a retry's disk).
+        const mode = d.readonly ? 'readonly=on' : d.persistent ? 'snapshot=off' : 'snapshot=on';
+        a.push('-drive', `file=${d.file},format=${d.format},if=${d.interface},${mode},cache=unsafe,discard=unmap`);
     }
     if (spec.cdrom)
         a.push('-drive', `file=${spec.cdrom},format=raw,media=cdrom,readonly=on`);
