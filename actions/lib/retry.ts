@@ -113,7 +113,10 @@ export async function withRetry<T>(
     const bound = deadlineSignal(policy.deadline, now);
     try {
       return await fn(attempt, bound.signal);
-    } catch (err) {
+    } catch (thrown) {
+      // An attempt cut by the deadline fails with whatever its I/O threw (a body read says
+      // "The operation was aborted"): the cause is the budget, so report that.
+      const err: unknown = bound.signal?.aborted ? bound.signal.reason : thrown;
       if (!retryable(err)) throw err;
       if (attempt >= policy.attempts) {
         throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);

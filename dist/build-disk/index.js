@@ -34679,7 +34679,10 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
         try {
             return await fn(attempt, bound.signal);
         }
-        catch (err) {
+        catch (thrown) {
+            // An attempt cut by the deadline fails with whatever its I/O threw (a body read says
+            // "The operation was aborted"): the cause is the budget, so report that.
+            const err = bound.signal?.aborted ? bound.signal.reason : thrown;
             if (!retryable(err))
                 throw err;
             if (attempt >= policy.attempts) {

@@ -147,6 +147,22 @@ describe('retry policy', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('reports the budget, not the I/O error, when the deadline cut the attempt', async () => {
+    const started = Date.now();
+    await expect(
+      withRetry(
+        (_attempt, signal) =>
+          new Promise((_resolve, reject) => {
+            // What a body read of an aborted fetch throws: a bare AbortError, not the signal's reason.
+            signal?.addEventListener('abort', () =>
+              reject(new DOMException('The operation was aborted', 'AbortError')),
+            );
+          }),
+        { ...policy, attempts: 5, deadline: started + 100 },
+      ),
+    ).rejects.toThrow(RetryExhaustedError);
+  });
+
   it('gives no signal without a deadline', async () => {
     await withRetry(async (_attempt, signal) => expect(signal).toBeUndefined(), policy);
   });
