@@ -24,17 +24,20 @@ export interface GpgSigner {
 const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
 
 /** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
+/** Why `value` is not an ASCII-armored OpenPGP private key, or undefined (checked before any side effect). */
+export function armoredKeyProblem(value: string): string | undefined {
+  return /-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(value)
+    ? undefined
+    : 'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)';
+}
+
 export async function withGpgKey<T>(
   opts: { armoredKey: string; passphrase?: string; tmpDir: string; runner: CommandRunner; input?: string },
   fn: (signer: GpgSigner) => Promise<T>,
 ): Promise<T> {
   const input = opts.input ?? 'gpg-private-key';
-  if (!/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(opts.armoredKey))
-    throw new InputError(
-      input,
-      undefined,
-      'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)',
-    );
+  const keyProblem = armoredKeyProblem(opts.armoredKey);
+  if (keyProblem) throw new InputError(input, undefined, keyProblem);
   const home = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-gnupg-'));
   fs.chmodSync(home, 0o700);
   const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];

@@ -49335,7 +49335,7 @@ async function startSwtpm(dir, log, runner = processRunner(log)) {
  */
 const KERNEL_RAN = /Linux version \d|Kernel panic - not syncing/;
 const KVM_BROKEN = /KVM internal error|kvm run failed|failed to initialize kvm|Could not access KVM kernel module/i;
-async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
+async function probeKvm(kernel, workDir, log, timeoutMs = 20_000, runner) {
     try {
         external_node_fs_default().accessSync('/dev/kvm', (external_node_fs_default()).constants.R_OK | (external_node_fs_default()).constants.W_OK);
     }
@@ -49355,6 +49355,7 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         logFile: external_node_path_default().join(workDir, 'kvm-probe.log'),
         log: { ...log, info: log.debug },
         workDir,
+        runner,
     });
     return {
         usable: r.passed,
@@ -49364,11 +49365,14 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         seconds: r.seconds,
     };
 }
-/** auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable. */
-async function chooseAccel(want, kernel, workDir, log, probeTimeoutMs = 20_000) {
+/**
+ * auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable.
+ * The probe's QEMU starts through `opts.runner` (default: processRunner with `log`).
+ */
+async function chooseAccel(want, kernel, workDir, log, opts = {}) {
     if (want === 'tcg')
         return { accel: 'tcg', why: 'TCG requested', probeSeconds: 0 };
-    const p = await probeKvm(kernel, workDir, log, probeTimeoutMs);
+    const p = await probeKvm(kernel, workDir, log, opts.probeTimeoutMs, opts.runner);
     if (p.usable)
         return { accel: 'kvm', why: p.reason, probeSeconds: p.seconds };
     if (want === 'kvm')
@@ -49414,7 +49418,7 @@ function checkSpace(dirs, bytes, log) {
 const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 /** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
 async function testVm(c, kernel, log) {
-    const { accel } = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log);
+    const { accel } = await chooseAccel(c.accel, kernel, external_node_path_default().join(c.workDir, 'probe'), log, { runner: c.runner });
     return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: uefiFirmware(c.workDir) };
 }
 const outcome = (r, spec, serialLog) => ({
@@ -49433,6 +49437,7 @@ async function bootTest(spec, c, log) {
         logFile: serialLog,
         log,
         workDir: c.workDir,
+        runner: c.runner,
     }), spec, serialLog);
 }
 /**
@@ -49452,6 +49457,7 @@ async function firmwareCheck(spec, c, log) {
         logFile: serialLog,
         log,
         workDir: c.workDir,
+        runner: c.runner,
     });
     return outcome(r, spec, serialLog);
 }
@@ -49627,7 +49633,6 @@ function theKernel(index, opts = {}) {
 
 
 
-
 const inputs = {
     'image-ref': digestRef('install media must come from the exact digest that was tested'),
     type: oneOf(['iso', 'qcow2', 'raw'], 'iso'),
@@ -49669,7 +49674,7 @@ async function run(io) {
     const outDir = external_node_path_default().resolve(io.context.workspace, inp['output-dir']);
     external_node_fs_default().mkdirSync(outDir, { recursive: true });
     const artefact = external_node_path_default().join(outDir, `${name}.${ext}`);
-    const runner = exec_processRunner(io);
+    const runner = io.runner;
     const temp = io.context.runnerTemp;
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-disk-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
@@ -49715,6 +49720,7 @@ async function run(io) {
                     bootTimeoutMs: inp['boot-timeout'] * 1000,
                     temp,
                     id: ref.digest.slice(7, 19),
+                    runner,
                 };
                 if (inp.type === 'iso') {
                     const label = inp.label ||

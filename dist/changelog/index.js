@@ -44544,7 +44544,7 @@ function findRpmDatabase(index) {
  * The copy is removed on every exit path. Throws when the rpm tool is missing or reports an error.
  */
 async function queryRpmDatabase(opts, args) {
-    if (!exec_which('rpm'))
+    if (!(opts.runner.which ? opts.runner.which('rpm') : exec_which('rpm')))
         throw new errors_UserError(`the image has an rpm database (${opts.dbDir}) but the rpm tool is not installed here (package rpm)`);
     const files = dbFiles(opts.index, opts.dbDir);
     const total = files.reduce((n, p) => n + (opts.index.get(p)?.size ?? 0), 0);
@@ -44971,7 +44971,6 @@ function changelogMarkdown(f) {
 
 
 
-
 const inputs = {
     'image-ref': str({
         required: true,
@@ -45019,10 +45018,10 @@ async function run(io) {
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
     try {
         // One blob cache for both images: the layers they share are downloaded once.
-        const opts = { access: inp, log: io, runner: processRunner(io), tmpDir: workDir };
-        const current = await readImageInventory(image, opts);
+        const opts = { access: inp, log: io, runner: io.runner, tmpDir: workDir };
+        const current = await io.group(`read ${describeLocation(image)}`, () => readImageInventory(image, opts));
         const prevRef = describeLocation(prevLoc);
-        const previous = (await main_exists(prevLoc, inp, io)) ? await readImageInventory(prevLoc, opts) : undefined;
+        const previous = await io.group(`read ${prevRef}`, async () => (await main_exists(prevLoc, inp, io)) ? await readImageInventory(prevLoc, opts) : undefined);
         if (!previous)
             io.info(`${prevRef} does not exist: this is the first release`);
         const facts = {

@@ -29564,7 +29564,7 @@ function retryAfterOf(err) {
         return err.retryAfterMs;
     return undefined;
 }
-function errors_errorMessage(err) {
+function errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -33107,7 +33107,7 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const wait = hooks.sleep ?? sleep;
     const now = hooks.now ?? Date.now;
     const what = hooks.what ? `${hooks.what}: ` : '';
-    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
+    const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errorMessage(err)}`}`, attempt, err);
     for (let attempt = 1;; attempt++) {
         if (policy.deadline !== undefined && now() >= policy.deadline)
             throw exhausted(attempt - 1, undefined);
@@ -33122,13 +33122,13 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
             if (!retryable(err))
                 throw err;
             if (attempt >= policy.attempts) {
-                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
+                throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
             }
             const ra = retryAfterOf(err);
             const delay = ra !== undefined ? Math.min(ra, policy.maxRetryAfterMs) : backoffDelay(policy, attempt, hooks.random);
             if (policy.deadline !== undefined && now() + delay >= policy.deadline)
                 throw exhausted(attempt, err);
-            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errors_errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
+            hooks.log?.warning(`${what}attempt ${attempt}/${policy.attempts} failed (${errorMessage(err)}); retrying in ${(delay / 1000).toFixed(1)}s`);
             await hooks.onRetry?.(err, attempt, delay);
             await wait(delay);
         }
@@ -33168,7 +33168,7 @@ function runAction(main, io = coreIO()) {
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);
-        io.setFailed(errors_errorMessage(err));
+        io.setFailed(errorMessage(err));
     });
 }
 /**
@@ -38307,7 +38307,7 @@ function githubMessage(err) {
             : [];
         return details.length ? `${data.message}: ${details.join('; ')}` : data.message;
     }
-    return errors_errorMessage(err);
+    return errorMessage(err);
 }
 function statusOf(err) {
     const s = err?.status;
@@ -49763,6 +49763,7 @@ class Snapshotter {
 
 
 
+
 const WORD = /^[a-z][a-z0-9-]*$/;
 const inputs = {
     image: repository(true),
@@ -49803,19 +49804,14 @@ async function run(io) {
         : registryBackend(client, image.repository);
     const words = { stable: inp['stable-tag'], candidate: inp['candidate-tag'] };
     const report = { deleted: [], untagged: [], deferred: [] };
-    try {
-        await runCleanup(new Snapshotter(backend, client, image.repository, words), backend, { dryRun: inp['dry-run'], options: { today, keepDays: inp['keep-days'], closedPr, words } }, report, io);
-    }
-    finally {
-        await publish(io, report, {
-            image: image.toString(),
-            backend: backend.name,
-            dryRun: inp['dry-run'],
-            closedPr,
-            today,
-            ms: Date.now() - started,
-        });
-    }
+    await withFailureSummary(() => io.group('plan and delete', () => runCleanup(new Snapshotter(backend, client, image.repository, words), backend, { dryRun: inp['dry-run'], options: { today, keepDays: inp['keep-days'], closedPr, words } }, report, io)), () => publish(io, report, {
+        image: image.toString(),
+        backend: backend.name,
+        dryRun: inp['dry-run'],
+        closedPr,
+        today,
+        ms: Date.now() - started,
+    }));
 }
 /** The pull request a `pull_request` event closed (only `closed`: an open PR's image stays). */
 function closedPullRequest(io) {

@@ -42561,7 +42561,7 @@ async function run(io) {
             io.info("notify: message cut to ntfy's 4096-byte limit");
         const host = new URL(inp.url).host;
         const started = Date.now();
-        const sent = await publish(inp.url, {
+        const notification = {
             message: fitted.text,
             title: inp.title || undefined,
             priority: /^\d$/.test(inp.priority) ? Number(inp.priority) : PRIORITY[inp.priority],
@@ -42570,7 +42570,9 @@ async function run(io) {
                 .map((t) => t.trim())
                 .filter(Boolean),
             click: inp.click || undefined,
-        }, inp.token, retryPolicy({ attempts: 4, maxRetryAfterMs: 10_000, deadline: started + inp.timeout * 1000 }), io);
+        };
+        const policy = retryPolicy({ attempts: 4, maxRetryAfterMs: 10_000, deadline: started + inp.timeout * 1000 });
+        const sent = await io.group(`publish to ${host}`, () => publish(inp.url, notification, inp.token, policy, io));
         io.setOutput('sent', 'true');
         io.info(`notify: sent to ${host}${sent.id ? ` (message ${sent.id})` : ''}`);
         await io.summary(section('notify', `Sent to ${code(host)}${inp.title ? `: ${code(inp.title)}` : ''} (${Date.now() - started} ms).`));

@@ -47063,8 +47063,8 @@ async function run(io) {
     io.setOutput('digest', digest);
     const started = Date.now();
     const client = connect(ref, inp, io, { retry: { attempts: inp.retries } });
-    const signature = await gate.check(client, ref, io, inp.identity);
-    const res = await promote(client, { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined }, io);
+    const signature = await io.group('verify the signature', () => gate.check(client, ref, io, inp.identity));
+    const res = await io.group(`tag ${ref.name}`, () => promote(client, { repo: ref.repository, digest, tags, requireTag: inp['require-tag'] || undefined }, io));
     io.setOutput('tags', tags.join('\n'));
     const noop = res.written.length === 0;
     if (noop)

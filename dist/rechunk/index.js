@@ -44614,7 +44614,7 @@ function findRpmDatabase(index) {
  * The copy is removed on every exit path. Throws when the rpm tool is missing or reports an error.
  */
 async function queryRpmDatabase(opts, args) {
-    if (!exec_which('rpm'))
+    if (!(opts.runner.which ? opts.runner.which('rpm') : exec_which('rpm')))
         throw new errors_UserError(`the image has an rpm database (${opts.dbDir}) but the rpm tool is not installed here (package rpm)`);
     const files = dbFiles(opts.index, opts.dbDir);
     const total = files.reduce((n, p) => n + (opts.index.get(p)?.size ?? 0), 0);

@@ -63243,7 +63243,7 @@ function findRpmDatabase(index) {
  * The copy is removed on every exit path. Throws when the rpm tool is missing or reports an error.
  */
 async function queryRpmDatabase(opts, args) {
-    if (!exec_which('rpm'))
+    if (!(opts.runner.which ? opts.runner.which('rpm') : exec_which('rpm')))
         throw new errors_UserError(`the image has an rpm database (${opts.dbDir}) but the rpm tool is not installed here (package rpm)`);
     const files = dbFiles(opts.index, opts.dbDir);
     const total = files.reduce((n, p) => n + (opts.index.get(p)?.size ?? 0), 0);
@@ -63962,7 +63962,6 @@ function buildDocument(img, repository, displayName) {
 
 
 
-
 const FORMATS = ['cyclonedx', 'spdx'];
 const inputs = {
     'image-ref': str({
@@ -63994,7 +63993,7 @@ async function run(io) {
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(io.context.runnerTemp, 'keel-sbom-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
     try {
-        const img = await readImageInventory(loc, { access: inp, log: io, runner: processRunner(io), tmpDir: workDir });
+        const img = await io.group(`read the package databases of ${describeLocation(loc)}`, () => readImageInventory(loc, { access: inp, log: io, runner: io.runner, tmpDir: workDir }));
         const repository = repositoryOf(loc);
         const doc = buildDocument(img, repository, img.labels['org.opencontainers.image.title'] ?? describeLocation(loc));
         // Both documents are rendered and checked before either is written.

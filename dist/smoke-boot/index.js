@@ -49297,7 +49297,7 @@ async function startSwtpm(dir, log, runner = processRunner(log)) {
  */
 const KERNEL_RAN = /Linux version \d|Kernel panic - not syncing/;
 const KVM_BROKEN = /KVM internal error|kvm run failed|failed to initialize kvm|Could not access KVM kernel module/i;
-async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
+async function probeKvm(kernel, workDir, log, timeoutMs = 20_000, runner) {
     try {
         external_node_fs_default().accessSync('/dev/kvm', (external_node_fs_default()).constants.R_OK | (external_node_fs_default()).constants.W_OK);
     }
@@ -49317,6 +49317,7 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         logFile: external_node_path_default().join(workDir, 'kvm-probe.log'),
         log: { ...log, info: log.debug },
         workDir,
+        runner,
     });
     return {
         usable: r.passed,
@@ -49326,11 +49327,14 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         seconds: r.seconds,
     };
 }
-/** auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable. */
-async function chooseAccel(want, kernel, workDir, log, probeTimeoutMs = 20_000) {
+/**
+ * auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable.
+ * The probe's QEMU starts through `opts.runner` (default: processRunner with `log`).
+ */
+async function chooseAccel(want, kernel, workDir, log, opts = {}) {
     if (want === 'tcg')
         return { accel: 'tcg', why: 'TCG requested', probeSeconds: 0 };
-    const p = await probeKvm(kernel, workDir, log, probeTimeoutMs);
+    const p = await probeKvm(kernel, workDir, log, opts.probeTimeoutMs, opts.runner);
     if (p.usable)
         return { accel: 'kvm', why: p.reason, probeSeconds: p.seconds };
     if (want === 'kvm')
@@ -49457,7 +49461,7 @@ async function bootImage(req, runner, log) {
             let n = 0;
             before = async (s) => {
                 await stopTpm?.();
-                const tpm = await startSwtpm(external_node_path_default().join(req.workDir, `tpm-${++n}`), log);
+                const tpm = await startSwtpm(external_node_path_default().join(req.workDir, `tpm-${++n}`), log, runner);
                 stopTpm = tpm.stop;
                 return { ...s, tpmSocket: tpm.socket };
             };
@@ -49465,7 +49469,10 @@ async function bootImage(req, runner, log) {
         await removeTree(rootDir, runner); // the disk holds it now; free the space before booting
     }
     try {
-        const accel = await chooseAccel(req.accel, vmlinuz, external_node_path_default().join(req.workDir, 'probe'), log, req.kvmProbeTimeoutMs);
+        const accel = await chooseAccel(req.accel, vmlinuz, external_node_path_default().join(req.workDir, 'probe'), log, {
+            probeTimeoutMs: req.kvmProbeTimeoutMs,
+            runner,
+        });
         spec.accel = accel.accel;
         const prepareSeconds = (Date.now() - t0) / 1000;
         log.info(`booting ${req.pinnedRef} (${req.backend}, ${accel.accel.toUpperCase()}: ${accel.why})`);
@@ -49478,6 +49485,7 @@ async function bootImage(req, runner, log) {
             log,
             onLine: req.onLine,
             workDir: req.workDir,
+            runner,
         }, { before });
         return { ...r, accel: accel.accel, accelWhy: accel.why, kernelVersion: kver, prepareSeconds };
     }
@@ -49487,7 +49495,6 @@ async function bootImage(req, runner, log) {
 }
 
 ;// CONCATENATED MODULE: ./actions/smoke-boot/src/main.ts
-
 
 
 
@@ -49564,8 +49571,8 @@ async function run(io) {
     io.setOutput('digest', digest);
     io.setOutput('image-ref', pinned.toString());
     io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
-    const signature = await gate.check(client, pinned, io, inp.identity);
-    const runner = processRunner(io);
+    const signature = await io.group('verify the signature', () => gate.check(client, pinned, io, inp.identity));
+    const runner = io.runner;
     const temp = io.context.runnerTemp;
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-smoke-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
@@ -49573,10 +49580,10 @@ async function run(io) {
     const serialLog = external_node_path_default().join(temp, `keel-smoke-${id}-serial.log`);
     const screenshot = external_node_path_default().join(temp, `keel-smoke-${id}-screen.png`);
     io.setOutput('serial-log', serialLog);
-    const image = await openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir });
+    const image = await io.group(`download ${pinned.toString()}`, () => openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir }));
     let outcome;
     try {
-        outcome = await bootImage({
+        outcome = await io.group(`boot (${inp.backend})`, () => bootImage({
             image,
             pinnedRef: pinned.toString(),
             backend: inp.backend,
@@ -49595,7 +49602,7 @@ async function run(io) {
             kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
             bibImage: inp['bib-image'],
             bibRootfs: inp['bib-rootfs'],
-        }, runner, io);
+        }, runner, io));
     }
     finally {
         image.dispose();

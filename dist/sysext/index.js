@@ -34754,6 +34754,75 @@ async function withFailureSummary(body, report) {
     }
 }
 
+;// CONCATENATED MODULE: ./actions/lib/gpg.ts
+
+
+
+
+
+const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
+/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
+/** Why `value` is not an ASCII-armored OpenPGP private key, or undefined (checked before any side effect). */
+function armoredKeyProblem(value) {
+    return /-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(value)
+        ? undefined
+        : 'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)';
+}
+async function withGpgKey(opts, fn) {
+    const input = opts.input ?? 'gpg-private-key';
+    const keyProblem = armoredKeyProblem(opts.armoredKey);
+    if (keyProblem)
+        throw new errors_InputError(input, undefined, keyProblem);
+    const home = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-gnupg-'));
+    external_node_fs_default().chmodSync(home, 0o700);
+    const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];
+    const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };
+    const gpg = (args, stdin) => opts.runner.run('gpg', [...BATCH, ...args], { env, input: stdin, redact: secrets });
+    // A cancelled step skips the finally below: stop the agent and remove the home synchronously then.
+    const unregister = onCleanup(() => {
+        (0,external_node_child_process_namespaceObject.spawnSync)('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
+        external_node_fs_default().rmSync(home, { recursive: true, force: true });
+    });
+    try {
+        await gpg(['--import'], opts.armoredKey);
+        const listing = (await gpg(['--with-colons', '--list-secret-keys'])).stdout.toString('utf8');
+        const fpr = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
+        if (!fpr)
+            throw new errors_InputError(input, undefined, 'the armored block holds no secret key');
+        const pass = `${opts.passphrase ?? ''}\n`;
+        return await fn({
+            fingerprint: fpr,
+            detachSign: async (file, out) => {
+                external_node_fs_default().rmSync(out, { force: true });
+                await gpg([
+                    '--pinentry-mode',
+                    'loopback',
+                    '--passphrase-fd',
+                    '0',
+                    '--local-user',
+                    fpr,
+                    '--detach-sign',
+                    '--output',
+                    out,
+                    file,
+                ], pass);
+            },
+            verify: async (file, signature) => {
+                await gpg(['--verify', signature, file]);
+            },
+            exportPublic: async (out) => {
+                external_node_fs_default().writeFileSync(out, (await gpg(['--export', fpr])).stdout);
+            },
+        });
+    }
+    finally {
+        // The agent gpg started for this home would outlive the step otherwise.
+        await opts.runner.run('gpgconf', ['--kill', 'gpg-agent'], { env, okCodes: [0, 1, 2] }).catch(() => undefined);
+        external_node_fs_default().rmSync(home, { recursive: true, force: true });
+        unregister();
+    }
+}
+
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
 // functions
@@ -47504,68 +47573,6 @@ async function verifySha256Sums(sumsFile, opts = {}) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./actions/lib/gpg.ts
-
-
-
-
-
-const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
-/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
-async function withGpgKey(opts, fn) {
-    const input = opts.input ?? 'gpg-private-key';
-    if (!/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(opts.armoredKey))
-        throw new errors_InputError(input, undefined, 'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)');
-    const home = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-gnupg-'));
-    external_node_fs_default().chmodSync(home, 0o700);
-    const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];
-    const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };
-    const gpg = (args, stdin) => opts.runner.run('gpg', [...BATCH, ...args], { env, input: stdin, redact: secrets });
-    // A cancelled step skips the finally below: stop the agent and remove the home synchronously then.
-    const unregister = onCleanup(() => {
-        (0,external_node_child_process_namespaceObject.spawnSync)('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
-        external_node_fs_default().rmSync(home, { recursive: true, force: true });
-    });
-    try {
-        await gpg(['--import'], opts.armoredKey);
-        const listing = (await gpg(['--with-colons', '--list-secret-keys'])).stdout.toString('utf8');
-        const fpr = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
-        if (!fpr)
-            throw new errors_InputError(input, undefined, 'the armored block holds no secret key');
-        const pass = `${opts.passphrase ?? ''}\n`;
-        return await fn({
-            fingerprint: fpr,
-            detachSign: async (file, out) => {
-                external_node_fs_default().rmSync(out, { force: true });
-                await gpg([
-                    '--pinentry-mode',
-                    'loopback',
-                    '--passphrase-fd',
-                    '0',
-                    '--local-user',
-                    fpr,
-                    '--detach-sign',
-                    '--output',
-                    out,
-                    file,
-                ], pass);
-            },
-            verify: async (file, signature) => {
-                await gpg(['--verify', signature, file]);
-            },
-            exportPublic: async (out) => {
-                external_node_fs_default().writeFileSync(out, (await gpg(['--export', fpr])).stdout);
-            },
-        });
-    }
-    finally {
-        // The agent gpg started for this home would outlive the step otherwise.
-        await opts.runner.run('gpgconf', ['--kill', 'gpg-agent'], { env, okCodes: [0, 1, 2] }).catch(() => undefined);
-        external_node_fs_default().rmSync(home, { recursive: true, force: true });
-        unregister();
-    }
-}
-
 ;// CONCATENATED MODULE: ./actions/lib/oci/layout.ts
 
 
@@ -49521,7 +49528,7 @@ async function startSwtpm(dir, log, runner = processRunner(log)) {
  */
 const KERNEL_RAN = /Linux version \d|Kernel panic - not syncing/;
 const KVM_BROKEN = /KVM internal error|kvm run failed|failed to initialize kvm|Could not access KVM kernel module/i;
-async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
+async function probeKvm(kernel, workDir, log, timeoutMs = 20_000, runner) {
     try {
         external_node_fs_default().accessSync('/dev/kvm', (external_node_fs_default()).constants.R_OK | (external_node_fs_default()).constants.W_OK);
     }
@@ -49541,6 +49548,7 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         logFile: external_node_path_default().join(workDir, 'kvm-probe.log'),
         log: { ...log, info: log.debug },
         workDir,
+        runner,
     });
     return {
         usable: r.passed,
@@ -49550,11 +49558,14 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         seconds: r.seconds,
     };
 }
-/** auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable. */
-async function chooseAccel(want, kernel, workDir, log, probeTimeoutMs = 20_000) {
+/**
+ * auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable.
+ * The probe's QEMU starts through `opts.runner` (default: processRunner with `log`).
+ */
+async function chooseAccel(want, kernel, workDir, log, opts = {}) {
     if (want === 'tcg')
         return { accel: 'tcg', why: 'TCG requested', probeSeconds: 0 };
-    const p = await probeKvm(kernel, workDir, log, probeTimeoutMs);
+    const p = await probeKvm(kernel, workDir, log, opts.probeTimeoutMs, opts.runner);
     if (p.usable)
         return { accel: 'kvm', why: p.reason, probeSeconds: p.seconds };
     if (want === 'kvm')
@@ -49791,7 +49802,7 @@ async function bootWithExtension(req, runner, log) {
         const disk = external_node_path_default().join(scratch, 'disk.img');
         await makeExt4(root, disk, runner, { label: 'root', usage });
         await removeTree(root, runner);
-        const accel = await chooseAccel(req.accel, kernel, external_node_path_default().join(scratch, 'kvm-probe'), log);
+        const accel = await chooseAccel(req.accel, kernel, external_node_path_default().join(scratch, 'kvm-probe'), log, { runner });
         const { pass, fail } = probePatterns(nonce);
         const lines = [];
         log.info(`booting the base with ${file} (${accel.accel.toUpperCase()}: ${accel.why})`);
@@ -49810,6 +49821,7 @@ async function bootWithExtension(req, runner, log) {
             log,
             onLine: (l) => lines.push(l),
             workDir: scratch,
+            runner,
         });
         return {
             ...r,
@@ -50196,7 +50208,7 @@ async function buildSysext(req, deps) {
         }
     };
     const tool = FORMAT_TOOLS[req.format];
-    requireTools({ [tool.tool]: tool.pkg, gpg: 'gnupg', ...(req.packages.length ? { buildah: 'buildah' } : {}) });
+    requireTools({ [tool.tool]: tool.pkg, gpg: 'gnupg', ...(req.packages.length ? { buildah: 'buildah' } : {}) }, runner);
     const rules = {
         mode: req.packages.length ? 'packages' : 'tree',
         exclude: req.exclude,
@@ -50417,6 +50429,9 @@ function checkCombination(inp) {
         throw new errors_InputError(hasPackages ? 'source-dir' : 'packages', undefined, 'give exactly one of packages (installed on the base) and source-dir (a prepared tree)');
     if (!hasPackages && !inp.version)
         throw new errors_InputError('version', undefined, `required with source-dir: expected ${SYSEXT_VERSION_EXPECTED}`);
+    const keyProblem = inp['gpg-private-key'] ? armoredKeyProblem(inp['gpg-private-key']) : undefined;
+    if (keyProblem)
+        throw new errors_InputError('gpg-private-key', undefined, keyProblem);
     const urlProblem = inp['base-url'] ? baseUrlProblem(inp['base-url']) : undefined;
     if (urlProblem)
         throw new errors_InputError('base-url', inp['base-url'], urlProblem);
@@ -50438,16 +50453,18 @@ async function run(io) {
     const gate = await requireSignatureGate(inp, io, 'sysext');
     const base = inp['base-image-ref'];
     const client = connect(base, inp, io);
-    await resolveDigest(client, base);
-    const signature = await gate.check(client, base, io, inp.identity);
-    const runner = exec_processRunner(io);
+    const signature = await io.group("verify the base's signature", async () => {
+        await resolveDigest(client, base);
+        return gate.check(client, base, io, inp.identity);
+    });
+    const runner = io.runner;
     const temp = io.context.runnerTemp;
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-sysext-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
     const serialLog = external_node_path_default().join(temp, `keel-sysext-${inp.name}-serial.log`);
     let r;
     try {
-        r = await buildSysext({
+        r = await io.group(`build ${inp.name}`, () => buildSysext({
             base,
             name: inp.name,
             packages: inp.packages,
@@ -50468,7 +50485,7 @@ async function run(io) {
             aptSources: inp['apt-sources'],
             workDir,
             serialLog,
-        }, { client, access: inp, runner, log: io });
+        }, { client, access: inp, runner, log: io }));
     }
     finally {
         await removeTree(workDir, runner).catch(() => undefined);

@@ -35067,7 +35067,7 @@ async function withFailureSummary(body, report) {
         return await body();
     }
     catch (err) {
-        failure = errorMessage(err);
+        failure = errors_errorMessage(err);
         throw err;
     }
     finally {
@@ -48337,7 +48337,7 @@ async function startSwtpm(dir, log, runner = processRunner(log)) {
  */
 const KERNEL_RAN = /Linux version \d|Kernel panic - not syncing/;
 const KVM_BROKEN = /KVM internal error|kvm run failed|failed to initialize kvm|Could not access KVM kernel module/i;
-async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
+async function probeKvm(kernel, workDir, log, timeoutMs = 20_000, runner) {
     try {
         external_node_fs_default().accessSync('/dev/kvm', (external_node_fs_default()).constants.R_OK | (external_node_fs_default()).constants.W_OK);
     }
@@ -48357,6 +48357,7 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         logFile: external_node_path_default().join(workDir, 'kvm-probe.log'),
         log: { ...log, info: log.debug },
         workDir,
+        runner,
     });
     return {
         usable: r.passed,
@@ -48366,11 +48367,14 @@ async function probeKvm(kernel, workDir, log, timeoutMs = 20_000) {
         seconds: r.seconds,
     };
 }
-/** auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable. */
-async function chooseAccel(want, kernel, workDir, log, probeTimeoutMs = 20_000) {
+/**
+ * auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable.
+ * The probe's QEMU starts through `opts.runner` (default: processRunner with `log`).
+ */
+async function chooseAccel(want, kernel, workDir, log, opts = {}) {
     if (want === 'tcg')
         return { accel: 'tcg', why: 'TCG requested', probeSeconds: 0 };
-    const p = await probeKvm(kernel, workDir, log, probeTimeoutMs);
+    const p = await probeKvm(kernel, workDir, log, opts.probeTimeoutMs, opts.runner);
     if (p.usable)
         return { accel: 'kvm', why: p.reason, probeSeconds: p.seconds };
     if (want === 'kvm')
@@ -48566,7 +48570,10 @@ async function runBoots(req, runner, log) {
     if (!entries[0] || (await commitOfEntry(img, entries[0])) !== m.previousCommit)
         throw new Error(`the prepared disk's default boot entry does not boot the previous commit ${m.previousCommit}`);
     const kernel1 = await bootFiles(img, entries[0], external_node_path_default().join(req.workDir, 'boot-1'));
-    const accel = await chooseAccel(req.accel, kernel1.kernel, external_node_path_default().join(req.workDir, 'kvm-probe'), log, req.kvmProbeTimeoutMs);
+    const accel = await chooseAccel(req.accel, kernel1.kernel, external_node_path_default().join(req.workDir, 'kvm-probe'), log, {
+        probeTimeoutMs: req.kvmProbeTimeoutMs,
+        runner,
+    });
     log.info(`booting with ${accel.accel.toUpperCase()} (${accel.why})`);
     const boot = (n, entry, chosen, timeoutMs) => bootOnce({ ...req, accel: accel.accel, img, n, entry, chosen, timeoutMs }, runner, log);
     // Boot 1 may not take more than half of what is left: the others need the rest.
@@ -48750,6 +48757,7 @@ async function bootOnce(b, runner, log) {
             logFile: serialLog,
             log,
             workDir: dir,
+            runner,
             onLine: (line) => {
                 markers.feed(line);
                 if (PREPARE_ROOT.test(line))
@@ -50305,61 +50313,10 @@ async function run(io) {
     const logBase = external_node_path_default().join(temp, `keel-update-${id}-serial`);
     const serialLog = `${logBase}.log`;
     let outcome;
-    let failure;
     const signatures = [];
-    const runner = exec_processRunner(io);
-    let workDir;
-    let unregister = () => { };
-    const opened = [];
+    const runner = io.runner;
     let prepareSeconds = 0;
-    try {
-        // Both signatures before anything is pulled.
-        signatures.push(`previous: ${await gate.check(previousClient, previous, io, inp.identity)}`);
-        signatures.push(`candidate: ${await gate.check(client, candidate, io, inp.identity)}`);
-        const work = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-update-'));
-        workDir = work;
-        unregister = onCleanup(() => external_node_fs_default().rmSync(work, { recursive: true, force: true }));
-        const open = async (ref) => {
-            const img = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: work, cacheDir: external_node_path_default().join(work, 'blobs') });
-            opened.push(img);
-            return img;
-        };
-        const machine = await prepareMachine({
-            previous: await open(previous),
-            candidate: await open(candidate),
-            workDir: work,
-            nonce: external_node_crypto_default().randomBytes(4).toString('hex'),
-            token: external_node_crypto_default().randomBytes(8).toString('hex'),
-            rollback: inp.rollback,
-            timeoutMs: () => Math.max(1000, deadline - Date.now()),
-        }, runner, io);
-        prepareSeconds = machine.seconds;
-        for (const img of opened.splice(0))
-            img.dispose();
-        external_node_fs_default().rmSync(external_node_path_default().join(work, 'blobs'), { recursive: true, force: true });
-        outcome = await runBoots({
-            machine,
-            accel: inp.accel,
-            memoryMiB: inp.memory,
-            cpus: inp.cpus,
-            deadline,
-            quietMs: inp['quiet-timeout'] * 1000,
-            kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
-            rollback: inp.rollback,
-            workDir: work,
-            logBase,
-        }, runner, io);
-    }
-    catch (e) {
-        failure = errors_errorMessage(e);
-        throw e;
-    }
-    finally {
-        for (const img of opened)
-            img.dispose();
-        if (workDir)
-            await removeTree(workDir, runner).catch(() => undefined);
-        unregister();
+    const report = async (failure) => {
         io.setOutput('passed', String(outcome?.passed ?? false));
         io.setOutput('reason', outcome?.reason ?? failure ?? 'update-test did not finish');
         io.setOutput('boots', JSON.stringify((outcome?.boots ?? []).map(bootJson)));
@@ -50378,9 +50335,57 @@ async function run(io) {
             serialLog,
             uploaded,
         }));
-    }
+    };
+    await withFailureSummary(async () => {
+        // Both signatures before anything is pulled.
+        await io.group('verify the signatures', async () => {
+            signatures.push(`previous: ${await gate.check(previousClient, previous, io, inp.identity)}`);
+            signatures.push(`candidate: ${await gate.check(client, candidate, io, inp.identity)}`);
+        });
+        const work = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-update-'));
+        const unregister = onCleanup(() => external_node_fs_default().rmSync(work, { recursive: true, force: true }));
+        const opened = [];
+        const open = async (ref) => {
+            const img = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: work, cacheDir: external_node_path_default().join(work, 'blobs') });
+            opened.push(img);
+            return img;
+        };
+        try {
+            const machine = await io.group('prepare the machine', async () => prepareMachine({
+                previous: await open(previous),
+                candidate: await open(candidate),
+                workDir: work,
+                nonce: external_node_crypto_default().randomBytes(4).toString('hex'),
+                token: external_node_crypto_default().randomBytes(8).toString('hex'),
+                rollback: inp.rollback,
+                timeoutMs: () => Math.max(1000, deadline - Date.now()),
+            }, runner, io));
+            prepareSeconds = machine.seconds;
+            for (const img of opened.splice(0))
+                img.dispose();
+            external_node_fs_default().rmSync(external_node_path_default().join(work, 'blobs'), { recursive: true, force: true });
+            outcome = await io.group('boot the machine', () => runBoots({
+                machine,
+                accel: inp.accel,
+                memoryMiB: inp.memory,
+                cpus: inp.cpus,
+                deadline,
+                quietMs: inp['quiet-timeout'] * 1000,
+                kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
+                rollback: inp.rollback,
+                workDir: work,
+                logBase,
+            }, runner, io));
+        }
+        finally {
+            for (const img of opened)
+                img.dispose();
+            await removeTree(work, runner).catch(() => undefined);
+            unregister();
+        }
+    }, report);
     if (!outcome?.passed)
-        throw new errors_UserError(`update test failed: ${outcome?.reason ?? failure}`);
+        throw new errors_UserError(`update test failed: ${outcome?.reason}`);
     io.info(`passed: ${outcome.reason}`);
 }
 function bootJson(b) {

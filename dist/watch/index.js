@@ -49463,10 +49463,10 @@ async function run(io) {
     const now = io.context.now();
     const image = inp.image;
     const client = connect(image, inp, io);
-    const [stable, candidate] = await Promise.all([
+    const [stable, candidate] = await io.group(`read ${image.toString()}`, () => Promise.all([
         imageStatus(client, image.repository, inp['stable-tag'], now),
         imageStatus(client, image.repository, inp['candidate-tag'], now),
-    ]);
+    ]));
     const state = stateOf(stable, inp['max-age-days']);
     const boot = bootStatus(inp['boot-verdict'], inp['boot-status']);
     if (boot.warning)
@@ -49475,13 +49475,13 @@ async function run(io) {
     if (inp.workflow && inp.token) {
         const [owner, repo] = repoName.split('/');
         try {
-            check = await checkBuild(createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-watch' }), {
+            check = await io.group(`check ${inp.workflow}`, () => checkBuild(createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-watch' }), {
                 owner,
                 repo,
                 workflow: inp.workflow,
                 branch: inp.branch || undefined,
                 transientSteps: inp['transient-steps'],
-            }, io);
+            }, io));
         }
         catch (e) {
             // The build check is secondary to the staleness verdict: it can fail without hiding it.

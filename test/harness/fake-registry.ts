@@ -176,19 +176,37 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
 }
 
 /**
- * Pushes a fresh single-image OCI layout (written under `dir`) to `repo:tag` of the fake registry
- * with the one OCI client; returns the manifest digest.
+ * Pushes a fresh single-image OCI layout (written under `dir`; `image` as makeOciImage takes it:
+ * layers, labels, created) to `repo:tag` of the fake registry with the one OCI client; returns
+ * the manifest digest.
  */
-export async function seedImage(reg: FakeRegistry, repo: string, tag: string, dir: string): Promise<string> {
+export async function seedImage(
+  reg: FakeRegistry,
+  repo: string,
+  tag: string,
+  dir: string,
+  image: {
+    layers?: (Record<string, string | Buffer> | Buffer)[];
+    labels?: Record<string, string>;
+    created?: string;
+  } = {},
+): Promise<string> {
   const { makeOciImage } = await import('./tools.js');
   const { OciLayout } = await import('../../actions/lib/oci/layout.js');
   const { planFromLayout, pushPlan } = await import('../../actions/lib/oci/push.js');
   const { parseReference } = await import('../../actions/lib/oci/reference.js');
   const { connect } = await import('../../actions/lib/registry.js');
   const { silentLogger } = await import('../../actions/lib/log.js');
-  const img = makeOciImage(dir, { tag: 'latest' });
+  const img = makeOciImage(dir, { ...image, tag: 'latest' });
   const layout = OciLayout.open(img.dir);
   const client = connect(parseReference(`${reg.host}/${repo}:${tag}`), { 'tls-verify': false }, silentLogger);
   const r = await pushPlan(client, repo, layout, planFromLayout(layout, 'latest'), { tags: [tag], log: silentLogger });
   return r.digest;
+}
+
+/** Points `tag` of `repo` at the manifest `digest` already there (as a promotion does). */
+export function tagManifest(reg: FakeRegistry, repo: string, digest: string, tag: string): void {
+  const m = reg.manifest(repo, digest);
+  if (!m) throw new Error(`${repo}@${digest} is not in the fake registry`);
+  reg.putManifest(repo, m.body, m.mediaType, tag);
 }

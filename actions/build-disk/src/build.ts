@@ -65,13 +65,15 @@ interface Common {
   bootTimeoutMs: number;
   temp: string;
   id: string;
+  /** Starts the test VMs' QEMU (the hop's io.runner). */
+  runner: CommandRunner;
 }
 
 const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 
 /** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
 async function testVm(c: Common, kernel: string, log: Logger): Promise<QemuSpec> {
-  const { accel } = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log);
+  const { accel } = await chooseAccel(c.accel, kernel, path.join(c.workDir, 'probe'), log, { runner: c.runner });
   return { accel, memoryMiB: c.memoryMiB, cpus: 2, uefi: uefiFirmware(c.workDir) };
 }
 
@@ -93,6 +95,7 @@ async function bootTest(spec: QemuSpec, c: Common, log: Logger): Promise<BootTes
       logFile: serialLog,
       log,
       workDir: c.workDir,
+      runner: c.runner,
     }),
     spec,
     serialLog,
@@ -116,6 +119,7 @@ async function firmwareCheck(spec: QemuSpec, c: Common, log: Logger): Promise<Bo
     logFile: serialLog,
     log,
     workDir: c.workDir,
+    runner: c.runner,
   });
   return outcome(r, spec, serialLog);
 }

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
 import { UserError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import { writeSha256Sums } from '../../lib/checksums.js';
 import { openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
@@ -70,7 +69,7 @@ export async function run(io: ActionIO): Promise<void> {
   const outDir = path.resolve(io.context.workspace, inp['output-dir']);
   fs.mkdirSync(outDir, { recursive: true });
   const artefact = path.join(outDir, `${name}.${ext}`);
-  const runner = processRunner(io);
+  const runner = io.runner;
   const temp = io.context.runnerTemp;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-disk-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
@@ -121,6 +120,7 @@ export async function run(io: ActionIO): Promise<void> {
           bootTimeoutMs: inp['boot-timeout'] * 1000,
           temp,
           id: ref.digest!.slice(7, 19),
+          runner,
         };
         if (inp.type === 'iso') {
           const label =

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { writeFileAtomically } from '../../lib/atomic.js';
 import { onCleanup } from '../../lib/cleanup.js';
 import { InputError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import { describeLocation, locateInput, type ImageLocation } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { readInputs, registryInputs, str } from '../../lib/inputs.js';
@@ -66,10 +65,12 @@ export async function run(io: ActionIO): Promise<void> {
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   try {
     // One blob cache for both images: the layers they share are downloaded once.
-    const opts: ImageInventoryOptions = { access: inp, log: io, runner: processRunner(io), tmpDir: workDir };
-    const current = await readImageInventory(image, opts);
+    const opts: ImageInventoryOptions = { access: inp, log: io, runner: io.runner, tmpDir: workDir };
+    const current = await io.group(`read ${describeLocation(image)}`, () => readImageInventory(image, opts));
     const prevRef = describeLocation(prevLoc);
-    const previous = (await exists(prevLoc, inp, io)) ? await readImageInventory(prevLoc, opts) : undefined;
+    const previous = await io.group(`read ${prevRef}`, async () =>
+      (await exists(prevLoc, inp, io)) ? await readImageInventory(prevLoc, opts) : undefined,
+    );
     if (!previous) io.info(`${prevRef} does not exist: this is the first release`);
     const facts = {
       image: { ref: describeLocation(image), digest: current.manifestDigest },

@@ -1,3 +1,4 @@
+import { withFailureSummary } from '../../lib/action.js';
 import { InputError } from '../../lib/errors.js';
 import { createClient } from '../../lib/github.js';
 import type { ActionIO } from '../../lib/io.js';
@@ -76,24 +77,27 @@ export async function run(io: ActionIO): Promise<void> {
       : registryBackend(client, image.repository);
   const words = { stable: inp['stable-tag'], candidate: inp['candidate-tag'] };
   const report: CleanupReport = { deleted: [], untagged: [], deferred: [] };
-  try {
-    await runCleanup(
-      new Snapshotter(backend, client, image.repository, words),
-      backend,
-      { dryRun: inp['dry-run'], options: { today, keepDays: inp['keep-days'], closedPr, words } },
-      report,
-      io,
-    );
-  } finally {
-    await publish(io, report, {
-      image: image.toString(),
-      backend: backend.name,
-      dryRun: inp['dry-run'],
-      closedPr,
-      today,
-      ms: Date.now() - started,
-    });
-  }
+  await withFailureSummary(
+    () =>
+      io.group('plan and delete', () =>
+        runCleanup(
+          new Snapshotter(backend, client, image.repository, words),
+          backend,
+          { dryRun: inp['dry-run'], options: { today, keepDays: inp['keep-days'], closedPr, words } },
+          report,
+          io,
+        ),
+      ),
+    () =>
+      publish(io, report, {
+        image: image.toString(),
+        backend: backend.name,
+        dryRun: inp['dry-run'],
+        closedPr,
+        today,
+        ms: Date.now() - started,
+      }),
+  );
 }
 
 /** The pull request a `pull_request` event closed (only `closed`: an open PR's image stays). */

@@ -45,7 +45,7 @@ export interface RpmQueryOptions {
  * The copy is removed on every exit path. Throws when the rpm tool is missing or reports an error.
  */
 export async function queryRpmDatabase(opts: RpmQueryOptions, args: string[]): Promise<string> {
-  if (!which('rpm'))
+  if (!(opts.runner.which ? opts.runner.which('rpm') : which('rpm')))
     throw new UserError(
       `the image has an rpm database (${opts.dbDir}) but the rpm tool is not installed here (package rpm)`,
     );

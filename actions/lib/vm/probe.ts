@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { CommandRunner } from '../exec.js';
 import type { Logger } from '../log.js';
 import { bootAndWatch } from './qemu.js';
 import { VerdictMatcher } from './verdict.js';
@@ -20,7 +21,13 @@ export interface ProbeResult {
   seconds: number;
 }
 
-export async function probeKvm(kernel: string, workDir: string, log: Logger, timeoutMs = 20_000): Promise<ProbeResult> {
+export async function probeKvm(
+  kernel: string,
+  workDir: string,
+  log: Logger,
+  timeoutMs = 20_000,
+  runner?: CommandRunner,
+): Promise<ProbeResult> {
   try {
     fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
   } catch {
@@ -41,6 +48,7 @@ export async function probeKvm(kernel: string, workDir: string, log: Logger, tim
       logFile: path.join(workDir, 'kvm-probe.log'),
       log: { ...log, info: log.debug },
       workDir,
+      runner,
     },
   );
   return {
@@ -52,16 +60,19 @@ export async function probeKvm(kernel: string, workDir: string, log: Logger, tim
   };
 }
 
-/** auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable. */
+/**
+ * auto: KVM only when the probe guest runs; otherwise TCG. `kvm` fails when KVM is unusable.
+ * The probe's QEMU starts through `opts.runner` (default: processRunner with `log`).
+ */
 export async function chooseAccel(
   want: 'auto' | 'kvm' | 'tcg',
   kernel: string,
   workDir: string,
   log: Logger,
-  probeTimeoutMs = 20_000,
+  opts: { probeTimeoutMs?: number; runner?: CommandRunner } = {},
 ): Promise<{ accel: 'kvm' | 'tcg'; why: string; probeSeconds: number }> {
   if (want === 'tcg') return { accel: 'tcg', why: 'TCG requested', probeSeconds: 0 };
-  const p = await probeKvm(kernel, workDir, log, probeTimeoutMs);
+  const p = await probeKvm(kernel, workDir, log, opts.probeTimeoutMs, opts.runner);
   if (p.usable) return { accel: 'kvm', why: p.reason, probeSeconds: p.seconds };
   if (want === 'kvm') throw new Error(`accel kvm requested but KVM is not usable: ${p.reason}`);
   log.info(`KVM not usable (${p.reason}); using TCG`);

@@ -36,22 +36,18 @@ export async function run(io: ActionIO): Promise<void> {
     if (fitted.truncated) io.info("notify: message cut to ntfy's 4096-byte limit");
     const host = new URL(inp.url).host;
     const started = Date.now();
-    const sent = await publish(
-      inp.url,
-      {
-        message: fitted.text,
-        title: inp.title || undefined,
-        priority: /^\d$/.test(inp.priority) ? Number(inp.priority) : PRIORITY[inp.priority as keyof typeof PRIORITY],
-        tags: inp.tags
-          .flatMap((t) => t.split(','))
-          .map((t) => t.trim())
-          .filter(Boolean),
-        click: inp.click || undefined,
-      },
-      inp.token,
-      retryPolicy({ attempts: 4, maxRetryAfterMs: 10_000, deadline: started + inp.timeout * 1000 }),
-      io,
-    );
+    const notification = {
+      message: fitted.text,
+      title: inp.title || undefined,
+      priority: /^\d$/.test(inp.priority) ? Number(inp.priority) : PRIORITY[inp.priority as keyof typeof PRIORITY],
+      tags: inp.tags
+        .flatMap((t) => t.split(','))
+        .map((t) => t.trim())
+        .filter(Boolean),
+      click: inp.click || undefined,
+    };
+    const policy = retryPolicy({ attempts: 4, maxRetryAfterMs: 10_000, deadline: started + inp.timeout * 1000 });
+    const sent = await io.group(`publish to ${host}`, () => publish(inp.url, notification, inp.token, policy, io));
     io.setOutput('sent', 'true');
     io.info(`notify: sent to ${host}${sent.id ? ` (message ${sent.id})` : ''}`);
     await io.summary(

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomically } from '../../lib/atomic.js';
 import { onCleanup } from '../../lib/cleanup.js';
-import { processRunner } from '../../lib/exec.js';
 import { describeLocation, locateInput, type ImageLocation } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { list, readInputs, registryInputs, str } from '../../lib/inputs.js';
@@ -44,7 +43,9 @@ export async function run(io: ActionIO): Promise<void> {
   const workDir = fs.mkdtempSync(path.join(io.context.runnerTemp, 'keel-sbom-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   try {
-    const img = await readImageInventory(loc, { access: inp, log: io, runner: processRunner(io), tmpDir: workDir });
+    const img = await io.group(`read the package databases of ${describeLocation(loc)}`, () =>
+      readImageInventory(loc, { access: inp, log: io, runner: io.runner, tmpDir: workDir }),
+    );
     const repository = repositoryOf(loc);
     const doc = buildDocument(img, repository, img.labels['org.opencontainers.image.title'] ?? describeLocation(loc));
     // Both documents are rendered and checked before either is written.

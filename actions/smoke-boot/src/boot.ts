@@ -140,7 +140,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
       let n = 0;
       before = async (s) => {
         await stopTpm?.();
-        const tpm = await startSwtpm(path.join(req.workDir, `tpm-${++n}`), log);
+        const tpm = await startSwtpm(path.join(req.workDir, `tpm-${++n}`), log, runner);
         stopTpm = tpm.stop;
         return { ...s, tpmSocket: tpm.socket };
       };
@@ -148,7 +148,10 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     await removeTree(rootDir, runner); // the disk holds it now; free the space before booting
   }
   try {
-    const accel = await chooseAccel(req.accel, vmlinuz, path.join(req.workDir, 'probe'), log, req.kvmProbeTimeoutMs);
+    const accel = await chooseAccel(req.accel, vmlinuz, path.join(req.workDir, 'probe'), log, {
+      probeTimeoutMs: req.kvmProbeTimeoutMs,
+      runner,
+    });
     spec.accel = accel.accel;
     const prepareSeconds = (Date.now() - t0) / 1000;
     log.info(`booting ${req.pinnedRef} (${req.backend}, ${accel.accel.toUpperCase()}: ${accel.why})`);
@@ -163,6 +166,7 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
         log,
         onLine: req.onLine,
         workDir: req.workDir,
+        runner,
       },
       { before },
     );

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { z } from 'zod';
 import { onCleanup } from '../../lib/cleanup.js';
 import { errorMessage, UserError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import { openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
 import { imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } from '../../lib/inputs.js';
@@ -79,9 +78,9 @@ export async function run(io: ActionIO): Promise<void> {
   io.setOutput('image-ref', pinned.toString());
   io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
 
-  const signature = await gate.check(client, pinned, io, inp.identity);
+  const signature = await io.group('verify the signature', () => gate.check(client, pinned, io, inp.identity));
 
-  const runner = processRunner(io);
+  const runner = io.runner;
   const temp = io.context.runnerTemp;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-smoke-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
@@ -89,35 +88,39 @@ export async function run(io: ActionIO): Promise<void> {
   const serialLog = path.join(temp, `keel-smoke-${id}-serial.log`);
   const screenshot = path.join(temp, `keel-smoke-${id}-screen.png`);
   io.setOutput('serial-log', serialLog);
-  const image = await openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir });
+  const image = await io.group(`download ${pinned.toString()}`, () =>
+    openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir }),
+  );
   let outcome;
   try {
-    outcome = await bootImage(
-      {
-        image,
-        pinnedRef: pinned.toString(),
-        backend: inp.backend,
-        accel: inp.accel,
-        memoryMiB: inp.memory,
-        cpus: inp.cpus,
-        timeoutMs: inp.timeout * 1000,
-        quietMs: inp['quiet-timeout'] * 1000,
-        // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
-        // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
-        kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
-        matcher: new VerdictMatcher(
-          [...DEFAULT_SUCCESS, ...inp['success-pattern']],
-          [...DEFAULT_FAILURE, ...inp['failure-pattern']],
-        ),
-        workDir,
-        serialLog,
-        screenshot,
-        kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
-        bibImage: inp['bib-image'],
-        bibRootfs: inp['bib-rootfs'],
-      },
-      runner,
-      io,
+    outcome = await io.group(`boot (${inp.backend})`, () =>
+      bootImage(
+        {
+          image,
+          pinnedRef: pinned.toString(),
+          backend: inp.backend,
+          accel: inp.accel,
+          memoryMiB: inp.memory,
+          cpus: inp.cpus,
+          timeoutMs: inp.timeout * 1000,
+          quietMs: inp['quiet-timeout'] * 1000,
+          // A systemd initrd waits for a missing root device forever ("no limit"): bound the wait
+          // for the test boot only, so a missing disk driver fails with "Timed out waiting for device".
+          kernelArgs: `${inp['root-wait'] > 0 ? `rd.timeout=${inp['root-wait']} ` : ''}${inp['kernel-args']}`.trim(),
+          matcher: new VerdictMatcher(
+            [...DEFAULT_SUCCESS, ...inp['success-pattern']],
+            [...DEFAULT_FAILURE, ...inp['failure-pattern']],
+          ),
+          workDir,
+          serialLog,
+          screenshot,
+          kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
+          bibImage: inp['bib-image'],
+          bibRootfs: inp['bib-rootfs'],
+        },
+        runner,
+        io,
+      ),
     );
   } finally {
     image.dispose();

@@ -200,7 +200,7 @@ export async function bootWithExtension(
     await makeExt4(root, disk, runner, { label: 'root', usage });
     await removeTree(root, runner);
 
-    const accel = await chooseAccel(req.accel, kernel, path.join(scratch, 'kvm-probe'), log);
+    const accel = await chooseAccel(req.accel, kernel, path.join(scratch, 'kvm-probe'), log, { runner });
     const { pass, fail } = probePatterns(nonce);
     const lines: string[] = [];
     log.info(`booting the base with ${file} (${accel.accel.toUpperCase()}: ${accel.why})`);
@@ -221,6 +221,7 @@ export async function bootWithExtension(
         log,
         onLine: (l) => lines.push(l),
         workDir: scratch,
+        runner,
       },
     );
     return {

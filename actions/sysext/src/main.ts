@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
 import { InputError, UserError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
+import { armoredKeyProblem } from '../../lib/gpg.js';
 import type { ActionIO } from '../../lib/io.js';
 import {
   bool,
@@ -87,6 +87,8 @@ function checkCombination(inp: Inputs): void {
     );
   if (!hasPackages && !inp.version)
     throw new InputError('version', undefined, `required with source-dir: expected ${SYSEXT_VERSION_EXPECTED}`);
+  const keyProblem = inp['gpg-private-key'] ? armoredKeyProblem(inp['gpg-private-key']) : undefined;
+  if (keyProblem) throw new InputError('gpg-private-key', undefined, keyProblem);
   const urlProblem = inp['base-url'] ? baseUrlProblem(inp['base-url']) : undefined;
   if (urlProblem) throw new InputError('base-url', inp['base-url'], urlProblem);
   for (const line of inp['apt-sources'].split('\n').map((l) => l.trim())) {
@@ -106,40 +108,44 @@ export async function run(io: ActionIO): Promise<void> {
   const gate = await requireSignatureGate(inp, io, 'sysext');
   const base = inp['base-image-ref'];
   const client = connect(base, inp, io);
-  await resolveDigest(client, base);
-  const signature = await gate.check(client, base, io, inp.identity);
+  const signature = await io.group("verify the base's signature", async () => {
+    await resolveDigest(client, base);
+    return gate.check(client, base, io, inp.identity);
+  });
 
-  const runner = processRunner(io);
+  const runner = io.runner;
   const temp = io.context.runnerTemp;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-sysext-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
   const serialLog = path.join(temp, `keel-sysext-${inp.name}-serial.log`);
   let r: SysextResult;
   try {
-    r = await buildSysext(
-      {
-        base,
-        name: inp.name,
-        packages: inp.packages,
-        sourceDir: inp['source-dir'] ? path.resolve(io.context.workspace, inp['source-dir']) : '',
-        version: inp.version,
-        format: inp.format,
-        outputDir: path.resolve(io.context.workspace, inp['output-dir']),
-        bootTest: inp['boot-test'],
-        probeCommand: inp['probe-command'],
-        accel: inp.accel,
-        memoryMiB: inp.memory,
-        timeoutMs: inp.timeout * 1000,
-        gpgKey: inp['gpg-private-key'],
-        gpgPassphrase: inp['gpg-passphrase'],
-        baseUrl: inp['base-url'],
-        allowOverrides: inp['allow-overrides'],
-        exclude: inp.exclude,
-        aptSources: inp['apt-sources'],
-        workDir,
-        serialLog,
-      },
-      { client, access: inp, runner, log: io },
+    r = await io.group(`build ${inp.name}`, () =>
+      buildSysext(
+        {
+          base,
+          name: inp.name,
+          packages: inp.packages,
+          sourceDir: inp['source-dir'] ? path.resolve(io.context.workspace, inp['source-dir']) : '',
+          version: inp.version,
+          format: inp.format,
+          outputDir: path.resolve(io.context.workspace, inp['output-dir']),
+          bootTest: inp['boot-test'],
+          probeCommand: inp['probe-command'],
+          accel: inp.accel,
+          memoryMiB: inp.memory,
+          timeoutMs: inp.timeout * 1000,
+          gpgKey: inp['gpg-private-key'],
+          gpgPassphrase: inp['gpg-passphrase'],
+          baseUrl: inp['base-url'],
+          allowOverrides: inp['allow-overrides'],
+          exclude: inp.exclude,
+          aptSources: inp['apt-sources'],
+          workDir,
+          serialLog,
+        },
+        { client, access: inp, runner, log: io },
+      ),
     );
   } finally {
     await removeTree(workDir, runner).catch(() => undefined);

@@ -140,7 +140,7 @@ export async function buildSysext(req: SysextRequest, deps: SysextDeps): Promise
     }
   };
   const tool = FORMAT_TOOLS[req.format];
-  requireTools({ [tool.tool]: tool.pkg, gpg: 'gnupg', ...(req.packages.length ? { buildah: 'buildah' } : {}) });
+  requireTools({ [tool.tool]: tool.pkg, gpg: 'gnupg', ...(req.packages.length ? { buildah: 'buildah' } : {}) }, runner);
   const rules: ContentRules = {
     mode: req.packages.length ? 'packages' : 'tree',
     exclude: req.exclude,

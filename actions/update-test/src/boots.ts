@@ -92,13 +92,10 @@ export async function runBoots(req: BootsRequest, runner: CommandRunner, log: Lo
   if (!entries[0] || (await commitOfEntry(img, entries[0])) !== m.previousCommit)
     throw new Error(`the prepared disk's default boot entry does not boot the previous commit ${m.previousCommit}`);
   const kernel1 = await bootFiles(img, entries[0], path.join(req.workDir, 'boot-1'));
-  const accel = await chooseAccel(
-    req.accel,
-    kernel1.kernel,
-    path.join(req.workDir, 'kvm-probe'),
-    log,
-    req.kvmProbeTimeoutMs,
-  );
+  const accel = await chooseAccel(req.accel, kernel1.kernel, path.join(req.workDir, 'kvm-probe'), log, {
+    probeTimeoutMs: req.kvmProbeTimeoutMs,
+    runner,
+  });
   log.info(`booting with ${accel.accel.toUpperCase()} (${accel.why})`);
   const boot = (n: 1 | 2 | 3, entry: BootEntry, chosen: BootRecord['chosen'], timeoutMs: number) =>
     bootOnce({ ...req, accel: accel.accel, img, n, entry, chosen, timeoutMs }, runner, log);
@@ -302,6 +299,7 @@ async function bootOnce(b: OneBoot, runner: CommandRunner, log: Logger): Promise
         logFile: serialLog,
         log,
         workDir: dir,
+        runner,
         onLine: (line) => {
           markers.feed(line);
           if (PREPARE_ROOT.test(line)) preparedRoot = true;

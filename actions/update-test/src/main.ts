@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { withFailureSummary } from '../../lib/action.js';
 import { uploadArtifact } from '../../lib/artifact.js';
 import { onCleanup } from '../../lib/cleanup.js';
 import { errorMessage, UserError } from '../../lib/errors.js';
-import { processRunner } from '../../lib/exec.js';
 import { openImage, type OpenedImage } from '../../lib/image/open.js';
 import { bool, imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } from '../../lib/inputs.js';
 import type { ActionIO } from '../../lib/io.js';
@@ -100,67 +100,10 @@ export async function run(io: ActionIO): Promise<void> {
   const logBase = path.join(temp, `keel-update-${id}-serial`);
   const serialLog = `${logBase}.log`;
   let outcome: BootsOutcome | undefined;
-  let failure: string | undefined;
   const signatures: string[] = [];
-  const runner = processRunner(io);
-  let workDir: string | undefined;
-  let unregister = () => {};
-  const opened: OpenedImage[] = [];
+  const runner = io.runner;
   let prepareSeconds = 0;
-  try {
-    // Both signatures before anything is pulled.
-    signatures.push(`previous: ${await gate.check(previousClient, previous, io, inp.identity)}`);
-    signatures.push(`candidate: ${await gate.check(client, candidate, io, inp.identity)}`);
-    const work = fs.mkdtempSync(path.join(temp, 'keel-update-'));
-    workDir = work;
-    unregister = onCleanup(() => fs.rmSync(work, { recursive: true, force: true }));
-    const open = async (ref: ImageReference) => {
-      const img = await openImage(
-        { kind: 'registry', ref },
-        { access: inp, log: io, runner, tmpDir: work, cacheDir: path.join(work, 'blobs') },
-      );
-      opened.push(img);
-      return img;
-    };
-    const machine = await prepareMachine(
-      {
-        previous: await open(previous),
-        candidate: await open(candidate),
-        workDir: work,
-        nonce: crypto.randomBytes(4).toString('hex'),
-        token: crypto.randomBytes(8).toString('hex'),
-        rollback: inp.rollback,
-        timeoutMs: () => Math.max(1000, deadline - Date.now()),
-      },
-      runner,
-      io,
-    );
-    prepareSeconds = machine.seconds;
-    for (const img of opened.splice(0)) img.dispose();
-    fs.rmSync(path.join(work, 'blobs'), { recursive: true, force: true });
-    outcome = await runBoots(
-      {
-        machine,
-        accel: inp.accel,
-        memoryMiB: inp.memory,
-        cpus: inp.cpus,
-        deadline,
-        quietMs: inp['quiet-timeout'] * 1000,
-        kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
-        rollback: inp.rollback,
-        workDir: work,
-        logBase,
-      },
-      runner,
-      io,
-    );
-  } catch (e) {
-    failure = errorMessage(e);
-    throw e;
-  } finally {
-    for (const img of opened) img.dispose();
-    if (workDir) await removeTree(workDir, runner).catch(() => undefined);
-    unregister();
+  const report = async (failure: string | undefined) => {
     io.setOutput('passed', String(outcome?.passed ?? false));
     io.setOutput('reason', outcome?.reason ?? failure ?? 'update-test did not finish');
     io.setOutput('boots', JSON.stringify((outcome?.boots ?? []).map(bootJson)));
@@ -180,8 +123,68 @@ export async function run(io: ActionIO): Promise<void> {
         uploaded,
       }),
     );
-  }
-  if (!outcome?.passed) throw new UserError(`update test failed: ${outcome?.reason ?? failure}`);
+  };
+  await withFailureSummary(async () => {
+    // Both signatures before anything is pulled.
+    await io.group('verify the signatures', async () => {
+      signatures.push(`previous: ${await gate.check(previousClient, previous, io, inp.identity)}`);
+      signatures.push(`candidate: ${await gate.check(client, candidate, io, inp.identity)}`);
+    });
+    const work = fs.mkdtempSync(path.join(temp, 'keel-update-'));
+    const unregister = onCleanup(() => fs.rmSync(work, { recursive: true, force: true }));
+    const opened: OpenedImage[] = [];
+    const open = async (ref: ImageReference) => {
+      const img = await openImage(
+        { kind: 'registry', ref },
+        { access: inp, log: io, runner, tmpDir: work, cacheDir: path.join(work, 'blobs') },
+      );
+      opened.push(img);
+      return img;
+    };
+    try {
+      const machine = await io.group('prepare the machine', async () =>
+        prepareMachine(
+          {
+            previous: await open(previous),
+            candidate: await open(candidate),
+            workDir: work,
+            nonce: crypto.randomBytes(4).toString('hex'),
+            token: crypto.randomBytes(8).toString('hex'),
+            rollback: inp.rollback,
+            timeoutMs: () => Math.max(1000, deadline - Date.now()),
+          },
+          runner,
+          io,
+        ),
+      );
+      prepareSeconds = machine.seconds;
+      for (const img of opened.splice(0)) img.dispose();
+      fs.rmSync(path.join(work, 'blobs'), { recursive: true, force: true });
+      outcome = await io.group('boot the machine', () =>
+        runBoots(
+          {
+            machine,
+            accel: inp.accel,
+            memoryMiB: inp.memory,
+            cpus: inp.cpus,
+            deadline,
+            quietMs: inp['quiet-timeout'] * 1000,
+            kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
+            rollback: inp.rollback,
+            workDir: work,
+            logBase,
+          },
+          runner,
+          io,
+        ),
+      );
+    } finally {
+      for (const img of opened) img.dispose();
+      await removeTree(work, runner).catch(() => undefined);
+      unregister();
+    }
+  }, report);
+  if (!outcome?.passed) throw new UserError(`update test failed: ${outcome?.reason}`);
   io.info(`passed: ${outcome.reason}`);
 }
 

@@ -59,10 +59,12 @@ export async function run(io: ActionIO): Promise<void> {
   const now = io.context.now();
   const image = inp.image;
   const client = connect(image, inp, io);
-  const [stable, candidate] = await Promise.all([
-    imageStatus(client, image.repository, inp['stable-tag'], now),
-    imageStatus(client, image.repository, inp['candidate-tag'], now),
-  ]);
+  const [stable, candidate] = await io.group(`read ${image.toString()}`, () =>
+    Promise.all([
+      imageStatus(client, image.repository, inp['stable-tag'], now),
+      imageStatus(client, image.repository, inp['candidate-tag'], now),
+    ]),
+  );
   const state = stateOf(stable, inp['max-age-days']);
   const boot = bootStatus(inp['boot-verdict'], inp['boot-status']);
   if (boot.warning) io.warning(boot.warning);
@@ -71,16 +73,18 @@ export async function run(io: ActionIO): Promise<void> {
   if (inp.workflow && inp.token) {
     const [owner, repo] = repoName.split('/') as [string, string];
     try {
-      check = await checkBuild(
-        createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-watch' }),
-        {
-          owner,
-          repo,
-          workflow: inp.workflow,
-          branch: inp.branch || undefined,
-          transientSteps: inp['transient-steps'],
-        },
-        io,
+      check = await io.group(`check ${inp.workflow}`, () =>
+        checkBuild(
+          createClient({ token: inp.token, apiUrl: inp['api-url'], log: io, userAgent: 'keel-watch' }),
+          {
+            owner,
+            repo,
+            workflow: inp.workflow,
+            branch: inp.branch || undefined,
+            transientSteps: inp['transient-steps'],
+          },
+          io,
+        ),
       );
     } catch (e) {
       // The build check is secondary to the staleness verdict: it can fail without hiding it.
