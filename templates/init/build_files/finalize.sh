@@ -92,10 +92,10 @@ clean_var() {
 		rm -rf /var/lib/apt/lists/*
 	fi
 	if command -v dnf >/dev/null; then dnf clean all >/dev/null; fi
-	find /tmp /var/tmp -mindepth 1 -delete
+	find /tmp /var/tmp -xdev -mindepth 1 -delete
 	# Files under /var are per-machine state a package left behind (logs, caches, databases it
 	# recreates): they go. Directories and links stay, declared below.
-	find /var -mindepth 1 ! -type d ! -type l -delete
+	find /var -xdev -mindepth 1 ! -type d ! -type l -delete
 	declared=$(declared_var_paths "$conf")
 	{
 		echo "# Written by build_files/finalize.sh: what this image ships under /var, recreated on every boot."
@@ -106,7 +106,7 @@ clean_var() {
 			else
 				printf 'd %s %s %s %s -\n' "$p" "$(stat -c %a "$p")" "$(stat -c %u "$p")" "$(stat -c %g "$p")"
 			fi
-		done < <(find /var -mindepth 1 \( -type d -o -type l \) -print0 | LC_ALL=C sort -z)
+		done < <(find /var -xdev -mindepth 1 \( -type d -o -type l \) -print0 | LC_ALL=C sort -z)
 	} >"$conf"
 	chmod 0644 "$conf"
 	log "/var: $(grep -vc '^#' "$conf" || true) entries declared in $conf"
