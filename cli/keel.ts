@@ -107,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
           `  git add ${r.written.join(' ')}`,
           `  git commit -m "Release ${r.version}: reusable workflows run the actions of ${r.sha.slice(0, 12)}"`,
           `  git tag -a ${r.version} -m ${r.version} && git tag -f ${r.version.split('.')[0]}`,
+          `then, on that tagged commit, npm pack and attach keel-${r.version.slice(1)}.tgz to the release: keel init pins the`,
+          'callers it writes to the commit the package was packed from.',
         ].join('\n'),
       );
       return 0;

@@ -106,10 +106,10 @@ export function checklistText(f: ChecklistFacts): string {
     ...(f.base.kind === 'debian'
       ? [
           '',
-          `Note: the base is bootstrapped from Debian packages (\`base.bootstrap\`). \`keel run\` builds it`,
-          "locally with the installed Keel's scripts; Keel's reusable build workflow builds FROM a",
-          'registry image, so on GitHub the build needs Keel release with the base bootstrap in its',
-          'reusable build workflow (see docs/adoption.md, "Debian bases").',
+          'Note: the base is bootstrapped from Debian packages (`base.bootstrap`). `keel run` builds it',
+          "with the installed Keel's scripts; Keel's reusable build workflow builds FROM a registry image",
+          'and does not run the bootstrap yet: push the base to your registry once and point',
+          '`base.image` at it for GitHub (Keel docs/adoption.md, "Debian-based distros").',
         ]
       : []),
     '',
