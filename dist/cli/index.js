@@ -7558,10 +7558,10 @@ function checklistText(f) {
         ...(f.base.kind === 'debian'
             ? [
                 '',
-                `Note: the base is bootstrapped from Debian packages (\`base.bootstrap\`). \`keel run\` builds it`,
-                "locally with the installed Keel's scripts; Keel's reusable build workflow builds FROM a",
-                'registry image, so on GitHub the build needs Keel release with the base bootstrap in its',
-                'reusable build workflow (see docs/adoption.md, "Debian bases").',
+                'Note: the base is bootstrapped from Debian packages (`base.bootstrap`). `keel run` builds it',
+                "with the installed Keel's scripts; Keel's reusable build workflow builds FROM a registry image",
+                'and does not run the bootstrap yet: push the base to your registry once and point',
+                '`base.image` at it for GitHub (Keel docs/adoption.md, "Debian-based distros").',
             ]
             : []),
         '',
@@ -46633,6 +46633,8 @@ async function main(argv) {
                 `  git add ${r.written.join(' ')}`,
                 `  git commit -m "Release ${r.version}: reusable workflows run the actions of ${r.sha.slice(0, 12)}"`,
                 `  git tag -a ${r.version} -m ${r.version} && git tag -f ${r.version.split('.')[0]}`,
+                `then, on that tagged commit, npm pack and attach keel-${r.version.slice(1)}.tgz to the release: keel init pins the`,
+                'callers it writes to the commit the package was packed from.',
             ].join('\n'));
             return 0;
         }
