@@ -17,9 +17,9 @@ import { workflowPlain } from '../../workflows-src/render.js';
  * - the job's `if:`: the dogfood entry job's (the pull-request label gate, the workflow_run
  *   guards), so a run that would be skipped does not even start the called workflow;
  * - permissions: exactly the union of what the called jobs ask for (a caller can only narrow);
- * - `with:`: the inputs the reusable workflow requires, from the declarations, and the dispatch
- *   inputs passed through; everything else the reusable workflow takes from its defaults and the
- *   declarations file;
+ * - `with:`: the inputs the reusable workflow requires, from the declarations, the environment
+ *   of its secret-reading jobs, and the dispatch inputs passed through; everything else the
+ *   reusable workflow takes from its defaults and the declarations file;
  * - no `secrets:`: the called jobs that read secrets run in the caller's environment and read
  *   them there (a calling job cannot read environment secrets to pass them anyway).
  */
@@ -49,6 +49,9 @@ const FROM_DECLARATIONS: Record<string, (d: Distro) => string | number | boolean
   'ia-identifier': (d) => d['internet-archive']?.identifier,
   environment: (d) => d.environment,
 };
+
+/** Inputs passed even when equal to the default: what a reader of the caller must see. */
+const SHOWN = ['environment'];
 
 /** The paths of Keel's own checkout in the dogfood push trigger, which a caller has not. */
 const keelOnlyPath = (p: string, decl: Distro) =>
@@ -100,7 +103,7 @@ export function callerInputs(decl: Distro, reusable: Workflow, dispatchInputs: s
       throw new UserError(
         `${reusable.file} requires input '${name}', which keel init cannot fill from the declarations (${FROM_DECLARATIONS[name] ? 'the declarations leave it empty' : 'no mapping'})`,
       );
-    if (value !== undefined && (spec.required || value !== spec.default)) out[name] = value;
+    if (value !== undefined && (spec.required || SHOWN.includes(name) || value !== spec.default)) out[name] = value;
   }
   return out;
 }
