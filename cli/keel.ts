@@ -1,33 +1,61 @@
-import path from 'node:path';
-import { loadDeclarations } from '../actions/lib/declarations.js';
-import { errorMessage } from '../actions/lib/errors.js';
+import { errorMessage, UserError } from '../actions/lib/errors.js';
 import { processRunner } from '../actions/lib/exec.js';
-import { workflows } from '../workflows-src/index.js';
+import { init } from './commands/init.js';
 import { keygen } from './commands/keygen.js';
 import { policy } from './commands/policy.js';
 import { release } from './commands/release.js';
-import { demo, localDeclarations, printSummary } from './demo.js';
-import { runWorkflow, type EventName, type RunRecord } from './runner.js';
-import { startLocalServices } from './services/index.js';
-import { repoRoot } from './step.js';
+import { runCommand } from './commands/run.js';
+import { demo } from './demo.js';
 import { flags } from './flags.js';
+import { isKeelCheckout, keelHome } from './home.js';
 
 const USAGE = `keel — the release pipeline for bootc distributions, on this machine
 
-  keel demo [--verbose]                 the whole pipeline of the example distro, locally
-  keel run <workflow> [<workflow> ...] [--event E] [--input k=v ...] [--verbose]
-                                        generated workflows (e.g. build, smoke-boot, build-disk)
-                                        in order, against one set of local services; a smoke-boot
-                                        after a build gets that build's workflow_run event
-  keel generate                         regenerate .github/workflows and the schemas
-  keel release [--version vX.Y.Z] [--no-check]
-                                        pin the reusable workflows to HEAD (the commit whose
-                                        dist/ they run): clean tree required, then commit + tag
+In a distro repository (any directory with declarations/distro.yaml):
+  keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
+                                        scaffold a distro: Containerfile, build_files/finalize.sh,
+                                        declarations, caller workflows, KEEL-SETUP.md
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+                                        its workflows (build, smoke-boot, build-disk), generated
+                                        from its declarations, in order against one set of local
+                                        services; a smoke-boot after a build gets that build's
+                                        workflow_run event. --registry: your loopback registry
   keel keygen --out-prefix P [--compat] [--force]
                                         cosign-compatible key pair (password: $COSIGN_PASSWORD)
   keel policy --image REG/REPO --public-key F --out DIR [--policy existing.json] [--key-path P] [--name N]
                                         client files: policy.json entry, registries.d, key path
+
+In a Keel checkout:
+  keel demo [--verbose]                 the whole pipeline of the example distro, locally
+  keel generate                         regenerate .github/workflows and the schemas
+  keel release [--version vX.Y.Z] [--no-check]
+                                        pin the reusable workflows to HEAD (the commit whose
+                                        dist/ they run): clean tree required, then commit + tag
 `;
+
+/** Commands about Keel's own sources (generators, example distro) need a Keel checkout. */
+function requireCheckout(cmd: string): void {
+  if (!isKeelCheckout())
+    throw new UserError(
+      `keel ${cmd} works on Keel's own sources: run it in a Keel git checkout (this Keel is installed at ${keelHome})`,
+    );
+}
+
+function initCommand(f: Record<string, string[]>): number {
+  const one = (k: string) => f[k]?.[f[k]!.length - 1];
+  const r = init({
+    dir: one('dir') ?? process.cwd(),
+    image: one('image'),
+    base: one('base'),
+    debian: one('debian'),
+    force: one('force') === 'true',
+    keelRef: one('keel-ref'),
+  });
+  for (const w of r.warnings) console.error(`warning: ${w}`);
+  console.log(`wrote in ${r.dir}:\n${r.written.map((f) => `  ${f}`).join('\n')}\n`);
+  console.log(r.checklist);
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -35,101 +63,39 @@ async function main(argv: string[]): Promise<number> {
   const one = (k: string) => f[k]?.[f[k]!.length - 1];
   switch (cmd) {
     case 'demo':
+      requireCheckout('demo');
       return (await demo({ verbose: one('verbose') === 'true' })) ? 0 : 1;
-    case 'run': {
-      const decl = loadDeclarations(path.join(repoRoot, 'declarations/distro.yaml'));
-      const known = runnableWorkflows(decl);
-      if (!pos.length) throw new Error(`keel run: which workflow(s)? ${known.join(', ')}`);
-      const unknown = pos.filter((p) => !known.includes(p));
-      if (unknown.length)
-        throw new Error(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
-      const inputs = Object.fromEntries(
-        (f.input ?? []).map((kv) => {
-          const eq = kv.indexOf('=');
-          if (eq <= 0) throw new Error(`keel run: --input expects NAME=VALUE (got '${kv}')`);
-          return [kv.slice(0, eq), kv.slice(eq + 1)];
-        }),
-      );
-      const stateDir = path.join(repoRoot, '.keel');
-      const log = (s: string) => console.log(s);
-      const services = await startLocalServices(decl, stateDir, log);
-      const repository = 'keel-project/keel';
-      const runs: RunRecord[] = [];
-      try {
-        const local = localDeclarations(decl, services.registry.host);
-        const wfs = workflows(local, { mode: 'dogfood' });
-        for (const name of pos) {
-          const wf = wfs.find((w) => w.file === `${name}.yml`);
-          if (!wf)
-            throw new Error(
-              `no generated workflow ${name}.yml (have: ${wfs
-                .filter((w) => !w.file.startsWith('reusable-'))
-                .map((w) => w.file.replace(/\.yml$/, ''))
-                .join(', ')})`,
-            );
-          const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
-          let event = one('event') as EventName | undefined;
-          let payload: Record<string, unknown> = {};
-          if (name === 'smoke-boot' && lastBuild && !event) {
-            event = 'workflow_run';
-            payload = {
-              workflow_run: {
-                id: lastBuild.id,
-                conclusion: 'success',
-                event: lastBuild.event,
-                head_branch: 'main',
-                head_repository: { full_name: repository },
-              },
-            };
-          }
-          event ??= name === 'build' ? 'push' : 'workflow_dispatch';
-          if (event === 'pull_request') {
-            payload = {
-              action: 'labeled',
-              label: { name: decl.tags['pr-label'] },
-              number: 1,
-              pull_request: {
-                number: 1,
-                labels: [{ name: decl.tags['pr-label'] }],
-                head: { repo: { full_name: repository } },
-              },
-            };
-          }
-          const r = await runWorkflow({
-            workflow: wf,
-            event,
-            eventPayload: payload,
-            inputs,
-            services,
-            runsDir: path.join(stateDir, 'runs'),
-            repository,
-            log,
-            verbose: one('verbose') === 'true',
-          });
-          runs.push(r);
-          if (!r.ok) break;
-        }
-        printSummary(runs, log);
-        return runs.length === pos.length && runs.every((r) => r.ok) ? 0 : 1;
-      } finally {
-        await services.stop();
-      }
-    }
+    case 'run':
+      return (await runCommand({
+        workflows: pos,
+        dir: one('dir'),
+        event: one('event'),
+        inputs: f.input ?? [],
+        registry: one('registry'),
+        verbose: one('verbose') === 'true',
+        log: (s) => console.log(s),
+      }))
+        ? 0
+        : 1;
+    case 'init':
+      return initCommand(f);
     case 'generate':
+      requireCheckout('generate');
       await processRunner().run('npx', ['tsx', 'workflows-src/build.ts'], {
-        cwd: repoRoot,
+        cwd: keelHome,
         stdout: 'inherit',
         stderr: 'inherit',
       });
       await processRunner().run('npx', ['tsx', 'scripts/gen-schema.ts'], {
-        cwd: repoRoot,
+        cwd: keelHome,
         stdout: 'inherit',
         stderr: 'inherit',
       });
       return 0;
     case 'release': {
+      requireCheckout('release');
       const r = await release({
-        root: repoRoot,
+        root: keelHome,
         version: one('version'),
         check: one('no-check') !== 'true',
         log: (s) => console.log(s),
@@ -141,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
           `  git add ${r.written.join(' ')}`,
           `  git commit -m "Release ${r.version}: reusable workflows run the actions of ${r.sha.slice(0, 12)}"`,
           `  git tag -a ${r.version} -m ${r.version} && git tag -f ${r.version.split('.')[0]}`,
+          `then, on that tagged commit, npm pack and attach keel-${r.version.slice(1)}.tgz to the release: keel init pins the`,
+          'callers it writes to the commit the package was packed from.',
         ].join('\n'),
       );
       return 0;
@@ -196,10 +164,3 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
-
-/** The dogfood workflows the generators produce (the reusable ones are only called by them). */
-function runnableWorkflows(decl: ReturnType<typeof loadDeclarations>): string[] {
-  return workflows(decl, { mode: 'dogfood' })
-    .map((w) => w.file.replace(/\.yml$/, ''))
-    .filter((name) => !name.startsWith('reusable-'));
-}

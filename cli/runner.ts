@@ -2,7 +2,6 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { processRunner } from '../actions/lib/exec.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { imageRefProblem } from '../workflows-src/common.js';
 import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
@@ -10,7 +9,9 @@ import { KEEL_ACTIONS } from '../workflows-src/actions.generated.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
 import { Redactor } from '../actions/lib/redact.js';
-import { repoRoot, runStep, type StepResult } from './step.js';
+import { bootstrapBase } from './base-bootstrap.js';
+import { keelHome } from './home.js';
+import { runStep, type StepResult } from './step.js';
 
 /**
  * `keel run`: executes a generated workflow on this machine. It walks the same model the YAML is
@@ -64,6 +65,8 @@ export interface RunOptions {
   /** Shared by the runs of one session (the demo): the same UTC date everywhere. */
   releaseDate?: string;
   repository: string;
+  /** The distro repository each job checks out (default: Keel's own checkout, the example distro). */
+  projectDir?: string;
   log: (line: string) => void;
   /** Streams hop output lines (progress). */
   verbose?: boolean;
@@ -136,25 +139,42 @@ function topo(jobs: Job[]): Job[] {
   return out;
 }
 
-function gitHead(): string {
-  const r = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
+/** The project's HEAD commit; '' when the project is not a git repository. */
+function gitHead(projectDir: string): string {
+  const r = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: projectDir, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : '';
 }
 
+/** Run state and git metadata: never part of a job's checkout. */
+const NOT_CHECKED_OUT = new Set(['.git', '.keel']);
+
 /**
- * The job's workspace: like GitHub's fresh checkout, a copy of the repository's files (tracked
- * and untracked-but-not-ignored, so local edits are what runs), isolated from other jobs.
+ * The project's files a checkout copies: with git, tracked and untracked-but-not-ignored (so
+ * local edits are what runs); without git, every file but .git/ and .keel/.
  */
-function checkout(workspace: string): void {
-  fs.mkdirSync(workspace, { recursive: true });
+export function projectFiles(projectDir: string): string[] {
   const r = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
-    cwd: repoRoot,
+    cwd: projectDir,
     encoding: 'buffer',
     maxBuffer: 1 << 28,
   });
-  if (r.status !== 0) throw new Error(`git ls-files failed: ${r.stderr.toString()}`);
-  for (const rel of r.stdout.toString('utf8').split('\0').filter(Boolean)) {
-    const src = path.join(repoRoot, rel);
+  if (r.status === 0) return r.stdout.toString('utf8').split('\0').filter(Boolean);
+  const isRepo = spawnSync('git', ['rev-parse', '--git-dir'], { cwd: projectDir }).status === 0;
+  if (isRepo) throw new Error(`git ls-files failed in ${projectDir}: ${r.stderr.toString()}`);
+  return fs
+    .readdirSync(projectDir, { recursive: true, encoding: 'utf8' })
+    .filter((rel) => !NOT_CHECKED_OUT.has(rel.split(path.sep)[0]!))
+    .filter((rel) => !fs.lstatSync(path.join(projectDir, rel)).isDirectory());
+}
+
+/**
+ * The job's workspace: like GitHub's fresh checkout, a copy of the project's files, isolated
+ * from other jobs.
+ */
+function checkout(workspace: string, projectDir: string): void {
+  fs.mkdirSync(workspace, { recursive: true });
+  for (const rel of projectFiles(projectDir)) {
+    const src = path.join(projectDir, rel);
     let st: fs.Stats;
     try {
       st = fs.lstatSync(src);
@@ -230,7 +250,7 @@ function startRun(opts: RunOptions): RunState {
   const id = `${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
   const dir = path.join(opts.runsDir, id);
   fs.mkdirSync(path.join(dir, 'artifacts'), { recursive: true });
-  const sha = gitHead();
+  const sha = gitHead(opts.projectDir ?? keelHome);
   const payload = opts.eventPayload ?? {};
   const githubCtx: Record<string, unknown> = {
     event_name: opts.event,
@@ -314,7 +334,7 @@ async function runJob(job: Job, run: RunState): Promise<JobRecord> {
   const jobDir = path.join(run.dir, 'jobs', job.id);
   const workspace = path.join(jobDir, 'workspace');
   fs.mkdirSync(path.join(jobDir, 'temp'), { recursive: true });
-  checkout(workspace);
+  checkout(workspace, run.opts.projectDir ?? keelHome);
   let status: 'success' | 'failure' = 'success';
   for (const [i, step] of job.steps.entries()) {
     const sid = step.id ?? `step-${i + 1}`;
@@ -443,13 +463,10 @@ async function runHint(h: LocalHint, c: EvalContext, x: HintCtx): Promise<Record
     case 'apt-install':
       return {};
     case 'bootstrap-base': {
-      x.log(`    · base image: ${h.script} (cached by its inputs)`);
+      // The installed Keel's script, whichever project runs (a keel init --debian project has none).
+      x.log(`    · base image: Keel's ${h.script} (cached by its inputs)`);
       const t = Date.now();
-      await processRunner().run('bash', [path.join(repoRoot, h.script), ...h.args], {
-        cwd: repoRoot,
-        stdout: 'ignore',
-        timeoutMs: 3600_000,
-      });
+      await bootstrapBase(h, x.log);
       x.log(`      ✔ ${h.image} ready in ${elapsed(Date.now() - t)}`);
       return {};
     }

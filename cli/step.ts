@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { keelHome } from './home.js';
 
 /**
  * Runs a bundled action exactly the way the GitHub runner does: inputs as `INPUT_<NAME>`
@@ -43,7 +44,8 @@ export interface StepResult {
   ms: number;
 }
 
-export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+/** Keel's installation (where dist/<hop>/ lives): the checkout, or the installed package. */
+export const repoRoot = keelHome;
 
 export function inputEnvName(name: string): string {
   return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
@@ -87,7 +89,7 @@ export function parseAnnotations(stdout: string): { annotations: Annotation[]; m
 }
 
 export async function runStep(req: StepRequest): Promise<StepResult> {
-  const bundle = path.isAbsolute(req.action) ? req.action : path.join(repoRoot, 'dist', req.action, 'index.js');
+  const bundle = path.isAbsolute(req.action) ? req.action : path.join(keelHome, 'dist', req.action, 'index.js');
   if (!fs.existsSync(bundle)) throw new Error(`no bundle at ${bundle} (run npm run build)`);
   const runnerTemp = req.runnerTemp ?? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-runner-'));
   fs.mkdirSync(runnerTemp, { recursive: true });

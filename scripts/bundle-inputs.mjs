@@ -21,6 +21,19 @@ export function bundledHops() {
     .sort();
 }
 
+/** The `keel` command's bundle, dist/cli/index.js: what an installed Keel runs (bin/keel.js). */
+export const CLI_BUNDLE = 'cli';
+
+/** Every bundle under dist/: the hops and the CLI. */
+export function bundleNames() {
+  return [...bundledHops(), CLI_BUNDLE];
+}
+
+/** The source a bundle is built from. */
+export function bundleEntry(name) {
+  return name === CLI_BUNDLE ? path.join(root, 'cli', 'keel.ts') : path.join(root, 'actions', name, 'src', 'index.ts');
+}
+
 /** The repository files reachable from `entry` through relative imports (static and dynamic). */
 export function importGraph(entry) {
   const seen = new Set();
@@ -38,12 +51,9 @@ export function importGraph(entry) {
   return [...seen].sort();
 }
 
-/** A hash over the paths and contents of the hop's bundle inputs. */
+/** A hash over the paths and contents of a bundle's inputs (a hop, or the CLI). */
 export function bundleInputsHash(hop) {
-  const files = [
-    ...importGraph(path.join(root, 'actions', hop, 'src', 'index.ts')),
-    ...SHARED_INPUTS.map((f) => path.join(root, f)),
-  ];
+  const files = [...importGraph(bundleEntry(hop)), ...SHARED_INPUTS.map((f) => path.join(root, f))];
   const h = crypto.createHash('sha256');
   for (const f of files) {
     h.update(`${path.relative(root, f)}\0`);
@@ -68,7 +78,7 @@ function recorded(hop) {
 
 /** The hops whose bundle is missing or was last built from other sources. */
 export function staleBundles() {
-  return bundledHops().filter(
+  return bundleNames().filter(
     (hop) => !fs.existsSync(path.join(root, 'dist', hop, 'index.js')) || recorded(hop) !== bundleInputsHash(hop),
   );
 }

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-// Bundles every hop (actions/<hop>/src/index.ts) into dist/<hop>/index.js with @vercel/ncc.
+// Bundles every hop (actions/<hop>/src/index.ts) into dist/<hop>/index.js, and the keel command
+// (cli/keel.ts) into dist/cli/index.js, with @vercel/ncc.
 // Output is deterministic: same sources, same bytes (checked by `npm run check` and a test).
-// Usage: node scripts/bundle.mjs [hop ...]   (no args: every hop)
+// Usage: node scripts/bundle.mjs [hop|cli ...]   (no args: every bundle)
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { bundledHops, bundleInputsHash, recordBundle, root } from './bundle-inputs.mjs';
+import { bundleEntry, bundleInputsHash, bundleNames, recordBundle, root } from './bundle-inputs.mjs';
 
 const require = createRequire(import.meta.url);
 const ncc = require('@vercel/ncc');
 
-const all = bundledHops();
+const all = bundleNames();
 const hops = process.argv.slice(2).length ? process.argv.slice(2) : all;
 
 if (!process.argv.slice(2).length) {
@@ -21,7 +22,7 @@ if (!process.argv.slice(2).length) {
 }
 
 for (const hop of hops) {
-  const entry = path.join(root, 'actions', hop, 'src', 'index.ts');
+  const entry = bundleEntry(hop);
   const inputsHash = bundleInputsHash(hop); // before bundling: an edit during the build counts as stale
   const t0 = Date.now();
   const { code, assets } = await ncc(entry, {

@@ -5,6 +5,7 @@ import { startGithubEmulator, type GithubEmulator } from '../../emulators/github
 import { startIaEmulator, type IaEmulator } from '../../emulators/ia/index.js';
 import type { Distro } from '../../actions/lib/declarations.js';
 import { keygen } from '../commands/keygen.js';
+import { UserError } from '../../actions/lib/errors.js';
 import { startRegistry, type Registry } from './registry.js';
 
 /**
@@ -25,14 +26,24 @@ export interface LocalServices {
 
 export const SITE_SEED_FILE = 'src/lib/release.ts';
 
+export interface LocalServiceOptions {
+  /** host:port of a loopback registry you run (plain HTTP): used instead of a fresh one, and kept. */
+  registry?: string;
+}
+
 export async function startLocalServices(
   decl: Distro,
   stateDir: string,
   log: (s: string) => void,
+  opts: LocalServiceOptions = {},
 ): Promise<LocalServices> {
   fs.mkdirSync(stateDir, { recursive: true });
-  const registry = await startRegistry();
-  log(`registry: docker-registry on ${registry.host} (storage ${registry.storage})`);
+  const registry = opts.registry ? await existingRegistry(opts.registry) : await startRegistry();
+  log(
+    opts.registry
+      ? `registry: ${registry.host} (yours; kept after the run)`
+      : `registry: docker-registry on ${registry.host} (storage ${registry.storage})`,
+  );
   const iaKeys = { access: 'keel-local-access', secret: crypto.randomBytes(12).toString('hex') };
   const ia = await startIaEmulator({ keys: iaKeys, ingestDelayMs: 200, deriveDelayMs: 1500, lifetimeMs: 6 * 3600_000 });
   log(`Internet Archive: local emulator (S3 ${ia.s3Url}, API ${ia.apiUrl})`);
@@ -71,4 +82,23 @@ export async function startLocalServices(
       await Promise.allSettled([registry.stop(), ia.close(), github.close()]);
     },
   };
+}
+
+/**
+ * A registry already running on loopback (plain HTTP, like the one keel run starts): checked to
+ * answer the registry API before anything else starts; never stopped by keel.
+ */
+async function existingRegistry(hostPort: string): Promise<Registry> {
+  const m = /^(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})$/.exec(hostPort);
+  if (!m)
+    throw new UserError(
+      `--registry ${hostPort}: expected a loopback registry HOST:PORT (127.0.0.1, localhost or [::1])`,
+    );
+  const url = `http://${hostPort}`;
+  const res = await fetch(`${url}/v2/`).catch((e: unknown) => {
+    throw new UserError(`--registry ${hostPort}: no registry answers at ${url}/v2/ (${(e as Error).message})`);
+  });
+  if (res.status !== 200 && res.status !== 401)
+    throw new UserError(`--registry ${hostPort}: ${url}/v2/ answered ${res.status}, not a registry API`);
+  return { host: hostPort, url, port: Number(m[2]), storage: '', stop: async () => undefined };
 }

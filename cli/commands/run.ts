@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadDeclarations, type Distro } from '../../actions/lib/declarations.js';
+import { UserError } from '../../actions/lib/errors.js';
+import { workflows } from '../../workflows-src/index.js';
+import { localDeclarations, printSummary } from '../demo.js';
+import { DECLARATIONS_FILE, findProjectDir } from '../home.js';
+import { runWorkflow, type EventName, type RunRecord } from '../runner.js';
+import { startLocalServices } from '../services/index.js';
+
+/**
+ * `keel run <workflow>…`: the project's generated workflows (from its own declarations, with
+ * the installed Keel's workflow model and hop bundles) run in order against one set of local
+ * services. The project is any directory holding declarations/distro.yaml (Keel's checkout is
+ * one); its run state goes to <project>/.keel/.
+ */
+export interface RunCommand {
+  workflows: string[];
+  dir?: string;
+  event?: string;
+  inputs: string[];
+  registry?: string;
+  verbose: boolean;
+  log: (line: string) => void;
+}
+
+/** The dogfood workflows the generators produce for a distro (the reusable ones are only called). */
+export function runnableWorkflows(decl: Distro): string[] {
+  return workflows(decl, { mode: 'dogfood' })
+    .map((w) => w.file.replace(/\.yml$/, ''))
+    .filter((name) => !name.startsWith('reusable-'));
+}
+
+/** owner/name of the distro's GitHub repository: image.source, else os.home-url, else <namespace>/<image>. */
+export function repositoryOf(decl: Distro): string {
+  for (const url of [decl.image.source, decl.os['home-url']]) {
+    const m = url && /^https:\/\/github\.com\/([A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(url);
+    if (m) return m[1]!;
+  }
+  const namespace = decl.image.registry.split('/').slice(1).pop() ?? 'local';
+  return `${namespace}/${decl.image.name}`;
+}
+
+function parseInputs(kvs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    kvs.map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new UserError(`keel run: --input expects NAME=VALUE (got '${kv}')`);
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+  );
+}
+
+/** The run state directory, ignored by git without touching the project's own .gitignore. */
+function stateDirOf(projectDir: string): string {
+  const dir = path.join(projectDir, '.keel');
+  fs.mkdirSync(dir, { recursive: true });
+  const ignore = path.join(dir, '.gitignore');
+  if (!fs.existsSync(ignore))
+    fs.writeFileSync(ignore, '# keel run state (local keys, runs, artefacts): never committed\n*\n');
+  return dir;
+}
+
+/** The event (and its payload) a workflow runs with: a smoke-boot after a build gets its workflow_run. */
+function eventFor(
+  name: string,
+  given: string | undefined,
+  runs: RunRecord[],
+  decl: Distro,
+  repository: string,
+): { event: EventName; payload: Record<string, unknown> } {
+  const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
+  if (name === 'smoke-boot' && lastBuild && !given) {
+    const workflowRun = {
+      id: lastBuild.id,
+      conclusion: 'success',
+      event: lastBuild.event,
+      head_branch: 'main',
+      head_repository: { full_name: repository },
+    };
+    return { event: 'workflow_run', payload: { workflow_run: workflowRun } };
+  }
+  const event = (given ?? (name === 'build' ? 'push' : 'workflow_dispatch')) as EventName;
+  if (event !== 'pull_request') return { event, payload: {} };
+  const label = decl.tags['pr-label'];
+  const pullRequest = { number: 1, labels: [{ name: label }], head: { repo: { full_name: repository } } };
+  return { event, payload: { action: 'labeled', label: { name: label }, number: 1, pull_request: pullRequest } };
+}
+
+export async function runCommand(cmd: RunCommand): Promise<boolean> {
+  const projectDir = findProjectDir({ dir: cmd.dir });
+  const decl = loadDeclarations(path.join(projectDir, DECLARATIONS_FILE));
+  const known = runnableWorkflows(decl);
+  if (!cmd.workflows.length) throw new UserError(`keel run: which workflow(s)? ${known.join(', ')}`);
+  const unknown = cmd.workflows.filter((p) => !known.includes(p));
+  if (unknown.length)
+    throw new UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  const inputs = parseInputs(cmd.inputs);
+  const stateDir = stateDirOf(projectDir);
+  cmd.log(`project: ${projectDir}`);
+  const services = await startLocalServices(decl, stateDir, cmd.log, { registry: cmd.registry });
+  const repository = repositoryOf(decl);
+  const runs: RunRecord[] = [];
+  try {
+    const wfs = workflows(localDeclarations(decl, services.registry.host), { mode: 'dogfood' });
+    for (const name of cmd.workflows) {
+      const wf = wfs.find((w) => w.file === `${name}.yml`)!;
+      const { event, payload } = eventFor(name, cmd.event, runs, decl, repository);
+      const r = await runWorkflow({
+        workflow: wf,
+        event,
+        eventPayload: payload,
+        inputs,
+        services,
+        runsDir: path.join(stateDir, 'runs'),
+        repository,
+        projectDir,
+        log: cmd.log,
+        verbose: cmd.verbose,
+      });
+      runs.push(r);
+      if (!r.ok) break;
+    }
+    printSummary(runs, cmd.log);
+    return runs.length === cmd.workflows.length && runs.every((r) => r.ok);
+  } finally {
+    await services.stop();
+  }
+}
