@@ -4738,7 +4738,10 @@ async function withRetry(fn, policy = exports.DEFAULT_RETRY, hooks = {}) {
         try {
             return await fn(attempt, bound.signal);
         }
-        catch (err) {
+        catch (thrown) {
+            // An attempt cut by the deadline fails with whatever its I/O threw (a body read says
+            // "The operation was aborted"): the cause is the budget, so report that.
+            const err = bound.signal?.aborted ? bound.signal.reason : thrown;
             if (!retryable(err))
                 throw err;
             if (attempt >= policy.attempts) {
@@ -7322,9 +7325,9 @@ const render_js_1 = __nccwpck_require__(6114);
  * - the job's `if:`: the dogfood entry job's (the pull-request label gate, the workflow_run
  *   guards), so a run that would be skipped does not even start the called workflow;
  * - permissions: exactly the union of what the called jobs ask for (a caller can only narrow);
- * - `with:`: the inputs the reusable workflow requires, from the declarations, and the dispatch
- *   inputs passed through; everything else the reusable workflow takes from its defaults and the
- *   declarations file;
+ * - `with:`: the inputs the reusable workflow requires, from the declarations, the environment
+ *   of its secret-reading jobs, and the dispatch inputs passed through; everything else the
+ *   reusable workflow takes from its defaults and the declarations file;
  * - no `secrets:`: the called jobs that read secrets run in the caller's environment and read
  *   them there (a calling job cannot read environment secrets to pass them anyway).
  */
@@ -7337,6 +7340,8 @@ const FROM_DECLARATIONS = {
     'ia-identifier': (d) => d['internet-archive']?.identifier,
     environment: (d) => d.environment,
 };
+/** Inputs passed even when equal to the default: what a reader of the caller must see. */
+const SHOWN = ['environment'];
 /** The paths of Keel's own checkout in the dogfood push trigger, which a caller has not. */
 const keelOnlyPath = (p, decl) => !decl.build.inputs.includes(p) && (p === 'dist/**' || /^actions\/[a-z0-9-]+\/action\.yml$/.test(p));
 /** The calling job's name: GitHub shows "<this> / <called job>". */
@@ -7380,7 +7385,7 @@ function callerInputs(decl, reusable, dispatchInputs) {
         const value = FROM_DECLARATIONS[name]?.(decl);
         if (spec.required && (value === undefined || value === ''))
             throw new errors_js_1.UserError(`${reusable.file} requires input '${name}', which keel init cannot fill from the declarations (${FROM_DECLARATIONS[name] ? 'the declarations leave it empty' : 'no mapping'})`);
-        if (value !== undefined && (spec.required || value !== spec.default))
+        if (value !== undefined && (spec.required || SHOWN.includes(name) || value !== spec.default))
             out[name] = value;
     }
     return out;
