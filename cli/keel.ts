@@ -7,18 +7,23 @@ import { keygen } from './commands/keygen.js';
 import { policy } from './commands/policy.js';
 import { release } from './commands/release.js';
 import { demo, localDeclarations, printSummary } from './demo.js';
-import { runWorkflow, type EventName, type RunRecord } from './runner.js';
+import { eventFor } from './events.js';
+import { runWorkflow, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
+import { recordRun } from './services/runs.js';
 import { repoRoot } from './step.js';
 import { flags } from './flags.js';
 
 const USAGE = `keel — the release pipeline for bootc distributions, on this machine
 
   keel demo [--verbose]                 the whole pipeline of the example distro, locally
-  keel run <workflow> [<workflow> ...] [--event E] [--input k=v ...] [--verbose]
-                                        generated workflows (e.g. build, smoke-boot, build-disk)
-                                        in order, against one set of local services; a smoke-boot
-                                        after a build gets that build's workflow_run event
+  keel run <workflow> [<workflow> ...] [--event E] [--pr N] [--input k=v ...] [--verbose]
+                                        generated workflows (build, smoke-boot, build-disk,
+                                        rollback, cleanup, watch, sysext) in order, against one
+                                        set of local services; a smoke-boot after a build gets
+                                        that build's workflow_run event; --event pull_request
+                                        is pull request N (default 1): labeled for build,
+                                        closed for cleanup
   keel generate                         regenerate .github/workflows and the schemas
   keel release [--version vX.Y.Z] [--no-check]
                                         pin the reusable workflows to HEAD (the commit whose
@@ -67,34 +72,10 @@ async function main(argv: string[]): Promise<number> {
                 .map((w) => w.file.replace(/\.yml$/, ''))
                 .join(', ')})`,
             );
-          const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
-          let event = one('event') as EventName | undefined;
-          let payload: Record<string, unknown> = {};
-          if (name === 'smoke-boot' && lastBuild && !event) {
-            event = 'workflow_run';
-            payload = {
-              workflow_run: {
-                id: lastBuild.id,
-                conclusion: 'success',
-                event: lastBuild.event,
-                head_branch: 'main',
-                head_repository: { full_name: repository },
-              },
-            };
-          }
-          event ??= name === 'build' ? 'push' : 'workflow_dispatch';
-          if (event === 'pull_request') {
-            payload = {
-              action: 'labeled',
-              label: { name: decl.tags['pr-label'] },
-              number: 1,
-              pull_request: {
-                number: 1,
-                labels: [{ name: decl.tags['pr-label'] }],
-                head: { repo: { full_name: repository } },
-              },
-            };
-          }
+          const pr = one('pr') === undefined ? undefined : Number(one('pr'));
+          if (pr !== undefined && !(Number.isInteger(pr) && pr > 0))
+            throw new Error(`keel run: --pr expects a pull request number (got '${one('pr')}')`);
+          const { event, payload } = eventFor(wf, one('event'), { runs, decl, repository, pr });
           const r = await runWorkflow({
             workflow: wf,
             event,
@@ -107,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
             verbose: one('verbose') === 'true',
           });
           runs.push(r);
+          recordRun(services, repository, r);
           if (!r.ok) break;
         }
         printSummary(runs, log);

@@ -113,6 +113,9 @@ const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>)
     ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
   }),
   'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+  // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
+  // empty locally, so the emulator's token stands in for it.
+  watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
 };
 
 /** The inputs a hop declares, from the metadata generated from its action.yml. */
@@ -262,6 +265,10 @@ function startRun(opts: RunOptions): RunState {
     IA_ACCESS_KEY: opts.services.iaKeys.access,
     IA_SECRET_KEY: opts.services.iaKeys.secret,
     SITE_BUMP_TOKEN: opts.services.githubToken,
+    NTFY_URL: opts.services.ntfyTopicUrl,
+    NTFY_TOKEN: '',
+    SYSEXT_GPG_PRIVATE_KEY: opts.services.gpg.armored,
+    SYSEXT_GPG_PASSPHRASE: '',
   };
   // GitHub's runner does not mask values shorter than 3 characters; neither does keel run.
   const redact = new Redactor(Object.values(secrets), { minLength: 3 });
