@@ -15,11 +15,14 @@ In a distro repository (any directory with declarations/distro.yaml):
   keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
                                         scaffold a distro: Containerfile, build_files/finalize.sh,
                                         declarations, caller workflows, KEEL-SETUP.md
-  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--input k=v ...] [--registry HOST:PORT] [--verbose]
-                                        its workflows (build, smoke-boot, build-disk), generated
-                                        from its declarations, in order against one set of local
-                                        services; a smoke-boot after a build gets that build's
-                                        workflow_run event. --registry: your loopback registry
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+                                        its workflows (build, smoke-boot, build-disk, rollback,
+                                        cleanup, watch, sysext), generated from its declarations,
+                                        in order against one set of local services; a smoke-boot
+                                        after a build gets that build's workflow_run event;
+                                        --event pull_request is pull request N (default 1):
+                                        labeled for build, closed for cleanup.
+                                        --registry: your loopback registry
   keel keygen --out-prefix P [--compat] [--force]
                                         cosign-compatible key pair (password: $COSIGN_PASSWORD)
   keel policy --image REG/REPO --public-key F --out DIR [--policy existing.json] [--key-path P] [--name N]
@@ -72,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
         event: one('event'),
         inputs: f.input ?? [],
         registry: one('registry'),
+        pr: one('pr'),
         verbose: one('verbose') === 'true',
         log: (s) => console.log(s),
       }))

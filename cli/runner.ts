@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isValidYmd } from '../actions/lib/inputs.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { imageRefProblem } from '../workflows-src/common.js';
-import { evaluateCondition, evaluateString, type EvalContext, type Expr } from '../workflows-src/expr.js';
+import { evaluateCondition, evaluateString, walkExpr, type EvalContext, type Expr } from '../workflows-src/expr.js';
 import { KEEL_ACTIONS } from '../workflows-src/actions.generated.js';
 import type { Job, LocalHint, Step, Workflow } from '../workflows-src/model.js';
 import type { LocalServices } from './services/index.js';
@@ -115,6 +116,9 @@ const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>)
     ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
   }),
   'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+  // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
+  // empty locally, so the emulator's token stands in for it.
+  watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
 };
 
 /** The inputs a hop declares, from the metadata generated from its action.yml. */
@@ -234,7 +238,7 @@ export async function runWorkflow(opts: RunOptions): Promise<RunRecord> {
   const t0 = Date.now();
   run.log(`\n▶ ${opts.workflow.name} (${opts.workflow.file}) — event ${opts.event}, run ${run.id}`);
   for (const job of topo(opts.workflow.jobs)) {
-    const jr = await runJob(job, run);
+    const jr = job.strategy ? await runMatrixJob(job, run) : await runJob(job, run);
     if (jr.result === 'failure') run.record.ok = false;
   }
   run.record.ms = Date.now() - t0;
@@ -281,6 +285,10 @@ function startRun(opts: RunOptions): RunState {
     IA_ACCESS_KEY: opts.services.iaKeys.access,
     IA_SECRET_KEY: opts.services.iaKeys.secret,
     SITE_BUMP_TOKEN: opts.services.githubToken,
+    NTFY_URL: opts.services.ntfyTopicUrl,
+    NTFY_TOKEN: '',
+    SYSEXT_GPG_PRIVATE_KEY: opts.services.gpg.armored,
+    SYSEXT_GPG_PASSPHRASE: '',
   };
   // GitHub's runner does not mask values shorter than 3 characters; neither does keel run.
   const redact = new Redactor(Object.values(secrets), { minLength: 3 });
@@ -305,8 +313,10 @@ function contextOf(
   job: Job,
   steps: Record<string, StepRecord>,
   status: 'success' | 'failure',
+  leg?: MatrixLeg,
 ): EvalContext {
   return {
+    matrix: (k) => leg?.values[k],
     stepOutput: (s, o) => steps[s]?.outputs[o],
     jobOutput: (j, o) => run.record.jobs[j]?.outputs[o],
     jobResult: (j) => run.record.jobs[j]?.result,
@@ -318,20 +328,60 @@ function contextOf(
   };
 }
 
-/** Runs one job (skipped when a needed job failed or its condition is false) in its own checkout. */
-async function runJob(job: Job, run: RunState): Promise<JobRecord> {
-  const jr: JobRecord = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
+/** One leg of a matrix job: its values and the name its record is kept under. */
+interface MatrixLeg {
+  values: Record<string, string>;
+  id: string;
+}
+
+/**
+ * A matrix job: each leg runs as the job with its values (one after the other here; GitHub runs
+ * them side by side), recorded as `<job> (<name or number>)`; the job's own record fails when
+ * any leg failed. None is cancelled when another fails (fail-fast: false).
+ */
+async function runMatrixJob(job: Job, run: RunState): Promise<JobRecord> {
+  const t0 = Date.now();
+  const legs: JobRecord[] = [];
+  for (const [i, values] of job.strategy!.include.entries())
+    legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? i + 1})` }));
+  const result = legs.some((l) => l.result === 'failure')
+    ? 'failure'
+    : legs.every((l) => l.result === 'skipped')
+      ? 'skipped'
+      : 'success';
+  const jr: JobRecord = { name: job.name, result, outputs: {}, steps: {}, order: [], ms: Date.now() - t0 };
   run.record.jobs[job.id] = jr;
-  const tj = Date.now();
+  return jr;
+}
+
+/**
+ * Whether a job runs: as on GitHub, a job whose condition holds no status function runs only
+ * when every needed job succeeded; one whose condition does (`!cancelled()`, `always()`) decides
+ * by the condition alone, with failure() true when a needed job did not succeed.
+ */
+function jobRuns(job: Job, run: RunState): { runs: boolean; why: string } {
   const needsOk = job.needs.every((n) => run.record.jobs[n]?.result === 'success');
-  if (!needsOk || (job.if && !evaluateCondition(job.if, contextOf(run, job, {}, 'success')))) {
+  const decidesItself = job.if !== undefined && [...walkExpr(job.if)].some((x) => x.kind === 'status');
+  if (!needsOk && !decidesItself) return { runs: false, why: 'a needed job did not succeed' };
+  const ok = !job.if || evaluateCondition(job.if, contextOf(run, job, {}, needsOk ? 'success' : 'failure'));
+  return { runs: ok, why: 'its condition is false' };
+}
+
+/** Runs one job (skipped when a needed job failed or its condition is false) in its own checkout. */
+async function runJob(job: Job, run: RunState, leg?: MatrixLeg): Promise<JobRecord> {
+  const jr: JobRecord = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
+  const jid = leg?.id ?? job.id;
+  run.record.jobs[jid] = jr;
+  const tj = Date.now();
+  const decision = jobRuns(job, run);
+  if (!decision.runs) {
     jr.result = 'skipped';
-    run.log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
+    run.log(`  ⏭  job ${jid}: skipped (${decision.why})`);
     return jr;
   }
-  const environment = job.environment ? evaluateString(job.environment, contextOf(run, job, {}, 'success')) : '';
-  run.log(`  ▶ job ${job.id}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
-  const jobDir = path.join(run.dir, 'jobs', job.id);
+  const environment = job.environment ? evaluateString(job.environment, contextOf(run, job, {}, 'success', leg)) : '';
+  run.log(`  ▶ job ${jid}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
+  const jobDir = path.join(run.dir, 'jobs', jid.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/-+$/, ''));
   const workspace = path.join(jobDir, 'workspace');
   fs.mkdirSync(path.join(jobDir, 'temp'), { recursive: true });
   checkout(workspace, run.opts.projectDir ?? keelHome);
@@ -347,7 +397,7 @@ async function runJob(job: Job, run: RunState): Promise<JobRecord> {
       outputs: {},
     };
     jr.steps[sid] = rec;
-    const c = contextOf(run, job, jr.steps, status);
+    const c = contextOf(run, job, jr.steps, status, leg);
     if (!(step.if ? evaluateCondition(step.if, c) : status === 'success')) {
       rec.result = 'skipped';
       continue;
@@ -356,10 +406,10 @@ async function runJob(job: Job, run: RunState): Promise<JobRecord> {
     if (failed && !step.continueOnError) status = 'failure';
   }
   jr.result = status;
-  const c = contextOf(run, job, jr.steps, status);
+  const c = contextOf(run, job, jr.steps, status, leg);
   for (const [k, v] of Object.entries(job.outputs as Record<string, Expr>)) jr.outputs[k] = evaluateString(v, c);
   jr.ms = Date.now() - tj;
-  run.log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
+  run.log(`  ${status === 'success' ? '✔' : '✘'} job ${jid} ${status} in ${elapsed(jr.ms)}`);
   return jr;
 }
 
@@ -510,6 +560,9 @@ async function runHint(h: LocalHint, c: EvalContext, x: HintCtx): Promise<Record
       if (problem) throw new Error(`${problem}: refused before any registry call`);
       return {};
     }
+    case 'check-date':
+      if (!isValidYmd(evaluateString(h.value, c))) throw new Error(`${h.name} must be a calendar date YYYYMMDD`);
+      return {};
     case 'expand-templates': {
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(h.templates)) out[k] = evaluateString(v, c);

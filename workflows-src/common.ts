@@ -1,9 +1,12 @@
 import type { Distro } from '../actions/lib/declarations.js';
 import { repoRoot } from './action-specs.js';
-import { github, input, lit, secret, type Expr } from './expr.js';
+import { concat, github, input, lit, secret, type Expr, type Value } from './expr.js';
 import {
   actionStep,
+  keel,
   runStep,
+  type Concurrency,
+  type KeelStep,
   type ActionSource,
   type ActionStep,
   type CallInput,
@@ -52,7 +55,15 @@ export class Params {
 
   /** Dogfood: this checkout's `./actions/<hop>`; reusable: the released actions at the stamped commit. */
   actionSource(): ActionSource {
-    if (!this.reusable) return { kind: 'local' };
+    return this.reusable ? this.releasedActions() : { kind: 'local' };
+  }
+
+  /**
+   * The released actions at the stamped commit, in either mode: for a dogfood workflow whose job
+   * must not check out the code of the event (a closed pull request's), so it cannot run
+   * `./actions/<hop>`. `keel release` re-renders every workflow that uses them.
+   */
+  releasedActions(): ActionSource {
     return { kind: 'remote', release: this.opts.release ?? loadKeelRelease(repoRoot) };
   }
 
@@ -319,5 +330,74 @@ export function imageRefGuard(spec: { name: string; ref: Expr; repository: Expr;
       'fi',
     ].join('\n'),
     local: { local: 'check-image-ref', ref: spec.ref, repository: spec.repository },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations: the promotion group, notifications, checked dispatch inputs
+
+/**
+ * The one group every job that moves the stable tag of `image` runs in (promotion, rollback):
+ * one at a time, never cancelled. Job-level, so a reusable workflow's group cannot deadlock
+ * with its caller's.
+ */
+export function promotionConcurrency(image: Expr): Concurrency {
+  return { group: concat(lit('keel-promote-'), image), cancelInProgress: false };
+}
+
+/** The ntfy topic URL and access token: secrets of the release environment (the topic URL works like a password). */
+export const NOTIFY_SECRETS = { url: 'NTFY_URL', token: 'NTFY_TOKEN' } as const;
+
+/** The run's page on GitHub (the notification's click target). */
+export const runUrl = (): Expr =>
+  concat(github('server_url'), '/', github('repository'), '/actions/runs/', github('run_id'));
+
+/**
+ * A notification through ntfy (the `notify` hop): an empty NTFY_URL skips with a notice, and a
+ * failed delivery is a warning, so a notification never fails the run it reports on.
+ */
+export function notifyStep(
+  id: string,
+  spec: { name: string; title: Value; message: Value; priority: 1 | 2 | 3 | 4 | 5; tags: string; if?: Expr },
+): KeelStep<'notify'> {
+  return keel.notify(
+    id,
+    {
+      url: secret(NOTIFY_SECRETS.url),
+      token: secret(NOTIFY_SECRETS.token),
+      title: spec.title,
+      message: spec.message,
+      priority: spec.priority,
+      tags: spec.tags,
+      click: runUrl(),
+    },
+    { name: spec.name, ...(spec.if ? { if: spec.if } : {}) },
+  );
+}
+
+export const NOTIFY_CALL_SECRETS = {
+  [NOTIFY_SECRETS.url]: {
+    description:
+      'ntfy topic URL for notifications (empty: none). Normally a secret of the release environment (its value wins over one passed here).',
+    required: false,
+  },
+  [NOTIFY_SECRETS.token]: { description: 'ntfy access token, when the topic needs one.', required: false },
+};
+
+/**
+ * A step that fails unless `value` is a calendar date YYYYMMDD (GNU date must print it back
+ * unchanged, so 20260230 is refused), before anything uses it. The value is never echoed.
+ */
+export function dateGuard(spec: { name: string; value: Expr; what: string }): RunStep {
+  return runStep({
+    name: spec.name,
+    env: { VALUE: spec.value },
+    run: [
+      'if ! [[ $VALUE =~ ^[0-9]{8}$ ]] || [[ $(date -u -d "$VALUE" +%Y%m%d 2>/dev/null) != "$VALUE" ]]; then',
+      `  echo "::error::${spec.what} must be a calendar date YYYYMMDD"`,
+      '  exit 1',
+      'fi',
+    ].join('\n'),
+    local: { local: 'check-date', value: spec.value, name: spec.what },
   });
 }

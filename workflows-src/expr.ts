@@ -25,6 +25,8 @@ export type Expr =
   | { kind: 'github'; path: string }
   /** `env.<name>`. */
   | { kind: 'env'; name: string }
+  /** `matrix.<key>`: the value of this leg of a matrix job (only inside that job). */
+  | { kind: 'matrix'; key: string }
   /** String concatenation of the parts. */
   | { kind: 'concat'; parts: Expr[] }
   /** The items joined by newlines (a list input of an action). */
@@ -80,6 +82,7 @@ export const secret = (name: string): Expr => ({ kind: 'secret', name });
 export const input = (name: string): Expr => ({ kind: 'input', name });
 export const github = (path: string): Expr => ({ kind: 'github', path });
 export const env = (name: string): Expr => ({ kind: 'env', name });
+export const matrix = (key: string): Expr => ({ kind: 'matrix', key });
 /** A job's output (`job.refs.x`) as the value of a reusable workflow's output. */
 export function callOutput(ref: Expr): Expr {
   if (ref.kind !== 'job-output') throw new Error('a workflow_call output is a job output');
@@ -104,6 +107,8 @@ export const startsWith = (text: Value, prefix: Value): Expr => ({
   prefix: toExpr(prefix),
 });
 export const always = (): Expr => ({ kind: 'status', fn: 'always' });
+export const cancelled = (): Expr => ({ kind: 'status', fn: 'cancelled' });
+export const failure = (): Expr => ({ kind: 'status', fn: 'failure' });
 export const success = (): Expr => ({ kind: 'status', fn: 'success' });
 
 /**
@@ -180,6 +185,8 @@ export function exprText(e: Expr): string {
       return `github.${e.path}`;
     case 'env':
       return `env.${e.name}`;
+    case 'matrix':
+      return `matrix.${e.key}`;
     case 'concat':
     case 'template': {
       const parts = e.kind === 'concat' ? e.parts : templateParts(e);
@@ -281,6 +288,8 @@ export interface EvalContext {
   input?(name: string): string | boolean | number | undefined;
   github?(path: string): unknown;
   env?(name: string): string | undefined;
+  /** The value of `key` in the leg of the matrix job being run. */
+  matrix?(key: string): string | undefined;
   /** The job status so far, for success()/failure() (default: success). */
   status?: 'success' | 'failure' | 'cancelled';
 }
@@ -311,6 +320,8 @@ export function evaluate(e: Expr, ctx: EvalContext): EvalValue {
       return (ctx.github?.(e.path) as EvalValue) ?? '';
     case 'env':
       return ctx.env?.(e.name) ?? '';
+    case 'matrix':
+      return ctx.matrix?.(e.key) ?? '';
     case 'concat':
       return e.parts.map((p) => asString(evaluate(p, ctx))).join('');
     case 'lines':

@@ -5,7 +5,11 @@ import type { GenerateOptions, Mode } from './common.js';
 import { checkWorkflow, type Workflow } from './model.js';
 import { buildDiskWorkflow } from './workflows/build-disk.js';
 import { buildWorkflow } from './workflows/build.js';
+import { cleanupWorkflow } from './workflows/cleanup.js';
+import { rollbackWorkflow } from './workflows/rollback.js';
 import { smokeBootWorkflow } from './workflows/smoke-boot.js';
+import { sysextWorkflow } from './workflows/sysext.js';
+import { watchWorkflow } from './workflows/watch.js';
 
 /**
  * The workflow models, as objects. `workflows(decl)` is what build.ts renders into
@@ -52,12 +56,19 @@ export interface WorkflowsOptions extends GenerateOptions {
   mode?: Mode;
 }
 
-/** Every generated workflow: dogfood build, smoke-boot, build-disk, then their reusable versions. */
+/**
+ * Every generated workflow: dogfood build, smoke-boot, build-disk, then the operations (rollback,
+ * cleanup, watch, and sysext when extensions are declared), then the reusable versions (sysext
+ * has none: its matrix is the declarations' list).
+ */
 export function workflows(decl: Distro = loadRepoDeclarations(), opts: WorkflowsOptions = {}): Workflow[] {
   const modes: Mode[] = opts.mode ? [opts.mode] : ['dogfood', 'reusable'];
   const out: Workflow[] = [];
-  for (const mode of modes)
+  for (const mode of modes) {
     out.push(buildWorkflow(decl, mode, opts), smokeBootWorkflow(decl, mode, opts), buildDiskWorkflow(decl, mode, opts));
+    out.push(rollbackWorkflow(decl, mode, opts), cleanupWorkflow(decl, mode, opts), watchWorkflow(decl, mode, opts));
+    if (mode === 'dogfood' && decl.sysexts.length) out.push(sysextWorkflow(decl, opts));
+  }
   for (const wf of out) {
     const problems = checkWorkflow(wf);
     if (problems.length) throw new Error(`workflow model is unsound:\n${problems.join('\n')}`);

@@ -37,7 +37,9 @@ export type LocalHint =
   /** Sets each output to `expandTemplate(template, vars)` (actions/lib/declarations.ts). */
   | { local: 'expand-templates'; vars: { date?: Expr; file?: Expr; digest?: Expr }; templates: Record<string, Expr> }
   /** Fails unless `ref` is `<repository>@sha256:<hex>` (common.ts `imageRefProblem`). */
-  | { local: 'check-image-ref'; ref: Expr; repository: Expr };
+  | { local: 'check-image-ref'; ref: Expr; repository: Expr }
+  /** Fails unless `value` is a calendar date YYYYMMDD (`isValidYmd`); `name` says which value. */
+  | { local: 'check-date'; value: Expr; name: string };
 
 // ---------------------------------------------------------------------------------------------
 // Steps
@@ -218,6 +220,17 @@ export interface Concurrency {
   cancelInProgress: boolean | Expr;
 }
 
+/**
+ * A matrix job: one leg per entry of `include` (constant values from the declarations), run
+ * side by side, none cancelled when another fails. Steps read a leg's values as `matrix(key)`.
+ * A matrix job has no outputs (GitHub keeps only the last leg's).
+ */
+export interface Strategy {
+  include: Record<string, string>[];
+  /** Legs running at once (default: all). */
+  maxParallel?: number;
+}
+
 export interface Job<O extends string = string> {
   id: string;
   name: string;
@@ -233,6 +246,7 @@ export interface Job<O extends string = string> {
    */
   environment?: Expr;
   concurrency?: Concurrency;
+  strategy?: Strategy;
   env?: Record<string, Expr>;
   /** Job outputs: name → the value (usually a step output of this job). */
   outputs: Record<O, Expr>;
@@ -250,6 +264,7 @@ export interface JobSpec<O extends string> {
   permissions: Permissions;
   environment?: Value;
   concurrency?: Concurrency;
+  strategy?: Strategy;
   env?: Record<string, Value>;
   outputs?: Record<O, Expr>;
   steps: (Step | undefined | false)[];
@@ -269,6 +284,7 @@ export function job<O extends string = never>(id: string, spec: JobSpec<O>): Job
     permissions: spec.permissions,
     ...(spec.environment !== undefined ? { environment: toExpr(spec.environment) } : {}),
     ...(spec.concurrency ? { concurrency: spec.concurrency } : {}),
+    ...(spec.strategy ? { strategy: spec.strategy } : {}),
     ...(spec.env ? { env: mapValues(spec.env) } : {}),
     outputs,
     steps,
@@ -327,7 +343,7 @@ export interface Workflow {
    * For each dangerous trigger used: the guards that make it safe, written as a YAML comment
    * next to the trigger (checkWorkflow requires one).
    */
-  triggerGuards?: Partial<Record<DangerousTrigger, string[]>>;
+  triggerGuards?: Partial<Record<DangerousTrigger | 'pull_request', string[]>>;
   /** Workflow-level permissions: always `{}`; jobs grant what they need. */
   permissions: Permissions;
   /** Never in a reusable workflow (it could deadlock with its caller's group): use job-level groups. */
@@ -398,6 +414,10 @@ export function checkWorkflow(wf: Workflow): string[] {
         if (!s)
           problems.push(`${at}: reads steps.${e.step}.outputs.${e.output}, but no earlier step has id '${e.step}'`);
         else if (!(e.output in s.outputs)) problems.push(`${at}: step '${e.step}' has no output '${e.output}'`);
+      } else if (e.kind === 'matrix') {
+        const legs = j.strategy?.include ?? [];
+        if (!legs.length || legs.some((leg) => !(e.key in leg)))
+          problems.push(`${at}: reads matrix.${e.key}, which not every leg of the job's matrix defines`);
       } else if (e.kind === 'job-output' || e.kind === 'job-result') {
         if (!j.needs.includes(e.job))
           problems.push(`${at}: reads needs.${e.job}, but the job does not need '${e.job}'`);
@@ -423,6 +443,11 @@ export function checkWorkflow(wf: Workflow): string[] {
       }
     }
     for (const e of jobExprs(j)) for (const x of walkExpr(e)) checkRef(x, `${where} (job level)`, seen);
+    if (j.strategy && Object.keys(j.outputs).length)
+      problems.push(`${where}: a matrix job has no outputs (GitHub keeps only one leg's)`);
+    if (j.strategy && !j.strategy.include.length) problems.push(`${where}: a matrix with no legs`);
+    if (j.if && [...walkExpr(j.if)].some((x) => x.kind === 'matrix'))
+      problems.push(`${where}: a job condition cannot read matrix (it is decided before the legs exist)`);
   }
   for (const t of DANGEROUS_TRIGGERS)
     if ((wf.on as Record<string, unknown>)[t] && !wf.triggerGuards?.[t]?.length)

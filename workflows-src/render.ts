@@ -1,6 +1,6 @@
 import { Document, isMap, isScalar, isSeq, type Scalar } from 'yaml';
 import { exprText, valueText, walkExpr, type Expr } from './expr.js';
-import type { Concurrency, Job, Permissions, Step, Workflow } from './model.js';
+import type { Concurrency, Job, Permissions, Step, Strategy, Workflow } from './model.js';
 import { keelLocalUses, keelRemoteUses, usesText } from './pins.js';
 
 /**
@@ -63,6 +63,19 @@ function concurrencyPlain(c: Concurrency | undefined): Plain | undefined {
   return { group: value(c.group), 'cancel-in-progress': cancel };
 }
 
+function strategyPlain(st: Strategy | undefined): Plain | undefined {
+  if (!st) return undefined;
+  // A leg's values are data from the declarations: GitHub would evaluate an expression in them.
+  for (const leg of st.include)
+    for (const [k, v] of Object.entries(leg))
+      if (v.includes('${{')) throw new Error(`matrix value ${k} ${JSON.stringify(v)} contains an expression`);
+  return obj([
+    ['fail-fast', false],
+    ['max-parallel', st.maxParallel],
+    ['matrix', { include: st.include.map((leg) => Object.fromEntries(sorted(leg))) }],
+  ]);
+}
+
 /** The `uses:` of a step and the version written as its trailing comment. */
 function usesOf(s: Step, wf: Workflow): { uses: string; version?: string } | undefined {
   if (s.type === 'action') return { uses: usesText(s.uses), version: s.uses.version };
@@ -97,6 +110,7 @@ function jobPlain(j: Job, wf: Workflow): { [k: string]: Plain } {
     ['permissions', permissions(j.permissions)],
     ['environment', j.environment ? value(j.environment) : undefined],
     ['concurrency', concurrencyPlain(j.concurrency)],
+    ['strategy', strategyPlain(j.strategy)],
     ['outputs', valueMap(j.outputs as Record<string, Expr>)],
     ['env', valueMap(j.env)],
     ['steps', j.steps.map((s) => stepPlain(s, wf))],
@@ -227,7 +241,9 @@ export function renderWorkflow(wf: Workflow): string {
   const on = doc.get('on', true);
   if (isMap(on)) {
     for (const pair of on.items) {
-      const guards = isScalar(pair.key) ? wf.triggerGuards?.[String(pair.key.value) as 'workflow_run'] : undefined;
+      const guards = isScalar(pair.key)
+        ? wf.triggerGuards?.[String(pair.key.value) as keyof NonNullable<Workflow['triggerGuards']>]
+        : undefined;
       if (guards?.length) (pair.key as Scalar).commentBefore = guards.map((g) => ` ${g}`).join('\n');
     }
   }

@@ -249,6 +249,13 @@ const SysextSpec = z
       .array(absolutePath.regex(/^\/(usr|opt)\//, 'a path below /usr or /opt'))
       .default([])
       .describe('Base files below /usr or /opt the extension may replace.'),
+    'ia-identifier': z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{2,99}$/, 'an Internet Archive identifier')
+      .optional()
+      .describe(
+        'Internet Archive item the extension directory is published to, one item per extension (default: <image name>-sysext-<name>).',
+      ),
     'base-url': z
       .url({ protocol: /^https?$/ })
       .optional()
@@ -295,9 +302,35 @@ export const DistroSchema = z
       .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
       .describe('System extensions (systemd-sysext) published for the stable image.'),
     staleness: z
-      .strictObject({ 'warn-after-days': z.number().int().min(1).default(14) })
-      .default({ 'warn-after-days': 14 })
-      .describe('Client-side staleness check shipped in the image.'),
+      .strictObject({
+        'warn-after-days': z
+          .number()
+          .int()
+          .min(1)
+          .default(14)
+          .describe('Client-side check shipped in the image: warn when the booted image is older.'),
+        'server-days': z
+          .number()
+          .int()
+          .min(1)
+          .default(9)
+          .describe('The daily watch workflow: stable older than this many days is stale (notified, run red).'),
+      })
+      .default({ 'warn-after-days': 14, 'server-days': 9 })
+      .describe('How old an image may get: on clients, and in the watch workflow.'),
+    cleanup: z
+      .strictObject({
+        'keep-days': z
+          .number()
+          .int()
+          .min(1)
+          .default(30)
+          .describe(
+            'candidate.<date> and pr-<N> images older than this many days are deleted by the cleanup workflow.',
+          ),
+      })
+      .default({ 'keep-days': 30 })
+      .describe('Registry retention (the cleanup workflow); released digests are never deleted.'),
   })
   .refine((d) => d.signing?.['pull-requests']?.environment !== d.environment, {
     message: 'must differ from environment (the release environment is for main only)',

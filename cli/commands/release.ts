@@ -12,7 +12,8 @@ import { KEEL_RELEASE_FILE, parseKeelRelease, type KeelRelease } from '../../wor
  * 1. Refuses a working tree with any change (the stamped commit must be exactly what is on disk).
  * 2. Unless `check: false`, runs scripts/check.sh: dist/ and every generated file are fresh.
  * 3. Writes HEAD's full SHA and the version into workflows-src/keel-release.json.
- * 4. Re-renders .github/workflows/reusable-*.yml, whose Keel steps then read
+ * 4. Re-renders .github/workflows/reusable-*.yml (and every other workflow that runs the released
+ *    actions, e.g. cleanup.yml), whose Keel steps then read
  *    `keel-project/keel/actions/<hop>@<sha> # <version>`.
  *
  * The result is committed as its own commit (it changes no action and no bundle, so that commit
@@ -64,7 +65,8 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   const written = [KEEL_RELEASE_FILE];
   fs.writeFileSync(path.join(root, KEEL_RELEASE_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
   const decl = loadDeclarations(path.join(root, 'declarations', 'distro.yaml'));
-  for (const wf of workflows(decl, { mode: 'reusable', release: stamp })) {
+  // The reusable workflows, and the dogfood ones that run the released actions too (cleanup).
+  for (const wf of workflows(decl, { release: stamp }).filter((w) => w.actions.kind === 'remote')) {
     const rel = path.posix.join('.github', 'workflows', wf.file);
     fs.mkdirSync(path.join(root, '.github', 'workflows'), { recursive: true });
     fs.writeFileSync(path.join(root, rel), renderWorkflow(wf));

@@ -5,8 +5,10 @@ import { UserError } from '../../actions/lib/errors.js';
 import { workflows } from '../../workflows-src/index.js';
 import { localDeclarations, printSummary } from '../demo.js';
 import { DECLARATIONS_FILE, findProjectDir } from '../home.js';
-import { runWorkflow, type EventName, type RunRecord } from '../runner.js';
+import { eventFor } from '../events.js';
+import { runWorkflow, type RunRecord } from '../runner.js';
 import { startLocalServices } from '../services/index.js';
+import { recordRun } from '../services/runs.js';
 
 /**
  * `keel run <workflow>…`: the project's generated workflows (from its own declarations, with
@@ -20,6 +22,8 @@ export interface RunCommand {
   event?: string;
   inputs: string[];
   registry?: string;
+  /** --pr: the pull request number of a pull_request event (default 1). */
+  pr?: string;
   verbose: boolean;
   log: (line: string) => void;
 }
@@ -61,30 +65,13 @@ function stateDirOf(projectDir: string): string {
   return dir;
 }
 
-/** The event (and its payload) a workflow runs with: a smoke-boot after a build gets its workflow_run. */
-function eventFor(
-  name: string,
-  given: string | undefined,
-  runs: RunRecord[],
-  decl: Distro,
-  repository: string,
-): { event: EventName; payload: Record<string, unknown> } {
-  const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
-  if (name === 'smoke-boot' && lastBuild && !given) {
-    const workflowRun = {
-      id: lastBuild.id,
-      conclusion: 'success',
-      event: lastBuild.event,
-      head_branch: 'main',
-      head_repository: { full_name: repository },
-    };
-    return { event: 'workflow_run', payload: { workflow_run: workflowRun } };
-  }
-  const event = (given ?? (name === 'build' ? 'push' : 'workflow_dispatch')) as EventName;
-  if (event !== 'pull_request') return { event, payload: {} };
-  const label = decl.tags['pr-label'];
-  const pullRequest = { number: 1, labels: [{ name: label }], head: { repo: { full_name: repository } } };
-  return { event, payload: { action: 'labeled', label: { name: label }, number: 1, pull_request: pullRequest } };
+/** --pr: a pull request number, or undefined when not given. */
+function parsePr(given: string | undefined): number | undefined {
+  if (given === undefined) return undefined;
+  const pr = Number(given);
+  if (!(Number.isInteger(pr) && pr > 0))
+    throw new UserError(`keel run: --pr expects a pull request number (got '${given}')`);
+  return pr;
 }
 
 export async function runCommand(cmd: RunCommand): Promise<boolean> {
@@ -96,6 +83,7 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
   if (unknown.length)
     throw new UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
   const inputs = parseInputs(cmd.inputs);
+  const pr = parsePr(cmd.pr);
   const stateDir = stateDirOf(projectDir);
   cmd.log(`project: ${projectDir}`);
   const services = await startLocalServices(decl, stateDir, cmd.log, { registry: cmd.registry });
@@ -105,7 +93,7 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
     const wfs = workflows(localDeclarations(decl, services.registry.host), { mode: 'dogfood' });
     for (const name of cmd.workflows) {
       const wf = wfs.find((w) => w.file === `${name}.yml`)!;
-      const { event, payload } = eventFor(name, cmd.event, runs, decl, repository);
+      const { event, payload } = eventFor(wf, cmd.event, { runs, decl, repository, pr });
       const r = await runWorkflow({
         workflow: wf,
         event,
@@ -119,6 +107,7 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
         verbose: cmd.verbose,
       });
       runs.push(r);
+      recordRun(services, repository, r);
       if (!r.ok) break;
     }
     printSummary(runs, cmd.log);

@@ -2,23 +2,34 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGithubEmulator, type GithubEmulator } from '../../emulators/github/index.js';
+import { workflowRunsEmulator, type WorkflowRunsEmulator } from '../../emulators/github/workflow-runs.js';
 import { startIaEmulator, type IaEmulator } from '../../emulators/ia/index.js';
+import { startNtfyEmulator, type NtfyEmulator } from '../../emulators/ntfy/index.js';
 import type { Distro } from '../../actions/lib/declarations.js';
 import { keygen } from '../commands/keygen.js';
 import { UserError } from '../../actions/lib/errors.js';
+import { gpgSigningKey } from './gpg.js';
 import { startRegistry, type Registry } from './registry.js';
 
 /**
- * What a local run stands in for GitHub's world: a real registry on loopback, a freshly
- * generated signing key, and local emulators for the two services that cannot be reached from
- * here (the Internet Archive, the GitHub API of the download site). Started once per `keel`
- * invocation and stopped at its end.
+ * What a local run stands in for GitHub's world: a real registry on loopback, freshly generated
+ * signing keys (cosign for images, GPG for system extension directories), and local emulators
+ * for the services that cannot be reached from here: the Internet Archive, ntfy, and the GitHub
+ * API (the download site's repository, and the Actions runs of this `keel` invocation, which
+ * the watch checks: services/runs.ts). Started once per `keel` invocation and stopped at its end.
  */
 export interface LocalServices {
   registry: Registry;
   ia: IaEmulator;
   github: GithubEmulator;
+  /** The Actions runs API of `github`: `recordRun` adds each local run to it. */
+  runs: WorkflowRunsEmulator;
+  ntfy: NtfyEmulator;
+  /** The topic notifications of this invocation go to (NTFY_URL). */
+  ntfyTopicUrl: string;
   keys: { privateKeyPath: string; publicKeyPath: string; password: string; fingerprint: string };
+  /** SYSEXT_GPG_PRIVATE_KEY: an armored key without passphrase. */
+  gpg: { armored: string; fingerprint: string };
   iaKeys: { access: string; secret: string };
   githubToken: string;
   stop(): Promise<void>;
@@ -56,6 +67,7 @@ export async function startLocalServices(
         .map((c) => `export const ${c.name} = "${c.value.includes('{file}') ? 'keel-os-20260101.iso' : '20260101'}";`)
         .join('\n')
     : 'export const LATEST_ISO_DATE = "20260101";';
+  const runs = workflowRunsEmulator();
   const github = await startGithubEmulator({
     repos: {
       [siteRepo]: {
@@ -64,22 +76,32 @@ export async function startLocalServices(
     },
     token: githubToken,
     login: 'keel-local',
+    extensions: [runs.extension],
   });
-  log(`GitHub API: local emulator ${github.url} (repository ${siteRepo})`);
+  log(`GitHub API: local emulator ${github.url} (repository ${siteRepo}; the Actions runs of this invocation)`);
+  const ntfy = await startNtfyEmulator();
+  const ntfyTopicUrl = ntfy.topicUrl('keel-local');
+  log(`ntfy: local emulator ${ntfyTopicUrl}`);
   const keyDir = path.join(stateDir, 'keys');
   fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
   const password = crypto.randomBytes(16).toString('base64url');
   const k = await keygen({ outPrefix: path.join(keyDir, 'cosign'), password, force: true });
   log(`signing key: generated ${k.publicKeyPath} (fingerprint ${k.fingerprint.slice(0, 16)}…)`);
+  const gpg = await gpgSigningKey(path.join(stateDir, 'gpg'));
+  log(`GPG key for system extensions: ${gpg.fingerprint}`);
   return {
     registry,
     ia,
     github,
+    runs,
+    ntfy,
+    ntfyTopicUrl,
     keys: { privateKeyPath: k.privateKeyPath, publicKeyPath: k.publicKeyPath, password, fingerprint: k.fingerprint },
+    gpg,
     iaKeys,
     githubToken,
     stop: async () => {
-      await Promise.allSettled([registry.stop(), ia.close(), github.close()]);
+      await Promise.allSettled([registry.stop(), ia.close(), github.close(), ntfy.close()]);
     },
   };
 }

@@ -2669,6 +2669,11 @@ const SysextSpec = zod_1.z
         .array(absolutePath.regex(/^\/(usr|opt)\//, 'a path below /usr or /opt'))
         .default([])
         .describe('Base files below /usr or /opt the extension may replace.'),
+    'ia-identifier': zod_1.z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{2,99}$/, 'an Internet Archive identifier')
+        .optional()
+        .describe('Internet Archive item the extension directory is published to, one item per extension (default: <image name>-sysext-<name>).'),
     'base-url': zod_1.z
         .url({ protocol: /^https?$/ })
         .optional()
@@ -2710,9 +2715,33 @@ exports.DistroSchema = zod_1.z
         .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
         .describe('System extensions (systemd-sysext) published for the stable image.'),
     staleness: zod_1.z
-        .strictObject({ 'warn-after-days': zod_1.z.number().int().min(1).default(14) })
-        .default({ 'warn-after-days': 14 })
-        .describe('Client-side staleness check shipped in the image.'),
+        .strictObject({
+        'warn-after-days': zod_1.z
+            .number()
+            .int()
+            .min(1)
+            .default(14)
+            .describe('Client-side check shipped in the image: warn when the booted image is older.'),
+        'server-days': zod_1.z
+            .number()
+            .int()
+            .min(1)
+            .default(9)
+            .describe('The daily watch workflow: stable older than this many days is stale (notified, run red).'),
+    })
+        .default({ 'warn-after-days': 14, 'server-days': 9 })
+        .describe('How old an image may get: on clients, and in the watch workflow.'),
+    cleanup: zod_1.z
+        .strictObject({
+        'keep-days': zod_1.z
+            .number()
+            .int()
+            .min(1)
+            .default(30)
+            .describe('candidate.<date> and pr-<N> images older than this many days are deleted by the cleanup workflow.'),
+    })
+        .default({ 'keep-days': 30 })
+        .describe('Registry retention (the cleanup workflow); released digests are never deleted.'),
 })
     .refine((d) => d.signing?.['pull-requests']?.environment !== d.environment, {
     message: 'must differ from environment (the release environment is for main only)',
@@ -6854,7 +6883,8 @@ async function release(opts) {
     const written = [pins_js_1.KEEL_RELEASE_FILE];
     node_fs_1.default.writeFileSync(node_path_1.default.join(root, pins_js_1.KEEL_RELEASE_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
     const decl = (0, declarations_js_1.loadDeclarations)(node_path_1.default.join(root, 'declarations', 'distro.yaml'));
-    for (const wf of (0, index_js_1.workflows)(decl, { mode: 'reusable', release: stamp })) {
+    // The reusable workflows, and the dogfood ones that run the released actions too (cleanup).
+    for (const wf of (0, index_js_1.workflows)(decl, { release: stamp }).filter((w) => w.actions.kind === 'remote')) {
         const rel = node_path_1.default.posix.join('.github', 'workflows', wf.file);
         node_fs_1.default.mkdirSync(node_path_1.default.join(root, '.github', 'workflows'), { recursive: true });
         node_fs_1.default.writeFileSync(node_path_1.default.join(root, rel), (0, index_js_1.renderWorkflow)(wf));
@@ -6885,8 +6915,10 @@ const errors_js_1 = __nccwpck_require__(2863);
 const index_js_1 = __nccwpck_require__(5636);
 const demo_js_1 = __nccwpck_require__(4108);
 const home_js_1 = __nccwpck_require__(5492);
+const events_js_1 = __nccwpck_require__(4478);
 const runner_js_1 = __nccwpck_require__(8973);
 const index_js_2 = __nccwpck_require__(4560);
+const runs_js_1 = __nccwpck_require__(6092);
 /** The dogfood workflows the generators produce for a distro (the reusable ones are only called). */
 function runnableWorkflows(decl) {
     return (0, index_js_1.workflows)(decl, { mode: 'dogfood' })
@@ -6920,25 +6952,14 @@ function stateDirOf(projectDir) {
         node_fs_1.default.writeFileSync(ignore, '# keel run state (local keys, runs, artefacts): never committed\n*\n');
     return dir;
 }
-/** The event (and its payload) a workflow runs with: a smoke-boot after a build gets its workflow_run. */
-function eventFor(name, given, runs, decl, repository) {
-    const lastBuild = [...runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
-    if (name === 'smoke-boot' && lastBuild && !given) {
-        const workflowRun = {
-            id: lastBuild.id,
-            conclusion: 'success',
-            event: lastBuild.event,
-            head_branch: 'main',
-            head_repository: { full_name: repository },
-        };
-        return { event: 'workflow_run', payload: { workflow_run: workflowRun } };
-    }
-    const event = (given ?? (name === 'build' ? 'push' : 'workflow_dispatch'));
-    if (event !== 'pull_request')
-        return { event, payload: {} };
-    const label = decl.tags['pr-label'];
-    const pullRequest = { number: 1, labels: [{ name: label }], head: { repo: { full_name: repository } } };
-    return { event, payload: { action: 'labeled', label: { name: label }, number: 1, pull_request: pullRequest } };
+/** --pr: a pull request number, or undefined when not given. */
+function parsePr(given) {
+    if (given === undefined)
+        return undefined;
+    const pr = Number(given);
+    if (!(Number.isInteger(pr) && pr > 0))
+        throw new errors_js_1.UserError(`keel run: --pr expects a pull request number (got '${given}')`);
+    return pr;
 }
 async function runCommand(cmd) {
     const projectDir = (0, home_js_1.findProjectDir)({ dir: cmd.dir });
@@ -6950,6 +6971,7 @@ async function runCommand(cmd) {
     if (unknown.length)
         throw new errors_js_1.UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
     const inputs = parseInputs(cmd.inputs);
+    const pr = parsePr(cmd.pr);
     const stateDir = stateDirOf(projectDir);
     cmd.log(`project: ${projectDir}`);
     const services = await (0, index_js_2.startLocalServices)(decl, stateDir, cmd.log, { registry: cmd.registry });
@@ -6959,7 +6981,7 @@ async function runCommand(cmd) {
         const wfs = (0, index_js_1.workflows)((0, demo_js_1.localDeclarations)(decl, services.registry.host), { mode: 'dogfood' });
         for (const name of cmd.workflows) {
             const wf = wfs.find((w) => w.file === `${name}.yml`);
-            const { event, payload } = eventFor(name, cmd.event, runs, decl, repository);
+            const { event, payload } = (0, events_js_1.eventFor)(wf, cmd.event, { runs, decl, repository, pr });
             const r = await (0, runner_js_1.runWorkflow)({
                 workflow: wf,
                 event,
@@ -6973,6 +6995,7 @@ async function runCommand(cmd) {
                 verbose: cmd.verbose,
             });
             runs.push(r);
+            (0, runs_js_1.recordRun)(services, repository, r);
             if (!r.ok)
                 break;
         }
@@ -7166,6 +7189,53 @@ function printSummary(runs, log) {
             }
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 4478:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.eventFor = eventFor;
+/**
+ * The event (and its payload) `keel run` gives a workflow: `--event` when given; a smoke-boot
+ * after a successful build of this invocation gets that build's workflow_run (as on GitHub);
+ * otherwise push for build, dispatch for the rest. A pull_request is pull request `pr` (default
+ * 1) of this repository: `labeled` with the build label for a workflow listening to labels
+ * (build), `closed` for one listening only to closed (cleanup).
+ */
+function eventFor(wf, given, ctx) {
+    const name = wf.file.replace(/\.yml$/, '');
+    const lastBuild = [...ctx.runs].reverse().find((r) => r.workflow === 'build.yml' && r.ok);
+    if (name === 'smoke-boot' && lastBuild && !given) {
+        const workflowRun = {
+            id: lastBuild.id,
+            conclusion: 'success',
+            event: lastBuild.event,
+            head_branch: 'main',
+            head_repository: { full_name: ctx.repository },
+        };
+        return { event: 'workflow_run', payload: { workflow_run: workflowRun } };
+    }
+    const event = (given ?? (name === 'build' ? 'push' : 'workflow_dispatch'));
+    if (event !== 'pull_request')
+        return { event, payload: {} };
+    const number = ctx.pr ?? 1;
+    const label = ctx.decl.tags['pr-label'];
+    const types = wf.on.pull_request?.types ?? [];
+    const closing = types.includes('closed') && !types.includes('labeled');
+    const pullRequest = {
+        number,
+        state: closing ? 'closed' : 'open',
+        labels: [{ name: label }],
+        head: { repo: { full_name: ctx.repository } },
+    };
+    return closing
+        ? { event, payload: { action: 'closed', number, pull_request: pullRequest } }
+        : { event, payload: { action: 'labeled', label: { name: label }, number, pull_request: pullRequest } };
 }
 
 
@@ -7755,6 +7825,7 @@ const node_child_process_1 = __nccwpck_require__(1421);
 const node_crypto_1 = __importDefault(__nccwpck_require__(7598));
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const node_path_1 = __importDefault(__nccwpck_require__(6760));
+const inputs_js_1 = __nccwpck_require__(7721);
 const tags_js_1 = __nccwpck_require__(8321);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
@@ -7802,6 +7873,9 @@ const SERVICE_INPUTS = {
         ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
     }),
     'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+    // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
+    // empty locally, so the emulator's token stands in for it.
+    watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
 };
 /** The inputs a hop declares, from the metadata generated from its action.yml. */
 function declaredInputs(hop) {
@@ -7907,7 +7981,7 @@ async function runWorkflow(opts) {
     const t0 = Date.now();
     run.log(`\n▶ ${opts.workflow.name} (${opts.workflow.file}) — event ${opts.event}, run ${run.id}`);
     for (const job of topo(opts.workflow.jobs)) {
-        const jr = await runJob(job, run);
+        const jr = job.strategy ? await runMatrixJob(job, run) : await runJob(job, run);
         if (jr.result === 'failure')
             run.record.ok = false;
     }
@@ -7955,6 +8029,10 @@ function startRun(opts) {
         IA_ACCESS_KEY: opts.services.iaKeys.access,
         IA_SECRET_KEY: opts.services.iaKeys.secret,
         SITE_BUMP_TOKEN: opts.services.githubToken,
+        NTFY_URL: opts.services.ntfyTopicUrl,
+        NTFY_TOKEN: '',
+        SYSEXT_GPG_PRIVATE_KEY: opts.services.gpg.armored,
+        SYSEXT_GPG_PASSPHRASE: '',
     };
     // GitHub's runner does not mask values shorter than 3 characters; neither does keel run.
     const redact = new redact_js_1.Redactor(Object.values(secrets), { minLength: 3 });
@@ -7973,8 +8051,9 @@ function startRun(opts) {
     };
 }
 /** The expression context of a job: its steps so far, the run's jobs, secrets, inputs, github. */
-function contextOf(run, job, steps, status) {
+function contextOf(run, job, steps, status, leg) {
     return {
+        matrix: (k) => leg?.values[k],
         stepOutput: (s, o) => steps[s]?.outputs[o],
         jobOutput: (j, o) => run.record.jobs[j]?.outputs[o],
         jobResult: (j) => run.record.jobs[j]?.result,
@@ -7985,20 +8064,53 @@ function contextOf(run, job, steps, status) {
         status,
     };
 }
-/** Runs one job (skipped when a needed job failed or its condition is false) in its own checkout. */
-async function runJob(job, run) {
-    const jr = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
+/**
+ * A matrix job: each leg runs as the job with its values (one after the other here; GitHub runs
+ * them side by side), recorded as `<job> (<name or number>)`; the job's own record fails when
+ * any leg failed. None is cancelled when another fails (fail-fast: false).
+ */
+async function runMatrixJob(job, run) {
+    const t0 = Date.now();
+    const legs = [];
+    for (const [i, values] of job.strategy.include.entries())
+        legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? i + 1})` }));
+    const result = legs.some((l) => l.result === 'failure')
+        ? 'failure'
+        : legs.every((l) => l.result === 'skipped')
+            ? 'skipped'
+            : 'success';
+    const jr = { name: job.name, result, outputs: {}, steps: {}, order: [], ms: Date.now() - t0 };
     run.record.jobs[job.id] = jr;
-    const tj = Date.now();
+    return jr;
+}
+/**
+ * Whether a job runs: as on GitHub, a job whose condition holds no status function runs only
+ * when every needed job succeeded; one whose condition does (`!cancelled()`, `always()`) decides
+ * by the condition alone, with failure() true when a needed job did not succeed.
+ */
+function jobRuns(job, run) {
     const needsOk = job.needs.every((n) => run.record.jobs[n]?.result === 'success');
-    if (!needsOk || (job.if && !(0, expr_js_1.evaluateCondition)(job.if, contextOf(run, job, {}, 'success')))) {
+    const decidesItself = job.if !== undefined && [...(0, expr_js_1.walkExpr)(job.if)].some((x) => x.kind === 'status');
+    if (!needsOk && !decidesItself)
+        return { runs: false, why: 'a needed job did not succeed' };
+    const ok = !job.if || (0, expr_js_1.evaluateCondition)(job.if, contextOf(run, job, {}, needsOk ? 'success' : 'failure'));
+    return { runs: ok, why: 'its condition is false' };
+}
+/** Runs one job (skipped when a needed job failed or its condition is false) in its own checkout. */
+async function runJob(job, run, leg) {
+    const jr = { name: job.name, result: 'success', outputs: {}, steps: {}, order: [], ms: 0 };
+    const jid = leg?.id ?? job.id;
+    run.record.jobs[jid] = jr;
+    const tj = Date.now();
+    const decision = jobRuns(job, run);
+    if (!decision.runs) {
         jr.result = 'skipped';
-        run.log(`  ⏭  job ${job.id}: skipped (${!needsOk ? 'a needed job did not succeed' : 'its condition is false'})`);
+        run.log(`  ⏭  job ${jid}: skipped (${decision.why})`);
         return jr;
     }
-    const environment = job.environment ? (0, expr_js_1.evaluateString)(job.environment, contextOf(run, job, {}, 'success')) : '';
-    run.log(`  ▶ job ${job.id}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
-    const jobDir = node_path_1.default.join(run.dir, 'jobs', job.id);
+    const environment = job.environment ? (0, expr_js_1.evaluateString)(job.environment, contextOf(run, job, {}, 'success', leg)) : '';
+    run.log(`  ▶ job ${jid}: ${job.name}${environment ? ` (environment ${environment})` : ''}`);
+    const jobDir = node_path_1.default.join(run.dir, 'jobs', jid.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/-+$/, ''));
     const workspace = node_path_1.default.join(jobDir, 'workspace');
     node_fs_1.default.mkdirSync(node_path_1.default.join(jobDir, 'temp'), { recursive: true });
     checkout(workspace, run.opts.projectDir ?? home_js_1.keelHome);
@@ -8014,7 +8126,7 @@ async function runJob(job, run) {
             outputs: {},
         };
         jr.steps[sid] = rec;
-        const c = contextOf(run, job, jr.steps, status);
+        const c = contextOf(run, job, jr.steps, status, leg);
         if (!(step.if ? (0, expr_js_1.evaluateCondition)(step.if, c) : status === 'success')) {
             rec.result = 'skipped';
             continue;
@@ -8024,11 +8136,11 @@ async function runJob(job, run) {
             status = 'failure';
     }
     jr.result = status;
-    const c = contextOf(run, job, jr.steps, status);
+    const c = contextOf(run, job, jr.steps, status, leg);
     for (const [k, v] of Object.entries(job.outputs))
         jr.outputs[k] = (0, expr_js_1.evaluateString)(v, c);
     jr.ms = Date.now() - tj;
-    run.log(`  ${status === 'success' ? '✔' : '✘'} job ${job.id} ${status} in ${elapsed(jr.ms)}`);
+    run.log(`  ${status === 'success' ? '✔' : '✘'} job ${jid} ${status} in ${elapsed(jr.ms)}`);
     return jr;
 }
 /** Runs one step (a Keel hop, or the local stand-in of another action) into `rec`; true when it failed. */
@@ -8171,12 +8283,59 @@ async function runHint(h, c, x) {
                 throw new Error(`${problem}: refused before any registry call`);
             return {};
         }
+        case 'check-date':
+            if (!(0, inputs_js_1.isValidYmd)((0, expr_js_1.evaluateString)(h.value, c)))
+                throw new Error(`${h.name} must be a calendar date YYYYMMDD`);
+            return {};
         case 'expand-templates': {
             const out = {};
             for (const [k, v] of Object.entries(h.templates))
                 out[k] = (0, expr_js_1.evaluateString)(v, c);
             return out;
         }
+    }
+}
+
+
+/***/ }),
+
+/***/ 2128:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.gpgSigningKey = gpgSigningKey;
+const node_fs_1 = __importDefault(__nccwpck_require__(3024));
+const exec_js_1 = __nccwpck_require__(9197);
+/**
+ * The local stand-in for SYSEXT_GPG_PRIVATE_KEY: an ed25519 signing key without passphrase,
+ * generated once into `home` (a GNUPGHOME of the local state directory, mode 0700) and exported
+ * armored, the form the secret holds. The agent gpg starts is stopped again.
+ */
+async function gpgSigningKey(home) {
+    const runner = (0, exec_js_1.processRunner)();
+    node_fs_1.default.mkdirSync(home, { recursive: true, mode: 0o700 });
+    const env = { GNUPGHOME: home };
+    const gpg = (args) => runner.run('gpg', ['--batch', ...args], { env, timeoutMs: 60_000 });
+    try {
+        const listed = () => gpg(['--with-colons', '--list-secret-keys']).then((r) => r.stdout.toString('utf8'));
+        let colons = await listed().catch(() => '');
+        if (!/^sec:/m.test(colons)) {
+            const uid = 'Keel local sysext key <sysext@keel.invalid>';
+            await gpg(['--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never']);
+            colons = await listed();
+        }
+        const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]{40}):/m.exec(colons)?.[1];
+        if (!fingerprint)
+            throw new Error(`gpg listed no key fingerprint in ${home}`);
+        const armored = (await gpg(['--armor', '--export-secret-keys', fingerprint])).stdout.toString('utf8');
+        return { armored, fingerprint };
+    }
+    finally {
+        await runner.run('gpgconf', ['--kill', 'gpg-agent'], { env, okCodes: [0, 1, 2] }).catch(() => undefined);
     }
 }
 
@@ -8197,9 +8356,12 @@ const node_crypto_1 = __importDefault(__nccwpck_require__(7598));
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const node_path_1 = __importDefault(__nccwpck_require__(6760));
 const index_js_1 = __nccwpck_require__(4465);
+const workflow_runs_js_1 = __nccwpck_require__(6687);
 const index_js_2 = __nccwpck_require__(3100);
+const index_js_3 = __nccwpck_require__(9881);
 const keygen_js_1 = __nccwpck_require__(1255);
 const errors_js_1 = __nccwpck_require__(2863);
+const gpg_js_1 = __nccwpck_require__(2128);
 const registry_js_1 = __nccwpck_require__(8357);
 exports.SITE_SEED_FILE = 'src/lib/release.ts';
 async function startLocalServices(decl, stateDir, log, opts = {}) {
@@ -8220,6 +8382,7 @@ async function startLocalServices(decl, stateDir, log, opts = {}) {
             .map((c) => `export const ${c.name} = "${c.value.includes('{file}') ? 'keel-os-20260101.iso' : '20260101'}";`)
             .join('\n')
         : 'export const LATEST_ISO_DATE = "20260101";';
+    const runs = (0, workflow_runs_js_1.workflowRunsEmulator)();
     const github = await (0, index_js_1.startGithubEmulator)({
         repos: {
             [siteRepo]: {
@@ -8228,22 +8391,32 @@ async function startLocalServices(decl, stateDir, log, opts = {}) {
         },
         token: githubToken,
         login: 'keel-local',
+        extensions: [runs.extension],
     });
-    log(`GitHub API: local emulator ${github.url} (repository ${siteRepo})`);
+    log(`GitHub API: local emulator ${github.url} (repository ${siteRepo}; the Actions runs of this invocation)`);
+    const ntfy = await (0, index_js_3.startNtfyEmulator)();
+    const ntfyTopicUrl = ntfy.topicUrl('keel-local');
+    log(`ntfy: local emulator ${ntfyTopicUrl}`);
     const keyDir = node_path_1.default.join(stateDir, 'keys');
     node_fs_1.default.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
     const password = node_crypto_1.default.randomBytes(16).toString('base64url');
     const k = await (0, keygen_js_1.keygen)({ outPrefix: node_path_1.default.join(keyDir, 'cosign'), password, force: true });
     log(`signing key: generated ${k.publicKeyPath} (fingerprint ${k.fingerprint.slice(0, 16)}…)`);
+    const gpg = await (0, gpg_js_1.gpgSigningKey)(node_path_1.default.join(stateDir, 'gpg'));
+    log(`GPG key for system extensions: ${gpg.fingerprint}`);
     return {
         registry,
         ia,
         github,
+        runs,
+        ntfy,
+        ntfyTopicUrl,
         keys: { privateKeyPath: k.privateKeyPath, publicKeyPath: k.publicKeyPath, password, fingerprint: k.fingerprint },
+        gpg,
         iaKeys,
         githubToken,
         stop: async () => {
-            await Promise.allSettled([registry.stop(), ia.close(), github.close()]);
+            await Promise.allSettled([registry.stop(), ia.close(), github.close(), ntfy.close()]);
         },
     };
 }
@@ -8404,6 +8577,46 @@ ${auth}`;
             node_fs_1.default.rmSync(dir, { recursive: true, force: true });
         },
     };
+}
+
+
+/***/ }),
+
+/***/ 6092:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.recordRun = recordRun;
+const conclusion = (r) => r;
+/**
+ * Records a finished local run as a completed Actions run of `repository` in the GitHub emulator
+ * (its jobs and steps with their results, on main at the emulated branch head; the repository is
+ * added to the emulator the first time), so a later `keel run watch` checks the build runs of
+ * this invocation the way the watch checks GitHub's.
+ */
+function recordRun(svc, repository, record) {
+    const state = svc.github.state;
+    const repo = state.repos.get(repository.toLowerCase()) ?? state.addRepo(repository, { files: { 'README.md': '' } });
+    const head = repo.refs.get(`refs/heads/${repo.defaultBranch}`);
+    if (!head)
+        throw new Error(`emulator: ${repository} has no ${repo.defaultBranch} branch`);
+    const jobs = Object.values(record.jobs)
+        // A matrix job's own record sums up its legs, which are recorded as jobs themselves.
+        .filter((j) => j.order.length || j.result === 'skipped')
+        .map((j) => ({
+        name: j.name,
+        conclusion: conclusion(j.result),
+        steps: j.order.map((sid) => ({ name: j.steps[sid].name, conclusion: conclusion(j.steps[sid].result) })),
+    }));
+    svc.runs.addRun({
+        repository,
+        workflow: record.workflow,
+        event: record.event,
+        branch: 'main',
+        headSha: head,
+        jobs,
+    });
 }
 
 
@@ -10031,6 +10244,205 @@ exports.EmulatedRepo = EmulatedRepo;
 
 /***/ }),
 
+/***/ 6687:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.workflowRunsEmulator = workflowRunsEmulator;
+const extension_js_1 = __nccwpck_require__(8768);
+const FAILED = ['failure', 'cancelled', 'timed_out'];
+/** The run's conclusion from its current attempt's jobs (GitHub: any failure fails the run). */
+function conclusionOf(run) {
+    if (run.status !== 'completed')
+        return null;
+    const jobs = run.jobs.filter((j) => j.attempt === run.attempt);
+    for (const c of ['failure', 'timed_out', 'cancelled'])
+        if (jobs.some((j) => j.conclusion === c))
+            return c;
+    return 'success';
+}
+function workflowRunsEmulator() {
+    const runs = [];
+    const reruns = [];
+    const workflowIds = new Map();
+    let nextJob = 7_000_001;
+    const at = (iso) => iso ?? new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const runJson = (req, r) => {
+        const url = `${req.api}/repos/${r.repository}/actions/runs/${r.id}`;
+        return {
+            id: r.id,
+            name: r.workflow.replace(/\.ya?ml$/, ''),
+            node_id: `WFR_${Buffer.from(String(r.id)).toString('base64url')}`,
+            head_branch: r.branch,
+            head_sha: r.headSha,
+            path: `.github/workflows/${r.workflow}`,
+            display_title: `${r.workflow} on ${r.branch}`,
+            run_number: r.runNumber,
+            event: r.event,
+            status: r.status,
+            conclusion: conclusionOf(r),
+            workflow_id: r.workflowId,
+            url,
+            html_url: `${req.web}/${r.repository}/actions/runs/${r.id}`,
+            jobs_url: `${url}/jobs`,
+            logs_url: `${url}/logs`,
+            rerun_url: `${url}/rerun`,
+            workflow_url: `${req.api}/repos/${r.repository}/actions/workflows/${r.workflowId}`,
+            created_at: r.createdAt,
+            updated_at: r.createdAt,
+            run_attempt: r.attempt,
+            run_started_at: r.createdAt,
+            repository: { full_name: r.repository, name: r.repository.split('/')[1] },
+        };
+    };
+    const jobJson = (req, r, j) => ({
+        id: j.id,
+        run_id: r.id,
+        run_attempt: j.attempt,
+        node_id: `CR_${Buffer.from(String(j.id)).toString('base64url')}`,
+        head_sha: r.headSha,
+        head_branch: r.branch,
+        url: `${req.api}/repos/${r.repository}/actions/jobs/${j.id}`,
+        html_url: `${req.web}/${r.repository}/actions/runs/${r.id}/job/${j.id}`,
+        status: j.status,
+        conclusion: j.status === 'completed' ? j.conclusion : null,
+        created_at: r.createdAt,
+        started_at: r.createdAt,
+        completed_at: j.status === 'completed' ? r.createdAt : null,
+        name: j.name,
+        workflow_name: r.workflow.replace(/\.ya?ml$/, ''),
+        labels: ['ubuntu-24.04'],
+        runner_name: j.status === 'queued' ? null : 'GitHub Actions 1',
+        steps: j.steps.map((s, i) => ({
+            name: s.name,
+            status: j.status === 'completed' ? 'completed' : 'queued',
+            conclusion: j.status === 'completed' ? s.conclusion : null,
+            number: i + 1,
+            started_at: r.createdAt,
+            completed_at: j.status === 'completed' ? r.createdAt : null,
+        })),
+    });
+    const route = async (req, m) => {
+        const repository = `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`.toLowerCase();
+        const rest = m[3];
+        let x;
+        const mine = runs.filter((r) => r.repository.toLowerCase() === repository);
+        if (req.method === 'GET' && (x = /^workflows\/([^/]+)\/runs$/.exec(rest))) {
+            const wf = decodeURIComponent(x[1]);
+            const q = req.query;
+            const list = mine
+                .filter((r) => r.workflow === wf || String(r.workflowId) === wf)
+                .filter((r) => !q.get('branch') || r.branch === q.get('branch'))
+                .filter((r) => !q.get('event') || r.event === q.get('event'))
+                .filter((r) => !q.get('status') || r.status === q.get('status') || conclusionOf(r) === q.get('status'))
+                .sort((a, b) => b.id - a.id);
+            const page = (0, extension_js_1.pageOf)(req, list, `${req.api}/repos/${repository}/actions/workflows/${x[1]}/runs`);
+            return {
+                status: 200,
+                body: { total_count: list.length, workflow_runs: page.items.map((r) => runJson(req, r)) },
+                headers: page.headers,
+            };
+        }
+        const r = /^runs\/(\d+)(\/.*)?$/.exec(rest);
+        const run = r ? mine.find((c) => c.id === Number(r[1])) : undefined;
+        if (!r || !run)
+            return (0, extension_js_1.apiError)(404, 'Not Found');
+        const sub = r[2] ?? '';
+        if (req.method === 'GET' && sub === '')
+            return { status: 200, body: runJson(req, run) };
+        if (req.method === 'GET' && sub === '/jobs') {
+            const all = req.query.get('filter') === 'all';
+            const jobs = run.jobs.filter((j) => all || j.attempt === run.attempt);
+            const page = (0, extension_js_1.pageOf)(req, jobs, `${req.api}/repos/${repository}/actions/runs/${run.id}/jobs`);
+            return {
+                status: 200,
+                body: { total_count: jobs.length, jobs: page.items.map((j) => jobJson(req, run, j)) },
+                headers: page.headers,
+            };
+        }
+        if (req.method === 'POST' && sub === '/rerun-failed-jobs') {
+            if (!req.authorized)
+                return (0, extension_js_1.requiresAuth)();
+            if (run.status !== 'completed')
+                return (0, extension_js_1.apiError)(403, 'This workflow run is not completed');
+            const current = run.jobs.filter((j) => j.attempt === run.attempt);
+            if (!current.some((j) => FAILED.includes(j.conclusion)))
+                return (0, extension_js_1.apiError)(403, 'This workflow run has no failed jobs');
+            run.attempt++;
+            run.status = 'queued';
+            for (const j of current) {
+                const again = FAILED.includes(j.conclusion);
+                run.jobs.push({
+                    ...j,
+                    id: nextJob++,
+                    attempt: run.attempt,
+                    status: again ? 'queued' : 'completed',
+                    steps: j.steps.map((s) => ({ ...s })),
+                });
+            }
+            reruns.push({ runId: run.id, attempt: run.attempt });
+            return { status: 201, body: {} };
+        }
+        return (0, extension_js_1.apiError)(404, 'Not Found');
+    };
+    const extension = (req) => {
+        const m = /^\/repos\/([^/]+)\/([^/]+)\/actions\/(.+)$/.exec(req.path);
+        return m ? route(req, m) : undefined;
+    };
+    return {
+        extension,
+        runs,
+        reruns,
+        addRun(seed) {
+            if (!workflowIds.has(seed.workflow))
+                workflowIds.set(seed.workflow, 50_000 + workflowIds.size);
+            const id = 900_000_000 + runs.length + 1;
+            const run = {
+                id,
+                repository: seed.repository,
+                workflow: seed.workflow,
+                workflowId: workflowIds.get(seed.workflow),
+                event: seed.event,
+                branch: seed.branch,
+                headSha: seed.headSha,
+                runNumber: runs.filter((r) => r.workflow === seed.workflow).length + 1,
+                attempt: 1,
+                status: seed.status ?? 'completed',
+                createdAt: at(seed.createdAt),
+                jobs: seed.jobs.map((j) => ({
+                    ...j,
+                    id: nextJob++,
+                    attempt: 1,
+                    status: seed.status ?? 'completed',
+                    steps: j.steps.map((s) => ({ ...s })),
+                })),
+            };
+            runs.push(run);
+            return run;
+        },
+        finishAttempt(runId, conclusions) {
+            const run = runs.find((r) => r.id === runId);
+            if (!run)
+                throw new Error(`emulator: no run ${runId}`);
+            for (const j of run.jobs.filter((jj) => jj.attempt === run.attempt)) {
+                j.status = 'completed';
+                const c = conclusions[j.name];
+                if (!c)
+                    continue;
+                j.conclusion = c;
+                // A job that now succeeds ran every step successfully.
+                if (c === 'success')
+                    j.steps = j.steps.map((s) => ({ ...s, conclusion: 'success' }));
+            }
+            run.status = 'completed';
+        },
+    };
+}
+
+
+/***/ }),
+
 /***/ 3100:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -11015,6 +11427,143 @@ function formatOf(name) {
 
 /***/ }),
 
+/***/ 9881:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.startNtfyEmulator = startNtfyEmulator;
+const node_crypto_1 = __importDefault(__nccwpck_require__(7598));
+const node_http_1 = __importDefault(__nccwpck_require__(7067));
+const MESSAGE_LIMIT = 4096;
+const TOPIC = /^\/([-_A-Za-z0-9]{1,64})$/;
+const PRIORITIES = { min: 1, low: 2, default: 3, high: 4, max: 5, urgent: 5 };
+const ALIASES = {
+    title: ['x-title', 'title', 'ti', 't'],
+    priority: ['x-priority', 'priority', 'prio', 'p'],
+    tags: ['x-tags', 'tags', 'tag', 'ta'],
+    click: ['x-click', 'click'],
+    message: ['x-message', 'message', 'm'],
+};
+/** Node reads header bytes as latin1; ntfy reads them as UTF-8, and decodes RFC 2047 words. */
+function headerText(raw) {
+    return Buffer.from(raw, 'latin1')
+        .toString('utf8')
+        .replace(/=\?utf-8\?([bq])\?([^?]*)\?=/gi, (_, enc, text) => enc.toLowerCase() === 'b'
+        ? Buffer.from(text, 'base64').toString('utf8')
+        : Buffer.from(text
+            .replace(/_/g, ' ')
+            .replace(/=([0-9A-Fa-f]{2})/g, (__, h) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'));
+}
+function param(req, query, names) {
+    for (const n of names) {
+        const h = req.headers[n];
+        if (typeof h === 'string')
+            return headerText(h);
+        const q = query.get(n);
+        if (q !== null)
+            return q;
+    }
+    return undefined;
+}
+const ntfyError = (status, code, error) => ({ status, body: { code, http: status, error } });
+async function startNtfyEmulator(opts = {}) {
+    const messages = [];
+    const requests = [];
+    let faults = [];
+    const sockets = new Set();
+    const handle = (req, body) => {
+        const u = new URL(req.url ?? '/', 'http://ntfy.invalid');
+        const auth = req.headers.authorization;
+        const authorized = opts.token === undefined || auth === `Bearer ${opts.token}`;
+        const entry = { method: req.method ?? '', path: u.pathname, status: 0, authorized };
+        requests.push(entry);
+        const fault = faults.find((f) => f.rule.times === undefined || f.fired < f.rule.times);
+        if (fault) {
+            fault.fired++;
+            entry.fault = `status ${fault.rule.status}`;
+            const e = fault.rule.status === 429
+                ? ntfyError(429, 42901, 'limit reached: too many requests, please be nice')
+                : ntfyError(fault.rule.status, fault.rule.status * 100 + 1, 'internal server error');
+            return {
+                ...e,
+                entry,
+                headers: fault.rule.retryAfter !== undefined ? { 'retry-after': String(fault.rule.retryAfter) } : {},
+            };
+        }
+        const topic = TOPIC.exec(u.pathname)?.[1];
+        if (!topic || (req.method !== 'POST' && req.method !== 'PUT'))
+            return { ...ntfyError(404, 40401, 'page not found'), entry };
+        if (!authorized)
+            return { ...ntfyError(401, 40101, 'unauthorized'), entry };
+        const prio = param(req, u.searchParams, ALIASES.priority)?.trim().toLowerCase();
+        const priority = prio === undefined || prio === '' ? 3 : /^[1-5]$/.test(prio) ? Number(prio) : PRIORITIES[prio];
+        if (priority === undefined)
+            return { ...ntfyError(400, 40007, 'invalid priority'), entry };
+        const title = param(req, u.searchParams, ALIASES.title);
+        const click = param(req, u.searchParams, ALIASES.click);
+        const tags = (param(req, u.searchParams, ALIASES.tags) ?? '')
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean);
+        const text = param(req, u.searchParams, ALIASES.message) ?? body.toString('utf8');
+        const big = body.length > MESSAGE_LIMIT;
+        const msg = {
+            id: node_crypto_1.default.randomBytes(6).toString('base64url'),
+            topic,
+            message: big ? 'You received a file: attachment.txt' : text.trim(),
+            ...(title ? { title } : {}),
+            priority,
+            tags,
+            ...(click ? { click } : {}),
+            ...(big ? { attachment: { name: 'attachment.txt', size: body.length } } : {}),
+        };
+        messages.push(msg);
+        const time = Math.floor(Date.now() / 1000);
+        return { status: 200, body: { ...msg, time, expires: time + 43_200, event: 'message' }, entry };
+    };
+    const server = node_http_1.default.createServer((req, res) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => {
+            const a = handle(req, Buffer.concat(chunks));
+            a.entry.status = a.status;
+            const text = `${JSON.stringify(a.body)}\n`;
+            res.writeHead(a.status, { 'content-type': 'application/json', ...('headers' in a ? a.headers : {}) });
+            res.end(text);
+        });
+    });
+    server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+    });
+    await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+    });
+    const url = `http://127.0.0.1:${server.address().port}`;
+    return {
+        url,
+        topicUrl: (topic) => `${url}/${topic}`,
+        messages,
+        requests,
+        setFaults(rules) {
+            faults = rules.map((rule) => ({ rule, fired: 0 }));
+        },
+        close: () => new Promise((resolve) => {
+            for (const s of sockets)
+                s.destroy();
+            server.close(() => resolve());
+        }),
+    };
+}
+
+
+/***/ }),
+
 /***/ 777:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -11507,7 +12056,7 @@ exports.KEEL_ACTIONS = {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = void 0;
+exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = void 0;
 exports.checkout = checkout;
 exports.releaseDate = releaseDate;
 exports.enableKvm = enableKvm;
@@ -11519,6 +12068,9 @@ exports.readHandoff = readHandoff;
 exports.shq = shq;
 exports.imageRefProblem = imageRefProblem;
 exports.imageRefGuard = imageRefGuard;
+exports.promotionConcurrency = promotionConcurrency;
+exports.notifyStep = notifyStep;
+exports.dateGuard = dateGuard;
 const action_specs_js_1 = __nccwpck_require__(777);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
@@ -11537,8 +12089,14 @@ class Params {
     }
     /** Dogfood: this checkout's `./actions/<hop>`; reusable: the released actions at the stamped commit. */
     actionSource() {
-        if (!this.reusable)
-            return { kind: 'local' };
+        return this.reusable ? this.releasedActions() : { kind: 'local' };
+    }
+    /**
+     * The released actions at the stamped commit, in either mode: for a dogfood workflow whose job
+     * must not check out the code of the event (a closed pull request's), so it cannot run
+     * `./actions/<hop>`. `keel release` re-renders every workflow that uses them.
+     */
+    releasedActions() {
         return { kind: 'remote', release: this.opts.release ?? (0, pins_js_1.loadKeelRelease)(action_specs_js_1.repoRoot) };
     }
     /**
@@ -11790,6 +12348,60 @@ function imageRefGuard(spec) {
         local: { local: 'check-image-ref', ref: spec.ref, repository: spec.repository },
     });
 }
+// ---------------------------------------------------------------------------------------------
+// Operations: the promotion group, notifications, checked dispatch inputs
+/**
+ * The one group every job that moves the stable tag of `image` runs in (promotion, rollback):
+ * one at a time, never cancelled. Job-level, so a reusable workflow's group cannot deadlock
+ * with its caller's.
+ */
+function promotionConcurrency(image) {
+    return { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-promote-'), image), cancelInProgress: false };
+}
+/** The ntfy topic URL and access token: secrets of the release environment (the topic URL works like a password). */
+exports.NOTIFY_SECRETS = { url: 'NTFY_URL', token: 'NTFY_TOKEN' };
+/** The run's page on GitHub (the notification's click target). */
+const runUrl = () => (0, expr_js_1.concat)((0, expr_js_1.github)('server_url'), '/', (0, expr_js_1.github)('repository'), '/actions/runs/', (0, expr_js_1.github)('run_id'));
+exports.runUrl = runUrl;
+/**
+ * A notification through ntfy (the `notify` hop): an empty NTFY_URL skips with a notice, and a
+ * failed delivery is a warning, so a notification never fails the run it reports on.
+ */
+function notifyStep(id, spec) {
+    return model_js_1.keel.notify(id, {
+        url: (0, expr_js_1.secret)(exports.NOTIFY_SECRETS.url),
+        token: (0, expr_js_1.secret)(exports.NOTIFY_SECRETS.token),
+        title: spec.title,
+        message: spec.message,
+        priority: spec.priority,
+        tags: spec.tags,
+        click: (0, exports.runUrl)(),
+    }, { name: spec.name, ...(spec.if ? { if: spec.if } : {}) });
+}
+exports.NOTIFY_CALL_SECRETS = {
+    [exports.NOTIFY_SECRETS.url]: {
+        description: 'ntfy topic URL for notifications (empty: none). Normally a secret of the release environment (its value wins over one passed here).',
+        required: false,
+    },
+    [exports.NOTIFY_SECRETS.token]: { description: 'ntfy access token, when the topic needs one.', required: false },
+};
+/**
+ * A step that fails unless `value` is a calendar date YYYYMMDD (GNU date must print it back
+ * unchanged, so 20260230 is refused), before anything uses it. The value is never echoed.
+ */
+function dateGuard(spec) {
+    return (0, model_js_1.runStep)({
+        name: spec.name,
+        env: { VALUE: spec.value },
+        run: [
+            'if ! [[ $VALUE =~ ^[0-9]{8}$ ]] || [[ $(date -u -d "$VALUE" +%Y%m%d 2>/dev/null) != "$VALUE" ]]; then',
+            `  echo "::error::${spec.what} must be a calendar date YYYYMMDD"`,
+            '  exit 1',
+            'fi',
+        ].join('\n'),
+        local: { local: 'check-date', value: spec.value, name: spec.what },
+    });
+}
 
 
 /***/ }),
@@ -11799,7 +12411,7 @@ function imageRefGuard(spec) {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.evaluateCondition = exports.evaluateString = exports.success = exports.always = exports.startsWith = exports.contains = exports.ne = exports.eq = exports.not = exports.and = exports.or = exports.lines = exports.concat = exports.jobResult = exports.env = exports.github = exports.input = exports.secret = exports.isExpr = void 0;
+exports.evaluateCondition = exports.evaluateString = exports.success = exports.failure = exports.cancelled = exports.always = exports.startsWith = exports.contains = exports.ne = exports.eq = exports.not = exports.and = exports.or = exports.lines = exports.concat = exports.jobResult = exports.matrix = exports.env = exports.github = exports.input = exports.secret = exports.isExpr = void 0;
 exports.toExpr = toExpr;
 exports.lit = lit;
 exports.callOutput = callOutput;
@@ -11834,6 +12446,8 @@ const github = (path) => ({ kind: 'github', path });
 exports.github = github;
 const env = (name) => ({ kind: 'env', name });
 exports.env = env;
+const matrix = (key) => ({ kind: 'matrix', key });
+exports.matrix = matrix;
 /** A job's output (`job.refs.x`) as the value of a reusable workflow's output. */
 function callOutput(ref) {
     if (ref.kind !== 'job-output')
@@ -11870,6 +12484,10 @@ const startsWith = (text, prefix) => ({
 exports.startsWith = startsWith;
 const always = () => ({ kind: 'status', fn: 'always' });
 exports.always = always;
+const cancelled = () => ({ kind: 'status', fn: 'cancelled' });
+exports.cancelled = cancelled;
+const failure = () => ({ kind: 'status', fn: 'failure' });
+exports.failure = failure;
 const success = () => ({ kind: 'status', fn: 'success' });
 exports.success = success;
 /**
@@ -11948,6 +12566,8 @@ function exprText(e) {
             return `github.${e.path}`;
         case 'env':
             return `env.${e.name}`;
+        case 'matrix':
+            return `matrix.${e.key}`;
         case 'concat':
         case 'template': {
             const parts = e.kind === 'concat' ? e.parts : templateParts(e);
@@ -12061,6 +12681,8 @@ function evaluate(e, ctx) {
             return ctx.github?.(e.path) ?? '';
         case 'env':
             return ctx.env?.(e.name) ?? '';
+        case 'matrix':
+            return ctx.matrix?.(e.key) ?? '';
         case 'concat':
             return e.parts.map((p) => asString(evaluate(p, ctx))).join('');
         case 'lines':
@@ -12147,7 +12769,11 @@ const action_specs_js_1 = __nccwpck_require__(777);
 const model_js_1 = __nccwpck_require__(2565);
 const build_disk_js_1 = __nccwpck_require__(519);
 const build_js_1 = __nccwpck_require__(2601);
+const cleanup_js_1 = __nccwpck_require__(6645);
+const rollback_js_1 = __nccwpck_require__(1821);
 const smoke_boot_js_1 = __nccwpck_require__(8149);
+const sysext_js_1 = __nccwpck_require__(9289);
+const watch_js_1 = __nccwpck_require__(8266);
 var expr_js_1 = __nccwpck_require__(9253);
 Object.defineProperty(exports, "evaluate", ({ enumerable: true, get: function () { return expr_js_1.evaluate; } }));
 Object.defineProperty(exports, "evaluateCondition", ({ enumerable: true, get: function () { return expr_js_1.evaluateCondition; } }));
@@ -12169,12 +12795,20 @@ exports.DECLARATIONS = 'declarations/distro.yaml';
 function loadRepoDeclarations(root = action_specs_js_1.repoRoot) {
     return (0, declarations_js_1.loadDeclarations)(node_path_1.default.join(root, exports.DECLARATIONS));
 }
-/** Every generated workflow: dogfood build, smoke-boot, build-disk, then their reusable versions. */
+/**
+ * Every generated workflow: dogfood build, smoke-boot, build-disk, then the operations (rollback,
+ * cleanup, watch, and sysext when extensions are declared), then the reusable versions (sysext
+ * has none: its matrix is the declarations' list).
+ */
 function workflows(decl = loadRepoDeclarations(), opts = {}) {
     const modes = opts.mode ? [opts.mode] : ['dogfood', 'reusable'];
     const out = [];
-    for (const mode of modes)
+    for (const mode of modes) {
         out.push((0, build_js_1.buildWorkflow)(decl, mode, opts), (0, smoke_boot_js_1.smokeBootWorkflow)(decl, mode, opts), (0, build_disk_js_1.buildDiskWorkflow)(decl, mode, opts));
+        out.push((0, rollback_js_1.rollbackWorkflow)(decl, mode, opts), (0, cleanup_js_1.cleanupWorkflow)(decl, mode, opts), (0, watch_js_1.watchWorkflow)(decl, mode, opts));
+        if (mode === 'dogfood' && decl.sysexts.length)
+            out.push((0, sysext_js_1.sysextWorkflow)(decl, opts));
+    }
     for (const wf of out) {
         const problems = (0, model_js_1.checkWorkflow)(wf);
         if (problems.length)
@@ -12299,6 +12933,7 @@ function job(id, spec) {
         permissions: spec.permissions,
         ...(spec.environment !== undefined ? { environment: (0, expr_js_1.toExpr)(spec.environment) } : {}),
         ...(spec.concurrency ? { concurrency: spec.concurrency } : {}),
+        ...(spec.strategy ? { strategy: spec.strategy } : {}),
         ...(spec.env ? { env: mapValues(spec.env) } : {}),
         outputs,
         steps,
@@ -12381,6 +13016,11 @@ function checkWorkflow(wf) {
                 else if (!(e.output in s.outputs))
                     problems.push(`${at}: step '${e.step}' has no output '${e.output}'`);
             }
+            else if (e.kind === 'matrix') {
+                const legs = j.strategy?.include ?? [];
+                if (!legs.length || legs.some((leg) => !(e.key in leg)))
+                    problems.push(`${at}: reads matrix.${e.key}, which not every leg of the job's matrix defines`);
+            }
             else if (e.kind === 'job-output' || e.kind === 'job-result') {
                 if (!j.needs.includes(e.job))
                     problems.push(`${at}: reads needs.${e.job}, but the job does not need '${e.job}'`);
@@ -12413,6 +13053,12 @@ function checkWorkflow(wf) {
         for (const e of jobExprs(j))
             for (const x of (0, expr_js_1.walkExpr)(e))
                 checkRef(x, `${where} (job level)`, seen);
+        if (j.strategy && Object.keys(j.outputs).length)
+            problems.push(`${where}: a matrix job has no outputs (GitHub keeps only one leg's)`);
+        if (j.strategy && !j.strategy.include.length)
+            problems.push(`${where}: a matrix with no legs`);
+        if (j.if && [...(0, expr_js_1.walkExpr)(j.if)].some((x) => x.kind === 'matrix'))
+            problems.push(`${where}: a job condition cannot read matrix (it is decided before the legs exist)`);
     }
     for (const t of exports.DANGEROUS_TRIGGERS)
         if (wf.on[t] && !wf.triggerGuards?.[t]?.length)
@@ -12565,6 +13211,20 @@ function concurrencyPlain(c) {
     const cancel = typeof c.cancelInProgress === 'boolean' ? c.cancelInProgress : value(c.cancelInProgress);
     return { group: value(c.group), 'cancel-in-progress': cancel };
 }
+function strategyPlain(st) {
+    if (!st)
+        return undefined;
+    // A leg's values are data from the declarations: GitHub would evaluate an expression in them.
+    for (const leg of st.include)
+        for (const [k, v] of Object.entries(leg))
+            if (v.includes('${{'))
+                throw new Error(`matrix value ${k} ${JSON.stringify(v)} contains an expression`);
+    return obj([
+        ['fail-fast', false],
+        ['max-parallel', st.maxParallel],
+        ['matrix', { include: st.include.map((leg) => Object.fromEntries(sorted(leg))) }],
+    ]);
+}
 /** The `uses:` of a step and the version written as its trailing comment. */
 function usesOf(s, wf) {
     if (s.type === 'action')
@@ -12600,6 +13260,7 @@ function jobPlain(j, wf) {
         ['permissions', permissions(j.permissions)],
         ['environment', j.environment ? value(j.environment) : undefined],
         ['concurrency', concurrencyPlain(j.concurrency)],
+        ['strategy', strategyPlain(j.strategy)],
         ['outputs', valueMap(j.outputs)],
         ['env', valueMap(j.env)],
         ['steps', j.steps.map((s) => stepPlain(s, wf))],
@@ -12719,7 +13380,9 @@ function renderWorkflow(wf) {
     const on = doc.get('on', true);
     if ((0, yaml_1.isMap)(on)) {
         for (const pair of on.items) {
-            const guards = (0, yaml_1.isScalar)(pair.key) ? wf.triggerGuards?.[String(pair.key.value)] : undefined;
+            const guards = (0, yaml_1.isScalar)(pair.key)
+                ? wf.triggerGuards?.[String(pair.key.value)]
+                : undefined;
             if (guards?.length)
                 pair.key.commentBefore = guards.map((g) => ` ${g}`).join('\n');
         }
@@ -13124,7 +13787,7 @@ function bootstrapStep(decl) {
         ...b.packages.flatMap((p) => ['--package', p]),
     ];
     return (0, model_js_1.runStep)({
-        name: 'Bootstrap the base image from Debian packages',
+        name: 'Bootstrap the base image from Debian packages [transient]',
         env: { BASE_IMAGE: decl.base.image, STORAGE_DRIVER },
         run: [
             "# mmdebstrap needs root and the Debian keyring. The base lands in root's containers-storage,",
@@ -13265,7 +13928,7 @@ function pushStep(bp, source, releaseDateOut) {
         'release-date': releaseDateOut,
         username: bp.user,
         password: bp.token,
-    }, { name: 'Push (every tag checked to resolve to one digest)' });
+    }, { name: 'Push [transient] (every tag checked to resolve to one digest)' });
 }
 function buildJob(bp) {
     const date = (0, common_js_1.releaseDate)();
@@ -13338,7 +14001,7 @@ function signStep(bp, build, key, publicKey, identity) {
         ...(noKeyToVerify ? {} : { 'public-key': publicKey }),
         username: bp.user,
         'registry-password': bp.token,
-    }, { name: 'Sign (by digest, verified after writing)' });
+    }, { name: 'Sign [transient] (by digest, verified after writing)' });
 }
 function signJob(bp, build) {
     const { publicKey, identity } = signingValues(bp);
@@ -13454,6 +14117,242 @@ function buildWorkflow(decl, mode, opts = {}) {
         permissions: {},
         actions: bp.p.actionSource(),
         jobs,
+    };
+}
+
+
+/***/ }),
+
+/***/ 6645:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.PULL_REQUEST_GUARDS = exports.CLEANUP_SOURCE = void 0;
+exports.cleanupWorkflow = cleanupWorkflow;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * cleanup.yml: deletes `pr-<N>` when that pull request closes, and weekly what has aged out
+ * (`candidate.<date>` and `pr-<N>` older than declarations `cleanup.keep-days`); a dispatch can
+ * ask for a `dry-run`. The cleanup hop never deletes a released digest (stable, stable.<date>,
+ * <date>, the current candidate, or anything they reference).
+ *
+ * The job holds nothing but GITHUB_TOKEN with `packages: write`: no release secret, no
+ * environment, and no checkout. A pull_request run is defined by the pull request's merge
+ * commit, so even this repository's own workflow runs the *released* cleanup action pinned by
+ * commit SHA (as the reusable workflows do) instead of `./actions/cleanup` from a checkout of
+ * the pull request's code.
+ */
+exports.CLEANUP_SOURCE = 'workflows-src/workflows/cleanup.ts';
+/** Written next to the pull_request trigger. */
+exports.PULL_REQUEST_GUARDS = [
+    'pull_request closed: deletes pr-<N> of the closed pull request. Guards:',
+    '- the job checks out nothing and runs the released cleanup action pinned by commit SHA,',
+    "  never the pull request's code;",
+    '- it holds only GITHUB_TOKEN with packages: write (no environment, no release secret);',
+    '- it runs only for a pull request from this repository (a fork never had a pr-<N> image).',
+];
+function cleanupWorkflow(decl, mode, opts = {}) {
+    const p = new common_js_1.Params(mode, opts);
+    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        description: 'Image repository to clean, registry/name.',
+        required: true,
+    });
+    const dryRun = p.reusable
+        ? p.input('dry-run', { description: 'List what would be deleted, delete nothing.', default: false })
+        : // Empty on the schedule and on pull requests: real deletes then.
+            (0, expr_js_1.or)((0, expr_js_1.input)('dry-run'), false);
+    const cleanup = model_js_1.keel.cleanup('cleanup', {
+        image,
+        'keep-days': p.v('keep-days', decl.cleanup['keep-days'], {
+            description: 'candidate.<date> and pr-<N> older than this many days are deleted.',
+            default: 30,
+        }),
+        'dry-run': dryRun,
+        'stable-tag': p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word.', default: 'stable' }),
+        'candidate-tag': p.v('candidate-tag', decl.tags.candidate, {
+            description: 'Candidate tag word.',
+            default: 'candidate',
+        }),
+        token: (0, expr_js_1.secret)('GITHUB_TOKEN'),
+        username: (0, common_js_1.registryUser)(),
+        password: (0, common_js_1.registryToken)(),
+    }, { name: 'Delete expired and closed pull-request images (released digests never)' });
+    const cleanupJob = (0, model_js_1.job)('cleanup', {
+        name: 'Clean up the registry',
+        // A pull request only from this repository: a fork's closed pull request has no pr-<N>.
+        if: (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)((0, expr_js_1.github)('event.pull_request.head.repo.full_name'), (0, expr_js_1.github)('repository'))),
+        runsOn: p.runsOn(),
+        timeoutMinutes: 30,
+        permissions: { packages: 'write' },
+        // One cleanup of the repository at a time; a running one finishes.
+        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-cleanup-'), image), cancelInProgress: false },
+        outputs: { deleted: cleanup.outputs.deleted, kept: cleanup.outputs.kept, planned: cleanup.outputs.planned },
+        steps: [cleanup],
+    });
+    const on = p.reusable
+        ? {
+            workflow_call: {
+                inputs: p.callInputs,
+                outputs: {
+                    deleted: {
+                        description: 'Deleted tags, "<tag> <digest>" lines.',
+                        value: (0, expr_js_1.callOutput)(cleanupJob.refs.deleted),
+                    },
+                    kept: {
+                        description: 'Tags left in place, "<tag> <reason>" lines.',
+                        value: (0, expr_js_1.callOutput)(cleanupJob.refs.kept),
+                    },
+                },
+            },
+        }
+        : {
+            pull_request: { types: ['closed'], branches: ['main'] },
+            schedule: [{ cron: '23 5 * * 1' }],
+            workflow_dispatch: {
+                inputs: {
+                    'dry-run': {
+                        description: 'List what would be deleted and delete nothing.',
+                        required: false,
+                        type: 'boolean',
+                        default: true,
+                    },
+                },
+            },
+        };
+    return {
+        file: p.reusable ? 'reusable-cleanup.yml' : 'cleanup.yml',
+        source: exports.CLEANUP_SOURCE,
+        name: p.reusable ? 'Keel cleanup (reusable)' : `Keel cleanup (${decl.image.name})`,
+        on,
+        ...(on.pull_request ? { triggerGuards: { pull_request: exports.PULL_REQUEST_GUARDS } } : {}),
+        permissions: {},
+        actions: p.releasedActions(),
+        jobs: [cleanupJob],
+    };
+}
+
+
+/***/ }),
+
+/***/ 1821:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ROLLBACK_SOURCE = void 0;
+exports.rollbackWorkflow = rollbackWorkflow;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * rollback.yml (dispatch, input `date`): points `stable` back at the digest `stable.<date>` names.
+ * The date is checked first (a calendar date YYYYMMDD, before any step holds a token); the dated
+ * tag is resolved once, and `promote` moves only `stable` (`tags: stable`), only when that digest
+ * is still tagged `stable.<date>` and its signature verifies with the public key; its summary
+ * shows `stable: <from> → <to>`. It runs in the promotion group (one move of stable at a time,
+ * never cancelled) and the release environment, and notifies either way.
+ */
+exports.ROLLBACK_SOURCE = 'workflows-src/workflows/rollback.ts';
+function rollbackWorkflow(decl, mode, opts = {}) {
+    const p = new common_js_1.Params(mode, opts);
+    if (!p.reusable && !decl.signing)
+        throw new Error('rollback verifies the dated digest: declarations signing.public-key is required');
+    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        description: 'Image repository, registry/name: its stable tag is moved.',
+        required: true,
+    });
+    const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
+        description: 'Cosign public key (path in your repository, or PEM): the dated digest must verify before stable moves.',
+        required: true,
+    });
+    const identity = p.v('signing-identity', decl.signing?.identity ?? 'repository', {
+        description: 'Signed identity rule: repository or tags.',
+        default: 'repository',
+    });
+    const stable = p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word.', default: 'stable' });
+    const date = p.reusable
+        ? p.input('date', { description: 'Release date YYYYMMDD: stable goes back to stable.<date>.', required: true })
+        : (0, expr_js_1.input)('date');
+    const dated = (0, expr_js_1.concat)(stable, '.', date);
+    const user = (0, common_js_1.registryUser)();
+    const token = (0, common_js_1.registryToken)();
+    const resolve = model_js_1.keel.resolve('dated', { image: (0, expr_js_1.concat)(image, ':', dated), username: user, password: token }, { name: 'Pin stable.<date> to its digest' });
+    const promote = model_js_1.keel.promote('promote', {
+        'image-ref': resolve.outputs['image-ref'],
+        tags: stable,
+        'require-tag': dated,
+        'public-key': publicKey,
+        identity,
+        username: user,
+        password: token,
+    }, { name: 'Move stable (only stable) to that digest, verified' });
+    const rollback = (0, model_js_1.job)('rollback', {
+        name: 'Roll stable back to a dated release',
+        // Never on behalf of a pull request (a caller of the reusable workflow may run on one).
+        if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'),
+        runsOn: p.runsOn(),
+        timeoutMinutes: 15,
+        permissions: { contents: 'read', packages: 'write' },
+        // Moving stable is a release: main only, with the environment's reviewers.
+        environment: p.environment(decl),
+        concurrency: (0, common_js_1.promotionConcurrency)(image),
+        outputs: { digest: promote.outputs.digest },
+        steps: [
+            // Checked out first, so the failure notification below can run ./actions/notify; the
+            // date is checked before anything reads it.
+            (0, common_js_1.checkout)(),
+            (0, common_js_1.dateGuard)({ name: 'Refuse a date that is not YYYYMMDD', value: date, what: 'input date' }),
+            resolve,
+            promote,
+            (0, common_js_1.notifyStep)('notify', {
+                name: 'Notify: stable rolled back',
+                title: (0, expr_js_1.concat)('Rollback: ', image),
+                message: (0, expr_js_1.concat)(stable, ' of ', image, ' now points at ', dated, ' (', promote.outputs.digest, ')'),
+                priority: 4,
+                tags: 'rewind',
+            }),
+            (0, common_js_1.notifyStep)('notify-failed', {
+                name: 'Notify: the rollback failed',
+                if: (0, expr_js_1.failure)(),
+                title: (0, expr_js_1.concat)('Rollback failed: ', image),
+                message: (0, expr_js_1.concat)('Rolling ', stable, ' of ', image, ' back to ', dated, ' failed; ', stable, ' did not move.'),
+                priority: 5,
+                tags: 'rotating_light',
+            }),
+        ],
+    });
+    const on = p.reusable
+        ? {
+            workflow_call: {
+                inputs: p.callInputs,
+                secrets: common_js_1.NOTIFY_CALL_SECRETS,
+                outputs: {
+                    digest: { description: 'The digest stable now points at.', value: (0, expr_js_1.callOutput)(rollback.refs.digest) },
+                },
+            },
+        }
+        : {
+            workflow_dispatch: {
+                inputs: {
+                    date: {
+                        description: 'Release date YYYYMMDD: stable goes back to the digest of stable.<date>.',
+                        required: true,
+                        type: 'string',
+                    },
+                },
+            },
+        };
+    return {
+        file: p.reusable ? 'reusable-rollback.yml' : 'rollback.yml',
+        source: exports.ROLLBACK_SOURCE,
+        name: p.reusable ? 'Keel rollback (reusable)' : `Keel rollback (${decl.image.name})`,
+        on,
+        permissions: {},
+        actions: p.actionSource(),
+        jobs: [rollback],
     };
 }
 
@@ -13660,6 +14559,303 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         permissions: {},
         actions: p.actionSource(),
         jobs: [bootJob, promoteJob],
+    };
+}
+
+
+/***/ }),
+
+/***/ 9289:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.sysextIdentifier = exports.SMOKE_RUN_GUARDS = exports.SYSEXT_PACKAGES = exports.SYSEXT_GPG_SECRETS = exports.SYSEXT_DIR = exports.SYSEXT_SOURCE = void 0;
+exports.sysextLegs = sysextLegs;
+exports.sysextWorkflow = sysextWorkflow;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const smoke_boot_js_1 = __nccwpck_require__(8149);
+/**
+ * sysext.yml: the system extensions of declarations `sysexts:`, built for the current stable.
+ * After a promotion (a successful smoke-boot run of main), when an extension tree changes on
+ * main, or on dispatch: `stable` is pinned to its digest once (job `base`), then one matrix leg
+ * per declared extension builds it against exactly that digest with the sysext hop (the base's
+ * signature verified first), signs SHA256SUMS with the release GPG key, boot-tests it in the
+ * base, and publishes the output directory to its own Internet Archive item (one item per
+ * extension: the flat file layout systemd-sysupdate reads; `base-url` in the .transfer file is
+ * the item's download URL).
+ *
+ * Dogfood only: the matrix is the declarations' list, known when the workflow is generated.
+ */
+exports.SYSEXT_SOURCE = 'workflows-src/workflows/sysext.ts';
+exports.SYSEXT_DIR = 'sysext-out';
+exports.SYSEXT_GPG_SECRETS = { key: 'SYSEXT_GPG_PRIVATE_KEY', passphrase: 'SYSEXT_GPG_PASSPHRASE' };
+/** Tools of the sysext hop: the VM boot test, the image formats, gpg, buildah for package builds. */
+exports.SYSEXT_PACKAGES = [...common_js_1.VM_PACKAGES, 'squashfs-tools', 'erofs-utils', 'gnupg', 'buildah'];
+exports.SMOKE_RUN_GUARDS = [
+    "workflow_run runs with this repository's token and the release environment's secrets on behalf",
+    'of a smoke-boot run. Guards:',
+    '- the base job runs only for a successful smoke-boot run of this repository that was not a pull',
+    '  request (conclusion, event and head_repository checked in its if:), and the build job needs it;',
+    '- nothing of that run is read: stable is resolved anew and its signature verified before any',
+    '  extension is built on it; the extension sources come from this checkout of main.',
+];
+/** The Internet Archive item of an extension: declared, or <image name>-sysext-<name>. */
+const sysextIdentifier = (decl, s) => s['ia-identifier'] ?? `${decl.image.name}-sysext-${s.name}`;
+exports.sysextIdentifier = sysextIdentifier;
+/** One matrix leg per declared extension: every value a string (lists as lines, absent as ''). */
+function sysextLegs(decl) {
+    return decl.sysexts.map((s) => {
+        const identifier = (0, exports.sysextIdentifier)(decl, s);
+        return {
+            name: s.name,
+            tree: s.tree ?? '',
+            packages: (s.packages ?? []).join('\n'),
+            version: s.version ?? '',
+            format: s.format,
+            'probe-command': s['probe-command'] ?? '',
+            exclude: s.exclude.join('\n'),
+            'allow-overrides': s['allow-overrides'].join('\n'),
+            identifier,
+            'base-url': s['base-url'] ?? `https://archive.org/download/${identifier}/`,
+        };
+    });
+}
+/** Item metadata, key:value lines: applied when the item is created (the first version). */
+function itemMetadata(decl, baseRef) {
+    const collection = decl['internet-archive']?.metadata.collection;
+    const collections = collection === undefined ? [] : Array.isArray(collection) ? collection : [collection];
+    return (0, expr_js_1.lines)('mediatype:software', (0, expr_js_1.concat)('title:', (0, expr_js_1.matrix)('name'), `: a system extension of ${decl.image.title}`), (0, expr_js_1.concat)('description:systemd system extension ', (0, expr_js_1.matrix)('name'), ` for ${decl.image.title}, built for and boot-tested on `, baseRef, '; a directory systemd-sysupdate reads (SHA256SUMS signed into SHA256SUMS.gpg).'), ...collections.map((c) => `collection:${c}`), `creator:${decl.image.vendor}`);
+}
+/** Push to main changing what an extension is built from. */
+function sysextPaths(decl, file) {
+    const trees = decl.sysexts.flatMap((s) => (s.tree ? [`${s.tree.replace(/\/+$/, '')}/**`] : []));
+    return [...new Set([...trees, 'declarations/**', `.github/workflows/${file}`])];
+}
+function sysextWorkflow(decl, opts = {}) {
+    const p = new common_js_1.Params('dogfood', opts);
+    const file = 'sysext.yml';
+    if (!decl.sysexts.length)
+        throw new Error('sysext.yml needs declarations sysexts');
+    if (!decl.signing)
+        throw new Error('sysext.yml verifies the base: declarations signing.public-key is required');
+    const image = `${decl.image.registry}/${decl.image.name}`;
+    const publicKey = decl.signing['public-key'];
+    const identity = decl.signing.identity;
+    const user = (0, common_js_1.registryUser)();
+    const token = (0, common_js_1.registryToken)();
+    const runsOn = p.runsOn();
+    // A promotion of main (smoke-boot succeeded), never a pull request's run; or push/dispatch.
+    const gate = (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'workflow_run'), (0, expr_js_1.and)((0, expr_js_1.eq)((0, expr_js_1.github)('event.workflow_run.conclusion'), 'success'), (0, expr_js_1.ne)((0, expr_js_1.github)('event.workflow_run.event'), 'pull_request'), (0, expr_js_1.eq)((0, expr_js_1.github)('event.workflow_run.head_repository.full_name'), (0, expr_js_1.github)('repository'))));
+    const resolve = model_js_1.keel.resolve('stable', { image: `${image}:${decl.tags.stable}`, username: user, password: token }, { name: 'Pin stable to its digest' });
+    const baseJob = (0, model_js_1.job)('base', {
+        name: 'Pin stable',
+        if: gate,
+        runsOn,
+        timeoutMinutes: 10,
+        permissions: { contents: 'read', packages: 'read' },
+        outputs: { 'image-ref': resolve.outputs['image-ref'] },
+        steps: [(0, common_js_1.checkout)(), resolve],
+    });
+    const baseRef = baseJob.refs['image-ref'];
+    const sysext = model_js_1.keel.sysext('sysext', {
+        'base-image-ref': baseRef,
+        name: (0, expr_js_1.matrix)('name'),
+        packages: (0, expr_js_1.matrix)('packages'),
+        'source-dir': (0, expr_js_1.matrix)('tree'),
+        version: (0, expr_js_1.matrix)('version'),
+        format: (0, expr_js_1.matrix)('format'),
+        'probe-command': (0, expr_js_1.matrix)('probe-command'),
+        exclude: (0, expr_js_1.matrix)('exclude'),
+        'allow-overrides': (0, expr_js_1.matrix)('allow-overrides'),
+        'output-dir': exports.SYSEXT_DIR,
+        'boot-test': true,
+        'gpg-private-key': (0, expr_js_1.secret)(exports.SYSEXT_GPG_SECRETS.key),
+        'gpg-passphrase': (0, expr_js_1.secret)(exports.SYSEXT_GPG_SECRETS.passphrase),
+        'base-url': (0, expr_js_1.matrix)('base-url'),
+        'public-key': publicKey,
+        identity,
+        username: user,
+        password: token,
+    }, { name: 'Build, sign and boot-test the extension on the pinned stable' });
+    const ia = model_js_1.keel['ia-upload']('ia', {
+        identifier: (0, expr_js_1.matrix)('identifier'),
+        // The flat directory systemd-sysupdate reads; SHA256SUMS goes last.
+        files: (0, expr_js_1.lines)(sysext.outputs.path, sysext.outputs['transfer-file'], sysext.outputs['feature-file'], `${exports.SYSEXT_DIR}/SHA256SUMS.gpg`, sysext.outputs.sha256sums),
+        sha256sums: sysext.outputs.sha256sums,
+        metadata: itemMetadata(decl, baseRef),
+        'access-key': (0, expr_js_1.secret)('IA_ACCESS_KEY'),
+        'secret-key': (0, expr_js_1.secret)('IA_SECRET_KEY'),
+        // A directory for systemd-sysupdate, not a download: no torrent to wait for.
+        derive: false,
+    }, { name: 'Publish the directory to its Internet Archive item' });
+    const buildJob = (0, model_js_1.job)('sysext', {
+        name: 'System extension',
+        needs: [baseJob],
+        runsOn,
+        timeoutMinutes: 60,
+        permissions: { contents: 'read', packages: 'read' },
+        // Reads the GPG signing key and the IA keys: release secrets, main only.
+        environment: p.environment(decl),
+        // One publication per extension at a time, never cancelled; extensions do not wait on each other.
+        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)(`keel-sysext-${image}-`), (0, expr_js_1.matrix)('name')), cancelInProgress: false },
+        strategy: { include: sysextLegs(decl) },
+        steps: [(0, common_js_1.checkout)(), (0, common_js_1.enableKvm)(), (0, common_js_1.aptInstall)(exports.SYSEXT_PACKAGES), sysext, ia],
+    });
+    const on = {
+        push: { branches: ['main'], paths: sysextPaths(decl, file) },
+        workflow_dispatch: {},
+        workflow_run: {
+            workflows: [(0, smoke_boot_js_1.smokeBootWorkflow)(decl, 'dogfood', opts).name],
+            types: ['completed'],
+            branches: ['main'],
+        },
+    };
+    return {
+        file,
+        source: exports.SYSEXT_SOURCE,
+        name: `Keel sysext (${decl.image.name})`,
+        on,
+        triggerGuards: { workflow_run: exports.SMOKE_RUN_GUARDS },
+        permissions: {},
+        actions: p.actionSource(),
+        jobs: [baseJob, buildJob],
+    };
+}
+
+
+/***/ }),
+
+/***/ 8266:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.WATCH_DIR = exports.WATCH_ARTIFACT = exports.WATCH_SOURCE = void 0;
+exports.watchWorkflow = watchWorkflow;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
+const build_js_1 = __nccwpck_require__(2601);
+/**
+ * watch.yml (daily, and on dispatch): the server-side staleness alarm. The watch hop resolves
+ * stable and candidate, computes the age of stable from its created label, writes status.json
+ * (to the job summary and as an artifact) and fails the job while stable is older than
+ * declarations `staleness.server-days` or unreadable, so the run is red every day until it is
+ * fixed. It also re-runs the newest failed build run once when every failed step is marked
+ * transient (`[transient]` in the step name: the network-bound steps of build.yml). A separate
+ * job in the release environment sends the notification (it reads the ntfy secrets).
+ */
+exports.WATCH_SOURCE = 'workflows-src/workflows/watch.ts';
+exports.WATCH_ARTIFACT = 'keel-watch-status';
+exports.WATCH_DIR = 'watch-out';
+function watchWorkflow(decl, mode, opts = {}) {
+    const p = new common_js_1.Params(mode, opts);
+    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        description: 'Image repository to watch, registry/name.',
+        required: true,
+    });
+    const maxAge = p.v('max-age-days', decl.staleness['server-days'], {
+        description: 'stable older than this many days is stale: notified, and the run is red.',
+        default: 9,
+    });
+    const buildFile = p.v('build-workflow', (0, build_js_1.buildWorkflow)(decl, 'dogfood', opts).file, {
+        description: 'File name of your build workflow (its transiently failed run is re-run once); empty: no retry.',
+        default: '',
+    });
+    const watch = model_js_1.keel.watch('watch', {
+        image,
+        'stable-tag': p.v('stable-tag', decl.tags.stable, { description: 'Stable tag word.', default: 'stable' }),
+        'candidate-tag': p.v('candidate-tag', decl.tags.candidate, {
+            description: 'Candidate tag word.',
+            default: 'candidate',
+        }),
+        'max-age-days': maxAge,
+        'fail-when-stale': true,
+        'output-dir': exports.WATCH_DIR,
+        token: (0, expr_js_1.secret)('GITHUB_TOKEN'),
+        workflow: buildFile,
+        username: (0, common_js_1.registryUser)(),
+        password: (0, common_js_1.registryToken)(),
+    }, { name: 'How old is stable; re-run a transiently failed build once' });
+    const watchJob = (0, model_js_1.job)('watch', {
+        name: 'Watch the age of stable',
+        runsOn: p.runsOn(),
+        timeoutMinutes: 15,
+        // actions: write re-runs the failed build; contents: read reads the branch head it checks.
+        permissions: { actions: 'write', contents: 'read', packages: 'read' },
+        // A second watch waits: two could otherwise both decide to re-run the same build.
+        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-watch-'), image), cancelInProgress: false },
+        outputs: {
+            stale: watch.outputs.stale,
+            state: watch.outputs.state,
+            'age-days': watch.outputs['age-days'],
+            'stable-digest': watch.outputs['stable-digest'],
+        },
+        steps: [
+            (0, common_js_1.checkout)(),
+            watch,
+            (0, model_js_1.actionStep)({
+                name: 'Keep status.json (also when stale)',
+                if: (0, expr_js_1.always)(),
+                uses: pins_js_1.pins.uploadArtifact,
+                with: {
+                    name: exports.WATCH_ARTIFACT,
+                    path: `${exports.WATCH_DIR}/status.json`,
+                    'retention-days': 30,
+                    'if-no-files-found': 'warn',
+                    overwrite: true,
+                },
+                local: { local: 'artifact-upload', name: (0, expr_js_1.lit)(exports.WATCH_ARTIFACT), paths: [(0, expr_js_1.lit)(`${exports.WATCH_DIR}/status.json`)] },
+            }),
+        ],
+    });
+    const notifyJob = (0, model_js_1.job)('notify', {
+        name: 'Notify: stable is stale',
+        needs: [watchJob],
+        // The watch job fails while stable is stale; this job runs after it anyway (not when
+        // cancelled), never on behalf of a pull request (a caller of the reusable workflow may run on one).
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.not)((0, expr_js_1.cancelled)()), (0, expr_js_1.eq)(watchJob.refs.stale, 'true')),
+        runsOn: p.runsOn(),
+        timeoutMinutes: 5,
+        permissions: { contents: 'read' },
+        // The ntfy topic URL and token are secrets of the release environment.
+        environment: p.environment(decl),
+        outputs: {},
+        steps: [
+            (0, common_js_1.checkout)(),
+            (0, common_js_1.notifyStep)('notify', {
+                name: 'Notify',
+                title: (0, expr_js_1.concat)('Stale: ', image),
+                message: (0, expr_js_1.concat)('stable of ', image, ' is ', watchJob.refs.state, ' (age ', watchJob.refs['age-days'], ' days, limit ', maxAge, '; digest ', watchJob.refs['stable-digest'], ').'),
+                priority: 4,
+                tags: 'warning',
+            }),
+        ],
+    });
+    const on = p.reusable
+        ? {
+            workflow_call: {
+                inputs: p.callInputs,
+                secrets: common_js_1.NOTIFY_CALL_SECRETS,
+                outputs: {
+                    stale: { description: 'true when stable is stale or unreadable.', value: (0, expr_js_1.callOutput)(watchJob.refs.stale) },
+                    state: { description: 'fresh, stale, critical or unreadable.', value: (0, expr_js_1.callOutput)(watchJob.refs.state) },
+                },
+            },
+        }
+        : { schedule: [{ cron: '37 7 * * *' }], workflow_dispatch: {} };
+    return {
+        file: p.reusable ? 'reusable-watch.yml' : 'watch.yml',
+        source: exports.WATCH_SOURCE,
+        name: p.reusable ? 'Keel watch (reusable)' : `Keel watch (${decl.image.name})`,
+        on,
+        permissions: {},
+        actions: p.actionSource(),
+        jobs: [watchJob, notifyJob],
     };
 }
 
@@ -46551,11 +47747,14 @@ In a distro repository (any directory with declarations/distro.yaml):
   keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
                                         scaffold a distro: Containerfile, build_files/finalize.sh,
                                         declarations, caller workflows, KEEL-SETUP.md
-  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--input k=v ...] [--registry HOST:PORT] [--verbose]
-                                        its workflows (build, smoke-boot, build-disk), generated
-                                        from its declarations, in order against one set of local
-                                        services; a smoke-boot after a build gets that build's
-                                        workflow_run event. --registry: your loopback registry
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+                                        its workflows (build, smoke-boot, build-disk, rollback,
+                                        cleanup, watch, sysext), generated from its declarations,
+                                        in order against one set of local services; a smoke-boot
+                                        after a build gets that build's workflow_run event;
+                                        --event pull_request is pull request N (default 1):
+                                        labeled for build, closed for cleanup.
+                                        --registry: your loopback registry
   keel keygen --out-prefix P [--compat] [--force]
                                         cosign-compatible key pair (password: $COSIGN_PASSWORD)
   keel policy --image REG/REPO --public-key F --out DIR [--policy existing.json] [--key-path P] [--name N]
@@ -46604,6 +47803,7 @@ async function main(argv) {
                 event: one('event'),
                 inputs: f.input ?? [],
                 registry: one('registry'),
+                pr: one('pr'),
                 verbose: one('verbose') === 'true',
                 log: (s) => console.log(s),
             }))

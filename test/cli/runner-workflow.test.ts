@@ -30,6 +30,8 @@ function services(): LocalServices {
     keys: { privateKeyPath, publicKeyPath: path.join(dir, 'cosign.pub'), password: 'pw-0123456789', fingerprint: '' },
     iaKeys: { access: 'ia-access-0123', secret: 'ia-secret-0123' },
     githubToken: 'ghp_local_0123456789',
+    ntfyTopicUrl: 'http://127.0.0.1:9/keel-local',
+    gpg: { armored: 'GPG-KEY-MATERIAL-0123456789', fingerprint: '' },
   } as unknown as LocalServices;
 }
 

@@ -41,6 +41,10 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   'build-disk': { packages: 'read' },
   'ia-upload': {}, // its own S3 keys
   'site-bump': {}, // its own token on the site repository
+  notify: {}, // its own ntfy URL and token
+  cleanup: { packages: 'write' }, // deletes package versions (manifests)
+  watch: { actions: 'write', contents: 'read', packages: 'read' }, // reads the tags, the branch head; re-runs a build
+  sysext: { packages: 'read' }, // pulls the pinned base
 };
 
 function stepPermissions(s: YStep): Perms | string {

@@ -16,15 +16,22 @@ import { readText, root, workflowFiles } from './helpers.js';
 const models = workflows(loadRepoDeclarations());
 
 describe('generated workflows', () => {
-  it('produces build, smoke-boot and build-disk, dogfood and reusable', () => {
+  it('produces build, smoke-boot, build-disk, rollback, cleanup and watch, dogfood and reusable, and sysext', () => {
     expect(models.map((w) => w.file).sort()).toEqual(
       [
         'build-disk.yml',
         'build.yml',
+        'cleanup.yml',
         'reusable-build-disk.yml',
         'reusable-build.yml',
+        'reusable-cleanup.yml',
+        'reusable-rollback.yml',
         'reusable-smoke-boot.yml',
+        'reusable-watch.yml',
+        'rollback.yml',
         'smoke-boot.yml',
+        'sysext.yml',
+        'watch.yml',
       ].sort(),
     );
   });

@@ -26,6 +26,7 @@ export interface YJob {
   permissions?: Record<string, string>;
   environment?: string;
   concurrency?: { group: string; 'cancel-in-progress': boolean | string };
+  strategy?: { 'fail-fast'?: boolean; matrix?: { include?: Record<string, string>[] } };
   outputs?: Record<string, string>;
   steps: YStep[];
 }

@@ -49,12 +49,14 @@ describe('least privilege, timeouts, pins', () => {
     }
   });
 
-  it("dogfood workflows use this repository's actions after checkout; reusable ones the released actions", () => {
+  it("dogfood workflows use this repository's actions after checkout; reusable ones (and cleanup) the released actions", () => {
+    const released = models.filter((w) => w.actions.kind === 'remote').map((w) => w.file);
+    expect(released.filter((f) => !f.startsWith('reusable-'))).toEqual(['cleanup.yml']);
     for (const file of files) {
       const wf = readWorkflow(file);
       for (const j of Object.values(wf.jobs)) {
         const keel = j.steps.filter((s) => keelHop(s.uses));
-        if (file.startsWith('reusable-')) {
+        if (released.includes(file)) {
           // The stamped release commit, never a moving tag.
           for (const s of keel) expect(s.uses).toBe(`keel-project/keel/actions/${keelHop(s.uses)}@${release.sha}`);
           expect(readText(file)).not.toMatch(/@v\d+\s*$/m);
@@ -101,7 +103,11 @@ describe('no injection, no leaked secrets', () => {
       'GITHUB_TOKEN',
       'IA_ACCESS_KEY',
       'IA_SECRET_KEY',
+      'NTFY_TOKEN',
+      'NTFY_URL',
       'SITE_BUMP_TOKEN',
+      'SYSEXT_GPG_PASSPHRASE',
+      'SYSEXT_GPG_PRIVATE_KEY',
     ]);
   });
 });
@@ -119,6 +125,7 @@ describe('local runner hints', () => {
       'apt-install',
       'expand-templates',
       'check-image-ref',
+      'check-date',
     ]);
     for (const wf of models) {
       for (const j of wf.jobs) {

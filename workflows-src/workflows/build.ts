@@ -74,7 +74,7 @@ export function bootstrapStep(decl: Distro): RunStep | undefined {
     ...b.packages.flatMap((p) => ['--package', p]),
   ];
   return runStep({
-    name: 'Bootstrap the base image from Debian packages',
+    name: 'Bootstrap the base image from Debian packages [transient]',
     env: { BASE_IMAGE: decl.base.image, STORAGE_DRIVER },
     run: [
       "# mmdebstrap needs root and the Debian keyring. The base lands in root's containers-storage,",
@@ -267,7 +267,7 @@ function pushStep(bp: BuildParams, source: Expr, releaseDateOut: Expr): KeelStep
       username: bp.user,
       password: bp.token,
     },
-    { name: 'Push (every tag checked to resolve to one digest)' },
+    { name: 'Push [transient] (every tag checked to resolve to one digest)' },
   );
 }
 
@@ -355,7 +355,7 @@ function signStep(
       username: bp.user,
       'registry-password': bp.token,
     },
-    { name: 'Sign (by digest, verified after writing)' },
+    { name: 'Sign [transient] (by digest, verified after writing)' },
   );
 }
 
