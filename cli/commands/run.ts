@@ -4,7 +4,8 @@ import { loadDeclarations, type Distro } from '../../actions/lib/declarations.js
 import { UserError } from '../../actions/lib/errors.js';
 import { workflows } from '../../workflows-src/index.js';
 import { localDeclarations, printSummary } from '../demo.js';
-import { DECLARATIONS_FILE, findProjectDir } from '../home.js';
+import { loadKeelRelease } from '../../workflows-src/pins.js';
+import { DECLARATIONS_FILE, findProjectDir, keelHome } from '../home.js';
 import { eventFor } from '../events.js';
 import { runWorkflow, type RunRecord } from '../runner.js';
 import { startLocalServices } from '../services/index.js';
@@ -30,7 +31,7 @@ export interface RunCommand {
 
 /** The dogfood workflows the generators produce for a distro (the reusable ones are only called). */
 export function runnableWorkflows(decl: Distro): string[] {
-  return workflows(decl, { mode: 'dogfood' })
+  return workflows(decl, { mode: 'dogfood', release: loadKeelRelease(keelHome) })
     .map((w) => w.file.replace(/\.yml$/, ''))
     .filter((name) => !name.startsWith('reusable-'));
 }
@@ -90,7 +91,9 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
   const repository = repositoryOf(decl);
   const runs: RunRecord[] = [];
   try {
-    const wfs = workflows(localDeclarations(decl, services.registry.host), { mode: 'dogfood' });
+    // The installed Keel's stamp: a dogfood workflow may run released actions (cleanup does).
+    const release = loadKeelRelease(keelHome);
+    const wfs = workflows(localDeclarations(decl, services.registry.host), { mode: 'dogfood', release });
     for (const name of cmd.workflows) {
       const wf = wfs.find((w) => w.file === `${name}.yml`)!;
       const { event, payload } = eventFor(wf, cmd.event, { runs, decl, repository, pr });

@@ -182,7 +182,7 @@ function annotate(
 
 /** The three caller workflows for a distro. */
 export function callerWorkflows(decl: Distro, o: CallerOptions): Caller[] {
-  const dogfood = workflows(decl, { mode: 'dogfood' });
+  const dogfood = workflows(decl, { mode: 'dogfood', release: o.release });
   const reusable = workflows(decl, { mode: 'reusable', release: o.release });
   return CALLERS.map((name) => {
     const d = dogfood.find((w) => w.file === `${name}.yml`);

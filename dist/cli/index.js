@@ -6914,6 +6914,7 @@ const declarations_js_1 = __nccwpck_require__(8449);
 const errors_js_1 = __nccwpck_require__(2863);
 const index_js_1 = __nccwpck_require__(5636);
 const demo_js_1 = __nccwpck_require__(4108);
+const pins_js_1 = __nccwpck_require__(3998);
 const home_js_1 = __nccwpck_require__(5492);
 const events_js_1 = __nccwpck_require__(4478);
 const runner_js_1 = __nccwpck_require__(8973);
@@ -6921,7 +6922,7 @@ const index_js_2 = __nccwpck_require__(4560);
 const runs_js_1 = __nccwpck_require__(6092);
 /** The dogfood workflows the generators produce for a distro (the reusable ones are only called). */
 function runnableWorkflows(decl) {
-    return (0, index_js_1.workflows)(decl, { mode: 'dogfood' })
+    return (0, index_js_1.workflows)(decl, { mode: 'dogfood', release: (0, pins_js_1.loadKeelRelease)(home_js_1.keelHome) })
         .map((w) => w.file.replace(/\.yml$/, ''))
         .filter((name) => !name.startsWith('reusable-'));
 }
@@ -6978,7 +6979,9 @@ async function runCommand(cmd) {
     const repository = repositoryOf(decl);
     const runs = [];
     try {
-        const wfs = (0, index_js_1.workflows)((0, demo_js_1.localDeclarations)(decl, services.registry.host), { mode: 'dogfood' });
+        // The installed Keel's stamp: a dogfood workflow may run released actions (cleanup does).
+        const release = (0, pins_js_1.loadKeelRelease)(home_js_1.keelHome);
+        const wfs = (0, index_js_1.workflows)((0, demo_js_1.localDeclarations)(decl, services.registry.host), { mode: 'dogfood', release });
         for (const name of cmd.workflows) {
             const wf = wfs.find((w) => w.file === `${name}.yml`);
             const { event, payload } = (0, events_js_1.eventFor)(wf, cmd.event, { runs, decl, repository, pr });
@@ -7526,7 +7529,7 @@ function annotate(doc, called, name, version, secrets, env) {
 }
 /** The three caller workflows for a distro. */
 function callerWorkflows(decl, o) {
-    const dogfood = (0, index_js_1.workflows)(decl, { mode: 'dogfood' });
+    const dogfood = (0, index_js_1.workflows)(decl, { mode: 'dogfood', release: o.release });
     const reusable = (0, index_js_1.workflows)(decl, { mode: 'reusable', release: o.release });
     return exports.CALLERS.map((name) => {
         const d = dogfood.find((w) => w.file === `${name}.yml`);
