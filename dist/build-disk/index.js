@@ -49249,8 +49249,27 @@ async function screenshotOf(qmp, opts) {
     }
 }
 /**
- * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
- * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
+ * An oops on an int3 trap in kernel mode, under TCG: QEMU's multi-threaded translator can let one
+ * vCPU run the breakpoint byte the kernel writes while it patches its own code (text_poke_bp) on
+ * another vCPU. Real CPUs and KVM do not show it; it is a fault of the emulator, not a verdict on
+ * the image, so it earns one more boot like a stall. Every other oops or panic stays a verdict.
+ */
+function tcgCodePatchFault(accel, consoleText) {
+    return accel === 'tcg' && /Oops: int3: [0-9a-f]+ \[#\d+\]/.test(consoleText);
+}
+function emulatorFault(spec, r, logFile) {
+    if (r.passed || r.stalled)
+        return false;
+    try {
+        return tcgCodePatchFault(spec.accel, external_node_fs_default().readFileSync(logFile, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * bootAndWatch, booted again when the guest stalled or hung, or hit TCG's code-patching fault (a
+ * VM fault, not a verdict on the image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
  * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
  * stalled attempt is kept beside the log (`keptLogs`).
  */
@@ -49265,8 +49284,11 @@ async function bootWithRetry(spec, opts, retry = {}) {
         const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
         if (r.timedOut && i > 1)
             r.reason = `${timedOutReason(opts.timeoutMs, i)}${stillStarting(r.pendingJobs)}`;
-        if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs)
+        const fault = r.stalled || emulatorFault(spec, r, opts.logFile);
+        if (!fault || i >= attempts || deadline - Date.now() < minAttemptMs)
             return { ...r, attempts: i, retried, keptLogs };
+        if (!r.stalled)
+            r.reason = `${r.reason} (an int3 oops in kernel text under TCG: the emulator's fault)`;
         const kept = `${opts.logFile}.attempt-${i}`;
         external_node_fs_default().copyFileSync(opts.logFile, kept);
         keptLogs.push(kept);

@@ -157,6 +157,30 @@ describe('smoke-boot run()', () => {
     );
   });
 
+  it("under TCG, an int3 oops in kernel text (the emulator's code-patching race) is booted once more", async () => {
+    const oops = [
+      'Booting Linux',
+      'Oops: int3: 0000 [#1] PREEMPT SMP NOPTI',
+      'RIP: 0010:enqueue_timer+0xa5/0x100',
+      PANIC,
+    ];
+    const runner = fakeRunner(tools((n) => (n === 0 ? { lines: oops } : { lines: [PASS] })));
+    const { io, done } = smoke({}, runner);
+    await done;
+    expect(qemuCalls(runner)).toHaveLength(2);
+    expect(io.outputs).toMatchObject({ passed: 'true', attempts: '2' });
+    expect(io.summaries.join('')).toMatch(/attempt 1: Kernel panic.*an int3 oops in kernel text under TCG/);
+  });
+
+  it('any other panic is a verdict: no second boot', async () => {
+    const oops = ['Booting Linux', 'Oops: general protection fault: 0000 [#1] PREEMPT SMP NOPTI', PANIC];
+    const runner = fakeRunner(tools((n) => (n === 0 ? { lines: oops } : { lines: [PASS] })));
+    const { io, done } = smoke({}, runner);
+    await expect(done).rejects.toThrow(`boot failed: ${PANIC}`);
+    expect(qemuCalls(runner)).toHaveLength(1);
+    expect(io.outputs).toMatchObject({ passed: 'false', attempts: '1' });
+  });
+
   it('QEMU exiting before a verdict fails with its stderr', async () => {
     const runner = fakeRunner(tools({ lines: [], exit: { code: 1, stderr: 'qemu: could not load kernel' } }));
     const { io, done } = smoke({}, runner);

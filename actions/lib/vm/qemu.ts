@@ -524,8 +524,27 @@ async function screenshotOf(qmp: string, opts: WatchOptions): Promise<string | u
 }
 
 /**
- * bootAndWatch, booted again when the guest stalled or hung (a VM fault, not a verdict on the
- * image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
+ * An oops on an int3 trap in kernel mode, under TCG: QEMU's multi-threaded translator can let one
+ * vCPU run the breakpoint byte the kernel writes while it patches its own code (text_poke_bp) on
+ * another vCPU. Real CPUs and KVM do not show it; it is a fault of the emulator, not a verdict on
+ * the image, so it earns one more boot like a stall. Every other oops or panic stays a verdict.
+ */
+export function tcgCodePatchFault(accel: string, consoleText: string): boolean {
+  return accel === 'tcg' && /Oops: int3: [0-9a-f]+ \[#\d+\]/.test(consoleText);
+}
+
+function emulatorFault(spec: QemuSpec, r: BootResult, logFile: string): boolean {
+  if (r.passed || r.stalled) return false;
+  try {
+    return tcgCodePatchFault(spec.accel, fs.readFileSync(logFile, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * bootAndWatch, booted again when the guest stalled or hung, or hit TCG's code-patching fault (a
+ * VM fault, not a verdict on the image), up to `attempts` boots in all. `opts.timeoutMs` bounds all attempts together: a retry
  * gets what is left, and none starts with less than `minAttemptMs` left. The console of a
  * stalled attempt is kept beside the log (`keptLogs`).
  */
@@ -548,8 +567,10 @@ export async function bootWithRetry(
     const timeoutMs = Math.max(1000, deadline - Date.now());
     const r = await bootAndWatch(retry.before ? await retry.before(spec) : spec, { ...opts, timeoutMs });
     if (r.timedOut && i > 1) r.reason = `${timedOutReason(opts.timeoutMs, i)}${stillStarting(r.pendingJobs)}`;
-    if (!r.stalled || i >= attempts || deadline - Date.now() < minAttemptMs)
+    const fault = r.stalled || emulatorFault(spec, r, opts.logFile);
+    if (!fault || i >= attempts || deadline - Date.now() < minAttemptMs)
       return { ...r, attempts: i, retried, keptLogs };
+    if (!r.stalled) r.reason = `${r.reason} (an int3 oops in kernel text under TCG: the emulator's fault)`;
     const kept = `${opts.logFile}.attempt-${i}`;
     fs.copyFileSync(opts.logFile, kept);
     keptLogs.push(kept);
