@@ -13,6 +13,7 @@ import {
   type CheckResult,
 } from './checks.js';
 import { locateInput } from '../../lib/image/open.js';
+import { INSTALL_MEDIA } from './install-media.js';
 import { openForChecks } from './open.js';
 
 export const inputs = {
@@ -43,6 +44,7 @@ export const inputs = {
     expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper',
   }),
   'var-allow': list({ expected: 'newline-separated /var paths allowed without a tmpfiles.d entry' }),
+  'install-media': oneOf(INSTALL_MEDIA, 'none'),
   'report-path': str({ expected: 'a file path for the JSON report' }),
   ...registryInputs,
 };
@@ -75,6 +77,7 @@ export async function run(io: ActionIO): Promise<void> {
             repoGlobs: inp['repo-globs'].length ? inp['repo-globs'] : DEFAULT_REPO_GLOBS,
             varAllow: inp['var-allow'],
             localRef: opened.localRef,
+            installMedia: inp['install-media'],
           },
         },
         which,
