@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { list, oneOf, positiveNumber, readInputs, registryInputs, str } from '../../lib/inputs.js';
+import { list, oneOf, positiveNumber, readInputs, registryInputs, spaceInputs, str } from '../../lib/inputs.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import {
   CHECK_IDS,
@@ -47,6 +47,7 @@ export const inputs = {
   'install-media': oneOf(INSTALL_MEDIA, 'none'),
   'report-path': str({ expected: 'a file path for the JSON report' }),
   ...registryInputs,
+  ...spaceInputs,
 };
 
 /** validate: every static check of the built image, all run, fail at the end listing all failures. */
@@ -57,7 +58,13 @@ export async function run(io: ActionIO): Promise<void> {
   const loc = locateInput('image', inp.image);
   const started = Date.now();
   const opened = await io.group('open the image', () =>
-    openForChecks(loc, { runner: io.runner, log: io, tmpDir: io.context.runnerTemp, access: inp }),
+    openForChecks(loc, {
+      runner: io.runner,
+      log: io,
+      tmpDir: io.context.runnerTemp,
+      access: inp,
+      space: { hop: 'validate', margin: inp['space-margin-gib'], probe: io.context.freeSpace, log: io },
+    }),
   );
   let results: CheckResult[];
   try {
