@@ -7,7 +7,7 @@ import type { Value } from './expr.js';
 
 /** Inputs of `build` (actions/build/action.yml). */
 export interface BuildInputs {
-  /** Path of the Containerfile, relative to the workspace. Default: 'Containerfile'. */
+  /** Path of the Containerfile, relative to the workspace. Its final stage must start FROM ${BASE_IMAGE} (directly or through earlier stages, e.g. FROM ${BASE_IMAGE} AS base ... FROM base): a literal FROM fails before building, naming the line, and the built image's layers must start with the pinned base's, since the labels record that base. Default: 'Containerfile'. */
   containerfile?: Value;
   /** Build context directory. Default: '.'. */
   context?: Value;
@@ -15,7 +15,7 @@ export interface BuildInputs {
   image?: Value;
   /** More local tags, newline-separated: tag words (same repository) or full local names. */
   tags?: Value;
-  /** Base image (registry/repo:tag, registry/repo@sha256:..., or localhost/name:tag in local containers-storage). Empty: declarations base.image. Resolved to a digest once, passed as build-arg BASE_IMAGE=<name>@<digest> and recorded in org.opencontainers.image.base.name/.digest. */
+  /** Base image (registry/repo:tag, registry/repo@sha256:..., or localhost/name:tag in local containers-storage). Empty: declarations base.image. Resolved to a digest once, passed as build-arg BASE_IMAGE=<name>@<digest> (the Containerfile must build FROM ${BASE_IMAGE}) and recorded in org.opencontainers.image.base.name/.digest. */
   'base-image'?: Value;
   /** KEY=value lines. They override the declarations build.build-args and the derived arguments (OS_*, IMAGE_*, STALENESS_WARN_DAYS, BUILD_INPUTS_DIGEST); BASE_IMAGE is refused (use base-image). */
   'build-args'?: Value;
@@ -64,7 +64,7 @@ export interface BuildDiskInputs {
   name?: Value;
   /** bootc-image-builder config.toml (bib backend only). */
   config?: Value;
-  /** Boot-test the result in QEMU under OVMF and fail the step unless it passes. ISO: first as a user boots it (UEFI firmware, El Torito, GRUB's default entry, nothing added; GRUB errors fail, the pass is the CPU running kernel code), then the shipped kernel, initramfs and command line plus a serial console to multi-user. Disk: its kernel and root partition to multi-user. The bib backend is not boot-tested. Default: 'true'. */
+  /** Boot-test the result in QEMU under OVMF and fail the step unless it passes. ISO: first as a user boots it (UEFI firmware, El Torito, GRUB's default entry, nothing added; GRUB errors fail, the pass is the CPU running kernel code), then the shipped kernel, initramfs and command line plus a serial console to multi-user. Disk: its kernel and root partition to multi-user. The bib backend is not boot-tested (boot-passed: skipped). Default: 'true'. */
   'boot-test'?: Value;
   /** UTC date YYYYMMDD used in the default name. Empty: today (UTC), computed once. */
   'release-date'?: Value;
@@ -86,11 +86,15 @@ export interface BuildDiskInputs {
   'bib-image'?: Value;
   /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
   'bib-rootfs'?: Value;
+  /** User name for the registry of bib-image (bib backend; e.g. registry.redhat.io). Logged in with podman login --password-stdin into a temporary auth file, removed after. */
+  'bib-username'?: Value;
+  /** Password or token for the registry of bib-image (masked; given on stdin, never in argv). */
+  'bib-password'?: Value;
   /** Cosign public key (PEM contents or a path in the workspace). The pinned digest must verify with it before any media are built, with either backend; without it the step refuses to run unless allow-unsigned is true. */
   'public-key'?: Value;
   /** Proceed without checking the signature (a warning in the log and the summary). Default false: no public-key means the step refuses to run. Default: 'false'. */
   'allow-unsigned'?: Value;
-  /** Registry user name. Empty: the containers auth file, then anonymous. */
+  /** Registry user name. Empty: the containers auth file, then anonymous. With the bib backend, podman logs in with it (password on stdin) before pulling the image. */
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
@@ -98,6 +102,8 @@ export interface BuildDiskInputs {
   'tls-verify'?: Value;
   /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
   'insecure-registries'?: Value;
+  /** GiB kept free on top of the disk space this step estimates it needs (checked before any work; the step refuses with the figures when the filesystem lacks it), or off to skip the check. Default: '1'. */
+  'space-margin-gib'?: Value;
 }
 
 /** Outputs of `build-disk`. */
@@ -319,6 +325,8 @@ export interface RechunkInputs {
   'tls-verify'?: Value;
   /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
   'insecure-registries'?: Value;
+  /** GiB kept free on top of the disk space this step estimates it needs (checked before any work; the step refuses with the figures when the filesystem lacks it), or off to skip the check. Default: '1'. */
+  'space-margin-gib'?: Value;
 }
 
 /** Outputs of `rechunk`. */
@@ -472,7 +480,11 @@ export interface SmokeBootInputs {
   'bib-image'?: Value;
   /** Root filesystem bootc-image-builder gives the disk (bib backend only): btrfs, ext4 or xfs. Fedora-based images usually want btrfs or xfs; Debian-based ones ext4. Default: 'btrfs'. */
   'bib-rootfs'?: Value;
-  /** Registry user name. Empty: the containers auth file, then anonymous. */
+  /** User name for the registry of bib-image (bib backend; e.g. registry.redhat.io). Logged in with podman login --password-stdin into a temporary auth file, removed after. */
+  'bib-username'?: Value;
+  /** Password or token for the registry of bib-image (masked; given on stdin, never in argv). */
+  'bib-password'?: Value;
+  /** Registry user name. Empty: the containers auth file, then anonymous. With the bib backend, podman logs in with it (password on stdin) before pulling the image. */
   username?: Value;
   /** Registry password or token (masked). */
   password?: Value;
@@ -480,6 +492,8 @@ export interface SmokeBootInputs {
   'tls-verify'?: Value;
   /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
   'insecure-registries'?: Value;
+  /** GiB kept free on top of the disk space this step estimates it needs (checked before any work; the step refuses with the figures when the filesystem lacks it), or off to skip the check. Default: '1'. */
+  'space-margin-gib'?: Value;
 }
 
 /** Outputs of `smoke-boot`. */
@@ -587,7 +601,7 @@ export type UpdateTestOutput = 'passed' | 'reason' | 'skipped' | 'previous-diges
 export interface ValidateInputs {
   /** Image to check: containers-storage:REF or localhost/NAME:TAG (mounted read-only, no copy), oci:DIR[:TAG] (layers read in place), or a registry reference. Required. */
   image: Value;
-  /** all, or newline-separated check ids: one-kernel, kernel-files, initramfs-size, initramfs-generic, initramfs-contents, ostree-linux-label, bootc-label, no-repo-files, var-content, bootc-lint, passwd, os-release, boot-empty. Default: 'all'. */
+  /** all, or newline-separated check ids: one-kernel, kernel-files, initramfs-size, initramfs-generic, initramfs-contents, ostree-linux-label, bootc-label, no-repo-files, var-content, bootc-lint, passwd, os-release, boot-empty, install-media. Default: 'all'. */
   checks?: Value;
   /** Check ids (newline-separated) in the warn-only tier: when one fails it is reported (log warning, summary, report JSON status warn) but passed stays true. none: every check gates. Default: 'initramfs-size'. */
   'warn-checks'?: Value;
@@ -601,6 +615,8 @@ export interface ValidateInputs {
   'repo-globs'?: Value;
   /** Paths under /var allowed without a tmpfiles.d entry (newline-separated). */
   'var-allow'?: Value;
+  /** The install media the image must be able to become, checked as install-media (before any push): none; live-iso (build-disk live backend: dracut, bash, dracut's dmsquash-live module, /tmp, the kernel and the squashfs, loop, isofs and overlay modules); disk (qcow2/raw: the kernel and initramfs.img under /usr/lib/modules/<kver>); bib-iso (bootc-image-builder anaconda-iso: as disk, plus bootc and a Fedora/CentOS/RHEL-family os-release). Default: 'none'. */
+  'install-media'?: Value;
   /** Where to write the JSON report. Empty: $RUNNER_TEMP/keel-validate-report.json. */
   'report-path'?: Value;
   /** Registry user name (registry images). Empty: the containers auth file, then anonymous. */
@@ -611,6 +627,8 @@ export interface ValidateInputs {
   'tls-verify'?: Value;
   /** Registries (newline-separated host[:port]) that may be reached over plain HTTP or unverified TLS, credentials included. Loopback always may when tls-verify is false; any other host must be listed here. */
   'insecure-registries'?: Value;
+  /** GiB kept free on top of the disk space this step estimates it needs (checked before any work; the step refuses with the figures when the filesystem lacks it), or off to skip the check. Default: '1'. */
+  'space-margin-gib'?: Value;
 }
 
 /** Outputs of `validate`. */
@@ -783,12 +801,15 @@ export const KEEL_ACTIONS = {
       memory: { required: false, default: '2048' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
       'bib-rootfs': { required: false, default: 'btrfs' },
+      'bib-username': { required: false, default: '' },
+      'bib-password': { required: false, default: '' },
       'public-key': { required: false },
       'allow-unsigned': { required: false, default: 'false' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
+      'space-margin-gib': { required: false, default: '1' },
     },
     outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
   },
@@ -910,6 +931,7 @@ export const KEEL_ACTIONS = {
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
+      'space-margin-gib': { required: false, default: '1' },
     },
     outputs: ['oci-dir', 'oci-ref', 'layers', 'report', 'digest'],
   },
@@ -994,10 +1016,13 @@ export const KEEL_ACTIONS = {
       'kvm-probe-timeout': { required: false, default: '20' },
       'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
       'bib-rootfs': { required: false, default: 'btrfs' },
+      'bib-username': { required: false, default: '' },
+      'bib-password': { required: false, default: '' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
+      'space-margin-gib': { required: false, default: '1' },
     },
     outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
   },
@@ -1063,11 +1088,13 @@ export const KEEL_ACTIONS = {
       'initramfs-modules': { required: false, default: 'virtio_blk\next4' },
       'repo-globs': { required: false, default: '' },
       'var-allow': { required: false, default: '' },
+      'install-media': { required: false, default: 'none' },
       'report-path': { required: false, default: '' },
       username: { required: false, default: '' },
       password: { required: false, default: '' },
       'tls-verify': { required: false, default: 'true' },
       'insecure-registries': { required: false, default: '' },
+      'space-margin-gib': { required: false, default: '1' },
     },
     outputs: ['passed', 'report'],
   },

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { statfsProbe, type FreeSpaceProbe } from './disk-space.js';
 
 /** What a hop needs to know about the run it is part of, read once from the runner's environment. */
 export interface RunContext {
@@ -26,6 +27,8 @@ export interface RunContext {
   };
   /** Wall clock, injectable so the release date is testable. */
   now(): Date;
+  /** Free disk space of a directory's filesystem, injectable so space checks are testable. */
+  freeSpace: FreeSpaceProbe;
 }
 
 export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext {
@@ -56,5 +59,6 @@ export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext
       runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
     },
     now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+    freeSpace: statfsProbe,
   };
 }

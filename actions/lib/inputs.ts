@@ -356,3 +356,22 @@ export const registryInputs = {
     expected: 'newline-separated host[:port] lines',
   }),
 };
+
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+export function spaceMargin() {
+  const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+  return def<number | 'off'>(
+    z.string().transform((v, ctx) => {
+      const s = v.trim();
+      if (s === 'off') return 'off' as const;
+      if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+      return z.NEVER;
+    }),
+    expected,
+    { default: '1' },
+  );
+}
+
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+export const spaceInputs = { 'space-margin-gib': spaceMargin() };

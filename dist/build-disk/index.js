@@ -34083,7 +34083,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = 1024 ** 3;
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new errors_UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -34115,14 +34189,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -41034,7 +41106,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -44761,7 +44833,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -45712,6 +45784,14 @@ function pickPlatform(indexBody, platform) {
     }
     return m.digest;
 }
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+async function registryLayerBytes(client, ref, platform = { os: 'linux', architecture: 'amd64' }) {
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    return manifest.layers.reduce((n, l) => n + l.size, 0);
+}
 async function openImage(loc, opts) {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     if (loc.kind === 'containers-storage') {
@@ -45764,6 +45844,8 @@ async function openImage(loc, opts) {
     const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
     const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
     const cache = opts.cacheDir ?? external_node_path_default().join(opts.tmpDir, 'keel-blobs');
+    const missing = manifest.layers.filter((l) => !external_node_fs_default().existsSync(external_node_path_default().join(cache, l.digest.replace(':', '-'))));
+    opts.beforeDownload?.(missing.reduce((n, l) => n + l.size, 0), cache);
     const files = [];
     for (const l of manifest.layers) {
         const f = external_node_path_default().join(cache, l.digest.replace(':', '-'));
@@ -46041,6 +46123,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
@@ -48087,9 +48184,22 @@ function daysBetween(from, to) {
  *
  * Pinned by digest (never :latest, a lesson of the anchor pipeline). Override with the
  * `bib-image` input to move the pin.
+ *
+ * Private registries: `runBib` logs in first (`podman login --password-stdin`: the password on
+ * stdin, never in argv) into a temporary auth file of its own, which the pull and the builder
+ * container's own pull use through `--authfile`, and which is removed on every path.
  */
 
+
+
+
+
+
+
+
 const BIB_IMAGE = 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905';
+/** Root's containers-storage, where the image is pulled and which the builder reads. */
+const BIB_STORAGE = '/var/lib/containers/storage';
 const BIB_ROOTFS = ['btrfs', 'ext4', 'xfs'];
 /** The argv list to run, in order: pull the pinned image, then build. */
 function bibCommands(r) {
@@ -48098,17 +48208,21 @@ function bibCommands(r) {
     // BIB takes the reference after its own options, where `--` cannot go: refuse an option-like one.
     if (r.imageRef.startsWith('-'))
         throw new Error(`bib: the image reference cannot start with -: ${r.imageRef}`);
+    if (r.authFile?.startsWith('-'))
+        throw new Error(`bib: the auth file path cannot start with -: ${r.authFile}`);
     for (const dir of [r.outputDir, r.configFile, r.storage].filter((d) => d !== undefined)) {
         // A ':' or ',' would end the -v source and start options of podman's volume syntax.
         if (/[:,]/.test(dir))
             throw new Error(`bib: ${dir} cannot be mounted into the builder (it contains ':' or ',')`);
     }
-    const storage = r.storage ?? '/var/lib/containers/storage';
+    const storage = r.storage ?? BIB_STORAGE;
+    const auth = r.authFile ? ['--authfile', r.authFile] : [];
     const run = [
         'run',
         '--rm',
         '--privileged',
         '--pull=newer',
+        ...auth,
         '--security-opt',
         'label=type:unconfined_t',
         '-v',
@@ -48124,7 +48238,47 @@ function bibCommands(r) {
     run.push(r.imageRef);
     // BIB reads root's containers-storage and needs a privileged container: both podman calls run
     // as root (directly when we are root, through `sudo -n` on a non-root runner).
-    return [asRoot('podman', ['pull', '--', r.imageRef]), asRoot('podman', run)];
+    return [asRoot('podman', ['pull', ...auth, '--', r.imageRef]), asRoot('podman', run)];
+}
+/**
+ * Logs in to each registry that has credentials (password on stdin), then runs the pull and
+ * the build through the one temporary auth file; the file and its directory (private to this
+ * process, under `workDir`) are removed on every path, a cancelled step included.
+ */
+async function runBib(r, logins, ctx) {
+    const given = logins.filter((l) => l.username || l.password);
+    const authDir = given.length ? external_node_fs_default().mkdtempSync(external_node_path_default().join(ctx.workDir, 'keel-bib-auth-')) : undefined;
+    const remove = () => authDir && external_node_fs_default().rmSync(authDir, { recursive: true, force: true });
+    const unregister = onCleanup(remove);
+    try {
+        const authFile = authDir ? external_node_path_default().join(authDir, `auth-${external_node_crypto_default().randomUUID()}.json`) : undefined;
+        const secrets = given.map((l) => l.password).filter(Boolean);
+        for (const l of given)
+            await login(l, authFile, secrets, ctx);
+        for (const [cmd, args] of bibCommands({ ...r, authFile })) {
+            await ctx.runner.run(cmd, args, { echo: true, timeoutMs: ctx.timeoutMs, redact: secrets });
+        }
+    }
+    finally {
+        remove();
+        unregister();
+    }
+}
+async function login(l, authFile, secrets, ctx) {
+    const registry = reference_parseReference(l.image, { requireTagOrDigest: false }).registry;
+    if (!l.username || !l.password)
+        throw new Error(`bib: registry credentials for ${registry} need both a user name and a password`);
+    const [cmd, args] = asRoot('podman', [
+        'login',
+        '--authfile',
+        authFile,
+        `--username=${l.username}`,
+        '--password-stdin',
+        '--',
+        registry,
+    ]);
+    ctx.log.info(`logging in to ${registry} for bootc-image-builder (password on stdin)`);
+    await ctx.runner.run(cmd, args, { input: l.password, redact: secrets, timeoutMs: 120_000 });
 }
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */
 function bibConfig(opts) {
@@ -48134,6 +48288,26 @@ function bibConfig(opts) {
     if (opts.extra?.trim())
         parts.push(opts.extra.trim() + '\n');
     return parts.join('\n');
+}
+/** A password needs its user name (bib logs in with both): checked before any side effect. */
+function requireLoginPairs(inp) {
+    if (inp.password && !inp.username)
+        throw new errors_InputError('username', undefined, 'a password is given: expected the user name that goes with it');
+    if (!!inp['bib-username'] !== !!inp['bib-password'])
+        throw new errors_InputError(inp['bib-username'] ? 'bib-password' : 'bib-username', undefined, 'bib-username and bib-password are given together (the builder image registry login needs both)');
+}
+/**
+ * What bootc-image-builder writes, estimated from the image's compressed size: the image pulled
+ * into root's storage, and its output (an installer ISO or a disk) in the work directory.
+ */
+function bibSpaceNeeds(compressedBytes, workDir, type = 'qcow2') {
+    const unpacked = estimateUnpacked(compressedBytes);
+    return [
+        { dir: BIB_STORAGE, bytes: unpacked, what: 'the image pulled into containers-storage (estimated)' },
+        type === 'iso'
+            ? { dir: workDir, bytes: compressedBytes + GiB, what: 'the installer ISO (estimated)' }
+            : { dir: workDir, bytes: unpacked * 1.25, what: 'the disk image (estimated)' },
+    ];
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/tar/writer.ts
@@ -49414,28 +49588,22 @@ async function chooseAccel(want, kernel, workDir, log, opts = {}) {
 
 
 
-
-/** Fails early, with the figure, when a directory's filesystem lacks the space a build needs. */
-function checkSpace(dirs, bytes, log) {
-    const seen = new Set();
-    let free = Infinity;
-    let where = '';
-    for (const d of dirs) {
-        const st = external_node_fs_default().statfsSync(d);
-        const key = st.type * 1e9 + st.blocks;
-        if (seen.has(key))
-            continue;
-        seen.add(key);
-        const f = st.bavail * st.bsize;
-        if (f < free) {
-            free = f;
-            where = d;
-        }
-    }
-    const gib = (n) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-    if (free < bytes)
-        throw new errors_UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
-    log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
+/** What the live backend writes, from the image's index (the layers are already downloaded). */
+function liveSpaceNeeds(usage, type, workDir, outDir) {
+    const u = usage.bytes;
+    const rootfs = { dir: workDir, bytes: u, what: 'the unpacked rootfs' };
+    if (type === 'iso')
+        return [
+            rootfs,
+            { dir: workDir, bytes: u * 0.8, what: 'the squashfs' },
+            { dir: outDir, bytes: u * 0.8, what: 'the ISO' },
+        ];
+    const raw = u * 1.25 + 512 * 1024 ** 2;
+    return [
+        rootfs,
+        { dir: type === 'raw' ? outDir : workDir, bytes: raw, what: 'the raw disk' },
+        ...(type === 'qcow2' ? [{ dir: outDir, bytes: u, what: 'the qcow2 disk' }] : []),
+    ];
 }
 const TEST_CONSOLE = `${TEST_CONSOLE_ARGS} systemd.show_status=1`;
 /** The test VM for an artefact, on the accelerator chosen once for it (one KVM probe). */
@@ -49591,7 +49759,7 @@ async function bibBuild(r, runner, log) {
     const type = r.type === 'iso' ? 'anaconda-iso' : r.type;
     const out = external_node_path_default().join(r.workDir, 'bib-output');
     external_node_fs_default().mkdirSync(out, { recursive: true });
-    for (const [cmd, args] of bibCommands({
+    await runBib({
         imageRef: r.ref,
         type,
         outputDir: out,
@@ -49599,9 +49767,7 @@ async function bibBuild(r, runner, log) {
         bibImage: r.bibImage,
         rootfs: r.rootfs,
         chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
-    })) {
-        await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
-    }
+    }, r.logins, { runner, log, workDir: r.workDir, timeoutMs: 3 * 3600_000 });
     const produced = r.type === 'iso' ? external_node_path_default().join(out, 'bootiso', 'install.iso') : external_node_path_default().join(out, r.type, `disk.${r.type}`);
     if (!external_node_fs_default().existsSync(produced))
         throw new Error(`bootc-image-builder finished but ${produced} is missing`);
@@ -49655,6 +49821,7 @@ function theKernel(index, opts = {}) {
 
 
 
+
 const inputs = {
     'image-ref': digestRef('install media must come from the exact digest that was tested'),
     type: oneOf(['iso', 'qcow2', 'raw'], 'iso'),
@@ -49677,8 +49844,11 @@ const inputs = {
         expected: 'a bootc-image-builder image pinned by digest',
     }),
     'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
+    'bib-username': str({ expected: "a user name for the bootc-image-builder image's registry" }),
+    'bib-password': secret(),
     ...signatureGateInputs,
     ...registryInputs,
+    ...spaceInputs,
 };
 /** build-disk: install media from the pinned digest, boot-tested, with a flat SHA256SUMS. */
 async function run(io) {
@@ -49686,9 +49856,12 @@ async function run(io) {
     const ref = inp['image-ref'];
     if (inp.backend === 'live' && inp.config)
         throw new errors_UserError("Input 'config': only the bib backend reads a bootc-image-builder config");
+    if (inp.backend === 'bib')
+        requireLoginPairs(inp);
     const gate = await requireSignatureGate(inp, io, 'build-disk');
     // Install media only from a digest whose signature verifies, whichever backend builds them.
-    const signature = await gate.check(connect(ref, inp, io), ref, io);
+    const client = connect(ref, inp, io);
+    const signature = await gate.check(client, ref, io);
     const date = inp['release-date'] ?? releaseDateOf(io.context.now());
     const repoName = ref.repository.split('/').pop();
     const name = inp.name || `${repoName}-${date}`;
@@ -49698,15 +49871,24 @@ async function run(io) {
     const artefact = external_node_path_default().join(outDir, `${name}.${ext}`);
     const runner = io.runner;
     const temp = io.context.runnerTemp;
+    const space = {
+        hop: 'build-disk',
+        margin: inp['space-margin-gib'],
+        probe: io.context.freeSpace,
+        log: io,
+    };
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-disk-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
     const started = Date.now();
     let boot;
+    let skipped = '';
     let detail = '';
     try {
         if (inp.backend === 'bib') {
-            if (inp['boot-test'])
-                io.warning("Input 'boot-test': the bib backend's media are not boot-tested by build-disk; boot the image with smoke-boot (backend: bib) instead");
+            requireSpace(bibSpaceNeeds(await registryLayerBytes(client, ref), workDir, inp.type), space);
+            skipped = inp['boot-test']
+                ? 'bootc-image-builder media are not boot-tested by build-disk (boot the digest with smoke-boot backend: bib)'
+                : 'boot-test: false';
             detail = await bibBuild({
                 ref: ref.toString(),
                 type: inp.type,
@@ -49716,65 +49898,16 @@ async function run(io) {
                 bibImage: inp['bib-image'],
                 rootfs: inp['bib-rootfs'],
                 workDir,
+                logins: [
+                    { image: ref.toString(), username: inp.username, password: inp.password },
+                    { image: inp['bib-image'], username: inp['bib-username'], password: inp['bib-password'] },
+                ],
             }, runner, io);
         }
         else {
-            const image = await openImage({ kind: 'registry', ref }, { access: inp, log: io, runner, tmpDir: workDir });
-            try {
-                const rootfs = new LayeredRootfs(image.layers);
-                const index = await rootfs.index();
-                const kver = theKernel(index, {
-                    files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'],
-                    refusal: 'refusing to build install media',
-                });
-                const usage = usageOf(index);
-                checkSpace([workDir, outDir], inp.type === 'iso' ? usage.bytes * 2.6 : usage.bytes * 3.2, io);
-                const common = {
-                    rootfs,
-                    kver,
-                    index,
-                    usage,
-                    workDir,
-                    artefact,
-                    bootTest: inp['boot-test'],
-                    accel: inp.accel,
-                    memoryMiB: inp.memory,
-                    bootTimeoutMs: inp['boot-timeout'] * 1000,
-                    temp,
-                    id: ref.digest.slice(7, 19),
-                    runner,
-                };
-                if (inp.type === 'iso') {
-                    const label = inp.label ||
-                        name
-                            .toUpperCase()
-                            .replace(/[^A-Z0-9_-]/g, '_')
-                            .slice(0, 32);
-                    const r = await liveIso({
-                        ...common,
-                        label,
-                        title: inp.title || `${repoName} (live)`,
-                        compressionLevel: inp['compression-level'],
-                        kernelArgs: inp['kernel-args'],
-                    }, runner, io);
-                    boot = r.boot;
-                    detail = r.detail;
-                }
-                else {
-                    const r = await liveDisk({
-                        ...common,
-                        format: inp.type,
-                        title: inp.title || repoName,
-                        kernelArgs: inp['kernel-args'],
-                        seed: ref.toString(),
-                    }, runner, io);
-                    boot = r.boot;
-                    detail = r.detail;
-                }
-            }
-            finally {
-                image.dispose();
-            }
+            if (!inp['boot-test'])
+                skipped = 'boot-test: false';
+            ({ boot, detail } = await liveMedia(inp, { name, repoName, artefact, outDir, workDir, space }, io));
         }
     }
     finally {
@@ -49783,17 +49916,21 @@ async function run(io) {
     }
     const sums = await writeSha256Sums([artefact], external_node_path_default().join(outDir, 'SHA256SUMS'));
     const sha256 = sums.entries[0].sha256;
+    const verdict = boot ? (boot.passed ? 'true' : 'false') : 'skipped';
     io.setOutput('path', artefact);
     io.setOutput('sha256', sha256);
     io.setOutput('sha256sums', sums.path);
     io.setOutput('name', external_node_path_default().basename(artefact));
+    io.setOutput('boot-passed', verdict);
     if (boot) {
-        io.setOutput('boot-passed', String(boot.passed));
         io.setOutput('boot-seconds', boot.seconds.toFixed(1));
         io.setOutput('serial-log', boot.serialLog);
     }
+    else {
+        io.notice(`build-disk: boot test skipped (${skipped}): boot-passed is 'skipped', never 'true'`);
+    }
     const size = external_node_fs_default().statSync(artefact).size;
-    await io.summary(`### build-disk ${boot && !boot.passed ? '❌' : '✅'}\n\n${table(['image', 'signature', 'artefact', 'size', 'sha256', 'boot test', 'time'], [
+    await io.summary(`### build-disk ${boot && !boot.passed ? '❌' : boot ? '✅' : '⏭️ (not boot-tested)'}\n\n${table(['image', 'signature', 'artefact', 'size', 'sha256', 'boot test', 'time'], [
         [
             code(ref.toString()),
             signature,
@@ -49802,12 +49939,76 @@ async function run(io) {
             code(sha256),
             boot
                 ? `${boot.passed ? 'passed' : 'failed'} in ${boot.seconds.toFixed(1)} s (${boot.accel}): ${boot.reason}`
-                : 'not run',
+                : `skipped: ${skipped}`,
             `${((Date.now() - started) / 1000).toFixed(0)} s`,
         ],
     ])}\n${detail}\nSHA256SUMS lists basenames only: \`sha256sum -c SHA256SUMS\` works wherever the two files sit side by side.\n${boot && !boot.passed ? `\nLast lines of the boot test:\n\n${fence(boot.tail.join('\n'))}` : ''}`);
     if (boot && !boot.passed)
         throw new errors_UserError(`the boot test of ${external_node_path_default().basename(artefact)} failed: ${boot.reason}`);
+}
+/** The live backend: download, index, space check, then the ISO or the disk, boot-tested. */
+async function liveMedia(inp, at, io) {
+    const ref = inp['image-ref'];
+    const { runner } = io;
+    const image = await openImage({ kind: 'registry', ref }, {
+        access: inp,
+        log: io,
+        runner,
+        tmpDir: at.workDir,
+        beforeDownload: (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], at.space),
+    });
+    try {
+        const rootfs = new LayeredRootfs(image.layers);
+        const index = await rootfs.index();
+        const kver = theKernel(index, {
+            files: inp.type === 'iso' ? ['vmlinuz'] : ['vmlinuz', 'initramfs.img'],
+            refusal: 'refusing to build install media',
+        });
+        const usage = usageOf(index);
+        requireSpace(liveSpaceNeeds(usage, inp.type, at.workDir, at.outDir), at.space);
+        const common = {
+            rootfs,
+            kver,
+            index,
+            usage,
+            workDir: at.workDir,
+            artefact: at.artefact,
+            bootTest: inp['boot-test'],
+            accel: inp.accel,
+            memoryMiB: inp.memory,
+            bootTimeoutMs: inp['boot-timeout'] * 1000,
+            temp: io.context.runnerTemp,
+            id: ref.digest.slice(7, 19),
+            runner,
+        };
+        if (inp.type === 'iso') {
+            const label = inp.label ||
+                at.name
+                    .toUpperCase()
+                    .replace(/[^A-Z0-9_-]/g, '_')
+                    .slice(0, 32);
+            const title = inp.title || `${at.repoName} (live)`;
+            const iso = {
+                ...common,
+                label,
+                title,
+                compressionLevel: inp['compression-level'],
+                kernelArgs: inp['kernel-args'],
+            };
+            return await liveIso(iso, runner, io);
+        }
+        const disk = {
+            ...common,
+            format: inp.type,
+            title: inp.title || at.repoName,
+            kernelArgs: inp['kernel-args'],
+            seed: ref.toString(),
+        };
+        return await liveDisk(disk, runner, io);
+    }
+    finally {
+        image.dispose();
+    }
 }
 
 ;// CONCATENATED MODULE: ./actions/build-disk/src/index.ts

@@ -40259,7 +40259,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = (/* unused pure expression or super */ null && (1024 ** 3));
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -40291,14 +40365,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -46685,7 +46757,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -50412,7 +50484,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -50822,6 +50894,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 ;// CONCATENATED MODULE: ./actions/lib/sysext/naming.ts
 /**
@@ -52805,6 +52892,84 @@ function theKernel(dirs) {
     return k.name;
 }
 
+;// CONCATENATED MODULE: ./actions/build/src/containerfile.ts
+
+
+/** FROM instructions in order, with continuation lines joined and comments skipped. */
+function fromLines(text) {
+    const lines = text.split(/\r?\n/);
+    const escape = /^#\s*escape\s*=\s*`\s*$/i.test(lines[0] ?? '') ? '`' : '\\';
+    const out = [];
+    for (let i = 0; i < lines.length; i++) {
+        const first = i;
+        let inst = lines[i].trim();
+        if (inst.startsWith('#'))
+            continue;
+        while (inst.endsWith(escape) && i + 1 < lines.length) {
+            inst = inst.slice(0, -1);
+            const next = lines[++i].trim();
+            if (!next.startsWith('#'))
+                inst += ` ${next}`;
+        }
+        const words = inst.split(/\s+/).filter(Boolean);
+        if (words[0]?.toUpperCase() !== 'FROM')
+            continue;
+        const operands = words.slice(1).filter((w) => !w.startsWith('--'));
+        const as = operands.findIndex((w) => w.toUpperCase() === 'AS');
+        out.push({
+            line: first + 1,
+            text: inst.replace(/\s+/g, ' ').trim(),
+            image: operands[0] ?? '',
+            stage: as > 0 ? operands[as + 1]?.toLowerCase() : undefined,
+        });
+    }
+    return out;
+}
+const USES_BASE_IMAGE = /\$\{BASE_IMAGE(?:[:}])|\$BASE_IMAGE(?![A-Za-z0-9_])/;
+const USES_A_VARIABLE = /\$\{?[A-Za-z_]/;
+/**
+ * Where the final stage starts: its FROM followed through earlier stage names to the line
+ * that names an image. `uses` says whether that line uses $BASE_IMAGE, names a literal image,
+ * or goes through another variable (which only the layer check can judge).
+ */
+function finalBase(text) {
+    const froms = fromLines(text);
+    let from = froms.at(-1);
+    if (!from)
+        return { uses: 'literal' };
+    for (let hops = 0; hops < froms.length; hops++) {
+        const image = from.image.toLowerCase();
+        const stage = froms.slice(0, froms.indexOf(from)).findLast((f) => f.stage === image);
+        if (!stage)
+            break;
+        from = stage;
+    }
+    if (USES_BASE_IMAGE.test(from.image))
+        return { from, uses: 'base-image' };
+    return { from, uses: USES_A_VARIABLE.test(from.image) ? 'variable' : 'literal' };
+}
+const contract = 'write FROM ${BASE_IMAGE} (the build passes the pinned base as build-arg BASE_IMAGE)';
+/** Refuses, before building, a final stage that starts FROM a literal image instead of $BASE_IMAGE. */
+function requireFromBaseImage(file, pinned) {
+    const { from, uses } = finalBase(external_node_fs_default().readFileSync(file, 'utf8'));
+    if (!from)
+        throw new errors_UserError(`${file}: no FROM instruction; ${contract}`);
+    if (uses === 'literal')
+        throw new errors_UserError(`${file}:${from.line}: the final stage starts "${from.text}", which ignores the pinned base ${pinned}: ` +
+            `the image would claim a base it is not built from; ${contract}`);
+    return from;
+}
+/** After the build: the built image's layers start with the pinned base's, or it was not built FROM it. */
+function requireBuiltFromBase(built, base, ctx) {
+    const where = ctx.from ? `${ctx.file}:${ctx.from.line} ("${ctx.from.text}")` : ctx.file;
+    if (!base)
+        throw new errors_UserError(`${where}: the pinned base ${ctx.pinned} is not in containers-storage after the build, so the build never used it; ${contract}`);
+    const starts = base.length > 0 && base.every((d, i) => built[i] === d);
+    if (!starts)
+        throw new errors_UserError(`${where}: the built image's layers do not start with the pinned base ${ctx.pinned}'s ${base.length} layer(s), ` +
+            `so it was not built FROM it while its labels say so; ${contract}`);
+}
+
 ;// CONCATENATED MODULE: ./actions/build/src/inputs-digest.ts
 
 
@@ -52925,6 +53090,7 @@ function inputsDigest(root, globs) {
 
 
 
+
 async function defaultResolveRegistry(ref, access, log) {
     return resolveDigest(connect(ref, access, log), ref);
 }
@@ -53024,6 +53190,7 @@ async function buildImage(req, deps, state = { timings: {} }) {
     state.base = await resolveBase(givenBase, !req.baseImage, buildah, deps, req.registry);
     state.timings.resolve = Date.now() - t;
     log.info(`base ${state.base.given} → ${state.base.pinned} (${state.base.source})`);
+    const from = requireFromBaseImage(req.containerfile, state.base.pinned);
     const revision = ctx.sha || (await gitRevision(runner, ctx.workspace));
     const source = decl?.image.source ?? (ctx.repository ? `${ctx.serverUrl}/${ctx.repository}` : undefined);
     const labels = computeLabels({ created: state.created, version: state.version, revision, source, base: state.base, decl }, req.labels, log);
@@ -53073,6 +53240,8 @@ async function buildImage(req, deps, state = { timings: {} }) {
         state.timings.build = Date.now() - t;
         state.imageId = id1; // reported if a later step fails: the image that was built, untagged
         const info1 = await mustInspect(buildah, id1);
+        const base = await buildah.inspect(state.base.pinned);
+        requireBuiltFromBase(info1.diffIds, base?.diffIds, { file: req.containerfile, from, pinned: state.base.pinned });
         // The kernel, read from the built content (never from an inherited label).
         t = Date.now();
         state.kernelVersion = theKernel(await buildah.kernelDirs(id1));

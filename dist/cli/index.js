@@ -3404,7 +3404,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
     return (mod && mod.__esModule) ? mod : { "default": mod };
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.registryInputs = exports.repository = exports.digestRef = exports.imageRef = void 0;
+exports.spaceInputs = exports.registryInputs = exports.repository = exports.digestRef = exports.imageRef = void 0;
 exports.readInputs = readInputs;
 exports.str = str;
 exports.secret = secret;
@@ -3422,6 +3422,7 @@ exports.releaseDate = releaseDate;
 exports.isValidYmd = isValidYmd;
 exports.existingPath = existingPath;
 exports.httpsUrl = httpsUrl;
+exports.spaceMargin = spaceMargin;
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const zod_1 = __nccwpck_require__(924);
 const errors_js_1 = __nccwpck_require__(2863);
@@ -3680,6 +3681,21 @@ exports.registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(zod_1.z.string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return zod_1.z.NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+exports.spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 
 /***/ }),
@@ -11721,12 +11737,15 @@ exports.KEEL_ACTIONS = {
             memory: { required: false, default: '2048' },
             'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
             'bib-rootfs': { required: false, default: 'btrfs' },
+            'bib-username': { required: false, default: '' },
+            'bib-password': { required: false, default: '' },
             'public-key': { required: false },
             'allow-unsigned': { required: false, default: 'false' },
             username: { required: false, default: '' },
             password: { required: false, default: '' },
             'tls-verify': { required: false, default: 'true' },
             'insecure-registries': { required: false, default: '' },
+            'space-margin-gib': { required: false, default: '1' },
         },
         outputs: ['path', 'sha256', 'sha256sums', 'name', 'boot-passed', 'boot-seconds', 'serial-log'],
     },
@@ -11848,6 +11867,7 @@ exports.KEEL_ACTIONS = {
             password: { required: false, default: '' },
             'tls-verify': { required: false, default: 'true' },
             'insecure-registries': { required: false, default: '' },
+            'space-margin-gib': { required: false, default: '1' },
         },
         outputs: ['oci-dir', 'oci-ref', 'layers', 'report', 'digest'],
     },
@@ -11932,10 +11952,13 @@ exports.KEEL_ACTIONS = {
             'kvm-probe-timeout': { required: false, default: '20' },
             'bib-image': { required: false, default: 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905' },
             'bib-rootfs': { required: false, default: 'btrfs' },
+            'bib-username': { required: false, default: '' },
+            'bib-password': { required: false, default: '' },
             username: { required: false, default: '' },
             password: { required: false, default: '' },
             'tls-verify': { required: false, default: 'true' },
             'insecure-registries': { required: false, default: '' },
+            'space-margin-gib': { required: false, default: '1' },
         },
         outputs: ['passed', 'digest', 'image-ref', 'boot-seconds', 'reason', 'serial-log', 'accel', 'screenshot', 'attempts'],
     },
@@ -12001,11 +12024,13 @@ exports.KEEL_ACTIONS = {
             'initramfs-modules': { required: false, default: 'virtio_blk\next4' },
             'repo-globs': { required: false, default: '' },
             'var-allow': { required: false, default: '' },
+            'install-media': { required: false, default: 'none' },
             'report-path': { required: false, default: '' },
             username: { required: false, default: '' },
             password: { required: false, default: '' },
             'tls-verify': { required: false, default: 'true' },
             'insecure-registries': { required: false, default: '' },
+            'space-margin-gib': { required: false, default: '1' },
         },
         outputs: ['passed', 'report'],
     },

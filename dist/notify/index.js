@@ -28659,7 +28659,7 @@ class InputError extends Error {
     }
 }
 /** A failure the user has to act on (configuration, refusal by policy); reported without a stack. */
-class UserError extends Error {
+class errors_UserError extends Error {
     constructor(message) {
         super(message);
         this.name = 'UserError';
@@ -28710,7 +28710,7 @@ function isTransient(err) {
         return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof UserError)
+    if (err instanceof InputError || err instanceof errors_UserError)
         return false;
     const code = err?.code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code))
@@ -31678,7 +31678,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = (/* unused pure expression or super */ null && (1024 ** 3));
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -31710,14 +31784,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -32315,7 +32387,7 @@ function parseRetryAfter(value, now = Date.now()) {
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
     return (err instanceof InputError ||
-        err instanceof UserError ||
+        err instanceof errors_UserError ||
         err instanceof reference_InvalidReferenceError ||
         err instanceof RetryExhaustedError);
 }
@@ -38102,7 +38174,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -41829,7 +41901,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -42238,6 +42310,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */

@@ -31678,7 +31678,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = 1024 ** 3;
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new errors_UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -31710,14 +31784,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -38506,7 +38578,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -42233,7 +42305,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -42306,7 +42378,7 @@ const MT = {
 };
 /** What a manifest GET asks for: every single-image and index type Keel understands. */
 const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
-const isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
+const media_isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
 const isManifestType = (mt) => mt === MT.ociManifest || mt === MT.dockerManifest;
 const DescriptorSchema = object({
     mediaType: schemas_string(),
@@ -42318,7 +42390,7 @@ const DescriptorSchema = object({
     urls: array(schemas_string()).optional(),
 })
     .loose();
-const ImageManifestSchema = object({
+const media_ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -42360,7 +42432,7 @@ function manifestMediaType(body, contentType) {
     if (j.mediaType)
         return j.mediaType;
     const ct = contentType?.split(';')[0]?.trim();
-    if (ct && (isIndexType(ct) || isManifestType(ct)))
+    if (ct && (media_isIndexType(ct) || isManifestType(ct)))
         return ct;
     return Array.isArray(j.manifests) ? MT.ociIndex : MT.ociManifest;
 }
@@ -43184,6 +43256,14 @@ function pickPlatform(indexBody, platform) {
     }
     return m.digest;
 }
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+async function registryLayerBytes(client, ref, platform = { os: 'linux', architecture: 'amd64' }) {
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    return manifest.layers.reduce((n, l) => n + l.size, 0);
+}
 async function openImage(loc, opts) {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     if (loc.kind === 'containers-storage') {
@@ -43206,12 +43286,12 @@ async function openImage(loc, opts) {
         const layout = OciLayout.open(loc.dir);
         let desc = layout.resolve(loc.tag);
         let body = layout.readBlob(desc.digest);
-        if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+        if (media_isIndexType(desc.mediaType || manifestMediaType(body))) {
             const d = pickPlatform(body, platform);
             body = layout.readBlob(d);
             desc = { ...desc, digest: d };
         }
-        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const manifest = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
         const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
         return {
             source: describeLocation(loc),
@@ -43231,11 +43311,13 @@ async function openImage(loc, opts) {
     const ref = loc.ref;
     const client = connect(ref, opts.access ?? {}, opts.log);
     let m = await client.getManifest(ref.repository, ref.reference);
-    if (isIndexType(m.mediaType))
+    if (media_isIndexType(m.mediaType))
         m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
-    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    const manifest = media_ImageManifestSchema.parse(JSON.parse(m.body.toString()));
     const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
     const cache = opts.cacheDir ?? external_node_path_default().join(opts.tmpDir, 'keel-blobs');
+    const missing = manifest.layers.filter((l) => !external_node_fs_default().existsSync(external_node_path_default().join(cache, l.digest.replace(':', '-'))));
+    opts.beforeDownload?.(missing.reduce((n, l) => n + l.size, 0), cache);
     const files = [];
     for (const l of manifest.layers) {
         const f = external_node_path_default().join(cache, l.digest.replace(':', '-'));
@@ -43514,6 +43596,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
@@ -44225,14 +44322,14 @@ class LayeredRootfs {
      */
     async resolve(path, maxLinks = 40) {
         const final = await this.index();
-        return resolveIn(final, path, maxLinks);
+        return layered_resolveIn(final, path, maxLinks);
     }
     /** Reads regular files (symlinks and hardlinks followed). Missing paths are absent from the result. */
     async readFiles(paths) {
         const final = await this.index();
         const want = new Map(); // real path → requested paths
         for (const p of paths) {
-            let real = resolveIn(final, p);
+            let real = layered_resolveIn(final, p);
             let e = real ? final.get(real) : undefined;
             if (e?.type === 'hardlink') {
                 real = e.linkname;
@@ -44265,7 +44362,7 @@ class LayeredRootfs {
     }
 }
 /** Follows symlinks component by component inside an entry map (chroot semantics). */
-function resolveIn(final, path, maxLinks = 40) {
+function layered_resolveIn(final, path, maxLinks = 40) {
     let pending = path.split('/').filter((c) => c !== '' && c !== '.');
     const cur = [];
     let links = 0;
@@ -44928,6 +45025,15 @@ function planFromAnnotations(layers) {
 
 
 
+/** A layered image (registry or OCI layout) as a rechunk source: its layers flattened. */
+function layeredSource(img) {
+    return {
+        labels: img.labels,
+        config: img.config,
+        describe: `${img.layers.length} input layer(s)`,
+        entries: () => new LayeredRootfs(img.layers).flatten(),
+    };
+}
 const ROOT = '.';
 function ancestors(p) {
     const out = [ROOT];
@@ -44938,38 +45044,57 @@ function ancestors(p) {
 }
 /** Reads the input once: metadata in memory, file contents in a content-addressed store. */
 async function flattenToStore(input, store, log) {
-    external_node_fs_default().mkdirSync(store, { recursive: true });
-    const rootfs = new LayeredRootfs(input.layers);
+    return readInput(layeredSource(input), store, log);
+}
+/**
+ * Reads the input once: metadata (with each file's sha256) in memory; file contents copied into
+ * the content-addressed `store` only when given (a source that cannot read them again).
+ */
+async function readInput(input, store, log) {
+    if (store)
+        external_node_fs_default().mkdirSync(store, { recursive: true });
     const meta = new Map();
     let bytes = 0;
-    for await (const { entry, body } of rootfs.flatten()) {
+    for await (const { entry, body } of input.entries()) {
         const { layer: _l, seq: _s, ...m } = entry;
         const rec = { ...m };
         if (entry.type === 'file') {
-            const tmp = external_node_path_default().join(store, `.in-${process.pid}`);
-            const hash = external_node_crypto_default().createHash('sha256');
-            if (body) {
-                await (0,promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(body), new external_node_stream_.Transform({
-                    transform(c, _e, cb) {
-                        hash.update(c);
-                        cb(null, c);
-                    },
-                }), external_node_fs_default().createWriteStream(tmp));
-            }
-            else
-                external_node_fs_default().writeFileSync(tmp, '');
-            rec.hash = hash.digest('hex');
-            const dest = external_node_path_default().join(store, rec.hash);
-            if (external_node_fs_default().existsSync(dest))
-                external_node_fs_default().rmSync(tmp);
-            else
-                external_node_fs_default().renameSync(tmp, dest);
+            rec.hash = store ? await storeBody(body, store) : await hashBody(body);
             bytes += entry.size;
         }
         meta.set(entry.path, rec);
     }
-    log.info(`read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.layers.length} input layer(s)`);
+    log.info(`read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.describe}`);
     return meta;
+}
+async function hashBody(body) {
+    const hash = external_node_crypto_default().createHash('sha256');
+    if (body)
+        for await (const c of body)
+            hash.update(c);
+    return hash.digest('hex');
+}
+/** Writes a body into the store under its sha256 (once per content); returns the hash. */
+async function storeBody(body, store) {
+    const tmp = external_node_path_default().join(store, `.in-${process.pid}`);
+    const hash = external_node_crypto_default().createHash('sha256');
+    if (body) {
+        await (0,promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(body), new external_node_stream_.Transform({
+            transform(c, _e, cb) {
+                hash.update(c);
+                cb(null, c);
+            },
+        }), external_node_fs_default().createWriteStream(tmp));
+    }
+    else
+        external_node_fs_default().writeFileSync(tmp, '');
+    const hex = hash.digest('hex');
+    const dest = external_node_path_default().join(store, hex);
+    if (external_node_fs_default().existsSync(dest))
+        external_node_fs_default().rmSync(tmp);
+    else
+        external_node_fs_default().renameSync(tmp, dest);
+    return hex;
 }
 function kernelOf(meta) {
     const ks = [...meta.values()]
@@ -45022,9 +45147,11 @@ function fingerprint(e, linkGroup, epoch) {
     ].join('|');
 }
 async function rechunk(req) {
-    const store = external_node_path_default().join(req.workDir, 'cas');
-    const meta = await flattenToStore(req.input, store, req.log);
-    const content = { meta, store, canonicalOf: hardlinkCanonicals(meta), epoch: req.sourceDateEpoch };
+    const reread = req.input.readFiles?.bind(req.input);
+    const store = reread ? undefined : external_node_path_default().join(req.workDir, 'cas');
+    const meta = await readInput(req.input, store, req.log);
+    const bodies = reread ?? ((paths) => storeBodies(paths, meta, store));
+    const content = { meta, bodies, canonicalOf: hardlinkCanonicals(meta), epoch: req.sourceDateEpoch };
     const components = await componentsOf(content, req);
     const { plan, notes, fallbackReason } = planLayers(content, components, req);
     const layout = OciLayout.create(req.outputDir);
@@ -45043,6 +45170,13 @@ async function rechunk(req) {
         postCheck,
         update: updateAgainst(req.previous, layers),
     };
+}
+/** Bodies from the content-addressed store, by each path's hash. */
+async function* storeBodies(paths, meta, store) {
+    for (const p of paths) {
+        const body = external_node_fs_default().createReadStream(external_node_path_default().join(store, meta.get(p).hash), { highWaterMark: 1 << 20 });
+        yield { path: p, body: body };
+    }
 }
 /** Hardlink sets: canonical member = smallest path, stored as the file; the others link to it. */
 function hardlinkCanonicals(meta) {
@@ -45070,10 +45204,12 @@ async function componentsOf(c, req) {
         runner: req.runner,
         readFiles: async (paths) => {
             const out = new Map();
-            for (const p of paths) {
-                const h = c.meta.get(p)?.hash;
-                if (h)
-                    out.set(p, external_node_fs_default().readFileSync(external_node_path_default().join(c.store, h)));
+            const files = paths.filter((p) => c.meta.get(p)?.type === 'file');
+            for await (const { path: p, body } of c.bodies(files)) {
+                const parts = [];
+                for await (const chunk of body)
+                    parts.push(chunk);
+                out.set(p, Buffer.concat(parts));
             }
             return out;
         },
@@ -45127,26 +45263,39 @@ async function* layerEntries(own, c, counted) {
         for (const a of ancestors(p))
             all.add(a);
     const paths = [...all].sort((a, b) => (a === ROOT ? -1 : b === ROOT ? 1 : a < b ? -1 : a > b ? 1 : 0));
-    for (const p of paths) {
+    const entries = paths.flatMap((p) => {
         const e = c.meta.get(p);
         if (!e)
-            continue; // an ancestor the image does not list (tar creates it)
+            return []; // an ancestor the image does not list (tar creates it)
         const canon = c.canonicalOf.get(p);
         const src = canon && e.type === 'hardlink' ? c.meta.get(e.linkname) : e;
-        const mtime = Math.min(Math.floor(src.mtime), c.epoch);
-        if (canon && canon !== p) {
-            yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
-            continue;
+        const link = canon !== undefined && canon !== p;
+        return [{ p, src, canon, withBody: !link && src.type === 'file' && src.size > 0 }];
+    });
+    // One ordered read of every body this layer carries (the file a hardlink set's content is under).
+    const bodies = c.bodies(entries.filter((x) => x.withBody).map((x) => x.src.path))[Symbol.asyncIterator]();
+    try {
+        for (const { p, src, canon, withBody } of entries) {
+            const mtime = Math.min(Math.floor(src.mtime), c.epoch);
+            if (canon && canon !== p) {
+                yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
+                continue;
+            }
+            const isFile = src.type === 'file';
+            if (isFile && mine.has(p))
+                counted.files++;
+            let body;
+            if (withBody) {
+                const next = await bodies.next();
+                if (next.done || next.value.path !== src.path)
+                    throw new Error(`rechunk: the body of ${src.path} did not come back in order`);
+                body = next.value.body;
+            }
+            yield { header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 }, body };
         }
-        const isFile = src.type === 'file';
-        if (isFile && mine.has(p))
-            counted.files++;
-        yield {
-            header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
-            body: isFile && src.size > 0
-                ? external_node_fs_default().createReadStream(external_node_path_default().join(c.store, src.hash), { highWaterMark: 1 << 20 })
-                : undefined,
-        };
+    }
+    finally {
+        await bodies.return?.();
     }
 }
 /** Streams entries through tar and gzip into a layout blob, hashing both sides on the way. */
@@ -45281,6 +45430,235 @@ async function verifyOutput(layout, layers, meta, canonicalOf, epoch, log) {
     return { entries: meta.size, mismatches };
 }
 
+;// CONCATENATED MODULE: ./actions/lib/rootfs/storage.ts
+
+
+
+
+
+
+
+
+const InspectSchema = array(object({
+    Id: schemas_string().regex(/^[0-9a-f]{64}$/),
+    Digest: schemas_string().optional(),
+    Labels: record(schemas_string(), schemas_string()).nullable().optional(),
+    Size: schemas_number().optional(),
+})
+    .loose());
+async function asRootRun(runner, cmd, args, opts) {
+    const [c, a] = asRoot(cmd, args);
+    return runner.run(c, a, opts);
+}
+/** Mounts a local image read-only by its ID (resolved once from `ref`, so a moved tag cannot race). */
+async function mountStorageImage(ref, runner) {
+    const inspected = InspectSchema.parse(JSON.parse((await asRootRun(runner, 'podman', ['image', 'inspect', '--format', 'json', '--', ref])).stdout.toString()));
+    const img = inspected[0];
+    if (inspected.length !== 1 || !img)
+        throw new errors_UserError(`containers-storage:${ref} is not exactly one local image`);
+    const root = (await asRootRun(runner, 'podman', ['image', 'mount', '--', img.Id])).stdout.toString().trim();
+    if (!root.startsWith('/'))
+        throw new Error(`podman image mount ${img.Id} answered ${JSON.stringify(root)}`);
+    return {
+        id: img.Id,
+        digest: img.Digest,
+        labels: { ...(img.Labels ?? {}) },
+        size: img.Size ?? 0,
+        root,
+        unmount: async () => {
+            await asRootRun(runner, 'podman', ['image', 'unmount', '--', img.Id]).catch(() => undefined);
+        },
+    };
+}
+/** The image's OCI config, verified against its ID (containers-storage names an image by its config digest). */
+async function storageConfig(id, runner) {
+    const raw = (await asRootRun(runner, 'skopeo', ['inspect', '--config', '--raw', '--', `containers-storage:${id}`]))
+        .stdout;
+    const got = external_node_crypto_default().createHash('sha256').update(raw).digest('hex');
+    if (got !== id)
+        throw new errors_UserError(`the config of local image ${id} hashes to ${got}: refusing it`);
+    return ImageConfigSchema.parse(JSON.parse(raw.toString()));
+}
+/**
+ * Starts a root tool with its stdout as a stream. A reader that stops at the end of what it
+ * parses (a tar reader at the end-of-archive blocks) must still see the tool fail: finish()
+ * waits for the exit and throws the tool's own error (its stderr) rather than trusting a
+ * well-formed but incomplete stream.
+ */
+function startTool(runner, cmd, args, input) {
+    const out = new external_node_stream_.PassThrough({ highWaterMark: 1 << 20 });
+    const abort = new AbortController();
+    const [c, a] = asRoot(cmd, args);
+    const done = runner.run(c, a, { stdout: out, input, signal: abort.signal }).finally(() => {
+        if (!out.writableEnded)
+            out.end();
+    });
+    done.catch(() => undefined);
+    let finished = false;
+    return {
+        stdout: out,
+        async finish() {
+            for await (const _rest of out)
+                ; // padding after the last block; the tool exits once it is read
+            await done;
+            finished = true;
+        },
+        async stop() {
+            if (finished)
+                return;
+            abort.abort();
+            out.resume();
+            await done.catch(() => undefined);
+        },
+    };
+}
+/** The entries of the tar a root tool writes, then the tool's exit checked. */
+async function* toolTar(runner, args, input) {
+    const tool = startTool(runner, 'tar', args, input);
+    try {
+        yield* readTar(tool.stdout);
+        await tool.finish();
+    }
+    finally {
+        await tool.stop();
+    }
+}
+/** GNU tar reading the mounted tree: numeric owners, the xattrs containers-storage keeps in layers. */
+const TAR = ['--create', '--file=-', '--format=pax', '--numeric-owner', '--one-file-system'];
+const XATTRS = ['--xattrs', '--xattrs-include=security.capability', '--xattrs-include=user.*'];
+/**
+ * The whole tree as one tar stream, sorted by name: every entry once, hardlinks as links. The
+ * mount point itself is left out: its owner and mode come from the storage driver, not from the
+ * image (a built image's layers carry no entry for the root), so reading the layers gives none.
+ */
+async function* scanTree(root, runner) {
+    const args = [...TAR, ...XATTRS, '--sort=name', `--directory=${root}`, '.'];
+    for await (const e of toolTar(runner, args)) {
+        const h = e.header;
+        if (h.path === '.')
+            continue;
+        yield { entry: h, body: h.type === 'file' && h.size > 0 ? e.body() : undefined };
+    }
+}
+/**
+ * The contents of regular files, streamed in the order asked (one `tar` for all of them; each
+ * body must be consumed before the next is asked for). Every answer must be the file asked for.
+ */
+async function* readTreeFiles(root, paths, runner) {
+    if (!paths.length)
+        return;
+    // NUL-separated names, read verbatim (a name starting with - is a name, never an option).
+    const list = Buffer.from(paths.map((p) => `./${p}\0`).join(''));
+    // --directory is positional in GNU tar: it must come before the names it applies to.
+    const args = [
+        ...TAR,
+        '--no-recursion',
+        '--hard-dereference',
+        `--directory=${root}`,
+        '--null',
+        '--verbatim-files-from',
+        '--files-from=-',
+    ];
+    let i = 0;
+    for await (const e of toolTar(runner, args, list)) {
+        const want = paths[i++];
+        if (e.header.path !== want || e.header.type !== 'file')
+            throw new Error(`tar answered ${e.header.type} ${JSON.stringify(e.header.path)} for ${JSON.stringify(want)}`);
+        yield { path: want, body: e.body(), size: e.header.size };
+    }
+    if (i !== paths.length)
+        throw new Error(`tar returned ${i} of ${paths.length} files from ${root}`);
+}
+const FIND_TYPES = { f: 'file', d: 'dir', l: 'symlink', c: 'char', b: 'block', p: 'fifo' };
+const FIND_FORMAT = '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%P\\0%l\\0';
+/** Parses `find -printf FIND_FORMAT` output as it streams: 8 NUL-terminated fields per entry. */
+function findParser(onEntry) {
+    let rest = Buffer.alloc(0);
+    let fields = [];
+    const take = (f) => {
+        const [y, m, u, g, s, t, p, l] = f;
+        const type = FIND_TYPES[y];
+        if (!type)
+            return; // sockets and doors: nothing an image check reads
+        onEntry({
+            path: p === '' ? '.' : p,
+            type,
+            mode: parseInt(m, 8) & 0o7777,
+            uid: Number(u),
+            gid: Number(g),
+            size: type === 'file' ? Number(s) : 0,
+            mtime: Math.floor(Number(t)),
+            linkname: type === 'symlink' ? l : '',
+            uname: '',
+            gname: '',
+            devmajor: 0,
+            devminor: 0,
+        });
+    };
+    return new Writable({
+        write(chunk, _enc, cb) {
+            let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+            let z;
+            while ((z = buf.indexOf(0)) >= 0) {
+                fields.push(buf.subarray(0, z).toString('utf8'));
+                buf = buf.subarray(z + 1);
+                if (fields.length === 8) {
+                    take(fields);
+                    fields = [];
+                }
+            }
+            rest = Buffer.from(buf);
+            cb();
+        },
+    });
+}
+/**
+ * A RootfsReader over a mounted tree that this process may not be allowed to read: the listing
+ * from one `find` (metadata only, never following symlinks, one filesystem), file contents
+ * through `tar`. What validate reads of a local image when the hop is not root.
+ */
+class PrivilegedTreeRootfs {
+    root;
+    runner;
+    final;
+    constructor(root, runner) {
+        this.root = root;
+        this.runner = runner;
+    }
+    async index() {
+        if (this.final)
+            return this.final;
+        const out = new Map();
+        const parser = findParser((h) => out.set(h.path, h));
+        await asRootRun(this.runner, 'find', [this.root, '-xdev', '-printf', FIND_FORMAT], { stdout: parser });
+        if (!out.has('.'))
+            throw new Error(`find listed nothing under ${this.root}`);
+        this.final = out;
+        return out;
+    }
+    async resolve(p) {
+        return resolveIn(await this.index(), p);
+    }
+    async readFiles(paths) {
+        const idx = await this.index();
+        const want = new Map();
+        for (const p of paths) {
+            const real = resolveIn(idx, p);
+            if (real && idx.get(real)?.type === 'file')
+                want.set(real, [...(want.get(real) ?? []), p]);
+        }
+        const out = new Map();
+        for await (const f of readTreeFiles(this.root, [...want.keys()], this.runner)) {
+            const parts = [];
+            for await (const c of f.body)
+                parts.push(c);
+            for (const p of want.get(f.path))
+                out.set(p, Buffer.concat(parts));
+        }
+        return out;
+    }
+}
+
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
 function summary_esc(s) {
@@ -45345,7 +45723,7 @@ async function readPrevious(loc, access, log) {
             return firstRelease(source);
         const d = layout.resolve(loc.tag);
         body = layout.readBlob(d.digest);
-        if (isIndexType(d.mediaType || manifestMediaType(body)))
+        if (media_isIndexType(d.mediaType || manifestMediaType(body)))
             body = layout.readBlob(amd64Child(body, source));
     }
     else if (loc.kind === 'registry') {
@@ -45354,7 +45732,7 @@ async function readPrevious(loc, access, log) {
         if (!head)
             return firstRelease(loc.ref.toString());
         let m = await client.getManifest(loc.ref.repository, loc.ref.reference);
-        if (isIndexType(m.mediaType))
+        if (media_isIndexType(m.mediaType))
             m = await client.getManifest(loc.ref.repository, amd64Child(m.body, loc.ref.toString()));
         body = m.body;
         source = `${loc.ref.toString()} (${m.digest})`;
@@ -45364,7 +45742,7 @@ async function readPrevious(loc, access, log) {
     }
     let manifest;
     try {
-        manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        manifest = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
     }
     catch (e) {
         throw new errors_UserError(`previous image ${source}: its manifest is not a valid OCI image manifest (${errors_errorMessage(e)})`);
@@ -45377,6 +45755,8 @@ async function readPrevious(loc, access, log) {
 }
 
 ;// CONCATENATED MODULE: ./actions/rechunk/src/main.ts
+
+
 
 
 
@@ -45402,7 +45782,58 @@ const inputs = {
     'source-date-epoch': optionalInt({ min: 0 }),
     'large-file-mb': inputs_int({ default: 16, min: 1 }),
     ...registryInputs,
+    ...spaceInputs,
 };
+/** Compressed output per uncompressed input byte, for the space estimate (bootc images: ~0.4-0.65). */
+const OUTPUT_PER_INPUT_BYTE = 0.6;
+/**
+ * A local image is read in place (a read-only mount: no export, no store of its files); a
+ * registry image or an OCI layout through its layers. The space the run needs is checked
+ * before anything is written.
+ */
+async function openSource(loc, at, io) {
+    const runner = io.runner;
+    if (loc.kind === 'containers-storage') {
+        const img = await mountStorageImage(loc.ref, runner);
+        try {
+            const config = await storageConfig(img.id, runner);
+            const output = img.size * OUTPUT_PER_INPUT_BYTE;
+            requireSpace([{ dir: at.output, bytes: output, what: 'the rechunked layout (estimated)' }], at.space);
+            io.info(`reading ${img.id} in place: ${img.root} (read-only podman image mount; no copy)`);
+            const source = {
+                labels: { ...(config.config?.Labels ?? {}) },
+                config,
+                describe: `local image ${img.id.slice(0, 12)}, read in place`,
+                entries: () => scanTree(img.root, runner),
+                readFiles: (paths) => readTreeFiles(img.root, paths, runner),
+            };
+            return { source, digest: img.digest, dispose: img.unmount };
+        }
+        catch (e) {
+            await img.unmount();
+            throw e;
+        }
+    }
+    const image = await openImage(loc, {
+        access: at.access,
+        log: io,
+        runner,
+        tmpDir: at.workDir,
+        beforeDownload: (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], at.space),
+    });
+    const compressed = image.manifest.layers.reduce((n, l) => n + l.size, 0);
+    try {
+        requireSpace([
+            { dir: at.workDir, bytes: estimateUnpacked(compressed), what: 'the store of its files (estimated)' },
+            { dir: at.output, bytes: compressed, what: 'the rechunked layout (estimated)' },
+        ], at.space);
+    }
+    catch (e) {
+        image.dispose();
+        throw e;
+    }
+    return { source: layeredSource(image), digest: image.manifestDigest, dispose: async () => image.dispose() };
+}
 /** rechunk: regroup the filesystem into content-grouped, reproducible layers. */
 async function run(io) {
     const inp = readInputs(io, inputs);
@@ -45420,11 +45851,12 @@ async function run(io) {
         const previous = prevLoc
             ? await io.group('read the previous image', () => readPrevious(prevLoc, inp, io))
             : undefined;
-        const image = await io.group('open the image', () => openImage(loc, { access: inp, log: io, runner, tmpDir: workDir }));
+        const space = { hop: 'rechunk', margin: inp['space-margin-gib'], probe: io.context.freeSpace, log: io };
+        const image = await io.group('open the image', () => openSource(loc, { access: inp, workDir, output, space }, io));
         let result;
         try {
             result = await io.group('rechunk', () => rechunk({
-                input: image,
+                input: image.source,
                 outputDir: output,
                 tag: inp.tag,
                 maxLayers: inp['max-layers'],
@@ -45438,10 +45870,10 @@ async function run(io) {
             }));
         }
         finally {
-            image.dispose();
+            await image.dispose();
         }
         const report = {
-            input: { image: inp.image, digest: image.manifestDigest },
+            input: { image: inp.image, digest: image.digest },
             output: { ociRef: `oci:${output}:${inp.tag}`, digest: result.manifestDigest },
             sourceDateEpoch: epoch,
             maxLayers: inp['max-layers'],

@@ -28659,7 +28659,7 @@ class InputError extends Error {
     }
 }
 /** A failure the user has to act on (configuration, refusal by policy); reported without a stack. */
-class UserError extends Error {
+class errors_UserError extends Error {
     constructor(message) {
         super(message);
         this.name = 'UserError';
@@ -28710,7 +28710,7 @@ function isTransient(err) {
         return false;
     if (err instanceof HttpError)
         return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof UserError)
+    if (err instanceof InputError || err instanceof errors_UserError)
         return false;
     const code = err?.code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code))
@@ -31678,7 +31678,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = (/* unused pure expression or super */ null && (1024 ** 3));
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -31710,14 +31784,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -32315,7 +32387,7 @@ function parseRetryAfter(value, now = Date.now()) {
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
     return (err instanceof InputError ||
-        err instanceof UserError ||
+        err instanceof errors_UserError ||
         err instanceof InvalidReferenceError ||
         err instanceof RetryExhaustedError);
 }
@@ -38102,7 +38174,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -41829,7 +41901,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -42240,6 +42312,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 ;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
 
@@ -42725,7 +42812,7 @@ class RegistryClient {
             throw new HttpError(401, `registry ${this.host} sent a Bearer challenge without a realm`);
         const problem = realmProblem(realm, this.transport);
         if (problem)
-            throw new UserError(`registry ${this.opts.registry}: ${problem}`);
+            throw new errors_UserError(`registry ${this.opts.registry}: ${problem}`);
         const u = new URL(realm);
         if (params.service)
             u.searchParams.set('service', params.service);
@@ -42739,7 +42826,7 @@ class RegistryClient {
         const res = await request({ method: 'GET', url: u, headers, insecureTls: mayBeInsecure(u.host, this.transport) });
         if (res.status === 401 || res.status === 403) {
             const e = await errorFromResponse(res, `token request to ${u.host}`);
-            throw new UserError(c
+            throw new errors_UserError(c
                 ? `authentication failed for ${this.opts.registry} as '${c.username}' (credentials from ${c.source}): ${e.message}`
                 : `registry ${this.opts.registry} refused an anonymous token: ${e.message}`);
         }
@@ -42782,14 +42869,14 @@ class RegistryClient {
             }
             if (res.status === 401) {
                 const e = await errorFromResponse(res, `${op.what}`);
-                throw new UserError(c
+                throw new errors_UserError(c
                     ? `authentication failed for ${this.opts.registry} as '${c.username}' (credentials from ${c.source}): ${e.message}`
                     : `registry ${this.opts.registry} requires authentication: set the username/password inputs or log in (containers auth file)`);
             }
         }
         if (res.status === 403) {
             const e = await errorFromResponse(res, op.what);
-            throw new UserError(`${e.message} (access denied: check the token's permissions for ${op.scopes.join(', ')})`);
+            throw new errors_UserError(`${e.message} (access denied: check the token's permissions for ${op.scopes.join(', ')})`);
         }
         if (!op.ok.includes(res.status))
             throw await errorFromResponse(res, op.what);
@@ -42827,7 +42914,7 @@ class RegistryClient {
                 const e = await errorFromResponse(res, `manifest ${this.opts.registry}/${repo}:${reference}`);
                 if (!required)
                     return undefined;
-                throw new UserError(`${e.message} (not found)`);
+                throw new errors_UserError(`${e.message} (not found)`);
             }
             const body = await res.buffer();
             const digest = sha256(body);
@@ -42900,7 +42987,7 @@ class RegistryClient {
         });
         if (res.status === 405) {
             const e = await errorFromResponse(res, `DELETE manifest ${repo}@${digest}`);
-            throw new UserError(`${e.message} (the registry ${this.opts.registry} does not allow deleting manifests; distribution needs storage.delete.enabled)`);
+            throw new errors_UserError(`${e.message} (the registry ${this.opts.registry} does not allow deleting manifests; distribution needs storage.delete.enabled)`);
         }
         await res.drain();
         return res.status !== 404;
@@ -42915,7 +43002,7 @@ class RegistryClient {
         let next = `/v2/${repo}/tags/list?n=${pageSize}`;
         for (let page = 1; next; page++) {
             if (page > 10_000)
-                throw new UserError(`registry ${this.opts.registry} paginates the tags of ${repo} without end`);
+                throw new errors_UserError(`registry ${this.opts.registry} paginates the tags of ${repo} without end`);
             const res = await this.call({
                 method: 'GET',
                 path: next,
@@ -43167,7 +43254,7 @@ class SessionLost extends TransientError {
 function sameOriginPath(link, base, registry) {
     const u = new URL(link, base);
     if (u.origin !== new URL(base).origin) {
-        throw new UserError(`registry ${registry} sent a next-page link to another host (${u.host}); refusing to follow it`);
+        throw new errors_UserError(`registry ${registry} sent a next-page link to another host (${u.host}); refusing to follow it`);
     }
     return `${u.pathname}${u.search}`;
 }
@@ -43219,7 +43306,7 @@ function connect(ref, access, log, opts = {}) {
 async function resolveDigest(client, ref) {
     const head = await client.headManifest(ref.repository, ref.reference);
     if (!head) {
-        throw new UserError(`${ref.toString()} does not exist in the registry (manifest unknown)`);
+        throw new errors_UserError(`${ref.toString()} does not exist in the registry (manifest unknown)`);
     }
     if (ref.digest && head.digest !== ref.digest) {
         throw new Error(`registry answered ${head.digest} for ${ref.toString()}`);

@@ -34404,7 +34404,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = 1024 ** 3;
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new errors_UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -34436,14 +34510,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -40828,7 +40900,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -44555,7 +44627,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -45032,7 +45104,7 @@ const media_MT = {
 };
 /** What a manifest GET asks for: every single-image and index type Keel understands. */
 const MANIFEST_ACCEPT = [media_MT.ociManifest, media_MT.ociIndex, media_MT.dockerManifest, media_MT.dockerList].join(', ');
-const isIndexType = (mt) => mt === media_MT.ociIndex || mt === media_MT.dockerList;
+const media_isIndexType = (mt) => mt === media_MT.ociIndex || mt === media_MT.dockerList;
 const isManifestType = (mt) => mt === media_MT.ociManifest || mt === media_MT.dockerManifest;
 const DescriptorSchema = object({
     mediaType: schemas_string(),
@@ -45044,7 +45116,7 @@ const DescriptorSchema = object({
     urls: array(schemas_string()).optional(),
 })
     .loose();
-const ImageManifestSchema = object({
+const media_ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -45086,7 +45158,7 @@ function manifestMediaType(body, contentType) {
     if (j.mediaType)
         return j.mediaType;
     const ct = contentType?.split(';')[0]?.trim();
-    if (ct && (isIndexType(ct) || isManifestType(ct)))
+    if (ct && (media_isIndexType(ct) || isManifestType(ct)))
         return ct;
     return Array.isArray(j.manifests) ? media_MT.ociIndex : media_MT.ociManifest;
 }
@@ -45910,6 +45982,14 @@ function pickPlatform(indexBody, platform) {
     }
     return m.digest;
 }
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+async function registryLayerBytes(client, ref, platform = { os: 'linux', architecture: 'amd64' }) {
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    return manifest.layers.reduce((n, l) => n + l.size, 0);
+}
 async function openImage(loc, opts) {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     if (loc.kind === 'containers-storage') {
@@ -45932,12 +46012,12 @@ async function openImage(loc, opts) {
         const layout = OciLayout.open(loc.dir);
         let desc = layout.resolve(loc.tag);
         let body = layout.readBlob(desc.digest);
-        if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+        if (media_isIndexType(desc.mediaType || manifestMediaType(body))) {
             const d = pickPlatform(body, platform);
             body = layout.readBlob(d);
             desc = { ...desc, digest: d };
         }
-        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const manifest = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
         const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
         return {
             source: describeLocation(loc),
@@ -45957,11 +46037,13 @@ async function openImage(loc, opts) {
     const ref = loc.ref;
     const client = connect(ref, opts.access ?? {}, opts.log);
     let m = await client.getManifest(ref.repository, ref.reference);
-    if (isIndexType(m.mediaType))
+    if (media_isIndexType(m.mediaType))
         m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
-    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    const manifest = media_ImageManifestSchema.parse(JSON.parse(m.body.toString()));
     const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
     const cache = opts.cacheDir ?? external_node_path_default().join(opts.tmpDir, 'keel-blobs');
+    const missing = manifest.layers.filter((l) => !external_node_fs_default().existsSync(external_node_path_default().join(cache, l.digest.replace(':', '-'))));
+    opts.beforeDownload?.(missing.reduce((n, l) => n + l.size, 0), cache);
     const files = [];
     for (const l of manifest.layers) {
         const f = external_node_path_default().join(cache, l.digest.replace(':', '-'));
@@ -46239,6 +46321,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(57975);
@@ -46744,7 +46841,7 @@ async function fetchBundles(client, repo, digest) {
     for (const ref of refs) {
         try {
             const m = await client.getManifest(repo, ref.descriptor.digest, media_MT.ociManifest);
-            const parsed = ImageManifestSchema.safeParse(JSON.parse(m.body.toString('utf8')));
+            const parsed = media_ImageManifestSchema.safeParse(JSON.parse(m.body.toString('utf8')));
             if (!parsed.success) {
                 out.push({ ref, error: 'the referrer is not an OCI image manifest' });
                 continue;
@@ -46986,7 +47083,7 @@ async function readAttachmentManifest(client, repo, kind, opts = {}) {
     if (got.mediaType !== media_MT.ociManifest) {
         throw new errors_UserError(`unexpected media type for the signature manifest ${repo}:${tag}: ${JSON.stringify(got.mediaType)} (expected ${media_MT.ociManifest})`);
     }
-    const parsed = ImageManifestSchema.safeParse(JSON.parse(got.body.toString('utf8')));
+    const parsed = media_ImageManifestSchema.safeParse(JSON.parse(got.body.toString('utf8')));
     if (!parsed.success)
         throw new errors_UserError(`the signature manifest ${repo}:${tag} is not a valid OCI image manifest`);
     const manifest = parsed.data;
@@ -47274,7 +47371,7 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     const details = [];
     const r = await verifyDigest(client, ref, ref.digest, key, o);
     details.push({ digest: ref.digest, mediaType: top.mediaType, ...r });
-    if ((opts.recursive ?? true) && isIndexType(top.mediaType)) {
+    if ((opts.recursive ?? true) && media_isIndexType(top.mediaType)) {
         const idx = IndexSchema.parse(JSON.parse(top.body.toString('utf8')));
         for (const child of idx.manifests) {
             const cr = await verifyDigest(client, ref, child.digest, key, o);
@@ -47423,9 +47520,22 @@ function seconds(ms) {
  *
  * Pinned by digest (never :latest, a lesson of the anchor pipeline). Override with the
  * `bib-image` input to move the pin.
+ *
+ * Private registries: `runBib` logs in first (`podman login --password-stdin`: the password on
+ * stdin, never in argv) into a temporary auth file of its own, which the pull and the builder
+ * container's own pull use through `--authfile`, and which is removed on every path.
  */
 
+
+
+
+
+
+
+
 const BIB_IMAGE = 'quay.io/centos-bootc/bootc-image-builder@sha256:7ae88b8d6f2cabfa971d7836b96d6cac19cd1384e658031bd154f9687e929905';
+/** Root's containers-storage, where the image is pulled and which the builder reads. */
+const BIB_STORAGE = '/var/lib/containers/storage';
 const BIB_ROOTFS = ['btrfs', 'ext4', 'xfs'];
 /** The argv list to run, in order: pull the pinned image, then build. */
 function bibCommands(r) {
@@ -47434,17 +47544,21 @@ function bibCommands(r) {
     // BIB takes the reference after its own options, where `--` cannot go: refuse an option-like one.
     if (r.imageRef.startsWith('-'))
         throw new Error(`bib: the image reference cannot start with -: ${r.imageRef}`);
+    if (r.authFile?.startsWith('-'))
+        throw new Error(`bib: the auth file path cannot start with -: ${r.authFile}`);
     for (const dir of [r.outputDir, r.configFile, r.storage].filter((d) => d !== undefined)) {
         // A ':' or ',' would end the -v source and start options of podman's volume syntax.
         if (/[:,]/.test(dir))
             throw new Error(`bib: ${dir} cannot be mounted into the builder (it contains ':' or ',')`);
     }
-    const storage = r.storage ?? '/var/lib/containers/storage';
+    const storage = r.storage ?? BIB_STORAGE;
+    const auth = r.authFile ? ['--authfile', r.authFile] : [];
     const run = [
         'run',
         '--rm',
         '--privileged',
         '--pull=newer',
+        ...auth,
         '--security-opt',
         'label=type:unconfined_t',
         '-v',
@@ -47460,7 +47574,47 @@ function bibCommands(r) {
     run.push(r.imageRef);
     // BIB reads root's containers-storage and needs a privileged container: both podman calls run
     // as root (directly when we are root, through `sudo -n` on a non-root runner).
-    return [asRoot('podman', ['pull', '--', r.imageRef]), asRoot('podman', run)];
+    return [asRoot('podman', ['pull', ...auth, '--', r.imageRef]), asRoot('podman', run)];
+}
+/**
+ * Logs in to each registry that has credentials (password on stdin), then runs the pull and
+ * the build through the one temporary auth file; the file and its directory (private to this
+ * process, under `workDir`) are removed on every path, a cancelled step included.
+ */
+async function runBib(r, logins, ctx) {
+    const given = logins.filter((l) => l.username || l.password);
+    const authDir = given.length ? external_node_fs_default().mkdtempSync(external_node_path_default().join(ctx.workDir, 'keel-bib-auth-')) : undefined;
+    const remove = () => authDir && external_node_fs_default().rmSync(authDir, { recursive: true, force: true });
+    const unregister = onCleanup(remove);
+    try {
+        const authFile = authDir ? external_node_path_default().join(authDir, `auth-${external_node_crypto_default().randomUUID()}.json`) : undefined;
+        const secrets = given.map((l) => l.password).filter(Boolean);
+        for (const l of given)
+            await login(l, authFile, secrets, ctx);
+        for (const [cmd, args] of bibCommands({ ...r, authFile })) {
+            await ctx.runner.run(cmd, args, { echo: true, timeoutMs: ctx.timeoutMs, redact: secrets });
+        }
+    }
+    finally {
+        remove();
+        unregister();
+    }
+}
+async function login(l, authFile, secrets, ctx) {
+    const registry = reference_parseReference(l.image, { requireTagOrDigest: false }).registry;
+    if (!l.username || !l.password)
+        throw new Error(`bib: registry credentials for ${registry} need both a user name and a password`);
+    const [cmd, args] = asRoot('podman', [
+        'login',
+        '--authfile',
+        authFile,
+        `--username=${l.username}`,
+        '--password-stdin',
+        '--',
+        registry,
+    ]);
+    ctx.log.info(`logging in to ${registry} for bootc-image-builder (password on stdin)`);
+    await ctx.runner.run(cmd, args, { input: l.password, redact: secrets, timeoutMs: 120_000 });
 }
 /** BIB's config.toml: kernel arguments (the smoke boot adds the serial console) and extra TOML. */
 function bibConfig(opts) {
@@ -47470,6 +47624,26 @@ function bibConfig(opts) {
     if (opts.extra?.trim())
         parts.push(opts.extra.trim() + '\n');
     return parts.join('\n');
+}
+/** A password needs its user name (bib logs in with both): checked before any side effect. */
+function requireLoginPairs(inp) {
+    if (inp.password && !inp.username)
+        throw new errors_InputError('username', undefined, 'a password is given: expected the user name that goes with it');
+    if (!!inp['bib-username'] !== !!inp['bib-password'])
+        throw new errors_InputError(inp['bib-username'] ? 'bib-password' : 'bib-username', undefined, 'bib-username and bib-password are given together (the builder image registry login needs both)');
+}
+/**
+ * What bootc-image-builder writes, estimated from the image's compressed size: the image pulled
+ * into root's storage, and its output (an installer ISO or a disk) in the work directory.
+ */
+function bibSpaceNeeds(compressedBytes, workDir, type = 'qcow2') {
+    const unpacked = estimateUnpacked(compressedBytes);
+    return [
+        { dir: BIB_STORAGE, bytes: unpacked, what: 'the image pulled into containers-storage (estimated)' },
+        type === 'iso'
+            ? { dir: workDir, bytes: compressedBytes + GiB, what: 'the installer ISO (estimated)' }
+            : { dir: workDir, bytes: unpacked * 1.25, what: 'the disk image (estimated)' },
+    ];
 }
 
 ;// CONCATENATED MODULE: ./actions/lib/safe-path.ts
@@ -49401,14 +49575,28 @@ function theKernel(index, opts = {}) {
 
 
 
+
 /** The single kernel directory of the image and its canonical boot files. */
 async function kernelOf(rootfs) {
     return theKernel(await rootfs.index(), { files: ['vmlinuz', 'initramfs.img'] });
+}
+/** What a boot test writes into its work directory, from the image's index. */
+function bootSpaceNeeds(req, usage) {
+    if (req.backend === 'bib') {
+        const compressed = req.image.manifest.layers.reduce((n, l) => n + l.size, 0);
+        return bibSpaceNeeds(compressed, req.workDir);
+    }
+    return [
+        { dir: req.workDir, bytes: usage.bytes, what: 'the unpacked rootfs' },
+        { dir: req.workDir, bytes: usage.bytes * 1.25 + 512 * 1024 ** 2, what: 'the boot disk' },
+    ];
 }
 async function bootImage(req, runner, log) {
     const t0 = Date.now();
     const rootfs = new LayeredRootfs(req.image.layers);
     const kver = await kernelOf(rootfs);
+    if (req.space)
+        requireSpace(bootSpaceNeeds(req, usageOf(await rootfs.index())), req.space);
     external_node_fs_default().mkdirSync(req.workDir, { recursive: true });
     const vmlinuz = external_node_path_default().join(req.workDir, 'vmlinuz');
     const initrd = external_node_path_default().join(req.workDir, 'initramfs.img');
@@ -49425,16 +49613,14 @@ async function bootImage(req, runner, log) {
         external_node_fs_default().mkdirSync(out, { recursive: true });
         const config = external_node_path_default().join(req.workDir, 'config.toml');
         external_node_fs_default().writeFileSync(config, bibConfig({ kernelAppend: `${console} ${req.kernelArgs}`.trim() }));
-        for (const [cmd, args] of bibCommands({
+        await runBib({
             imageRef: req.pinnedRef,
             type: 'qcow2',
             outputDir: out,
             configFile: config,
             bibImage: req.bibImage,
             rootfs: req.bibRootfs,
-        })) {
-            await runner.run(cmd, args, { echo: true, timeoutMs: 3600_000 });
-        }
+        }, req.bibLogins ?? [], { runner, log, workDir: req.workDir, timeoutMs: 3600_000 });
         const disk = external_node_path_default().join(out, 'qcow2', 'disk.qcow2');
         if (!external_node_fs_default().existsSync(disk))
             throw new Error(`bootc-image-builder produced no ${disk}`);
@@ -49532,6 +49718,7 @@ async function bootImage(req, runner, log) {
 
 
 
+
 /** Newline-separated regular expressions; each must compile. */
 function patterns(what) {
     const expected = `newline-separated regular expressions (${what})`;
@@ -49580,11 +49767,16 @@ const inputs = {
         expected: 'a bootc-image-builder image pinned by digest',
     }),
     'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
+    'bib-username': str({ expected: "a user name for the bootc-image-builder image's registry" }),
+    'bib-password': secret(),
     ...registryInputs,
+    ...spaceInputs,
 };
 /** smoke-boot: resolve once, boot that digest for real, decide from the console, show why. */
 async function run(io) {
     const inp = readInputs(io, inputs);
+    if (inp.backend === 'bib')
+        requireLoginPairs(inp);
     const gate = await requireSignatureGate(inp, io, 'smoke-boot');
     const ref = inp.image;
     const client = connect(ref, inp, io);
@@ -49595,6 +49787,12 @@ async function run(io) {
     io.info(`testing ${ref.toString()} → ${pinned.toString()} (resolved once; everything below uses the digest)`);
     const signature = await io.group('verify the signature', () => gate.check(client, pinned, io, inp.identity));
     const runner = io.runner;
+    const space = {
+        hop: 'smoke-boot',
+        margin: inp['space-margin-gib'],
+        probe: io.context.freeSpace,
+        log: io,
+    };
     const temp = io.context.runnerTemp;
     const workDir = external_node_fs_default().mkdtempSync(external_node_path_default().join(temp, 'keel-smoke-'));
     const unregister = onCleanup(() => external_node_fs_default().rmSync(workDir, { recursive: true, force: true }));
@@ -49602,7 +49800,13 @@ async function run(io) {
     const serialLog = external_node_path_default().join(temp, `keel-smoke-${id}-serial.log`);
     const screenshot = external_node_path_default().join(temp, `keel-smoke-${id}-screen.png`);
     io.setOutput('serial-log', serialLog);
-    const image = await io.group(`download ${pinned.toString()}`, () => openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir }));
+    const image = await io.group(`download ${pinned.toString()}`, () => openImage({ kind: 'registry', ref: pinned }, {
+        access: inp,
+        log: io,
+        runner,
+        tmpDir: workDir,
+        beforeDownload: (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], space),
+    }));
     let outcome;
     try {
         outcome = await io.group(`boot (${inp.backend})`, () => bootImage({
@@ -49624,6 +49828,11 @@ async function run(io) {
             kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
             bibImage: inp['bib-image'],
             bibRootfs: inp['bib-rootfs'],
+            bibLogins: [
+                { image: pinned.toString(), username: inp.username, password: inp.password },
+                { image: inp['bib-image'], username: inp['bib-username'], password: inp['bib-password'] },
+            ],
+            space,
         }, runner, io));
     }
     finally {

@@ -34083,7 +34083,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = (/* unused pure expression or super */ null && (1024 ** 3));
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -34115,14 +34189,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -40576,7 +40648,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -44303,7 +44375,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -44712,6 +44784,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 ;// CONCATENATED MODULE: ./actions/lib/oci/auth.ts
 
@@ -45034,7 +45121,7 @@ const media_MT = {
 };
 /** What a manifest GET asks for: every single-image and index type Keel understands. */
 const MANIFEST_ACCEPT = [media_MT.ociManifest, media_MT.ociIndex, media_MT.dockerManifest, media_MT.dockerList].join(', ');
-const isIndexType = (mt) => mt === media_MT.ociIndex || mt === media_MT.dockerList;
+const media_isIndexType = (mt) => mt === media_MT.ociIndex || mt === media_MT.dockerList;
 const isManifestType = (mt) => mt === media_MT.ociManifest || mt === media_MT.dockerManifest;
 const DescriptorSchema = object({
     mediaType: schemas_string(),
@@ -45046,7 +45133,7 @@ const DescriptorSchema = object({
     urls: array(schemas_string()).optional(),
 })
     .loose();
-const ImageManifestSchema = object({
+const media_ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -45088,7 +45175,7 @@ function manifestMediaType(body, contentType) {
     if (j.mediaType)
         return j.mediaType;
     const ct = contentType?.split(';')[0]?.trim();
-    if (ct && (isIndexType(ct) || isManifestType(ct)))
+    if (ct && (media_isIndexType(ct) || isManifestType(ct)))
         return ct;
     return Array.isArray(j.manifests) ? media_MT.ociIndex : media_MT.ociManifest;
 }
@@ -46203,7 +46290,7 @@ async function fetchBundles(client, repo, digest) {
     for (const ref of refs) {
         try {
             const m = await client.getManifest(repo, ref.descriptor.digest, media_MT.ociManifest);
-            const parsed = ImageManifestSchema.safeParse(JSON.parse(m.body.toString('utf8')));
+            const parsed = media_ImageManifestSchema.safeParse(JSON.parse(m.body.toString('utf8')));
             if (!parsed.success) {
                 out.push({ ref, error: 'the referrer is not an OCI image manifest' });
                 continue;
@@ -46445,7 +46532,7 @@ async function readAttachmentManifest(client, repo, kind, opts = {}) {
     if (got.mediaType !== media_MT.ociManifest) {
         throw new errors_UserError(`unexpected media type for the signature manifest ${repo}:${tag}: ${JSON.stringify(got.mediaType)} (expected ${media_MT.ociManifest})`);
     }
-    const parsed = ImageManifestSchema.safeParse(JSON.parse(got.body.toString('utf8')));
+    const parsed = media_ImageManifestSchema.safeParse(JSON.parse(got.body.toString('utf8')));
     if (!parsed.success)
         throw new errors_UserError(`the signature manifest ${repo}:${tag} is not a valid OCI image manifest`);
     const manifest = parsed.data;
@@ -46733,7 +46820,7 @@ async function verifyImage(client, ref, publicKey, opts = {}) {
     const details = [];
     const r = await verifyDigest(client, ref, ref.digest, key, o);
     details.push({ digest: ref.digest, mediaType: top.mediaType, ...r });
-    if ((opts.recursive ?? true) && isIndexType(top.mediaType)) {
+    if ((opts.recursive ?? true) && media_isIndexType(top.mediaType)) {
         const idx = IndexSchema.parse(JSON.parse(top.body.toString('utf8')));
         for (const child of idx.manifests) {
             const cr = await verifyDigest(client, ref, child.digest, key, o);
@@ -47786,6 +47873,14 @@ function pickPlatform(indexBody, platform) {
     }
     return m.digest;
 }
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+async function registryLayerBytes(client, ref, platform = { os: 'linux', architecture: 'amd64' }) {
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    return manifest.layers.reduce((n, l) => n + l.size, 0);
+}
 async function openImage(loc, opts) {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     if (loc.kind === 'containers-storage') {
@@ -47808,12 +47903,12 @@ async function openImage(loc, opts) {
         const layout = OciLayout.open(loc.dir);
         let desc = layout.resolve(loc.tag);
         let body = layout.readBlob(desc.digest);
-        if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+        if (media_isIndexType(desc.mediaType || manifestMediaType(body))) {
             const d = pickPlatform(body, platform);
             body = layout.readBlob(d);
             desc = { ...desc, digest: d };
         }
-        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const manifest = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
         const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
         return {
             source: describeLocation(loc),
@@ -47833,11 +47928,13 @@ async function openImage(loc, opts) {
     const ref = loc.ref;
     const client = connect(ref, opts.access ?? {}, opts.log);
     let m = await client.getManifest(ref.repository, ref.reference);
-    if (isIndexType(m.mediaType))
+    if (media_isIndexType(m.mediaType))
         m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
-    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    const manifest = media_ImageManifestSchema.parse(JSON.parse(m.body.toString()));
     const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
     const cache = opts.cacheDir ?? external_node_path_default().join(opts.tmpDir, 'keel-blobs');
+    const missing = manifest.layers.filter((l) => !external_node_fs_default().existsSync(external_node_path_default().join(cache, l.digest.replace(':', '-'))));
+    opts.beforeDownload?.(missing.reduce((n, l) => n + l.size, 0), cache);
     const files = [];
     for (const l of manifest.layers) {
         const f = external_node_path_default().join(cache, l.digest.replace(':', '-'));
@@ -50007,7 +50104,7 @@ async function removeImage(ref, req) {
 /** The committed image's top layer, after checking that everything below it is the base, unchanged. */
 function topLayer(dir, req) {
     const layout = OciLayout.open(dir);
-    const manifest = ImageManifestSchema.parse(JSON.parse(layout.readBlob(layout.resolve('built').digest).toString()));
+    const manifest = media_ImageManifestSchema.parse(JSON.parse(layout.readBlob(layout.resolve('built').digest).toString()));
     const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
     const ids = config.rootfs.diff_ids;
     const same = ids.length === req.baseLayers + 1 && req.baseDiffIds.every((d, i) => ids[i] === d);

@@ -31678,7 +31678,81 @@ var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./actions/lib/disk-space.ts
+
+
+
+/**
+ * Up-front disk space checks: a hop that writes gigabytes (an unpacked rootfs, a disk image, a
+ * layout) says before it starts how much it needs where, and refuses when the filesystem lacks
+ * it, instead of dying half-way with ENOSPC and leaving a runner full of partial files.
+ *
+ * Needs are estimates from what is known before the work (layer sizes from the manifest, file
+ * sizes from an image's index); needs on one filesystem add up; a margin (input
+ * `space-margin-gib`, default 1 GiB) is kept free on top of them for logs and the unexpected.
+ */
+const GiB = 1024 ** 3;
+/** statfs(2) of `dir`, or of its nearest existing ancestor when it is not created yet. */
+const statfsProbe = (dir) => {
+    let d = external_node_path_default().resolve(dir);
+    while (!external_node_fs_default().existsSync(d) && external_node_path_default().dirname(d) !== d)
+        d = external_node_path_default().dirname(d);
+    const st = external_node_fs_default().statfsSync(d);
+    return { bytes: st.bavail * st.bsize, filesystem: String(external_node_fs_default().statSync(d).dev) };
+};
+/**
+ * Unpacked bytes for a compressed (gzip/zstd) image size: only where nothing better is at hand
+ * (an image not downloaded yet, which a tool will pull and unpack itself); bootc images compress
+ * about 2-2.7 times.
+ */
+function estimateUnpacked(compressedBytes) {
+    return compressedBytes * 2.5;
+}
+const gib = (n) => `${(n / GiB).toFixed(1)} GiB`;
+/**
+ * Refuses (UserError) when a filesystem has less free space than the needs written to it plus
+ * the margin: "<hop> needs N GiB in DIR (for …), M GiB free". Logs what it found otherwise.
+ */
+function requireSpace(needs, opts) {
+    const wanted = needs.filter((n) => n.bytes > 0);
+    if (!wanted.length)
+        return;
+    if (opts.margin === 'off') {
+        opts.log.warning(`disk space check off (space-margin-gib: off): ${opts.hop} will write about ${gib(sum(wanted))} (${describe(wanted)})`);
+        return;
+    }
+    const probe = opts.probe ?? statfsProbe;
+    const byFs = new Map();
+    for (const n of wanted) {
+        const f = probe(n.dir);
+        const group = byFs.get(f.filesystem);
+        if (group)
+            group.needs.push(n);
+        else
+            byFs.set(f.filesystem, { dir: n.dir, free: f.bytes, needs: [n] });
+    }
+    const margin = opts.margin * GiB;
+    for (const g of byFs.values()) {
+        const total = sum(g.needs) + margin;
+        const detail = `for ${describe(g.needs)}, and a ${opts.margin} GiB margin (space-margin-gib)`;
+        if (g.free < total)
+            throw new errors_UserError(`not enough disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free; ` +
+                'free some space or point the directory at a larger volume');
+        opts.log.info(`disk space: ${opts.hop} needs ${gib(total)} in ${g.dir} (${detail}), ${gib(g.free)} free`);
+    }
+}
+/** One need on one directory. */
+function requireSpaceIn(dir, bytes, what, opts) {
+    requireSpace([{ dir, bytes, what }], opts);
+}
+const sum = (needs) => needs.reduce((n, x) => n + x.bytes, 0);
+const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join(' + ');
+
 ;// CONCATENATED MODULE: ./actions/lib/context.ts
+
 
 
 function context_contextFromEnv(env = process.env) {
@@ -31710,14 +31784,12 @@ function context_contextFromEnv(env = process.env) {
             runnerEnvironment: env.RUNNER_ENVIRONMENT ?? '',
         },
         now: () => (env.KEEL_NOW ? new Date(env.KEEL_NOW) : new Date()),
+        freeSpace: statfsProbe,
     };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./actions/lib/cleanup.ts
 /**
  * Process-wide cleanup registry. Child process groups (QEMU, buildah, swtpm) and temporary
@@ -38102,7 +38174,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -41829,7 +41901,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -42238,6 +42310,21 @@ const registryInputs = {
         expected: 'newline-separated host[:port] lines',
     }),
 };
+/** GiB a hop keeps free on top of its estimated disk need, or `off` (no space check). */
+function spaceMargin() {
+    const expected = 'a number of GiB (e.g. 1 or 0.5) kept free on top of the estimated need, or off';
+    return def(schemas_string().transform((v, ctx) => {
+        const s = v.trim();
+        if (s === 'off')
+            return 'off';
+        if (/^\d+(\.\d+)?$/.test(s))
+            return Number(s);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+        return NEVER;
+    }), expected, { default: '1' });
+}
+/** The disk space input every hop that writes gigabytes shares (see lib/disk-space.ts). */
+const spaceInputs = { 'space-margin-gib': spaceMargin() };
 
 ;// CONCATENATED MODULE: ./actions/lib/summary.ts
 /** Markdown helpers for job summaries (escaped so image refs and log lines cannot break tables). */
@@ -42409,7 +42496,86 @@ function moduleName(file) {
     return m?.[1]?.replace(/-/g, '_');
 }
 
+;// CONCATENATED MODULE: ./actions/validate/src/install-media.ts
+
+/**
+ * What an image must hold to become the install media it is declared for, judged at build
+ * time (before any push), not when build-disk fails after the image was promoted:
+ *
+ * - `live-iso` (build-disk, live backend, lib/vm/iso.ts): build-disk runs the image's own dracut
+ *   in a chroot of the unpacked image (`dracut --no-hostonly --add dmsquash-live --tmpdir /tmp
+ *   --kver <kver>`), so the image needs bash and dracut, dracut's dmsquash-live module, a /tmp,
+ *   the kernel at /usr/lib/modules/<kver>/vmlinuz, and the kernel modules dmsquash-live puts in
+ *   the initramfs to find and mount the medium (squashfs, loop, isofs, overlay: as modules or
+ *   built in).
+ * - `disk` (build-disk qcow2/raw): the kernel and its initramfs at /usr/lib/modules/<kver>/.
+ * - `bib-iso` (bootc-image-builder's anaconda-iso): the same as `disk`, bootc (the installer runs
+ *   `bootc install`), and an os-release that
+ *   bootc-image-builder builds an installer for (it takes the installer from the distribution's
+ *   own repositories: the Fedora/CentOS/RHEL family, by ID or ID_LIKE).
+ */
+const INSTALL_MEDIA = ['none', 'live-iso', 'bib-iso', 'disk'];
+/** The modules dmsquash-live installs into the live initramfs (module-setup.sh: instmods). */
+const LIVE_MODULES = ['squashfs', 'loop', 'isofs', 'overlay'];
+/** os-release IDs bootc-image-builder builds an Anaconda installer for. */
+const BIB_ISO_FAMILY = ['fedora', 'centos', 'rhel'];
+async function installMediaVerdict(media, f) {
+    const found = [];
+    const missing = [];
+    const need = (ok, what, why) => (ok ? found : missing).push(ok ? what : `${what} (${why})`);
+    const kdir = f.kver ? `usr/lib/modules/${f.kver}` : undefined;
+    const isFile = async (p) => {
+        const real = await f.fs.resolve(p);
+        return real !== undefined && f.index.get(real)?.type === 'file';
+    };
+    need(!!kdir && f.index.get(`${kdir}/vmlinuz`)?.type === 'file', 'the kernel /usr/lib/modules/<kver>/vmlinuz', kdir ? `${kdir}/vmlinuz is missing` : 'there is not exactly one kernel directory');
+    if (media === 'live-iso')
+        await liveIsoNeeds(f, kdir, need, isFile);
+    else
+        await installerNeeds(media, f, kdir, need, isFile);
+    const label = `${media}: `;
+    return missing.length
+        ? {
+            ok: false,
+            evidence: `${label}missing ${missing.join('; ')}${found.length ? `; present: ${found.join(', ')}` : ''}`,
+        }
+        : { ok: true, evidence: `${label}${found.join(', ')}` };
+}
+async function liveIsoNeeds(f, kdir, need, isFile) {
+    const dracut = (await isFile('usr/bin/dracut')) || (await isFile('usr/sbin/dracut'));
+    need(dracut, 'dracut', 'build-disk runs the image’s own dracut to make the live initramfs');
+    need(await isFile('usr/bin/bash'), 'bash', 'dracut is a bash script run in a chroot of the image');
+    const modulesD = (await f.fs.resolve('usr/lib/dracut/modules.d')) ?? 'usr/lib/dracut/modules.d';
+    const live = [...f.index.values()].some((e) => e.type === 'dir' &&
+        e.path.startsWith(`${modulesD}/`) &&
+        /^\d+dmsquash-live$/.test(e.path.slice(modulesD.length + 1)));
+    need(live, 'dracut’s dmsquash-live module', '/usr/lib/dracut/modules.d/*dmsquash-live is missing; Debian and Fedora: install dracut-live');
+    const tmp = await f.fs.resolve('tmp');
+    need(tmp !== undefined && f.index.get(tmp)?.type === 'dir', '/tmp', 'dracut builds the initramfs under /tmp');
+    if (!kdir)
+        return;
+    const modules = new Set();
+    for (const p of f.index.keys()) {
+        const n = p.startsWith(`${kdir}/`) ? moduleName(p) : undefined;
+        if (n)
+            modules.add(n);
+    }
+    const absent = LIVE_MODULES.filter((m) => !modules.has(m) && !f.builtin.has(m));
+    need(absent.length === 0, `kernel modules ${LIVE_MODULES.join(', ')}`, `kernel modules ${absent.join(', ')} are neither in ${kdir} nor built in: the live initramfs cannot mount the medium`);
+}
+async function installerNeeds(media, f, kdir, need, isFile) {
+    need(!!kdir && f.index.get(`${kdir}/initramfs.img`)?.type === 'file', 'the initramfs /usr/lib/modules/<kver>/initramfs.img', 'the disk boots the image’s own initramfs');
+    if (media !== 'bib-iso')
+        return;
+    need(await isFile('usr/bin/bootc'), 'bootc', 'bootc-image-builder installs the image with bootc install');
+    const text = (await f.fs.readFiles(['usr/lib/os-release'])).get('usr/lib/os-release')?.toString() ?? '';
+    const field = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(text)?.[1]?.replace(/^["']|["']$/g, '') ?? '';
+    const ids = [field('ID'), ...field('ID_LIKE').split(/\s+/)].filter(Boolean);
+    need(ids.some((id) => BIB_ISO_FAMILY.includes(id)), `an os-release bootc-image-builder makes an installer for (ID ${field('ID') || 'unset'})`, `os-release ID=${field('ID') || '(unset)'}${field('ID_LIKE') ? ` ID_LIKE="${field('ID_LIKE')}"` : ''} is not in the ${BIB_ISO_FAMILY.join('/')} family, whose repositories the Anaconda installer comes from; use install-media: live-iso`);
+}
+
 ;// CONCATENATED MODULE: ./actions/validate/src/checks.ts
+
 
 
 
@@ -42436,6 +42602,7 @@ const CHECK_IDS = [
     'passwd',
     'os-release',
     'boot-empty',
+    'install-media',
 ];
 /** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
 const DEFAULT_WARN_CHECKS = ['initramfs-size'];
@@ -42533,6 +42700,7 @@ const TITLES = {
     passwd: '/etc/passwd and /usr/lib/passwd are sane',
     'os-release': '/usr/lib/os-release identifies the OS',
     'boot-empty': '/boot ships no kernel or initramfs',
+    'install-media': 'the image can become the declared install media (install-media)',
 };
 const CHECKS = {
     'one-kernel': async (_env, s) => s.kernels.length === 1
@@ -42756,7 +42924,15 @@ const CHECKS = {
             ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`)
             : pass('/boot holds no kernel or initramfs');
     },
+    'install-media': installMediaCheck,
 };
+async function installMediaCheck(env, s) {
+    const media = env.opts.installMedia ?? 'none';
+    if (media === 'none')
+        return skip('install-media: none (no install media declared)');
+    const v = await installMediaVerdict(media, { fs: env.fs, index: s.index, kver: s.kver, builtin: s.builtin });
+    return v.ok ? pass(v.evidence) : fail(v.evidence);
+}
 async function runChecks(env, which = CHECK_IDS) {
     const shared = await prepare(env);
     const out = [];
@@ -43092,7 +43268,7 @@ const MT = {
 };
 /** What a manifest GET asks for: every single-image and index type Keel understands. */
 const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
-const isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
+const media_isIndexType = (mt) => mt === MT.ociIndex || mt === MT.dockerList;
 const isManifestType = (mt) => mt === MT.ociManifest || mt === MT.dockerManifest;
 const DescriptorSchema = object({
     mediaType: schemas_string(),
@@ -43104,7 +43280,7 @@ const DescriptorSchema = object({
     urls: array(schemas_string()).optional(),
 })
     .loose();
-const ImageManifestSchema = object({
+const media_ImageManifestSchema = object({
     schemaVersion: literal(2),
     mediaType: schemas_string().optional(),
     artifactType: schemas_string().optional(),
@@ -43123,7 +43299,7 @@ const IndexSchema = object({
     annotations: record(schemas_string(), schemas_string()).optional(),
 })
     .loose();
-const ImageConfigSchema = object({
+const media_ImageConfigSchema = object({
     architecture: schemas_string().optional(),
     os: schemas_string().optional(),
     created: schemas_string().optional(),
@@ -43146,7 +43322,7 @@ function manifestMediaType(body, contentType) {
     if (j.mediaType)
         return j.mediaType;
     const ct = contentType?.split(';')[0]?.trim();
-    if (ct && (isIndexType(ct) || isManifestType(ct)))
+    if (ct && (media_isIndexType(ct) || isManifestType(ct)))
         return ct;
     return Array.isArray(j.manifests) ? MT.ociIndex : MT.ociManifest;
 }
@@ -43970,6 +44146,14 @@ function pickPlatform(indexBody, platform) {
     }
     return m.digest;
 }
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+async function registryLayerBytes(client, ref, platform = { os: 'linux', architecture: 'amd64' }) {
+    let m = await client.getManifest(ref.repository, ref.reference);
+    if (isIndexType(m.mediaType))
+        m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    return manifest.layers.reduce((n, l) => n + l.size, 0);
+}
 async function openImage(loc, opts) {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     if (loc.kind === 'containers-storage') {
@@ -43992,13 +44176,13 @@ async function openImage(loc, opts) {
         const layout = OciLayout.open(loc.dir);
         let desc = layout.resolve(loc.tag);
         let body = layout.readBlob(desc.digest);
-        if (isIndexType(desc.mediaType || manifestMediaType(body))) {
+        if (media_isIndexType(desc.mediaType || manifestMediaType(body))) {
             const d = pickPlatform(body, platform);
             body = layout.readBlob(d);
             desc = { ...desc, digest: d };
         }
-        const manifest = ImageManifestSchema.parse(JSON.parse(body.toString()));
-        const config = ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
+        const manifest = media_ImageManifestSchema.parse(JSON.parse(body.toString()));
+        const config = media_ImageConfigSchema.parse(JSON.parse(layout.readBlob(manifest.config.digest).toString()));
         return {
             source: describeLocation(loc),
             manifestDigest: desc.digest,
@@ -44017,11 +44201,13 @@ async function openImage(loc, opts) {
     const ref = loc.ref;
     const client = connect(ref, opts.access ?? {}, opts.log);
     let m = await client.getManifest(ref.repository, ref.reference);
-    if (isIndexType(m.mediaType))
+    if (media_isIndexType(m.mediaType))
         m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
-    const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
-    const config = ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
+    const manifest = media_ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+    const config = media_ImageConfigSchema.parse(JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()));
     const cache = opts.cacheDir ?? external_node_path_default().join(opts.tmpDir, 'keel-blobs');
+    const missing = manifest.layers.filter((l) => !external_node_fs_default().existsSync(external_node_path_default().join(cache, l.digest.replace(':', '-'))));
+    opts.beforeDownload?.(missing.reduce((n, l) => n + l.size, 0), cache);
     const files = [];
     for (const l of manifest.layers) {
         const f = external_node_path_default().join(cache, l.digest.replace(':', '-'));
@@ -44803,37 +44989,272 @@ class DirectoryRootfs {
     }
 }
 
+;// CONCATENATED MODULE: ./actions/lib/rootfs/storage.ts
+
+
+
+
+
+
+
+
+const InspectSchema = array(object({
+    Id: schemas_string().regex(/^[0-9a-f]{64}$/),
+    Digest: schemas_string().optional(),
+    Labels: record(schemas_string(), schemas_string()).nullable().optional(),
+    Size: schemas_number().optional(),
+})
+    .loose());
+async function asRootRun(runner, cmd, args, opts) {
+    const [c, a] = asRoot(cmd, args);
+    return runner.run(c, a, opts);
+}
+/** Mounts a local image read-only by its ID (resolved once from `ref`, so a moved tag cannot race). */
+async function mountStorageImage(ref, runner) {
+    const inspected = InspectSchema.parse(JSON.parse((await asRootRun(runner, 'podman', ['image', 'inspect', '--format', 'json', '--', ref])).stdout.toString()));
+    const img = inspected[0];
+    if (inspected.length !== 1 || !img)
+        throw new errors_UserError(`containers-storage:${ref} is not exactly one local image`);
+    const root = (await asRootRun(runner, 'podman', ['image', 'mount', '--', img.Id])).stdout.toString().trim();
+    if (!root.startsWith('/'))
+        throw new Error(`podman image mount ${img.Id} answered ${JSON.stringify(root)}`);
+    return {
+        id: img.Id,
+        digest: img.Digest,
+        labels: { ...(img.Labels ?? {}) },
+        size: img.Size ?? 0,
+        root,
+        unmount: async () => {
+            await asRootRun(runner, 'podman', ['image', 'unmount', '--', img.Id]).catch(() => undefined);
+        },
+    };
+}
+/** The image's OCI config, verified against its ID (containers-storage names an image by its config digest). */
+async function storageConfig(id, runner) {
+    const raw = (await asRootRun(runner, 'skopeo', ['inspect', '--config', '--raw', '--', `containers-storage:${id}`]))
+        .stdout;
+    const got = crypto.createHash('sha256').update(raw).digest('hex');
+    if (got !== id)
+        throw new UserError(`the config of local image ${id} hashes to ${got}: refusing it`);
+    return ImageConfigSchema.parse(JSON.parse(raw.toString()));
+}
+/**
+ * Starts a root tool with its stdout as a stream. A reader that stops at the end of what it
+ * parses (a tar reader at the end-of-archive blocks) must still see the tool fail: finish()
+ * waits for the exit and throws the tool's own error (its stderr) rather than trusting a
+ * well-formed but incomplete stream.
+ */
+function startTool(runner, cmd, args, input) {
+    const out = new external_node_stream_.PassThrough({ highWaterMark: 1 << 20 });
+    const abort = new AbortController();
+    const [c, a] = asRoot(cmd, args);
+    const done = runner.run(c, a, { stdout: out, input, signal: abort.signal }).finally(() => {
+        if (!out.writableEnded)
+            out.end();
+    });
+    done.catch(() => undefined);
+    let finished = false;
+    return {
+        stdout: out,
+        async finish() {
+            for await (const _rest of out)
+                ; // padding after the last block; the tool exits once it is read
+            await done;
+            finished = true;
+        },
+        async stop() {
+            if (finished)
+                return;
+            abort.abort();
+            out.resume();
+            await done.catch(() => undefined);
+        },
+    };
+}
+/** The entries of the tar a root tool writes, then the tool's exit checked. */
+async function* toolTar(runner, args, input) {
+    const tool = startTool(runner, 'tar', args, input);
+    try {
+        yield* readTar(tool.stdout);
+        await tool.finish();
+    }
+    finally {
+        await tool.stop();
+    }
+}
+/** GNU tar reading the mounted tree: numeric owners, the xattrs containers-storage keeps in layers. */
+const TAR = ['--create', '--file=-', '--format=pax', '--numeric-owner', '--one-file-system'];
+const XATTRS = (/* unused pure expression or super */ null && (['--xattrs', '--xattrs-include=security.capability', '--xattrs-include=user.*']));
+/**
+ * The whole tree as one tar stream, sorted by name: every entry once, hardlinks as links. The
+ * mount point itself is left out: its owner and mode come from the storage driver, not from the
+ * image (a built image's layers carry no entry for the root), so reading the layers gives none.
+ */
+async function* scanTree(root, runner) {
+    const args = [...TAR, ...XATTRS, '--sort=name', `--directory=${root}`, '.'];
+    for await (const e of toolTar(runner, args)) {
+        const h = e.header;
+        if (h.path === '.')
+            continue;
+        yield { entry: h, body: h.type === 'file' && h.size > 0 ? e.body() : undefined };
+    }
+}
+/**
+ * The contents of regular files, streamed in the order asked (one `tar` for all of them; each
+ * body must be consumed before the next is asked for). Every answer must be the file asked for.
+ */
+async function* readTreeFiles(root, paths, runner) {
+    if (!paths.length)
+        return;
+    // NUL-separated names, read verbatim (a name starting with - is a name, never an option).
+    const list = Buffer.from(paths.map((p) => `./${p}\0`).join(''));
+    // --directory is positional in GNU tar: it must come before the names it applies to.
+    const args = [
+        ...TAR,
+        '--no-recursion',
+        '--hard-dereference',
+        `--directory=${root}`,
+        '--null',
+        '--verbatim-files-from',
+        '--files-from=-',
+    ];
+    let i = 0;
+    for await (const e of toolTar(runner, args, list)) {
+        const want = paths[i++];
+        if (e.header.path !== want || e.header.type !== 'file')
+            throw new Error(`tar answered ${e.header.type} ${JSON.stringify(e.header.path)} for ${JSON.stringify(want)}`);
+        yield { path: want, body: e.body(), size: e.header.size };
+    }
+    if (i !== paths.length)
+        throw new Error(`tar returned ${i} of ${paths.length} files from ${root}`);
+}
+const FIND_TYPES = { f: 'file', d: 'dir', l: 'symlink', c: 'char', b: 'block', p: 'fifo' };
+const FIND_FORMAT = '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%P\\0%l\\0';
+/** Parses `find -printf FIND_FORMAT` output as it streams: 8 NUL-terminated fields per entry. */
+function findParser(onEntry) {
+    let rest = Buffer.alloc(0);
+    let fields = [];
+    const take = (f) => {
+        const [y, m, u, g, s, t, p, l] = f;
+        const type = FIND_TYPES[y];
+        if (!type)
+            return; // sockets and doors: nothing an image check reads
+        onEntry({
+            path: p === '' ? '.' : p,
+            type,
+            mode: parseInt(m, 8) & 0o7777,
+            uid: Number(u),
+            gid: Number(g),
+            size: type === 'file' ? Number(s) : 0,
+            mtime: Math.floor(Number(t)),
+            linkname: type === 'symlink' ? l : '',
+            uname: '',
+            gname: '',
+            devmajor: 0,
+            devminor: 0,
+        });
+    };
+    return new external_node_stream_.Writable({
+        write(chunk, _enc, cb) {
+            let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+            let z;
+            while ((z = buf.indexOf(0)) >= 0) {
+                fields.push(buf.subarray(0, z).toString('utf8'));
+                buf = buf.subarray(z + 1);
+                if (fields.length === 8) {
+                    take(fields);
+                    fields = [];
+                }
+            }
+            rest = Buffer.from(buf);
+            cb();
+        },
+    });
+}
+/**
+ * A RootfsReader over a mounted tree that this process may not be allowed to read: the listing
+ * from one `find` (metadata only, never following symlinks, one filesystem), file contents
+ * through `tar`. What validate reads of a local image when the hop is not root.
+ */
+class PrivilegedTreeRootfs {
+    root;
+    runner;
+    final;
+    constructor(root, runner) {
+        this.root = root;
+        this.runner = runner;
+    }
+    async index() {
+        if (this.final)
+            return this.final;
+        const out = new Map();
+        const parser = findParser((h) => out.set(h.path, h));
+        await asRootRun(this.runner, 'find', [this.root, '-xdev', '-printf', FIND_FORMAT], { stdout: parser });
+        if (!out.has('.'))
+            throw new Error(`find listed nothing under ${this.root}`);
+        this.final = out;
+        return out;
+    }
+    async resolve(p) {
+        return resolveIn(await this.index(), p);
+    }
+    async readFiles(paths) {
+        const idx = await this.index();
+        const want = new Map();
+        for (const p of paths) {
+            const real = resolveIn(idx, p);
+            if (real && idx.get(real)?.type === 'file')
+                want.set(real, [...(want.get(real) ?? []), p]);
+        }
+        const out = new Map();
+        for await (const f of readTreeFiles(this.root, [...want.keys()], this.runner)) {
+            const parts = [];
+            for await (const c of f.body)
+                parts.push(c);
+            for (const p of want.get(f.path))
+                out.set(p, Buffer.concat(parts));
+        }
+        return out;
+    }
+}
+
 ;// CONCATENATED MODULE: ./actions/validate/src/open.ts
 
 
 
 
+
+
 /**
- * Opens the image read-only without a second full copy where possible: a local image is
- * mounted (`podman image mount`, root only) and read in place; an OCI layout is read layer by
- * layer; a registry image's compressed layers are fetched once into a cache.
+ * Opens the image read-only without a copy where possible: a local image is mounted (`podman
+ * image mount` of its ID, as root: through `sudo -n` on a non-root runner) and read in place,
+ * directly when this process is root, else through root's find and tar (PrivilegedTreeRootfs);
+ * an OCI layout is read layer by layer; a registry image's compressed layers are fetched once
+ * into a cache (the space for them checked first).
  */
 async function openForChecks(loc, opts) {
-    if (loc.kind === 'containers-storage' && process.getuid?.() === 0) {
+    if (loc.kind === 'containers-storage') {
         try {
-            const inspect = JSON.parse((await opts.runner.run('podman', ['image', 'inspect', '--', loc.ref])).stdout.toString());
-            const mount = (await opts.runner.run('podman', ['image', 'mount', '--', loc.ref])).stdout.toString().trim();
+            const img = await mountStorageImage(loc.ref, opts.runner);
+            const direct = process.getuid?.() === 0;
             return {
-                fs: new DirectoryRootfs(mount),
-                labels: { ...(inspect[0]?.Labels ?? {}) },
-                digest: inspect[0]?.Digest,
+                fs: direct ? new DirectoryRootfs(img.root) : new PrivilegedTreeRootfs(img.root, opts.runner),
+                labels: img.labels,
+                digest: img.digest,
                 localRef: loc.ref,
-                how: `mounted read-only (podman image mount) at ${mount}`,
-                dispose: async () => {
-                    await opts.runner.run('podman', ['image', 'unmount', '--', loc.ref]).catch(() => undefined);
-                },
+                how: `mounted read-only (podman image mount ${img.id.slice(0, 12)}) at ${img.root}, read in place${direct ? '' : ' through sudo'}`,
+                dispose: img.unmount,
             };
         }
         catch (e) {
-            opts.log.warning(`could not mount ${loc.ref} (${errors_errorMessage(e)}); reading its layers instead`);
+            opts.log.warning(`could not mount ${loc.ref} (${errors_errorMessage(e)}); reading an export of its layers instead`);
         }
     }
-    const img = await openImage(loc, { ...opts });
+    const space = opts.space;
+    const img = await openImage(loc, {
+        ...opts,
+        beforeDownload: space ? (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], space) : undefined,
+    });
     return {
         fs: new LayeredRootfs(img.layers),
         labels: img.labels,
@@ -44845,6 +45266,7 @@ async function openForChecks(loc, opts) {
 }
 
 ;// CONCATENATED MODULE: ./actions/validate/src/main.ts
+
 
 
 
@@ -44879,8 +45301,10 @@ const inputs = {
         expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper',
     }),
     'var-allow': list({ expected: 'newline-separated /var paths allowed without a tmpfiles.d entry' }),
+    'install-media': oneOf(INSTALL_MEDIA, 'none'),
     'report-path': str({ expected: 'a file path for the JSON report' }),
     ...registryInputs,
+    ...spaceInputs,
 };
 /** validate: every static check of the built image, all run, fail at the end listing all failures. */
 async function run(io) {
@@ -44889,7 +45313,13 @@ async function run(io) {
     const warnOnly = new Set(inp['warn-checks'].filter((c) => c !== 'none'));
     const loc = locateInput('image', inp.image);
     const started = Date.now();
-    const opened = await io.group('open the image', () => openForChecks(loc, { runner: io.runner, log: io, tmpDir: io.context.runnerTemp, access: inp }));
+    const opened = await io.group('open the image', () => openForChecks(loc, {
+        runner: io.runner,
+        log: io,
+        tmpDir: io.context.runnerTemp,
+        access: inp,
+        space: { hop: 'validate', margin: inp['space-margin-gib'], probe: io.context.freeSpace, log: io },
+    }));
     let results;
     try {
         io.info(`validating ${inp.image}: ${opened.how}`);
@@ -44905,6 +45335,7 @@ async function run(io) {
                 repoGlobs: inp['repo-globs'].length ? inp['repo-globs'] : DEFAULT_REPO_GLOBS,
                 varAllow: inp['var-allow'],
                 localRef: opened.localRef,
+                installMedia: inp['install-media'],
             },
         }, which));
         results = checked.map((r) => (r.status === 'fail' && warnOnly.has(r.id) ? { ...r, status: 'warn' } : r));

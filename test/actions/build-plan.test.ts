@@ -477,9 +477,22 @@ describe('buildImage (recorded buildah)', () => {
       '.',
     ]);
 
-    // The kernel was read from the first pass's image, through a mounted working container.
+    // The base's layers were checked against the built image's (FROM ${BASE_IMAGE}), then the
+    // kernel read from the first pass's image, through a mounted working container.
     const order = fake.calls.map((c) => (c.args[0] === '--storage-driver' ? c.args[2] : c.args[0]));
-    expect(order).toEqual(['inspect', 'build', 'inspect', 'from', 'mount', 'umount', 'rm', 'build', 'inspect']);
+    expect(order).toEqual([
+      'inspect',
+      'build',
+      'inspect',
+      'inspect',
+      'from',
+      'mount',
+      'umount',
+      'rm',
+      'build',
+      'inspect',
+    ]);
+    expect(fake.calls[3]!.args.slice(-2)).toEqual(['--', `localhost/acme-base@${D_BASE}`]);
     expect(fake.calls.find((c) => c.args.includes('from'))!.args.slice(-1)).toEqual([ID1]);
 
     expect(r).toMatchObject({

@@ -242,6 +242,43 @@ describe('build (bundled, real buildah)', () => {
   );
 
   it(
+    'FROM ${BASE_IMAGE} contract: a literal FROM fails before building; an image built from elsewhere fails on its layers',
+    async () => {
+      const literal = fixture({ Containerfile: `ARG BASE_IMAGE\nFROM ${decl.base.image}\nRUN true\n` });
+      const r1 = await runAction({
+        action: 'build',
+        inputs: { image: `${PREFIX}:literal`, 'base-image': decl.base.image },
+        cwd: literal,
+      });
+      expect(r1.code).toBe(1);
+      expect(errors(r1)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^Containerfile:2: the final stage starts "FROM ${decl.base.image}", which ignores the pinned base .*@sha256:[0-9a-f]{64}`,
+          ),
+        ),
+      ]);
+      expect(r1.outputs['image-id']).toBeUndefined();
+      // Through another variable the build runs (from scratch here); its layers give it away.
+      const other = fixture({ Containerfile: 'ARG OTHER=scratch\nFROM ${OTHER}\nCOPY f /f\n', f: 'x' });
+      const r2 = await runAction({
+        action: 'build',
+        inputs: { image: `${PREFIX}:other`, 'base-image': decl.base.image },
+        cwd: other,
+      });
+      expect(r2.code).toBe(1);
+      expect(errors(r2)).toEqual([
+        expect.stringMatching(
+          /^Containerfile:2 \("FROM \$\{OTHER\}"\): the built image's layers do not start with the pinned base .*'s \d+ layer\(s\), so it was not built FROM it/,
+        ),
+      ]);
+      expect(r2.outputs['local-ref']).toBeUndefined();
+      if (r2.outputs['image-id']) spawnSync('buildah', ['rmi', r2.outputs['image-id']]);
+    },
+    20 * 60 * 1000,
+  );
+
+  it(
     'reruns a bind-mounted build script after it changes (build-inputs digest), and reuses the cache when not',
     async () => {
       const dir = fixture(

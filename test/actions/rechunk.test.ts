@@ -317,6 +317,34 @@ describe('rechunk (bundled)', () => {
   });
 });
 
+describe('rechunk on the example image', () => {
+  let img: import('../harness/example-image.js').ExampleImage;
+  beforeAll(
+    async () => {
+      const { ensureExampleImage } = await import('../harness/example-image.js');
+      img = await ensureExampleImage({ oci: true });
+    },
+    40 * 60 * 1000,
+  );
+
+  it('reads a local image in place (read-only mount, no export) into the same layout as from its OCI layout', async () => {
+    const run = async (image: string) => {
+      const output = tmpdir('keel-rc-ex-out-');
+      const r = await rechunkStep({ image, output, 'max-layers': '12', 'source-date-epoch': '1764000000' });
+      expect([image, errors(r)]).toEqual([image, []]);
+      return r;
+    };
+    const local = await run(img.localRef);
+    expect(local.stdout).toMatch(/reading [0-9a-f]{64} in place: .* \(read-only podman image mount; no copy\)/);
+    expect(local.stdout).not.toMatch(/store of its files/);
+    const layout = await run(img.ociRef);
+    expect(local.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(local.outputs.digest).toBe(layout.outputs.digest);
+    const mounts = spawnSync('podman', ['image', 'mount'], { encoding: 'utf8' }).stdout;
+    expect(mounts).not.toContain(img.name);
+  }, 900_000);
+});
+
 describe('rechunk post-check', () => {
   it('reports a changed mode, a lost xattr and a missing file', async () => {
     const { flattenToStore, verifyOutput } = await import('../../actions/lib/rechunk/write.js');

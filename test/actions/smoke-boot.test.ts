@@ -7,7 +7,6 @@ import { memoryLogger } from '../../actions/lib/log.js';
 import { OciLayout } from '../../actions/lib/oci/layout.js';
 import { ImageManifestSchema } from '../../actions/lib/oci/media.js';
 import { LayeredRootfs } from '../../actions/lib/rootfs/layered.js';
-import { bibCommands, BIB_IMAGE } from '../../actions/lib/vm/bib.js';
 import { unpackRootfs } from '../../actions/lib/vm/unpack.js';
 import { ensureExampleImage, withLock, type ExampleImage } from '../harness/example-image.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
@@ -249,65 +248,5 @@ describe('smoke-boot (bundled, real QEMU)', () => {
       inputs: { image: refs.good!, 'success-pattern': 'Reached (target' },
     });
     expect(errors(r2)[0]).toMatch(/Input 'success-pattern' .*is not a valid regular expression/);
-  });
-});
-
-describe('bib backend command lines (bootc-image-builder cannot run here)', () => {
-  it('match the documented invocation: pull by digest, then a privileged build pinned by digest, both as root', () => {
-    const ref = `ghcr.io/org/os@sha256:${'a'.repeat(64)}`;
-    // Root's containers-storage is what BIB reads: a non-root runner goes through sudo -n.
-    const root = (argv: string[]): [string, string[]] =>
-      process.getuid?.() === 0 ? ['podman', argv] : ['sudo', ['-n', 'podman', ...argv]];
-    expect(
-      bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/tmp/out', configFile: '/tmp/config.toml' }),
-    ).toEqual([
-      root(['pull', '--', ref]),
-      root([
-        'run',
-        '--rm',
-        '--privileged',
-        '--pull=newer',
-        '--security-opt',
-        'label=type:unconfined_t',
-        '-v',
-        '/var/lib/containers/storage:/var/lib/containers/storage',
-        '-v',
-        '/tmp/out:/output',
-        '-v',
-        '/tmp/config.toml:/config.toml:ro',
-        '--',
-        BIB_IMAGE,
-        'build',
-        '--output',
-        '/output',
-        '--type',
-        'qcow2',
-        '--rootfs',
-        'btrfs',
-        '--use-librepo=True',
-        ref,
-      ]),
-    ]);
-    const [, [, run]] = bibCommands({
-      imageRef: ref,
-      type: 'raw',
-      outputDir: '/o',
-      rootfs: 'xfs',
-      chown: '1001:121',
-    }) as [unknown, [string, string[]]];
-    expect(run.join(' ')).toMatch(
-      /--type raw --rootfs xfs --use-librepo=True --chown 1001:121 ghcr\.io\/org\/os@sha256:a{64}$/,
-    );
-    expect(BIB_IMAGE).toMatch(/@sha256:[0-9a-f]{64}$/);
-    expect(() => bibCommands({ imageRef: 'ghcr.io/org/os:stable', type: 'qcow2', outputDir: '/o' })).toThrow(
-      /needs a digest reference/,
-    );
-    // Input-derived values never become podman or BIB options or volume options.
-    expect(() => bibCommands({ imageRef: `-x@sha256:${'a'.repeat(64)}`, type: 'qcow2', outputDir: '/o' })).toThrow(
-      /cannot start with -/,
-    );
-    expect(() => bibCommands({ imageRef: ref, type: 'qcow2', outputDir: '/o:/etc', configFile: '/c' })).toThrow(
-      /cannot be mounted into the builder \(it contains ':' or ','\)/,
-    );
   });
 });

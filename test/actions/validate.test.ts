@@ -81,7 +81,7 @@ describe('validate (bundled) on synthetic images', () => {
     expect(errors(r)).toEqual([]);
     expect(r.outputs.passed).toBe('true');
     const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
-    expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(13);
+    expect(report.checks.map((c: { id: string }) => c.id)).toHaveLength(14);
     const byId = Object.fromEntries(
       report.checks.map((c: { id: string; status: string; evidence: string }) => [c.id, c]),
     );
@@ -332,6 +332,28 @@ describe('validate on the example distro and fixtures derived from it', () => {
       expect(r.outputs.passed).toBe('true');
     }
   }, 120_000);
+
+  it('install-media live-iso: the example image passes; without dmsquash-live it fails by check name', async () => {
+    const ok = await runAction({ action: 'validate', inputs: { image: img.ociRef, 'install-media': 'live-iso' } });
+    expect([errors(ok), ok.outputs.passed]).toEqual([[], 'true']);
+    const okReport = JSON.parse(fs.readFileSync(ok.outputs.report!, 'utf8'));
+    expect(okReport.checks.find((c: { id: string }) => c.id === 'install-media')).toMatchObject({
+      status: 'pass',
+      evidence: expect.stringMatching(/dmsquash-live module, \/tmp, kernel modules squashfs, loop, isofs, overlay$/),
+    });
+    // The example image with dracut's dmsquash-live module whited out (as removing dracut-live would).
+    const image = derivedImage(img.ociDir, 'latest', layerOf({ 'usr/lib/dracut/modules.d/.wh.90dmsquash-live': '' }));
+    const r = await runAction({ action: 'validate', inputs: { image, 'install-media': 'live-iso' } });
+    expect([r.code, r.outputs.passed]).toEqual([1, 'false']);
+    const report = JSON.parse(fs.readFileSync(r.outputs.report!, 'utf8'));
+    expect(report.checks.filter((c: { status: string }) => c.status === 'fail')).toEqual([
+      expect.objectContaining({
+        id: 'install-media',
+        evidence: expect.stringMatching(/^live-iso: missing dracut’s dmsquash-live module/),
+      }),
+    ]);
+    expect(errors(r).at(-1)).toMatch(/^1 check\(s\) failed: install-media \(live-iso: missing dracut’s dmsquash-live/);
+  }, 240_000);
 
   const layerOf = (files: Record<string, string | Buffer>): Buffer => {
     const d = tmpdir('keel-neg-');

@@ -17,15 +17,17 @@ export function fakeBuildah(opts: {
   baseExists?: boolean;
   print?: string;
   secondPassOtherLayers?: boolean;
+  /** Play a Containerfile that builds FROM another image: the base is never pulled. */
+  ignoreBase?: boolean;
 }) {
   const calls: Call[] = [];
   const images = new Map<string, { labels: Record<string, string>; diff: string[]; digest: string }>();
-  if (opts.baseExists ?? true)
-    images.set('localhost/acme-base:trixie', {
-      labels: { 'ostree.linux': 'inherited-kver' },
-      diff: ['sha256:base'],
-      digest: D_BASE,
-    });
+  if (opts.baseExists ?? true) {
+    // A local image answers to its tag and to name@digest.
+    const base = { labels: { 'ostree.linux': 'inherited-kver' }, diff: ['sha256:base'], digest: D_BASE };
+    images.set('localhost/acme-base:trixie', base);
+    images.set(`localhost/acme-base@${D_BASE}`, base);
+  }
   let builds = 0;
   const ok = (stdout = ''): RunResult => ({ code: 0, stdout: Buffer.from(stdout), stderr: '' });
   const runner: CommandRunner = {
@@ -48,6 +50,10 @@ export function fakeBuildah(opts: {
         }
         case 'build': {
           builds++;
+          // The build pulls the pinned base (BASE_IMAGE) unless asked to build FROM something else.
+          const baseArg = args.find((a, i) => args[i - 1] === '--build-arg' && a.startsWith('BASE_IMAGE='));
+          if (baseArg && !opts.ignoreBase)
+            images.set(baseArg.slice('BASE_IMAGE='.length), { labels: {}, diff: ['sha256:base'], digest: D_BASE });
           const id = builds === 1 ? ID1 : ID2;
           const labels: Record<string, string> = {};
           for (let i = 0; i < args.length; i++) {
@@ -56,7 +62,12 @@ export function fakeBuildah(opts: {
               labels[k!] = v.join('=');
             }
           }
-          const diff = builds > 1 && opts.secondPassOtherLayers ? ['sha256:other'] : ['sha256:base', 'sha256:stages'];
+          const diff =
+            builds > 1 && opts.secondPassOtherLayers
+              ? ['sha256:other']
+              : opts.ignoreBase
+                ? ['sha256:elsewhere', 'sha256:stages']
+                : ['sha256:base', 'sha256:stages'];
           images.set(id, { labels, diff, digest: D_IMG });
           fs.writeFileSync(args[args.indexOf('--iidfile') + 1]!, `sha256:${id}`);
           const out = o.stdout as Writable;

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { run } from '../../actions/build/src/main.js';
 import type { RunContext } from '../../actions/lib/context.js';
 import { recordingIO } from '../../actions/lib/io.js';
-import { D_BASE, D_IMG, fakeBuildah, ID2 } from '../harness/fake-buildah.js';
+import { finalBase, fromLines, requireBuiltFromBase } from '../../actions/build/src/containerfile.js';
+import { D_BASE, D_IMG, fakeBuildah, ID1, ID2 } from '../harness/fake-buildah.js';
 
 /**
  * build's run() through recordingIO and a fake buildah: inputs and the event → the exact buildah
@@ -41,8 +42,8 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function runBuild(extra: Record<string, string>, context: Partial<RunContext> = {}) {
-  const fake = fakeBuildah({ rootfs });
+function runBuild(extra: Record<string, string>, context: Partial<RunContext> = {}, ignoreBase = false) {
+  const fake = fakeBuildah({ rootfs, ignoreBase });
   const io = recordingIO(
     { containerfile, context: work, declarations: decl, 'root-storage': 'false', ...extra },
     { now: () => NOW, runnerTemp: work, workspace: work, sha: 'f'.repeat(40), eventName: 'push', ...context },
@@ -144,5 +145,66 @@ describe('build run()', () => {
     await expect(done).rejects.toThrow(message);
     expect(fake.calls.filter((c) => c.args.includes('build'))).toEqual([]);
     expect(io.outputs['image-id']).toBeUndefined();
+  });
+});
+
+describe('the FROM ${BASE_IMAGE} contract', () => {
+  it.each([
+    ['FROM ${BASE_IMAGE}', 'base-image', 1],
+    ['ARG BASE_IMAGE=x\nFROM $BASE_IMAGE AS os\nRUN true', 'base-image', 2],
+    ['FROM --platform=linux/amd64 ${BASE_IMAGE:-quay.io/x/y:1}', 'base-image', 1],
+    ['FROM scratch AS ctx\nCOPY f /\n# FROM quay.io/comment:1\nFROM ${BASE_IMAGE}', 'base-image', 4],
+    ['FROM ${BASE_IMAGE} AS base\nRUN a\nFROM base AS final\nFROM final', 'base-image', 1],
+    ['FROM \\\n  ${BASE_IMAGE} \\\n  AS os', 'base-image', 1],
+    ['FROM ${BASE_IMAGE} AS b\nFROM quay.io/fedora/fedora-bootc:42\nRUN dnf -y install x', 'literal', 2],
+    ['FROM ${BASE_IMAGE_OLD}', 'variable', 1],
+    ['ARG OTHER\nFROM ${OTHER}', 'variable', 2],
+    ['from ghcr.io/acme/base:13 as x\nFROM X', 'literal', 1],
+  ])('%j: the final stage starts from %s at line %d', (text, uses, line) => {
+    const r = finalBase(text);
+    expect([r.uses, r.from?.line]).toEqual([uses, line]);
+  });
+
+  it('reads flags, stage names and continued lines', () => {
+    expect(fromLines('FROM --platform=$P img AS Build \\\n\nRUN x')).toEqual([
+      { line: 1, text: 'FROM --platform=$P img AS Build', image: 'img', stage: 'build' },
+    ]);
+  });
+
+  it('the layer check: the base must be in storage and its layers first', () => {
+    const ctx = { file: 'Containerfile', pinned: 'q.io/b@sha256:1' };
+    expect(() => requireBuiltFromBase(['a', 'b', 'c'], ['a', 'b'], ctx)).not.toThrow();
+    expect(() => requireBuiltFromBase(['a', 'c'], ['a', 'b'], ctx)).toThrow(
+      /^Containerfile: the built image's layers do not start with the pinned base q\.io\/b@sha256:1's 2 layer\(s\)/,
+    );
+    expect(() => requireBuiltFromBase(['a'], undefined, ctx)).toThrow(
+      /^Containerfile: the pinned base q\.io\/b@sha256:1 is not in containers-storage after the build, so the build never used it/,
+    );
+  });
+
+  it('a literal FROM fails before anything is built, naming the Containerfile line', async () => {
+    const file = path.join(work, 'Containerfile.literal');
+    fs.writeFileSync(file, 'ARG BASE_IMAGE\nFROM quay.io/fedora/fedora-bootc:42\nRUN true\n');
+    const { io, fake, done } = runBuild({ containerfile: file });
+    await expect(done).rejects.toThrow(
+      `${file}:2: the final stage starts "FROM quay.io/fedora/fedora-bootc:42", which ignores the pinned base localhost/acme-base@${D_BASE}`,
+    );
+    expect(builds(fake.calls)).toEqual([]);
+    expect(io.outputs['image-id']).toBeUndefined();
+    expect(io.outputs['base-digest']).toBe(D_BASE);
+  });
+
+  it('an image not built from the pinned base fails after the first pass, with no label pass', async () => {
+    const file = path.join(work, 'Containerfile.other');
+    fs.writeFileSync(file, 'ARG OTHER=quay.io/x/y:1\nFROM ${OTHER}\n');
+    const { io, fake, done } = runBuild({ containerfile: file }, {}, true);
+    await expect(done).rejects.toThrow(
+      new RegExp(
+        `^${file.replace(/[.]/g, '\\.')}:2 \\("FROM \\$\\{OTHER\\}"\\): the built image's layers do not start with the pinned base`,
+      ),
+    );
+    expect(builds(fake.calls)).toHaveLength(1);
+    expect(io.outputs['image-id']).toBe(ID1);
+    expect(io.outputs['local-ref']).toBeUndefined();
   });
 });

@@ -1,8 +1,10 @@
 // test-kind: unit
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { FreeSpaceProbe } from '../../actions/lib/disk-space.js';
 import { recordingIO } from '../../actions/lib/io.js';
 import { OciLayout } from '../../actions/lib/oci/layout.js';
 import { run } from '../../actions/rechunk/src/main.js';
@@ -90,6 +92,47 @@ describe('rechunk run()', () => {
     const io = recordingIO({ image: source, ...extra }, { runnerTemp: temp }, fakeRunner());
     await expect(run(io)).rejects.toThrow(message);
     expect(io.outputs).toEqual({});
+    expect(fs.readdirSync(temp)).toEqual([]);
+  });
+});
+
+describe('rechunk run(), disk space checked first', () => {
+  const tiny: FreeSpaceProbe = () => ({ bytes: 64 * 1024 ** 2, filesystem: 'tiny' });
+
+  it('an OCI layout input: refuses before reading it, naming the store and the output, and leaves nothing', async () => {
+    const temp = fs.mkdtempSync(path.join(work, 'temp-'));
+    const io = recordingIO({ image: source }, { runnerTemp: temp, freeSpace: tiny }, fakeRunner());
+    await expect(run(io)).rejects.toThrow(
+      /^not enough disk space: rechunk needs \d+\.\d GiB in .* \(for the store of its files \(estimated\) .* \+ the rechunked layout \(estimated\) .*\), 0\.1 GiB free/,
+    );
+    expect(io.outputs).toEqual({});
+    expect(fs.readdirSync(temp)).toEqual([]);
+  });
+
+  it('a local image: mounted in place (no export), only the output counted; refused, then unmounted', async () => {
+    const config = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+    );
+    const id = crypto.createHash('sha256').update(config).digest('hex');
+    const runner = fakeRunner(({ cmd, args }) => {
+      const a = (cmd === 'sudo' ? args.slice(1) : [cmd, ...args]).join(' ');
+      if (a.startsWith('podman image inspect')) return JSON.stringify([{ Id: id, Size: 10 * 1024 ** 3 }]);
+      if (a.startsWith('podman image mount')) return '/var/lib/containers/storage/overlay/x/merged\n';
+      if (a.startsWith('skopeo inspect --config')) return { code: 0, stdout: config, stderr: '' };
+      return '';
+    });
+    const temp = fs.mkdtempSync(path.join(work, 'temp-'));
+    const io = recordingIO({ image: 'localhost/table:1' }, { runnerTemp: temp, freeSpace: tiny }, runner);
+    await expect(run(io)).rejects.toThrow(
+      /^not enough disk space: rechunk needs 7\.0 GiB in .* \(for the rechunked layout \(estimated\) 6\.0 GiB, and a 1 GiB margin \(space-margin-gib\)\), 0\.1 GiB free/,
+    );
+    const lines = runner.lines().map((l) => l.replace(/^sudo -n /, ''));
+    expect(lines).toEqual([
+      'podman image inspect --format json -- localhost/table:1',
+      `podman image mount -- ${id}`,
+      `skopeo inspect --config --raw -- containers-storage:${id}`,
+      `podman image unmount -- ${id}`,
+    ]);
     expect(fs.readdirSync(temp)).toEqual([]);
   });
 });

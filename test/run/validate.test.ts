@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { asRoot } from '../../actions/lib/exec.js';
+import { asRoot, processRunner } from '../../actions/lib/exec.js';
 import { recordingIO } from '../../actions/lib/io.js';
 import { run } from '../../actions/validate/src/main.js';
 import { fakeRunner, type Call } from '../harness/fake-runner.js';
@@ -124,7 +124,8 @@ describe('validate run()', () => {
     const r = await validate(oci(over, labels), extra);
     expect(r.io.outputs.passed).toBe(passed);
     expect(r.status).toMatchObject(expected);
-    expect(r.report.checks).toHaveLength(13);
+    expect(r.report.checks).toHaveLength(14);
+    expect(r.status['install-media']).toBe('skip');
     expect(r.error === undefined).toBe(passed === 'true');
     for (const [id, s] of Object.entries(expected)) {
       const level = s === 'fail' ? 'error' : s === 'warn' ? 'warning' : 'info';
@@ -134,6 +135,89 @@ describe('validate run()', () => {
       expect(r.error?.message).toMatch(/initramfs-generic \(host-only initramfs: dracut wrote /);
     expect(r.io.groups).toEqual(['open the image', 'run the checks']);
     expect(r.runner.calls).toEqual([]);
+  });
+
+  describe('install-media: the declared media, judged before any push', () => {
+    const LIVE = {
+      'usr/bin/dracut': '#!/bin/bash',
+      'usr/bin/bash': 'bash',
+      'usr/lib/dracut/modules.d/90dmsquash-live/module-setup.sh': 'instmods squashfs loop iso9660 overlay',
+      'tmp/.keep': '',
+      [`usr/lib/modules/${K}/kernel/fs/squashfs/squashfs.ko.xz`]: 'm',
+      [`usr/lib/modules/${K}/kernel/drivers/block/loop.ko.zst`]: 'm',
+      [`usr/lib/modules/${K}/kernel/fs/overlayfs/overlay.ko`]: 'm',
+      [`usr/lib/modules/${K}/modules.builtin`]: 'kernel/fs/isofs/isofs.ko\n',
+    };
+    const drop = (p: string) => Object.fromEntries(Object.entries(LIVE).filter(([k]) => k !== p));
+    const media = async (m: string, over: Record<string, string | Buffer>, only = ['install-media']) => {
+      const r = await validate(oci(over), { 'install-media': m, checks: only.join('\n') });
+      return { ...r, evidence: r.report.checks[0].evidence as string };
+    };
+
+    it('live-iso passes with dracut, dmsquash-live, /tmp and the live modules (module or built in)', async () => {
+      const r = await media('live-iso', LIVE);
+      expect([r.status['install-media'], r.io.outputs.passed]).toEqual(['pass', 'true']);
+      expect(r.evidence).toMatch(
+        /^live-iso: the kernel .*, dracut, bash, dracut’s dmsquash-live module, \/tmp, kernel modules squashfs, loop, isofs, overlay$/,
+      );
+    });
+
+    it.each([
+      [
+        'dmsquash-live',
+        'usr/lib/dracut/modules.d/90dmsquash-live/module-setup.sh',
+        /missing dracut’s dmsquash-live module \(\/usr\/lib\/dracut\/modules\.d\/\*dmsquash-live is missing; Debian and Fedora: install dracut-live\)/,
+      ],
+      ['dracut', 'usr/bin/dracut', /missing dracut \(build-disk runs the image’s own dracut/],
+      [
+        'the squashfs module',
+        `usr/lib/modules/${K}/kernel/fs/squashfs/squashfs.ko.xz`,
+        /kernel modules squashfs are neither in usr\/lib\/modules\/6\.12\.0-table nor built in/,
+      ],
+      ['/tmp', 'tmp/.keep', /missing \/tmp \(dracut builds the initramfs under \/tmp\)/],
+    ])('live-iso fails without %s, by check name, before any push', async (_what, gone, evidence) => {
+      const r = await media('live-iso', drop(gone), ['all']);
+      expect([r.status['install-media'], r.io.outputs.passed]).toEqual(['fail', 'false']);
+      const check = r.report.checks.find((c: { id: string }) => c.id === 'install-media');
+      expect(check.evidence).toMatch(evidence);
+      expect(r.error?.message).toMatch(/install-media \(live-iso: missing /);
+      expect(r.lines('error')).toContainEqual(expect.stringMatching(/^FAIL install-media: live-iso: missing/));
+    });
+
+    it('disk needs the initramfs next to the kernel', async () => {
+      expect((await media('disk', {})).status['install-media']).toBe('pass');
+      const without = makeOciImage(path.join(work, 'no-initramfs'), {
+        layers: [Object.fromEntries(Object.entries(files()).filter(([p]) => !p.endsWith('initramfs.img')))],
+      });
+      const r = await validate(`oci:${without.dir}:latest`, { 'install-media': 'disk', checks: 'install-media' });
+      expect(r.report.checks[0]).toMatchObject({
+        status: 'fail',
+        evidence: expect.stringMatching(
+          /^disk: missing the initramfs \/usr\/lib\/modules\/<kver>\/initramfs\.img \(the disk boots the image’s own initramfs\); present: the kernel/,
+        ),
+      });
+    });
+
+    it('bib-iso needs bootc and a Fedora/CentOS/RHEL-family os-release', async () => {
+      const debian = await media('bib-iso', { 'usr/lib/os-release': 'ID=keel-os\nID_LIKE="debian"\n' });
+      expect(debian.status['install-media']).toBe('fail');
+      expect(debian.evidence).toMatch(
+        /missing bootc \(bootc-image-builder installs the image with bootc install\); .*ID=keel-os ID_LIKE="debian" is not in the fedora\/centos\/rhel family/,
+      );
+      const fedora = await media('bib-iso', {
+        'usr/lib/os-release': 'ID=acme\nID_LIKE="rhel centos fedora"\n',
+        'usr/bin/bootc': 'bootc',
+      });
+      expect(fedora.status['install-media']).toBe('pass');
+    });
+
+    it('refuses an unknown install-media value naming the input', async () => {
+      const r = await validate(oci(), { 'install-media': 'usb-stick' });
+      expect(r.error?.message).toBe(
+        `Input 'install-media' has value "usb-stick": expected one of: none, live-iso, bib-iso, disk`,
+      );
+      expect(r.io.outputs).toEqual({});
+    });
   });
 
   it('runs only the checks asked for', async () => {
@@ -148,30 +232,25 @@ describe('validate run()', () => {
       fs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
       fs.writeFileSync(path.join(root, p), c);
     }
-    const playPodmanAndSkopeo = (c: Call) => {
-      const a = c.args.join(' ');
+    const id = 'e'.repeat(64);
+    // podman plays the storage; the mounted tree is a real directory, read by the real find and
+    // tar when this test is not root (through `sudo -n`, dropped here: the tree is the test's own).
+    const playStorage = (c: Call) => {
+      const [cmd, args] = c.cmd === 'sudo' ? [c.args[1]!, c.args.slice(2)] : [c.cmd, c.args];
+      if (cmd === 'find' || cmd === 'tar') return processRunner().run(cmd, args, c.opts);
+      const a = args.join(' ');
       if (a.includes('image inspect'))
         return JSON.stringify([
-          { Labels: { 'containers.bootc': '1', 'ostree.linux': K }, Digest: 'sha256:' + 'd'.repeat(64) },
+          { Id: id, Labels: { 'containers.bootc': '1', 'ostree.linux': K }, Digest: 'sha256:' + 'd'.repeat(64) },
         ]);
       if (a.includes('image mount')) return `${root}\n`;
       if (a.includes('container lint')) return 'Checks passed: 9';
-      if (a.includes('skopeo') || c.cmd === 'skopeo') {
-        const dest = c.args.find((x) => x.startsWith('oci:'))!;
-        const [, dir, tag] = /^oci:(.*):([^:]+)$/.exec(dest)!;
-        makeOciImage(dir!, {
-          tag,
-          layers: [files({ 'usr/bin/bootc': 'bootc' })],
-          labels: { 'containers.bootc': '1', 'ostree.linux': K },
-        });
-        return '';
-      }
       return '';
     };
     const r = await validate(
       'containers-storage:localhost/table:1',
       { 'warn-checks': 'initramfs-size' },
-      fakeRunner(playPodmanAndSkopeo),
+      fakeRunner(playStorage),
     );
     expect(r.io.outputs.passed).toBe('true');
     expect(r.status['bootc-lint']).toBe('pass');
@@ -187,14 +266,15 @@ describe('validate run()', () => {
       'container',
       'lint',
     ]);
-    expect(r.runner.lines()).toContain([lint[0], ...lint[1]].join(' '));
-    if (process.getuid?.() === 0) {
-      expect(r.runner.lines().slice(0, 2)).toEqual([
-        'podman image inspect -- localhost/table:1',
-        'podman image mount -- localhost/table:1',
-      ]);
-      expect(r.runner.lines().at(-1)).toBe('podman image unmount -- localhost/table:1');
-    }
+    const lines = r.runner.lines().map((l) => l.replace(/^sudo -n /, ''));
+    expect(lines).toContain([lint[0], ...lint[1]].join(' ').replace(/^sudo -n /, ''));
+    // Mounted by ID (a moved tag cannot race), read in place: nothing exported.
+    expect(lines.slice(0, 2)).toEqual([
+      'podman image inspect --format json -- localhost/table:1',
+      `podman image mount -- ${id}`,
+    ]);
+    expect(lines.filter((l) => l.startsWith('skopeo'))).toEqual([]);
+    expect(lines.at(-1)).toBe(`podman image unmount -- ${id}`);
   });
 
   it.each([

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../../lib/errors.js';
 import type { CommandRunner } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
 import type { LayeredRootfs } from '../../lib/rootfs/layered.js';
-import { bibCommands, type BibRootfs, type BibType } from '../../lib/vm/bib.js';
+import { runBib, type BibRootfs, type BibType, type RegistryLogin } from '../../lib/vm/bib.js';
+import type { SpaceNeed } from '../../lib/disk-space.js';
 import { buildUefiDisk, type Usage } from '../../lib/vm/disk.js';
 import { buildLiveIso, elToritoPlatforms, GrubBootWatch, liveRequirements } from '../../lib/vm/iso.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
@@ -20,26 +20,27 @@ import { copyOutOf, removeTree, unpackRootfs } from '../../lib/vm/unpack.js';
 import { VerdictMatcher } from '../../lib/vm/verdict.js';
 import { code } from '../../lib/summary.js';
 
-/** Fails early, with the figure, when a directory's filesystem lacks the space a build needs. */
-export function checkSpace(dirs: string[], bytes: number, log: Logger): void {
-  const seen = new Set<number>();
-  let free = Infinity;
-  let where = '';
-  for (const d of dirs) {
-    const st = fs.statfsSync(d);
-    const key = st.type * 1e9 + st.blocks;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const f = st.bavail * st.bsize;
-    if (f < free) {
-      free = f;
-      where = d;
-    }
-  }
-  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  if (free < bytes)
-    throw new UserError(`not enough disk space: this build needs about ${gib(bytes)} free, ${where} has ${gib(free)}`);
-  log.info(`disk space: need about ${gib(bytes)}, ${gib(free)} free`);
+/** What the live backend writes, from the image's index (the layers are already downloaded). */
+export function liveSpaceNeeds(
+  usage: Usage,
+  type: 'iso' | 'qcow2' | 'raw',
+  workDir: string,
+  outDir: string,
+): SpaceNeed[] {
+  const u = usage.bytes;
+  const rootfs = { dir: workDir, bytes: u, what: 'the unpacked rootfs' };
+  if (type === 'iso')
+    return [
+      rootfs,
+      { dir: workDir, bytes: u * 0.8, what: 'the squashfs' },
+      { dir: outDir, bytes: u * 0.8, what: 'the ISO' },
+    ];
+  const raw = u * 1.25 + 512 * 1024 ** 2;
+  return [
+    rootfs,
+    { dir: type === 'raw' ? outDir : workDir, bytes: raw, what: 'the raw disk' },
+    ...(type === 'qcow2' ? [{ dir: outDir, bytes: u, what: 'the qcow2 disk' }] : []),
+  ];
 }
 
 export interface BootTest {
@@ -265,6 +266,8 @@ export async function bibBuild(
     bibImage: string;
     rootfs?: BibRootfs;
     workDir: string;
+    /** Credentials for the image's registry and the builder image's (logged in to first). */
+    logins: RegistryLogin[];
   },
   runner: CommandRunner,
   log: Logger,
@@ -272,17 +275,19 @@ export async function bibBuild(
   const type: BibType = r.type === 'iso' ? 'anaconda-iso' : r.type;
   const out = path.join(r.workDir, 'bib-output');
   fs.mkdirSync(out, { recursive: true });
-  for (const [cmd, args] of bibCommands({
-    imageRef: r.ref,
-    type,
-    outputDir: out,
-    configFile: r.config,
-    bibImage: r.bibImage,
-    rootfs: r.rootfs,
-    chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
-  })) {
-    await runner.run(cmd, args, { echo: true, timeoutMs: 3 * 3600_000 });
-  }
+  await runBib(
+    {
+      imageRef: r.ref,
+      type,
+      outputDir: out,
+      configFile: r.config,
+      bibImage: r.bibImage,
+      rootfs: r.rootfs,
+      chown: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
+    },
+    r.logins,
+    { runner, log, workDir: r.workDir, timeoutMs: 3 * 3600_000 },
+  );
   const produced =
     r.type === 'iso' ? path.join(out, 'bootiso', 'install.iso') : path.join(out, r.type, `disk.${r.type}`);
   if (!fs.existsSync(produced)) throw new Error(`bootc-image-builder finished but ${produced} is missing`);

@@ -12,6 +12,7 @@ import { mayBeInsecure, registryTransportProblem } from '../../lib/transport.js'
 import { connect, resolveDigest, type RegistryAccess } from '../../lib/registry.js';
 import { pullRequestOf, releaseDateOf } from '../../lib/tags.js';
 import { Buildah, privilegeFor, theKernel, type ImageInfo } from './buildah.js';
+import { requireBuiltFromBase, requireFromBaseImage } from './containerfile.js';
 import { inputsDigest } from './inputs-digest.js';
 import {
   buildArgv,
@@ -215,6 +216,7 @@ export async function buildImage(
   state.base = await resolveBase(givenBase, !req.baseImage, buildah, deps, req.registry);
   state.timings.resolve = Date.now() - t;
   log.info(`base ${state.base.given} → ${state.base.pinned} (${state.base.source})`);
+  const from = requireFromBaseImage(req.containerfile, state.base.pinned);
 
   const revision = ctx.sha || (await gitRevision(runner, ctx.workspace));
   const source = decl?.image.source ?? (ctx.repository ? `${ctx.serverUrl}/${ctx.repository}` : undefined);
@@ -271,6 +273,8 @@ export async function buildImage(
     state.timings.build = Date.now() - t;
     state.imageId = id1; // reported if a later step fails: the image that was built, untagged
     const info1 = await mustInspect(buildah, id1);
+    const base = await buildah.inspect(state.base.pinned);
+    requireBuiltFromBase(info1.diffIds, base?.diffIds, { file: req.containerfile, from, pinned: state.base.pinned });
 
     // The kernel, read from the built content (never from an inherited label).
     t = Date.now();

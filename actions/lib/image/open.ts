@@ -112,6 +112,11 @@ export interface OpenOptions {
   /** Where registry blobs are cached (content-addressed; default <tmpDir>/keel-blobs). */
   cacheDir?: string;
   platform?: { os: string; architecture: string };
+  /**
+   * Called before a registry image's layers are downloaded, with the bytes still to fetch and
+   * where they go: a disk space check fails there, before anything is written.
+   */
+  beforeDownload?: (bytes: number, dir: string) => void;
 }
 
 function pickPlatform(indexBody: Buffer, platform: { os: string; architecture: string }): string {
@@ -124,6 +129,18 @@ function pickPlatform(indexBody: Buffer, platform: { os: string; architecture: s
     throw new UserError(`the index has no ${platform.os}/${platform.architecture} image (has: ${have})`);
   }
   return m.digest;
+}
+
+/** The compressed size of a registry image's layers (its platform's, for an index): no blob is fetched. */
+export async function registryLayerBytes(
+  client: RegistryClient,
+  ref: ImageReference,
+  platform = { os: 'linux', architecture: 'amd64' },
+): Promise<number> {
+  let m = await client.getManifest(ref.repository, ref.reference);
+  if (isIndexType(m.mediaType)) m = await client.getManifest(ref.repository, pickPlatform(m.body, platform));
+  const manifest = ImageManifestSchema.parse(JSON.parse(m.body.toString()));
+  return manifest.layers.reduce((n, l) => n + l.size, 0);
 }
 
 export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<OpenedImage> {
@@ -178,6 +195,11 @@ export async function openImage(loc: ImageLocation, opts: OpenOptions): Promise<
     JSON.parse((await client.getBlob(ref.repository, manifest.config.digest)).toString()),
   );
   const cache = opts.cacheDir ?? path.join(opts.tmpDir, 'keel-blobs');
+  const missing = manifest.layers.filter((l) => !fs.existsSync(path.join(cache, l.digest.replace(':', '-'))));
+  opts.beforeDownload?.(
+    missing.reduce((n, l) => n + l.size, 0),
+    cache,
+  );
   const files: string[] = [];
   for (const l of manifest.layers) {
     const f = path.join(cache, l.digest.replace(':', '-'));

@@ -23,8 +23,34 @@ import { ANNOTATION_COMPONENTS, ANNOTATION_LAYER, makePlan, type Plan } from './
  * fixed gzip settings), writes a plain OCI image layout, and checks the result file by file
  * against the input before declaring success.
  */
+/**
+ * What the rechunker reads: the input's labels and config, and its final filesystem. A source
+ * that can read file bodies again (`readFiles`: a mounted image) is read in place; otherwise
+ * (layers) the bodies are kept in a content-addressed store under the work directory.
+ */
+export interface RechunkSource {
+  labels: Record<string, string>;
+  config: ImageConfig;
+  /** For the log: where the entries come from ("3 input layer(s)"). */
+  describe: string;
+  /** The final filesystem, each entry once, with the bodies of regular files. */
+  entries(): AsyncIterable<{ entry: TarHeader; body?: AsyncIterable<Buffer> }>;
+  /** Bodies of regular files, in the order asked (each consumed before the next). */
+  readFiles?(paths: string[]): AsyncIterable<{ path: string; body: AsyncIterable<Buffer> }>;
+}
+
+/** A layered image (registry or OCI layout) as a rechunk source: its layers flattened. */
+export function layeredSource(img: OpenedImage): RechunkSource {
+  return {
+    labels: img.labels,
+    config: img.config,
+    describe: `${img.layers.length} input layer(s)`,
+    entries: () => new LayeredRootfs(img.layers).flatten(),
+  };
+}
+
 export interface RechunkRequest {
-  input: OpenedImage;
+  input: RechunkSource;
   outputDir: string;
   tag: string;
   maxLayers: number;
@@ -74,40 +100,57 @@ function ancestors(p: string): string[] {
 
 /** Reads the input once: metadata in memory, file contents in a content-addressed store. */
 export async function flattenToStore(input: OpenedImage, store: string, log: Logger): Promise<Map<string, Meta>> {
-  fs.mkdirSync(store, { recursive: true });
-  const rootfs = new LayeredRootfs(input.layers);
+  return readInput(layeredSource(input), store, log);
+}
+
+/**
+ * Reads the input once: metadata (with each file's sha256) in memory; file contents copied into
+ * the content-addressed `store` only when given (a source that cannot read them again).
+ */
+async function readInput(input: RechunkSource, store: string | undefined, log: Logger): Promise<Map<string, Meta>> {
+  if (store) fs.mkdirSync(store, { recursive: true });
   const meta = new Map<string, Meta>();
   let bytes = 0;
-  for await (const { entry, body } of rootfs.flatten()) {
-    const { layer: _l, seq: _s, ...m } = entry;
+  for await (const { entry, body } of input.entries()) {
+    const { layer: _l, seq: _s, ...m } = entry as FsEntry;
     const rec: Meta = { ...m };
     if (entry.type === 'file') {
-      const tmp = path.join(store, `.in-${process.pid}`);
-      const hash = crypto.createHash('sha256');
-      if (body) {
-        await pipeline(
-          Readable.from(body),
-          new Transform({
-            transform(c: Buffer, _e, cb) {
-              hash.update(c);
-              cb(null, c);
-            },
-          }),
-          fs.createWriteStream(tmp),
-        );
-      } else fs.writeFileSync(tmp, '');
-      rec.hash = hash.digest('hex');
-      const dest = path.join(store, rec.hash);
-      if (fs.existsSync(dest)) fs.rmSync(tmp);
-      else fs.renameSync(tmp, dest);
+      rec.hash = store ? await storeBody(body, store) : await hashBody(body);
       bytes += entry.size;
     }
     meta.set(entry.path, rec);
   }
-  log.info(
-    `read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.layers.length} input layer(s)`,
-  );
+  log.info(`read ${meta.size} entries (${(bytes / 1048576).toFixed(0)} MiB of file content) from ${input.describe}`);
   return meta;
+}
+
+async function hashBody(body: AsyncIterable<Buffer> | undefined): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  if (body) for await (const c of body) hash.update(c);
+  return hash.digest('hex');
+}
+
+/** Writes a body into the store under its sha256 (once per content); returns the hash. */
+async function storeBody(body: AsyncIterable<Buffer> | undefined, store: string): Promise<string> {
+  const tmp = path.join(store, `.in-${process.pid}`);
+  const hash = crypto.createHash('sha256');
+  if (body) {
+    await pipeline(
+      Readable.from(body),
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          hash.update(c);
+          cb(null, c);
+        },
+      }),
+      fs.createWriteStream(tmp),
+    );
+  } else fs.writeFileSync(tmp, '');
+  const hex = hash.digest('hex');
+  const dest = path.join(store, hex);
+  if (fs.existsSync(dest)) fs.rmSync(tmp);
+  else fs.renameSync(tmp, dest);
+  return hex;
 }
 
 function kernelOf(meta: Map<string, Meta>): string | undefined {
@@ -168,9 +211,11 @@ function fingerprint(e: TarHeader & { hash?: string }, linkGroup: string | undef
 }
 
 export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
-  const store = path.join(req.workDir, 'cas');
-  const meta = await flattenToStore(req.input, store, req.log);
-  const content: Content = { meta, store, canonicalOf: hardlinkCanonicals(meta), epoch: req.sourceDateEpoch };
+  const reread = req.input.readFiles?.bind(req.input);
+  const store = reread ? undefined : path.join(req.workDir, 'cas');
+  const meta = await readInput(req.input, store, req.log);
+  const bodies = reread ?? ((paths: string[]) => storeBodies(paths, meta, store!));
+  const content: Content = { meta, bodies, canonicalOf: hardlinkCanonicals(meta), epoch: req.sourceDateEpoch };
   const components = await componentsOf(content, req);
   const { plan, notes, fallbackReason } = planLayers(content, components, req);
   const layout = OciLayout.create(req.outputDir);
@@ -194,12 +239,24 @@ export async function rechunk(req: RechunkRequest): Promise<RechunkResult> {
 /** The flattened input, as every phase after reading sees it. */
 interface Content {
   meta: Map<string, Meta>;
-  /** The content-addressed store of file bodies (by sha256 hex). */
-  store: string;
+  /** Bodies of regular files by path, in the order asked (the input again, or the store). */
+  bodies: (paths: string[]) => AsyncIterable<{ path: string; body: AsyncIterable<Buffer> }>;
   /** Hardlink set member → the set's canonical member. */
   canonicalOf: Map<string, string>;
   /** Mtimes are clamped to this (SOURCE_DATE_EPOCH). */
   epoch: number;
+}
+
+/** Bodies from the content-addressed store, by each path's hash. */
+async function* storeBodies(
+  paths: string[],
+  meta: Map<string, Meta>,
+  store: string,
+): AsyncGenerator<{ path: string; body: AsyncIterable<Buffer> }> {
+  for (const p of paths) {
+    const body = fs.createReadStream(path.join(store, meta.get(p)!.hash!), { highWaterMark: 1 << 20 });
+    yield { path: p, body: body as AsyncIterable<Buffer> };
+  }
 }
 
 /** Hardlink sets: canonical member = smallest path, stored as the file; the others link to it. */
@@ -229,9 +286,11 @@ async function componentsOf(c: Content, req: RechunkRequest): Promise<Map<string
     runner: req.runner,
     readFiles: async (paths) => {
       const out = new Map<string, Buffer>();
-      for (const p of paths) {
-        const h = c.meta.get(p)?.hash;
-        if (h) out.set(p, fs.readFileSync(path.join(c.store, h)));
+      const files = paths.filter((p) => c.meta.get(p)?.type === 'file');
+      for await (const { path: p, body } of c.bodies(files)) {
+        const parts: Buffer[] = [];
+        for await (const chunk of body) parts.push(chunk);
+        out.set(p, Buffer.concat(parts));
       }
       return out;
     },
@@ -291,25 +350,36 @@ async function* layerEntries(own: string[], c: Content, counted: { files: number
   const all = new Set<string>(own);
   for (const p of own) for (const a of ancestors(p)) all.add(a);
   const paths = [...all].sort((a, b) => (a === ROOT ? -1 : b === ROOT ? 1 : a < b ? -1 : a > b ? 1 : 0));
-  for (const p of paths) {
+  const entries = paths.flatMap((p) => {
     const e = c.meta.get(p);
-    if (!e) continue; // an ancestor the image does not list (tar creates it)
+    if (!e) return []; // an ancestor the image does not list (tar creates it)
     const canon = c.canonicalOf.get(p);
     const src = canon && e.type === 'hardlink' ? c.meta.get(e.linkname)! : e;
-    const mtime = Math.min(Math.floor(src.mtime), c.epoch);
-    if (canon && canon !== p) {
-      yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
-      continue;
+    const link = canon !== undefined && canon !== p;
+    return [{ p, src, canon, withBody: !link && src.type === 'file' && src.size > 0 }];
+  });
+  // One ordered read of every body this layer carries (the file a hardlink set's content is under).
+  const bodies = c.bodies(entries.filter((x) => x.withBody).map((x) => x.src.path))[Symbol.asyncIterator]();
+  try {
+    for (const { p, src, canon, withBody } of entries) {
+      const mtime = Math.min(Math.floor(src.mtime), c.epoch);
+      if (canon && canon !== p) {
+        yield { header: { ...src, path: p, type: 'hardlink', linkname: canon, mtime, size: 0 } };
+        continue;
+      }
+      const isFile = src.type === 'file';
+      if (isFile && mine.has(p)) counted.files++;
+      let body: AsyncIterable<Buffer> | undefined;
+      if (withBody) {
+        const next = await bodies.next();
+        if (next.done || next.value.path !== src.path)
+          throw new Error(`rechunk: the body of ${src.path} did not come back in order`);
+        body = next.value.body;
+      }
+      yield { header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 }, body };
     }
-    const isFile = src.type === 'file';
-    if (isFile && mine.has(p)) counted.files++;
-    yield {
-      header: { ...src, path: p, type: isFile ? 'file' : src.type, mtime, size: isFile ? src.size : 0 },
-      body:
-        isFile && src.size > 0
-          ? (fs.createReadStream(path.join(c.store, src.hash!), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
-          : undefined,
-    };
+  } finally {
+    await bodies.return?.();
   }
 }
 

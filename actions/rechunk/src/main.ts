@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from '../../lib/cleanup.js';
-import { locateInput, openImage } from '../../lib/image/open.js';
+import { estimateUnpacked, requireSpace, type SpaceCheckOptions } from '../../lib/disk-space.js';
+import { locateInput, openImage, type ImageLocation } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
-import { int, keyValues, optionalInt, readInputs, registryInputs, str } from '../../lib/inputs.js';
-import { rechunk } from '../../lib/rechunk/write.js';
+import { int, keyValues, optionalInt, readInputs, registryInputs, spaceInputs, str } from '../../lib/inputs.js';
+import type { RegistryAccess } from '../../lib/registry.js';
+import { layeredSource, rechunk, type RechunkSource } from '../../lib/rechunk/write.js';
+import { mountStorageImage, readTreeFiles, scanTree, storageConfig } from '../../lib/rootfs/storage.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import { readPrevious } from './previous.js';
 
@@ -25,7 +28,71 @@ export const inputs = {
   'source-date-epoch': optionalInt({ min: 0 }),
   'large-file-mb': int({ default: 16, min: 1 }),
   ...registryInputs,
+  ...spaceInputs,
 };
+
+/** Compressed output per uncompressed input byte, for the space estimate (bootc images: ~0.4-0.65). */
+const OUTPUT_PER_INPUT_BYTE = 0.6;
+
+interface OpenedSource {
+  source: RechunkSource;
+  digest?: string;
+  dispose(): Promise<void>;
+}
+
+/**
+ * A local image is read in place (a read-only mount: no export, no store of its files); a
+ * registry image or an OCI layout through its layers. The space the run needs is checked
+ * before anything is written.
+ */
+async function openSource(
+  loc: ImageLocation,
+  at: { access: RegistryAccess; workDir: string; output: string; space: SpaceCheckOptions },
+  io: ActionIO,
+): Promise<OpenedSource> {
+  const runner = io.runner;
+  if (loc.kind === 'containers-storage') {
+    const img = await mountStorageImage(loc.ref, runner);
+    try {
+      const config = await storageConfig(img.id, runner);
+      const output = img.size * OUTPUT_PER_INPUT_BYTE;
+      requireSpace([{ dir: at.output, bytes: output, what: 'the rechunked layout (estimated)' }], at.space);
+      io.info(`reading ${img.id} in place: ${img.root} (read-only podman image mount; no copy)`);
+      const source: RechunkSource = {
+        labels: { ...(config.config?.Labels ?? {}) },
+        config,
+        describe: `local image ${img.id.slice(0, 12)}, read in place`,
+        entries: () => scanTree(img.root, runner),
+        readFiles: (paths) => readTreeFiles(img.root, paths, runner),
+      };
+      return { source, digest: img.digest, dispose: img.unmount };
+    } catch (e) {
+      await img.unmount();
+      throw e;
+    }
+  }
+  const image = await openImage(loc, {
+    access: at.access,
+    log: io,
+    runner,
+    tmpDir: at.workDir,
+    beforeDownload: (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], at.space),
+  });
+  const compressed = image.manifest.layers.reduce((n, l) => n + l.size, 0);
+  try {
+    requireSpace(
+      [
+        { dir: at.workDir, bytes: estimateUnpacked(compressed), what: 'the store of its files (estimated)' },
+        { dir: at.output, bytes: compressed, what: 'the rechunked layout (estimated)' },
+      ],
+      at.space,
+    );
+  } catch (e) {
+    image.dispose();
+    throw e;
+  }
+  return { source: layeredSource(image), digest: image.manifestDigest, dispose: async () => image.dispose() };
+}
 
 /** rechunk: regroup the filesystem into content-grouped, reproducible layers. */
 export async function run(io: ActionIO): Promise<void> {
@@ -44,14 +111,13 @@ export async function run(io: ActionIO): Promise<void> {
     const previous = prevLoc
       ? await io.group('read the previous image', () => readPrevious(prevLoc, inp, io))
       : undefined;
-    const image = await io.group('open the image', () =>
-      openImage(loc, { access: inp, log: io, runner, tmpDir: workDir }),
-    );
+    const space = { hop: 'rechunk', margin: inp['space-margin-gib'], probe: io.context.freeSpace, log: io };
+    const image = await io.group('open the image', () => openSource(loc, { access: inp, workDir, output, space }, io));
     let result;
     try {
       result = await io.group('rechunk', () =>
         rechunk({
-          input: image,
+          input: image.source,
           outputDir: output,
           tag: inp.tag,
           maxLayers: inp['max-layers'],
@@ -65,10 +131,10 @@ export async function run(io: ActionIO): Promise<void> {
         }),
       );
     } finally {
-      image.dispose();
+      await image.dispose();
     }
     const report = {
-      input: { image: inp.image, digest: image.manifestDigest },
+      input: { image: inp.image, digest: image.digest },
       output: { ociRef: `oci:${output}:${inp.tag}`, digest: result.manifestDigest },
       sourceDateEpoch: epoch,
       maxLayers: inp['max-layers'],

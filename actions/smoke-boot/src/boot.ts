@@ -4,8 +4,9 @@ import type { CommandRunner } from '../../lib/exec.js';
 import type { OpenedImage } from '../../lib/image/open.js';
 import type { Logger } from '../../lib/log.js';
 import { LayeredRootfs } from '../../lib/rootfs/layered.js';
-import { bibCommands, bibConfig, type BibRootfs } from '../../lib/vm/bib.js';
-import { buildUefiDisk, makeExt4, usageOf } from '../../lib/vm/disk.js';
+import { bibConfig, bibSpaceNeeds, runBib, type BibRootfs, type RegistryLogin } from '../../lib/vm/bib.js';
+import { buildUefiDisk, makeExt4, usageOf, type Usage } from '../../lib/vm/disk.js';
+import { requireSpace, type SpaceCheckOptions, type SpaceNeed } from '../../lib/disk-space.js';
 import { chooseAccel } from '../../lib/vm/probe.js';
 import {
   bootWithRetry,
@@ -41,6 +42,10 @@ export interface BootRequest {
   kvmProbeTimeoutMs: number;
   bibImage?: string;
   bibRootfs?: BibRootfs;
+  /** Credentials for the image's registry and the builder image's (bib backend). */
+  bibLogins?: RegistryLogin[];
+  /** Checks the space the disk needs once the image's index is known (before any unpacking). */
+  space?: SpaceCheckOptions;
   onLine?: (line: string) => void;
 }
 
@@ -60,10 +65,23 @@ export async function kernelOf(rootfs: LayeredRootfs): Promise<string> {
   return theKernel(await rootfs.index(), { files: ['vmlinuz', 'initramfs.img'] });
 }
 
+/** What a boot test writes into its work directory, from the image's index. */
+export function bootSpaceNeeds(req: Pick<BootRequest, 'backend' | 'workDir' | 'image'>, usage: Usage): SpaceNeed[] {
+  if (req.backend === 'bib') {
+    const compressed = req.image.manifest.layers.reduce((n, l) => n + l.size, 0);
+    return bibSpaceNeeds(compressed, req.workDir);
+  }
+  return [
+    { dir: req.workDir, bytes: usage.bytes, what: 'the unpacked rootfs' },
+    { dir: req.workDir, bytes: usage.bytes * 1.25 + 512 * 1024 ** 2, what: 'the boot disk' },
+  ];
+}
+
 export async function bootImage(req: BootRequest, runner: CommandRunner, log: Logger): Promise<BootOutcome> {
   const t0 = Date.now();
   const rootfs = new LayeredRootfs(req.image.layers);
   const kver = await kernelOf(rootfs);
+  if (req.space) requireSpace(bootSpaceNeeds(req, usageOf(await rootfs.index())), req.space);
   fs.mkdirSync(req.workDir, { recursive: true });
   const vmlinuz = path.join(req.workDir, 'vmlinuz');
   const initrd = path.join(req.workDir, 'initramfs.img');
@@ -81,16 +99,18 @@ export async function bootImage(req: BootRequest, runner: CommandRunner, log: Lo
     fs.mkdirSync(out, { recursive: true });
     const config = path.join(req.workDir, 'config.toml');
     fs.writeFileSync(config, bibConfig({ kernelAppend: `${console} ${req.kernelArgs}`.trim() }));
-    for (const [cmd, args] of bibCommands({
-      imageRef: req.pinnedRef,
-      type: 'qcow2',
-      outputDir: out,
-      configFile: config,
-      bibImage: req.bibImage,
-      rootfs: req.bibRootfs,
-    })) {
-      await runner.run(cmd, args, { echo: true, timeoutMs: 3600_000 });
-    }
+    await runBib(
+      {
+        imageRef: req.pinnedRef,
+        type: 'qcow2',
+        outputDir: out,
+        configFile: config,
+        bibImage: req.bibImage,
+        rootfs: req.bibRootfs,
+      },
+      req.bibLogins ?? [],
+      { runner, log, workDir: req.workDir, timeoutMs: 3600_000 },
+    );
     const disk = path.join(out, 'qcow2', 'disk.qcow2');
     if (!fs.existsSync(disk)) throw new Error(`bootc-image-builder produced no ${disk}`);
     spec = {

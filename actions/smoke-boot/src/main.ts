@@ -3,13 +3,24 @@ import path from 'node:path';
 import { z } from 'zod';
 import { onCleanup } from '../../lib/cleanup.js';
 import { errorMessage, UserError } from '../../lib/errors.js';
+import { requireSpace, type SpaceCheckOptions } from '../../lib/disk-space.js';
 import { openImage } from '../../lib/image/open.js';
 import type { ActionIO } from '../../lib/io.js';
-import { imageRef, int, oneOf, readInputs, registryInputs, str, type InputDef } from '../../lib/inputs.js';
+import {
+  imageRef,
+  int,
+  oneOf,
+  readInputs,
+  registryInputs,
+  secret,
+  spaceInputs,
+  str,
+  type InputDef,
+} from '../../lib/inputs.js';
 import { connect, resolveDigest } from '../../lib/registry.js';
 import { requireSignatureGate, signatureGateInputs } from '../../lib/signature-gate.js';
 import { code, fence, table } from '../../lib/summary.js';
-import { BIB_IMAGE, BIB_ROOTFS } from '../../lib/vm/bib.js';
+import { BIB_IMAGE, BIB_ROOTFS, requireLoginPairs } from '../../lib/vm/bib.js';
 import { removeTree } from '../../lib/vm/unpack.js';
 import { DEFAULT_FAILURE, DEFAULT_SUCCESS, VerdictMatcher } from '../../lib/vm/verdict.js';
 import { uploadArtifact } from '../../lib/artifact.js';
@@ -63,12 +74,16 @@ export const inputs = {
     expected: 'a bootc-image-builder image pinned by digest',
   }),
   'bib-rootfs': oneOf(BIB_ROOTFS, 'btrfs'),
+  'bib-username': str({ expected: "a user name for the bootc-image-builder image's registry" }),
+  'bib-password': secret(),
   ...registryInputs,
+  ...spaceInputs,
 };
 
 /** smoke-boot: resolve once, boot that digest for real, decide from the console, show why. */
 export async function run(io: ActionIO): Promise<void> {
   const inp = readInputs(io, inputs);
+  if (inp.backend === 'bib') requireLoginPairs(inp);
   const gate = await requireSignatureGate(inp, io, 'smoke-boot');
   const ref = inp.image;
   const client = connect(ref, inp, io);
@@ -81,6 +96,12 @@ export async function run(io: ActionIO): Promise<void> {
   const signature = await io.group('verify the signature', () => gate.check(client, pinned, io, inp.identity));
 
   const runner = io.runner;
+  const space: SpaceCheckOptions = {
+    hop: 'smoke-boot',
+    margin: inp['space-margin-gib'],
+    probe: io.context.freeSpace,
+    log: io,
+  };
   const temp = io.context.runnerTemp;
   const workDir = fs.mkdtempSync(path.join(temp, 'keel-smoke-'));
   const unregister = onCleanup(() => fs.rmSync(workDir, { recursive: true, force: true }));
@@ -89,7 +110,16 @@ export async function run(io: ActionIO): Promise<void> {
   const screenshot = path.join(temp, `keel-smoke-${id}-screen.png`);
   io.setOutput('serial-log', serialLog);
   const image = await io.group(`download ${pinned.toString()}`, () =>
-    openImage({ kind: 'registry', ref: pinned }, { access: inp, log: io, runner, tmpDir: workDir }),
+    openImage(
+      { kind: 'registry', ref: pinned },
+      {
+        access: inp,
+        log: io,
+        runner,
+        tmpDir: workDir,
+        beforeDownload: (bytes, dir) => requireSpace([{ dir, bytes, what: 'the image layers' }], space),
+      },
+    ),
   );
   let outcome;
   try {
@@ -117,6 +147,11 @@ export async function run(io: ActionIO): Promise<void> {
           kvmProbeTimeoutMs: inp['kvm-probe-timeout'] * 1000,
           bibImage: inp['bib-image'],
           bibRootfs: inp['bib-rootfs'],
+          bibLogins: [
+            { image: pinned.toString(), username: inp.username, password: inp.password },
+            { image: inp['bib-image'], username: inp['bib-username'], password: inp['bib-password'] },
+          ],
+          space,
         },
         runner,
         io,

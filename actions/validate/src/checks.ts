@@ -4,6 +4,7 @@ import { listInitramfs, moduleName, type InitramfsListing } from '../../lib/init
 import type { Logger } from '../../lib/log.js';
 import type { RootfsReader } from '../../lib/rootfs/reader.js';
 import type { TarHeader } from '../../lib/tar/reader.js';
+import { installMediaVerdict, type InstallMedia } from './install-media.js';
 
 /**
  * Static checks of a built bootc image. Every check runs (none short-circuits another); each
@@ -21,6 +22,8 @@ export interface ValidateOptions {
   varAllow: string[];
   /** Run `bootc container lint` through podman when the image ships bootc and is local. */
   localRef?: string;
+  /** The install media the image must be able to become (install-media check). */
+  installMedia?: InstallMedia;
 }
 
 export interface CheckResult {
@@ -63,6 +66,7 @@ export const CHECK_IDS = [
   'passwd',
   'os-release',
   'boot-empty',
+  'install-media',
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -173,6 +177,7 @@ const TITLES: Record<CheckId, string> = {
   passwd: '/etc/passwd and /usr/lib/passwd are sane',
   'os-release': '/usr/lib/os-release identifies the OS',
   'boot-empty': '/boot ships no kernel or initramfs',
+  'install-media': 'the image can become the declared install media (install-media)',
 };
 
 type CheckFn = (env: CheckEnv, s: Shared) => Promise<Outcome>;
@@ -387,7 +392,16 @@ const CHECKS: Record<CheckId, CheckFn> = {
       ? fail(`kernel artefacts in /boot: ${bad.map((p) => `/${p}`).join(', ')}`)
       : pass('/boot holds no kernel or initramfs');
   },
+
+  'install-media': installMediaCheck,
 };
+
+async function installMediaCheck(env: CheckEnv, s: Shared): Promise<Outcome> {
+  const media = env.opts.installMedia ?? 'none';
+  if (media === 'none') return skip('install-media: none (no install media declared)');
+  const v = await installMediaVerdict(media, { fs: env.fs, index: s.index, kver: s.kver, builtin: s.builtin });
+  return v.ok ? pass(v.evidence) : fail(v.evidence);
+}
 
 export async function runChecks(env: CheckEnv, which: readonly CheckId[] = CHECK_IDS): Promise<CheckResult[]> {
   const shared = await prepare(env);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../lib/errors.js';
 import type { ActionIO } from '../../lib/io.js';
-import { list, oneOf, positiveNumber, readInputs, registryInputs, str } from '../../lib/inputs.js';
+import { list, oneOf, positiveNumber, readInputs, registryInputs, spaceInputs, str } from '../../lib/inputs.js';
 import { code, seconds, table } from '../../lib/summary.js';
 import {
   CHECK_IDS,
@@ -13,6 +13,7 @@ import {
   type CheckResult,
 } from './checks.js';
 import { locateInput } from '../../lib/image/open.js';
+import { INSTALL_MEDIA } from './install-media.js';
 import { openForChecks } from './open.js';
 
 export const inputs = {
@@ -43,8 +44,10 @@ export const inputs = {
     expected: 'newline-separated globs (!glob exempts); empty: Keel defaults for dnf/COPR, apt and zypper',
   }),
   'var-allow': list({ expected: 'newline-separated /var paths allowed without a tmpfiles.d entry' }),
+  'install-media': oneOf(INSTALL_MEDIA, 'none'),
   'report-path': str({ expected: 'a file path for the JSON report' }),
   ...registryInputs,
+  ...spaceInputs,
 };
 
 /** validate: every static check of the built image, all run, fail at the end listing all failures. */
@@ -55,7 +58,13 @@ export async function run(io: ActionIO): Promise<void> {
   const loc = locateInput('image', inp.image);
   const started = Date.now();
   const opened = await io.group('open the image', () =>
-    openForChecks(loc, { runner: io.runner, log: io, tmpDir: io.context.runnerTemp, access: inp }),
+    openForChecks(loc, {
+      runner: io.runner,
+      log: io,
+      tmpDir: io.context.runnerTemp,
+      access: inp,
+      space: { hop: 'validate', margin: inp['space-margin-gib'], probe: io.context.freeSpace, log: io },
+    }),
   );
   let results: CheckResult[];
   try {
@@ -75,6 +84,7 @@ export async function run(io: ActionIO): Promise<void> {
             repoGlobs: inp['repo-globs'].length ? inp['repo-globs'] : DEFAULT_REPO_GLOBS,
             varAllow: inp['var-allow'],
             localRef: opened.localRef,
+            installMedia: inp['install-media'],
           },
         },
         which,
