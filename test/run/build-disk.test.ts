@@ -158,9 +158,9 @@ describe('build-disk run()', () => {
         ),
       });
       const summary = io.summaries.join('');
-      expect(summary).toMatch(/^### build-disk ✅/);
+      expect(summary).toMatch(/^### build-disk ⏭️ \(not boot-tested\)/);
       expect(summary).toContain(`bootc-image-builder (${type}) from \`${pinned}\``);
-      expect(summary).toMatch(/\| not run \|/);
+      expect(summary).toMatch(/\| skipped: bootc-image-builder media are not boot-tested by build-disk/);
     },
   );
 
