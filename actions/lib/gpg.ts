@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { onCleanup } from './cleanup.js';
 import { InputError } from './errors.js';
@@ -23,7 +24,6 @@ export interface GpgSigner {
 
 const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
 
-/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
 /** Why `value` is not an ASCII-armored OpenPGP private key, or undefined (checked before any side effect). */
 export function armoredKeyProblem(value: string): string | undefined {
   return /-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(value)
@@ -31,6 +31,21 @@ export function armoredKeyProblem(value: string): string | undefined {
     : 'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)';
 }
 
+/** The longest UNIX socket path (sun_path is 108 bytes with its NUL). */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * Where the throw-away GNUPGHOME goes: under `tmpDir`, unless gpg-agent's sockets
+ * (`<home>/S.gpg-agent.browser`) would not fit a UNIX socket path there — a job's temp directory
+ * under a deep work tree — then under the system temp directory. Without its agent gpg cannot
+ * import a secret key at all.
+ */
+export function gnupgHomeParent(tmpDir: string): string {
+  const longest = path.join(path.resolve(tmpDir), 'keel-gnupg-XXXXXX', 'S.gpg-agent.browser');
+  return longest.length <= SOCKET_PATH_MAX ? tmpDir : os.tmpdir();
+}
+
+/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
 export async function withGpgKey<T>(
   opts: { armoredKey: string; passphrase?: string; tmpDir: string; runner: CommandRunner; input?: string },
   fn: (signer: GpgSigner) => Promise<T>,
@@ -38,7 +53,7 @@ export async function withGpgKey<T>(
   const input = opts.input ?? 'gpg-private-key';
   const keyProblem = armoredKeyProblem(opts.armoredKey);
   if (keyProblem) throw new InputError(input, undefined, keyProblem);
-  const home = fs.mkdtempSync(path.join(opts.tmpDir, 'keel-gnupg-'));
+  const home = fs.mkdtempSync(path.join(gnupgHomeParent(opts.tmpDir), 'keel-gnupg-'));
   fs.chmodSync(home, 0o700);
   const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];
   const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };

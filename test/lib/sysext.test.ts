@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { processRunner } from '../../actions/lib/exec.js';
 import { withGpgKey } from '../../actions/lib/gpg.js';
@@ -472,6 +473,17 @@ describe('gpg signing', () => {
       /gpg-private-key.*ASCII-armored/,
     );
     expect(key.length).toBeGreaterThan(100);
+    // A job temp directory too deep for gpg-agent's socket (keel run's are): the home goes to the
+    // system temp directory, the key still imports and signs, and nothing is left behind.
+    const deep = path.join(dir, 'd'.repeat(60), 'jobs', 'sysext (keel-hello)', 'temp');
+    fs.mkdirSync(deep, { recursive: true });
+    const before = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('keel-gnupg-'));
+    await withGpgKey({ armoredKey: key, passphrase: 'pw', tmpDir: deep, runner }, (g) =>
+      g.detachSign(file, `${file}.deep.gpg`),
+    );
+    expect(fs.existsSync(`${file}.deep.gpg`)).toBe(true);
+    expect(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('keel-gnupg-'))).toEqual(before);
+    expect(fs.readdirSync(deep)).toEqual([]);
     sh('gpgconf', ['--kill', 'gpg-agent'], { env });
   });
 });
