@@ -16,7 +16,8 @@ import { repoRoot } from './step.js';
 /**
  * `npm run demo`: the whole release of the example distro on this machine, through the
  * generated workflows and the committed bundles — base bootstrap → build → validate → rechunk →
- * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) —
+ * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) →
+ * system extensions of the new stable (built, signed, boot-tested, published) → a cleanup dry run —
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
 export const HOST_TOOLS: Record<string, string> = {
@@ -107,6 +108,20 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const disk = await runWorkflow({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
     runs.push(disk);
     if (!disk.ok) return false;
+    if (local.sysexts.length) {
+      const sysext = await runWorkflow({ ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
+      runs.push(sysext);
+      if (!sysext.ok) return false;
+    }
+    // Week-to-week upkeep, shown and harmless: what retention would delete, deleting nothing.
+    const cleanup = await runWorkflow({
+      ...common,
+      workflow: wf('cleanup.yml'),
+      event: 'workflow_dispatch',
+      inputs: { 'dry-run': 'true' },
+    });
+    runs.push(cleanup);
+    if (!cleanup.ok) return false;
 
     // The end state, checked independently of the runs' own outputs.
     const booted = smoke.jobs.boot?.outputs['image-ref'] ?? '';
@@ -129,7 +144,11 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       `  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`,
     );
     log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
-    ok = Boolean(stable?.digest && stable.digest === bootedDigest && sig.verified);
+    const stableAfter = await client.headManifest(stableRef.repository, stableRef.reference);
+    log(`  cleanup dry run     ${stableAfter?.digest === stable?.digest ? 'stable untouched' : '✘ stable moved'}`);
+    ok = Boolean(
+      stable?.digest && stable.digest === bootedDigest && sig.verified && stableAfter?.digest === stable.digest,
+    );
     printSummary(runs, log);
     log(
       ok
@@ -161,6 +180,8 @@ export function printSummary(runs: RunRecord[], log: (s: string) => void): void 
     'pr-url',
     'verified',
     'signature-refs',
+    'version',
+    'planned',
   ];
   log('\n━━ summary');
   for (const r of runs) {

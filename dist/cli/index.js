@@ -7058,7 +7058,8 @@ const step_js_1 = __nccwpck_require__(5041);
 /**
  * `npm run demo`: the whole release of the example distro on this machine, through the
  * generated workflows and the committed bundles — base bootstrap → build → validate → rechunk →
- * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) —
+ * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) →
+ * system extensions of the new stable (built, signed, boot-tested, published) → a cleanup dry run —
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
 exports.HOST_TOOLS = {
@@ -7148,6 +7149,22 @@ async function demo(opts = {}) {
         runs.push(disk);
         if (!disk.ok)
             return false;
+        if (local.sysexts.length) {
+            const sysext = await (0, runner_js_1.runWorkflow)({ ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
+            runs.push(sysext);
+            if (!sysext.ok)
+                return false;
+        }
+        // Week-to-week upkeep, shown and harmless: what retention would delete, deleting nothing.
+        const cleanup = await (0, runner_js_1.runWorkflow)({
+            ...common,
+            workflow: wf('cleanup.yml'),
+            event: 'workflow_dispatch',
+            inputs: { 'dry-run': 'true' },
+        });
+        runs.push(cleanup);
+        if (!cleanup.ok)
+            return false;
         // The end state, checked independently of the runs' own outputs.
         const booted = smoke.jobs.boot?.outputs['image-ref'] ?? '';
         const stableRef = (0, reference_js_1.parseReference)(`${local.image.registry}/${local.image.name}:${local.tags.stable}`);
@@ -7162,7 +7179,9 @@ async function demo(opts = {}) {
         log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
         log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
         log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
-        ok = Boolean(stable?.digest && stable.digest === bootedDigest && sig.verified);
+        const stableAfter = await client.headManifest(stableRef.repository, stableRef.reference);
+        log(`  cleanup dry run     ${stableAfter?.digest === stable?.digest ? 'stable untouched' : '✘ stable moved'}`);
+        ok = Boolean(stable?.digest && stable.digest === bootedDigest && sig.verified && stableAfter?.digest === stable.digest);
         printSummary(runs, log);
         log(ok
             ? `\n✔ local pipeline complete in ${Math.round((Date.now() - t0) / 1000)} s; runs and step summaries under ${runsDir}`
@@ -7193,6 +7212,8 @@ function printSummary(runs, log) {
         'pr-url',
         'verified',
         'signature-refs',
+        'version',
+        'planned',
     ];
     log('\n━━ summary');
     for (const r of runs) {

@@ -34832,20 +34832,33 @@ async function withFailureSummary(body, report) {
 
 
 
+
 const BATCH = ['--batch', '--no-tty', '--quiet', '--no-greeting'];
-/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
 /** Why `value` is not an ASCII-armored OpenPGP private key, or undefined (checked before any side effect). */
 function armoredKeyProblem(value) {
     return /-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(value)
         ? undefined
         : 'expected an ASCII-armored OpenPGP private key (gpg --armor --export-secret-keys)';
 }
+/** The longest UNIX socket path (sun_path is 108 bytes with its NUL). */
+const SOCKET_PATH_MAX = 107;
+/**
+ * Where the throw-away GNUPGHOME goes: under `tmpDir`, unless gpg-agent's sockets
+ * (`<home>/S.gpg-agent.browser`) would not fit a UNIX socket path there — a job's temp directory
+ * under a deep work tree — then under the system temp directory. Without its agent gpg cannot
+ * import a secret key at all.
+ */
+function gnupgHomeParent(tmpDir) {
+    const longest = external_node_path_default().join(external_node_path_default().resolve(tmpDir), 'keel-gnupg-XXXXXX', 'S.gpg-agent.browser');
+    return longest.length <= SOCKET_PATH_MAX ? tmpDir : external_node_os_default().tmpdir();
+}
+/** Runs `fn` with a signer for `armoredKey`; the temporary GNUPGHOME is gone afterwards. */
 async function withGpgKey(opts, fn) {
     const input = opts.input ?? 'gpg-private-key';
     const keyProblem = armoredKeyProblem(opts.armoredKey);
     if (keyProblem)
         throw new errors_InputError(input, undefined, keyProblem);
-    const home = external_node_fs_default().mkdtempSync(external_node_path_default().join(opts.tmpDir, 'keel-gnupg-'));
+    const home = external_node_fs_default().mkdtempSync(external_node_path_default().join(gnupgHomeParent(opts.tmpDir), 'keel-gnupg-'));
     external_node_fs_default().chmodSync(home, 0o700);
     const secrets = [opts.armoredKey, ...(opts.passphrase ? [opts.passphrase] : [])];
     const env = { GNUPGHOME: home, GPG_TTY: undefined, GPG_AGENT_INFO: undefined };

@@ -7,9 +7,9 @@ import { keelHop, readWorkflow } from '../workflows/helpers.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
-/** The Keel hops of the generated workflows `keel demo` runs (build, smoke-boot, build-disk). */
+/** The Keel hops of the generated workflows `keel demo` runs. */
 function demoHops(): string[] {
-  const hops = ['build.yml', 'smoke-boot.yml', 'build-disk.yml'].flatMap((f) =>
+  const hops = ['build.yml', 'smoke-boot.yml', 'build-disk.yml', 'sysext.yml', 'cleanup.yml'].flatMap((f) =>
     Object.values(readWorkflow(f).jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses) ?? [])),
   );
   return [...new Set(hops.flat())].sort();
@@ -43,6 +43,7 @@ describe('npm run demo', () => {
       }
       expect(out).toMatch(/torrent-ready=true/);
       expect(out).toMatch(/result=created/);
+      expect(out).toMatch(/cleanup dry run\s+stable untouched/);
       expect(out).toMatch(/✔ local pipeline complete/);
     },
     60 * 60 * 1000,
