@@ -26,6 +26,7 @@ import {
   type Triggers,
   type Workflow,
 } from '../model.js';
+import { variantPlan, type VariantPlan } from '../variants.js';
 
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -107,6 +108,8 @@ export interface BuildParams {
   environment: Expr;
   /** Build secrets of the declarations (dogfood): env name → secret. Their presence drops pull-request builds. */
   buildSecrets: Record<string, Expr>;
+  /** Image variants: the build job's matrix and per-variant build inputs. */
+  variants: VariantPlan;
 }
 
 function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildParams {
@@ -116,14 +119,17 @@ function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildPara
     for (const s of decl.build.secrets)
       if (s['github-secret'] && s.env) buildSecrets[s.env] = secret(s['github-secret']);
   }
+  const variants = variantPlan(decl, p.reusable);
   return {
     decl,
     p,
     file: mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml',
-    image: p.v('image', `${decl.image.registry}/${decl.image.name}`, {
-      description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
-      required: true,
-    }),
+    image: variants.image(
+      p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
+        required: true,
+      }),
+    ),
     declarations: p.v('declarations', 'declarations/distro.yaml', {
       description:
         'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
@@ -143,6 +149,7 @@ function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildPara
     token: registryToken(),
     environment: p.environment(decl),
     buildSecrets,
+    variants,
   };
 }
 
@@ -186,6 +193,7 @@ function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
       }),
       declarations: bp.declarations,
       'release-date': releaseDateOut,
+      ...bp.variants.buildInputs,
       // The token belongs to the push registry: never send it to a base on another registry.
       'credentials-for': bp.image,
       username: bp.user,
