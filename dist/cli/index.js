@@ -2454,6 +2454,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DeclarationError = exports.DistroSchema = void 0;
+exports.resolveVariants = resolveVariants;
 exports.parseDeclarations = parseDeclarations;
 exports.loadDeclarations = loadDeclarations;
 exports.declarationsJsonSchema = declarationsJsonSchema;
@@ -2682,6 +2683,42 @@ const SysextSpec = zod_1.z
     .refine((s) => Boolean(s.packages) !== Boolean(s.tree), 'give exactly one of packages and tree')
     .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
     .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
+const VARIANT_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const VariantSpec = zod_1.z
+    .strictObject({
+    name: zod_1.z
+        .string()
+        .regex(VARIANT_NAME, 'a variant name of [a-z0-9-]')
+        .describe('Variant name (matrix leg, keel run --variant).'),
+    'image-name': zod_1.z
+        .string()
+        .regex(repoComponent, 'a lowercase image name')
+        .optional()
+        .describe('Image (package) name of this variant; default <image.name>-<name> (the first variant: image.name).'),
+    'build-args': zod_1.z
+        .record(zod_1.z.string(), zod_1.z.string())
+        .default({})
+        .describe('Build arguments of this variant, over build.build-args.'),
+    containerfile: zod_1.z.string().min(1).optional().describe("Containerfile of this variant; default the build's."),
+    target: zod_1.z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a build stage name')
+        .optional()
+        .describe('Multi-stage build target (stage name).'),
+})
+    .describe('An image variant built, booted and promoted on its own (own tags, signature, concurrency group).');
+/** Duplicate variant names are refused at the second occurrence's name. */
+const VariantList = zod_1.z
+    .array(VariantSpec)
+    .min(1)
+    .superRefine((list, ctx) => {
+    const seen = new Set();
+    list.forEach((v, i) => {
+        if (seen.has(v.name))
+            ctx.addIssue({ code: 'custom', message: `duplicate variant name "${v.name}"`, path: [i, 'name'] });
+        seen.add(v.name);
+    });
+});
 exports.DistroSchema = zod_1.z
     .strictObject({
     $schema: zod_1.z.string().optional(),
@@ -2714,6 +2751,7 @@ exports.DistroSchema = zod_1.z
         .default([])
         .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
         .describe('System extensions (systemd-sysext) published for the stable image.'),
+    variants: VariantList.optional().describe('Image variants (e.g. an nvidia build). The first is the main image. Absent: one image, image.name.'),
     staleness: zod_1.z
         .strictObject({
         'warn-after-days': zod_1.z
@@ -2748,6 +2786,19 @@ exports.DistroSchema = zod_1.z
     path: ['signing', 'pull-requests', 'environment'],
 })
     .describe('Keel distro declaration (declarations/distro.yaml).');
+/**
+ * The declared variants with defaults: image-name <image.name>-<name> (the first: image.name),
+ * containerfile the build's. Empty when the declarations have no `variants:` (one image).
+ */
+function resolveVariants(decl) {
+    return (decl.variants ?? []).map((v, i) => ({
+        name: v.name,
+        imageName: v['image-name'] ?? (i === 0 ? decl.image.name : `${decl.image.name}-${v.name}`),
+        buildArgs: v['build-args'],
+        containerfile: v.containerfile ?? decl.build.containerfile,
+        ...(v.target ? { target: v.target } : {}),
+    }));
+}
 /** A declaration error with file, line and column. */
 class DeclarationError extends errors_js_1.UserError {
     file;
@@ -11686,6 +11737,7 @@ exports.KEEL_ACTIONS = {
             tags: { required: false, default: '' },
             'base-image': { required: false, default: '' },
             'build-args': { required: false, default: '' },
+            target: { required: false, default: '' },
             labels: { required: false, default: '' },
             secrets: { required: false, default: '' },
             'storage-driver': { required: false, default: 'overlay' },
@@ -13420,6 +13472,67 @@ function renderWorkflow(wf) {
 
 /***/ }),
 
+/***/ 9976:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.perImageGroup = exports.buildArgLines = void 0;
+exports.variantLegs = variantLegs;
+exports.variantPlan = variantPlan;
+const declarations_js_1 = __nccwpck_require__(8449);
+const expr_js_1 = __nccwpck_require__(9253);
+/** Build-args as the build hop reads them: KEY=value lines, in a stable order. */
+const buildArgLines = (args) => Object.keys(args)
+    .sort()
+    .map((k) => `${k}=${args[k]}`)
+    .join('\n');
+exports.buildArgLines = buildArgLines;
+/** One leg per variant: every value a string (absent as ''). */
+function variantLegs(decl) {
+    return (0, declarations_js_1.resolveVariants)(decl).map((v) => ({
+        variant: v.name,
+        image: `${decl.image.registry}/${v.imageName}`,
+        'build-args': (0, exports.buildArgLines)(v.buildArgs),
+        containerfile: v.containerfile,
+        target: v.target ?? '',
+    }));
+}
+function constantPlan(decl, v) {
+    const args = (0, exports.buildArgLines)(v.buildArgs);
+    return {
+        image: () => (0, expr_js_1.lit)(`${decl.image.registry}/${v.imageName}`),
+        buildInputs: {
+            ...(args ? { 'build-args': (0, expr_js_1.lit)(args) } : {}),
+            containerfile: (0, expr_js_1.lit)(v.containerfile),
+            ...(v.target ? { target: (0, expr_js_1.lit)(v.target) } : {}),
+        },
+    };
+}
+function variantPlan(decl, reusable) {
+    const variants = reusable ? [] : (0, declarations_js_1.resolveVariants)(decl);
+    if (variants.length === 0)
+        return { image: (undivided) => undivided, buildInputs: {} };
+    if (variants.length === 1)
+        return constantPlan(decl, variants[0]);
+    const withTarget = variants.some((v) => v.target);
+    return {
+        strategy: { include: variantLegs(decl) },
+        image: () => (0, expr_js_1.matrix)('image'),
+        buildInputs: {
+            'build-args': (0, expr_js_1.matrix)('build-args'),
+            containerfile: (0, expr_js_1.matrix)('containerfile'),
+            ...(withTarget ? { target: (0, expr_js_1.matrix)('target') } : {}),
+        },
+    };
+}
+/** A concurrency group per image: `<prefix><image>` (the image already differs per variant). */
+const perImageGroup = (prefix, image) => (0, expr_js_1.concat)((0, expr_js_1.lit)(prefix), image);
+exports.perImageGroup = perImageGroup;
+
+
+/***/ }),
+
 /***/ 519:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -13745,6 +13858,7 @@ exports.buildWorkflow = buildWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
+const variants_js_1 = __nccwpck_require__(9976);
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
  * sign as its own job (re-runnable alone, signing the digest the build job pushed). The release
@@ -13811,14 +13925,15 @@ function buildParams(decl, mode, opts) {
             if (s['github-secret'] && s.env)
                 buildSecrets[s.env] = (0, expr_js_1.secret)(s['github-secret']);
     }
+    const variants = (0, variants_js_1.variantPlan)(decl, p.reusable);
     return {
         decl,
         p,
         file: mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml',
-        image: p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        image: variants.image(p.v('image', `${decl.image.registry}/${decl.image.name}`, {
             description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
             required: true,
-        }),
+        })),
         declarations: p.v('declarations', 'declarations/distro.yaml', {
             description: 'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
             default: 'declarations/distro.yaml',
@@ -13837,6 +13952,7 @@ function buildParams(decl, mode, opts) {
         token: (0, common_js_1.registryToken)(),
         environment: p.environment(decl),
         buildSecrets,
+        variants,
     };
 }
 // ---------------------------------------------------------------------------------------------
@@ -13865,6 +13981,7 @@ function buildStep(bp, releaseDateOut) {
         }),
         declarations: bp.declarations,
         'release-date': releaseDateOut,
+        ...bp.variants.buildInputs,
         // The token belongs to the push registry: never send it to a base on another registry.
         'credentials-for': bp.image,
         username: bp.user,
