@@ -1,6 +1,8 @@
 import { resolveVariants, type Distro, type Variant } from '../actions/lib/declarations.js';
+import { IMAGE_ARTIFACT, IMAGE_HANDOFF_DIR, readHandoff } from './common.js';
 import { concat, lit, matrix, type Expr } from './expr.js';
-import type { Strategy } from './model.js';
+import { actionStep, type ActionStep, type Job, type Step, type Strategy } from './model.js';
+import { pins } from './pins.js';
 
 /**
  * Image variants (declarations `variants:`) in the per-image jobs (build, smoke-boot, promote).
@@ -64,5 +66,33 @@ export function variantPlan(decl: Distro, reusable: boolean): VariantPlan {
   };
 }
 
-/** A concurrency group per image: `<prefix><image>` (the image already differs per variant). */
-export const perImageGroup = (prefix: string, image: Expr): Expr => concat(lit(prefix), image);
+/** The hand-off artifact of a leg: keel-image-<variant> (legs of one run must not share a name). */
+const legArtifact = (): Expr => concat(lit(`${IMAGE_ARTIFACT}-`), matrix('variant'));
+
+/** The build job's hand-off upload, named per leg in a matrix; unchanged otherwise. */
+export function perVariantUpload(plan: VariantPlan, upload: ActionStep): ActionStep {
+  if (!plan.strategy || upload.local.local !== 'artifact-upload') return upload;
+  const name = legArtifact();
+  return { ...upload, with: { ...upload.with, name }, local: { ...upload.local, name } };
+}
+
+/**
+ * What a job after the build signs: the build job's output, or (a matrix: GitHub keeps only one
+ * leg's outputs) the digest its own leg handed over in this run, read and checked.
+ */
+export function pushedImageRef(plan: VariantPlan, build: Job<'image-ref'>): { steps: Step[]; imageRef: Expr } {
+  if (!plan.strategy) return { steps: [], imageRef: build.refs['image-ref'] };
+  const name = legArtifact();
+  const download = actionStep({
+    name: "Take this variant's pushed digest (artifact of this run)",
+    uses: pins.downloadArtifact,
+    with: { name, path: lit(IMAGE_HANDOFF_DIR) },
+    local: { local: 'artifact-download', name, path: IMAGE_HANDOFF_DIR },
+  });
+  const { if: _always, ...read } = readHandoff(lit(true));
+  return { steps: [download, read], imageRef: read.outputs['image-ref'] };
+}
+
+/** The job's strategy, spread into a job spec ({} without a matrix). */
+export const variantStrategy = (plan: VariantPlan): { strategy?: Strategy } =>
+  plan.strategy ? { strategy: plan.strategy } : {};

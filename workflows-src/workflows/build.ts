@@ -26,7 +26,7 @@ import {
   type Triggers,
   type Workflow,
 } from '../model.js';
-import { variantPlan, type VariantPlan } from '../variants.js';
+import { perVariantUpload, pushedImageRef, variantPlan, variantStrategy, type VariantPlan } from '../variants.js';
 
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -296,7 +296,7 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
     rechunk.step,
     push,
     writeHandoff({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: day }),
-    uploadHandoff(),
+    perVariantUpload(bp.variants, uploadHandoff()),
   ];
   return job('build', {
     name: 'Build, validate, rechunk, push',
@@ -315,12 +315,16 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
       group: concat(lit('keel-build-'), bp.image, lit('-'), github('ref')),
       cancelInProgress: eq(github('event_name'), 'pull_request'),
     },
-    outputs: {
-      digest: push.outputs.digest,
-      'image-ref': push.outputs['image-ref'],
-      tags: push.outputs.tags,
-      'release-date': day,
-    },
+    ...variantStrategy(bp.variants),
+    // A matrix job has no outputs (GitHub keeps one leg's): the legs hand over by artifact.
+    outputs: bp.variants.strategy
+      ? ({} as Record<'digest' | 'image-ref' | 'tags' | 'release-date', Expr>)
+      : {
+          digest: push.outputs.digest,
+          'image-ref': push.outputs['image-ref'],
+          tags: push.outputs.tags,
+          'release-date': day,
+        },
     steps,
   });
 }
@@ -345,7 +349,7 @@ function signingValues(bp: BuildParams): { publicKey: Expr; identity: Expr } {
 
 function signStep(
   bp: BuildParams,
-  build: Job<'image-ref'>,
+  imageRef: Expr,
   key: { key: string; password: string },
   publicKey: Expr,
   identity: Expr,
@@ -354,7 +358,7 @@ function signStep(
   return keel.sign(
     'sign',
     {
-      'image-ref': build.refs['image-ref'],
+      'image-ref': imageRef,
       'private-key': secret(key.key),
       password: secret(key.password),
       mode: 'key',
@@ -369,6 +373,7 @@ function signStep(
 
 function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
   const { publicKey, identity } = signingValues(bp);
+  const pushed = pushedImageRef(bp.variants, build);
   return job('sign', {
     name: 'Sign the pushed digest (release key)',
     needs: [build],
@@ -378,8 +383,9 @@ function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
     environment: bp.environment,
+    ...variantStrategy(bp.variants),
     outputs: {},
-    steps: [checkout(), signStep(bp, build, RELEASE_SIGNING_SECRETS, publicKey, identity)],
+    steps: [checkout(), ...pushed.steps, signStep(bp, pushed.imageRef, RELEASE_SIGNING_SECRETS, publicKey, identity)],
   });
 }
 
@@ -406,6 +412,7 @@ function prSignJob(bp: BuildParams, build: Job<'image-ref'>): Job | undefined {
   const pr = prSigning(bp);
   if (!pr) return undefined;
   const { identity } = signingValues(bp);
+  const pushed = pushedImageRef(bp.variants, build);
   const forPullRequest = eq(github('event_name'), 'pull_request');
   return job('sign-pr', {
     name: 'Sign the pull-request image (pull-request key)',
@@ -415,8 +422,9 @@ function prSignJob(bp: BuildParams, build: Job<'image-ref'>): Job | undefined {
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
     environment: pr.environment,
+    ...variantStrategy(bp.variants),
     outputs: {},
-    steps: [checkout(), signStep(bp, build, PR_SIGNING_SECRETS, pr.publicKey, identity)],
+    steps: [checkout(), ...pushed.steps, signStep(bp, pushed.imageRef, PR_SIGNING_SECRETS, pr.publicKey, identity)],
   });
 }
 
