@@ -13477,11 +13477,16 @@ function renderWorkflow(wf) {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.perImageGroup = exports.buildArgLines = void 0;
+exports.variantStrategy = exports.buildArgLines = void 0;
 exports.variantLegs = variantLegs;
 exports.variantPlan = variantPlan;
+exports.perVariantUpload = perVariantUpload;
+exports.pushedImageRef = pushedImageRef;
 const declarations_js_1 = __nccwpck_require__(8449);
+const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
 /** Build-args as the build hop reads them: KEY=value lines, in a stable order. */
 const buildArgLines = (args) => Object.keys(args)
     .sort()
@@ -13526,9 +13531,35 @@ function variantPlan(decl, reusable) {
         },
     };
 }
-/** A concurrency group per image: `<prefix><image>` (the image already differs per variant). */
-const perImageGroup = (prefix, image) => (0, expr_js_1.concat)((0, expr_js_1.lit)(prefix), image);
-exports.perImageGroup = perImageGroup;
+/** The hand-off artifact of a leg: keel-image-<variant> (legs of one run must not share a name). */
+const legArtifact = () => (0, expr_js_1.concat)((0, expr_js_1.lit)(`${common_js_1.IMAGE_ARTIFACT}-`), (0, expr_js_1.matrix)('variant'));
+/** The build job's hand-off upload, named per leg in a matrix; unchanged otherwise. */
+function perVariantUpload(plan, upload) {
+    if (!plan.strategy || upload.local.local !== 'artifact-upload')
+        return upload;
+    const name = legArtifact();
+    return { ...upload, with: { ...upload.with, name }, local: { ...upload.local, name } };
+}
+/**
+ * What a job after the build signs: the build job's output, or (a matrix: GitHub keeps only one
+ * leg's outputs) the digest its own leg handed over in this run, read and checked.
+ */
+function pushedImageRef(plan, build) {
+    if (!plan.strategy)
+        return { steps: [], imageRef: build.refs['image-ref'] };
+    const name = legArtifact();
+    const download = (0, model_js_1.actionStep)({
+        name: "Take this variant's pushed digest (artifact of this run)",
+        uses: pins_js_1.pins.downloadArtifact,
+        with: { name, path: (0, expr_js_1.lit)(common_js_1.IMAGE_HANDOFF_DIR) },
+        local: { local: 'artifact-download', name, path: common_js_1.IMAGE_HANDOFF_DIR },
+    });
+    const { if: _always, ...read } = (0, common_js_1.readHandoff)((0, expr_js_1.lit)(true));
+    return { steps: [download, read], imageRef: read.outputs['image-ref'] };
+}
+/** The job's strategy, spread into a job spec ({} without a matrix). */
+const variantStrategy = (plan) => plan.strategy ? { strategy: plan.strategy } : {};
+exports.variantStrategy = variantStrategy;
 
 
 /***/ }),
@@ -14067,7 +14098,7 @@ function buildJob(bp) {
         rechunk.step,
         push,
         (0, common_js_1.writeHandoff)({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: day }),
-        (0, common_js_1.uploadHandoff)(),
+        (0, variants_js_1.perVariantUpload)(bp.variants, (0, common_js_1.uploadHandoff)()),
     ];
     return (0, model_js_1.job)('build', {
         name: 'Build, validate, rechunk, push',
@@ -14086,12 +14117,16 @@ function buildJob(bp) {
             group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-build-'), bp.image, (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('ref')),
             cancelInProgress: (0, expr_js_1.eq)((0, expr_js_1.github)('event_name'), 'pull_request'),
         },
-        outputs: {
-            digest: push.outputs.digest,
-            'image-ref': push.outputs['image-ref'],
-            tags: push.outputs.tags,
-            'release-date': day,
-        },
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
+        // A matrix job has no outputs (GitHub keeps one leg's): the legs hand over by artifact.
+        outputs: bp.variants.strategy
+            ? {}
+            : {
+                digest: push.outputs.digest,
+                'image-ref': push.outputs['image-ref'],
+                tags: push.outputs.tags,
+                'release-date': day,
+            },
         steps,
     });
 }
@@ -14110,10 +14145,10 @@ function signingValues(bp) {
         }),
     };
 }
-function signStep(bp, build, key, publicKey, identity) {
+function signStep(bp, imageRef, key, publicKey, identity) {
     const noKeyToVerify = publicKey.kind === 'literal' && publicKey.value === '';
     return model_js_1.keel.sign('sign', {
-        'image-ref': build.refs['image-ref'],
+        'image-ref': imageRef,
         'private-key': (0, expr_js_1.secret)(key.key),
         password: (0, expr_js_1.secret)(key.password),
         mode: 'key',
@@ -14125,6 +14160,7 @@ function signStep(bp, build, key, publicKey, identity) {
 }
 function signJob(bp, build) {
     const { publicKey, identity } = signingValues(bp);
+    const pushed = (0, variants_js_1.pushedImageRef)(bp.variants, build);
     return (0, model_js_1.job)('sign', {
         name: 'Sign the pushed digest (release key)',
         needs: [build],
@@ -14134,8 +14170,9 @@ function signJob(bp, build) {
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },
         environment: bp.environment,
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
         outputs: {},
-        steps: [(0, common_js_1.checkout)(), signStep(bp, build, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity)],
+        steps: [(0, common_js_1.checkout)(), ...pushed.steps, signStep(bp, pushed.imageRef, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity)],
     });
 }
 /** The pull-request key pair: dogfood when declared; reusable when the caller passes its public key. */
@@ -14160,6 +14197,7 @@ function prSignJob(bp, build) {
     if (!pr)
         return undefined;
     const { identity } = signingValues(bp);
+    const pushed = (0, variants_js_1.pushedImageRef)(bp.variants, build);
     const forPullRequest = (0, expr_js_1.eq)((0, expr_js_1.github)('event_name'), 'pull_request');
     return (0, model_js_1.job)('sign-pr', {
         name: 'Sign the pull-request image (pull-request key)',
@@ -14169,8 +14207,9 @@ function prSignJob(bp, build) {
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },
         environment: pr.environment,
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
         outputs: {},
-        steps: [(0, common_js_1.checkout)(), signStep(bp, build, common_js_1.PR_SIGNING_SECRETS, pr.publicKey, identity)],
+        steps: [(0, common_js_1.checkout)(), ...pushed.steps, signStep(bp, pushed.imageRef, common_js_1.PR_SIGNING_SECRETS, pr.publicKey, identity)],
     });
 }
 // ---------------------------------------------------------------------------------------------
