@@ -6958,6 +6958,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.runnableWorkflows = runnableWorkflows;
 exports.repositoryOf = repositoryOf;
+exports.checkVariant = checkVariant;
 exports.runCommand = runCommand;
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const node_path_1 = __importDefault(__nccwpck_require__(6760));
@@ -7013,6 +7014,17 @@ function parsePr(given) {
         throw new errors_js_1.UserError(`keel run: --pr expects a pull request number (got '${given}')`);
     return pr;
 }
+/** --variant: a declared variant's name, checked before anything runs. */
+function checkVariant(decl, given) {
+    if (given === undefined)
+        return undefined;
+    const known = (0, declarations_js_1.resolveVariants)(decl).map((v) => v.name);
+    if (!known.includes(given))
+        throw new errors_js_1.UserError(known.length
+            ? `keel run: unknown variant '${given}' (known: ${known.join(', ')})`
+            : `keel run: --variant '${given}', but the declarations declare no variants:`);
+    return given;
+}
 async function runCommand(cmd) {
     const projectDir = (0, home_js_1.findProjectDir)({ dir: cmd.dir });
     const decl = (0, declarations_js_1.loadDeclarations)(node_path_1.default.join(projectDir, home_js_1.DECLARATIONS_FILE));
@@ -7024,6 +7036,7 @@ async function runCommand(cmd) {
         throw new errors_js_1.UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
     const inputs = parseInputs(cmd.inputs);
     const pr = parsePr(cmd.pr);
+    const variant = checkVariant(decl, cmd.variant);
     const stateDir = stateDirOf(projectDir);
     cmd.log(`project: ${projectDir}`);
     const services = await (0, index_js_2.startLocalServices)(decl, stateDir, cmd.log, { registry: cmd.registry });
@@ -7047,6 +7060,7 @@ async function runCommand(cmd) {
                 projectDir,
                 log: cmd.log,
                 verbose: cmd.verbose,
+                ...(variant ? { variant } : {}),
             });
             runs.push(r);
             (0, runs_js_1.recordRun)(services, repository, r);
@@ -7869,7 +7883,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
     return (mod && mod.__esModule) ? mod : { "default": mod };
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.KEEP_RUNS = void 0;
+exports.legSelected = exports.KEEP_RUNS = void 0;
 exports.localOverrides = localOverrides;
 exports.declaredInputs = declaredInputs;
 exports.projectFiles = projectFiles;
@@ -8118,6 +8132,9 @@ function contextOf(run, job, steps, status, leg) {
         status,
     };
 }
+/** `--variant NAME` keeps the legs of that image variant; legs of other matrices (sysexts) all run. */
+const legSelected = (values, variant) => variant === undefined || values.variant === undefined || values.variant === variant;
+exports.legSelected = legSelected;
 /**
  * A matrix job: each leg runs as the job with its values (one after the other here; GitHub runs
  * them side by side), recorded as `<job> (<name or number>)`; the job's own record fails when
@@ -8126,8 +8143,11 @@ function contextOf(run, job, steps, status, leg) {
 async function runMatrixJob(job, run) {
     const t0 = Date.now();
     const legs = [];
-    for (const [i, values] of job.strategy.include.entries())
-        legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? i + 1})` }));
+    for (const [i, values] of job.strategy.include.entries()) {
+        if (!(0, exports.legSelected)(values, run.opts.variant))
+            continue;
+        legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? values.variant ?? i + 1})` }));
+    }
     const result = legs.some((l) => l.result === 'failure')
         ? 'failure'
         : legs.every((l) => l.result === 'skipped')
@@ -47906,7 +47926,7 @@ In a distro repository (any directory with declarations/distro.yaml):
   keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
                                         scaffold a distro: Containerfile, build_files/finalize.sh,
                                         declarations, caller workflows, KEEL-SETUP.md
-  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--variant NAME] [--input k=v ...] [--registry HOST:PORT] [--verbose]
                                         its workflows (build, smoke-boot, build-disk, rollback,
                                         cleanup, watch, sysext), generated from its declarations,
                                         in order against one set of local services; a smoke-boot
@@ -47963,6 +47983,7 @@ async function main(argv) {
                 inputs: f.input ?? [],
                 registry: one('registry'),
                 pr: one('pr'),
+                variant: one('variant'),
                 verbose: one('verbose') === 'true',
                 log: (s) => console.log(s),
             }))
