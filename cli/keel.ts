@@ -15,7 +15,7 @@ In a distro repository (any directory with declarations/distro.yaml):
   keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
                                         scaffold a distro: Containerfile, build_files/finalize.sh,
                                         declarations, caller workflows, KEEL-SETUP.md
-  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--variant NAME] [--input k=v ...] [--registry HOST:PORT] [--verbose]
                                         its workflows (build, smoke-boot, build-disk, rollback,
                                         cleanup, watch, sysext), generated from its declarations,
                                         in order against one set of local services; a smoke-boot
@@ -76,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
         inputs: f.input ?? [],
         registry: one('registry'),
         pr: one('pr'),
+        variant: one('variant'),
         verbose: one('verbose') === 'true',
         log: (s) => console.log(s),
       }))

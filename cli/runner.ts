@@ -71,6 +71,8 @@ export interface RunOptions {
   log: (line: string) => void;
   /** Streams hop output lines (progress). */
   verbose?: boolean;
+  /** `--variant`: run only this image variant's leg of every variant matrix. */
+  variant?: string;
 }
 
 const HINTED = (s: Step): s is Extract<Step, { local: LocalHint }> => s.type !== 'keel';
@@ -334,6 +336,10 @@ interface MatrixLeg {
   id: string;
 }
 
+/** `--variant NAME` keeps the legs of that image variant; legs of other matrices (sysexts) all run. */
+export const legSelected = (values: Record<string, string>, variant: string | undefined): boolean =>
+  variant === undefined || values.variant === undefined || values.variant === variant;
+
 /**
  * A matrix job: each leg runs as the job with its values (one after the other here; GitHub runs
  * them side by side), recorded as `<job> (<name or number>)`; the job's own record fails when
@@ -342,8 +348,10 @@ interface MatrixLeg {
 async function runMatrixJob(job: Job, run: RunState): Promise<JobRecord> {
   const t0 = Date.now();
   const legs: JobRecord[] = [];
-  for (const [i, values] of job.strategy!.include.entries())
-    legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? i + 1})` }));
+  for (const [i, values] of job.strategy!.include.entries()) {
+    if (!legSelected(values, run.opts.variant)) continue;
+    legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? values.variant ?? i + 1})` }));
+  }
   const result = legs.some((l) => l.result === 'failure')
     ? 'failure'
     : legs.every((l) => l.result === 'skipped')

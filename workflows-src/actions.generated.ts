@@ -19,6 +19,8 @@ export interface BuildInputs {
   'base-image'?: Value;
   /** KEY=value lines. They override the declarations build.build-args and the derived arguments (OS_*, IMAGE_*, STALENESS_WARN_DAYS, BUILD_INPUTS_DIGEST); BASE_IMAGE is refused (use base-image). */
   'build-args'?: Value;
+  /** Multi-stage build target (the stage name of FROM ... AS <name>). Empty: the last stage. */
+  target?: Value;
   /** KEY=value lines added over the computed OCI labels. ostree.linux, org.opencontainers.image.created and base.name/base.digest are computed and cannot be overridden. */
   labels?: Value;
   /** Build secrets, id=path or id=env:VAR lines, mounted with --secret (RUN --mount=type=secret,id=...). Never written to a layer, a log line or an argv; values are masked. Empty: declarations build.secrets. */
@@ -766,6 +768,7 @@ export const KEEL_ACTIONS = {
       tags: { required: false, default: '' },
       'base-image': { required: false, default: '' },
       'build-args': { required: false, default: '' },
+      target: { required: false, default: '' },
       labels: { required: false, default: '' },
       secrets: { required: false, default: '' },
       'storage-driver': { required: false, default: 'overlay' },

@@ -267,6 +267,45 @@ const SysextSpec = z
   .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
   .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
 
+const VARIANT_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+const VariantSpec = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(VARIANT_NAME, 'a variant name of [a-z0-9-]')
+      .describe('Variant name (matrix leg, keel run --variant).'),
+    'image-name': z
+      .string()
+      .regex(repoComponent, 'a lowercase image name')
+      .optional()
+      .describe('Image (package) name of this variant; default <image.name>-<name> (the first variant: image.name).'),
+    'build-args': z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Build arguments of this variant, over build.build-args.'),
+    containerfile: z.string().min(1).optional().describe("Containerfile of this variant; default the build's."),
+    target: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a build stage name')
+      .optional()
+      .describe('Multi-stage build target (stage name).'),
+  })
+  .describe('An image variant built, booted and promoted on its own (own tags, signature, concurrency group).');
+
+/** Duplicate variant names are refused at the second occurrence's name. */
+const VariantList = z
+  .array(VariantSpec)
+  .min(1)
+  .superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((v, i) => {
+      if (seen.has(v.name))
+        ctx.addIssue({ code: 'custom', message: `duplicate variant name "${v.name}"`, path: [i, 'name'] });
+      seen.add(v.name);
+    });
+  });
+
 export const DistroSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -301,6 +340,9 @@ export const DistroSchema = z
       .default([])
       .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
       .describe('System extensions (systemd-sysext) published for the stable image.'),
+    variants: VariantList.optional().describe(
+      'Image variants (e.g. an nvidia build). The first is the main image. Absent: one image, image.name.',
+    ),
     staleness: z
       .strictObject({
         'warn-after-days': z
@@ -339,6 +381,29 @@ export const DistroSchema = z
   .describe('Keel distro declaration (declarations/distro.yaml).');
 
 export type Distro = z.infer<typeof DistroSchema>;
+
+/** A variant with its defaults filled in. */
+export interface Variant {
+  name: string;
+  imageName: string;
+  buildArgs: Record<string, string>;
+  containerfile: string;
+  target?: string;
+}
+
+/**
+ * The declared variants with defaults: image-name <image.name>-<name> (the first: image.name),
+ * containerfile the build's. Empty when the declarations have no `variants:` (one image).
+ */
+export function resolveVariants(decl: Distro): Variant[] {
+  return (decl.variants ?? []).map((v, i) => ({
+    name: v.name,
+    imageName: v['image-name'] ?? (i === 0 ? decl.image.name : `${decl.image.name}-${v.name}`),
+    buildArgs: v['build-args'],
+    containerfile: v.containerfile ?? decl.build.containerfile,
+    ...(v.target ? { target: v.target } : {}),
+  }));
+}
 
 /** A declaration error with file, line and column. */
 export class DeclarationError extends UserError {

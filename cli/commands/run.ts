@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadDeclarations, type Distro } from '../../actions/lib/declarations.js';
+import { loadDeclarations, resolveVariants, type Distro } from '../../actions/lib/declarations.js';
 import { UserError } from '../../actions/lib/errors.js';
 import { workflows } from '../../workflows-src/index.js';
 import { localDeclarations, printSummary } from '../demo.js';
@@ -25,6 +25,8 @@ export interface RunCommand {
   registry?: string;
   /** --pr: the pull request number of a pull_request event (default 1). */
   pr?: string;
+  /** --variant: build, boot and promote only this image variant (declarations variants:). */
+  variant?: string;
   verbose: boolean;
   log: (line: string) => void;
 }
@@ -75,6 +77,19 @@ function parsePr(given: string | undefined): number | undefined {
   return pr;
 }
 
+/** --variant: a declared variant's name, checked before anything runs. */
+export function checkVariant(decl: Distro, given: string | undefined): string | undefined {
+  if (given === undefined) return undefined;
+  const known = resolveVariants(decl).map((v) => v.name);
+  if (!known.includes(given))
+    throw new UserError(
+      known.length
+        ? `keel run: unknown variant '${given}' (known: ${known.join(', ')})`
+        : `keel run: --variant '${given}', but the declarations declare no variants:`,
+    );
+  return given;
+}
+
 export async function runCommand(cmd: RunCommand): Promise<boolean> {
   const projectDir = findProjectDir({ dir: cmd.dir });
   const decl = loadDeclarations(path.join(projectDir, DECLARATIONS_FILE));
@@ -85,6 +100,7 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
     throw new UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
   const inputs = parseInputs(cmd.inputs);
   const pr = parsePr(cmd.pr);
+  const variant = checkVariant(decl, cmd.variant);
   const stateDir = stateDirOf(projectDir);
   cmd.log(`project: ${projectDir}`);
   const services = await startLocalServices(decl, stateDir, cmd.log, { registry: cmd.registry });
@@ -108,6 +124,7 @@ export async function runCommand(cmd: RunCommand): Promise<boolean> {
         projectDir,
         log: cmd.log,
         verbose: cmd.verbose,
+        ...(variant ? { variant } : {}),
       });
       runs.push(r);
       recordRun(services, repository, r);

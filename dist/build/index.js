@@ -51152,6 +51152,36 @@ const SysextSpec = strictObject({
     .refine((s) => Boolean(s.packages) !== Boolean(s.tree), 'give exactly one of packages and tree')
     .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
     .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
+const VARIANT_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const VariantSpec = strictObject({
+    name: schemas_string()
+        .regex(VARIANT_NAME, 'a variant name of [a-z0-9-]')
+        .describe('Variant name (matrix leg, keel run --variant).'),
+    'image-name': schemas_string()
+        .regex(repoComponent, 'a lowercase image name')
+        .optional()
+        .describe('Image (package) name of this variant; default <image.name>-<name> (the first variant: image.name).'),
+    'build-args': record(schemas_string(), schemas_string())
+        .default({})
+        .describe('Build arguments of this variant, over build.build-args.'),
+    containerfile: schemas_string().min(1).optional().describe("Containerfile of this variant; default the build's."),
+    target: schemas_string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a build stage name')
+        .optional()
+        .describe('Multi-stage build target (stage name).'),
+})
+    .describe('An image variant built, booted and promoted on its own (own tags, signature, concurrency group).');
+/** Duplicate variant names are refused at the second occurrence's name. */
+const VariantList = array(VariantSpec)
+    .min(1)
+    .superRefine((list, ctx) => {
+    const seen = new Set();
+    list.forEach((v, i) => {
+        if (seen.has(v.name))
+            ctx.addIssue({ code: 'custom', message: `duplicate variant name "${v.name}"`, path: [i, 'name'] });
+        seen.add(v.name);
+    });
+});
 const DistroSchema = strictObject({
     $schema: schemas_string().optional(),
     version: literal(1).describe('Schema version of this file.'),
@@ -51182,6 +51212,7 @@ const DistroSchema = strictObject({
         .default([])
         .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
         .describe('System extensions (systemd-sysext) published for the stable image.'),
+    variants: VariantList.optional().describe('Image variants (e.g. an nvidia build). The first is the main image. Absent: one image, image.name.'),
     staleness: strictObject({
         'warn-after-days': schemas_number()
             .int()
@@ -51211,6 +51242,19 @@ const DistroSchema = strictObject({
     path: ['signing', 'pull-requests', 'environment'],
 })
     .describe('Keel distro declaration (declarations/distro.yaml).');
+/**
+ * The declared variants with defaults: image-name <image.name>-<name> (the first: image.name),
+ * containerfile the build's. Empty when the declarations have no `variants:` (one image).
+ */
+function resolveVariants(decl) {
+    return (decl.variants ?? []).map((v, i) => ({
+        name: v.name,
+        imageName: v['image-name'] ?? (i === 0 ? decl.image.name : `${decl.image.name}-${v.name}`),
+        buildArgs: v['build-args'],
+        containerfile: v.containerfile ?? decl.build.containerfile,
+        ...(v.target ? { target: v.target } : {}),
+    }));
+}
 /** A declaration error with file, line and column. */
 class DeclarationError extends errors_UserError {
     file;
@@ -52666,6 +52710,8 @@ function buildahGlobal(storageDriver) {
  */
 function buildArgv(p, extraLabels = {}) {
     const argv = ['build', '--isolation', p.isolation, '--layers', '--iidfile', p.iidfile, '--file', p.containerfile];
+    if (p.target)
+        argv.push('--target', p.target);
     if (!p.tlsVerify)
         argv.push('--tls-verify=false');
     if (p.authfile)
@@ -53215,6 +53261,7 @@ async function buildImage(req, deps, state = { timings: {} }) {
             secretEnv[s.ref] = env[s.ref];
     const plan = {
         containerfile: req.containerfile,
+        ...(req.target ? { target: req.target } : {}),
         context: req.context,
         isolation: req.isolation,
         buildArgs,
@@ -53314,6 +53361,11 @@ const inputs = {
     }),
     'base-image': optionalImageRef(),
     'build-args': keyValues('='),
+    target: str({
+        default: '',
+        pattern: /^(?:[A-Za-z0-9][A-Za-z0-9_.-]*)?$/,
+        expected: 'a build stage name (FROM ... AS <name>), or empty for the last stage',
+    }),
     labels: keyValues('='),
     secrets: list({
         expected: 'newline-separated id=path or id=env:VAR lines',
@@ -53388,6 +53440,7 @@ async function run(io) {
     const started = Date.now();
     await withFailureSummary(() => io.group('build the image', () => buildImage({
         containerfile: inp.containerfile,
+        ...(inp.target ? { target: inp.target } : {}),
         context: inp.context,
         image: inp.image,
         tags: inp.tags,

@@ -2454,6 +2454,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DeclarationError = exports.DistroSchema = void 0;
+exports.resolveVariants = resolveVariants;
 exports.parseDeclarations = parseDeclarations;
 exports.loadDeclarations = loadDeclarations;
 exports.declarationsJsonSchema = declarationsJsonSchema;
@@ -2682,6 +2683,42 @@ const SysextSpec = zod_1.z
     .refine((s) => Boolean(s.packages) !== Boolean(s.tree), 'give exactly one of packages and tree')
     .refine((s) => Boolean(s.packages) || Boolean(s.version), 'version is required with tree')
     .describe('A system extension of the image: built, signed and boot-tested by the sysext hop.');
+const VARIANT_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const VariantSpec = zod_1.z
+    .strictObject({
+    name: zod_1.z
+        .string()
+        .regex(VARIANT_NAME, 'a variant name of [a-z0-9-]')
+        .describe('Variant name (matrix leg, keel run --variant).'),
+    'image-name': zod_1.z
+        .string()
+        .regex(repoComponent, 'a lowercase image name')
+        .optional()
+        .describe('Image (package) name of this variant; default <image.name>-<name> (the first variant: image.name).'),
+    'build-args': zod_1.z
+        .record(zod_1.z.string(), zod_1.z.string())
+        .default({})
+        .describe('Build arguments of this variant, over build.build-args.'),
+    containerfile: zod_1.z.string().min(1).optional().describe("Containerfile of this variant; default the build's."),
+    target: zod_1.z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a build stage name')
+        .optional()
+        .describe('Multi-stage build target (stage name).'),
+})
+    .describe('An image variant built, booted and promoted on its own (own tags, signature, concurrency group).');
+/** Duplicate variant names are refused at the second occurrence's name. */
+const VariantList = zod_1.z
+    .array(VariantSpec)
+    .min(1)
+    .superRefine((list, ctx) => {
+    const seen = new Set();
+    list.forEach((v, i) => {
+        if (seen.has(v.name))
+            ctx.addIssue({ code: 'custom', message: `duplicate variant name "${v.name}"`, path: [i, 'name'] });
+        seen.add(v.name);
+    });
+});
 exports.DistroSchema = zod_1.z
     .strictObject({
     $schema: zod_1.z.string().optional(),
@@ -2714,6 +2751,7 @@ exports.DistroSchema = zod_1.z
         .default([])
         .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'extension names must be unique')
         .describe('System extensions (systemd-sysext) published for the stable image.'),
+    variants: VariantList.optional().describe('Image variants (e.g. an nvidia build). The first is the main image. Absent: one image, image.name.'),
     staleness: zod_1.z
         .strictObject({
         'warn-after-days': zod_1.z
@@ -2748,6 +2786,19 @@ exports.DistroSchema = zod_1.z
     path: ['signing', 'pull-requests', 'environment'],
 })
     .describe('Keel distro declaration (declarations/distro.yaml).');
+/**
+ * The declared variants with defaults: image-name <image.name>-<name> (the first: image.name),
+ * containerfile the build's. Empty when the declarations have no `variants:` (one image).
+ */
+function resolveVariants(decl) {
+    return (decl.variants ?? []).map((v, i) => ({
+        name: v.name,
+        imageName: v['image-name'] ?? (i === 0 ? decl.image.name : `${decl.image.name}-${v.name}`),
+        buildArgs: v['build-args'],
+        containerfile: v.containerfile ?? decl.build.containerfile,
+        ...(v.target ? { target: v.target } : {}),
+    }));
+}
 /** A declaration error with file, line and column. */
 class DeclarationError extends errors_js_1.UserError {
     file;
@@ -6923,6 +6974,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.runnableWorkflows = runnableWorkflows;
 exports.repositoryOf = repositoryOf;
+exports.checkVariant = checkVariant;
 exports.runCommand = runCommand;
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const node_path_1 = __importDefault(__nccwpck_require__(6760));
@@ -6978,6 +7030,17 @@ function parsePr(given) {
         throw new errors_js_1.UserError(`keel run: --pr expects a pull request number (got '${given}')`);
     return pr;
 }
+/** --variant: a declared variant's name, checked before anything runs. */
+function checkVariant(decl, given) {
+    if (given === undefined)
+        return undefined;
+    const known = (0, declarations_js_1.resolveVariants)(decl).map((v) => v.name);
+    if (!known.includes(given))
+        throw new errors_js_1.UserError(known.length
+            ? `keel run: unknown variant '${given}' (known: ${known.join(', ')})`
+            : `keel run: --variant '${given}', but the declarations declare no variants:`);
+    return given;
+}
 async function runCommand(cmd) {
     const projectDir = (0, home_js_1.findProjectDir)({ dir: cmd.dir });
     const decl = (0, declarations_js_1.loadDeclarations)(node_path_1.default.join(projectDir, home_js_1.DECLARATIONS_FILE));
@@ -6989,6 +7052,7 @@ async function runCommand(cmd) {
         throw new errors_js_1.UserError(`keel run: unknown workflow ${unknown.join(', ')} (known: ${known.join(', ')})`);
     const inputs = parseInputs(cmd.inputs);
     const pr = parsePr(cmd.pr);
+    const variant = checkVariant(decl, cmd.variant);
     const stateDir = stateDirOf(projectDir);
     cmd.log(`project: ${projectDir}`);
     const services = await (0, index_js_2.startLocalServices)(decl, stateDir, cmd.log, { registry: cmd.registry });
@@ -7012,6 +7076,7 @@ async function runCommand(cmd) {
                 projectDir,
                 log: cmd.log,
                 verbose: cmd.verbose,
+                ...(variant ? { variant } : {}),
             });
             runs.push(r);
             (0, runs_js_1.recordRun)(services, repository, r);
@@ -7855,7 +7920,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
     return (mod && mod.__esModule) ? mod : { "default": mod };
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.KEEP_RUNS = void 0;
+exports.legSelected = exports.KEEP_RUNS = void 0;
 exports.localOverrides = localOverrides;
 exports.declaredInputs = declaredInputs;
 exports.projectFiles = projectFiles;
@@ -8104,6 +8169,9 @@ function contextOf(run, job, steps, status, leg) {
         status,
     };
 }
+/** `--variant NAME` keeps the legs of that image variant; legs of other matrices (sysexts) all run. */
+const legSelected = (values, variant) => variant === undefined || values.variant === undefined || values.variant === variant;
+exports.legSelected = legSelected;
 /**
  * A matrix job: each leg runs as the job with its values (one after the other here; GitHub runs
  * them side by side), recorded as `<job> (<name or number>)`; the job's own record fails when
@@ -8112,8 +8180,11 @@ function contextOf(run, job, steps, status, leg) {
 async function runMatrixJob(job, run) {
     const t0 = Date.now();
     const legs = [];
-    for (const [i, values] of job.strategy.include.entries())
-        legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? i + 1})` }));
+    for (const [i, values] of job.strategy.include.entries()) {
+        if (!(0, exports.legSelected)(values, run.opts.variant))
+            continue;
+        legs.push(await runJob(job, run, { values, id: `${job.id} (${values.name ?? values.variant ?? i + 1})` }));
+    }
     const result = legs.some((l) => l.result === 'failure')
         ? 'failure'
         : legs.every((l) => l.result === 'skipped')
@@ -11723,6 +11794,7 @@ exports.KEEL_ACTIONS = {
             tags: { required: false, default: '' },
             'base-image': { required: false, default: '' },
             'build-args': { required: false, default: '' },
+            target: { required: false, default: '' },
             labels: { required: false, default: '' },
             secrets: { required: false, default: '' },
             'storage-driver': { required: false, default: 'overlay' },
@@ -13466,6 +13538,98 @@ function renderWorkflow(wf) {
 
 /***/ }),
 
+/***/ 9976:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.variantStrategy = exports.buildArgLines = void 0;
+exports.variantLegs = variantLegs;
+exports.variantPlan = variantPlan;
+exports.perVariantUpload = perVariantUpload;
+exports.pushedImageRef = pushedImageRef;
+const declarations_js_1 = __nccwpck_require__(8449);
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
+/** Build-args as the build hop reads them: KEY=value lines, in a stable order. */
+const buildArgLines = (args) => Object.keys(args)
+    .sort()
+    .map((k) => `${k}=${args[k]}`)
+    .join('\n');
+exports.buildArgLines = buildArgLines;
+/** One leg per variant: every value a string (absent as ''). */
+function variantLegs(decl) {
+    return (0, declarations_js_1.resolveVariants)(decl).map((v) => ({
+        variant: v.name,
+        image: `${decl.image.registry}/${v.imageName}`,
+        'build-args': (0, exports.buildArgLines)(v.buildArgs),
+        containerfile: v.containerfile,
+        target: v.target ?? '',
+    }));
+}
+function constantPlan(decl, v) {
+    const args = (0, exports.buildArgLines)(v.buildArgs);
+    return {
+        image: () => (0, expr_js_1.lit)(`${decl.image.registry}/${v.imageName}`),
+        buildInputs: {
+            ...(args ? { 'build-args': (0, expr_js_1.lit)(args) } : {}),
+            containerfile: (0, expr_js_1.lit)(v.containerfile),
+            ...(v.target ? { target: (0, expr_js_1.lit)(v.target) } : {}),
+        },
+    };
+}
+function variantPlan(decl, reusable) {
+    const variants = reusable ? [] : (0, declarations_js_1.resolveVariants)(decl);
+    if (variants.length === 0)
+        return { image: (undivided) => undivided, buildInputs: {} };
+    if (variants.length === 1)
+        return constantPlan(decl, variants[0]);
+    const withTarget = variants.some((v) => v.target);
+    return {
+        strategy: { include: variantLegs(decl) },
+        image: () => (0, expr_js_1.matrix)('image'),
+        buildInputs: {
+            'build-args': (0, expr_js_1.matrix)('build-args'),
+            containerfile: (0, expr_js_1.matrix)('containerfile'),
+            ...(withTarget ? { target: (0, expr_js_1.matrix)('target') } : {}),
+        },
+    };
+}
+/** The hand-off artifact of a leg: keel-image-<variant> (legs of one run must not share a name). */
+const legArtifact = () => (0, expr_js_1.concat)((0, expr_js_1.lit)(`${common_js_1.IMAGE_ARTIFACT}-`), (0, expr_js_1.matrix)('variant'));
+/** The build job's hand-off upload, named per leg in a matrix; unchanged otherwise. */
+function perVariantUpload(plan, upload) {
+    if (!plan.strategy || upload.local.local !== 'artifact-upload')
+        return upload;
+    const name = legArtifact();
+    return { ...upload, with: { ...upload.with, name }, local: { ...upload.local, name } };
+}
+/**
+ * What a job after the build signs: the build job's output, or (a matrix: GitHub keeps only one
+ * leg's outputs) the digest its own leg handed over in this run, read and checked.
+ */
+function pushedImageRef(plan, build) {
+    if (!plan.strategy)
+        return { steps: [], imageRef: build.refs['image-ref'] };
+    const name = legArtifact();
+    const download = (0, model_js_1.actionStep)({
+        name: "Take this variant's pushed digest (artifact of this run)",
+        uses: pins_js_1.pins.downloadArtifact,
+        with: { name, path: (0, expr_js_1.lit)(common_js_1.IMAGE_HANDOFF_DIR) },
+        local: { local: 'artifact-download', name, path: common_js_1.IMAGE_HANDOFF_DIR },
+    });
+    const { if: _always, ...read } = (0, common_js_1.readHandoff)((0, expr_js_1.lit)(true));
+    return { steps: [download, read], imageRef: read.outputs['image-ref'] };
+}
+/** The job's strategy, spread into a job spec ({} without a matrix). */
+const variantStrategy = (plan) => plan.strategy ? { strategy: plan.strategy } : {};
+exports.variantStrategy = variantStrategy;
+
+
+/***/ }),
+
 /***/ 519:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -13791,6 +13955,7 @@ exports.buildWorkflow = buildWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
+const variants_js_1 = __nccwpck_require__(9976);
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
  * sign as its own job (re-runnable alone, signing the digest the build job pushed). The release
@@ -13857,14 +14022,15 @@ function buildParams(decl, mode, opts) {
             if (s['github-secret'] && s.env)
                 buildSecrets[s.env] = (0, expr_js_1.secret)(s['github-secret']);
     }
+    const variants = (0, variants_js_1.variantPlan)(decl, p.reusable);
     return {
         decl,
         p,
         file: mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml',
-        image: p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        image: variants.image(p.v('image', `${decl.image.registry}/${decl.image.name}`, {
             description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
             required: true,
-        }),
+        })),
         declarations: p.v('declarations', 'declarations/distro.yaml', {
             description: 'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
             default: 'declarations/distro.yaml',
@@ -13883,6 +14049,7 @@ function buildParams(decl, mode, opts) {
         token: (0, common_js_1.registryToken)(),
         environment: p.environment(decl),
         buildSecrets,
+        variants,
     };
 }
 // ---------------------------------------------------------------------------------------------
@@ -13911,6 +14078,7 @@ function buildStep(bp, releaseDateOut) {
         }),
         declarations: bp.declarations,
         'release-date': releaseDateOut,
+        ...bp.variants.buildInputs,
         // The token belongs to the push registry: never send it to a base on another registry.
         'credentials-for': bp.image,
         username: bp.user,
@@ -13996,7 +14164,7 @@ function buildJob(bp) {
         rechunk.step,
         push,
         (0, common_js_1.writeHandoff)({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: day }),
-        (0, common_js_1.uploadHandoff)(),
+        (0, variants_js_1.perVariantUpload)(bp.variants, (0, common_js_1.uploadHandoff)()),
     ];
     return (0, model_js_1.job)('build', {
         name: 'Build, validate, rechunk, push',
@@ -14015,12 +14183,16 @@ function buildJob(bp) {
             group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-build-'), bp.image, (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('ref')),
             cancelInProgress: (0, expr_js_1.eq)((0, expr_js_1.github)('event_name'), 'pull_request'),
         },
-        outputs: {
-            digest: push.outputs.digest,
-            'image-ref': push.outputs['image-ref'],
-            tags: push.outputs.tags,
-            'release-date': day,
-        },
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
+        // A matrix job has no outputs (GitHub keeps one leg's): the legs hand over by artifact.
+        outputs: bp.variants.strategy
+            ? {}
+            : {
+                digest: push.outputs.digest,
+                'image-ref': push.outputs['image-ref'],
+                tags: push.outputs.tags,
+                'release-date': day,
+            },
         steps,
     });
 }
@@ -14039,10 +14211,10 @@ function signingValues(bp) {
         }),
     };
 }
-function signStep(bp, build, key, publicKey, identity) {
+function signStep(bp, imageRef, key, publicKey, identity) {
     const noKeyToVerify = publicKey.kind === 'literal' && publicKey.value === '';
     return model_js_1.keel.sign('sign', {
-        'image-ref': build.refs['image-ref'],
+        'image-ref': imageRef,
         'private-key': (0, expr_js_1.secret)(key.key),
         password: (0, expr_js_1.secret)(key.password),
         mode: 'key',
@@ -14054,6 +14226,7 @@ function signStep(bp, build, key, publicKey, identity) {
 }
 function signJob(bp, build) {
     const { publicKey, identity } = signingValues(bp);
+    const pushed = (0, variants_js_1.pushedImageRef)(bp.variants, build);
     return (0, model_js_1.job)('sign', {
         name: 'Sign the pushed digest (release key)',
         needs: [build],
@@ -14063,8 +14236,9 @@ function signJob(bp, build) {
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },
         environment: bp.environment,
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
         outputs: {},
-        steps: [(0, common_js_1.checkout)(), signStep(bp, build, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity)],
+        steps: [(0, common_js_1.checkout)(), ...pushed.steps, signStep(bp, pushed.imageRef, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity)],
     });
 }
 /** The pull-request key pair: dogfood when declared; reusable when the caller passes its public key. */
@@ -14089,6 +14263,7 @@ function prSignJob(bp, build) {
     if (!pr)
         return undefined;
     const { identity } = signingValues(bp);
+    const pushed = (0, variants_js_1.pushedImageRef)(bp.variants, build);
     const forPullRequest = (0, expr_js_1.eq)((0, expr_js_1.github)('event_name'), 'pull_request');
     return (0, model_js_1.job)('sign-pr', {
         name: 'Sign the pull-request image (pull-request key)',
@@ -14098,8 +14273,9 @@ function prSignJob(bp, build) {
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },
         environment: pr.environment,
+        ...(0, variants_js_1.variantStrategy)(bp.variants),
         outputs: {},
-        steps: [(0, common_js_1.checkout)(), signStep(bp, build, common_js_1.PR_SIGNING_SECRETS, pr.publicKey, identity)],
+        steps: [(0, common_js_1.checkout)(), ...pushed.steps, signStep(bp, pushed.imageRef, common_js_1.PR_SIGNING_SECRETS, pr.publicKey, identity)],
     });
 }
 // ---------------------------------------------------------------------------------------------
@@ -47796,7 +47972,7 @@ In a distro repository (any directory with declarations/distro.yaml):
   keel init --image REGISTRY/OWNER/NAME (--base IMAGE | --debian SUITE) [--dir D] [--force] [--keel-ref SHA]
                                         scaffold a distro: Containerfile, build_files/finalize.sh,
                                         declarations, caller workflows, KEEL-SETUP.md
-  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--input k=v ...] [--registry HOST:PORT] [--verbose]
+  keel run <workflow> [<workflow> ...] [--dir D] [--event E] [--pr N] [--variant NAME] [--input k=v ...] [--registry HOST:PORT] [--verbose]
                                         its workflows (build, smoke-boot, build-disk, rollback,
                                         cleanup, watch, sysext), generated from its declarations,
                                         in order against one set of local services; a smoke-boot
@@ -47853,6 +48029,7 @@ async function main(argv) {
                 inputs: f.input ?? [],
                 registry: one('registry'),
                 pr: one('pr'),
+                variant: one('variant'),
                 verbose: one('verbose') === 'true',
                 log: (s) => console.log(s),
             }))

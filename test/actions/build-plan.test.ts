@@ -241,6 +241,24 @@ describe('build plan', () => {
     ]);
   });
 
+  it('builds a multi-stage target only when one is given', () => {
+    const plan = {
+      containerfile: 'Containerfile.nvidia',
+      context: '.',
+      isolation: 'chroot',
+      buildArgs: {},
+      labels: {},
+      annotations: {},
+      secrets: [],
+      tags: [],
+      iidfile: '/t/iid',
+      tlsVerify: true,
+    };
+    const withTarget = buildArgv({ ...plan, target: 'nvidia' });
+    expect(withTarget.slice(6, 10)).toEqual(['--file', 'Containerfile.nvidia', '--target', 'nvidia']);
+    expect(buildArgv(plan)).not.toContain('--target');
+  });
+
   it('maps declarations base.bootstrap onto the bootstrap script flags', () => {
     const d = parseDeclarations(
       `version: 1\nimage: { registry: r.io/o, name: x, title: X, description: X, vendor: X }\nos: { id: x, name: X, pretty-name: X }\n` +

@@ -2,12 +2,16 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseDeclarations } from '../../actions/lib/declarations.js';
+import { checkVariant } from '../../cli/commands/run.js';
 import { eventFor } from '../../cli/events.js';
 import { runWorkflow, type RunRecord } from '../../cli/runner.js';
 import type { LocalServices } from '../../cli/services/index.js';
 import { and, cancelled, eq, jobResult, lit, matrix, not } from '../../workflows-src/expr.js';
 import { loadRepoDeclarations, workflows } from '../../workflows-src/index.js';
 import { job, runStep, type Workflow } from '../../workflows-src/model.js';
+import { repoRoot } from '../../workflows-src/action-specs.js';
+import { variantLegs } from '../../workflows-src/variants.js';
 import { tmpdir } from '../harness/tools.js';
 
 /**
@@ -38,8 +42,9 @@ function services(): LocalServices {
   } as unknown as LocalServices;
 }
 
-const run = (workflow: Workflow) =>
+const run = (workflow: Workflow, variant?: string) =>
   runWorkflow({
+    ...(variant ? { variant } : {}),
     workflow,
     event: 'workflow_dispatch',
     services: services(),
@@ -98,6 +103,36 @@ describe('keel run: matrix jobs', () => {
     expect(record.jobs.legs!.result).toBe('failure');
     expect(record.ok).toBe(false);
     expect(fs.readdirSync(path.join(record.dir, 'jobs')).sort()).toEqual(['legs-a', 'legs-b', 'legs-c']);
+  });
+});
+
+describe('keel run --variant', () => {
+  const decl = (list: string) =>
+    parseDeclarations(`${fs.readFileSync(path.join(repoRoot, 'declarations/distro.yaml'), 'utf8')}\n${list}`);
+  const two = decl('variants:\n  - { name: main }\n  - { name: nvidia }\n');
+  const legs = variantLegs(two);
+  const build = job('build', {
+    ...base,
+    name: 'build',
+    strategy: { include: legs },
+    steps: keep(matrix('image')),
+  });
+  const sysext = job('sysext', { ...base, name: 'sysext', strategy: { include: [{ name: 'hello' }] }, steps: [] });
+
+  it('runs only the named variant’s leg of a variant matrix; other matrices run whole', async () => {
+    const record = await run(wf([build, sysext]), 'nvidia');
+    expect(Object.keys(record.jobs).sort()).toEqual(['build', 'build (nvidia)', 'sysext', 'sysext (hello)']);
+    expect(record.jobs['build (nvidia)']!.steps.read!.outputs.value).toBe(`${two.image.registry}/keel-os-nvidia`);
+    const all = await run(wf([build]));
+    expect(Object.keys(all.jobs).sort()).toEqual(['build', 'build (main)', 'build (nvidia)']);
+    expect(all.jobs['build (main)']!.steps.read!.outputs.value).toBe(`${two.image.registry}/keel-os`);
+  });
+
+  it('an unknown variant is refused before anything runs, naming the known ones', () => {
+    expect(checkVariant(two, 'nvidia')).toBe('nvidia');
+    expect(checkVariant(two, undefined)).toBeUndefined();
+    expect(() => checkVariant(two, 'amd')).toThrow("keel run: unknown variant 'amd' (known: main, nvidia)");
+    expect(() => checkVariant(decl(''), 'amd')).toThrow(/declare no variants/);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   expandTemplate,
   loadDeclarations,
   parseDeclarations,
+  resolveVariants,
 } from '../../actions/lib/declarations.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -97,6 +98,32 @@ describe('declarations', () => {
       name: 'x',
       format: 'squashfs',
     });
+  });
+
+  it('variants: the first is the main image, the others <image>-<name>; defaults from the build', () => {
+    expect(resolveVariants(parseDeclarations(good))).toEqual([]);
+    const d = parseDeclarations(
+      `${good}\nvariants:\n  - { name: main, build-args: { DE: gnome } }\n  - { name: nvidia, target: gpu }\n  - { name: kde, image-name: keel-kde, containerfile: Containerfile.kde }\n`,
+    );
+    expect(resolveVariants(d)).toEqual([
+      { name: 'main', imageName: 'keel-os', buildArgs: { DE: 'gnome' }, containerfile: 'Containerfile' },
+      { name: 'nvidia', imageName: 'keel-os-nvidia', buildArgs: {}, containerfile: 'Containerfile', target: 'gpu' },
+      { name: 'kde', imageName: 'keel-kde', buildArgs: {}, containerfile: 'Containerfile.kde' },
+    ]);
+  });
+
+  it('variants: a duplicate name is refused at its path and line, a bad name or an empty list too', () => {
+    const text = `${good}\nvariants:\n  - { name: main }\n  - { name: nvidia }\n  - { name: main }\n`;
+    const line = text.split('\n').length - 1;
+    const e = errorOf(text);
+    expect(e.keyPath).toBe('variants[2].name');
+    expect(e.line).toBe(line);
+    expect(e.message).toMatch(/duplicate variant name "main"/);
+    expect(errorOf(`${good}\nvariants:\n  - { name: Nvidia_1 }\n`).message).toMatch(
+      /variants\[0\]\.name: .*\[a-z0-9-\]/,
+    );
+    expect(errorOf(`${good}\nvariants: []\n`).keyPath).toBe('variants');
+    expect(errorOf(`${good}\nvariants:\n  - { name: a, tag: x }\n`).message).toMatch(/unknown key "tag"/);
   });
 
   it('the generated JSON Schema is fresh', () => {

@@ -58,6 +58,8 @@ const withPrKey = (y: string) =>
 const withBuildSecret = (y: string) =>
   y.replace('  secrets: []\n', '  secrets:\n    - { id: mok, env: MOK_KEY, github-secret: MOK_KEY }\n');
 const withEnvironment = (y: string) => `${y}\nenvironment: prod-release\n`;
+const withImageVariants = (y: string) =>
+  `${y}\nvariants:\n  - { name: main }\n  - { name: nvidia, build-args: { GPU: nvidia }, target: nvidia }\n`;
 
 const VARIANTS: [string, Distro][] = [
   ['this repository', decl],
@@ -65,6 +67,7 @@ const VARIANTS: [string, Distro][] = [
   ['build secrets', variant(withBuildSecret)],
   ['another environment name', variant(withEnvironment)],
   ['all of them', variant((y) => withEnvironment(withBuildSecret(withPrKey(y))))],
+  ['two image variants and a pull-request key pair', variant((y) => withImageVariants(withPrKey(y)))],
 ];
 
 let validated = 0;

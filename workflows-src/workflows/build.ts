@@ -26,6 +26,7 @@ import {
   type Triggers,
   type Workflow,
 } from '../model.js';
+import { perVariantUpload, pushedImageRef, variantPlan, variantStrategy, type VariantPlan } from '../variants.js';
 
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -107,6 +108,8 @@ export interface BuildParams {
   environment: Expr;
   /** Build secrets of the declarations (dogfood): env name → secret. Their presence drops pull-request builds. */
   buildSecrets: Record<string, Expr>;
+  /** Image variants: the build job's matrix and per-variant build inputs. */
+  variants: VariantPlan;
 }
 
 function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildParams {
@@ -116,14 +119,17 @@ function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildPara
     for (const s of decl.build.secrets)
       if (s['github-secret'] && s.env) buildSecrets[s.env] = secret(s['github-secret']);
   }
+  const variants = variantPlan(decl, p.reusable);
   return {
     decl,
     p,
     file: mode === 'dogfood' ? 'build.yml' : 'reusable-build.yml',
-    image: p.v('image', `${decl.image.registry}/${decl.image.name}`, {
-      description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
-      required: true,
-    }),
+    image: variants.image(
+      p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+        description: 'Destination repository, registry/name without tag (e.g. ghcr.io/my-org/my-os).',
+        required: true,
+      }),
+    ),
     declarations: p.v('declarations', 'declarations/distro.yaml', {
       description:
         'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
@@ -143,6 +149,7 @@ function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildPara
     token: registryToken(),
     environment: p.environment(decl),
     buildSecrets,
+    variants,
   };
 }
 
@@ -186,6 +193,7 @@ function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
       }),
       declarations: bp.declarations,
       'release-date': releaseDateOut,
+      ...bp.variants.buildInputs,
       // The token belongs to the push registry: never send it to a base on another registry.
       'credentials-for': bp.image,
       username: bp.user,
@@ -288,7 +296,7 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
     rechunk.step,
     push,
     writeHandoff({ imageRef: push.outputs['image-ref'], digest: push.outputs.digest, releaseDate: day }),
-    uploadHandoff(),
+    perVariantUpload(bp.variants, uploadHandoff()),
   ];
   return job('build', {
     name: 'Build, validate, rechunk, push',
@@ -307,12 +315,16 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
       group: concat(lit('keel-build-'), bp.image, lit('-'), github('ref')),
       cancelInProgress: eq(github('event_name'), 'pull_request'),
     },
-    outputs: {
-      digest: push.outputs.digest,
-      'image-ref': push.outputs['image-ref'],
-      tags: push.outputs.tags,
-      'release-date': day,
-    },
+    ...variantStrategy(bp.variants),
+    // A matrix job has no outputs (GitHub keeps one leg's): the legs hand over by artifact.
+    outputs: bp.variants.strategy
+      ? ({} as Record<'digest' | 'image-ref' | 'tags' | 'release-date', Expr>)
+      : {
+          digest: push.outputs.digest,
+          'image-ref': push.outputs['image-ref'],
+          tags: push.outputs.tags,
+          'release-date': day,
+        },
     steps,
   });
 }
@@ -337,7 +349,7 @@ function signingValues(bp: BuildParams): { publicKey: Expr; identity: Expr } {
 
 function signStep(
   bp: BuildParams,
-  build: Job<'image-ref'>,
+  imageRef: Expr,
   key: { key: string; password: string },
   publicKey: Expr,
   identity: Expr,
@@ -346,7 +358,7 @@ function signStep(
   return keel.sign(
     'sign',
     {
-      'image-ref': build.refs['image-ref'],
+      'image-ref': imageRef,
       'private-key': secret(key.key),
       password: secret(key.password),
       mode: 'key',
@@ -361,6 +373,7 @@ function signStep(
 
 function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
   const { publicKey, identity } = signingValues(bp);
+  const pushed = pushedImageRef(bp.variants, build);
   return job('sign', {
     name: 'Sign the pushed digest (release key)',
     needs: [build],
@@ -370,8 +383,9 @@ function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
     environment: bp.environment,
+    ...variantStrategy(bp.variants),
     outputs: {},
-    steps: [checkout(), signStep(bp, build, RELEASE_SIGNING_SECRETS, publicKey, identity)],
+    steps: [checkout(), ...pushed.steps, signStep(bp, pushed.imageRef, RELEASE_SIGNING_SECRETS, publicKey, identity)],
   });
 }
 
@@ -398,6 +412,7 @@ function prSignJob(bp: BuildParams, build: Job<'image-ref'>): Job | undefined {
   const pr = prSigning(bp);
   if (!pr) return undefined;
   const { identity } = signingValues(bp);
+  const pushed = pushedImageRef(bp.variants, build);
   const forPullRequest = eq(github('event_name'), 'pull_request');
   return job('sign-pr', {
     name: 'Sign the pull-request image (pull-request key)',
@@ -407,8 +422,9 @@ function prSignJob(bp: BuildParams, build: Job<'image-ref'>): Job | undefined {
     timeoutMinutes: 15,
     permissions: { contents: 'read', packages: 'write' },
     environment: pr.environment,
+    ...variantStrategy(bp.variants),
     outputs: {},
-    steps: [checkout(), signStep(bp, build, PR_SIGNING_SECRETS, pr.publicKey, identity)],
+    steps: [checkout(), ...pushed.steps, signStep(bp, pushed.imageRef, PR_SIGNING_SECRETS, pr.publicKey, identity)],
   });
 }
 

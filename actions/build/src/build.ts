@@ -36,6 +36,8 @@ import {
  */
 export interface BuildRequest {
   containerfile: string;
+  /** Multi-stage target (stage name); absent: the last stage. */
+  target?: string;
   context: string;
   /** Local name; empty: localhost/<declarations image.name>. */
   image: string;
@@ -246,6 +248,7 @@ export async function buildImage(
   for (const s of secrets) if (s.kind === 'env') secretEnv[s.ref] = env[s.ref];
   const plan: BuildPlan = {
     containerfile: req.containerfile,
+    ...(req.target ? { target: req.target } : {}),
     context: req.context,
     isolation: req.isolation,
     buildArgs,

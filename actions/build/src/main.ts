@@ -34,6 +34,11 @@ export const inputs = {
   }),
   'base-image': optionalImageRef(),
   'build-args': keyValues('='),
+  target: str({
+    default: '',
+    pattern: /^(?:[A-Za-z0-9][A-Za-z0-9_.-]*)?$/,
+    expected: 'a build stage name (FROM ... AS <name>), or empty for the last stage',
+  }),
   labels: keyValues('='),
   secrets: list({
     expected: 'newline-separated id=path or id=env:VAR lines',
@@ -118,6 +123,7 @@ export async function run(io: ActionIO): Promise<void> {
         buildImage(
           {
             containerfile: inp.containerfile,
+            ...(inp.target ? { target: inp.target } : {}),
             context: inp.context,
             image: inp.image,
             tags: inp.tags,

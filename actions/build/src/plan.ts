@@ -280,6 +280,8 @@ export function computeBuildArgs(opts: {
 
 export interface BuildPlan {
   containerfile: string;
+  /** Multi-stage target: `--target`; absent: the last stage. */
+  target?: string;
   context: string;
   isolation: string;
   buildArgs: Record<string, string>;
@@ -305,6 +307,7 @@ export function buildahGlobal(storageDriver: string): string[] {
  */
 export function buildArgv(p: BuildPlan, extraLabels: Record<string, string> = {}): string[] {
   const argv = ['build', '--isolation', p.isolation, '--layers', '--iidfile', p.iidfile, '--file', p.containerfile];
+  if (p.target) argv.push('--target', p.target);
   if (!p.tlsVerify) argv.push('--tls-verify=false');
   if (p.authfile) argv.push('--authfile', p.authfile);
   for (const [k, v] of Object.entries(p.buildArgs)) argv.push('--build-arg', `${k}=${v}`);
