@@ -7106,6 +7106,7 @@ exports.HOST_TOOLS = void 0;
 exports.localDeclarations = localDeclarations;
 exports.demo = demo;
 exports.printSummary = printSummary;
+const node_child_process_1 = __nccwpck_require__(1421);
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const node_path_1 = __importDefault(__nccwpck_require__(6760));
 const declarations_js_1 = __nccwpck_require__(8449);
@@ -7244,9 +7245,16 @@ async function demo(opts = {}) {
         log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
         log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
         log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
+        const attested = cosignAttestations(stableRef.withDigest(stable?.digest ?? '').toString(), services.keys.publicKeyPath, stateDir);
+        for (const a of attested)
+            log(`  ${`${a.type} (cosign)`.padEnd(19)} ${a.ok ? 'verified' : `✘ ${a.detail}`}`);
         const stableAfter = await client.headManifest(stableRef.repository, stableRef.reference);
         log(`  cleanup dry run     ${stableAfter?.digest === stable?.digest ? 'stable untouched' : '✘ stable moved'}`);
-        ok = Boolean(stable?.digest && stable.digest === bootedDigest && sig.verified && stableAfter?.digest === stable.digest);
+        ok = Boolean(stable?.digest &&
+            stable.digest === bootedDigest &&
+            sig.verified &&
+            attested.every((a) => a.ok) &&
+            stableAfter?.digest === stable.digest);
         printSummary(runs, log);
         log(ok
             ? `\n✔ local pipeline complete in ${Math.round((Date.now() - t0) / 1000)} s; runs and step summaries under ${runsDir}`
@@ -7257,6 +7265,37 @@ async function demo(opts = {}) {
         if (!ok)
             printSummary(runs, log);
         await services.stop();
+    }
+}
+/** The attestation types the sign job attaches to every release: the SBOM and the run's provenance. */
+const RELEASE_ATTESTATIONS = ['cyclonedx', 'spdxjson', 'slsaprovenance1'];
+/**
+ * The release's attestations checked by the real cosign (Debian's, fetched and verified by
+ * scripts/fetch-verifiers.sh), independently of Keel's own verifier: offline, with the run's key.
+ */
+function cosignAttestations(imageRef, publicKeyPath, stateDir) {
+    const fetched = (0, node_child_process_1.spawnSync)('bash', [node_path_1.default.join(step_js_1.repoRoot, 'scripts/fetch-verifiers.sh')], { encoding: 'utf8' });
+    const bin = fetched.stdout.trim().split('\n').pop() ?? '';
+    if (fetched.status !== 0 || !node_fs_1.default.existsSync(node_path_1.default.join(bin, 'cosign')))
+        return [{ type: 'cosign', ok: false, detail: `could not fetch cosign: ${fetched.stderr.trim().slice(-300)}` }];
+    const home = node_fs_1.default.mkdtempSync(node_path_1.default.join(stateDir, 'cosign-home-'));
+    try {
+        return RELEASE_ATTESTATIONS.map((type) => {
+            const r = (0, node_child_process_1.spawnSync)(node_path_1.default.join(bin, 'cosign'), [
+                'verify-attestation',
+                '--key',
+                publicKeyPath,
+                '--type',
+                type,
+                '--insecure-ignore-tlog=true',
+                '--allow-http-registry',
+                imageRef,
+            ], { encoding: 'utf8', env: { ...process.env, HOME: home }, timeout: 120_000 });
+            return { type, ok: r.status === 0, detail: `${r.stderr}`.trim().split('\n').slice(-2).join(' ') };
+        });
+    }
+    finally {
+        node_fs_1.default.rmSync(home, { recursive: true, force: true });
     }
 }
 function printSummary(runs, log) {
@@ -14063,14 +14102,13 @@ const buildsPullRequests = (bp) => Object.keys(bp.buildSecrets).length === 0;
 function pullRequestGate(bp) {
     return (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.and)((0, expr_js_1.eq)((0, expr_js_1.github)('event.pull_request.head.repo.full_name'), (0, expr_js_1.github)('repository')), (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.eq)((0, expr_js_1.github)('event.action'), 'labeled'), (0, expr_js_1.eq)((0, expr_js_1.github)('event.label.name'), bp.prLabel)), (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event.action'), 'labeled'), (0, expr_js_1.contains)((0, expr_js_1.github)('event.pull_request.labels.*.name'), bp.prLabel)))));
 }
+/** The declared Containerfile (an input of the reusable workflow). */
+const containerfileParam = ({ p, decl }) => p.v('containerfile', decl.build.containerfile, { description: 'Containerfile path.', default: 'Containerfile' });
 function buildStep(bp, releaseDateOut) {
     const { p, decl } = bp;
     const secretsEnv = Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
     return model_js_1.keel.build('build', {
-        containerfile: p.v('containerfile', decl.build.containerfile, {
-            description: 'Containerfile path.',
-            default: 'Containerfile',
-        }),
+        containerfile: containerfileParam(bp),
         context: p.v('context', decl.build.context, { description: 'Build context directory.', default: '.' }),
         'base-image': p.v('base-image', decl.base.image, {
             description: 'Base image; empty: declarations base.image.',
@@ -14211,10 +14249,28 @@ function signingValues(bp) {
         }),
     };
 }
-function signStep(bp, imageRef, key, publicKey, identity) {
+/** The SBOM of the pushed digest, read from its own package databases (re-run with sign: same input, same SBOM). */
+function sbomStep(bp, imageRef) {
+    return model_js_1.keel.sbom('sbom', {
+        'image-ref': imageRef,
+        formats: (0, expr_js_1.lines)('cyclonedx', 'spdx'),
+        username: bp.user,
+        password: bp.token,
+    }, { name: 'SBOM of the pushed digest (CycloneDX and SPDX, from its package databases)' });
+}
+/** What the release signature carries besides the image signature: the SBOMs and the run's provenance. */
+function attestationInputs(bp, sbom) {
+    return {
+        attestations: (0, expr_js_1.lines)((0, expr_js_1.concat)('cyclonedx=', sbom.outputs.cyclonedx), (0, expr_js_1.concat)('spdxjson=', sbom.outputs.spdx)),
+        provenance: (0, expr_js_1.lit)('true'),
+        containerfile: bp.variants.buildInputs.containerfile ?? containerfileParam(bp),
+    };
+}
+function signStep(bp, imageRef, key, publicKey, identity, attest = {}) {
     const noKeyToVerify = publicKey.kind === 'literal' && publicKey.value === '';
     return model_js_1.keel.sign('sign', {
         'image-ref': imageRef,
+        ...attest,
         'private-key': (0, expr_js_1.secret)(key.key),
         password: (0, expr_js_1.secret)(key.password),
         mode: 'key',
@@ -14227,6 +14283,7 @@ function signStep(bp, imageRef, key, publicKey, identity) {
 function signJob(bp, build) {
     const { publicKey, identity } = signingValues(bp);
     const pushed = (0, variants_js_1.pushedImageRef)(bp.variants, build);
+    const sbom = sbomStep(bp, pushed.imageRef);
     return (0, model_js_1.job)('sign', {
         name: 'Sign the pushed digest (release key)',
         needs: [build],
@@ -14238,7 +14295,12 @@ function signJob(bp, build) {
         environment: bp.environment,
         ...(0, variants_js_1.variantStrategy)(bp.variants),
         outputs: {},
-        steps: [(0, common_js_1.checkout)(), ...pushed.steps, signStep(bp, pushed.imageRef, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity)],
+        steps: [
+            (0, common_js_1.checkout)(),
+            ...pushed.steps,
+            sbom,
+            signStep(bp, pushed.imageRef, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity, attestationInputs(bp, sbom)),
+        ],
     });
 }
 /** The pull-request key pair: dogfood when declared; reusable when the caller passes its public key. */

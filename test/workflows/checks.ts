@@ -45,6 +45,7 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   cleanup: { packages: 'write' }, // deletes package versions (manifests)
   watch: { actions: 'write', contents: 'read', packages: 'read' }, // reads the tags, the branch head; re-runs a build
   sysext: { packages: 'read' }, // pulls the pinned base
+  sbom: { packages: 'read' }, // reads the pushed image's layers
 };
 
 function stepPermissions(s: YStep): Perms | string {

@@ -185,7 +185,7 @@ describe('build.yml', () => {
     const hops = [...new Set(Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses))))].filter(
       (h): h is string => Boolean(h),
     );
-    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sign']);
+    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sbom', 'sign']);
     expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', hops));
     for (const h of hops) expect(on.push.paths).toContain(`actions/${h}/action.yml`);
     for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml'])

@@ -13,7 +13,7 @@ import {
   type GenerateOptions,
   type Mode,
 } from '../common.js';
-import { and, callOutput, concat, contains, eq, github, lit, ne, or, secret, type Expr } from '../expr.js';
+import { and, callOutput, concat, contains, eq, github, lines, lit, ne, or, secret, type Expr } from '../expr.js';
 import {
   job,
   keel,
@@ -176,16 +176,17 @@ function pullRequestGate(bp: BuildParams): Expr {
   );
 }
 
+/** The declared Containerfile (an input of the reusable workflow). */
+const containerfileParam = ({ p, decl }: BuildParams) =>
+  p.v('containerfile', decl.build.containerfile, { description: 'Containerfile path.', default: 'Containerfile' });
+
 function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
   const { p, decl } = bp;
   const secretsEnv = Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
   return keel.build(
     'build',
     {
-      containerfile: p.v('containerfile', decl.build.containerfile, {
-        description: 'Containerfile path.',
-        default: 'Containerfile',
-      }),
+      containerfile: containerfileParam(bp),
       context: p.v('context', decl.build.context, { description: 'Build context directory.', default: '.' }),
       'base-image': p.v('base-image', decl.base.image, {
         description: 'Base image; empty: declarations base.image.',
@@ -347,18 +348,43 @@ function signingValues(bp: BuildParams): { publicKey: Expr; identity: Expr } {
   };
 }
 
+/** The SBOM of the pushed digest, read from its own package databases (re-run with sign: same input, same SBOM). */
+function sbomStep(bp: BuildParams, imageRef: Expr): KeelStep<'sbom'> {
+  return keel.sbom(
+    'sbom',
+    {
+      'image-ref': imageRef,
+      formats: lines('cyclonedx', 'spdx'),
+      username: bp.user,
+      password: bp.token,
+    },
+    { name: 'SBOM of the pushed digest (CycloneDX and SPDX, from its package databases)' },
+  );
+}
+
+/** What the release signature carries besides the image signature: the SBOMs and the run's provenance. */
+function attestationInputs(bp: BuildParams, sbom: KeelStep<'sbom'>): Record<string, Expr> {
+  return {
+    attestations: lines(concat('cyclonedx=', sbom.outputs.cyclonedx), concat('spdxjson=', sbom.outputs.spdx)),
+    provenance: lit('true'),
+    containerfile: bp.variants.buildInputs.containerfile ?? containerfileParam(bp),
+  };
+}
+
 function signStep(
   bp: BuildParams,
   imageRef: Expr,
   key: { key: string; password: string },
   publicKey: Expr,
   identity: Expr,
+  attest: Record<string, Expr> = {},
 ): KeelStep<'sign'> {
   const noKeyToVerify = publicKey.kind === 'literal' && publicKey.value === '';
   return keel.sign(
     'sign',
     {
       'image-ref': imageRef,
+      ...attest,
       'private-key': secret(key.key),
       password: secret(key.password),
       mode: 'key',
@@ -374,6 +400,7 @@ function signStep(
 function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
   const { publicKey, identity } = signingValues(bp);
   const pushed = pushedImageRef(bp.variants, build);
+  const sbom = sbomStep(bp, pushed.imageRef);
   return job('sign', {
     name: 'Sign the pushed digest (release key)',
     needs: [build],
@@ -385,7 +412,12 @@ function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
     environment: bp.environment,
     ...variantStrategy(bp.variants),
     outputs: {},
-    steps: [checkout(), ...pushed.steps, signStep(bp, pushed.imageRef, RELEASE_SIGNING_SECRETS, publicKey, identity)],
+    steps: [
+      checkout(),
+      ...pushed.steps,
+      sbom,
+      signStep(bp, pushed.imageRef, RELEASE_SIGNING_SECRETS, publicKey, identity, attestationInputs(bp, sbom)),
+    ],
   });
 }
 
