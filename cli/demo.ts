@@ -145,8 +145,12 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       `  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`,
     );
     log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
-    const attested = cosignAttestations(
+    // The sign step names the .sig relative to its job's workspace.
+    const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
+    const sums = sigOut && path.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
+    const attested = cosignChecks(
       stableRef.withDigest(stable?.digest ?? '').toString(),
+      sums,
       services.keys.publicKeyPath,
       stateDir,
     );
@@ -177,11 +181,14 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
 const RELEASE_ATTESTATIONS = ['cyclonedx', 'spdxjson', 'slsaprovenance1'];
 
 /**
- * The release's attestations checked by the real cosign (Debian's, fetched and verified by
- * scripts/fetch-verifiers.sh), independently of Keel's own verifier: offline, with the run's key.
+ * The release checked by the real cosign (Debian's, fetched and verified by
+ * scripts/fetch-verifiers.sh), independently of Keel's own verifier, offline, with the run's key:
+ * the attestations of the image, and the signature of the published SHA256SUMS (`sumsSig`, its
+ * .sig file) the way a downloader checks it.
  */
-function cosignAttestations(
+function cosignChecks(
   imageRef: string,
+  sumsSig: string,
   publicKeyPath: string,
   stateDir: string,
 ): { type: string; ok: boolean; detail: string }[] {
@@ -190,24 +197,23 @@ function cosignAttestations(
   if (fetched.status !== 0 || !fs.existsSync(path.join(bin, 'cosign')))
     return [{ type: 'cosign', ok: false, detail: `could not fetch cosign: ${fetched.stderr.trim().slice(-300)}` }];
   const home = fs.mkdtempSync(path.join(stateDir, 'cosign-home-'));
-  try {
-    return RELEASE_ATTESTATIONS.map((type) => {
-      const r = spawnSync(
-        path.join(bin, 'cosign'),
-        [
-          'verify-attestation',
-          '--key',
-          publicKeyPath,
-          '--type',
-          type,
-          '--insecure-ignore-tlog=true',
-          '--allow-http-registry',
-          imageRef,
-        ],
-        { encoding: 'utf8', env: { ...process.env, HOME: home }, timeout: 120_000 },
-      );
-      return { type, ok: r.status === 0, detail: `${r.stderr}`.trim().split('\n').slice(-2).join(' ') };
+  const cosign = (type: string, args: string[]) => {
+    const r = spawnSync(path.join(bin, 'cosign'), [...args, '--key', publicKeyPath, '--insecure-ignore-tlog=true'], {
+      encoding: 'utf8',
+      env: { ...process.env, HOME: home },
+      timeout: 120_000,
     });
+    return { type, ok: r.status === 0, detail: `${r.stderr}`.trim().split('\n').slice(-2).join(' ') };
+  };
+  try {
+    return [
+      ...RELEASE_ATTESTATIONS.map((type) =>
+        cosign(type, ['verify-attestation', '--type', type, '--allow-http-registry', imageRef]),
+      ),
+      sumsSig
+        ? cosign('SHA256SUMS.sig', ['verify-blob', '--signature', sumsSig, sumsSig.replace(/\.sig$/, '')])
+        : { type: 'SHA256SUMS.sig', ok: false, detail: 'the publish job signed no SHA256SUMS' },
+    ];
   } finally {
     fs.rmSync(home, { recursive: true, force: true });
   }

@@ -7245,7 +7245,10 @@ async function demo(opts = {}) {
         log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
         log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
         log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
-        const attested = cosignAttestations(stableRef.withDigest(stable?.digest ?? '').toString(), services.keys.publicKeyPath, stateDir);
+        // The sign step names the .sig relative to its job's workspace.
+        const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
+        const sums = sigOut && node_path_1.default.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
+        const attested = cosignChecks(stableRef.withDigest(stable?.digest ?? '').toString(), sums, services.keys.publicKeyPath, stateDir);
         for (const a of attested)
             log(`  ${`${a.type} (cosign)`.padEnd(19)} ${a.ok ? 'verified' : `✘ ${a.detail}`}`);
         const stableAfter = await client.headManifest(stableRef.repository, stableRef.reference);
@@ -7270,29 +7273,32 @@ async function demo(opts = {}) {
 /** The attestation types the sign job attaches to every release: the SBOM and the run's provenance. */
 const RELEASE_ATTESTATIONS = ['cyclonedx', 'spdxjson', 'slsaprovenance1'];
 /**
- * The release's attestations checked by the real cosign (Debian's, fetched and verified by
- * scripts/fetch-verifiers.sh), independently of Keel's own verifier: offline, with the run's key.
+ * The release checked by the real cosign (Debian's, fetched and verified by
+ * scripts/fetch-verifiers.sh), independently of Keel's own verifier, offline, with the run's key:
+ * the attestations of the image, and the signature of the published SHA256SUMS (`sumsSig`, its
+ * .sig file) the way a downloader checks it.
  */
-function cosignAttestations(imageRef, publicKeyPath, stateDir) {
+function cosignChecks(imageRef, sumsSig, publicKeyPath, stateDir) {
     const fetched = (0, node_child_process_1.spawnSync)('bash', [node_path_1.default.join(step_js_1.repoRoot, 'scripts/fetch-verifiers.sh')], { encoding: 'utf8' });
     const bin = fetched.stdout.trim().split('\n').pop() ?? '';
     if (fetched.status !== 0 || !node_fs_1.default.existsSync(node_path_1.default.join(bin, 'cosign')))
         return [{ type: 'cosign', ok: false, detail: `could not fetch cosign: ${fetched.stderr.trim().slice(-300)}` }];
     const home = node_fs_1.default.mkdtempSync(node_path_1.default.join(stateDir, 'cosign-home-'));
-    try {
-        return RELEASE_ATTESTATIONS.map((type) => {
-            const r = (0, node_child_process_1.spawnSync)(node_path_1.default.join(bin, 'cosign'), [
-                'verify-attestation',
-                '--key',
-                publicKeyPath,
-                '--type',
-                type,
-                '--insecure-ignore-tlog=true',
-                '--allow-http-registry',
-                imageRef,
-            ], { encoding: 'utf8', env: { ...process.env, HOME: home }, timeout: 120_000 });
-            return { type, ok: r.status === 0, detail: `${r.stderr}`.trim().split('\n').slice(-2).join(' ') };
+    const cosign = (type, args) => {
+        const r = (0, node_child_process_1.spawnSync)(node_path_1.default.join(bin, 'cosign'), [...args, '--key', publicKeyPath, '--insecure-ignore-tlog=true'], {
+            encoding: 'utf8',
+            env: { ...process.env, HOME: home },
+            timeout: 120_000,
         });
+        return { type, ok: r.status === 0, detail: `${r.stderr}`.trim().split('\n').slice(-2).join(' ') };
+    };
+    try {
+        return [
+            ...RELEASE_ATTESTATIONS.map((type) => cosign(type, ['verify-attestation', '--type', type, '--allow-http-registry', imageRef])),
+            sumsSig
+                ? cosign('SHA256SUMS.sig', ['verify-blob', '--signature', sumsSig, sumsSig.replace(/\.sig$/, '')])
+                : { type: 'SHA256SUMS.sig', ok: false, detail: 'the publish job signed no SHA256SUMS' },
+        ];
     }
     finally {
         node_fs_1.default.rmSync(home, { recursive: true, force: true });
@@ -13835,14 +13841,24 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
     });
     // The publish job: only the build job's values (same release date, same file name).
     const vars = { date: diskJob.refs['release-date'], file: diskJob.refs.file, digest: diskJob.refs.digest };
-    const files = (0, expr_js_1.lines)((0, expr_js_1.concat)(`${exports.DISK_DIR}/`, diskJob.refs.file), `${exports.DISK_DIR}/SHA256SUMS`);
+    const files = (0, expr_js_1.lines)((0, expr_js_1.concat)(`${exports.DISK_DIR}/`, diskJob.refs.file), `${exports.DISK_DIR}/SHA256SUMS`, `${exports.DISK_DIR}/SHA256SUMS.sig`);
     const publishSteps = [];
     publishSteps.push((0, common_js_1.checkout)(), (0, model_js_1.actionStep)({
         name: 'Take the boot-tested media',
         uses: pins_js_1.pins.downloadArtifact,
         with: { name: exports.DISK_ARTIFACT, path: exports.DISK_DIR },
         local: { local: 'artifact-download', name: (0, expr_js_1.lit)(exports.DISK_ARTIFACT), path: exports.DISK_DIR },
-    }));
+    }), 
+    // A checksum served next to the file proves integrity only: the release key's signature over
+    // SHA256SUMS lets a downloader check authenticity (cosign verify-blob, offline). Signed here,
+    // in the job that holds the release environment; the build job that ran the image holds no key.
+    model_js_1.keel.sign('checksums', {
+        files: `${exports.DISK_DIR}/SHA256SUMS`,
+        'private-key': (0, expr_js_1.secret)(common_js_1.RELEASE_SIGNING_SECRETS.key),
+        password: (0, expr_js_1.secret)(common_js_1.RELEASE_SIGNING_SECRETS.password),
+        mode: 'key',
+        'public-key': publicKey,
+    }, { name: 'Sign SHA256SUMS with the release key (SHA256SUMS.sig)' }));
     const iaCommon = {
         files,
         sha256sums: `${exports.DISK_DIR}/SHA256SUMS`,
@@ -13947,6 +13963,11 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             workflow_call: {
                 inputs: p.callInputs,
                 secrets: {
+                    COSIGN_PRIVATE_KEY: {
+                        description: `Release signing key (cosign.key) that signs SHA256SUMS. ${FROM_ENVIRONMENT}`,
+                        required: false,
+                    },
+                    COSIGN_PASSWORD: { description: `Password of COSIGN_PRIVATE_KEY. ${FROM_ENVIRONMENT}`, required: false },
                     IA_ACCESS_KEY: { description: `Internet Archive S3 access key. ${FROM_ENVIRONMENT}`, required: false },
                     IA_SECRET_KEY: { description: `Internet Archive S3 secret key. ${FROM_ENVIRONMENT}`, required: false },
                     SITE_BUMP_TOKEN: {
@@ -14735,7 +14756,15 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         ref: handoff.outputs['image-ref'],
         repository: image,
     });
-    const verify = model_js_1.keel.verify('verify', { 'image-ref': imageRef, 'public-key': publicKey, identity, username: user, password: token }, { name: 'Verify the signature of the digest' });
+    const verify = model_js_1.keel.verify('verify', {
+        'image-ref': imageRef,
+        'public-key': publicKey,
+        identity,
+        // The sign job attests every release: no SBOM or provenance, no boot.
+        'attestation-types': (0, expr_js_1.lines)('cyclonedx', 'slsaprovenance1'),
+        username: user,
+        password: token,
+    }, { name: 'Verify the signature, the SBOM and the provenance of the digest' });
     const boot = model_js_1.keel['smoke-boot']('boot', {
         image: imageRef,
         backend: p.v('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.', default: 'direct' }),
@@ -14776,6 +14805,10 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             (0, common_js_1.aptInstall)(common_js_1.VM_PACKAGES),
             verify,
             boot,
+            // Before promote moves stable: what this digest changes for a machine on stable today.
+            model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
+            // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
+            { name: 'What changed since stable (release notes, in the summary)', continueOnError: true }),
         ],
     });
     const promoteJob = (0, model_js_1.job)('promote', {

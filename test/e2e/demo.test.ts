@@ -37,8 +37,8 @@ describe('npm run demo', () => {
       expect([r.status, out.slice(-4000)]).toEqual([0, expect.any(String)]);
       expect(out).toMatch(/booted digest\s+sha256:[0-9a-f]{64}\s+\(same: promoted exactly what booted\)/);
       expect(out).toMatch(/signature\s+verified \(\d+ legacy signature/);
-      // The SBOMs and the provenance of :stable, checked by the real cosign.
-      for (const type of ['cyclonedx', 'spdxjson', 'slsaprovenance1'])
+      // The SBOMs and the provenance of :stable, and the signed checksums of the ISO, checked by the real cosign.
+      for (const type of ['cyclonedx', 'spdxjson', 'slsaprovenance1', 'SHA256SUMS\\.sig'])
         expect(out).toMatch(new RegExp(`${type} \\(cosign\\)\\s+verified`));
       // Every hop of the workflows the demo runs reports its step done.
       for (const hop of demoHops()) {

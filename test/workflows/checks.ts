@@ -46,10 +46,13 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   watch: { actions: 'write', contents: 'read', packages: 'read' }, // reads the tags, the branch head; re-runs a build
   sysext: { packages: 'read' }, // pulls the pinned base
   sbom: { packages: 'read' }, // reads the pushed image's layers
+  changelog: { packages: 'read' }, // reads the new image and stable
 };
 
 function stepPermissions(s: YStep): Perms | string {
   const hop = keelHop(s.uses);
+  // sign with files only (SHA256SUMS) touches no registry.
+  if (hop === 'sign' && !s.with?.['image-ref']) return {};
   if (hop) return HOP_PERMISSIONS[hop] ?? `hop ${hop} has no entry in HOP_PERMISSIONS`;
   if (s.run !== undefined) return {};
   if (s.uses?.startsWith('actions/checkout@')) return { contents: 'read' };

@@ -286,7 +286,7 @@ describe('smoke-boot.yml', () => {
     expect(dl.with!['github-token']).toBe('${{ secrets.GITHUB_TOKEN }}');
     expect(wf.jobs.boot!.permissions).toMatchObject({ actions: 'read' });
     const hops = steps.map((s) => keelHop(s.uses)).filter(Boolean);
-    expect(hops).toEqual(['verify', 'smoke-boot']);
+    expect(hops).toEqual(['verify', 'smoke-boot', 'changelog']);
     const verify = steps.find((s) => keelHop(s.uses) === 'verify')!;
     const boot = steps.find((s) => keelHop(s.uses) === 'smoke-boot')!;
     expect(verify.with!['image-ref']).toBe('${{ steps.handoff.outputs.image-ref || inputs.image-ref }}');

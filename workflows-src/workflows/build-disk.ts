@@ -8,6 +8,7 @@ import {
   registryToken,
   registryUser,
   releaseDate,
+  RELEASE_SIGNING_SECRETS,
   type GenerateOptions,
   type Mode,
 } from '../common.js';
@@ -198,7 +199,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
 
   // The publish job: only the build job's values (same release date, same file name).
   const vars = { date: diskJob.refs['release-date'], file: diskJob.refs.file, digest: diskJob.refs.digest };
-  const files = lines(concat(`${DISK_DIR}/`, diskJob.refs.file), `${DISK_DIR}/SHA256SUMS`);
+  const files = lines(
+    concat(`${DISK_DIR}/`, diskJob.refs.file),
+    `${DISK_DIR}/SHA256SUMS`,
+    `${DISK_DIR}/SHA256SUMS.sig`,
+  );
   const publishSteps = [];
   publishSteps.push(
     checkout(),
@@ -208,6 +213,20 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       with: { name: DISK_ARTIFACT, path: DISK_DIR },
       local: { local: 'artifact-download', name: lit(DISK_ARTIFACT), path: DISK_DIR },
     }),
+    // A checksum served next to the file proves integrity only: the release key's signature over
+    // SHA256SUMS lets a downloader check authenticity (cosign verify-blob, offline). Signed here,
+    // in the job that holds the release environment; the build job that ran the image holds no key.
+    keel.sign(
+      'checksums',
+      {
+        files: `${DISK_DIR}/SHA256SUMS`,
+        'private-key': secret(RELEASE_SIGNING_SECRETS.key),
+        password: secret(RELEASE_SIGNING_SECRETS.password),
+        mode: 'key',
+        'public-key': publicKey,
+      },
+      { name: 'Sign SHA256SUMS with the release key (SHA256SUMS.sig)' },
+    ),
   );
   const iaCommon = {
     files,
@@ -337,6 +356,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         workflow_call: {
           inputs: p.callInputs,
           secrets: {
+            COSIGN_PRIVATE_KEY: {
+              description: `Release signing key (cosign.key) that signs SHA256SUMS. ${FROM_ENVIRONMENT}`,
+              required: false,
+            },
+            COSIGN_PASSWORD: { description: `Password of COSIGN_PRIVATE_KEY. ${FROM_ENVIRONMENT}`, required: false },
             IA_ACCESS_KEY: { description: `Internet Archive S3 access key. ${FROM_ENVIRONMENT}`, required: false },
             IA_SECRET_KEY: { description: `Internet Archive S3 secret key. ${FROM_ENVIRONMENT}`, required: false },
             SITE_BUMP_TOKEN: {

@@ -13,7 +13,7 @@ import {
   type GenerateOptions,
   type Mode,
 } from '../common.js';
-import { and, callOutput, concat, eq, github, input, lit, ne, or, startsWith } from '../expr.js';
+import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
 import { buildWorkflowName } from './build.js';
 
@@ -111,8 +111,16 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   });
   const verify = keel.verify(
     'verify',
-    { 'image-ref': imageRef, 'public-key': publicKey, identity, username: user, password: token },
-    { name: 'Verify the signature of the digest' },
+    {
+      'image-ref': imageRef,
+      'public-key': publicKey,
+      identity,
+      // The sign job attests every release: no SBOM or provenance, no boot.
+      'attestation-types': lines('cyclonedx', 'slsaprovenance1'),
+      username: user,
+      password: token,
+    },
+    { name: 'Verify the signature, the SBOM and the provenance of the digest' },
   );
   const boot = keel['smoke-boot'](
     'boot',
@@ -158,6 +166,13 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       aptInstall(VM_PACKAGES),
       verify,
       boot,
+      // Before promote moves stable: what this digest changes for a machine on stable today.
+      keel.changelog(
+        'changelog',
+        { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token },
+        // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
+        { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
+      ),
     ],
   });
 
