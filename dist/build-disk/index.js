@@ -48801,6 +48801,42 @@ function grubConfig(spec) {
     ].join('\n');
     return { cfg, cmdline };
 }
+/**
+ * The character devices dracut's shell code uses (`</dev/null`, `>/dev/null`, random bytes). An
+ * image's /dev is empty: without them, a chroot's redirections write a regular file /dev/null and
+ * later reads get its content back, so dracut's library resolution went wrong now and then (an
+ * initramfs without libc: "Failed to execute /init (error -2)").
+ */
+const CHROOT_DEVICES = [
+    ['null', 1, 3],
+    ['zero', 1, 5],
+    ['random', 1, 8],
+    ['urandom', 1, 9],
+];
+/** Runs `fn` with CHROOT_DEVICES in `rootfsDir`/dev, removed afterwards on every path (they must not reach the squashfs). */
+async function withChrootDevices(rootfsDir, runner, fn) {
+    const nodes = CHROOT_DEVICES.map(([name, major, minor]) => ({
+        file: joinInside(rootfsDir, `dev/${name}`),
+        major,
+        minor,
+    }));
+    const remove = async () => {
+        const [rm, rmArgs] = asRoot('rm', ['-f', '--', ...nodes.map((n) => n.file)]);
+        await runner.run(rm, rmArgs);
+    };
+    external_node_fs_default().mkdirSync(external_node_path_default().dirname(nodes[0].file), { recursive: true });
+    await remove();
+    try {
+        for (const n of nodes) {
+            const [mknod, args] = asRoot('mknod', ['-m', '666', '--', n.file, 'c', String(n.major), String(n.minor)]);
+            await runner.run(mknod, args);
+        }
+        return await fn();
+    }
+    finally {
+        await remove();
+    }
+}
 async function buildLiveIso(spec, runner, log) {
     const stage = external_node_path_default().join(spec.workDir, 'iso-root');
     external_node_fs_default().mkdirSync(external_node_path_default().join(stage, 'LiveOS'), { recursive: true });
@@ -48822,7 +48858,7 @@ async function buildLiveIso(spec, runner, log) {
         spec.kver,
         inside,
     ]);
-    await runner.run(chroot, args, { timeoutMs: 1800_000 });
+    await withChrootDevices(spec.rootfsDir, runner, () => runner.run(chroot, args, { timeoutMs: 1800_000 }));
     const initrd = external_node_path_default().join(stage, 'boot', 'initrd.img');
     // The image's /tmp (or the file) could be a symlink to anywhere on the runner: mv runs as root.
     const [mv, mvArgs] = asRoot('mv', ['--', joinInside(spec.rootfsDir, inside.slice(1)), initrd]);

@@ -58,12 +58,23 @@ const podman = (call: Call) => {
   return ok();
 };
 
+/** What the rootfs's /dev held when dracut ran in it, and right after (its nodes must not reach the squashfs). */
+const devices: { atDracut?: string[]; after?: string[] } = {};
+const devOf = (rootfs: string) =>
+  fs.existsSync(path.join(rootfs, 'dev')) ? fs.readdirSync(path.join(rootfs, 'dev')).sort() : [];
+
 /** The live ISO's tools; `platforms` is what xorriso reports of the ISO's El Torito catalogue. */
 const liveTools = (platforms = ['BIOS', 'UEFI'], compression = 'zstd') =>
   playTools({
     tar: tarExtract(),
+    mknod: (call) => {
+      const { args } = toolOf(call);
+      fs.writeFileSync(args[args.indexOf('--') + 1]!, `char ${args.at(-2)}:${args.at(-1)}\n`);
+      return ok();
+    },
     chroot: (call) => {
       const { args } = toolOf(call);
+      devices.atDracut = devOf(args[0]!);
       const file = path.join(args[0]!, args.at(-1)!);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, `live initramfs for ${argAfter({ ...call, args }, '--kver')}\n`);
@@ -71,12 +82,15 @@ const liveTools = (platforms = ['BIOS', 'UEFI'], compression = 'zstd') =>
     },
     mv: (call) => {
       const { args } = toolOf(call);
+      devices.after = devOf(path.dirname(path.dirname(args.at(-2)!)));
       fs.renameSync(args.at(-2)!, args.at(-1)!);
       return ok();
     },
     chmod: () => ok(),
     rm: (call) => {
-      fs.rmSync(toolOf(call).args.at(-1)!, { recursive: true, force: true });
+      const { args } = toolOf(call);
+      const files = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [args.at(-1)!];
+      for (const f of files) fs.rmSync(f, { recursive: true, force: true });
       return ok();
     },
     mksquashfs: writesFile(1, () => 'hsqs'),
@@ -171,6 +185,10 @@ describe('build-disk run()', () => {
     const tools = runner.calls.map((c) => toolOf(c).tool);
     expect(tools.filter((t) => t !== 'chmod' && t !== 'rm')).toEqual([
       'tar',
+      'mknod',
+      'mknod',
+      'mknod',
+      'mknod',
       'chroot',
       'mv',
       'mksquashfs',
@@ -192,6 +210,9 @@ describe('build-disk run()', () => {
       KVER,
       '/tmp/keel-live-initrd.img',
     ]);
+    // dracut ran with the character devices its shell code needs; they were gone before the squashfs.
+    expect(devices.atDracut).toEqual(['null', 'random', 'urandom', 'zero']);
+    expect(devices.after).toEqual([]);
     expect(call('mksquashfs').slice(2, 6)).toEqual(['-comp', 'zstd', '-Xcompression-level', '19']);
     const artefact = path.join(workspace, 'disk-out', 'os-20250304.iso');
     expect(call('grub-mkrescue')).toEqual(['-o', artefact, expect.any(String), '--', '-volid', 'OS-20250304']);

@@ -78,6 +78,43 @@ export function grubConfig(spec: { label: string; title: string; kernelArgs?: st
   return { cfg, cmdline };
 }
 
+/**
+ * The character devices dracut's shell code uses (`</dev/null`, `>/dev/null`, random bytes). An
+ * image's /dev is empty: without them, a chroot's redirections write a regular file /dev/null and
+ * later reads get its content back, so dracut's library resolution went wrong now and then (an
+ * initramfs without libc: "Failed to execute /init (error -2)").
+ */
+const CHROOT_DEVICES: [name: string, major: number, minor: number][] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+];
+
+/** Runs `fn` with CHROOT_DEVICES in `rootfsDir`/dev, removed afterwards on every path (they must not reach the squashfs). */
+export async function withChrootDevices<T>(rootfsDir: string, runner: CommandRunner, fn: () => Promise<T>): Promise<T> {
+  const nodes = CHROOT_DEVICES.map(([name, major, minor]) => ({
+    file: joinInside(rootfsDir, `dev/${name}`),
+    major,
+    minor,
+  }));
+  const remove = async () => {
+    const [rm, rmArgs] = asRoot('rm', ['-f', '--', ...nodes.map((n) => n.file)]);
+    await runner.run(rm, rmArgs);
+  };
+  fs.mkdirSync(path.dirname(nodes[0]!.file), { recursive: true });
+  await remove();
+  try {
+    for (const n of nodes) {
+      const [mknod, args] = asRoot('mknod', ['-m', '666', '--', n.file, 'c', String(n.major), String(n.minor)]);
+      await runner.run(mknod, args);
+    }
+    return await fn();
+  } finally {
+    await remove();
+  }
+}
+
 export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log: Logger): Promise<LiveIso> {
   const stage = path.join(spec.workDir, 'iso-root');
   fs.mkdirSync(path.join(stage, 'LiveOS'), { recursive: true });
@@ -100,7 +137,7 @@ export async function buildLiveIso(spec: LiveIsoSpec, runner: CommandRunner, log
     spec.kver,
     inside,
   ]);
-  await runner.run(chroot, args, { timeoutMs: 1800_000 });
+  await withChrootDevices(spec.rootfsDir, runner, () => runner.run(chroot, args, { timeoutMs: 1800_000 }));
   const initrd = path.join(stage, 'boot', 'initrd.img');
   // The image's /tmp (or the file) could be a symlink to anywhere on the runner: mv runs as root.
   const [mv, mvArgs] = asRoot('mv', ['--', joinInside(spec.rootfsDir, inside.slice(1)), initrd]);
