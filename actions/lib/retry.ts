@@ -108,8 +108,10 @@ export async function withRetry<T>(
       attempt,
       err,
     );
+  // The previous attempt's failure: a wait that ends at the deadline still names it.
+  let lastErr: unknown;
   for (let attempt = 1; ; attempt++) {
-    if (policy.deadline !== undefined && now() >= policy.deadline) throw exhausted(attempt - 1, undefined);
+    if (policy.deadline !== undefined && now() >= policy.deadline) throw exhausted(attempt - 1, lastErr);
     const bound = deadlineSignal(policy.deadline, now);
     try {
       return await fn(attempt, bound.signal);
@@ -118,6 +120,7 @@ export async function withRetry<T>(
       // "The operation was aborted"): the cause is the budget, so report that.
       const err: unknown = bound.signal?.aborted ? bound.signal.reason : thrown;
       if (!retryable(err)) throw err;
+      lastErr = err;
       if (attempt >= policy.attempts) {
         throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errorMessage(err)}`, attempt, err);
       }

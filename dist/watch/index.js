@@ -33180,9 +33180,11 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
     const now = hooks.now ?? Date.now;
     const what = hooks.what ? `${hooks.what}: ` : '';
     const exhausted = (attempt, err) => new RetryExhaustedError(`${what}wall-clock budget exhausted after ${attempt} attempt${attempt === 1 ? '' : 's'}${err === undefined ? '' : `: ${errors_errorMessage(err)}`}`, attempt, err);
+    // The previous attempt's failure: a wait that ends at the deadline still names it.
+    let lastErr;
     for (let attempt = 1;; attempt++) {
         if (policy.deadline !== undefined && now() >= policy.deadline)
-            throw exhausted(attempt - 1, undefined);
+            throw exhausted(attempt - 1, lastErr);
         const bound = deadlineSignal(policy.deadline, now);
         try {
             return await fn(attempt, bound.signal);
@@ -33193,6 +33195,7 @@ async function withRetry(fn, policy = DEFAULT_RETRY, hooks = {}) {
             const err = bound.signal?.aborted ? bound.signal.reason : thrown;
             if (!retryable(err))
                 throw err;
+            lastErr = err;
             if (attempt >= policy.attempts) {
                 throw new RetryExhaustedError(`${what}gave up after ${attempt} attempts: ${errors_errorMessage(err)}`, attempt, err);
             }

@@ -130,6 +130,21 @@ describe('retry policy', () => {
     expect(calls).toBe(4);
   });
 
+  it('names the last failure when a late wait ends past the deadline', async () => {
+    // Timers fire late on a busy runner: the wait fits the budget, the clock after it does not.
+    let now = 0;
+    const lateSleep = async (ms: number) => void (now += ms + 50);
+    await expect(
+      withRetry(
+        async () => {
+          throw new HttpError(503, 'SlowDown');
+        },
+        { ...policy, attempts: 100, baseMs: 300, maxMs: 300, jitter: 0, deadline: 320 },
+        { sleep: lateSleep, now: () => now },
+      ),
+    ).rejects.toThrow(/wall-clock budget exhausted after 1 attempt: .*SlowDown/);
+  });
+
   it('aborts an attempt still running at the deadline through its signal', async () => {
     const started = Date.now();
     let sawSignal = false;
