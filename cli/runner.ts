@@ -325,9 +325,20 @@ function contextOf(
     secret: (n) => (job.environment || n === 'GITHUB_TOKEN' ? run.secrets[n] : undefined),
     input: (n) => run.opts.inputs?.[n],
     github: run.github,
+    runner: localRunnerContext,
     env: (n) => process.env[n],
     status,
   };
+}
+
+/**
+ * `runner.*` in a local run: this machine is the user's own, so `runner.environment` is
+ * `self-hosted` (steps that only make sense on a disposable GitHub-hosted runner, such as
+ * free-disk, are skipped).
+ */
+export function localRunnerContext(key: string): string | undefined {
+  const values: Record<string, string> = { environment: 'self-hosted', os: 'Linux' };
+  return values[key];
 }
 
 /** One leg of a matrix job: its values and the name its record is kept under. */

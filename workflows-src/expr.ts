@@ -23,6 +23,8 @@ export type Expr =
   | { kind: 'input'; name: string }
   /** `github.<path>`, e.g. `actor`, `event_name`, `event.workflow_run.id`. */
   | { kind: 'github'; path: string }
+  /** `runner.<path>`, e.g. `environment` (github-hosted or self-hosted), `os`, `temp`. */
+  | { kind: 'runner'; path: string }
   /** `env.<name>`. */
   | { kind: 'env'; name: string }
   /** `matrix.<key>`: the value of this leg of a matrix job (only inside that job). */
@@ -81,6 +83,7 @@ export function lit(value: string | number | boolean): Expr {
 export const secret = (name: string): Expr => ({ kind: 'secret', name });
 export const input = (name: string): Expr => ({ kind: 'input', name });
 export const github = (path: string): Expr => ({ kind: 'github', path });
+export const runner = (path: string): Expr => ({ kind: 'runner', path });
 export const env = (name: string): Expr => ({ kind: 'env', name });
 export const matrix = (key: string): Expr => ({ kind: 'matrix', key });
 /** A job's output (`job.refs.x`) as the value of a reusable workflow's output. */
@@ -183,6 +186,8 @@ export function exprText(e: Expr): string {
       return `inputs.${e.name}`;
     case 'github':
       return `github.${e.path}`;
+    case 'runner':
+      return `runner.${e.path}`;
     case 'env':
       return `env.${e.name}`;
     case 'matrix':
@@ -287,6 +292,8 @@ export interface EvalContext {
   secret?(name: string): string | undefined;
   input?(name: string): string | boolean | number | undefined;
   github?(path: string): unknown;
+  /** `runner.*` (a local runner says what it is: `environment` is never github-hosted there). */
+  runner?(path: string): string | undefined;
   env?(name: string): string | undefined;
   /** The value of `key` in the leg of the matrix job being run. */
   matrix?(key: string): string | undefined;
@@ -318,6 +325,8 @@ export function evaluate(e: Expr, ctx: EvalContext): EvalValue {
       return ctx.input?.(e.name) ?? '';
     case 'github':
       return (ctx.github?.(e.path) as EvalValue) ?? '';
+    case 'runner':
+      return ctx.runner?.(e.path) ?? '';
     case 'env':
       return ctx.env?.(e.name) ?? '';
     case 'matrix':

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { PR_SIGNING_SECRETS } from '../../workflows-src/common.js';
 import { walkExpr, type Expr } from '../../workflows-src/expr.js';
+import { freeDiskScript } from '../../workflows-src/free-disk.js';
 import { stepExprs, type Job, type Workflow } from '../../workflows-src/model.js';
 import { keelHop, needsOf, type YJob, type YStep, type YWorkflow } from './helpers.js';
 
@@ -103,7 +104,10 @@ function stepProblems(jobId: string, s: YStep, i: number): string[] {
   const problems: string[] = [];
   if (s.run !== undefined) {
     if (s.run.includes('${{')) problems.push(`${at}: run interpolates an expression (template injection)`);
-    if (/\bGITHUB_(ENV|PATH)\b/.test(s.run)) problems.push(`${at}: writes GITHUB_ENV or GITHUB_PATH`);
+    // The one exception: free-disk exports TMPDIR, a path it built from a local mount point and
+    // checked against a plain-path pattern (no untrusted value reaches GITHUB_ENV).
+    const freeDisk = s.run.replace(/\n$/, '') === freeDiskScript();
+    if (!freeDisk && /\bGITHUB_(ENV|PATH)\b/.test(s.run)) problems.push(`${at}: writes GITHUB_ENV or GITHUB_PATH`);
     const syntax = spawnSync('bash', ['-n'], { input: s.run, encoding: 'utf8' });
     if (syntax.status !== 0) problems.push(`${at}: bash -n: ${syntax.stderr.trim()}`);
   }

@@ -26,6 +26,7 @@ import {
   type Expr,
   type TemplateVars,
 } from '../expr.js';
+import { freeDiskStep } from '../free-disk.js';
 import { actionStep, job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
 import { pins } from '../pins.js';
 
@@ -172,6 +173,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     },
     steps: [
       checkout(),
+      freeDiskStep(p),
       date,
       enableKvm(),
       aptInstall(DISK_PACKAGES),

@@ -14,6 +14,7 @@ import {
   type Mode,
 } from '../common.js';
 import { and, callOutput, concat, contains, eq, github, lines, lit, ne, or, secret, type Expr } from '../expr.js';
+import { freeDiskStep } from '../free-disk.js';
 import {
   job,
   keel,
@@ -290,6 +291,7 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
   const push = pushStep(bp, rechunk.source, day);
   const steps: (Step | undefined | false)[] = [
     checkout(),
+    freeDiskStep(bp.p),
     date,
     !bp.p.reusable && bootstrapStep(bp.decl),
     build,

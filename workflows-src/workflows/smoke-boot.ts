@@ -14,6 +14,7 @@ import {
   type Mode,
 } from '../common.js';
 import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
+import { freeDiskStep } from '../free-disk.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
 import { buildWorkflowName } from './build.js';
 
@@ -159,6 +160,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     steps: [
       dispatchGuard,
       checkout(),
+      freeDiskStep(p),
       downloadHandoff(fromRun),
       handoff,
       handoffGuard,
