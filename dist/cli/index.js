@@ -7974,6 +7974,7 @@ exports.declaredInputs = declaredInputs;
 exports.projectFiles = projectFiles;
 exports.pruneRuns = pruneRuns;
 exports.runWorkflow = runWorkflow;
+exports.localRunnerContext = localRunnerContext;
 const node_child_process_1 = __nccwpck_require__(1421);
 const node_crypto_1 = __importDefault(__nccwpck_require__(7598));
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
@@ -8213,9 +8214,19 @@ function contextOf(run, job, steps, status, leg) {
         secret: (n) => (job.environment || n === 'GITHUB_TOKEN' ? run.secrets[n] : undefined),
         input: (n) => run.opts.inputs?.[n],
         github: run.github,
+        runner: localRunnerContext,
         env: (n) => process.env[n],
         status,
     };
+}
+/**
+ * `runner.*` in a local run: this machine is the user's own, so `runner.environment` is
+ * `self-hosted` (steps that only make sense on a disposable GitHub-hosted runner, such as
+ * free-disk, are skipped).
+ */
+function localRunnerContext(key) {
+    const values = { environment: 'self-hosted', os: 'Linux' };
+    return values[key];
 }
 /** `--variant NAME` keeps the legs of that image variant; legs of other matrices (sysexts) all run. */
 const legSelected = (values, variant) => variant === undefined || values.variant === undefined || values.variant === variant;
@@ -12580,7 +12591,7 @@ function dateGuard(spec) {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.evaluateCondition = exports.evaluateString = exports.success = exports.failure = exports.cancelled = exports.always = exports.startsWith = exports.contains = exports.ne = exports.eq = exports.not = exports.and = exports.or = exports.lines = exports.concat = exports.jobResult = exports.matrix = exports.env = exports.github = exports.input = exports.secret = exports.isExpr = void 0;
+exports.evaluateCondition = exports.evaluateString = exports.success = exports.failure = exports.cancelled = exports.always = exports.startsWith = exports.contains = exports.ne = exports.eq = exports.not = exports.and = exports.or = exports.lines = exports.concat = exports.jobResult = exports.matrix = exports.env = exports.runner = exports.github = exports.input = exports.secret = exports.isExpr = void 0;
 exports.toExpr = toExpr;
 exports.lit = lit;
 exports.callOutput = callOutput;
@@ -12613,6 +12624,8 @@ const input = (name) => ({ kind: 'input', name });
 exports.input = input;
 const github = (path) => ({ kind: 'github', path });
 exports.github = github;
+const runner = (path) => ({ kind: 'runner', path });
+exports.runner = runner;
 const env = (name) => ({ kind: 'env', name });
 exports.env = env;
 const matrix = (key) => ({ kind: 'matrix', key });
@@ -12733,6 +12746,8 @@ function exprText(e) {
             return `inputs.${e.name}`;
         case 'github':
             return `github.${e.path}`;
+        case 'runner':
+            return `runner.${e.path}`;
         case 'env':
             return `env.${e.name}`;
         case 'matrix':
@@ -12848,6 +12863,8 @@ function evaluate(e, ctx) {
             return ctx.input?.(e.name) ?? '';
         case 'github':
             return ctx.github?.(e.path) ?? '';
+        case 'runner':
+            return ctx.runner?.(e.path) ?? '';
         case 'env':
             return ctx.env?.(e.name) ?? '';
         case 'matrix':
@@ -12916,6 +12933,110 @@ exports.evaluateString = evaluateString;
 /** `evaluate` as a condition (`if:`). */
 const evaluateCondition = (e, ctx) => truthy(evaluate(e, ctx));
 exports.evaluateCondition = evaluateCondition;
+
+
+/***/ }),
+
+/***/ 1404:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.FREE_DISK_DIR = exports.FREE_DISK_REMOVED = void 0;
+exports.freeDiskScript = freeDiskScript;
+exports.freeDiskCondition = freeDiskCondition;
+exports.freeDiskStep = freeDiskStep;
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * The free-disk step of the jobs that hold images (build, smoke-boot's boot, build-disk's disk):
+ * a GitHub-hosted runner guarantees ~14 GB free on `/`, less than a 10 GB image plus its exports
+ * need. The step removes the big preinstalled toolchains Keel never uses, prunes docker's
+ * images, and puts root's container storage and TMPDIR on the volume with the most free space
+ * (`/mnt` on hosted Ubuntu runners). Only on a GitHub-hosted runner, a disposable machine: on a
+ * self-hosted runner or a laptop (`keel run`) it changes nothing, guarded twice (the step's
+ * `if:` and the script itself).
+ */
+/** Preinstalled toolchains removed on a hosted runner (none is used by a Keel job). */
+exports.FREE_DISK_REMOVED = [
+    '/usr/share/dotnet',
+    '/usr/local/lib/android',
+    '/opt/ghc',
+    '/usr/local/.ghcup',
+    '/opt/hostedtoolcache/CodeQL',
+    '/usr/share/swift',
+    '/usr/local/share/boost',
+    '/usr/local/share/powershell',
+    '/usr/local/share/chromium',
+    '/opt/microsoft',
+];
+/** Where the step puts container storage and temp on the chosen volume: `<mount>/keel-disk`. */
+exports.FREE_DISK_DIR = 'keel-disk';
+/**
+ * The script. Tools are called by name (so a test can put stand-ins first on PATH); every change
+ * to the machine goes through sudo, after the RUNNER_ENVIRONMENT guard.
+ */
+function freeDiskScript() {
+    return [
+        'set -euo pipefail',
+        'if [[ ${RUNNER_ENVIRONMENT:-} != github-hosted ]]; then',
+        '  echo "::notice title=free-disk::not a GitHub-hosted runner: nothing removed, container storage and TMPDIR left where they are"',
+        '  exit 0',
+        'fi',
+        'show() { df -h -x tmpfs -x devtmpfs -x squashfs -x overlay -x efivarfs 2>/dev/null || df -h; }',
+        'echo "Free space before:"',
+        'show',
+        `sudo rm -rf ${exports.FREE_DISK_REMOVED.join(' ')}`,
+        'if command -v docker >/dev/null 2>&1; then timeout 300 docker image prune --all --force >/dev/null || echo "docker image prune failed (ignored)"; fi',
+        // The writable local volume with the most free space (never /boot, /snap or a pseudo fs).
+        'best=$(df -P -B1 -x tmpfs -x devtmpfs -x squashfs -x overlay -x efivarfs -x vfat 2>/dev/null |',
+        '  awk \'NR > 1 && $6 !~ "^/(boot|snap|proc|sys|dev|run)(/|$)" { print $4, $6 }\' | sort -n -k1,1 | tail -n1 | cut -d" " -f2-)',
+        'best=${best:-/}',
+        'if [[ $best == / ]]; then',
+        '  echo "the root volume has the most free space: container storage and TMPDIR stay where they are"',
+        'else',
+        `  base="$best/${exports.FREE_DISK_DIR}"`,
+        // The path is used (and goes to GITHUB_ENV) only as a plain path (no newline can inject a variable).
+        '  if ! [[ $base =~ ^/[A-Za-z0-9/._-]+$ ]]; then echo "::error::free-disk: unexpected mount point"; exit 1; fi',
+        '  sudo mkdir -p "$base/containers" "$base/tmp"',
+        '  sudo chmod 1777 "$base/tmp"',
+        '  sudo mkdir -p /var/lib/containers',
+        '  if ! mountpoint -q /var/lib/containers; then',
+        // Whatever root storage already holds moves with it (a fresh runner: nothing, or little).
+        '    sudo cp -a /var/lib/containers/. "$base/containers/"',
+        '    sudo mount --bind "$base/containers" /var/lib/containers',
+        '  fi',
+        '  echo "TMPDIR=$base/tmp" >> "$GITHUB_ENV"',
+        '  echo "container storage (/var/lib/containers) and TMPDIR now on $best"',
+        'fi',
+        'echo "Free space after:"',
+        'show',
+        '{ echo "### free-disk"; echo; echo "Removed unused toolchains; container storage and TMPDIR on \\`$best\\`."; echo; echo "\\`\\`\\`"; show; echo "\\`\\`\\`"; } >> "$GITHUB_STEP_SUMMARY"',
+    ].join('\n');
+}
+/** The guard: a GitHub-hosted runner, and (reusable) the caller left `free-disk` on. */
+function freeDiskCondition(p) {
+    const hosted = (0, expr_js_1.eq)((0, expr_js_1.runner)('environment'), 'github-hosted');
+    if (!p.reusable)
+        return hosted;
+    const wanted = p.input('free-disk', {
+        description: 'Free disk on a GitHub-hosted runner first: remove unused preinstalled toolchains, put container storage and TMPDIR on the largest volume. Never runs on a self-hosted runner.',
+        default: true,
+    });
+    return (0, expr_js_1.and)((0, expr_js_1.eq)(wanted, true), hosted);
+}
+/** The step, first after checkout in each job that holds images. */
+function freeDiskStep(p) {
+    return (0, model_js_1.runStep)({
+        name: 'Free disk on a GitHub-hosted runner (container storage and TMPDIR on the largest volume)',
+        if: freeDiskCondition(p),
+        run: freeDiskScript(),
+        local: {
+            local: 'skip',
+            reason: "a local run never changes the machine's storage (runner.environment is self-hosted)",
+        },
+    });
+}
 
 
 /***/ }),
@@ -13687,6 +13808,7 @@ exports.DISK_DIR = exports.DISK_ARTIFACT = exports.DISK_SOURCE = void 0;
 exports.buildDiskWorkflow = buildDiskWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
+const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const pins_js_1 = __nccwpck_require__(3998);
 /**
@@ -13818,6 +13940,7 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         },
         steps: [
             (0, common_js_1.checkout)(),
+            (0, free_disk_js_1.freeDiskStep)(p),
             date,
             (0, common_js_1.enableKvm)(),
             (0, common_js_1.aptInstall)(common_js_1.DISK_PACKAGES),
@@ -14017,6 +14140,7 @@ exports.bootstrapStep = bootstrapStep;
 exports.buildWorkflow = buildWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
+const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const variants_js_1 = __nccwpck_require__(9976);
 /**
@@ -14219,6 +14343,7 @@ function buildJob(bp) {
     const push = pushStep(bp, rechunk.source, day);
     const steps = [
         (0, common_js_1.checkout)(),
+        (0, free_disk_js_1.freeDiskStep)(bp.p),
         date,
         !bp.p.reusable && bootstrapStep(bp.decl),
         build,
@@ -14679,6 +14804,7 @@ exports.WORKFLOW_RUN_GUARDS = exports.SMOKE_SOURCE = void 0;
 exports.smokeBootWorkflow = smokeBootWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
+const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const build_js_1 = __nccwpck_require__(2601);
 /**
@@ -14801,6 +14927,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         steps: [
             dispatchGuard,
             (0, common_js_1.checkout)(),
+            (0, free_disk_js_1.freeDiskStep)(p),
             (0, common_js_1.downloadHandoff)(fromRun),
             handoff,
             handoffGuard,
