@@ -217,7 +217,12 @@ describe('build.yml', () => {
     const steps = wf.jobs.build!.steps;
     const dates = steps.filter((s) => s.run?.includes('date -u +%Y%m%d'));
     expect(dates).toHaveLength(1);
-    expect(steps.indexOf(dates[0]!)).toBe(1);
+    // First after checkout and the free-disk step (which runs no hop and reads no date).
+    const before = steps.slice(0, steps.indexOf(dates[0]!));
+    expect(before.map((s) => s.uses?.split('@')[0] ?? s.name)).toEqual([
+      'actions/checkout',
+      expect.stringMatching(/^Free disk on a GitHub-hosted runner/),
+    ]);
     for (const s of steps)
       if (s.with && 'release-date' in s.with)
         expect(s.with['release-date']).toBe('${{ steps.date.outputs.release-date }}');
