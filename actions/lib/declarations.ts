@@ -150,6 +150,12 @@ const IsoSpec = z
     backend: z.enum(['live', 'bib']).default('live'),
     'boot-test': z.boolean().default(true),
     'boot-timeout': z.number().int().min(60).default(1200),
+    'publish-untested': z
+      .boolean()
+      .default(false)
+      .describe(
+        'Publish media whose boot test did not run (boot-test: false, or the bib backend), marked as not boot-tested. Default: never.',
+      ),
   })
   .describe('Install media built from the pinned stable digest.');
 

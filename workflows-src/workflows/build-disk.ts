@@ -16,7 +16,6 @@ import {
   and,
   callOutput,
   concat,
-  eq,
   github,
   lines,
   lit,
@@ -29,6 +28,12 @@ import {
 import { freeDiskStep } from '../free-disk.js';
 import { actionStep, job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
 import { pins } from '../pins.js';
+import {
+  publishableMedia,
+  untestedDiskWarning,
+  untestedMetadataLine,
+  untestedPublishNotice,
+} from '../untested-media.js';
 
 /**
  * build-disk.yml: pins :stable to a digest once, builds the ISO from that digest and boot-tests
@@ -91,8 +96,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   const site = decl.site;
   if (!p.reusable) {
     if (!iso) throw new Error('build-disk.yml needs declarations iso');
-    if (!iso['boot-test'])
-      throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
+    if (!iso['publish-untested'] && (!iso['boot-test'] || iso.backend === 'bib'))
+      throw new Error(
+        'build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true and iso.backend live (bib media are not boot-tested), or iso.publish-untested true',
+      );
     if (!ia)
       throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
     if (!decl.signing)
@@ -114,6 +121,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   const isoName = p.v('iso-name', iso?.name ?? '', {
     description: 'File name stem: <iso-name>-<date>.<type>.',
     required: true,
+  });
+  const publishUntested = p.v('publish-untested', iso?.['publish-untested'] ?? false, {
+    description:
+      'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description. Default: never.',
+    default: false,
   });
   const runsOn = p.runsOn();
   const user = registryUser();
@@ -143,7 +155,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         : iso?.label
           ? { label: iso.label }
           : {}),
-      'boot-test': true,
+      'boot-test': p.v('iso-boot-test', iso?.['boot-test'] ?? true, {
+        description: 'Boot-test the media (false: boot-passed is skipped; published only with publish-untested).',
+        default: true,
+      }),
       'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
         description: 'Seconds the boot test may take.',
         default: 1200,
@@ -179,6 +194,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       aptInstall(DISK_PACKAGES),
       resolve,
       disk,
+      untestedDiskWarning(disk.outputs['boot-passed'], publishUntested),
       actionStep({
         name: 'Hand the media to the publish job',
         uses: pins.uploadArtifact,
@@ -215,6 +231,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       with: { name: DISK_ARTIFACT, path: DISK_DIR },
       local: { local: 'artifact-download', name: lit(DISK_ARTIFACT), path: DISK_DIR },
     }),
+    untestedPublishNotice(diskJob.refs['boot-passed']),
     // A checksum served next to the file proves integrity only: the release key's signature over
     // SHA256SUMS lets a downloader check authenticity (cosign verify-blob, offline). Signed here,
     // in the job that holds the release environment; the build job that ran the image holds no key.
@@ -248,7 +265,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     publishSteps.push(
       keel['ia-upload'](
         'ia',
-        { identifier: template(ia!.identifier, vars), metadata: metadataLines(ia!.metadata, vars), ...iaCommon },
+        {
+          identifier: template(ia!.identifier, vars),
+          metadata: withUntestedNote(diskJob.refs['boot-passed'], metadataLines(ia!.metadata, vars)),
+          ...iaCommon,
+        },
         { name: 'Publish to the Internet Archive' },
       ),
     );
@@ -302,7 +323,11 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       expand,
       keel['ia-upload'](
         'ia',
-        { identifier: expand.outputs.identifier, metadata: expand.outputs.metadata, ...iaCommon },
+        {
+          identifier: expand.outputs.identifier,
+          metadata: withUntestedNote(diskJob.refs['boot-passed'], expand.outputs.metadata),
+          ...iaCommon,
+        },
         { name: 'Publish to the Internet Archive' },
       ),
       keel['site-bump'](
@@ -339,7 +364,8 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     needs: [diskJob],
     // build-disk fails the job when the boot test fails; this says it again, explicitly. Never on
     // behalf of a pull request (a caller of the reusable workflow may run on one).
-    if: and(ne(github('event_name'), 'pull_request'), eq(diskJob.refs['boot-passed'], 'true')),
+    // Untested media (boot-passed skipped) only with publish-untested.
+    if: and(ne(github('event_name'), 'pull_request'), publishableMedia(diskJob.refs['boot-passed'], publishUntested)),
     runsOn,
     // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
     timeoutMinutes: 360,
@@ -393,4 +419,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     actions: p.actionSource(),
     jobs: [diskJob, publishJob],
   };
+}
+
+/** The item metadata, led by a not-boot-tested description line when the test was skipped. */
+function withUntestedNote(bootPassed: Expr, metadata: Expr): Expr {
+  const items = metadata.kind === 'lines' ? metadata.items : [metadata];
+  return lines(untestedMetadataLine(bootPassed), ...items);
 }
