@@ -51078,6 +51078,9 @@ const IsoSpec = strictObject({
     backend: schemas_enum(['live', 'bib']).default('live'),
     'boot-test': schemas_boolean().default(true),
     'boot-timeout': schemas_number().int().min(60).default(1200),
+    'publish-untested': schemas_boolean()
+        .default(false)
+        .describe('Publish media whose boot test did not run (boot-test: false, or the bib backend), marked as not boot-tested. Default: never.'),
 })
     .describe('Install media built from the pinned stable digest.');
 const IaSpec = strictObject({

@@ -2590,6 +2590,10 @@ const IsoSpec = zod_1.z
     backend: zod_1.z.enum(['live', 'bib']).default('live'),
     'boot-test': zod_1.z.boolean().default(true),
     'boot-timeout': zod_1.z.number().int().min(60).default(1200),
+    'publish-untested': zod_1.z
+        .boolean()
+        .default(false)
+        .describe('Publish media whose boot test did not run (boot-test: false, or the bib backend), marked as not boot-tested. Default: never.'),
 })
     .describe('Install media built from the pinned stable digest.');
 const IaSpec = zod_1.z
@@ -13707,6 +13711,80 @@ function renderWorkflow(wf) {
 
 /***/ }),
 
+/***/ 8437:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.UNTESTED_DESCRIPTION = exports.UNTESTED_TEXT = void 0;
+exports.publishableMedia = publishableMedia;
+exports.untestedDiskWarning = untestedDiskWarning;
+exports.untestedPublishNotice = untestedPublishNotice;
+exports.untestedMetadataLine = untestedMetadataLine;
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * Media whose boot test did not run (build-disk's `boot-passed` is `skipped`: `boot-test: false`,
+ * or the bib backend, whose media build-disk does not boot). They are never published unless the
+ * caller says `publish-untested: true`; then the publish job says in its summary and in the
+ * Internet Archive item's description that they were not boot-tested. A skipped test never reads
+ * as green: the disk job warns whenever it happens.
+ */
+/** The text the disk job's warning, the publish job's summary and the IA description carry. */
+exports.UNTESTED_TEXT = 'NOT boot-tested';
+exports.UNTESTED_DESCRIPTION = `${exports.UNTESTED_TEXT}: these media were published without a boot test (boot-passed: skipped; the workflow allowed it with publish-untested: true).`;
+const isLiteral = (e, v) => e.kind === 'literal' && e.value === v;
+/**
+ * When media may be published: the boot test passed, or it was skipped and publish-untested is
+ * on. A constant `false` (the usual dogfood case) leaves only the passed test.
+ */
+function publishableMedia(bootPassed, publishUntested) {
+    const passed = (0, expr_js_1.eq)(bootPassed, 'true');
+    if (isLiteral(publishUntested, false))
+        return passed;
+    const untested = isLiteral(publishUntested, true)
+        ? (0, expr_js_1.eq)(bootPassed, 'skipped')
+        : (0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'skipped'), (0, expr_js_1.eq)(publishUntested, true));
+    return (0, expr_js_1.or)(passed, untested);
+}
+/** The disk job's warning (annotation and summary line) when the boot test was skipped. */
+function untestedDiskWarning(bootPassed, publishUntested) {
+    return (0, model_js_1.runStep)({
+        name: 'Warn: the media were not boot-tested',
+        if: (0, expr_js_1.eq)(bootPassed, 'skipped'),
+        env: { PUBLISH_UNTESTED: publishUntested },
+        run: [
+            'if [[ $PUBLISH_UNTESTED == true ]]; then',
+            `  next="they will be published marked ${exports.UNTESTED_TEXT} (publish-untested: true)"`,
+            'else',
+            '  next="they will not be published (publish-untested: false)"',
+            'fi',
+            `echo "::warning title=${exports.UNTESTED_TEXT}::the boot test did not run (boot-passed: skipped): $next"`,
+            `echo "⚠️ **${exports.UNTESTED_TEXT}**: the boot test did not run (boot-passed: skipped); $next." >> "$GITHUB_STEP_SUMMARY"`,
+        ].join('\n'),
+        local: { local: 'skip', reason: "the build-disk hop's own notice says the boot test was skipped" },
+    });
+}
+/** The publish job's summary line and warning when it publishes untested media. */
+function untestedPublishNotice(bootPassed) {
+    return (0, model_js_1.runStep)({
+        name: 'Say that these media were not boot-tested',
+        if: (0, expr_js_1.eq)(bootPassed, 'skipped'),
+        run: [
+            `echo "::warning title=${exports.UNTESTED_TEXT}::publishing media whose boot test did not run (publish-untested: true)"`,
+            `echo "⚠️ **${exports.UNTESTED_TEXT}**: these media are published without a boot test (boot-passed: skipped, publish-untested: true); the Internet Archive item's description says so." >> "$GITHUB_STEP_SUMMARY"`,
+        ].join('\n'),
+        local: { local: 'skip', reason: 'the publish job of an untested medium says so in GitHub only' },
+    });
+}
+/** A `description:` metadata line when the media are untested; empty (dropped) otherwise. */
+function untestedMetadataLine(bootPassed) {
+    return (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'skipped'), (0, expr_js_1.lit)(`description:${exports.UNTESTED_DESCRIPTION}`)), '');
+}
+
+
+/***/ }),
+
 /***/ 9976:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -13811,6 +13889,7 @@ const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const pins_js_1 = __nccwpck_require__(3998);
+const untested_media_js_1 = __nccwpck_require__(8437);
 /**
  * build-disk.yml: pins :stable to a digest once, builds the ISO from that digest and boot-tests
  * it (the build-disk hop fails unless the boot reached multi-user), then hands ISO + SHA256SUMS
@@ -13868,8 +13947,8 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
     if (!p.reusable) {
         if (!iso)
             throw new Error('build-disk.yml needs declarations iso');
-        if (!iso['boot-test'])
-            throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true');
+        if (!iso['publish-untested'] && (!iso['boot-test'] || iso.backend === 'bib'))
+            throw new Error('build-disk.yml publishes only boot-tested media: declarations iso.boot-test must be true and iso.backend live (bib media are not boot-tested), or iso.publish-untested true');
         if (!ia)
             throw new Error('build-disk.yml publishes to the Internet Archive: declarations internet-archive is required');
         if (!decl.signing)
@@ -13890,6 +13969,10 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
     const isoName = p.v('iso-name', iso?.name ?? '', {
         description: 'File name stem: <iso-name>-<date>.<type>.',
         required: true,
+    });
+    const publishUntested = p.v('publish-untested', iso?.['publish-untested'] ?? false, {
+        description: 'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description. Default: never.',
+        default: false,
     });
     const runsOn = p.runsOn();
     const user = (0, common_js_1.registryUser)();
@@ -13912,7 +13995,10 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             : iso?.label
                 ? { label: iso.label }
                 : {}),
-        'boot-test': true,
+        'boot-test': p.v('iso-boot-test', iso?.['boot-test'] ?? true, {
+            description: 'Boot-test the media (false: boot-passed is skipped; published only with publish-untested).',
+            default: true,
+        }),
         'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
             description: 'Seconds the boot test may take.',
             default: 1200,
@@ -13946,6 +14032,7 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             (0, common_js_1.aptInstall)(common_js_1.DISK_PACKAGES),
             resolve,
             disk,
+            (0, untested_media_js_1.untestedDiskWarning)(disk.outputs['boot-passed'], publishUntested),
             (0, model_js_1.actionStep)({
                 name: 'Hand the media to the publish job',
                 uses: pins_js_1.pins.uploadArtifact,
@@ -13974,7 +14061,7 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         uses: pins_js_1.pins.downloadArtifact,
         with: { name: exports.DISK_ARTIFACT, path: exports.DISK_DIR },
         local: { local: 'artifact-download', name: (0, expr_js_1.lit)(exports.DISK_ARTIFACT), path: exports.DISK_DIR },
-    }), 
+    }), (0, untested_media_js_1.untestedPublishNotice)(diskJob.refs['boot-passed']), 
     // A checksum served next to the file proves integrity only: the release key's signature over
     // SHA256SUMS lets a downloader check authenticity (cosign verify-blob, offline). Signed here,
     // in the job that holds the release environment; the build job that ran the image holds no key.
@@ -14000,7 +14087,11 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         }),
     };
     if (!p.reusable) {
-        publishSteps.push(model_js_1.keel['ia-upload']('ia', { identifier: (0, expr_js_1.template)(ia.identifier, vars), metadata: metadataLines(ia.metadata, vars), ...iaCommon }, { name: 'Publish to the Internet Archive' }));
+        publishSteps.push(model_js_1.keel['ia-upload']('ia', {
+            identifier: (0, expr_js_1.template)(ia.identifier, vars),
+            metadata: withUntestedNote(diskJob.refs['boot-passed'], metadataLines(ia.metadata, vars)),
+            ...iaCommon,
+        }, { name: 'Publish to the Internet Archive' }));
         if (site) {
             const [first, ...rest] = site.constants;
             publishSteps.push(model_js_1.keel['site-bump']('site', {
@@ -14042,7 +14133,11 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             description: 'Download site repository owner/name; empty: no site bump.',
             default: '',
         });
-        publishSteps.push(expand, model_js_1.keel['ia-upload']('ia', { identifier: expand.outputs.identifier, metadata: expand.outputs.metadata, ...iaCommon }, { name: 'Publish to the Internet Archive' }), model_js_1.keel['site-bump']('site', {
+        publishSteps.push(expand, model_js_1.keel['ia-upload']('ia', {
+            identifier: expand.outputs.identifier,
+            metadata: withUntestedNote(diskJob.refs['boot-passed'], expand.outputs.metadata),
+            ...iaCommon,
+        }, { name: 'Publish to the Internet Archive' }), model_js_1.keel['site-bump']('site', {
             repository: siteRepo,
             constant: p.input('site-constant', {
                 description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.',
@@ -14071,7 +14166,8 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         needs: [diskJob],
         // build-disk fails the job when the boot test fails; this says it again, explicitly. Never on
         // behalf of a pull request (a caller of the reusable workflow may run on one).
-        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(diskJob.refs['boot-passed'], 'true')),
+        // Untested media (boot-passed skipped) only with publish-untested.
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, untested_media_js_1.publishableMedia)(diskJob.refs['boot-passed'], publishUntested)),
         runsOn,
         // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
         timeoutMinutes: 360,
@@ -14124,6 +14220,11 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         actions: p.actionSource(),
         jobs: [diskJob, publishJob],
     };
+}
+/** The item metadata, led by a not-boot-tested description line when the test was skipped. */
+function withUntestedNote(bootPassed, metadata) {
+    const items = metadata.kind === 'lines' ? metadata.items : [metadata];
+    return (0, expr_js_1.lines)((0, untested_media_js_1.untestedMetadataLine)(bootPassed), ...items);
 }
 
 
