@@ -89,7 +89,7 @@ describe('the generator', () => {
     const disk = job(wf, 'disk').steps.find((s) => s.type === 'keel' && s.hop === 'build-disk')!;
     expect(disk.type === 'keel' && disk.with['boot-test']).toEqual({
       kind: 'literal',
-      value: iso['boot-test'] ?? true,
+      value: 'boot-test' in iso ? iso['boot-test'] : true,
     });
   });
 });

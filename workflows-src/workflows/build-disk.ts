@@ -16,6 +16,7 @@ import {
   and,
   callOutput,
   concat,
+  eq,
   github,
   lines,
   lit,
@@ -27,6 +28,7 @@ import {
 } from '../expr.js';
 import { freeDiskStep } from '../free-disk.js';
 import { actionStep, job, keel, runStep, type RunStep, type Triggers, type Workflow } from '../model.js';
+import { iaConfiguredStep } from '../ia-optional.js';
 import { pins } from '../pins.js';
 import {
   publishableMedia,
@@ -315,12 +317,15 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       }),
     };
     const expand = expandStep(vars, t);
+    const iaKeys = iaConfiguredStep();
+    const iaOn = eq(iaKeys.outputs.configured, 'true');
     const siteRepo = p.input('site-repository', {
       description: 'Download site repository owner/name; empty: no site bump.',
       default: '',
     });
     publishSteps.push(
       expand,
+      iaKeys,
       keel['ia-upload'](
         'ia',
         {
@@ -328,7 +333,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
           metadata: withUntestedNote(diskJob.refs['boot-passed'], expand.outputs.metadata),
           ...iaCommon,
         },
-        { name: 'Publish to the Internet Archive' },
+        { name: 'Publish to the Internet Archive', if: iaOn },
       ),
       keel['site-bump'](
         'site',
@@ -355,7 +360,7 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
             default: true,
           }),
         },
-        { name: 'Point the download site at the new media', if: ne(siteRepo, '') },
+        { name: 'Point the download site at the new media', if: and(iaOn, ne(siteRepo, '')) },
       ),
     );
   }
