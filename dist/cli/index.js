@@ -13045,6 +13045,44 @@ function freeDiskStep(p) {
 
 /***/ }),
 
+/***/ 9081:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.IA_KEY_SECRETS = void 0;
+exports.iaConfiguredStep = iaConfiguredStep;
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * Reusable build-disk: the Internet Archive keys are optional. Without them the publish job
+ * skips the upload (and the site bump that would point at it) with a notice instead of failing.
+ * Secrets cannot be read in a step's `if:`, so this step turns their presence into an output.
+ */
+exports.IA_KEY_SECRETS = { access: 'IA_ACCESS_KEY', secret: 'IA_SECRET_KEY' };
+function iaConfiguredStep() {
+    const access = (0, expr_js_1.secret)(exports.IA_KEY_SECRETS.access);
+    const key = (0, expr_js_1.secret)(exports.IA_KEY_SECRETS.secret);
+    return (0, model_js_1.runStep)({
+        id: 'ia-keys',
+        name: 'Are Internet Archive keys configured?',
+        env: { IA_ACCESS: access, IA_SECRET: key },
+        run: [
+            'if [[ -n $IA_ACCESS && -n $IA_SECRET ]]; then',
+            '  echo "configured=true" >> "$GITHUB_OUTPUT"',
+            'else',
+            `  echo "::notice title=Internet Archive::no ${exports.IA_KEY_SECRETS.access}/${exports.IA_KEY_SECRETS.secret}: the upload and the site bump are skipped"`,
+            '  echo "configured=false" >> "$GITHUB_OUTPUT"',
+            'fi',
+        ].join('\n'),
+        local: { local: 'expand-templates', vars: {}, templates: { configured: (0, expr_js_1.and)((0, expr_js_1.ne)(access, ''), (0, expr_js_1.ne)(key, '')) } },
+        outputs: ['configured'],
+    });
+}
+
+
+/***/ }),
+
 /***/ 5636:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -13888,6 +13926,7 @@ const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
+const ia_optional_js_1 = __nccwpck_require__(9081);
 const pins_js_1 = __nccwpck_require__(3998);
 const untested_media_js_1 = __nccwpck_require__(8437);
 /**
@@ -14129,15 +14168,17 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             }),
         };
         const expand = expandStep(vars, t);
+        const iaKeys = (0, ia_optional_js_1.iaConfiguredStep)();
+        const iaOn = (0, expr_js_1.eq)(iaKeys.outputs.configured, 'true');
         const siteRepo = p.input('site-repository', {
             description: 'Download site repository owner/name; empty: no site bump.',
             default: '',
         });
-        publishSteps.push(expand, model_js_1.keel['ia-upload']('ia', {
+        publishSteps.push(expand, iaKeys, model_js_1.keel['ia-upload']('ia', {
             identifier: expand.outputs.identifier,
             metadata: withUntestedNote(diskJob.refs['boot-passed'], expand.outputs.metadata),
             ...iaCommon,
-        }, { name: 'Publish to the Internet Archive' }), model_js_1.keel['site-bump']('site', {
+        }, { name: 'Publish to the Internet Archive', if: iaOn }), model_js_1.keel['site-bump']('site', {
             repository: siteRepo,
             constant: p.input('site-constant', {
                 description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.',
@@ -14159,7 +14200,7 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
                 description: 'Enable auto-merge on the pull request.',
                 default: true,
             }),
-        }, { name: 'Point the download site at the new media', if: (0, expr_js_1.ne)(siteRepo, '') }));
+        }, { name: 'Point the download site at the new media', if: (0, expr_js_1.and)(iaOn, (0, expr_js_1.ne)(siteRepo, '')) }));
     }
     const publishJob = (0, model_js_1.job)('publish', {
         name: 'Publish (Internet Archive, then the download site)',
