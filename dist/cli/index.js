@@ -2577,6 +2577,10 @@ const SmokeSpec = zod_1.z
     'success-pattern': zod_1.z.string().optional(),
     'failure-pattern': zod_1.z.string().optional(),
     'kernel-args': zod_1.z.string().optional(),
+    'update-test': zod_1.z
+        .boolean()
+        .default(true)
+        .describe('Before promotion, also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots; skipped while there is no stable).'),
 })
     .describe('The boot gate before promotion.');
 const IsoSpec = zod_1.z
@@ -2740,7 +2744,7 @@ exports.DistroSchema = zod_1.z
         'initramfs-modules': ['virtio_blk', 'ext4'],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
-    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800 }),
+    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),
     iso: IsoSpec.optional(),
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),
@@ -7127,7 +7131,9 @@ const step_js_1 = __nccwpck_require__(5041);
 /**
  * `npm run demo`: the whole release of the example distro on this machine, through the
  * generated workflows and the committed bundles — base bootstrap → build → validate → rechunk →
- * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) →
+ * push → sign → smoke-boot → promote (last week's release), then the same again a week later
+ * with the update test (a machine on last week's stable updates to the new build, keeps /etc
+ * and /var, rolls back) before promotion → ISO → publish (local IA) → site bump (local GitHub API) →
  * system extensions of the new stable (built, signed, boot-tested, published) → a cleanup dry run —
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
@@ -7188,32 +7194,15 @@ async function demo(opts = {}) {
     const runs = [];
     let ok = false;
     try {
-        const build = await (0, runner_js_1.runWorkflow)({
-            ...common,
-            workflow: wf('build.yml'),
-            event: 'push',
-            eventPayload: { ref: 'refs/heads/main', repository: { full_name: repository } },
-        });
-        runs.push(build);
-        if (!build.ok)
+        // Last week's release, then this week's: the second is a real update of a machine on the first.
+        const lastWeek = await buildAndBoot({ ...common, releaseDate: (0, tags_js_1.releaseDateOf)(new Date(Date.now() - 7 * DAY_MS)) }, runs, wf);
+        if (!lastWeek)
             return false;
-        const smoke = await (0, runner_js_1.runWorkflow)({
-            ...common,
-            workflow: wf('smoke-boot.yml'),
-            event: 'workflow_run',
-            eventPayload: {
-                workflow_run: {
-                    id: build.id,
-                    conclusion: 'success',
-                    event: 'push',
-                    head_branch: 'main',
-                    head_repository: { full_name: repository },
-                },
-            },
-        });
-        runs.push(smoke);
-        if (!smoke.ok)
+        log(`\n━━ last week's stable: ${lastWeek.booted}; now this week's build, updated from it`);
+        const thisWeek = await buildAndBoot(common, runs, wf);
+        if (!thisWeek)
             return false;
+        const smoke = thisWeek.smoke;
         const disk = await (0, runner_js_1.runWorkflow)({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
         runs.push(disk);
         if (!disk.ok)
@@ -7248,6 +7237,9 @@ async function demo(opts = {}) {
         log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
         log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
         log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
+        const update = smoke.jobs.boot?.steps.update?.outputs ?? {};
+        const updated = update.passed === 'true' && update.skipped === 'false' && lastWeek.booted !== bootedDigest;
+        log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
         // The sign step names the .sig relative to its job's workspace.
         const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
         const sums = sigOut && node_path_1.default.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -7259,6 +7251,7 @@ async function demo(opts = {}) {
         ok = Boolean(stable?.digest &&
             stable.digest === bootedDigest &&
             sig.verified &&
+            updated &&
             attested.every((a) => a.ok) &&
             stableAfter?.digest === stable.digest);
         printSummary(runs, log);
@@ -7272,6 +7265,41 @@ async function demo(opts = {}) {
             printSummary(runs, log);
         await services.stop();
     }
+}
+const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * One release cycle as GitHub runs it: build.yml on a push to main, then smoke-boot.yml on that
+ * run's completion (verify, boot, update test against stable, promote). The booted digest, or
+ * undefined when a run failed.
+ */
+async function buildAndBoot(common, runs, wf) {
+    const build = await (0, runner_js_1.runWorkflow)({
+        ...common,
+        workflow: wf('build.yml'),
+        event: 'push',
+        eventPayload: { ref: 'refs/heads/main', repository: { full_name: common.repository } },
+    });
+    runs.push(build);
+    if (!build.ok)
+        return undefined;
+    const smoke = await (0, runner_js_1.runWorkflow)({
+        ...common,
+        workflow: wf('smoke-boot.yml'),
+        event: 'workflow_run',
+        eventPayload: {
+            workflow_run: {
+                id: build.id,
+                conclusion: 'success',
+                event: 'push',
+                head_branch: 'main',
+                head_repository: { full_name: common.repository },
+            },
+        },
+    });
+    runs.push(smoke);
+    if (!smoke.ok)
+        return undefined;
+    return { booted: (smoke.jobs.boot?.outputs['image-ref'] ?? '').split('@')[1] ?? '', smoke };
 }
 /** The attestation types the sign job attaches to every release: the SBOM and the run's provenance. */
 const RELEASE_ATTESTATIONS = ['cyclonedx', 'spdxjson', 'slsaprovenance1'];
@@ -14783,8 +14811,32 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         username: user,
         password: token,
     }, { name: 'Boot it' });
-    // Minutes: the boot timeout, plus the disk build, tool install and slack.
-    const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+    // A machine on stable today must update to this digest and roll back, before promotion.
+    // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+    const runUpdate = p.reusable || sb['update-test'];
+    const updateIf = p.reusable
+        ? {
+            if: (0, expr_js_1.eq)(p.input('update-test', {
+                description: 'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
+                default: true,
+            }), true),
+        }
+        : {};
+    const update = model_js_1.keel['update-test']('update', {
+        'image-ref': boot.outputs['image-ref'],
+        'previous-image': stable,
+        'public-key': publicKey,
+        identity,
+        memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
+        cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
+        timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+        'artifact-name': (0, expr_js_1.concat)((0, expr_js_1.lit)('update-test-serial-'), (0, expr_js_1.github)('run_id'), (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('run_attempt')),
+        username: user,
+        password: token,
+    }, { name: 'Update a machine on stable to it, and roll back', ...updateIf });
+    // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
+    // tool install and slack.
+    const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
     const bootJob = (0, model_js_1.job)('boot', {
         name: 'Verify and boot the digest of the build run',
         if: gate,
@@ -14796,6 +14848,8 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             'image-ref': boot.outputs['image-ref'],
             digest: boot.outputs.digest,
             passed: boot.outputs.passed,
+            // 'false' only when the update test ran and failed ('' when it was switched off).
+            updated: runUpdate ? update.outputs.passed : (0, expr_js_1.lit)(''),
             'release-date': (0, expr_js_1.or)(handoff.outputs['release-date'], dispatchDate),
         },
         steps: [
@@ -14808,6 +14862,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             (0, common_js_1.aptInstall)(common_js_1.VM_PACKAGES),
             verify,
             boot,
+            ...(runUpdate ? [update] : []),
             // Before promote moves stable: what this digest changes for a machine on stable today.
             model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
             // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
@@ -14820,7 +14875,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         // Only after a passed boot, only within the image's own repository (a dispatched digest of
         // another repository is never promoted, whatever it is tagged there), and never on behalf of
         // a pull request (a caller of the reusable workflow may run on one).
-        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.ne)(bootJob.refs.updated, 'false'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
         runsOn,
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },

@@ -9,6 +9,7 @@ import {
 } from '../../workflows-src/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { buildPaths } from '../../workflows-src/workflows/build.js';
+import { smokeBootWorkflow } from '../../workflows-src/workflows/smoke-boot.js';
 import { keelHop, needsOf, readText, readWorkflow, strings, workflowFiles, type YWorkflow } from './helpers.js';
 
 /**
@@ -286,13 +287,38 @@ describe('smoke-boot.yml', () => {
     expect(dl.with!['github-token']).toBe('${{ secrets.GITHUB_TOKEN }}');
     expect(wf.jobs.boot!.permissions).toMatchObject({ actions: 'read' });
     const hops = steps.map((s) => keelHop(s.uses)).filter(Boolean);
-    expect(hops).toEqual(['verify', 'smoke-boot', 'changelog']);
+    expect(hops).toEqual(['verify', 'smoke-boot', 'update-test', 'changelog']);
     const verify = steps.find((s) => keelHop(s.uses) === 'verify')!;
     const boot = steps.find((s) => keelHop(s.uses) === 'smoke-boot')!;
     expect(verify.with!['image-ref']).toBe('${{ steps.handoff.outputs.image-ref || inputs.image-ref }}');
     expect(boot.with!.image).toBe(verify.with!['image-ref']);
     expect(boot.with!['public-key']).toBe(decl.signing!['public-key']);
     expect(steps.some((s) => /resolve/.test(s.uses ?? ''))).toBe(false); // no re-resolved tag
+  });
+
+  it('updates a machine on stable to the booted digest, and promotion needs that too', () => {
+    const update = wf.jobs.boot!.steps.find((s) => keelHop(s.uses) === 'update-test')!;
+    expect(update.with!['image-ref']).toBe('${{ steps.boot.outputs.image-ref }}');
+    expect(update.with!['previous-image']).toBe(decl.tags.stable);
+    expect(update.with!['public-key']).toBe(decl.signing!['public-key']);
+    expect(update.if).toBeUndefined();
+    expect(wf.jobs.boot!.outputs!.updated).toBe('${{ steps.update.outputs.passed }}');
+    expect(wf.jobs.promote!.if).toContain("needs.boot.outputs.updated != 'false'");
+    const reusable = readWorkflow('reusable-smoke-boot.yml');
+    const callInputs = (reusable.on as { workflow_call: { inputs: Record<string, { default?: unknown }> } })
+      .workflow_call.inputs;
+    expect(callInputs['update-test']!.default).toBe(true);
+    const gated = reusable.jobs.boot!.steps.find((s) => keelHop(s.uses) === 'update-test')!;
+    expect(gated.if).toBe('inputs.update-test == true');
+  });
+
+  it('without the update test declared, the boot job has no such step', () => {
+    const off = smokeBootWorkflow(
+      { ...decl, 'smoke-boot': { ...decl['smoke-boot'], 'update-test': false } },
+      'dogfood',
+    );
+    const boot = off.jobs.find((j) => j.id === 'boot')!;
+    expect(JSON.stringify(boot.steps)).not.toMatch(/update-test/);
   });
 
   it("promotes only the booted candidate digest, after a passed boot, with the build's release date", () => {

@@ -141,8 +141,40 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     },
     { name: 'Boot it' },
   );
-  // Minutes: the boot timeout, plus the disk build, tool install and slack.
-  const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+  // A machine on stable today must update to this digest and roll back, before promotion.
+  // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+  const runUpdate = p.reusable || sb['update-test'];
+  const updateIf = p.reusable
+    ? {
+        if: eq(
+          p.input('update-test', {
+            description:
+              'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
+            default: true,
+          }),
+          true,
+        ),
+      }
+    : {};
+  const update = keel['update-test'](
+    'update',
+    {
+      'image-ref': boot.outputs['image-ref'],
+      'previous-image': stable,
+      'public-key': publicKey,
+      identity,
+      memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
+      cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
+      timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+      'artifact-name': concat(lit('update-test-serial-'), github('run_id'), lit('-'), github('run_attempt')),
+      username: user,
+      password: token,
+    },
+    { name: 'Update a machine on stable to it, and roll back', ...updateIf },
+  );
+  // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
+  // tool install and slack.
+  const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
   const bootJob = job('boot', {
     name: 'Verify and boot the digest of the build run',
     if: gate,
@@ -154,6 +186,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       'image-ref': boot.outputs['image-ref'],
       digest: boot.outputs.digest,
       passed: boot.outputs.passed,
+      // 'false' only when the update test ran and failed ('' when it was switched off).
+      updated: runUpdate ? update.outputs.passed : lit(''),
       'release-date': or(handoff.outputs['release-date'], dispatchDate),
     },
     steps: [
@@ -166,6 +200,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       aptInstall(VM_PACKAGES),
       verify,
       boot,
+      ...(runUpdate ? [update] : []),
       // Before promote moves stable: what this digest changes for a machine on stable today.
       keel.changelog(
         'changelog',
@@ -185,6 +220,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     if: and(
       ne(github('event_name'), 'pull_request'),
       eq(bootJob.refs.passed, 'true'),
+      ne(bootJob.refs.updated, 'false'),
       startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:')),
     ),
     runsOn,
