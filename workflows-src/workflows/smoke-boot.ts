@@ -218,14 +218,14 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ],
   });
 
-  // Notifications: the promotion (a last step of the promote job), and a failed boot or update
-  // test (a final job in the release environment, where the ntfy secrets are).
+  // Notifications: the promotion (a last step of the promote job), and a failed boot, update
+  // test or promotion (a final job in the release environment, where the ntfy secrets are).
   const promoted = withPromotionNotice(promoteJob, {
     image,
     stable,
     releaseDate: bootJob.refs['release-date'],
   });
-  const reported = bootFailureNotify({ p, decl, boot: bootJob, image, gate });
+  const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image, gate });
 
   const on: Triggers = p.reusable
     ? {
