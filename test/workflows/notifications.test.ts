@@ -127,6 +127,7 @@ describe.each(['smoke-boot.yml', 'reusable-smoke-boot.yml'])('%s: notifications'
     expect(last.id).toBe(PROMOTED_NOTIFY_STEP);
     expect(keelHop(last.uses)).toBe('notify');
     expect(last.if).toBe('success()');
+    expect(promote.steps.at(-1)).toMatchObject({ id: PROMOTED_NOTIFY_STEP, if: { kind: 'status', fn: 'success' } });
     expect(steps.findIndex((s) => s.id === 'promote')).toBeLessThan(steps.length - 1);
     const message = notifySteps(promote).at(-1)!.with.message!;
     const ctx: EvalContext = {
