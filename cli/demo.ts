@@ -11,6 +11,7 @@ import { parsePublicKeyInput } from '../actions/lib/signature-gate.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { workflows } from '../workflows-src/index.js';
 import type { Workflow } from '../workflows-src/model.js';
+import { promotionNotice } from './notifications.js';
 import { runWorkflow, type RunOptions, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
 import { repoRoot } from './step.js';
@@ -138,6 +139,12 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const update = smoke.jobs.boot?.steps.update?.outputs ?? {};
     const updated = update.passed === 'true' && update.skipped === 'false' && lastWeek.booted !== bootedDigest;
     log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
+    const notice = promotionNotice(
+      services.ntfy.messages,
+      `${local.image.registry}/${local.image.name}`,
+      bootedDigest ?? '',
+    );
+    log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
     // The sign step names the .sig relative to its job's workspace.
     const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
     const sums = sigOut && path.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -155,6 +162,7 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       stable.digest === bootedDigest &&
       sig.verified &&
       updated &&
+      notice !== undefined &&
       attested.every((a) => a.ok) &&
       stableAfter?.digest === stable.digest,
     );

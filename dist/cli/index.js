@@ -8186,6 +8186,7 @@ function startRun(opts) {
         repository: opts.repository,
         repository_owner: opts.repository.split('/')[0],
         actor: 'keel-local',
+        workflow: opts.workflow.name,
         run_id: id,
         run_attempt: '1',
         sha,
@@ -13037,6 +13038,8 @@ exports.job = job;
 exports.keelHops = keelHops;
 exports.stepExprs = stepExprs;
 exports.checkWorkflow = checkWorkflow;
+exports.jobOutputFor = jobOutputFor;
+exports.withStepsAppended = withStepsAppended;
 const actions_generated_js_1 = __nccwpck_require__(6788);
 const expr_js_1 = __nccwpck_require__(9253);
 /**
@@ -13273,6 +13276,180 @@ function checkWorkflow(wf) {
         }
     }
     return problems;
+}
+// ---------------------------------------------------------------------------------------------
+// Extending a job another generator built (a notification reading its outputs, a last step)
+/**
+ * The job output holding `value`: an existing output with the same value keeps its name,
+ * otherwise `name` is added. Returns the job (a new object when an output was added) and the
+ * reference to the output.
+ */
+function jobOutputFor(j, name, value) {
+    const outputs = j.outputs;
+    const same = Object.keys(outputs).find((k) => JSON.stringify(outputs[k]) === JSON.stringify(value));
+    if (same)
+        return { job: j, ref: j.refs[same] };
+    if (name in outputs)
+        throw new Error(`job ${j.id}: output '${name}' already holds another value`);
+    const ref = { kind: 'job-output', job: j.id, output: name };
+    return {
+        job: { ...j, outputs: { ...outputs, [name]: value }, refs: Object.freeze({ ...j.refs, [name]: ref }) },
+        ref,
+    };
+}
+/** The job with `steps` appended after its own. */
+function withStepsAppended(j, steps) {
+    return { ...j, steps: [...j.steps, ...steps] };
+}
+
+
+/***/ }),
+
+/***/ 715:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.UPDATE_STEP = exports.BOOT_STEP = exports.PROMOTED_NOTIFY_STEP = exports.FAILURE_NOTIFY_STEP = exports.FAILURE_NOTIFY_JOB = void 0;
+exports.failedJobName = failedJobName;
+exports.failureNotifyJob = failureNotifyJob;
+exports.buildFailureNotifyJob = buildFailureNotifyJob;
+exports.bootFailureWhat = bootFailureWhat;
+exports.bootFailureNotify = bootFailureNotify;
+exports.withPromotionNotice = withPromotionNotice;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * The notifications of the release workflows (issue 19): a failed build or sign job, a failed
+ * boot, update test or promotion, and a promotion. They go through the notify hop (ntfy; an
+ * empty NTFY_URL skips with a notice, a failed delivery is a warning), whose secrets live in the
+ * release environment: a job that notifies declares it and never runs for a pull request.
+ */
+/** Id of the job that reports a failed job of its workflow. */
+exports.FAILURE_NOTIFY_JOB = 'notify';
+/** Id of the step, in that job, that sends the report. */
+exports.FAILURE_NOTIFY_STEP = 'notify';
+/** Id of the step at the end of the promote job that announces the promotion. */
+exports.PROMOTED_NOTIFY_STEP = 'notify-promoted';
+const failed = (j) => (0, expr_js_1.eq)((0, expr_js_1.jobResult)(j.id), 'failure');
+/** The first of `jobs` that failed, as `<id> (<name>)`; `fallback` when none did. */
+function failedJobName(jobs, fallback = 'a job') {
+    return (0, expr_js_1.or)(...jobs.map((j) => (0, expr_js_1.and)(failed(j), (0, expr_js_1.lit)(`${j.id} (${j.name})`))), (0, expr_js_1.lit)(fallback));
+}
+/**
+ * One final job that sends one notification when a watched job failed: `failure()` (so not on a
+ * cancelled run, and the job is not skipped because a need failed) and a watched job's result
+ * `failure` (a skipped job is no failure), never for a pull request (a PR run must not see the
+ * release environment's secrets). It needs no token permission: in a dogfood workflow the
+ * checkout (to run ./actions/notify) reads the contents, a reusable one runs the released action.
+ */
+function failureNotifyJob(spec) {
+    const { p } = spec;
+    return (0, model_js_1.job)(exports.FAILURE_NOTIFY_JOB, {
+        name: spec.name,
+        needs: spec.jobs,
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), ...(spec.if ? [spec.if] : []), (0, expr_js_1.failure)(), (0, expr_js_1.or)(...spec.jobs.map(failed))),
+        runsOn: p.runsOn(),
+        timeoutMinutes: 5,
+        permissions: p.reusable ? {} : { contents: 'read' },
+        // The ntfy topic URL and token are secrets of the release environment.
+        environment: p.environment(spec.decl),
+        steps: [
+            !p.reusable && (0, common_js_1.checkout)(),
+            (0, common_js_1.notifyStep)(exports.FAILURE_NOTIFY_STEP, {
+                name: 'Notify: the run failed',
+                title: spec.title,
+                message: spec.message,
+                priority: 4,
+                tags: 'rotating_light',
+            }),
+        ],
+    });
+}
+/** build.yml: one notification naming the failed job (build or sign), the click opening the run. */
+function buildFailureNotifyJob(p, decl, jobs) {
+    return failureNotifyJob({
+        p,
+        decl,
+        name: 'Notify: the build failed',
+        jobs,
+        title: (0, expr_js_1.concat)('Build failed: ', (0, expr_js_1.github)('repository')),
+        message: (0, expr_js_1.concat)('Job ', failedJobName(jobs), ' of ', (0, expr_js_1.github)('workflow'), ' failed (', (0, expr_js_1.github)('event_name'), ' on ', (0, expr_js_1.github)('ref_name'), ', commit ', (0, expr_js_1.github)('sha'), '); nothing new was released.'),
+    });
+}
+/** A step output of `j` by step id and output name (undefined when the job has no such step). */
+function stepOutput(j, stepId, output) {
+    const s = j.steps.find((x) => x.id === stepId);
+    return s ? s.outputs[output] : undefined;
+}
+/** Adds (or reuses) a job output for `stepId.output`; undefined when the job has no such step. */
+function exported(holder, stepId, output, name) {
+    const value = stepOutput(holder.job, stepId, output);
+    if (!value)
+        return undefined;
+    const r = (0, model_js_1.jobOutputFor)(holder.job, name, value);
+    holder.job = r.job;
+    return r.ref;
+}
+/** Step ids in smoke-boot.yml's boot job whose verdicts the failure notification reports. */
+exports.BOOT_STEP = 'boot';
+exports.UPDATE_STEP = 'update';
+/**
+ * What failed in smoke-boot.yml, in words: the boot (its reason), the update test (step
+ * `update`, when the boot job has one), the promotion, or an earlier step of the boot job.
+ * Returns the boot job with the verdicts it must export and the expression.
+ */
+function bootFailureWhat(boot, promote) {
+    const holder = { job: boot };
+    const bootPassed = exported(holder, exports.BOOT_STEP, 'passed', 'passed');
+    const bootReason = exported(holder, exports.BOOT_STEP, 'reason', 'boot-reason');
+    if (!bootPassed || !bootReason)
+        throw new Error(`job ${boot.id} has no step '${exports.BOOT_STEP}' with passed and reason`);
+    const updatePassed = exported(holder, exports.UPDATE_STEP, 'passed', 'update-passed');
+    const updateReason = exported(holder, exports.UPDATE_STEP, 'reason', 'update-reason');
+    const what = (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'false'), (0, expr_js_1.concat)('the boot failed: ', bootReason)), ...(updatePassed && updateReason
+        ? [(0, expr_js_1.and)((0, expr_js_1.eq)(updatePassed, 'false'), (0, expr_js_1.concat)('the update test failed: ', updateReason))]
+        : []), ...(promote ? [(0, expr_js_1.and)(failed(promote), (0, expr_js_1.lit)('the promotion failed; stable did not move'))] : []), (0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'true'), (0, expr_js_1.lit)('the boot job failed after the boot passed')), (0, expr_js_1.lit)('the boot job failed before a boot verdict (hand-off, signature and attestation check, or VM setup)'));
+    return { boot: holder.job, what };
+}
+/**
+ * smoke-boot.yml: the boot job with the verdicts it exports, and the job that reports a failed
+ * boot, update test (or promotion, when `promote` is given) in one notification.
+ */
+function bootFailureNotify(spec) {
+    const { boot, what } = bootFailureWhat(spec.boot, spec.promote);
+    const watched = spec.promote ? [boot, spec.promote] : [boot];
+    const imageRef = boot.refs['image-ref'];
+    const notify = failureNotifyJob({
+        p: spec.p,
+        decl: spec.decl,
+        name: 'Notify: the boot, update test or promotion failed',
+        jobs: watched,
+        ...(spec.gate ? { if: spec.gate } : {}),
+        title: (0, expr_js_1.concat)('Not promoted: ', spec.image),
+        message: (0, expr_js_1.concat)(what, '. Image: ', imageRef ? (0, expr_js_1.or)(imageRef, spec.image) : spec.image, '.'),
+    });
+    return { boot, notify };
+}
+/**
+ * The promote job with a last step announcing the promotion, `stable → <digest>` and the release
+ * date, only when everything before it succeeded.
+ */
+function withPromotionNotice(promote, spec) {
+    const step = promote.steps.find((s) => s.type === 'keel' && s.hop === 'promote');
+    if (!step)
+        throw new Error(`job ${promote.id} has no promote step`);
+    return (0, model_js_1.withStepsAppended)(promote, [
+        (0, common_js_1.notifyStep)(exports.PROMOTED_NOTIFY_STEP, {
+            name: 'Notify: promoted',
+            if: (0, expr_js_1.success)(),
+            title: (0, expr_js_1.concat)('Promoted: ', spec.image),
+            message: (0, expr_js_1.concat)(spec.stable, ' → ', step.outputs.digest, '\nRelease date: ', (0, expr_js_1.or)(spec.releaseDate, 'today (UTC)'), '\nTags: ', step.outputs.tags),
+            priority: 3,
+            tags: 'tada',
+        }),
+    ]);
 }
 
 
@@ -14046,6 +14223,7 @@ exports.buildWorkflow = buildWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
+const notify_js_1 = __nccwpck_require__(715);
 const variants_js_1 = __nccwpck_require__(9976);
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -14410,6 +14588,7 @@ function callSecrets() {
             required: false,
         },
         [common_js_1.PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+        ...common_js_1.NOTIFY_CALL_SECRETS,
     };
 }
 function buildTriggers(bp, jobs) {
@@ -14447,7 +14626,10 @@ function buildTriggers(bp, jobs) {
 function buildWorkflow(decl, mode, opts = {}) {
     const bp = buildParams(decl, mode, opts);
     const build = buildJob(bp);
-    const jobs = [build, signJob(bp, build), prSignJob(bp, build)].filter((j) => Boolean(j));
+    const sign = signJob(bp, build);
+    const jobs = [build, sign, prSignJob(bp, build)].filter((j) => Boolean(j));
+    // Last: reports a failed build or sign job (never for a pull request).
+    jobs.push((0, notify_js_1.buildFailureNotifyJob)(bp.p, decl, [build, sign]));
     return {
         file: bp.file,
         source: exports.BUILD_SOURCE,
@@ -14708,6 +14890,7 @@ exports.smokeBootWorkflow = smokeBootWorkflow;
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
+const notify_js_1 = __nccwpck_require__(715);
 const build_js_1 = __nccwpck_require__(2601);
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
@@ -14900,10 +15083,19 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             }, { name: 'Promote (only the candidate digest that booted)' }),
         ],
     });
+    // Notifications: the promotion (a last step of the promote job), and a failed boot, update
+    // test or promotion (a final job in the release environment, where the ntfy secrets are).
+    const promoted = (0, notify_js_1.withPromotionNotice)(promoteJob, {
+        image,
+        stable,
+        releaseDate: bootJob.refs['release-date'],
+    });
+    const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: bootJob, promote: promoted, image, gate });
     const on = p.reusable
         ? {
             workflow_call: {
                 inputs: p.callInputs,
+                secrets: common_js_1.NOTIFY_CALL_SECRETS,
                 outputs: {
                     'image-ref': { description: 'The digest that was booted.', value: (0, expr_js_1.callOutput)(bootJob.refs['image-ref']) },
                     passed: { description: 'true when the boot passed.', value: (0, expr_js_1.callOutput)(bootJob.refs.passed) },
@@ -14936,7 +15128,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         ...(on.workflow_run ? { triggerGuards: { workflow_run: exports.WORKFLOW_RUN_GUARDS } } : {}),
         permissions: {},
         actions: p.actionSource(),
-        jobs: [bootJob, promoteJob],
+        jobs: [reported.boot, promoted, reported.notify],
     };
 }
 

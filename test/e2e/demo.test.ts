@@ -49,6 +49,7 @@ describe('npm run demo', () => {
       expect(out).toMatch(/result=created/);
       expect(out).toMatch(/cleanup dry run\s+stable untouched/);
       expectUpdateTested(out);
+      expect(out).toMatch(/notification\s+sent: Promoted: /);
       expect(out).toMatch(/✔ local pipeline complete/);
     },
     60 * 60 * 1000,

@@ -186,7 +186,7 @@ describe('build.yml', () => {
     const hops = [...new Set(Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses))))].filter(
       (h): h is string => Boolean(h),
     );
-    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sbom', 'sign']);
+    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sbom', 'sign', 'notify']);
     expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', hops));
     for (const h of hops) expect(on.push.paths).toContain(`actions/${h}/action.yml`);
     for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml'])
@@ -200,7 +200,8 @@ describe('build.yml', () => {
   });
 
   it('jobs: build (build → validate → rechunk → push, one containers-storage) then sign, separately', () => {
-    expect(Object.keys(wf.jobs)).toEqual(['build', 'sign']);
+    // notify (last) only reports a failed build or sign job: notifications.test.ts.
+    expect(Object.keys(wf.jobs)).toEqual(['build', 'sign', 'notify']);
     const hops = wf.jobs.build!.steps.map((s) => keelHop(s.uses)).filter(Boolean);
     expect(hops).toEqual(['build', 'validate', 'rechunk', 'push']);
     expect(Object.keys(wf.jobs.build!.outputs!).sort()).toEqual(['digest', 'image-ref', 'release-date', 'tags']);

@@ -5,6 +5,7 @@ import {
   downloadHandoff,
   enableKvm,
   imageRefGuard,
+  NOTIFY_CALL_SECRETS,
   Params,
   readHandoff,
   registryToken,
@@ -15,6 +16,7 @@ import {
 } from '../common.js';
 import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
+import { bootFailureNotify, withPromotionNotice } from '../notify.js';
 import { buildWorkflowName } from './build.js';
 
 /**
@@ -252,10 +254,20 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ],
   });
 
+  // Notifications: the promotion (a last step of the promote job), and a failed boot, update
+  // test or promotion (a final job in the release environment, where the ntfy secrets are).
+  const promoted = withPromotionNotice(promoteJob, {
+    image,
+    stable,
+    releaseDate: bootJob.refs['release-date'],
+  });
+  const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image, gate });
+
   const on: Triggers = p.reusable
     ? {
         workflow_call: {
           inputs: p.callInputs,
+          secrets: NOTIFY_CALL_SECRETS,
           outputs: {
             'image-ref': { description: 'The digest that was booted.', value: callOutput(bootJob.refs['image-ref']) },
             passed: { description: 'true when the boot passed.', value: callOutput(bootJob.refs.passed) },
@@ -288,6 +300,6 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ...(on.workflow_run ? { triggerGuards: { workflow_run: WORKFLOW_RUN_GUARDS } } : {}),
     permissions: {},
     actions: p.actionSource(),
-    jobs: [bootJob, promoteJob],
+    jobs: [reported.boot, promoted, reported.notify],
   };
 }
