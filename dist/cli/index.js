@@ -7125,6 +7125,7 @@ const index_js_1 = __nccwpck_require__(3982);
 const signature_gate_js_1 = __nccwpck_require__(2590);
 const tags_js_1 = __nccwpck_require__(8321);
 const index_js_2 = __nccwpck_require__(5636);
+const notifications_js_1 = __nccwpck_require__(2911);
 const runner_js_1 = __nccwpck_require__(8973);
 const index_js_3 = __nccwpck_require__(4560);
 const step_js_1 = __nccwpck_require__(5041);
@@ -7240,6 +7241,8 @@ async function demo(opts = {}) {
         const update = smoke.jobs.boot?.steps.update?.outputs ?? {};
         const updated = update.passed === 'true' && update.skipped === 'false' && lastWeek.booted !== bootedDigest;
         log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
+        const notice = (0, notifications_js_1.promotionNotice)(services.ntfy.messages, `${local.image.registry}/${local.image.name}`, bootedDigest ?? '');
+        log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
         // The sign step names the .sig relative to its job's workspace.
         const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
         const sums = sigOut && node_path_1.default.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -7252,6 +7255,7 @@ async function demo(opts = {}) {
             stable.digest === bootedDigest &&
             sig.verified &&
             updated &&
+            notice !== undefined &&
             attested.every((a) => a.ok) &&
             stableAfter?.digest === stable.digest);
         printSummary(runs, log);
@@ -7983,6 +7987,23 @@ function declarationsText(names, base, schemaUrl) {
         }),
     ];
     return parts.join('\n');
+}
+
+
+/***/ }),
+
+/***/ 2911:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.promotionNotice = promotionNotice;
+/**
+ * The promotion notice among the messages ntfy received (smoke-boot.yml's promote job, last
+ * step): titled `Promoted: <image>`, first line `<stable> → <digest>`. Undefined when none.
+ */
+function promotionNotice(messages, image, digest) {
+    return messages.find((m) => m.title === `Promoted: ${image}` && (m.message.split('\n')[0] ?? '').endsWith(` → ${digest}`));
 }
 
 
