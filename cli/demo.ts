@@ -10,14 +10,18 @@ import { verifyImage } from '../actions/lib/sign/index.js';
 import { parsePublicKeyInput } from '../actions/lib/signature-gate.js';
 import { releaseDateOf } from '../actions/lib/tags.js';
 import { workflows } from '../workflows-src/index.js';
-import { runWorkflow, type RunRecord } from './runner.js';
+import type { Workflow } from '../workflows-src/model.js';
+import { promotionNotice } from './notifications.js';
+import { runWorkflow, type RunOptions, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
 import { repoRoot } from './step.js';
 
 /**
  * `npm run demo`: the whole release of the example distro on this machine, through the
  * generated workflows and the committed bundles — base bootstrap → build → validate → rechunk →
- * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) →
+ * push → sign → smoke-boot → promote (last week's release), then the same again a week later
+ * with the update test (a machine on last week's stable updates to the new build, keeps /etc
+ * and /var, rolls back) before promotion → ISO → publish (local IA) → site bump (local GitHub API) →
  * system extensions of the new stable (built, signed, boot-tested, published) → a cleanup dry run —
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
@@ -82,30 +86,17 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
   const runs: RunRecord[] = [];
   let ok = false;
   try {
-    const build = await runWorkflow({
-      ...common,
-      workflow: wf('build.yml'),
-      event: 'push',
-      eventPayload: { ref: 'refs/heads/main', repository: { full_name: repository } },
-    });
-    runs.push(build);
-    if (!build.ok) return false;
-    const smoke = await runWorkflow({
-      ...common,
-      workflow: wf('smoke-boot.yml'),
-      event: 'workflow_run',
-      eventPayload: {
-        workflow_run: {
-          id: build.id,
-          conclusion: 'success',
-          event: 'push',
-          head_branch: 'main',
-          head_repository: { full_name: repository },
-        },
-      },
-    });
-    runs.push(smoke);
-    if (!smoke.ok) return false;
+    // Last week's release, then this week's: the second is a real update of a machine on the first.
+    const lastWeek = await buildAndBoot(
+      { ...common, releaseDate: releaseDateOf(new Date(Date.now() - 7 * DAY_MS)) },
+      runs,
+      wf,
+    );
+    if (!lastWeek) return false;
+    log(`\n━━ last week's stable: ${lastWeek.booted}; now this week's build, updated from it`);
+    const thisWeek = await buildAndBoot(common, runs, wf);
+    if (!thisWeek) return false;
+    const smoke = thisWeek.smoke;
     const disk = await runWorkflow({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
     runs.push(disk);
     if (!disk.ok) return false;
@@ -145,6 +136,15 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       `  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`,
     );
     log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
+    const update = smoke.jobs.boot?.steps.update?.outputs ?? {};
+    const updated = update.passed === 'true' && update.skipped === 'false' && lastWeek.booted !== bootedDigest;
+    log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
+    const notice = promotionNotice(
+      services.ntfy.messages,
+      `${local.image.registry}/${local.image.name}`,
+      bootedDigest ?? '',
+    );
+    log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
     // The sign step names the .sig relative to its job's workspace.
     const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
     const sums = sigOut && path.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -161,6 +161,8 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       stable?.digest &&
       stable.digest === bootedDigest &&
       sig.verified &&
+      updated &&
+      notice !== undefined &&
       attested.every((a) => a.ok) &&
       stableAfter?.digest === stable.digest,
     );
@@ -175,6 +177,47 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     if (!ok) printSummary(runs, log);
     await services.stop();
   }
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+type RunCommon = Omit<RunOptions, 'workflow' | 'event' | 'eventPayload' | 'inputs'>;
+
+/**
+ * One release cycle as GitHub runs it: build.yml on a push to main, then smoke-boot.yml on that
+ * run's completion (verify, boot, update test against stable, promote). The booted digest, or
+ * undefined when a run failed.
+ */
+async function buildAndBoot(
+  common: RunCommon,
+  runs: RunRecord[],
+  wf: (file: string) => Workflow,
+): Promise<{ booted: string; smoke: RunRecord } | undefined> {
+  const build = await runWorkflow({
+    ...common,
+    workflow: wf('build.yml'),
+    event: 'push',
+    eventPayload: { ref: 'refs/heads/main', repository: { full_name: common.repository } },
+  });
+  runs.push(build);
+  if (!build.ok) return undefined;
+  const smoke = await runWorkflow({
+    ...common,
+    workflow: wf('smoke-boot.yml'),
+    event: 'workflow_run',
+    eventPayload: {
+      workflow_run: {
+        id: build.id,
+        conclusion: 'success',
+        event: 'push',
+        head_branch: 'main',
+        head_repository: { full_name: common.repository },
+      },
+    },
+  });
+  runs.push(smoke);
+  if (!smoke.ok) return undefined;
+  return { booted: (smoke.jobs.boot?.outputs['image-ref'] ?? '').split('@')[1] ?? '', smoke };
 }
 
 /** The attestation types the sign job attaches to every release: the SBOM and the run's provenance. */

@@ -264,6 +264,7 @@ function startRun(opts: RunOptions): RunState {
     repository: opts.repository,
     repository_owner: opts.repository.split('/')[0],
     actor: 'keel-local',
+    workflow: opts.workflow.name,
     run_id: id,
     run_attempt: '1',
     sha,

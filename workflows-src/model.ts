@@ -467,3 +467,28 @@ export function checkWorkflow(wf: Workflow): string[] {
   }
   return problems;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Extending a job another generator built (a notification reading its outputs, a last step)
+
+/**
+ * The job output holding `value`: an existing output with the same value keeps its name,
+ * otherwise `name` is added. Returns the job (a new object when an output was added) and the
+ * reference to the output.
+ */
+export function jobOutputFor<O extends string>(j: Job<O>, name: string, value: Expr): { job: Job; ref: Expr } {
+  const outputs = j.outputs as Record<string, Expr>;
+  const same = Object.keys(outputs).find((k) => JSON.stringify(outputs[k]) === JSON.stringify(value));
+  if (same) return { job: j, ref: (j.refs as Record<string, Expr>)[same]! };
+  if (name in outputs) throw new Error(`job ${j.id}: output '${name}' already holds another value`);
+  const ref: Expr = { kind: 'job-output', job: j.id, output: name };
+  return {
+    job: { ...j, outputs: { ...outputs, [name]: value }, refs: Object.freeze({ ...j.refs, [name]: ref }) },
+    ref,
+  };
+}
+
+/** The job with `steps` appended after its own. */
+export function withStepsAppended<O extends string>(j: Job<O>, steps: Step[]): Job<O> {
+  return { ...j, steps: [...j.steps, ...steps] };
+}

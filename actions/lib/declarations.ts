@@ -136,6 +136,12 @@ const SmokeSpec = z
     'success-pattern': z.string().optional(),
     'failure-pattern': z.string().optional(),
     'kernel-args': z.string().optional(),
+    'update-test': z
+      .boolean()
+      .default(true)
+      .describe(
+        'Before promotion, also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots; skipped while there is no stable).',
+      ),
   })
   .describe('The boot gate before promotion.');
 
@@ -333,7 +339,7 @@ export const DistroSchema = z
       'initramfs-modules': ['virtio_blk', 'ext4'],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
-    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800 }),
+    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),
     iso: IsoSpec.optional(),
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),

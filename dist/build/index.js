@@ -51067,6 +51067,9 @@ const SmokeSpec = strictObject({
     'success-pattern': schemas_string().optional(),
     'failure-pattern': schemas_string().optional(),
     'kernel-args': schemas_string().optional(),
+    'update-test': schemas_boolean()
+        .default(true)
+        .describe('Before promotion, also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots; skipped while there is no stable).'),
 })
     .describe('The boot gate before promotion.');
 const IsoSpec = strictObject({
@@ -51208,7 +51211,7 @@ const DistroSchema = strictObject({
         'initramfs-modules': ['virtio_blk', 'ext4'],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
-    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800 }),
+    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),
     iso: IsoSpec.optional(),
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),

@@ -2577,6 +2577,10 @@ const SmokeSpec = zod_1.z
     'success-pattern': zod_1.z.string().optional(),
     'failure-pattern': zod_1.z.string().optional(),
     'kernel-args': zod_1.z.string().optional(),
+    'update-test': zod_1.z
+        .boolean()
+        .default(true)
+        .describe('Before promotion, also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots; skipped while there is no stable).'),
 })
     .describe('The boot gate before promotion.');
 const IsoSpec = zod_1.z
@@ -2744,7 +2748,7 @@ exports.DistroSchema = zod_1.z
         'initramfs-modules': ['virtio_blk', 'ext4'],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
-    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800 }),
+    'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),
     iso: IsoSpec.optional(),
     'internet-archive': IaSpec.optional(),
     site: SiteSpec.optional(),
@@ -7125,13 +7129,16 @@ const index_js_1 = __nccwpck_require__(3982);
 const signature_gate_js_1 = __nccwpck_require__(2590);
 const tags_js_1 = __nccwpck_require__(8321);
 const index_js_2 = __nccwpck_require__(5636);
+const notifications_js_1 = __nccwpck_require__(2911);
 const runner_js_1 = __nccwpck_require__(8973);
 const index_js_3 = __nccwpck_require__(4560);
 const step_js_1 = __nccwpck_require__(5041);
 /**
  * `npm run demo`: the whole release of the example distro on this machine, through the
  * generated workflows and the committed bundles — base bootstrap → build → validate → rechunk →
- * push → sign → smoke-boot → promote → ISO → publish (local IA) → site bump (local GitHub API) →
+ * push → sign → smoke-boot → promote (last week's release), then the same again a week later
+ * with the update test (a machine on last week's stable updates to the new build, keeps /etc
+ * and /var, rolls back) before promotion → ISO → publish (local IA) → site bump (local GitHub API) →
  * system extensions of the new stable (built, signed, boot-tested, published) → a cleanup dry run —
  * ending with :stable in the loopback registry on the digest that booted, its signature verified.
  */
@@ -7192,32 +7199,15 @@ async function demo(opts = {}) {
     const runs = [];
     let ok = false;
     try {
-        const build = await (0, runner_js_1.runWorkflow)({
-            ...common,
-            workflow: wf('build.yml'),
-            event: 'push',
-            eventPayload: { ref: 'refs/heads/main', repository: { full_name: repository } },
-        });
-        runs.push(build);
-        if (!build.ok)
+        // Last week's release, then this week's: the second is a real update of a machine on the first.
+        const lastWeek = await buildAndBoot({ ...common, releaseDate: (0, tags_js_1.releaseDateOf)(new Date(Date.now() - 7 * DAY_MS)) }, runs, wf);
+        if (!lastWeek)
             return false;
-        const smoke = await (0, runner_js_1.runWorkflow)({
-            ...common,
-            workflow: wf('smoke-boot.yml'),
-            event: 'workflow_run',
-            eventPayload: {
-                workflow_run: {
-                    id: build.id,
-                    conclusion: 'success',
-                    event: 'push',
-                    head_branch: 'main',
-                    head_repository: { full_name: repository },
-                },
-            },
-        });
-        runs.push(smoke);
-        if (!smoke.ok)
+        log(`\n━━ last week's stable: ${lastWeek.booted}; now this week's build, updated from it`);
+        const thisWeek = await buildAndBoot(common, runs, wf);
+        if (!thisWeek)
             return false;
+        const smoke = thisWeek.smoke;
         const disk = await (0, runner_js_1.runWorkflow)({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
         runs.push(disk);
         if (!disk.ok)
@@ -7252,6 +7242,11 @@ async function demo(opts = {}) {
         log(`  :${local.tags.stable} → ${stable?.digest ?? 'missing'}`);
         log(`  booted digest       ${bootedDigest}  ${stable?.digest === bootedDigest ? '(same: promoted exactly what booted)' : '✘ DIFFERENT'}`);
         log(`  signature           ${sig.verified ? `verified (${sig.reason})` : `✘ ${sig.reason}`}`);
+        const update = smoke.jobs.boot?.steps.update?.outputs ?? {};
+        const updated = update.passed === 'true' && update.skipped === 'false' && lastWeek.booted !== bootedDigest;
+        log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
+        const notice = (0, notifications_js_1.promotionNotice)(services.ntfy.messages, `${local.image.registry}/${local.image.name}`, bootedDigest ?? '');
+        log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
         // The sign step names the .sig relative to its job's workspace.
         const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
         const sums = sigOut && node_path_1.default.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -7263,6 +7258,8 @@ async function demo(opts = {}) {
         ok = Boolean(stable?.digest &&
             stable.digest === bootedDigest &&
             sig.verified &&
+            updated &&
+            notice !== undefined &&
             attested.every((a) => a.ok) &&
             stableAfter?.digest === stable.digest);
         printSummary(runs, log);
@@ -7276,6 +7273,41 @@ async function demo(opts = {}) {
             printSummary(runs, log);
         await services.stop();
     }
+}
+const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * One release cycle as GitHub runs it: build.yml on a push to main, then smoke-boot.yml on that
+ * run's completion (verify, boot, update test against stable, promote). The booted digest, or
+ * undefined when a run failed.
+ */
+async function buildAndBoot(common, runs, wf) {
+    const build = await (0, runner_js_1.runWorkflow)({
+        ...common,
+        workflow: wf('build.yml'),
+        event: 'push',
+        eventPayload: { ref: 'refs/heads/main', repository: { full_name: common.repository } },
+    });
+    runs.push(build);
+    if (!build.ok)
+        return undefined;
+    const smoke = await (0, runner_js_1.runWorkflow)({
+        ...common,
+        workflow: wf('smoke-boot.yml'),
+        event: 'workflow_run',
+        eventPayload: {
+            workflow_run: {
+                id: build.id,
+                conclusion: 'success',
+                event: 'push',
+                head_branch: 'main',
+                head_repository: { full_name: common.repository },
+            },
+        },
+    });
+    runs.push(smoke);
+    if (!smoke.ok)
+        return undefined;
+    return { booted: (smoke.jobs.boot?.outputs['image-ref'] ?? '').split('@')[1] ?? '', smoke };
 }
 /** The attestation types the sign job attaches to every release: the SBOM and the run's provenance. */
 const RELEASE_ATTESTATIONS = ['cyclonedx', 'spdxjson', 'slsaprovenance1'];
@@ -7964,6 +7996,23 @@ function declarationsText(names, base, schemaUrl) {
 
 /***/ }),
 
+/***/ 2911:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.promotionNotice = promotionNotice;
+/**
+ * The promotion notice among the messages ntfy received (smoke-boot.yml's promote job, last
+ * step): titled `Promoted: <image>`, first line `<stable> → <digest>`. Undefined when none.
+ */
+function promotionNotice(messages, image, digest) {
+    return messages.find((m) => m.title === `Promoted: ${image}` && (m.message.split('\n')[0] ?? '').endsWith(` → ${digest}`));
+}
+
+
+/***/ }),
+
 /***/ 8973:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -8163,6 +8212,7 @@ function startRun(opts) {
         repository: opts.repository,
         repository_owner: opts.repository.split('/')[0],
         actor: 'keel-local',
+        workflow: opts.workflow.name,
         run_id: id,
         run_attempt: '1',
         sha,
@@ -13172,6 +13222,8 @@ exports.job = job;
 exports.keelHops = keelHops;
 exports.stepExprs = stepExprs;
 exports.checkWorkflow = checkWorkflow;
+exports.jobOutputFor = jobOutputFor;
+exports.withStepsAppended = withStepsAppended;
 const actions_generated_js_1 = __nccwpck_require__(6788);
 const expr_js_1 = __nccwpck_require__(9253);
 /**
@@ -13408,6 +13460,180 @@ function checkWorkflow(wf) {
         }
     }
     return problems;
+}
+// ---------------------------------------------------------------------------------------------
+// Extending a job another generator built (a notification reading its outputs, a last step)
+/**
+ * The job output holding `value`: an existing output with the same value keeps its name,
+ * otherwise `name` is added. Returns the job (a new object when an output was added) and the
+ * reference to the output.
+ */
+function jobOutputFor(j, name, value) {
+    const outputs = j.outputs;
+    const same = Object.keys(outputs).find((k) => JSON.stringify(outputs[k]) === JSON.stringify(value));
+    if (same)
+        return { job: j, ref: j.refs[same] };
+    if (name in outputs)
+        throw new Error(`job ${j.id}: output '${name}' already holds another value`);
+    const ref = { kind: 'job-output', job: j.id, output: name };
+    return {
+        job: { ...j, outputs: { ...outputs, [name]: value }, refs: Object.freeze({ ...j.refs, [name]: ref }) },
+        ref,
+    };
+}
+/** The job with `steps` appended after its own. */
+function withStepsAppended(j, steps) {
+    return { ...j, steps: [...j.steps, ...steps] };
+}
+
+
+/***/ }),
+
+/***/ 715:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.UPDATE_STEP = exports.BOOT_STEP = exports.PROMOTED_NOTIFY_STEP = exports.FAILURE_NOTIFY_STEP = exports.FAILURE_NOTIFY_JOB = void 0;
+exports.failedJobName = failedJobName;
+exports.failureNotifyJob = failureNotifyJob;
+exports.buildFailureNotifyJob = buildFailureNotifyJob;
+exports.bootFailureWhat = bootFailureWhat;
+exports.bootFailureNotify = bootFailureNotify;
+exports.withPromotionNotice = withPromotionNotice;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+/**
+ * The notifications of the release workflows (issue 19): a failed build or sign job, a failed
+ * boot, update test or promotion, and a promotion. They go through the notify hop (ntfy; an
+ * empty NTFY_URL skips with a notice, a failed delivery is a warning), whose secrets live in the
+ * release environment: a job that notifies declares it and never runs for a pull request.
+ */
+/** Id of the job that reports a failed job of its workflow. */
+exports.FAILURE_NOTIFY_JOB = 'notify';
+/** Id of the step, in that job, that sends the report. */
+exports.FAILURE_NOTIFY_STEP = 'notify';
+/** Id of the step at the end of the promote job that announces the promotion. */
+exports.PROMOTED_NOTIFY_STEP = 'notify-promoted';
+const failed = (j) => (0, expr_js_1.eq)((0, expr_js_1.jobResult)(j.id), 'failure');
+/** The first of `jobs` that failed, as `<id> (<name>)`; `fallback` when none did. */
+function failedJobName(jobs, fallback = 'a job') {
+    return (0, expr_js_1.or)(...jobs.map((j) => (0, expr_js_1.and)(failed(j), (0, expr_js_1.lit)(`${j.id} (${j.name})`))), (0, expr_js_1.lit)(fallback));
+}
+/**
+ * One final job that sends one notification when a watched job failed: `failure()` (so not on a
+ * cancelled run, and the job is not skipped because a need failed) and a watched job's result
+ * `failure` (a skipped job is no failure), never for a pull request (a PR run must not see the
+ * release environment's secrets). It needs no token permission: in a dogfood workflow the
+ * checkout (to run ./actions/notify) reads the contents, a reusable one runs the released action.
+ */
+function failureNotifyJob(spec) {
+    const { p } = spec;
+    return (0, model_js_1.job)(exports.FAILURE_NOTIFY_JOB, {
+        name: spec.name,
+        needs: spec.jobs,
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), ...(spec.if ? [spec.if] : []), (0, expr_js_1.failure)(), (0, expr_js_1.or)(...spec.jobs.map(failed))),
+        runsOn: p.runsOn(),
+        timeoutMinutes: 5,
+        permissions: p.reusable ? {} : { contents: 'read' },
+        // The ntfy topic URL and token are secrets of the release environment.
+        environment: p.environment(spec.decl),
+        steps: [
+            !p.reusable && (0, common_js_1.checkout)(),
+            (0, common_js_1.notifyStep)(exports.FAILURE_NOTIFY_STEP, {
+                name: 'Notify: the run failed',
+                title: spec.title,
+                message: spec.message,
+                priority: 4,
+                tags: 'rotating_light',
+            }),
+        ],
+    });
+}
+/** build.yml: one notification naming the failed job (build or sign), the click opening the run. */
+function buildFailureNotifyJob(p, decl, jobs) {
+    return failureNotifyJob({
+        p,
+        decl,
+        name: 'Notify: the build failed',
+        jobs,
+        title: (0, expr_js_1.concat)('Build failed: ', (0, expr_js_1.github)('repository')),
+        message: (0, expr_js_1.concat)('Job ', failedJobName(jobs), ' of ', (0, expr_js_1.github)('workflow'), ' failed (', (0, expr_js_1.github)('event_name'), ' on ', (0, expr_js_1.github)('ref_name'), ', commit ', (0, expr_js_1.github)('sha'), '); nothing new was released.'),
+    });
+}
+/** A step output of `j` by step id and output name (undefined when the job has no such step). */
+function stepOutput(j, stepId, output) {
+    const s = j.steps.find((x) => x.id === stepId);
+    return s ? s.outputs[output] : undefined;
+}
+/** Adds (or reuses) a job output for `stepId.output`; undefined when the job has no such step. */
+function exported(holder, stepId, output, name) {
+    const value = stepOutput(holder.job, stepId, output);
+    if (!value)
+        return undefined;
+    const r = (0, model_js_1.jobOutputFor)(holder.job, name, value);
+    holder.job = r.job;
+    return r.ref;
+}
+/** Step ids in smoke-boot.yml's boot job whose verdicts the failure notification reports. */
+exports.BOOT_STEP = 'boot';
+exports.UPDATE_STEP = 'update';
+/**
+ * What failed in smoke-boot.yml, in words: the boot (its reason), the update test (step
+ * `update`, when the boot job has one), the promotion, or an earlier step of the boot job.
+ * Returns the boot job with the verdicts it must export and the expression.
+ */
+function bootFailureWhat(boot, promote) {
+    const holder = { job: boot };
+    const bootPassed = exported(holder, exports.BOOT_STEP, 'passed', 'passed');
+    const bootReason = exported(holder, exports.BOOT_STEP, 'reason', 'boot-reason');
+    if (!bootPassed || !bootReason)
+        throw new Error(`job ${boot.id} has no step '${exports.BOOT_STEP}' with passed and reason`);
+    const updatePassed = exported(holder, exports.UPDATE_STEP, 'passed', 'update-passed');
+    const updateReason = exported(holder, exports.UPDATE_STEP, 'reason', 'update-reason');
+    const what = (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'false'), (0, expr_js_1.concat)('the boot failed: ', bootReason)), ...(updatePassed && updateReason
+        ? [(0, expr_js_1.and)((0, expr_js_1.eq)(updatePassed, 'false'), (0, expr_js_1.concat)('the update test failed: ', updateReason))]
+        : []), ...(promote ? [(0, expr_js_1.and)(failed(promote), (0, expr_js_1.lit)('the promotion failed; stable did not move'))] : []), (0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'true'), (0, expr_js_1.lit)('the boot job failed after the boot passed')), (0, expr_js_1.lit)('the boot job failed before a boot verdict (hand-off, signature and attestation check, or VM setup)'));
+    return { boot: holder.job, what };
+}
+/**
+ * smoke-boot.yml: the boot job with the verdicts it exports, and the job that reports a failed
+ * boot, update test (or promotion, when `promote` is given) in one notification.
+ */
+function bootFailureNotify(spec) {
+    const { boot, what } = bootFailureWhat(spec.boot, spec.promote);
+    const watched = spec.promote ? [boot, spec.promote] : [boot];
+    const imageRef = boot.refs['image-ref'];
+    const notify = failureNotifyJob({
+        p: spec.p,
+        decl: spec.decl,
+        name: 'Notify: the boot, update test or promotion failed',
+        jobs: watched,
+        ...(spec.gate ? { if: spec.gate } : {}),
+        title: (0, expr_js_1.concat)('Not promoted: ', spec.image),
+        message: (0, expr_js_1.concat)(what, '. Image: ', imageRef ? (0, expr_js_1.or)(imageRef, spec.image) : spec.image, '.'),
+    });
+    return { boot, notify };
+}
+/**
+ * The promote job with a last step announcing the promotion, `stable → <digest>` and the release
+ * date, only when everything before it succeeded.
+ */
+function withPromotionNotice(promote, spec) {
+    const step = promote.steps.find((s) => s.type === 'keel' && s.hop === 'promote');
+    if (!step)
+        throw new Error(`job ${promote.id} has no promote step`);
+    return (0, model_js_1.withStepsAppended)(promote, [
+        (0, common_js_1.notifyStep)(exports.PROMOTED_NOTIFY_STEP, {
+            name: 'Notify: promoted',
+            if: (0, expr_js_1.success)(),
+            title: (0, expr_js_1.concat)('Promoted: ', spec.image),
+            message: (0, expr_js_1.concat)(spec.stable, ' → ', step.outputs.digest, '\nRelease date: ', (0, expr_js_1.or)(spec.releaseDate, 'today (UTC)'), '\nTags: ', step.outputs.tags),
+            priority: 3,
+            tags: 'tada',
+        }),
+    ]);
 }
 
 
@@ -14284,6 +14510,7 @@ const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
+const notify_js_1 = __nccwpck_require__(715);
 const variants_js_1 = __nccwpck_require__(9976);
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -14649,6 +14876,7 @@ function callSecrets() {
             required: false,
         },
         [common_js_1.PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+        ...common_js_1.NOTIFY_CALL_SECRETS,
     };
 }
 function buildTriggers(bp, jobs) {
@@ -14686,7 +14914,10 @@ function buildTriggers(bp, jobs) {
 function buildWorkflow(decl, mode, opts = {}) {
     const bp = buildParams(decl, mode, opts);
     const build = buildJob(bp);
-    const jobs = [build, signJob(bp, build), prSignJob(bp, build)].filter((j) => Boolean(j));
+    const sign = signJob(bp, build);
+    const jobs = [build, sign, prSignJob(bp, build)].filter((j) => Boolean(j));
+    // Last: reports a failed build or sign job (never for a pull request).
+    jobs.push((0, notify_js_1.buildFailureNotifyJob)(bp.p, decl, [build, sign]));
     return {
         file: bp.file,
         source: exports.BUILD_SOURCE,
@@ -14948,6 +15179,7 @@ const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
+const notify_js_1 = __nccwpck_require__(715);
 const build_js_1 = __nccwpck_require__(2601);
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
@@ -15051,8 +15283,32 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         username: user,
         password: token,
     }, { name: 'Boot it' });
-    // Minutes: the boot timeout, plus the disk build, tool install and slack.
-    const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+    // A machine on stable today must update to this digest and roll back, before promotion.
+    // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+    const runUpdate = p.reusable || sb['update-test'];
+    const updateIf = p.reusable
+        ? {
+            if: (0, expr_js_1.eq)(p.input('update-test', {
+                description: 'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
+                default: true,
+            }), true),
+        }
+        : {};
+    const update = model_js_1.keel['update-test']('update', {
+        'image-ref': boot.outputs['image-ref'],
+        'previous-image': stable,
+        'public-key': publicKey,
+        identity,
+        memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
+        cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
+        timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+        'artifact-name': (0, expr_js_1.concat)((0, expr_js_1.lit)('update-test-serial-'), (0, expr_js_1.github)('run_id'), (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('run_attempt')),
+        username: user,
+        password: token,
+    }, { name: 'Update a machine on stable to it, and roll back', ...updateIf });
+    // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
+    // tool install and slack.
+    const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
     const bootJob = (0, model_js_1.job)('boot', {
         name: 'Verify and boot the digest of the build run',
         if: gate,
@@ -15064,6 +15320,8 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             'image-ref': boot.outputs['image-ref'],
             digest: boot.outputs.digest,
             passed: boot.outputs.passed,
+            // 'false' only when the update test ran and failed ('' when it was switched off).
+            updated: runUpdate ? update.outputs.passed : (0, expr_js_1.lit)(''),
             'release-date': (0, expr_js_1.or)(handoff.outputs['release-date'], dispatchDate),
         },
         steps: [
@@ -15077,6 +15335,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             (0, common_js_1.aptInstall)(common_js_1.VM_PACKAGES),
             verify,
             boot,
+            ...(runUpdate ? [update] : []),
             // Before promote moves stable: what this digest changes for a machine on stable today.
             model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
             // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
@@ -15089,7 +15348,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         // Only after a passed boot, only within the image's own repository (a dispatched digest of
         // another repository is never promoted, whatever it is tagged there), and never on behalf of
         // a pull request (a caller of the reusable workflow may run on one).
-        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.ne)(bootJob.refs.updated, 'false'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
         runsOn,
         timeoutMinutes: 15,
         permissions: { contents: 'read', packages: 'write' },
@@ -15114,10 +15373,19 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             }, { name: 'Promote (only the candidate digest that booted)' }),
         ],
     });
+    // Notifications: the promotion (a last step of the promote job), and a failed boot, update
+    // test or promotion (a final job in the release environment, where the ntfy secrets are).
+    const promoted = (0, notify_js_1.withPromotionNotice)(promoteJob, {
+        image,
+        stable,
+        releaseDate: bootJob.refs['release-date'],
+    });
+    const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: bootJob, promote: promoted, image, gate });
     const on = p.reusable
         ? {
             workflow_call: {
                 inputs: p.callInputs,
+                secrets: common_js_1.NOTIFY_CALL_SECRETS,
                 outputs: {
                     'image-ref': { description: 'The digest that was booted.', value: (0, expr_js_1.callOutput)(bootJob.refs['image-ref']) },
                     passed: { description: 'true when the boot passed.', value: (0, expr_js_1.callOutput)(bootJob.refs.passed) },
@@ -15150,7 +15418,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         ...(on.workflow_run ? { triggerGuards: { workflow_run: exports.WORKFLOW_RUN_GUARDS } } : {}),
         permissions: {},
         actions: p.actionSource(),
-        jobs: [bootJob, promoteJob],
+        jobs: [reported.boot, promoted, reported.notify],
     };
 }
 

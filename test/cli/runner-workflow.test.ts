@@ -67,7 +67,7 @@ describe('keel run: smoke-boot dispatch', () => {
     expect(first!.result).toBe('failure');
     expect(first!.error).toMatch(/not in ghcr\.io\/keel-project\/keel-os: refused before any registry call/);
     expect(rest.map((s) => s.result)).toEqual(rest.map(() => 'skipped'));
-    expect(rest.filter((s) => s.hop).map((s) => s.hop)).toEqual(['verify', 'smoke-boot', 'changelog']);
+    expect(rest.filter((s) => s.hop).map((s) => s.hop)).toEqual(['verify', 'smoke-boot', 'update-test', 'changelog']);
     expect(record.jobs.promote!.result).toBe('skipped');
   });
 });

@@ -37,6 +37,7 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   sign: { packages: 'write' }, // writes the signature next to the image
   verify: { packages: 'read' },
   'smoke-boot': { packages: 'read' },
+  'update-test': { packages: 'read' }, // pulls stable and the candidate
   promote: { packages: 'write' },
   resolve: { packages: 'read' },
   'build-disk': { packages: 'read' },

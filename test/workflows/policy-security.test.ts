@@ -277,6 +277,7 @@ describe('pull requests never reach the release key', () => {
     const stripped = { ...promoteNoEnv, jobs: promoteNoEnv.jobs.map((j) => ({ ...j, environment: undefined })) };
     expect(environmentProblems(stripped, envsOf(promoteNoEnv, decl))).toEqual([
       'smoke-boot.yml: job promote reads release secrets or moves stable outside the release environment',
+      'smoke-boot.yml: job notify reads release secrets or moves stable outside the release environment',
     ]);
     expect(isReleaseSecret('COSIGN_PR_PRIVATE_KEY')).toBe(false);
     expect(isReleaseSecret('IA_SECRET_KEY')).toBe(true);

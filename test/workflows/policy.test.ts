@@ -9,6 +9,7 @@ import {
 } from '../../workflows-src/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { buildPaths } from '../../workflows-src/workflows/build.js';
+import { smokeBootWorkflow } from '../../workflows-src/workflows/smoke-boot.js';
 import { keelHop, needsOf, readText, readWorkflow, strings, workflowFiles, type YWorkflow } from './helpers.js';
 
 /**
@@ -185,7 +186,7 @@ describe('build.yml', () => {
     const hops = [...new Set(Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => keelHop(s.uses))))].filter(
       (h): h is string => Boolean(h),
     );
-    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sbom', 'sign']);
+    expect(hops).toEqual(['build', 'validate', 'rechunk', 'push', 'sbom', 'sign', 'notify']);
     expect(on.push.paths).toEqual(buildPaths(decl, 'build.yml', hops));
     for (const h of hops) expect(on.push.paths).toContain(`actions/${h}/action.yml`);
     for (const p of [...decl.build.inputs, 'dist/**', '.github/workflows/build.yml'])
@@ -199,7 +200,8 @@ describe('build.yml', () => {
   });
 
   it('jobs: build (build → validate → rechunk → push, one containers-storage) then sign, separately', () => {
-    expect(Object.keys(wf.jobs)).toEqual(['build', 'sign']);
+    // notify (last) only reports a failed build or sign job: notifications.test.ts.
+    expect(Object.keys(wf.jobs)).toEqual(['build', 'sign', 'notify']);
     const hops = wf.jobs.build!.steps.map((s) => keelHop(s.uses)).filter(Boolean);
     expect(hops).toEqual(['build', 'validate', 'rechunk', 'push']);
     expect(Object.keys(wf.jobs.build!.outputs!).sort()).toEqual(['digest', 'image-ref', 'release-date', 'tags']);
@@ -291,13 +293,38 @@ describe('smoke-boot.yml', () => {
     expect(dl.with!['github-token']).toBe('${{ secrets.GITHUB_TOKEN }}');
     expect(wf.jobs.boot!.permissions).toMatchObject({ actions: 'read' });
     const hops = steps.map((s) => keelHop(s.uses)).filter(Boolean);
-    expect(hops).toEqual(['verify', 'smoke-boot', 'changelog']);
+    expect(hops).toEqual(['verify', 'smoke-boot', 'update-test', 'changelog']);
     const verify = steps.find((s) => keelHop(s.uses) === 'verify')!;
     const boot = steps.find((s) => keelHop(s.uses) === 'smoke-boot')!;
     expect(verify.with!['image-ref']).toBe('${{ steps.handoff.outputs.image-ref || inputs.image-ref }}');
     expect(boot.with!.image).toBe(verify.with!['image-ref']);
     expect(boot.with!['public-key']).toBe(decl.signing!['public-key']);
     expect(steps.some((s) => /resolve/.test(s.uses ?? ''))).toBe(false); // no re-resolved tag
+  });
+
+  it('updates a machine on stable to the booted digest, and promotion needs that too', () => {
+    const update = wf.jobs.boot!.steps.find((s) => keelHop(s.uses) === 'update-test')!;
+    expect(update.with!['image-ref']).toBe('${{ steps.boot.outputs.image-ref }}');
+    expect(update.with!['previous-image']).toBe(decl.tags.stable);
+    expect(update.with!['public-key']).toBe(decl.signing!['public-key']);
+    expect(update.if).toBeUndefined();
+    expect(wf.jobs.boot!.outputs!.updated).toBe('${{ steps.update.outputs.passed }}');
+    expect(wf.jobs.promote!.if).toContain("needs.boot.outputs.updated != 'false'");
+    const reusable = readWorkflow('reusable-smoke-boot.yml');
+    const callInputs = (reusable.on as { workflow_call: { inputs: Record<string, { default?: unknown }> } })
+      .workflow_call.inputs;
+    expect(callInputs['update-test']!.default).toBe(true);
+    const gated = reusable.jobs.boot!.steps.find((s) => keelHop(s.uses) === 'update-test')!;
+    expect(gated.if).toBe('inputs.update-test == true');
+  });
+
+  it('without the update test declared, the boot job has no such step', () => {
+    const off = smokeBootWorkflow(
+      { ...decl, 'smoke-boot': { ...decl['smoke-boot'], 'update-test': false } },
+      'dogfood',
+    );
+    const boot = off.jobs.find((j) => j.id === 'boot')!;
+    expect(JSON.stringify(boot.steps)).not.toMatch(/update-test/);
   });
 
   it("promotes only the booted candidate digest, after a passed boot, with the build's release date", () => {

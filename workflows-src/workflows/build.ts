@@ -1,6 +1,7 @@
 import type { Distro } from '../../actions/lib/declarations.js';
 import {
   checkout,
+  NOTIFY_CALL_SECRETS,
   Params,
   PR_SIGNING_SECRETS,
   registryToken,
@@ -27,6 +28,7 @@ import {
   type Triggers,
   type Workflow,
 } from '../model.js';
+import { buildFailureNotifyJob } from '../notify.js';
 import { perVariantUpload, pushedImageRef, variantPlan, variantStrategy, type VariantPlan } from '../variants.js';
 
 /**
@@ -481,6 +483,7 @@ function callSecrets(): NonNullable<Triggers['workflow_call']>['secrets'] {
       required: false,
     },
     [PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+    ...NOTIFY_CALL_SECRETS,
   };
 }
 
@@ -520,7 +523,10 @@ function buildTriggers(bp: BuildParams, jobs: Job[]): Triggers {
 export function buildWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
   const bp = buildParams(decl, mode, opts);
   const build = buildJob(bp);
-  const jobs = [build, signJob(bp, build), prSignJob(bp, build)].filter((j): j is Job => Boolean(j));
+  const sign = signJob(bp, build);
+  const jobs = [build, sign, prSignJob(bp, build)].filter((j): j is Job => Boolean(j));
+  // Last: reports a failed build or sign job (never for a pull request).
+  jobs.push(buildFailureNotifyJob(bp.p, decl, [build, sign]));
   return {
     file: bp.file,
     source: BUILD_SOURCE,

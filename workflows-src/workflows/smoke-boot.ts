@@ -5,6 +5,7 @@ import {
   downloadHandoff,
   enableKvm,
   imageRefGuard,
+  NOTIFY_CALL_SECRETS,
   Params,
   readHandoff,
   registryToken,
@@ -16,6 +17,7 @@ import {
 import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
 import { freeDiskStep } from '../free-disk.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
+import { bootFailureNotify, withPromotionNotice } from '../notify.js';
 import { buildWorkflowName } from './build.js';
 
 /**
@@ -142,8 +144,40 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     },
     { name: 'Boot it' },
   );
-  // Minutes: the boot timeout, plus the disk build, tool install and slack.
-  const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+  // A machine on stable today must update to this digest and roll back, before promotion.
+  // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+  const runUpdate = p.reusable || sb['update-test'];
+  const updateIf = p.reusable
+    ? {
+        if: eq(
+          p.input('update-test', {
+            description:
+              'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
+            default: true,
+          }),
+          true,
+        ),
+      }
+    : {};
+  const update = keel['update-test'](
+    'update',
+    {
+      'image-ref': boot.outputs['image-ref'],
+      'previous-image': stable,
+      'public-key': publicKey,
+      identity,
+      memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
+      cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
+      timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+      'artifact-name': concat(lit('update-test-serial-'), github('run_id'), lit('-'), github('run_attempt')),
+      username: user,
+      password: token,
+    },
+    { name: 'Update a machine on stable to it, and roll back', ...updateIf },
+  );
+  // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
+  // tool install and slack.
+  const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
   const bootJob = job('boot', {
     name: 'Verify and boot the digest of the build run',
     if: gate,
@@ -155,6 +189,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       'image-ref': boot.outputs['image-ref'],
       digest: boot.outputs.digest,
       passed: boot.outputs.passed,
+      // 'false' only when the update test ran and failed ('' when it was switched off).
+      updated: runUpdate ? update.outputs.passed : lit(''),
       'release-date': or(handoff.outputs['release-date'], dispatchDate),
     },
     steps: [
@@ -168,6 +204,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       aptInstall(VM_PACKAGES),
       verify,
       boot,
+      ...(runUpdate ? [update] : []),
       // Before promote moves stable: what this digest changes for a machine on stable today.
       keel.changelog(
         'changelog',
@@ -187,6 +224,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     if: and(
       ne(github('event_name'), 'pull_request'),
       eq(bootJob.refs.passed, 'true'),
+      ne(bootJob.refs.updated, 'false'),
       startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:')),
     ),
     runsOn,
@@ -218,10 +256,20 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ],
   });
 
+  // Notifications: the promotion (a last step of the promote job), and a failed boot, update
+  // test or promotion (a final job in the release environment, where the ntfy secrets are).
+  const promoted = withPromotionNotice(promoteJob, {
+    image,
+    stable,
+    releaseDate: bootJob.refs['release-date'],
+  });
+  const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image, gate });
+
   const on: Triggers = p.reusable
     ? {
         workflow_call: {
           inputs: p.callInputs,
+          secrets: NOTIFY_CALL_SECRETS,
           outputs: {
             'image-ref': { description: 'The digest that was booted.', value: callOutput(bootJob.refs['image-ref']) },
             passed: { description: 'true when the boot passed.', value: callOutput(bootJob.refs.passed) },
@@ -254,6 +302,6 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ...(on.workflow_run ? { triggerGuards: { workflow_run: WORKFLOW_RUN_GUARDS } } : {}),
     permissions: {},
     actions: p.actionSource(),
-    jobs: [bootJob, promoteJob],
+    jobs: [reported.boot, promoted, reported.notify],
   };
 }
