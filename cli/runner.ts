@@ -118,6 +118,8 @@ const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>)
     ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
   }),
   'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+  // GITHUB_TOKEN is empty locally: the emulator's token stands in for it.
+  'github-release': (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
   // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
   // empty locally, so the emulator's token stands in for it.
   watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
