@@ -16,6 +16,7 @@ import {
 import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
 import { buildWorkflowName } from './build.js';
+import { publishRelease, uploadChangelog } from '../release-notes.js';
 
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
@@ -143,6 +144,12 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   );
   // Minutes: the boot timeout, plus the disk build, tool install and slack.
   const bootMinutes = p.reusable ? 75 : Math.ceil(sb.timeout / 60) + 30;
+  const changelog = keel.changelog(
+    'changelog',
+    { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token },
+    // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
+    { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
+  );
   const bootJob = job('boot', {
     name: 'Verify and boot the digest of the build run',
     if: gate,
@@ -167,12 +174,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       verify,
       boot,
       // Before promote moves stable: what this digest changes for a machine on stable today.
-      keel.changelog(
-        'changelog',
-        { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token },
-        // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
-        { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
-      ),
+      changelog,
+      uploadChangelog(changelog.outputs.markdown),
     ],
   });
 
@@ -189,7 +192,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ),
     runsOn,
     timeoutMinutes: 15,
-    permissions: { contents: 'read', packages: 'write' },
+    // contents: write for the GitHub Release stable.<date> (github-release, with the run's token).
+    permissions: { contents: 'write', packages: 'write' },
     // Moving stable is the release: only from main (the environment's branch policy), and the
     // owner can add reviewers there.
     environment: p.environment(decl),
@@ -213,6 +217,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         },
         { name: 'Promote (only the candidate digest that booted)' },
       ),
+      ...publishRelease({ releaseDate: bootJob.refs['release-date'], stableTag: stable }),
     ],
   });
 
