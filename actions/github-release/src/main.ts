@@ -1,6 +1,6 @@
 import { withFailureSummary } from '../../lib/action.js';
 import { InputError } from '../../lib/errors.js';
-import { createClient } from '../../lib/github.js';
+import { apiFailure, createClient } from '../../lib/github.js';
 import { publishStableRelease, releaseNotesFrom } from '../../lib/github-release.js';
 import type { ActionIO } from '../../lib/io.js';
 import { httpsUrl, readInputs, releaseDate, secret, str } from '../../lib/inputs.js';
@@ -78,7 +78,7 @@ async function publish(io: ActionIO): Promise<void> {
         ...(inp.target ? { targetCommitish: inp.target } : {}),
       },
       io,
-    ),
+    ).catch((err: unknown) => apiFailure(`GitHub Release ${inp.stableTag}.${inp.date} of ${inp.repository}`, err)),
   );
   io.setOutput('tag', release.tag);
   io.setOutput('url', release.htmlUrl);
