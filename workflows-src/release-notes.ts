@@ -1,4 +1,4 @@
-import { concat, github, lit, secret, type Expr } from './expr.js';
+import { concat, github, lit, ne, secret, type Expr } from './expr.js';
 import { actionStep, keel, type ActionStep, type KeelStep } from './model.js';
 import { pins } from './pins.js';
 
@@ -30,7 +30,9 @@ export function uploadChangelog(markdown: Expr): ActionStep {
       overwrite: true,
     },
     local: { local: 'artifact-upload', name: changelogArtifact(), paths: [markdown] },
-    // The changelog step may have failed (it does not gate): then there is nothing to hand over.
+    // The changelog step may have failed (it does not gate): then there is nothing to hand over
+    // (and an empty path would name the whole workspace).
+    if: ne(markdown, ''),
     continueOnError: true,
   });
 }

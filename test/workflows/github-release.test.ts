@@ -23,6 +23,7 @@ describe.each(['smoke-boot.yml', 'reusable-smoke-boot.yml'])('%s: the GitHub Rel
     const u = boot.steps[upload]!;
     expect(u.with!.path).toBe('${{ steps.changelog.outputs.markdown }}');
     expect(u.with!.name).toBe('keel-changelog-${{ github.run_id }}');
+    expect(u.if).toBe("steps.changelog.outputs.markdown != ''");
     // Release notes never gate the boot.
     expect(continuesOnError(u)).toBe(true);
   });
