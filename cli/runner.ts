@@ -89,6 +89,7 @@ export function localOverrides(
   inputs: Record<string, string>,
   svc: LocalServices,
   declared: Set<string>,
+  repository = '',
 ): Record<string, string> {
   const o: Record<string, string> = { ...inputs };
   const set = (k: string, v: string) => {
@@ -105,12 +106,15 @@ export function localOverrides(
     const gated = declared.has('allow-unsigned') && o['allow-unsigned'] !== 'true';
     if (o['public-key'] !== undefined || gated) set('public-key', svc.keys.publicKeyPath);
   }
-  Object.assign(o, SERVICE_INPUTS[hop]?.(svc, declared) ?? {});
+  Object.assign(o, SERVICE_INPUTS[hop]?.(svc, declared, repository) ?? {});
   return o;
 }
 
 /** The hops that talk to a service keel run emulates, and the inputs that point them at it. */
-const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>) => Record<string, string>> = {
+const SERVICE_INPUTS: Record<
+  string,
+  (svc: LocalServices, declared: Set<string>, repository: string) => Record<string, string>
+> = {
   'ia-upload': (svc, declared) => ({
     's3-endpoint': svc.ia.s3Url,
     'api-endpoint': svc.ia.apiUrl,
@@ -118,10 +122,25 @@ const SERVICE_INPUTS: Record<string, (svc: LocalServices, declared: Set<string>)
     ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
   }),
   'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+  // GITHUB_TOKEN is empty locally: the emulator's token stands in for it. The release is made in
+  // the emulator's copy of the run's repository, its tag on that copy's main (the local commit is
+  // not in it).
+  'github-release': (svc, _declared, repository) => ({
+    'api-url': svc.github.url,
+    token: svc.githubToken,
+    ...(repository ? { repository: localReleaseRepository(svc, repository), 'target-commitish': 'main' } : {}),
+  }),
   // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
   // empty locally, so the emulator's token stands in for it.
   watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
 };
+
+/** The emulator's copy of the run's repository (created on first use, README only). */
+function localReleaseRepository(svc: LocalServices, repository: string): string {
+  if (!svc.github.state.repos.has(repository.toLowerCase()))
+    svc.github.state.addRepo(repository, { files: { 'README.md': `# ${repository}\n` } });
+  return repository;
+}
 
 /** The inputs a hop declares, from the metadata generated from its action.yml. */
 export function declaredInputs(hop: string): Set<string> {
@@ -475,7 +494,7 @@ async function runKeelStep(step: Extract<Step, { type: 'keel' }>, rec: StepRecor
   const { run, jobDir, workspace, sid } = at;
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(step.with)) raw[k] = evaluateString(v, c);
-  const inputs = localOverrides(step.hop, raw, run.opts.services, declaredInputs(step.hop));
+  const inputs = localOverrides(step.hop, raw, run.opts.services, declaredInputs(step.hop), run.opts.repository);
   run.log(`    · ${step.hop}: ${step.name}`);
   const r: StepResult = await runStep({
     action: step.hop,

@@ -167,6 +167,27 @@ export interface CleanupInputs {
 /** Outputs of `cleanup`. */
 export type CleanupOutput = 'deleted' | 'kept' | 'planned';
 
+/** Inputs of `github-release` (actions/github-release/action.yml). */
+export interface GithubReleaseInputs {
+  /** Release date YYYYMMDD of the promotion (the date in stable.<date>). Empty: today (UTC). */
+  'release-date'?: Value;
+  /** Stable tag word; the release and its git tag are <stable-tag>.<release-date>. Default: 'stable'. */
+  'stable-tag'?: Value;
+  /** Path of the changelog Markdown (the changelog action's markdown output). Missing, unreadable or empty: the notes say the changelog was not available, with a warning. Notes over GitHub's 125000-character limit are cut at a line end, saying so. */
+  'notes-file'?: Value;
+  /** GitHub token with contents: write on `repository` (the run's GITHUB_TOKEN; masked, only ever sent in the Authorization header to api-url). Required. */
+  token: Value;
+  /** owner/name of the repository the release is made in. Empty: this run's repository (GITHUB_REPOSITORY). */
+  repository?: Value;
+  /** GitHub REST API base URL (https; http only to a loopback host). Empty: this run's GITHUB_API_URL (https://api.github.com on github.com). */
+  'api-url'?: Value;
+  /** Commit SHA or branch the git tag is created on when it does not exist yet. Empty: this run's commit (GITHUB_SHA). */
+  'target-commitish'?: Value;
+}
+
+/** Outputs of `github-release`. */
+export type GithubReleaseOutput = 'tag' | 'url' | 'action';
+
 /** Inputs of `ia-upload` (actions/ia-upload/action.yml). */
 export interface IaUploadInputs {
   /** Item identifier: A-Z a-z 0-9 . _ -, starting with a letter or digit, 3-100 characters (IA suggests 5-80, lower case). It can never be changed. Required. */
@@ -716,6 +737,7 @@ export interface KeelInputs {
   'build-disk': BuildDiskInputs;
   changelog: ChangelogInputs;
   cleanup: CleanupInputs;
+  'github-release': GithubReleaseInputs;
   'ia-upload': IaUploadInputs;
   notify: NotifyInputs;
   promote: PromoteInputs;
@@ -739,6 +761,7 @@ export interface KeelOutputs {
   'build-disk': BuildDiskOutput;
   changelog: ChangelogOutput;
   cleanup: CleanupOutput;
+  'github-release': GithubReleaseOutput;
   'ia-upload': IaUploadOutput;
   notify: NotifyOutput;
   promote: PromoteOutput;
@@ -846,6 +869,18 @@ export const KEEL_ACTIONS = {
       'insecure-registries': { required: false, default: '' },
     },
     outputs: ['deleted', 'kept', 'planned'],
+  },
+  'github-release': {
+    inputs: {
+      'release-date': { required: false, default: '' },
+      'stable-tag': { required: false, default: 'stable' },
+      'notes-file': { required: false, default: '' },
+      token: { required: true },
+      repository: { required: false, default: '' },
+      'api-url': { required: false, default: '' },
+      'target-commitish': { required: false, default: '' },
+    },
+    outputs: ['tag', 'url', 'action'],
   },
   'ia-upload': {
     inputs: {

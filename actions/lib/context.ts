@@ -13,6 +13,8 @@ export interface RunContext {
   sha: string;
   runId: string;
   serverUrl: string;
+  /** GITHUB_API_URL: the REST API of the run's GitHub (optional: tests and older callers omit it). */
+  apiUrl?: string;
   /** What SLSA provenance records about the run (GITHUB_* variables; '' when not in Actions). */
   workflow: {
     /** GITHUB_REF, e.g. refs/heads/main. */
@@ -50,6 +52,7 @@ export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext
     sha: env.GITHUB_SHA ?? '',
     runId: env.GITHUB_RUN_ID ?? '',
     serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+    apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
     workflow: {
       ref: env.GITHUB_REF ?? '',
       workflowRef: env.GITHUB_WORKFLOW_REF ?? '',

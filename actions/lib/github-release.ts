@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { getOctokit } from '@actions/github';
 import { UserError } from './errors.js';
 import { isValidYmd } from './inputs.js';
@@ -101,4 +102,32 @@ async function updateIfNeeded(
   if (current.body === body && current.name === tag) return 'unchanged';
   await octokit.rest.repos.updateRelease({ owner, repo, release_id: current.id, name: tag, body });
   return 'updated';
+}
+
+/** Bytes of a notes file read at most: far above what GitHub keeps (fitNotes cuts the rest). */
+const MAX_NOTES_READ = 4 * MAX_RELEASE_BODY;
+
+/**
+ * The release notes from the changelog's Markdown file. A missing, unreadable or empty file is
+ * not a reason to fail a promotion: the notes then say the changelog was not available (and
+ * where the run is), and `available` is false so the caller can warn.
+ */
+export function releaseNotesFrom(file: string, runUrl?: string): { notes: string; available: boolean } {
+  let text = '';
+  if (file !== '') {
+    try {
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(MAX_NOTES_READ);
+        text = buf.subarray(0, fs.readSync(fd, buf, 0, MAX_NOTES_READ, 0)).toString('utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      text = '';
+    }
+  }
+  if (text.trim() !== '') return { notes: text, available: true };
+  const where = runUrl ? ` See the run: ${runUrl}` : '';
+  return { notes: `The changelog was not available for this release.${where}\n`, available: false };
 }

@@ -34180,6 +34180,7 @@ function context_contextFromEnv(env = process.env) {
         sha: env.GITHUB_SHA ?? '',
         runId: env.GITHUB_RUN_ID ?? '',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+        apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
         workflow: {
             ref: env.GITHUB_REF ?? '',
             workflowRef: env.GITHUB_WORKFLOW_REF ?? '',

@@ -8049,7 +8049,7 @@ const HINTED = (s) => s.type !== 'keel';
  * that declares allow-unsigned unless the workflow let it run unsigned), and the services the
  * emulators stand in for. Secrets are not overridden: they come from the job's (scoped) secrets.
  */
-function localOverrides(hop, inputs, svc, declared) {
+function localOverrides(hop, inputs, svc, declared, repository = '') {
     const o = { ...inputs };
     const set = (k, v) => {
         if (declared.has(k))
@@ -8068,7 +8068,7 @@ function localOverrides(hop, inputs, svc, declared) {
         if (o['public-key'] !== undefined || gated)
             set('public-key', svc.keys.publicKeyPath);
     }
-    Object.assign(o, SERVICE_INPUTS[hop]?.(svc, declared) ?? {});
+    Object.assign(o, SERVICE_INPUTS[hop]?.(svc, declared, repository) ?? {});
     return o;
 }
 /** The hops that talk to a service keel run emulates, and the inputs that point them at it. */
@@ -8080,10 +8080,24 @@ const SERVICE_INPUTS = {
         ...(declared.has('torrent-timeout') ? { 'torrent-timeout': '300' } : {}),
     }),
     'site-bump': (svc) => ({ 'api-url': svc.github.url }),
+    // GITHUB_TOKEN is empty locally: the emulator's token stands in for it. The release is made in
+    // the emulator's copy of the run's repository, its tag on that copy's main (the local commit is
+    // not in it).
+    'github-release': (svc, _declared, repository) => ({
+        'api-url': svc.github.url,
+        token: svc.githubToken,
+        ...(repository ? { repository: localReleaseRepository(svc, repository), 'target-commitish': 'main' } : {}),
+    }),
     // This repository's Actions runs are the local runs recorded in the emulator; GITHUB_TOKEN is
     // empty locally, so the emulator's token stands in for it.
     watch: (svc) => ({ 'api-url': svc.github.url, token: svc.githubToken }),
 };
+/** The emulator's copy of the run's repository (created on first use, README only). */
+function localReleaseRepository(svc, repository) {
+    if (!svc.github.state.repos.has(repository.toLowerCase()))
+        svc.github.state.addRepo(repository, { files: { 'README.md': `# ${repository}\n` } });
+    return repository;
+}
 /** The inputs a hop declares, from the metadata generated from its action.yml. */
 function declaredInputs(hop) {
     const spec = actions_generated_js_1.KEEL_ACTIONS[hop];
@@ -8405,7 +8419,7 @@ async function runKeelStep(step, rec, c, at) {
     const raw = {};
     for (const [k, v] of Object.entries(step.with))
         raw[k] = (0, expr_js_1.evaluateString)(v, c);
-    const inputs = localOverrides(step.hop, raw, run.opts.services, declaredInputs(step.hop));
+    const inputs = localOverrides(step.hop, raw, run.opts.services, declaredInputs(step.hop), run.opts.repository);
     run.log(`    · ${step.hop}: ${step.name}`);
     const r = await (0, step_js_1.runStep)({
         action: step.hop,
@@ -11986,6 +12000,18 @@ exports.KEEL_ACTIONS = {
         },
         outputs: ['deleted', 'kept', 'planned'],
     },
+    'github-release': {
+        inputs: {
+            'release-date': { required: false, default: '' },
+            'stable-tag': { required: false, default: 'stable' },
+            'notes-file': { required: false, default: '' },
+            token: { required: true },
+            repository: { required: false, default: '' },
+            'api-url': { required: false, default: '' },
+            'target-commitish': { required: false, default: '' },
+        },
+        outputs: ['tag', 'url', 'action'],
+    },
     'ia-upload': {
         inputs: {
             identifier: { required: true },
@@ -13705,6 +13731,76 @@ exports.keelLocalUses = keelLocalUses;
 
 /***/ }),
 
+/***/ 6337:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.GITHUB_RELEASE_STEP = exports.RELEASE_NOTES_STEP = exports.CHANGELOG_DIR = exports.changelogArtifact = void 0;
+exports.uploadChangelog = uploadChangelog;
+exports.publishRelease = publishRelease;
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
+/**
+ * The promotion's GitHub Release (smoke-boot.yml): the boot job hands the changelog Markdown to
+ * the promote job as an artifact of this run, and after a successful promote the github-release
+ * hop makes it the notes of `stable.<date>`. Release notes inform, they never gate: a missing
+ * changelog gives notes saying so, not a failed promotion.
+ */
+/** Artifact name, unique per run (a re-run of the boot job replaces its own). */
+const changelogArtifact = () => (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-changelog-'), (0, expr_js_1.github)('run_id'));
+exports.changelogArtifact = changelogArtifact;
+/** Directory (relative to the workspace) the promote job downloads it to. */
+exports.CHANGELOG_DIR = 'keel-changelog';
+/** Step ids in the promote job. */
+exports.RELEASE_NOTES_STEP = 'release-notes';
+exports.GITHUB_RELEASE_STEP = 'github-release';
+/** Boot job, after the changelog step: its Markdown, for the promote job. */
+function uploadChangelog(markdown) {
+    return (0, model_js_1.actionStep)({
+        name: 'Hand the release notes to the promote job (artifact of this run)',
+        uses: pins_js_1.pins.uploadArtifact,
+        with: {
+            name: (0, exports.changelogArtifact)(),
+            path: markdown,
+            'retention-days': 7,
+            'if-no-files-found': 'warn',
+            overwrite: true,
+        },
+        local: { local: 'artifact-upload', name: (0, exports.changelogArtifact)(), paths: [markdown] },
+        // The changelog step may have failed (it does not gate): then there is nothing to hand over
+        // (and an empty path would name the whole workspace).
+        if: (0, expr_js_1.ne)(markdown, ''),
+        continueOnError: true,
+    });
+}
+/**
+ * Promote job, after the promote step: fetch the notes (a missing artifact is not a failure; the
+ * release then says the changelog was not available) and publish the release. Both run only when
+ * every earlier step, promote included, succeeded (the implicit success()).
+ */
+function publishRelease(spec) {
+    const download = (0, model_js_1.actionStep)({
+        id: exports.RELEASE_NOTES_STEP,
+        name: 'Take the release notes the boot job wrote',
+        uses: pins_js_1.pins.downloadArtifact,
+        with: { name: (0, exports.changelogArtifact)(), path: exports.CHANGELOG_DIR },
+        local: { local: 'artifact-download', name: (0, exports.changelogArtifact)(), path: exports.CHANGELOG_DIR },
+        continueOnError: true,
+    });
+    const release = model_js_1.keel['github-release'](exports.GITHUB_RELEASE_STEP, {
+        'release-date': spec.releaseDate,
+        'stable-tag': spec.stableTag,
+        'notes-file': `${exports.CHANGELOG_DIR}/changelog.md`,
+        token: (0, expr_js_1.secret)('GITHUB_TOKEN'),
+    }, { name: 'GitHub Release stable.<date> with the changelog as its notes' });
+    return [download, release];
+}
+
+
+/***/ }),
+
 /***/ 6114:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -15181,6 +15277,7 @@ const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const notify_js_1 = __nccwpck_require__(715);
 const build_js_1 = __nccwpck_require__(2601);
+const release_notes_js_1 = __nccwpck_require__(6337);
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
  * the digest *that* build run pushed (its artifact, not a re-resolved tag), verify its signature,
@@ -15309,6 +15406,9 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
     // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
     // tool install and slack.
     const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
+    const changelog = model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
+    // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
+    { name: 'What changed since stable (release notes, in the summary)', continueOnError: true });
     const bootJob = (0, model_js_1.job)('boot', {
         name: 'Verify and boot the digest of the build run',
         if: gate,
@@ -15337,9 +15437,8 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             boot,
             ...(runUpdate ? [update] : []),
             // Before promote moves stable: what this digest changes for a machine on stable today.
-            model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
-            // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
-            { name: 'What changed since stable (release notes, in the summary)', continueOnError: true }),
+            changelog,
+            (0, release_notes_js_1.uploadChangelog)(changelog.outputs.markdown),
         ],
     });
     const promoteJob = (0, model_js_1.job)('promote', {
@@ -15351,7 +15450,8 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.ne)(bootJob.refs.updated, 'false'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
         runsOn,
         timeoutMinutes: 15,
-        permissions: { contents: 'read', packages: 'write' },
+        // contents: write for the GitHub Release stable.<date> (github-release, with the run's token).
+        permissions: { contents: 'write', packages: 'write' },
         // Moving stable is the release: only from main (the environment's branch policy), and the
         // owner can add reviewers there.
         environment: p.environment(decl),
@@ -15371,6 +15471,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
                 username: user,
                 password: token,
             }, { name: 'Promote (only the candidate digest that booted)' }),
+            ...(0, release_notes_js_1.publishRelease)({ releaseDate: bootJob.refs['release-date'], stableTag: stable }),
         ],
     });
     // Notifications: the promotion (a last step of the promote job), and a failed boot, update

@@ -121,4 +121,30 @@ describe('GitHub emulator: releases', () => {
       ),
     ).toBe(422);
   });
+  it('tags the given target_commitish (a commit SHA), refuses an unknown one with 422, and renames on update', async () => {
+    const o = gh();
+    const r = emu.state.repo('acme/os');
+    const first = r.resolve('main')!;
+    r.commitFiles('main', { 'CHANGELOG.md': 'x\n' });
+    expect(r.resolve('main')).not.toBe(first);
+    const created = await o.rest.repos.createRelease({ ...repo, tag_name: 'stable.20260201', target_commitish: first });
+    expect(created.data.target_commitish).toBe(first);
+    expect(r.refs.get('refs/tags/stable.20260201')).toBe(first);
+    let err: { status?: number; response?: { data?: { errors?: unknown[] } } } = {};
+    try {
+      await o.rest.repos.createRelease({ ...repo, tag_name: 'stable.20260202', target_commitish: 'f'.repeat(40) });
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.status).toBe(422);
+    expect(err.response?.data?.errors).toEqual([{ resource: 'Release', code: 'invalid', field: 'target_commitish' }]);
+    expect(r.refs.has('refs/tags/stable.20260202')).toBe(false);
+    const upd = await o.rest.repos.updateRelease({
+      ...repo,
+      release_id: created.data.id,
+      name: 'stable.20260201',
+      body: 'n',
+    });
+    expect(upd.data).toMatchObject({ name: 'stable.20260201', body: 'n', tag_name: 'stable.20260201' });
+  });
 });

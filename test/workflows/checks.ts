@@ -49,6 +49,7 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   sysext: { packages: 'read' }, // pulls the pinned base
   sbom: { packages: 'read' }, // reads the pushed image's layers
   changelog: { packages: 'read' }, // reads the new image and stable
+  'github-release': { contents: 'write' }, // creates or updates the release stable.<date> and its git tag
 };
 
 function stepPermissions(s: YStep): Perms | string {

@@ -340,7 +340,7 @@ describe('smoke-boot.yml', () => {
     expect(wf.jobs.boot!.outputs!['release-date']).toBe(
       '${{ steps.handoff.outputs.release-date || inputs.release-date }}',
     );
-    expect(promote.permissions).toEqual({ contents: 'read', packages: 'write' });
+    expect(promote.permissions).toEqual({ contents: 'write', packages: 'write' }); // write: the GitHub Release
     expect(wf.jobs.boot!.permissions!.packages).toBe('read');
   });
 

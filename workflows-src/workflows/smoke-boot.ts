@@ -19,6 +19,7 @@ import { freeDiskStep } from '../free-disk.js';
 import { job, keel, type Triggers, type Workflow } from '../model.js';
 import { bootFailureNotify, withPromotionNotice } from '../notify.js';
 import { buildWorkflowName } from './build.js';
+import { publishRelease, uploadChangelog } from '../release-notes.js';
 
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
@@ -178,6 +179,12 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   // Minutes: the boot and the update test (each bounded by the boot timeout), the disk builds,
   // tool install and slack.
   const bootMinutes = p.reusable ? 120 : 2 * Math.ceil(sb.timeout / 60) + 30;
+  const changelog = keel.changelog(
+    'changelog',
+    { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token },
+    // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
+    { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
+  );
   const bootJob = job('boot', {
     name: 'Verify and boot the digest of the build run',
     if: gate,
@@ -206,12 +213,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       boot,
       ...(runUpdate ? [update] : []),
       // Before promote moves stable: what this digest changes for a machine on stable today.
-      keel.changelog(
-        'changelog',
-        { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token },
-        // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
-        { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
-      ),
+      changelog,
+      uploadChangelog(changelog.outputs.markdown),
     ],
   });
 
@@ -229,7 +232,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ),
     runsOn,
     timeoutMinutes: 15,
-    permissions: { contents: 'read', packages: 'write' },
+    // contents: write for the GitHub Release stable.<date> (github-release, with the run's token).
+    permissions: { contents: 'write', packages: 'write' },
     // Moving stable is the release: only from main (the environment's branch policy), and the
     // owner can add reviewers there.
     environment: p.environment(decl),
@@ -253,6 +257,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         },
         { name: 'Promote (only the candidate digest that booted)' },
       ),
+      ...publishRelease({ releaseDate: bootJob.refs['release-date'], stableTag: stable }),
     ],
   });
 
