@@ -12,6 +12,7 @@ import { releaseDateOf } from '../actions/lib/tags.js';
 import { workflows } from '../workflows-src/index.js';
 import type { Workflow } from '../workflows-src/model.js';
 import { promotionNotice } from './notifications.js';
+import { stableReleaseProblem } from './services/release-check.js';
 import { runWorkflow, type RunOptions, type RunRecord } from './runner.js';
 import { startLocalServices } from './services/index.js';
 import { repoRoot } from './step.js';
@@ -145,6 +146,14 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       bootedDigest ?? '',
     );
     log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
+    const releaseNotes = path.join(smoke.dir, 'jobs', 'promote', 'workspace', 'keel-changelog', 'changelog.md');
+    const releaseTagName = `${local.tags.stable}.${releaseDate}`;
+    const releaseProblem = fs.existsSync(releaseNotes)
+      ? stableReleaseProblem(services.github, repository, releaseTagName, releaseNotes)
+      : `no changelog at ${releaseNotes}`;
+    log(
+      `  GitHub Release      ${releaseProblem ? `✘ ${releaseProblem}` : `${releaseTagName}, the changelog as its notes`}`,
+    );
     // The sign step names the .sig relative to its job's workspace.
     const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
     const sums = sigOut && path.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -163,6 +172,7 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
       sig.verified &&
       updated &&
       notice !== undefined &&
+      releaseProblem === undefined &&
       attested.every((a) => a.ok) &&
       stableAfter?.digest === stable.digest,
     );

@@ -7130,6 +7130,7 @@ const signature_gate_js_1 = __nccwpck_require__(2590);
 const tags_js_1 = __nccwpck_require__(8321);
 const index_js_2 = __nccwpck_require__(5636);
 const notifications_js_1 = __nccwpck_require__(2911);
+const release_check_js_1 = __nccwpck_require__(8512);
 const runner_js_1 = __nccwpck_require__(8973);
 const index_js_3 = __nccwpck_require__(4560);
 const step_js_1 = __nccwpck_require__(5041);
@@ -7247,6 +7248,12 @@ async function demo(opts = {}) {
         log(`  update test         ${updated ? update.reason : `✘ ${update.reason ?? 'did not run'}`}`);
         const notice = (0, notifications_js_1.promotionNotice)(services.ntfy.messages, `${local.image.registry}/${local.image.name}`, bootedDigest ?? '');
         log(`  notification        ${notice ? `sent: ${notice.title}` : '✘ no promotion notice reached ntfy'}`);
+        const releaseNotes = node_path_1.default.join(smoke.dir, 'jobs', 'promote', 'workspace', 'keel-changelog', 'changelog.md');
+        const releaseTagName = `${local.tags.stable}.${releaseDate}`;
+        const releaseProblem = node_fs_1.default.existsSync(releaseNotes)
+            ? (0, release_check_js_1.stableReleaseProblem)(services.github, repository, releaseTagName, releaseNotes)
+            : `no changelog at ${releaseNotes}`;
+        log(`  GitHub Release      ${releaseProblem ? `✘ ${releaseProblem}` : `${releaseTagName}, the changelog as its notes`}`);
         // The sign step names the .sig relative to its job's workspace.
         const sigOut = disk.jobs.publish?.steps.checksums?.outputs['file-signatures'] ?? '';
         const sums = sigOut && node_path_1.default.resolve(disk.dir, 'jobs', 'publish', 'workspace', sigOut);
@@ -7260,6 +7267,7 @@ async function demo(opts = {}) {
             sig.verified &&
             updated &&
             notice !== undefined &&
+            releaseProblem === undefined &&
             attested.every((a) => a.ok) &&
             stableAfter?.digest === stable.digest);
         printSummary(runs, log);
@@ -8815,6 +8823,39 @@ ${auth}`;
             node_fs_1.default.rmSync(dir, { recursive: true, force: true });
         },
     };
+}
+
+
+/***/ }),
+
+/***/ 8512:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.stableReleaseProblem = stableReleaseProblem;
+const node_fs_1 = __importDefault(__nccwpck_require__(3024));
+/**
+ * For the demo: why the GitHub emulator does not hold the release `tag` of `repository` with the
+ * changelog (the file at `notesFile`) as its notes; undefined when it does. Reads the emulator's
+ * state (no request), so it checks what github-release wrote, not what it answered.
+ */
+function stableReleaseProblem(github, repository, tag, notesFile) {
+    const repo = github.state.repos.get(repository.toLowerCase());
+    if (!repo)
+        return `the GitHub emulator has no repository ${repository}`;
+    const releases = github.state.releases.list(repo).filter((r) => r.tagName === tag);
+    if (releases.length !== 1)
+        return `${repository} has ${releases.length} releases ${tag}, expected exactly one`;
+    if (!repo.refs.has(`refs/tags/${tag}`))
+        return `${repository} has no git tag ${tag}`;
+    const notes = node_fs_1.default.readFileSync(notesFile, 'utf8');
+    if (releases[0].body !== notes)
+        return `the notes of ${tag} are not the changelog ${notesFile}`;
+    return undefined;
 }
 
 

@@ -50,6 +50,7 @@ describe('npm run demo', () => {
       expect(out).toMatch(/cleanup dry run\s+stable untouched/);
       expectUpdateTested(out);
       expect(out).toMatch(/notification\s+sent: Promoted: /);
+      expect(out).toMatch(/GitHub Release\s+stable\.\d{8}, the changelog as its notes/);
       expect(out).toMatch(/✔ local pipeline complete/);
     },
     60 * 60 * 1000,
