@@ -327,8 +327,14 @@ describe('IaClient read APIs', () => {
     const t = parseTorrent((await c.downloadTorrent(id))!);
     expect(t.infoHash).toBe(torrentRow.btih);
     expect(t.files).toContainEqual({ path: 'os.iso', length: small.size });
-    expect(await c.submitDerive(id)).toBe('queued');
-    expect(await c.submitDerive(id)).toBe('already');
+    // The derive must still be running when the second request arrives, however slow the machine.
+    emu.setOptions({ deriveDelayMs: 30_000 });
+    try {
+      expect(await c.submitDerive(id)).toBe('queued');
+      expect(await c.submitDerive(id)).toBe('already');
+    } finally {
+      emu.setOptions({ deriveDelayMs: 20 });
+    }
     expect(await c.getItem('opensource')).toMatchObject({ is_collection: true });
   });
 
