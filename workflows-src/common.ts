@@ -124,7 +124,7 @@ export const PR_SIGNING_SECRETS = { key: 'COSIGN_PR_PRIVATE_KEY', password: 'COS
 export const registryUser = (): Expr => github('actor');
 export const registryToken = (): Expr => secret('GITHUB_TOKEN');
 
-const skip = (reason: string): LocalHint => ({ local: 'skip', reason });
+export const skip = (reason: string): LocalHint => ({ local: 'skip', reason });
 
 export function checkout(): ActionStep {
   return actionStep({

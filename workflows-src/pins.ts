@@ -36,6 +36,13 @@ export const pins = {
     sha: 'd3f86a106a0bac45b974a628896c90dbdf5c8093',
     version: 'v4.3.0',
   },
+  // Grype, reading Keel's CycloneDX SBOM (`sbom:` input). Pinned to the v7.4.0 commit, found with
+  // that version in several unrelated repositories' workflows and pin tables.
+  grypeScan: {
+    action: 'anchore/scan-action',
+    sha: 'e1165082ffb1fe366ebaf02d8526e7c4989ea9d2',
+    version: 'v7.4.0',
+  },
 } as const satisfies Record<string, Pin>;
 
 export const usesText = (p: Pin) => `${p.action}@${p.sha}`;

@@ -12357,7 +12357,7 @@ exports.KEEL_ACTIONS = {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = void 0;
+exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.skip = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = void 0;
 exports.checkout = checkout;
 exports.releaseDate = releaseDate;
 exports.enableKvm = enableKvm;
@@ -12453,12 +12453,13 @@ exports.registryUser = registryUser;
 const registryToken = () => (0, expr_js_1.secret)('GITHUB_TOKEN');
 exports.registryToken = registryToken;
 const skip = (reason) => ({ local: 'skip', reason });
+exports.skip = skip;
 function checkout() {
     return (0, model_js_1.actionStep)({
         name: 'Check out',
         uses: pins_js_1.pins.checkout,
         with: { 'persist-credentials': false },
-        local: skip('a local runner works in the checkout it runs from'),
+        local: (0, exports.skip)('a local runner works in the checkout it runs from'),
     });
 }
 /** The run's release date, computed once (UTC YYYYMMDD) and handed to every hop. */
@@ -12484,7 +12485,7 @@ function enableKvm() {
             '  echo "no /dev/kvm: the VM hops fall back to TCG"',
             'fi',
         ].join('\n'),
-        local: skip("KVM access is the machine owner's business; the hops probe it and fall back to TCG"),
+        local: (0, exports.skip)("KVM access is the machine owner's business; the hops probe it and fall back to TCG"),
     });
 }
 /** Host tools the VM and disk hops call (bounded apt, retried: the archive can hang). */
@@ -13733,6 +13734,13 @@ exports.pins = {
         sha: 'd3f86a106a0bac45b974a628896c90dbdf5c8093',
         version: 'v4.3.0',
     },
+    // Grype, reading Keel's CycloneDX SBOM (`sbom:` input). Pinned to the v7.4.0 commit, found with
+    // that version in several unrelated repositories' workflows and pin tables.
+    grypeScan: {
+        action: 'anchore/scan-action',
+        sha: 'e1165082ffb1fe366ebaf02d8526e7c4989ea9d2',
+        version: 'v7.4.0',
+    },
 };
 const usesText = (p) => `${p.action}@${p.sha}`;
 exports.usesText = usesText;
@@ -14278,6 +14286,45 @@ exports.variantStrategy = variantStrategy;
 
 /***/ }),
 
+/***/ 5579:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.vulnerabilityScan = vulnerabilityScan;
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
+/**
+ * The optional vulnerability scan (reusable build workflow, input `vulnerability-scan`): a pinned
+ * Grype action reads the CycloneDX SBOM the sbom step wrote. It informs and never gates: it
+ * cannot fail the build (`fail-build: false`, and the step continues on error), and it runs only
+ * when the caller asks for it. The dogfood workflow has no scan (nothing asks for one).
+ */
+function vulnerabilityScan(p, cyclonedx) {
+    if (!p.reusable)
+        return [];
+    const wanted = p.input('vulnerability-scan', {
+        description: "Scan the image's CycloneDX SBOM with Grype (anchore/scan-action, pinned) after it is written; the result is informational and never fails the build.",
+        default: false,
+    });
+    return [
+        (0, model_js_1.actionStep)({
+            id: 'vulnerabilities',
+            name: 'Vulnerability scan of the SBOM (informational, never gates)',
+            uses: pins_js_1.pins.grypeScan,
+            with: { sbom: cyclonedx, 'fail-build': false, 'output-format': 'table' },
+            local: (0, common_js_1.skip)('the scanner downloads its vulnerability database from the Internet'),
+            if: (0, expr_js_1.eq)(wanted, true),
+            continueOnError: true,
+        }),
+    ];
+}
+
+
+/***/ }),
+
 /***/ 519:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -14648,6 +14695,7 @@ const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
 const notify_js_1 = __nccwpck_require__(715);
+const vuln_scan_js_1 = __nccwpck_require__(5579);
 const variants_js_1 = __nccwpck_require__(9976);
 /**
  * build.yml: build → validate → rechunk → push in one job (they share containers-storage), then
@@ -14954,6 +15002,7 @@ function signJob(bp, build) {
             (0, common_js_1.checkout)(),
             ...pushed.steps,
             sbom,
+            ...(0, vuln_scan_js_1.vulnerabilityScan)(bp.p, sbom.outputs.cyclonedx),
             signStep(bp, pushed.imageRef, common_js_1.RELEASE_SIGNING_SECRETS, publicKey, identity, attestationInputs(bp, sbom)),
         ],
     });

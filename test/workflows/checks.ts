@@ -60,6 +60,8 @@ function stepPermissions(s: YStep): Perms | string {
   if (s.run !== undefined) return {};
   if (s.uses?.startsWith('actions/checkout@')) return { contents: 'read' };
   if (s.uses?.startsWith('actions/upload-artifact@')) return {};
+  // Grype reads a file of the job and fetches its database from anchore's servers, not GitHub.
+  if (s.uses?.startsWith('anchore/scan-action@')) return {};
   // Another run's artifact is read through the Actions API; this run's needs nothing.
   if (s.uses?.startsWith('actions/download-artifact@')) return s.with?.['run-id'] ? { actions: 'read' } : {};
   return `no permission entry for ${s.uses}`;

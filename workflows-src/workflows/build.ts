@@ -29,6 +29,7 @@ import {
   type Workflow,
 } from '../model.js';
 import { buildFailureNotifyJob } from '../notify.js';
+import { vulnerabilityScan } from '../vuln-scan.js';
 import { perVariantUpload, pushedImageRef, variantPlan, variantStrategy, type VariantPlan } from '../variants.js';
 
 /**
@@ -420,6 +421,7 @@ function signJob(bp: BuildParams, build: Job<'image-ref'>): Job {
       checkout(),
       ...pushed.steps,
       sbom,
+      ...vulnerabilityScan(bp.p, sbom.outputs.cyclonedx),
       signStep(bp, pushed.imageRef, RELEASE_SIGNING_SECRETS, publicKey, identity, attestationInputs(bp, sbom)),
     ],
   });
