@@ -126,14 +126,18 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     },
     { name: 'Verify the signature, the SBOM and the provenance of the digest' },
   );
+  // Guest size and time bound: the same for the fresh boot and the update test's boots.
+  const memory = p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 });
+  const cpus = p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 });
+  const timeout = p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 });
   const boot = keel['smoke-boot'](
     'boot',
     {
       image: imageRef,
       backend: p.v('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.', default: 'direct' }),
-      memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
-      cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
-      timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+      memory,
+      cpus,
+      timeout,
       ...(sb['success-pattern'] ? { 'success-pattern': sb['success-pattern'] } : {}),
       ...(sb['failure-pattern'] ? { 'failure-pattern': sb['failure-pattern'] } : {}),
       ...(sb['kernel-args'] ? { 'kernel-args': sb['kernel-args'] } : {}),
@@ -167,9 +171,9 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       'previous-image': stable,
       'public-key': publicKey,
       identity,
-      memory: p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 }),
-      cpus: p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 }),
-      timeout: p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 }),
+      memory,
+      cpus,
+      timeout,
       'artifact-name': concat(lit('update-test-serial-'), github('run_id'), lit('-'), github('run_attempt')),
       username: user,
       password: token,
