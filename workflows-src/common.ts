@@ -254,15 +254,18 @@ export function uploadHandoff(): ActionStep {
   });
 }
 
-/** Downloads the hand-off of the build run that triggered this workflow_run. */
-export function downloadHandoff(cond: Expr): ActionStep {
+/**
+ * Downloads the hand-off of the build run that triggered this workflow_run (`name`: the artifact,
+ * keel-image or, in a variant matrix, the leg's keel-image-<variant>).
+ */
+export function downloadHandoff(cond: Expr, name: Expr = lit(IMAGE_ARTIFACT)): ActionStep {
   const runId = github('event.workflow_run.id');
   return actionStep({
     name: 'Take the digest the triggering build run pushed',
     if: cond,
     uses: pins.downloadArtifact,
-    with: { name: IMAGE_ARTIFACT, path: IMAGE_HANDOFF_DIR, 'run-id': runId, 'github-token': secret('GITHUB_TOKEN') },
-    local: { local: 'artifact-download', name: lit(IMAGE_ARTIFACT), path: IMAGE_HANDOFF_DIR, runId },
+    with: { name, path: IMAGE_HANDOFF_DIR, 'run-id': runId, 'github-token': secret('GITHUB_TOKEN') },
+    local: { local: 'artifact-download', name, path: IMAGE_HANDOFF_DIR, runId },
   });
 }
 

@@ -140,6 +140,19 @@ export function bootFailureWhat(boot: Job, promote?: Job): { boot: Job; what: Ex
 }
 
 /**
+ * What failed in smoke-boot.yml with a variant matrix, in words. A matrix job exports no outputs
+ * (GitHub keeps one leg's), so the leg and its reason are left to the run's summary.
+ */
+function variantFailureWhat(promote?: Job): Expr {
+  return or(
+    ...(promote ? [and(failed(promote), lit("a variant's promotion failed; its stable did not move"))] : []),
+    lit(
+      "a variant's boot or update test failed (the run's summary names the leg and the reason); no variant was promoted",
+    ),
+  );
+}
+
+/**
  * smoke-boot.yml: the boot job with the verdicts it exports, and the job that reports a failed
  * boot, update test (or promotion, when `promote` is given) in one notification.
  */
@@ -152,7 +165,9 @@ export function bootFailureNotify(spec: {
   /** The boot job's own condition (the workflow_run gate): the report runs only where it ran. */
   gate?: Expr;
 }): { boot: Job; notify: Job } {
-  const { boot, what } = bootFailureWhat(spec.boot, spec.promote);
+  const { boot, what } = spec.boot.strategy
+    ? { boot: spec.boot, what: variantFailureWhat(spec.promote) }
+    : bootFailureWhat(spec.boot, spec.promote);
   const watched = spec.promote ? [boot, spec.promote] : [boot];
   const imageRef = (boot.refs as Record<string, Expr | undefined>)['image-ref'];
   const notify = failureNotifyJob({

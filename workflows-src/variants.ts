@@ -27,11 +27,14 @@ export const buildArgLines = (args: Record<string, string>): string =>
     .map((k) => `${k}=${args[k]}`)
     .join('\n');
 
+/** The repository (registry/name) a variant's image is pushed to. */
+export const variantImage = (decl: Distro, v: Variant): string => `${decl.image.registry}/${v.imageName}`;
+
 /** One leg per variant: every value a string (absent as ''). */
 export function variantLegs(decl: Distro): Record<string, string>[] {
   return resolveVariants(decl).map((v) => ({
     variant: v.name,
-    image: `${decl.image.registry}/${v.imageName}`,
+    image: variantImage(decl, v),
     'build-args': buildArgLines(v.buildArgs),
     containerfile: v.containerfile,
     target: v.target ?? '',
@@ -41,7 +44,7 @@ export function variantLegs(decl: Distro): Record<string, string>[] {
 function constantPlan(decl: Distro, v: Variant): VariantPlan {
   const args = buildArgLines(v.buildArgs);
   return {
-    image: () => lit(`${decl.image.registry}/${v.imageName}`),
+    image: () => lit(variantImage(decl, v)),
     buildInputs: {
       ...(args ? { 'build-args': lit(args) } : {}),
       containerfile: lit(v.containerfile),
@@ -66,8 +69,11 @@ export function variantPlan(decl: Distro, reusable: boolean): VariantPlan {
   };
 }
 
-/** The hand-off artifact of a leg: keel-image-<variant> (legs of one run must not share a name). */
-const legArtifact = (): Expr => concat(lit(`${IMAGE_ARTIFACT}-`), matrix('variant'));
+/** `<prefix>-<variant>`: the name of a leg's artifact (legs of one run must not share a name). */
+export const perLeg = (prefix: string): Expr => concat(lit(`${prefix}-`), matrix('variant'));
+
+/** The hand-off artifact of a leg: keel-image-<variant>. */
+export const legArtifact = (): Expr => perLeg(IMAGE_ARTIFACT);
 
 /** The build job's hand-off upload, named per leg in a matrix; unchanged otherwise. */
 export function perVariantUpload(plan: VariantPlan, upload: ActionStep): ActionStep {

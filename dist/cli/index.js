@@ -12575,15 +12575,18 @@ function uploadHandoff() {
         local: { local: 'artifact-upload', name: (0, expr_js_1.lit)(exports.IMAGE_ARTIFACT), paths: [(0, expr_js_1.lit)(`${exports.IMAGE_HANDOFF_DIR}/`)] },
     });
 }
-/** Downloads the hand-off of the build run that triggered this workflow_run. */
-function downloadHandoff(cond) {
+/**
+ * Downloads the hand-off of the build run that triggered this workflow_run (`name`: the artifact,
+ * keel-image or, in a variant matrix, the leg's keel-image-<variant>).
+ */
+function downloadHandoff(cond, name = (0, expr_js_1.lit)(exports.IMAGE_ARTIFACT)) {
     const runId = (0, expr_js_1.github)('event.workflow_run.id');
     return (0, model_js_1.actionStep)({
         name: 'Take the digest the triggering build run pushed',
         if: cond,
         uses: pins_js_1.pins.downloadArtifact,
-        with: { name: exports.IMAGE_ARTIFACT, path: exports.IMAGE_HANDOFF_DIR, 'run-id': runId, 'github-token': (0, expr_js_1.secret)('GITHUB_TOKEN') },
-        local: { local: 'artifact-download', name: (0, expr_js_1.lit)(exports.IMAGE_ARTIFACT), path: exports.IMAGE_HANDOFF_DIR, runId },
+        with: { name, path: exports.IMAGE_HANDOFF_DIR, 'run-id': runId, 'github-token': (0, expr_js_1.secret)('GITHUB_TOKEN') },
+        local: { local: 'artifact-download', name, path: exports.IMAGE_HANDOFF_DIR, runId },
     });
 }
 function readHandoff(cond) {
@@ -13666,11 +13669,20 @@ function bootFailureWhat(boot, promote) {
     return { boot: holder.job, what };
 }
 /**
+ * What failed in smoke-boot.yml with a variant matrix, in words. A matrix job exports no outputs
+ * (GitHub keeps one leg's), so the leg and its reason are left to the run's summary.
+ */
+function variantFailureWhat(promote) {
+    return (0, expr_js_1.or)(...(promote ? [(0, expr_js_1.and)(failed(promote), (0, expr_js_1.lit)("a variant's promotion failed; its stable did not move"))] : []), (0, expr_js_1.lit)("a variant's boot or update test failed (the run's summary names the leg and the reason); no variant was promoted"));
+}
+/**
  * smoke-boot.yml: the boot job with the verdicts it exports, and the job that reports a failed
  * boot, update test (or promotion, when `promote` is given) in one notification.
  */
 function bootFailureNotify(spec) {
-    const { boot, what } = bootFailureWhat(spec.boot, spec.promote);
+    const { boot, what } = spec.boot.strategy
+        ? { boot: spec.boot, what: variantFailureWhat(spec.promote) }
+        : bootFailureWhat(spec.boot, spec.promote);
     const watched = spec.promote ? [boot, spec.promote] : [boot];
     const imageRef = boot.refs['image-ref'];
     const notify = failureNotifyJob({
@@ -13797,8 +13809,13 @@ const pins_js_1 = __nccwpck_require__(3998);
  * hop makes it the notes of `stable.<date>`. Release notes inform, they never gate: a missing
  * changelog gives notes saying so, not a failed promotion.
  */
-/** Artifact name, unique per run (a re-run of the boot job replaces its own). */
-const changelogArtifact = () => (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-changelog-'), (0, expr_js_1.github)('run_id'));
+/**
+ * Artifact name, unique per run (a re-run of the boot job replaces its own) and, in a variant
+ * matrix, per leg (`variant` is the leg's name).
+ */
+const changelogArtifact = (variant) => variant
+    ? (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-changelog-'), variant, (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('run_id'))
+    : (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-changelog-'), (0, expr_js_1.github)('run_id'));
 exports.changelogArtifact = changelogArtifact;
 /** Directory (relative to the workspace) the promote job downloads it to. */
 exports.CHANGELOG_DIR = 'keel-changelog';
@@ -13806,18 +13823,18 @@ exports.CHANGELOG_DIR = 'keel-changelog';
 exports.RELEASE_NOTES_STEP = 'release-notes';
 exports.GITHUB_RELEASE_STEP = 'github-release';
 /** Boot job, after the changelog step: its Markdown, for the promote job. */
-function uploadChangelog(markdown) {
+function uploadChangelog(markdown, artifact = (0, exports.changelogArtifact)()) {
     return (0, model_js_1.actionStep)({
         name: 'Hand the release notes to the promote job (artifact of this run)',
         uses: pins_js_1.pins.uploadArtifact,
         with: {
-            name: (0, exports.changelogArtifact)(),
+            name: artifact,
             path: markdown,
             'retention-days': 7,
             'if-no-files-found': 'warn',
             overwrite: true,
         },
-        local: { local: 'artifact-upload', name: (0, exports.changelogArtifact)(), paths: [markdown] },
+        local: { local: 'artifact-upload', name: artifact, paths: [markdown] },
         // The changelog step may have failed (it does not gate): then there is nothing to hand over
         // (and an empty path would name the whole workspace).
         if: (0, expr_js_1.ne)(markdown, ''),
@@ -13827,23 +13844,27 @@ function uploadChangelog(markdown) {
 /**
  * Promote job, after the promote step: fetch the notes (a missing artifact is not a failure; the
  * release then says the changelog was not available) and publish the release. Both run only when
- * every earlier step, promote included, succeeded (the implicit success()).
+ * every earlier step, promote included, succeeded (the implicit success()), and `if` holds (in a
+ * variant matrix: the main image's leg; the repository has one release per date).
  */
 function publishRelease(spec) {
+    const artifact = spec.artifact ?? (0, exports.changelogArtifact)();
+    const only = spec.if ? { if: spec.if } : {};
     const download = (0, model_js_1.actionStep)({
         id: exports.RELEASE_NOTES_STEP,
         name: 'Take the release notes the boot job wrote',
         uses: pins_js_1.pins.downloadArtifact,
-        with: { name: (0, exports.changelogArtifact)(), path: exports.CHANGELOG_DIR },
-        local: { local: 'artifact-download', name: (0, exports.changelogArtifact)(), path: exports.CHANGELOG_DIR },
+        with: { name: artifact, path: exports.CHANGELOG_DIR },
+        local: { local: 'artifact-download', name: artifact, path: exports.CHANGELOG_DIR },
         continueOnError: true,
+        ...only,
     });
     const release = model_js_1.keel['github-release'](exports.GITHUB_RELEASE_STEP, {
         'release-date': spec.releaseDate,
         'stable-tag': spec.stableTag,
         'notes-file': `${exports.CHANGELOG_DIR}/changelog.md`,
         token: (0, expr_js_1.secret)('GITHUB_TOKEN'),
-    }, { name: 'GitHub Release stable.<date> with the changelog as its notes' });
+    }, { name: 'GitHub Release stable.<date> with the changelog as its notes', ...only });
     return [download, release];
 }
 
@@ -14194,12 +14215,143 @@ function untestedMetadataLine(bootPassed) {
 
 /***/ }),
 
+/***/ 394:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.legTestsDispatch = exports.BOOT_VERDICT_STEP = exports.BOOT_VERDICT_DIR = exports.BOOT_VERDICT_ARTIFACT = void 0;
+exports.inSomeVariant = inSomeVariant;
+exports.onlyWhere = onlyWhere;
+exports.dispatchInSomeVariant = dispatchInSomeVariant;
+exports.handVerdictToPromote = handVerdictToPromote;
+exports.takeVerdict = takeVerdict;
+const declarations_js_1 = __nccwpck_require__(8449);
+const common_js_1 = __nccwpck_require__(3335);
+const expr_js_1 = __nccwpck_require__(9253);
+const model_js_1 = __nccwpck_require__(2565);
+const pins_js_1 = __nccwpck_require__(3998);
+const variants_js_1 = __nccwpck_require__(9976);
+/**
+ * smoke-boot.yml with two or more image variants: the boot and promote jobs are matrices with the
+ * build's legs (one per variant image). GitHub keeps only one leg's job outputs, so each boot leg
+ * hands its verdict (the booted digest and its release date) to the promote leg of the same
+ * variant as an artifact of this run. A dispatched digest is tested by the leg of its repository
+ * (the other legs skip every step), and a digest outside every variant's repository is refused.
+ */
+/** Artifact (per variant) and directory of the boot leg's verdict. */
+exports.BOOT_VERDICT_ARTIFACT = 'keel-boot';
+exports.BOOT_VERDICT_DIR = 'keel-boot';
+/** Step id, in the promote leg, of the verdict read back. */
+exports.BOOT_VERDICT_STEP = 'booted';
+/** The release date a boot leg records: a dispatch may leave it empty (today, in promote). */
+const RELEASE_DATE_OR_EMPTY = '^([0-9]{8})?$';
+const digestOf = (repository) => (0, expr_js_1.concat)(repository, '@sha256:');
+/** True when `ref` names a digest in one of the declared variants' repositories. */
+function inSomeVariant(decl, ref) {
+    return (0, expr_js_1.or)(...(0, declarations_js_1.resolveVariants)(decl).map((v) => (0, expr_js_1.startsWith)(ref, digestOf((0, variants_js_1.variantImage)(decl, v)))));
+}
+/**
+ * Whether this leg tests anything: every leg on workflow_run (each boots its own variant's
+ * digest); on dispatch only the leg whose repository the dispatched digest is in.
+ */
+const legTestsDispatch = (dispatchRef) => (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'workflow_dispatch'), (0, expr_js_1.startsWith)(dispatchRef, digestOf((0, expr_js_1.matrix)('image'))));
+exports.legTestsDispatch = legTestsDispatch;
+/** The steps, each running only where `active` holds (and its own condition does). */
+function onlyWhere(active, steps) {
+    return steps
+        .filter((s) => Boolean(s))
+        .map((s) => ({ ...s, if: s.if ? (0, expr_js_1.and)(active, s.if) : active }));
+}
+/** Dispatch only: the digest must be in one of the variants' repositories (every leg says so). */
+function dispatchInSomeVariant(decl, dispatchRef) {
+    return (0, common_js_1.imageRefGuard)({
+        name: "Refuse a dispatched image-ref outside every variant's repository",
+        if: (0, expr_js_1.and)((0, expr_js_1.eq)((0, expr_js_1.github)('event_name'), 'workflow_dispatch'), (0, expr_js_1.not)(inSomeVariant(decl, dispatchRef))),
+        ref: dispatchRef,
+        // The main image: a reference in no variant's repository is in none, so this fails, naming it.
+        repository: (0, expr_js_1.lit)((0, variants_js_1.variantImage)(decl, (0, declarations_js_1.resolveVariants)(decl)[0])),
+    });
+}
+/** Boot leg, last steps: record what booted and hand it to this variant's promote leg. */
+function handVerdictToPromote(values) {
+    const write = (0, model_js_1.runStep)({
+        name: 'Record the booted digest for the promote leg of this variant',
+        env: { IMAGE_REF: values.imageRef, RELEASE_DATE: values.releaseDate },
+        run: [
+            `mkdir -p ${exports.BOOT_VERDICT_DIR}`,
+            `printf '%s\\n' "$IMAGE_REF" > ${exports.BOOT_VERDICT_DIR}/image-ref`,
+            `printf '%s\\n' "$RELEASE_DATE" > ${exports.BOOT_VERDICT_DIR}/release-date`,
+        ].join('\n'),
+        local: {
+            local: 'write-files',
+            dir: exports.BOOT_VERDICT_DIR,
+            files: { 'image-ref': values.imageRef, 'release-date': values.releaseDate },
+        },
+    });
+    const name = (0, variants_js_1.perLeg)(exports.BOOT_VERDICT_ARTIFACT);
+    const upload = (0, model_js_1.actionStep)({
+        name: 'Hand the verdict to the promote leg (artifact of this run)',
+        uses: pins_js_1.pins.uploadArtifact,
+        with: { name, path: `${exports.BOOT_VERDICT_DIR}/`, 'retention-days': 7, 'if-no-files-found': 'error', overwrite: true },
+        local: { local: 'artifact-upload', name, paths: [(0, expr_js_1.lit)(`${exports.BOOT_VERDICT_DIR}/`)] },
+    });
+    return [write, upload];
+}
+/**
+ * Promote leg, first steps: take this variant's verdict, check its form, and refuse a digest
+ * outside this leg's repository before any registry call.
+ */
+function takeVerdict() {
+    const name = (0, variants_js_1.perLeg)(exports.BOOT_VERDICT_ARTIFACT);
+    const download = (0, model_js_1.actionStep)({
+        name: "Take this variant's boot verdict (artifact of this run)",
+        uses: pins_js_1.pins.downloadArtifact,
+        with: { name, path: exports.BOOT_VERDICT_DIR },
+        local: { local: 'artifact-download', name, path: exports.BOOT_VERDICT_DIR },
+    });
+    const read = (0, model_js_1.runStep)({
+        id: exports.BOOT_VERDICT_STEP,
+        name: 'Read and check the verdict',
+        run: [
+            `ref=$(head -n1 ${exports.BOOT_VERDICT_DIR}/image-ref)`,
+            `date=$(head -n1 ${exports.BOOT_VERDICT_DIR}/release-date)`,
+            `if ! [[ $ref =~ ${common_js_1.IMAGE_REF_PATTERN} ]]; then echo "::error::the boot leg handed over no digest reference"; exit 1; fi`,
+            `if ! [[ $date =~ ${RELEASE_DATE_OR_EMPTY} ]]; then echo "::error::the boot leg handed over a malformed release date"; exit 1; fi`,
+            'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
+            'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
+        ].join('\n'),
+        outputs: ['image-ref', 'release-date'],
+        local: {
+            local: 'read-files',
+            dir: exports.BOOT_VERDICT_DIR,
+            outputs: {
+                'image-ref': { file: 'image-ref', pattern: common_js_1.IMAGE_REF_PATTERN },
+                'release-date': { file: 'release-date', pattern: RELEASE_DATE_OR_EMPTY },
+            },
+        },
+    });
+    const guard = (0, common_js_1.imageRefGuard)({
+        name: "Refuse a verdict outside this variant's repository",
+        ref: read.outputs['image-ref'],
+        repository: (0, expr_js_1.matrix)('image'),
+    });
+    return {
+        steps: [download, read, guard],
+        imageRef: read.outputs['image-ref'],
+        releaseDate: read.outputs['release-date'],
+    };
+}
+
+
+/***/ }),
+
 /***/ 9976:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.variantStrategy = exports.buildArgLines = void 0;
+exports.variantStrategy = exports.legArtifact = exports.perLeg = exports.variantImage = exports.buildArgLines = void 0;
 exports.variantLegs = variantLegs;
 exports.variantPlan = variantPlan;
 exports.perVariantUpload = perVariantUpload;
@@ -14215,11 +14367,14 @@ const buildArgLines = (args) => Object.keys(args)
     .map((k) => `${k}=${args[k]}`)
     .join('\n');
 exports.buildArgLines = buildArgLines;
+/** The repository (registry/name) a variant's image is pushed to. */
+const variantImage = (decl, v) => `${decl.image.registry}/${v.imageName}`;
+exports.variantImage = variantImage;
 /** One leg per variant: every value a string (absent as ''). */
 function variantLegs(decl) {
     return (0, declarations_js_1.resolveVariants)(decl).map((v) => ({
         variant: v.name,
-        image: `${decl.image.registry}/${v.imageName}`,
+        image: (0, exports.variantImage)(decl, v),
         'build-args': (0, exports.buildArgLines)(v.buildArgs),
         containerfile: v.containerfile,
         target: v.target ?? '',
@@ -14228,7 +14383,7 @@ function variantLegs(decl) {
 function constantPlan(decl, v) {
     const args = (0, exports.buildArgLines)(v.buildArgs);
     return {
-        image: () => (0, expr_js_1.lit)(`${decl.image.registry}/${v.imageName}`),
+        image: () => (0, expr_js_1.lit)((0, exports.variantImage)(decl, v)),
         buildInputs: {
             ...(args ? { 'build-args': (0, expr_js_1.lit)(args) } : {}),
             containerfile: (0, expr_js_1.lit)(v.containerfile),
@@ -14253,13 +14408,17 @@ function variantPlan(decl, reusable) {
         },
     };
 }
-/** The hand-off artifact of a leg: keel-image-<variant> (legs of one run must not share a name). */
-const legArtifact = () => (0, expr_js_1.concat)((0, expr_js_1.lit)(`${common_js_1.IMAGE_ARTIFACT}-`), (0, expr_js_1.matrix)('variant'));
+/** `<prefix>-<variant>`: the name of a leg's artifact (legs of one run must not share a name). */
+const perLeg = (prefix) => (0, expr_js_1.concat)((0, expr_js_1.lit)(`${prefix}-`), (0, expr_js_1.matrix)('variant'));
+exports.perLeg = perLeg;
+/** The hand-off artifact of a leg: keel-image-<variant>. */
+const legArtifact = () => (0, exports.perLeg)(common_js_1.IMAGE_ARTIFACT);
+exports.legArtifact = legArtifact;
 /** The build job's hand-off upload, named per leg in a matrix; unchanged otherwise. */
 function perVariantUpload(plan, upload) {
     if (!plan.strategy || upload.local.local !== 'artifact-upload')
         return upload;
-    const name = legArtifact();
+    const name = (0, exports.legArtifact)();
     return { ...upload, with: { ...upload.with, name }, local: { ...upload.local, name } };
 }
 /**
@@ -14269,7 +14428,7 @@ function perVariantUpload(plan, upload) {
 function pushedImageRef(plan, build) {
     if (!plan.strategy)
         return { steps: [], imageRef: build.refs['image-ref'] };
-    const name = legArtifact();
+    const name = (0, exports.legArtifact)();
     const download = (0, model_js_1.actionStep)({
         name: "Take this variant's pushed digest (artifact of this run)",
         uses: pins_js_1.pins.downloadArtifact,
@@ -15361,6 +15520,7 @@ function rollbackWorkflow(decl, mode, opts = {}) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.WORKFLOW_RUN_GUARDS = exports.SMOKE_SOURCE = void 0;
 exports.smokeBootWorkflow = smokeBootWorkflow;
+const declarations_js_1 = __nccwpck_require__(8449);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
@@ -15368,13 +15528,16 @@ const model_js_1 = __nccwpck_require__(2565);
 const notify_js_1 = __nccwpck_require__(715);
 const build_js_1 = __nccwpck_require__(2601);
 const release_notes_js_1 = __nccwpck_require__(6337);
+const variant_boot_js_1 = __nccwpck_require__(394);
+const variants_js_1 = __nccwpck_require__(9976);
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
  * the digest *that* build run pushed (its artifact, not a re-resolved tag), verify its signature,
  * boot it, and promote exactly the booted digest, only if the boot passed and only if it is
  * still the current candidate (so a pr-N digest is never promoted). Promotions queue in one
  * group and are never cancelled. An image reference from outside (the dispatch input, the build
- * run's artifact) must name the distro's repository before any registry call.
+ * run's artifact) must name the distro's repository before any registry call. With two or more
+ * image variants the boot and promote jobs run once per variant (variant-boot.ts).
  */
 exports.SMOKE_SOURCE = 'workflows-src/workflows/smoke-boot.ts';
 /** What makes the workflow_run trigger safe (written next to it, and tested). */
@@ -15388,13 +15551,16 @@ exports.WORKFLOW_RUN_GUARDS = [
 ];
 function smokeBootWorkflow(decl, mode, opts = {}) {
     const p = new common_js_1.Params(mode, opts);
-    const file = mode === 'dogfood' ? 'smoke-boot.yml' : 'reusable-smoke-boot.yml';
     if (!p.reusable && !decl.signing)
         throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
-    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+    const repository = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
         description: 'Image repository, registry/name: only a digest of this repository is promoted.',
         required: true,
     });
+    // Per variant (a matrix leg, or the one declared variant's image), else the repository.
+    const plan = (0, variants_js_1.variantPlan)(decl, p.reusable);
+    const perVariant = Boolean(plan.strategy);
+    const image = plan.image(repository);
     const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
         description: 'Cosign public key (path in your repository, or PEM): the image must verify before it boots and before it is promoted.',
         required: true,
@@ -15435,7 +15601,9 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
     // A dispatched reference is checked first, before any step holds a token; the build run's
     // reference as soon as it is read, before any registry call.
     const dispatchGuard = (0, common_js_1.imageRefGuard)({
-        name: "Refuse a dispatched image-ref outside the distro's repository",
+        name: perVariant
+            ? "Refuse a dispatched image-ref outside this variant's repository"
+            : "Refuse a dispatched image-ref outside the distro's repository",
         if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'workflow_run'),
         ref: dispatchRef,
         repository: image,
@@ -15503,90 +15671,138 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
     const changelog = model_js_1.keel.changelog('changelog', { 'image-ref': boot.outputs['image-ref'], 'previous-image': stable, username: user, password: token }, 
     // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
     { name: 'What changed since stable (release notes, in the summary)', continueOnError: true });
-    const bootJob = (0, model_js_1.job)('boot', {
+    const releaseDate = (0, expr_js_1.or)(handoff.outputs['release-date'], dispatchDate);
+    const bootSteps = [
+        dispatchGuard,
+        (0, common_js_1.checkout)(),
+        (0, free_disk_js_1.freeDiskStep)(p),
+        (0, common_js_1.downloadHandoff)(fromRun, perVariant ? (0, variants_js_1.legArtifact)() : undefined),
+        handoff,
+        handoffGuard,
+        (0, common_js_1.enableKvm)(),
+        (0, common_js_1.aptInstall)(common_js_1.VM_PACKAGES),
+        verify,
+        boot,
+        ...(runUpdate ? [update] : []),
+        // Before promote moves stable: what this digest changes for a machine on stable today.
+        changelog,
+        (0, release_notes_js_1.uploadChangelog)(changelog.outputs.markdown, perVariant ? (0, release_notes_js_1.changelogArtifact)((0, expr_js_1.matrix)('variant')) : undefined),
+    ];
+    const bootSpec = {
         name: 'Verify and boot the digest of the build run',
         if: gate,
         runsOn,
         timeoutMinutes: bootMinutes,
         // actions: read lets download-artifact read the triggering run's artifact.
         permissions: { actions: 'read', contents: 'read', packages: 'read' },
+    };
+    // Moving stable is the release: only from main (the environment's branch policy, where the
+    // owner can add reviewers); one promotion at a time per image, never cancelled (a queued one
+    // waits); on the job, not the workflow: a reusable workflow's group must not be able to
+    // deadlock with its caller's. contents: write for the GitHub Release stable.<date>.
+    const promoteSpec = {
+        name: 'Promote the booted digest',
+        runsOn,
+        timeoutMinutes: 15,
+        permissions: { contents: 'write', packages: 'write' },
+        environment: p.environment(decl),
+        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-promote-'), image), cancelInProgress: false },
+        outputs: {},
+    };
+    const promoteSteps = (booted, releaseIf) => [
+        model_js_1.keel.promote('promote', {
+            'image-ref': booted.imageRef,
+            'require-tag': candidate,
+            'stable-tag': stable,
+            'release-date': booted.releaseDate,
+            'public-key': publicKey,
+            identity,
+            username: user,
+            password: token,
+        }, { name: 'Promote (only the candidate digest that booted)' }),
+        ...(0, release_notes_js_1.publishRelease)({
+            releaseDate: booted.releaseDate,
+            stableTag: stable,
+            ...(releaseIf ? { artifact: (0, release_notes_js_1.changelogArtifact)((0, expr_js_1.matrix)('variant')), if: releaseIf } : {}),
+        }),
+    ];
+    if (perVariant) {
+        // One leg per variant. A variant whose boot or update test fails holds back the whole
+        // release (every variant's promote leg needs the boot job, all legs): the dated tags, the
+        // GitHub Release and the download site describe one release.
+        const verdict = (0, variant_boot_js_1.takeVerdict)();
+        const bootJob = (0, model_js_1.job)('boot', {
+            ...bootSpec,
+            ...(0, variants_js_1.variantStrategy)(plan),
+            steps: [
+                (0, variant_boot_js_1.dispatchInSomeVariant)(decl, dispatchRef),
+                ...(0, variant_boot_js_1.onlyWhere)((0, variant_boot_js_1.legTestsDispatch)(dispatchRef), [
+                    ...bootSteps,
+                    ...(0, variant_boot_js_1.handVerdictToPromote)({ imageRef: boot.outputs['image-ref'], releaseDate }),
+                ]),
+            ],
+        });
+        const promoteJob = (0, model_js_1.job)('promote', {
+            ...promoteSpec,
+            ...(0, variants_js_1.variantStrategy)(plan),
+            needs: [bootJob],
+            if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'),
+            steps: [
+                (0, common_js_1.checkout)(),
+                ...verdict.steps,
+                // The repository has one GitHub Release per date: the main image's leg publishes it.
+                ...promoteSteps(verdict, (0, expr_js_1.eq)((0, expr_js_1.matrix)('variant'), (0, declarations_js_1.resolveVariants)(decl)[0].name)),
+            ],
+        });
+        const noticed = (0, notify_js_1.withPromotionNotice)(promoteJob, { image, stable, releaseDate: verdict.releaseDate });
+        // A leg that did not test the dispatched digest promotes nothing and announces nothing.
+        const promoted = {
+            ...noticed,
+            steps: [(0, variant_boot_js_1.dispatchInSomeVariant)(decl, dispatchRef), ...(0, variant_boot_js_1.onlyWhere)((0, variant_boot_js_1.legTestsDispatch)(dispatchRef), noticed.steps)],
+        };
+        const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: bootJob, promote: promoted, image: repository, gate });
+        return smokeBootFile(decl, p, { boot: reported.boot, promote: promoted, notify: reported.notify });
+    }
+    const bootJob = (0, model_js_1.job)('boot', {
+        ...bootSpec,
         outputs: {
             'image-ref': boot.outputs['image-ref'],
             digest: boot.outputs.digest,
             passed: boot.outputs.passed,
             // 'false' only when the update test ran and failed ('' when it was switched off).
             updated: runUpdate ? update.outputs.passed : (0, expr_js_1.lit)(''),
-            'release-date': (0, expr_js_1.or)(handoff.outputs['release-date'], dispatchDate),
+            'release-date': releaseDate,
         },
-        steps: [
-            dispatchGuard,
-            (0, common_js_1.checkout)(),
-            (0, free_disk_js_1.freeDiskStep)(p),
-            (0, common_js_1.downloadHandoff)(fromRun),
-            handoff,
-            handoffGuard,
-            (0, common_js_1.enableKvm)(),
-            (0, common_js_1.aptInstall)(common_js_1.VM_PACKAGES),
-            verify,
-            boot,
-            ...(runUpdate ? [update] : []),
-            // Before promote moves stable: what this digest changes for a machine on stable today.
-            changelog,
-            (0, release_notes_js_1.uploadChangelog)(changelog.outputs.markdown),
-        ],
+        steps: bootSteps,
     });
+    const booted = { imageRef: bootJob.refs['image-ref'], releaseDate: bootJob.refs['release-date'] };
     const promoteJob = (0, model_js_1.job)('promote', {
-        name: 'Promote the booted digest',
+        ...promoteSpec,
         needs: [bootJob],
         // Only after a passed boot, only within the image's own repository (a dispatched digest of
         // another repository is never promoted, whatever it is tagged there), and never on behalf of
         // a pull request (a caller of the reusable workflow may run on one).
-        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.ne)(bootJob.refs.updated, 'false'), (0, expr_js_1.startsWith)(bootJob.refs['image-ref'], (0, expr_js_1.concat)(image, '@sha256:'))),
-        runsOn,
-        timeoutMinutes: 15,
-        // contents: write for the GitHub Release stable.<date> (github-release, with the run's token).
-        permissions: { contents: 'write', packages: 'write' },
-        // Moving stable is the release: only from main (the environment's branch policy), and the
-        // owner can add reviewers there.
-        environment: p.environment(decl),
-        // One promotion at a time, never cancelled (a queued one waits). On the job, not the
-        // workflow: a reusable workflow's group must not be able to deadlock with its caller's.
-        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-promote-'), image), cancelInProgress: false },
-        outputs: {},
-        steps: [
-            (0, common_js_1.checkout)(),
-            model_js_1.keel.promote('promote', {
-                'image-ref': bootJob.refs['image-ref'],
-                'require-tag': candidate,
-                'stable-tag': stable,
-                'release-date': bootJob.refs['release-date'],
-                'public-key': publicKey,
-                identity,
-                username: user,
-                password: token,
-            }, { name: 'Promote (only the candidate digest that booted)' }),
-            ...(0, release_notes_js_1.publishRelease)({ releaseDate: bootJob.refs['release-date'], stableTag: stable }),
-        ],
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)(bootJob.refs.passed, 'true'), (0, expr_js_1.ne)(bootJob.refs.updated, 'false'), (0, expr_js_1.startsWith)(booted.imageRef, (0, expr_js_1.concat)(image, '@sha256:'))),
+        steps: [(0, common_js_1.checkout)(), ...promoteSteps(booted)],
     });
     // Notifications: the promotion (a last step of the promote job), and a failed boot, update
     // test or promotion (a final job in the release environment, where the ntfy secrets are).
-    const promoted = (0, notify_js_1.withPromotionNotice)(promoteJob, {
-        image,
-        stable,
-        releaseDate: bootJob.refs['release-date'],
-    });
+    const promoted = (0, notify_js_1.withPromotionNotice)(promoteJob, { image, stable, releaseDate: booted.releaseDate });
     const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: bootJob, promote: promoted, image, gate });
+    return smokeBootFile(decl, p, {
+        boot: reported.boot,
+        promote: promoted,
+        notify: reported.notify,
+        callOutputs: {
+            'image-ref': { description: 'The digest that was booted.', value: (0, expr_js_1.callOutput)(bootJob.refs['image-ref']) },
+            passed: { description: 'true when the boot passed.', value: (0, expr_js_1.callOutput)(bootJob.refs.passed) },
+        },
+    });
+}
+/** The workflow around the jobs: triggers (workflow_run and dispatch, or workflow_call) and name. */
+function smokeBootFile(decl, p, jobs) {
     const on = p.reusable
-        ? {
-            workflow_call: {
-                inputs: p.callInputs,
-                secrets: common_js_1.NOTIFY_CALL_SECRETS,
-                outputs: {
-                    'image-ref': { description: 'The digest that was booted.', value: (0, expr_js_1.callOutput)(bootJob.refs['image-ref']) },
-                    passed: { description: 'true when the boot passed.', value: (0, expr_js_1.callOutput)(bootJob.refs.passed) },
-                },
-            },
-        }
+        ? { workflow_call: { inputs: p.callInputs, secrets: common_js_1.NOTIFY_CALL_SECRETS, outputs: jobs.callOutputs ?? {} } }
         : {
             workflow_dispatch: {
                 inputs: {
@@ -15606,14 +15822,14 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
             workflow_run: { workflows: [(0, build_js_1.buildWorkflowName)(decl, 'dogfood')], types: ['completed'], branches: ['main'] },
         };
     return {
-        file,
+        file: p.reusable ? 'reusable-smoke-boot.yml' : 'smoke-boot.yml',
         source: exports.SMOKE_SOURCE,
         name: p.reusable ? 'Keel smoke-boot (reusable)' : `Keel smoke-boot (${decl.image.name})`,
         on,
         ...(on.workflow_run ? { triggerGuards: { workflow_run: exports.WORKFLOW_RUN_GUARDS } } : {}),
         permissions: {},
         actions: p.actionSource(),
-        jobs: [reported.boot, promoted, reported.notify],
+        jobs: [jobs.boot, jobs.promote, jobs.notify],
     };
 }
 

@@ -7,6 +7,8 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { parse } from 'yaml';
 import { parseDeclarations, type Distro } from '../../actions/lib/declarations.js';
 import { checkWorkflow, renderWorkflow, workflows, type Workflow } from '../../workflows-src/index.js';
+import { evaluateCondition, type EvalContext } from '../../workflows-src/expr.js';
+import type { Job } from '../../workflows-src/model.js';
 import { variantLegs } from '../../workflows-src/variants.js';
 import { lintWorkflow } from './checks.js';
 import { keelHop, root, type YJob, type YStep, type YWorkflow } from './helpers.js';
@@ -76,6 +78,162 @@ describe('build.yml with two image variants', () => {
     expect(lintWorkflow(wf.file, text)).toEqual([]);
     const doc = TextDocument.create('file:///variants/.github/workflows/build.yml', 'yaml', 1, text);
     expect((await validate(doc)).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
+  });
+});
+
+const smokeBootOf = (d: Distro, mode: 'dogfood' | 'reusable' = 'dogfood'): Workflow =>
+  workflows(d, { mode, release: { sha: 'a'.repeat(40), version: 'v9.9.9' } }).find((w) =>
+    w.file.endsWith('smoke-boot.yml'),
+  )!;
+
+describe('smoke-boot.yml with two image variants', () => {
+  const wf = smokeBootOf(TWO);
+  const y = yamlOf(wf);
+  const image = `${TWO.image.registry}/${TWO.image.name}`;
+  const stepNamed = (j: YJob, name: RegExp): YStep => j.steps.find((s) => name.test(s.name ?? ''))!;
+
+  it('boots and promotes each variant in its own leg, the promote leg queueing under its own image', () => {
+    for (const id of ['boot', 'promote'])
+      expect([id, y.jobs[id]!.strategy]).toEqual([id, { 'fail-fast': false, matrix: { include: variantLegs(TWO) } }]);
+    expect(y.jobs.boot!.outputs).toBeUndefined();
+    expect(y.jobs.promote!.needs).toEqual(['boot']);
+    expect(y.jobs.promote!.concurrency).toEqual({
+      group: 'keel-promote-${{ matrix.image }}',
+      'cancel-in-progress': false,
+    });
+    expect(y.jobs.promote!.environment).toBe(TWO.environment);
+  });
+
+  it('each boot leg takes its own variant’s digest from the build run, checks its repository, boots and update-tests it', () => {
+    const boot = y.jobs.boot!;
+    const download = boot.steps.find((s) => s.uses?.includes('download-artifact'))!;
+    expect(download.with).toMatchObject({
+      name: 'keel-image-${{ matrix.variant }}',
+      'run-id': '${{ github.event.workflow_run.id }}',
+    });
+    expect(stepNamed(boot, /handed-over image-ref/).env).toEqual({
+      IMAGE: '${{ matrix.image }}',
+      IMAGE_REF: '${{ steps.handoff.outputs.image-ref }}',
+    });
+    const ref = '${{ steps.handoff.outputs.image-ref || inputs.image-ref }}';
+    expect(keelStep(boot, 'verify').with!['image-ref']).toBe(ref);
+    expect(keelStep(boot, 'smoke-boot').with!.image).toBe(ref);
+    expect(keelStep(boot, 'update-test').with!['image-ref']).toBe('${{ steps.boot.outputs.image-ref }}');
+    const changelog = boot.steps.find((s) => s.uses?.includes('upload-artifact') && /notes/.test(s.name ?? ''))!;
+    expect(changelog.with!.name).toBe('keel-changelog-${{ matrix.variant }}-${{ github.run_id }}');
+    // The verdict is the last thing a leg does: it exists only when verify, boot and update test passed.
+    const [record, upload] = boot.steps.slice(-2);
+    expect(record!.env!.IMAGE_REF).toBe('${{ steps.boot.outputs.image-ref }}');
+    expect(upload!.with).toMatchObject({
+      name: 'keel-boot-${{ matrix.variant }}',
+      path: 'keel-boot/',
+      'if-no-files-found': 'error',
+    });
+  });
+
+  it('each promote leg promotes the digest its own boot leg booted, refusing one outside its repository', () => {
+    const promote = y.jobs.promote!;
+    const download = promote.steps.find((s) => s.uses?.includes('download-artifact') && /verdict/.test(s.name ?? ''))!;
+    expect(download.with).toEqual({ name: 'keel-boot-${{ matrix.variant }}', path: 'keel-boot' });
+    expect(stepNamed(promote, /outside this variant/).env).toEqual({
+      IMAGE: '${{ matrix.image }}',
+      IMAGE_REF: '${{ steps.booted.outputs.image-ref }}',
+    });
+    expect(keelStep(promote, 'promote').with).toMatchObject({
+      'image-ref': '${{ steps.booted.outputs.image-ref }}',
+      'release-date': '${{ steps.booted.outputs.release-date }}',
+      'require-tag': 'candidate',
+    });
+    // One GitHub Release per date: the main image's leg publishes it, with its own changelog.
+    expect(keelStep(promote, 'github-release').if).toMatch(/matrix\.variant == 'main'\)?$/);
+    expect(promote.steps.find((s) => s.id === 'release-notes')!.with!.name).toBe(
+      'keel-changelog-${{ matrix.variant }}-${{ github.run_id }}',
+    );
+  });
+
+  // Conditions evaluated as GitHub does, for a leg of the model's matrix.
+  const legOf = (variant: string) => variantLegs(TWO).find((l) => l.variant === variant)!;
+  const ctx = (event: string, variant: string, ref = ''): EvalContext => ({
+    github: (p) => (p === 'event_name' ? event : undefined),
+    input: (n) => (n === 'image-ref' ? ref : ''),
+    matrix: (k) => legOf(variant)[k],
+    // A hosted runner, and every earlier step wrote its outputs.
+    runner: (p) => (p === 'environment' ? 'github-hosted' : undefined),
+    stepOutput: () => 'written',
+  });
+  const runs = (j: Job, c: EvalContext) => j.steps.map((s) => !s.if || evaluateCondition(s.if, c));
+  const jobOf = (id: string) => wf.jobs.find((j) => j.id === id)!;
+  const digest = 'sha256:' + 'e'.repeat(64);
+
+  it('on workflow_run every leg runs every step of its own', () => {
+    for (const v of ['main', 'nvidia']) {
+      const c = ctx('workflow_run', v);
+      for (const id of ['boot', 'promote']) {
+        const skipped = jobOf(id)
+          .steps.filter((s, i) => !runs(jobOf(id), c)[i])
+          .map((s) => s.id ?? s.name);
+        // The dispatch-only guards; the GitHub Release is the main image's leg's.
+        const expected = [
+          ...(id === 'boot'
+            ? [
+                "Refuse a dispatched image-ref outside every variant's repository",
+                "Refuse a dispatched image-ref outside this variant's repository",
+              ]
+            : ["Refuse a dispatched image-ref outside every variant's repository"]),
+          ...(id === 'promote' && v !== 'main' ? ['release-notes', 'github-release'] : []),
+        ];
+        expect([id, v, skipped]).toEqual([id, v, expected]);
+      }
+    }
+  });
+
+  it('a dispatched digest is tested and promoted by the leg of its repository only', () => {
+    const ref = `${image}-nvidia@${digest}`;
+    const nvidia = ctx('workflow_dispatch', 'nvidia', ref);
+    const main = ctx('workflow_dispatch', 'main', ref);
+    const boot = jobOf('boot');
+    const bootIndex = boot.steps.findIndex((s) => s.id === 'boot');
+    expect(runs(boot, nvidia)[bootIndex]).toBe(true);
+    expect(runs(boot, main).some(Boolean)).toBe(false);
+    const promote = jobOf('promote');
+    const promoteIndex = promote.steps.findIndex((s) => s.id === 'promote');
+    expect(runs(promote, nvidia)[promoteIndex]).toBe(true);
+    expect(runs(promote, main).some(Boolean)).toBe(false);
+  });
+
+  it('a dispatched digest of no variant’s repository is refused in every leg, before any other step', () => {
+    for (const ref of [`ghcr.io/someone/else@${digest}`, `${image}-nvidia:latest`, `${image}-amd@${digest}`])
+      for (const v of ['main', 'nvidia']) {
+        for (const id of ['boot', 'promote']) {
+          const r = runs(jobOf(id), ctx('workflow_dispatch', v, ref));
+          expect([ref, v, id, r.indexOf(true), r.lastIndexOf(true)]).toEqual([ref, v, id, 0, 0]);
+          expect(jobOf(id).steps[0]!.name).toMatch(/outside every variant/);
+        }
+      }
+  });
+
+  it('the failure notification does not claim one leg’s reason for the run', () => {
+    const notify = y.jobs.notify!;
+    expect(notify.needs).toEqual(['boot', 'promote']);
+    expect(String(notify.steps.at(-1)!.with!.message)).toMatch(
+      /boot or update test failed \(the run''s summary names the leg/,
+    );
+  });
+
+  it('is a sound model, passes the workflow policy checks and GitHub’s validator', async () => {
+    expect(checkWorkflow(wf)).toEqual([]);
+    const text = renderWorkflow(wf);
+    expect(lintWorkflow(wf.file, text)).toEqual([]);
+    const doc = TextDocument.create('file:///variants/.github/workflows/smoke-boot.yml', 'yaml', 1, text);
+    expect((await validate(doc)).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
+  });
+
+  it('without variants, and in the reusable workflow, smoke-boot is the repository’s, byte for byte', () => {
+    const plain = parseDeclarations(baseYaml);
+    expect(renderWorkflow(smokeBootOf(plain))).toBe(
+      fs.readFileSync(path.join(root, '.github/workflows/smoke-boot.yml'), 'utf8'),
+    );
+    expect(renderWorkflow(smokeBootOf(TWO, 'reusable'))).toBe(renderWorkflow(smokeBootOf(plain, 'reusable')));
   });
 });
 

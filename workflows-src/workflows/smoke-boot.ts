@@ -1,4 +1,4 @@
-import type { Distro } from '../../actions/lib/declarations.js';
+import { resolveVariants, type Distro } from '../../actions/lib/declarations.js';
 import {
   aptInstall,
   checkout,
@@ -14,12 +14,34 @@ import {
   type GenerateOptions,
   type Mode,
 } from '../common.js';
-import { and, callOutput, concat, eq, github, input, lines, lit, ne, or, startsWith } from '../expr.js';
+import {
+  and,
+  callOutput,
+  concat,
+  eq,
+  github,
+  input,
+  lines,
+  lit,
+  matrix,
+  ne,
+  or,
+  startsWith,
+  type Expr,
+} from '../expr.js';
 import { freeDiskStep } from '../free-disk.js';
-import { job, keel, type Triggers, type Workflow } from '../model.js';
+import { job, keel, type Job, type Step, type Triggers, type Workflow } from '../model.js';
 import { bootFailureNotify, withPromotionNotice } from '../notify.js';
 import { buildWorkflowName } from './build.js';
-import { publishRelease, uploadChangelog } from '../release-notes.js';
+import { changelogArtifact, publishRelease, uploadChangelog } from '../release-notes.js';
+import {
+  dispatchInSomeVariant,
+  handVerdictToPromote,
+  legTestsDispatch,
+  onlyWhere,
+  takeVerdict,
+} from '../variant-boot.js';
+import { legArtifact, variantPlan, variantStrategy } from '../variants.js';
 
 /**
  * smoke-boot.yml: when a build of main succeeded (or on dispatch with an explicit digest), take
@@ -27,7 +49,8 @@ import { publishRelease, uploadChangelog } from '../release-notes.js';
  * boot it, and promote exactly the booted digest, only if the boot passed and only if it is
  * still the current candidate (so a pr-N digest is never promoted). Promotions queue in one
  * group and are never cancelled. An image reference from outside (the dispatch input, the build
- * run's artifact) must name the distro's repository before any registry call.
+ * run's artifact) must name the distro's repository before any registry call. With two or more
+ * image variants the boot and promote jobs run once per variant (variant-boot.ts).
  */
 export const SMOKE_SOURCE = 'workflows-src/workflows/smoke-boot.ts';
 
@@ -43,13 +66,16 @@ export const WORKFLOW_RUN_GUARDS = [
 
 export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
   const p = new Params(mode, opts);
-  const file = mode === 'dogfood' ? 'smoke-boot.yml' : 'reusable-smoke-boot.yml';
   if (!p.reusable && !decl.signing)
     throw new Error('smoke-boot verifies signatures: declarations signing.public-key is required');
-  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+  const repository = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
     description: 'Image repository, registry/name: only a digest of this repository is promoted.',
     required: true,
   });
+  // Per variant (a matrix leg, or the one declared variant's image), else the repository.
+  const plan = variantPlan(decl, p.reusable);
+  const perVariant = Boolean(plan.strategy);
+  const image = plan.image(repository);
   const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
     description:
       'Cosign public key (path in your repository, or PEM): the image must verify before it boots and before it is promoted.',
@@ -102,7 +128,9 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   // A dispatched reference is checked first, before any step holds a token; the build run's
   // reference as soon as it is read, before any registry call.
   const dispatchGuard = imageRefGuard({
-    name: "Refuse a dispatched image-ref outside the distro's repository",
+    name: perVariant
+      ? "Refuse a dispatched image-ref outside this variant's repository"
+      : "Refuse a dispatched image-ref outside the distro's repository",
     if: ne(github('event_name'), 'workflow_run'),
     ref: dispatchRef,
     repository: image,
@@ -189,41 +217,120 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     // Release notes inform, they do not gate: a failure here shows red on the step, not on the promotion.
     { name: 'What changed since stable (release notes, in the summary)', continueOnError: true },
   );
-  const bootJob = job('boot', {
+  const releaseDate = or(handoff.outputs['release-date'], dispatchDate);
+  const bootSteps: (Step | false | undefined)[] = [
+    dispatchGuard,
+    checkout(),
+    freeDiskStep(p),
+    downloadHandoff(fromRun, perVariant ? legArtifact() : undefined),
+    handoff,
+    handoffGuard,
+    enableKvm(),
+    aptInstall(VM_PACKAGES),
+    verify,
+    boot,
+    ...(runUpdate ? [update] : []),
+    // Before promote moves stable: what this digest changes for a machine on stable today.
+    changelog,
+    uploadChangelog(changelog.outputs.markdown, perVariant ? changelogArtifact(matrix('variant')) : undefined),
+  ];
+  const bootSpec = {
     name: 'Verify and boot the digest of the build run',
     if: gate,
     runsOn,
     timeoutMinutes: bootMinutes,
     // actions: read lets download-artifact read the triggering run's artifact.
     permissions: { actions: 'read', contents: 'read', packages: 'read' },
+  } as const;
+
+  // Moving stable is the release: only from main (the environment's branch policy, where the
+  // owner can add reviewers); one promotion at a time per image, never cancelled (a queued one
+  // waits); on the job, not the workflow: a reusable workflow's group must not be able to
+  // deadlock with its caller's. contents: write for the GitHub Release stable.<date>.
+  const promoteSpec = {
+    name: 'Promote the booted digest',
+    runsOn,
+    timeoutMinutes: 15,
+    permissions: { contents: 'write', packages: 'write' },
+    environment: p.environment(decl),
+    concurrency: { group: concat(lit('keel-promote-'), image), cancelInProgress: false },
+    outputs: {},
+  } as const;
+  const promoteSteps = (booted: { imageRef: Expr; releaseDate: Expr }, releaseIf?: Expr): Step[] => [
+    keel.promote(
+      'promote',
+      {
+        'image-ref': booted.imageRef,
+        'require-tag': candidate,
+        'stable-tag': stable,
+        'release-date': booted.releaseDate,
+        'public-key': publicKey,
+        identity,
+        username: user,
+        password: token,
+      },
+      { name: 'Promote (only the candidate digest that booted)' },
+    ),
+    ...publishRelease({
+      releaseDate: booted.releaseDate,
+      stableTag: stable,
+      ...(releaseIf ? { artifact: changelogArtifact(matrix('variant')), if: releaseIf } : {}),
+    }),
+  ];
+
+  if (perVariant) {
+    // One leg per variant. A variant whose boot or update test fails holds back the whole
+    // release (every variant's promote leg needs the boot job, all legs): the dated tags, the
+    // GitHub Release and the download site describe one release.
+    const verdict = takeVerdict();
+    const bootJob = job('boot', {
+      ...bootSpec,
+      ...variantStrategy(plan),
+      steps: [
+        dispatchInSomeVariant(decl, dispatchRef),
+        ...onlyWhere(legTestsDispatch(dispatchRef), [
+          ...bootSteps,
+          ...handVerdictToPromote({ imageRef: boot.outputs['image-ref'], releaseDate }),
+        ]),
+      ],
+    });
+    const promoteJob = job('promote', {
+      ...promoteSpec,
+      ...variantStrategy(plan),
+      needs: [bootJob],
+      if: ne(github('event_name'), 'pull_request'),
+      steps: [
+        checkout(),
+        ...verdict.steps,
+        // The repository has one GitHub Release per date: the main image's leg publishes it.
+        ...promoteSteps(verdict, eq(matrix('variant'), resolveVariants(decl)[0]!.name)),
+      ],
+    });
+    const noticed = withPromotionNotice(promoteJob, { image, stable, releaseDate: verdict.releaseDate });
+    // A leg that did not test the dispatched digest promotes nothing and announces nothing.
+    const promoted = {
+      ...noticed,
+      steps: [dispatchInSomeVariant(decl, dispatchRef), ...onlyWhere(legTestsDispatch(dispatchRef), noticed.steps)],
+    };
+    const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image: repository, gate });
+    return smokeBootFile(decl, p, { boot: reported.boot, promote: promoted, notify: reported.notify });
+  }
+
+  const bootJob = job('boot', {
+    ...bootSpec,
     outputs: {
       'image-ref': boot.outputs['image-ref'],
       digest: boot.outputs.digest,
       passed: boot.outputs.passed,
       // 'false' only when the update test ran and failed ('' when it was switched off).
       updated: runUpdate ? update.outputs.passed : lit(''),
-      'release-date': or(handoff.outputs['release-date'], dispatchDate),
+      'release-date': releaseDate,
     },
-    steps: [
-      dispatchGuard,
-      checkout(),
-      freeDiskStep(p),
-      downloadHandoff(fromRun),
-      handoff,
-      handoffGuard,
-      enableKvm(),
-      aptInstall(VM_PACKAGES),
-      verify,
-      boot,
-      ...(runUpdate ? [update] : []),
-      // Before promote moves stable: what this digest changes for a machine on stable today.
-      changelog,
-      uploadChangelog(changelog.outputs.markdown),
-    ],
+    steps: bootSteps,
   });
-
+  const booted = { imageRef: bootJob.refs['image-ref'], releaseDate: bootJob.refs['release-date'] };
   const promoteJob = job('promote', {
-    name: 'Promote the booted digest',
+    ...promoteSpec,
     needs: [bootJob],
     // Only after a passed boot, only within the image's own repository (a dispatched digest of
     // another repository is never promoted, whatever it is tagged there), and never on behalf of
@@ -232,59 +339,37 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       ne(github('event_name'), 'pull_request'),
       eq(bootJob.refs.passed, 'true'),
       ne(bootJob.refs.updated, 'false'),
-      startsWith(bootJob.refs['image-ref'], concat(image, '@sha256:')),
+      startsWith(booted.imageRef, concat(image, '@sha256:')),
     ),
-    runsOn,
-    timeoutMinutes: 15,
-    // contents: write for the GitHub Release stable.<date> (github-release, with the run's token).
-    permissions: { contents: 'write', packages: 'write' },
-    // Moving stable is the release: only from main (the environment's branch policy), and the
-    // owner can add reviewers there.
-    environment: p.environment(decl),
-    // One promotion at a time, never cancelled (a queued one waits). On the job, not the
-    // workflow: a reusable workflow's group must not be able to deadlock with its caller's.
-    concurrency: { group: concat(lit('keel-promote-'), image), cancelInProgress: false },
-    outputs: {},
-    steps: [
-      checkout(),
-      keel.promote(
-        'promote',
-        {
-          'image-ref': bootJob.refs['image-ref'],
-          'require-tag': candidate,
-          'stable-tag': stable,
-          'release-date': bootJob.refs['release-date'],
-          'public-key': publicKey,
-          identity,
-          username: user,
-          password: token,
-        },
-        { name: 'Promote (only the candidate digest that booted)' },
-      ),
-      ...publishRelease({ releaseDate: bootJob.refs['release-date'], stableTag: stable }),
-    ],
+    steps: [checkout(), ...promoteSteps(booted)],
   });
 
   // Notifications: the promotion (a last step of the promote job), and a failed boot, update
   // test or promotion (a final job in the release environment, where the ntfy secrets are).
-  const promoted = withPromotionNotice(promoteJob, {
-    image,
-    stable,
-    releaseDate: bootJob.refs['release-date'],
-  });
+  const promoted = withPromotionNotice(promoteJob, { image, stable, releaseDate: booted.releaseDate });
   const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image, gate });
 
+  return smokeBootFile(decl, p, {
+    boot: reported.boot,
+    promote: promoted,
+    notify: reported.notify,
+    callOutputs: {
+      'image-ref': { description: 'The digest that was booted.', value: callOutput(bootJob.refs['image-ref']) },
+      passed: { description: 'true when the boot passed.', value: callOutput(bootJob.refs.passed) },
+    },
+  });
+}
+
+type CallOutputs = Record<string, { description: string; value: Expr }>;
+
+/** The workflow around the jobs: triggers (workflow_run and dispatch, or workflow_call) and name. */
+function smokeBootFile(
+  decl: Distro,
+  p: Params,
+  jobs: { boot: Job; promote: Job; notify: Job; callOutputs?: CallOutputs },
+): Workflow {
   const on: Triggers = p.reusable
-    ? {
-        workflow_call: {
-          inputs: p.callInputs,
-          secrets: NOTIFY_CALL_SECRETS,
-          outputs: {
-            'image-ref': { description: 'The digest that was booted.', value: callOutput(bootJob.refs['image-ref']) },
-            passed: { description: 'true when the boot passed.', value: callOutput(bootJob.refs.passed) },
-          },
-        },
-      }
+    ? { workflow_call: { inputs: p.callInputs, secrets: NOTIFY_CALL_SECRETS, outputs: jobs.callOutputs ?? {} } }
     : {
         workflow_dispatch: {
           inputs: {
@@ -304,13 +389,13 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         workflow_run: { workflows: [buildWorkflowName(decl, 'dogfood')], types: ['completed'], branches: ['main'] },
       };
   return {
-    file,
+    file: p.reusable ? 'reusable-smoke-boot.yml' : 'smoke-boot.yml',
     source: SMOKE_SOURCE,
     name: p.reusable ? 'Keel smoke-boot (reusable)' : `Keel smoke-boot (${decl.image.name})`,
     on,
     ...(on.workflow_run ? { triggerGuards: { workflow_run: WORKFLOW_RUN_GUARDS } } : {}),
     permissions: {},
     actions: p.actionSource(),
-    jobs: [reported.boot, promoted, reported.notify],
+    jobs: [jobs.boot, jobs.promote, jobs.notify],
   };
 }
