@@ -102,3 +102,11 @@ export function pushedImageRef(plan: VariantPlan, build: Job<'image-ref'>): { st
 /** The job's strategy, spread into a job spec ({} without a matrix). */
 export const variantStrategy = (plan: VariantPlan): { strategy?: Strategy } =>
   plan.strategy ? { strategy: plan.strategy } : {};
+
+/**
+ * The job once per variant image (a matrix with the build's legs; its outputs dropped, since
+ * GitHub keeps only one leg's); unchanged with one variant or none.
+ */
+export function acrossVariants<O extends string>(plan: VariantPlan, j: Job<O>): Job<O> {
+  return plan.strategy ? { ...j, strategy: plan.strategy, outputs: {} as Record<O, Expr> } : j;
+}

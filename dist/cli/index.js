@@ -14356,6 +14356,7 @@ exports.variantLegs = variantLegs;
 exports.variantPlan = variantPlan;
 exports.perVariantUpload = perVariantUpload;
 exports.pushedImageRef = pushedImageRef;
+exports.acrossVariants = acrossVariants;
 const declarations_js_1 = __nccwpck_require__(8449);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
@@ -14441,6 +14442,13 @@ function pushedImageRef(plan, build) {
 /** The job's strategy, spread into a job spec ({} without a matrix). */
 const variantStrategy = (plan) => plan.strategy ? { strategy: plan.strategy } : {};
 exports.variantStrategy = variantStrategy;
+/**
+ * The job once per variant image (a matrix with the build's legs; its outputs dropped, since
+ * GitHub keeps only one leg's); unchanged with one variant or none.
+ */
+function acrossVariants(plan, j) {
+    return plan.strategy ? { ...j, strategy: plan.strategy, outputs: {} } : j;
+}
 
 
 /***/ }),
@@ -15284,6 +15292,7 @@ function buildWorkflow(decl, mode, opts = {}) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.PULL_REQUEST_GUARDS = exports.CLEANUP_SOURCE = void 0;
 exports.cleanupWorkflow = cleanupWorkflow;
+const variants_js_1 = __nccwpck_require__(9976);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
@@ -15310,10 +15319,12 @@ exports.PULL_REQUEST_GUARDS = [
 ];
 function cleanupWorkflow(decl, mode, opts = {}) {
     const p = new common_js_1.Params(mode, opts);
-    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+    // Each variant image has its own pr-<N> and candidate.<date> tags.
+    const plan = (0, variants_js_1.variantPlan)(decl, p.reusable);
+    const image = plan.image(p.v('image', `${decl.image.registry}/${decl.image.name}`, {
         description: 'Image repository to clean, registry/name.',
         required: true,
-    });
+    }));
     const dryRun = p.reusable
         ? p.input('dry-run', { description: 'List what would be deleted, delete nothing.', default: false })
         : // Empty on the schedule and on pull requests: real deletes then.
@@ -15334,7 +15345,7 @@ function cleanupWorkflow(decl, mode, opts = {}) {
         username: (0, common_js_1.registryUser)(),
         password: (0, common_js_1.registryToken)(),
     }, { name: 'Delete expired and closed pull-request images (released digests never)' });
-    const cleanupJob = (0, model_js_1.job)('cleanup', {
+    const cleanupJob = (0, variants_js_1.acrossVariants)(plan, (0, model_js_1.job)('cleanup', {
         name: 'Clean up the registry',
         // A pull request only from this repository: a fork's closed pull request has no pr-<N>.
         if: (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.eq)((0, expr_js_1.github)('event.pull_request.head.repo.full_name'), (0, expr_js_1.github)('repository'))),
@@ -15345,7 +15356,7 @@ function cleanupWorkflow(decl, mode, opts = {}) {
         concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-cleanup-'), image), cancelInProgress: false },
         outputs: { deleted: cleanup.outputs.deleted, kept: cleanup.outputs.kept, planned: cleanup.outputs.planned },
         steps: [cleanup],
-    });
+    }));
     const on = p.reusable
         ? {
             workflow_call: {
@@ -15398,6 +15409,7 @@ function cleanupWorkflow(decl, mode, opts = {}) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ROLLBACK_SOURCE = void 0;
 exports.rollbackWorkflow = rollbackWorkflow;
+const variants_js_1 = __nccwpck_require__(9976);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
@@ -15414,10 +15426,12 @@ function rollbackWorkflow(decl, mode, opts = {}) {
     const p = new common_js_1.Params(mode, opts);
     if (!p.reusable && !decl.signing)
         throw new Error('rollback verifies the dated digest: declarations signing.public-key is required');
-    const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+    // Each variant image rolls back to its own stable.<date>: variants are promoted together.
+    const plan = (0, variants_js_1.variantPlan)(decl, p.reusable);
+    const image = plan.image(p.v('image', `${decl.image.registry}/${decl.image.name}`, {
         description: 'Image repository, registry/name: its stable tag is moved.',
         required: true,
-    });
+    }));
     const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
         description: 'Cosign public key (path in your repository, or PEM): the dated digest must verify before stable moves.',
         required: true,
@@ -15443,7 +15457,7 @@ function rollbackWorkflow(decl, mode, opts = {}) {
         username: user,
         password: token,
     }, { name: 'Move stable (only stable) to that digest, verified' });
-    const rollback = (0, model_js_1.job)('rollback', {
+    const rollback = (0, variants_js_1.acrossVariants)(plan, (0, model_js_1.job)('rollback', {
         name: 'Roll stable back to a dated release',
         // Never on behalf of a pull request (a caller of the reusable workflow may run on one).
         if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'),
@@ -15477,7 +15491,7 @@ function rollbackWorkflow(decl, mode, opts = {}) {
                 tags: 'rotating_light',
             }),
         ],
-    });
+    }));
     const on = p.reusable
         ? {
             workflow_call: {
@@ -15706,7 +15720,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         timeoutMinutes: 15,
         permissions: { contents: 'write', packages: 'write' },
         environment: p.environment(decl),
-        concurrency: { group: (0, expr_js_1.concat)((0, expr_js_1.lit)('keel-promote-'), image), cancelInProgress: false },
+        concurrency: (0, common_js_1.promotionConcurrency)(image),
         outputs: {},
     };
     const promoteSteps = (booted, releaseIf) => [

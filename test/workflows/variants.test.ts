@@ -237,6 +237,39 @@ describe('smoke-boot.yml with two image variants', () => {
   });
 });
 
+describe('rollback.yml and cleanup.yml with two image variants', () => {
+  const byFile = (file: string) => workflows(TWO, { mode: 'dogfood' }).find((w) => w.file === file)!;
+
+  it('rollback moves each variant’s stable to its own stable.<date>, in that variant’s promotion group', () => {
+    const wf = byFile('rollback.yml');
+    const j = yamlOf(wf).jobs.rollback!;
+    expect(j.strategy).toEqual({ 'fail-fast': false, matrix: { include: variantLegs(TWO) } });
+    expect(keelStep(j, 'resolve').with!.image).toBe('${{ matrix.image }}:stable.${{ inputs.date }}');
+    expect(j.concurrency!.group).toBe('keel-promote-${{ matrix.image }}');
+    expect(j.outputs).toBeUndefined();
+    expect(checkWorkflow(wf)).toEqual([]);
+    expect(lintWorkflow(wf.file, renderWorkflow(wf))).toEqual([]);
+  });
+
+  it('cleanup cleans each variant’s repository', () => {
+    const wf = byFile('cleanup.yml');
+    const j = yamlOf(wf).jobs.cleanup!;
+    expect(j.strategy).toEqual({ 'fail-fast': false, matrix: { include: variantLegs(TWO) } });
+    expect(keelStep(j, 'cleanup').with!.image).toBe('${{ matrix.image }}');
+    expect(j.concurrency!.group).toBe('keel-cleanup-${{ matrix.image }}');
+    expect(checkWorkflow(wf)).toEqual([]);
+    expect(lintWorkflow(wf.file, renderWorkflow(wf))).toEqual([]);
+  });
+
+  it('without variants both are the repository’s, byte for byte', () => {
+    const plain = parseDeclarations(baseYaml);
+    for (const file of ['rollback.yml', 'cleanup.yml'])
+      expect(renderWorkflow(workflows(plain, { mode: 'dogfood' }).find((w) => w.file === file)!)).toBe(
+        fs.readFileSync(path.join(root, '.github/workflows', file), 'utf8'),
+      );
+  });
+});
+
 describe('build.yml with one or no variant', () => {
   it('no variants: the repository workflow, byte for byte, without a matrix', () => {
     const plain = parseDeclarations(baseYaml);

@@ -1,3 +1,4 @@
+import { acrossVariants, variantPlan } from '../variants.js';
 import type { Distro } from '../../actions/lib/declarations.js';
 import { Params, registryToken, registryUser, type GenerateOptions, type Mode } from '../common.js';
 import { callOutput, concat, eq, github, input, lit, ne, or, secret } from '../expr.js';
@@ -28,10 +29,14 @@ export const PULL_REQUEST_GUARDS = [
 
 export function cleanupWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions = {}): Workflow {
   const p = new Params(mode, opts);
-  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
-    description: 'Image repository to clean, registry/name.',
-    required: true,
-  });
+  // Each variant image has its own pr-<N> and candidate.<date> tags.
+  const plan = variantPlan(decl, p.reusable);
+  const image = plan.image(
+    p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+      description: 'Image repository to clean, registry/name.',
+      required: true,
+    }),
+  );
   const dryRun = p.reusable
     ? p.input('dry-run', { description: 'List what would be deleted, delete nothing.', default: false })
     : // Empty on the schedule and on pull requests: real deletes then.
@@ -56,21 +61,24 @@ export function cleanupWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions 
     },
     { name: 'Delete expired and closed pull-request images (released digests never)' },
   );
-  const cleanupJob = job('cleanup', {
-    name: 'Clean up the registry',
-    // A pull request only from this repository: a fork's closed pull request has no pr-<N>.
-    if: or(
-      ne(github('event_name'), 'pull_request'),
-      eq(github('event.pull_request.head.repo.full_name'), github('repository')),
-    ),
-    runsOn: p.runsOn(),
-    timeoutMinutes: 30,
-    permissions: { packages: 'write' },
-    // One cleanup of the repository at a time; a running one finishes.
-    concurrency: { group: concat(lit('keel-cleanup-'), image), cancelInProgress: false },
-    outputs: { deleted: cleanup.outputs.deleted, kept: cleanup.outputs.kept, planned: cleanup.outputs.planned },
-    steps: [cleanup],
-  });
+  const cleanupJob = acrossVariants(
+    plan,
+    job('cleanup', {
+      name: 'Clean up the registry',
+      // A pull request only from this repository: a fork's closed pull request has no pr-<N>.
+      if: or(
+        ne(github('event_name'), 'pull_request'),
+        eq(github('event.pull_request.head.repo.full_name'), github('repository')),
+      ),
+      runsOn: p.runsOn(),
+      timeoutMinutes: 30,
+      permissions: { packages: 'write' },
+      // One cleanup of the repository at a time; a running one finishes.
+      concurrency: { group: concat(lit('keel-cleanup-'), image), cancelInProgress: false },
+      outputs: { deleted: cleanup.outputs.deleted, kept: cleanup.outputs.kept, planned: cleanup.outputs.planned },
+      steps: [cleanup],
+    }),
+  );
 
   const on: Triggers = p.reusable
     ? {

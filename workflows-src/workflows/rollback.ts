@@ -1,3 +1,4 @@
+import { acrossVariants, variantPlan } from '../variants.js';
 import type { Distro } from '../../actions/lib/declarations.js';
 import {
   checkout,
@@ -28,10 +29,14 @@ export function rollbackWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions
   const p = new Params(mode, opts);
   if (!p.reusable && !decl.signing)
     throw new Error('rollback verifies the dated digest: declarations signing.public-key is required');
-  const image = p.v('image', `${decl.image.registry}/${decl.image.name}`, {
-    description: 'Image repository, registry/name: its stable tag is moved.',
-    required: true,
-  });
+  // Each variant image rolls back to its own stable.<date>: variants are promoted together.
+  const plan = variantPlan(decl, p.reusable);
+  const image = plan.image(
+    p.v('image', `${decl.image.registry}/${decl.image.name}`, {
+      description: 'Image repository, registry/name: its stable tag is moved.',
+      required: true,
+    }),
+  );
   const publicKey = p.v('public-key', decl.signing?.['public-key'] ?? '', {
     description:
       'Cosign public key (path in your repository, or PEM): the dated digest must verify before stable moves.',
@@ -67,41 +72,44 @@ export function rollbackWorkflow(decl: Distro, mode: Mode, opts: GenerateOptions
     },
     { name: 'Move stable (only stable) to that digest, verified' },
   );
-  const rollback = job('rollback', {
-    name: 'Roll stable back to a dated release',
-    // Never on behalf of a pull request (a caller of the reusable workflow may run on one).
-    if: ne(github('event_name'), 'pull_request'),
-    runsOn: p.runsOn(),
-    timeoutMinutes: 15,
-    permissions: { contents: 'read', packages: 'write' },
-    // Moving stable is a release: main only, with the environment's reviewers.
-    environment: p.environment(decl),
-    concurrency: promotionConcurrency(image),
-    outputs: { digest: promote.outputs.digest },
-    steps: [
-      // Checked out first, so the failure notification below can run ./actions/notify; the
-      // date is checked before anything reads it.
-      checkout(),
-      dateGuard({ name: 'Refuse a date that is not YYYYMMDD', value: date, what: 'input date' }),
-      resolve,
-      promote,
-      notifyStep('notify', {
-        name: 'Notify: stable rolled back',
-        title: concat('Rollback: ', image),
-        message: concat(stable, ' of ', image, ' now points at ', dated, ' (', promote.outputs.digest, ')'),
-        priority: 4,
-        tags: 'rewind',
-      }),
-      notifyStep('notify-failed', {
-        name: 'Notify: the rollback failed',
-        if: failure(),
-        title: concat('Rollback failed: ', image),
-        message: concat('Rolling ', stable, ' of ', image, ' back to ', dated, ' failed; ', stable, ' did not move.'),
-        priority: 5,
-        tags: 'rotating_light',
-      }),
-    ],
-  });
+  const rollback = acrossVariants(
+    plan,
+    job('rollback', {
+      name: 'Roll stable back to a dated release',
+      // Never on behalf of a pull request (a caller of the reusable workflow may run on one).
+      if: ne(github('event_name'), 'pull_request'),
+      runsOn: p.runsOn(),
+      timeoutMinutes: 15,
+      permissions: { contents: 'read', packages: 'write' },
+      // Moving stable is a release: main only, with the environment's reviewers.
+      environment: p.environment(decl),
+      concurrency: promotionConcurrency(image),
+      outputs: { digest: promote.outputs.digest },
+      steps: [
+        // Checked out first, so the failure notification below can run ./actions/notify; the
+        // date is checked before anything reads it.
+        checkout(),
+        dateGuard({ name: 'Refuse a date that is not YYYYMMDD', value: date, what: 'input date' }),
+        resolve,
+        promote,
+        notifyStep('notify', {
+          name: 'Notify: stable rolled back',
+          title: concat('Rollback: ', image),
+          message: concat(stable, ' of ', image, ' now points at ', dated, ' (', promote.outputs.digest, ')'),
+          priority: 4,
+          tags: 'rewind',
+        }),
+        notifyStep('notify-failed', {
+          name: 'Notify: the rollback failed',
+          if: failure(),
+          title: concat('Rollback failed: ', image),
+          message: concat('Rolling ', stable, ' of ', image, ' back to ', dated, ' failed; ', stable, ' did not move.'),
+          priority: 5,
+          tags: 'rotating_light',
+        }),
+      ],
+    }),
+  );
 
   const on: Triggers = p.reusable
     ? {

@@ -6,6 +6,7 @@ import {
   enableKvm,
   imageRefGuard,
   NOTIFY_CALL_SECRETS,
+  promotionConcurrency,
   Params,
   readHandoff,
   registryToken,
@@ -253,7 +254,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     timeoutMinutes: 15,
     permissions: { contents: 'write', packages: 'write' },
     environment: p.environment(decl),
-    concurrency: { group: concat(lit('keel-promote-'), image), cancelInProgress: false },
+    concurrency: promotionConcurrency(image),
     outputs: {},
   } as const;
   const promoteSteps = (booted: { imageRef: Expr; releaseDate: Expr }, releaseIf?: Expr): Step[] => [
