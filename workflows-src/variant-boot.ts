@@ -1,7 +1,17 @@
 import { resolveVariants, type Distro } from '../actions/lib/declarations.js';
-import { IMAGE_REF_PATTERN, imageRefGuard } from './common.js';
+import { checkout as checkoutStep, IMAGE_REF_PATTERN, imageRefGuard } from './common.js';
 import { and, concat, eq, github, lit, matrix, ne, not, or, startsWith, type Expr, type Value } from './expr.js';
-import { actionStep, runStep, type ActionStep, type RunStep, type Step } from './model.js';
+import {
+  actionStep,
+  job,
+  runStep,
+  type ActionStep,
+  type Job,
+  type JobSpec,
+  type RunStep,
+  type Step,
+  type Strategy,
+} from './model.js';
 import { pins } from './pins.js';
 import { perLeg, variantImage } from './variants.js';
 
@@ -121,5 +131,58 @@ export function takeVerdict(): { steps: Step[]; imageRef: Expr; releaseDate: Exp
     steps: [download, read, guard],
     imageRef: read.outputs['image-ref'],
     releaseDate: read.outputs['release-date'],
+  };
+}
+
+/** What smoke-boot.yml's generator hands over to build its jobs per variant. */
+export interface PerVariantSpec {
+  decl: Distro;
+  strategy: { strategy?: Strategy };
+  dispatchRef: Expr;
+  /** The boot job of one image (no outputs): each leg runs it for its variant. */
+  boot: JobSpec<never>;
+  /** What a boot leg hands to its promote leg: the booted digest and its release date. */
+  booted: { imageRef: Expr; releaseDate: Expr };
+  /** The promote job without needs, condition and steps. */
+  promote: Omit<JobSpec<never>, 'steps'>;
+  /** The promote and release steps, given what booted and when the release steps run. */
+  promoteSteps(booted: { imageRef: Expr; releaseDate: Expr }, releaseIf: Expr): Step[];
+}
+
+/**
+ * The boot and promote jobs, one leg per variant. A variant whose boot or update test fails holds
+ * back the whole release (every promote leg needs the whole boot job): the dated tags, the GitHub
+ * Release and the download site describe one release. `onlyTestedLegs` applies the dispatch rule
+ * to the final promote job (after any step is appended): a leg that did not test the dispatched
+ * digest promotes and announces nothing.
+ */
+export function perVariantJobs(spec: PerVariantSpec): {
+  boot: Job;
+  promote: Job;
+  releaseDate: Expr;
+  onlyTestedLegs(promote: Job): Job;
+} {
+  const tested = legTestsDispatch(spec.dispatchRef);
+  const refuseForeign = () => dispatchInSomeVariant(spec.decl, spec.dispatchRef);
+  const boot = job('boot', {
+    ...spec.boot,
+    ...spec.strategy,
+    steps: [refuseForeign(), ...onlyWhere(tested, [...spec.boot.steps, ...handVerdictToPromote(spec.booted)])],
+  });
+  const verdict = takeVerdict();
+  // The repository has one GitHub Release per date: the main image's leg publishes it.
+  const mainLeg = eq(matrix('variant'), resolveVariants(spec.decl)[0]!.name);
+  const promote = job('promote', {
+    ...spec.promote,
+    ...spec.strategy,
+    needs: [boot],
+    if: ne(github('event_name'), 'pull_request'),
+    steps: [checkoutStep(), ...verdict.steps, ...spec.promoteSteps(verdict, mainLeg)],
+  });
+  return {
+    boot,
+    promote,
+    releaseDate: verdict.releaseDate,
+    onlyTestedLegs: (j) => ({ ...j, steps: [refuseForeign(), ...onlyWhere(tested, j.steps)] }),
   };
 }

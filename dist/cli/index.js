@@ -14226,6 +14226,7 @@ exports.onlyWhere = onlyWhere;
 exports.dispatchInSomeVariant = dispatchInSomeVariant;
 exports.handVerdictToPromote = handVerdictToPromote;
 exports.takeVerdict = takeVerdict;
+exports.perVariantJobs = perVariantJobs;
 const declarations_js_1 = __nccwpck_require__(8449);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
@@ -14340,6 +14341,38 @@ function takeVerdict() {
         steps: [download, read, guard],
         imageRef: read.outputs['image-ref'],
         releaseDate: read.outputs['release-date'],
+    };
+}
+/**
+ * The boot and promote jobs, one leg per variant. A variant whose boot or update test fails holds
+ * back the whole release (every promote leg needs the whole boot job): the dated tags, the GitHub
+ * Release and the download site describe one release. `onlyTestedLegs` applies the dispatch rule
+ * to the final promote job (after any step is appended): a leg that did not test the dispatched
+ * digest promotes and announces nothing.
+ */
+function perVariantJobs(spec) {
+    const tested = (0, exports.legTestsDispatch)(spec.dispatchRef);
+    const refuseForeign = () => dispatchInSomeVariant(spec.decl, spec.dispatchRef);
+    const boot = (0, model_js_1.job)('boot', {
+        ...spec.boot,
+        ...spec.strategy,
+        steps: [refuseForeign(), ...onlyWhere(tested, [...spec.boot.steps, ...handVerdictToPromote(spec.booted)])],
+    });
+    const verdict = takeVerdict();
+    // The repository has one GitHub Release per date: the main image's leg publishes it.
+    const mainLeg = (0, expr_js_1.eq)((0, expr_js_1.matrix)('variant'), (0, declarations_js_1.resolveVariants)(spec.decl)[0].name);
+    const promote = (0, model_js_1.job)('promote', {
+        ...spec.promote,
+        ...spec.strategy,
+        needs: [boot],
+        if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'),
+        steps: [(0, common_js_1.checkout)(), ...verdict.steps, ...spec.promoteSteps(verdict, mainLeg)],
+    });
+    return {
+        boot,
+        promote,
+        releaseDate: verdict.releaseDate,
+        onlyTestedLegs: (j) => ({ ...j, steps: [refuseForeign(), ...onlyWhere(tested, j.steps)] }),
     };
 }
 
@@ -15534,7 +15567,6 @@ function rollbackWorkflow(decl, mode, opts = {}) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.WORKFLOW_RUN_GUARDS = exports.SMOKE_SOURCE = void 0;
 exports.smokeBootWorkflow = smokeBootWorkflow;
-const declarations_js_1 = __nccwpck_require__(8449);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
@@ -15741,41 +15773,22 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         }),
     ];
     if (perVariant) {
-        // One leg per variant. A variant whose boot or update test fails holds back the whole
-        // release (every variant's promote leg needs the boot job, all legs): the dated tags, the
-        // GitHub Release and the download site describe one release.
-        const verdict = (0, variant_boot_js_1.takeVerdict)();
-        const bootJob = (0, model_js_1.job)('boot', {
-            ...bootSpec,
-            ...(0, variants_js_1.variantStrategy)(plan),
-            steps: [
-                (0, variant_boot_js_1.dispatchInSomeVariant)(decl, dispatchRef),
-                ...(0, variant_boot_js_1.onlyWhere)((0, variant_boot_js_1.legTestsDispatch)(dispatchRef), [
-                    ...bootSteps,
-                    ...(0, variant_boot_js_1.handVerdictToPromote)({ imageRef: boot.outputs['image-ref'], releaseDate }),
-                ]),
-            ],
+        const jobs = (0, variant_boot_js_1.perVariantJobs)({
+            decl,
+            strategy: (0, variants_js_1.variantStrategy)(plan),
+            dispatchRef,
+            boot: { ...bootSpec, steps: bootSteps },
+            booted: { imageRef: boot.outputs['image-ref'], releaseDate },
+            promote: promoteSpec,
+            promoteSteps,
         });
-        const promoteJob = (0, model_js_1.job)('promote', {
-            ...promoteSpec,
-            ...(0, variants_js_1.variantStrategy)(plan),
-            needs: [bootJob],
-            if: (0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'),
-            steps: [
-                (0, common_js_1.checkout)(),
-                ...verdict.steps,
-                // The repository has one GitHub Release per date: the main image's leg publishes it.
-                ...promoteSteps(verdict, (0, expr_js_1.eq)((0, expr_js_1.matrix)('variant'), (0, declarations_js_1.resolveVariants)(decl)[0].name)),
-            ],
+        const promoted = (0, notify_js_1.withPromotionNotice)(jobs.promote, { image, stable, releaseDate: jobs.releaseDate });
+        const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: jobs.boot, promote: promoted, image: repository, gate });
+        return smokeBootFile(decl, p, {
+            boot: reported.boot,
+            promote: jobs.onlyTestedLegs(promoted),
+            notify: reported.notify,
         });
-        const noticed = (0, notify_js_1.withPromotionNotice)(promoteJob, { image, stable, releaseDate: verdict.releaseDate });
-        // A leg that did not test the dispatched digest promotes nothing and announces nothing.
-        const promoted = {
-            ...noticed,
-            steps: [(0, variant_boot_js_1.dispatchInSomeVariant)(decl, dispatchRef), ...(0, variant_boot_js_1.onlyWhere)((0, variant_boot_js_1.legTestsDispatch)(dispatchRef), noticed.steps)],
-        };
-        const reported = (0, notify_js_1.bootFailureNotify)({ p, decl, boot: bootJob, promote: promoted, image: repository, gate });
-        return smokeBootFile(decl, p, { boot: reported.boot, promote: promoted, notify: reported.notify });
     }
     const bootJob = (0, model_js_1.job)('boot', {
         ...bootSpec,

@@ -1,4 +1,4 @@
-import { resolveVariants, type Distro } from '../../actions/lib/declarations.js';
+import type { Distro } from '../../actions/lib/declarations.js';
 import {
   aptInstall,
   checkout,
@@ -35,13 +35,7 @@ import { job, keel, type Job, type Step, type Triggers, type Workflow } from '..
 import { bootFailureNotify, withPromotionNotice } from '../notify.js';
 import { buildWorkflowName } from './build.js';
 import { changelogArtifact, publishRelease, uploadChangelog } from '../release-notes.js';
-import {
-  dispatchInSomeVariant,
-  handVerdictToPromote,
-  legTestsDispatch,
-  onlyWhere,
-  takeVerdict,
-} from '../variant-boot.js';
+import { perVariantJobs } from '../variant-boot.js';
 import { legArtifact, variantPlan, variantStrategy } from '../variants.js';
 
 /**
@@ -280,41 +274,22 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   ];
 
   if (perVariant) {
-    // One leg per variant. A variant whose boot or update test fails holds back the whole
-    // release (every variant's promote leg needs the boot job, all legs): the dated tags, the
-    // GitHub Release and the download site describe one release.
-    const verdict = takeVerdict();
-    const bootJob = job('boot', {
-      ...bootSpec,
-      ...variantStrategy(plan),
-      steps: [
-        dispatchInSomeVariant(decl, dispatchRef),
-        ...onlyWhere(legTestsDispatch(dispatchRef), [
-          ...bootSteps,
-          ...handVerdictToPromote({ imageRef: boot.outputs['image-ref'], releaseDate }),
-        ]),
-      ],
+    const jobs = perVariantJobs({
+      decl,
+      strategy: variantStrategy(plan),
+      dispatchRef,
+      boot: { ...bootSpec, steps: bootSteps },
+      booted: { imageRef: boot.outputs['image-ref'], releaseDate },
+      promote: promoteSpec,
+      promoteSteps,
     });
-    const promoteJob = job('promote', {
-      ...promoteSpec,
-      ...variantStrategy(plan),
-      needs: [bootJob],
-      if: ne(github('event_name'), 'pull_request'),
-      steps: [
-        checkout(),
-        ...verdict.steps,
-        // The repository has one GitHub Release per date: the main image's leg publishes it.
-        ...promoteSteps(verdict, eq(matrix('variant'), resolveVariants(decl)[0]!.name)),
-      ],
+    const promoted = withPromotionNotice(jobs.promote, { image, stable, releaseDate: jobs.releaseDate });
+    const reported = bootFailureNotify({ p, decl, boot: jobs.boot, promote: promoted, image: repository, gate });
+    return smokeBootFile(decl, p, {
+      boot: reported.boot,
+      promote: jobs.onlyTestedLegs(promoted),
+      notify: reported.notify,
     });
-    const noticed = withPromotionNotice(promoteJob, { image, stable, releaseDate: verdict.releaseDate });
-    // A leg that did not test the dispatched digest promotes nothing and announces nothing.
-    const promoted = {
-      ...noticed,
-      steps: [dispatchInSomeVariant(decl, dispatchRef), ...onlyWhere(legTestsDispatch(dispatchRef), noticed.steps)],
-    };
-    const reported = bootFailureNotify({ p, decl, boot: bootJob, promote: promoted, image: repository, gate });
-    return smokeBootFile(decl, p, { boot: reported.boot, promote: promoted, notify: reported.notify });
   }
 
   const bootJob = job('boot', {
