@@ -393,6 +393,45 @@ export interface SbomInputs {
 /** Outputs of `sbom`. */
 export type SbomOutput = 'cyclonedx' | 'spdx' | 'packages' | 'databases' | 'digest';
 
+/** Inputs of `settings` (actions/settings/action.yml). */
+export interface SettingsInputs {
+  /** Path of the distro declarations. Empty: declarations/distro.yaml when it exists, else Keel's defaults (with a notice); a path given must exist. */
+  declarations?: Value;
+  /** Boot backend: direct, uefi or bib. Empty: declarations smoke-boot.backend. */
+  backend?: Value;
+  /** Guest memory (MiB); 0 or empty: the declarations. Empty: declarations smoke-boot.memory. */
+  memory?: Value;
+  /** Guest vCPUs; 0 or empty: the declarations. Empty: declarations smoke-boot.cpus. */
+  cpus?: Value;
+  /** Seconds to reach multi-user; 0 or empty: the declarations. Empty: declarations smoke-boot.timeout. */
+  'boot-timeout'?: Value;
+  /** Run the update test before promotion: true or false. Empty: declarations smoke-boot.update-test. */
+  'update-test'?: Value;
+  /** Extra kernel command line of the test boot. Empty: declarations smoke-boot.kernel-args. */
+  'kernel-args'?: Value;
+  /** Console line (regular expression) that means the boot passed. Empty: declarations smoke-boot.success-pattern. */
+  'success-pattern'?: Value;
+  /** Console line (regular expression) that means the boot failed. Empty: declarations smoke-boot.failure-pattern. */
+  'failure-pattern'?: Value;
+  /** The validate checks that run: all, or newline-separated check ids. Empty: declarations validate.checks. */
+  checks?: Value;
+  /** Checks that only warn when they fail (newline-separated), or none. Empty: declarations validate.warn-checks. */
+  'warn-checks'?: Value;
+  /** Smallest plausible initramfs (MB); 0 or empty: the declarations. Empty: declarations validate.min-initramfs-mb. */
+  'min-initramfs-mb'?: Value;
+  /** Require ostree-prepare-root in the initramfs: true, false or auto. Empty: declarations validate.require-ostree-module. */
+  'require-ostree-module'?: Value;
+  /** Kernel modules a generic boot needs (newline-separated). Empty: declarations validate.initramfs-modules. */
+  'initramfs-modules'?: Value;
+  /** Forbidden leftover repository definitions (globs, newline-separated). Empty: declarations validate.repo-globs. */
+  'repo-globs'?: Value;
+  /** Paths under /var allowed without a tmpfiles.d entry (newline-separated). Empty: declarations validate.var-allow. */
+  'var-allow'?: Value;
+}
+
+/** Outputs of `settings`. */
+export type SettingsOutput = 'backend' | 'memory' | 'cpus' | 'boot-timeout' | 'update-test' | 'kernel-args' | 'success-pattern' | 'failure-pattern' | 'checks' | 'warn-checks' | 'min-initramfs-mb' | 'require-ostree-module' | 'initramfs-modules' | 'repo-globs' | 'var-allow';
+
 /** Inputs of `sign` (actions/sign/action.yml). */
 export interface SignInputs {
   /** Image to sign, as registry/repo@sha256:<hex> (the image-ref output of push). A tag is refused: a signature is bound to one manifest digest. Optional only when just files are signed. */
@@ -745,6 +784,7 @@ export interface KeelInputs {
   rechunk: RechunkInputs;
   resolve: ResolveInputs;
   sbom: SbomInputs;
+  settings: SettingsInputs;
   sign: SignInputs;
   'site-bump': SiteBumpInputs;
   'smoke-boot': SmokeBootInputs;
@@ -769,6 +809,7 @@ export interface KeelOutputs {
   rechunk: RechunkOutput;
   resolve: ResolveOutput;
   sbom: SbomOutput;
+  settings: SettingsOutput;
   sign: SignOutput;
   'site-bump': SiteBumpOutput;
   'smoke-boot': SmokeBootOutput;
@@ -994,6 +1035,27 @@ export const KEEL_ACTIONS = {
       'insecure-registries': { required: false, default: '' },
     },
     outputs: ['cyclonedx', 'spdx', 'packages', 'databases', 'digest'],
+  },
+  settings: {
+    inputs: {
+      declarations: { required: false, default: '' },
+      backend: { required: false, default: '' },
+      memory: { required: false, default: '' },
+      cpus: { required: false, default: '' },
+      'boot-timeout': { required: false, default: '' },
+      'update-test': { required: false, default: '' },
+      'kernel-args': { required: false, default: '' },
+      'success-pattern': { required: false, default: '' },
+      'failure-pattern': { required: false, default: '' },
+      checks: { required: false, default: '' },
+      'warn-checks': { required: false, default: '' },
+      'min-initramfs-mb': { required: false, default: '' },
+      'require-ostree-module': { required: false, default: '' },
+      'initramfs-modules': { required: false, default: '' },
+      'repo-globs': { required: false, default: '' },
+      'var-allow': { required: false, default: '' },
+    },
+    outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow'],
   },
   sign: {
     inputs: {

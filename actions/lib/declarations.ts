@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { isMap, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
+import { CHECK_IDS, DEFAULT_WARN_CHECKS } from './check-ids.js';
 import { UserError } from './errors.js';
 import { isValidYmd } from './inputs.js';
 import {
@@ -119,6 +120,20 @@ const ValidateSpec = z
     'require-ostree-module': z.union([z.boolean(), z.literal('auto')]).default('auto'),
     'initramfs-modules': z.array(z.string()).default(['virtio_blk', 'ext4']),
     'repo-globs': z.array(z.string()).optional().describe('Forbidden leftover repository definitions.'),
+    checks: z
+      .array(z.enum(['all', ...CHECK_IDS]))
+      .min(1)
+      .default(['all'])
+      .describe('The checks that run: all, or a list of check ids (leave one out to skip it).'),
+    'warn-checks': z
+      .array(z.enum(['none', ...CHECK_IDS]))
+      .min(1)
+      .default([...DEFAULT_WARN_CHECKS])
+      .describe('Checks that only warn when they fail (none: every check gates).'),
+    'var-allow': z
+      .array(z.string().regex(/^\/?var\/./, 'a path under /var'))
+      .default([])
+      .describe('Paths under /var allowed without a tmpfiles.d entry.'),
   })
   .describe('Static gates of the validate hop.');
 
@@ -337,6 +352,9 @@ export const DistroSchema = z
       'min-initramfs-mb': 50,
       'require-ostree-module': 'auto',
       'initramfs-modules': ['virtio_blk', 'ext4'],
+      checks: ['all'],
+      'warn-checks': [...DEFAULT_WARN_CHECKS],
+      'var-allow': [],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
     'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),

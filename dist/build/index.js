@@ -50543,6 +50543,27 @@ function preprocess(fn, schema) {
     });
 }
 
+;// CONCATENATED MODULE: ./actions/lib/check-ids.ts
+/** The validate hop's check ids: shared by the hop and the declarations (validate.checks). */
+const CHECK_IDS = [
+    'one-kernel',
+    'kernel-files',
+    'initramfs-size',
+    'initramfs-generic',
+    'initramfs-contents',
+    'ostree-linux-label',
+    'bootc-label',
+    'no-repo-files',
+    'var-content',
+    'bootc-lint',
+    'passwd',
+    'os-release',
+    'boot-empty',
+    'install-media',
+];
+/** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
+const DEFAULT_WARN_CHECKS = ['initramfs-size'];
+
 ;// CONCATENATED MODULE: ./actions/lib/transport.ts
 /**
  * Where credentials may travel. Registry passwords and tokens, IA keys, GitHub tokens and OIDC
@@ -50972,6 +50993,7 @@ function versionFromDebian(v) {
 
 
 
+
 /**
  * `declarations/distro.yaml`: one file that describes a distro to Keel (image, tags, base,
  * build, gates, boot test, ISO, Internet Archive item, download site). The workflow
@@ -51054,6 +51076,17 @@ const ValidateSpec = strictObject({
     'require-ostree-module': union([schemas_boolean(), literal('auto')]).default('auto'),
     'initramfs-modules': array(schemas_string()).default(['virtio_blk', 'ext4']),
     'repo-globs': array(schemas_string()).optional().describe('Forbidden leftover repository definitions.'),
+    checks: array(schemas_enum(['all', ...CHECK_IDS]))
+        .min(1)
+        .default(['all'])
+        .describe('The checks that run: all, or a list of check ids (leave one out to skip it).'),
+    'warn-checks': array(schemas_enum(['none', ...CHECK_IDS]))
+        .min(1)
+        .default([...DEFAULT_WARN_CHECKS])
+        .describe('Checks that only warn when they fail (none: every check gates).'),
+    'var-allow': array(schemas_string().regex(/^\/?var\/./, 'a path under /var'))
+        .default([])
+        .describe('Paths under /var allowed without a tmpfiles.d entry.'),
 })
     .describe('Static gates of the validate hop.');
 const RechunkSpec = strictObject({
@@ -51210,6 +51243,9 @@ const DistroSchema = strictObject({
         'min-initramfs-mb': 50,
         'require-ostree-module': 'auto',
         'initramfs-modules': ['virtio_blk', 'ext4'],
+        checks: ['all'],
+        'warn-checks': [...DEFAULT_WARN_CHECKS],
+        'var-allow': [],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
     'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),

@@ -2399,6 +2399,35 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
+/***/ 4033:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.DEFAULT_WARN_CHECKS = exports.CHECK_IDS = void 0;
+/** The validate hop's check ids: shared by the hop and the declarations (validate.checks). */
+exports.CHECK_IDS = [
+    'one-kernel',
+    'kernel-files',
+    'initramfs-size',
+    'initramfs-generic',
+    'initramfs-contents',
+    'ostree-linux-label',
+    'bootc-label',
+    'no-repo-files',
+    'var-content',
+    'bootc-lint',
+    'passwd',
+    'os-release',
+    'boot-empty',
+    'install-media',
+];
+/** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
+exports.DEFAULT_WARN_CHECKS = ['initramfs-size'];
+
+
+/***/ }),
+
 /***/ 4298:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -2462,6 +2491,7 @@ exports.expandTemplate = expandTemplate;
 const node_fs_1 = __importDefault(__nccwpck_require__(3024));
 const yaml_1 = __nccwpck_require__(8815);
 const zod_1 = __nccwpck_require__(924);
+const check_ids_js_1 = __nccwpck_require__(4033);
 const errors_js_1 = __nccwpck_require__(2863);
 const inputs_js_1 = __nccwpck_require__(7721);
 const naming_js_1 = __nccwpck_require__(6447);
@@ -2562,6 +2592,20 @@ const ValidateSpec = zod_1.z
     'require-ostree-module': zod_1.z.union([zod_1.z.boolean(), zod_1.z.literal('auto')]).default('auto'),
     'initramfs-modules': zod_1.z.array(zod_1.z.string()).default(['virtio_blk', 'ext4']),
     'repo-globs': zod_1.z.array(zod_1.z.string()).optional().describe('Forbidden leftover repository definitions.'),
+    checks: zod_1.z
+        .array(zod_1.z.enum(['all', ...check_ids_js_1.CHECK_IDS]))
+        .min(1)
+        .default(['all'])
+        .describe('The checks that run: all, or a list of check ids (leave one out to skip it).'),
+    'warn-checks': zod_1.z
+        .array(zod_1.z.enum(['none', ...check_ids_js_1.CHECK_IDS]))
+        .min(1)
+        .default([...check_ids_js_1.DEFAULT_WARN_CHECKS])
+        .describe('Checks that only warn when they fail (none: every check gates).'),
+    'var-allow': zod_1.z
+        .array(zod_1.z.string().regex(/^\/?var\/./, 'a path under /var'))
+        .default([])
+        .describe('Paths under /var allowed without a tmpfiles.d entry.'),
 })
     .describe('Static gates of the validate hop.');
 const RechunkSpec = zod_1.z.strictObject({
@@ -2746,6 +2790,9 @@ exports.DistroSchema = zod_1.z
         'min-initramfs-mb': 50,
         'require-ostree-module': 'auto',
         'initramfs-modules': ['virtio_blk', 'ext4'],
+        checks: ['all'],
+        'warn-checks': [...check_ids_js_1.DEFAULT_WARN_CHECKS],
+        'var-allow': [],
     }),
     rechunk: RechunkSpec.default({ 'max-layers': 64, enabled: true }),
     'smoke-boot': SmokeSpec.default({ backend: 'direct', memory: 2048, cpus: 2, timeout: 1800, 'update-test': true }),
@@ -12165,6 +12212,27 @@ exports.KEEL_ACTIONS = {
             'insecure-registries': { required: false, default: '' },
         },
         outputs: ['cyclonedx', 'spdx', 'packages', 'databases', 'digest'],
+    },
+    settings: {
+        inputs: {
+            declarations: { required: false, default: '' },
+            backend: { required: false, default: '' },
+            memory: { required: false, default: '' },
+            cpus: { required: false, default: '' },
+            'boot-timeout': { required: false, default: '' },
+            'update-test': { required: false, default: '' },
+            'kernel-args': { required: false, default: '' },
+            'success-pattern': { required: false, default: '' },
+            'failure-pattern': { required: false, default: '' },
+            checks: { required: false, default: '' },
+            'warn-checks': { required: false, default: '' },
+            'min-initramfs-mb': { required: false, default: '' },
+            'require-ostree-module': { required: false, default: '' },
+            'initramfs-modules': { required: false, default: '' },
+            'repo-globs': { required: false, default: '' },
+            'var-allow': { required: false, default: '' },
+        },
+        outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow'],
     },
     sign: {
         inputs: {

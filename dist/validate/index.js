@@ -42578,20 +42578,8 @@ async function installerNeeds(media, f, kdir, need, isFile) {
     need(ids.some((id) => BIB_ISO_FAMILY.includes(id)), `an os-release bootc-image-builder makes an installer for (ID ${field('ID') || 'unset'})`, `os-release ID=${field('ID') || '(unset)'}${field('ID_LIKE') ? ` ID_LIKE="${field('ID_LIKE')}"` : ''} is not in the ${BIB_ISO_FAMILY.join('/')} family, whose repositories the Anaconda installer comes from; use install-media: live-iso`);
 }
 
-;// CONCATENATED MODULE: ./actions/validate/src/checks.ts
-
-
-
-
-const DEFAULT_REPO_GLOBS = [
-    'etc/yum.repos.d/_copr*.repo',
-    'etc/yum.repos.d/*copr*.repo',
-    'etc/apt/sources.list.d/*.list',
-    'etc/apt/sources.list.d/*.sources',
-    '!etc/apt/sources.list.d/debian.sources',
-    '!etc/apt/sources.list.d/ubuntu.sources',
-    'etc/zypp/repos.d/*.repo',
-];
+;// CONCATENATED MODULE: ./actions/lib/check-ids.ts
+/** The validate hop's check ids: shared by the hop and the declarations (validate.checks). */
 const CHECK_IDS = [
     'one-kernel',
     'kernel-files',
@@ -42610,6 +42598,24 @@ const CHECK_IDS = [
 ];
 /** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
 const DEFAULT_WARN_CHECKS = ['initramfs-size'];
+
+;// CONCATENATED MODULE: ./actions/validate/src/checks.ts
+
+
+
+
+const DEFAULT_REPO_GLOBS = [
+    'etc/yum.repos.d/_copr*.repo',
+    'etc/yum.repos.d/*copr*.repo',
+    'etc/apt/sources.list.d/*.list',
+    'etc/apt/sources.list.d/*.sources',
+    '!etc/apt/sources.list.d/debian.sources',
+    '!etc/apt/sources.list.d/ubuntu.sources',
+    'etc/zypp/repos.d/*.repo',
+];
+
+
+/** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
 /**
  * What dracut writes into a host-only initramfs and never into a generic one (`--no-hostonly`):
  * `lib/dracut/hostonly-files`, the list of host-specific files it installed (e.g. /etc/hostname,

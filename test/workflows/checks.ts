@@ -50,6 +50,7 @@ export const HOP_PERMISSIONS: Record<string, Perms> = {
   sbom: { packages: 'read' }, // reads the pushed image's layers
   changelog: { packages: 'read' }, // reads the new image and stable
   'github-release': { contents: 'write' }, // creates or updates the release stable.<date> and its git tag
+  settings: {}, // reads the checked-out declarations only
 };
 
 function stepPermissions(s: YStep): Perms | string {

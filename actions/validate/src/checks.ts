@@ -52,26 +52,11 @@ export const DEFAULT_REPO_GLOBS = [
   'etc/zypp/repos.d/*.repo',
 ];
 
-export const CHECK_IDS = [
-  'one-kernel',
-  'kernel-files',
-  'initramfs-size',
-  'initramfs-generic',
-  'initramfs-contents',
-  'ostree-linux-label',
-  'bootc-label',
-  'no-repo-files',
-  'var-content',
-  'bootc-lint',
-  'passwd',
-  'os-release',
-  'boot-empty',
-  'install-media',
-] as const;
-export type CheckId = (typeof CHECK_IDS)[number];
+import { CHECK_IDS, type CheckId } from '../../lib/check-ids.js';
+
+export { CHECK_IDS, DEFAULT_WARN_CHECKS, type CheckId } from '../../lib/check-ids.js';
 
 /** Checks that only warn unless `warn-checks` says otherwise: size is a heuristic, not a verdict. */
-export const DEFAULT_WARN_CHECKS: readonly CheckId[] = ['initramfs-size'];
 
 /**
  * What dracut writes into a host-only initramfs and never into a generic one (`--no-hostonly`):
