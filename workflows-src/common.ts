@@ -1,4 +1,5 @@
 import type { Distro } from '../actions/lib/declarations.js';
+import { SETTINGS, type SettingName } from '../actions/lib/settings.js';
 import { repoRoot } from './action-specs.js';
 import { concat, github, input, lit, secret, type Expr, type Value } from './expr.js';
 import {
@@ -36,6 +37,15 @@ export interface ParamSpec {
   required?: boolean;
 }
 
+/** A setting's reusable input: its description, and whether it is a number (then 0 means "as declared"). */
+export interface SettingSpec {
+  description: string;
+  number?: boolean;
+}
+
+/** Id of the settings step in a reusable job. */
+export const SETTINGS_STEP = 'settings';
+
 export interface GenerateOptions {
   /** The release the reusable workflows pin Keel's actions to (default: the stamped KEEL_RELEASE_FILE). */
   release?: KeelRelease;
@@ -44,6 +54,8 @@ export interface GenerateOptions {
 export class Params {
   /** The workflow_call inputs the reusable variant declares, in the order first used. */
   readonly callInputs: Record<string, CallInput> = {};
+  /** The settings asked for (reusable): the settings step resolves these. */
+  private readonly settingNames = new Set<SettingName>();
   constructor(
     readonly mode: Mode,
     private readonly opts: GenerateOptions = {},
@@ -84,6 +96,44 @@ export class Params {
   v(name: string, dogfood: string | number | boolean, spec: ParamSpec): Expr {
     if (!this.reusable) return lit(dogfood);
     return this.input(name, spec);
+  }
+
+  /**
+   * A setting the caller's declarations hold (`SETTINGS` of actions/lib/settings.ts). Dogfood:
+   * the declarations value, a constant. Reusable: the settings step's output, which is the
+   * caller's declarations value unless the workflow input of the same name overrides it (that
+   * input defaults to empty, or 0 for a number, meaning "as declared").
+   */
+  setting(name: SettingName, dogfood: string | number | boolean, spec: SettingSpec): Expr {
+    if (!this.reusable) return lit(dogfood);
+    const path = SETTINGS[name].section + '.' + SETTINGS[name].key;
+    this.input(name, {
+      description: `${spec.description} ${spec.number ? '0' : 'Empty'} (the default): your declarations' ${path}.`,
+      default: spec.number ? 0 : '',
+    });
+    this.settingNames.add(name);
+    return this.declared(name);
+  }
+
+  /** Reusable only: the setting as the caller's declarations hold it (no input overrides it). */
+  declared(name: SettingName): Expr {
+    if (!this.reusable) throw new Error(`declared('${name}') is for reusable workflows`);
+    return { kind: 'step-output', step: SETTINGS_STEP, output: name, hop: 'settings' };
+  }
+
+  /** Like setting(), for one the dogfood workflow passes only when the declarations set it. */
+  optionalSetting(name: SettingName, dogfood: string | undefined, spec: SettingSpec): Expr | undefined {
+    return this.reusable || dogfood !== undefined ? this.setting(name, dogfood ?? '', spec) : undefined;
+  }
+
+  /**
+   * Reusable: the step (right after checkout) that reads the caller's declarations and resolves
+   * the settings asked for so far; dogfood: none. Call it after the job's setting() calls.
+   */
+  settingsStep(declarations: Expr): KeelStep<'settings'> | undefined {
+    if (!this.reusable) return undefined;
+    const overrides = Object.fromEntries([...this.settingNames].map((n) => [n, input(n)]));
+    return keel.settings(SETTINGS_STEP, { declarations, ...overrides }, { name: 'Settings from your declarations' });
   }
 
   /** A workflow_call input (reusable only). */

@@ -4928,6 +4928,94 @@ function parseRetryAfter(value, now = Date.now()) {
 
 /***/ }),
 
+/***/ 1529:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SETTING_NAMES = exports.SETTINGS = void 0;
+exports.resolveSettings = resolveSettings;
+const declarations_js_1 = __nccwpck_require__(8449);
+const errors_js_1 = __nccwpck_require__(2863);
+const inputs_js_1 = __nccwpck_require__(7721);
+exports.SETTINGS = {
+    // smoke-boot
+    backend: { section: 'smoke-boot', key: 'backend', kind: 'text' },
+    memory: { section: 'smoke-boot', key: 'memory', kind: 'number' },
+    cpus: { section: 'smoke-boot', key: 'cpus', kind: 'number' },
+    'boot-timeout': { section: 'smoke-boot', key: 'timeout', kind: 'number' },
+    'update-test': { section: 'smoke-boot', key: 'update-test', kind: 'bool' },
+    'kernel-args': { section: 'smoke-boot', key: 'kernel-args', kind: 'text' },
+    'success-pattern': { section: 'smoke-boot', key: 'success-pattern', kind: 'text' },
+    'failure-pattern': { section: 'smoke-boot', key: 'failure-pattern', kind: 'text' },
+    // validate
+    checks: { section: 'validate', key: 'checks', kind: 'lines' },
+    'warn-checks': { section: 'validate', key: 'warn-checks', kind: 'lines' },
+    'min-initramfs-mb': { section: 'validate', key: 'min-initramfs-mb', kind: 'number' },
+    'require-ostree-module': { section: 'validate', key: 'require-ostree-module', kind: 'bool-or-auto' },
+    'initramfs-modules': { section: 'validate', key: 'initramfs-modules', kind: 'lines' },
+    'repo-globs': { section: 'validate', key: 'repo-globs', kind: 'lines' },
+    'var-allow': { section: 'validate', key: 'var-allow', kind: 'lines' },
+};
+exports.SETTING_NAMES = Object.keys(exports.SETTINGS);
+/** The override as a declarations value; '' (and 0 for a number: a number input's default) is none. */
+function overrideValue(name, raw) {
+    const { kind } = exports.SETTINGS[name];
+    const v = raw.trim();
+    if (kind === 'number') {
+        if (!/^[0-9]+(\.[0-9]+)?$/.test(v))
+            throw new errors_js_1.UserError(`input ${name}: expected a number, got ${JSON.stringify(raw)}`);
+        return Number(v);
+    }
+    if (kind === 'bool' || kind === 'bool-or-auto') {
+        if (v === 'true' || v === 'false')
+            return v === 'true';
+        if (kind === 'bool-or-auto' && v === 'auto')
+            return 'auto';
+        const expected = kind === 'bool' ? 'true or false' : 'true, false or auto';
+        throw new errors_js_1.UserError(`input ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+    }
+    return kind === 'lines' ? (0, inputs_js_1.splitList)(v) : v;
+}
+const isUnset = (name, raw) => raw.trim() === '' || (exports.SETTINGS[name].kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
+const asInput = (v) => v === undefined ? '' : Array.isArray(v) ? v.join('\n') : String(v);
+/**
+ * Every setting: the override when given, else the declarations' value (`decl` undefined: no
+ * declarations file, the schema's defaults). Every override is checked before anything is
+ * returned; a bad one fails naming the input, what was expected and its declarations key.
+ */
+function resolveSettings(decl, overrides) {
+    const sections = {
+        validate: { ...(decl?.validate ?? declarations_js_1.DistroSchema.shape.validate.parse(undefined)) },
+        'smoke-boot': { ...(decl?.['smoke-boot'] ?? declarations_js_1.DistroSchema.shape['smoke-boot'].parse(undefined)) },
+    };
+    const given = exports.SETTING_NAMES.filter((n) => overrides[n] !== undefined && !isUnset(n, overrides[n]));
+    for (const name of given) {
+        const { section, key } = exports.SETTINGS[name];
+        sections[section][key] = overrideValue(name, overrides[name]);
+    }
+    for (const section of ['validate', 'smoke-boot']) {
+        const parsed = declarations_js_1.DistroSchema.shape[section].safeParse(sections[section]);
+        if (!parsed.success) {
+            const issue = parsed.error.issues[0];
+            const key = String(issue.path[0] ?? '');
+            const name = exports.SETTING_NAMES.find((n) => exports.SETTINGS[n].section === section && exports.SETTINGS[n].key === key);
+            throw new errors_js_1.UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
+        }
+        sections[section] = parsed.data;
+    }
+    const out = {};
+    for (const name of exports.SETTING_NAMES) {
+        const { section, key } = exports.SETTINGS[name];
+        const source = given.includes(name) ? 'input' : decl ? 'declarations' : 'default';
+        out[name] = { value: asInput(sections[section][key]), source, path: `${section}.${key}` };
+    }
+    return out;
+}
+
+
+/***/ }),
+
 /***/ 4976:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -12425,7 +12513,7 @@ exports.KEEL_ACTIONS = {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.skip = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = void 0;
+exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.skip = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = exports.SETTINGS_STEP = void 0;
 exports.checkout = checkout;
 exports.releaseDate = releaseDate;
 exports.enableKvm = enableKvm;
@@ -12440,15 +12528,20 @@ exports.imageRefGuard = imageRefGuard;
 exports.promotionConcurrency = promotionConcurrency;
 exports.notifyStep = notifyStep;
 exports.dateGuard = dateGuard;
+const settings_js_1 = __nccwpck_require__(1529);
 const action_specs_js_1 = __nccwpck_require__(777);
 const expr_js_1 = __nccwpck_require__(9253);
 const model_js_1 = __nccwpck_require__(2565);
 const pins_js_1 = __nccwpck_require__(3998);
+/** Id of the settings step in a reusable job. */
+exports.SETTINGS_STEP = 'settings';
 class Params {
     mode;
     opts;
     /** The workflow_call inputs the reusable variant declares, in the order first used. */
     callInputs = {};
+    /** The settings asked for (reusable): the settings step resolves these. */
+    settingNames = new Set();
     constructor(mode, opts = {}) {
         this.mode = mode;
         this.opts = opts;
@@ -12484,6 +12577,43 @@ class Params {
         if (!this.reusable)
             return (0, expr_js_1.lit)(dogfood);
         return this.input(name, spec);
+    }
+    /**
+     * A setting the caller's declarations hold (`SETTINGS` of actions/lib/settings.ts). Dogfood:
+     * the declarations value, a constant. Reusable: the settings step's output, which is the
+     * caller's declarations value unless the workflow input of the same name overrides it (that
+     * input defaults to empty, or 0 for a number, meaning "as declared").
+     */
+    setting(name, dogfood, spec) {
+        if (!this.reusable)
+            return (0, expr_js_1.lit)(dogfood);
+        const path = settings_js_1.SETTINGS[name].section + '.' + settings_js_1.SETTINGS[name].key;
+        this.input(name, {
+            description: `${spec.description} ${spec.number ? '0' : 'Empty'} (the default): your declarations' ${path}.`,
+            default: spec.number ? 0 : '',
+        });
+        this.settingNames.add(name);
+        return this.declared(name);
+    }
+    /** Reusable only: the setting as the caller's declarations hold it (no input overrides it). */
+    declared(name) {
+        if (!this.reusable)
+            throw new Error(`declared('${name}') is for reusable workflows`);
+        return { kind: 'step-output', step: exports.SETTINGS_STEP, output: name, hop: 'settings' };
+    }
+    /** Like setting(), for one the dogfood workflow passes only when the declarations set it. */
+    optionalSetting(name, dogfood, spec) {
+        return this.reusable || dogfood !== undefined ? this.setting(name, dogfood ?? '', spec) : undefined;
+    }
+    /**
+     * Reusable: the step (right after checkout) that reads the caller's declarations and resolves
+     * the settings asked for so far; dogfood: none. Call it after the job's setting() calls.
+     */
+    settingsStep(declarations) {
+        if (!this.reusable)
+            return undefined;
+        const overrides = Object.fromEntries([...this.settingNames].map((n) => [n, (0, expr_js_1.input)(n)]));
+        return model_js_1.keel.settings(exports.SETTINGS_STEP, { declarations, ...overrides }, { name: 'Settings from your declarations' });
     }
     /** A workflow_call input (reusable only). */
     input(name, spec) {
@@ -14958,6 +15088,7 @@ exports.buildWorkflowName = exports.BUILD_SOURCE = void 0;
 exports.buildPaths = buildPaths;
 exports.bootstrapStep = bootstrapStep;
 exports.buildWorkflow = buildWorkflow;
+const check_ids_js_1 = __nccwpck_require__(4033);
 const common_js_1 = __nccwpck_require__(3335);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
@@ -15041,7 +15172,7 @@ function buildParams(decl, mode, opts) {
             required: true,
         })),
         declarations: p.v('declarations', 'declarations/distro.yaml', {
-            description: 'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
+            description: 'Path of your distro declarations (image name, labels, OS identity, base, build-args, validate settings): read by the build and settings hops.',
             default: 'declarations/distro.yaml',
         }),
         candidate: p.v('candidate-tag', decl.tags.candidate, { description: 'Candidate tag word.', default: 'candidate' }),
@@ -15096,30 +15227,28 @@ function buildStep(bp, releaseDateOut) {
 function validateStep(bp, localRef) {
     const { p } = bp;
     const v = bp.decl.validate;
+    // Dogfood passes a list only when the declarations change it from the hop's default.
+    const unlessDefault = (list, dflt) => list && list.join('\n') !== dflt.join('\n') ? list.join('\n') : undefined;
+    const optional = (name, value, description) => {
+        const e = p.optionalSetting(name, value, { description });
+        return e ? { [name]: e } : {};
+    };
     return model_js_1.keel.validate('validate', {
         image: localRef,
-        'min-initramfs-mb': p.v('min-initramfs-mb', v['min-initramfs-mb'], {
+        ...optional('checks', unlessDefault(v.checks, ['all']), 'Checks that run: all, or check ids (newline-separated).'),
+        ...optional('warn-checks', unlessDefault(v['warn-checks'], check_ids_js_1.DEFAULT_WARN_CHECKS), 'Checks that only warn when they fail (newline-separated), or none.'),
+        'min-initramfs-mb': p.setting('min-initramfs-mb', v['min-initramfs-mb'], {
             description: 'Smallest acceptable initramfs (MB).',
-            default: 50,
+            number: true,
         }),
-        'require-ostree-module': p.v('require-ostree-module', String(v['require-ostree-module']), {
+        'require-ostree-module': p.setting('require-ostree-module', String(v['require-ostree-module']), {
             description: 'Require ostree-prepare-root in the initramfs: true, false or auto.',
-            default: 'auto',
         }),
-        'initramfs-modules': p.v('initramfs-modules', v['initramfs-modules'].join('\n'), {
+        'initramfs-modules': p.setting('initramfs-modules', v['initramfs-modules'].join('\n'), {
             description: 'Kernel modules a generic boot needs (newline-separated).',
-            default: 'virtio_blk\next4',
         }),
-        ...(p.reusable
-            ? {
-                'repo-globs': p.input('repo-globs', {
-                    description: 'Forbidden leftover repository files (globs, newline-separated); empty: defaults.',
-                    default: '',
-                }),
-            }
-            : v['repo-globs']
-                ? { 'repo-globs': v['repo-globs'].join('\n') }
-                : {}),
+        ...optional('repo-globs', v['repo-globs']?.join('\n'), 'Forbidden leftover repository files (globs, newline-separated); empty in both: Keel defaults.'),
+        ...optional('var-allow', unlessDefault(v['var-allow'], []), 'Paths under /var allowed without a tmpfiles.d entry.'),
     }, { name: 'Validate the image (before any push)' });
 }
 /** The rechunk step, and the reference push reads (the rechunked image, or the built one). */
@@ -15166,6 +15295,8 @@ function buildJob(bp) {
     const steps = [
         (0, common_js_1.checkout)(),
         (0, free_disk_js_1.freeDiskStep)(bp.p),
+        // Reusable: the caller's validate settings (after validateStep asked for them).
+        bp.p.settingsStep(bp.declarations),
         date,
         !bp.p.reusable && bootstrapStep(bp.decl),
         build,
@@ -15738,18 +15869,22 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         password: token,
     }, { name: 'Verify the signature, the SBOM and the provenance of the digest' });
     // Guest size and time bound: the same for the fresh boot and the update test's boots.
-    const memory = p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 });
-    const cpus = p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 });
-    const timeout = p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 });
+    const memory = p.setting('memory', sb.memory, { description: 'Guest memory (MiB).', number: true });
+    const cpus = p.setting('cpus', sb.cpus, { description: 'Guest vCPUs.', number: true });
+    const timeout = p.setting('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', number: true });
+    const console = (name, description) => {
+        const e = p.optionalSetting(name, sb[name], { description });
+        return e ? { [name]: e } : {};
+    };
     const boot = model_js_1.keel['smoke-boot']('boot', {
         image: imageRef,
-        backend: p.v('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.', default: 'direct' }),
+        backend: p.setting('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.' }),
         memory,
         cpus,
         timeout,
-        ...(sb['success-pattern'] ? { 'success-pattern': sb['success-pattern'] } : {}),
-        ...(sb['failure-pattern'] ? { 'failure-pattern': sb['failure-pattern'] } : {}),
-        ...(sb['kernel-args'] ? { 'kernel-args': sb['kernel-args'] } : {}),
+        ...console('success-pattern', 'Console line (regular expression) that means the boot passed.'),
+        ...console('failure-pattern', 'Console line (regular expression) that means the boot failed.'),
+        ...console('kernel-args', 'Extra kernel command line of the test boot.'),
         'public-key': publicKey,
         identity,
         'artifact-name': (0, expr_js_1.concat)((0, expr_js_1.lit)('smoke-boot-serial-'), (0, expr_js_1.github)('run_id'), (0, expr_js_1.lit)('-'), (0, expr_js_1.github)('run_attempt')),
@@ -15757,14 +15892,15 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         password: token,
     }, { name: 'Boot it' });
     // A machine on stable today must update to this digest and roll back, before promotion.
-    // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+    // Dogfood: the declarations decide whether the step exists; reusable: at run time, both the
+    // caller's declarations (smoke-boot.update-test) and the input must allow it.
     const runUpdate = p.reusable || sb['update-test'];
     const updateIf = p.reusable
         ? {
-            if: (0, expr_js_1.eq)(p.input('update-test', {
-                description: 'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
+            if: (0, expr_js_1.and)((0, expr_js_1.eq)(p.input('update-test', {
+                description: "Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion. false turns it off; true runs it unless your declarations' smoke-boot.update-test is false.",
                 default: true,
-            }), true),
+            }), true), (0, expr_js_1.eq)(p.declared('update-test'), 'true')),
         }
         : {};
     const update = model_js_1.keel['update-test']('update', {
@@ -15790,6 +15926,11 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
         dispatchGuard,
         (0, common_js_1.checkout)(),
         (0, free_disk_js_1.freeDiskStep)(p),
+        // Reusable: the caller's smoke-boot settings (after the steps above asked for them).
+        p.settingsStep(p.v('declarations', 'declarations/distro.yaml', {
+            description: 'Path of your distro declarations: the smoke-boot settings are read from it.',
+            default: 'declarations/distro.yaml',
+        })),
         (0, common_js_1.downloadHandoff)(fromRun, perVariant ? (0, variants_js_1.legArtifact)() : undefined),
         handoff,
         handoffGuard,

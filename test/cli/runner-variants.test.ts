@@ -8,7 +8,8 @@ import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { and, eq, lit, matrix, type Expr } from '../../workflows-src/expr.js';
 import { workflows } from '../../workflows-src/index.js';
-import type { Job, Step, Workflow } from '../../workflows-src/model.js';
+import type { AnyKeelStep, Step, Workflow } from '../../workflows-src/model.js';
+import { standInHops } from '../harness/stand-ins.js';
 import { tmpdir } from '../harness/tools.js';
 
 /**
@@ -36,7 +37,7 @@ const digestOf = (v: string) => `sha256:${(v === 'main' ? 'a' : 'b').repeat(64)}
 const refOf = (v: string) => `${images[v]}@${digestOf(v)}`;
 
 /** What a stand-in hop outputs: the values the later steps read, computed from its own inputs. */
-function standInOutputs(step: Extract<Step, { type: 'keel' }>): Record<string, Expr> {
+function standInOutputs(step: AnyKeelStep): Record<string, Expr> {
   const w = step.with as Record<string, Expr>;
   switch (step.hop) {
     case 'smoke-boot':
@@ -54,30 +55,17 @@ function standInOutputs(step: Extract<Step, { type: 'keel' }>): Record<string, E
 
 /** The workflow with each hop a stand-in; `failBoot`: that variant's boot fails (a refused check). */
 function standIns(wf: Workflow, failBoot?: string): Workflow {
-  const swap = (s: Step): Step => {
-    if (s.type !== 'keel')
-      return s.type === 'run' && s.local.local === 'apt-install'
-        ? { ...s, local: { local: 'skip', reason: 'test' } }
-        : s;
-    const fails = s.hop === 'smoke-boot' && failBoot;
-    return {
-      type: 'run',
-      ...(s.id ? { id: s.id } : {}),
-      name: s.name,
-      ...(s.if ? { if: s.if } : {}),
-      run: 'true',
-      local: fails
-        ? { local: 'check-image-ref', ref: lit('the boot failed'), repository: lit(image) }
-        : { local: 'expand-templates', vars: {}, templates: standInOutputs(s) },
-      outputs: s.outputs,
-    } as Step;
-  };
-  const failIn = (s: Step): Step =>
-    s.type === 'run' && s.local.local === 'check-image-ref' && s.id === 'boot'
-      ? { ...s, if: s.if ? and(eq(matrix('variant'), failBoot!), s.if) : eq(matrix('variant'), failBoot!) }
+  const stood = standInHops(wf, standInOutputs);
+  if (!failBoot) return stood;
+  const failing = (s: Step): Step =>
+    s.id === 'boot'
+      ? ({
+          ...s,
+          if: s.if ? and(eq(matrix('variant'), failBoot), s.if) : eq(matrix('variant'), failBoot),
+          local: { local: 'check-image-ref', ref: lit('the boot failed'), repository: lit(image) },
+        } as Step)
       : s;
-  const jobs: Job[] = wf.jobs.map((j) => ({ ...j, steps: j.steps.map(swap).map(failIn) }));
-  return { ...wf, jobs };
+  return { ...stood, jobs: stood.jobs.map((j) => ({ ...j, steps: j.steps.map(failing) })) };
 }
 
 const smokeBoot = workflows(decl, { mode: 'dogfood' }).find((w) => w.file === 'smoke-boot.yml')!;

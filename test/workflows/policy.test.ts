@@ -315,7 +315,8 @@ describe('smoke-boot.yml', () => {
       .workflow_call.inputs;
     expect(callInputs['update-test']!.default).toBe(true);
     const gated = reusable.jobs.boot!.steps.find((s) => keelHop(s.uses) === 'update-test')!;
-    expect(gated.if).toBe('inputs.update-test == true');
+    // The input and the caller's declarations (smoke-boot.update-test, through the settings step) must both allow it.
+    expect(gated.if).toBe("inputs.update-test == true && steps.settings.outputs.update-test == 'true'");
   });
 
   it('without the update test declared, the boot job has no such step', () => {

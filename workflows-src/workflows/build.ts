@@ -1,3 +1,4 @@
+import { DEFAULT_WARN_CHECKS } from '../../actions/lib/check-ids.js';
 import type { Distro } from '../../actions/lib/declarations.js';
 import {
   checkout,
@@ -136,7 +137,7 @@ function buildParams(decl: Distro, mode: Mode, opts: GenerateOptions): BuildPara
     ),
     declarations: p.v('declarations', 'declarations/distro.yaml', {
       description:
-        'Path of your distro declarations (image name, labels, OS identity, base, build-args): read by the build hop.',
+        'Path of your distro declarations (image name, labels, OS identity, base, build-args, validate settings): read by the build and settings hops.',
       default: 'declarations/distro.yaml',
     }),
     candidate: p.v('candidate-tag', decl.tags.candidate, { description: 'Candidate tag word.', default: 'candidate' }),
@@ -211,32 +212,51 @@ function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
 function validateStep(bp: BuildParams, localRef: Expr): KeelStep<'validate'> {
   const { p } = bp;
   const v = bp.decl.validate;
+  // Dogfood passes a list only when the declarations change it from the hop's default.
+  const unlessDefault = (list: string[] | undefined, dflt: readonly string[]) =>
+    list && list.join('\n') !== dflt.join('\n') ? list.join('\n') : undefined;
+  const optional = (
+    name: 'checks' | 'warn-checks' | 'var-allow' | 'repo-globs',
+    value: string | undefined,
+    description: string,
+  ) => {
+    const e = p.optionalSetting(name, value, { description });
+    return e ? { [name]: e } : {};
+  };
   return keel.validate(
     'validate',
     {
       image: localRef,
-      'min-initramfs-mb': p.v('min-initramfs-mb', v['min-initramfs-mb'], {
+      ...optional(
+        'checks',
+        unlessDefault(v.checks, ['all']),
+        'Checks that run: all, or check ids (newline-separated).',
+      ),
+      ...optional(
+        'warn-checks',
+        unlessDefault(v['warn-checks'], DEFAULT_WARN_CHECKS),
+        'Checks that only warn when they fail (newline-separated), or none.',
+      ),
+      'min-initramfs-mb': p.setting('min-initramfs-mb', v['min-initramfs-mb'], {
         description: 'Smallest acceptable initramfs (MB).',
-        default: 50,
+        number: true,
       }),
-      'require-ostree-module': p.v('require-ostree-module', String(v['require-ostree-module']), {
+      'require-ostree-module': p.setting('require-ostree-module', String(v['require-ostree-module']), {
         description: 'Require ostree-prepare-root in the initramfs: true, false or auto.',
-        default: 'auto',
       }),
-      'initramfs-modules': p.v('initramfs-modules', v['initramfs-modules'].join('\n'), {
+      'initramfs-modules': p.setting('initramfs-modules', v['initramfs-modules'].join('\n'), {
         description: 'Kernel modules a generic boot needs (newline-separated).',
-        default: 'virtio_blk\next4',
       }),
-      ...(p.reusable
-        ? {
-            'repo-globs': p.input('repo-globs', {
-              description: 'Forbidden leftover repository files (globs, newline-separated); empty: defaults.',
-              default: '',
-            }),
-          }
-        : v['repo-globs']
-          ? { 'repo-globs': v['repo-globs'].join('\n') }
-          : {}),
+      ...optional(
+        'repo-globs',
+        v['repo-globs']?.join('\n'),
+        'Forbidden leftover repository files (globs, newline-separated); empty in both: Keel defaults.',
+      ),
+      ...optional(
+        'var-allow',
+        unlessDefault(v['var-allow'], []),
+        'Paths under /var allowed without a tmpfiles.d entry.',
+      ),
     },
     { name: 'Validate the image (before any push)' },
   );
@@ -295,6 +315,8 @@ function buildJob(bp: BuildParams): Job<'digest' | 'image-ref' | 'tags' | 'relea
   const steps: (Step | undefined | false)[] = [
     checkout(),
     freeDiskStep(bp.p),
+    // Reusable: the caller's validate settings (after validateStep asked for them).
+    bp.p.settingsStep(bp.declarations),
     date,
     !bp.p.reusable && bootstrapStep(bp.decl),
     build,

@@ -150,20 +150,24 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     { name: 'Verify the signature, the SBOM and the provenance of the digest' },
   );
   // Guest size and time bound: the same for the fresh boot and the update test's boots.
-  const memory = p.v('memory', sb.memory, { description: 'Guest memory (MiB).', default: 2048 });
-  const cpus = p.v('cpus', sb.cpus, { description: 'Guest vCPUs.', default: 2 });
-  const timeout = p.v('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', default: 1800 });
+  const memory = p.setting('memory', sb.memory, { description: 'Guest memory (MiB).', number: true });
+  const cpus = p.setting('cpus', sb.cpus, { description: 'Guest vCPUs.', number: true });
+  const timeout = p.setting('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', number: true });
+  const console = (name: 'success-pattern' | 'failure-pattern' | 'kernel-args', description: string) => {
+    const e = p.optionalSetting(name, sb[name], { description });
+    return e ? { [name]: e } : {};
+  };
   const boot = keel['smoke-boot'](
     'boot',
     {
       image: imageRef,
-      backend: p.v('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.', default: 'direct' }),
+      backend: p.setting('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.' }),
       memory,
       cpus,
       timeout,
-      ...(sb['success-pattern'] ? { 'success-pattern': sb['success-pattern'] } : {}),
-      ...(sb['failure-pattern'] ? { 'failure-pattern': sb['failure-pattern'] } : {}),
-      ...(sb['kernel-args'] ? { 'kernel-args': sb['kernel-args'] } : {}),
+      ...console('success-pattern', 'Console line (regular expression) that means the boot passed.'),
+      ...console('failure-pattern', 'Console line (regular expression) that means the boot failed.'),
+      ...console('kernel-args', 'Extra kernel command line of the test boot.'),
       'public-key': publicKey,
       identity,
       'artifact-name': concat(lit('smoke-boot-serial-'), github('run_id'), lit('-'), github('run_attempt')),
@@ -173,17 +177,21 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     { name: 'Boot it' },
   );
   // A machine on stable today must update to this digest and roll back, before promotion.
-  // Dogfood: the declarations decide whether the step exists; reusable: the input decides at run time.
+  // Dogfood: the declarations decide whether the step exists; reusable: at run time, both the
+  // caller's declarations (smoke-boot.update-test) and the input must allow it.
   const runUpdate = p.reusable || sb['update-test'];
   const updateIf = p.reusable
     ? {
-        if: eq(
-          p.input('update-test', {
-            description:
-              'Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion.',
-            default: true,
-          }),
-          true,
+        if: and(
+          eq(
+            p.input('update-test', {
+              description:
+                "Also prove that a machine on stable updates to the candidate, keeps /etc and /var, and rolls back (three boots) before promotion. false turns it off; true runs it unless your declarations' smoke-boot.update-test is false.",
+              default: true,
+            }),
+            true,
+          ),
+          eq(p.declared('update-test'), 'true'),
         ),
       }
     : {};
@@ -217,6 +225,13 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     dispatchGuard,
     checkout(),
     freeDiskStep(p),
+    // Reusable: the caller's smoke-boot settings (after the steps above asked for them).
+    p.settingsStep(
+      p.v('declarations', 'declarations/distro.yaml', {
+        description: 'Path of your distro declarations: the smoke-boot settings are read from it.',
+        default: 'declarations/distro.yaml',
+      }),
+    ),
     downloadHandoff(fromRun, perVariant ? legArtifact() : undefined),
     handoff,
     handoffGuard,
