@@ -397,13 +397,15 @@ export type SbomOutput = 'cyclonedx' | 'spdx' | 'packages' | 'databases' | 'dige
 export interface SettingsInputs {
   /** Path of the distro declarations. Empty: declarations/distro.yaml when it exists, else Keel's defaults (with a notice); a path given must exist. */
   declarations?: Value;
+  /** Settings (newline-separated names) that must not come out empty: the step fails naming each, before any output. */
+  required?: Value;
   /** Boot backend: direct, uefi or bib. Empty: declarations smoke-boot.backend. */
   backend?: Value;
-  /** Guest memory (MiB); 0 or empty: the declarations. Empty: declarations smoke-boot.memory. */
+  /** Guest memory (MiB); 0 counts as empty. Empty: declarations smoke-boot.memory. */
   memory?: Value;
-  /** Guest vCPUs; 0 or empty: the declarations. Empty: declarations smoke-boot.cpus. */
+  /** Guest vCPUs; 0 counts as empty. Empty: declarations smoke-boot.cpus. */
   cpus?: Value;
-  /** Seconds to reach multi-user; 0 or empty: the declarations. Empty: declarations smoke-boot.timeout. */
+  /** Seconds to reach multi-user; 0 counts as empty. Empty: declarations smoke-boot.timeout. */
   'boot-timeout'?: Value;
   /** Run the update test before promotion: true or false. Empty: declarations smoke-boot.update-test. */
   'update-test'?: Value;
@@ -417,7 +419,7 @@ export interface SettingsInputs {
   checks?: Value;
   /** Checks that only warn when they fail (newline-separated), or none. Empty: declarations validate.warn-checks. */
   'warn-checks'?: Value;
-  /** Smallest plausible initramfs (MB); 0 or empty: the declarations. Empty: declarations validate.min-initramfs-mb. */
+  /** Smallest plausible initramfs (MB); 0 counts as empty. Empty: declarations validate.min-initramfs-mb. */
   'min-initramfs-mb'?: Value;
   /** Require ostree-prepare-root in the initramfs: true, false or auto. Empty: declarations validate.require-ostree-module. */
   'require-ostree-module'?: Value;
@@ -427,10 +429,48 @@ export interface SettingsInputs {
   'repo-globs'?: Value;
   /** Paths under /var allowed without a tmpfiles.d entry (newline-separated). Empty: declarations validate.var-allow. */
   'var-allow'?: Value;
+  /** Install media file name stem: <name>-<date>.<type>. Empty: declarations iso.name. */
+  'iso-name'?: Value;
+  /** ISO volume label. Empty: declarations iso.label. */
+  'iso-label'?: Value;
+  /** iso, qcow2 or raw. Empty: declarations iso.type. */
+  'iso-type'?: Value;
+  /** live or bib. Empty: declarations iso.backend. */
+  'iso-backend'?: Value;
+  /** Boot-test the media: true or false. Empty: declarations iso.boot-test. */
+  'iso-boot-test'?: Value;
+  /** Seconds the media boot test may take; 0 counts as empty. Empty: declarations iso.boot-timeout. */
+  'iso-boot-timeout'?: Value;
+  /** Publish media whose boot test did not run: true or false. Empty: declarations iso.publish-untested. */
+  'publish-untested'?: Value;
+  /** Internet Archive item identifier template ({date}). Empty: declarations internet-archive.identifier. */
+  'ia-identifier'?: Value;
+  /** Item metadata, key:value lines ({date}, {file}, {digest}). Empty: declarations internet-archive.metadata. */
+  'ia-metadata'?: Value;
+  /** Seconds to wait for the item torrent; 0 counts as empty. Empty: declarations internet-archive.torrent-timeout. */
+  'ia-torrent-timeout'?: Value;
+  /** Fail when the torrent is not ready in time: true or false. Empty: declarations internet-archive.require-torrent. */
+  'ia-require-torrent'?: Value;
+  /** Download site repository, owner/name. Empty: declarations site.repository. */
+  'site-repository'?: Value;
+  /** Candidate files defining the constants (newline-separated). Empty: declarations site.files. */
+  'site-files'?: Value;
+  /** Site branch the pull request targets. Empty: declarations site.base. */
+  'site-base'?: Value;
+  /** Prefix of the pull request branch. Empty: declarations site.branch-prefix. */
+  'site-branch-prefix'?: Value;
+  /** Enable auto-merge on the pull request: true or false. Empty: declarations site.auto-merge. */
+  'site-auto-merge'?: Value;
+  /** Name of the first site constant. Empty: declarations site.constants. */
+  'site-constant'?: Value;
+  /** Value template of the first site constant ({date}, {file}). Empty: declarations site.constants. */
+  'site-value'?: Value;
+  /** The other site constants, NAME=value lines. Empty: declarations site.constants. */
+  'site-extra-constants'?: Value;
 }
 
 /** Outputs of `settings`. */
-export type SettingsOutput = 'backend' | 'memory' | 'cpus' | 'boot-timeout' | 'update-test' | 'kernel-args' | 'success-pattern' | 'failure-pattern' | 'checks' | 'warn-checks' | 'min-initramfs-mb' | 'require-ostree-module' | 'initramfs-modules' | 'repo-globs' | 'var-allow';
+export type SettingsOutput = 'backend' | 'memory' | 'cpus' | 'boot-timeout' | 'update-test' | 'kernel-args' | 'success-pattern' | 'failure-pattern' | 'checks' | 'warn-checks' | 'min-initramfs-mb' | 'require-ostree-module' | 'initramfs-modules' | 'repo-globs' | 'var-allow' | 'iso-name' | 'iso-label' | 'iso-type' | 'iso-backend' | 'iso-boot-test' | 'iso-boot-timeout' | 'publish-untested' | 'ia-identifier' | 'ia-metadata' | 'ia-torrent-timeout' | 'ia-require-torrent' | 'site-repository' | 'site-files' | 'site-base' | 'site-branch-prefix' | 'site-auto-merge' | 'site-constant' | 'site-value' | 'site-extra-constants';
 
 /** Inputs of `sign` (actions/sign/action.yml). */
 export interface SignInputs {
@@ -1039,6 +1079,7 @@ export const KEEL_ACTIONS = {
   settings: {
     inputs: {
       declarations: { required: false, default: '' },
+      required: { required: false, default: '' },
       backend: { required: false, default: '' },
       memory: { required: false, default: '' },
       cpus: { required: false, default: '' },
@@ -1054,8 +1095,27 @@ export const KEEL_ACTIONS = {
       'initramfs-modules': { required: false, default: '' },
       'repo-globs': { required: false, default: '' },
       'var-allow': { required: false, default: '' },
+      'iso-name': { required: false, default: '' },
+      'iso-label': { required: false, default: '' },
+      'iso-type': { required: false, default: '' },
+      'iso-backend': { required: false, default: '' },
+      'iso-boot-test': { required: false, default: '' },
+      'iso-boot-timeout': { required: false, default: '' },
+      'publish-untested': { required: false, default: '' },
+      'ia-identifier': { required: false, default: '' },
+      'ia-metadata': { required: false, default: '' },
+      'ia-torrent-timeout': { required: false, default: '' },
+      'ia-require-torrent': { required: false, default: '' },
+      'site-repository': { required: false, default: '' },
+      'site-files': { required: false, default: '' },
+      'site-base': { required: false, default: '' },
+      'site-branch-prefix': { required: false, default: '' },
+      'site-auto-merge': { required: false, default: '' },
+      'site-constant': { required: false, default: '' },
+      'site-value': { required: false, default: '' },
+      'site-extra-constants': { required: false, default: '' },
     },
-    outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow'],
+    outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow', 'iso-name', 'iso-label', 'iso-type', 'iso-backend', 'iso-boot-test', 'iso-boot-timeout', 'publish-untested', 'ia-identifier', 'ia-metadata', 'ia-torrent-timeout', 'ia-require-torrent', 'site-repository', 'site-files', 'site-base', 'site-branch-prefix', 'site-auto-merge', 'site-constant', 'site-value', 'site-extra-constants'],
   },
   sign: {
     inputs: {

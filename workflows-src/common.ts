@@ -1,5 +1,5 @@
 import type { Distro } from '../actions/lib/declarations.js';
-import { SETTINGS, type SettingName } from '../actions/lib/settings.js';
+import { settingPath, type SettingName } from '../actions/lib/settings.js';
 import { repoRoot } from './action-specs.js';
 import { concat, github, input, lit, secret, type Expr, type Value } from './expr.js';
 import {
@@ -106,7 +106,7 @@ export class Params {
    */
   setting(name: SettingName, dogfood: string | number | boolean, spec: SettingSpec): Expr {
     if (!this.reusable) return lit(dogfood);
-    const path = SETTINGS[name].section + '.' + SETTINGS[name].key;
+    const path = settingPath(name);
     this.input(name, {
       description: `${spec.description} ${spec.number ? '0' : 'Empty'} (the default): your declarations' ${path}.`,
       default: spec.number ? 0 : '',
@@ -130,10 +130,14 @@ export class Params {
    * Reusable: the step (right after checkout) that reads the caller's declarations and resolves
    * the settings asked for so far; dogfood: none. Call it after the job's setting() calls.
    */
-  settingsStep(declarations: Expr): KeelStep<'settings'> | undefined {
+  settingsStep(declarations: Expr, required: SettingName[] = []): KeelStep<'settings'> | undefined {
     if (!this.reusable) return undefined;
     const overrides = Object.fromEntries([...this.settingNames].map((n) => [n, input(n)]));
-    return keel.settings(SETTINGS_STEP, { declarations, ...overrides }, { name: 'Settings from your declarations' });
+    return keel.settings(
+      SETTINGS_STEP,
+      { declarations, ...(required.length ? { required: required.join('\n') } : {}), ...overrides },
+      { name: 'Settings from your declarations' },
+    );
   }
 
   /** A workflow_call input (reusable only). */

@@ -22,9 +22,9 @@ const isLiteral = (e: Expr, v: boolean) => e.kind === 'literal' && e.value === v
 export function publishableMedia(bootPassed: Expr, publishUntested: Expr): Expr {
   const passed = eq(bootPassed, 'true');
   if (isLiteral(publishUntested, false)) return passed;
-  const untested = isLiteral(publishUntested, true)
-    ? eq(bootPassed, 'skipped')
-    : and(eq(bootPassed, 'skipped'), eq(publishUntested, true));
+  // A job or step output is the text 'true' (GitHub compares 'true' == true as numbers: false).
+  const on = publishUntested.kind === 'input' ? eq(publishUntested, true) : eq(publishUntested, 'true');
+  const untested = isLiteral(publishUntested, true) ? eq(bootPassed, 'skipped') : and(eq(bootPassed, 'skipped'), on);
   return or(passed, untested);
 }
 

@@ -131,7 +131,7 @@ const ValidateSpec = z
       .default([...DEFAULT_WARN_CHECKS])
       .describe('Checks that only warn when they fail (none: every check gates).'),
     'var-allow': z
-      .array(z.string().regex(/^\/?var\/./, 'a path under /var'))
+      .array(z.string().regex(/^\/?var\/(?!.*(?:^|\/)\.\.(?:\/|$))./, 'a path under /var (no ..)'))
       .default([])
       .describe('Paths under /var allowed without a tmpfiles.d entry.'),
   })

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { DistroSchema, type Distro } from './declarations.js';
 import { UserError } from './errors.js';
 import { splitList } from './inputs.js';
@@ -9,9 +10,10 @@ import { splitList } from './inputs.js';
  * it is valid in declarations/distro.yaml.
  */
 
-type Section = 'validate' | 'smoke-boot';
-/** How an override (a string input) becomes a declarations value. */
-type Kind = 'number' | 'bool' | 'bool-or-auto' | 'text' | 'lines';
+/** Sections with defaults (always there) and optional ones (absent: their settings are empty). */
+type Section = 'validate' | 'smoke-boot' | 'iso' | 'internet-archive' | 'site';
+/** How an override (a string input) becomes a declarations value, and back. */
+type Kind = 'number' | 'bool' | 'bool-or-auto' | 'text' | 'lines' | 'metadata';
 interface SettingDef {
   section: Section;
   key: string;
@@ -36,13 +38,54 @@ export const SETTINGS = {
   'initramfs-modules': { section: 'validate', key: 'initramfs-modules', kind: 'lines' },
   'repo-globs': { section: 'validate', key: 'repo-globs', kind: 'lines' },
   'var-allow': { section: 'validate', key: 'var-allow', kind: 'lines' },
+  // install media
+  'iso-name': { section: 'iso', key: 'name', kind: 'text' },
+  'iso-label': { section: 'iso', key: 'label', kind: 'text' },
+  'iso-type': { section: 'iso', key: 'type', kind: 'text' },
+  'iso-backend': { section: 'iso', key: 'backend', kind: 'text' },
+  'iso-boot-test': { section: 'iso', key: 'boot-test', kind: 'bool' },
+  'iso-boot-timeout': { section: 'iso', key: 'boot-timeout', kind: 'number' },
+  'publish-untested': { section: 'iso', key: 'publish-untested', kind: 'bool' },
+  // publication
+  'ia-identifier': { section: 'internet-archive', key: 'identifier', kind: 'text' },
+  'ia-metadata': { section: 'internet-archive', key: 'metadata', kind: 'metadata' },
+  'ia-torrent-timeout': { section: 'internet-archive', key: 'torrent-timeout', kind: 'number' },
+  'ia-require-torrent': { section: 'internet-archive', key: 'require-torrent', kind: 'bool' },
+  'site-repository': { section: 'site', key: 'repository', kind: 'text' },
+  'site-files': { section: 'site', key: 'files', kind: 'lines' },
+  'site-base': { section: 'site', key: 'base', kind: 'text' },
+  'site-branch-prefix': { section: 'site', key: 'branch-prefix', kind: 'text' },
+  'site-auto-merge': { section: 'site', key: 'auto-merge', kind: 'bool' },
 } as const satisfies Record<string, SettingDef>;
 
-export type SettingName = keyof typeof SETTINGS;
-export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+/**
+ * The download site's constants (declarations site.constants, a list) as the site-bump hop takes
+ * them: the first one's name and value, the others as NAME=value lines. An override replaces
+ * the derived text; the site-bump hop checks it before any side effect.
+ */
+const SITE_CONSTANTS = {
+  'site-constant': (s: SiteSection) => s.constants[0]?.name ?? '',
+  'site-value': (s: SiteSection) => s.constants[0]?.value ?? '',
+  'site-extra-constants': (s: SiteSection) =>
+    s.constants
+      .slice(1)
+      .map((c) => `${c.name}=${c.value}`)
+      .join('\n'),
+} as const;
+type SiteSection = NonNullable<Distro['site']>;
+
+export type SettingName = keyof typeof SETTINGS | keyof typeof SITE_CONSTANTS;
+export const SETTING_NAMES = [...Object.keys(SETTINGS), ...Object.keys(SITE_CONSTANTS)] as SettingName[];
+
+/** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
+export function settingPath(name: SettingName): string {
+  if (name in SITE_CONSTANTS) return 'site.constants';
+  const def = SETTINGS[name as keyof typeof SETTINGS] as SettingDef;
+  return `${def.section}.${def.key}`;
+}
 
 /** Where a setting's value came from. */
-export type SettingSource = 'input' | 'declarations' | 'default';
+export type SettingSource = 'input' | 'declarations' | 'default' | 'absent';
 
 export interface ResolvedSetting {
   /** As a hop's input reads it: lists newline-separated, absent as ''. */
@@ -52,8 +95,17 @@ export interface ResolvedSetting {
   path: string;
 }
 
-/** The override as a declarations value; '' (and 0 for a number: a number input's default) is none. */
-function overrideValue(name: SettingName, raw: string): unknown {
+const SCHEMAS: Record<Section, z.ZodObject> = {
+  validate: DistroSchema.shape.validate.unwrap() as unknown as z.ZodObject,
+  'smoke-boot': DistroSchema.shape['smoke-boot'].unwrap() as unknown as z.ZodObject,
+  iso: DistroSchema.shape.iso.unwrap() as unknown as z.ZodObject,
+  'internet-archive': DistroSchema.shape['internet-archive'].unwrap() as unknown as z.ZodObject,
+  site: DistroSchema.shape.site.unwrap() as unknown as z.ZodObject,
+};
+const ALWAYS_THERE: Section[] = ['validate', 'smoke-boot'];
+
+/** The override as a declarations value. */
+function overrideValue(name: keyof typeof SETTINGS, raw: string): unknown {
   const { kind } = SETTINGS[name] as SettingDef;
   const v = raw.trim();
   if (kind === 'number') {
@@ -67,48 +119,97 @@ function overrideValue(name: SettingName, raw: string): unknown {
     const expected = kind === 'bool' ? 'true or false' : 'true, false or auto';
     throw new UserError(`input ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
   }
+  if (kind === 'metadata') return metadataRecord(name, v);
   return kind === 'lines' ? splitList(v) : v;
 }
 
-const isUnset = (name: SettingName, raw: string) =>
-  raw.trim() === '' || ((SETTINGS[name] as SettingDef).kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
+/** key:value lines into the metadata record (a repeated key gives a list). */
+function metadataRecord(name: string, text: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const line of splitList(text)) {
+    const m = /^([^:]+):(.*)$/.exec(line);
+    if (!m) throw new UserError(`input ${name}: expected key:value lines, got ${JSON.stringify(line)}`);
+    const [key, value] = [m[1]!.trim(), m[2]!.trim()];
+    const prev = out[key];
+    out[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+  }
+  return out;
+}
 
-const asInput = (v: unknown): string =>
-  v === undefined ? '' : Array.isArray(v) ? v.join('\n') : String(v as string | number | boolean);
+/** A declarations value as a hop's input reads it. */
+function asInput(v: unknown, kind: Kind): string {
+  if (v === undefined) return '';
+  if (kind === 'metadata')
+    return Object.entries(v as Record<string, string | string[]>)
+      .flatMap(([k, x]) => (Array.isArray(x) ? x : [x]).map((item) => `${k}:${item}`))
+      .join('\n');
+  return Array.isArray(v) ? v.join('\n') : String(v as string | number | boolean);
+}
+
+/** '' is no override; so is 0 for a number (a number input's default). */
+const isUnset = (name: SettingName, raw: string | undefined) =>
+  raw === undefined ||
+  raw.trim() === '' ||
+  (name in SETTINGS &&
+    (SETTINGS[name as keyof typeof SETTINGS] as SettingDef).kind === 'number' &&
+    /^0+(\.0+)?$/.test(raw.trim()));
+
+/** The first problem of a section, named after the input that set it (or its declarations key). */
+function sectionProblem(section: Section, error: z.ZodError): UserError {
+  const issue = error.issues[0]!;
+  const key = String(issue.path[0] ?? '');
+  const name = Object.keys(SETTINGS).find(
+    (n) => SETTINGS[n as keyof typeof SETTINGS].section === section && SETTINGS[n as keyof typeof SETTINGS].key === key,
+  );
+  return new UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
+}
 
 /**
  * Every setting: the override when given, else the declarations' value (`decl` undefined: no
- * declarations file, the schema's defaults). Every override is checked before anything is
- * returned; a bad one fails naming the input, what was expected and its declarations key.
+ * declarations file, the schema's defaults; an optional section the declarations leave out:
+ * empty). Every override is checked before anything is returned; a bad one fails naming the
+ * input, what was expected and its declarations key.
  */
 export function resolveSettings(
   decl: Distro | undefined,
   overrides: Partial<Record<SettingName, string>>,
 ): Record<SettingName, ResolvedSetting> {
-  const sections: Record<Section, Record<string, unknown>> = {
-    validate: { ...(decl?.validate ?? DistroSchema.shape.validate.parse(undefined)) },
-    'smoke-boot': { ...(decl?.['smoke-boot'] ?? DistroSchema.shape['smoke-boot'].parse(undefined)) },
-  };
-  const given = SETTING_NAMES.filter((n) => overrides[n] !== undefined && !isUnset(n, overrides[n]!));
-  for (const name of given) {
-    const { section, key } = SETTINGS[name] as SettingDef;
-    sections[section][key] = overrideValue(name, overrides[name]!);
-  }
-  for (const section of ['validate', 'smoke-boot'] as const) {
-    const parsed = DistroSchema.shape[section].safeParse(sections[section]);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const key = String(issue.path[0] ?? '');
-      const name = SETTING_NAMES.find((n) => SETTINGS[n].section === section && SETTINGS[n].key === key);
-      throw new UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
-    }
+  const given = SETTING_NAMES.filter((n) => !isUnset(n, overrides[n]));
+  const sections = {} as Record<Section, Record<string, unknown> | undefined>;
+  for (const section of Object.keys(SCHEMAS) as Section[]) {
+    const declared = decl?.[section] as Record<string, unknown> | undefined;
+    const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
+    const mine = given.filter((n) => n in SETTINGS && SETTINGS[n as keyof typeof SETTINGS].section === section);
+    if (!base && mine.length === 0) continue;
+    const merged: Record<string, unknown> = { ...base };
+    for (const n of mine)
+      merged[SETTINGS[n as keyof typeof SETTINGS].key] = overrideValue(n as keyof typeof SETTINGS, overrides[n]!);
+    // A section the declarations leave out is checked only where an override sets it.
+    const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
+    if (!parsed.success) throw sectionProblem(section, parsed.error);
     sections[section] = parsed.data as Record<string, unknown>;
   }
   const out = {} as Record<SettingName, ResolvedSetting>;
   for (const name of SETTING_NAMES) {
-    const { section, key } = SETTINGS[name] as SettingDef;
-    const source: SettingSource = given.includes(name) ? 'input' : decl ? 'declarations' : 'default';
-    out[name] = { value: asInput(sections[section][key]), source, path: `${section}.${key}` };
+    const path = settingPath(name);
+    if (name in SITE_CONSTANTS) {
+      const site = sections.site as SiteSection | undefined;
+      const derived = site?.constants ? SITE_CONSTANTS[name as keyof typeof SITE_CONSTANTS](site) : '';
+      const value = given.includes(name) ? overrides[name]!.trim() : derived;
+      out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
+      continue;
+    }
+    const { section, key, kind } = SETTINGS[name as keyof typeof SETTINGS] as SettingDef;
+    const source: SettingSource = given.includes(name)
+      ? 'input'
+      : !decl
+        ? ALWAYS_THERE.includes(section)
+          ? 'default'
+          : 'absent'
+        : decl[section] === undefined && !ALWAYS_THERE.includes(section)
+          ? 'absent'
+          : 'declarations';
+    out[name] = { value: asInput(sections[section]?.[key], kind), source, path };
   }
   return out;
 }

@@ -41,12 +41,14 @@ export interface Caller {
   permissions: Permissions;
 }
 
-/** Values of the reusable inputs that come from the declarations. */
+/**
+ * Values of the reusable inputs a caller passes from the declarations: only those the reusable
+ * workflows require. Every other setting is read from the declarations file at run time (the
+ * settings hop); repeating it in with: would override the file with a copy that goes stale.
+ */
 const FROM_DECLARATIONS: Record<string, (d: Distro) => string | number | boolean | undefined> = {
   image: (d) => `${d.image.registry}/${d.image.name}`,
   'public-key': (d) => d.signing?.['public-key'],
-  'iso-name': (d) => d.iso?.name,
-  'ia-identifier': (d) => d['internet-archive']?.identifier,
   environment: (d) => d.environment,
 };
 

@@ -51084,7 +51084,7 @@ const ValidateSpec = strictObject({
         .min(1)
         .default([...DEFAULT_WARN_CHECKS])
         .describe('Checks that only warn when they fail (none: every check gates).'),
-    'var-allow': array(schemas_string().regex(/^\/?var\/./, 'a path under /var'))
+    'var-allow': array(schemas_string().regex(/^\/?var\/(?!.*(?:^|\/)\.\.(?:\/|$))./, 'a path under /var (no ..)'))
         .default([])
         .describe('Paths under /var allowed without a tmpfiles.d entry.'),
 })

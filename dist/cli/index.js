@@ -2603,7 +2603,7 @@ const ValidateSpec = zod_1.z
         .default([...check_ids_js_1.DEFAULT_WARN_CHECKS])
         .describe('Checks that only warn when they fail (none: every check gates).'),
     'var-allow': zod_1.z
-        .array(zod_1.z.string().regex(/^\/?var\/./, 'a path under /var'))
+        .array(zod_1.z.string().regex(/^\/?var\/(?!.*(?:^|\/)\.\.(?:\/|$))./, 'a path under /var (no ..)'))
         .default([])
         .describe('Paths under /var allowed without a tmpfiles.d entry.'),
 })
@@ -4934,6 +4934,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SETTING_NAMES = exports.SETTINGS = void 0;
+exports.settingPath = settingPath;
 exports.resolveSettings = resolveSettings;
 const declarations_js_1 = __nccwpck_require__(8449);
 const errors_js_1 = __nccwpck_require__(2863);
@@ -4956,9 +4957,55 @@ exports.SETTINGS = {
     'initramfs-modules': { section: 'validate', key: 'initramfs-modules', kind: 'lines' },
     'repo-globs': { section: 'validate', key: 'repo-globs', kind: 'lines' },
     'var-allow': { section: 'validate', key: 'var-allow', kind: 'lines' },
+    // install media
+    'iso-name': { section: 'iso', key: 'name', kind: 'text' },
+    'iso-label': { section: 'iso', key: 'label', kind: 'text' },
+    'iso-type': { section: 'iso', key: 'type', kind: 'text' },
+    'iso-backend': { section: 'iso', key: 'backend', kind: 'text' },
+    'iso-boot-test': { section: 'iso', key: 'boot-test', kind: 'bool' },
+    'iso-boot-timeout': { section: 'iso', key: 'boot-timeout', kind: 'number' },
+    'publish-untested': { section: 'iso', key: 'publish-untested', kind: 'bool' },
+    // publication
+    'ia-identifier': { section: 'internet-archive', key: 'identifier', kind: 'text' },
+    'ia-metadata': { section: 'internet-archive', key: 'metadata', kind: 'metadata' },
+    'ia-torrent-timeout': { section: 'internet-archive', key: 'torrent-timeout', kind: 'number' },
+    'ia-require-torrent': { section: 'internet-archive', key: 'require-torrent', kind: 'bool' },
+    'site-repository': { section: 'site', key: 'repository', kind: 'text' },
+    'site-files': { section: 'site', key: 'files', kind: 'lines' },
+    'site-base': { section: 'site', key: 'base', kind: 'text' },
+    'site-branch-prefix': { section: 'site', key: 'branch-prefix', kind: 'text' },
+    'site-auto-merge': { section: 'site', key: 'auto-merge', kind: 'bool' },
 };
-exports.SETTING_NAMES = Object.keys(exports.SETTINGS);
-/** The override as a declarations value; '' (and 0 for a number: a number input's default) is none. */
+/**
+ * The download site's constants (declarations site.constants, a list) as the site-bump hop takes
+ * them: the first one's name and value, the others as NAME=value lines. An override replaces
+ * the derived text; the site-bump hop checks it before any side effect.
+ */
+const SITE_CONSTANTS = {
+    'site-constant': (s) => s.constants[0]?.name ?? '',
+    'site-value': (s) => s.constants[0]?.value ?? '',
+    'site-extra-constants': (s) => s.constants
+        .slice(1)
+        .map((c) => `${c.name}=${c.value}`)
+        .join('\n'),
+};
+exports.SETTING_NAMES = [...Object.keys(exports.SETTINGS), ...Object.keys(SITE_CONSTANTS)];
+/** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
+function settingPath(name) {
+    if (name in SITE_CONSTANTS)
+        return 'site.constants';
+    const def = exports.SETTINGS[name];
+    return `${def.section}.${def.key}`;
+}
+const SCHEMAS = {
+    validate: declarations_js_1.DistroSchema.shape.validate.unwrap(),
+    'smoke-boot': declarations_js_1.DistroSchema.shape['smoke-boot'].unwrap(),
+    iso: declarations_js_1.DistroSchema.shape.iso.unwrap(),
+    'internet-archive': declarations_js_1.DistroSchema.shape['internet-archive'].unwrap(),
+    site: declarations_js_1.DistroSchema.shape.site.unwrap(),
+};
+const ALWAYS_THERE = ['validate', 'smoke-boot'];
+/** The override as a declarations value. */
 function overrideValue(name, raw) {
     const { kind } = exports.SETTINGS[name];
     const v = raw.trim();
@@ -4975,40 +5022,91 @@ function overrideValue(name, raw) {
         const expected = kind === 'bool' ? 'true or false' : 'true, false or auto';
         throw new errors_js_1.UserError(`input ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
     }
+    if (kind === 'metadata')
+        return metadataRecord(name, v);
     return kind === 'lines' ? (0, inputs_js_1.splitList)(v) : v;
 }
-const isUnset = (name, raw) => raw.trim() === '' || (exports.SETTINGS[name].kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
-const asInput = (v) => v === undefined ? '' : Array.isArray(v) ? v.join('\n') : String(v);
+/** key:value lines into the metadata record (a repeated key gives a list). */
+function metadataRecord(name, text) {
+    const out = {};
+    for (const line of (0, inputs_js_1.splitList)(text)) {
+        const m = /^([^:]+):(.*)$/.exec(line);
+        if (!m)
+            throw new errors_js_1.UserError(`input ${name}: expected key:value lines, got ${JSON.stringify(line)}`);
+        const [key, value] = [m[1].trim(), m[2].trim()];
+        const prev = out[key];
+        out[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+    }
+    return out;
+}
+/** A declarations value as a hop's input reads it. */
+function asInput(v, kind) {
+    if (v === undefined)
+        return '';
+    if (kind === 'metadata')
+        return Object.entries(v)
+            .flatMap(([k, x]) => (Array.isArray(x) ? x : [x]).map((item) => `${k}:${item}`))
+            .join('\n');
+    return Array.isArray(v) ? v.join('\n') : String(v);
+}
+/** '' is no override; so is 0 for a number (a number input's default). */
+const isUnset = (name, raw) => raw === undefined ||
+    raw.trim() === '' ||
+    (name in exports.SETTINGS &&
+        exports.SETTINGS[name].kind === 'number' &&
+        /^0+(\.0+)?$/.test(raw.trim()));
+/** The first problem of a section, named after the input that set it (or its declarations key). */
+function sectionProblem(section, error) {
+    const issue = error.issues[0];
+    const key = String(issue.path[0] ?? '');
+    const name = Object.keys(exports.SETTINGS).find((n) => exports.SETTINGS[n].section === section && exports.SETTINGS[n].key === key);
+    return new errors_js_1.UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
+}
 /**
  * Every setting: the override when given, else the declarations' value (`decl` undefined: no
- * declarations file, the schema's defaults). Every override is checked before anything is
- * returned; a bad one fails naming the input, what was expected and its declarations key.
+ * declarations file, the schema's defaults; an optional section the declarations leave out:
+ * empty). Every override is checked before anything is returned; a bad one fails naming the
+ * input, what was expected and its declarations key.
  */
 function resolveSettings(decl, overrides) {
-    const sections = {
-        validate: { ...(decl?.validate ?? declarations_js_1.DistroSchema.shape.validate.parse(undefined)) },
-        'smoke-boot': { ...(decl?.['smoke-boot'] ?? declarations_js_1.DistroSchema.shape['smoke-boot'].parse(undefined)) },
-    };
-    const given = exports.SETTING_NAMES.filter((n) => overrides[n] !== undefined && !isUnset(n, overrides[n]));
-    for (const name of given) {
-        const { section, key } = exports.SETTINGS[name];
-        sections[section][key] = overrideValue(name, overrides[name]);
-    }
-    for (const section of ['validate', 'smoke-boot']) {
-        const parsed = declarations_js_1.DistroSchema.shape[section].safeParse(sections[section]);
-        if (!parsed.success) {
-            const issue = parsed.error.issues[0];
-            const key = String(issue.path[0] ?? '');
-            const name = exports.SETTING_NAMES.find((n) => exports.SETTINGS[n].section === section && exports.SETTINGS[n].key === key);
-            throw new errors_js_1.UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
-        }
+    const given = exports.SETTING_NAMES.filter((n) => !isUnset(n, overrides[n]));
+    const sections = {};
+    for (const section of Object.keys(SCHEMAS)) {
+        const declared = decl?.[section];
+        const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
+        const mine = given.filter((n) => n in exports.SETTINGS && exports.SETTINGS[n].section === section);
+        if (!base && mine.length === 0)
+            continue;
+        const merged = { ...base };
+        for (const n of mine)
+            merged[exports.SETTINGS[n].key] = overrideValue(n, overrides[n]);
+        // A section the declarations leave out is checked only where an override sets it.
+        const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
+        if (!parsed.success)
+            throw sectionProblem(section, parsed.error);
         sections[section] = parsed.data;
     }
     const out = {};
     for (const name of exports.SETTING_NAMES) {
-        const { section, key } = exports.SETTINGS[name];
-        const source = given.includes(name) ? 'input' : decl ? 'declarations' : 'default';
-        out[name] = { value: asInput(sections[section][key]), source, path: `${section}.${key}` };
+        const path = settingPath(name);
+        if (name in SITE_CONSTANTS) {
+            const site = sections.site;
+            const derived = site?.constants ? SITE_CONSTANTS[name](site) : '';
+            const value = given.includes(name) ? overrides[name].trim() : derived;
+            out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
+            continue;
+        }
+        const { section, key, kind } = exports.SETTINGS[name];
+        const source = given.includes(name)
+            ? 'input'
+            : !decl
+                ? ALWAYS_THERE.includes(section)
+                    ? 'default'
+                    : 'absent'
+                : decl[section] === undefined && !ALWAYS_THERE.includes(section)
+                    ? 'absent'
+                    : 'declarations';
+        out[name] = { value: asInput(sections[section]?.[key], kind), source, path };
     }
     return out;
 }
@@ -7734,12 +7832,14 @@ const render_js_1 = __nccwpck_require__(6114);
  *   them there (a calling job cannot read environment secrets to pass them anyway).
  */
 exports.CALLERS = ['build', 'smoke-boot', 'build-disk'];
-/** Values of the reusable inputs that come from the declarations. */
+/**
+ * Values of the reusable inputs a caller passes from the declarations: only those the reusable
+ * workflows require. Every other setting is read from the declarations file at run time (the
+ * settings hop); repeating it in with: would override the file with a copy that goes stale.
+ */
 const FROM_DECLARATIONS = {
     image: (d) => `${d.image.registry}/${d.image.name}`,
     'public-key': (d) => d.signing?.['public-key'],
-    'iso-name': (d) => d.iso?.name,
-    'ia-identifier': (d) => d['internet-archive']?.identifier,
     environment: (d) => d.environment,
 };
 /** Inputs passed even when equal to the default: what a reader of the caller must see. */
@@ -12304,6 +12404,7 @@ exports.KEEL_ACTIONS = {
     settings: {
         inputs: {
             declarations: { required: false, default: '' },
+            required: { required: false, default: '' },
             backend: { required: false, default: '' },
             memory: { required: false, default: '' },
             cpus: { required: false, default: '' },
@@ -12319,8 +12420,27 @@ exports.KEEL_ACTIONS = {
             'initramfs-modules': { required: false, default: '' },
             'repo-globs': { required: false, default: '' },
             'var-allow': { required: false, default: '' },
+            'iso-name': { required: false, default: '' },
+            'iso-label': { required: false, default: '' },
+            'iso-type': { required: false, default: '' },
+            'iso-backend': { required: false, default: '' },
+            'iso-boot-test': { required: false, default: '' },
+            'iso-boot-timeout': { required: false, default: '' },
+            'publish-untested': { required: false, default: '' },
+            'ia-identifier': { required: false, default: '' },
+            'ia-metadata': { required: false, default: '' },
+            'ia-torrent-timeout': { required: false, default: '' },
+            'ia-require-torrent': { required: false, default: '' },
+            'site-repository': { required: false, default: '' },
+            'site-files': { required: false, default: '' },
+            'site-base': { required: false, default: '' },
+            'site-branch-prefix': { required: false, default: '' },
+            'site-auto-merge': { required: false, default: '' },
+            'site-constant': { required: false, default: '' },
+            'site-value': { required: false, default: '' },
+            'site-extra-constants': { required: false, default: '' },
         },
-        outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow'],
+        outputs: ['backend', 'memory', 'cpus', 'boot-timeout', 'update-test', 'kernel-args', 'success-pattern', 'failure-pattern', 'checks', 'warn-checks', 'min-initramfs-mb', 'require-ostree-module', 'initramfs-modules', 'repo-globs', 'var-allow', 'iso-name', 'iso-label', 'iso-type', 'iso-backend', 'iso-boot-test', 'iso-boot-timeout', 'publish-untested', 'ia-identifier', 'ia-metadata', 'ia-torrent-timeout', 'ia-require-torrent', 'site-repository', 'site-files', 'site-base', 'site-branch-prefix', 'site-auto-merge', 'site-constant', 'site-value', 'site-extra-constants'],
     },
     sign: {
         inputs: {
@@ -12587,7 +12707,7 @@ class Params {
     setting(name, dogfood, spec) {
         if (!this.reusable)
             return (0, expr_js_1.lit)(dogfood);
-        const path = settings_js_1.SETTINGS[name].section + '.' + settings_js_1.SETTINGS[name].key;
+        const path = (0, settings_js_1.settingPath)(name);
         this.input(name, {
             description: `${spec.description} ${spec.number ? '0' : 'Empty'} (the default): your declarations' ${path}.`,
             default: spec.number ? 0 : '',
@@ -12609,11 +12729,11 @@ class Params {
      * Reusable: the step (right after checkout) that reads the caller's declarations and resolves
      * the settings asked for so far; dogfood: none. Call it after the job's setting() calls.
      */
-    settingsStep(declarations) {
+    settingsStep(declarations, required = []) {
         if (!this.reusable)
             return undefined;
         const overrides = Object.fromEntries([...this.settingNames].map((n) => [n, (0, expr_js_1.input)(n)]));
-        return model_js_1.keel.settings(exports.SETTINGS_STEP, { declarations, ...overrides }, { name: 'Settings from your declarations' });
+        return model_js_1.keel.settings(exports.SETTINGS_STEP, { declarations, ...(required.length ? { required: required.join('\n') } : {}), ...overrides }, { name: 'Settings from your declarations' });
     }
     /** A workflow_call input (reusable only). */
     input(name, spec) {
@@ -14370,9 +14490,9 @@ function publishableMedia(bootPassed, publishUntested) {
     const passed = (0, expr_js_1.eq)(bootPassed, 'true');
     if (isLiteral(publishUntested, false))
         return passed;
-    const untested = isLiteral(publishUntested, true)
-        ? (0, expr_js_1.eq)(bootPassed, 'skipped')
-        : (0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'skipped'), (0, expr_js_1.eq)(publishUntested, true));
+    // A job or step output is the text 'true' (GitHub compares 'true' == true as numbers: false).
+    const on = publishUntested.kind === 'input' ? (0, expr_js_1.eq)(publishUntested, true) : (0, expr_js_1.eq)(publishUntested, 'true');
+    const untested = isLiteral(publishUntested, true) ? (0, expr_js_1.eq)(bootPassed, 'skipped') : (0, expr_js_1.and)((0, expr_js_1.eq)(bootPassed, 'skipped'), on);
     return (0, expr_js_1.or)(passed, untested);
 }
 /** The disk job's warning (annotation and summary line) when the boot test was skipped. */
@@ -14813,13 +14933,14 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         description: 'Cosign public key (path in your repository, or PEM): the pinned digest must verify with it before any media are built.',
         required: true,
     });
-    const isoName = p.v('iso-name', iso?.name ?? '', {
-        description: 'File name stem: <iso-name>-<date>.<type>.',
-        required: true,
+    const isoName = p.setting('iso-name', iso?.name ?? '', { description: 'File name stem: <iso-name>-<date>.<type>.' });
+    const publishUntested = p.setting('publish-untested', iso?.['publish-untested'] ?? false, {
+        description: 'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description: true or false.',
     });
-    const publishUntested = p.v('publish-untested', iso?.['publish-untested'] ?? false, {
-        description: 'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description. Default: never.',
-        default: false,
+    // Reusable: the caller's declarations, read by the settings step of each job.
+    const declarations = p.v('declarations', 'declarations/distro.yaml', {
+        description: 'Path of your distro declarations: the iso, internet-archive and site settings are read from it.',
+        default: 'declarations/distro.yaml',
     });
     const runsOn = p.runsOn();
     const user = (0, common_js_1.registryUser)();
@@ -14829,26 +14950,22 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
     const resolve = model_js_1.keel.resolve('stable', { image: (0, expr_js_1.concat)(image, ':', stable), username: user, password: token }, { name: 'Pin :stable to its digest' });
     const disk = model_js_1.keel['build-disk']('disk', {
         'image-ref': resolve.outputs['image-ref'],
-        type: p.v('iso-type', iso?.type ?? 'iso', { description: 'iso, qcow2 or raw.', default: 'iso' }),
-        backend: p.v('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.', default: 'live' }),
+        type: p.setting('iso-type', iso?.type ?? 'iso', { description: 'iso, qcow2 or raw.' }),
+        backend: p.setting('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.' }),
         name: (0, expr_js_1.concat)(isoName, '-', date.outputs['release-date']),
-        ...(p.reusable
+        ...(p.reusable || iso?.label
             ? {
-                label: p.input('iso-label', {
-                    description: 'ISO volume label; empty: derived from the name.',
-                    default: '',
+                label: p.setting('iso-label', iso?.label ?? '', {
+                    description: 'ISO volume label (empty in both: derived from the name).',
                 }),
             }
-            : iso?.label
-                ? { label: iso.label }
-                : {}),
-        'boot-test': p.v('iso-boot-test', iso?.['boot-test'] ?? true, {
-            description: 'Boot-test the media (false: boot-passed is skipped; published only with publish-untested).',
-            default: true,
+            : {}),
+        'boot-test': p.setting('iso-boot-test', iso?.['boot-test'] ?? true, {
+            description: 'Boot-test the media (false: boot-passed is skipped; published only with publish-untested): true or false.',
         }),
-        'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
+        'boot-timeout': p.setting('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
             description: 'Seconds the boot test may take.',
-            default: 1200,
+            number: true,
         }),
         'release-date': date.outputs['release-date'],
         'output-dir': exports.DISK_DIR,
@@ -14870,10 +14987,14 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
             file: disk.outputs.name,
             sha256: disk.outputs.sha256,
             'boot-passed': disk.outputs['boot-passed'],
+            // Reusable: the caller's setting, for the publish job's condition (a constant in dogfood).
+            ...(p.reusable ? { 'publish-untested': publishUntested } : {}),
         },
         steps: [
             (0, common_js_1.checkout)(),
             (0, free_disk_js_1.freeDiskStep)(p),
+            // Reusable: the caller's iso settings; the media need a name.
+            p.settingsStep(declarations, ['iso-name']),
             date,
             (0, common_js_1.enableKvm)(),
             (0, common_js_1.aptInstall)(common_js_1.DISK_PACKAGES),
@@ -14924,13 +15045,12 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         sha256sums: `${exports.DISK_DIR}/SHA256SUMS`,
         'access-key': (0, expr_js_1.secret)('IA_ACCESS_KEY'),
         'secret-key': (0, expr_js_1.secret)('IA_SECRET_KEY'),
-        'torrent-timeout': p.v('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, {
+        'torrent-timeout': p.setting('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, {
             description: 'Seconds to wait for the item torrent.',
-            default: 3600,
+            number: true,
         }),
-        'require-torrent': p.v('ia-require-torrent', ia?.['require-torrent'] ?? false, {
-            description: 'Fail when the torrent is not ready in time.',
-            default: false,
+        'require-torrent': p.setting('ia-require-torrent', ia?.['require-torrent'] ?? false, {
+            description: 'Fail when the torrent is not ready in time: true or false.',
         }),
     };
     if (!p.reusable) {
@@ -14958,55 +15078,46 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
     }
     else {
         const t = {
-            identifier: p.input('ia-identifier', {
+            identifier: p.setting('ia-identifier', '', {
                 description: 'Internet Archive identifier template ({date} = release date), e.g. my-os-live-iso-{date}.',
-                required: true,
             }),
-            metadata: p.input('ia-metadata', {
+            metadata: p.setting('ia-metadata', '', {
                 description: 'Item metadata, key:value lines; {date}, {file} and {digest} are expanded.',
-                default: '',
             }),
-            'site-value': p.input('site-value', {
+            'site-value': p.setting('site-value', '', {
                 description: 'Value of site-constant; {date} and {file} are expanded.',
-                default: '{date}',
             }),
-            'site-extra-constants': p.input('site-extra-constants', {
+            'site-extra-constants': p.setting('site-extra-constants', '', {
                 description: 'More NAME=value lines moved in the same commit; {date} and {file} are expanded.',
-                default: '',
             }),
         };
         const expand = expandStep(vars, t);
         const iaKeys = (0, ia_optional_js_1.iaConfiguredStep)();
         const iaOn = (0, expr_js_1.eq)(iaKeys.outputs.configured, 'true');
-        const siteRepo = p.input('site-repository', {
-            description: 'Download site repository owner/name; empty: no site bump.',
-            default: '',
+        const siteRepo = p.setting('site-repository', '', {
+            description: 'Download site repository owner/name (empty in both: no site bump).',
         });
-        publishSteps.push(expand, iaKeys, model_js_1.keel['ia-upload']('ia', {
+        publishSteps.push(
+        // The caller's internet-archive and site settings (after the steps above asked for them).
+        p.settingsStep(declarations), expand, iaKeys, model_js_1.keel['ia-upload']('ia', {
             identifier: expand.outputs.identifier,
             metadata: withUntestedNote(diskJob.refs['boot-passed'], expand.outputs.metadata),
             ...iaCommon,
         }, { name: 'Publish to the Internet Archive', if: iaOn }), model_js_1.keel['site-bump']('site', {
             repository: siteRepo,
-            constant: p.input('site-constant', {
+            constant: p.setting('site-constant', '', {
                 description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.',
-                default: 'LATEST_ISO_DATE',
             }),
             value: expand.outputs['site-value'],
             'extra-constants': expand.outputs['site-extra-constants'],
             token: (0, expr_js_1.secret)('SITE_BUMP_TOKEN'),
-            files: p.input('site-files', {
+            files: p.setting('site-files', '', {
                 description: 'Candidate files defining the constants (newline-separated).',
-                default: '',
             }),
-            base: p.input('site-base', { description: 'Site branch the pull request targets.', default: 'main' }),
-            'branch-prefix': p.input('site-branch-prefix', {
-                description: 'Prefix of the pull request branch.',
-                default: 'keel/release-',
-            }),
-            'auto-merge': p.input('site-auto-merge', {
-                description: 'Enable auto-merge on the pull request.',
-                default: true,
+            base: p.setting('site-base', '', { description: 'Site branch the pull request targets.' }),
+            'branch-prefix': p.setting('site-branch-prefix', '', { description: 'Prefix of the pull request branch.' }),
+            'auto-merge': p.setting('site-auto-merge', '', {
+                description: 'Enable auto-merge on the pull request: true or false.',
             }),
         }, { name: 'Point the download site at the new media', if: (0, expr_js_1.and)(iaOn, (0, expr_js_1.ne)(siteRepo, '')) }));
     }
@@ -15016,7 +15127,7 @@ function buildDiskWorkflow(decl, mode, opts = {}) {
         // build-disk fails the job when the boot test fails; this says it again, explicitly. Never on
         // behalf of a pull request (a caller of the reusable workflow may run on one).
         // Untested media (boot-passed skipped) only with publish-untested.
-        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, untested_media_js_1.publishableMedia)(diskJob.refs['boot-passed'], publishUntested)),
+        if: (0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, untested_media_js_1.publishableMedia)(diskJob.refs['boot-passed'], p.reusable ? diskJob.refs['publish-untested'] : publishUntested)),
         runsOn,
         // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
         timeoutMinutes: 360,

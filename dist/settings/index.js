@@ -51085,7 +51085,7 @@ const ValidateSpec = strictObject({
         .min(1)
         .default([...DEFAULT_WARN_CHECKS])
         .describe('Checks that only warn when they fail (none: every check gates).'),
-    'var-allow': array(schemas_string().regex(/^\/?var\/./, 'a path under /var'))
+    'var-allow': array(schemas_string().regex(/^\/?var\/(?!.*(?:^|\/)\.\.(?:\/|$))./, 'a path under /var (no ..)'))
         .default([])
         .describe('Paths under /var allowed without a tmpfiles.d entry.'),
 })
@@ -51429,9 +51429,55 @@ const SETTINGS = {
     'initramfs-modules': { section: 'validate', key: 'initramfs-modules', kind: 'lines' },
     'repo-globs': { section: 'validate', key: 'repo-globs', kind: 'lines' },
     'var-allow': { section: 'validate', key: 'var-allow', kind: 'lines' },
+    // install media
+    'iso-name': { section: 'iso', key: 'name', kind: 'text' },
+    'iso-label': { section: 'iso', key: 'label', kind: 'text' },
+    'iso-type': { section: 'iso', key: 'type', kind: 'text' },
+    'iso-backend': { section: 'iso', key: 'backend', kind: 'text' },
+    'iso-boot-test': { section: 'iso', key: 'boot-test', kind: 'bool' },
+    'iso-boot-timeout': { section: 'iso', key: 'boot-timeout', kind: 'number' },
+    'publish-untested': { section: 'iso', key: 'publish-untested', kind: 'bool' },
+    // publication
+    'ia-identifier': { section: 'internet-archive', key: 'identifier', kind: 'text' },
+    'ia-metadata': { section: 'internet-archive', key: 'metadata', kind: 'metadata' },
+    'ia-torrent-timeout': { section: 'internet-archive', key: 'torrent-timeout', kind: 'number' },
+    'ia-require-torrent': { section: 'internet-archive', key: 'require-torrent', kind: 'bool' },
+    'site-repository': { section: 'site', key: 'repository', kind: 'text' },
+    'site-files': { section: 'site', key: 'files', kind: 'lines' },
+    'site-base': { section: 'site', key: 'base', kind: 'text' },
+    'site-branch-prefix': { section: 'site', key: 'branch-prefix', kind: 'text' },
+    'site-auto-merge': { section: 'site', key: 'auto-merge', kind: 'bool' },
 };
-const SETTING_NAMES = Object.keys(SETTINGS);
-/** The override as a declarations value; '' (and 0 for a number: a number input's default) is none. */
+/**
+ * The download site's constants (declarations site.constants, a list) as the site-bump hop takes
+ * them: the first one's name and value, the others as NAME=value lines. An override replaces
+ * the derived text; the site-bump hop checks it before any side effect.
+ */
+const SITE_CONSTANTS = {
+    'site-constant': (s) => s.constants[0]?.name ?? '',
+    'site-value': (s) => s.constants[0]?.value ?? '',
+    'site-extra-constants': (s) => s.constants
+        .slice(1)
+        .map((c) => `${c.name}=${c.value}`)
+        .join('\n'),
+};
+const SETTING_NAMES = [...Object.keys(SETTINGS), ...Object.keys(SITE_CONSTANTS)];
+/** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
+function settingPath(name) {
+    if (name in SITE_CONSTANTS)
+        return 'site.constants';
+    const def = SETTINGS[name];
+    return `${def.section}.${def.key}`;
+}
+const SCHEMAS = {
+    validate: DistroSchema.shape.validate.unwrap(),
+    'smoke-boot': DistroSchema.shape['smoke-boot'].unwrap(),
+    iso: DistroSchema.shape.iso.unwrap(),
+    'internet-archive': DistroSchema.shape['internet-archive'].unwrap(),
+    site: DistroSchema.shape.site.unwrap(),
+};
+const ALWAYS_THERE = ['validate', 'smoke-boot'];
+/** The override as a declarations value. */
 function overrideValue(name, raw) {
     const { kind } = SETTINGS[name];
     const v = raw.trim();
@@ -51448,40 +51494,91 @@ function overrideValue(name, raw) {
         const expected = kind === 'bool' ? 'true or false' : 'true, false or auto';
         throw new errors_UserError(`input ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
     }
+    if (kind === 'metadata')
+        return metadataRecord(name, v);
     return kind === 'lines' ? splitList(v) : v;
 }
-const isUnset = (name, raw) => raw.trim() === '' || (SETTINGS[name].kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
-const asInput = (v) => v === undefined ? '' : Array.isArray(v) ? v.join('\n') : String(v);
+/** key:value lines into the metadata record (a repeated key gives a list). */
+function metadataRecord(name, text) {
+    const out = {};
+    for (const line of splitList(text)) {
+        const m = /^([^:]+):(.*)$/.exec(line);
+        if (!m)
+            throw new errors_UserError(`input ${name}: expected key:value lines, got ${JSON.stringify(line)}`);
+        const [key, value] = [m[1].trim(), m[2].trim()];
+        const prev = out[key];
+        out[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+    }
+    return out;
+}
+/** A declarations value as a hop's input reads it. */
+function asInput(v, kind) {
+    if (v === undefined)
+        return '';
+    if (kind === 'metadata')
+        return Object.entries(v)
+            .flatMap(([k, x]) => (Array.isArray(x) ? x : [x]).map((item) => `${k}:${item}`))
+            .join('\n');
+    return Array.isArray(v) ? v.join('\n') : String(v);
+}
+/** '' is no override; so is 0 for a number (a number input's default). */
+const isUnset = (name, raw) => raw === undefined ||
+    raw.trim() === '' ||
+    (name in SETTINGS &&
+        SETTINGS[name].kind === 'number' &&
+        /^0+(\.0+)?$/.test(raw.trim()));
+/** The first problem of a section, named after the input that set it (or its declarations key). */
+function sectionProblem(section, error) {
+    const issue = error.issues[0];
+    const key = String(issue.path[0] ?? '');
+    const name = Object.keys(SETTINGS).find((n) => SETTINGS[n].section === section && SETTINGS[n].key === key);
+    return new errors_UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
+}
 /**
  * Every setting: the override when given, else the declarations' value (`decl` undefined: no
- * declarations file, the schema's defaults). Every override is checked before anything is
- * returned; a bad one fails naming the input, what was expected and its declarations key.
+ * declarations file, the schema's defaults; an optional section the declarations leave out:
+ * empty). Every override is checked before anything is returned; a bad one fails naming the
+ * input, what was expected and its declarations key.
  */
 function resolveSettings(decl, overrides) {
-    const sections = {
-        validate: { ...(decl?.validate ?? DistroSchema.shape.validate.parse(undefined)) },
-        'smoke-boot': { ...(decl?.['smoke-boot'] ?? DistroSchema.shape['smoke-boot'].parse(undefined)) },
-    };
-    const given = SETTING_NAMES.filter((n) => overrides[n] !== undefined && !isUnset(n, overrides[n]));
-    for (const name of given) {
-        const { section, key } = SETTINGS[name];
-        sections[section][key] = overrideValue(name, overrides[name]);
-    }
-    for (const section of ['validate', 'smoke-boot']) {
-        const parsed = DistroSchema.shape[section].safeParse(sections[section]);
-        if (!parsed.success) {
-            const issue = parsed.error.issues[0];
-            const key = String(issue.path[0] ?? '');
-            const name = SETTING_NAMES.find((n) => SETTINGS[n].section === section && SETTINGS[n].key === key);
-            throw new errors_UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
-        }
+    const given = SETTING_NAMES.filter((n) => !isUnset(n, overrides[n]));
+    const sections = {};
+    for (const section of Object.keys(SCHEMAS)) {
+        const declared = decl?.[section];
+        const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
+        const mine = given.filter((n) => n in SETTINGS && SETTINGS[n].section === section);
+        if (!base && mine.length === 0)
+            continue;
+        const merged = { ...base };
+        for (const n of mine)
+            merged[SETTINGS[n].key] = overrideValue(n, overrides[n]);
+        // A section the declarations leave out is checked only where an override sets it.
+        const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
+        if (!parsed.success)
+            throw sectionProblem(section, parsed.error);
         sections[section] = parsed.data;
     }
     const out = {};
     for (const name of SETTING_NAMES) {
-        const { section, key } = SETTINGS[name];
-        const source = given.includes(name) ? 'input' : decl ? 'declarations' : 'default';
-        out[name] = { value: asInput(sections[section][key]), source, path: `${section}.${key}` };
+        const path = settingPath(name);
+        if (name in SITE_CONSTANTS) {
+            const site = sections.site;
+            const derived = site?.constants ? SITE_CONSTANTS[name](site) : '';
+            const value = given.includes(name) ? overrides[name].trim() : derived;
+            out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
+            continue;
+        }
+        const { section, key, kind } = SETTINGS[name];
+        const source = given.includes(name)
+            ? 'input'
+            : !decl
+                ? ALWAYS_THERE.includes(section)
+                    ? 'default'
+                    : 'absent'
+                : decl[section] === undefined && !ALWAYS_THERE.includes(section)
+                    ? 'absent'
+                    : 'declarations';
+        out[name] = { value: asInput(sections[section]?.[key], kind), source, path };
     }
     return out;
 }
@@ -51514,10 +51611,15 @@ function seconds(ms) {
 
 
 
+
 /** The declarations file a reusable workflow reads when the caller names none. */
 const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
 const inputs = {
     declarations: existingPath('file'),
+    required: list({
+        expected: 'newline-separated setting names that must not come out empty',
+        item: (n) => (SETTING_NAMES.includes(n) ? undefined : `expected one of ${SETTING_NAMES.join(', ')}`),
+    }),
     ...Object.fromEntries(SETTING_NAMES.map((n) => [n, str()])),
 };
 /**
@@ -51530,6 +51632,11 @@ async function run(io) {
     if (!file)
         io.notice(`no ${DEFAULT_DECLARATIONS}: the settings are Keel's defaults and the inputs`);
     const settings = resolveSettings(file ? loadDeclarations(file) : undefined, inp);
+    const missing = inp.required.filter((n) => settings[n].value === '');
+    if (missing.length)
+        throw new errors_UserError(missing
+            .map((n) => `${n} is empty: set ${settings[n].path} in your declarations, or the input ${n}`)
+            .join('; '));
     for (const name of SETTING_NAMES)
         io.setOutput(name, settings[name].value);
     const rows = SETTING_NAMES.map((n) => [

@@ -56,6 +56,37 @@ describe('settings run()', () => {
       'initramfs-modules': 'virtio_blk\next4\nsquashfs\noverlay',
       'repo-globs': '',
       'var-allow': '',
+      'iso-name': 'keel-os',
+      'iso-label': 'KEEL_OS_LIVE',
+      'iso-type': 'iso',
+      'iso-backend': 'live',
+      'iso-boot-test': 'true',
+      'iso-boot-timeout': '1200',
+      'publish-untested': 'false',
+      'ia-identifier': 'keel-os-live-iso-{date}',
+      'ia-metadata': [
+        'mediatype:software',
+        'collection:opensource',
+        'title:Keel OS live ISO {date}',
+        'description:Live ISO of Keel OS built from image {digest}',
+        'subject:linux',
+        'subject:debian',
+        'subject:bootc',
+        'subject:keel',
+        'creator:Keel project',
+        'licenseurl:https://www.apache.org/licenses/LICENSE-2.0',
+      ].join('\n'),
+      'ia-torrent-timeout': '3600',
+      'ia-require-torrent': 'false',
+      'site-repository': 'keel-project/keel-site',
+      'site-files': 'src/lib/release.ts',
+      'site-base': 'main',
+      'site-branch-prefix': 'keel/release-',
+      'site-auto-merge': 'true',
+      // site.constants: the first one, and the others as NAME=value lines (the site-bump hop's inputs).
+      'site-constant': 'LATEST_ISO_DATE',
+      'site-value': '{date}',
+      'site-extra-constants': 'LATEST_ISO_FILE={file}',
     });
     expect(Object.keys(io.outputs).sort()).toEqual([...SETTING_NAMES].sort());
   });
@@ -111,6 +142,60 @@ describe('settings run()', () => {
     const io = recordingIO({ declarations: example, [name]: value });
     await expect(run(io)).rejects.toThrow(message);
     expect(io.outputs).toEqual({});
+  });
+
+  it('a section the declarations leave out gives empty settings, unless an input sets them (checked where set)', async () => {
+    const text = exampleText.replace(/^(iso|internet-archive|site):\n(?: {2}.*\n|\s*\n)*/gm, '');
+    const dir = tmpdir('keel-settings-bare-');
+    dirs.push(dir);
+    const file = path.join(dir, 'distro.yaml');
+    fs.writeFileSync(file, text);
+    const io = await settings({
+      declarations: file,
+      'ia-identifier': 'my-os-{date}',
+      'ia-metadata': 'subject:a\nsubject:b',
+    });
+    expect(io.outputs).toMatchObject({
+      'iso-name': '',
+      'iso-boot-test': '',
+      'site-repository': '',
+      'site-constant': '',
+      'ia-identifier': 'my-os-{date}',
+      'ia-metadata': 'subject:a\nsubject:b',
+      // A section an input brings in has the schema's defaults for the rest.
+      'ia-torrent-timeout': '3600',
+    });
+    await expect(run(recordingIO({ declarations: file, 'ia-identifier': 'my os' }))).rejects.toThrow(
+      /input ia-identifier: .*\(as declarations internet-archive\.identifier\)/,
+    );
+    await expect(run(recordingIO({ declarations: file, 'ia-metadata': 'no colon here' }))).rejects.toThrow(
+      /input ia-metadata: expected key:value lines/,
+    );
+  });
+
+  it('site constants: the declared list, or the inputs that replace its parts', async () => {
+    const io = await settings({ declarations: example, 'site-constant': 'ISO_DATE', 'site-extra-constants': '' });
+    expect(io.outputs).toMatchObject({
+      'site-constant': 'ISO_DATE',
+      'site-value': '{date}',
+      'site-extra-constants': 'LATEST_ISO_FILE={file}',
+    });
+  });
+
+  it('a required setting that comes out empty fails naming where to set it, before any output', async () => {
+    const bare = path.join(tmpdir('keel-settings-noiso-'), 'distro.yaml');
+    dirs.push(path.dirname(bare));
+    fs.writeFileSync(bare, exampleText.replace(/^iso:\n(?: {2}.*\n)*/m, ''));
+    const io = recordingIO({ declarations: bare, required: 'iso-name\nmemory' });
+    await expect(run(io)).rejects.toThrow(
+      'iso-name is empty: set iso.name in your declarations, or the input iso-name',
+    );
+    expect(io.outputs).toEqual({});
+    const given = await settings({ declarations: bare, required: 'iso-name', 'iso-name': 'my-os' });
+    expect(given.outputs['iso-name']).toBe('my-os');
+    await expect(run(recordingIO({ declarations: example, required: 'no-such' }))).rejects.toThrow(
+      /Input 'required'.*no-such/,
+    );
   });
 
   it('a declarations path that does not exist fails naming the input', async () => {

@@ -55,8 +55,12 @@ describe('optional Internet Archive keys (reusable build-disk)', () => {
       ['false', false],
     ] as const) {
       const ctx = {
-        stepOutput: (s: string, o: string) => (s === 'ia-keys' && o === 'configured' ? configured : undefined),
-        input: (n: string) => (n === 'site-repository' ? 'me/site' : undefined),
+        stepOutput: (s: string, o: string) =>
+          s === 'ia-keys' && o === 'configured'
+            ? configured
+            : s === 'settings' && o === 'site-repository'
+              ? 'me/site'
+              : undefined,
       };
       expect(evaluateCondition(step('ia-upload').if!, ctx)).toBe(runs);
       expect(evaluateCondition(step('site-bump').if!, ctx)).toBe(runs);

@@ -68,6 +68,61 @@ describe.each([
   });
 });
 
+describe('reusable-build-disk.yml', () => {
+  const wf = readWorkflow('reusable-build-disk.yml');
+  const fromSettings = (n: string) => `\${{ steps.settings.outputs.${n} }}`;
+
+  it('the disk job builds the media from the caller’s iso settings, and requires a name', () => {
+    const disk = wf.jobs.disk!;
+    const settings = hopStep(disk, 'settings').with!;
+    expect(settings.required).toBe('iso-name');
+    expect(hopStep(disk, 'build-disk').with).toMatchObject({
+      type: fromSettings('iso-type'),
+      backend: fromSettings('iso-backend'),
+      label: fromSettings('iso-label'),
+      'boot-test': fromSettings('iso-boot-test'),
+      'boot-timeout': fromSettings('iso-boot-timeout'),
+      name: `${fromSettings('iso-name')}-\${{ steps.date.outputs.release-date }}`,
+    });
+    // The publish job decides on the caller's publish-untested, handed over as a job output (text).
+    expect(disk.outputs!['publish-untested']).toBe(fromSettings('publish-untested'));
+    expect(wf.jobs.publish!.if).toContain("needs.disk.outputs.publish-untested == 'true'");
+  });
+
+  it('the publish job takes the Internet Archive and site settings from the caller’s declarations', () => {
+    const publish = wf.jobs.publish!;
+    const settings = publish.steps.findIndex((x) => keelHop(x.uses) === 'settings');
+    const expand = publish.steps.findIndex((x) => x.id === 'expand');
+    expect(settings).toBeGreaterThan(-1);
+    expect(settings).toBeLessThan(expand);
+    expect(publish.steps[expand]!.env).toMatchObject({
+      T_IDENTIFIER: fromSettings('ia-identifier'),
+      T_METADATA: fromSettings('ia-metadata'),
+      T_SITE_VALUE: fromSettings('site-value'),
+      T_SITE_EXTRA_CONSTANTS: fromSettings('site-extra-constants'),
+    });
+    expect(hopStep(publish, 'ia-upload').with).toMatchObject({
+      'torrent-timeout': fromSettings('ia-torrent-timeout'),
+      'require-torrent': fromSettings('ia-require-torrent'),
+    });
+    expect(hopStep(publish, 'site-bump').with).toMatchObject({
+      repository: fromSettings('site-repository'),
+      constant: fromSettings('site-constant'),
+      files: fromSettings('site-files'),
+      base: fromSettings('site-base'),
+      'branch-prefix': fromSettings('site-branch-prefix'),
+      'auto-merge': fromSettings('site-auto-merge'),
+    });
+  });
+
+  it('no input is required beyond the image and the key: the rest is in the caller’s declarations', () => {
+    const required = Object.entries(callInputs(wf))
+      .filter(([, v]) => (v as { required?: boolean }).required)
+      .map(([k]) => k);
+    expect(required.sort()).toEqual(['image', 'public-key']);
+  });
+});
+
 describe('dogfood workflows keep the declarations as constants', () => {
   const baseYaml = fs.readFileSync(path.join(root, 'declarations', 'distro.yaml'), 'utf8');
 

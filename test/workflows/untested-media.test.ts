@@ -26,9 +26,21 @@ const ctxFor = (bootPassed: string, publishUntested: boolean, event = 'workflow_
   jobOutput: (job, output) =>
     job !== 'disk'
       ? undefined
-      : ({ 'boot-passed': bootPassed, 'release-date': '20261204', file: 'os.iso' } as Record<string, string>)[output],
-  stepOutput: (step, output) => (step === 'disk' && output === 'boot-passed' ? bootPassed : undefined),
-  input: (n) => (n === 'publish-untested' ? publishUntested : undefined),
+      : (
+          {
+            'boot-passed': bootPassed,
+            'release-date': '20261204',
+            file: 'os.iso',
+            // Reusable: the settings step's value (the caller's iso.publish-untested or the input), as text.
+            'publish-untested': String(publishUntested),
+          } as Record<string, string>
+        )[output],
+  stepOutput: (step, output) =>
+    step === 'disk' && output === 'boot-passed'
+      ? bootPassed
+      : step === 'settings' && output === 'publish-untested'
+        ? String(publishUntested)
+        : undefined,
   github: (p) => (p === 'event_name' ? event : undefined),
 });
 const job = (wf: WorkflowModel, id: string) => wf.jobs.find((j) => j.id === id)!;
@@ -52,12 +64,16 @@ describe('the publish job condition', () => {
     expect(publishRuns(reusable, ctxFor(bp, untested, 'pull_request'))).toBe(false);
   });
 
-  it('reusable: publish-untested is a boolean input, off by default; iso-boot-test on by default', () => {
+  it('reusable: publish-untested and iso-boot-test come from the caller’s declarations unless the input overrides', () => {
     const on = (parse(renderWorkflow(reusable)) as YWorkflow).on.workflow_call as {
-      inputs: Record<string, { type: string; default: unknown }>;
+      inputs: Record<string, { type: string; default: unknown; description: string }>;
     };
-    expect(on.inputs['publish-untested']).toMatchObject({ type: 'boolean', default: false });
-    expect(on.inputs['iso-boot-test']).toMatchObject({ type: 'boolean', default: true });
+    expect(on.inputs['publish-untested']).toMatchObject({ type: 'string', default: '' });
+    expect(on.inputs['publish-untested']!.description).toMatch(/your declarations' iso\.publish-untested/);
+    expect(on.inputs['iso-boot-test']).toMatchObject({ type: 'string', default: '' });
+    // The schema's defaults (iso.publish-untested false, iso.boot-test true) apply through the settings step.
+    const y = parse(renderWorkflow(reusable)) as YWorkflow;
+    expect(y.jobs.disk!.outputs!['publish-untested']).toBe('${{ steps.settings.outputs.publish-untested }}');
   });
 
   it.each(CASES)('dogfood: boot-passed %s, iso.publish-untested %s → publishes: %s', (bp, untested, runs) => {

@@ -120,14 +120,15 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       'Cosign public key (path in your repository, or PEM): the pinned digest must verify with it before any media are built.',
     required: true,
   });
-  const isoName = p.v('iso-name', iso?.name ?? '', {
-    description: 'File name stem: <iso-name>-<date>.<type>.',
-    required: true,
-  });
-  const publishUntested = p.v('publish-untested', iso?.['publish-untested'] ?? false, {
+  const isoName = p.setting('iso-name', iso?.name ?? '', { description: 'File name stem: <iso-name>-<date>.<type>.' });
+  const publishUntested = p.setting('publish-untested', iso?.['publish-untested'] ?? false, {
     description:
-      'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description. Default: never.',
-    default: false,
+      'Publish media whose boot test did not run (iso-boot-test: false, or iso-backend: bib), marked as not boot-tested in the summary and the Internet Archive description: true or false.',
+  });
+  // Reusable: the caller's declarations, read by the settings step of each job.
+  const declarations = p.v('declarations', 'declarations/distro.yaml', {
+    description: 'Path of your distro declarations: the iso, internet-archive and site settings are read from it.',
+    default: 'declarations/distro.yaml',
   });
   const runsOn = p.runsOn();
   const user = registryUser();
@@ -144,26 +145,23 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     'disk',
     {
       'image-ref': resolve.outputs['image-ref'],
-      type: p.v('iso-type', iso?.type ?? 'iso', { description: 'iso, qcow2 or raw.', default: 'iso' }),
-      backend: p.v('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.', default: 'live' }),
+      type: p.setting('iso-type', iso?.type ?? 'iso', { description: 'iso, qcow2 or raw.' }),
+      backend: p.setting('iso-backend', iso?.backend ?? 'live', { description: 'live or bib.' }),
       name: concat(isoName, '-', date.outputs['release-date']),
-      ...(p.reusable
+      ...(p.reusable || iso?.label
         ? {
-            label: p.input('iso-label', {
-              description: 'ISO volume label; empty: derived from the name.',
-              default: '',
+            label: p.setting('iso-label', iso?.label ?? '', {
+              description: 'ISO volume label (empty in both: derived from the name).',
             }),
           }
-        : iso?.label
-          ? { label: iso.label }
-          : {}),
-      'boot-test': p.v('iso-boot-test', iso?.['boot-test'] ?? true, {
-        description: 'Boot-test the media (false: boot-passed is skipped; published only with publish-untested).',
-        default: true,
+        : {}),
+      'boot-test': p.setting('iso-boot-test', iso?.['boot-test'] ?? true, {
+        description:
+          'Boot-test the media (false: boot-passed is skipped; published only with publish-untested): true or false.',
       }),
-      'boot-timeout': p.v('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
+      'boot-timeout': p.setting('iso-boot-timeout', iso?.['boot-timeout'] ?? 1200, {
         description: 'Seconds the boot test may take.',
-        default: 1200,
+        number: true,
       }),
       'release-date': date.outputs['release-date'],
       'output-dir': DISK_DIR,
@@ -187,10 +185,14 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
       file: disk.outputs.name,
       sha256: disk.outputs.sha256,
       'boot-passed': disk.outputs['boot-passed'],
+      // Reusable: the caller's setting, for the publish job's condition (a constant in dogfood).
+      ...((p.reusable ? { 'publish-untested': publishUntested } : {}) as Record<'publish-untested', Expr>),
     },
     steps: [
       checkout(),
       freeDiskStep(p),
+      // Reusable: the caller's iso settings; the media need a name.
+      p.settingsStep(declarations, ['iso-name']),
       date,
       enableKvm(),
       aptInstall(DISK_PACKAGES),
@@ -254,13 +256,12 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     sha256sums: `${DISK_DIR}/SHA256SUMS`,
     'access-key': secret('IA_ACCESS_KEY'),
     'secret-key': secret('IA_SECRET_KEY'),
-    'torrent-timeout': p.v('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, {
+    'torrent-timeout': p.setting('ia-torrent-timeout', ia?.['torrent-timeout'] ?? 3600, {
       description: 'Seconds to wait for the item torrent.',
-      default: 3600,
+      number: true,
     }),
-    'require-torrent': p.v('ia-require-torrent', ia?.['require-torrent'] ?? false, {
-      description: 'Fail when the torrent is not ready in time.',
-      default: false,
+    'require-torrent': p.setting('ia-require-torrent', ia?.['require-torrent'] ?? false, {
+      description: 'Fail when the torrent is not ready in time: true or false.',
     }),
   };
   if (!p.reusable) {
@@ -299,31 +300,28 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     }
   } else {
     const t = {
-      identifier: p.input('ia-identifier', {
+      identifier: p.setting('ia-identifier', '', {
         description: 'Internet Archive identifier template ({date} = release date), e.g. my-os-live-iso-{date}.',
-        required: true,
       }),
-      metadata: p.input('ia-metadata', {
+      metadata: p.setting('ia-metadata', '', {
         description: 'Item metadata, key:value lines; {date}, {file} and {digest} are expanded.',
-        default: '',
       }),
-      'site-value': p.input('site-value', {
+      'site-value': p.setting('site-value', '', {
         description: 'Value of site-constant; {date} and {file} are expanded.',
-        default: '{date}',
       }),
-      'site-extra-constants': p.input('site-extra-constants', {
+      'site-extra-constants': p.setting('site-extra-constants', '', {
         description: 'More NAME=value lines moved in the same commit; {date} and {file} are expanded.',
-        default: '',
       }),
     };
     const expand = expandStep(vars, t);
     const iaKeys = iaConfiguredStep();
     const iaOn = eq(iaKeys.outputs.configured, 'true');
-    const siteRepo = p.input('site-repository', {
-      description: 'Download site repository owner/name; empty: no site bump.',
-      default: '',
+    const siteRepo = p.setting('site-repository', '', {
+      description: 'Download site repository owner/name (empty in both: no site bump).',
     });
     publishSteps.push(
+      // The caller's internet-archive and site settings (after the steps above asked for them).
+      p.settingsStep(declarations)!,
       expand,
       iaKeys,
       keel['ia-upload'](
@@ -339,25 +337,19 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
         'site',
         {
           repository: siteRepo,
-          constant: p.input('site-constant', {
+          constant: p.setting('site-constant', '', {
             description: 'Site constant set to site-value, e.g. LATEST_ISO_DATE.',
-            default: 'LATEST_ISO_DATE',
           }),
           value: expand.outputs['site-value'],
           'extra-constants': expand.outputs['site-extra-constants'],
           token: secret('SITE_BUMP_TOKEN'),
-          files: p.input('site-files', {
+          files: p.setting('site-files', '', {
             description: 'Candidate files defining the constants (newline-separated).',
-            default: '',
           }),
-          base: p.input('site-base', { description: 'Site branch the pull request targets.', default: 'main' }),
-          'branch-prefix': p.input('site-branch-prefix', {
-            description: 'Prefix of the pull request branch.',
-            default: 'keel/release-',
-          }),
-          'auto-merge': p.input('site-auto-merge', {
-            description: 'Enable auto-merge on the pull request.',
-            default: true,
+          base: p.setting('site-base', '', { description: 'Site branch the pull request targets.' }),
+          'branch-prefix': p.setting('site-branch-prefix', '', { description: 'Prefix of the pull request branch.' }),
+          'auto-merge': p.setting('site-auto-merge', '', {
+            description: 'Enable auto-merge on the pull request: true or false.',
           }),
         },
         { name: 'Point the download site at the new media', if: and(iaOn, ne(siteRepo, '')) },
@@ -370,7 +362,10 @@ export function buildDiskWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     // build-disk fails the job when the boot test fails; this says it again, explicitly. Never on
     // behalf of a pull request (a caller of the reusable workflow may run on one).
     // Untested media (boot-passed skipped) only with publish-untested.
-    if: and(ne(github('event_name'), 'pull_request'), publishableMedia(diskJob.refs['boot-passed'], publishUntested)),
+    if: and(
+      ne(github('event_name'), 'pull_request'),
+      publishableMedia(diskJob.refs['boot-passed'], p.reusable ? diskJob.refs['publish-untested'] : publishUntested),
+    ),
     runsOn,
     // IA ingest is slow: upload budget (4 h by default) + torrent wait, within GitHub's 6 h.
     timeoutMinutes: 360,

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { loadDeclarations } from '../../lib/declarations.js';
 import type { ActionIO } from '../../lib/io.js';
-import { existingPath, readInputs, str } from '../../lib/inputs.js';
+import { UserError } from '../../lib/errors.js';
+import { existingPath, list, readInputs, str } from '../../lib/inputs.js';
 import { resolveSettings, SETTING_NAMES, type SettingName } from '../../lib/settings.js';
 import { code, table } from '../../lib/summary.js';
 
@@ -10,6 +11,10 @@ export const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
 
 export const inputs = {
   declarations: existingPath('file'),
+  required: list({
+    expected: 'newline-separated setting names that must not come out empty',
+    item: (n) => ((SETTING_NAMES as string[]).includes(n) ? undefined : `expected one of ${SETTING_NAMES.join(', ')}`),
+  }),
   ...(Object.fromEntries(SETTING_NAMES.map((n) => [n, str()])) as Record<SettingName, ReturnType<typeof str>>),
 };
 
@@ -22,6 +27,13 @@ export async function run(io: ActionIO): Promise<void> {
   const file = inp.declarations || (fs.existsSync(DEFAULT_DECLARATIONS) ? DEFAULT_DECLARATIONS : '');
   if (!file) io.notice(`no ${DEFAULT_DECLARATIONS}: the settings are Keel's defaults and the inputs`);
   const settings = resolveSettings(file ? loadDeclarations(file) : undefined, inp);
+  const missing = inp.required.filter((n) => settings[n as SettingName].value === '');
+  if (missing.length)
+    throw new UserError(
+      missing
+        .map((n) => `${n} is empty: set ${settings[n as SettingName].path} in your declarations, or the input ${n}`)
+        .join('; '),
+    );
   for (const name of SETTING_NAMES) io.setOutput(name, settings[name].value);
   const rows = SETTING_NAMES.map((n) => [
     code(n),
