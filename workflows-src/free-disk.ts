@@ -6,7 +6,8 @@ import { runStep, type RunStep } from './model.js';
  * The free-disk step of the jobs that hold images (build, smoke-boot's boot, build-disk's disk):
  * a GitHub-hosted runner guarantees ~14 GB free on `/`, less than a 10 GB image plus its exports
  * need. The step removes the big preinstalled toolchains Keel never uses, prunes docker's
- * images, and puts root's container storage and TMPDIR on the volume with the most free space
+ * images, and puts root's container storage, TMPDIR and the hops' work directories
+ * (`KEEL_WORK_DIR`, read by actions/lib/context.ts) on the volume with the most free space
  * (`/mnt` on hosted Ubuntu runners). Only on a GitHub-hosted runner, a disposable machine: on a
  * self-hosted runner or a laptop (`keel run`) it changes nothing, guarded twice (the step's
  * `if:` and the script itself).
@@ -55,8 +56,10 @@ export function freeDiskScript(): string {
     `  base="$best/${FREE_DISK_DIR}"`,
     // The path is used (and goes to GITHUB_ENV) only as a plain path (no newline can inject a variable).
     '  if ! [[ $base =~ ^/[A-Za-z0-9/._-]+$ ]]; then echo "::error::free-disk: unexpected mount point"; exit 1; fi',
-    '  sudo mkdir -p "$base/containers" "$base/tmp"',
+    '  sudo mkdir -p "$base/containers" "$base/tmp" "$base/work"',
     '  sudo chmod 1777 "$base/tmp"',
+    // The hops' work directories (exports, disks, boot copies): the runner user's own.
+    '  sudo chown "$(id -u):$(id -g)" "$base/work"',
     '  sudo mkdir -p /var/lib/containers',
     '  if ! mountpoint -q /var/lib/containers; then',
     // Whatever root storage already holds moves with it (a fresh runner: nothing, or little).
@@ -64,11 +67,12 @@ export function freeDiskScript(): string {
     '    sudo mount --bind "$base/containers" /var/lib/containers',
     '  fi',
     '  echo "TMPDIR=$base/tmp" >> "$GITHUB_ENV"',
-    '  echo "container storage (/var/lib/containers) and TMPDIR now on $best"',
+    '  echo "KEEL_WORK_DIR=$base/work" >> "$GITHUB_ENV"',
+    '  echo "container storage (/var/lib/containers), TMPDIR and the hops\' work directories now on $best"',
     'fi',
     'echo "Free space after:"',
     'show',
-    '{ echo "### free-disk"; echo; echo "Removed unused toolchains; container storage and TMPDIR on \\`$best\\`."; echo; echo "\\`\\`\\`"; show; echo "\\`\\`\\`"; } >> "$GITHUB_STEP_SUMMARY"',
+    '{ echo "### free-disk"; echo; echo "Removed unused toolchains; container storage, TMPDIR and the hops\' work directories on \\`$best\\`."; echo; echo "\\`\\`\\`"; show; echo "\\`\\`\\`"; } >> "$GITHUB_STEP_SUMMARY"',
   ].join('\n');
 }
 

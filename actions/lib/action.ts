@@ -1,3 +1,4 @@
+import * as core from '@actions/core';
 import { errorMessage, InputError, UserError } from './errors.js';
 import { coreIO, type ActionIO } from './io.js';
 import { InvalidReferenceError } from './oci/reference.js';
@@ -17,7 +18,15 @@ export function isUserFacing(err: unknown): boolean {
  * The entry every `index.ts` calls: runs the hop's `main` against the real runner IO and turns
  * any failure into `setFailed` with a one-line message (stack in debug for unexpected errors).
  */
-export function runAction(main: (io: ActionIO) => Promise<void>, io: ActionIO = coreIO()): void {
+export function runAction(main: (io: ActionIO) => Promise<void>, given?: ActionIO): void {
+  let io: ActionIO;
+  try {
+    io = given ?? coreIO();
+  } catch (err) {
+    // The run's context is unusable (e.g. a bad KEEL_WORK_DIR): say why, as a failed step.
+    core.setFailed(errorMessage(err));
+    return;
+  }
   main(io).catch((err: unknown) => {
     if (!isUserFacing(err) && err instanceof Error && err.stack) io.debug(err.stack);
     io.setFailed(errorMessage(err));

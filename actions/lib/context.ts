@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { statfsProbe, type FreeSpaceProbe } from './disk-space.js';
+import { UserError } from './errors.js';
 
 /** What a hop needs to know about the run it is part of, read once from the runner's environment. */
 export interface RunContext {
   eventName: string;
   /** The parsed event payload (`GITHUB_EVENT_PATH`), `{}` when absent. */
   event: Record<string, unknown>;
+  /** Where the hop keeps its work: KEEL_WORK_DIR, else RUNNER_TEMP (see workDir). */
   runnerTemp: string;
   workspace: string;
   repository: string;
@@ -33,6 +36,21 @@ export interface RunContext {
   freeSpace: FreeSpaceProbe;
 }
 
+/**
+ * Where a hop keeps its work (exports, disks, boot copies): KEEL_WORK_DIR when set (the free-disk
+ * step points it at the runner's largest volume), else the runner's temp directory. A
+ * KEEL_WORK_DIR that is not an absolute path to an existing directory fails, naming it.
+ */
+export function workDir(env: NodeJS.ProcessEnv): string {
+  const dir = env.KEEL_WORK_DIR;
+  if (dir === undefined || dir === '') return env.RUNNER_TEMP || os.tmpdir();
+  if (!path.isAbsolute(dir) || !fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new UserError(
+      `KEEL_WORK_DIR: expected an absolute path to an existing directory, got ${JSON.stringify(dir)}`,
+    );
+  return dir;
+}
+
 export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext {
   let event: Record<string, unknown> = {};
   const p = env.GITHUB_EVENT_PATH;
@@ -46,7 +64,7 @@ export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): RunContext
   return {
     eventName: env.GITHUB_EVENT_NAME ?? 'workflow_dispatch',
     event,
-    runnerTemp: env.RUNNER_TEMP || os.tmpdir(),
+    runnerTemp: workDir(env),
     workspace: env.GITHUB_WORKSPACE || process.cwd(),
     repository: env.GITHUB_REPOSITORY ?? '',
     sha: env.GITHUB_SHA ?? '',

@@ -28634,99 +28634,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /************************************************************************/
 var __webpack_exports__ = {};
 
-;// CONCATENATED MODULE: ./actions/lib/errors.ts
-/**
- * Error types shared by every hop. The split matters for reporting: an InputError is the
- * user's to fix (one line, no stack), a RetryableError is the retry policy's to handle,
- * anything else is a bug or an environment failure and is reported with its stack in debug.
- */
-/**
- * Bad input: raised before any side effect. The message names the input, the value (omitted
- * for secrets) and the problem, phrased as what was expected ("expected a UTC date YYYYMMDD").
- */
-class InputError extends Error {
-    input;
-    value;
-    problem;
-    constructor(input, value, problem) {
-        super(value === undefined
-            ? `Input '${input}': ${problem}`
-            : `Input '${input}' has value ${JSON.stringify(value)}: ${problem}`);
-        this.input = input;
-        this.value = value;
-        this.problem = problem;
-        this.name = 'InputError';
-    }
-}
-/** A failure the user has to act on (configuration, refusal by policy); reported without a stack. */
-class errors_UserError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'UserError';
-    }
-}
-/** An HTTP answer that is not what the caller needed. `retryAfterMs` comes from Retry-After. */
-class errors_HttpError extends Error {
-    status;
-    retryAfterMs;
-    body;
-    constructor(status, message, retryAfterMs, body) {
-        super(message);
-        this.status = status;
-        this.retryAfterMs = retryAfterMs;
-        this.body = body;
-        this.name = 'HttpError';
-    }
-}
-/** Node network error codes that mean "the connection broke": worth another attempt. */
-const TRANSIENT_CODES = new Set([
-    'ECONNRESET',
-    'ECONNREFUSED',
-    'ECONNABORTED',
-    'EPIPE',
-    'ETIMEDOUT',
-    'EAI_AGAIN',
-    'ENETUNREACH',
-    'EHOSTUNREACH',
-    'UND_ERR_SOCKET',
-    'ERR_STREAM_PREMATURE_CLOSE',
-    'HPE_INVALID_CONSTANT',
-]);
-/** Marks any error as transient (a stall detector, a digest race) so the retry policy repeats it. */
-class TransientError extends Error {
-    retryAfterMs;
-    constructor(message, retryAfterMs) {
-        super(message);
-        this.retryAfterMs = retryAfterMs;
-        this.name = 'TransientError';
-    }
-}
-/** Is this failure worth repeating? 5xx, 429, 408, resets and timeouts are; 4xx and bugs are not. */
-function isTransient(err) {
-    if (err instanceof TransientError)
-        return true;
-    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
-    if (err instanceof Error && err.name === 'RetryExhaustedError')
-        return false;
-    if (err instanceof errors_HttpError)
-        return err.status >= 500 || err.status === 429 || err.status === 408;
-    if (err instanceof InputError || err instanceof errors_UserError)
-        return false;
-    const code = err?.code;
-    if (typeof code === 'string' && TRANSIENT_CODES.has(code))
-        return true;
-    const msg = err instanceof Error ? err.message : '';
-    return /socket hang up|ECONNRESET|aborted|other side closed/i.test(msg);
-}
-function retryAfterOf(err) {
-    if (err instanceof errors_HttpError || err instanceof TransientError)
-        return err.retryAfterMs;
-    return undefined;
-}
-function errorMessage(err) {
-    return err instanceof Error ? err.message : String(err);
-}
-
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -31672,6 +31579,99 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+;// CONCATENATED MODULE: ./actions/lib/errors.ts
+/**
+ * Error types shared by every hop. The split matters for reporting: an InputError is the
+ * user's to fix (one line, no stack), a RetryableError is the retry policy's to handle,
+ * anything else is a bug or an environment failure and is reported with its stack in debug.
+ */
+/**
+ * Bad input: raised before any side effect. The message names the input, the value (omitted
+ * for secrets) and the problem, phrased as what was expected ("expected a UTC date YYYYMMDD").
+ */
+class InputError extends Error {
+    input;
+    value;
+    problem;
+    constructor(input, value, problem) {
+        super(value === undefined
+            ? `Input '${input}': ${problem}`
+            : `Input '${input}' has value ${JSON.stringify(value)}: ${problem}`);
+        this.input = input;
+        this.value = value;
+        this.problem = problem;
+        this.name = 'InputError';
+    }
+}
+/** A failure the user has to act on (configuration, refusal by policy); reported without a stack. */
+class errors_UserError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'UserError';
+    }
+}
+/** An HTTP answer that is not what the caller needed. `retryAfterMs` comes from Retry-After. */
+class errors_HttpError extends Error {
+    status;
+    retryAfterMs;
+    body;
+    constructor(status, message, retryAfterMs, body) {
+        super(message);
+        this.status = status;
+        this.retryAfterMs = retryAfterMs;
+        this.body = body;
+        this.name = 'HttpError';
+    }
+}
+/** Node network error codes that mean "the connection broke": worth another attempt. */
+const TRANSIENT_CODES = new Set([
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'ECONNABORTED',
+    'EPIPE',
+    'ETIMEDOUT',
+    'EAI_AGAIN',
+    'ENETUNREACH',
+    'EHOSTUNREACH',
+    'UND_ERR_SOCKET',
+    'ERR_STREAM_PREMATURE_CLOSE',
+    'HPE_INVALID_CONSTANT',
+]);
+/** Marks any error as transient (a stall detector, a digest race) so the retry policy repeats it. */
+class TransientError extends Error {
+    retryAfterMs;
+    constructor(message, retryAfterMs) {
+        super(message);
+        this.retryAfterMs = retryAfterMs;
+        this.name = 'TransientError';
+    }
+}
+/** Is this failure worth repeating? 5xx, 429, 408, resets and timeouts are; 4xx and bugs are not. */
+function isTransient(err) {
+    if (err instanceof TransientError)
+        return true;
+    // An inner retry loop that gave up is final: retrying around it would multiply the attempts.
+    if (err instanceof Error && err.name === 'RetryExhaustedError')
+        return false;
+    if (err instanceof errors_HttpError)
+        return err.status >= 500 || err.status === 429 || err.status === 408;
+    if (err instanceof InputError || err instanceof errors_UserError)
+        return false;
+    const code = err?.code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code))
+        return true;
+    const msg = err instanceof Error ? err.message : '';
+    return /socket hang up|ECONNRESET|aborted|other side closed/i.test(msg);
+}
+function retryAfterOf(err) {
+    if (err instanceof errors_HttpError || err instanceof TransientError)
+        return err.retryAfterMs;
+    return undefined;
+}
+function errorMessage(err) {
+    return err instanceof Error ? err.message : String(err);
+}
+
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_fs_namespaceObject);
@@ -31755,6 +31755,21 @@ const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join('
 
 
 
+
+
+/**
+ * Where a hop keeps its work (exports, disks, boot copies): KEEL_WORK_DIR when set (the free-disk
+ * step points it at the runner's largest volume), else the runner's temp directory. A
+ * KEEL_WORK_DIR that is not an absolute path to an existing directory fails, naming it.
+ */
+function workDir(env) {
+    const dir = env.KEEL_WORK_DIR;
+    if (dir === undefined || dir === '')
+        return env.RUNNER_TEMP || external_node_os_default().tmpdir();
+    if (!external_node_path_default().isAbsolute(dir) || !external_node_fs_default().statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new errors_UserError(`KEEL_WORK_DIR: expected an absolute path to an existing directory, got ${JSON.stringify(dir)}`);
+    return dir;
+}
 function context_contextFromEnv(env = process.env) {
     let event = {};
     const p = env.GITHUB_EVENT_PATH;
@@ -31769,7 +31784,7 @@ function context_contextFromEnv(env = process.env) {
     return {
         eventName: env.GITHUB_EVENT_NAME ?? 'workflow_dispatch',
         event,
-        runnerTemp: env.RUNNER_TEMP || external_node_os_default().tmpdir(),
+        runnerTemp: workDir(env),
         workspace: env.GITHUB_WORKSPACE || process.cwd(),
         repository: env.GITHUB_REPOSITORY ?? '',
         sha: env.GITHUB_SHA ?? '',
@@ -32388,6 +32403,7 @@ function retry_parseRetryAfter(value, now = Date.now()) {
 
 
 
+
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
     return (err instanceof InputError ||
@@ -32399,7 +32415,16 @@ function isUserFacing(err) {
  * The entry every `index.ts` calls: runs the hop's `main` against the real runner IO and turns
  * any failure into `setFailed` with a one-line message (stack in debug for unexpected errors).
  */
-function runAction(main, io = coreIO()) {
+function runAction(main, given) {
+    let io;
+    try {
+        io = given ?? coreIO();
+    }
+    catch (err) {
+        // The run's context is unusable (e.g. a bad KEEL_WORK_DIR): say why, as a failed step.
+        setFailed(errorMessage(err));
+        return;
+    }
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);

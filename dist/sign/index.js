@@ -53069,8 +53069,6 @@ function constantCatch(value) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// EXTERNAL MODULE: ./actions/lib/errors.ts
-var errors = __nccwpck_require__(32863);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -56016,6 +56014,8 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: ./actions/lib/errors.ts
+var errors = __nccwpck_require__(32863);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_fs_);
@@ -56099,6 +56099,21 @@ const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join('
 
 
 
+
+
+/**
+ * Where a hop keeps its work (exports, disks, boot copies): KEEL_WORK_DIR when set (the free-disk
+ * step points it at the runner's largest volume), else the runner's temp directory. A
+ * KEEL_WORK_DIR that is not an absolute path to an existing directory fails, naming it.
+ */
+function workDir(env) {
+    const dir = env.KEEL_WORK_DIR;
+    if (dir === undefined || dir === '')
+        return env.RUNNER_TEMP || external_node_os_default().tmpdir();
+    if (!external_node_path_default().isAbsolute(dir) || !external_node_fs_default().statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new errors/* UserError */.yo(`KEEL_WORK_DIR: expected an absolute path to an existing directory, got ${JSON.stringify(dir)}`);
+    return dir;
+}
 function context_contextFromEnv(env = process.env) {
     let event = {};
     const p = env.GITHUB_EVENT_PATH;
@@ -56113,7 +56128,7 @@ function context_contextFromEnv(env = process.env) {
     return {
         eventName: env.GITHUB_EVENT_NAME ?? 'workflow_dispatch',
         event,
-        runnerTemp: env.RUNNER_TEMP || external_node_os_default().tmpdir(),
+        runnerTemp: workDir(env),
         workspace: env.GITHUB_WORKSPACE || process.cwd(),
         repository: env.GITHUB_REPOSITORY ?? '',
         sha: env.GITHUB_SHA ?? '',
@@ -56636,6 +56651,7 @@ var retry = __nccwpck_require__(40432);
 
 
 
+
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
     return (err instanceof errors/* InputError */.dz ||
@@ -56647,7 +56663,16 @@ function isUserFacing(err) {
  * The entry every `index.ts` calls: runs the hop's `main` against the real runner IO and turns
  * any failure into `setFailed` with a one-line message (stack in debug for unexpected errors).
  */
-function runAction(main, io = coreIO()) {
+function runAction(main, given) {
+    let io;
+    try {
+        io = given ?? coreIO();
+    }
+    catch (err) {
+        // The run's context is unusable (e.g. a bad KEEL_WORK_DIR): say why, as a failed step.
+        setFailed((0,errors/* errorMessage */.gJ)(err));
+        return;
+    }
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);

@@ -34303,6 +34303,8 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 /************************************************************************/
 var __webpack_exports__ = {};
 
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 13 modules
+var lib_core = __nccwpck_require__(77094);
 ;// CONCATENATED MODULE: ./actions/lib/errors.ts
 /**
  * Error types shared by every hop. The split matters for reporting: an InputError is the
@@ -34396,8 +34398,6 @@ function errors_errorMessage(err) {
     return err instanceof Error ? err.message : String(err);
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 13 modules
-var lib_core = __nccwpck_require__(77094);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 var external_node_fs_default = /*#__PURE__*/__nccwpck_require__.n(external_node_fs_);
@@ -34481,6 +34481,21 @@ const describe = (needs) => needs.map((n) => `${n.what} ${gib(n.bytes)}`).join('
 
 
 
+
+
+/**
+ * Where a hop keeps its work (exports, disks, boot copies): KEEL_WORK_DIR when set (the free-disk
+ * step points it at the runner's largest volume), else the runner's temp directory. A
+ * KEEL_WORK_DIR that is not an absolute path to an existing directory fails, naming it.
+ */
+function workDir(env) {
+    const dir = env.KEEL_WORK_DIR;
+    if (dir === undefined || dir === '')
+        return env.RUNNER_TEMP || external_node_os_default().tmpdir();
+    if (!external_node_path_default().isAbsolute(dir) || !external_node_fs_default().statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new errors_UserError(`KEEL_WORK_DIR: expected an absolute path to an existing directory, got ${JSON.stringify(dir)}`);
+    return dir;
+}
 function context_contextFromEnv(env = process.env) {
     let event = {};
     const p = env.GITHUB_EVENT_PATH;
@@ -34495,7 +34510,7 @@ function context_contextFromEnv(env = process.env) {
     return {
         eventName: env.GITHUB_EVENT_NAME ?? 'workflow_dispatch',
         event,
-        runnerTemp: env.RUNNER_TEMP || external_node_os_default().tmpdir(),
+        runnerTemp: workDir(env),
         workspace: env.GITHUB_WORKSPACE || process.cwd(),
         repository: env.GITHUB_REPOSITORY ?? '',
         sha: env.GITHUB_SHA ?? '',
@@ -35114,6 +35129,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 
 
+
 /** Errors whose message is the whole story (no stack trace in the log). */
 function isUserFacing(err) {
     return (err instanceof errors_InputError ||
@@ -35125,7 +35141,16 @@ function isUserFacing(err) {
  * The entry every `index.ts` calls: runs the hop's `main` against the real runner IO and turns
  * any failure into `setFailed` with a one-line message (stack in debug for unexpected errors).
  */
-function runAction(main, io = coreIO()) {
+function runAction(main, given) {
+    let io;
+    try {
+        io = given ?? coreIO();
+    }
+    catch (err) {
+        // The run's context is unusable (e.g. a bad KEEL_WORK_DIR): say why, as a failed step.
+        lib_core/* setFailed */.C1(errors_errorMessage(err));
+        return;
+    }
     main(io).catch((err) => {
         if (!isUserFacing(err) && err instanceof Error && err.stack)
             io.debug(err.stack);

@@ -96,11 +96,14 @@ describe('the free-disk script', () => {
     expect(calls.indexOf('sudo cp -a /var/lib/containers/. /mnt/keel-disk/containers/')).toBeLessThan(
       calls.indexOf('sudo mount --bind /mnt/keel-disk/containers /var/lib/containers'),
     );
-    expect(r.githubEnv).toBe('TMPDIR=/mnt/keel-disk/tmp\n');
+    // TMPDIR and the hops' work directories (KEEL_WORK_DIR, the runner user's) on the big volume.
+    expect(r.githubEnv).toBe('TMPDIR=/mnt/keel-disk/tmp\nKEEL_WORK_DIR=/mnt/keel-disk/work\n');
+    expect(calls).toContain('sudo mkdir -p /mnt/keel-disk/containers /mnt/keel-disk/tmp /mnt/keel-disk/work');
+    expect(calls.some((c) => /^sudo chown [0-9]+:[0-9]+ \/mnt\/keel-disk\/work$/.test(c))).toBe(true);
     // Nothing outside sudo touches the machine: every rm, mount, cp, mkdir and chmod is sudo's.
     expect(calls.filter((c) => /^(rm|mount|cp|mkdir|chmod) /.test(c))).toEqual([]);
     expect(r.stdout).toMatch(/Free space before:[\s\S]*Free space after:/);
-    expect(r.summary).toContain('container storage and TMPDIR on `/mnt`');
+    expect(r.summary).toContain("container storage, TMPDIR and the hops' work directories on `/mnt`");
   });
 
   it('github-hosted with the most space on /: nothing is moved, TMPDIR stays', () => {
@@ -134,7 +137,7 @@ describe('the free-disk script', () => {
       expect(r.status).toBe(0);
       expect(r.calls).not.toContain('mount --bind');
       expect(r.calls).not.toContain('cp -a');
-      expect(r.githubEnv).toBe('TMPDIR=/mnt/keel-disk/tmp\n');
+      expect(r.githubEnv).toBe('TMPDIR=/mnt/keel-disk/tmp\nKEEL_WORK_DIR=/mnt/keel-disk/work\n');
     } finally {
       fs.writeFileSync(path.join(bin, 'mountpoint'), orig);
     }
