@@ -20,7 +20,7 @@ import {
 } from '../../actions/lib/sysext/naming.js';
 import { extensionRelease, extensionReleaseMismatches } from '../../actions/lib/sysext/release.js';
 import { baseUrlProblem, featureFile, transferFile } from '../../actions/lib/sysext/sysupdate.js';
-import { probePatterns, probeReport, probeScript } from '../../actions/sysext/src/probe.js';
+import { netUpFunction, probePatterns, probeReport, probeScript } from '../../actions/sysext/src/probe.js';
 import { treeSource } from '../../actions/sysext/src/source.js';
 import { sh, tmpdir } from '../harness/tools.js';
 
@@ -350,6 +350,67 @@ describe('the guest probe', () => {
     fs.writeFileSync(f, probeScript(spec));
     sh('sh', ['-n', f]);
     expect(probeScript(spec)).toContain(`NAME='it'\\''s'`);
+  });
+});
+
+/**
+ * The guest's network bring-up, run under sh with stand-ins for ip, udevadm and sleep. The ip
+ * stand-in plays udev renaming eth0 to enp0s2 while the probe is about to configure it, as the
+ * console of a failed run showed ("enp0s2: renamed from eth0 (while UP)", then the probe failed).
+ */
+describe('the probe brings the guest network up', () => {
+  const IP_STAND_IN = `#!/bin/sh
+echo "$*" >> "$STATE/ip.log"
+case "$*" in
+  "link set eth0 up") [ -d "$NET/eth0" ] && mv "$NET/eth0" "$NET/enp0s2"; echo 'Cannot find device "eth0"' >&2; exit 1 ;;
+  "link set "*" up") [ -z "$IP_DOWN" ] || { echo "$IP_DOWN" >&2; exit 2; } ;;
+  "-o addr show dev "*) cat "$STATE/addr" 2>/dev/null ;;
+  "addr add "*) echo "2: $5    inet $3 scope global $5" >> "$STATE/addr" ;;
+esac
+`;
+
+  function bringUp(devices: string[], env: Record<string, string> = {}) {
+    const dir = tmpdir('keel-net-up-');
+    const [bin, net, state] = [path.join(dir, 'bin'), path.join(dir, 'net'), path.join(dir, 'state')];
+    for (const d of [bin, net, state]) fs.mkdirSync(d);
+    for (const d of ['lo', ...devices]) fs.mkdirSync(path.join(net, d));
+    fs.writeFileSync(path.join(bin, 'ip'), IP_STAND_IN, { mode: 0o755 });
+    for (const tool of ['udevadm', 'sleep']) fs.writeFileSync(path.join(bin, tool), '#!/bin/sh\n', { mode: 0o755 });
+    const script = `say() { echo "$*"; }\nfail() { say "FAIL $*"; exit 1; }\n${netUpFunction()}\nnet_up "$NET"\n`;
+    const r = spawnSync('sh', ['-c', script], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:${process.env.PATH}`, NET: net, STATE: state, ...env },
+    });
+    const read = (f: string) =>
+      fs.existsSync(path.join(state, f)) ? fs.readFileSync(path.join(state, f), 'utf8') : '';
+    return { status: r.status, out: r.stdout, ipCalls: read('ip.log').trim().split('\n'), addr: read('addr') };
+  }
+
+  it('reads the name again when udev renamed the device under it, and adds the address once', () => {
+    const r = bringUp(['eth0']);
+    expect(r.out).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.ipCalls).toEqual([
+      'link set eth0 up',
+      'link set enp0s2 up',
+      '-o addr show dev enp0s2',
+      'addr add 10.0.2.15/24 dev enp0s2',
+    ]);
+    expect(r.addr).toBe('2: enp0s2    inet 10.0.2.15/24 scope global enp0s2\n');
+  });
+
+  it('fails naming the device and what ip said when it cannot be configured', () => {
+    const r = bringUp(['enp0s2'], { IP_DOWN: 'RTNETLINK answers: Operation not permitted' });
+    expect(r.status).toBe(1);
+    expect(r.out).toBe('FAIL cannot configure the network device enp0s2: RTNETLINK answers: Operation not permitted\n');
+    expect(r.ipCalls).toHaveLength(30);
+  });
+
+  it('fails saying so when the guest has no network device', () => {
+    const r = bringUp([]);
+    expect(r.status).toBe(1);
+    expect(r.out).toMatch(/^FAIL cannot configure the network device \(none\): no network device in \//);
+    expect(r.ipCalls).toEqual(['']);
   });
 });
 

@@ -57,6 +57,7 @@ say() { printf '%s: %s\\n' "$M" "$*" > /dev/kmsg; }
 show() { head -n 40 | while IFS= read -r l; do say "| $l"; done; }
 pass() { say "PASS $*"; exit 0; }
 fail() { say "FAIL $*"; exit 1; }
+${p.sysupdate ? netUpFunction() : ''}
 say "START $NAME $VERSION"
 REL=/usr/lib/extension-release.d/extension-release.$NAME
 if [ -f "$REL" ]; then
@@ -90,20 +91,39 @@ if [ ! -x "$SU" ]; then
 elif ! command -v ip >/dev/null 2>&1; then
   say "SYSUPDATE skipped: no ip tool to configure the guest network"
 else
-  dev=""
-  for i in $(seq 1 30); do
-    dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
-    [ -n "$dev" ] && break
-    sleep 1
-  done
-  [ -n "$dev" ] || fail "no network device for the systemd-sysupdate check"
-  ip link set "$dev" up && ip addr add ${GUEST_ADDRESS} dev "$dev" || fail "cannot configure $dev"
+  net_up /sys/class/net
   out=$("$SU" --verify=${p.signed ? 'yes' : 'no'} list 2>&1); rc=$?
   printf '%s\\n' "$out" | show
   [ "$rc" = 0 ] || fail "systemd-sysupdate list exited $rc: $(printf '%s\\n' "$out" | tail -n 1)"
   printf '%s\\n' "$out" | grep -q -F -e "$VERSION" || fail "systemd-sysupdate list does not show version $VERSION"
   say "SYSUPDATE ok: the transfer parsed, ${p.signed ? 'SHA256SUMS.gpg verified, ' : ''}version $VERSION listed"
 fi`;
+}
+
+/**
+ * The shell function `net_up NETDIR` brings the guest's first network device up with
+ * GUEST_ADDRESS, or calls `fail`. udev renames the kernel's eth0 to a predictable name
+ * (enp0s2) at a moment of its own, under TCG sometimes seconds after the probe starts; a name
+ * read before the rename no longer exists. So each attempt waits for udev to settle, reads the
+ * name again and retries, and the address is added only once.
+ */
+export function netUpFunction(): string {
+  const address = GUEST_ADDRESS;
+  const ip = address.split('/')[0];
+  return `net_up() {
+  dev=""; err="no network device in $1"
+  for i in $(seq 1 30); do
+    command -v udevadm >/dev/null 2>&1 && udevadm settle --timeout=5 >/dev/null 2>&1
+    dev=$(ls "$1" | grep -v '^lo$' | head -n 1)
+    if [ -n "$dev" ]; then
+      err=$(ip link set "$dev" up 2>&1) &&
+        { ip -o addr show dev "$dev" 2>/dev/null | grep -q -F " ${ip}/" ||
+          err=$(ip addr add ${address} dev "$dev" 2>&1); } && return 0
+    fi
+    sleep 1
+  done
+  fail "cannot configure the network device \${dev:-(none)}: $err"
+}`;
 }
 
 /** What the console said about the probe. */
