@@ -23,7 +23,7 @@ export interface BuildInputs {
   target?: Value;
   /** KEY=value lines added over the computed OCI labels. ostree.linux, org.opencontainers.image.created and base.name/base.digest are computed and cannot be overridden. */
   labels?: Value;
-  /** Build secrets, id=path or id=env:VAR lines, mounted with --secret (RUN --mount=type=secret,id=...). Never written to a layer, a log line or an argv; values are masked. Empty: declarations build.secrets. */
+  /** Build secrets, id=path or id=env:VAR lines, mounted with --secret (RUN --mount=type=secret,id=...). Never written to a layer, a log line or an argv; values are masked. Empty: declarations build.secrets, their values from the variables they name or from KEEL_BUILD_SECRETS (NAME=value lines, the reusable workflow's BUILD_SECRETS; removed from the environment before any tool starts). */
   secrets?: Value;
   /** containers-storage driver for every buildah call (must match the storage later hops read). Default: 'overlay'. */
   'storage-driver'?: Value;

@@ -52652,6 +52652,45 @@ function secretsFromDeclarations(decl, env, log) {
     }
     return out;
 }
+/**
+ * The environment variable through which the reusable build hands the caller's secret values to
+ * the hop (its BUILD_SECRETS secret, withheld from pull requests by the workflow).
+ */
+const PASSED_SECRETS_ENV = 'KEEL_BUILD_SECRETS';
+/**
+ * Takes the passed secret values out of `env` (so no tool the hop starts inherits them): lines
+ * `NAME=value`, NAME being the `env` or `github-secret` of a `build.secrets` entry, the
+ * value the rest of the line. Every value is masked before anything is checked; a problem names
+ * the line number, never its text.
+ */
+function takePassedSecrets(env, mask) {
+    const text = env[PASSED_SECRETS_ENV] ?? '';
+    delete env[PASSED_SECRETS_ENV];
+    const lines = text.split(/\r?\n/);
+    for (const line of lines) {
+        const value = line.slice(line.indexOf('=') + 1);
+        if (value.trim())
+            mask(value);
+    }
+    const passed = {};
+    lines.forEach((line, i) => {
+        if (!line.trim())
+            return;
+        const name = line.slice(0, Math.max(line.indexOf('='), 0));
+        const where = `${PASSED_SECRETS_ENV} (the reusable build's BUILD_SECRETS) line ${i + 1}`;
+        if (!ENV_NAME.test(name))
+            throw new errors_UserError(`${where}: expected NAME=value, NAME a variable name ([A-Za-z_][A-Za-z0-9_]*)`);
+        if (name in passed)
+            throw new errors_UserError(`${where}: ${name} is given twice`);
+        passed[name] = line.slice(name.length + 1);
+    });
+    return passed;
+}
+/** Passed names no `build.secrets` entry reads (a typo, or a secret the build no longer needs). */
+function unreadPassedSecrets(decl, passed) {
+    const read = new Set((decl?.build.secrets ?? []).map((s) => s.env ?? s['github-secret']));
+    return Object.keys(passed).filter((name) => !read.has(name));
+}
 /** The values a secret carries, for masking (never for logging). Lines of text files too. */
 function secretValues(s, env = process.env) {
     const raw = s.kind === 'env' ? (env[s.ref] ?? '') : external_node_fs_default().readFileSync(s.ref).toString('utf8');
@@ -53478,10 +53517,14 @@ function credentialsForBase(access, credentialsFor, baseRegistry, log) {
     return { ...access, username: '', password: '' };
 }
 /** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */
-async function run(io) {
+async function run(io, env = process.env) {
+    const passedSecrets = takePassedSecrets(env, (v) => io.setSecret(v));
     const inp = readInputs(io, inputs);
     const declFile = inp.declarations || (external_node_fs_default().existsSync(DEFAULT_DECLARATIONS) ? DEFAULT_DECLARATIONS : '');
     const declarations = declFile ? loadDeclarations(declFile) : undefined;
+    const unread = unreadPassedSecrets(declarations, passedSecrets);
+    if (unread.length)
+        io.warning(`BUILD_SECRETS passes ${unread.join(', ')}, which no build.secrets entry reads: not used`);
     const secrets = inp.secrets.length
         ? inp.secrets.map((l) => parseSecretLine(l))
         : undefined;
@@ -53526,7 +53569,13 @@ async function run(io) {
         version: inp.version || undefined,
         declarations,
         registry: access,
-    }, { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) }, state)), async (failure) => {
+    }, {
+        runner: io.runner,
+        log: io,
+        context: io.context,
+        mask: (v) => io.setSecret(v),
+        env: { ...env, ...passedSecrets },
+    }, state)), async (failure) => {
         setKnownOutputs(io, state);
         await io.summary(main_summary(state, Date.now() - started, failure));
     });

@@ -2399,6 +2399,322 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
+/***/ 5237:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.PROTECTED_LABELS = exports.LABEL = exports.PASSED_SECRETS_ENV = void 0;
+exports.localImageName = localImageName;
+exports.parseSecretLine = parseSecretLine;
+exports.secretsFromDeclarations = secretsFromDeclarations;
+exports.takePassedSecrets = takePassedSecrets;
+exports.unreadPassedSecrets = unreadPassedSecrets;
+exports.secretValues = secretValues;
+exports.computeLabels = computeLabels;
+exports.versionOf = versionOf;
+exports.rfc3339 = rfc3339;
+exports.computeBuildArgs = computeBuildArgs;
+exports.buildahGlobal = buildahGlobal;
+exports.buildArgv = buildArgv;
+const node_fs_1 = __importDefault(__nccwpck_require__(3024));
+const errors_js_1 = __nccwpck_require__(2863);
+const reference_js_1 = __nccwpck_require__(7837);
+const tags_js_1 = __nccwpck_require__(8321);
+/**
+ * The pure half of the build hop: from inputs, declarations and the run context to the exact
+ * labels, build-args, secrets and buildah argv. No I/O but reading secret files' existence,
+ * so every rule here is unit-tested by comparing argv arrays.
+ */
+// ---------------------------------------------------------------------------------------------
+// Local image name
+/**
+ * The local name the image is tagged with. A name without registry is put under `localhost/`
+ * (what buildah does anyway, made explicit so `local-ref` is exact); a name without tag gets
+ * the stream word (`candidate`, or `pr-<N>` on a pull request). Digests are refused.
+ */
+function localImageName(input, decl, pr) {
+    const streamTag = pr ? `pr-${pr.number}` : (decl?.tags.candidate ?? 'candidate');
+    let raw = input.trim();
+    if (!raw) {
+        if (!decl) {
+            throw new errors_js_1.InputError('image', undefined, 'it is required when there is no declarations file (expected a local name like localhost/my-os)');
+        }
+        raw = `localhost/${decl.image.name}`;
+    }
+    const first = raw.split('/')[0] ?? '';
+    const hasRegistry = raw.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+    if (!hasRegistry)
+        raw = `localhost/${raw}`;
+    let ref;
+    try {
+        ref = (0, reference_js_1.parseReference)(raw, { requireTagOrDigest: false });
+    }
+    catch (e) {
+        throw new errors_js_1.InputError('image', input, e instanceof reference_js_1.InvalidReferenceError ? `not a valid image name: ${e.reason}` : String(e));
+    }
+    if (ref.digest)
+        throw new errors_js_1.InputError('image', input, 'a local image name cannot carry a digest (the build produces the digest)');
+    if (!ref.tag)
+        ref = ref.withTag(streamTag);
+    const problem = (0, tags_js_1.tagProblem)(ref.tag);
+    if (problem)
+        throw new errors_js_1.InputError('image', input, problem);
+    return ref;
+}
+const SECRET_ID = /^[A-Za-z0-9_.-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** `id=path` or `id=env:VAR`; returns the problem as a string when the line is wrong. */
+function parseSecretLine(line, env = process.env) {
+    const i = line.indexOf('=');
+    if (i <= 0)
+        return 'expected id=path or id=env:VAR';
+    const id = line.slice(0, i).trim();
+    const src = line.slice(i + 1).trim();
+    if (!SECRET_ID.test(id))
+        return `secret id ${JSON.stringify(id)} may only contain [A-Za-z0-9_.-]`;
+    if (!src)
+        return 'the source after = is empty';
+    if (src.startsWith('env:')) {
+        const name = src.slice(4);
+        if (!ENV_NAME.test(name))
+            return `${JSON.stringify(name)} is not an environment variable name`;
+        if (!env[name])
+            return `environment variable ${name} is not set or empty`;
+        return { id, kind: 'env', ref: name };
+    }
+    let st;
+    try {
+        st = node_fs_1.default.statSync(src);
+    }
+    catch {
+        st = undefined;
+    }
+    if (!st?.isFile())
+        return `secret file ${src} does not exist`;
+    return { id, kind: 'file', ref: src };
+}
+/**
+ * Secrets declared in `build.secrets` (used when the `secrets` input is empty). A declared
+ * secret whose variable is unset is skipped with a warning (a fork's pull request has no
+ * secrets; a RUN that needs it fails with its own message), never an error here.
+ */
+function secretsFromDeclarations(decl, env, log) {
+    const out = [];
+    for (const s of decl?.build.secrets ?? []) {
+        if (s.file) {
+            if (!node_fs_1.default.existsSync(s.file)) {
+                log.warning(`declared build secret '${s.id}': file ${s.file} does not exist; building without it`);
+                continue;
+            }
+            out.push({ id: s.id, kind: 'file', ref: s.file });
+            continue;
+        }
+        const name = s.env ?? s['github-secret'];
+        if (!name)
+            throw new errors_js_1.UserError(`declarations build.secrets: secret '${s.id}' names neither env, file nor github-secret`);
+        if (!env[name]) {
+            log.warning(`declared build secret '${s.id}': environment variable ${name} is not set; building without it`);
+            continue;
+        }
+        out.push({ id: s.id, kind: 'env', ref: name });
+    }
+    return out;
+}
+/**
+ * The environment variable through which the reusable build hands the caller's secret values to
+ * the hop (its BUILD_SECRETS secret, withheld from pull requests by the workflow).
+ */
+exports.PASSED_SECRETS_ENV = 'KEEL_BUILD_SECRETS';
+/**
+ * Takes the passed secret values out of `env` (so no tool the hop starts inherits them): lines
+ * `NAME=value`, NAME being the `env` or `github-secret` of a `build.secrets` entry, the
+ * value the rest of the line. Every value is masked before anything is checked; a problem names
+ * the line number, never its text.
+ */
+function takePassedSecrets(env, mask) {
+    const text = env[exports.PASSED_SECRETS_ENV] ?? '';
+    delete env[exports.PASSED_SECRETS_ENV];
+    const lines = text.split(/\r?\n/);
+    for (const line of lines) {
+        const value = line.slice(line.indexOf('=') + 1);
+        if (value.trim())
+            mask(value);
+    }
+    const passed = {};
+    lines.forEach((line, i) => {
+        if (!line.trim())
+            return;
+        const name = line.slice(0, Math.max(line.indexOf('='), 0));
+        const where = `${exports.PASSED_SECRETS_ENV} (the reusable build's BUILD_SECRETS) line ${i + 1}`;
+        if (!ENV_NAME.test(name))
+            throw new errors_js_1.UserError(`${where}: expected NAME=value, NAME a variable name ([A-Za-z_][A-Za-z0-9_]*)`);
+        if (name in passed)
+            throw new errors_js_1.UserError(`${where}: ${name} is given twice`);
+        passed[name] = line.slice(name.length + 1);
+    });
+    return passed;
+}
+/** Passed names no `build.secrets` entry reads (a typo, or a secret the build no longer needs). */
+function unreadPassedSecrets(decl, passed) {
+    const read = new Set((decl?.build.secrets ?? []).map((s) => s.env ?? s['github-secret']));
+    return Object.keys(passed).filter((name) => !read.has(name));
+}
+/** The values a secret carries, for masking (never for logging). Lines of text files too. */
+function secretValues(s, env = process.env) {
+    const raw = s.kind === 'env' ? (env[s.ref] ?? '') : node_fs_1.default.readFileSync(s.ref).toString('utf8');
+    const values = new Set();
+    if (raw.trim())
+        values.add(raw.trim());
+    for (const line of raw.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            values.add(line.trim());
+    return [...values];
+}
+// ---------------------------------------------------------------------------------------------
+// Labels
+exports.LABEL = {
+    created: 'org.opencontainers.image.created',
+    version: 'org.opencontainers.image.version',
+    revision: 'org.opencontainers.image.revision',
+    source: 'org.opencontainers.image.source',
+    title: 'org.opencontainers.image.title',
+    description: 'org.opencontainers.image.description',
+    vendor: 'org.opencontainers.image.vendor',
+    licenses: 'org.opencontainers.image.licenses',
+    baseName: 'org.opencontainers.image.base.name',
+    baseDigest: 'org.opencontainers.image.base.digest',
+    keywords: 'io.artifacthub.package.keywords',
+    bootc: 'containers.bootc',
+    ostreeBootable: 'ostree.bootable',
+    ostreeLinux: 'ostree.linux',
+};
+/**
+ * Labels the action owns: they describe facts the action establishes (the kernel found in the
+ * built image, the base actually built from, the run's single creation time), so an input may
+ * not override them.
+ */
+exports.PROTECTED_LABELS = [exports.LABEL.ostreeLinux, exports.LABEL.baseName, exports.LABEL.baseDigest, exports.LABEL.created];
+/** The computed label set, then the user's labels over it; empty values are dropped with a warning. */
+function computeLabels(facts, user, log) {
+    for (const k of Object.keys(user)) {
+        if (exports.PROTECTED_LABELS.includes(k)) {
+            throw new errors_js_1.InputError('labels', `${k}=${user[k]}`, `${k} is set by the build itself (from the built image, the resolved base or the run's creation time) and cannot be overridden`);
+        }
+    }
+    const img = facts.decl?.image;
+    const computed = {
+        [exports.LABEL.created]: facts.created,
+        [exports.LABEL.version]: facts.version,
+        [exports.LABEL.revision]: facts.revision,
+        [exports.LABEL.source]: facts.source,
+        [exports.LABEL.title]: img?.title,
+        [exports.LABEL.description]: img?.description,
+        [exports.LABEL.vendor]: img?.vendor,
+        [exports.LABEL.licenses]: img?.licenses,
+        [exports.LABEL.baseName]: facts.base.given,
+        [exports.LABEL.baseDigest]: facts.base.digest,
+        [exports.LABEL.keywords]: img?.keywords.length ? img.keywords.join(',') : undefined,
+        [exports.LABEL.bootc]: '1',
+        [exports.LABEL.ostreeBootable]: 'true',
+    };
+    const out = {};
+    const omitted = [];
+    for (const [k, v] of Object.entries({ ...computed, ...user })) {
+        if (v === undefined || v.trim() === '')
+            omitted.push(k);
+        else
+            out[k] = v;
+    }
+    const worth = omitted.filter((k) => k !== exports.LABEL.keywords);
+    if (worth.length)
+        log.warning(`labels omitted because their value is empty (never published empty): ${worth.join(', ')}`);
+    return out;
+}
+/** `<stream>.<YYYYMMDD>`: the candidate word (or pr-<N>) and the release date. */
+function versionOf(decl, pr, releaseDate) {
+    const word = pr ? `pr-${pr.number}` : (decl?.tags.candidate ?? 'candidate');
+    return `${word}.${releaseDate}`;
+}
+/** RFC 3339 UTC without fractional seconds: what labels and the image stamp carry. */
+function rfc3339(d) {
+    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+// ---------------------------------------------------------------------------------------------
+// Build args
+/**
+ * Build-args in precedence order: what the action derives (identity and staleness policy from
+ * the declarations, the build stamp from the labels, the inputs digest) < the declarations'
+ * `build.build-args` < the `build-args` input. BASE_IMAGE is the resolved base and nothing else.
+ */
+function computeBuildArgs(opts) {
+    if ('BASE_IMAGE' in opts.user) {
+        throw new errors_js_1.InputError('build-args', `BASE_IMAGE=${opts.user.BASE_IMAGE}`, 'BASE_IMAGE is set from the base-image input (resolved to a digest once); set base-image instead');
+    }
+    const declared = opts.decl?.build['build-args'] ?? {};
+    if ('BASE_IMAGE' in declared) {
+        throw new errors_js_1.UserError('declarations build.build-args sets BASE_IMAGE: declare the base in base.image instead');
+    }
+    const d = opts.decl;
+    const derived = {
+        OS_ID: d?.os.id,
+        OS_NAME: d?.os.name,
+        OS_PRETTY_NAME: d?.os['pretty-name'],
+        OS_ID_LIKE: d?.os['id-like'],
+        OS_VARIANT_ID: d?.os['variant-id'],
+        OS_HOME_URL: d?.os['home-url'],
+        STALENESS_WARN_DAYS: d ? String(d.staleness['warn-after-days']) : undefined,
+        IMAGE_CREATED: opts.labels[exports.LABEL.created],
+        IMAGE_VERSION: opts.labels[exports.LABEL.version],
+        IMAGE_REVISION: opts.labels[exports.LABEL.revision],
+        IMAGE_SOURCE: opts.labels[exports.LABEL.source],
+        BUILD_INPUTS_DIGEST: opts.inputsDigest,
+    };
+    const out = {};
+    for (const [k, v] of Object.entries(derived))
+        if (v !== undefined && v !== '')
+            out[k] = v;
+    Object.assign(out, declared, opts.user);
+    out.BASE_IMAGE = opts.base.pinned;
+    return out;
+}
+/** Global flags every buildah invocation of the hop carries. */
+function buildahGlobal(storageDriver) {
+    return ['--storage-driver', storageDriver];
+}
+/**
+ * `buildah build` arguments (after the global flags). Always `--layers`: the second pass (ostree.linux) must reuse every
+ * layer of the first, and buildah ignores `--mount=type=secret` without layers. Secrets are
+ * passed by id and path or variable name: their values never appear in argv.
+ */
+function buildArgv(p, extraLabels = {}) {
+    const argv = ['build', '--isolation', p.isolation, '--layers', '--iidfile', p.iidfile, '--file', p.containerfile];
+    if (p.target)
+        argv.push('--target', p.target);
+    if (!p.tlsVerify)
+        argv.push('--tls-verify=false');
+    if (p.authfile)
+        argv.push('--authfile', p.authfile);
+    for (const [k, v] of Object.entries(p.buildArgs))
+        argv.push('--build-arg', `${k}=${v}`);
+    for (const s of p.secrets)
+        argv.push('--secret', s.kind === 'env' ? `id=${s.id},env=${s.ref}` : `id=${s.id},src=${s.ref}`);
+    for (const [k, v] of Object.entries(p.annotations))
+        argv.push('--annotation', `${k}=${v}`);
+    for (const [k, v] of Object.entries({ ...p.labels, ...extraLabels }))
+        argv.push('--label', `${k}=${v}`);
+    for (const t of p.tags)
+        argv.push('--tag', t);
+    argv.push('--', p.context);
+    return argv;
+}
+
+
+/***/ }),
+
 /***/ 4033:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -15199,12 +15515,13 @@ function withUntestedNote(bootPassed, metadata) {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.buildWorkflowName = exports.BUILD_SOURCE = void 0;
+exports.BUILD_SECRETS = exports.buildWorkflowName = exports.BUILD_SOURCE = void 0;
 exports.buildPaths = buildPaths;
 exports.bootstrapStep = bootstrapStep;
 exports.buildWorkflow = buildWorkflow;
 const check_ids_js_1 = __nccwpck_require__(4033);
 const common_js_1 = __nccwpck_require__(3335);
+const plan_js_1 = __nccwpck_require__(5237);
 const expr_js_1 = __nccwpck_require__(9253);
 const free_disk_js_1 = __nccwpck_require__(1404);
 const model_js_1 = __nccwpck_require__(2565);
@@ -15320,9 +15637,24 @@ function pullRequestGate(bp) {
 }
 /** The declared Containerfile (an input of the reusable workflow). */
 const containerfileParam = ({ p, decl }) => p.v('containerfile', decl.build.containerfile, { description: 'Containerfile path.', default: 'Containerfile' });
+/** The reusable build's secret carrying the caller's build secret values (NAME=value lines). */
+exports.BUILD_SECRETS = 'BUILD_SECRETS';
+/**
+ * The build step's environment for `build.secrets`. The dogfood workflow names each GitHub secret
+ * (and then drops pull-request builds). The reusable build cannot name the caller's secrets, nor
+ * decide a job's `if:` on a secret: the caller passes their values in BUILD_SECRETS, which reaches
+ * the hop through one variable only, and never in a pull-request run.
+ */
+function buildSecretsEnv(bp) {
+    if (bp.p.reusable)
+        return {
+            env: { [plan_js_1.PASSED_SECRETS_ENV]: (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.secret)(exports.BUILD_SECRETS)), '') },
+        };
+    return Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
+}
 function buildStep(bp, releaseDateOut) {
     const { p, decl } = bp;
-    const secretsEnv = Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
+    const secretsEnv = buildSecretsEnv(bp);
     return model_js_1.keel.build('build', {
         containerfile: containerfileParam(bp),
         context: p.v('context', decl.build.context, { description: 'Build context directory.', default: '.' }),
@@ -15576,6 +15908,10 @@ function callSecrets() {
             required: false,
         },
         [common_js_1.PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+        [exports.BUILD_SECRETS]: {
+            description: "Values of your declarations build.secrets, one NAME=value line each (NAME: the entry's env or github-secret). Masked, passed to the build hop through its environment only, and withheld from pull-request runs.",
+            required: false,
+        },
         ...common_js_1.NOTIFY_CALL_SECRETS,
     };
 }

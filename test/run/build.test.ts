@@ -42,14 +42,19 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function runBuild(extra: Record<string, string>, context: Partial<RunContext> = {}, ignoreBase = false) {
+function runBuild(
+  extra: Record<string, string>,
+  context: Partial<RunContext> = {},
+  ignoreBase = false,
+  env: NodeJS.ProcessEnv = {},
+) {
   const fake = fakeBuildah({ rootfs, ignoreBase });
   const io = recordingIO(
     { containerfile, context: work, declarations: decl, 'root-storage': 'false', ...extra },
     { now: () => NOW, runnerTemp: work, workspace: work, sha: 'f'.repeat(40), eventName: 'push', ...context },
     fake.runner,
   );
-  return { io, fake, done: run(io) };
+  return { io, fake, done: run(io, env) };
 }
 
 const builds = (calls: { cmd: string; args: string[] }[]) =>
@@ -145,6 +150,76 @@ describe('build run()', () => {
     await expect(done).rejects.toThrow(message);
     expect(fake.calls.filter((c) => c.args.includes('build'))).toEqual([]);
     expect(io.outputs['image-id']).toBeUndefined();
+  });
+});
+
+/**
+ * The reusable build's BUILD_SECRETS: NAME=value lines in KEEL_BUILD_SECRETS give the values of the
+ * variables build.secrets entries name. The values reach buildah only through its environment.
+ */
+describe('build secrets passed by a reusable workflow caller', () => {
+  const TOKEN = 'npm-tok-9f8e7d6c5b4a';
+  const UNUSED = 'unused-value-0a1b2c3d';
+  let declWithSecrets: string;
+  beforeAll(() => {
+    declWithSecrets = path.join(work, 'distro-secrets.yaml');
+    fs.writeFileSync(
+      declWithSecrets,
+      fs
+        .readFileSync(decl, 'utf8')
+        .replace(
+          'build: { inputs: [Containerfile] }',
+          'build: { inputs: [Containerfile], secrets: [{ id: npmtok, github-secret: NPM_TOKEN }] }',
+        ),
+    );
+  });
+  const visibleText = (io: ReturnType<typeof recordingIO>, calls: { args: string[] }[]) =>
+    JSON.stringify([io.logs, io.summaries, io.outputs, calls.map((c) => c.args)]);
+
+  it('mounts the declared secret from the passed value, masked, never in argv or the log', async () => {
+    const env: NodeJS.ProcessEnv = { KEEL_BUILD_SECRETS: `NPM_TOKEN=${TOKEN}\nSTALE_NAME=${UNUSED}\n` };
+    const { io, fake, done } = runBuild({ declarations: declWithSecrets }, {}, false, env);
+    await done;
+    const [pass1] = builds(fake.calls);
+    expect(flag(pass1!, '--secret')).toEqual(['id=npmtok,env=NPM_TOKEN']);
+    const buildCalls = fake.calls.filter((c) => c.cmd === 'buildah' && c.args.includes('build'));
+    for (const c of buildCalls) expect(c.opts?.env?.NPM_TOKEN).toBe(TOKEN);
+    expect(io.secrets).toEqual(expect.arrayContaining([TOKEN, UNUSED]));
+    expect(env.KEEL_BUILD_SECRETS).toBeUndefined();
+    for (const v of [TOKEN, UNUSED]) expect(visibleText(io, fake.calls)).not.toContain(v);
+    expect(io.logs).toContainEqual({
+      level: 'warning',
+      message: 'BUILD_SECRETS passes STALE_NAME, which no build.secrets entry reads: not used',
+    });
+  });
+
+  it('without passed values (a pull-request run) builds without the secret, saying so', async () => {
+    const { io, fake, done } = runBuild({ declarations: declWithSecrets }, {}, false, {});
+    await done;
+    expect(flag(builds(fake.calls)[0]!, '--secret')).toEqual([]);
+    expect(io.logs).toContainEqual({
+      level: 'warning',
+      message: "declared build secret 'npmtok': environment variable NPM_TOKEN is not set; building without it",
+    });
+  });
+
+  it.each([
+    ['a line without a name', `NPM_TOKEN=${TOKEN}\n=${UNUSED}`, /line 2: expected NAME=value/],
+    ['a name that is no variable name', `NPM-TOKEN=${TOKEN}`, /line 1: expected NAME=value/],
+    ['a name given twice', `NPM_TOKEN=${TOKEN}\nNPM_TOKEN=${UNUSED}`, /line 2: NPM_TOKEN is given twice/],
+  ])('refuses %s before buildah runs, masking and never naming the values', async (_what, text, message) => {
+    const env: NodeJS.ProcessEnv = { KEEL_BUILD_SECRETS: text };
+    const { io, fake, done } = runBuild({ declarations: declWithSecrets }, {}, false, env);
+    const err = await done.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(message);
+    expect(err?.message).toMatch(/^KEEL_BUILD_SECRETS \(the reusable build's BUILD_SECRETS\) line/);
+    for (const v of [TOKEN, UNUSED]) expect(err?.message).not.toContain(v);
+    expect(io.secrets).toEqual(expect.arrayContaining(text.includes(UNUSED) ? [TOKEN, UNUSED] : [TOKEN]));
+    expect(fake.calls).toEqual([]);
+    expect(env.KEEL_BUILD_SECRETS).toBeUndefined();
   });
 });
 

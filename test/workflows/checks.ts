@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { PR_SIGNING_SECRETS } from '../../workflows-src/common.js';
+import { BUILD_SECRETS } from '../../workflows-src/workflows/build.js';
 import { walkExpr, type Expr } from '../../workflows-src/expr.js';
 import { freeDiskScript } from '../../workflows-src/free-disk.js';
 import { stepExprs, type Job, type Workflow } from '../../workflows-src/model.js';
@@ -265,18 +266,31 @@ export function lintWorkflow(file: string, text: string): string[] {
 // Model-level: pull requests and environments
 
 const PR_SECRETS: readonly string[] = Object.values(PR_SIGNING_SECRETS);
-export const isReleaseSecret = (name: string) => name !== 'GITHUB_TOKEN' && !PR_SECRETS.includes(name);
+/** Secrets a caller passes to a reusable workflow, read by jobs outside any environment. */
+const CALLER_SECRETS: readonly string[] = [BUILD_SECRETS];
+/** Secrets a pull request must never read: all but the run token and the pull-request key. */
+const isPrivateSecret = (name: string) => name !== 'GITHUB_TOKEN' && !PR_SECRETS.includes(name);
+export const isReleaseSecret = (name: string) => isPrivateSecret(name) && !CALLER_SECRETS.includes(name);
+
+const jobExprs = (j: Job): Expr[] => [
+  ...j.steps.flatMap((s) => [...stepExprs(s)]),
+  ...Object.values(j.env ?? {}),
+  ...Object.values<Expr>(j.outputs),
+];
 
 /** Every secret a job's steps and job-level values read. */
 export function secretsOf(j: Job): Set<string> {
   const out = new Set<string>();
-  const all: Expr[] = [
-    ...j.steps.flatMap((s) => [...stepExprs(s)]),
-    ...Object.values(j.env ?? {}),
-    ...Object.values<Expr>(j.outputs),
-  ];
-  for (const e of all) for (const x of walkExpr(e)) if (x.kind === 'secret') out.add(x.name);
+  for (const e of jobExprs(j)) for (const x of walkExpr(e)) if (x.kind === 'secret') out.add(x.name);
   return out;
+}
+
+/** The secrets a pull-request run of the job can read: those outside any `a && b` ruling pull requests out. */
+export function secretsOnPullRequest(j: Job): Set<string> {
+  const nodes = jobExprs(j).flatMap((e) => [...walkExpr(e)]);
+  const guarded = new Set<Expr>();
+  for (const x of nodes) if (x.kind === 'and' && excludesPullRequests(x)) for (const y of walkExpr(x)) guarded.add(y);
+  return new Set(nodes.flatMap((x) => (x.kind === 'secret' && !guarded.has(x) ? [x.name] : [])));
 }
 
 const isEventName = (e: Expr) => e.kind === 'github' && e.path === 'event_name';
@@ -319,7 +333,7 @@ export function pullRequestProblems(wf: Workflow, envs: Environments): string[] 
   const problems: string[] = [];
   for (const j of wf.jobs) {
     if (!runnableOnPullRequest(wf, j)) continue;
-    const release = [...secretsOf(j)].filter(isReleaseSecret);
+    const release = [...secretsOnPullRequest(j)].filter(isPrivateSecret);
     if (release.length) problems.push(`${wf.file}: job ${j.id} runs for pull requests and reads ${release.join(', ')}`);
     if (same(j.environment, envs.release))
       problems.push(`${wf.file}: job ${j.id} runs for pull requests in the release environment`);

@@ -8,7 +8,7 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { stringify } from 'yaml';
 import { parseDeclarations, type Distro } from '../../actions/lib/declarations.js';
 import { imageRefProblem } from '../../workflows-src/common.js';
-import { input, lit } from '../../workflows-src/expr.js';
+import { evaluateString, input, lit, secret, type Expr } from '../../workflows-src/expr.js';
 import {
   checkWorkflow,
   evaluateCondition,
@@ -17,6 +17,7 @@ import {
   workflows,
   type Workflow,
 } from '../../workflows-src/index.js';
+import type { Job } from '../../workflows-src/model.js';
 import {
   environmentProblems,
   isReleaseSecret,
@@ -24,6 +25,7 @@ import {
   pullRequestProblems,
   runnableOnPullRequest,
   secretsOf,
+  secretsOnPullRequest,
   type Environments,
 } from './checks.js';
 import { readText, readWorkflow, root, workflowFiles, type YWorkflow } from './helpers.js';
@@ -251,6 +253,39 @@ describe('pull requests never reach the release key', () => {
     const job = build.jobs.find((j) => j.id === 'build')!;
     expect(secretsOf(job)).toContain('MOK_KEY');
     expect(job.environment).toEqual(lit('release'));
+  });
+
+  it("the reusable build hands the caller's build secrets to the build hop, never in a pull-request run", () => {
+    const wf = model('reusable-build.yml');
+    expect(wf.on.workflow_call?.secrets?.BUILD_SECRETS?.required).toBe(false);
+    const job = wf.jobs.find((j) => j.id === 'build')!;
+    expect(runnableOnPullRequest(wf, job)).toBe(true);
+    const readers = job.steps.filter((s) => [...secretsOf({ ...job, steps: [s] })].includes('BUILD_SECRETS'));
+    expect(readers.map((s) => [s.type === 'keel' && s.hop, Object.keys(s.env ?? {})])).toEqual([
+      ['build', ['KEEL_BUILD_SECRETS']],
+    ]);
+    const passed = readers[0]!.env!.KEEL_BUILD_SECRETS!;
+    const value = (event: string) =>
+      evaluateString(passed, {
+        github: (p: string) => ({ event_name: event })[p],
+        secret: (n: string) => (n === 'BUILD_SECRETS' ? 'NPM_TOKEN=s3cr3t' : undefined),
+      });
+    expect([value('push'), value('workflow_dispatch'), value('pull_request')]).toEqual([
+      'NPM_TOKEN=s3cr3t',
+      'NPM_TOKEN=s3cr3t',
+      '',
+    ]);
+    expect(secretsOnPullRequest(job)).not.toContain('BUILD_SECRETS');
+    // The check sees through the guard only while it is there.
+    const unguarded = (e: Expr) => ({ ...wf, jobs: wf.jobs.map((j) => (j === job ? withEnv(j, e) : j)) });
+    const withEnv = (j: Job, e: Expr): Job => ({
+      ...j,
+      steps: j.steps.map((s) => (s === readers[0] ? { ...s, env: { KEEL_BUILD_SECRETS: e } } : s)),
+    });
+    expect(pullRequestProblems(unguarded(secret('BUILD_SECRETS')), envsOf(wf, decl))).toEqual([
+      'reusable-build.yml: job build runs for pull requests and reads BUILD_SECRETS',
+    ]);
+    expect(isReleaseSecret('BUILD_SECRETS')).toBe(false);
   });
 
   it('the environment name comes from the declarations', () => {

@@ -15,6 +15,7 @@ import {
   type GenerateOptions,
   type Mode,
 } from '../common.js';
+import { PASSED_SECRETS_ENV } from '../../actions/build/src/plan.js';
 import { and, callOutput, concat, contains, eq, github, lines, lit, ne, or, secret, type Expr } from '../expr.js';
 import { freeDiskStep } from '../free-disk.js';
 import {
@@ -185,9 +186,26 @@ function pullRequestGate(bp: BuildParams): Expr {
 const containerfileParam = ({ p, decl }: BuildParams) =>
   p.v('containerfile', decl.build.containerfile, { description: 'Containerfile path.', default: 'Containerfile' });
 
+/** The reusable build's secret carrying the caller's build secret values (NAME=value lines). */
+export const BUILD_SECRETS = 'BUILD_SECRETS';
+
+/**
+ * The build step's environment for `build.secrets`. The dogfood workflow names each GitHub secret
+ * (and then drops pull-request builds). The reusable build cannot name the caller's secrets, nor
+ * decide a job's `if:` on a secret: the caller passes their values in BUILD_SECRETS, which reaches
+ * the hop through one variable only, and never in a pull-request run.
+ */
+function buildSecretsEnv(bp: BuildParams): { env?: Record<string, Expr> } {
+  if (bp.p.reusable)
+    return {
+      env: { [PASSED_SECRETS_ENV]: or(and(ne(github('event_name'), 'pull_request'), secret(BUILD_SECRETS)), '') },
+    };
+  return Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
+}
+
 function buildStep(bp: BuildParams, releaseDateOut: Expr): KeelStep<'build'> {
   const { p, decl } = bp;
-  const secretsEnv = Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
+  const secretsEnv = buildSecretsEnv(bp);
   return keel.build(
     'build',
     {
@@ -507,6 +525,11 @@ function callSecrets(): NonNullable<Triggers['workflow_call']>['secrets'] {
       required: false,
     },
     [PR_SIGNING_SECRETS.password]: { description: 'Password of the pull-request key.', required: false },
+    [BUILD_SECRETS]: {
+      description:
+        "Values of your declarations build.secrets, one NAME=value line each (NAME: the entry's env or github-secret). Masked, passed to the build hop through its environment only, and withheld from pull-request runs.",
+      required: false,
+    },
     ...NOTIFY_CALL_SECRETS,
   };
 }

@@ -20,7 +20,7 @@ import { code, esc, seconds, table } from '../../lib/summary.js';
 import { tagProblem } from '../../lib/tags.js';
 import { parseReference } from '../../lib/oci/reference.js';
 import { buildImage, type BuildState } from './build.js';
-import { parseSecretLine, type SecretSource } from './plan.js';
+import { parseSecretLine, takePassedSecrets, unreadPassedSecrets, type SecretSource } from './plan.js';
 
 export const DEFAULT_DECLARATIONS = 'declarations/distro.yaml';
 
@@ -85,10 +85,14 @@ export function credentialsForBase<A extends { username: string; password: strin
 }
 
 /** build: buildah build from the base resolved once, kernel read from the result, labels stamped. */
-export async function run(io: ActionIO): Promise<void> {
+export async function run(io: ActionIO, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const passedSecrets = takePassedSecrets(env, (v) => io.setSecret(v));
   const inp = readInputs(io, inputs);
   const declFile = inp.declarations || (fs.existsSync(DEFAULT_DECLARATIONS) ? DEFAULT_DECLARATIONS : '');
   const declarations = declFile ? loadDeclarations(declFile) : undefined;
+  const unread = unreadPassedSecrets(declarations, passedSecrets);
+  if (unread.length)
+    io.warning(`BUILD_SECRETS passes ${unread.join(', ')}, which no build.secrets entry reads: not used`);
   const secrets: SecretSource[] | undefined = inp.secrets.length
     ? inp.secrets.map((l) => parseSecretLine(l) as SecretSource)
     : undefined;
@@ -139,7 +143,13 @@ export async function run(io: ActionIO): Promise<void> {
             declarations,
             registry: access,
           },
-          { runner: io.runner, log: io, context: io.context, mask: (v) => io.setSecret(v) },
+          {
+            runner: io.runner,
+            log: io,
+            context: io.context,
+            mask: (v) => io.setSecret(v),
+            env: { ...env, ...passedSecrets },
+          },
           state,
         ),
       ),

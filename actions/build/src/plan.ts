@@ -122,6 +122,45 @@ export function secretsFromDeclarations(decl: Distro | undefined, env: NodeJS.Pr
   return out;
 }
 
+/**
+ * The environment variable through which the reusable build hands the caller's secret values to
+ * the hop (its BUILD_SECRETS secret, withheld from pull requests by the workflow).
+ */
+export const PASSED_SECRETS_ENV = 'KEEL_BUILD_SECRETS';
+
+/**
+ * Takes the passed secret values out of `env` (so no tool the hop starts inherits them): lines
+ * `NAME=value`, NAME being the `env` or `github-secret` of a `build.secrets` entry, the
+ * value the rest of the line. Every value is masked before anything is checked; a problem names
+ * the line number, never its text.
+ */
+export function takePassedSecrets(env: NodeJS.ProcessEnv, mask: (value: string) => void): Record<string, string> {
+  const text = env[PASSED_SECRETS_ENV] ?? '';
+  delete env[PASSED_SECRETS_ENV];
+  const lines = text.split(/\r?\n/);
+  for (const line of lines) {
+    const value = line.slice(line.indexOf('=') + 1);
+    if (value.trim()) mask(value);
+  }
+  const passed: Record<string, string> = {};
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    const name = line.slice(0, Math.max(line.indexOf('='), 0));
+    const where = `${PASSED_SECRETS_ENV} (the reusable build's BUILD_SECRETS) line ${i + 1}`;
+    if (!ENV_NAME.test(name))
+      throw new UserError(`${where}: expected NAME=value, NAME a variable name ([A-Za-z_][A-Za-z0-9_]*)`);
+    if (name in passed) throw new UserError(`${where}: ${name} is given twice`);
+    passed[name] = line.slice(name.length + 1);
+  });
+  return passed;
+}
+
+/** Passed names no `build.secrets` entry reads (a typo, or a secret the build no longer needs). */
+export function unreadPassedSecrets(decl: Distro | undefined, passed: Record<string, string>): string[] {
+  const read = new Set((decl?.build.secrets ?? []).map((s) => s.env ?? s['github-secret']));
+  return Object.keys(passed).filter((name) => !read.has(name));
+}
+
 /** The values a secret carries, for masking (never for logging). Lines of text files too. */
 export function secretValues(s: SecretSource, env: NodeJS.ProcessEnv = process.env): string[] {
   const raw = s.kind === 'env' ? (env[s.ref] ?? '') : fs.readFileSync(s.ref).toString('utf8');
