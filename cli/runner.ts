@@ -393,6 +393,19 @@ async function runMatrixJob(job: Job, run: RunState): Promise<JobRecord> {
   return jr;
 }
 
+/** A condition holding a status function (`always()`, `failure()`, …) decides alone; any other is `success() && …`. */
+const decidesItself = (cond: Expr | undefined) =>
+  cond !== undefined && [...walkExpr(cond)].some((x) => x.kind === 'status');
+
+/**
+ * Whether a step runs: as on GitHub, after a failed step only one whose condition holds a
+ * status function (the implicit `success() &&` of any other condition is false then).
+ */
+function stepRuns(step: Step, c: EvalContext, status: 'success' | 'failure'): boolean {
+  if (status !== 'success' && !decidesItself(step.if)) return false;
+  return !step.if || evaluateCondition(step.if, c);
+}
+
 /**
  * Whether a job runs: as on GitHub, a job whose condition holds no status function runs only
  * when every needed job succeeded; one whose condition does (`!cancelled()`, `always()`) decides
@@ -400,8 +413,7 @@ async function runMatrixJob(job: Job, run: RunState): Promise<JobRecord> {
  */
 function jobRuns(job: Job, run: RunState): { runs: boolean; why: string } {
   const needsOk = job.needs.every((n) => run.record.jobs[n]?.result === 'success');
-  const decidesItself = job.if !== undefined && [...walkExpr(job.if)].some((x) => x.kind === 'status');
-  if (!needsOk && !decidesItself) return { runs: false, why: 'a needed job did not succeed' };
+  if (!needsOk && !decidesItself(job.if)) return { runs: false, why: 'a needed job did not succeed' };
   const ok = !job.if || evaluateCondition(job.if, contextOf(run, job, {}, needsOk ? 'success' : 'failure'));
   return { runs: ok, why: 'its condition is false' };
 }
@@ -437,7 +449,7 @@ async function runJob(job: Job, run: RunState, leg?: MatrixLeg): Promise<JobReco
     };
     jr.steps[sid] = rec;
     const c = contextOf(run, job, jr.steps, status, leg);
-    if (!(step.if ? evaluateCondition(step.if, c) : status === 'success')) {
+    if (!stepRuns(step, c, status)) {
       rec.result = 'skipped';
       continue;
     }

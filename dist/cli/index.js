@@ -8880,6 +8880,17 @@ async function runMatrixJob(job, run) {
     run.record.jobs[job.id] = jr;
     return jr;
 }
+/** A condition holding a status function (`always()`, `failure()`, …) decides alone; any other is `success() && …`. */
+const decidesItself = (cond) => cond !== undefined && [...(0, expr_js_1.walkExpr)(cond)].some((x) => x.kind === 'status');
+/**
+ * Whether a step runs: as on GitHub, after a failed step only one whose condition holds a
+ * status function (the implicit `success() &&` of any other condition is false then).
+ */
+function stepRuns(step, c, status) {
+    if (status !== 'success' && !decidesItself(step.if))
+        return false;
+    return !step.if || (0, expr_js_1.evaluateCondition)(step.if, c);
+}
 /**
  * Whether a job runs: as on GitHub, a job whose condition holds no status function runs only
  * when every needed job succeeded; one whose condition does (`!cancelled()`, `always()`) decides
@@ -8887,8 +8898,7 @@ async function runMatrixJob(job, run) {
  */
 function jobRuns(job, run) {
     const needsOk = job.needs.every((n) => run.record.jobs[n]?.result === 'success');
-    const decidesItself = job.if !== undefined && [...(0, expr_js_1.walkExpr)(job.if)].some((x) => x.kind === 'status');
-    if (!needsOk && !decidesItself)
+    if (!needsOk && !decidesItself(job.if))
         return { runs: false, why: 'a needed job did not succeed' };
     const ok = !job.if || (0, expr_js_1.evaluateCondition)(job.if, contextOf(run, job, {}, needsOk ? 'success' : 'failure'));
     return { runs: ok, why: 'its condition is false' };
@@ -8924,7 +8934,7 @@ async function runJob(job, run, leg) {
         };
         jr.steps[sid] = rec;
         const c = contextOf(run, job, jr.steps, status, leg);
-        if (!(step.if ? (0, expr_js_1.evaluateCondition)(step.if, c) : status === 'success')) {
+        if (!stepRuns(step, c, status)) {
             rec.result = 'skipped';
             continue;
         }

@@ -6,7 +6,7 @@ import { parseDeclarations } from '../../actions/lib/declarations.js';
 import { runWorkflow, type RunRecord } from '../../cli/runner.js';
 import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
-import { and, eq, lit, matrix, type Expr } from '../../workflows-src/expr.js';
+import { and, eq, lit, matrix, or, type Expr } from '../../workflows-src/expr.js';
 import { workflows } from '../../workflows-src/index.js';
 import type { AnyKeelStep, Step, Workflow } from '../../workflows-src/model.js';
 import { standInHops } from '../harness/stand-ins.js';
@@ -53,9 +53,18 @@ function standInOutputs(step: AnyKeelStep): Record<string, Expr> {
   }
 }
 
+/** The main leg's boot stand-in reports `forged` as what it booted (a tampered verdict). */
+const forging =
+  (forged: string) =>
+  (step: AnyKeelStep): Record<string, Expr> => {
+    const out = standInOutputs(step);
+    if (step.hop !== 'smoke-boot') return out;
+    return { ...out, 'image-ref': or(and(eq(matrix('variant'), 'main'), lit(forged)), out['image-ref']!) };
+  };
+
 /** The workflow with each hop a stand-in; `failBoot`: that variant's boot fails (a refused check). */
-function standIns(wf: Workflow, failBoot?: string): Workflow {
-  const stood = standInHops(wf, standInOutputs);
+function standIns(wf: Workflow, failBoot?: string, forged?: string): Workflow {
+  const stood = standInHops(wf, forged ? forging(forged) : standInOutputs);
   if (!failBoot) return stood;
   const failing = (s: Step): Step =>
     s.id === 'boot'
@@ -94,14 +103,14 @@ function buildRun(runsDir: string): string {
   return id;
 }
 
-async function run(opts: { dispatch?: string; failBoot?: string }): Promise<RunRecord> {
+async function run(opts: { dispatch?: string; failBoot?: string; forged?: string }): Promise<RunRecord> {
   const runsDir = tmp('keel-variant-runs-');
   const buildId = buildRun(runsDir);
   const project = tmp('keel-variant-project-');
   fs.writeFileSync(path.join(project, 'README'), 'a distro\n');
   const repository = 'keel-project/keel';
   return runWorkflow({
-    workflow: standIns(smokeBoot, opts.failBoot),
+    workflow: standIns(smokeBoot, opts.failBoot, opts.forged),
     ...(opts.dispatch
       ? { event: 'workflow_dispatch' as const, inputs: { 'image-ref': opts.dispatch, 'release-date': '' } }
       : {
@@ -160,6 +169,22 @@ describe('keel run smoke-boot.yml with two image variants', () => {
     expect(ran(r, 'promote (main)', 'promote')).toBe('skipped');
     expect(ran(r, 'promote (main)', 'notify-promoted')).toBe('skipped');
   });
+
+  it.each([
+    ["another variant's digest", refOf('nvidia'), /outside this variant's repository/],
+    ['no digest reference', `${image}:stable\nrm -rf /`, /Read and check the verdict/],
+  ])(
+    'a boot leg that hands over %s: its promote leg refuses the verdict before promoting',
+    async (_what, forged, at) => {
+      const r = await run({ forged });
+      expect(r.ok).toBe(false);
+      const leg = r.jobs['promote (main)']!;
+      const failed = leg.order.filter((k) => leg.steps[k]!.result === 'failure');
+
+      expect(failed.map((k) => leg.steps[k]!.name)).toEqual([expect.stringMatching(at)]);
+      expect(ran(r, 'promote (main)', 'promote')).toBe('skipped');
+    },
+  );
 
   it('a dispatched digest of no variant’s repository fails every leg at its first step, nothing promoted', async () => {
     const r = await run({ dispatch: `${image}-amd@${digestOf('main')}` });
