@@ -1,16 +1,15 @@
 // test-kind: integration
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
-import path from 'node:path';
 import { eventFor } from '../../cli/events.js';
 import { promotionNotice } from '../../cli/notifications.js';
 import { runWorkflow, type EventName } from '../../cli/runner.js';
-import type { LocalServices } from '../../cli/services/index.js';
 import { startNtfyEmulator, type NtfyEmulator } from '../../emulators/ntfy/index.js';
 import { lit } from '../../workflows-src/expr.js';
 import { loadRepoDeclarations, workflows } from '../../workflows-src/index.js';
 import { runStep, type Job, type Step, type Workflow } from '../../workflows-src/model.js';
 import { FAILURE_NOTIFY_JOB, FAILURE_NOTIFY_STEP, PROMOTED_NOTIFY_STEP } from '../../workflows-src/notify.js';
+import { fakeServices } from '../harness/local-services.js';
 import { tmpdir } from '../harness/tools.js';
 
 /**
@@ -42,19 +41,6 @@ const tmp = (p: string) => {
   dirs.push(d);
   return d;
 };
-
-function services(ntfyTopicUrl: string): LocalServices {
-  const privateKeyPath = path.join(tmp('keel-runner-notify-'), 'cosign.key');
-  fs.writeFileSync(privateKeyPath, 'unused-key-material');
-  return {
-    keys: { privateKeyPath, publicKeyPath: '', password: 'unused-password', fingerprint: '' },
-    iaKeys: { access: '', secret: '' },
-    githubToken: '',
-    ntfy,
-    ntfyTopicUrl,
-    gpg: { armored: '', fingerprint: '' },
-  } as unknown as LocalServices;
-}
 
 /** A step standing in for a job's work: passes, or fails (a refused date) naming what it stands for. */
 const standIn = (what: string, ok: boolean): Step =>
@@ -102,7 +88,10 @@ async function run(wf: Workflow, event: EventName, opts: { ntfyUrl?: string; inp
     event,
     eventPayload: payload,
     inputs: opts.inputs ?? {},
-    services: services(opts.ntfyUrl ?? ntfy.topicUrl('keel-test')),
+    services: fakeServices(tmp('keel-runner-notify-'), {
+      ntfy,
+      ntfyTopicUrl: opts.ntfyUrl ?? ntfy.topicUrl('keel-test'),
+    }),
     runsDir: tmp('keel-runs-'),
     repository,
     releaseDate: '20261204',

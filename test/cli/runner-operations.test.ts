@@ -6,12 +6,12 @@ import { parseDeclarations } from '../../actions/lib/declarations.js';
 import { checkVariant } from '../../cli/commands/run.js';
 import { eventFor } from '../../cli/events.js';
 import { runWorkflow, type RunRecord } from '../../cli/runner.js';
-import type { LocalServices } from '../../cli/services/index.js';
 import { and, cancelled, eq, jobResult, lit, matrix, not } from '../../workflows-src/expr.js';
 import { loadRepoDeclarations, workflows } from '../../workflows-src/index.js';
 import { job, runStep, type Workflow } from '../../workflows-src/model.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { variantLegs } from '../../workflows-src/variants.js';
+import { fakeServices } from '../harness/local-services.js';
 import { tmpdir } from '../harness/tools.js';
 
 /**
@@ -30,24 +30,12 @@ const tmp = (p: string) => {
   return d;
 };
 
-function services(): LocalServices {
-  const privateKeyPath = path.join(tmp('keel-runner-ops-'), 'cosign.key');
-  fs.writeFileSync(privateKeyPath, 'unused');
-  return {
-    keys: { privateKeyPath, publicKeyPath: '', password: '', fingerprint: '' },
-    iaKeys: { access: '', secret: '' },
-    githubToken: '',
-    ntfyTopicUrl: '',
-    gpg: { armored: '', fingerprint: '' },
-  } as unknown as LocalServices;
-}
-
 const run = (workflow: Workflow, variant?: string) =>
   runWorkflow({
     ...(variant ? { variant } : {}),
     workflow,
     event: 'workflow_dispatch',
-    services: services(),
+    services: fakeServices(tmp('keel-runner-ops-')),
     runsDir: tmp('keel-runs-'),
     repository: 'keel-project/keel',
     log: () => undefined,

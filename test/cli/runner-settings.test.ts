@@ -3,11 +3,11 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runWorkflow, type RunRecord } from '../../cli/runner.js';
-import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { lit, type Expr } from '../../workflows-src/expr.js';
 import { loadRepoDeclarations, workflows } from '../../workflows-src/index.js';
 import type { AnyKeelStep } from '../../workflows-src/model.js';
+import { fakeServices } from '../harness/local-services.js';
 import { standInHops } from '../harness/stand-ins.js';
 import { tmpdir } from '../harness/tools.js';
 
@@ -58,18 +58,6 @@ function callerCheckout(smokeBoot: string): string {
   return dir;
 }
 
-function services(): LocalServices {
-  const privateKeyPath = path.join(tmp('keel-settings-key-'), 'cosign.key');
-  fs.writeFileSync(privateKeyPath, 'unused');
-  return {
-    keys: { privateKeyPath, publicKeyPath: '', password: '', fingerprint: '' },
-    iaKeys: { access: '', secret: '' },
-    githubToken: '',
-    ntfyTopicUrl: '',
-    gpg: { armored: '', fingerprint: '' },
-  } as unknown as LocalServices;
-}
-
 async function call(smokeBoot: string, overrides: Record<string, string>): Promise<RunRecord> {
   return runWorkflow({
     workflow: standInHops(reusable, outputsOf, ['settings']),
@@ -91,7 +79,7 @@ async function call(smokeBoot: string, overrides: Record<string, string>): Promi
       'boot-timeout': '0',
       ...overrides,
     },
-    services: services(),
+    services: fakeServices(tmp('keel-settings-key-')),
     runsDir: tmp('keel-settings-runs-'),
     projectDir: callerCheckout(smokeBoot),
     repository: 'my-org/my-os',

@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseDeclarations } from '../../actions/lib/declarations.js';
 import { runWorkflow, type RunRecord } from '../../cli/runner.js';
-import type { LocalServices } from '../../cli/services/index.js';
 import { repoRoot } from '../../workflows-src/action-specs.js';
 import { and, eq, lit, matrix, or, type Expr } from '../../workflows-src/expr.js';
 import { workflows } from '../../workflows-src/index.js';
 import type { AnyKeelStep, Step, Workflow } from '../../workflows-src/model.js';
+import { fakeServices } from '../harness/local-services.js';
 import { standInHops } from '../harness/stand-ins.js';
 import { tmpdir } from '../harness/tools.js';
 
@@ -78,17 +78,6 @@ function standIns(wf: Workflow, failBoot?: string, forged?: string): Workflow {
 }
 
 const smokeBoot = workflows(decl, { mode: 'dogfood' }).find((w) => w.file === 'smoke-boot.yml')!;
-function services(): LocalServices {
-  const privateKeyPath = path.join(tmp('keel-variant-key-'), 'cosign.key');
-  fs.writeFileSync(privateKeyPath, 'unused');
-  return {
-    keys: { privateKeyPath, publicKeyPath: '', password: '', fingerprint: '' },
-    iaKeys: { access: '', secret: '' },
-    githubToken: '',
-    ntfyTopicUrl: '',
-    gpg: { armored: '', fingerprint: '' },
-  } as unknown as LocalServices;
-}
 
 /** A finished build run of main that handed over both variants' digests. */
 function buildRun(runsDir: string): string {
@@ -124,7 +113,7 @@ async function run(opts: { dispatch?: string; failBoot?: string; forged?: string
             },
           },
         }),
-    services: services(),
+    services: fakeServices(tmp('keel-variant-key-')),
     runsDir,
     projectDir: project,
     repository,
