@@ -121,9 +121,17 @@ export class Params {
     return { kind: 'step-output', step: SETTINGS_STEP, output: name, hop: 'settings' };
   }
 
-  /** Like setting(), for one the dogfood workflow passes only when the declarations set it. */
-  optionalSetting(name: SettingName, dogfood: string | undefined, spec: SettingSpec): Expr | undefined {
-    return this.reusable || dogfood !== undefined ? this.setting(name, dogfood ?? '', spec) : undefined;
+  /**
+   * Like setting(), for one the dogfood workflow passes only when the declarations set it: the
+   * step input `{ [name]: value }` to spread into a step's inputs, or `{}`.
+   */
+  optionalSetting<N extends SettingName>(
+    name: N,
+    dogfood: string | undefined,
+    spec: SettingSpec,
+  ): Partial<Record<N, Expr>> {
+    if (!this.reusable && dogfood === undefined) return {};
+    return { [name]: this.setting(name, dogfood ?? '', spec) } as Partial<Record<N, Expr>>;
   }
 
   /**
@@ -323,25 +331,52 @@ export function downloadHandoff(cond: Expr, name: Expr = lit(IMAGE_ARTIFACT)): A
   });
 }
 
-export function readHandoff(cond: Expr): RunStep<'image-ref' | 'release-date'> {
+/** A hand-off of another job or run: where its files are and what its step says when one is bad. */
+export interface HandoffSpec {
+  /** The step's id and name. */
+  id: string;
+  name: string;
+  if?: Expr;
+  dir: string;
+  /** Who handed it over, for the error lines (e.g. "the build run"). */
+  sender: string;
+  /** The release-date rule and the problem named when the file breaks it. */
+  date: { pattern: string; problem: string };
+}
+
+/** The hand-off of the build run, read by smoke-boot (and a variant's later jobs). */
+export const BUILD_HANDOFF: HandoffSpec = {
+  id: 'handoff',
+  name: 'Read and check the hand-off',
+  dir: IMAGE_HANDOFF_DIR,
+  sender: 'the build run',
+  date: { pattern: DATE_PATTERN, problem: 'no release date' },
+};
+
+/**
+ * Reads a hand-off's image-ref and release-date files (first lines) into outputs, failing
+ * unless the reference is a digest reference and the date matches its pattern. The values are
+ * never echoed before they are checked.
+ */
+export function readHandoff(h: HandoffSpec): RunStep<'image-ref' | 'release-date'> {
   return runStep({
-    id: 'handoff',
-    name: 'Read and check the hand-off',
-    if: cond,
+    id: h.id,
+    name: h.name,
+    ...(h.if ? { if: h.if } : {}),
     run: [
-      `ref=$(head -n1 ${IMAGE_HANDOFF_DIR}/image-ref)`,
-      `date=$(head -n1 ${IMAGE_HANDOFF_DIR}/release-date)`,
-      `if ! [[ $ref =~ ${IMAGE_REF_PATTERN} ]]; then echo "::error::the build run handed over no digest reference"; exit 1; fi`,
-      `if ! [[ $date =~ ${DATE_PATTERN} ]]; then echo "::error::the build run handed over no release date"; exit 1; fi`,
+      `ref=$(head -n1 ${h.dir}/image-ref)`,
+      `date=$(head -n1 ${h.dir}/release-date)`,
+      `if ! [[ $ref =~ ${IMAGE_REF_PATTERN} ]]; then echo "::error::${h.sender} handed over no digest reference"; exit 1; fi`,
+      `if ! [[ $date =~ ${h.date.pattern} ]]; then echo "::error::${h.sender} handed over ${h.date.problem}"; exit 1; fi`,
       'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
       'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
     ].join('\n'),
     local: {
       local: 'read-files',
-      dir: IMAGE_HANDOFF_DIR,
+      dir: h.dir,
       outputs: {
         'image-ref': { file: 'image-ref', pattern: IMAGE_REF_PATTERN },
-        'release-date': { file: 'release-date', pattern: DATE_PATTERN },
+        'release-date': { file: 'release-date', pattern: h.date.pattern },
       },
     },
     outputs: ['image-ref', 'release-date'],

@@ -1,5 +1,5 @@
 import { resolveVariants, type Distro } from '../actions/lib/declarations.js';
-import { checkout as checkoutStep, IMAGE_REF_PATTERN, imageRefGuard } from './common.js';
+import { checkout as checkoutStep, imageRefGuard, readHandoff } from './common.js';
 import { and, concat, eq, github, lit, matrix, ne, not, or, startsWith, type Expr, type Value } from './expr.js';
 import {
   actionStep,
@@ -101,26 +101,12 @@ export function takeVerdict(): { steps: Step[]; imageRef: Expr; releaseDate: Exp
     with: { name, path: BOOT_VERDICT_DIR },
     local: { local: 'artifact-download', name, path: BOOT_VERDICT_DIR },
   });
-  const read = runStep({
+  const read = readHandoff({
     id: BOOT_VERDICT_STEP,
     name: 'Read and check the verdict',
-    run: [
-      `ref=$(head -n1 ${BOOT_VERDICT_DIR}/image-ref)`,
-      `date=$(head -n1 ${BOOT_VERDICT_DIR}/release-date)`,
-      `if ! [[ $ref =~ ${IMAGE_REF_PATTERN} ]]; then echo "::error::the boot leg handed over no digest reference"; exit 1; fi`,
-      `if ! [[ $date =~ ${RELEASE_DATE_OR_EMPTY} ]]; then echo "::error::the boot leg handed over a malformed release date"; exit 1; fi`,
-      'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
-      'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
-    ].join('\n'),
-    outputs: ['image-ref', 'release-date'] as const,
-    local: {
-      local: 'read-files',
-      dir: BOOT_VERDICT_DIR,
-      outputs: {
-        'image-ref': { file: 'image-ref', pattern: IMAGE_REF_PATTERN },
-        'release-date': { file: 'release-date', pattern: RELEASE_DATE_OR_EMPTY },
-      },
-    },
+    dir: BOOT_VERDICT_DIR,
+    sender: 'the boot leg',
+    date: { pattern: RELEASE_DATE_OR_EMPTY, problem: 'a malformed release date' },
   });
   const guard = imageRefGuard({
     name: "Refuse a verdict outside this variant's repository",

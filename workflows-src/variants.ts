@@ -1,5 +1,5 @@
 import { resolveVariants, type Distro, type Variant } from '../actions/lib/declarations.js';
-import { IMAGE_ARTIFACT, IMAGE_HANDOFF_DIR, readHandoff } from './common.js';
+import { BUILD_HANDOFF, IMAGE_ARTIFACT, IMAGE_HANDOFF_DIR, readHandoff } from './common.js';
 import { concat, lit, matrix, type Expr } from './expr.js';
 import { actionStep, type ActionStep, type Job, type Step, type Strategy } from './model.js';
 import { pins } from './pins.js';
@@ -95,7 +95,7 @@ export function pushedImageRef(plan: VariantPlan, build: Job<'image-ref'>): { st
     with: { name, path: lit(IMAGE_HANDOFF_DIR) },
     local: { local: 'artifact-download', name, path: IMAGE_HANDOFF_DIR },
   });
-  const { if: _always, ...read } = readHandoff(lit(true));
+  const read = readHandoff(BUILD_HANDOFF);
   return { steps: [download, read], imageRef: read.outputs['image-ref'] };
 }
 

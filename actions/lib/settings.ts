@@ -77,11 +77,15 @@ type SiteSection = NonNullable<Distro['site']>;
 export type SettingName = keyof typeof SETTINGS | keyof typeof SITE_CONSTANTS;
 export const SETTING_NAMES = [...Object.keys(SETTINGS), ...Object.keys(SITE_CONSTANTS)] as SettingName[];
 
+/** A setting's place and kind; undefined for the site constants, derived from site.constants. */
+function defOf(name: string): SettingDef | undefined {
+  return Object.hasOwn(SETTINGS, name) ? (SETTINGS as Record<string, SettingDef>)[name] : undefined;
+}
+
 /** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
 export function settingPath(name: SettingName): string {
-  if (name in SITE_CONSTANTS) return 'site.constants';
-  const def = SETTINGS[name as keyof typeof SETTINGS] as SettingDef;
-  return `${def.section}.${def.key}`;
+  const def = defOf(name);
+  return def ? `${def.section}.${def.key}` : 'site.constants';
 }
 
 /** Where a setting's value came from. */
@@ -105,8 +109,7 @@ const SCHEMAS: Record<Section, z.ZodObject> = {
 const ALWAYS_THERE: Section[] = ['validate', 'smoke-boot'];
 
 /** The override as a declarations value. */
-function overrideValue(name: keyof typeof SETTINGS, raw: string): unknown {
-  const { kind } = SETTINGS[name] as SettingDef;
+function overrideValue(name: string, { kind }: SettingDef, raw: string): unknown {
   const v = raw.trim();
   if (kind === 'number') {
     if (!/^[0-9]+(\.[0-9]+)?$/.test(v))
@@ -148,19 +151,13 @@ function asInput(v: unknown, kind: Kind): string {
 
 /** '' is no override; so is 0 for a number (a number input's default). */
 const isUnset = (name: SettingName, raw: string | undefined) =>
-  raw === undefined ||
-  raw.trim() === '' ||
-  (name in SETTINGS &&
-    (SETTINGS[name as keyof typeof SETTINGS] as SettingDef).kind === 'number' &&
-    /^0+(\.0+)?$/.test(raw.trim()));
+  raw === undefined || raw.trim() === '' || (defOf(name)?.kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
 
 /** The first problem of a section, named after the input that set it (or its declarations key). */
 function sectionProblem(section: Section, error: z.ZodError): UserError {
   const issue = error.issues[0]!;
   const key = String(issue.path[0] ?? '');
-  const name = Object.keys(SETTINGS).find(
-    (n) => SETTINGS[n as keyof typeof SETTINGS].section === section && SETTINGS[n as keyof typeof SETTINGS].key === key,
-  );
+  const name = Object.keys(SETTINGS).find((n) => defOf(n)!.section === section && defOf(n)!.key === key);
   return new UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
 }
 
@@ -179,11 +176,10 @@ export function resolveSettings(
   for (const section of Object.keys(SCHEMAS) as Section[]) {
     const declared = decl?.[section] as Record<string, unknown> | undefined;
     const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
-    const mine = given.filter((n) => n in SETTINGS && SETTINGS[n as keyof typeof SETTINGS].section === section);
+    const mine = given.filter((n) => defOf(n)?.section === section);
     if (!base && mine.length === 0) continue;
     const merged: Record<string, unknown> = { ...base };
-    for (const n of mine)
-      merged[SETTINGS[n as keyof typeof SETTINGS].key] = overrideValue(n as keyof typeof SETTINGS, overrides[n]!);
+    for (const n of mine) merged[defOf(n)!.key] = overrideValue(n, defOf(n)!, overrides[n]!);
     // A section the declarations leave out is checked only where an override sets it.
     const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
     if (!parsed.success) throw sectionProblem(section, parsed.error);
@@ -192,14 +188,15 @@ export function resolveSettings(
   const out = {} as Record<SettingName, ResolvedSetting>;
   for (const name of SETTING_NAMES) {
     const path = settingPath(name);
-    if (name in SITE_CONSTANTS) {
+    const def = defOf(name);
+    if (!def) {
       const site = sections.site as SiteSection | undefined;
       const derived = site?.constants ? SITE_CONSTANTS[name as keyof typeof SITE_CONSTANTS](site) : '';
       const value = given.includes(name) ? overrides[name]!.trim() : derived;
       out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
       continue;
     }
-    const { section, key, kind } = SETTINGS[name as keyof typeof SETTINGS] as SettingDef;
+    const { section, key, kind } = def;
     const source: SettingSource = given.includes(name)
       ? 'input'
       : !decl

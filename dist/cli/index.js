@@ -5306,12 +5306,14 @@ const SITE_CONSTANTS = {
         .join('\n'),
 };
 exports.SETTING_NAMES = [...Object.keys(exports.SETTINGS), ...Object.keys(SITE_CONSTANTS)];
+/** A setting's place and kind; undefined for the site constants, derived from site.constants. */
+function defOf(name) {
+    return Object.hasOwn(exports.SETTINGS, name) ? exports.SETTINGS[name] : undefined;
+}
 /** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
 function settingPath(name) {
-    if (name in SITE_CONSTANTS)
-        return 'site.constants';
-    const def = exports.SETTINGS[name];
-    return `${def.section}.${def.key}`;
+    const def = defOf(name);
+    return def ? `${def.section}.${def.key}` : 'site.constants';
 }
 const SCHEMAS = {
     validate: declarations_js_1.DistroSchema.shape.validate.unwrap(),
@@ -5322,8 +5324,7 @@ const SCHEMAS = {
 };
 const ALWAYS_THERE = ['validate', 'smoke-boot'];
 /** The override as a declarations value. */
-function overrideValue(name, raw) {
-    const { kind } = exports.SETTINGS[name];
+function overrideValue(name, { kind }, raw) {
     const v = raw.trim();
     if (kind === 'number') {
         if (!/^[0-9]+(\.[0-9]+)?$/.test(v))
@@ -5366,16 +5367,12 @@ function asInput(v, kind) {
     return Array.isArray(v) ? v.join('\n') : String(v);
 }
 /** '' is no override; so is 0 for a number (a number input's default). */
-const isUnset = (name, raw) => raw === undefined ||
-    raw.trim() === '' ||
-    (name in exports.SETTINGS &&
-        exports.SETTINGS[name].kind === 'number' &&
-        /^0+(\.0+)?$/.test(raw.trim()));
+const isUnset = (name, raw) => raw === undefined || raw.trim() === '' || (defOf(name)?.kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
 /** The first problem of a section, named after the input that set it (or its declarations key). */
 function sectionProblem(section, error) {
     const issue = error.issues[0];
     const key = String(issue.path[0] ?? '');
-    const name = Object.keys(exports.SETTINGS).find((n) => exports.SETTINGS[n].section === section && exports.SETTINGS[n].key === key);
+    const name = Object.keys(exports.SETTINGS).find((n) => defOf(n).section === section && defOf(n).key === key);
     return new errors_js_1.UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
 }
 /**
@@ -5390,12 +5387,12 @@ function resolveSettings(decl, overrides) {
     for (const section of Object.keys(SCHEMAS)) {
         const declared = decl?.[section];
         const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
-        const mine = given.filter((n) => n in exports.SETTINGS && exports.SETTINGS[n].section === section);
+        const mine = given.filter((n) => defOf(n)?.section === section);
         if (!base && mine.length === 0)
             continue;
         const merged = { ...base };
         for (const n of mine)
-            merged[exports.SETTINGS[n].key] = overrideValue(n, overrides[n]);
+            merged[defOf(n).key] = overrideValue(n, defOf(n), overrides[n]);
         // A section the declarations leave out is checked only where an override sets it.
         const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
         if (!parsed.success)
@@ -5405,14 +5402,15 @@ function resolveSettings(decl, overrides) {
     const out = {};
     for (const name of exports.SETTING_NAMES) {
         const path = settingPath(name);
-        if (name in SITE_CONSTANTS) {
+        const def = defOf(name);
+        if (!def) {
             const site = sections.site;
             const derived = site?.constants ? SITE_CONSTANTS[name](site) : '';
             const value = given.includes(name) ? overrides[name].trim() : derived;
             out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
             continue;
         }
-        const { section, key, kind } = exports.SETTINGS[name];
+        const { section, key, kind } = def;
         const source = given.includes(name)
             ? 'input'
             : !decl
@@ -12959,7 +12957,7 @@ exports.KEEL_ACTIONS = {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.skip = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = exports.SETTINGS_STEP = void 0;
+exports.NOTIFY_CALL_SECRETS = exports.runUrl = exports.NOTIFY_SECRETS = exports.BUILD_HANDOFF = exports.DATE_PATTERN = exports.IMAGE_REF_PATTERN = exports.IMAGE_HANDOFF_DIR = exports.IMAGE_ARTIFACT = exports.DISK_PACKAGES = exports.VM_PACKAGES = exports.skip = exports.registryToken = exports.registryUser = exports.PR_SIGNING_SECRETS = exports.RELEASE_SIGNING_SECRETS = exports.RUNNER = exports.Params = exports.SETTINGS_STEP = void 0;
 exports.checkout = checkout;
 exports.releaseDate = releaseDate;
 exports.enableKvm = enableKvm;
@@ -13047,9 +13045,14 @@ class Params {
             throw new Error(`declared('${name}') is for reusable workflows`);
         return { kind: 'step-output', step: exports.SETTINGS_STEP, output: name, hop: 'settings' };
     }
-    /** Like setting(), for one the dogfood workflow passes only when the declarations set it. */
+    /**
+     * Like setting(), for one the dogfood workflow passes only when the declarations set it: the
+     * step input `{ [name]: value }` to spread into a step's inputs, or `{}`.
+     */
     optionalSetting(name, dogfood, spec) {
-        return this.reusable || dogfood !== undefined ? this.setting(name, dogfood ?? '', spec) : undefined;
+        if (!this.reusable && dogfood === undefined)
+            return {};
+        return { [name]: this.setting(name, dogfood ?? '', spec) };
     }
     /**
      * Reusable: the step (right after checkout) that reads the caller's declarations and resolves
@@ -13233,25 +13236,38 @@ function downloadHandoff(cond, name = (0, expr_js_1.lit)(exports.IMAGE_ARTIFACT)
         local: { local: 'artifact-download', name, path: exports.IMAGE_HANDOFF_DIR, runId },
     });
 }
-function readHandoff(cond) {
+/** The hand-off of the build run, read by smoke-boot (and a variant's later jobs). */
+exports.BUILD_HANDOFF = {
+    id: 'handoff',
+    name: 'Read and check the hand-off',
+    dir: exports.IMAGE_HANDOFF_DIR,
+    sender: 'the build run',
+    date: { pattern: exports.DATE_PATTERN, problem: 'no release date' },
+};
+/**
+ * Reads a hand-off's image-ref and release-date files (first lines) into outputs, failing
+ * unless the reference is a digest reference and the date matches its pattern. The values are
+ * never echoed before they are checked.
+ */
+function readHandoff(h) {
     return (0, model_js_1.runStep)({
-        id: 'handoff',
-        name: 'Read and check the hand-off',
-        if: cond,
+        id: h.id,
+        name: h.name,
+        ...(h.if ? { if: h.if } : {}),
         run: [
-            `ref=$(head -n1 ${exports.IMAGE_HANDOFF_DIR}/image-ref)`,
-            `date=$(head -n1 ${exports.IMAGE_HANDOFF_DIR}/release-date)`,
-            `if ! [[ $ref =~ ${exports.IMAGE_REF_PATTERN} ]]; then echo "::error::the build run handed over no digest reference"; exit 1; fi`,
-            `if ! [[ $date =~ ${exports.DATE_PATTERN} ]]; then echo "::error::the build run handed over no release date"; exit 1; fi`,
+            `ref=$(head -n1 ${h.dir}/image-ref)`,
+            `date=$(head -n1 ${h.dir}/release-date)`,
+            `if ! [[ $ref =~ ${exports.IMAGE_REF_PATTERN} ]]; then echo "::error::${h.sender} handed over no digest reference"; exit 1; fi`,
+            `if ! [[ $date =~ ${h.date.pattern} ]]; then echo "::error::${h.sender} handed over ${h.date.problem}"; exit 1; fi`,
             'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
             'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
         ].join('\n'),
         local: {
             local: 'read-files',
-            dir: exports.IMAGE_HANDOFF_DIR,
+            dir: h.dir,
             outputs: {
                 'image-ref': { file: 'image-ref', pattern: exports.IMAGE_REF_PATTERN },
-                'release-date': { file: 'release-date', pattern: exports.DATE_PATTERN },
+                'release-date': { file: 'release-date', pattern: h.date.pattern },
             },
         },
         outputs: ['image-ref', 'release-date'],
@@ -14959,26 +14975,12 @@ function takeVerdict() {
         with: { name, path: exports.BOOT_VERDICT_DIR },
         local: { local: 'artifact-download', name, path: exports.BOOT_VERDICT_DIR },
     });
-    const read = (0, model_js_1.runStep)({
+    const read = (0, common_js_1.readHandoff)({
         id: exports.BOOT_VERDICT_STEP,
         name: 'Read and check the verdict',
-        run: [
-            `ref=$(head -n1 ${exports.BOOT_VERDICT_DIR}/image-ref)`,
-            `date=$(head -n1 ${exports.BOOT_VERDICT_DIR}/release-date)`,
-            `if ! [[ $ref =~ ${common_js_1.IMAGE_REF_PATTERN} ]]; then echo "::error::the boot leg handed over no digest reference"; exit 1; fi`,
-            `if ! [[ $date =~ ${RELEASE_DATE_OR_EMPTY} ]]; then echo "::error::the boot leg handed over a malformed release date"; exit 1; fi`,
-            'echo "image-ref=$ref" >> "$GITHUB_OUTPUT"',
-            'echo "release-date=$date" >> "$GITHUB_OUTPUT"',
-        ].join('\n'),
-        outputs: ['image-ref', 'release-date'],
-        local: {
-            local: 'read-files',
-            dir: exports.BOOT_VERDICT_DIR,
-            outputs: {
-                'image-ref': { file: 'image-ref', pattern: common_js_1.IMAGE_REF_PATTERN },
-                'release-date': { file: 'release-date', pattern: RELEASE_DATE_OR_EMPTY },
-            },
-        },
+        dir: exports.BOOT_VERDICT_DIR,
+        sender: 'the boot leg',
+        date: { pattern: RELEASE_DATE_OR_EMPTY, problem: 'a malformed release date' },
     });
     const guard = (0, common_js_1.imageRefGuard)({
         name: "Refuse a verdict outside this variant's repository",
@@ -15117,7 +15119,7 @@ function pushedImageRef(plan, build) {
         with: { name, path: (0, expr_js_1.lit)(common_js_1.IMAGE_HANDOFF_DIR) },
         local: { local: 'artifact-download', name, path: common_js_1.IMAGE_HANDOFF_DIR },
     });
-    const { if: _always, ...read } = (0, common_js_1.readHandoff)((0, expr_js_1.lit)(true));
+    const read = (0, common_js_1.readHandoff)(common_js_1.BUILD_HANDOFF);
     return { steps: [download, read], imageRef: read.outputs['image-ref'] };
 }
 /** The job's strategy, spread into a job spec ({} without a matrix). */
@@ -15686,10 +15688,7 @@ function validateStep(bp, localRef) {
     const v = bp.decl.validate;
     // Dogfood passes a list only when the declarations change it from the hop's default.
     const unlessDefault = (list, dflt) => list && list.join('\n') !== dflt.join('\n') ? list.join('\n') : undefined;
-    const optional = (name, value, description) => {
-        const e = p.optionalSetting(name, value, { description });
-        return e ? { [name]: e } : {};
-    };
+    const optional = (name, value, description) => p.optionalSetting(name, value, { description });
     return model_js_1.keel.validate('validate', {
         image: localRef,
         ...optional('checks', unlessDefault(v.checks, ['all']), 'Checks that run: all, or check ids (newline-separated).'),
@@ -16302,7 +16301,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
     // A build of this repository's main that succeeded, never a pull request's run (a fork can
     // name its branch main), or a dispatch.
     const gate = (0, expr_js_1.or)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'workflow_run'), (0, expr_js_1.and)((0, expr_js_1.eq)((0, expr_js_1.github)('event.workflow_run.conclusion'), 'success'), (0, expr_js_1.ne)((0, expr_js_1.github)('event.workflow_run.event'), 'pull_request'), (0, expr_js_1.eq)((0, expr_js_1.github)('event.workflow_run.head_repository.full_name'), (0, expr_js_1.github)('repository'))));
-    const handoff = (0, common_js_1.readHandoff)(fromRun);
+    const handoff = (0, common_js_1.readHandoff)({ ...common_js_1.BUILD_HANDOFF, if: fromRun });
     const imageRef = (0, expr_js_1.or)(handoff.outputs['image-ref'], dispatchRef);
     // A dispatched reference is checked first, before any step holds a token; the build run's
     // reference as soon as it is read, before any registry call.
@@ -16333,10 +16332,7 @@ function smokeBootWorkflow(decl, mode, opts = {}) {
     const memory = p.setting('memory', sb.memory, { description: 'Guest memory (MiB).', number: true });
     const cpus = p.setting('cpus', sb.cpus, { description: 'Guest vCPUs.', number: true });
     const timeout = p.setting('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', number: true });
-    const console = (name, description) => {
-        const e = p.optionalSetting(name, sb[name], { description });
-        return e ? { [name]: e } : {};
-    };
+    const console = (name, description) => p.optionalSetting(name, sb[name], { description });
     const boot = model_js_1.keel['smoke-boot']('boot', {
         image: imageRef,
         backend: p.setting('backend', sb.backend, { description: 'Boot backend: direct, uefi or bib.' }),

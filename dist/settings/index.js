@@ -51487,12 +51487,14 @@ const SITE_CONSTANTS = {
         .join('\n'),
 };
 const SETTING_NAMES = [...Object.keys(SETTINGS), ...Object.keys(SITE_CONSTANTS)];
+/** A setting's place and kind; undefined for the site constants, derived from site.constants. */
+function defOf(name) {
+    return Object.hasOwn(SETTINGS, name) ? SETTINGS[name] : undefined;
+}
 /** Where a setting lives in the declarations, e.g. smoke-boot.timeout. */
 function settingPath(name) {
-    if (name in SITE_CONSTANTS)
-        return 'site.constants';
-    const def = SETTINGS[name];
-    return `${def.section}.${def.key}`;
+    const def = defOf(name);
+    return def ? `${def.section}.${def.key}` : 'site.constants';
 }
 const SCHEMAS = {
     validate: DistroSchema.shape.validate.unwrap(),
@@ -51503,8 +51505,7 @@ const SCHEMAS = {
 };
 const ALWAYS_THERE = ['validate', 'smoke-boot'];
 /** The override as a declarations value. */
-function overrideValue(name, raw) {
-    const { kind } = SETTINGS[name];
+function overrideValue(name, { kind }, raw) {
     const v = raw.trim();
     if (kind === 'number') {
         if (!/^[0-9]+(\.[0-9]+)?$/.test(v))
@@ -51547,16 +51548,12 @@ function asInput(v, kind) {
     return Array.isArray(v) ? v.join('\n') : String(v);
 }
 /** '' is no override; so is 0 for a number (a number input's default). */
-const isUnset = (name, raw) => raw === undefined ||
-    raw.trim() === '' ||
-    (name in SETTINGS &&
-        SETTINGS[name].kind === 'number' &&
-        /^0+(\.0+)?$/.test(raw.trim()));
+const isUnset = (name, raw) => raw === undefined || raw.trim() === '' || (defOf(name)?.kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
 /** The first problem of a section, named after the input that set it (or its declarations key). */
 function sectionProblem(section, error) {
     const issue = error.issues[0];
     const key = String(issue.path[0] ?? '');
-    const name = Object.keys(SETTINGS).find((n) => SETTINGS[n].section === section && SETTINGS[n].key === key);
+    const name = Object.keys(SETTINGS).find((n) => defOf(n).section === section && defOf(n).key === key);
     return new errors_UserError(`input ${name ?? key}: ${issue.message} (as declarations ${section}.${key})`);
 }
 /**
@@ -51571,12 +51568,12 @@ function resolveSettings(decl, overrides) {
     for (const section of Object.keys(SCHEMAS)) {
         const declared = decl?.[section];
         const base = declared ?? (ALWAYS_THERE.includes(section) ? SCHEMAS[section].parse({}) : undefined);
-        const mine = given.filter((n) => n in SETTINGS && SETTINGS[n].section === section);
+        const mine = given.filter((n) => defOf(n)?.section === section);
         if (!base && mine.length === 0)
             continue;
         const merged = { ...base };
         for (const n of mine)
-            merged[SETTINGS[n].key] = overrideValue(n, overrides[n]);
+            merged[defOf(n).key] = overrideValue(n, defOf(n), overrides[n]);
         // A section the declarations leave out is checked only where an override sets it.
         const parsed = (base ? SCHEMAS[section] : SCHEMAS[section].partial()).safeParse(merged);
         if (!parsed.success)
@@ -51586,14 +51583,15 @@ function resolveSettings(decl, overrides) {
     const out = {};
     for (const name of SETTING_NAMES) {
         const path = settingPath(name);
-        if (name in SITE_CONSTANTS) {
+        const def = defOf(name);
+        if (!def) {
             const site = sections.site;
             const derived = site?.constants ? SITE_CONSTANTS[name](site) : '';
             const value = given.includes(name) ? overrides[name].trim() : derived;
             out[name] = { value, source: given.includes(name) ? 'input' : site ? 'declarations' : 'absent', path };
             continue;
         }
-        const { section, key, kind } = SETTINGS[name];
+        const { section, key, kind } = def;
         const source = given.includes(name)
             ? 'input'
             : !decl

@@ -237,10 +237,7 @@ function validateStep(bp: BuildParams, localRef: Expr): KeelStep<'validate'> {
     name: 'checks' | 'warn-checks' | 'var-allow' | 'repo-globs',
     value: string | undefined,
     description: string,
-  ) => {
-    const e = p.optionalSetting(name, value, { description });
-    return e ? { [name]: e } : {};
-  };
+  ) => p.optionalSetting(name, value, { description });
   return keel.validate(
     'validate',
     {

@@ -8,6 +8,7 @@ import {
   NOTIFY_CALL_SECRETS,
   promotionConcurrency,
   Params,
+  BUILD_HANDOFF,
   readHandoff,
   registryToken,
   registryUser,
@@ -118,7 +119,7 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
     ),
   );
 
-  const handoff = readHandoff(fromRun);
+  const handoff = readHandoff({ ...BUILD_HANDOFF, if: fromRun });
   const imageRef = or(handoff.outputs['image-ref'], dispatchRef);
   // A dispatched reference is checked first, before any step holds a token; the build run's
   // reference as soon as it is read, before any registry call.
@@ -153,10 +154,8 @@ export function smokeBootWorkflow(decl: Distro, mode: Mode, opts: GenerateOption
   const memory = p.setting('memory', sb.memory, { description: 'Guest memory (MiB).', number: true });
   const cpus = p.setting('cpus', sb.cpus, { description: 'Guest vCPUs.', number: true });
   const timeout = p.setting('boot-timeout', sb.timeout, { description: 'Seconds to reach multi-user.', number: true });
-  const console = (name: 'success-pattern' | 'failure-pattern' | 'kernel-args', description: string) => {
-    const e = p.optionalSetting(name, sb[name], { description });
-    return e ? { [name]: e } : {};
-  };
+  const console = (name: 'success-pattern' | 'failure-pattern' | 'kernel-args', description: string) =>
+    p.optionalSetting(name, sb[name], { description });
   const boot = keel['smoke-boot'](
     'boot',
     {
