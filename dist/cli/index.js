@@ -5295,7 +5295,7 @@ exports.SETTINGS = {
 /**
  * The download site's constants (declarations site.constants, a list) as the site-bump hop takes
  * them: the first one's name and value, the others as NAME=value lines. An override replaces
- * the derived text; the site-bump hop checks it before any side effect.
+ * the derived text and is checked as site.constants would be (checkSiteConstants).
  */
 const SITE_CONSTANTS = {
     'site-constant': (s) => s.constants[0]?.name ?? '',
@@ -5368,6 +5368,30 @@ function asInput(v, kind) {
 }
 /** '' is no override; so is 0 for a number (a number input's default). */
 const isUnset = (name, raw) => raw === undefined || raw.trim() === '' || (defOf(name)?.kind === 'number' && /^0+(\.0+)?$/.test(raw.trim()));
+const SITE_CONSTANT_NAMES = Object.keys(SITE_CONSTANTS);
+/**
+ * Site constants an input replaced, checked as declarations site.constants would be, so a bad
+ * name fails here, not in the site-bump step after the media were published.
+ */
+function checkSiteConstants(out) {
+    if (!SITE_CONSTANT_NAMES.some((n) => out[n].source === 'input'))
+        return;
+    const first = { name: out['site-constant'].value, value: out['site-value'].value };
+    const entries = first.name || first.value ? [{ ...first, input: 'site-constant' }] : [];
+    for (const line of (0, inputs_js_1.splitList)(out['site-extra-constants'].value)) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new errors_js_1.UserError(`input site-extra-constants: expected NAME=value lines, got ${JSON.stringify(line)}`);
+        entries.push({ name: line.slice(0, i).trim(), value: line.slice(i + 1).trim(), input: 'site-extra-constants' });
+    }
+    const constants = SCHEMAS.site.shape.constants;
+    const parsed = constants.safeParse(entries.map(({ name, value }) => ({ name, value })));
+    if (parsed.success || entries.length === 0)
+        return;
+    const issue = parsed.error.issues[0];
+    const at = entries[Number(issue.path[0] ?? 0)];
+    throw new errors_js_1.UserError(`input ${at.input}: ${JSON.stringify(at.name)}: expected ${issue.message} (as declarations site.constants)`);
+}
 /** The first problem of a section, named after the input that set it (or its declarations key). */
 function sectionProblem(section, error) {
     const issue = error.issues[0];
@@ -5422,6 +5446,7 @@ function resolveSettings(decl, overrides) {
                     : 'declarations';
         out[name] = { value: asInput(sections[section]?.[key], kind), source, path };
     }
+    checkSiteConstants(out);
     return out;
 }
 

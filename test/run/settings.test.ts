@@ -182,6 +182,31 @@ describe('settings run()', () => {
     });
   });
 
+  it.each([
+    [
+      'site-constant',
+      { 'site-constant': 'ISO DATE' },
+      /^input site-constant: "ISO DATE": expected an identifier \(as declarations site\.constants\)$/,
+    ],
+    [
+      'site-extra-constants',
+      { 'site-extra-constants': 'LATEST_ISO_FILE={file}\n9LIVES=x' },
+      /^input site-extra-constants: "9LIVES": expected an identifier/,
+    ],
+    [
+      'site-extra-constants',
+      { 'site-extra-constants': 'no equals sign' },
+      /^input site-extra-constants: expected NAME=value lines, got "no equals sign"$/,
+    ],
+  ])(
+    'a bad %s override fails in the settings step, before any output (not after publishing)',
+    async (_input, overrides, message) => {
+      const io = recordingIO({ declarations: example, ...overrides });
+      await expect(run(io)).rejects.toThrow(message);
+      expect(io.outputs).toEqual({});
+    },
+  );
+
   it('a required setting that comes out empty fails naming where to set it, before any output', async () => {
     const bare = path.join(tmpdir('keel-settings-noiso-'), 'distro.yaml');
     dirs.push(path.dirname(bare));
