@@ -98,22 +98,19 @@ export async function demo(opts: { verbose?: boolean } = {}): Promise<boolean> {
     const thisWeek = await buildAndBoot(common, runs, wf);
     if (!thisWeek) return false;
     const smoke = thisWeek.smoke;
-    const disk = await runWorkflow({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
-    runs.push(disk);
+    const disk = await recordRun(runs, { ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
     if (!disk.ok) return false;
     if (local.sysexts.length) {
-      const sysext = await runWorkflow({ ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
-      runs.push(sysext);
+      const sysext = await recordRun(runs, { ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
       if (!sysext.ok) return false;
     }
     // Week-to-week upkeep, shown and harmless: what retention would delete, deleting nothing.
-    const cleanup = await runWorkflow({
+    const cleanup = await recordRun(runs, {
       ...common,
       workflow: wf('cleanup.yml'),
       event: 'workflow_dispatch',
       inputs: { 'dry-run': 'true' },
     });
-    runs.push(cleanup);
     if (!cleanup.ok) return false;
 
     // The end state, checked independently of the runs' own outputs.
@@ -193,6 +190,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 type RunCommon = Omit<RunOptions, 'workflow' | 'event' | 'eventPayload' | 'inputs'>;
 
+/** Runs a workflow and keeps its record, in order, for the summary. */
+async function recordRun(runs: RunRecord[], opts: RunOptions): Promise<RunRecord> {
+  const run = await runWorkflow(opts);
+  runs.push(run);
+  return run;
+}
+
 /**
  * One release cycle as GitHub runs it: build.yml on a push to main, then smoke-boot.yml on that
  * run's completion (verify, boot, update test against stable, promote). The booted digest, or
@@ -203,15 +207,14 @@ async function buildAndBoot(
   runs: RunRecord[],
   wf: (file: string) => Workflow,
 ): Promise<{ booted: string; smoke: RunRecord } | undefined> {
-  const build = await runWorkflow({
+  const build = await recordRun(runs, {
     ...common,
     workflow: wf('build.yml'),
     event: 'push',
     eventPayload: { ref: 'refs/heads/main', repository: { full_name: common.repository } },
   });
-  runs.push(build);
   if (!build.ok) return undefined;
-  const smoke = await runWorkflow({
+  const smoke = await recordRun(runs, {
     ...common,
     workflow: wf('smoke-boot.yml'),
     event: 'workflow_run',
@@ -225,7 +228,6 @@ async function buildAndBoot(
       },
     },
   });
-  runs.push(smoke);
   if (!smoke.ok) return undefined;
   return { booted: (smoke.jobs.boot?.outputs['image-ref'] ?? '').split('@')[1] ?? '', smoke };
 }

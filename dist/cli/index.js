@@ -7781,24 +7781,21 @@ async function demo(opts = {}) {
         if (!thisWeek)
             return false;
         const smoke = thisWeek.smoke;
-        const disk = await (0, runner_js_1.runWorkflow)({ ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
-        runs.push(disk);
+        const disk = await recordRun(runs, { ...common, workflow: wf('build-disk.yml'), event: 'workflow_dispatch' });
         if (!disk.ok)
             return false;
         if (local.sysexts.length) {
-            const sysext = await (0, runner_js_1.runWorkflow)({ ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
-            runs.push(sysext);
+            const sysext = await recordRun(runs, { ...common, workflow: wf('sysext.yml'), event: 'workflow_dispatch' });
             if (!sysext.ok)
                 return false;
         }
         // Week-to-week upkeep, shown and harmless: what retention would delete, deleting nothing.
-        const cleanup = await (0, runner_js_1.runWorkflow)({
+        const cleanup = await recordRun(runs, {
             ...common,
             workflow: wf('cleanup.yml'),
             event: 'workflow_dispatch',
             inputs: { 'dry-run': 'true' },
         });
-        runs.push(cleanup);
         if (!cleanup.ok)
             return false;
         // The end state, checked independently of the runs' own outputs.
@@ -7855,22 +7852,27 @@ async function demo(opts = {}) {
     }
 }
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Runs a workflow and keeps its record, in order, for the summary. */
+async function recordRun(runs, opts) {
+    const run = await (0, runner_js_1.runWorkflow)(opts);
+    runs.push(run);
+    return run;
+}
 /**
  * One release cycle as GitHub runs it: build.yml on a push to main, then smoke-boot.yml on that
  * run's completion (verify, boot, update test against stable, promote). The booted digest, or
  * undefined when a run failed.
  */
 async function buildAndBoot(common, runs, wf) {
-    const build = await (0, runner_js_1.runWorkflow)({
+    const build = await recordRun(runs, {
         ...common,
         workflow: wf('build.yml'),
         event: 'push',
         eventPayload: { ref: 'refs/heads/main', repository: { full_name: common.repository } },
     });
-    runs.push(build);
     if (!build.ok)
         return undefined;
-    const smoke = await (0, runner_js_1.runWorkflow)({
+    const smoke = await recordRun(runs, {
         ...common,
         workflow: wf('smoke-boot.yml'),
         event: 'workflow_run',
@@ -7884,7 +7886,6 @@ async function buildAndBoot(common, runs, wf) {
             },
         },
     });
-    runs.push(smoke);
     if (!smoke.ok)
         return undefined;
     return { booted: (smoke.jobs.boot?.outputs['image-ref'] ?? '').split('@')[1] ?? '', smoke };
