@@ -15681,12 +15681,15 @@ exports.BUILD_SECRETS = 'BUILD_SECRETS';
  * The build step's environment for `build.secrets`. The dogfood workflow names each GitHub secret
  * (and then drops pull-request builds). The reusable build cannot name the caller's secrets, nor
  * decide a job's `if:` on a secret: the caller passes their values in BUILD_SECRETS, which reaches
- * the hop through one variable only, and never in a pull-request run.
+ * the hop through one variable only, and never in a run for any pull_request* event (a review
+ * event runs the pull request's code too).
  */
 function buildSecretsEnv(bp) {
     if (bp.p.reusable)
         return {
-            env: { [plan_js_1.PASSED_SECRETS_ENV]: (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.ne)((0, expr_js_1.github)('event_name'), 'pull_request'), (0, expr_js_1.secret)(exports.BUILD_SECRETS)), '') },
+            env: {
+                [plan_js_1.PASSED_SECRETS_ENV]: (0, expr_js_1.or)((0, expr_js_1.and)((0, expr_js_1.not)((0, expr_js_1.startsWith)((0, expr_js_1.github)('event_name'), 'pull_request')), (0, expr_js_1.secret)(exports.BUILD_SECRETS)), ''),
+            },
         };
     return Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
 }

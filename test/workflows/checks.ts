@@ -302,6 +302,9 @@ export function excludesPullRequests(e: Expr | undefined): boolean {
   if (e.kind === 'and') return e.items.some(excludesPullRequests);
   if (e.kind === 'ne' && isEventName(e.left)) return lit(e.right) === 'pull_request';
   if (e.kind === 'eq' && isEventName(e.left)) return lit(e.right) !== 'pull_request';
+  // !startsWith(github.event_name, 'pull_request'): every pull_request* event.
+  if (e.kind === 'not' && e.item.kind === 'starts-with' && isEventName(e.item.text))
+    return lit(e.item.prefix) === 'pull_request';
   return false;
 }
 

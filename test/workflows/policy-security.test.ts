@@ -270,11 +270,9 @@ describe('pull requests never reach the release key', () => {
         github: (p: string) => ({ event_name: event })[p],
         secret: (n: string) => (n === 'BUILD_SECRETS' ? 'NPM_TOKEN=s3cr3t' : undefined),
       });
-    expect([value('push'), value('workflow_dispatch'), value('pull_request')]).toEqual([
-      'NPM_TOKEN=s3cr3t',
-      'NPM_TOKEN=s3cr3t',
-      '',
-    ]);
+    expect(
+      ['push', 'workflow_dispatch', 'pull_request', 'pull_request_review', 'pull_request_target'].map(value),
+    ).toEqual(['NPM_TOKEN=s3cr3t', 'NPM_TOKEN=s3cr3t', '', '', '']);
     expect(secretsOnPullRequest(job)).not.toContain('BUILD_SECRETS');
     // The check sees through the guard only while it is there.
     const unguarded = (e: Expr) => ({ ...wf, jobs: wf.jobs.map((j) => (j === job ? withEnv(j, e) : j)) });

@@ -90,7 +90,7 @@ describe('no injection, no leaked secrets', () => {
       expect([at.join('.'), at[1] === 'steps' && (at[3] === 'with' || at[3] === 'env')]).toEqual([at.join('.'), true]);
       // A whole secret, or one withheld from pull-request runs.
       expect(text).toMatch(
-        /^\$\{\{ (secrets\.[A-Z_]+|\(github\.event_name != 'pull_request' && secrets\.[A-Z_]+\) \|\| '') \}\}$/,
+        /^\$\{\{ (secrets\.[A-Z_]+|\(!startsWith\(github\.event_name, 'pull_request'\) && secrets\.[A-Z_]+\) \|\| '') \}\}$/,
       );
     }
     for (const { s } of allSteps(wf))

@@ -16,7 +16,22 @@ import {
   type Mode,
 } from '../common.js';
 import { PASSED_SECRETS_ENV } from '../../actions/build/src/plan.js';
-import { and, callOutput, concat, contains, eq, github, lines, lit, ne, or, secret, type Expr } from '../expr.js';
+import {
+  and,
+  callOutput,
+  concat,
+  contains,
+  eq,
+  github,
+  lines,
+  lit,
+  ne,
+  not,
+  or,
+  secret,
+  startsWith,
+  type Expr,
+} from '../expr.js';
 import { freeDiskStep } from '../free-disk.js';
 import {
   job,
@@ -193,12 +208,15 @@ export const BUILD_SECRETS = 'BUILD_SECRETS';
  * The build step's environment for `build.secrets`. The dogfood workflow names each GitHub secret
  * (and then drops pull-request builds). The reusable build cannot name the caller's secrets, nor
  * decide a job's `if:` on a secret: the caller passes their values in BUILD_SECRETS, which reaches
- * the hop through one variable only, and never in a pull-request run.
+ * the hop through one variable only, and never in a run for any pull_request* event (a review
+ * event runs the pull request's code too).
  */
 function buildSecretsEnv(bp: BuildParams): { env?: Record<string, Expr> } {
   if (bp.p.reusable)
     return {
-      env: { [PASSED_SECRETS_ENV]: or(and(ne(github('event_name'), 'pull_request'), secret(BUILD_SECRETS)), '') },
+      env: {
+        [PASSED_SECRETS_ENV]: or(and(not(startsWith(github('event_name'), 'pull_request')), secret(BUILD_SECRETS)), ''),
+      },
     };
   return Object.keys(bp.buildSecrets).length ? { env: bp.buildSecrets } : {};
 }
